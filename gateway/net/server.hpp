@@ -1,0 +1,72 @@
+// The HTTPS server: Asio + Beast HTTP/1.1 over TLS (or plain on loopback), one io_context run by a
+// thread per core, with every limit a named setting. The only public header of gateway/net; it
+// includes no Asio or Beast header, so the rest of the gateway compiles without them.
+#pragma once
+
+#include "rest/http.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace caregate::net {
+
+/// Every limit of a connection, with its reason. Over a limit the client gets 413, 431 or 408 with an
+/// OperationOutcome (where a response is still possible) and the connection is closed.
+struct limits {
+    /// Largest request body. 16 MiB holds a large transaction Bundle; more is refused with 413.
+    std::size_t body_bytes = 16 * 1024 * 1024;
+    /// Largest request line plus headers. 16 KiB fits a long search URL and a large bearer token; 431.
+    std::size_t header_bytes = 16 * 1024;
+    /// Time to receive a whole request once its first byte has arrived; a slow client gets 408.
+    std::chrono::seconds read_timeout{30};
+    /// Time a kept-alive connection may sit idle between requests before it is closed.
+    std::chrono::seconds idle_timeout{60};
+    /// Time for the TLS handshake; stops clients holding half-open handshakes.
+    std::chrono::seconds handshake_timeout{10};
+    /// Open connections per listener; beyond it new connections are closed at once.
+    std::size_t max_connections = 10000;
+};
+
+struct tls_settings {
+    std::string certificate_file; ///< server certificate chain (PEM)
+    std::string private_key_file; ///< its key (PEM)
+    std::string client_ca_file;   ///< CA whose client certificates are trusted (PEM); empty: none asked
+    bool require_client_certificate = false; ///< refuse the handshake without a valid client certificate
+};
+
+struct listener {
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 8443;
+    bool plain = false; ///< HTTP without TLS; refused unless `address` is loopback
+    tls_settings tls;
+    rest::handler handle;
+};
+
+class server {
+public:
+    /// Binds every listener (errors are thrown as std::runtime_error with a clear message: the
+    /// command line reports it and exits). `threads` 0 means one per core.
+    server(std::vector<listener> listeners, limits limits, unsigned threads);
+    ~server();
+
+    /// Serves until SIGINT or SIGTERM (or stop()): then stops accepting, lets in-flight requests
+    /// finish (up to a grace period), and returns.
+    void run();
+    /// Asks run() to return as it would on SIGTERM. Thread-safe.
+    void stop();
+    /// The port a listener is bound to (useful with port 0).
+    std::uint16_t bound_port(std::size_t listener_index) const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+/// True for 127.0.0.0/8, ::1 and "localhost".
+bool is_loopback(const std::string& address);
+
+} // namespace caregate::net
