@@ -50,7 +50,7 @@ struct error {
     }
 };
 
-/// A value or an error. Small on purpose: `ok()`, `value()`, `error()`.
+/// A value or an error. Small on purpose: `ok()`, `value()`, `failure()`.
 template <class T>
 class result {
 public:
@@ -68,11 +68,11 @@ public:
     T& operator*() & { return value(); }
     const T& operator*() const& { return value(); }
 
-    const struct error& error() const& { return std::get<1>(state_); }
-    struct error&& error() && { return std::get<1>(std::move(state_)); }
+    const error& failure() const& { return std::get<1>(state_); }
+    error&& failure() && { return std::get<1>(std::move(state_)); }
 
 private:
-    std::variant<T, struct error> state_;
+    std::variant<T, error> state_;
 };
 
 /// Success or an error, with no value.
@@ -84,11 +84,11 @@ public:
 
     bool ok() const noexcept { return ok_; }
     explicit operator bool() const noexcept { return ok_; }
-    const struct error& error() const& { return failure_; }
-    struct error&& error() && { return std::move(failure_); }
+    const error& failure() const& { return failure_; }
+    error&& failure() && { return std::move(failure_); }
 
 private:
-    struct error failure_;
+    error failure_;
     bool ok_ = true;
 };
 

@@ -1,0 +1,137 @@
+// Parsing and writing JSON with exact number text; see json.hpp.
+#include "json.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include <rapidjson/error/en.h>
+#include <rapidjson/reader.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace caregate::fhir::detail {
+
+namespace {
+
+/// Forwards SAX events to a Document, storing numbers as marked strings and bounding the depth.
+struct marking_handler {
+    rapidjson::Document& doc;
+    unsigned depth = 0;
+    bool too_deep = false;
+    std::string scratch;
+
+    bool Null() { return doc.Null(); }
+    bool Bool(bool b) { return doc.Bool(b); }
+    bool Int(int) { return false; } // not reached: numbers arrive as RawNumber
+    bool Uint(unsigned) { return false; }
+    bool Int64(int64_t) { return false; }
+    bool Uint64(uint64_t) { return false; }
+    bool Double(double) { return false; }
+    bool RawNumber(const char* str, rapidjson::SizeType length, bool) {
+        scratch.assign(1, number_marker);
+        scratch.append(str, length);
+        return doc.String(scratch.data(), static_cast<rapidjson::SizeType>(scratch.size()), true);
+    }
+    bool String(const char* str, rapidjson::SizeType length, bool copy) { return doc.String(str, length, copy); }
+    bool StartObject() { return enter() && doc.StartObject(); }
+    bool Key(const char* str, rapidjson::SizeType length, bool copy) { return doc.Key(str, length, copy); }
+    bool EndObject(rapidjson::SizeType count) { --depth; return doc.EndObject(count); }
+    bool StartArray() { return enter() && doc.StartArray(); }
+    bool EndArray(rapidjson::SizeType count) { --depth; return doc.EndArray(count); }
+
+    bool enter() {
+        if (++depth > max_json_depth) {
+            too_deep = true;
+            return false;
+        }
+        return true;
+    }
+};
+
+/// The first duplicated key in any object under `value`, if there is one.
+const rapidjson::Value* find_duplicate_key(const rapidjson::Value& value, std::vector<std::string_view>& names) {
+    if (value.IsObject()) {
+        const std::size_t start = names.size();
+        for (auto& member : value.GetObject())
+            names.emplace_back(member.name.GetString(), member.name.GetStringLength());
+        std::sort(names.begin() + start, names.end());
+        auto dup = std::adjacent_find(names.begin() + start, names.end());
+        const bool found = dup != names.end();
+        names.resize(start);
+        if (found) {
+            for (auto& member : value.GetObject())
+                if (std::string_view(member.name.GetString(), member.name.GetStringLength()) == *dup)
+                    return &member.name;
+        }
+        for (auto& member : value.GetObject())
+            if (auto* inner = find_duplicate_key(member.value, names))
+                return inner;
+    } else if (value.IsArray()) {
+        for (auto& item : value.GetArray())
+            if (auto* inner = find_duplicate_key(item, names))
+                return inner;
+    }
+    return nullptr;
+}
+
+} // namespace
+
+status parse_json(std::string_view text, rapidjson::Document& out) {
+    constexpr unsigned flags = rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseValidateEncodingFlag |
+                               rapidjson::kParseStopWhenDoneFlag;
+    out.SetNull();
+    rapidjson::Reader reader;
+    rapidjson::MemoryStream memory(text.data(), text.size());
+    rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> stream(memory);
+    bool too_deep = false;
+    rapidjson::ParseResult parsed;
+    // The Document takes SAX events from the reader through the marking handler.
+    auto generate = [&](rapidjson::Document& doc) {
+        marking_handler handler{doc};
+        parsed = reader.Parse<flags>(stream, handler);
+        too_deep = handler.too_deep;
+        return !parsed.IsError();
+    };
+    out.Populate(generate);
+    if (too_deep)
+        return error::make(category::malformed, "too-costly",
+                           "the JSON nests deeper than " + std::to_string(max_json_depth) + " levels");
+    if (!parsed)
+        return error::make(category::malformed, "structure",
+                           std::string("the body is not valid JSON: ") + rapidjson::GetParseError_En(parsed.Code()) +
+                               " (at byte " + std::to_string(parsed.Offset()) + ")");
+    // Anything but white space after the value is an error.
+    for (std::size_t i = memory.Tell(); i < text.size(); ++i)
+        if (text[i] != ' ' && text[i] != '\n' && text[i] != '\r' && text[i] != '\t')
+            return error::make(category::malformed, "structure",
+                               "the body has more than one JSON value (at byte " + std::to_string(i) + ")");
+    std::vector<std::string_view> names;
+    if (auto* dup = find_duplicate_key(out, names))
+        return error::make(category::malformed, "structure",
+                           "the JSON repeats the key \"" + std::string(dup->GetString(), dup->GetStringLength()) +
+                               "\" in one object");
+    return {};
+}
+
+std::optional<std::string_view> number_text(const rapidjson::Value& value) noexcept {
+    if (!value.IsString() || value.GetStringLength() == 0 || value.GetString()[0] != number_marker)
+        return std::nullopt;
+    return std::string_view(value.GetString() + 1, value.GetStringLength() - 1);
+}
+
+bool is_string(const rapidjson::Value& value) noexcept { return value.IsString() && !number_text(value); }
+
+std::string_view text_of(const rapidjson::Value& value) noexcept {
+    if (auto number = number_text(value))
+        return *number;
+    return {value.GetString(), value.GetStringLength()};
+}
+
+std::string write_json(const rapidjson::Value& value) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> out(buffer);
+    write_value(out, value);
+    return {buffer.GetString(), buffer.GetSize()};
+}
+
+} // namespace caregate::fhir::detail

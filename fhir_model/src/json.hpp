@@ -1,0 +1,42 @@
+// The JSON layer of fhir_model (private): parsing into a RapidJSON DOM that keeps every number's
+// exact text (FHIR decimals must round-trip as written: 1.10 stays 1.10), rejects what FHIR JSON
+// forbids (invalid UTF-8, duplicate keys, excessive nesting), and compact writing back.
+//
+// How numbers are kept: a number is stored in the DOM as a string whose first byte is
+// number_marker (U+0001). FHIR strings may not contain control characters other than tab, CR and LF,
+// and the validator rejects them, so a marked string is always a number we parsed.
+#pragma once
+
+#include "fhir_model/error.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <rapidjson/document.h>
+
+namespace caregate::fhir::detail {
+
+inline constexpr char number_marker = '\x01';
+/// Deepest nesting accepted; FHIR resources nest far less (Questionnaire items ~15 deep).
+inline constexpr unsigned max_json_depth = 64;
+
+/// Parses `text` into `out`. Errors: malformed, with a diagnostic that names the position.
+status parse_json(std::string_view text, rapidjson::Document& out);
+
+/// The number's text if `value` is a number, else nullopt.
+std::optional<std::string_view> number_text(const rapidjson::Value& value) noexcept;
+/// A real string (not a number).
+bool is_string(const rapidjson::Value& value) noexcept;
+/// The string's text (for a marked number, its text without the marker).
+std::string_view text_of(const rapidjson::Value& value) noexcept;
+
+/// Compact JSON of `value`, numbers written as their original text.
+std::string write_json(const rapidjson::Value& value);
+
+template <class Writer>
+void write_value(Writer& out, const rapidjson::Value& value);
+
+} // namespace caregate::fhir::detail
+
+#include "json_write.ipp"

@@ -1,0 +1,2 @@
+// The route table.
+#include "rest/http.hpp"

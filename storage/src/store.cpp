@@ -1,0 +1,2 @@
+// The versioned store: see store.hpp. (Being written.)
+#include "storage/store.hpp"
