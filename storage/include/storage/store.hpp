@@ -28,6 +28,9 @@ struct store_options {
     /// `synchronous=FULL`: a commit is on disk before it is acknowledged. Off only for benchmarks
     /// that measure what durability costs.
     bool synchronous_full = true;
+    /// How long a connection waits for a lock held by another connection (a backup, a second
+    /// process) before the write or read fails with `busy`.
+    std::chrono::milliseconds busy_timeout{5000};
 };
 
 /// One stored version of a resource.
@@ -63,6 +66,13 @@ struct write_outcome {
     bool created = false;   ///< there was no live resource before this write
     bool unchanged = false; ///< an update with the same content: no new version was made
     bool removed_nothing = false; ///< a remove of a resource that did not exist or was already deleted
+};
+
+/// What the writer has done since open: for tests and metrics.
+struct store_statistics {
+    std::uint64_t groups = 0;        ///< transactions the writer ran (committed or not)
+    std::uint64_t writes = 0;        ///< write requests those transactions held
+    std::uint64_t largest_group = 0; ///< most write requests in one transaction
 };
 
 using write_callback = std::function<void(fhir::result<write_outcome>)>;
@@ -110,6 +120,9 @@ public:
     void submit(write_request request, write_callback done);
     /// submit() and wait: for tools and tests.
     fhir::result<write_outcome> write(write_request request);
+
+    /// Counters of the writer's groups since open.
+    store_statistics statistics() const;
 
     /// The instant text for a timestamp, e.g. "2026-11-23T19:02:03.123456Z".
     static std::string format_instant(timestamp t);

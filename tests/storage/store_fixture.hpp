@@ -1,0 +1,142 @@
+// Shared by the storage tests: a store on a real SQLite file in a fresh temporary directory that is
+// removed afterwards, and short helpers for building write requests. Not a mock of anything.
+#pragma once
+
+#include "storage/store.hpp"
+
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <filesystem>
+#include <random>
+#include <string>
+
+namespace caregate::storage::testing {
+
+/// A fresh directory under the system's temporary directory, removed with everything in it.
+class temp_directory {
+public:
+    temp_directory() {
+        static std::atomic<unsigned> counter{0};
+        std::random_device entropy;
+        path_ = std::filesystem::temp_directory_path() /
+                ("caregate-storage-test-" + std::to_string(entropy()) + "-" + std::to_string(counter++));
+        std::filesystem::create_directories(path_);
+    }
+    ~temp_directory() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path_, ignored);
+    }
+    temp_directory(const temp_directory&) = delete;
+    temp_directory& operator=(const temp_directory&) = delete;
+    const std::filesystem::path& path() const { return path_; }
+
+private:
+    std::filesystem::path path_;
+};
+
+/// A store on its own database file; reopen() closes and opens it again on the same file.
+struct store_fixture {
+    temp_directory directory;
+    store_options options;
+    std::unique_ptr<store> db;
+
+    explicit store_fixture(store_options chosen = {}) : options(std::move(chosen)) {
+        options.path = (directory.path() / "caregate.db").string();
+        reopen();
+    }
+    void close() { db.reset(); }
+    void reopen() {
+        db.reset();
+        auto opened = store::open(options);
+        REQUIRE(opened.ok());
+        db = std::move(opened).value();
+    }
+    store& operator*() { return *db; }
+    store* operator->() { return db.get(); }
+
+    /// A count from the database file itself, through a connection of the test's own.
+    std::int64_t count(const std::string& sql) const {
+        sqlite3* raw = nullptr;
+        REQUIRE(sqlite3_open_v2(options.path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+        sqlite3_stmt* stmt = nullptr;
+        REQUIRE(sqlite3_prepare_v2(raw, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK);
+        REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+        const std::int64_t value = sqlite3_column_int64(stmt, 0);
+        sqlite3_finalize(stmt);
+        sqlite3_close_v2(raw);
+        return value;
+    }
+};
+
+/// Holds the database's write lock from a connection of the test's own, so the store's writer
+/// waits: writes submitted meanwhile queue up and go into one group once release() is called.
+class write_lock {
+public:
+    explicit write_lock(const std::string& path) {
+        REQUIRE(sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+        REQUIRE(sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
+    }
+    ~write_lock() {
+        release();
+        sqlite3_close_v2(db_);
+    }
+    void release() {
+        if (held_)
+            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        held_ = false;
+    }
+
+private:
+    sqlite3* db_ = nullptr;
+    bool held_ = true;
+};
+
+inline std::string patient_json(const std::string& nhs_number, const std::string& family = "Smith") {
+    return R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":")" +
+           nhs_number + R"("}],"name":[{"family":")" + family + R"("}]})";
+}
+
+inline std::string observation_json(const std::string& nhs_number, const std::string& value = "72") {
+    return R"({"resourceType":"Observation","status":"final","code":{"text":"heart rate"},"subject":{"reference":"Patient/)" +
+           nhs_number + R"("},"valueQuantity":{"value":)" + value + "}}";
+}
+
+inline write_request create_request(std::string type, std::string id, std::string content) {
+    write_request request;
+    request.kind = write_kind::create;
+    request.type = std::move(type);
+    request.id = std::move(id);
+    request.content = std::move(content);
+    return request;
+}
+
+inline write_request update_request(std::string type, std::string id, std::string content) {
+    write_request request = create_request(std::move(type), std::move(id), std::move(content));
+    request.kind = write_kind::update;
+    return request;
+}
+
+inline write_request remove_request(std::string type, std::string id) {
+    write_request request;
+    request.kind = write_kind::remove;
+    request.type = std::move(type);
+    request.id = std::move(id);
+    return request;
+}
+
+inline write_request observation_request(std::string id, const std::string& nhs_number, const std::string& value = "72") {
+    write_request request = create_request("Observation", std::move(id), observation_json(nhs_number, value));
+    request.citizens.push_back({nhs_number, "Observation.subject"});
+    return request;
+}
+
+inline history_query history_of(std::string type, std::string id = {}) {
+    history_query query;
+    query.type = std::move(type);
+    query.id = std::move(id);
+    return query;
+}
+
+} // namespace caregate::storage::testing

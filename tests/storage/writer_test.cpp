@@ -1,0 +1,231 @@
+// Tests for the store's writer (storage/src/store.cpp): group commit under concurrent submitters,
+// isolation of a failing write inside a group, stable history pages while writes go on, draining at
+// close. Each on a real SQLite file.
+#include "store_fixture.hpp"
+
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+using namespace caregate;
+using namespace caregate::storage;
+using namespace caregate::storage::testing;
+
+namespace {
+
+/// Collects the results of submitted writes, in submission order, and waits for all of them.
+class results {
+public:
+    write_callback slot() {
+        std::lock_guard lock(mutex_);
+        const std::size_t index = outcomes_.size();
+        outcomes_.emplace_back();
+        return [this, index](fhir::result<write_outcome> outcome) {
+            std::lock_guard lock(mutex_);
+            outcomes_[index].emplace(std::move(outcome));
+            ++finished_;
+            done_.notify_all();
+        };
+    }
+    /// Waits for every slot handed out; returns the outcomes.
+    std::vector<fhir::result<write_outcome>> wait() {
+        std::unique_lock lock(mutex_);
+        done_.wait(lock, [this] { return finished_ == outcomes_.size(); });
+        std::vector<fhir::result<write_outcome>> all;
+        for (auto& outcome : outcomes_)
+            all.push_back(std::move(*outcome));
+        return all;
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable done_;
+    std::vector<std::optional<fhir::result<write_outcome>>> outcomes_;
+    std::size_t finished_ = 0;
+};
+
+std::string basic_json(const std::string& text) {
+    return R"({"resourceType":"Basic","code":{"text":")" + text + R"("}})";
+}
+
+/// Submits `blocker` while the database is locked from outside, waits until the writer has taken
+/// it (and is waiting for the lock), then submits `group`: all of `group` is queued together and so
+/// committed in one transaction once the lock goes.
+std::vector<fhir::result<write_outcome>> write_as_one_group(store_fixture& db, std::vector<write_request> group) {
+    results collected;
+    {
+        write_lock lock(db.options.path);
+        db->submit(create_request("Basic", "blocker", basic_json("blocker")), collected.slot());
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        for (auto& request : group)
+            db->submit(std::move(request), collected.slot());
+    }
+    auto all = collected.wait();
+    REQUIRE(all.at(0).ok());
+    all.erase(all.begin());
+    return all;
+}
+
+} // namespace
+
+TEST_CASE("group commit: 16 threads x 50 concurrent submits all succeed with gapless versions") {
+    store_fixture db;
+    constexpr int threads = 16;
+    constexpr int writes_per_thread = 50;
+    const auto before = db->statistics();
+    results collected;
+    std::vector<std::thread> submitters;
+    for (int t = 0; t < threads; ++t)
+        submitters.emplace_back([&, t] {
+            for (int i = 0; i < writes_per_thread; ++i) {
+                // Half to the thread's own resource, half to one that every thread updates.
+                const std::string id = i % 2 == 0 ? "own-" + std::to_string(t) : "shared";
+                auto request = update_request("Basic", id, basic_json(std::to_string(t) + "-" + std::to_string(i)));
+                db->submit(std::move(request), collected.slot());
+            }
+        });
+    for (auto& submitter : submitters)
+        submitter.join();
+    const auto all = collected.wait();
+    REQUIRE(all.size() == threads * writes_per_thread);
+    for (const auto& outcome : all)
+        REQUIRE(outcome.ok());
+
+    std::map<std::string, std::vector<stored_version>> by_resource;
+    history_query query = history_of("Basic");
+    query.count = 10000;
+    auto page = db->history(query);
+    REQUIRE(page.ok());
+    for (auto& entry : page->entries)
+        by_resource[entry.id].push_back(entry);
+    CHECK(by_resource.size() == threads + 1);
+    CHECK(by_resource["shared"].size() == threads * writes_per_thread / 2);
+    for (const auto& [id, versions] : by_resource) {
+        // Newest first: versions n, n-1, ..., 1 with lastUpdated strictly decreasing.
+        for (std::size_t i = 0; i < versions.size(); ++i) {
+            CHECK(versions[i].version_id == static_cast<std::int64_t>(versions.size() - i));
+            if (i > 0)
+                CHECK(versions[i].last_updated < versions[i - 1].last_updated);
+        }
+    }
+    const auto after = db->statistics();
+    CHECK(after.writes - before.writes == threads * writes_per_thread);
+    CHECK(after.groups - before.groups < threads * writes_per_thread);
+    CHECK(after.largest_group > 1);
+}
+
+TEST_CASE("a failing write inside a group fails alone; the others in the group commit") {
+    store_fixture db;
+    auto taken = create_request("Basic", "taken", basic_json("first"));
+    REQUIRE(db->write(taken).ok());
+    const auto before = db->statistics();
+
+    auto duplicate = create_request("Basic", "taken", basic_json("second"));
+    duplicate.fail_if_exists = true;
+    std::vector<write_request> group;
+    group.push_back(create_request("Basic", "a", basic_json("a")));
+    group.push_back(duplicate);
+    group.push_back(observation_request("obs-1", "9000000017")); // no such citizen
+    group.push_back(create_request("Basic", "b", basic_json("b")));
+    const auto outcomes = write_as_one_group(db, std::move(group));
+
+    REQUIRE(outcomes.size() == 4);
+    CHECK(outcomes[0].ok());
+    REQUIRE_FALSE(outcomes[1].ok());
+    CHECK(outcomes[1].failure().kind == fhir::category::conflict);
+    REQUIRE_FALSE(outcomes[2].ok());
+    CHECK(outcomes[2].failure().kind == fhir::category::invalid);
+    CHECK(outcomes[3].ok());
+    CHECK(db->read("Basic", "a").ok());
+    CHECK(db->read("Basic", "b").ok());
+    CHECK(db->read("Basic", "taken")->json.find("first") != std::string::npos);
+    CHECK(db->read("Observation", "obs-1").failure().kind == fhir::category::not_found);
+
+    const auto after = db->statistics();
+    CHECK(after.groups - before.groups <= 2); // the blocker's group, then (at most) this one
+    CHECK(after.largest_group >= 4);
+}
+
+TEST_CASE("a Patient created earlier in a group is a citizen for later writes in the same group") {
+    store_fixture db;
+    std::vector<write_request> group;
+    group.push_back(create_request("Patient", "9000000017", patient_json("9000000017")));
+    group.push_back(observation_request("obs-1", "9000000017"));
+    const auto outcomes = write_as_one_group(db, std::move(group));
+    REQUIRE(outcomes.size() == 2);
+    CHECK(outcomes[0].ok());
+    CHECK(outcomes[1].ok());
+    CHECK(db->read("Observation", "obs-1").ok());
+}
+
+TEST_CASE("history pages (count 10) yield each of 95 versions exactly once while writes go on") {
+    store_fixture db;
+    for (int i = 0; i < 95; ++i)
+        REQUIRE(db->write(update_request("Basic", "paged-" + std::to_string(i % 7), basic_json(std::to_string(i)))).ok());
+
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+        for (int i = 0; !stop; ++i)
+            REQUIRE(db->write(create_request("Basic", "new-" + std::to_string(i), basic_json("new"))).ok());
+    });
+
+    std::multiset<std::pair<std::string, std::int64_t>> seen;
+    history_query query = history_of("Basic");
+    query.count = 10;
+    int pages = 0;
+    for (;;) {
+        auto page = db->history(query);
+        REQUIRE(page.ok());
+        CHECK(page->entries.size() <= 10);
+        for (const auto& entry : page->entries)
+            seen.insert({entry.id, entry.version_id});
+        ++pages;
+        std::this_thread::sleep_for(std::chrono::milliseconds(2)); // let the writer get ahead
+        if (!page->next)
+            break;
+        query.before = page->next;
+    }
+    stop = true;
+    writer.join();
+
+    for (int resource = 0; resource < 7; ++resource) {
+        const std::string id = "paged-" + std::to_string(resource);
+        const std::int64_t versions = (95 - resource + 6) / 7;
+        for (std::int64_t v = 1; v <= versions; ++v)
+            CHECK(seen.count({id, v}) == 1);
+    }
+    for (const auto& entry : seen)
+        CHECK(seen.count(entry) == 1);
+    CHECK(pages >= 10);
+}
+
+TEST_CASE("closing the store finishes every queued write first") {
+    store_fixture db;
+    results collected;
+    for (int i = 0; i < 200; ++i)
+        db->submit(create_request("Basic", "queued-" + std::to_string(i), basic_json("q")), collected.slot());
+    db.close();
+    for (const auto& outcome : collected.wait())
+        CHECK(outcome.ok());
+    db.reopen();
+    history_query query = history_of("Basic");
+    query.count = 1000;
+    CHECK(db->history(query)->entries.size() == 200);
+}
+
+TEST_CASE("store::write from a write callback fails as a fault instead of waiting for itself") {
+    store_fixture db;
+    results collected;
+    std::optional<fhir::category> nested_failure;
+    auto first = collected.slot();
+    db->submit(create_request("Basic", "outer", basic_json("outer")), [&](fhir::result<write_outcome> outcome) {
+        auto nested = db->write(create_request("Basic", "inner", basic_json("inner")));
+        if (!nested.ok())
+            nested_failure = nested.failure().kind;
+        first(std::move(outcome));
+    });
+    CHECK(collected.wait().at(0).ok());
+    CHECK(nested_failure == fhir::category::fault);
+}
