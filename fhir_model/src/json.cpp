@@ -2,6 +2,7 @@
 #include "json.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include <rapidjson/error/en.h>
@@ -18,6 +19,7 @@ struct marking_handler {
     rapidjson::Document& doc;
     unsigned depth = 0;
     bool too_deep = false;
+    bool forged_marker = false;
     std::string scratch;
 
     bool Null() { return doc.Null(); }
@@ -32,9 +34,23 @@ struct marking_handler {
         scratch.append(str, length);
         return doc.String(scratch.data(), static_cast<rapidjson::SizeType>(scratch.size()), true);
     }
-    bool String(const char* str, rapidjson::SizeType length, bool copy) { return doc.String(str, length, copy); }
+    bool String(const char* str, rapidjson::SizeType length, bool copy) {
+        // The marker byte never comes from a client: FHIR strings have no control characters, and
+        // refusing it here means a marked string in the DOM is always a number we parsed.
+        if (std::memchr(str, number_marker, length)) {
+            forged_marker = true;
+            return false;
+        }
+        return doc.String(str, length, copy);
+    }
+    bool Key(const char* str, rapidjson::SizeType length, bool copy) {
+        if (std::memchr(str, number_marker, length)) {
+            forged_marker = true;
+            return false;
+        }
+        return doc.Key(str, length, copy);
+    }
     bool StartObject() { return enter() && doc.StartObject(); }
-    bool Key(const char* str, rapidjson::SizeType length, bool copy) { return doc.Key(str, length, copy); }
     bool EndObject(rapidjson::SizeType count) { --depth; return doc.EndObject(count); }
     bool StartArray() { return enter() && doc.StartArray(); }
     bool EndArray(rapidjson::SizeType count) { --depth; return doc.EndArray(count); }
@@ -84,18 +100,22 @@ status parse_json(std::string_view text, rapidjson::Document& out) {
     rapidjson::MemoryStream memory(text.data(), text.size());
     rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> stream(memory);
     bool too_deep = false;
+    bool forged_marker = false;
     rapidjson::ParseResult parsed;
     // The Document takes SAX events from the reader through the marking handler.
     auto generate = [&](rapidjson::Document& doc) {
         marking_handler handler{doc};
         parsed = reader.Parse<flags>(stream, handler);
         too_deep = handler.too_deep;
+        forged_marker = handler.forged_marker;
         return !parsed.IsError();
     };
     out.Populate(generate);
     if (too_deep)
         return error::make(category::malformed, "too-costly",
                            "the JSON nests deeper than " + std::to_string(max_json_depth) + " levels");
+    if (forged_marker)
+        return error::make(category::malformed, "structure", "the JSON has a control character U+0001 in a string");
     if (!parsed)
         return error::make(category::malformed, "structure",
                            std::string("the body is not valid JSON: ") + rapidjson::GetParseError_En(parsed.Code()) +

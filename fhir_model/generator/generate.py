@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""Generates fhir_model's R4 definitions from the official package hl7.fhir.r4.examples 4.0.1.
+
+Writes fhir_model/generated/definitions.cpp (the element tables the validator uses, embedded as JSON)
+and tests/data/r4-examples/ (the official examples of the supported types). Python 3 stdlib only.
+
+    python3 fhir_model/generator/generate.py [--package DIR]
+
+Without --package it runs `npm pack hl7.fhir.r4.examples@4.0.1` in a temporary folder and unpacks it.
+SUPPORTED_TYPES below is the one place to add a resource type.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+PACKAGE = "hl7.fhir.r4.examples@4.0.1"
+
+# The resource types this server stores. Add a type here and regenerate; nothing else changes.
+SUPPORTED_TYPES = sorted([
+    "Patient", "RelatedPerson", "Practitioner", "PractitionerRole", "Organization", "Location",
+    "Encounter", "EpisodeOfCare", "Condition", "AllergyIntolerance", "Observation", "Procedure",
+    "Immunization", "Medication", "MedicationRequest", "MedicationStatement", "DiagnosticReport",
+    "DocumentReference", "CarePlan", "CareTeam", "Goal", "ServiceRequest", "Appointment", "Flag",
+    "Consent", "Questionnaire", "QuestionnaireResponse", "Communication", "Device", "Provenance",
+    "AuditEvent",
+])
+
+EXAMPLE_SIZE_LIMIT = 1024 * 1024
+SD_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
+FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
+# A C++ raw string literal chunk; MSVC's limit is 16 KB a literal, GCC and Clang have none worth noting.
+CHUNK = 16000
+
+
+def fetch_package():
+    work = tempfile.mkdtemp(prefix="caregate-r4-")
+    subprocess.run(["npm", "pack", PACKAGE], cwd=work, check=True, stdout=subprocess.DEVNULL)
+    archive = glob.glob(os.path.join(work, "*.tgz"))[0]
+    with tarfile.open(archive) as tar:
+        tar.extractall(work)
+    return os.path.join(work, "package")
+
+
+def load_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def type_code(t):
+    """The FHIR type of an ElementDefinition.type entry (System.String etc. mapped back via fhir-type)."""
+    code = t["code"]
+    if code.startswith("http://hl7.org/fhirpath/System."):
+        for ext in t.get("extension", []):
+            if ext["url"] == FHIR_TYPE_EXT:
+                return ext.get("valueUrl") or ext.get("valueUri")
+        return {"String": "string", "Boolean": "boolean", "Integer": "integer", "Decimal": "decimal",
+                "Date": "date", "DateTime": "dateTime", "Time": "time"}[code.split(".")[-1]]
+    return code
+
+
+class Package:
+    def __init__(self, folder):
+        self.folder = folder
+        self.sds = {}           # type name -> StructureDefinition (base specialisations only)
+        self.value_sets = {}    # url -> ValueSet
+        self.code_systems = {}  # url -> CodeSystem
+        self.search_params = {} # (base, code) -> SearchParameter
+        for path in glob.glob(os.path.join(folder, "StructureDefinition-*.json")):
+            sd = load_json(path)
+            if sd.get("derivation") == "specialization" and sd["url"] == SD_PREFIX + sd["type"] \
+                    and sd["kind"] in ("primitive-type", "complex-type", "resource"):
+                self.sds[sd["type"]] = sd
+        for path in glob.glob(os.path.join(folder, "ValueSet-*.json")):
+            vs = load_json(path)
+            self.value_sets[vs["url"]] = vs
+        for path in glob.glob(os.path.join(folder, "CodeSystem-*.json")):
+            cs = load_json(path)
+            self.code_systems[cs["url"]] = cs
+        params = [e["resource"] for e in load_json(os.path.join(folder, "Bundle-searchParams.json"))["entry"]]
+        for sp in params:
+            for base in sp.get("base", []):
+                self.search_params[(base, sp["code"])] = sp
+        self.compartment = load_json(os.path.join(folder, "CompartmentDefinition-patient.json"))
+
+    def resource_types(self):
+        return sorted(n for n, sd in self.sds.items() if sd["kind"] == "resource" and not sd.get("abstract"))
+
+    # --- value sets -------------------------------------------------------------------------------
+    def codes_of_system(self, url):
+        cs = self.code_systems.get(url)
+        if cs is None or cs.get("content") != "complete":
+            return None
+        out = []
+
+        def walk(concepts):
+            for c in concepts:
+                out.append(c["code"])
+                walk(c.get("concept", []))
+        walk(cs.get("concept", []))
+        return out or None
+
+    def expand(self, url, seen=()):
+        """[[system, [codes]], ...] when the value set is enumerable from the package, else None."""
+        url = url.split("|")[0]
+        vs = self.value_sets.get(url)
+        if vs is None or url in seen or "compose" not in vs or vs["compose"].get("exclude"):
+            return None
+        result = {}
+        for inc in vs["compose"].get("include", []):
+            if inc.get("filter") or "system" not in inc:
+                if inc.get("valueSet") and "system" not in inc and not inc.get("filter"):
+                    for inner in inc["valueSet"]:
+                        sub = self.expand(inner, seen + (url,))
+                        if sub is None:
+                            return None
+                        for system, codes in sub:
+                            result.setdefault(system, []).extend(codes)
+                    continue
+                return None
+            if inc.get("valueSet"):
+                return None
+            if "concept" in inc:
+                codes = [c["code"] for c in inc["concept"]]
+            else:
+                codes = self.codes_of_system(inc["system"])
+                if codes is None:
+                    return None
+            result.setdefault(inc["system"], []).extend(codes)
+        if not result:
+            return None
+        return [[system, sorted(set(codes))] for system, codes in sorted(result.items())]
+
+    # --- compartment --------------------------------------------------------------------------------
+    def compartment_paths(self, type_name):
+        for res in self.compartment["resource"]:
+            if res["code"] != type_name:
+                continue
+            paths = []
+            for code in res.get("param", []):
+                sp = self.search_params.get((type_name, code))
+                if sp is None:
+                    sys.exit(f"no search parameter {type_name}.{code}")
+                for part in sp["expression"].split("|"):
+                    part = part.strip().replace(".where(resolve() is Patient)", "")
+                    if part.startswith(type_name + ".") and re.fullmatch(r"[A-Za-z.]+", part) and part not in paths:
+                        paths.append(part)
+            return paths
+        return None
+
+
+class Generator:
+    def __init__(self, package):
+        self.package = package
+        self.types = {}        # name -> {"kind":..., "elements": [...]}
+        self.value_set_index = {}
+        self.value_sets = []
+        self.pending = []
+
+    def need(self, name):
+        if name in self.types or name in self.pending or name in ("Resource", "Element", "BackboneElement"):
+            return
+        if name not in self.package.sds:
+            sys.exit(f"unknown type {name}")
+        self.pending.append(name)
+
+    def binding_index(self, element, codes):
+        binding = element.get("binding")
+        if not binding or binding.get("strength") != "required" or "valueSet" not in binding:
+            return -1
+        if not set(codes) & {"code", "Coding", "CodeableConcept"}:
+            return -1
+        url = binding["valueSet"].split("|")[0]
+        if url not in self.value_set_index:
+            expansion = self.package.expand(url)
+            if expansion is None:
+                self.value_set_index[url] = -1
+            else:
+                self.value_set_index[url] = len(self.value_sets)
+                self.value_sets.append({"url": url, "include": expansion})
+        return self.value_set_index[url]
+
+    def build(self, name):
+        sd = self.package.sds[name]
+        kind = {"primitive-type": "primitive", "complex-type": "complex", "resource": "resource"}[sd["kind"]]
+        if kind == "primitive":
+            self.types[name] = {"kind": "primitive"}
+            return
+        elements = sd["snapshot"]["element"]
+        # Children grouped by parent path; backbone elements become types named by their path.
+        children = {}
+        for e in elements[1:]:
+            parent, _, _ = e["path"].rpartition(".")
+            children.setdefault(parent, []).append(e)
+        backbones = {e["path"] for e in elements[1:] if e["path"] in children}
+        for owner in [name] + sorted(backbones):
+            rows = []
+            for e in children.get(owner, []):
+                child = e["path"].rpartition(".")[2]
+                if child.endswith("[x]") and len(e.get("type", [])) == 1:
+                    pass  # still a choice in JSON: valueQuantity, never value
+                if "contentReference" in e:
+                    types = [e["contentReference"].lstrip("#")]
+                elif e["path"] in backbones:
+                    types = [e["path"]]
+                else:
+                    types = []
+                    for t in e.get("type", []):
+                        code = type_code(t)
+                        if owner == name and kind == "resource" and child == "id":
+                            code = "id"
+                        if code not in types:
+                            types.append(code)
+                targets = []
+                for t in e.get("type", []):
+                    if type_code(t) == "Reference":
+                        for profile in t.get("targetProfile", []):
+                            if profile.startswith(SD_PREFIX):
+                                targets.append(profile[len(SD_PREFIX):])
+                for t in types:
+                    if not t.startswith(name + ".") and "." not in t:
+                        self.need(t)
+                max_ = -1 if e["max"] == "*" else int(e["max"])
+                row = [child, e["min"], max_, types]
+                vs = self.binding_index(e, types)
+                if targets or vs >= 0:
+                    row.append(sorted(set(targets)))
+                if vs >= 0:
+                    row.append(vs)
+                rows.append(row)
+            self.types[owner] = {"kind": kind if owner == name else "backbone", "elements": rows}
+
+    def run(self):
+        for t in SUPPORTED_TYPES:
+            self.need(t)
+        while self.pending:
+            self.build(self.pending.pop(0))
+        compartment = {}
+        for t in SUPPORTED_TYPES:
+            paths = self.package.compartment_paths(t)
+            if not paths:
+                continue  # not in the compartment, or listed without parameters (Device, Practitioner, ...)
+            for p in paths:
+                owner, _, child = p.rpartition(".")
+                rows = self.types.get(owner, {}).get("elements", [])
+                if not any(r[0] == child and "Reference" in r[3] for r in rows):
+                    sys.exit(f"compartment path {p} is not a Reference element of {owner}")
+            compartment[t] = paths
+        return {
+            "resourceTypes": self.package.resource_types(),
+            "supported": SUPPORTED_TYPES,
+            "compartment": compartment,
+            "valueSets": self.value_sets,
+            "types": {k: self.types[k] for k in sorted(self.types)},
+        }
+
+
+def write_definitions(data, out_path):
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=True, sort_keys=False)
+    chunks = [text[i:i + CHUNK] for i in range(0, len(text), CHUNK)]
+    for c in chunks:
+        assert ")r4\"" not in c
+    lines = [
+        "// GENERATED by fhir_model/generator/generate.py from hl7.fhir.r4.examples 4.0.1 — do not edit.",
+        "// The R4 element tables for the supported resource types and the data types they reach, the",
+        "// enumerable required bindings, and the Patient-compartment paths, as one JSON document that",
+        "// definitions.cpp parses once (see fhir_model/src/definitions.hpp).",
+        "#include <string_view>",
+        "",
+        "namespace caregate::fhir::detail {",
+        "",
+        "extern const std::string_view generated_definition_chunks[];",
+        "extern const unsigned generated_definition_chunk_count;",
+        "",
+        "const std::string_view generated_definition_chunks[] = {",
+    ]
+    for c in chunks:
+        lines.append(f'    R"r4({c})r4",')
+    lines += [
+        "};",
+        f"const unsigned generated_definition_chunk_count = {len(chunks)};",
+        "",
+        "} // namespace caregate::fhir::detail",
+        "",
+    ]
+    with open(out_path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+
+
+def copy_examples(package_dir, out_dir):
+    if os.path.isdir(out_dir):
+        for old in glob.glob(os.path.join(out_dir, "*.json")):
+            os.remove(old)
+    os.makedirs(out_dir, exist_ok=True)
+    count = 0
+    for path in sorted(glob.glob(os.path.join(package_dir, "*.json"))):
+        base = os.path.basename(path)
+        if base.split("-")[0] not in SUPPORTED_TYPES or os.path.getsize(path) > EXAMPLE_SIZE_LIMIT:
+            continue
+        try:
+            resource_type = load_json(path).get("resourceType")
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if resource_type in SUPPORTED_TYPES:
+            shutil.copyfile(path, os.path.join(out_dir, base))
+            count += 1
+    return count
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--package", help="folder of the unpacked package (default: npm pack " + PACKAGE + ")")
+    args = parser.parse_args()
+    package_dir = args.package or fetch_package()
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    data = Generator(Package(package_dir)).run()
+    out = os.path.join(root, "fhir_model", "generated", "definitions.cpp")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    write_definitions(data, out)
+    examples = copy_examples(package_dir, os.path.join(root, "tests", "data", "r4-examples"))
+    print(f"{out}: {len(data['types'])} types, {len(data['valueSets'])} value sets; {examples} examples")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+// prepare_resource and the supported-type queries of resource.hpp: parse, validate (validate.cpp),
+// apply the NHS-number rules, and write canonical content. Stamping is in stamp.cpp.
+#include "fhir_model/resource.hpp"
+
+#include "definitions.hpp"
+#include "fhir_model/nhs_number.hpp"
+#include "json.hpp"
+#include "validate.hpp"
+
+#include <algorithm>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace caregate::fhir {
+
+namespace {
+
+std::string_view view(const rapidjson::Value& value) { return {value.GetString(), value.GetStringLength()}; }
+
+/// Types in the Patient compartment that may exist without naming a citizen: the Patient itself, and
+/// records about devices, provenance and audit that need not be about one person.
+constexpr std::string_view citizen_optional_types[] = {"Patient", "Device", "Provenance", "AuditEvent"};
+
+/// The NHS number of a Patient: exactly one Patient.identifier with the NHS-number system and a valid value.
+result<std::string> patient_nhs_number(const rapidjson::Value& patient) {
+    auto refuse = [](std::string diagnostics) {
+        return error::make(category::invalid, "invalid", std::move(diagnostics), "Patient.identifier");
+    };
+    auto identifiers = patient.FindMember("identifier");
+    std::optional<std::string> found;
+    if (identifiers != patient.MemberEnd() && identifiers->value.IsArray()) {
+        for (auto& identifier : identifiers->value.GetArray()) {
+            if (!identifier.IsObject())
+                continue;
+            auto system = identifier.FindMember("system");
+            if (system == identifier.MemberEnd() || !detail::is_string(system->value) ||
+                view(system->value) != nhs_number_system)
+                continue;
+            if (found)
+                return refuse("a Patient has exactly one identifier with the NHS number system");
+            auto value = identifier.FindMember("value");
+            if (value == identifier.MemberEnd() || !detail::is_string(value->value) ||
+                !is_valid_nhs_number(view(value->value)))
+                return refuse("the Patient's NHS number is not a valid NHS number");
+            found = std::string(view(value->value));
+        }
+    }
+    if (!found)
+        return refuse("a Patient needs an identifier with system " + std::string(nhs_number_system) +
+                      " carrying the NHS number");
+    return std::move(*found);
+}
+
+/// Puts `"reference": "Patient/{nhs}"` first in a Reference object that named its citizen by identifier.
+void complete_logical_reference(rapidjson::Value& reference, const std::string& nhs_number,
+                                rapidjson::Document::AllocatorType& allocator) {
+    rapidjson::Value completed(rapidjson::kObjectType);
+    const std::string target = "Patient/" + nhs_number;
+    completed.AddMember("reference", rapidjson::Value(target.c_str(), allocator), allocator);
+    for (auto& member : reference.GetObject())
+        completed.AddMember(member.name, member.value, allocator); // moves
+    reference = std::move(completed);
+}
+
+/// resourceType, id, meta (without versionId and lastUpdated; left out if nothing remains), the rest.
+std::string canonical_json(const rapidjson::Value& resource) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> out(buffer);
+    out.StartObject();
+    for (std::string_view first : {"resourceType", "id"}) {
+        auto member = resource.FindMember(rapidjson::StringRef(first.data(), first.size()));
+        if (member != resource.MemberEnd()) {
+            out.Key(first.data(), static_cast<rapidjson::SizeType>(first.size()));
+            detail::write_value(out, member->value);
+        }
+    }
+    if (auto meta = resource.FindMember("meta"); meta != resource.MemberEnd()) {
+        bool started = false;
+        for (auto& m : meta->value.GetObject()) {
+            const std::string_view name = view(m.name);
+            if (name == "versionId" || name == "lastUpdated")
+                continue;
+            if (!started) {
+                out.Key("meta");
+                out.StartObject();
+                started = true;
+            }
+            out.Key(m.name.GetString(), m.name.GetStringLength());
+            detail::write_value(out, m.value);
+        }
+        if (started)
+            out.EndObject();
+    }
+    for (auto& m : resource.GetObject()) {
+        const std::string_view name = view(m.name);
+        if (name == "resourceType" || name == "id" || name == "meta")
+            continue;
+        out.Key(m.name.GetString(), m.name.GetStringLength());
+        detail::write_value(out, m.value);
+    }
+    out.EndObject();
+    return {buffer.GetString(), buffer.GetSize()};
+}
+
+} // namespace
+
+std::span<const std::string_view> supported_types() noexcept { return detail::r4().supported_views; }
+
+bool is_supported_type(std::string_view type) noexcept { return detail::r4().is_supported(type); }
+
+bool requires_citizen(std::string_view type) noexcept {
+    return detail::r4().is_supported(type) && detail::r4().in_patient_compartment(type) &&
+           std::find(std::begin(citizen_optional_types), std::end(citizen_optional_types), type) ==
+               std::end(citizen_optional_types);
+}
+
+result<prepared_resource> prepare_resource(std::string_view body, std::string_view expected_type) {
+    const detail::type_def* type = detail::r4().is_supported(expected_type) ? detail::r4().type(expected_type) : nullptr;
+    if (type == nullptr)
+        return error::make(category::not_found, "not-supported", "this server does not support the resource type");
+
+    rapidjson::Document doc;
+    if (auto parsed = detail::parse_json(body, doc); !parsed)
+        return std::move(parsed).failure();
+    if (!doc.IsObject())
+        return error::make(category::invalid, "invalid", "a resource is a JSON object");
+    auto resource_type = doc.FindMember("resourceType");
+    if (resource_type == doc.MemberEnd() || !detail::is_string(resource_type->value))
+        return error::make(category::invalid, "invalid", "the resource has no resourceType", "resourceType");
+    if (view(resource_type->value) != expected_type)
+        return error::make(category::invalid, "invalid",
+                           "the resourceType does not match the type of the request (" + std::string(expected_type) + ")",
+                           "resourceType");
+
+    detail::validation checked;
+    detail::validate_resource(doc, *type, checked);
+    if (!checked.issues.empty())
+        return error{category::invalid, std::move(checked.issues)};
+
+    prepared_resource out;
+    out.type = std::string(expected_type);
+    if (auto id = doc.FindMember("id"); id != doc.MemberEnd())
+        out.id = std::string(view(id->value));
+    if (expected_type == "Patient") {
+        auto nhs = patient_nhs_number(doc);
+        if (!nhs)
+            return std::move(nhs).failure();
+        out.nhs_number = std::move(nhs.value());
+    } else if (requires_citizen(expected_type) && checked.citizens.empty()) {
+        const auto& paths = detail::r4().compartment.find(expected_type)->second;
+        std::string names;
+        for (const auto& path : paths)
+            names += (names.empty() ? "" : ", ") + path;
+        return error::make(category::invalid, "required",
+                           "this type must reference its citizen as Patient/{NHS number}, or by identifier with the "
+                           "NHS number system, at one of: " + names,
+                           paths.front());
+    }
+    for (auto& logical : checked.logical_references)
+        complete_logical_reference(*logical.reference, logical.nhs_number, doc.GetAllocator());
+    out.citizens = std::move(checked.citizens);
+    out.content = canonical_json(doc);
+    return out;
+}
+
+} // namespace caregate::fhir

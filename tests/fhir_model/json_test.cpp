@@ -1,0 +1,79 @@
+// Tests for fhir_model/src/json.cpp: exact numbers, and the JSON that FHIR forbids.
+#include "../../fhir_model/src/json.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+namespace detail = caregate::fhir::detail;
+using caregate::fhir::category;
+
+namespace {
+std::string round_trip(const std::string& text) {
+    rapidjson::Document doc;
+    auto parsed = detail::parse_json(text, doc);
+    REQUIRE(parsed.ok());
+    return detail::write_json(doc);
+}
+caregate::fhir::error parse_failure(const std::string& text) {
+    rapidjson::Document doc;
+    auto parsed = detail::parse_json(text, doc);
+    REQUIRE_FALSE(parsed.ok());
+    return parsed.failure();
+}
+} // namespace
+
+TEST_CASE("json: decimals round-trip exactly as written (1.10 stays 1.10)") {
+    CHECK(round_trip(R"({"value":1.10})") == R"({"value":1.10})");
+    CHECK(round_trip(R"({"value":0.0000000000000000000001})") == R"({"value":0.0000000000000000000001})");
+    CHECK(round_trip(R"([-0,12345678901234567890123,6.02e23])") == R"([-0,12345678901234567890123,6.02e23])");
+}
+
+TEST_CASE("json: numbers are readable as their text, strings are not numbers") {
+    rapidjson::Document doc;
+    REQUIRE(detail::parse_json(R"({"n":1.50,"s":"1.50"})", doc).ok());
+    REQUIRE(detail::number_text(doc["n"]));
+    CHECK(*detail::number_text(doc["n"]) == "1.50");
+    CHECK_FALSE(detail::number_text(doc["s"]));
+    CHECK(detail::is_string(doc["s"]));
+    CHECK_FALSE(detail::is_string(doc["n"]));
+    CHECK(detail::text_of(doc["n"]) == "1.50");
+}
+
+TEST_CASE("json: duplicate keys are malformed") {
+    auto failure = parse_failure(R"({"a":1,"b":{"c":1,"c":2}})");
+    CHECK(failure.kind == category::malformed);
+    CHECK(failure.issues.at(0).code == "structure");
+}
+
+TEST_CASE("json: invalid UTF-8 is malformed") {
+    CHECK(parse_failure("{\"a\":\"\xC3\x28\"}").kind == category::malformed);
+    CHECK(parse_failure("{\"a\":\"\xFF\"}").kind == category::malformed);
+}
+
+TEST_CASE("json: nesting deeper than the limit is malformed") {
+    const std::string deep = std::string(detail::max_json_depth + 1, '[') + std::string(detail::max_json_depth + 1, ']');
+    CHECK(parse_failure(deep).kind == category::malformed);
+    const std::string fine = std::string(detail::max_json_depth, '[') + std::string(detail::max_json_depth, ']');
+    rapidjson::Document doc;
+    CHECK(detail::parse_json(fine, doc).ok());
+}
+
+TEST_CASE("json: trailing garbage after the value is malformed, trailing white space is not") {
+    CHECK(parse_failure(R"({"a":1} x)").kind == category::malformed);
+    CHECK(parse_failure(R"({"a":1}{"b":2})").kind == category::malformed);
+    CHECK(round_trip("{\"a\":1} \n\t") == R"({"a":1})");
+}
+
+TEST_CASE("json: not JSON at all is malformed with code structure") {
+    auto failure = parse_failure("{resourceType: Patient}");
+    CHECK(failure.kind == category::malformed);
+    CHECK(failure.issues.at(0).code == "structure");
+}
+
+TEST_CASE("json: U+0001, the number marker, is refused in strings and keys so no string can pose as a number") {
+    rapidjson::Document doc;
+    CHECK_FALSE(caregate::fhir::detail::parse_json(R"({"value":"\u00011.5"})", doc).ok());
+    CHECK_FALSE(caregate::fhir::detail::parse_json(R"({"\u0001":1})", doc).ok());
+    CHECK(caregate::fhir::detail::parse_json(R"({"value":"\u0002"})", doc).ok()); // left to the validator
+}
