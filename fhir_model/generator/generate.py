@@ -32,6 +32,12 @@ SUPPORTED_TYPES = sorted([
     "AuditEvent",
 ])
 
+# Types a stored resource may carry in `contained` although the server does not store them on their
+# own (a Medication's ingredient Substance, a ServiceRequest's Specimen, a Questionnaire's ValueSet).
+CONTAINED_ONLY_TYPES = sorted([
+    "Substance", "Specimen", "ValueSet", "CommunicationRequest", "OperationOutcome",
+])
+
 EXAMPLE_SIZE_LIMIT = 1024 * 1024
 SD_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
 FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
@@ -237,7 +243,7 @@ class Generator:
             self.types[owner] = {"kind": kind if owner == name else "backbone", "elements": rows}
 
     def run(self):
-        for t in SUPPORTED_TYPES:
+        for t in SUPPORTED_TYPES + CONTAINED_ONLY_TYPES:
             self.need(t)
         while self.pending:
             self.build(self.pending.pop(0))
@@ -255,6 +261,7 @@ class Generator:
         return {
             "resourceTypes": self.package.resource_types(),
             "supported": SUPPORTED_TYPES,
+            "containable": sorted(SUPPORTED_TYPES + CONTAINED_ONLY_TYPES),
             "compartment": compartment,
             "valueSets": self.value_sets,
             "types": {k: self.types[k] for k in sorted(self.types)},

@@ -58,6 +58,9 @@ definitions build() {
     std::sort(out.supported.begin(), out.supported.end());
     for (auto& name : out.supported)
         out.supported_views.emplace_back(name);
+    for (auto& name : doc["containable"].GetArray())
+        out.containable.emplace_back(view(name));
+    std::sort(out.containable.begin(), out.containable.end());
 
     out.value_sets.reserve(doc["valueSets"].Size()); // elements point into it
     for (auto& vs : doc["valueSets"].GetArray()) {
@@ -159,6 +162,11 @@ definitions build() {
 
 bool definitions::is_supported(std::string_view type) const {
     return std::binary_search(supported.begin(), supported.end(), type,
+                              [](std::string_view a, std::string_view b) { return a < b; });
+}
+
+bool definitions::is_containable(std::string_view type) const {
+    return std::binary_search(containable.begin(), containable.end(), type,
                               [](std::string_view a, std::string_view b) { return a < b; });
 }
 

@@ -97,6 +97,7 @@ struct definitions {
     string_set resource_types;  ///< every R4 resource type name, supported or not
     std::vector<std::string> supported; ///< sorted
     std::vector<std::string_view> supported_views;
+    std::vector<std::string> containable; ///< sorted
     string_map<std::vector<std::string>> compartment; ///< type -> Patient-compartment paths
     std::vector<value_set_def> value_sets;
 
@@ -105,6 +106,8 @@ struct definitions {
         return found == types.end() ? nullptr : &found->second;
     }
     bool is_supported(std::string_view type) const;
+    /// Supported, or one of the generator's CONTAINED_ONLY_TYPES: may appear in `contained`.
+    bool is_containable(std::string_view type) const;
     bool in_patient_compartment(std::string_view type) const { return compartment.find(type) != compartment.end(); }
 };
 

@@ -340,7 +340,7 @@ private:
             fail("required", "a contained resource needs a resourceType");
             return;
         }
-        const type_def* type = r4().is_supported(*resource_type) ? r4().type(*resource_type) : nullptr;
+        const type_def* type = r4().is_containable(*resource_type) ? r4().type(*resource_type) : nullptr;
         if (type == nullptr) {
             fail("not-supported", "this server does not support the contained resource's type");
             return;

@@ -69,18 +69,6 @@ std::string describe(const fhir::error& failure) {
 
 /// Official examples this server refuses, each with the reason. Nothing else may fail.
 const std::map<std::string, std::string> refused_examples = {
-    // Contained resources of a type this server does not support.
-    {"AuditEvent-example-error.json", "contains an OperationOutcome, a type this server does not support"},
-    {"Communication-fm-solicited.json", "contains a CommunicationRequest, a type this server does not support"},
-    {"Medication-med0310.json", "contains a Substance, a type this server does not support"},
-    {"Medication-med0311.json", "contains a Substance, a type this server does not support"},
-    {"Medication-med0312.json", "contains a Substance, a type this server does not support"},
-    {"Medication-med0316.json", "contains a Substance, a type this server does not support"},
-    {"Medication-med0320.json", "contains a Substance, a type this server does not support"},
-    {"Medication-med0321.json", "contains a Substance, a type this server does not support"},
-    {"Medication-medexample015.json", "contains a Substance, a type this server does not support"},
-    {"Questionnaire-gcs.json", "contains ValueSets, a type this server does not support"},
-    {"ServiceRequest-lipid.json", "contains a Specimen, a type this server does not support"},
     // Errors in the official examples themselves, found by the R4 definitions.
     {"MedicationRequest-medrx0301.json",
      "dispenseRequest.performer references a Practitioner; R4 allows Reference(Organization) only"},

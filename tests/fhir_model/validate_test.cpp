@@ -276,6 +276,9 @@ TEST_CASE("validate: contained resources are validated as their own type") {
             "code-invalid", "Observation.contained[0].gender");
     REFUSED(observation(R"("contained":[{"resourceType":"Practitioner","id":"p1","colour":"x"}])"), "structure",
             "Observation.contained[0].colour");
+    // Contained-only types (generator's CONTAINED_ONLY_TYPES) are validated, though not stored on their own.
+    ACCEPTED(observation(R"("contained":[{"resourceType":"Substance","id":"s1","code":{"text":"x"}}])"));
+    REFUSED(observation(R"("contained":[{"resourceType":"Substance","id":"s1"}])"), "required", "Observation.contained[0].code");
     REFUSED(observation(R"("contained":[{"resourceType":"Basic","id":"b1","code":{"text":"x"}}])"), "not-supported",
             "Observation.contained[0]");
     REFUSED(observation(R"("contained":[{"id":"p1"}])"), "required", "Observation.contained[0]");
