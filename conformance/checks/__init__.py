@@ -1,0 +1,36 @@
+"""Check registry.
+
+A check is a function `fn(ctx)` registered with `@check("area.name")`.  It passes by
+returning, and fails by raising `CheckFailed` (via `fail()` or the `expect_*` helpers in
+`common`).  A check that reports several results of its own (the examples round trip)
+is registered with `multi=True` and calls `ctx.result(name, reason_or_None)` instead.
+"""
+
+REGISTRY = []   # list of (name, fn, multi) in registration order
+
+AREAS = ("capabilities", "crud", "history", "errors", "examples")
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def fail(reason):
+    raise CheckFailed(reason)
+
+
+def check(name, multi=False):
+    def deco(fn):
+        if any(n == name for n, _, _ in REGISTRY):
+            raise RuntimeError("duplicate check name " + name)
+        REGISTRY.append((name, fn, multi))
+        return fn
+    return deco
+
+
+def load_all():
+    """Import every area module so that its checks register themselves, in area order."""
+    import importlib
+    for area in AREAS:
+        importlib.import_module(__name__ + "." + area)
+    return REGISTRY

@@ -1,0 +1,269 @@
+"""Official R4 examples round trip: each example of a type the server lists is written (PUT at
+its id, made unique per run), read back and compared with what was sent."""
+
+import json
+import os
+import re
+
+from . import check, fail, CheckFailed
+from .common import (ID_RE, NHS_SYSTEM, RawNumber, create_patient, first_difference, strip_meta)
+
+# R4 CompartmentDefinition "patient": resource types that can belong to a Patient compartment.
+PATIENT_COMPARTMENT = frozenset("""
+Account AdverseEvent AllergyIntolerance Appointment AppointmentResponse AuditEvent Basic
+BodyStructure CarePlan CareTeam ChargeItem Claim ClaimResponse ClinicalImpression Communication
+CommunicationRequest Composition Condition Consent Coverage CoverageEligibilityRequest
+CoverageEligibilityResponse DetectedIssue DeviceRequest DeviceUseStatement DiagnosticReport
+DocumentManifest DocumentReference Encounter EnrollmentRequest EpisodeOfCare ExplanationOfBenefit
+FamilyMemberHistory Flag Goal Group ImagingStudy Immunization ImmunizationEvaluation
+ImmunizationRecommendation Invoice List MeasureReport Media MedicationAdministration
+MedicationDispense MedicationRequest MedicationStatement MolecularSequence NutritionOrder
+Observation Patient Person Procedure Provenance QuestionnaireResponse RelatedPerson RequestGroup
+ResearchSubject RiskAssessment Schedule ServiceRequest Specimen SupplyDelivery SupplyRequest
+VisionPrescription""".split())
+
+PATIENT_REF_RE = re.compile(r"^Patient/[A-Za-z0-9\-\.]{1,64}(/_history/[A-Za-z0-9\-\.]{1,64})?$")
+
+
+# --- exact JSON: decimals keep their literal text ------------------------------------------
+# Official R4 examples that break the R4 definitions themselves. A server may refuse them with 422
+# (counted as skipped) or accept them (then they must round-trip like any other).
+INVALID_OFFICIAL_EXAMPLES = {
+    "MedicationRequest-medrx0301.json":
+        "dispenseRequest.performer references a Practitioner; R4 allows Reference(Organization) only",
+    "Observation-clinical-gender.json": "performer references an Encounter, which R4 does not allow there",
+    "Questionnaire-qs1.json": "nested items have no linkId, which R4 requires (1..1)",
+}
+
+
+def loads_exact(data):
+    if isinstance(data, bytes):
+        data = data.decode("utf-8-sig")
+    return json.loads(data, parse_float=RawNumber)
+
+
+def dumps_exact(v):
+    if isinstance(v, RawNumber):
+        return str(v)
+    if isinstance(v, dict):
+        return "{" + ",".join(json.dumps(k) + ":" + dumps_exact(x) for k, x in v.items()) + "}"
+    if isinstance(v, list):
+        return "[" + ",".join(dumps_exact(x) for x in v) + "]"
+    return json.dumps(v, ensure_ascii=False)
+
+
+# --- rewriting -----------------------------------------------------------------------------
+def rewrite_patient_refs(node, nhs):
+    """Point every Patient reference at Patient/{nhs} (and NHS-number identifier references at
+    {nhs}); returns how many were rewritten."""
+    n = 0
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and PATIENT_REF_RE.match(ref):
+            node["reference"] = "Patient/" + nhs
+            n += 1
+        ident = node.get("identifier")
+        if isinstance(ident, dict) and ident.get("system") == NHS_SYSTEM and \
+                (node.get("type") in (None, "Patient")) and "reference" not in node and \
+                isinstance(ident.get("value"), str):
+            ident["value"] = nhs
+            n += 1
+        for k, v in node.items():
+            if k == "contained":
+                continue   # contained resources are resolved inside the resource
+            n += rewrite_patient_refs(v, nhs)
+    elif isinstance(node, list):
+        for v in node:
+            n += rewrite_patient_refs(v, nhs)
+    return n
+
+
+def drop_added_references(sent, got):
+    """Copy of `got` without the `reference` a server adds beside a logical identifier reference."""
+    if isinstance(sent, dict) and isinstance(got, dict):
+        out = {}
+        for k, v in got.items():
+            if k == "reference" and "reference" not in sent and isinstance(sent.get("identifier"), dict):
+                continue
+            out[k] = drop_added_references(sent[k], v) if k in sent else v
+        return out
+    if isinstance(sent, list) and isinstance(got, list) and len(sent) == len(got):
+        return [drop_added_references(a, b) for a, b in zip(sent, got)]
+    return got
+
+
+def _diagnostics(resp):
+    body = None
+    try:
+        body = loads_exact(resp.body) if resp.body else None
+    except ValueError:
+        pass
+    if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
+        return resp.summary()
+    return "%d %s" % (resp.status, resp.text(160))
+
+
+def _examples_dir(ctx):
+    d = getattr(ctx.args, "examples", None)
+    if d:
+        return d, True
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.join(repo, "tests", "data", "r4-examples"), False
+
+
+def _files(root):
+    out = []
+    for dirpath, _, names in os.walk(root):
+        for nm in names:
+            if nm.lower().endswith(".json"):
+                out.append(os.path.join(dirpath, nm))
+    return sorted(out)
+
+
+@check("examples", multi=True)
+def examples(ctx):
+    root, _ = _examples_dir(ctx)
+    if not os.path.isdir(root):
+        ctx.result("examples", "examples directory %s not found (use --examples DIR)" % root)
+        return
+    try:
+        listed = ctx.listed_types()
+    except CheckFailed as e:
+        ctx.result("examples", "cannot read the CapabilityStatement: %s" % e)
+        return
+    selectors = [s for s in ctx.only if s.startswith("examples.")] if ctx.only else []
+    counts = {"pass": 0, "fail": 0, "no_citizen": 0, "unlisted": 0, "audit": 0, "not_resource": 0,
+              "not_writable": 0, "invalid_official": 0}
+    files = _files(root)
+    if not files:
+        ctx.result("examples", "no *.json files under %s" % root)
+        return
+    for path in files:
+        rel = os.path.relpath(path, root).replace(os.sep, "/")
+        name = "examples." + rel
+        if selectors and not any(name == s or name.startswith(s) for s in selectors):
+            continue
+        try:
+            with open(path, "rb") as f:
+                res = loads_exact(f.read())
+        except (OSError, ValueError) as e:
+            ctx.result(name, "cannot parse the example: %s" % e)
+            counts["fail"] += 1
+            continue
+        rtype = res.get("resourceType") if isinstance(res, dict) else None
+        if not isinstance(rtype, str):
+            counts["not_resource"] += 1
+            ctx.log("SKIP %s: not a resource" % name)
+            continue
+        if rtype == "AuditEvent":
+            counts["audit"] += 1
+            ctx.log("SKIP %s: AuditEvent is written by the server only" % name)
+            continue
+        if rtype not in listed:
+            counts["unlisted"] += 1
+            ctx.log("SKIP %s: %s not in the CapabilityStatement" % (name, rtype))
+            continue
+        codes = listed[rtype]
+        if "update" not in codes and "create" not in codes:
+            counts["not_writable"] += 1
+            ctx.log("SKIP %s: %s claims neither create nor update" % (name, rtype))
+            continue
+        try:
+            outcome = _round_trip(ctx, res, rtype, codes,
+                                  known_invalid=os.path.basename(path) in INVALID_OFFICIAL_EXAMPLES)
+        except CheckFailed as e:
+            ctx.result(name, str(e))
+            counts["fail"] += 1
+            continue
+        except Exception as e:  # transport errors and the like
+            ctx.result(name, "%s: %s" % (type(e).__name__, e))
+            counts["fail"] += 1
+            continue
+        if outcome == "invalid_official":
+            counts["invalid_official"] += 1
+            ctx.log("SKIP %s: refused with 422; the official example is invalid: %s"
+                    % (name, INVALID_OFFICIAL_EXAMPLES[os.path.basename(path)]))
+            continue
+        if outcome == "no_citizen":
+            counts["no_citizen"] += 1
+            ctx.log("SKIP %s: no citizen referenced, refused with 422" % name)
+            continue
+        ctx.result(name)
+        counts["pass"] += 1
+    ctx.emit("examples summary: %d round-tripped, %d failed, %d skipped (no citizen), "
+             "%d skipped (invalid official example), "
+             "%d skipped (type not in CapabilityStatement), %d skipped (AuditEvent), "
+             "%d skipped (not writable), %d skipped (not a resource)"
+             % (counts["pass"], counts["fail"], counts["no_citizen"], counts["invalid_official"],
+                counts["unlisted"], counts["audit"], counts["not_writable"], counts["not_resource"]))
+
+
+def _round_trip(ctx, res, rtype, codes, known_invalid=False):
+    c = ctx.client
+    needs_patient = rewrite_patient_refs(_copy(res), "0000000000") > 0
+    nhs = None
+    if needs_patient:
+        nhs, _ = create_patient(ctx)
+        rewrite_patient_refs(res, nhs)
+    if rtype == "Patient":
+        rid = ctx.fresh_nhs()
+        res["id"] = rid
+        idents = [i for i in res.get("identifier") or []
+                  if not (isinstance(i, dict) and i.get("system") == NHS_SYSTEM)]
+        res["identifier"] = [{"system": NHS_SYSTEM, "value": rid}] + idents
+        has_citizen = True
+    else:
+        orig = res.get("id") if isinstance(res.get("id"), str) else ""
+        rid = ("%s-%s" % (ctx.run_token, orig))[:64] if orig else ctx.fresh_id()
+        if not ID_RE.match(rid):
+            rid = ctx.fresh_id()
+        res["id"] = rid
+        has_citizen = needs_patient
+    body = dumps_exact(res).encode("utf-8")
+    if "update" in codes:
+        r = c.request("PUT", "%s/%s" % (rtype, rid), body=body)
+        ok = (200, 201)
+    else:
+        res.pop("id")
+        body = dumps_exact(res).encode("utf-8")
+        r = c.request("POST", rtype, body=body)
+        ok = (201,)
+    if r.status not in ok:
+        if r.status == 422 and not has_citizen and rtype in PATIENT_COMPARTMENT:
+            return "no_citizen"
+        if r.status == 422 and known_invalid:
+            return "invalid_official"
+        fail("%s refused: %s" % (r.method, _diagnostics(r)))
+    if "id" not in res:
+        try:
+            rid = loads_exact(r.body).get("id") if r.body else None
+        except ValueError:
+            rid = None
+        if not rid:
+            fail("POST: response carries no id")
+        res["id"] = rid
+    if "read" not in codes:
+        return "pass"
+    g = c.get("%s/%s" % (rtype, rid))
+    if g.status != 200:
+        fail("read back %s/%s: %s" % (rtype, rid, _diagnostics(g)))
+    if g.media_type != "application/fhir+json":
+        fail("read back: Content-Type %r" % g.header("Content-Type"))
+    try:
+        got = loads_exact(g.body)
+    except ValueError as e:
+        fail("read back: body is not JSON: %s" % e)
+    sent = strip_meta(res)
+    got = drop_added_references(sent, strip_meta(got) if isinstance(got, dict) else got)
+    d = first_difference(sent, got)
+    if d:
+        fail("read back differs from what was sent: %s" % d)
+    return "pass"
+
+
+def _copy(v):
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_copy(x) for x in v]
+    return v
