@@ -104,7 +104,7 @@ status parse_json(std::string_view text, rapidjson::Document& out) {
     rapidjson::ParseResult parsed;
     // The Document takes SAX events from the reader through the marking handler.
     auto generate = [&](rapidjson::Document& doc) {
-        marking_handler handler{doc};
+        marking_handler handler{doc, 0, false, false, {}};
         parsed = reader.Parse<flags>(stream, handler);
         too_deep = handler.too_deep;
         forged_marker = handler.forged_marker;

@@ -14,7 +14,7 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
 }
 } // namespace
 
-std::string_view find_header(const std::vector<header>& headers, std::string_view name) noexcept {
+std::string_view find_header(const std::vector<header_field>& headers, std::string_view name) noexcept {
     for (const auto& h : headers)
         if (iequals(h.name, name))
             return h.value;
@@ -22,7 +22,7 @@ std::string_view find_header(const std::vector<header>& headers, std::string_vie
 }
 
 void response::set(std::string_view name, std::string value) {
-    std::erase_if(headers, [&](const header& h) { return iequals(h.name, name); });
+    std::erase_if(headers, [&](const header_field& h) { return iequals(h.name, name); });
     headers.push_back({std::string(name), std::move(value)});
 }
 

@@ -10,18 +10,18 @@
 
 namespace caregate::rest {
 
-struct header {
+struct header_field {
     std::string name;
     std::string value;
 };
 
 /// Case-insensitive lookup over a header list; empty when absent.
-std::string_view find_header(const std::vector<header>& headers, std::string_view name) noexcept;
+std::string_view find_header(const std::vector<header_field>& headers, std::string_view name) noexcept;
 
 struct request {
     std::string method; ///< "GET", "POST", ...
     std::string target; ///< origin-form: path and query, as received
-    std::vector<header> headers;
+    std::vector<header_field> headers;
     std::string body;
     /// The ODS code from the verified client certificate, empty when none was presented.
     std::string client_ods;
@@ -32,7 +32,7 @@ struct request {
 
 struct response {
     unsigned status = 200;
-    std::vector<header> headers;
+    std::vector<header_field> headers;
     std::string body;
 
     std::string_view header(std::string_view name) const noexcept { return find_header(headers, name); }

@@ -170,7 +170,7 @@ TEST_CASE("Patient: the NHS number comes from the one nhs-number identifier; the
 }
 
 TEST_CASE("Patient: without exactly one valid NHS-number identifier the Patient is invalid at Patient.identifier") {
-    for (const std::string body : {
+    for (const std::string& body : {
              std::string(R"({"resourceType":"Patient","gender":"female"})"),
              std::string(R"({"resourceType":"Patient","identifier":[{"system":"urn:oid:1.2.3","value":"9000000009"}]})"),
              std::string(R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000000"}]})"),

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Makes the development PKI of caregate: a dev CA, a server certificate for localhost, client
+# certificates that name provider organisations by ODS code, and the key pair that signs dev tokens.
+# For development and tests only, never for production. Running it again adds what is missing and
+# keeps what exists (except that a new CA re-issues the certificates it signs).
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: certs/make-dev-certs.sh [--out DIR] [--client ODS ...]
+
+  --out DIR           where to write the files (default: certs/dev in the repository)
+  --client ODS ...    ODS codes to issue client certificates for (repeatable; default:
+                      A81001 (GP practice), RX1 (acute trust), 8JK23 (adult social care provider))
+
+Files: ca.crt ca.key server.crt server.key client-<ODS>.crt client-<ODS>.key
+       token-signing.key token-signing.pub
+EOF
+}
+
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+out="$script_dir/dev"
+clients=()
+
+while (($#)); do
+    case $1 in
+    --out)
+        [[ $# -ge 2 ]] || { echo "make-dev-certs: --out needs a directory" >&2; exit 2; }
+        out=$2
+        shift 2
+        ;;
+    --client)
+        shift
+        [[ $# -ge 1 && $1 != --* ]] || { echo "make-dev-certs: --client needs an ODS code" >&2; exit 2; }
+        while (($#)) && [[ $1 != --* ]]; do
+            clients+=("$1")
+            shift
+        done
+        ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *)
+        echo "make-dev-certs: unknown argument '$1'" >&2
+        usage >&2
+        exit 2
+        ;;
+    esac
+done
+
+if ((${#clients[@]} == 0)); then
+    clients=(A81001 RX1 8JK23)
+fi
+for ods in "${clients[@]}"; do
+    # ODS codes are 3 to 10 upper-case letters and digits; anything else would end up in a subject.
+    [[ $ods =~ ^[A-Z0-9]{3,10}$ ]] || { echo "make-dev-certs: '$ods' is not an ODS code" >&2; exit 2; }
+done
+
+command -v openssl >/dev/null || { echo "make-dev-certs: openssl not found" >&2; exit 1; }
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+umask 077 # private keys readable by their owner only
+
+organisation_name() {
+    case $1 in
+    A81001) echo "Caregate Dev GP Practice" ;;
+    RX1) echo "Caregate Dev Acute NHS Trust" ;;
+    8JK23) echo "Caregate Dev Adult Social Care Provider" ;;
+    *) echo "Caregate Dev Organisation $1" ;;
+    esac
+}
+
+new_ec_key() { openssl genpkey -quiet -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
+random_serial() { echo "0x$(openssl rand -hex 16)"; }
+
+# Signs a certificate for key $1 with subject $2 into $3, with the X.509v3 extensions $4.
+issue() {
+    local key=$1 subject=$2 cert=$3 extensions=$4
+    openssl req -new -key "$key" -subj "$subject" |
+        openssl x509 -req -CA "$out/ca.crt" -CAkey "$out/ca.key" -set_serial "$(random_serial)" \
+            -days 825 -sha256 -extfile <(printf '%s\n' "$extensions") -out "$cert" 2>/dev/null
+    chmod 644 "$cert"
+}
+
+made_ca=false
+if [[ ! -f $out/ca.crt || ! -f $out/ca.key ]]; then
+    new_ec_key "$out/ca.key"
+    openssl req -x509 -new -key "$out/ca.key" -sha256 -days 3650 \
+        -subj "/O=caregate development/CN=caregate development CA" \
+        -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -addext "subjectKeyIdentifier=hash" -out "$out/ca.crt"
+    chmod 644 "$out/ca.crt"
+    made_ca=true
+    echo "made $out/ca.crt, $out/ca.key (development CA)"
+fi
+
+# A certificate pair is (re)made when either file is missing, or when the CA that signs it is new.
+needs() { $made_ca || [[ ! -f $1.crt || ! -f $1.key ]]; }
+
+if needs "$out/server"; then
+    new_ec_key "$out/server.key"
+    issue "$out/server.key" "/O=caregate development/CN=localhost" "$out/server.crt" \
+        "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid"
+    echo "made $out/server.crt, $out/server.key (server: localhost, 127.0.0.1, ::1)"
+fi
+
+for ods in "${clients[@]}"; do
+    base="$out/client-$ods"
+    if needs "$base"; then
+        name=$(organisation_name "$ods")
+        new_ec_key "$base.key"
+        issue "$base.key" "/O=$name/CN=$ods" "$base.crt" \
+            "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid"
+        echo "made $base.crt, $base.key (client: $ods, $name)"
+    fi
+done
+
+if [[ ! -f $out/token-signing.key || ! -f $out/token-signing.pub ]]; then
+    openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$out/token-signing.key"
+    openssl pkey -in "$out/token-signing.key" -pubout -out "$out/token-signing.pub"
+    chmod 644 "$out/token-signing.pub"
+    echo "made $out/token-signing.key, $out/token-signing.pub (RS256 dev token signing)"
+fi

@@ -1,0 +1,13 @@
+// The caregate subcommands. Each takes its arguments (after the subcommand's name) and returns the
+// process exit code; each answers --help.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace caregate::cli {
+
+int serve(const std::vector<std::string>& args);
+
+
+} // namespace caregate::cli

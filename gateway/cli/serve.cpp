@@ -1,0 +1,169 @@
+// `caregate serve`: opens the store and serves the provider listener until SIGINT/SIGTERM.
+#include "cli/commands.hpp"
+#include "cli/demo_data.hpp"
+#include "cli/options.hpp"
+
+#include "net/server.hpp"
+#include "rest/application.hpp"
+#include "storage/store.hpp"
+
+#include <charconv>
+#include <filesystem>
+#include <iostream>
+#include <stdexcept>
+
+namespace caregate::cli {
+
+namespace {
+
+struct serve_settings {
+    std::string db = "caregate.db";
+    std::string listen = "127.0.0.1:8443";
+    std::string certs = "certs/dev";
+    bool plain = false;
+    unsigned threads = 0;
+    bool require_client_cert = false;
+    std::string base_url; ///< derived from --listen and --plain when not given
+    bool demo_data = false;
+    net::limits limits;
+    unsigned max_count = 1000;
+};
+
+template <class Number>
+Number to_number(const std::string& text, const char* flag) {
+    Number value{};
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size())
+        throw std::invalid_argument(std::string("--") + flag + " needs a whole number, not '" + text + "'");
+    return value;
+}
+
+bool to_bool(const std::string& text, const char* flag) {
+    if (text == "true")
+        return true;
+    if (text == "false")
+        return false;
+    throw std::invalid_argument(std::string("--") + flag + " takes true or false");
+}
+
+std::vector<option> serve_options(serve_settings& s) {
+    return {
+        {"config", "FILE", "read options from a JSON object whose keys are these option names; flags win", {}},
+        {"db", "PATH", "the SQLite database file (default ./caregate.db; created if absent)",
+         [&](const std::string& v) { s.db = v; }},
+        {"listen", "HOST:PORT", "the provider listener's address (default 127.0.0.1:8443)",
+         [&](const std::string& v) { s.listen = v; }},
+        {"certs", "DIR", "server certificate, key and client CA: DIR/server.crt, DIR/server.key, DIR/ca.crt "
+                         "(default ./certs/dev, made by certs/make-dev-certs.sh)",
+         [&](const std::string& v) { s.certs = v; }},
+        {"plain", "", "serve HTTP without TLS; only on a loopback address (behind a TLS proxy, for benchmarks)",
+         [&](const std::string& v) { s.plain = to_bool(v, "plain"); }},
+        {"threads", "N", "threads serving requests (default 0: one per core)",
+         [&](const std::string& v) { s.threads = to_number<unsigned>(v, "threads"); }},
+        {"require-client-cert", "", "refuse TLS clients without a certificate from the CA in --certs",
+         [&](const std::string& v) { s.require_client_cert = to_bool(v, "require-client-cert"); }},
+        {"base-url", "URL", "the URL the server calls itself in links and Location "
+                            "(default https://localhost:PORT/fhir, http:// with --plain)",
+         [&](const std::string& v) { s.base_url = v; }},
+        {"max-body-bytes", "N", "largest request body; more gets 413 (default 16777216, 16 MiB)",
+         [&](const std::string& v) { s.limits.body_bytes = to_number<std::size_t>(v, "max-body-bytes"); }},
+        {"max-header-bytes", "N", "largest request line and headers; more gets 431 (default 16384)",
+         [&](const std::string& v) { s.limits.header_bytes = to_number<std::size_t>(v, "max-header-bytes"); }},
+        {"read-timeout", "SECONDS", "time to receive a whole request; slower clients get 408 (default 30)",
+         [&](const std::string& v) { s.limits.read_timeout = std::chrono::seconds(to_number<long>(v, "read-timeout")); }},
+        {"idle-timeout", "SECONDS", "time a kept-alive connection may idle before it is closed (default 60)",
+         [&](const std::string& v) { s.limits.idle_timeout = std::chrono::seconds(to_number<long>(v, "idle-timeout")); }},
+        {"max-connections", "N", "open connections per listener; more are closed at once (default 10000)",
+         [&](const std::string& v) { s.limits.max_connections = to_number<std::size_t>(v, "max-connections"); }},
+        {"max-count", "N", "largest page (_count) served (default 1000)",
+         [&](const std::string& v) { s.max_count = to_number<unsigned>(v, "max-count"); }},
+        {"demo-data", "", "load three demo citizens (test-range NHS numbers) and a few records at start",
+         [&](const std::string& v) { s.demo_data = to_bool(v, "demo-data"); }},
+    };
+}
+
+std::pair<std::string, std::uint16_t> split_listen(const std::string& listen) {
+    const auto colon = listen.rfind(':');
+    if (colon == std::string::npos)
+        throw std::invalid_argument("--listen needs HOST:PORT, not '" + listen + "'");
+    std::string host = listen.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+    return {host, to_number<std::uint16_t>(listen.substr(colon + 1), "listen")};
+}
+
+} // namespace
+
+int serve(const std::vector<std::string>& args) {
+    serve_settings settings;
+    const auto table = serve_options(settings);
+    for (const auto& a : args)
+        if (a == "--help" || a == "-h") {
+            std::cout << "Usage: caregate serve [options]\n\n"
+                         "Serves the FHIR R4 API on an embedded SQLite database until SIGINT or SIGTERM.\n\n"
+                         "Options:\n"
+                      << describe_options(table);
+            return 0;
+        }
+    try {
+        parse_options(table, args);
+        auto [host, port] = split_listen(settings.listen);
+        if (settings.plain && !net::is_loopback(host))
+            throw std::invalid_argument("--plain is only allowed on a loopback address (it serves without TLS)");
+        if (settings.base_url.empty())
+            settings.base_url = std::string(settings.plain ? "http" : "https") + "://localhost:" +
+                                std::to_string(port) + "/fhir";
+
+        storage::store_options store_options;
+        store_options.path = settings.db;
+        auto opened = storage::store::open(store_options);
+        if (!opened) {
+            std::cerr << "caregate: cannot open " << settings.db << ": "
+                      << (opened.failure().issues.empty() ? "" : opened.failure().issues[0].diagnostics) << "\n";
+            return 1;
+        }
+        std::unique_ptr<storage::store> store = std::move(opened.value());
+        if (settings.demo_data)
+            std::cerr << "caregate: demo data loaded (" << load_demo_data(*store) << " resources new or changed)\n";
+
+        rest::rest_config rest_config;
+        rest_config.base_url = settings.base_url;
+        rest_config.max_count = settings.max_count;
+        rest::application app(*store, rest_config);
+
+        net::listener provider;
+        provider.address = host;
+        provider.port = port;
+        provider.plain = settings.plain;
+        if (!settings.plain) {
+            const std::filesystem::path dir(settings.certs);
+            provider.tls.certificate_file = (dir / "server.crt").string();
+            provider.tls.private_key_file = (dir / "server.key").string();
+            provider.tls.client_ca_file = (dir / "ca.crt").string();
+            provider.tls.require_client_certificate = settings.require_client_cert;
+            for (const auto& file : {provider.tls.certificate_file, provider.tls.private_key_file})
+                if (!std::filesystem::exists(file))
+                    throw std::invalid_argument(file + " is missing: run certs/make-dev-certs.sh or give --certs DIR");
+        }
+        provider.handle = [&app](rest::request req, rest::responder done) { app.handle(std::move(req), std::move(done)); };
+
+        std::vector<net::listener> listeners;
+        listeners.push_back(std::move(provider));
+        net::server server(std::move(listeners), settings.limits, settings.threads);
+        std::cerr << "caregate: serving " << settings.base_url << " on " << host << ":" << server.bound_port(0)
+                  << " (database " << settings.db << ")\n";
+        server.run();
+        // Drain the writer while the server still exists: a write's answer is posted to its session.
+        store.reset();
+        std::cerr << "caregate: stopped\n";
+        return 0;
+    } catch (const std::invalid_argument& e) {
+        std::cerr << "caregate serve: " << e.what() << "\n(see caregate serve --help)\n";
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "caregate serve: " << e.what() << "\n";
+        return 1;
+    }
+}
+
+} // namespace caregate::cli

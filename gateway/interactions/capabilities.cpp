@@ -1,0 +1,103 @@
+// capabilities: https://hl7.org/fhir/R4/http.html#capabilities. The CapabilityStatement is written
+// from the capability table that also drives the router, so it claims exactly what is served.
+#include "interactions/interactions.hpp"
+
+#include "rest/error_response.hpp"
+
+#include <chrono>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace caregate::interactions {
+
+namespace {
+
+std::string capability_statement(const rest::rest_config& config) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> out(buffer);
+    auto text = [&](const char* key, std::string_view value) {
+        out.Key(key);
+        out.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+    };
+    out.StartObject();
+    text("resourceType", "CapabilityStatement");
+    text("status", "active");
+    const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    text("date", storage::store::format_instant(now.count())); // describes this running instance
+    text("publisher", "caregate");
+    text("kind", "instance");
+    out.Key("software");
+    out.StartObject();
+    text("name", "caregate");
+    text("version", CAREGATE_VERSION);
+    out.EndObject();
+    out.Key("implementation");
+    out.StartObject();
+    text("description", "caregate shared care record gateway");
+    text("url", config.base_url);
+    out.EndObject();
+    text("fhirVersion", "4.0.1");
+    out.Key("format");
+    out.StartArray();
+    out.String("application/fhir+json");
+    out.String("json");
+    out.EndArray();
+    out.Key("rest");
+    out.StartArray();
+    out.StartObject();
+    text("mode", "server");
+    out.Key("resource");
+    out.StartArray();
+    for (const rest::type_capability& row : rest::type_capabilities()) {
+        out.StartObject();
+        text("type", row.type);
+        out.Key("interaction");
+        out.StartArray();
+        for (rest::interaction kind : row.interactions) {
+            out.StartObject();
+            text("code", rest::spec_code(kind));
+            out.EndObject();
+        }
+        out.EndArray();
+        text("versioning", "versioned-update");
+        out.Key("readHistory");
+        out.Bool(row.allows(rest::interaction::vread));
+        out.Key("updateCreate");
+        out.Bool(row.allows(rest::interaction::update));
+        out.Key("conditionalCreate");
+        out.Bool(false);
+        text("conditionalRead", row.allows(rest::interaction::read) ? "full-support" : "not-supported");
+        out.Key("conditionalUpdate");
+        out.Bool(false);
+        text("conditionalDelete", "not-supported");
+        out.EndObject();
+    }
+    out.EndArray();
+    out.Key("interaction");
+    out.StartArray();
+    for (rest::interaction kind : rest::system_interactions()) {
+        if (kind == rest::interaction::capabilities)
+            continue; // not a CapabilityStatement system interaction code: /metadata is implied
+        out.StartObject();
+        text("code", rest::spec_code(kind));
+        out.EndObject();
+    }
+    out.EndArray();
+    out.EndObject();
+    out.EndArray();
+    out.EndObject();
+    return {buffer.GetString(), buffer.GetSize()};
+}
+
+} // namespace
+
+void capabilities(rest::context& ctx, rest::responder& done) {
+    if (auto ok = ctx.only_params({"mode"}); !ok)
+        return done(rest::error_response(ok.failure()));
+    rest::response out = rest::json_response(capability_statement(ctx.config));
+    done(std::move(out));
+}
+
+} // namespace caregate::interactions

@@ -1,0 +1,154 @@
+// history: https://hl7.org/fhir/R4/http.html#history, at instance, type and system level, with
+// _count, _since, _at and `next` links. Entries are newest first; pages are keyed on the store's
+// write order, so later writes never shift them. Resources are spliced in as stored bytes.
+#include "interactions/interactions.hpp"
+
+#include "fhir_model/date_time.hpp"
+#include "rest/error_response.hpp"
+
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+
+#include <charconv>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace caregate::interactions {
+
+namespace {
+
+using fhir::category;
+using fhir::error;
+
+std::string encode(std::string_view text) { return boost::urls::encode(text, boost::urls::unreserved_chars); }
+
+/// The status a version's entry reports, from how it came about.
+const char* entry_status(const storage::stored_version& v) {
+    if (v.deleted)
+        return "204";
+    return v.version_id == 1 ? "201" : "200";
+}
+
+} // namespace
+
+void history(rest::context& ctx, rest::responder& done) {
+    if (auto ok = ctx.only_params({"_count", "_since", "_at", "_page"}); !ok)
+        return done(rest::error_response(ok.failure()));
+
+    storage::history_query query;
+    query.type = ctx.where.type;
+    query.id = ctx.where.id;
+    query.count = ctx.config.default_count;
+    std::string applied; // the parameters as applied, for the self and next links
+    auto add_applied = [&](std::string_view key, std::string_view value) {
+        applied += (applied.empty() ? "" : "&") + std::string(key) + "=" + encode(value);
+    };
+    if (auto count = ctx.param("_count")) {
+        unsigned n = 0;
+        auto [end, ec] = std::from_chars(count->data(), count->data() + count->size(), n);
+        if (ec != std::errc{} || end != count->data() + count->size() || n == 0)
+            return done(rest::error_response(
+                error::make(category::malformed, "value", "_count must be a whole number of at least 1")));
+        query.count = std::min(n, ctx.config.max_count);
+    }
+    add_applied("_count", std::to_string(query.count));
+    if (auto since = ctx.param("_since")) {
+        auto range = fhir::parse_date_time(*since);
+        if (!range || since->find('T') == std::string::npos)
+            return done(rest::error_response(
+                error::make(category::malformed, "value", "_since must be an instant, e.g. 2026-01-01T00:00:00Z")));
+        query.since = range->begin;
+        add_applied("_since", *since);
+    }
+    if (auto at = ctx.param("_at")) {
+        auto range = fhir::parse_date_time(*at);
+        if (!range)
+            return done(rest::error_response(
+                error::make(category::malformed, "value", "_at must be a date or dateTime")));
+        query.at = std::pair{range->begin, range->end};
+        add_applied("_at", *at);
+    }
+    if (auto page = ctx.param("_page")) {
+        std::int64_t cursor = 0;
+        auto [end, ec] = std::from_chars(page->data(), page->data() + page->size(), cursor);
+        if (ec != std::errc{} || end != page->data() + page->size() || cursor < 1)
+            return done(rest::error_response(error::make(category::malformed, "value", "_page is not a page of this history")));
+        query.before = cursor;
+    }
+
+    if (!query.id.empty()) {
+        // An instance that never existed has no history: 404, as a read would say.
+        auto current = ctx.store.read_current(query.type, query.id);
+        if (!current)
+            return done(rest::error_response(current.failure()));
+    }
+    auto page = ctx.store.history(query);
+    if (!page)
+        return done(rest::error_response(page.failure()));
+
+    std::string path = ctx.config.base_url;
+    if (!query.type.empty())
+        path += "/" + query.type;
+    if (!query.id.empty())
+        path += "/" + query.id;
+    path += "/_history";
+
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> out(buffer);
+    out.StartObject();
+    out.Key("resourceType");
+    out.String("Bundle");
+    out.Key("type");
+    out.String("history");
+    out.Key("link");
+    out.StartArray();
+    auto link = [&](const char* relation, const std::string& url) {
+        out.StartObject();
+        out.Key("relation");
+        out.String(relation);
+        out.Key("url");
+        out.String(url);
+        out.EndObject();
+    };
+    link("self", path + "?" + applied + (query.before ? "&_page=" + std::to_string(*query.before) : ""));
+    if (page->next)
+        link("next", path + "?" + applied + "&_page=" + std::to_string(*page->next));
+    out.EndArray();
+    if (!page->entries.empty()) { // FHIR JSON has no empty arrays
+        out.Key("entry");
+        out.StartArray();
+    }
+    for (const storage::stored_version& v : page->entries) {
+        out.StartObject();
+        out.Key("fullUrl");
+        out.String(ctx.config.base_url + "/" + v.type + "/" + v.id);
+        if (!v.deleted) {
+            out.Key("resource");
+            out.RawValue(v.json.data(), v.json.size(), rapidjson::kObjectType);
+        }
+        out.Key("request");
+        out.StartObject();
+        out.Key("method");
+        out.String(v.method);
+        out.Key("url");
+        out.String(v.method == "POST" ? v.type : v.type + "/" + v.id);
+        out.EndObject();
+        out.Key("response");
+        out.StartObject();
+        out.Key("status");
+        out.String(entry_status(v));
+        out.Key("etag");
+        out.String(rest::etag(v.version_id));
+        out.Key("lastModified");
+        out.String(storage::store::format_instant(v.last_updated));
+        out.EndObject();
+        out.EndObject();
+    }
+    if (!page->entries.empty())
+        out.EndArray();
+    out.EndObject();
+    done(rest::json_response({buffer.GetString(), buffer.GetSize()}));
+}
+
+} // namespace caregate::interactions

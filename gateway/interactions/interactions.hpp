@@ -1,0 +1,18 @@
+// The FHIR interactions, one per file, each named after the spec. Each answers through `done`
+// exactly once; writes answer from the writer thread once their commit is durable.
+#pragma once
+
+#include "rest/context.hpp"
+
+namespace caregate::interactions {
+
+void capabilities(rest::context& ctx, rest::responder& done);
+void read(rest::context& ctx, rest::responder& done);
+void vread(rest::context& ctx, rest::responder& done);
+void create(rest::context& ctx, rest::responder& done);
+void update(rest::context& ctx, rest::responder& done);
+void delete_(rest::context& ctx, rest::responder& done);
+/// Instance, type and system history: the route says which.
+void history(rest::context& ctx, rest::responder& done);
+
+} // namespace caregate::interactions

@@ -1,0 +1,43 @@
+// update: https://hl7.org/fhir/R4/http.html#update, including update-as-create with the client's id
+// and If-Match (https://hl7.org/fhir/R4/http.html#concurrency). Unchanged content makes no version.
+#include "interactions/interactions.hpp"
+#include "interactions/write.hpp"
+
+#include "rest/error_response.hpp"
+
+namespace caregate::interactions {
+
+using fhir::category;
+using fhir::error;
+
+void update(rest::context& ctx, rest::responder& done) {
+    if (auto ok = ctx.only_params({}); !ok)
+        return done(rest::error_response(ok.failure()));
+    auto prepared = detail::prepare_body(ctx);
+    if (!prepared)
+        return done(rest::error_response(prepared.failure()));
+    const std::string& type = ctx.where.type;
+    if (prepared->id.empty())
+        return done(rest::error_response(
+            error::make(category::malformed, "required", "an update needs the resource's id in the body", type + ".id")));
+    if (prepared->id != ctx.where.id)
+        return done(rest::error_response(
+            error::make(category::malformed, "invalid", "the id in the body differs from the id in the URL", type + ".id")));
+    if (type == "Patient" && prepared->nhs_number != ctx.where.id)
+        return done(rest::error_response(error::make(
+            category::invalid, "invariant", "a Patient's id must be the NHS number in its identifier", "Patient.identifier")));
+    auto expected = detail::if_match(ctx);
+    if (!expected)
+        return done(rest::error_response(expected.failure()));
+
+    storage::write_request write;
+    write.kind = storage::write_kind::update;
+    write.type = type;
+    write.id = ctx.where.id;
+    write.if_match = *expected;
+    write.content = std::move(prepared->content);
+    write.citizens = std::move(prepared->citizens);
+    detail::submit_and_answer(ctx, std::move(write), done);
+}
+
+} // namespace caregate::interactions

@@ -1,0 +1,58 @@
+// What the server and its sessions share (private to gateway/net): the limits, the shutdown flag, the
+// registry of open connections, each listener's state, and the entry point of a session.
+#pragma once
+
+#include "net/server.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string_view>
+#include <unordered_map>
+
+namespace caregate::net::detail {
+
+class connection;
+
+/// State every session of a server shares.
+struct server_state {
+    explicit server_state(net::limits connection_limits) : limits(connection_limits) {}
+
+    const net::limits limits;
+    /// Set once, when the server begins to stop: sessions finish the request in hand and close.
+    std::atomic<bool> stopping{false};
+
+    std::mutex mutex;
+    /// Notified (under `mutex`) when the last open connection closes.
+    std::condition_variable all_closed;
+    /// Every open connection, so that stopping can close the idle ones. Guarded by `mutex`.
+    std::unordered_map<const connection*, std::weak_ptr<connection>> open_connections;
+};
+
+/// One listener's state, shared by its sessions. Outlives them (owned by the server).
+struct listener_state {
+    server_state& server;
+    rest::handler handle;
+    /// Null for a plain (loopback-only) listener.
+    std::unique_ptr<boost::asio::ssl::context> tls;
+    /// Connections accepted and not yet closed, checked against limits.max_connections.
+    std::atomic<std::size_t> open_connections{0};
+};
+
+/// Serves one accepted connection to its end, on the socket's executor (which must be a strand, as
+/// the session's timer and I/O complete there). Counts it in `listener.open_connections` while open.
+void start_session(boost::asio::ip::tcp::socket socket, listener_state& listener);
+
+/// Asks every open connection to close once it is idle (between requests). Thread-safe.
+void close_idle_connections(server_state& server);
+
+/// One line to stderr, written at once so that lines from several threads do not interleave.
+/// Never bodies, header values or anything else that may carry patient data.
+void log_line(std::string_view text);
+
+} // namespace caregate::net::detail

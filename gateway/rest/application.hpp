@@ -1,0 +1,36 @@
+// The FHIR REST application behind the network seam: one `handle(request, responder)` that checks
+// formats, routes to an interaction (from the capability table) and stamps request ids. Knows
+// nothing of sockets.
+#pragma once
+
+#include "rest/context.hpp"
+#include "rest/http.hpp"
+#include "storage/store.hpp"
+
+#include <string>
+#include <vector>
+
+namespace caregate::rest {
+
+class application {
+public:
+    application(storage::store& store, rest_config config);
+
+    /// Answers one request; `done` is called exactly once, maybe later from the writer thread.
+    void handle(request req, responder done);
+
+    const rest_config& config() const noexcept { return config_; }
+
+private:
+    storage::store& store_;
+    rest_config config_;
+    std::string base_path_;                  ///< the path part of config_.base_url, e.g. "/fhir"
+    std::vector<std::string> base_segments_; ///< its segments, e.g. {"fhir"}
+};
+
+/// A random (version 4) UUID, from OpenSSL's RAND_bytes.
+std::string random_uuid();
+/// True for the 8-4-4-4-12 hex form.
+bool is_uuid(std::string_view text) noexcept;
+
+} // namespace caregate::rest

@@ -1,0 +1,40 @@
+// The one table of resource types x interactions. The router refuses what it does not list and
+// /metadata is written from it, so the CapabilityStatement cannot claim what is not served.
+#pragma once
+
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace caregate::rest {
+
+/// FHIR RESTful interactions (https://hl7.org/fhir/R4/http.html).
+enum class interaction {
+    read,
+    vread,
+    update,
+    delete_,
+    history_instance,
+    history_type,
+    create,
+    history_system,
+    capabilities,
+};
+
+/// The spec's code for an interaction, e.g. "history-instance".
+std::string_view spec_code(interaction kind) noexcept;
+
+struct type_capability {
+    std::string_view type;
+    std::vector<interaction> interactions; ///< type- and instance-level interactions served
+    bool allows(interaction kind) const noexcept;
+};
+
+/// Every supported type with its interactions, in the order of fhir::supported_types().
+std::span<const type_capability> type_capabilities();
+/// The entry for a type, or nullptr if it is not served.
+const type_capability* find_type(std::string_view type) noexcept;
+/// Whole-system interactions served.
+std::span<const interaction> system_interactions() noexcept;
+
+} // namespace caregate::rest

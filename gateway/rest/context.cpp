@@ -1,0 +1,93 @@
+// Shared answers for interactions: parameters, Prefer, ETags and the version response.
+#include "rest/context.hpp"
+
+#include "fhir_model/date_time.hpp"
+
+#include <charconv>
+
+namespace caregate::rest {
+
+std::optional<std::string> context::param(std::string_view name) const {
+    for (const auto& [key, value] : params)
+        if (key == name)
+            return value;
+    return std::nullopt;
+}
+
+fhir::status context::only_params(std::initializer_list<std::string_view> allowed) const {
+    for (const auto& [key, value] : params) {
+        if (key == "_format" || key == "_pretty")
+            continue;
+        bool known = false;
+        for (auto name : allowed)
+            known = known || key == name;
+        if (!known)
+            return fhir::error::make(fhir::category::unsupported, "not-supported",
+                                     "the parameter '" + key + "' is not supported by this interaction");
+    }
+    return {};
+}
+
+prefer_return context::prefer() const {
+    const std::string_view prefer = req.header("Prefer");
+    if (prefer.find("return=minimal") != std::string_view::npos)
+        return prefer_return::minimal;
+    if (prefer.find("return=OperationOutcome") != std::string_view::npos)
+        return prefer_return::operation_outcome;
+    return prefer_return::representation;
+}
+
+std::string etag(std::int64_t version_id) { return "W/\"" + std::to_string(version_id) + "\""; }
+
+std::optional<std::int64_t> parse_etag(std::string_view text) noexcept {
+    if (text.starts_with("W/"))
+        text.remove_prefix(2);
+    if (text.size() < 3 || text.front() != '"' || text.back() != '"')
+        return std::nullopt;
+    text = text.substr(1, text.size() - 2);
+    std::int64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size() || value < 1)
+        return std::nullopt;
+    return value;
+}
+
+response version_response(const rest_config& config, unsigned status, const storage::stored_version& version,
+                          prefer_return how, bool location) {
+    response out;
+    out.status = status;
+    out.set("ETag", etag(version.version_id));
+    out.set("Last-Modified", fhir::format_http_date(version.last_updated));
+    if (location)
+        out.set("Location", config.base_url + "/" + version.type + "/" + version.id + "/_history/" +
+                                std::to_string(version.version_id));
+    switch (how) {
+    case prefer_return::minimal:
+        break;
+    case prefer_return::operation_outcome: {
+        fhir::error note;
+        note.issues.push_back({"information", "informational",
+                               "the interaction succeeded: " + version.type + "/" + version.id + " version " +
+                                   std::to_string(version.version_id),
+                               {}});
+        out.set("Content-Type", "application/fhir+json; charset=utf-8");
+        out.body = fhir::operation_outcome_json(note);
+        break;
+    }
+    case prefer_return::representation:
+        out.set("Content-Type", "application/fhir+json; charset=utf-8");
+        out.body = version.json;
+        break;
+    }
+    return out;
+}
+
+response json_response(std::string body) {
+    response out;
+    out.status = 200;
+    out.set("Content-Type", "application/fhir+json; charset=utf-8");
+    out.body = std::move(body);
+    return out;
+}
+
+} // namespace caregate::rest

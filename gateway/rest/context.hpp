@@ -1,0 +1,68 @@
+// What an interaction handler is given: the request, where it was routed, its query parameters, the
+// store and the configuration. Plus the helpers every interaction shares to answer.
+#pragma once
+
+#include "fhir_model/error.hpp"
+#include "rest/capabilities.hpp"
+#include "rest/http.hpp"
+#include "storage/store.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace caregate::rest {
+
+/// Settings of the FHIR REST layer, each with its reason.
+struct rest_config {
+    /// The URL the server calls itself in links and Location headers; its path is the FHIR base path.
+    std::string base_url = "https://localhost:8443/fhir";
+    /// Page size when a client gives no _count: large enough for a record's worth of history.
+    unsigned default_count = 50;
+    /// Largest page served; a larger _count is reduced to this and the `next` link carries on.
+    unsigned max_count = 1000;
+};
+
+/// Where a request was routed.
+struct route {
+    interaction kind = interaction::capabilities;
+    std::string type;
+    std::string id;
+    std::int64_t version_id = 0;
+};
+
+/// Prefer: return=... (https://hl7.org/fhir/R4/http.html#ops)
+enum class prefer_return { representation, minimal, operation_outcome };
+
+struct context {
+    request req;
+    route where;
+    std::vector<std::pair<std::string, std::string>> params; ///< decoded query parameters, in order
+    storage::store& store;
+    const rest_config& config;
+
+    /// The value of a parameter given once; nullopt if absent.
+    std::optional<std::string> param(std::string_view name) const;
+    /// Fails with `unsupported` (400) naming the first parameter not in `allowed` (besides _format and
+    /// _pretty, which only shape the output). Never ignore a parameter: it could widen a result.
+    fhir::status only_params(std::initializer_list<std::string_view> allowed) const;
+    prefer_return prefer() const;
+};
+
+/// `W/"<n>"` for a version.
+std::string etag(std::int64_t version_id);
+/// Parses `W/"<n>"` (or `"<n>"`); nullopt if it is not one.
+std::optional<std::int64_t> parse_etag(std::string_view text) noexcept;
+
+/// A response carrying a stored version: status, Content-Type, ETag, Last-Modified, and the body as
+/// `how` says (the stored bytes as they are, nothing, or an OperationOutcome). `location` adds
+/// Location: {base}/{type}/{id}/_history/{vid} (creates and updates).
+response version_response(const rest_config& config, unsigned status, const storage::stored_version& version,
+                          prefer_return how, bool location);
+
+/// A 200 response with already-serialised FHIR JSON (a Bundle, the CapabilityStatement).
+response json_response(std::string body);
+
+} // namespace caregate::rest

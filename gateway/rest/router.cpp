@@ -1,2 +1,0 @@
-// The route table.
-#include "rest/http.hpp"

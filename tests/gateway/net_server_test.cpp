@@ -1,0 +1,436 @@
+// Tests of gateway/net/server: a real server on 127.0.0.1 (port 0) with certificates made by
+// certs/make-dev-certs.sh, spoken to by the curl and openssl command lines as a client would.
+// Needs `curl` and `openssl` on the PATH.
+#include "net/server.hpp"
+
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace net = caregate::net;
+namespace rest = caregate::rest;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// The development PKI, made once per test run by the real script into a temporary directory.
+struct dev_pki {
+    dev_pki() : dir(fs::temp_directory_path() / ("caregate-net-test-" + std::to_string(::getpid()))) {
+        const std::string command = std::string("bash '") + CAREGATE_SOURCE_DIR + "/certs/make-dev-certs.sh' --out '" +
+                                    dir.string() + "' > /dev/null";
+        if (std::system(command.c_str()) != 0)
+            throw std::runtime_error("certs/make-dev-certs.sh failed");
+    }
+    ~dev_pki() {
+        std::error_code ignored;
+        fs::remove_all(dir, ignored);
+    }
+    std::string file(const std::string& name) const { return (dir / name).string(); }
+
+    fs::path dir;
+};
+
+const dev_pki& pki() {
+    static const dev_pki instance;
+    return instance;
+}
+
+struct command_output {
+    int exit_status = -1;
+    std::string text; ///< stdout
+};
+
+/// Runs a shell command and collects its stdout.
+command_output run(const std::string& command) {
+    command_output out;
+    FILE* pipe = ::popen(command.c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    char chunk[4096];
+    while (std::size_t n = std::fread(chunk, 1, sizeof chunk, pipe))
+        out.text.append(chunk, n);
+    const int status = ::pclose(pipe);
+    out.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return out;
+}
+
+/// The handler behind every test server: echoes what it was given, and has a few special paths.
+void echo(rest::request request, rest::responder respond) {
+    if (request.target == "/throw")
+        throw std::runtime_error("a bug in the handler (expected by the test)");
+    if (request.target == "/later" || request.target == "/slow") {
+        // Answers from another thread, as a database write does once its commit is durable.
+        const auto delay = request.target == "/later" ? 50ms : 700ms;
+        std::thread([respond = std::move(respond), delay] {
+            std::this_thread::sleep_for(delay);
+            rest::response answer;
+            answer.set("Content-Type", "text/plain");
+            answer.body = "answered later";
+            respond(std::move(answer));
+        }).detach();
+        return;
+    }
+    rest::response answer;
+    answer.set("Content-Type", "text/plain");
+    answer.body = request.method + " " + request.target + " ods=" + request.client_ods +
+                  " secure=" + (request.secure ? "yes" : "no") + " body=" + std::to_string(request.body.size());
+    respond(std::move(answer));
+}
+
+enum class client_certs { none, requested, required };
+
+net::listener tls_listener(client_certs certs = client_certs::requested) {
+    net::listener l;
+    l.address = "127.0.0.1";
+    l.port = 0;
+    l.tls.certificate_file = pki().file("server.crt");
+    l.tls.private_key_file = pki().file("server.key");
+    if (certs != client_certs::none)
+        l.tls.client_ca_file = pki().file("ca.crt");
+    l.tls.require_client_certificate = certs == client_certs::required;
+    l.handle = echo;
+    return l;
+}
+
+/// A server running on a background thread for the length of a test.
+class running_server {
+public:
+    explicit running_server(net::listener l, net::limits limits = {})
+        : server_(make_listeners(std::move(l)), limits, 2), runner_([this] { server_.run(); }) {}
+    ~running_server() { stop(); }
+
+    std::string port() const { return std::to_string(server_.bound_port(0)); }
+    std::string url(const std::string& path) const { return "https://127.0.0.1:" + port() + path; }
+    /// curl trusting the dev CA; -w appends "[status connects]" after each response. With
+    /// `verbose`, curl's account of the connection (TLS version, cipher) is in the output too.
+    std::string curl(const std::string& options, bool verbose = false) const {
+        return "curl -sS --max-time 10 --cacert '" + pki().file("ca.crt") + "' -w ' [%{http_code} %{num_connects}]\\n' " +
+               options + (verbose ? " -v 2>&1" : " 2>/dev/null");
+    }
+    /// openssl s_client, connected, sending what `feed` (a shell command) prints.
+    std::string s_client(const std::string& feed) const {
+        return "(" + feed + ") | timeout 10 openssl s_client -quiet -connect 127.0.0.1:" + port() + " 2>/dev/null";
+    }
+
+    /// Stops the server and returns how long run() took to return.
+    std::chrono::steady_clock::duration stop() {
+        const auto start = std::chrono::steady_clock::now();
+        if (runner_.joinable()) {
+            server_.stop();
+            runner_.join();
+        }
+        return std::chrono::steady_clock::now() - start;
+    }
+
+private:
+    static std::vector<net::listener> make_listeners(net::listener l) {
+        std::vector<net::listener> all;
+        all.push_back(std::move(l));
+        return all;
+    }
+
+    net::server server_;
+    std::thread runner_;
+};
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+} // namespace
+
+TEST_CASE("TLS: a request round trip, kept alive for the next request") {
+    running_server server(tls_listener());
+    auto out = run(server.curl("'" + server.url("/Patient/9000000009") + "' '" + server.url("/metadata") + "'"));
+    CHECK(out.exit_status == 0);
+    CHECK(contains(out.text, "GET /Patient/9000000009 ods= secure=yes body=0 [200 1]"));
+    // The second request reused the connection: no new connect.
+    CHECK(contains(out.text, "GET /metadata ods= secure=yes body=0 [200 0]"));
+
+    auto verbose = run(server.curl("'" + server.url("/metadata") + "'", true));
+    CHECK(contains(verbose.text, "SSL connection using TLSv1.3")); // preferred when the client has it
+}
+
+TEST_CASE("TLS: a POST body reaches the handler") {
+    running_server server(tls_listener());
+    auto out = run(server.curl("--data-binary 'hello world' '" + server.url("/Patient") + "'"));
+    CHECK(contains(out.text, "POST /Patient ods= secure=yes body=11 [200 1]"));
+}
+
+TEST_CASE("TLS: the client certificate's CN is the caller's ODS code") {
+    running_server server(tls_listener());
+    auto out = run(server.curl("--cert '" + pki().file("client-A81001.crt") + "' --key '" +
+                               pki().file("client-A81001.key") + "' '" + server.url("/Patient") + "'"));
+    CHECK(contains(out.text, "GET /Patient ods=A81001 secure=yes body=0 [200 1]"));
+
+    out = run(server.curl("--cert '" + pki().file("client-8JK23.crt") + "' --key '" +
+                          pki().file("client-8JK23.key") + "' '" + server.url("/Patient") + "'"));
+    CHECK(contains(out.text, "ods=8JK23 "));
+}
+
+TEST_CASE("TLS: require_client_certificate refuses a client without one, accepts one with one") {
+    running_server server(tls_listener(client_certs::required));
+    auto refused = run(server.curl("'" + server.url("/Patient") + "'"));
+    CHECK(refused.exit_status != 0);
+    CHECK_FALSE(contains(refused.text, "[200"));
+
+    auto accepted = run(server.curl("--cert '" + pki().file("client-RX1.crt") + "' --key '" +
+                                    pki().file("client-RX1.key") + "' '" + server.url("/Patient") + "'"));
+    CHECK(contains(accepted.text, "ods=RX1 secure=yes body=0 [200 1]"));
+}
+
+TEST_CASE("TLS: a client certificate from another CA is refused") {
+    // The server certificate is signed by the dev CA, but it is not itself a CA: a certificate
+    // self-signed by a stranger must not verify.
+    running_server server(tls_listener(client_certs::required));
+    const std::string key = pki().file("stranger.key"), cert = pki().file("stranger.crt");
+    REQUIRE(run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '" + key +
+                "' -out '" + cert + "' -days 1 -subj /CN=A81001 2>/dev/null")
+                .exit_status == 0);
+    auto out = run(server.curl("--cert '" + cert + "' --key '" + key + "' '" + server.url("/Patient") + "'"));
+    CHECK(out.exit_status != 0);
+    CHECK_FALSE(contains(out.text, "[200"));
+}
+
+TEST_CASE("TLS: 1.1 and older are refused; 1.2 is served with a forward-secret cipher") {
+    running_server server(tls_listener());
+    // SECLEVEL=0 lets the client offer TLS 1.1 at all; the refusal must come from the server.
+    auto old = run(server.curl("--tlsv1.0 --tls-max 1.1 --ciphers 'DEFAULT@SECLEVEL=0' '" + server.url("/") + "'"));
+    CHECK(old.exit_status != 0);
+    CHECK_FALSE(contains(old.text, "[200"));
+
+    auto tls12 = run(server.curl("--tlsv1.2 --tls-max 1.2 '" + server.url("/") + "'", true));
+    CHECK(contains(tls12.text, "[200 1]"));
+    CHECK(contains(tls12.text, "SSL connection using TLSv1.2 / ECDHE-"));
+
+    // A TLS 1.2 client offering only RSA key exchange (no forward secrecy) is refused.
+    auto static_rsa = run(server.curl("--tls-max 1.2 --ciphers AES128-GCM-SHA256 '" + server.url("/") + "'"));
+    CHECK(static_rsa.exit_status != 0);
+}
+
+TEST_CASE("TLS: plain HTTP sent to a TLS port gets no HTTP response") {
+    running_server server(tls_listener());
+    auto out = run(server.curl("'http://127.0.0.1:" + server.port() + "/Patient'"));
+    CHECK(out.exit_status != 0);
+    CHECK_FALSE(contains(out.text, "[200"));
+}
+
+TEST_CASE("limits: a body over body_bytes is refused with 413 and an OperationOutcome") {
+    net::limits limits;
+    limits.body_bytes = 1024;
+    running_server server(tls_listener(), limits);
+    const std::string body_file = pki().file("body.json");
+    std::ofstream(body_file) << std::string(5000, 'x');
+
+    SUBCASE("with Content-Length") {
+        auto out = run(server.curl("-H 'Expect:' --data-binary @'" + body_file + "' '" + server.url("/Bundle") + "'"));
+        CHECK(contains(out.text, "\"resourceType\":\"OperationOutcome\""));
+        CHECK(contains(out.text, "too-long"));
+        CHECK(contains(out.text, "[413 1]"));
+    }
+    SUBCASE("with Expect: 100-continue, refused before the body is sent") {
+        auto out = run(server.curl("-H 'Expect: 100-continue' --data-binary @'" + body_file + "' '" +
+                                   server.url("/Bundle") + "'"));
+        CHECK(contains(out.text, "OperationOutcome"));
+        CHECK(contains(out.text, "[413 1]"));
+    }
+    SUBCASE("chunked") {
+        auto out = run(server.curl("-H 'Transfer-Encoding: chunked' --data-binary @'" + body_file + "' '" +
+                                   server.url("/Bundle") + "'"));
+        CHECK(contains(out.text, "OperationOutcome"));
+        CHECK(contains(out.text, "[413 1]"));
+    }
+    SUBCASE("a body of exactly the limit is served") {
+        std::ofstream(body_file) << std::string(1024, 'x');
+        auto out = run(server.curl("--data-binary @'" + body_file + "' '" + server.url("/Bundle") + "'"));
+        CHECK(contains(out.text, "POST /Bundle ods= secure=yes body=1024 [200 1]"));
+    }
+}
+
+TEST_CASE("limits: headers over header_bytes are refused with 431 and an OperationOutcome") {
+    net::limits limits;
+    limits.header_bytes = 4096;
+    running_server server(tls_listener(), limits);
+    auto out = run(server.curl("-H 'X-Large: " + std::string(8000, 'a') + "' '" + server.url("/Patient") + "'"));
+    CHECK(contains(out.text, "\"resourceType\":\"OperationOutcome\""));
+    CHECK(contains(out.text, "[431 1]"));
+
+    auto within = run(server.curl("-H 'X-Large: " + std::string(2000, 'a') + "' '" + server.url("/Patient") + "'"));
+    CHECK(contains(within.text, "[200 1]"));
+}
+
+TEST_CASE("limits: a client too slow to send its request gets 408, then the connection closes") {
+    net::limits limits;
+    limits.read_timeout = 1s;
+    running_server server(tls_listener(), limits);
+    const auto start = std::chrono::steady_clock::now();
+    // Half a request, then silence for longer than read_timeout.
+    auto out = run(server.s_client("printf 'GET /Patient HTTP/1.1\\r\\nHost: localhost\\r\\n'; sleep 2"));
+    CHECK(contains(out.text, "HTTP/1.1 408 Request Timeout"));
+    CHECK(contains(out.text, "\"code\":\"timeout\""));
+    CHECK(contains(out.text, "Connection: close"));
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+}
+
+TEST_CASE("limits: an idle connection is closed silently after idle_timeout") {
+    net::limits limits;
+    limits.idle_timeout = 1s;
+    running_server server(tls_listener(), limits);
+    // One request, then nothing: the server closes without a word (no 408).
+    const auto start = std::chrono::steady_clock::now();
+    auto out = run(server.s_client("printf 'GET /a HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n'; sleep 2"));
+    CHECK(contains(out.text, "HTTP/1.1 200 OK"));
+    CHECK_FALSE(contains(out.text, "408"));
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+}
+
+TEST_CASE("limits: a client that never starts the TLS handshake is dropped after handshake_timeout") {
+    net::limits limits;
+    limits.handshake_timeout = 1s;
+    running_server server(tls_listener(), limits);
+    const auto start = std::chrono::steady_clock::now();
+    // Connects and sends nothing; `cat` returns when the server closes the connection.
+    auto out = run("timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/" + server.port() + "; cat <&3'");
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK(out.exit_status == 0); // closed by the server, not by `timeout`
+    CHECK(took >= 900ms);
+    CHECK(took < 5s);
+}
+
+TEST_CASE("limits: connections beyond max_connections are closed at once") {
+    net::limits limits;
+    limits.max_connections = 1;
+    running_server server(tls_listener(), limits);
+    // Holds the one allowed connection open for 2 s (without -quiet, s_client leaves when its input ends).
+    const std::string hold = "sleep 2 | openssl s_client -connect 127.0.0.1:" + server.port() + " >/dev/null 2>&1";
+    FILE* holder = ::popen(hold.c_str(), "r");
+    REQUIRE(holder != nullptr);
+    std::this_thread::sleep_for(500ms);
+    auto refused = run(server.curl("'" + server.url("/Patient") + "'"));
+    CHECK_FALSE(contains(refused.text, "[200"));
+    ::pclose(holder);
+    std::this_thread::sleep_for(200ms);
+    auto served = run(server.curl("'" + server.url("/Patient") + "'"));
+    CHECK(contains(served.text, "[200 1]"));
+}
+
+TEST_CASE("HTTP: malformed requests get 400 with an OperationOutcome, then the connection closes") {
+    running_server server(tls_listener());
+    auto out = run(server.s_client("printf 'NOT HTTP AT ALL\\r\\n\\r\\n'; sleep 1"));
+    CHECK(contains(out.text, "HTTP/1.1 400 Bad Request"));
+    CHECK(contains(out.text, "OperationOutcome"));
+}
+
+TEST_CASE("HTTP: pipelined requests are answered in order") {
+    running_server server(tls_listener());
+    auto out = run(server.s_client("printf 'GET /first HTTP/1.1\\r\\nHost: x\\r\\n\\r\\nGET /second HTTP/1.1\\r\\n"
+                                   "Host: x\\r\\nConnection: close\\r\\n\\r\\n'; sleep 1"));
+    const auto first = out.text.find("GET /first"), second = out.text.find("GET /second");
+    CHECK(first != std::string::npos);
+    CHECK(second != std::string::npos);
+    CHECK(first < second);
+}
+
+TEST_CASE("HTTP: HEAD gets the headers of a GET and no body") {
+    running_server server(tls_listener());
+    auto out = run(server.curl("-I '" + server.url("/Patient") + "'"));
+    // The Content-Length a GET would have: "HEAD /Patient ods= secure=yes body=0" is 36 bytes.
+    CHECK(contains(out.text, "Content-Length: 36"));
+    CHECK(contains(out.text, "[200 1]"));
+    CHECK_FALSE(contains(out.text, "secure=yes"));
+}
+
+TEST_CASE("handler: an answer given later from another thread reaches the client") {
+    running_server server(tls_listener());
+    auto out = run(server.curl("'" + server.url("/later") + "' '" + server.url("/later") + "'"));
+    CHECK(contains(out.text, "answered later [200 1]"));
+    CHECK(contains(out.text, "answered later [200 0]"));
+}
+
+TEST_CASE("handler: an exception becomes 500 with an OperationOutcome, and the server goes on") {
+    running_server server(tls_listener());
+    auto out = run(server.curl("'" + server.url("/throw") + "' '" + server.url("/after") + "'"));
+    CHECK(contains(out.text, "\"code\":\"exception\""));
+    CHECK(contains(out.text, "[500 1]"));
+    CHECK_FALSE(contains(out.text, "a bug in the handler")); // the client is not told the internals
+    CHECK(contains(out.text, "GET /after ods= secure=yes body=0 [200 0]"));
+}
+
+TEST_CASE("plain: served on a loopback address, refused elsewhere") {
+    net::listener plain;
+    plain.plain = true;
+    plain.port = 0;
+    plain.handle = echo;
+    {
+        running_server server(plain);
+        auto out = run(server.curl("'http://127.0.0.1:" + server.port() + "/Patient'"));
+        CHECK(contains(out.text, "GET /Patient ods= secure=no body=0 [200 1]"));
+    }
+    plain.address = "0.0.0.0";
+    std::vector<net::listener> listeners{plain};
+    CHECK_THROWS_WITH_AS(net::server(listeners, {}, 1), "--plain is only allowed on a loopback address",
+                         std::runtime_error);
+}
+
+TEST_CASE("is_loopback") {
+    CHECK(net::is_loopback("127.0.0.1"));
+    CHECK(net::is_loopback("127.10.0.1"));
+    CHECK(net::is_loopback("::1"));
+    CHECK(net::is_loopback("localhost"));
+    CHECK(net::is_loopback("::ffff:127.0.0.1"));
+    CHECK_FALSE(net::is_loopback("0.0.0.0"));
+    CHECK_FALSE(net::is_loopback("::"));
+    CHECK_FALSE(net::is_loopback("10.0.0.1"));
+    CHECK_FALSE(net::is_loopback("128.0.0.1"));
+    CHECK_FALSE(net::is_loopback("localhost.example.org"));
+    CHECK_FALSE(net::is_loopback(""));
+}
+
+TEST_CASE("server: a clear error when a port is taken or a certificate is missing") {
+    running_server first(tls_listener());
+    auto taken = tls_listener();
+    taken.port = static_cast<std::uint16_t>(std::stoi(first.port()));
+    std::vector<net::listener> listeners{taken};
+    CHECK_THROWS_WITH_AS(net::server(listeners, {}, 1), doctest::Contains("cannot listen on 127.0.0.1:"),
+                         std::runtime_error);
+
+    auto missing = tls_listener();
+    missing.tls.certificate_file = pki().file("no-such.crt");
+    listeners = {missing};
+    CHECK_THROWS_WITH_AS(net::server(listeners, {}, 1), doctest::Contains("no-such.crt"), std::runtime_error);
+}
+
+TEST_CASE("stop: run() returns promptly, closing idle connections") {
+    running_server server(tls_listener());
+    // An idle kept-alive connection must not hold the server up.
+    FILE* idle = ::popen(server.s_client("printf 'GET /a HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; sleep 2").c_str(), "r");
+    REQUIRE(idle != nullptr);
+    std::this_thread::sleep_for(500ms);
+    CHECK(server.stop() < 2s);
+    ::pclose(idle);
+}
+
+TEST_CASE("stop: a request in hand is finished before run() returns") {
+    running_server server(tls_listener());
+    FILE* client = ::popen(server.curl("'" + server.url("/slow") + "'").c_str(), "r");
+    REQUIRE(client != nullptr);
+    std::this_thread::sleep_for(300ms); // the request is with the handler, which answers at 700 ms
+    const auto took = server.stop();
+    std::string text;
+    char chunk[1024];
+    while (std::size_t n = std::fread(chunk, 1, sizeof chunk, client))
+        text.append(chunk, n);
+    ::pclose(client);
+    CHECK(contains(text, "answered later [200 1]"));
+    CHECK(took < 3s);
+}
