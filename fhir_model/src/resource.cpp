@@ -4,6 +4,7 @@
 
 #include "definitions.hpp"
 #include "fhir_model/nhs_number.hpp"
+#include "canonical.hpp"
 #include "json.hpp"
 #include "validate.hpp"
 
@@ -63,46 +64,6 @@ void complete_logical_reference(rapidjson::Value& reference, const std::string& 
     reference = std::move(completed);
 }
 
-/// resourceType, id, meta (without versionId and lastUpdated; left out if nothing remains), the rest.
-std::string canonical_json(const rapidjson::Value& resource) {
-    rapidjson::StringBuffer buffer;
-    rapidjson::Writer<rapidjson::StringBuffer> out(buffer);
-    out.StartObject();
-    for (std::string_view first : {"resourceType", "id"}) {
-        auto member = resource.FindMember(rapidjson::StringRef(first.data(), first.size()));
-        if (member != resource.MemberEnd()) {
-            out.Key(first.data(), static_cast<rapidjson::SizeType>(first.size()));
-            detail::write_value(out, member->value);
-        }
-    }
-    if (auto meta = resource.FindMember("meta"); meta != resource.MemberEnd()) {
-        bool started = false;
-        for (auto& m : meta->value.GetObject()) {
-            const std::string_view name = view(m.name);
-            if (name == "versionId" || name == "lastUpdated")
-                continue;
-            if (!started) {
-                out.Key("meta");
-                out.StartObject();
-                started = true;
-            }
-            out.Key(m.name.GetString(), m.name.GetStringLength());
-            detail::write_value(out, m.value);
-        }
-        if (started)
-            out.EndObject();
-    }
-    for (auto& m : resource.GetObject()) {
-        const std::string_view name = view(m.name);
-        if (name == "resourceType" || name == "id" || name == "meta")
-            continue;
-        out.Key(m.name.GetString(), m.name.GetStringLength());
-        detail::write_value(out, m.value);
-    }
-    out.EndObject();
-    return {buffer.GetString(), buffer.GetSize()};
-}
-
 } // namespace
 
 std::span<const std::string_view> supported_types() noexcept { return detail::r4().supported_views; }
@@ -160,7 +121,7 @@ result<prepared_resource> prepare_resource(std::string_view body, std::string_vi
     for (auto& logical : checked.logical_references)
         complete_logical_reference(*logical.reference, logical.nhs_number, doc.GetAllocator());
     out.citizens = std::move(checked.citizens);
-    out.content = canonical_json(doc);
+    out.content = detail::write_canonical(doc, nullptr);
     return out;
 }
 
