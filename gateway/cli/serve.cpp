@@ -155,7 +155,6 @@ int serve(const std::vector<std::string>& args) {
         server.run();
         // Drain the writer while the server still exists: a write's answer is posted to its session.
         store.reset();
-        std::cerr << "caregate: stopped\n";
         return 0;
     } catch (const std::invalid_argument& e) {
         std::cerr << "caregate serve: " << e.what() << "\n(see caregate serve --help)\n";
