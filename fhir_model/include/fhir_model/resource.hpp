@@ -7,6 +7,7 @@
 #include "fhir_model/error.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -21,6 +22,35 @@ struct citizen_link {
     std::string expression; ///< where it was found, e.g. "Observation.subject"
 };
 
+/// A link between the citizen and an organisation that a resource records, from which a legitimate
+/// relationship (DESIGN.md section 4) is decided. Organisations are named by ODS code, referenced as
+/// `Organization/{ODS}` or by identifier with system https://fhir.nhs.uk/Id/ods-organization-code.
+struct organisation_link {
+    std::string ods;
+    /// "registered-gp" (Patient.generalPractitioner), "encounter" (Encounter.serviceProvider),
+    /// "episode-of-care" (EpisodeOfCare.managingOrganization), "care-team" (CareTeam.managingOrganization
+    /// and organisations among CareTeam.participant.member / onBehalfOf).
+    std::string kind;
+    bool active = false;                ///< ongoing by its status (and no period.end in the past)
+    std::optional<std::int64_t> ended;  ///< µs since epoch: when it ended (period.end), if it has
+};
+
+/// What access control needs to know about a resource, found when it is written.
+struct access_facts {
+    /// Every meta.security coding as "system|code", e.g.
+    /// "http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R".
+    std::vector<std::string> labels;
+    /// "element=code" for each code of the root's coded elements (code, Coding, CodeableConcept, and
+    /// arrays of them), e.g. "category=vital-signs", "clinicalStatus=active", "status=final".
+    /// Policy rules that grant part of a type match on these.
+    std::vector<std::string> facets;
+    /// Organisation links to the citizen (Patient, Encounter, EpisodeOfCare, CareTeam).
+    std::vector<organisation_link> organisations;
+    /// A Consent recording the citizen's objection to sharing: status active, scope patient-privacy,
+    /// provision.type deny.
+    bool objection = false;
+};
+
 /// A parsed, valid resource ready to be stored.
 struct prepared_resource {
     std::string type;       ///< resourceType
@@ -32,6 +62,7 @@ struct prepared_resource {
     std::string content;
     /// Every citizen the resource links to at a Patient-compartment element (empty for Patient).
     std::vector<citizen_link> citizens;
+    access_facts access;
 };
 
 /// The resource types this server stores (from the generator's list), sorted.

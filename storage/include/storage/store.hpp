@@ -42,6 +42,52 @@ struct stored_version {
     bool deleted = false;   ///< a deletion marker: no content
     std::string json;       ///< the canonical JSON with id and meta stamped; empty when deleted
     std::string method;     ///< "POST", "PUT" or "DELETE": how this version came about (for history)
+    /// ODS code of the organisation that created the resource (its owner; every version keeps it).
+    std::string owner;
+    /// The citizens (NHS numbers) the version links to; for a Patient, its own NHS number.
+    std::vector<std::string> citizens;
+    std::vector<std::string> labels; ///< fhir::access_facts::labels of this version
+    std::vector<std::string> facets; ///< fhir::access_facts::facets of this version
+};
+
+/// One audit record (DESIGN.md section 4): who did what to whose record, when, why, and how it ended.
+/// Never holds resource content.
+struct audit_record {
+    std::int64_t sequence = 0;  ///< assigned by the store: the record's place in the chain (1, 2, ...)
+    timestamp time = 0;         ///< when the access happened (set by the caller)
+    std::string request_id;
+    std::string user;           ///< SDS user id (or system id) from the token
+    std::string role;           ///< national RBAC job role code, e.g. R8000
+    std::string organisation;   ///< ODS code
+    std::string purpose;        ///< purpose of use, e.g. TREAT, ETREAT
+    std::string break_glass_reason; ///< the stated reason when purpose is ETREAT
+    std::string nhs_number;     ///< the citizen, empty when none
+    std::string resource_type;
+    std::string resource_ids;   ///< space-separated ids (a search lists what it returned)
+    std::string action;         ///< read, vread, history, create, update, delete, search, export, ...
+    std::string outcome;        ///< "success", "denied", "not-found", "failed"
+    std::string detail;         ///< e.g. the applied search parameters; never values of hidden items
+    std::string previous_hash;  ///< set by the store: hex SHA-256 of the record before (64 zeros for the first)
+    std::string hash;           ///< set by the store: hex SHA-256 over previous_hash and this record's fields
+};
+
+/// A break-glass grant: the organisation's user may open the citizen's record until `until`.
+struct break_glass_grant {
+    std::string nhs_number;
+    std::string organisation;
+    std::string user;
+    std::string reason;
+    timestamp from = 0;
+    timestamp until = 0;
+    std::string request_id;
+};
+
+/// What the store knows about one organisation's (and user's) standing with one citizen.
+struct citizen_standing {
+    bool held = false;          ///< the citizen is a live Patient here
+    bool relationship = false;  ///< an organisation link for the ODS code, active or ended at or after `recent_since`
+    bool objection = false;     ///< a live Consent of the citizen records an objection (access_facts::objection)
+    std::optional<timestamp> break_glass_until; ///< the latest grant for (citizen, organisation, user) still open at `now`
 };
 
 enum class write_kind { create, update, remove };
@@ -59,6 +105,16 @@ struct write_request {
     std::optional<std::int64_t> if_match;
     /// Citizens the content links to: each must be a live Patient, else `invalid` naming the element.
     std::vector<fhir::citizen_link> citizens;
+    /// The organisation writing. On create it becomes the owner; update and remove fail with
+    /// `forbidden` unless it is the owner (or `any_owner`). Checked inside the write transaction.
+    std::string writer;
+    bool any_owner = false;
+    /// Labels, facets, organisation links and objection of the content, kept with the version and
+    /// (organisation links, objection) for the citizen while this version is current.
+    fhir::access_facts access;
+    /// Appended in the same transaction as the write, with `outcome` set by the store: "success", or
+    /// "failed" when the write fails (then the audit record alone is committed).
+    std::optional<audit_record> audit;
 };
 
 struct write_outcome {
@@ -120,6 +176,45 @@ public:
     void submit(write_request request, write_callback done);
     /// submit() and wait: for tools and tests.
     fhir::result<write_outcome> write(write_request request);
+
+    /// The standing of (organisation, user) with a citizen at `now`. Reads only.
+    fhir::result<citizen_standing> standing(std::string_view nhs_number, std::string_view organisation,
+                                            std::string_view user, timestamp recent_since, timestamp now) const;
+
+    /// Queues audit records to be appended (chained) by the writer with its next group: committed
+    /// within the writer's next commit, never dropped while the store is open. `done` (optional) runs
+    /// after that commit.
+    void append_audit(std::vector<audit_record> records, std::function<void(fhir::status)> done = {});
+    /// Queues a break-glass grant (with its audit record in the same transaction).
+    void grant_break_glass(break_glass_grant grant, audit_record audit, std::function<void(fhir::status)> done = {});
+
+    /// Audit records, newest first, filtered; `before` is a page cursor (a sequence number).
+    struct audit_query {
+        std::string nhs_number;      ///< empty: any
+        std::string agent;           ///< a user id or an ODS code; empty: any
+        std::optional<std::pair<timestamp, timestamp>> time; ///< [begin, end)
+        std::string purpose;         ///< e.g. ETREAT for the break-glass review list; empty: any
+        unsigned count = 50;
+        std::optional<std::int64_t> before;
+    };
+    struct audit_page {
+        std::vector<audit_record> records;
+        std::optional<std::int64_t> next;
+    };
+    fhir::result<audit_page> audit(const audit_query& query) const;
+    /// One audit record by sequence. Errors: not_found.
+    fhir::result<audit_record> audit_record_at(std::int64_t sequence) const;
+
+    /// Walks the whole chain: each record's previous_hash is the hash of the one before and its hash
+    /// is recomputed from its fields. Reports the first broken record.
+    struct audit_verification {
+        std::int64_t records = 0;
+        std::optional<std::int64_t> first_broken; ///< sequence of the first record that does not verify
+        std::string problem;                      ///< what is wrong with it, in words
+    };
+    fhir::result<audit_verification> verify_audit() const;
+    /// The hash the chain gives a record (hex SHA-256 of previous_hash and the fields, length-prefixed).
+    static std::string audit_hash(const audit_record& record);
 
     /// Counters of the writer's groups since open.
     store_statistics statistics() const;
