@@ -9,7 +9,7 @@ namespace caregate::storage::detail {
 namespace {
 
 // Migration n takes the database from user_version n to n + 1.
-constexpr std::array<const char*, 1> migrations = {
+constexpr std::array<const char*, 2> migrations = {
     // 1: versioned resources, the current-version pointer, citizen links.
     R"sql(
 CREATE TABLE resource_versions (
@@ -51,6 +51,87 @@ CREATE TABLE citizen_links (
     FOREIGN KEY (type, id) REFERENCES resources (type, id)
 ) WITHOUT ROWID;
 CREATE INDEX citizen_links_by_nhs_number ON citizen_links (nhs_number);
+)sql",
+    // 2: access control and audit: who owns each version and what it is about (owner, citizens,
+    // labels, facets), the organisation links and objections of current versions, break-glass
+    // grants, and the append-only, hash-chained audit log. List columns hold values joined by '\n'
+    // (none of the values, FHIR codes, ODS codes and NHS numbers, can hold a line break); versions
+    // written before this migration get empty values.
+    R"sql(
+ALTER TABLE resource_versions ADD COLUMN owner    TEXT NOT NULL DEFAULT '';
+ALTER TABLE resource_versions ADD COLUMN citizens TEXT NOT NULL DEFAULT '';
+ALTER TABLE resource_versions ADD COLUMN labels   TEXT NOT NULL DEFAULT '';
+ALTER TABLE resource_versions ADD COLUMN facets   TEXT NOT NULL DEFAULT '';
+
+-- For the current live version only: one row per (citizen, organisation link) it records.
+CREATE TABLE organisation_links (
+    type       TEXT    NOT NULL,
+    id         TEXT    NOT NULL,
+    nhs_number TEXT    NOT NULL,
+    ods        TEXT    NOT NULL,
+    kind       TEXT    NOT NULL,
+    active     INTEGER NOT NULL CHECK (active IN (0, 1)),
+    ended      INTEGER,              -- microseconds since the epoch, when the link ended; NULL if not
+    FOREIGN KEY (type, id) REFERENCES resources (type, id)
+);
+CREATE INDEX organisation_links_by_citizen ON organisation_links (nhs_number, ods);
+CREATE INDEX organisation_links_by_resource ON organisation_links (type, id);
+
+-- For the current live version of a Consent that records the citizen's objection to sharing.
+CREATE TABLE objections (
+    type       TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    nhs_number TEXT NOT NULL,
+    PRIMARY KEY (type, id, nhs_number),
+    FOREIGN KEY (type, id) REFERENCES resources (type, id)
+) WITHOUT ROWID;
+CREATE INDEX objections_by_nhs_number ON objections (nhs_number);
+
+CREATE TABLE break_glass_grants (
+    seq          INTEGER PRIMARY KEY,
+    nhs_number   TEXT    NOT NULL,
+    organisation TEXT    NOT NULL,
+    user         TEXT    NOT NULL,
+    reason       TEXT    NOT NULL,
+    from_time    INTEGER NOT NULL,   -- microseconds since the epoch; open from, inclusive
+    until_time   INTEGER NOT NULL,   -- open until, exclusive
+    request_id   TEXT    NOT NULL
+);
+CREATE INDEX break_glass_grants_by_caller ON break_glass_grants (nhs_number, organisation, user, until_time);
+-- Grants are evidence of an emergency access: never changed, never removed.
+CREATE TRIGGER break_glass_grants_never_change BEFORE UPDATE ON break_glass_grants
+BEGIN SELECT RAISE(ABORT, 'break-glass grants are immutable'); END;
+CREATE TRIGGER break_glass_grants_never_go BEFORE DELETE ON break_glass_grants
+BEGIN SELECT RAISE(ABORT, 'break-glass grants are immutable'); END;
+
+-- The audit log: sequence 1, 2, 3, ... each record's previous_hash is the hash of the one before.
+CREATE TABLE audit_log (
+    sequence           INTEGER PRIMARY KEY,
+    time               INTEGER NOT NULL,
+    request_id         TEXT    NOT NULL,
+    user               TEXT    NOT NULL,
+    role               TEXT    NOT NULL,
+    organisation       TEXT    NOT NULL,
+    purpose            TEXT    NOT NULL,
+    break_glass_reason TEXT    NOT NULL,
+    nhs_number         TEXT    NOT NULL,
+    resource_type      TEXT    NOT NULL,
+    resource_ids       TEXT    NOT NULL,
+    action             TEXT    NOT NULL,
+    outcome            TEXT    NOT NULL,
+    detail             TEXT    NOT NULL,
+    previous_hash      TEXT    NOT NULL,
+    hash               TEXT    NOT NULL
+);
+CREATE INDEX audit_log_by_nhs_number ON audit_log (nhs_number, sequence);
+CREATE INDEX audit_log_by_user ON audit_log (user, sequence);
+CREATE INDEX audit_log_by_organisation ON audit_log (organisation, sequence);
+CREATE INDEX audit_log_by_time ON audit_log (time);
+-- Append-only: the hash chain detects what these triggers cannot stop (a hand edit of the file).
+CREATE TRIGGER audit_log_never_changes BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit records are immutable'); END;
+CREATE TRIGGER audit_log_never_goes BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit records are immutable'); END;
 )sql",
 };
 

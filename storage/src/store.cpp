@@ -1,8 +1,10 @@
-// The versioned resource store on SQLite: one writer thread that commits queued writes in groups,
-// readers on pooled read-only connections, history in stable pages. See store.hpp for the contract;
+// The versioned resource store on SQLite: one writer thread that commits queued writes (and audit
+// records and break-glass grants) in groups, readers on pooled read-only connections, history and the
+// audit log in stable pages, what access control needs per citizen. See store.hpp for the contract;
 // the SQL text lives here and in schema.cpp, and never includes a client's string.
 //
-// Design notes: the invariants this file keeps (tests/storage/store_test.cpp proves them)
+// Design notes: the invariants this file keeps (tests/storage/store_test.cpp, writer_test.cpp,
+// access_test.cpp and audit_test.cpp prove them)
 //
 //  1. One current version per type/id: `resources` has one row per (type, id), pointing (seq) at
 //     the version now current, live or a deletion marker.
@@ -24,6 +26,23 @@
 //  8. Every check that depends on the database's state (exists, If-Match, unchanged content, the
 //     citizen is held) runs inside the write transaction, so a check and its write cannot race.
 //  9. A storage failure is `busy` or `fault`, never a client-error category.
+// 10. Every version carries the owner (the writer's ODS code) set when its resource was created,
+//     i.e. written while there was no live version; later versions keep it. A version of a live
+//     resource is made only by its owner, or by a writer with `any_owner`, or by a writer with no
+//     ODS code at all (tools and tests); checked inside the write transaction (see 8).
+// 11. Every organisation_links and objections row belongs to a current, live version, like
+//     citizen_links (5): replaced with each new version, removed with a deletion. Objections come
+//     from Consents only.
+// 12. A deletion marker keeps the owner, citizens, labels and facets of the version it deletes, so
+//     the history of a deleted resource is guarded as the resource was.
+// 13. The audit log only grows: sequences 1, 2, 3, ... without gaps, each record's previous_hash
+//     the hash of the record before (64 zeros for the first) and its hash = audit_hash(record). The
+//     writer thread is the only appender, so the chain is linear; its in-memory tip goes back with
+//     a rolled-back savepoint or transaction, so it always matches the last committed record.
+//     Triggers refuse UPDATE and DELETE on audit_log (and on break_glass_grants).
+// 14. A write's audit record commits in the same transaction as the write; a failed write still
+//     commits its audit record (outcome "failed") with the group, and nothing of the write.
+// 15. A break-glass grant and its audit record commit together or not at all.
 #include "storage/store.hpp"
 
 #include "schema.hpp"
@@ -31,14 +50,19 @@
 
 #include "fhir_model/resource.hpp"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <future>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
+#include <variant>
 
 namespace caregate::storage {
 namespace {
@@ -47,17 +71,17 @@ using detail::connection;
 using detail::statement;
 
 const std::string current_version_sql =
-    "SELECT r.version_id, r.deleted, v.last_updated, v.json, v.method "
+    "SELECT r.version_id, r.deleted, v.last_updated, v.json, v.method, v.owner, v.citizens, v.labels, v.facets "
     "FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.type = ?1 AND r.id = ?2";
 const std::string version_sql =
-    "SELECT version_id, deleted, last_updated, json, method "
+    "SELECT version_id, deleted, last_updated, json, method, owner, citizens, labels, facets "
     "FROM resource_versions WHERE type = ?1 AND id = ?2 AND version_id = ?3";
 const std::string newest_timestamp_sql = "SELECT coalesce(max(last_updated), 0) FROM resource_versions";
 const std::string live_patient_sql =
     "SELECT 1 FROM resources WHERE type = 'Patient' AND id = ?1 AND deleted = 0";
 const std::string insert_version_sql =
-    "INSERT INTO resource_versions (type, id, version_id, last_updated, method, deleted, json) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    "INSERT INTO resource_versions (type, id, version_id, last_updated, method, deleted, json, owner, citizens, "
+    "labels, facets) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 const std::string point_current_sql =
     "INSERT INTO resources (type, id, version_id, seq, deleted) VALUES (?1, ?2, ?3, ?4, ?5) "
     "ON CONFLICT (type, id) DO UPDATE SET version_id = excluded.version_id, seq = excluded.seq, "
@@ -65,6 +89,40 @@ const std::string point_current_sql =
 const std::string remove_links_sql = "DELETE FROM citizen_links WHERE type = ?1 AND id = ?2";
 const std::string insert_link_sql =
     "INSERT OR IGNORE INTO citizen_links (type, id, nhs_number) VALUES (?1, ?2, ?3)";
+const std::string organisation_links_sql =
+    "SELECT nhs_number, ods, kind, active, ended FROM organisation_links WHERE type = ?1 AND id = ?2 ORDER BY rowid";
+const std::string remove_organisation_links_sql = "DELETE FROM organisation_links WHERE type = ?1 AND id = ?2";
+const std::string insert_organisation_link_sql =
+    "INSERT INTO organisation_links (type, id, nhs_number, ods, kind, active, ended) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const std::string has_objection_sql = "SELECT 1 FROM objections WHERE type = ?1 AND id = ?2";
+const std::string remove_objections_sql = "DELETE FROM objections WHERE type = ?1 AND id = ?2";
+const std::string insert_objection_sql =
+    "INSERT OR IGNORE INTO objections (type, id, nhs_number) VALUES (?1, ?2, ?3)";
+const std::string insert_grant_sql =
+    "INSERT INTO break_glass_grants (nhs_number, organisation, user, reason, from_time, until_time, request_id) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+const std::string audit_columns =
+    "sequence, time, request_id, user, role, organisation, purpose, break_glass_reason, nhs_number, "
+    "resource_type, resource_ids, action, outcome, detail, previous_hash, hash";
+const std::string insert_audit_sql =
+    "INSERT INTO audit_log (" + audit_columns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+    "?14, ?15, ?16)";
+const std::string audit_tip_sql = "SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1";
+const std::string audit_at_sql = "SELECT " + audit_columns + " FROM audit_log WHERE sequence = ?1";
+const std::string audit_walk_sql = "SELECT " + audit_columns + " FROM audit_log ORDER BY sequence";
+
+const std::string standing_held_sql = live_patient_sql;
+const std::string standing_relationship_sql =
+    "SELECT 1 FROM organisation_links WHERE nhs_number = ?1 AND ods = ?2 "
+    "AND ((active = 1 AND ended IS NULL) OR ended >= ?3) LIMIT 1";
+const std::string standing_objection_sql = "SELECT 1 FROM objections WHERE nhs_number = ?1 LIMIT 1";
+const std::string standing_break_glass_sql =
+    "SELECT max(until_time) FROM break_glass_grants WHERE nhs_number = ?1 AND organisation = ?2 AND user = ?3 "
+    "AND until_time > ?4 AND from_time <= ?4";
+
+/// The previous_hash of the first audit record.
+const std::string genesis_hash(64, '0');
 
 const std::string begin_sql = "BEGIN IMMEDIATE";
 const std::string commit_sql = "COMMIT";
@@ -72,6 +130,35 @@ const std::string rollback_sql = "ROLLBACK";
 const std::string savepoint_sql = "SAVEPOINT write_request";
 const std::string rollback_to_savepoint_sql = "ROLLBACK TO write_request";
 const std::string release_savepoint_sql = "RELEASE write_request";
+
+/// Values of a list column, joined by '\n' (invariant: no value holds a line break; see schema.cpp).
+std::string join_lines(const std::vector<std::string>& values) {
+    std::string text;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        if (i > 0)
+            text += '\n';
+        text += values[i];
+    }
+    return text;
+}
+
+std::vector<std::string> split_lines(std::string_view text) {
+    std::vector<std::string> values;
+    if (text.empty())
+        return values;
+    for (;;) {
+        const auto end = text.find('\n');
+        values.emplace_back(text.substr(0, end));
+        if (end == std::string_view::npos)
+            return values;
+        text.remove_prefix(end + 1);
+    }
+}
+
+bool holds_line_break(const std::vector<std::string>& values) {
+    return std::any_of(values.begin(), values.end(),
+                       [](const std::string& value) { return value.find('\n') != std::string::npos; });
+}
 
 timestamp now_microseconds() {
     using namespace std::chrono;
@@ -99,6 +186,10 @@ stored_version version_from(const statement& row, std::string_view type, std::st
     version.last_updated = row.integer(2);
     version.json = row.blob(3);
     version.method = row.text(4);
+    version.owner = row.text(5);
+    version.citizens = split_lines(row.text(6));
+    version.labels = split_lines(row.text(7));
+    version.facets = split_lines(row.text(8));
     return version;
 }
 
@@ -120,9 +211,114 @@ fhir::result<std::optional<stored_version>> load_current(connection& db, std::st
     }
 }
 
+/// Reads an audit_log row selected as audit_columns.
+audit_record audit_from(const statement& row) {
+    audit_record record;
+    record.sequence = row.integer(0);
+    record.time = row.integer(1);
+    record.request_id = row.text(2);
+    record.user = row.text(3);
+    record.role = row.text(4);
+    record.organisation = row.text(5);
+    record.purpose = row.text(6);
+    record.break_glass_reason = row.text(7);
+    record.nhs_number = row.text(8);
+    record.resource_type = row.text(9);
+    record.resource_ids = row.text(10);
+    record.action = row.text(11);
+    record.outcome = row.text(12);
+    record.detail = row.text(13);
+    record.previous_hash = row.text(14);
+    record.hash = row.text(15);
+    return record;
+}
+
+/// Runs a statement that returns no rows; `bind` binds its parameters.
+template <class Bind>
+fhir::status execute(connection& db, const std::string& sql, std::string_view doing, Bind&& bind) {
+    auto prepared = db.prepare(sql, doing);
+    if (!prepared)
+        return std::move(prepared).failure();
+    statement use(*prepared);
+    bind(use);
+    if (const int rc = use.step(); rc != SQLITE_DONE)
+        return detail::sqlite_failure(rc, doing);
+    return {};
+}
+
+/// True if a statement returns a row; `bind` binds its parameters.
+template <class Bind>
+fhir::result<bool> exists(connection& db, const std::string& sql, std::string_view doing, Bind&& bind) {
+    auto prepared = db.prepare(sql, doing);
+    if (!prepared)
+        return std::move(prepared).failure();
+    statement query(*prepared);
+    bind(query);
+    switch (const int rc = query.step()) {
+    case SQLITE_ROW:
+        return true;
+    case SQLITE_DONE:
+        return false;
+    default:
+        return detail::sqlite_failure(rc, doing);
+    }
+}
+
+/// One organisation_links row, as written for the current version.
+struct organisation_link_row {
+    std::string nhs_number;
+    std::string ods;
+    std::string kind;
+    bool active = false;
+    std::optional<timestamp> ended;
+    bool operator==(const organisation_link_row&) const = default;
+};
+
+/// What a version records for access control, as its rows and columns will hold it.
+struct access_rows {
+    std::vector<std::string> citizens; ///< distinct, in order of first mention
+    std::vector<organisation_link_row> links;
+    bool objection = false;
+};
+
+access_rows access_rows_for(const write_request& request) {
+    access_rows rows;
+    if (request.type == "Patient") {
+        rows.citizens.push_back(request.id); // a Patient's id is its NHS number
+    } else {
+        for (const auto& link : request.citizens)
+            if (std::find(rows.citizens.begin(), rows.citizens.end(), link.nhs_number) == rows.citizens.end())
+                rows.citizens.push_back(link.nhs_number);
+    }
+    for (const auto& citizen : rows.citizens)
+        for (const auto& link : request.access.organisations)
+            rows.links.push_back({citizen, link.ods, link.kind, link.active, link.ended});
+    rows.objection = request.type == "Consent" && request.access.objection && !rows.citizens.empty();
+    return rows;
+}
+
 struct queued_write {
     write_request request;
     write_callback done;
+};
+
+struct queued_audit {
+    std::vector<audit_record> records;
+    std::function<void(fhir::status)> done;
+};
+
+struct queued_grant {
+    break_glass_grant grant;
+    audit_record audit;
+    std::function<void(fhir::status)> done;
+};
+
+using queued_job = std::variant<queued_write, queued_audit, queued_grant>;
+
+/// Where the audit chain ends: the last record's sequence and hash.
+struct chain_tip {
+    std::int64_t sequence = 0;
+    std::string hash = genesis_hash;
 };
 
 } // namespace
@@ -143,9 +339,12 @@ struct store::impl {
     timestamp newest_timestamp = 0;
     std::mutex queue_mutex;
     std::condition_variable queue_filled;
-    std::deque<queued_write> queue;
+    std::deque<queued_job> queue;
     bool stopping = false;
     std::thread writer;
+    // The audit chain's end as committed, and as the open transaction has it (writer thread only).
+    chain_tip committed_tip;
+    chain_tip tip;
 
     std::atomic<std::uint64_t> groups{0};
     std::atomic<std::uint64_t> writes{0};
@@ -157,13 +356,25 @@ struct store::impl {
     template <class T, class Use>
     fhir::result<T> with_reader(Use&& use) const;
 
+    /// Queues a job, or fails it at once (busy) when the store is closing.
+    void enqueue(queued_job job);
     void run_writer();
-    void commit_group(std::vector<queued_write>& group);
+    void commit_group(std::vector<queued_job>& group);
+    /// Runs one job inside its own savepoint. Returns false when the whole transaction is lost
+    /// (then `fail_all` has already been called).
+    template <class Run, class Fail>
+    bool in_savepoint(Run&& run, Fail&& fail_all);
     fhir::result<write_outcome> apply_guarded(const write_request& request);
     fhir::result<write_outcome> apply(const write_request& request);
     fhir::status check_citizens(const write_request& request);
+    fhir::status check_owner(const write_request& request, const stored_version& current);
+    fhir::result<bool> same_access(const write_request& request, const stored_version& current);
     fhir::result<write_outcome> write_version(const write_request& request,
                                               const std::optional<stored_version>& current);
+    fhir::status write_access_rows(const write_request& request, bool deletion);
+    /// Chains `record` at the tip and inserts it (inside the open transaction).
+    fhir::status append_one(audit_record record);
+    fhir::status insert_grant(const break_glass_grant& grant);
 };
 
 store::impl::~impl() {
@@ -261,6 +472,18 @@ fhir::result<std::unique_ptr<store>> store::open(const store_options& options) {
             return detail::sqlite_failure(rc, "opening the store");
         state->newest_timestamp = query.integer(0);
     }
+    {
+        auto prepared = db.prepare(audit_tip_sql, "opening the store");
+        if (!prepared)
+            return std::move(prepared).failure();
+        statement query(*prepared);
+        const int rc = query.step();
+        if (rc == SQLITE_ROW)
+            state->committed_tip = chain_tip{query.integer(0), query.text(1)};
+        else if (rc != SQLITE_DONE)
+            return detail::sqlite_failure(rc, "opening the store");
+        state->tip = state->committed_tip;
+    }
 
     // Open the first reader now, so a database readers cannot open fails here and not on a request.
     auto reader = state->take_reader();
@@ -329,8 +552,8 @@ fhir::result<history_page> store::history(const history_query& query) const {
         return page;
 
     // The SQL is assembled from fixed fragments only (one cached statement per shape); values are bound.
-    std::string sql = "SELECT v.seq, v.version_id, v.deleted, v.last_updated, v.json, v.method, v.type, v.id "
-                      "FROM resource_versions v WHERE 1";
+    std::string sql = "SELECT v.seq, v.version_id, v.deleted, v.last_updated, v.json, v.method, v.type, v.id, "
+                      "v.owner, v.citizens, v.labels, v.facets FROM resource_versions v WHERE 1";
     if (!query.type.empty())
         sql += " AND v.type = :type";
     if (!query.id.empty())
@@ -383,6 +606,10 @@ fhir::result<history_page> store::history(const history_query& query) const {
             entry.version.method = select.text(5);
             entry.version.type = select.text(6);
             entry.version.id = select.text(7);
+            entry.version.owner = select.text(8);
+            entry.version.citizens = split_lines(select.text(9));
+            entry.version.labels = split_lines(select.text(10));
+            entry.version.facets = split_lines(select.text(11));
             found.push_back(std::move(entry));
         }
         if (rc != SQLITE_DONE)
@@ -404,16 +631,35 @@ fhir::result<history_page> store::history(const history_query& query) const {
 
 // ---- writes -------------------------------------------------------------------------------------
 
-void store::submit(write_request request, write_callback done) {
+void store::impl::enqueue(queued_job job) {
     {
-        std::lock_guard lock(impl_->queue_mutex);
-        if (!impl_->stopping) {
-            impl_->queue.push_back(queued_write{std::move(request), std::move(done)});
-            impl_->queue_filled.notify_one();
+        std::lock_guard lock(queue_mutex);
+        if (!stopping) {
+            queue.push_back(std::move(job));
+            queue_filled.notify_one();
             return;
         }
     }
-    done(fhir::error::make(fhir::category::busy, "transient", "storage temporarily unavailable: the store is closing"));
+    const auto closing =
+        fhir::error::make(fhir::category::busy, "transient", "storage temporarily unavailable: the store is closing");
+    std::visit(
+        [&](auto& refused) {
+            if (refused.done)
+                refused.done(closing);
+        },
+        job);
+}
+
+void store::submit(write_request request, write_callback done) {
+    impl_->enqueue(queued_write{std::move(request), std::move(done)});
+}
+
+void store::append_audit(std::vector<audit_record> records, std::function<void(fhir::status)> done) {
+    impl_->enqueue(queued_audit{std::move(records), std::move(done)});
+}
+
+void store::grant_break_glass(break_glass_grant grant, audit_record audit, std::function<void(fhir::status)> done) {
+    impl_->enqueue(queued_grant{std::move(grant), std::move(audit), std::move(done)});
 }
 
 fhir::result<write_outcome> store::write(write_request request) {
@@ -437,7 +683,7 @@ store_statistics store::statistics() const {
 void store::impl::run_writer() {
     const std::size_t group_limit = std::max(1u, options.max_group_size);
     for (;;) {
-        std::vector<queued_write> group;
+        std::vector<queued_job> group;
         {
             std::unique_lock lock(queue_mutex);
             queue_filled.wait(lock, [this] { return stopping || !queue.empty(); });
@@ -454,29 +700,103 @@ void store::impl::run_writer() {
     }
 }
 
-void store::impl::commit_group(std::vector<queued_write>& group) {
+namespace {
+
+/// How a job run inside its own savepoint ended.
+enum class savepoint_end {
+    kept,   ///< the job's changes stand (until the group commits)
+    undone, ///< the job failed and its changes were rolled back; the transaction goes on
+    lost,   ///< the whole transaction is gone or unusable
+};
+
+template <class... Ts>
+struct overloaded : Ts... {
+    using Ts::operator()...;
+};
+
+/// Runs `run` (returning fhir::status) inside a savepoint of the open transaction: kept on
+/// success, rolled back to the savepoint (with the audit chain's tip) on failure.
+template <class Run>
+savepoint_end run_in_savepoint(connection& db, chain_tip& tip, const chain_tip& committed_tip, Run&& run,
+                                      std::optional<fhir::error>& failure) {
+    const chain_tip before = tip;
+    if (auto saved = db.run(savepoint_sql, "starting a write"); !saved) {
+        failure = saved.failure();
+        return savepoint_end::lost;
+    }
+    fhir::status done = run();
+    if (sqlite3_get_autocommit(db.handle())) {
+        // SQLite rolled the whole transaction back (an I/O error, a full disk): the earlier
+        // jobs in the group are gone too.
+        failure = !done.ok() && (done.failure().kind == fhir::category::busy || done.failure().kind == fhir::category::fault)
+                      ? done.failure()
+                      : store_fault("storage failure: the write transaction was rolled back");
+        tip = committed_tip;
+        return savepoint_end::lost;
+    }
+    if (!done) {
+        auto undone = db.run(rollback_to_savepoint_sql, "undoing a failed write");
+        if (undone)
+            undone = db.run(release_savepoint_sql, "undoing a failed write");
+        if (!undone) {
+            failure = undone.failure();
+            return savepoint_end::lost;
+        }
+        tip = before; // invariant 13: the records appended inside the savepoint are gone
+        failure = done.failure();
+        return savepoint_end::undone;
+    }
+    if (auto released = db.run(release_savepoint_sql, "finishing a write"); !released) {
+        failure = released.failure();
+        return savepoint_end::lost;
+    }
+    return savepoint_end::kept;
+}
+
+} // namespace
+
+void store::impl::commit_group(std::vector<queued_job>& group) {
+    const auto write_count = static_cast<std::uint64_t>(std::count_if(
+        group.begin(), group.end(), [](const queued_job& job) { return std::holds_alternative<queued_write>(job); }));
     ++groups;
-    writes += group.size();
-    for (auto seen = largest_group.load(); group.size() > seen && !largest_group.compare_exchange_weak(seen, group.size());) {
+    writes += write_count;
+    for (auto seen = largest_group.load(); write_count > seen && !largest_group.compare_exchange_weak(seen, write_count);) {
     }
 
     connection& db = *writer_db;
-    std::vector<std::optional<fhir::result<write_outcome>>> results(group.size());
-    // Invariant 7: once the transaction as a whole is lost, no write in it is acknowledged.
+    // Per job: a write's outcome, or the status of an audit append or a grant.
+    std::vector<std::optional<fhir::result<write_outcome>>> outcomes(group.size());
+    std::vector<std::optional<fhir::status>> statuses(group.size());
+    // Invariant 7: once the transaction as a whole is lost, no job in it is acknowledged.
     auto fail_all = [&](const fhir::error& failure) {
         if (!sqlite3_get_autocommit(db.handle()))
             db.run(rollback_sql, "rolling back a write transaction");
-        for (auto& result : results)
-            result.emplace(failure);
+        tip = committed_tip;
+        for (std::size_t i = 0; i < group.size(); ++i) {
+            if (std::holds_alternative<queued_write>(group[i]))
+                outcomes[i].emplace(failure);
+            else
+                statuses[i].emplace(failure);
+        }
     };
     auto deliver = [&] {
         for (std::size_t i = 0; i < group.size(); ++i) {
             try {
-                group[i].done(std::move(*results[i]));
+                std::visit(overloaded{
+                               [&](queued_write& job) { job.done(std::move(*outcomes[i])); },
+                               [&](auto& job) {
+                                   if (job.done)
+                                       job.done(std::move(*statuses[i]));
+                               },
+                           },
+                           group[i]);
             } catch (...) {
                 // A callback's failure is its own; the writer must go on serving the others.
             }
         }
+    };
+    auto in_savepoint = [&](auto&& run, std::optional<fhir::error>& failure) {
+        return run_in_savepoint(db, tip, committed_tip, run, failure);
     };
 
     if (auto begun = db.run(begin_sql, "starting a write transaction"); !begun) {
@@ -484,38 +804,81 @@ void store::impl::commit_group(std::vector<queued_write>& group) {
         return deliver();
     }
     for (std::size_t i = 0; i < group.size(); ++i) {
-        if (auto saved = db.run(savepoint_sql, "starting a write"); !saved) {
-            fail_all(saved.failure());
-            return deliver();
-        }
-        auto outcome = apply_guarded(group[i].request);
-        if (sqlite3_get_autocommit(db.handle())) {
-            // SQLite rolled the whole transaction back (an I/O error, a full disk): the earlier
-            // writes in the group are gone too.
-            fail_all(!outcome.ok() && (outcome.failure().kind == fhir::category::busy ||
-                                       outcome.failure().kind == fhir::category::fault)
-                         ? outcome.failure()
-                         : store_fault("storage failure: the write transaction was rolled back"));
-            return deliver();
-        }
-        if (!outcome) {
-            auto undone = db.run(rollback_to_savepoint_sql, "undoing a failed write");
-            if (undone)
-                undone = db.run(release_savepoint_sql, "undoing a failed write");
-            if (!undone) {
-                fail_all(undone.failure());
-                return deliver();
+        std::optional<fhir::error> failure;
+        bool lost = false;
+        if (auto* job = std::get_if<queued_write>(&group[i])) {
+            std::optional<write_outcome> written;
+            const auto end = in_savepoint(
+                [&]() -> fhir::status {
+                    auto applied = apply_guarded(job->request);
+                    if (!applied)
+                        return std::move(applied).failure();
+                    if (job->request.audit) { // invariant 14
+                        audit_record record = *job->request.audit;
+                        record.outcome = "success";
+                        if (auto appended = append_one(std::move(record)); !appended)
+                            return appended;
+                    }
+                    written = std::move(*applied);
+                    return {};
+                },
+                failure);
+            if (end == savepoint_end::kept) {
+                outcomes[i].emplace(std::move(*written));
+            } else if (end == savepoint_end::undone) {
+                outcomes[i].emplace(*failure);
+                if (job->request.audit) {
+                    // The write is undone; its audit record still goes in, saying so.
+                    std::optional<fhir::error> audit_failure;
+                    if (in_savepoint(
+                            [&] {
+                                audit_record record = *job->request.audit;
+                                record.outcome = "failed";
+                                return append_one(std::move(record));
+                            },
+                            audit_failure) != savepoint_end::kept) {
+                        failure = audit_failure;
+                        lost = true; // an audit record that cannot be kept fails the group
+                    }
+                }
+            } else {
+                lost = true;
             }
-        } else if (auto released = db.run(release_savepoint_sql, "finishing a write"); !released) {
-            fail_all(released.failure());
+        } else if (auto* job = std::get_if<queued_audit>(&group[i])) {
+            const auto end = in_savepoint(
+                [&]() -> fhir::status {
+                    for (const auto& record : job->records)
+                        if (auto appended = append_one(record); !appended)
+                            return appended;
+                    return {};
+                },
+                failure);
+            lost = end == savepoint_end::lost;
+            if (!lost)
+                statuses[i].emplace(end == savepoint_end::kept ? fhir::status{} : fhir::status{*failure});
+        } else {
+            auto& grant = std::get<queued_grant>(group[i]);
+            const auto end = in_savepoint(
+                [&]() -> fhir::status { // invariant 15
+                    if (auto inserted = insert_grant(grant.grant); !inserted)
+                        return inserted;
+                    return append_one(grant.audit);
+                },
+                failure);
+            lost = end == savepoint_end::lost;
+            if (!lost)
+                statuses[i].emplace(end == savepoint_end::kept ? fhir::status{} : fhir::status{*failure});
+        }
+        if (lost) {
+            fail_all(*failure);
             return deliver();
         }
-        results[i].emplace(std::move(outcome));
     }
     if (auto committed = db.run(commit_sql, "committing a write transaction"); !committed) {
         fail_all(committed.failure());
         return deliver();
     }
+    committed_tip = tip;
     deliver(); // invariant 6: only now, after COMMIT, is anything acknowledged
 }
 
@@ -558,6 +921,16 @@ fhir::result<write_outcome> store::impl::apply(const write_request& request) {
         return fhir::error::make(fhir::category::conflict, "duplicate", target + " already exists");
     }
 
+    // Before If-Match, so that another organisation learns nothing of the version.
+    if (live)
+        if (auto owned = check_owner(request, *current); !owned)
+            return std::move(owned).failure();
+    if (request.kind != write_kind::remove &&
+        (holds_line_break(request.access.labels) || holds_line_break(request.access.facets) ||
+         std::any_of(request.citizens.begin(), request.citizens.end(),
+                     [](const fhir::citizen_link& link) { return link.nhs_number.find('\n') != std::string::npos; })))
+        return store_fault("a write's access facts hold a line break (" + target + ")");
+
     if (request.if_match && (!live || current->version_id != *request.if_match))
         return fhir::error::make(
             fhir::category::precondition_failed, "conflict",
@@ -569,11 +942,15 @@ fhir::result<write_outcome> store::impl::apply(const write_request& request) {
         if (auto held = check_citizens(request); !held)
             return std::move(held).failure();
         if (live) {
-            // Unchanged content: stamped as the current version was, the bytes would be the same.
-            // Comparing bytes, not hashes, so a collision cannot lose an update.
+            // Unchanged: stamped as the current version was, the bytes would be the same (comparing
+            // bytes, not hashes, so a collision cannot lose an update), and so would the access facts
+            // (the same content can give another link: an end date that has passed since).
             const std::string restamped = fhir::stamp_resource(request.content, request.id, current->version_id,
                                                                store::format_instant(current->last_updated));
-            if (restamped == current->json) {
+            auto same = restamped == current->json ? same_access(request, *current) : fhir::result<bool>(false);
+            if (!same)
+                return std::move(same).failure();
+            if (*same) {
                 write_outcome outcome;
                 outcome.unchanged = true;
                 outcome.version = *current;
@@ -606,6 +983,102 @@ fhir::status store::impl::check_citizens(const write_request& request) {
     return {};
 }
 
+fhir::status store::impl::check_owner(const write_request& request, const stored_version& current) {
+    // Invariant 10. No writer at all is a tool or a test, which owns nothing and checks nothing.
+    if (request.writer.empty() || request.any_owner || request.writer == current.owner)
+        return {};
+    // Names no organisation: the owner's ODS code is not the caller's to learn.
+    return fhir::error::make(fhir::category::forbidden, "forbidden",
+                             "only the organisation that contributed this resource may change it");
+}
+
+fhir::result<bool> store::impl::same_access(const write_request& request, const stored_version& current) {
+    const access_rows wanted = access_rows_for(request);
+    if (current.citizens != wanted.citizens || current.labels != request.access.labels ||
+        current.facets != request.access.facets)
+        return false;
+    connection& db = *writer_db;
+    std::vector<organisation_link_row> links;
+    {
+        auto prepared = db.prepare(organisation_links_sql, "comparing organisation links");
+        if (!prepared)
+            return std::move(prepared).failure();
+        statement query(*prepared);
+        query.bind(1, request.type).bind(2, request.id);
+        int rc;
+        while ((rc = query.step()) == SQLITE_ROW) {
+            organisation_link_row row{query.text(0), query.text(1), query.text(2), query.integer(3) != 0, {}};
+            if (sqlite3_column_type(*prepared, 4) != SQLITE_NULL)
+                row.ended = query.integer(4);
+            links.push_back(std::move(row));
+        }
+        if (rc != SQLITE_DONE)
+            return detail::sqlite_failure(rc, "comparing organisation links");
+    }
+    if (links != wanted.links)
+        return false;
+    auto objection = exists(db, has_objection_sql, "comparing objections",
+                            [&](statement& query) { query.bind(1, request.type).bind(2, request.id); });
+    if (!objection)
+        return std::move(objection).failure();
+    return *objection == wanted.objection;
+}
+
+fhir::status store::impl::write_access_rows(const write_request& request, bool deletion) {
+    // Invariant 11: the rows are the new version's, or none for a deletion.
+    connection& db = *writer_db;
+    auto by_resource = [&](statement& use) -> statement& { return use.bind(1, request.type).bind(2, request.id); };
+    if (auto removed = execute(db, remove_organisation_links_sql, "linking organisations", by_resource); !removed)
+        return removed;
+    if (auto removed = execute(db, remove_objections_sql, "recording an objection", by_resource); !removed)
+        return removed;
+    if (deletion)
+        return {};
+    const access_rows rows = access_rows_for(request);
+    for (const auto& link : rows.links) {
+        auto inserted = execute(db, insert_organisation_link_sql, "linking organisations", [&](statement& insert) {
+            insert.bind(1, request.type).bind(2, request.id).bind(3, link.nhs_number).bind(4, link.ods);
+            insert.bind(5, link.kind).bind(6, std::int64_t{link.active});
+            if (link.ended)
+                insert.bind(7, *link.ended); // left unbound: NULL
+        });
+        if (!inserted)
+            return inserted;
+    }
+    if (rows.objection)
+        for (const auto& citizen : rows.citizens)
+            if (auto inserted = execute(db, insert_objection_sql, "recording an objection",
+                                        [&](statement& insert) { by_resource(insert).bind(3, citizen); });
+                !inserted)
+                return inserted;
+    return {};
+}
+
+fhir::status store::impl::insert_grant(const break_glass_grant& grant) {
+    return execute(*writer_db, insert_grant_sql, "recording a break-glass grant", [&](statement& insert) {
+        insert.bind(1, grant.nhs_number).bind(2, grant.organisation).bind(3, grant.user).bind(4, grant.reason);
+        insert.bind(5, grant.from).bind(6, grant.until).bind(7, grant.request_id);
+    });
+}
+
+fhir::status store::impl::append_one(audit_record record) {
+    // Invariant 13: the writer thread is the only appender.
+    record.sequence = tip.sequence + 1;
+    record.previous_hash = tip.hash;
+    record.hash = store::audit_hash(record);
+    auto inserted = execute(*writer_db, insert_audit_sql, "appending to the audit log", [&](statement& insert) {
+        insert.bind(1, record.sequence).bind(2, record.time).bind(3, record.request_id).bind(4, record.user);
+        insert.bind(5, record.role).bind(6, record.organisation).bind(7, record.purpose);
+        insert.bind(8, record.break_glass_reason).bind(9, record.nhs_number).bind(10, record.resource_type);
+        insert.bind(11, record.resource_ids).bind(12, record.action).bind(13, record.outcome);
+        insert.bind(14, record.detail).bind(15, record.previous_hash).bind(16, record.hash);
+    });
+    if (!inserted)
+        return inserted;
+    tip = chain_tip{record.sequence, record.hash};
+    return {};
+}
+
 fhir::result<write_outcome> store::impl::write_version(const write_request& request,
                                                        const std::optional<stored_version>& current) {
     const bool deletion = request.kind == write_kind::remove;
@@ -617,18 +1090,34 @@ fhir::result<write_outcome> store::impl::write_version(const write_request& requ
     newest_timestamp = version.last_updated = std::max(now_microseconds(), newest_timestamp + 1);
     version.deleted = deletion;
     version.method = deletion ? "DELETE" : request.kind == write_kind::create ? "POST" : "PUT";
+    const bool live = current && !current->deleted;
+    version.owner = live ? current->owner : request.writer; // invariant 10
+    if (deletion) { // invariant 12
+        version.citizens = current->citizens;
+        version.labels = current->labels;
+        version.facets = current->facets;
+    } else {
+        version.citizens = access_rows_for(request).citizens;
+        version.labels = request.access.labels;
+        version.facets = request.access.facets;
+    }
     if (!deletion)
         version.json = fhir::stamp_resource(request.content, request.id, version.version_id,
                                             store::format_instant(version.last_updated));
 
     connection& db = *writer_db;
     {
+        // Bound text must outlive the step.
+        const std::string citizens = join_lines(version.citizens);
+        const std::string labels = join_lines(version.labels);
+        const std::string facets = join_lines(version.facets);
         auto prepared = db.prepare(insert_version_sql, "writing a version");
         if (!prepared)
             return std::move(prepared).failure();
         statement insert(*prepared);
         insert.bind(1, version.type).bind(2, version.id).bind(3, version.version_id).bind(4, version.last_updated);
         insert.bind(5, version.method).bind(6, std::int64_t{deletion}).bind_blob(7, version.json);
+        insert.bind(8, version.owner).bind(9, citizens).bind(10, labels).bind(11, facets);
         if (const int rc = insert.step(); rc != SQLITE_DONE)
             return detail::sqlite_failure(rc, "writing a version");
     }
@@ -663,11 +1152,202 @@ fhir::result<write_outcome> store::impl::write_version(const write_request& requ
                 return detail::sqlite_failure(rc, "linking citizens");
         }
     }
+    if (auto linked = write_access_rows(request, deletion); !linked)
+        return std::move(linked).failure();
 
     write_outcome outcome;
     outcome.created = !current || current->deleted;
     outcome.version = std::move(version);
     return outcome;
+}
+
+// ---- access and audit reads -------------------------------------------------------------------
+
+fhir::result<citizen_standing> store::standing(std::string_view nhs_number, std::string_view organisation,
+                                               std::string_view user, timestamp recent_since, timestamp now) const {
+    return impl_->with_reader<citizen_standing>([&](connection& db) -> fhir::result<citizen_standing> {
+        citizen_standing found;
+        auto held = exists(db, standing_held_sql, "reading a citizen's standing",
+                           [&](statement& query) { query.bind(1, nhs_number); });
+        if (!held)
+            return std::move(held).failure();
+        found.held = *held;
+        // An active link counts while it has no end; an ended one (or one whose end has come) only
+        // while the end is recent.
+        auto related = exists(db, standing_relationship_sql, "reading a citizen's standing", [&](statement& query) {
+            query.bind(1, nhs_number).bind(2, organisation).bind(3, recent_since);
+        });
+        if (!related)
+            return std::move(related).failure();
+        found.relationship = *related;
+        auto objection = exists(db, standing_objection_sql, "reading a citizen's standing",
+                                [&](statement& query) { query.bind(1, nhs_number); });
+        if (!objection)
+            return std::move(objection).failure();
+        found.objection = *objection;
+
+        auto prepared = db.prepare(standing_break_glass_sql, "reading a citizen's standing");
+        if (!prepared)
+            return std::move(prepared).failure();
+        statement query(*prepared);
+        query.bind(1, nhs_number).bind(2, organisation).bind(3, user).bind(4, now);
+        if (const int rc = query.step(); rc != SQLITE_ROW)
+            return detail::sqlite_failure(rc, "reading a citizen's standing");
+        if (sqlite3_column_type(*prepared, 0) != SQLITE_NULL) // max() over no rows is NULL
+            found.break_glass_until = query.integer(0);
+        return found;
+    });
+}
+
+fhir::result<store::audit_page> store::audit(const audit_query& query) const {
+    audit_page page;
+    if (query.count == 0)
+        return page;
+    // Assembled from fixed fragments only (one cached statement per shape); values are bound.
+    std::string sql = "SELECT " + audit_columns + " FROM audit_log WHERE 1";
+    if (!query.nhs_number.empty())
+        sql += " AND nhs_number = :nhs_number";
+    if (!query.agent.empty())
+        sql += " AND (user = :agent OR organisation = :agent)";
+    if (query.time)
+        sql += " AND time >= :begin AND time < :end";
+    if (!query.purpose.empty())
+        sql += " AND purpose = :purpose";
+    if (query.before)
+        sql += " AND sequence < :before";
+    sql += " ORDER BY sequence DESC LIMIT :limit";
+
+    auto records = impl_->with_reader<std::vector<audit_record>>(
+        [&](connection& db) -> fhir::result<std::vector<audit_record>> {
+            auto prepared = db.prepare(sql, "reading the audit log");
+            if (!prepared)
+                return std::move(prepared).failure();
+            statement select(*prepared);
+            if (!query.nhs_number.empty())
+                select.bind(":nhs_number", query.nhs_number);
+            if (!query.agent.empty())
+                select.bind(":agent", query.agent);
+            if (query.time)
+                select.bind(":begin", query.time->first).bind(":end", query.time->second);
+            if (!query.purpose.empty())
+                select.bind(":purpose", query.purpose);
+            if (query.before)
+                select.bind(":before", *query.before);
+            // One more than asked for: a probe that tells whether there is an older page.
+            select.bind(":limit", static_cast<std::int64_t>(query.count) + 1);
+            std::vector<audit_record> found;
+            int rc;
+            while ((rc = select.step()) == SQLITE_ROW)
+                found.push_back(audit_from(select));
+            if (rc != SQLITE_DONE)
+                return detail::sqlite_failure(rc, "reading the audit log");
+            return found;
+        });
+    if (!records)
+        return std::move(records).failure();
+    const bool more = records->size() > query.count;
+    if (more)
+        records->resize(query.count);
+    page.records = std::move(*records);
+    if (more)
+        page.next = page.records.back().sequence;
+    return page;
+}
+
+fhir::result<audit_record> store::audit_record_at(std::int64_t sequence) const {
+    auto found = impl_->with_reader<std::optional<audit_record>>(
+        [&](connection& db) -> fhir::result<std::optional<audit_record>> {
+            auto prepared = db.prepare(audit_at_sql, "reading the audit log");
+            if (!prepared)
+                return std::move(prepared).failure();
+            statement query(*prepared);
+            query.bind(1, sequence);
+            switch (const int rc = query.step()) {
+            case SQLITE_ROW:
+                return std::optional<audit_record>(audit_from(query));
+            case SQLITE_DONE:
+                return std::optional<audit_record>();
+            default:
+                return detail::sqlite_failure(rc, "reading the audit log");
+            }
+        });
+    if (!found)
+        return std::move(found).failure();
+    if (!*found)
+        return fhir::error::make(fhir::category::not_found, "not-found",
+                                 "there is no audit record " + std::to_string(sequence));
+    return std::move(**found);
+}
+
+fhir::result<store::audit_verification> store::verify_audit() const {
+    return impl_->with_reader<audit_verification>([&](connection& db) -> fhir::result<audit_verification> {
+        // One statement: one read snapshot of the whole log, however long the walk.
+        auto prepared = db.prepare(audit_walk_sql, "verifying the audit log");
+        if (!prepared)
+            return std::move(prepared).failure();
+        statement walk(*prepared);
+        audit_verification verdict;
+        std::string previous_hash = genesis_hash;
+        int rc;
+        while ((rc = walk.step()) == SQLITE_ROW) {
+            const audit_record record = audit_from(walk);
+            ++verdict.records;
+            if (record.sequence != verdict.records)
+                verdict.problem = "a record is missing before it";
+            else if (audit_hash(record) != record.hash)
+                verdict.problem = "its hash does not match its contents";
+            else if (record.previous_hash != previous_hash)
+                verdict.problem = "it does not follow the record before it";
+            if (!verdict.problem.empty()) {
+                verdict.first_broken = record.sequence;
+                return verdict;
+            }
+            previous_hash = record.hash;
+        }
+        if (rc != SQLITE_DONE)
+            return detail::sqlite_failure(rc, "verifying the audit log");
+        return verdict;
+    });
+}
+
+std::string store::audit_hash(const audit_record& record) {
+    // Each field is preceded by its length (8 bytes, big-endian), so no shift of bytes between
+    // neighbouring fields gives the same input; numbers go in as decimal text.
+    std::string input;
+    auto add = [&input](std::string_view field) {
+        const auto size = static_cast<std::uint64_t>(field.size());
+        for (int shift = 56; shift >= 0; shift -= 8)
+            input += static_cast<char>((size >> shift) & 0xff);
+        input += field;
+    };
+    add(record.previous_hash);
+    add(std::to_string(record.time));
+    add(record.request_id);
+    add(record.user);
+    add(record.role);
+    add(record.organisation);
+    add(record.purpose);
+    add(record.break_glass_reason);
+    add(record.nhs_number);
+    add(record.resource_type);
+    add(record.resource_ids);
+    add(record.action);
+    add(record.outcome);
+    add(record.detail);
+    add(std::to_string(record.sequence));
+
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int length = 0;
+    if (EVP_Digest(input.data(), input.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1)
+        throw std::runtime_error("SHA-256 failed in OpenSSL");
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string text;
+    text.reserve(2 * length);
+    for (unsigned int i = 0; i < length; ++i) {
+        text += hex[digest[i] >> 4];
+        text += hex[digest[i] & 0x0f];
+    }
+    return text;
 }
 
 // ---- instants -----------------------------------------------------------------------------------

@@ -56,6 +56,16 @@ struct store_fixture {
     store& operator*() { return *db; }
     store* operator->() { return db.get(); }
 
+    /// Runs SQL on the database file through a read-write connection of the test's own (to tamper
+    /// with it as someone with the file could). Returns the SQLite result code.
+    int execute(const std::string& sql) const {
+        sqlite3* raw = nullptr;
+        REQUIRE(sqlite3_open_v2(options.path.c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+        const int rc = sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr);
+        sqlite3_close_v2(raw);
+        return rc;
+    }
+
     /// A count from the database file itself, through a connection of the test's own.
     std::int64_t count(const std::string& sql) const {
         sqlite3* raw = nullptr;

@@ -1,0 +1,335 @@
+// Tests for the audit log in storage/src/store.cpp (DESIGN.md section 4: "Every access appends an
+// audit record ... append-only and hash-chained, so that a removed or altered record is detectable"):
+// appending with writes and alone, the chain under concurrency, verification, tampering, queries.
+#include "store_fixture.hpp"
+
+#include <future>
+#include <map>
+#include <thread>
+
+using namespace caregate;
+using namespace caregate::storage;
+using namespace caregate::storage::testing;
+
+namespace {
+
+const std::string nhs = "9000000009";
+
+audit_record record_of(std::string user, std::string action, timestamp time = 1'000, std::string nhs_number = nhs) {
+    audit_record record;
+    record.time = time;
+    record.request_id = "request-" + std::to_string(time);
+    record.user = std::move(user);
+    record.role = "R8000";
+    record.organisation = "A81001";
+    record.purpose = "TREAT";
+    record.nhs_number = std::move(nhs_number);
+    record.resource_type = "Patient";
+    record.resource_ids = nhs;
+    record.action = std::move(action);
+    record.outcome = "success";
+    return record;
+}
+
+fhir::status append(store& db, std::vector<audit_record> records) {
+    std::promise<fhir::status> appended;
+    db.append_audit(std::move(records), [&](fhir::status done) { appended.set_value(std::move(done)); });
+    return appended.get_future().get();
+}
+
+std::vector<audit_record> whole_log(store& db) {
+    store::audit_query query;
+    query.count = 100000;
+    auto page = db.audit(query);
+    REQUIRE(page.ok());
+    return page->records;
+}
+
+store::audit_verification verified(store& db) {
+    auto verdict = db.verify_audit();
+    REQUIRE(verdict.ok());
+    return *verdict;
+}
+
+/// A log of `n` records, sequences 1..n.
+void fill(store& db, int n) {
+    std::vector<audit_record> records;
+    for (int i = 1; i <= n; ++i)
+        records.push_back(record_of("user-" + std::to_string(i), "read", 1'000 * i));
+    REQUIRE(append(db, std::move(records)).ok());
+}
+
+} // namespace
+
+TEST_CASE("a write's audit record commits with it, outcome success, and the chain starts at 64 zeros") {
+    store_fixture db;
+    auto request = create_request("Patient", nhs, patient_json(nhs));
+    request.writer = "A81001";
+    request.audit = record_of("user-1", "create");
+    request.audit->outcome.clear(); // the store decides the outcome
+    REQUIRE(db->write(request).ok());
+
+    const auto log = whole_log(*db);
+    REQUIRE(log.size() == 1);
+    CHECK(log[0].sequence == 1);
+    CHECK(log[0].outcome == "success");
+    CHECK(log[0].action == "create");
+    CHECK(log[0].previous_hash == std::string(64, '0'));
+    CHECK(log[0].hash.size() == 64);
+    CHECK(log[0].hash == store::audit_hash(log[0]));
+    CHECK(verified(*db).records == 1);
+}
+
+TEST_CASE("a failed write leaves no data and exactly one audit record, outcome failed") {
+    store_fixture db;
+    SUBCASE("the citizen is not held") {
+        auto request = observation_request("obs-1", nhs);
+        request.audit = record_of("user-1", "create");
+        auto outcome = db->write(request);
+        REQUIRE_FALSE(outcome.ok());
+        CHECK(outcome.failure().kind == fhir::category::invalid);
+        CHECK(db.count("SELECT count(*) FROM resource_versions") == 0);
+    }
+    SUBCASE("another organisation's resource") {
+        auto created = create_request("Patient", nhs, patient_json(nhs));
+        created.writer = "A81001";
+        REQUIRE(db->write(created).ok());
+        auto request = update_request("Patient", nhs, patient_json(nhs, "Jones"));
+        request.writer = "RX1";
+        request.audit = record_of("user-1", "update");
+        auto outcome = db->write(request);
+        REQUIRE_FALSE(outcome.ok());
+        CHECK(outcome.failure().kind == fhir::category::forbidden);
+        CHECK(db.count("SELECT count(*) FROM resource_versions") == 1);
+    }
+    const auto log = whole_log(*db);
+    REQUIRE(log.size() == 1);
+    CHECK(log[0].outcome == "failed");
+    CHECK(verified(*db).records == 1);
+}
+
+TEST_CASE("queued writes: a failed write's audit record and the others' are chained in queue order") {
+    store_fixture db;
+    REQUIRE(db->write(create_request("Patient", nhs, patient_json(nhs))).ok());
+    std::vector<std::future<fhir::result<write_outcome>>> outcomes;
+    {
+        write_lock lock(db.options.path); // the next writes queue up and go into one group
+        for (int i = 0; i < 6; ++i) {
+            // Odd ones name a citizen the server does not hold, and fail alone.
+            auto request = observation_request("obs-" + std::to_string(i), i % 2 ? "9000000017" : nhs);
+            request.audit = record_of("user-" + std::to_string(i), "create");
+            auto finished = std::make_shared<std::promise<fhir::result<write_outcome>>>();
+            outcomes.push_back(finished->get_future());
+            db->submit(request, [finished](fhir::result<write_outcome> outcome) { finished->set_value(std::move(outcome)); });
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    for (std::size_t i = 0; i < outcomes.size(); ++i)
+        CHECK(outcomes[i].get().ok() == (i % 2 == 0));
+    const auto log = whole_log(*db);
+    REQUIRE(log.size() == 6);
+    for (std::size_t i = 0; i < 6; ++i) { // newest first
+        const auto& record = log[5 - i];
+        CHECK(record.sequence == static_cast<std::int64_t>(i + 1));
+        CHECK(record.user == "user-" + std::to_string(i));
+        CHECK(record.outcome == (i % 2 ? "failed" : "success"));
+    }
+    CHECK_FALSE(verified(*db).first_broken);
+}
+
+TEST_CASE("append_audit from 8 threads at once gives one gapless, verifiable chain keeping each caller's order") {
+    store_fixture db;
+    constexpr int threads = 8;
+    constexpr int batches = 40;
+    std::vector<std::thread> callers;
+    for (int t = 0; t < threads; ++t)
+        callers.emplace_back([&db, t] {
+            std::vector<std::future<fhir::status>> done;
+            for (int b = 0; b < batches; ++b) {
+                auto finished = std::make_shared<std::promise<fhir::status>>();
+                done.push_back(finished->get_future());
+                std::vector<audit_record> records;
+                for (int r = 0; r < 2; ++r)
+                    records.push_back(record_of("thread-" + std::to_string(t), std::to_string(2 * b + r)));
+                db->append_audit(std::move(records), [finished](fhir::status status) { finished->set_value(status); });
+            }
+            for (auto& each : done)
+                CHECK(each.get().ok());
+        });
+    for (auto& caller : callers)
+        caller.join();
+
+    const auto verdict = verified(*db);
+    CHECK(verdict.records == threads * batches * 2);
+    CHECK_FALSE(verdict.first_broken);
+
+    auto log = whole_log(*db);
+    REQUIRE(log.size() == threads * batches * 2);
+    std::map<std::string, int> next_action;
+    for (auto it = log.rbegin(); it != log.rend(); ++it) { // oldest first
+        CHECK(std::stoi(it->action) == next_action[it->user]);
+        ++next_action[it->user];
+    }
+    CHECK(next_action.size() == threads);
+}
+
+TEST_CASE("the chain goes on across closing and reopening the store") {
+    store_fixture db;
+    fill(*db, 3);
+    db.reopen();
+    fill(*db, 2);
+    const auto verdict = verified(*db);
+    CHECK(verdict.records == 5);
+    CHECK_FALSE(verdict.first_broken);
+    auto fourth = db->audit_record_at(4);
+    REQUIRE(fourth.ok());
+    auto third = db->audit_record_at(3);
+    REQUIRE(third.ok());
+    CHECK(fourth->previous_hash == third->hash);
+}
+
+TEST_CASE("verify_audit passes on an empty log and on a fresh one") {
+    store_fixture db;
+    auto empty = verified(*db);
+    CHECK(empty.records == 0);
+    CHECK_FALSE(empty.first_broken);
+    fill(*db, 10);
+    auto full = verified(*db);
+    CHECK(full.records == 10);
+    CHECK_FALSE(full.first_broken);
+    CHECK(full.problem.empty());
+}
+
+TEST_CASE("audit records cannot be changed or deleted through SQL while the triggers stand") {
+    store_fixture db;
+    fill(*db, 2);
+    CHECK(db.execute("UPDATE audit_log SET outcome = 'denied' WHERE sequence = 1") != SQLITE_OK);
+    CHECK(db.execute("DELETE FROM audit_log WHERE sequence = 2") != SQLITE_OK);
+    CHECK(db.count("SELECT count(*) FROM audit_log") == 2);
+}
+
+TEST_CASE("tampering is detected and the first broken record named") {
+    store_fixture db;
+    fill(*db, 6);
+    db.close(); // tamper with the file as someone with access to it could
+
+    SUBCASE("a field altered by hand") {
+        REQUIRE(db.execute("DROP TRIGGER audit_log_never_changes; "
+                           "UPDATE audit_log SET user = 'someone-else' WHERE sequence = 3") == SQLITE_OK);
+        db.reopen();
+        const auto verdict = verified(*db);
+        CHECK(verdict.first_broken == 3);
+        CHECK(verdict.problem == "its hash does not match its contents");
+    }
+    SUBCASE("a field altered and the record's hash recomputed: the next record no longer follows it") {
+        db.reopen();
+        auto third = db->audit_record_at(3);
+        REQUIRE(third.ok());
+        third->outcome = "denied";
+        const std::string forged = store::audit_hash(*third);
+        db.close();
+        REQUIRE(db.execute("DROP TRIGGER audit_log_never_changes; UPDATE audit_log SET outcome = 'denied', hash = '" +
+                           forged + "' WHERE sequence = 3") == SQLITE_OK);
+        db.reopen();
+        const auto verdict = verified(*db);
+        CHECK(verdict.first_broken == 4);
+        CHECK(verdict.problem == "it does not follow the record before it");
+    }
+    SUBCASE("a record deleted from the middle") {
+        REQUIRE(db.execute("DROP TRIGGER audit_log_never_goes; DELETE FROM audit_log WHERE sequence = 3") == SQLITE_OK);
+        db.reopen();
+        const auto verdict = verified(*db);
+        CHECK(verdict.first_broken == 4);
+        CHECK(verdict.problem == "a record is missing before it");
+    }
+    SUBCASE("the first record deleted") {
+        REQUIRE(db.execute("DROP TRIGGER audit_log_never_goes; DELETE FROM audit_log WHERE sequence = 1") == SQLITE_OK);
+        db.reopen();
+        const auto verdict = verified(*db);
+        CHECK(verdict.first_broken == 2);
+        CHECK(verdict.problem == "a record is missing before it");
+    }
+}
+
+TEST_CASE("audit_hash: every field counts, and moving bytes between fields changes the hash") {
+    const audit_record base = record_of("user-1", "read");
+    const std::string hash = store::audit_hash(base);
+    CHECK(hash.size() == 64);
+    CHECK(hash.find_first_not_of("0123456789abcdef") == std::string::npos);
+    CHECK(store::audit_hash(base) == hash);
+
+    auto changed = base;
+    changed.detail = "_count=10";
+    CHECK(store::audit_hash(changed) != hash);
+    changed = base;
+    changed.sequence = 2;
+    CHECK(store::audit_hash(changed) != hash);
+    changed = base;
+    changed.previous_hash = std::string(64, '1');
+    CHECK(store::audit_hash(changed) != hash);
+
+    // "user-1" + "R8000" and "user-1R" + "8000" concatenate to the same bytes.
+    changed = base;
+    changed.user = "user-1R";
+    changed.role = "8000";
+    CHECK(store::audit_hash(changed) != hash);
+}
+
+TEST_CASE("audit queries: newest first, filtered by citizen, agent, time and purpose, in stable pages") {
+    store_fixture db;
+    std::vector<audit_record> records;
+    for (int i = 1; i <= 12; ++i) {
+        auto record = record_of("user-" + std::to_string(i % 3), "read", 1'000 * i, i % 2 ? nhs : "9000000017");
+        record.organisation = i <= 6 ? "A81001" : "RX1";
+        if (i == 5 || i == 11)
+            record.purpose = "ETREAT";
+        records.push_back(record);
+    }
+    REQUIRE(append(*db, records).ok());
+
+    auto sequences = [&](store::audit_query query) {
+        std::vector<std::int64_t> found;
+        auto page = db->audit(query);
+        REQUIRE(page.ok());
+        for (const auto& record : page->records)
+            found.push_back(record.sequence);
+        return found;
+    };
+    store::audit_query query;
+    query.nhs_number = nhs;
+    CHECK(sequences(query) == std::vector<std::int64_t>{11, 9, 7, 5, 3, 1});
+
+    query = {};
+    query.agent = "RX1";
+    CHECK(sequences(query) == std::vector<std::int64_t>{12, 11, 10, 9, 8, 7});
+    query.agent = "user-0"; // an agent is a user or an organisation
+    CHECK(sequences(query) == std::vector<std::int64_t>{12, 9, 6, 3});
+
+    query = {};
+    query.time = std::pair<timestamp, timestamp>{3'000, 6'000}; // [begin, end)
+    CHECK(sequences(query) == std::vector<std::int64_t>{5, 4, 3});
+
+    query = {};
+    query.purpose = "ETREAT";
+    CHECK(sequences(query) == std::vector<std::int64_t>{11, 5});
+
+    // Pages of 5, while more records are appended: each record exactly once, none new.
+    query = {};
+    query.count = 5;
+    std::vector<std::int64_t> seen;
+    for (;;) {
+        auto page = db->audit(query);
+        REQUIRE(page.ok());
+        for (const auto& record : page->records)
+            seen.push_back(record.sequence);
+        REQUIRE(append(*db, {record_of("late", "read")}).ok());
+        if (!page->next)
+            break;
+        query.before = page->next;
+    }
+    CHECK(seen == std::vector<std::int64_t>{12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1});
+
+    auto missing = db->audit_record_at(1000);
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.failure().kind == fhir::category::not_found);
+}
