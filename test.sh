@@ -28,16 +28,63 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+# Callers for the conformance suite: a client certificate and a development token each (DESIGN.md
+# section 4). The core checks run as the ICS's integration system; the access checks use them all.
+base="https://localhost:$port/fhir"
+mint() { build/caregate token --certs certs/dev --aud "$base" "$@"; }
+identity() { # name ods role user [extra token flags...]
+  local name=$1 ods=$2 role=$3 user=$4; shift 4
+  printf '"%s": {"cert": "certs/dev/client-%s.crt", "key": "certs/dev/client-%s.key", "token": "%s"}' \
+    "$name" "$ods" "$ods" "$(mint --org "$ods" --role "$role" --user "$user" "$@")"
+}
+certs/make-dev-certs.sh --out "$work/other-certs" --client A81001 >/dev/null  # an issuer key nobody trusts
+{
+  echo "{"
+  identity system QZZ system conformance-system; echo ","
+  identity gp_clinician A81001 R8000 gp-doctor-1; echo ","
+  identity gp_admin A81001 R8008 gp-admin-1; echo ","
+  identity acute_clinician RX1 R8000 acute-doctor-1; echo ","
+  identity acute_emergency RX1 R8000 acute-doctor-2 --purpose ETREAT --reason "unconscious in A&E"; echo ","
+  identity social_worker 8JK23 R8014 social-worker-1; echo ","
+  identity ig QZZ R8012 ig-officer-1; echo ","
+  printf '"bad_tokens": {"expired": "%s", "wrong_audience": "%s", "untrusted_key": "%s"}\n' \
+    "$(mint --org A81001 --role R8000 --user gp-doctor-1 --ttl -600)" \
+    "$(build/caregate token --certs certs/dev --aud https://elsewhere.invalid/fhir --org A81001 --role R8000 --user gp-doctor-1)" \
+    "$(build/caregate token --certs "$work/other-certs" --aud "$base" --org A81001 --role R8000 --user gp-doctor-1)"
+  echo "}"
+} >"$work/identities.json"
+system_token=$(mint --org QZZ --role system --user conformance-system)
+
 status=0
-python3 conformance/run.py --base-url "https://localhost:$port/fhir" --cacert certs/dev/ca.crt \
-  --cert certs/dev/client-A81001.crt --key certs/dev/client-A81001.key \
-  --examples tests/data/r4-examples || status=$?
+python3 conformance/run.py --base-url "$base" --cacert certs/dev/ca.crt \
+  --cert certs/dev/client-QZZ.crt --key certs/dev/client-QZZ.key --bearer "$system_token" \
+  --identities "$work/identities.json" --examples tests/data/r4-examples | tee "$work/conformance.out" \
+  || status=1
 
 # The server must stop cleanly on SIGTERM (graceful shutdown).
 kill -TERM "$server"
 if ! wait "$server"; then
   echo "caregate serve did not stop cleanly; its log:" >&2
   cat "$work/server.log" >&2
-  exit 1
+  status=1
 fi
+
+echo "== the audit log's hash chain verifies after the run"
+audit_ok=1
+build/caregate audit verify --db "$work/conformance.db" || { audit_ok=0; status=1; }
+# ...and detects one record altered by hand (the append-only trigger dropped first, as an attacker with
+# the database file could): verify must fail and name record 7.
+cp "$work/conformance.db" "$work/tampered.db"
+sqlite3 "$work/tampered.db" "DROP TRIGGER audit_log_never_changes; UPDATE audit_log SET user = 'someone-else' WHERE sequence = 7;"
+if build/caregate audit verify --db "$work/tampered.db" | tee "$work/tampered.out"; then
+  echo "caregate audit verify did not notice an altered record" >&2; audit_ok=0; status=1
+elif ! grep -q "record 7:" "$work/tampered.out"; then
+  echo "caregate audit verify did not name the altered record 7" >&2; audit_ok=0; status=1
+fi
+
+# One closing line for the whole run: ctest's suites, the conformance checks, the audit chain.
+read -r c_pass c_fail < <(tail -n 1 "$work/conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
+passed=$((3 + ${c_pass:-0} + audit_ok))
+failed=$((${c_fail:-1} + 1 - audit_ok))
+echo "test.sh: $passed passed, $failed failed"
 exit $status

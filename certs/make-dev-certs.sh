@@ -11,7 +11,7 @@ Usage: certs/make-dev-certs.sh [--out DIR] [--client ODS ...]
 
   --out DIR           where to write the files (default: certs/dev in the repository)
   --client ODS ...    ODS codes to issue client certificates for (repeatable; default:
-                      A81001 (GP practice), RX1 (acute trust), 8JK23 (adult social care provider))
+                      A81001 (GP practice), RX1 (acute trust), 8JK23 (adult social care provider), QZZ (the ICS itself))
 
 Files: ca.crt ca.key server.crt server.key client-<ODS>.crt client-<ODS>.key
        token-signing.key token-signing.pub
@@ -50,7 +50,7 @@ while (($#)); do
 done
 
 if ((${#clients[@]} == 0)); then
-    clients=(A81001 RX1 8JK23)
+    clients=(A81001 RX1 8JK23 QZZ)
 fi
 for ods in "${clients[@]}"; do
     # ODS codes are 3 to 10 upper-case letters and digits; anything else would end up in a subject.
@@ -68,6 +68,7 @@ organisation_name() {
     A81001) echo "Caregate Dev GP Practice" ;;
     RX1) echo "Caregate Dev Acute NHS Trust" ;;
     8JK23) echo "Caregate Dev Adult Social Care Provider" ;;
+    QZZ) echo "Caregate Dev Integrated Care Board" ;;
     *) echo "Caregate Dev Organisation $1" ;;
     esac
 }

@@ -35,6 +35,10 @@ def parse_args(argv):
     p.add_argument("--key", help="private key (PEM) of the client certificate")
     p.add_argument("--bearer", help="bearer token sent as 'Authorization: Bearer TOKEN' on every request")
     p.add_argument("--insecure", action="store_true", help="do not verify the server certificate")
+    p.add_argument("--identities", metavar="FILE",
+                   help="JSON naming callers for the access-control checks (caregate's default policy): "
+                        "{name: {cert, key, token}} plus {\"bad_tokens\": {name: token}}; see "
+                        "conformance/README.md. Without it the access checks are skipped.")
     p.add_argument("--examples", metavar="DIR",
                    help="directory of official R4 example JSON files (default: tests/data/r4-examples "
                         "under the repository root)")

@@ -1,7 +1,9 @@
 // prepare_resource and the supported-type queries of resource.hpp: parse, validate (validate.cpp),
-// apply the NHS-number rules, and write canonical content. Stamping is in stamp.cpp.
+// apply the NHS-number rules, find the access facts (access_facts.cpp), and write canonical content.
+// Stamping is in stamp.cpp.
 #include "fhir_model/resource.hpp"
 
+#include "access_facts.hpp"
 #include "definitions.hpp"
 #include "fhir_model/nhs_number.hpp"
 #include "canonical.hpp"
@@ -118,6 +120,11 @@ result<prepared_resource> prepare_resource(std::string_view body, std::string_vi
                            "NHS number system, at one of: " + names,
                            paths.front());
     }
+    // Before the logical references are completed, which moves their members.
+    auto access = detail::find_access_facts(doc, *type);
+    if (!access)
+        return std::move(access).failure();
+    out.access = std::move(access.value());
     for (auto& logical : checked.logical_references)
         complete_logical_reference(*logical.reference, logical.nhs_number, doc.GetAllocator());
     out.citizens = std::move(checked.citizens);

@@ -55,6 +55,10 @@ public:
     /// Thread-safe; a token already verified and not yet expired is answered from the cache.
     fhir::result<std::shared_ptr<const caller>> verify(std::string_view token, std::int64_t now_seconds) const;
 
+    /// How many tokens have had their signature checked (cache misses that got that far): for tests
+    /// and metrics, to see the cache at work.
+    std::uint64_t verifications() const noexcept;
+
 private:
     struct impl;
     std::unique_ptr<impl> impl_;
@@ -76,6 +80,7 @@ struct token_claims {
 };
 
 /// Signs claims with a PEM private key (RSA: RS256, EC P-256: ES256). Throws std::runtime_error.
+/// Empty strings are left out of the token (which the verifier then refuses if the claim is required).
 std::string mint_token(const token_claims& claims, const std::string& private_key_pem);
 
 } // namespace caregate::auth

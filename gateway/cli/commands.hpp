@@ -8,6 +8,8 @@
 namespace caregate::cli {
 
 int serve(const std::vector<std::string>& args);
+int audit(const std::vector<std::string>& args);
+int token(const std::vector<std::string>& args);
 
 
 } // namespace caregate::cli

@@ -13,6 +13,8 @@ Usage: caregate <command> [options]
 
 Commands:
   serve       serve the FHIR API on an embedded SQLite database
+  audit       verify the audit log's hash chain; list break-glass accesses for review
+  token       mint a development bearer token signed with the key from certs/
   version     print the version
 
 Run 'caregate <command> --help' for a command's options.
@@ -30,6 +32,10 @@ int main(int argc, char** argv) {
     args.erase(args.begin());
     if (command == "serve")
         return caregate::cli::serve(args);
+    if (command == "audit")
+        return caregate::cli::audit(args);
+    if (command == "token")
+        return caregate::cli::token(args);
     if (command == "version" || command == "--version") {
         std::cout << "caregate " << CAREGATE_VERSION << "\n";
         return 0;

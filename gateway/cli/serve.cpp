@@ -3,13 +3,20 @@
 #include "cli/demo_data.hpp"
 #include "cli/options.hpp"
 
+#include "access/defaults.hpp"
+#include "access/guard.hpp"
+#include "access/policy.hpp"
+#include "auth/issuers.hpp"
+#include "auth/token.hpp"
 #include "net/server.hpp"
 #include "rest/application.hpp"
 #include "storage/store.hpp"
 
 #include <charconv>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <stdexcept>
 
 namespace caregate::cli {
@@ -22,7 +29,9 @@ struct serve_settings {
     std::string certs = "certs/dev";
     bool plain = false;
     unsigned threads = 0;
-    bool require_client_cert = false;
+    std::string policy_file;        ///< empty: the shipped default
+    std::string organisations_file; ///< empty: the shipped default
+    std::string issuers_file;       ///< empty: the development issuer from --certs
     std::string base_url; ///< derived from --listen and --plain when not given
     bool demo_data = false;
     net::limits limits;
@@ -53,15 +62,21 @@ std::vector<option> serve_options(serve_settings& s) {
          [&](const std::string& v) { s.db = v; }},
         {"listen", "HOST:PORT", "the provider listener's address (default 127.0.0.1:8443)",
          [&](const std::string& v) { s.listen = v; }},
-        {"certs", "DIR", "server certificate, key and client CA: DIR/server.crt, DIR/server.key, DIR/ca.crt "
-                         "(default ./certs/dev, made by certs/make-dev-certs.sh)",
+        {"certs", "DIR", "server certificate, key, client CA and dev token key: DIR/server.crt, DIR/server.key, "
+                         "DIR/ca.crt, DIR/token-signing.pub (default ./certs/dev, made by certs/make-dev-certs.sh)",
          [&](const std::string& v) { s.certs = v; }},
         {"plain", "", "serve HTTP without TLS; only on a loopback address (behind a TLS proxy, for benchmarks)",
          [&](const std::string& v) { s.plain = to_bool(v, "plain"); }},
         {"threads", "N", "threads serving requests (default 0: one per core)",
          [&](const std::string& v) { s.threads = to_number<unsigned>(v, "threads"); }},
-        {"require-client-cert", "", "refuse TLS clients without a certificate from the CA in --certs",
-         [&](const std::string& v) { s.require_client_cert = to_bool(v, "require-client-cert"); }},
+        {"policy", "FILE", "the access policy (JSON; default: the shipped gateway/access/default-policy.json)",
+         [&](const std::string& v) { s.policy_file = v; }},
+        {"orgs", "FILE", "the connected organisations, a JSON array of {ods, name, sector} "
+                         "(default: the shipped gateway/access/default-organisations.json)",
+         [&](const std::string& v) { s.organisations_file = v; }},
+        {"issuers", "FILE", "trusted token issuers, a JSON array of {issuer, public_key_pem_file | jwks_file} "
+                            "(default: the development issuer caregate-dev with DIR/token-signing.pub from --certs)",
+         [&](const std::string& v) { s.issuers_file = v; }},
         {"base-url", "URL", "the URL the server calls itself in links and Location "
                             "(default https://localhost:PORT/fhir, http:// with --plain)",
          [&](const std::string& v) { s.base_url = v; }},
@@ -80,6 +95,15 @@ std::vector<option> serve_options(serve_settings& s) {
         {"demo-data", "", "load three demo citizens (test-range NHS numbers) and a few records at start",
          [&](const std::string& v) { s.demo_data = to_bool(v, "demo-data"); }},
     };
+}
+
+std::string read_text_file(const std::string& path, const char* what) {
+    std::ifstream in(path);
+    if (!in)
+        throw std::invalid_argument(std::string("cannot read the ") + what + " " + path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
 }
 
 std::pair<std::string, std::uint16_t> split_listen(const std::string& listen) {
@@ -126,10 +150,24 @@ int serve(const std::vector<std::string>& args) {
         if (settings.demo_data)
             std::cerr << "caregate: demo data loaded (" << load_demo_data(*store) << " resources new or changed)\n";
 
+        const access::policy policy = access::policy::parse(
+            settings.policy_file.empty() ? std::string(access::default_policy_json)
+                                         : read_text_file(settings.policy_file, "policy file"));
+        const access::organisation_register organisations = access::organisation_register::parse(
+            settings.organisations_file.empty() ? std::string(access::default_organisations_json)
+                                                : read_text_file(settings.organisations_file, "organisations file"));
+        std::vector<auth::trusted_issuer> issuers = settings.issuers_file.empty()
+                                                        ? std::vector<auth::trusted_issuer>{auth::dev_issuer(settings.certs)}
+                                                        : auth::load_issuers(settings.issuers_file);
+        auth::verifier_settings token_settings;
+        token_settings.audience = settings.base_url;
+        const auth::token_verifier tokens(std::move(issuers), token_settings);
+        const access::guard guard(policy, organisations, tokens, *store);
+
         rest::rest_config rest_config;
         rest_config.base_url = settings.base_url;
         rest_config.max_count = settings.max_count;
-        rest::application app(*store, rest_config);
+        rest::application app(*store, guard, rest_config);
 
         net::listener provider;
         provider.address = host;
@@ -140,7 +178,8 @@ int serve(const std::vector<std::string>& args) {
             provider.tls.certificate_file = (dir / "server.crt").string();
             provider.tls.private_key_file = (dir / "server.key").string();
             provider.tls.client_ca_file = (dir / "ca.crt").string();
-            provider.tls.require_client_certificate = settings.require_client_cert;
+            // Access control starts from the organisation the certificate names: it is mandatory.
+            provider.tls.require_client_certificate = true;
             for (const auto& file : {provider.tls.certificate_file, provider.tls.private_key_file})
                 if (!std::filesystem::exists(file))
                     throw std::invalid_argument(file + " is missing: run certs/make-dev-certs.sh or give --certs DIR");

@@ -61,6 +61,18 @@ std::string capability_statement(const rest::rest_config& config) {
             out.EndObject();
         }
         out.EndArray();
+        if (!row.search_parameters.empty()) {
+            out.Key("searchParam");
+            out.StartArray();
+            for (const auto& param : row.search_parameters) {
+                out.StartObject();
+                text("name", param.name);
+                text("type", param.type);
+                text("documentation", param.documentation);
+                out.EndObject();
+            }
+            out.EndArray();
+        }
         text("versioning", "versioned-update");
         out.Key("readHistory");
         out.Bool(row.allows(rest::interaction::vread));

@@ -1,9 +1,13 @@
 // history: https://hl7.org/fhir/R4/http.html#history, at instance, type and system level, with
 // _count, _since, _at and `next` links. Entries are newest first; pages are keyed on the store's
 // write order, so later writes never shift them. Resources are spliced in as stored bytes.
+// Access: instance history needs the resource visible as it is now; every entry is shown only if
+// its version is visible to the caller (a deletion if the version before it was). A page may hold
+// fewer entries than _count when some were hidden; the `next` link still carries on.
 #include "interactions/interactions.hpp"
 
 #include "fhir_model/date_time.hpp"
+#include "interactions/access_steps.hpp"
 #include "rest/error_response.hpp"
 
 #include <boost/url/encode.hpp>
@@ -32,9 +36,28 @@ const char* entry_status(const storage::stored_version& v) {
 
 } // namespace
 
+namespace {
+
+/// Whether a history entry may be shown: a live version if visible, a deletion if the version
+/// before it was.
+fhir::result<bool> entry_visible(rest::context& ctx, const storage::stored_version& v) {
+    if (!v.deleted)
+        return ctx.guard->can_read(*ctx.who, v, ctx.request_id, ctx.now, ctx.views);
+    if (v.version_id < 2)
+        return false;
+    auto before = ctx.store.vread(v.type, v.id, v.version_id - 1);
+    if (!before)
+        return false;
+    return ctx.guard->can_read(*ctx.who, *before, ctx.request_id, ctx.now, ctx.views);
+}
+
+} // namespace
+
 void history(rest::context& ctx, rest::responder& done) {
     if (auto ok = ctx.only_params({"_count", "_since", "_at", "_page"}); !ok)
         return done(rest::error_response(ok.failure()));
+    if (!ctx.where.type.empty() && !detail::check_permitted(ctx, access::action::read, done))
+        return;
 
     storage::history_query query;
     query.type = ctx.where.type;
@@ -78,14 +101,25 @@ void history(rest::context& ctx, rest::responder& done) {
     }
 
     if (!query.id.empty()) {
-        // An instance that never existed has no history: 404, as a read would say.
-        auto current = ctx.store.read_current(query.type, query.id);
-        if (!current)
+        // No history for what never existed, or what the caller may not see: 404, as a read says.
+        auto current = detail::visible_current(ctx, query.type, query.id);
+        if (!current && current.failure().kind != fhir::category::deleted) {
+            detail::audit_access(ctx, "history", {}, "not-found");
             return done(rest::error_response(current.failure()));
+        }
     }
     auto page = ctx.store.history(query);
     if (!page)
         return done(rest::error_response(page.failure()));
+    std::vector<const storage::stored_version*> shown;
+    for (const storage::stored_version& v : page->entries) {
+        auto visible = entry_visible(ctx, v);
+        if (!visible)
+            return done(rest::error_response(visible.failure()));
+        if (*visible)
+            shown.push_back(&v);
+    }
+    detail::audit_access(ctx, "history", shown, "success", applied);
 
     std::string path = ctx.config.base_url;
     if (!query.type.empty())
@@ -115,11 +149,12 @@ void history(rest::context& ctx, rest::responder& done) {
     if (page->next)
         link("next", path + "?" + applied + "&_page=" + std::to_string(*page->next));
     out.EndArray();
-    if (!page->entries.empty()) { // FHIR JSON has no empty arrays
+    if (!shown.empty()) { // FHIR JSON has no empty arrays
         out.Key("entry");
         out.StartArray();
     }
-    for (const storage::stored_version& v : page->entries) {
+    for (const storage::stored_version* shown_version : shown) {
+        const storage::stored_version& v = *shown_version;
         out.StartObject();
         out.Key("fullUrl");
         out.String(ctx.config.base_url + "/" + v.type + "/" + v.id);
@@ -145,7 +180,7 @@ void history(rest::context& ctx, rest::responder& done) {
         out.EndObject();
         out.EndObject();
     }
-    if (!page->entries.empty())
+    if (!shown.empty())
         out.EndArray();
     out.EndObject();
     done(rest::json_response({buffer.GetString(), buffer.GetSize()}));

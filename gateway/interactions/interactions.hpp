@@ -14,5 +14,8 @@ void update(rest::context& ctx, rest::responder& done);
 void delete_(rest::context& ctx, rest::responder& done);
 /// Instance, type and system history: the route says which.
 void history(rest::context& ctx, rest::responder& done);
+/// The audit log as AuditEvent resources: read by id, and search by patient, agent and date.
+void audit_event_read(rest::context& ctx, rest::responder& done);
+void audit_event_search(rest::context& ctx, rest::responder& done);
 
 } // namespace caregate::interactions

@@ -1,7 +1,10 @@
 // Shared steps of the write interactions; see write.hpp.
 #include "interactions/write.hpp"
 
+#include "interactions/access_steps.hpp"
 #include "rest/error_response.hpp"
+
+#include <algorithm>
 
 namespace caregate::interactions::detail {
 
@@ -24,9 +27,41 @@ fhir::result<std::optional<std::int64_t>> if_match(const rest::context& ctx) {
     return std::optional<std::int64_t>{*version};
 }
 
-void submit_and_answer(rest::context& ctx, storage::write_request write, rest::responder& done) {
+fhir::status check_write(rest::context& ctx, access::action act, const fhir::prepared_resource& prepared) {
+    const access::policy& rules = ctx.guard->rules();
+    if (!rules.may(*ctx.who, act, ctx.where.type, prepared.access.facets))
+        return error::make(category::forbidden, "forbidden",
+                           "your role may not " + std::string(access::action_name(act)) + " this kind of " +
+                               ctx.where.type);
+    const std::string& ods = ctx.who->org->ods;
+    const bool records_own_relationship =
+        std::any_of(prepared.access.organisations.begin(), prepared.access.organisations.end(),
+                    [&](const fhir::organisation_link& link) { return link.ods == ods && link.active; });
+    error unknown;
+    unknown.kind = category::invalid;
+    for (const fhir::citizen_link& link : prepared.citizens) {
+        auto view = ctx.guard->open_citizen(*ctx.who, link.nhs_number, ctx.request_id, ctx.now, ctx.views);
+        if (!view)
+            return std::move(view).failure();
+        if (!view->open && !records_own_relationship)
+            unknown.issues.push_back(
+                {"error", "invalid", "the reference does not name a citizen held by this server", link.expression});
+    }
+    if (!unknown.issues.empty())
+        return unknown;
+    return {};
+}
+
+void submit_and_answer(rest::context& ctx, storage::write_request write, rest::responder& done,
+                       std::string audit_citizen) {
     const bool is_remove = write.kind == storage::write_kind::remove;
     const rest::prefer_return how = ctx.prefer();
+    write.writer = ctx.who->org->ods;
+    write.any_owner = ctx.guard->rules().any_owner(*ctx.who);
+    const char* action = is_remove ? "delete" : write.kind == storage::write_kind::create ? "create" : "update";
+    write.audit = write_audit(ctx, action, write.type, write.id, write.citizens);
+    if (!audit_citizen.empty())
+        write.audit->nhs_number = std::move(audit_citizen);
     // The callback runs on the writer thread after the commit; it must not touch `ctx`.
     ctx.store.submit(std::move(write), [config = &ctx.config, how, is_remove,
                                         done = std::move(done)](fhir::result<storage::write_outcome> outcome) {

@@ -107,6 +107,8 @@ fhir::result<route> find_route(std::string_view method, const std::vector<std::s
     if (n == 1) {
         if (method == "POST")
             return on_type(type, interaction::create);
+        if (method == "GET")
+            return on_type(type, interaction::search_type);
         return wrong_method(method);
     }
     if (n == 2 && segments[1] == "_history") {
@@ -166,8 +168,12 @@ std::string allowed_methods(const std::vector<std::string>& segments) {
     const type_capability* row = n > 0 ? find_type(segments[0]) : nullptr;
     if (n == 1 && (segments[0] == "metadata" || segments[0] == "_history"))
         add("GET");
-    else if (row && n == 1 && row->allows(interaction::create))
-        add("POST");
+    else if (row && n == 1) {
+        if (row->allows(interaction::search_type))
+            add("GET");
+        if (row->allows(interaction::create))
+            add("POST");
+    }
     else if (row && n == 2 && segments[1] == "_history")
         add("GET");
     else if (row && n == 2) {
@@ -191,7 +197,8 @@ void dispatch(context& ctx, responder& done) {
     using namespace interactions;
     switch (ctx.where.kind) {
     case interaction::capabilities: return capabilities(ctx, done);
-    case interaction::read: return read(ctx, done);
+    case interaction::read: return ctx.where.type == "AuditEvent" ? audit_event_read(ctx, done) : read(ctx, done);
+    case interaction::search_type: return audit_event_search(ctx, done); // the only type searched yet
     case interaction::vread: return vread(ctx, done);
     case interaction::create: return create(ctx, done);
     case interaction::update: return update(ctx, done);
@@ -242,8 +249,8 @@ bool is_uuid(std::string_view text) noexcept {
     return true;
 }
 
-application::application(storage::store& store, rest_config config)
-    : store_(store), config_(std::move(config)) {
+application::application(storage::store& store, const access::guard& guard, rest_config config)
+    : store_(store), guard_(guard), config_(std::move(config)) {
     auto parsed = boost::urls::parse_uri(config_.base_url);
     if (!parsed)
         throw std::invalid_argument("--base-url is not a URL: " + config_.base_url);
@@ -307,7 +314,23 @@ void application::handle(request req, responder done) {
     if (auto ok = check_content_type(req); !ok)
         return fail(ok.failure());
 
-    context ctx{std::move(req), std::move(routed.value()), std::move(params), store_, config_};
+    context ctx{std::move(req), std::move(routed.value()), std::move(params), store_, config_, request_id,
+                nullptr, std::nullopt, access::now_micros(), {}};
+    if (ctx.where.kind != interaction::capabilities) {
+        // Every interaction but /metadata acts for an authenticated caller.
+        auto who = guard_.authenticate(ctx.req, ctx.now / 1'000'000);
+        if (!who) {
+            response out = error_response(who.failure());
+            // RFC 6750 section 3: no error attribute when the request carried no token at all.
+            if (who.failure().kind == category::unauthorised)
+                out.set("WWW-Authenticate", ctx.req.header("Authorization").empty()
+                                                ? "Bearer realm=\"caregate\""
+                                                : "Bearer realm=\"caregate\", error=\"invalid_token\"");
+            return answer(std::move(out));
+        }
+        ctx.guard = &guard_;
+        ctx.who = std::move(who.value());
+    }
     dispatch(ctx, answer);
 }
 

@@ -14,7 +14,8 @@ namespace caregate::rest {
 
 class application {
 public:
-    application(storage::store& store, rest_config config);
+    /// `guard` decides who may do what; it must outlive the application.
+    application(storage::store& store, const access::guard& guard, rest_config config);
 
     /// Answers one request; `done` is called exactly once, maybe later from the writer thread.
     void handle(request req, responder done);
@@ -23,6 +24,7 @@ public:
 
 private:
     storage::store& store_;
+    const access::guard& guard_;
     rest_config config_;
     std::string base_path_;                  ///< the path part of config_.base_url, e.g. "/fhir"
     std::vector<std::string> base_segments_; ///< its segments, e.g. {"fhir"}

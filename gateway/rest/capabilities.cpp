@@ -16,6 +16,7 @@ std::string_view spec_code(interaction kind) noexcept {
     case interaction::history_instance: return "history-instance";
     case interaction::history_type: return "history-type";
     case interaction::create: return "create";
+    case interaction::search_type: return "search-type";
     case interaction::history_system: return "history-system";
     case interaction::capabilities: return "capabilities";
     }
@@ -30,14 +31,20 @@ std::span<const type_capability> type_capabilities() {
     static const std::vector<type_capability> table = [] {
         std::vector<type_capability> rows;
         for (std::string_view type : fhir::supported_types()) {
-            // AuditEvent is written by the server alone (DESIGN.md section 4): clients only read it.
+            // AuditEvent is the server's audit log (DESIGN.md section 4): read and searched, never written.
             if (type == "AuditEvent")
-                rows.push_back({type, {interaction::read, interaction::vread, interaction::history_instance,
-                                       interaction::history_type}});
+                rows.push_back({type,
+                                {interaction::read, interaction::search_type},
+                                {{"patient", "reference", "The citizen whose record was accessed: Patient/{nhs}"},
+                                 {"agent", "reference",
+                                  "Who accessed: the user's SDS id or the organisation's ODS code, as a plain "
+                                  "value or Practitioner/{id} or Organization/{ods}"},
+                                 {"date", "date", "When: with the prefixes eq, ge, gt, le, lt"}}});
             else
-                rows.push_back({type, {interaction::read, interaction::vread, interaction::update,
-                                       interaction::delete_, interaction::history_instance,
-                                       interaction::history_type, interaction::create}});
+                rows.push_back({type,
+                                {interaction::read, interaction::vread, interaction::update, interaction::delete_,
+                                 interaction::history_instance, interaction::history_type, interaction::create},
+                                {}});
         }
         return rows;
     }();

@@ -17,6 +17,7 @@ enum class interaction {
     history_instance,
     history_type,
     create,
+    search_type,
     history_system,
     capabilities,
 };
@@ -24,9 +25,17 @@ enum class interaction {
 /// The spec's code for an interaction, e.g. "history-instance".
 std::string_view spec_code(interaction kind) noexcept;
 
+/// A search parameter a type serves (https://hl7.org/fhir/R4/capabilitystatement-definitions.html).
+struct search_parameter {
+    std::string_view name;
+    std::string_view type; ///< number | date | string | token | reference | ...
+    std::string_view documentation;
+};
+
 struct type_capability {
     std::string_view type;
     std::vector<interaction> interactions; ///< type- and instance-level interactions served
+    std::vector<search_parameter> search_parameters;
     bool allows(interaction kind) const noexcept;
 };
 

@@ -2,12 +2,14 @@
 // store and the configuration. Plus the helpers every interaction shares to answer.
 #pragma once
 
+#include "access/guard.hpp"
 #include "fhir_model/error.hpp"
 #include "rest/capabilities.hpp"
 #include "rest/http.hpp"
 #include "storage/store.hpp"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -42,6 +44,11 @@ struct context {
     std::vector<std::pair<std::string, std::string>> params; ///< decoded query parameters, in order
     storage::store& store;
     const rest_config& config;
+    std::string request_id;
+    const access::guard* guard = nullptr; ///< set for every interaction but capabilities
+    std::optional<access::profile> who;   ///< the authenticated caller (absent for capabilities)
+    storage::timestamp now = 0;           ///< when the request arrived, µs
+    std::map<std::string, access::citizen_view> views; ///< citizens opened in this request
 
     /// The value of a parameter given once; nullopt if absent.
     std::optional<std::string> param(std::string_view name) const;

@@ -1,16 +1,28 @@
-// A test fixture: a real store in a fresh temporary directory and the REST application over it,
-// called through the same handle() seam the network layer uses.
+// A test fixture: a real store in a fresh temporary directory and the REST application over it, with
+// the shipped default policy and organisations, called through the same handle() seam the network
+// layer uses. Each call acts as an identity: a token signed by a test issuer, and a client
+// certificate's ODS code, exactly as a provider system sends them.
 #pragma once
 
+#include "access/defaults.hpp"
+#include "access/guard.hpp"
+#include "access/policy.hpp"
+#include "auth/token.hpp"
 #include "rest/application.hpp"
 #include "storage/store.hpp"
 
 #include <doctest/doctest.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <chrono>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <random>
 #include <string>
+#include <thread>
 
 namespace caregate::testing {
 
@@ -22,14 +34,90 @@ inline std::filesystem::path fresh_directory(const std::string& name) {
     return dir;
 }
 
+/// Who a test request acts as.
+struct identity {
+    std::string ods = "QZZ";          ///< the organisation (token claim and client certificate)
+    std::string role = "system";      ///< national RBAC job role code, or "system"
+    std::string user = "test-system"; ///< SDS user id
+    std::string purpose;              ///< e.g. ETREAT
+    std::string reason;               ///< break-glass reason
+    std::vector<std::string> scopes;
+};
+
+inline identity system_identity() { return {}; }
+inline identity gp_clinician() { return {"A81001", "R8000", "gp-doctor-1", {}, {}, {}}; }
+inline identity gp_nurse() { return {"A81001", "R8001", "gp-nurse-1", {}, {}, {}}; }
+inline identity gp_admin() { return {"A81001", "R8008", "gp-admin-1", {}, {}, {}}; }
+inline identity acute_clinician() { return {"RX1", "R8000", "acute-doctor-1", {}, {}, {}}; }
+inline identity acute_admin() { return {"RX1", "R8008", "acute-admin-1", {}, {}, {}}; }
+inline identity social_worker() { return {"8JK23", "R8014", "social-worker-1", {}, {}, {}}; }
+inline identity ig_officer() { return {"QZZ", "R8012", "ig-officer-1", {}, {}, {}}; }
+
+/// An RSA key pair made once per test run, as PEM.
+struct test_keys {
+    std::string private_pem;
+    std::string public_pem;
+
+    static const test_keys& get() {
+        static const test_keys keys = [] {
+            test_keys out;
+            EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(2048));
+            REQUIRE(key != nullptr);
+            auto to_text = [](BIO* bio) {
+                char* data = nullptr;
+                long size = BIO_get_mem_data(bio, &data);
+                std::string text(data, static_cast<std::size_t>(size));
+                BIO_free(bio);
+                return text;
+            };
+            BIO* priv = BIO_new(BIO_s_mem());
+            PEM_write_bio_PrivateKey(priv, key, nullptr, nullptr, 0, nullptr, nullptr);
+            out.private_pem = to_text(priv);
+            BIO* pub = BIO_new(BIO_s_mem());
+            PEM_write_bio_PUBKEY(pub, key);
+            out.public_pem = to_text(pub);
+            EVP_PKEY_free(key);
+            return out;
+        }();
+        return keys;
+    }
+};
+
+inline constexpr const char* test_base_url = "https://localhost:8443/fhir";
+inline constexpr const char* test_issuer = "caregate-test";
+
+inline std::string token_for(const identity& who, std::int64_t ttl = 3600) {
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    auth::token_claims claims;
+    claims.issuer = test_issuer;
+    claims.audience = test_base_url;
+    claims.user = who.user;
+    claims.organisation = who.ods;
+    claims.role = who.role;
+    claims.scopes = who.scopes;
+    claims.purpose = who.purpose;
+    claims.reason = who.reason;
+    claims.issued_at = now;
+    claims.not_before = now;
+    claims.expires = now + ttl;
+    return auth::mint_token(claims, test_keys::get().private_pem);
+}
+
 struct application_fixture {
     std::filesystem::path dir = fresh_directory("caregate-app");
     std::unique_ptr<storage::store> store;
+    access::policy policy = access::policy::parse(access::default_policy_json);
+    access::organisation_register organisations = access::organisation_register::parse(access::default_organisations_json);
+    std::unique_ptr<auth::token_verifier> tokens;
+    std::unique_ptr<access::guard> guard;
     std::unique_ptr<rest::application> app;
 
     application_fixture() { open(); }
     ~application_fixture() {
         app.reset();
+        guard.reset();
         store.reset();
         std::filesystem::remove_all(dir);
     }
@@ -40,31 +128,54 @@ struct application_fixture {
         auto opened = storage::store::open(options);
         REQUIRE(opened.ok());
         store = std::move(opened.value());
+        auth::verifier_settings settings;
+        settings.audience = test_base_url;
+        tokens = std::make_unique<auth::token_verifier>(
+            std::vector<auth::trusted_issuer>{{test_issuer, {test_keys::get().public_pem}, {}}}, settings);
+        guard = std::make_unique<access::guard>(policy, organisations, *tokens, *store);
         rest::rest_config config;
-        config.base_url = "https://localhost:8443/fhir";
-        app = std::make_unique<rest::application>(*store, config);
+        config.base_url = test_base_url;
+        app = std::make_unique<rest::application>(*store, *guard, config);
     }
     /// Closes everything and opens the same database again, as a server restart does.
     void restart() {
         app.reset();
+        guard.reset();
         store.reset();
         open();
     }
 
-    rest::response call(std::string method, std::string target, std::string body = {},
-                        std::vector<rest::header_field> headers = {}) {
+    /// A request as `who`, with their token and certificate; `headers` are added.
+    rest::response call_as(const identity& who, std::string method, std::string target, std::string body = {},
+                           std::vector<rest::header_field> headers = {}) {
         rest::request req;
         req.method = std::move(method);
         req.target = "/fhir" + target;
         req.body = std::move(body);
         req.headers = std::move(headers);
+        if (req.header("Authorization").empty())
+            req.headers.push_back({"Authorization", "Bearer " + token_for(who)});
         if (!req.body.empty() && req.header("Content-Type").empty())
             req.headers.push_back({"Content-Type", "application/fhir+json"});
         req.secure = true;
+        req.client_ods = who.ods;
         std::promise<rest::response> answered;
         auto future = answered.get_future();
         app->handle(std::move(req), [&answered](rest::response out) { answered.set_value(std::move(out)); });
         return future.get();
+    }
+
+    /// A request as the ICS's integration system, which the default policy lets do anything.
+    rest::response call(std::string method, std::string target, std::string body = {},
+                        std::vector<rest::header_field> headers = {}) {
+        return call_as(system_identity(), std::move(method), std::move(target), std::move(body), std::move(headers));
+    }
+
+    /// Waits until the writer has committed what was queued before (reads' audit records).
+    void flush() {
+        std::promise<void> done;
+        store->append_audit({}, [&done](fhir::status) { done.set_value(); });
+        done.get_future().wait();
     }
 };
 

@@ -1,0 +1,307 @@
+// The access facts of a root resource; see access_facts.hpp and fhir::access_facts in resource.hpp.
+//
+// Design notes:
+// 1. Only the root resource counts: `contained` is never entered, so a contained Encounter or Consent
+//    cannot create a relationship or an objection, nor a contained resource's labels restrict the root.
+// 2. The DOM has been validated, so elements have their R4 JSON types; a value of another shape is
+//    skipped here, never reported.
+// 3. Facets only ever grant (policy rules that grant part of a type match on them), so leaving a code
+//    out can only narrow access: codes longer than max_facet_code_length or holding a line break are
+//    left out. Labels only ever narrow, so none is left out; one the store cannot keep is refused.
+// 4. An organisation is named by ODS code only: a relative `Organization/{ODS}`, or an identifier with
+//    ods_code_system. An absolute URL, a contained (#id) or urn:uuid reference, a reference to another
+//    type, or a reference and identifier that disagree name no organisation (no link, so no access).
+// 5. Whether a link is current is decided by status alone; whether an end in the past is still recent
+//    needs "now", which this pure function does not have: the store decides it from `ended`. A period.end
+//    is taken as the end of the range it covers ("2026-03" ends with March). A link whose status says it
+//    is over and that has no period.end is recorded with active false and no `ended`, and so never counts:
+//    a finished Encounter or EpisodeOfCare needs period.end to count as recent.
+#include "access_facts.hpp"
+
+#include "fhir_model/date_time.hpp"
+#include "json.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+
+namespace caregate::fhir::detail {
+
+namespace {
+
+std::string_view view(const rapidjson::Value& value) { return {value.GetString(), value.GetStringLength()}; }
+
+/// The member `name` of `object`, or nullptr (also when `object` is not an object).
+const rapidjson::Value* find(const rapidjson::Value& object, std::string_view name) {
+    if (!object.IsObject())
+        return nullptr;
+    auto found = object.FindMember(rapidjson::StringRef(name.data(), name.size()));
+    return found == object.MemberEnd() ? nullptr : &found->value;
+}
+
+/// The string member `name` of `object`, if it is a real string.
+std::optional<std::string_view> string_member(const rapidjson::Value& object, std::string_view name) {
+    const rapidjson::Value* value = find(object, name);
+    if (value == nullptr || !is_string(*value))
+        return std::nullopt;
+    return view(*value);
+}
+
+/// Calls `each` for the items of an array member, or for a single member's value.
+template <class Each>
+void for_each_item(const rapidjson::Value* value, Each&& each) {
+    if (value == nullptr)
+        return;
+    if (!value->IsArray()) {
+        each(*value);
+        return;
+    }
+    for (const auto& item : value->GetArray())
+        each(item);
+}
+
+bool holds_line_break(std::string_view text) { return text.find_first_of("\r\n") != std::string_view::npos; }
+
+// ---- labels ----
+
+status collect_labels(const rapidjson::Value& resource, const type_def& type, std::vector<std::string>& out) {
+    const rapidjson::Value* meta = find(resource, "meta");
+    const rapidjson::Value* security = meta ? find(*meta, "security") : nullptr;
+    if (security == nullptr || !security->IsArray())
+        return {};
+    for (rapidjson::SizeType i = 0; i < security->Size(); ++i) {
+        const rapidjson::Value& coding = (*security)[i];
+        if (!coding.IsObject())
+            continue;
+        const std::string_view code = string_member(coding, "code").value_or("");
+        if (holds_line_break(code))
+            return error::make(category::invalid, "value", "a security label's code cannot hold a line break",
+                               type.name + ".meta.security[" + std::to_string(i) + "].code");
+        std::string label(string_member(coding, "system").value_or("")); // a uri holds no whitespace
+        label += '|';
+        label += code;
+        if (std::find(out.begin(), out.end(), label) == out.end())
+            out.push_back(std::move(label));
+    }
+    return {};
+}
+
+// ---- facets ----
+
+void collect_facets(const rapidjson::Value& resource, const type_def& type, std::vector<std::string>& out) {
+    for (const auto& member : resource.GetObject()) {
+        const std::string_view name = view(member.name);
+        const member_def* def = type.member(name);
+        if (def == nullptr || def->primitive_part)
+            continue;
+        const std::string_view type_name = def->type->name;
+        if (type_name != "code" && type_name != "Coding" && type_name != "CodeableConcept")
+            continue;
+        auto add = [&](std::string_view code) {
+            if (code.empty() || code.size() > max_facet_code_length || holds_line_break(code))
+                return;
+            std::string facet(name);
+            facet += '=';
+            facet += code;
+            out.push_back(std::move(facet));
+        };
+        auto add_coding = [&](const rapidjson::Value& coding) {
+            if (auto code = string_member(coding, "code"))
+                add(*code);
+        };
+        for_each_item(&member.value, [&](const rapidjson::Value& item) {
+            if (type_name == "code") {
+                if (is_string(item)) // a null in an array of codes stands for one with extensions only
+                    add(view(item));
+            } else if (type_name == "Coding") {
+                add_coding(item);
+            } else if (const rapidjson::Value* codings = find(item, "coding"); codings && codings->IsArray()) {
+                for (const auto& coding : codings->GetArray())
+                    add_coding(coding);
+            }
+        });
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+}
+
+// ---- organisation links ----
+
+/// 3 to 12 upper-case letters and digits.
+bool is_ods_code(std::string_view text) {
+    return text.size() >= 3 && text.size() <= 12 &&
+           std::all_of(text.begin(), text.end(), [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); });
+}
+
+/// The ODS code of the organisation a Reference names (design note 4), if it names one.
+std::optional<std::string> referenced_ods(const rapidjson::Value& reference) {
+    if (!reference.IsObject())
+        return std::nullopt;
+    if (auto type = string_member(reference, "type"); type && *type != "Organization")
+        return std::nullopt;
+    std::optional<std::string_view> literal, logical;
+    if (auto text = string_member(reference, "reference")) {
+        constexpr std::string_view prefix = "Organization/";
+        if (!text->starts_with(prefix))
+            return std::nullopt;
+        // An id that is not an ODS code (a local id, or Type/id/_history/v) leaves the identifier to name it.
+        if (const auto id = text->substr(prefix.size()); is_ods_code(id))
+            literal = id;
+    }
+    if (const rapidjson::Value* identifier = find(reference, "identifier");
+        identifier && string_member(*identifier, "system") == ods_code_system)
+        if (auto value = string_member(*identifier, "value"); value && is_ods_code(*value))
+            logical = value;
+    if (literal && logical && *literal != *logical)
+        return std::nullopt;
+    if (literal)
+        return std::string(*literal);
+    if (logical)
+        return std::string(*logical);
+    return std::nullopt;
+}
+
+/// The end of `holder.period`, as the end of the range its precision covers.
+std::optional<std::int64_t> period_end(const rapidjson::Value& holder) {
+    const rapidjson::Value* period = find(holder, "period");
+    const auto end = period ? string_member(*period, "end") : std::nullopt;
+    if (!end)
+        return std::nullopt;
+    const auto range = parse_date_time(*end);
+    return range ? std::optional<std::int64_t>(range->end) : std::nullopt;
+}
+
+/// The earlier of two ends, either of which may be unknown.
+std::optional<std::int64_t> earlier(std::optional<std::int64_t> a, std::optional<std::int64_t> b) {
+    if (a && b)
+        return std::min(*a, *b);
+    return a ? a : b;
+}
+
+/// What a resource's status says of the links it records.
+enum class standing {
+    none,    ///< no link: cancelled, entered in error, unknown, or not (yet) in force
+    ongoing, ///< active
+    over,    ///< ended, at period.end if given
+};
+
+struct status_standing {
+    std::string_view status;
+    standing meaning;
+};
+
+/// The standing for `resource`'s status in `table`; a status not listed links nothing.
+standing standing_of(const rapidjson::Value& resource, std::initializer_list<status_standing> table) {
+    const auto status = string_member(resource, "status");
+    if (!status)
+        return standing::none;
+    for (const auto& row : table)
+        if (row.status == *status)
+            return row.meaning;
+    return standing::none;
+}
+
+class link_collector {
+public:
+    explicit link_collector(std::vector<organisation_link>& out) : out_(out) {}
+
+    /// A link of `kind` to the organisation `reference` names, if it names one.
+    void add(const rapidjson::Value& reference, std::string_view kind, standing meaning,
+             std::optional<std::int64_t> ended) {
+        if (meaning == standing::none)
+            return;
+        auto ods = referenced_ods(reference);
+        if (!ods)
+            return;
+        organisation_link link{std::move(*ods), std::string(kind), meaning == standing::ongoing, ended};
+        const bool known = std::any_of(out_.begin(), out_.end(), [&](const organisation_link& other) {
+            return other.ods == link.ods && other.kind == link.kind && other.active == link.active &&
+                   other.ended == link.ended;
+        });
+        if (!known)
+            out_.push_back(std::move(link));
+    }
+
+    void add_each(const rapidjson::Value* references, std::string_view kind, standing meaning,
+                  std::optional<std::int64_t> ended) {
+        for_each_item(references, [&](const rapidjson::Value& reference) { add(reference, kind, meaning, ended); });
+    }
+
+private:
+    std::vector<organisation_link>& out_;
+};
+
+void collect_organisations(const rapidjson::Value& resource, std::string_view type,
+                           std::vector<organisation_link>& out) {
+    link_collector links(out);
+    if (type == "Patient") {
+        // Registration lasts as long as the Patient names the practice; references to Practitioners
+        // and PractitionerRoles name no organisation.
+        links.add_each(find(resource, "generalPractitioner"), "registered-gp", standing::ongoing, std::nullopt);
+    } else if (type == "Encounter") {
+        const standing meaning = standing_of(resource, {{"planned", standing::ongoing},
+                                                        {"arrived", standing::ongoing},
+                                                        {"triaged", standing::ongoing},
+                                                        {"in-progress", standing::ongoing},
+                                                        {"onleave", standing::ongoing},
+                                                        {"finished", standing::over}});
+        links.add_each(find(resource, "serviceProvider"), "encounter", meaning, period_end(resource));
+    } else if (type == "EpisodeOfCare") {
+        const standing meaning = standing_of(resource, {{"planned", standing::ongoing},
+                                                        {"waitlist", standing::ongoing},
+                                                        {"active", standing::ongoing},
+                                                        {"onhold", standing::ongoing},
+                                                        {"finished", standing::over}});
+        links.add_each(find(resource, "managingOrganization"), "episode-of-care", meaning, period_end(resource));
+    } else if (type == "CareTeam") {
+        const standing meaning =
+            standing_of(resource, {{"active", standing::ongoing}, {"inactive", standing::over}});
+        const auto team_ended = period_end(resource);
+        links.add_each(find(resource, "managingOrganization"), "care-team", meaning, team_ended);
+        // A participant's own period.end ends its membership, even while the team goes on.
+        for_each_item(find(resource, "participant"), [&](const rapidjson::Value& participant) {
+            const auto ended = earlier(team_ended, period_end(participant));
+            links.add_each(find(participant, "member"), "care-team", meaning, ended);
+            links.add_each(find(participant, "onBehalfOf"), "care-team", meaning, ended);
+        });
+    }
+}
+
+// ---- objection ----
+
+constexpr std::string_view consent_scope_system = "http://terminology.hl7.org/CodeSystem/consentscope";
+
+/// A Consent, active, of scope patient-privacy, whose base provision denies.
+bool records_objection(const rapidjson::Value& consent) {
+    if (string_member(consent, "status") != "active")
+        return false;
+    const rapidjson::Value* provision = find(consent, "provision");
+    if (provision == nullptr || string_member(*provision, "type") != "deny")
+        return false;
+    const rapidjson::Value* scope = find(consent, "scope");
+    const rapidjson::Value* codings = scope ? find(*scope, "coding") : nullptr;
+    if (codings == nullptr || !codings->IsArray())
+        return false;
+    return std::any_of(codings->Begin(), codings->End(), [](const rapidjson::Value& coding) {
+        return string_member(coding, "system") == consent_scope_system &&
+               string_member(coding, "code") == "patient-privacy";
+    });
+}
+
+} // namespace
+
+result<access_facts> find_access_facts(const rapidjson::Value& resource, const type_def& type) {
+    access_facts out;
+    if (!resource.IsObject())
+        return out;
+    if (auto labelled = collect_labels(resource, type, out.labels); !labelled)
+        return std::move(labelled).failure();
+    collect_facets(resource, type, out.facets);
+    collect_organisations(resource, type.name, out.organisations);
+    out.objection = type.name == "Consent" && records_objection(resource);
+    return out;
+}
+
+} // namespace caregate::fhir::detail

@@ -1,0 +1,67 @@
+// The access decisions of DESIGN.md section 4 that need the store, in the order the design gives:
+// authentication (token, certificate, organisation), then per citizen the legitimate relationship or
+// break-glass, then per item the objection, labels and the policy's part-of-type grants. Interactions
+// ask the guard; nothing else decides who sees what.
+//
+// A caller who may not see a citizen or an item is told 404, exactly as if it did not exist.
+#pragma once
+
+#include "access/policy.hpp"
+#include "auth/token.hpp"
+#include "rest/http.hpp"
+#include "storage/store.hpp"
+
+#include <map>
+#include <optional>
+#include <string>
+
+namespace caregate::access {
+
+/// One caller's view of one citizen's record for the length of a request.
+struct citizen_view {
+    bool open = false;        ///< the caller may open the record
+    bool break_glass = false; ///< opened by break-glass (now or by an earlier grant still open)
+    bool objection = false;   ///< the citizen objects to sharing
+};
+
+class guard {
+public:
+    guard(const policy& rules, const organisation_register& organisations, const auth::token_verifier& tokens,
+          storage::store& store);
+
+    /// Authenticates a request: a Bearer token verified against the trusted issuers (401 with
+    /// WWW-Authenticate otherwise), the organisation of a presented client certificate equal to the
+    /// token's (401 otherwise), and the organisation known (403 otherwise).
+    fhir::result<profile> authenticate(const rest::request& req, std::int64_t now_seconds) const;
+
+    /// Opens a citizen's record for the caller: rules for all citizens, a legitimate relationship, an
+    /// open break-glass grant, or a new break-glass (ETREAT with a reason, by an allowed role): that
+    /// grant is recorded (and audited) now. `views` caches answers within one request.
+    fhir::result<citizen_view> open_citizen(const profile& who, const std::string& nhs_number,
+                                            const std::string& request_id, storage::timestamp now,
+                                            std::map<std::string, citizen_view>& views) const;
+
+    /// Whether a live version is visible to the caller: every citizen it links to is open, and the
+    /// objection, label and part-of-type rules allow it.
+    fhir::result<bool> can_read(const profile& who, const storage::stored_version& version,
+                                const std::string& request_id, storage::timestamp now,
+                                std::map<std::string, citizen_view>& views) const;
+
+    const policy& rules() const noexcept { return policy_; }
+    storage::store& store() const noexcept { return store_; }
+
+    /// An audit record for this caller and request; the caller fills in the rest.
+    static storage::audit_record audit_for(const profile& who, const std::string& request_id, storage::timestamp now,
+                                           std::string action);
+
+private:
+    const policy& policy_;
+    const organisation_register& organisations_;
+    const auth::token_verifier& tokens_;
+    storage::store& store_;
+};
+
+/// Microseconds since the epoch, now.
+storage::timestamp now_micros() noexcept;
+
+} // namespace caregate::access

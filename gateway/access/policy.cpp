@@ -1,0 +1,303 @@
+// Parsing the policy and organisations files, and the decisions that need only the policy.
+#include "access/policy.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+namespace caregate::access {
+
+namespace {
+
+using rapidjson::Value;
+
+bool contains(const std::vector<std::string>& items, std::string_view item) {
+    return std::find(items.begin(), items.end(), item) != items.end();
+}
+
+rapidjson::Document parse_document(std::string_view json, const char* what) {
+    rapidjson::Document doc;
+    doc.Parse(json.data(), json.size());
+    if (doc.HasParseError())
+        throw std::invalid_argument(std::string(what) + " is not valid JSON: " +
+                                    rapidjson::GetParseError_En(doc.GetParseError()) + " at byte " +
+                                    std::to_string(doc.GetErrorOffset()));
+    return doc;
+}
+
+std::string text(const Value& object, const char* key, const std::string& where, bool required = true) {
+    auto member = object.FindMember(key);
+    if (member == object.MemberEnd()) {
+        if (required)
+            throw std::invalid_argument(where + " needs \"" + key + "\"");
+        return {};
+    }
+    if (!member->value.IsString())
+        throw std::invalid_argument(where + ": \"" + key + "\" must be a string");
+    return member->value.GetString();
+}
+
+std::vector<std::string> texts(const Value& object, const char* key, const std::string& where) {
+    std::vector<std::string> out;
+    auto member = object.FindMember(key);
+    if (member == object.MemberEnd())
+        return out;
+    if (!member->value.IsArray())
+        throw std::invalid_argument(where + ": \"" + key + "\" must be an array of strings");
+    for (const auto& item : member->value.GetArray()) {
+        if (!item.IsString())
+            throw std::invalid_argument(where + ": \"" + key + "\" must be an array of strings");
+        out.emplace_back(item.GetString());
+    }
+    return out;
+}
+
+bool flag(const Value& object, const char* key, const std::string& where) {
+    auto member = object.FindMember(key);
+    if (member == object.MemberEnd())
+        return false;
+    if (!member->value.IsBool())
+        throw std::invalid_argument(where + ": \"" + key + "\" must be true or false");
+    return member->value.GetBool();
+}
+
+std::int64_t positive_number(const Value& object, const char* key, const std::string& where) {
+    auto member = object.FindMember(key);
+    if (member == object.MemberEnd() || !member->value.IsInt64() || member->value.GetInt64() <= 0)
+        throw std::invalid_argument(where + " needs \"" + key + "\", a whole number above 0");
+    return member->value.GetInt64();
+}
+
+const Value& object_member(const Value& object, const char* key, const std::string& where) {
+    auto member = object.FindMember(key);
+    if (member == object.MemberEnd() || !member->value.IsObject())
+        throw std::invalid_argument(where + " needs \"" + key + "\", an object");
+    return member->value;
+}
+
+const std::vector<std::string> known_sectors{"gp", "acute", "community", "mental-health", "adult-social-care", "ics"};
+
+bool grant_matches(const type_grant& grant, std::string_view type, const std::vector<std::string>* facets) {
+    // "*" is every type of the record; the audit trail (AuditEvent) is granted only by name.
+    if (grant.type == "*" ? type == "AuditEvent" : grant.type != type)
+        return false;
+    if (grant.where.empty() || facets == nullptr)
+        return true;
+    return std::any_of(grant.where.begin(), grant.where.end(),
+                       [&](const std::string& facet) { return contains(*facets, facet); });
+}
+
+} // namespace
+
+std::string_view action_name(action act) noexcept {
+    switch (act) {
+    case action::read: return "read";
+    case action::create: return "create";
+    case action::update: return "update";
+    case action::delete_: return "delete";
+    }
+    return "";
+}
+
+organisation_register organisation_register::parse(std::string_view json) {
+    auto doc = parse_document(json, "the organisations file");
+    if (!doc.IsArray())
+        throw std::invalid_argument("the organisations file must be a JSON array of {\"ods\", \"name\", \"sector\"}");
+    organisation_register out;
+    for (const auto& item : doc.GetArray()) {
+        const std::string where = "organisation #" + std::to_string(out.organisations_.size() + 1);
+        if (!item.IsObject())
+            throw std::invalid_argument(where + " must be an object");
+        organisation org{text(item, "ods", where), text(item, "name", where), text(item, "sector", where)};
+        if (!contains(known_sectors, org.sector))
+            throw std::invalid_argument(where + ": sector must be one of gp, acute, community, mental-health, "
+                                                "adult-social-care, ics");
+        if (out.find(org.ods))
+            throw std::invalid_argument(where + ": the ODS code " + org.ods + " is listed twice");
+        out.organisations_.push_back(std::move(org));
+    }
+    return out;
+}
+
+const organisation* organisation_register::find(std::string_view ods) const noexcept {
+    for (const auto& org : organisations_)
+        if (org.ods == ods)
+            return &org;
+    return nullptr;
+}
+
+bool profile::in_group(std::string_view group) const noexcept { return contains(role_groups, group); }
+
+bool profile::break_glass_requested() const noexcept {
+    return caller && caller->purpose == "ETREAT" && !caller->reason.empty();
+}
+
+policy policy::parse(std::string_view json) {
+    auto doc = parse_document(json, "the policy file");
+    if (!doc.IsObject())
+        throw std::invalid_argument("the policy file must be a JSON object");
+    policy out;
+
+    const Value& groups = object_member(doc, "role_groups", "the policy");
+    for (const auto& group : groups.GetObject()) {
+        const std::string where = std::string("role group ") + group.name.GetString();
+        if (!group.value.IsObject())
+            throw std::invalid_argument(where + " must be an object");
+        out.groups_.push_back({group.name.GetString(), texts(group.value, "roles", where)});
+    }
+    auto known_group = [&](const std::string& name) {
+        return std::any_of(out.groups_.begin(), out.groups_.end(), [&](const role_group& g) { return g.name == name; });
+    };
+    auto check_groups = [&](const std::vector<std::string>& names, const std::string& where) {
+        for (const auto& name : names)
+            if (!known_group(name))
+                throw std::invalid_argument(where + " names the role group '" + name + "', which is not defined");
+    };
+
+    out.recent_micros_ = positive_number(object_member(doc, "relationship", "the policy"), "recent_days",
+                                         "the policy's relationship") * 86'400'000'000LL;
+    const Value& glass = object_member(doc, "break_glass", "the policy");
+    out.break_glass_micros_ = positive_number(glass, "minutes", "the policy's break_glass") * 60'000'000LL;
+    out.break_glass_groups_ = texts(glass, "role_groups", "the policy's break_glass");
+    check_groups(out.break_glass_groups_, "break_glass");
+    out.break_glass_overrides_objection_ = flag(glass, "overrides_objection", "the policy's break_glass");
+
+    const Value& labels = object_member(doc, "labels", "the policy");
+    const Value& restricted = object_member(labels, "restricted", "the policy's labels");
+    out.restricted_label_ = text(restricted, "label", "labels.restricted");
+    out.restricted_groups_ = texts(restricted, "role_groups", "labels.restricted");
+    check_groups(out.restricted_groups_, "labels.restricted");
+    out.very_restricted_label_ = text(object_member(labels, "very_restricted", "the policy's labels"), "label",
+                                      "labels.very_restricted");
+
+    auto rules = doc.FindMember("rules");
+    if (rules == doc.MemberEnd() || !rules->value.IsArray())
+        throw std::invalid_argument("the policy needs \"rules\", an array");
+    for (const auto& item : rules->value.GetArray()) {
+        const std::string where = "rule #" + std::to_string(out.rules_.size() + 1);
+        if (!item.IsObject())
+            throw std::invalid_argument(where + " must be an object");
+        if (text(item, "comment", where, false).empty())
+            throw std::invalid_argument(where + " needs a \"comment\" saying why it exists");
+        rule r;
+        r.sectors = texts(item, "sectors", where);
+        for (const auto& sector : r.sectors)
+            if (!contains(known_sectors, sector))
+                throw std::invalid_argument(where + " names the unknown sector '" + sector + "'");
+        r.role_groups = texts(item, "role_groups", where);
+        check_groups(r.role_groups, where);
+        for (std::size_t a = 0; a < action_count; ++a) {
+            const char* key = action_name(static_cast<action>(a)).data();
+            auto list = item.FindMember(key);
+            if (list == item.MemberEnd())
+                continue;
+            if (!list->value.IsArray())
+                throw std::invalid_argument(where + ": \"" + key + "\" must be an array");
+            for (const auto& grant : list->value.GetArray()) {
+                if (grant.IsString())
+                    r.grants[a].push_back({grant.GetString(), {}});
+                else if (grant.IsObject())
+                    r.grants[a].push_back({text(grant, "type", where + " " + key), texts(grant, "where", where + " " + key)});
+                else
+                    throw std::invalid_argument(where + ": \"" + key + "\" holds type names or {\"type\", \"where\"}");
+            }
+        }
+        r.all_citizens = flag(item, "all_citizens", where);
+        r.any_owner = flag(item, "any_owner", where);
+        out.rules_.push_back(std::move(r));
+    }
+    return out;
+}
+
+profile policy::profile_for(std::shared_ptr<const auth::caller> caller, const organisation& org) const {
+    profile out;
+    out.org = &org;
+    for (const auto& group : groups_)
+        if (contains(group.roles, caller->role))
+            out.role_groups.push_back(group.name);
+    for (const auto& r : rules_) {
+        const bool sector = contains(r.sectors, org.sector);
+        const bool role = std::any_of(r.role_groups.begin(), r.role_groups.end(),
+                                      [&](const std::string& g) { return out.in_group(g); });
+        if (sector && role)
+            out.rules.push_back(&r);
+    }
+    out.caller = std::move(caller);
+    return out;
+}
+
+bool policy::may_ever(const profile& who, action act, std::string_view type) const noexcept {
+    if (!scopes_allow(who.caller->scopes, act, type))
+        return false;
+    for (const rule* r : who.rules)
+        for (const auto& grant : r->grants[static_cast<std::size_t>(act)])
+            if (grant_matches(grant, type, nullptr))
+                return true;
+    return false;
+}
+
+bool policy::may(const profile& who, action act, std::string_view type,
+                 const std::vector<std::string>& facets) const noexcept {
+    if (!scopes_allow(who.caller->scopes, act, type))
+        return false;
+    for (const rule* r : who.rules)
+        for (const auto& grant : r->grants[static_cast<std::size_t>(act)])
+            if (grant_matches(grant, type, &facets))
+                return true;
+    return false;
+}
+
+bool policy::all_citizens(const profile& who) const noexcept {
+    return std::any_of(who.rules.begin(), who.rules.end(), [](const rule* r) { return r->all_citizens; });
+}
+
+bool policy::any_owner(const profile& who) const noexcept {
+    return std::any_of(who.rules.begin(), who.rules.end(), [](const rule* r) { return r->any_owner; });
+}
+
+bool policy::labels_allow(const profile& who, const std::vector<std::string>& labels,
+                          std::string_view owner) const noexcept {
+    if (contains(labels, very_restricted_label_) && owner != who.org->ods)
+        return false;
+    if (contains(labels, restricted_label_) &&
+        !std::any_of(restricted_groups_.begin(), restricted_groups_.end(),
+                     [&](const std::string& g) { return who.in_group(g); }))
+        return false;
+    return true;
+}
+
+bool policy::break_glass_allowed(const profile& who) const noexcept {
+    return std::any_of(break_glass_groups_.begin(), break_glass_groups_.end(),
+                       [&](const std::string& g) { return who.in_group(g); });
+}
+
+bool scopes_allow(const std::vector<std::string>& scopes, action act, std::string_view type) noexcept {
+    if (scopes.empty())
+        return true;
+    // SMART v2 permission letters for the action; v1 read/write words.
+    const char letter = act == action::read ? 'r' : act == action::create ? 'c' : act == action::update ? 'u' : 'd';
+    const bool reading = act == action::read;
+    for (std::string_view scope : scopes) {
+        if (!scope.starts_with("user/") && !scope.starts_with("system/"))
+            continue;
+        scope.remove_prefix(scope.find('/') + 1);
+        const auto dot = scope.find('.');
+        if (dot == std::string_view::npos)
+            continue;
+        const std::string_view scope_type = scope.substr(0, dot);
+        std::string_view permissions = scope.substr(dot + 1);
+        if (auto query = permissions.find('?'); query != std::string_view::npos)
+            continue; // v2 scopes narrowed by a query are not supported: they grant nothing here
+        if (scope_type != "*" && scope_type != type)
+            continue;
+        if (permissions == "*" || (permissions == "read" && reading) || (permissions == "write" && !reading))
+            return true;
+        if (permissions.find_first_not_of("cruds") == std::string_view::npos && permissions.find(letter) != std::string_view::npos)
+            return true;
+    }
+    return false;
+}
+
+} // namespace caregate::access

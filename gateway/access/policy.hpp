@@ -1,0 +1,118 @@
+// The access policy (DESIGN.md section 4): a declarative file, not code, saying which roles of which
+// sectors may read, create, update or delete which resource types (or which part of a type), how long
+// a relationship and a break-glass grant last, and who sees labelled items. The shipped default is
+// gateway/access/default-policy.json; each rule there carries the reason for it.
+//
+// This file holds the decisions that need only the policy; gateway/access/guard.hpp adds what needs
+// the store (relationships, objections, break-glass grants, ownership).
+#pragma once
+
+#include "auth/token.hpp"
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace caregate::access {
+
+enum class action { read, create, update, delete_ };
+inline constexpr std::size_t action_count = 4;
+std::string_view action_name(action act) noexcept;
+
+/// A connected organisation (the organisations file: `caregate serve --orgs FILE`).
+struct organisation {
+    std::string ods;
+    std::string name;
+    std::string sector; ///< gp, acute, community, mental-health, adult-social-care, ics
+};
+
+class organisation_register {
+public:
+    /// Parses a JSON array of {"ods", "name", "sector"}. Throws std::invalid_argument naming the fault.
+    static organisation_register parse(std::string_view json);
+    const organisation* find(std::string_view ods) const noexcept;
+    std::size_t size() const noexcept { return organisations_.size(); }
+
+private:
+    std::vector<organisation> organisations_;
+};
+
+/// A type a rule grants, wholly or in part: with `where`, only resources having one of these facets
+/// ("element=code", see fhir::access_facts::facets).
+struct type_grant {
+    std::string type; ///< a resource type, or "*" for every type
+    std::vector<std::string> where;
+};
+
+struct rule {
+    std::vector<std::string> sectors;
+    std::vector<std::string> role_groups;
+    std::array<std::vector<type_grant>, action_count> grants;
+    bool all_citizens = false; ///< no relationship needed (the ICS's own services, IG review)
+    bool any_owner = false;    ///< may change other organisations' contributions
+};
+
+/// The acting person or system as the policy sees them: the verified token, the organisation, and
+/// the rules that apply to their sector and role.
+struct profile {
+    std::shared_ptr<const auth::caller> caller;
+    const organisation* org = nullptr;
+    std::vector<std::string> role_groups;
+    std::vector<const rule*> rules;
+
+    bool in_group(std::string_view group) const noexcept;
+    bool break_glass_requested() const noexcept; ///< purpose of use ETREAT with a reason
+};
+
+class policy {
+public:
+    /// Parses the policy JSON. Throws std::invalid_argument naming the fault, so a bad policy file
+    /// stops the server at start rather than granting something by accident.
+    static policy parse(std::string_view json);
+
+    /// The caller's profile: role groups and applicable rules.
+    profile profile_for(std::shared_ptr<const auth::caller> caller, const organisation& org) const;
+
+    /// Whether any rule lets the profile do `act` on some or all resources of `type`. When false the
+    /// interaction is never allowed: 403.
+    bool may_ever(const profile& who, action act, std::string_view type) const noexcept;
+    /// Whether a rule lets the profile do `act` on a resource of `type` with these facets.
+    bool may(const profile& who, action act, std::string_view type, const std::vector<std::string>& facets) const noexcept;
+    bool all_citizens(const profile& who) const noexcept;
+    bool any_owner(const profile& who) const noexcept;
+
+    /// Label rules: whether a version with these labels, owned by `owner`, is visible to the profile.
+    bool labels_allow(const profile& who, const std::vector<std::string>& labels, std::string_view owner) const noexcept;
+
+    bool break_glass_allowed(const profile& who) const noexcept;
+    bool break_glass_overrides_objection() const noexcept { return break_glass_overrides_objection_; }
+    std::int64_t break_glass_micros() const noexcept { return break_glass_micros_; }
+    /// How long after it ends a relationship still counts.
+    std::int64_t recent_micros() const noexcept { return recent_micros_; }
+
+    const std::vector<rule>& rules() const noexcept { return rules_; }
+
+private:
+    struct role_group {
+        std::string name;
+        std::vector<std::string> roles;
+    };
+    std::vector<role_group> groups_;
+    std::vector<rule> rules_;
+    std::int64_t recent_micros_ = 0;
+    std::int64_t break_glass_micros_ = 0;
+    std::vector<std::string> break_glass_groups_;
+    bool break_glass_overrides_objection_ = false;
+    std::string restricted_label_;
+    std::vector<std::string> restricted_groups_;
+    std::string very_restricted_label_;
+};
+
+/// Whether SMART scopes allow `act` on `type`: v2 `user/Observation.rs`, `user/*.cruds`; v1
+/// `user/*.read`, `user/*.write`, `user/*.*`. An empty list (no scope claim) leaves it to the policy.
+bool scopes_allow(const std::vector<std::string>& scopes, action act, std::string_view type) noexcept;
+
+} // namespace caregate::access

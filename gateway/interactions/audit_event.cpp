@@ -1,0 +1,368 @@
+// The audit log served as AuditEvent resources (https://hl7.org/fhir/R4/auditevent.html), read-only:
+// read by id (the record's place in the hash chain) and search-type by patient, agent and date.
+// Only roles the policy lets read AuditEvent get here; a role without all_citizens sees only the
+// records of citizens it may open.
+#include "interactions/interactions.hpp"
+
+#include "fhir_model/date_time.hpp"
+#include "interactions/access_steps.hpp"
+#include "rest/error_response.hpp"
+
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+
+#include <charconv>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace caregate::interactions {
+
+namespace {
+
+using fhir::category;
+using fhir::error;
+using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void text(json_writer& out, const char* key, std::string_view value) {
+    out.Key(key);
+    out.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+void coding(json_writer& out, std::string_view system, std::string_view code) {
+    out.StartObject();
+    text(out, "system", system);
+    text(out, "code", code);
+    out.EndObject();
+}
+
+/// AuditEvent.action: C, R, U, D or E (execute: search, break-glass).
+std::string_view action_code(std::string_view action) {
+    if (action == "create")
+        return "C";
+    if (action == "read" || action == "vread" || action == "history")
+        return "R";
+    if (action == "update")
+        return "U";
+    if (action == "delete")
+        return "D";
+    return "E";
+}
+
+/// AuditEvent.outcome: 0 success, 4 minor failure (refused, not found), 8 serious failure.
+std::string_view outcome_code(std::string_view outcome) {
+    if (outcome == "success")
+        return "0";
+    if (outcome == "failed")
+        return "8";
+    return "4";
+}
+
+void write_audit_event(json_writer& out, const storage::audit_record& r) {
+    out.StartObject();
+    text(out, "resourceType", "AuditEvent");
+    text(out, "id", std::to_string(r.sequence));
+    out.Key("type");
+    coding(out, "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest");
+    out.Key("subtype");
+    out.StartArray();
+    coding(out, "https://caregate.nhs.uk/CodeSystem/audit-action", r.action);
+    out.EndArray();
+    text(out, "action", action_code(r.action));
+    text(out, "recorded", storage::store::format_instant(r.time));
+    text(out, "outcome", outcome_code(r.outcome));
+    if (!r.outcome.empty())
+        text(out, "outcomeDesc", r.outcome);
+    out.Key("purposeOfEvent");
+    out.StartArray();
+    out.StartObject();
+    out.Key("coding");
+    out.StartArray();
+    coding(out, "http://terminology.hl7.org/CodeSystem/v3-ActReason", r.purpose.empty() ? "TREAT" : r.purpose);
+    out.EndArray();
+    if (!r.break_glass_reason.empty())
+        text(out, "text", r.break_glass_reason);
+    out.EndObject();
+    out.EndArray();
+    out.Key("agent");
+    out.StartArray();
+    out.StartObject(); // the person (or system) acting
+    if (!r.role.empty()) {
+        out.Key("type");
+        out.StartObject();
+        out.Key("coding");
+        out.StartArray();
+        coding(out, "https://fhir.nhs.uk/CodeSystem/NHSJobRoleCode", r.role);
+        out.EndArray();
+        out.EndObject();
+    }
+    out.Key("who");
+    out.StartObject();
+    out.Key("identifier");
+    out.StartObject();
+    text(out, "system", "https://fhir.nhs.uk/Id/sds-user-id");
+    text(out, "value", r.user);
+    out.EndObject();
+    out.EndObject();
+    out.Key("requestor");
+    out.Bool(true);
+    out.EndObject();
+    out.StartObject(); // their organisation
+    out.Key("who");
+    out.StartObject();
+    text(out, "reference", "Organization/" + r.organisation);
+    out.Key("identifier");
+    out.StartObject();
+    text(out, "system", "https://fhir.nhs.uk/Id/ods-organization-code");
+    text(out, "value", r.organisation);
+    out.EndObject();
+    out.EndObject();
+    out.Key("requestor");
+    out.Bool(false);
+    out.EndObject();
+    out.EndArray();
+    out.Key("source");
+    out.StartObject();
+    out.Key("observer");
+    out.StartObject();
+    text(out, "display", "caregate");
+    out.EndObject();
+    out.EndObject();
+    const bool has_entities = !r.nhs_number.empty() || !r.resource_ids.empty();
+    if (has_entities) {
+        out.Key("entity");
+        out.StartArray();
+        if (!r.nhs_number.empty()) {
+            out.StartObject();
+            out.Key("what");
+            out.StartObject();
+            text(out, "reference", "Patient/" + r.nhs_number);
+            out.EndObject();
+            out.EndObject();
+        }
+        std::string_view ids = r.resource_ids;
+        while (!ids.empty()) {
+            const auto space = ids.find(' ');
+            const std::string_view id = ids.substr(0, space);
+            ids = space == std::string_view::npos ? std::string_view{} : ids.substr(space + 1);
+            if (id.empty())
+                continue;
+            out.StartObject();
+            out.Key("what");
+            out.StartObject();
+            text(out, "reference", id.find('/') == std::string_view::npos ? r.resource_type + "/" + std::string(id)
+                                                                           : std::string(id));
+            out.EndObject();
+            out.EndObject();
+        }
+        out.EndArray();
+    }
+    out.Key("extension");
+    out.StartArray();
+    out.StartObject(); // the hash chain, so a reviewer can check a record against the chain
+    text(out, "url", "https://caregate.nhs.uk/StructureDefinition/audit-chain-hash");
+    text(out, "valueString", r.hash);
+    out.EndObject();
+    out.StartObject();
+    text(out, "url", "https://caregate.nhs.uk/StructureDefinition/request-id");
+    text(out, "valueString", r.request_id.empty() ? "none" : r.request_id);
+    out.EndObject();
+    out.EndArray();
+    out.EndObject();
+}
+
+std::string encode(std::string_view value) { return boost::urls::encode(value, boost::urls::unreserved_chars); }
+
+/// A value of a reference parameter: "Patient/9000000009" or "9000000009" -> "9000000009".
+std::string strip_type(std::string_view value, std::initializer_list<std::string_view> prefixes) {
+    for (auto prefix : prefixes)
+        if (value.starts_with(prefix))
+            return std::string(value.substr(prefix.size()));
+    return std::string(value);
+}
+
+/// Applies one date parameter (with its prefix) to [begin, end).
+bool apply_date(std::string_view value, std::pair<storage::timestamp, storage::timestamp>& window) {
+    std::string_view prefix = "eq";
+    if (value.size() > 2 && std::isalpha(static_cast<unsigned char>(value[0])) &&
+        std::isalpha(static_cast<unsigned char>(value[1]))) {
+        prefix = value.substr(0, 2);
+        value.remove_prefix(2);
+    }
+    auto range = fhir::parse_date_time(value);
+    if (!range)
+        return false;
+    if (prefix == "eq") {
+        window.first = std::max(window.first, range->begin);
+        window.second = std::min(window.second, range->end);
+    } else if (prefix == "ge") {
+        window.first = std::max(window.first, range->begin);
+    } else if (prefix == "gt") {
+        window.first = std::max(window.first, range->end);
+    } else if (prefix == "le") {
+        window.second = std::min(window.second, range->end);
+    } else if (prefix == "lt") {
+        window.second = std::min(window.second, range->begin);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/// The caller may read the audit log at all, and, without all_citizens, only for citizens it may open.
+bool permitted(rest::context& ctx, rest::responder& done) {
+    ctx.where.type = "AuditEvent";
+    return detail::check_permitted(ctx, access::action::read, done);
+}
+
+} // namespace
+
+void audit_event_read(rest::context& ctx, rest::responder& done) {
+    if (auto ok = ctx.only_params({}); !ok)
+        return done(rest::error_response(ok.failure()));
+    if (!permitted(ctx, done))
+        return;
+    std::int64_t sequence = 0;
+    const std::string& id = ctx.where.id;
+    auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), sequence);
+    auto record = ec == std::errc{} && end == id.data() + id.size() && sequence > 0
+                      ? ctx.store.audit_record_at(sequence)
+                      : fhir::result<storage::audit_record>(detail::not_found("AuditEvent", id));
+    if (!record)
+        return done(rest::error_response(record.failure().kind == category::not_found
+                                             ? detail::not_found("AuditEvent", id)
+                                             : record.failure()));
+    if (!ctx.guard->rules().all_citizens(*ctx.who)) {
+        if (record->nhs_number.empty())
+            return done(rest::error_response(detail::not_found("AuditEvent", id)));
+        auto view = ctx.guard->open_citizen(*ctx.who, record->nhs_number, ctx.request_id, ctx.now, ctx.views);
+        if (!view)
+            return done(rest::error_response(view.failure()));
+        if (!view->open)
+            return done(rest::error_response(detail::not_found("AuditEvent", id)));
+    }
+    rapidjson::StringBuffer buffer;
+    json_writer out(buffer);
+    write_audit_event(out, *record);
+    rest::response response = rest::json_response({buffer.GetString(), buffer.GetSize()});
+    detail::audit_access(ctx, "read", {}, "success", "AuditEvent/" + id);
+    done(std::move(response));
+}
+
+void audit_event_search(rest::context& ctx, rest::responder& done) {
+    if (auto ok = ctx.only_params({"patient", "agent", "date", "_count", "_page"}); !ok)
+        return done(rest::error_response(ok.failure()));
+    if (!permitted(ctx, done))
+        return;
+    storage::store::audit_query query;
+    query.count = ctx.config.default_count;
+    std::pair<storage::timestamp, storage::timestamp> window{std::numeric_limits<storage::timestamp>::min(),
+                                                             std::numeric_limits<storage::timestamp>::max()};
+    bool has_window = false;
+    std::string applied;
+    auto add_applied = [&](std::string_view key, std::string_view value) {
+        applied += (applied.empty() ? "" : "&") + std::string(key) + "=" + encode(value);
+    };
+    for (const auto& [key, value] : ctx.params) {
+        if (key == "patient") {
+            if (!query.nhs_number.empty())
+                return done(rest::error_response(error::make(category::unsupported, "not-supported",
+                                                             "patient may be given once")));
+            query.nhs_number = strip_type(value, {"Patient/"});
+        } else if (key == "agent") {
+            if (!query.agent.empty())
+                return done(rest::error_response(error::make(category::unsupported, "not-supported",
+                                                             "agent may be given once")));
+            query.agent = strip_type(value, {"Practitioner/", "Organization/"});
+        } else if (key == "date") {
+            if (!apply_date(value, window))
+                return done(rest::error_response(error::make(
+                    category::malformed, "value", "date must be a FHIR date or dateTime with an optional prefix eq, ge, gt, le or lt")));
+            has_window = true;
+        } else if (key == "_count") {
+            unsigned n = 0;
+            auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+            if (ec != std::errc{} || end != value.data() + value.size() || n == 0)
+                return done(rest::error_response(error::make(category::malformed, "value", "_count must be at least 1")));
+            query.count = std::min(n, ctx.config.max_count);
+            continue;
+        } else if (key == "_page") {
+            std::int64_t cursor = 0;
+            auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), cursor);
+            if (ec != std::errc{} || end != value.data() + value.size() || cursor < 1)
+                return done(rest::error_response(error::make(category::malformed, "value", "_page is not a page of this search")));
+            query.before = cursor;
+            continue;
+        }
+        add_applied(key, value);
+    }
+    if (has_window)
+        query.time = window;
+    add_applied("_count", std::to_string(query.count));
+
+    // Without all_citizens, the caller sees the records of a citizen it may open, and no others.
+    bool empty = false;
+    if (!ctx.guard->rules().all_citizens(*ctx.who)) {
+        if (query.nhs_number.empty()) {
+            empty = true;
+        } else {
+            auto view = ctx.guard->open_citizen(*ctx.who, query.nhs_number, ctx.request_id, ctx.now, ctx.views);
+            if (!view)
+                return done(rest::error_response(view.failure()));
+            empty = !view->open;
+        }
+    }
+    storage::store::audit_page page;
+    if (!empty) {
+        auto found = ctx.store.audit(query);
+        if (!found)
+            return done(rest::error_response(found.failure()));
+        page = std::move(found.value());
+    }
+
+    const std::string self = ctx.config.base_url + "/AuditEvent?" + applied;
+    rapidjson::StringBuffer buffer;
+    json_writer out(buffer);
+    out.StartObject();
+    text(out, "resourceType", "Bundle");
+    text(out, "type", "searchset");
+    out.Key("link");
+    out.StartArray();
+    out.StartObject();
+    text(out, "relation", "self");
+    text(out, "url", self + (query.before ? "&_page=" + std::to_string(*query.before) : ""));
+    out.EndObject();
+    if (page.next) {
+        out.StartObject();
+        text(out, "relation", "next");
+        text(out, "url", self + "&_page=" + std::to_string(*page.next));
+        out.EndObject();
+    }
+    out.EndArray();
+    if (!page.records.empty()) {
+        out.Key("entry");
+        out.StartArray();
+        for (const auto& record : page.records) {
+            out.StartObject();
+            text(out, "fullUrl", ctx.config.base_url + "/AuditEvent/" + std::to_string(record.sequence));
+            out.Key("resource");
+            write_audit_event(out, record);
+            out.Key("search");
+            out.StartObject();
+            text(out, "mode", "match");
+            out.EndObject();
+            out.EndObject();
+        }
+        out.EndArray();
+    }
+    out.EndObject();
+    storage::audit_record access = access::guard::audit_for(*ctx.who, ctx.request_id, ctx.now, "search");
+    access.nhs_number = query.nhs_number;
+    access.resource_type = "AuditEvent";
+    access.outcome = "success";
+    access.detail = applied;
+    ctx.store.append_audit({std::move(access)});
+    done(rest::json_response({buffer.GetString(), buffer.GetSize()}));
+}
+
+} // namespace caregate::interactions

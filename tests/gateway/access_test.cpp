@@ -1,0 +1,320 @@
+// Access control for providers (DESIGN.md section 4) through the handle() seam with the shipped
+// default policy: GP, acute, adult social care and ICS callers in clinical, nurse, admin, social
+// worker, information governance and system roles; relationships, break-glass, objections, labels,
+// ownership; tokens; and the audit trail. Every denial is 403 (never allowed) or 404 (may not see).
+#include "application_fixture.hpp"
+
+#include <rapidjson/document.h>
+
+using namespace caregate::testing;
+
+namespace {
+
+constexpr const char* tom = "9000000009";   // registered with the GP practice A81001
+constexpr const char* bunmi = "9000000017"; // registered nowhere the record knows of
+
+std::string ref(const std::string& nhs) { return R"({"reference":"Patient/)" + nhs + R"("})"; }
+
+std::string condition_json(const std::string& nhs, const std::string& clinical_status, const std::string& meta = {}) {
+    return R"({"resourceType":"Condition",)" + (meta.empty() ? "" : meta + ",") +
+           R"("clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":")" +
+           clinical_status + R"("}]},"code":{"text":"a condition"},"subject":)" + ref(nhs) + "}";
+}
+
+std::string observation_in(const std::string& nhs, const std::string& category) {
+    return R"({"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":")" +
+           category + R"("}]}],"code":{"text":"an observation"},"subject":)" + ref(nhs) + "}";
+}
+
+std::string encounter_json(const std::string& nhs, const std::string& ods, const std::string& status,
+                           const std::string& period = {}) {
+    return R"({"resourceType":"Encounter","status":")" + status +
+           R"(","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"IMP"},"subject":)" + ref(nhs) +
+           (period.empty() ? "" : R"(,"period":)" + period) + R"(,"serviceProvider":{"reference":"Organization/)" + ods +
+           R"("}})";
+}
+
+std::string episode_json(const std::string& nhs, const std::string& ods) {
+    return R"({"resourceType":"EpisodeOfCare","status":"active","patient":)" + ref(nhs) +
+           R"(,"managingOrganization":{"reference":"Organization/)" + ods + R"("}})";
+}
+
+std::string labelled(const std::string& code) {
+    return R"("meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":")" + code +
+           R"("}]})";
+}
+
+std::string id_of(const caregate::rest::response& r) {
+    rapidjson::Document doc;
+    doc.Parse(r.body.c_str());
+    REQUIRE_FALSE(doc.HasParseError());
+    return doc["id"].GetString();
+}
+
+/// Tom registered with the GP, Bunmi with nobody; created by the ICS's integration system.
+struct record_fixture : application_fixture {
+    record_fixture() {
+        REQUIRE(call("PUT", std::string("/Patient/") + tom,
+                     patient_json(tom, R"("id":"9000000009","generalPractitioner":[{"reference":"Organization/A81001"}])"))
+                    .status == 201);
+        REQUIRE(call("PUT", std::string("/Patient/") + bunmi, patient_json(bunmi, R"("id":"9000000017")")).status == 201);
+    }
+    /// Creates as `who` and returns the new id.
+    std::string create_as(const identity& who, const std::string& type, const std::string& body) {
+        auto r = call_as(who, "POST", "/" + type, body);
+        REQUIRE_MESSAGE(r.status == 201, r.body);
+        return id_of(r);
+    }
+};
+
+} // namespace
+
+TEST_CASE("authentication: no token, a malformed header, a forged or foreign token are 401 with WWW-Authenticate") {
+    record_fixture f;
+    caregate::rest::request bare; // with a certificate, but no token at all
+    bare.method = "GET";
+    bare.target = "/fhir/Patient/9000000009";
+    bare.secure = true;
+    bare.client_ods = "A81001";
+    std::promise<caregate::rest::response> answered;
+    f.app->handle(std::move(bare), [&](caregate::rest::response out) { answered.set_value(std::move(out)); });
+    auto none = answered.get_future().get();
+    CHECK(none.status == 401);
+    CHECK(none.header("WWW-Authenticate") == "Bearer realm=\"caregate\"");
+    auto without = f.call_as(gp_clinician(), "GET", "/Patient/9000000009", {}, {{"Authorization", "Basic abc"}});
+    CHECK(without.status == 401);
+    CHECK(without.header("WWW-Authenticate").starts_with("Bearer"));
+    CHECK(f.call_as(gp_clinician(), "GET", "/Patient/9000000009", {}, {{"Authorization", "Bearer not.a.jwt"}}).status == 401);
+    std::string token = token_for(gp_clinician());
+    token[token.size() / 2] = token[token.size() / 2] == 'A' ? 'B' : 'A'; // one byte changed
+    CHECK(f.call_as(gp_clinician(), "GET", "/Patient/9000000009", {}, {{"Authorization", "Bearer " + token}}).status == 401);
+    CHECK(f.call_as(gp_clinician(), "GET", "/Patient/9000000009", {}, {{"Authorization", "Bearer " + token_for(gp_clinician(), -120)}})
+              .status == 401); // expired two minutes ago, beyond the clock skew
+}
+
+TEST_CASE("authentication: a token of one organisation over another's certificate is 401; an unknown organisation 403") {
+    record_fixture f;
+    identity impostor = gp_clinician();
+    auto r = f.call_as(impostor, "GET", "/Patient/9000000009", {},
+                       {{"Authorization", "Bearer " + token_for(acute_clinician())}}); // certificate A81001, token RX1
+    CHECK(r.status == 401);
+    identity stranger{"ZZZ99", "R8000", "stranger-1", {}, {}, {}};
+    CHECK(f.call_as(stranger, "GET", "/Patient/9000000009").status == 403);
+    CHECK(f.call_as(gp_clinician(), "GET", "/metadata", {}, {{"Authorization", "Bearer nonsense"}}).status == 200); // public
+}
+
+TEST_CASE("legitimate relationship: the registered GP reads; an acute trust without a relationship gets 404") {
+    record_fixture f;
+    CHECK(f.call_as(gp_clinician(), "GET", "/Patient/9000000009").status == 200);
+    CHECK(f.call_as(gp_nurse(), "GET", "/Patient/9000000009").status == 200);
+    auto hidden = f.call_as(acute_clinician(), "GET", "/Patient/9000000009");
+    CHECK(hidden.status == 404);
+    // Exactly the answer for a citizen that does not exist.
+    auto absent = f.call_as(acute_clinician(), "GET", "/Patient/9000000025");
+    CHECK(absent.status == 404);
+    CHECK(hidden.body == absent.body);
+    CHECK(f.call_as(gp_clinician(), "GET", "/Patient/9000000017").status == 404); // not registered there
+}
+
+TEST_CASE("legitimate relationship: an acute trust that records its own Encounter may then open the record") {
+    record_fixture f;
+    CHECK(f.call_as(acute_clinician(), "GET", "/Patient/9000000009").status == 404);
+    // Recording its own admission is how a trust starts caring for a citizen.
+    f.create_as(acute_clinician(), "Encounter", encounter_json(tom, "RX1", "in-progress"));
+    CHECK(f.call_as(acute_clinician(), "GET", "/Patient/9000000009").status == 200);
+    // But it cannot write other items for a citizen it has no relationship with: the same 422 as an
+    // unknown citizen, so a write cannot probe who is held.
+    auto refused = f.call_as(acute_clinician(), "POST", "/Condition", condition_json(bunmi, "active"));
+    CHECK(refused.status == 422);
+    auto unknown = f.call_as(acute_clinician(), "POST", "/Condition", condition_json("9000000025", "active"));
+    CHECK(unknown.status == 422);
+    CHECK(refused.body == unknown.body);
+}
+
+TEST_CASE("legitimate relationship: an encounter that ended long ago no longer counts; a recent one does") {
+    record_fixture f;
+    f.create_as(system_identity(), "Encounter",
+                encounter_json(tom, "RX1", "finished", R"({"start":"2001-01-01","end":"2001-01-05"})"));
+    CHECK(f.call_as(acute_clinician(), "GET", "/Patient/9000000009").status == 404);
+    const std::string recent = R"({"start":"2026-11-01T00:00:00Z","end":")" +
+                               caregate::storage::store::format_instant(caregate::access::now_micros() - 86'400'000'000LL) +
+                               R"("})";
+    f.create_as(system_identity(), "Encounter", encounter_json(tom, "RX1", "finished", recent));
+    CHECK(f.call_as(acute_clinician(), "GET", "/Patient/9000000009").status == 200);
+}
+
+TEST_CASE("break-glass: a clinician with ETREAT and a reason opens the record; it is flagged in the audit trail") {
+    record_fixture f;
+    identity emergency = acute_clinician();
+    emergency.purpose = "ETREAT";
+    emergency.reason = "unconscious in A&E";
+    auto r = f.call_as(emergency, "GET", "/Patient/9000000009");
+    CHECK(r.status == 200);
+    // The grant lasts: the same clinician without ETREAT keeps access for the policy's period.
+    f.flush();
+    CHECK(f.call_as(acute_clinician(), "GET", "/Patient/9000000009").status == 200);
+    // ETREAT without a reason is not break-glass; admin roles may not break the glass.
+    identity no_reason = acute_clinician();
+    no_reason.user = "acute-doctor-2";
+    no_reason.purpose = "ETREAT";
+    CHECK(f.call_as(no_reason, "GET", "/Patient/9000000009").status == 404);
+    identity clerk = acute_admin();
+    clerk.purpose = "ETREAT";
+    clerk.reason = "curious";
+    CHECK(f.call_as(clerk, "GET", "/Patient/9000000009").status == 404);
+    f.flush();
+    caregate::storage::store::audit_query query;
+    query.purpose = "ETREAT";
+    auto page = f.store->audit(query);
+    REQUIRE(page.ok());
+    bool granted = false;
+    for (const auto& record : page->records)
+        granted = granted || (record.action == "break-glass" && record.nhs_number == tom &&
+                              record.break_glass_reason == "unconscious in A&E" && record.organisation == "RX1");
+    CHECK(granted);
+}
+
+TEST_CASE("policy: admin roles see demographics and appointments only; other types are 403") {
+    record_fixture f;
+    f.create_as(gp_clinician(), "Condition", condition_json(tom, "active"));
+    CHECK(f.call_as(gp_admin(), "GET", "/Patient/9000000009").status == 200);
+    auto forbidden = f.call_as(gp_admin(), "GET", "/Condition/anything");
+    CHECK(forbidden.status == 403);
+    CHECK(f.call_as(gp_admin(), "POST", "/Condition", condition_json(tom, "active")).status == 403);
+    CHECK(f.call_as(gp_admin(), "GET", "/Condition/_history").status == 403);
+}
+
+TEST_CASE("policy: adult social care reads active problems and social care observations, writes care plans") {
+    record_fixture f;
+    f.create_as(system_identity(), "EpisodeOfCare", episode_json(tom, "8JK23"));
+    const auto active = f.create_as(gp_clinician(), "Condition", condition_json(tom, "active"));
+    const auto resolved = f.create_as(gp_clinician(), "Condition", condition_json(tom, "resolved"));
+    const auto vitals = f.create_as(gp_clinician(), "Observation", observation_in(tom, "vital-signs"));
+    const auto social = f.create_as(gp_clinician(), "Observation", observation_in(tom, "social-history"));
+    CHECK(f.call_as(social_worker(), "GET", "/Condition/" + active).status == 200);
+    CHECK(f.call_as(social_worker(), "GET", "/Condition/" + resolved).status == 404);
+    CHECK(f.call_as(social_worker(), "GET", "/Observation/" + vitals).status == 404);
+    CHECK(f.call_as(social_worker(), "GET", "/Observation/" + social).status == 200);
+    CHECK(f.call_as(social_worker(), "POST", "/MedicationRequest", R"({"resourceType":"MedicationRequest"})").status == 403);
+    CHECK(f.call_as(social_worker(), "POST", "/Observation", observation_in(tom, "vital-signs")).status == 403);
+    CHECK(f.call_as(social_worker(), "POST", "/Observation", observation_in(tom, "social-history")).status == 201);
+    CHECK(f.call_as(social_worker(), "POST", "/CarePlan",
+                    R"({"resourceType":"CarePlan","status":"active","intent":"plan","subject":{"reference":"Patient/9000000009"}})")
+              .status == 201);
+}
+
+TEST_CASE("objection: a citizen's objection limits the record to what each organisation wrote") {
+    record_fixture f;
+    f.create_as(acute_clinician(), "Encounter", encounter_json(tom, "RX1", "in-progress"));
+    const auto gp_item = f.create_as(gp_clinician(), "Condition", condition_json(tom, "active"));
+    const auto acute_item = f.create_as(acute_clinician(), "Condition", condition_json(tom, "active"));
+    CHECK(f.call_as(acute_clinician(), "GET", "/Condition/" + gp_item).status == 200);
+    const auto consent = f.create_as(gp_clinician(), "Consent",
+        R"({"resourceType":"Consent","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},"category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],"patient":{"reference":"Patient/9000000009"},"provision":{"type":"deny"}})");
+    CHECK(f.call_as(acute_clinician(), "GET", "/Condition/" + gp_item).status == 404);
+    CHECK(f.call_as(acute_clinician(), "GET", "/Condition/" + acute_item).status == 200);
+    CHECK(f.call_as(gp_clinician(), "GET", "/Condition/" + gp_item).status == 200);
+    CHECK(f.call_as(gp_clinician(), "GET", "/Condition/" + acute_item).status == 404);
+    // Break-glass does not override an objection under the default policy.
+    identity emergency = acute_clinician();
+    emergency.user = "acute-doctor-3";
+    emergency.purpose = "ETREAT";
+    emergency.reason = "cardiac arrest";
+    CHECK(f.call_as(emergency, "GET", "/Condition/" + gp_item).status == 404);
+    // Withdrawn (deleted by the GP who recorded it): sharing resumes.
+    CHECK(f.call_as(gp_clinician(), "DELETE", "/Consent/" + consent).status == 204);
+    CHECK(f.call_as(acute_clinician(), "GET", "/Condition/" + gp_item).status == 200);
+}
+
+TEST_CASE("labels: R items only for clinical roles; V items only for the organisation that wrote them") {
+    record_fixture f;
+    f.create_as(system_identity(), "EpisodeOfCare", episode_json(tom, "8JK23"));
+    f.create_as(acute_clinician(), "Encounter", encounter_json(tom, "RX1", "in-progress"));
+    const auto restricted = f.create_as(gp_clinician(), "Condition", condition_json(tom, "active", labelled("R")));
+    const auto very = f.create_as(gp_clinician(), "Condition", condition_json(tom, "active", labelled("V")));
+    CHECK(f.call_as(gp_clinician(), "GET", "/Condition/" + restricted).status == 200);
+    CHECK(f.call_as(acute_clinician(), "GET", "/Condition/" + restricted).status == 200);
+    CHECK(f.call_as(social_worker(), "GET", "/Condition/" + restricted).status == 404);
+    CHECK(f.call_as(gp_clinician(), "GET", "/Condition/" + very).status == 200);
+    CHECK(f.call_as(acute_clinician(), "GET", "/Condition/" + very).status == 404);
+    // Nothing leaks through history or vread either.
+    CHECK(f.call_as(acute_clinician(), "GET", "/Condition/" + very + "/_history").status == 404);
+    CHECK(f.call_as(acute_clinician(), "GET", "/Condition/" + very + "/_history/1").status == 404);
+    auto history = f.call_as(acute_clinician(), "GET", "/Condition/_history");
+    REQUIRE(history.status == 200);
+    CHECK(history.body.find(very) == std::string::npos);
+    CHECK(history.body.find(restricted) != std::string::npos);
+}
+
+TEST_CASE("ownership: only the contributing organisation updates or deletes; others add their own") {
+    record_fixture f;
+    f.create_as(acute_clinician(), "Encounter", encounter_json(tom, "RX1", "in-progress"));
+    const auto id = f.create_as(gp_clinician(), "Condition", condition_json(tom, "active"));
+    const std::string changed = R"({"resourceType":"Condition","id":")" + id +
+                                R"(","clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"resolved"}]},"code":{"text":"a condition"},"subject":{"reference":"Patient/9000000009"}})";
+    auto theirs = f.call_as(acute_clinician(), "PUT", "/Condition/" + id, changed);
+    CHECK(theirs.status == 403);
+    CHECK(f.call_as(acute_clinician(), "DELETE", "/Condition/" + id).status == 403);
+    CHECK(f.call_as(gp_clinician(), "GET", "/Condition/" + id).header("ETag") == "W/\"1\"");
+    CHECK(f.call_as(gp_clinician(), "PUT", "/Condition/" + id, changed).status == 200);
+    CHECK(f.call_as(gp_clinician(), "DELETE", "/Condition/" + id).status == 204);
+    // The ICS's own integration service may correct anyone's contribution.
+    const auto other = f.create_as(gp_clinician(), "Condition", condition_json(tom, "active"));
+    CHECK(f.call("DELETE", "/Condition/" + other).status == 204);
+}
+
+TEST_CASE("scopes: a token's SMART scopes narrow what the policy allows") {
+    record_fixture f;
+    identity reader = gp_clinician();
+    reader.scopes = {"user/Patient.rs"};
+    CHECK(f.call_as(reader, "GET", "/Patient/9000000009").status == 200);
+    CHECK(f.call_as(reader, "POST", "/Condition", condition_json(tom, "active")).status == 403);
+    identity v1 = gp_clinician();
+    v1.scopes = {"user/*.read"};
+    CHECK(f.call_as(v1, "GET", "/Patient/9000000009").status == 200);
+    CHECK(f.call_as(v1, "POST", "/Condition", condition_json(tom, "active")).status == 403);
+}
+
+TEST_CASE("audit: every access is recorded; information governance reads the trail as AuditEvent") {
+    record_fixture f;
+    CHECK(f.call_as(gp_clinician(), "GET", "/Patient/9000000009").status == 200);
+    CHECK(f.call_as(acute_clinician(), "GET", "/Patient/9000000009").status == 404);
+    f.flush();
+    auto trail = f.call_as(ig_officer(), "GET", "/AuditEvent?patient=Patient/9000000009");
+    REQUIRE(trail.status == 200);
+    rapidjson::Document doc;
+    doc.Parse(trail.body.c_str());
+    REQUIRE(doc.HasMember("entry"));
+    bool gp_read = false;
+    for (const auto& entry : doc["entry"].GetArray()) {
+        const auto& event = entry["resource"];
+        CHECK(std::string(event["resourceType"].GetString()) == "AuditEvent");
+        const std::string who = event["agent"][1]["who"]["identifier"]["value"].GetString();
+        gp_read = gp_read || (who == "A81001" && std::string(event["action"].GetString()) == "R" &&
+                              std::string(event["outcome"].GetString()) == "0");
+    }
+    CHECK(gp_read);
+    auto by_agent = f.call_as(ig_officer(), "GET", "/AuditEvent?agent=RX1");
+    CHECK(by_agent.status == 200);
+    CHECK(by_agent.body.find("A81001") == std::string::npos);
+    CHECK(f.call_as(gp_clinician(), "GET", "/AuditEvent?patient=9000000009").status == 403);
+    CHECK(f.call_as(ig_officer(), "GET", "/Patient/9000000009").status == 403);
+    auto verified = f.store->verify_audit();
+    REQUIRE(verified.ok());
+    CHECK_FALSE(verified->first_broken.has_value());
+    CHECK(verified->records >= 4);
+}
+
+TEST_CASE("audit: a write and its audit record commit together") {
+    record_fixture f;
+    const auto id = f.create_as(gp_clinician(), "Condition", condition_json(tom, "active"));
+    caregate::storage::store::audit_query query;
+    query.agent = "gp-doctor-1";
+    auto page = f.store->audit(query);
+    REQUIRE(page.ok());
+    bool found = false;
+    for (const auto& record : page->records)
+        found = found || (record.action == "create" && record.resource_ids == id && record.nhs_number == tom &&
+                          record.outcome == "success");
+    CHECK(found); // no flush needed: it was in the write's transaction
+}
