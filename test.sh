@@ -6,9 +6,11 @@ cd "$(dirname "$0")"
 
 ./run.sh --setup-only
 
-echo "== every option of caregate serve is documented in README.md"
-for flag in $(build/caregate serve --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
-  grep -q -- "\`$flag" README.md || { echo "README.md does not document $flag" >&2; exit 1; }
+echo "== every option of every caregate command is documented in README.md"
+for command in serve token audit; do
+  for flag in $(build/caregate "$command" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+    grep -q -- "\`$flag" README.md || { echo "README.md does not document caregate $command $flag" >&2; exit 1; }
+  done
 done
 
 echo "== unit and integration tests (ctest)"
