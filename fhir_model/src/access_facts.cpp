@@ -18,6 +18,8 @@
 //    a finished Encounter or EpisodeOfCare needs period.end to count as recent.
 #include "access_facts.hpp"
 
+#include "fhir_model/ods_code.hpp"
+
 #include "fhir_model/date_time.hpp"
 #include "json.hpp"
 
@@ -30,24 +32,6 @@
 namespace caregate::fhir::detail {
 
 namespace {
-
-std::string_view view(const rapidjson::Value& value) { return {value.GetString(), value.GetStringLength()}; }
-
-/// The member `name` of `object`, or nullptr (also when `object` is not an object).
-const rapidjson::Value* find(const rapidjson::Value& object, std::string_view name) {
-    if (!object.IsObject())
-        return nullptr;
-    auto found = object.FindMember(rapidjson::StringRef(name.data(), name.size()));
-    return found == object.MemberEnd() ? nullptr : &found->value;
-}
-
-/// The string member `name` of `object`, if it is a real string.
-std::optional<std::string_view> string_member(const rapidjson::Value& object, std::string_view name) {
-    const rapidjson::Value* value = find(object, name);
-    if (value == nullptr || !is_string(*value))
-        return std::nullopt;
-    return view(*value);
-}
 
 /// Calls `each` for the items of an array member, or for a single member's value.
 template <class Each>
@@ -129,11 +113,6 @@ void collect_facets(const rapidjson::Value& resource, const type_def& type, std:
 
 // ---- organisation links ----
 
-/// 3 to 12 upper-case letters and digits.
-bool is_ods_code(std::string_view text) {
-    return text.size() >= 3 && text.size() <= 12 &&
-           std::all_of(text.begin(), text.end(), [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); });
-}
 
 /// The ODS code of the organisation a Reference names (design note 4), if it names one.
 std::optional<std::string> referenced_ods(const rapidjson::Value& reference) {

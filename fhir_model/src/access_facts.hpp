@@ -15,7 +15,6 @@
 namespace caregate::fhir::detail {
 
 /// The system of NHS Organisation Data Service codes, by which an organisation is referenced logically.
-inline constexpr std::string_view ods_code_system = "https://fhir.nhs.uk/Id/ods-organization-code";
 
 /// Longest code that becomes a facet; policy rules name short codes, and a facet is stored per version.
 inline constexpr std::size_t max_facet_code_length = 64;

@@ -1,5 +1,6 @@
 // Builds the definitions index (definitions.hpp) from the generated JSON, once.
 #include "definitions.hpp"
+#include "json.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -31,8 +32,6 @@ primitive_kind primitive_of(std::string_view name) {
             return kind;
     throw std::logic_error("generated definitions: unknown primitive type");
 }
-
-std::string_view view(const rapidjson::Value& value) { return {value.GetString(), value.GetStringLength()}; }
 
 /// "Quantity" -> "Quantity", "string" -> "String": the suffix of a choice element's JSON name.
 std::string type_suffix(std::string_view type) {

@@ -31,6 +31,25 @@ bool is_string(const rapidjson::Value& value) noexcept;
 /// The string's text (for a marked number, its text without the marker).
 std::string_view text_of(const rapidjson::Value& value) noexcept;
 
+/// A string value's text (no check that it is one).
+inline std::string_view view(const rapidjson::Value& value) noexcept { return {value.GetString(), value.GetStringLength()}; }
+
+/// The member `name` of `object`, or nullptr (also when `object` is not an object).
+inline const rapidjson::Value* find(const rapidjson::Value& object, std::string_view name) noexcept {
+    if (!object.IsObject())
+        return nullptr;
+    auto found = object.FindMember(rapidjson::StringRef(name.data(), name.size()));
+    return found == object.MemberEnd() ? nullptr : &found->value;
+}
+
+/// The string member `name` of `object`, if it is a real string (not a number).
+inline std::optional<std::string_view> string_member(const rapidjson::Value& object, std::string_view name) noexcept {
+    const rapidjson::Value* value = find(object, name);
+    if (value == nullptr || !is_string(*value))
+        return std::nullopt;
+    return view(*value);
+}
+
 /// Compact JSON of `value`, numbers written as their original text.
 std::string write_json(const rapidjson::Value& value);
 

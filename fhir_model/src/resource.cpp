@@ -19,7 +19,7 @@ namespace caregate::fhir {
 
 namespace {
 
-std::string_view view(const rapidjson::Value& value) { return {value.GetString(), value.GetStringLength()}; }
+using detail::view;
 
 /// Types in the Patient compartment that may exist without naming a citizen: the Patient itself, and
 /// records about devices, provenance and audit that need not be about one person.

@@ -18,21 +18,6 @@ namespace caregate::fhir::detail {
 
 namespace {
 
-std::string_view view(const rapidjson::Value& value) { return {value.GetString(), value.GetStringLength()}; }
-
-const rapidjson::Value* find(const rapidjson::Value& object, std::string_view name) {
-    auto found = object.FindMember(rapidjson::StringRef(name.data(), name.size()));
-    return found == object.MemberEnd() ? nullptr : &found->value;
-}
-
-/// The string member `name` of `object`, if it is a real string.
-std::optional<std::string_view> string_member(const rapidjson::Value& object, std::string_view name) {
-    const rapidjson::Value* value = find(object, name);
-    if (value == nullptr || !is_string(*value))
-        return std::nullopt;
-    return view(*value);
-}
-
 /// What a Reference.reference string names.
 struct reference_target {
     bool well_formed = false;

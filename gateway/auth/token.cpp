@@ -11,6 +11,7 @@
 //   4. At most settings.cache_entries entries: a full cache drops the expired entries, then the
 //      oldest (by insertion) down to 15/16 of capacity, so eviction is amortised over many inserts.
 #include "auth/token.hpp"
+#include "fhir_model/ods_code.hpp"
 
 #include "auth/detail/jose.hpp"
 
@@ -112,15 +113,6 @@ std::optional<std::int64_t> date_claim(const rapidjson::Value& payload, const ch
         return std::nullopt;
     }
     return seconds;
-}
-
-bool is_ods_code(std::string_view code) {
-    if (code.size() < 3 || code.size() > 10)
-        return false;
-    for (char c : code)
-        if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
-            return false;
-    return true;
 }
 
 /// "R8000", or the last part of an NHS CIS2 triple "S8000:G8000:R8000", or a code such as "system".
@@ -300,7 +292,7 @@ fhir::result<std::shared_ptr<const caller>> token_verifier::impl::verify_uncache
     auto ods = text_claim(payload, "ods_code", max_claim_chars, true, problem);
     if (!ods)
         return refused(problem);
-    if (!is_ods_code(*ods))
+    if (!fhir::is_ods_code(*ods))
         return refused("the token's ods_code claim is not an ODS code");
     who->organisation = std::move(*ods);
     auto role_text = text_claim(payload, "role", max_claim_chars, true, problem);

@@ -2,6 +2,7 @@
 // made, for curl, the conformance suite and tests. Not an identity provider: production trusts real
 // issuers (`caregate serve --issuers FILE`).
 #include "cli/commands.hpp"
+#include "fhir_model/ods_code.hpp"
 #include "cli/options.hpp"
 
 #include "auth/issuers.hpp"
@@ -88,15 +89,6 @@ std::string read_signing_key(const std::filesystem::path& path) {
     return text.str();
 }
 
-bool is_ods_code(const std::string& code) {
-    if (code.size() < 3 || code.size() > 10)
-        return false;
-    for (char c : code)
-        if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
-            return false;
-    return true;
-}
-
 } // namespace
 
 int token(const std::vector<std::string>& args) {
@@ -117,7 +109,7 @@ int token(const std::vector<std::string>& args) {
                                           std::pair{&settings.claims.user, "user"}})
             if (value->empty())
                 throw std::invalid_argument(std::string("--") + flag + " is required");
-        if (!is_ods_code(settings.claims.organisation))
+        if (!fhir::is_ods_code(settings.claims.organisation))
             throw std::invalid_argument("--org needs an ODS code: 3 to 10 upper-case letters and digits");
         if (settings.claims.audience.empty() || settings.claims.issuer.empty())
             throw std::invalid_argument("--aud and --issuer cannot be empty");

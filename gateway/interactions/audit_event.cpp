@@ -66,7 +66,7 @@ void write_audit_event(json_writer& out, const storage::audit_record& r) {
     coding(out, "http://terminology.hl7.org/CodeSystem/audit-event-type", "rest");
     out.Key("subtype");
     out.StartArray();
-    coding(out, "https://caregate.nhs.uk/CodeSystem/audit-action", r.action);
+    coding(out, "https://caregate.dev/fhir/CodeSystem/audit-action", r.action);
     out.EndArray();
     text(out, "action", action_code(r.action));
     text(out, "recorded", storage::store::format_instant(r.time));
@@ -160,11 +160,11 @@ void write_audit_event(json_writer& out, const storage::audit_record& r) {
     out.Key("extension");
     out.StartArray();
     out.StartObject(); // the hash chain, so a reviewer can check a record against the chain
-    text(out, "url", "https://caregate.nhs.uk/StructureDefinition/audit-chain-hash");
+    text(out, "url", "https://caregate.dev/fhir/StructureDefinition/audit-chain-hash");
     text(out, "valueString", r.hash);
     out.EndObject();
     out.StartObject();
-    text(out, "url", "https://caregate.nhs.uk/StructureDefinition/request-id");
+    text(out, "url", "https://caregate.dev/fhir/StructureDefinition/request-id");
     text(out, "valueString", r.request_id.empty() ? "none" : r.request_id);
     out.EndObject();
     out.EndArray();

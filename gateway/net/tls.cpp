@@ -1,6 +1,8 @@
 // The TLS policy of every listener, and the caller's ODS code from its client certificate.
 #include "net/tls.hpp"
 
+#include "fhir_model/ods_code.hpp"
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -105,12 +107,9 @@ std::string peer_ods_code(SSL* connection) {
         return {};
     std::string common_name(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(length));
     OPENSSL_free(utf8);
-    // An ODS code is a few letters and digits; anything else does not name an organisation, and must
-    // not travel on into authorisation and audit.
-    bool shaped_like_ods = !common_name.empty() && common_name.size() <= 12 &&
-                           std::all_of(common_name.begin(), common_name.end(),
-                                       [](unsigned char c) { return std::isalnum(c) != 0; });
-    return shaped_like_ods ? common_name : std::string{};
+    // A CN that is not an ODS code does not name an organisation, and must not travel on into
+    // authorisation and audit.
+    return fhir::is_ods_code(common_name) ? common_name : std::string{};
 }
 
 } // namespace caregate::net::detail
