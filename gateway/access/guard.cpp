@@ -52,7 +52,8 @@ fhir::result<profile> guard::authenticate(const rest::request& req, std::int64_t
 
 fhir::result<citizen_view> guard::open_citizen(const profile& who, const std::string& nhs_number,
                                                const std::string& request_id, storage::timestamp now,
-                                               std::map<std::string, citizen_view>& views) const {
+                                               std::map<std::string, citizen_view>& views,
+                                               bool may_break_glass) const {
     if (auto cached = views.find(nhs_number); cached != views.end())
         return cached->second;
     auto standing = store_.standing(nhs_number, who.org->ods, who.caller->user, now - policy_.recent_micros(), now);
@@ -71,7 +72,7 @@ fhir::result<citizen_view> guard::open_citizen(const profile& who, const std::st
     } else if (standing->break_glass_until) {
         view.open = true;
         view.break_glass = true;
-    } else if (who.break_glass_requested() && policy_.break_glass_allowed(who)) {
+    } else if (may_break_glass && who.break_glass_requested() && policy_.break_glass_allowed(who)) {
         storage::break_glass_grant grant{nhs_number, who.org->ods, who.caller->user, who.caller->reason, now,
                                          now + policy_.break_glass_micros(), request_id};
         storage::audit_record record = audit_for(who, request_id, now, "break-glass");
@@ -87,14 +88,14 @@ fhir::result<citizen_view> guard::open_citizen(const profile& who, const std::st
 
 fhir::result<bool> guard::can_read(const profile& who, const storage::stored_version& version,
                                    const std::string& request_id, storage::timestamp now,
-                                   std::map<std::string, citizen_view>& views) const {
+                                   std::map<std::string, citizen_view>& views, bool may_break_glass) const {
     if (!policy_.may(who, action::read, version.type, version.facets))
         return false;
     if (!policy_.labels_allow(who, version.labels, version.owner))
         return false;
     const bool own = version.owner == who.org->ods;
     for (const std::string& nhs : version.citizens) {
-        auto view = open_citizen(who, nhs, request_id, now, views);
+        auto view = open_citizen(who, nhs, request_id, now, views, may_break_glass);
         if (!view)
             return std::move(view).failure();
         if (!view->open)

@@ -36,16 +36,20 @@ public:
 
     /// Opens a citizen's record for the caller: rules for all citizens, a legitimate relationship, an
     /// open break-glass grant, or a new break-glass (ETREAT with a reason, by an allowed role): that
-    /// grant is recorded (and audited) now. `views` caches answers within one request.
+    /// grant is recorded (and audited) now. A new break-glass needs `may_break_glass`: only a request
+    /// about one named record (read, vread, instance history, a write) may break the glass, never a
+    /// request that walks many citizens (type or system history, search). `views` caches answers
+    /// within one request.
     fhir::result<citizen_view> open_citizen(const profile& who, const std::string& nhs_number,
                                             const std::string& request_id, storage::timestamp now,
-                                            std::map<std::string, citizen_view>& views) const;
+                                            std::map<std::string, citizen_view>& views,
+                                            bool may_break_glass) const;
 
     /// Whether a live version is visible to the caller: every citizen it links to is open, and the
     /// objection, label and part-of-type rules allow it.
     fhir::result<bool> can_read(const profile& who, const storage::stored_version& version,
                                 const std::string& request_id, storage::timestamp now,
-                                std::map<std::string, citizen_view>& views) const;
+                                std::map<std::string, citizen_view>& views, bool may_break_glass) const;
 
     const policy& rules() const noexcept { return policy_; }
     storage::store& store() const noexcept { return store_; }

@@ -38,7 +38,7 @@ fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::s
         if (current->version_id > 1) {
             auto before = ctx.store.vread(type, id, current->version_id - 1);
             if (before) {
-                auto visible = ctx.guard->can_read(*ctx.who, *before, ctx.request_id, ctx.now, ctx.views);
+                auto visible = ctx.guard->can_read(*ctx.who, *before, ctx.request_id, ctx.now, ctx.views, true);
                 if (!visible)
                     return std::move(visible).failure();
                 if (*visible)
@@ -47,7 +47,7 @@ fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::s
         }
         return not_found(type, id);
     }
-    auto visible = ctx.guard->can_read(*ctx.who, *current, ctx.request_id, ctx.now, ctx.views);
+    auto visible = ctx.guard->can_read(*ctx.who, *current, ctx.request_id, ctx.now, ctx.views, true);
     if (!visible)
         return std::move(visible).failure();
     if (!*visible)

@@ -235,7 +235,7 @@ void audit_event_read(rest::context& ctx, rest::responder& done) {
     if (!ctx.guard->rules().all_citizens(*ctx.who)) {
         if (record->nhs_number.empty())
             return done(rest::error_response(detail::not_found("AuditEvent", id)));
-        auto view = ctx.guard->open_citizen(*ctx.who, record->nhs_number, ctx.request_id, ctx.now, ctx.views);
+        auto view = ctx.guard->open_citizen(*ctx.who, record->nhs_number, ctx.request_id, ctx.now, ctx.views, false);
         if (!view)
             return done(rest::error_response(view.failure()));
         if (!view->open)
@@ -306,7 +306,7 @@ void audit_event_search(rest::context& ctx, rest::responder& done) {
         if (query.nhs_number.empty()) {
             empty = true;
         } else {
-            auto view = ctx.guard->open_citizen(*ctx.who, query.nhs_number, ctx.request_id, ctx.now, ctx.views);
+            auto view = ctx.guard->open_citizen(*ctx.who, query.nhs_number, ctx.request_id, ctx.now, ctx.views, false);
             if (!view)
                 return done(rest::error_response(view.failure()));
             empty = !view->open;

@@ -41,14 +41,18 @@ namespace {
 /// Whether a history entry may be shown: a live version if visible, a deletion if the version
 /// before it was.
 fhir::result<bool> entry_visible(rest::context& ctx, const storage::stored_version& v) {
+    // Break-glass opens one named record: instance history may, type and system history never.
+    const bool named_record = !ctx.where.id.empty();
     if (!v.deleted)
-        return ctx.guard->can_read(*ctx.who, v, ctx.request_id, ctx.now, ctx.views);
+        return ctx.guard->can_read(*ctx.who, v, ctx.request_id, ctx.now, ctx.views,
+                                    named_record);
     if (v.version_id < 2)
         return false;
     auto before = ctx.store.vread(v.type, v.id, v.version_id - 1);
     if (!before)
         return false;
-    return ctx.guard->can_read(*ctx.who, *before, ctx.request_id, ctx.now, ctx.views);
+    return ctx.guard->can_read(*ctx.who, *before, ctx.request_id, ctx.now, ctx.views,
+                                    named_record);
 }
 
 } // namespace

@@ -26,7 +26,7 @@ void vread(rest::context& ctx, rest::responder& done) {
             return fail(found.failure());
         return fail(detail::not_found(ctx.where.type, ctx.where.id));
     }
-    auto visible = ctx.guard->can_read(*ctx.who, *found, ctx.request_id, ctx.now, ctx.views);
+    auto visible = ctx.guard->can_read(*ctx.who, *found, ctx.request_id, ctx.now, ctx.views, true);
     if (!visible)
         return done(rest::error_response(visible.failure()));
     if (!*visible)

@@ -40,7 +40,7 @@ fhir::status check_write(rest::context& ctx, access::action act, const fhir::pre
     error unknown;
     unknown.kind = category::invalid;
     for (const fhir::citizen_link& link : prepared.citizens) {
-        auto view = ctx.guard->open_citizen(*ctx.who, link.nhs_number, ctx.request_id, ctx.now, ctx.views);
+        auto view = ctx.guard->open_citizen(*ctx.who, link.nhs_number, ctx.request_id, ctx.now, ctx.views, true);
         if (!view)
             return std::move(view).failure();
         if (!view->open && !records_own_relationship)

@@ -174,6 +174,23 @@ TEST_CASE("break-glass: a clinician with ETREAT and a reason opens the record; i
     CHECK(granted);
 }
 
+TEST_CASE("break-glass opens one named record, never every citizen a history walks through") {
+    record_fixture f;
+    const auto id = f.create_as(gp_clinician(), "Condition", condition_json(tom, "active"));
+    identity emergency = acute_clinician();
+    emergency.purpose = "ETREAT";
+    emergency.reason = "unconscious in A&E";
+    auto walked = f.call_as(emergency, "GET", "/Condition/_history");
+    REQUIRE(walked.status == 200);
+    CHECK(walked.body.find(id) == std::string::npos);
+    auto everything = f.call_as(emergency, "GET", "/_history");
+    REQUIRE(everything.status == 200);
+    CHECK(everything.body.find(tom) == std::string::npos);
+    f.flush();
+    CHECK(f.call_as(acute_clinician(), "GET", "/Condition/" + id).status == 404); // no grant was made
+    CHECK(f.call_as(emergency, "GET", "/Condition/" + id).status == 200);         // a named record: yes
+}
+
 TEST_CASE("policy: admin roles see demographics and appointments only; other types are 403") {
     record_fixture f;
     f.create_as(gp_clinician(), "Condition", condition_json(tom, "active"));
