@@ -76,6 +76,7 @@ audit_ok=1
 build/caregate audit verify --db "$work/conformance.db" || { audit_ok=0; status=1; }
 # ...and detects one record altered by hand (the append-only trigger dropped first, as an attacker with
 # the database file could): verify must fail and name record 7.
+echo "== ...and names a record altered by hand (a BROKEN line is expected next)"
 cp "$work/conformance.db" "$work/tampered.db"
 sqlite3 "$work/tampered.db" "DROP TRIGGER audit_log_never_changes; UPDATE audit_log SET user = 'someone-else' WHERE sequence = 7;"
 if build/caregate audit verify --db "$work/tampered.db" | tee "$work/tampered.out"; then

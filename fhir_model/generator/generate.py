@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Generates fhir_model's R4 definitions from the official package hl7.fhir.r4.examples 4.0.1.
 
-Writes fhir_model/generated/definitions.cpp (the element tables the validator uses, embedded as JSON)
-and tests/data/r4-examples/ (the official examples of the supported types). Python 3 stdlib only.
+Writes fhir_model/generated/definitions.cpp (the element tables the validator uses, embedded as JSON),
+fhir_model/generated/search_parameters.cpp (the search parameters of the supported types, see
+search_parameters.py) and tests/data/r4-examples/ (the official examples of the supported types). Python 3 stdlib only.
 
     python3 fhir_model/generator/generate.py [--package DIR]
 
@@ -19,6 +20,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+
+import search_parameters
 
 PACKAGE = "hl7.fhir.r4.examples@4.0.1"
 
@@ -330,8 +333,11 @@ def main():
     out = os.path.join(root, "fhir_model", "generated", "definitions.cpp")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     write_definitions(data, out)
+    params = search_parameters.build(package_dir, SUPPORTED_TYPES)
+    search_parameters.write(params, os.path.join(root, "fhir_model", "generated", "search_parameters.cpp"))
     examples = copy_examples(package_dir, os.path.join(root, "tests", "data", "r4-examples"))
-    print(f"{out}: {len(data['types'])} types, {len(data['valueSets'])} value sets; {examples} examples")
+    print(f"{out}: {len(data['types'])} types, {len(data['valueSets'])} value sets; "
+          f"{len(params['parameters'])} search parameters ({len(params['unsupported'])} unsupported); {examples} examples")
 
 
 if __name__ == "__main__":
