@@ -1,0 +1,249 @@
+"""The R4 SearchParameters of the supported types, as data for fhir_model (called by generate.py).
+
+For each supported type: every SearchParameter whose base includes it, its FHIRPath expression cut down to
+the alternatives that start with the type, reference targets and composite components; plus the common
+parameters of Resource. A parameter whose expression falls outside the FHIRPath subset that
+fhir_model/src/fhirpath.cpp evaluates (checked by `check` below, which mirrors that parser) or whose type
+is `special` is listed as unsupported with the reason, never dropped silently.
+"""
+import json
+import os
+import re
+
+COMMON_BASES = ["Resource", "DomainResource"]
+# Mirrors fhir_model/src/fhirpath.cpp: the functions it evaluates.
+FUNCTIONS = {"where": 1, "resolve": 0, "as": 1, "ofType": 1, "is": 1, "exists": (0, 1), "first": 0,
+             "extension": 1, "empty": 0, "not": 0}
+KEYWORDS = {"and", "or", "is", "as", "true", "false"}
+TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<num>\d+)|(?P<id>[A-Za-z_][A-Za-z0-9_]*|`[^`]*`)"
+                   r"|(?P<sym>!=|[.()\[\]|=,]))")
+CHUNK = 16000
+
+
+class Unsupported(Exception):
+    pass
+
+
+def tokens(text):
+    out, pos = [], 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        m = TOKEN.match(text, pos)
+        if not m:
+            raise Unsupported(f"unsupported syntax at '{text[pos:].strip()[:20]}'")
+        kind = m.lastgroup
+        out.append((kind, m.group(kind)))
+        pos = m.end()
+    return out
+
+
+def check(text):
+    """Raises Unsupported when `text` is outside the subset; same grammar as fhirpath.cpp."""
+    toks = tokens(text)
+    pos = [0]
+
+    def peek(value=None):
+        if pos[0] >= len(toks):
+            return None
+        t = toks[pos[0]]
+        return t if value is None or t[1] == value else None
+
+    def take(value):
+        if not peek(value):
+            raise Unsupported(f"expected '{value}'")
+        pos[0] += 1
+
+    def type_name():
+        t = peek()
+        if not t or t[0] != "id":
+            raise Unsupported("expected a type name")
+        pos[0] += 1
+        if peek("."):
+            pos[0] += 1
+            type_name()
+
+    def invocation(first):
+        t = peek()
+        if not t or t[0] != "id" or (t[1] in KEYWORDS and t[1] not in ("is", "as")):
+            raise Unsupported("expected a name")
+        pos[0] += 1
+        if peek("("):
+            pos[0] += 1
+            if t[1] not in FUNCTIONS:
+                raise Unsupported(f"unsupported function {t[1]}()")
+            args = 0
+            if not peek(")"):
+                if t[1] in ("as", "ofType", "is"):
+                    type_name()
+                else:
+                    expression()
+                args = 1
+                while peek(","):
+                    raise Unsupported(f"too many arguments to {t[1]}()")
+            take(")")
+            want = FUNCTIONS[t[1]]
+            if args not in (want if isinstance(want, tuple) else (want,)):
+                raise Unsupported(f"wrong number of arguments to {t[1]}()")
+
+    def term():
+        t = peek()
+        if t is None:
+            raise Unsupported("unexpected end")
+        if t[1] == "(":
+            pos[0] += 1
+            expression()
+            take(")")
+        elif t[0] in ("str", "num") or t[1] in ("true", "false"):
+            pos[0] += 1
+        else:
+            invocation(True)
+        while True:
+            if peek("."):
+                pos[0] += 1
+                invocation(False)
+            elif peek("["):
+                pos[0] += 1
+                t = peek()
+                if not t or t[0] != "num":
+                    raise Unsupported("only integer indexers")
+                pos[0] += 1
+                take("]")
+            else:
+                return
+
+    def type_expr():
+        term()
+        while peek("is") or peek("as"):
+            pos[0] += 1
+            type_name()
+
+    def union():
+        type_expr()
+        while peek("|"):
+            pos[0] += 1
+            type_expr()
+
+    def equality():
+        union()
+        if peek("=") or peek("!="):
+            pos[0] += 1
+            union()
+
+    def conjunction():
+        equality()
+        while peek("and"):
+            pos[0] += 1
+            equality()
+
+    def expression():
+        conjunction()
+        while peek("or"):
+            pos[0] += 1
+            conjunction()
+
+    expression()
+    if pos[0] != len(toks):
+        raise Unsupported(f"unsupported syntax at '{toks[pos[0]][1]}'")
+
+
+def alternatives(expression):
+    """The top-level `|` alternatives of an expression (not those inside parentheses or strings)."""
+    out, depth, quote, start = [], 0, False, 0
+    for i, c in enumerate(expression):
+        if quote:
+            quote = c != "'" or expression[i - 1] == "\\"
+        elif c == "'":
+            quote = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            out.append(expression[start:i].strip())
+            start = i + 1
+    out.append(expression[start:].strip())
+    return out
+
+
+def starts_with(alternative, type_name):
+    return re.match(r"\(*\s*" + type_name + r"\b", alternative) is not None
+
+
+def build(package_dir, supported_types):
+    with open(os.path.join(package_dir, "Bundle-searchParams.json"), encoding="utf-8") as f:
+        all_params = [e["resource"] for e in json.load(f)["entry"]]
+    by_url = {sp["url"]: sp for sp in all_params}
+    parameters, unsupported = [], []
+    for base in COMMON_BASES + list(supported_types):
+        for sp in sorted((p for p in all_params if base in p.get("base", [])), key=lambda p: p["code"]):
+            row = {"base": base, "code": sp["code"], "type": sp["type"]}
+            expression = sp.get("expression", "")
+            prefixes = [base] + (COMMON_BASES if base in COMMON_BASES else [])
+            kept = [a for a in alternatives(expression) if any(starts_with(a, p) for p in prefixes)] \
+                if expression else []
+            row["expression"] = " | ".join(kept)
+            reason = None
+            if sp["type"] == "special":
+                reason = "special parameter type (needs its own matching logic)"
+            elif not kept:
+                reason = "no FHIRPath expression for this base type"
+            else:
+                try:
+                    check(row["expression"])
+                except Unsupported as e:
+                    reason = f"expression outside the supported FHIRPath subset: {e}"
+            if sp.get("target"):
+                row["targets"] = sorted(sp["target"])
+            if sp["type"] == "composite":
+                components = []
+                for c in sp.get("component", []):
+                    target = by_url.get(c["definition"])
+                    if target is None or target["type"] in ("composite", "special"):
+                        reason = reason or f"composite component {c['definition']} is not a simple parameter"
+                        continue
+                    try:
+                        check(c["expression"])
+                    except Unsupported as e:
+                        reason = reason or f"component expression outside the subset: {e}"
+                    components.append({"definition": c["definition"], "code": target["code"],
+                                       "type": target["type"], "expression": c["expression"]})
+                row["components"] = components
+            if reason:
+                row["reason"] = reason
+                unsupported.append(row)
+            else:
+                parameters.append(row)
+    return {"parameters": parameters, "unsupported": unsupported}
+
+
+def write(data, out_path):
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=True)
+    chunks = [text[i:i + CHUNK] for i in range(0, len(text), CHUNK)]
+    for c in chunks:
+        assert ")sp\"" not in c
+    lines = [
+        "// GENERATED by fhir_model/generator/generate.py (search_parameters.py) from hl7.fhir.r4.examples 4.0.1",
+        "// — do not edit. The R4 SearchParameters of the supported types and the common ones, with their",
+        "// expressions cut to each base type, and those left unsupported with the reason, as one JSON",
+        "// document that fhir_model/src/search_parameters.cpp parses once.",
+        "#include <string_view>",
+        "",
+        "namespace caregate::fhir::detail {",
+        "",
+        "extern const std::string_view generated_search_parameter_chunks[];",
+        "extern const unsigned generated_search_parameter_chunk_count;",
+        "",
+        "const std::string_view generated_search_parameter_chunks[] = {",
+    ]
+    for c in chunks:
+        lines.append(f'    R"sp({c})sp",')
+    lines += [
+        "};",
+        f"const unsigned generated_search_parameter_chunk_count = {len(chunks)};",
+        "",
+        "} // namespace caregate::fhir::detail",
+        "",
+    ]
+    with open(out_path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))

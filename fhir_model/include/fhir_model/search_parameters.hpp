@@ -1,0 +1,47 @@
+// The R4 search parameters of the supported types, as data generated from the official
+// SearchParameter definitions (fhir_model/generated/search_parameters.cpp), each with its FHIRPath
+// expression parsed once. Not the matching of search values (search_values.hpp) nor query planning.
+#pragma once
+
+#include "fhir_model/fhirpath.hpp"
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace caregate::fhir {
+
+enum class search_param_type : std::uint8_t { number, date, string, token, reference, composite, quantity, uri, special };
+
+std::string_view to_string(search_param_type type) noexcept;
+
+struct search_component {
+    std::string definition; ///< the component parameter's canonical URL
+    std::string code;       ///< that parameter's code ("code", "value-quantity")
+    search_param_type type = search_param_type::token;
+    fhirpath_expression expression; ///< relative to the composite's value
+};
+
+struct search_parameter {
+    std::string base;       ///< "Patient", or "Resource" for the common parameters
+    std::string code;       ///< "family", "_id"
+    search_param_type type = search_param_type::token;
+    fhirpath_expression expression; ///< only the alternatives of the base type
+    std::vector<std::string> targets; ///< reference target types
+    std::vector<search_component> components;
+};
+
+/// A parameter the R4 definitions name for a supported type but this server cannot evaluate.
+struct unsupported_search_parameter {
+    std::string base, code, type, expression, reason;
+};
+
+/// The supported parameters of `resource_type`, its own then the common ones; empty for an unknown type.
+std::vector<const search_parameter*> search_parameters_for(std::string_view resource_type);
+/// One parameter of a type (own or common) by code, or nullptr.
+const search_parameter* find_search_parameter(std::string_view resource_type, std::string_view code);
+/// Every supported parameter (own parameters of each type and the common ones, base "Resource").
+const std::vector<search_parameter>& all_search_parameters();
+const std::vector<unsupported_search_parameter>& unsupported_search_parameters();
+
+} // namespace caregate::fhir

@@ -1,0 +1,566 @@
+// The FHIRPath subset of fhirpath.hpp: a recursive-descent parser to a small AST and its evaluator over
+// the RapidJSON DOM, typed from the R4 definitions (definitions.hpp) so that choice elements
+// (Observation.value -> valueQuantity) and as/ofType/is work. The grammar is mirrored by
+// fhir_model/generator/search_parameters.py (check), which decides which parameters are supported.
+#include "fhir_model/fhirpath.hpp"
+
+#include "definitions.hpp"
+#include "json.hpp"
+
+#include <array>
+#include <cctype>
+#include <charconv>
+
+namespace caregate::fhir {
+namespace detail {
+
+struct fhirpath_ast {
+    enum class op : std::uint8_t {
+        identifier, function, string_literal, number_literal, boolean_literal,
+        child, index, union_of, equal, not_equal, and_of, or_of, is, as,
+    };
+    op kind = op::identifier;
+    std::string text;                 ///< name, literal, index or type
+    std::vector<fhirpath_ast> args;   ///< operands; for child: source, invocation
+};
+
+namespace {
+
+using ast = fhirpath_ast;
+using op = fhirpath_ast::op;
+
+struct token {
+    enum class kind : std::uint8_t { name, string, number, symbol, end } type = kind::end;
+    std::string text;
+};
+
+constexpr std::array<std::pair<std::string_view, int>, 10> functions = {{
+    {"where", 1}, {"resolve", 0}, {"as", 1}, {"ofType", 1}, {"is", 1}, {"exists", -1}, {"first", 0},
+    {"extension", 1}, {"empty", 0}, {"not", 0},
+}};
+
+class parser {
+public:
+    explicit parser(std::string_view text) : text_(text) {}
+
+    ast parse() {
+        advance();
+        ast out = expression();
+        if (current_.type != token::kind::end)
+            fail("unsupported syntax at '" + current_.text + "'");
+        return out;
+    }
+
+private:
+    struct parse_error { std::string message; };
+    [[noreturn]] static void fail(std::string message) { throw parse_error{std::move(message)}; }
+
+    void advance() {
+        while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_])))
+            ++pos_;
+        if (pos_ >= text_.size()) {
+            current_ = {token::kind::end, ""};
+            return;
+        }
+        char c = text_[pos_];
+        if (c == '\'') {
+            std::string out;
+            for (++pos_; pos_ < text_.size() && text_[pos_] != '\''; ++pos_) {
+                if (text_[pos_] == '\\' && pos_ + 1 < text_.size()) {
+                    char e = text_[++pos_];
+                    out += e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e;
+                } else {
+                    out += text_[pos_];
+                }
+            }
+            if (pos_ >= text_.size())
+                fail("unterminated string literal");
+            ++pos_;
+            current_ = {token::kind::string, std::move(out)};
+        } else if (std::isdigit(static_cast<unsigned char>(c))) {
+            std::size_t start = pos_;
+            while (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_])))
+                ++pos_;
+            if (pos_ < text_.size() && text_[pos_] == '.' && pos_ + 1 < text_.size() &&
+                std::isdigit(static_cast<unsigned char>(text_[pos_ + 1])))
+                fail("decimal literals are not supported");
+            current_ = {token::kind::number, std::string(text_.substr(start, pos_ - start))};
+        } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
+            std::size_t start = pos_;
+            while (pos_ < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_'))
+                ++pos_;
+            current_ = {token::kind::name, std::string(text_.substr(start, pos_ - start))};
+        } else if (c == '`') {
+            std::size_t end = text_.find('`', pos_ + 1);
+            if (end == std::string_view::npos)
+                fail("unterminated delimited identifier");
+            current_ = {token::kind::name, std::string(text_.substr(pos_ + 1, end - pos_ - 1))};
+            pos_ = end + 1;
+        } else if (text_.substr(pos_, 2) == "!=") {
+            current_ = {token::kind::symbol, "!="};
+            pos_ += 2;
+        } else if (std::string_view(".()[]|=,").find(c) != std::string_view::npos) {
+            current_ = {token::kind::symbol, std::string(1, c)};
+            ++pos_;
+        } else {
+            fail("unsupported syntax at '" + std::string(text_.substr(pos_, 10)) + "'");
+        }
+    }
+
+    bool at(std::string_view symbol) const {
+        return (current_.type == token::kind::symbol || current_.type == token::kind::name) && current_.text == symbol;
+    }
+    void expect(std::string_view symbol) {
+        if (!at(symbol))
+            fail("expected '" + std::string(symbol) + "' at '" + current_.text + "'");
+        advance();
+    }
+
+    std::string type_name() {
+        if (current_.type != token::kind::name)
+            fail("expected a type name at '" + current_.text + "'");
+        std::string name = current_.text;
+        advance();
+        if (at(".")) { // FHIR.Quantity, System.String: the namespace is dropped
+            advance();
+            return type_name();
+        }
+        return name;
+    }
+
+    ast binary(op kind, ast left, ast right) {
+        ast out{kind, "", {}};
+        out.args.push_back(std::move(left));
+        out.args.push_back(std::move(right));
+        return out;
+    }
+
+    ast expression() {
+        ast left = conjunction();
+        while (at("or")) {
+            advance();
+            left = binary(op::or_of, std::move(left), conjunction());
+        }
+        return left;
+    }
+    ast conjunction() {
+        ast left = equality();
+        while (at("and")) {
+            advance();
+            left = binary(op::and_of, std::move(left), equality());
+        }
+        return left;
+    }
+    ast equality() {
+        ast left = union_of();
+        if (at("=") || at("!=")) {
+            op kind = at("=") ? op::equal : op::not_equal;
+            advance();
+            left = binary(kind, std::move(left), union_of());
+        }
+        return left;
+    }
+    ast union_of() {
+        ast left = type_expression();
+        while (at("|")) {
+            advance();
+            left = binary(op::union_of, std::move(left), type_expression());
+        }
+        return left;
+    }
+    ast type_expression() {
+        ast left = postfix();
+        while (at("is") || at("as")) {
+            op kind = at("is") ? op::is : op::as;
+            advance();
+            ast out{kind, type_name(), {}};
+            out.args.push_back(std::move(left));
+            left = std::move(out);
+        }
+        return left;
+    }
+    ast postfix() {
+        ast left = term();
+        for (;;) {
+            if (at(".")) {
+                advance();
+                left = binary(op::child, std::move(left), invocation());
+            } else if (at("[")) {
+                advance();
+                if (current_.type != token::kind::number)
+                    fail("only integer indexers are supported");
+                ast out{op::index, current_.text, {}};
+                advance();
+                expect("]");
+                out.args.push_back(std::move(left));
+                left = std::move(out);
+            } else {
+                return left;
+            }
+        }
+    }
+    ast term() {
+        switch (current_.type) {
+        case token::kind::end: fail("unexpected end of expression");
+        case token::kind::string: {
+            ast out{op::string_literal, current_.text, {}};
+            advance();
+            return out;
+        }
+        case token::kind::number: {
+            ast out{op::number_literal, current_.text, {}};
+            advance();
+            return out;
+        }
+        case token::kind::symbol:
+            if (at("(")) {
+                advance();
+                ast inner = expression();
+                expect(")");
+                return inner;
+            }
+            fail("unsupported syntax at '" + current_.text + "'");
+        case token::kind::name:
+            if (at("true") || at("false")) {
+                ast out{op::boolean_literal, current_.text, {}};
+                advance();
+                return out;
+            }
+            return invocation();
+        }
+        fail("unsupported syntax");
+    }
+    ast invocation() {
+        if (current_.type != token::kind::name)
+            fail("expected a name at '" + current_.text + "'");
+        std::string name = current_.text;
+        if (name == "and" || name == "or" || name == "true" || name == "false")
+            fail("expected a name at '" + name + "'");
+        advance();
+        if (!at("("))
+            return ast{op::identifier, std::move(name), {}};
+        advance();
+        int arity = -2;
+        for (auto& [fn, n] : functions)
+            if (fn == name)
+                arity = n;
+        if (arity == -2)
+            fail("unsupported function " + name + "()");
+        ast out{op::function, name, {}};
+        if (!at(")")) {
+            if (name == "as" || name == "ofType" || name == "is")
+                out.args.push_back(ast{op::identifier, type_name(), {}});
+            else
+                out.args.push_back(expression());
+            if (at(","))
+                fail("too many arguments to " + name + "()");
+        }
+        expect(")");
+        int given = static_cast<int>(out.args.size());
+        if (arity >= 0 ? given != arity : given > 1)
+            fail("wrong number of arguments to " + name + "()");
+        return out;
+    }
+
+    std::string_view text_;
+    std::size_t pos_ = 0;
+    token current_;
+
+public:
+    static std::optional<std::string> try_parse(std::string_view text, ast& out) {
+        try {
+            out = parser(text).parse();
+            return std::nullopt;
+        } catch (const parse_error& e) {
+            return e.message;
+        }
+    }
+};
+
+// --- evaluation ----------------------------------------------------------------------------------
+
+struct context {
+    const rapidjson::Value& root;
+};
+
+bool is_resource_type(std::string_view name) { return r4().resource_types.contains(name); }
+
+std::string_view resource_type_of(const rapidjson::Value& value) {
+    auto type = string_member(value, "resourceType");
+    if (!type)
+        return {};
+    const type_def* def = r4().type(*type);
+    return def != nullptr ? std::string_view(def->name) : std::string_view();
+}
+
+/// `type` names `node`'s type or a supertype of it (Age is a Quantity; every resource is a Resource).
+bool is_of_type(const fhirpath_node& node, std::string_view type) {
+    if (node.type.empty())
+        return false;
+    if (node.type == type)
+        return true;
+    if (type == "Quantity")
+        for (std::string_view sub : {"Age", "Count", "Distance", "Duration", "MoneyQuantity", "SimpleQuantity"})
+            if (node.type == sub)
+                return true;
+    if ((type == "Resource" || type == "DomainResource") && is_resource_type(node.type))
+        return true;
+    return false;
+}
+
+void add_value(fhirpath_result& out, const rapidjson::Value& value, std::string_view type) {
+    if (value.IsArray()) {
+        for (auto& item : value.GetArray())
+            add_value(out, item, type);
+        return;
+    }
+    if (value.IsNull())
+        return;
+    if (value.IsObject()) {
+        if (const type_def* def = r4().type(type); def != nullptr && def->kind == type_kind::any_resource)
+            type = resource_type_of(value);
+    }
+    out.push_back(fhirpath_node{&value, type, {}, {}, {}});
+}
+
+void navigate(const fhirpath_node& item, std::string_view name, fhirpath_result& out) {
+    if (item.value == nullptr || !item.value->IsObject())
+        return;
+    const type_def* def = item.type.empty() ? nullptr : r4().type(item.type);
+    if (def == nullptr || def->members.empty()) {
+        if (const rapidjson::Value* child = find(*item.value, name))
+            add_value(out, *child, {});
+        return;
+    }
+    for (auto& member : item.value->GetObject()) {
+        const member_def* m = def->member(view(member.name));
+        if (m == nullptr || m->primitive_part)
+            continue;
+        const std::string& element = m->element->name;
+        bool match = m->element->choice
+            ? element.size() == name.size() + 3 && element.starts_with(name)
+            : element == name;
+        if (match)
+            add_value(out, member.value, m->type->name);
+    }
+}
+
+/// The resource type a Reference points to: by its reference text (relative, absolute or #contained),
+/// else by Reference.type.
+std::string_view referenced_type(const rapidjson::Value& reference, const context& ctx) {
+    if (auto text = string_member(reference, "reference")) {
+        std::string_view ref = *text;
+        if (ref.starts_with("#")) {
+            if (const rapidjson::Value* contained = find(ctx.root, "contained"); contained && contained->IsArray())
+                for (auto& c : contained->GetArray())
+                    if (string_member(c, "id") == ref.substr(1))
+                        return resource_type_of(c);
+        } else if (!ref.starts_with("urn:")) {
+            if (auto history = ref.find("/_history/"); history != std::string_view::npos)
+                ref = ref.substr(0, history);
+            auto last = ref.rfind('/');
+            if (last != std::string_view::npos) {
+                auto before = ref.substr(0, last);
+                auto type = before.substr(before.rfind('/') + 1);
+                if (is_resource_type(type))
+                    return type;
+            }
+        }
+    }
+    if (auto type = string_member(reference, "type"); type && is_resource_type(*type))
+        return *type;
+    return {};
+}
+
+fhirpath_node boolean_node(bool value) { return fhirpath_node{nullptr, {}, {}, value, {}}; }
+
+/// FHIRPath singleton evaluation of a collection as a Boolean: empty is unknown.
+std::optional<bool> truth(const fhirpath_result& items) {
+    if (items.size() != 1)
+        return std::nullopt;
+    if (items[0].boolean)
+        return items[0].boolean;
+    if (items[0].value != nullptr && items[0].value->IsBool())
+        return items[0].value->GetBool();
+    return true;
+}
+
+enum class scalar_kind : std::uint8_t { boolean, string, number, other };
+std::pair<scalar_kind, std::string_view> scalar(const fhirpath_node& node, const ast* literal) {
+    if (node.boolean)
+        return {scalar_kind::boolean, *node.boolean ? "true" : "false"};
+    if (literal != nullptr)
+        return {literal->kind == op::number_literal ? scalar_kind::number : scalar_kind::string, node.literal};
+    if (node.value == nullptr)
+        return {scalar_kind::other, {}};
+    if (node.value->IsBool())
+        return {scalar_kind::boolean, node.value->GetBool() ? "true" : "false"};
+    if (auto number = number_text(*node.value))
+        return {scalar_kind::number, *number};
+    if (is_string(*node.value))
+        return {scalar_kind::string, view(*node.value)};
+    return {scalar_kind::other, {}};
+}
+
+fhirpath_result evaluate(const ast& node, const fhirpath_result& focus, const context& ctx);
+
+fhirpath_result filter_type(const fhirpath_result& items, std::string_view type) {
+    fhirpath_result out;
+    for (auto& item : items)
+        if (is_of_type(item, type))
+            out.push_back(item);
+    return out;
+}
+
+fhirpath_result is_type(const fhirpath_result& items, std::string_view type) {
+    if (items.size() != 1)
+        return {};
+    const fhirpath_node& item = items[0];
+    if (!item.resolved_type.empty())
+        return {boolean_node(item.resolved_type == type)};
+    return {boolean_node(is_of_type(item, type))};
+}
+
+fhirpath_result call(const ast& fn, const fhirpath_result& focus, const context& ctx) {
+    const std::string& name = fn.text;
+    fhirpath_result out;
+    if (name == "where" || (name == "exists" && !fn.args.empty())) {
+        for (auto& item : focus)
+            if (truth(evaluate(fn.args[0], {item}, ctx)) == true)
+                out.push_back(item);
+        if (name == "exists")
+            return {boolean_node(!out.empty())};
+    } else if (name == "exists") {
+        out.push_back(boolean_node(!focus.empty()));
+    } else if (name == "empty") {
+        out.push_back(boolean_node(focus.empty()));
+    } else if (name == "not") {
+        if (auto value = truth(focus))
+            out.push_back(boolean_node(!*value));
+    } else if (name == "first") {
+        if (!focus.empty())
+            out.push_back(focus.front());
+    } else if (name == "as" || name == "ofType") {
+        out = filter_type(focus, fn.args[0].text);
+    } else if (name == "is") {
+        out = is_type(focus, fn.args[0].text);
+    } else if (name == "resolve") {
+        for (auto& item : focus)
+            if (item.value != nullptr)
+                if (auto type = referenced_type(*item.value, ctx); !type.empty())
+                    out.push_back(fhirpath_node{item.value, {}, type, {}, {}});
+    } else if (name == "extension") {
+        fhirpath_result url = evaluate(fn.args[0], focus, ctx);
+        if (url.size() != 1 || url[0].literal.empty())
+            return {};
+        fhirpath_result extensions;
+        for (auto& item : focus)
+            navigate(item, "extension", extensions);
+        for (auto& ext : extensions)
+            if (ext.value != nullptr && string_member(*ext.value, "url") == url[0].literal)
+                out.push_back(ext);
+    }
+    return out;
+}
+
+fhirpath_result evaluate(const ast& node, const fhirpath_result& focus, const context& ctx) {
+    switch (node.kind) {
+    case op::identifier: {
+        fhirpath_result out;
+        bool type_like = !node.text.empty() && std::isupper(static_cast<unsigned char>(node.text[0]));
+        for (auto& item : focus) {
+            bool resource = item.value == &ctx.root || (item.value != nullptr && is_resource_type(item.type));
+            if (type_like && resource) {
+                if (is_of_type(item, node.text))
+                    out.push_back(item);
+                continue;
+            }
+            navigate(item, node.text, out);
+        }
+        return out;
+    }
+    case op::function: return call(node, focus, ctx);
+    case op::string_literal:
+    case op::number_literal: return {fhirpath_node{nullptr, {}, {}, {}, node.text}};
+    case op::boolean_literal: return {boolean_node(node.text == "true")};
+    case op::child: return evaluate(node.args[1], evaluate(node.args[0], focus, ctx), ctx);
+    case op::index: {
+        fhirpath_result items = evaluate(node.args[0], focus, ctx);
+        std::size_t index = 0;
+        std::from_chars(node.text.data(), node.text.data() + node.text.size(), index);
+        if (index < items.size())
+            return {items[index]};
+        return {};
+    }
+    case op::union_of: {
+        fhirpath_result out = evaluate(node.args[0], focus, ctx);
+        for (auto& item : evaluate(node.args[1], focus, ctx)) {
+            bool seen = false;
+            for (auto& have : out)
+                seen = seen || (item.value != nullptr && have.value == item.value);
+            if (!seen)
+                out.push_back(item);
+        }
+        return out;
+    }
+    case op::equal:
+    case op::not_equal: {
+        fhirpath_result left = evaluate(node.args[0], focus, ctx), right = evaluate(node.args[1], focus, ctx);
+        if (left.size() != 1 || right.size() != 1)
+            return {};
+        auto is_literal = [](const ast& a) {
+            return a.kind == op::string_literal || a.kind == op::number_literal ? &a : nullptr;
+        };
+        auto [lk, lt] = scalar(left[0], is_literal(node.args[0]));
+        auto [rk, rt] = scalar(right[0], is_literal(node.args[1]));
+        bool equal = lk == rk && lk != scalar_kind::other && lt == rt;
+        return {boolean_node(node.kind == op::equal ? equal : !equal)};
+    }
+    case op::and_of:
+    case op::or_of: {
+        auto left = truth(evaluate(node.args[0], focus, ctx));
+        auto right = truth(evaluate(node.args[1], focus, ctx));
+        bool deciding = node.kind == op::or_of; // true decides an or, false an and
+        if (left == deciding || right == deciding)
+            return {boolean_node(deciding)};
+        if (left && right)
+            return {boolean_node(!deciding)};
+        return {};
+    }
+    case op::is: return is_type(evaluate(node.args[0], focus, ctx), node.text);
+    case op::as: return filter_type(evaluate(node.args[0], focus, ctx), node.text);
+    }
+    return {};
+}
+
+} // namespace
+} // namespace detail
+
+std::optional<fhirpath_expression> fhirpath_expression::parse(std::string_view text, std::string& error) {
+    auto tree = std::make_shared<detail::fhirpath_ast>();
+    if (auto failure = detail::parser::try_parse(text, *tree)) {
+        error = std::move(*failure);
+        return std::nullopt;
+    }
+    fhirpath_expression out;
+    out.text_ = std::string(text);
+    out.ast_ = std::move(tree);
+    return out;
+}
+
+fhirpath_result fhirpath_expression::evaluate(const rapidjson::Value& resource) const {
+    if (ast_ == nullptr)
+        return {};
+    detail::context ctx{resource};
+    fhirpath_node root{&resource, detail::resource_type_of(resource), {}, {}, {}};
+    return detail::evaluate(*ast_, {root}, ctx);
+}
+
+fhirpath_result fhirpath_expression::evaluate(const fhirpath_node& focus, const rapidjson::Value& resource) const {
+    if (ast_ == nullptr)
+        return {};
+    detail::context ctx{resource};
+    return detail::evaluate(*ast_, {focus}, ctx);
+}
+
+} // namespace caregate::fhir

@@ -1,0 +1,228 @@
+// Tests for fhir_model/src/search_values.cpp: the values each search parameter type yields from the
+// official R4 examples where the answer is evident, and the edge cases (choice types, resolve() is
+// filtering, missing elements, open periods, composites).
+#include "fhir_model/search_values.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace fhir = caregate::fhir;
+
+namespace {
+
+std::string example(const std::string& name) {
+    std::ifstream in(std::filesystem::path(CAREGATE_SOURCE_DIR) / "tests/data/r4-examples" / (name + ".json"));
+    REQUIRE(in);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+std::vector<fhir::search_value> of(const std::vector<fhir::search_value>& all, std::string_view code) {
+    std::vector<fhir::search_value> out;
+    for (auto& v : all)
+        if (v.code == code)
+            out.push_back(v);
+    return out;
+}
+
+std::vector<std::string> normalized(const std::vector<fhir::search_value>& values) {
+    std::vector<std::string> out;
+    for (auto& v : values)
+        out.push_back(v.normalized);
+    return out;
+}
+
+constexpr std::int64_t micros_per_day = 86400LL * 1000000;
+using strings = std::vector<std::string>;
+
+} // namespace
+
+TEST_CASE("Patient-example: family, name parts, birthdate range, gender token, identifier, phone") {
+    auto values = fhir::extract_search_values(example("Patient-example"));
+    CHECK(normalized(of(values, "family")) == strings{"chalmers", "windsor"});
+    CHECK(of(values, "family")[0].text == "Chalmers");
+    auto name = normalized(of(values, "name"));
+    CHECK(name == strings{"chalmers", "peter", "james", "jim", "windsor", "peter", "james"});
+
+    auto birthdate = of(values, "birthdate");
+    REQUIRE(birthdate.size() == 1);
+    auto day = fhir::parse_date_time("1974-12-25");
+    REQUIRE(day);
+    CHECK(birthdate[0].range.begin == day->begin);
+    CHECK(birthdate[0].range.end - birthdate[0].range.begin == micros_per_day);
+    CHECK(birthdate[0].text == "1974-12-25");
+
+    auto gender = of(values, "gender");
+    REQUIRE(gender.size() == 1);
+    CHECK(gender[0].code_value == "male");
+    CHECK_FALSE(gender[0].has_system);
+
+    auto identifier = of(values, "identifier");
+    REQUIRE(identifier.size() == 1);
+    CHECK(identifier[0].system == "urn:oid:1.2.36.146.595.217.0.1");
+    CHECK(identifier[0].code_value == "12345");
+
+    auto phone = of(values, "phone");
+    CHECK(phone.size() == 3);
+    CHECK(phone[0].code_value == "(03) 5555 6473");
+    CHECK(of(values, "email").empty());
+    auto id = of(values, "_id");
+    REQUIRE(id.size() == 1);
+    CHECK(id[0].code_value == "example");
+    CHECK(of(values, "active")[0].code_value == "true");
+    CHECK(of(values, "organization")[0].target_type == "Organization");
+    CHECK(of(values, "organization")[0].id == "1");
+}
+
+TEST_CASE("Observation-example: code token with system, value-quantity, subject and patient reference") {
+    auto values = fhir::extract_search_values(example("Observation-example"));
+    auto code = of(values, "code");
+    REQUIRE(code.size() == 4);
+    CHECK(code[0].system == "http://loinc.org");
+    CHECK(code[0].code_value == "29463-7");
+    CHECK(code[0].text == "Body Weight");
+
+    auto quantity = of(values, "value-quantity");
+    REQUIRE(quantity.size() == 1);
+    CHECK(quantity[0].text == "185");
+    CHECK(quantity[0].number == 185.0);
+    CHECK(quantity[0].system == "http://unitsofmeasure.org");
+    CHECK(quantity[0].code_value == "[lb_av]");
+    CHECK(quantity[0].unit == "lbs");
+
+    for (auto* param : {"subject", "patient"}) {
+        CAPTURE(param);
+        auto ref = of(values, param);
+        REQUIRE(ref.size() == 1);
+        CHECK(ref[0].target_type == "Patient");
+        CHECK(ref[0].id == "example");
+        CHECK(ref[0].url.empty());
+    }
+    auto date = of(values, "date"); // effectiveDateTime through the choice Observation.effective
+    REQUIRE(date.size() == 1);
+    CHECK(date[0].range.begin == fhir::parse_date_time("2016-03-28")->begin);
+
+    auto composite = of(values, "code-value-quantity");
+    REQUIRE(composite.size() == 4); // each code with the one quantity
+    REQUIRE(composite[0].components.size() == 2);
+    CHECK(composite[0].components[0].code_value == "29463-7");
+    CHECK(composite[0].components[1].text == "185");
+    CHECK(of(values, "value-string").empty()); // no valueString: no value
+    CHECK(of(values, "value-concept").empty());
+}
+
+TEST_CASE("Observation-blood-pressure: component-code-value-quantity pairs each component's own values") {
+    auto values = of(fhir::extract_search_values(example("Observation-blood-pressure")), "component-code-value-quantity");
+    REQUIRE(values.size() == 4); // systolic has three codings, diastolic one; never systolic with 60
+    for (auto& v : values) {
+        CAPTURE(v.components[0].code_value);
+        CHECK(v.components[1].text == (v.components[0].code_value == "8462-4" ? "60" : "107"));
+    }
+    CHECK(values[0].components[0].code_value == "8480-6");
+    CHECK(values[3].components[0].code_value == "8462-4");
+}
+
+TEST_CASE("Encounter-f203: the period gives one date range from start to end") {
+    auto date = of(fhir::extract_search_values(example("Encounter-f203")), "date");
+    REQUIRE(date.size() == 1);
+    CHECK(date[0].range.begin == fhir::parse_date_time("2013-03-11")->begin);
+    CHECK(date[0].range.end == fhir::parse_date_time("2013-03-20")->end);
+}
+
+TEST_CASE("an open period is unbounded at its open end") {
+    auto date = of(fhir::extract_search_values(
+                       R"({"resourceType":"Encounter","status":"planned","class":{"code":"AMB"},"period":{"start":"2026-01"}})"),
+                   "date");
+    REQUIRE(date.size() == 1);
+    CHECK(date[0].range.begin == fhir::parse_date_time("2026-01")->begin);
+    CHECK(date[0].range.end == fhir::unbounded_high);
+}
+
+TEST_CASE("resolve() is Patient keeps a Practitioner out of the patient parameter") {
+    auto values = fhir::extract_search_values(R"({"resourceType":"Appointment","status":"booked","participant":[
+        {"actor":{"reference":"Patient/9000000009"},"status":"accepted"},
+        {"actor":{"reference":"Practitioner/p1"},"status":"accepted"},
+        {"actor":{"reference":"https://example.org/fhir/Location/l1"},"status":"accepted"}]})");
+    auto patient = of(values, "patient");
+    REQUIRE(patient.size() == 1);
+    CHECK(patient[0].id == "9000000009");
+    auto practitioner = of(values, "practitioner");
+    REQUIRE(practitioner.size() == 1);
+    CHECK(practitioner[0].id == "p1");
+    auto location = of(values, "location");
+    REQUIRE(location.size() == 1);
+    CHECK(location[0].url == "https://example.org/fhir/Location/l1");
+    CHECK(location[0].target_type == "Location");
+    CHECK(of(values, "actor").size() == 3);
+}
+
+TEST_CASE("a logical reference gives the identifier's system and value") {
+    auto values = fhir::extract_search_values(R"({"resourceType":"Condition","subject":{"type":"Patient",
+        "identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}}})");
+    auto subject = of(values, "subject");
+    REQUIRE(subject.size() == 1);
+    CHECK(subject[0].system == "https://fhir.nhs.uk/Id/nhs-number");
+    CHECK(subject[0].code_value == "9000000009");
+    CHECK(subject[0].target_type == "Patient");
+    CHECK(of(values, "patient").size() == 1); // Reference.type says Patient
+}
+
+TEST_CASE("choice types: Condition.onset as Age, dateTime or string feeds only its own parameter") {
+    auto values = fhir::extract_search_values(
+        R"({"resourceType":"Condition","subject":{"reference":"Patient/a"},"onsetAge":{"value":52,"unit":"a","system":"http://unitsofmeasure.org","code":"a"}})");
+    CHECK(of(values, "onset-age").size() == 1);
+    CHECK(of(values, "onset-age")[0].text == "52");
+    CHECK(of(values, "onset-date").empty());
+    auto dated = fhir::extract_search_values(
+        R"({"resourceType":"Condition","subject":{"reference":"Patient/a"},"onsetDateTime":"2020-02"})");
+    CHECK(of(dated, "onset-date").size() == 1);
+    CHECK(of(dated, "onset-age").empty());
+}
+
+TEST_CASE("Patient.deceased: a token from a Boolean-valued expression") {
+    auto alive = fhir::extract_search_values(R"({"resourceType":"Patient","deceasedBoolean":false})");
+    REQUIRE(of(alive, "deceased").size() == 1);
+    CHECK(of(alive, "deceased")[0].code_value == "false");
+    auto died = fhir::extract_search_values(R"({"resourceType":"Patient","deceasedDateTime":"2020-01-01"})");
+    CHECK(of(died, "deceased")[0].code_value == "true");
+}
+
+TEST_CASE("string normalisation folds case, Latin-1 accents and whitespace") {
+    CHECK(fhir::normalize_search_string("  Ren\xC3\xA9" "e   M\xC3\x9C" "LLER\t") == "renee muller");
+    CHECK(fhir::normalize_search_string("\xC3\x86sop Stra\xC3\x9F" "e") == "aesop strasse");
+    auto values = fhir::extract_search_values(R"({"resourceType":"Patient","address":[{"line":["1 High St"],"city":"Z\u00fcrich","postalCode":"8001"}]})");
+    CHECK(normalized(of(values, "address")) == strings{"1 high st", "zurich", "8001"});
+    CHECK(normalized(of(values, "address-city")) == strings{"zurich"});
+}
+
+TEST_CASE("missing elements give no values, and errors are values") {
+    auto values = fhir::extract_search_values(R"({"resourceType":"Patient"})");
+    // Only deceased: its expression (deceased.exists() and deceased != false) is false, not empty.
+    REQUIRE(values.size() == 1);
+    CHECK(values[0].code == "deceased");
+    CHECK(values[0].code_value == "false");
+    std::vector<fhir::search_value> out;
+    CHECK_FALSE(fhir::extract_search_values(R"({"resourceType":"Bundle"})", out));
+    CHECK_FALSE(fhir::extract_search_values(R"({"resourceType":)", out));
+    CHECK_FALSE(fhir::extract_search_values(R"({"id":"x"})", out));
+}
+
+TEST_CASE("every official example of the supported types extracts without throwing") {
+    int files = 0;
+    for (auto& entry : std::filesystem::directory_iterator(std::filesystem::path(CAREGATE_SOURCE_DIR) / "tests/data/r4-examples")) {
+        std::ifstream in(entry.path());
+        std::stringstream text;
+        text << in.rdbuf();
+        std::vector<fhir::search_value> out;
+        CAPTURE(entry.path().filename().string());
+        CHECK(fhir::extract_search_values(text.str(), out));
+        ++files;
+    }
+    CHECK(files > 300);
+}
