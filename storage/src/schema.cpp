@@ -2,15 +2,23 @@
 // change to the schema is a new entry at the end of `migrations`.
 #include "schema.hpp"
 
+#include "search_index.hpp"
+
 #include <array>
 #include <string>
 
 namespace caregate::storage::detail {
 namespace {
 
-// Migration n takes the database from user_version n to n + 1.
-constexpr std::array<const char*, 2> migrations = {
-    // 1: versioned resources, the current-version pointer, citizen links.
+/// Migration n takes the database from user_version n to n + 1: its SQL, then (if any) a step in
+/// C++ that fills what the SQL made from what is already stored, in the same transaction.
+struct migration {
+    const char* sql;
+    fhir::status (*fill)(connection& db) = nullptr;
+};
+
+const std::array<migration, 3> migrations = {{
+    {// 1: versioned resources, the current-version pointer, citizen links.
     R"sql(
 CREATE TABLE resource_versions (
     seq          INTEGER PRIMARY KEY,   -- global order of writes: the history cursor
@@ -51,8 +59,8 @@ CREATE TABLE citizen_links (
     FOREIGN KEY (type, id) REFERENCES resources (type, id)
 ) WITHOUT ROWID;
 CREATE INDEX citizen_links_by_nhs_number ON citizen_links (nhs_number);
-)sql",
-    // 2: access control and audit: who owns each version and what it is about (owner, citizens,
+)sql"},
+    {// 2: access control and audit: who owns each version and what it is about (owner, citizens,
     // labels, facets), the organisation links and objections of current versions, break-glass
     // grants, and the append-only, hash-chained audit log. List columns hold values joined by '\n'
     // (none of the values, FHIR codes, ODS codes and NHS numbers, can hold a line break); versions
@@ -132,8 +140,105 @@ CREATE TRIGGER audit_log_never_changes BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit records are immutable'); END;
 CREATE TRIGGER audit_log_never_goes BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit records are immutable'); END;
+)sql"},
+    // 3: search index tables, one per parameter type, holding the values of current live versions only
+    // (rows per value as fhir::extract_search_values gives them; see search_index.cpp), and filled
+    // here from every current live version already stored. Rows are keyed by the resource's
+    // (type, id), the primary key of `resources`, so a join to it is one seek. Absent is NULL.
+    // Every table has a _by_resource index (type, id) for the writer's delete-and-reinsert; the
+    // other indexes serve the queries named beside them, and end in id to cover them.
+    // Composite and special parameters are not indexed yet.
+    {R"sql(
+CREATE TABLE search_string (
+    type       TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    param      TEXT NOT NULL,
+    normalized TEXT NOT NULL,   -- fhir::normalize_search_string: case- and accent-folded
+    exact      TEXT NOT NULL    -- as written, for :exact
+);
+CREATE INDEX search_string_by_resource ON search_string (type, id);
+-- name=smi: type = ? AND param = ? AND normalized >= 'smi' AND normalized < 'smj' (and = for :exact's
+-- candidates, then exact = ?).
+CREATE INDEX search_string_by_value ON search_string (type, param, normalized, id);
+
+CREATE TABLE search_token (
+    type   TEXT NOT NULL,
+    id     TEXT NOT NULL,
+    param  TEXT NOT NULL,
+    system TEXT,             -- NULL: no system ("" is a system given as empty)
+    code   TEXT,             -- NULL: none (a CodeableConcept with text only)
+    text   TEXT              -- display or CodeableConcept.text, normalised as strings are, for :text
+);
+CREATE INDEX search_token_by_resource ON search_token (type, id);
+-- code=system|code, code=code, _id, status, identifier: type = ? AND param = ? AND code = ? [AND system = ?].
+CREATE INDEX search_token_by_code ON search_token (type, param, code, system, id);
+-- Searches across types (_tag, _security at the system level): param = ? AND code = ?.
+CREATE INDEX search_token_by_code_any_type ON search_token (param, code);
+
+CREATE TABLE search_date (
+    type  TEXT    NOT NULL,
+    id    TEXT    NOT NULL,
+    param TEXT    NOT NULL,
+    low   INTEGER NOT NULL,  -- [low, high) in microseconds since the epoch, UTC; an open end is
+    high  INTEGER NOT NULL   -- -9223372036854775808 or 9223372036854775807 (fhir::unbounded_low/high)
+);
+CREATE INDEX search_date_by_resource ON search_date (type, id);
+-- date=ge2026-01-01, _lastUpdated=lt...: type = ? AND param = ? AND low/high compared with the bounds.
+CREATE INDEX search_date_by_range ON search_date (type, param, low, high, id);
+
+CREATE TABLE search_reference (
+    type              TEXT NOT NULL,
+    id                TEXT NOT NULL,
+    param             TEXT NOT NULL,
+    target_type       TEXT,  -- the referenced resource, for a relative (or our own absolute) reference
+    target_id         TEXT,
+    url               TEXT,  -- an absolute or other reference as written
+    identifier_system TEXT,  -- a logical reference's identifier, for :identifier
+    identifier_value  TEXT
+);
+CREATE INDEX search_reference_by_resource ON search_reference (type, id);
+-- subject=Patient/x, patient=x: [type = ? AND] param = ? AND target_type = ? AND target_id = ?.
+CREATE INDEX search_reference_by_target ON search_reference (param, target_type, target_id, type, id);
+-- Everything that refers to a resource (compartment searches, _revinclude): target_type = ? AND target_id = ?.
+CREATE INDEX search_reference_by_target_any_param ON search_reference (target_type, target_id);
+
+CREATE TABLE search_quantity (
+    type       TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    param      TEXT NOT NULL,
+    value      REAL NOT NULL,  -- for comparisons; value_text keeps the exact decimal and its precision
+    value_text TEXT NOT NULL,
+    system     TEXT,
+    code       TEXT,
+    unit       TEXT
+);
+CREATE INDEX search_quantity_by_resource ON search_quantity (type, id);
+-- value-quantity=gt5.4|http://unitsofmeasure.org|mg: type = ? AND param = ? AND code = ? AND value > ?.
+CREATE INDEX search_quantity_by_value ON search_quantity (type, param, code, value, id);
+
+CREATE TABLE search_number (
+    type       TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    param      TEXT NOT NULL,
+    value      REAL NOT NULL,
+    value_text TEXT NOT NULL
+);
+CREATE INDEX search_number_by_resource ON search_number (type, id);
+-- type = ? AND param = ? AND value compared with the bounds.
+CREATE INDEX search_number_by_value ON search_number (type, param, value, id);
+
+CREATE TABLE search_uri (
+    type  TEXT NOT NULL,
+    id    TEXT NOT NULL,
+    param TEXT NOT NULL,
+    uri   TEXT NOT NULL
+);
+CREATE INDEX search_uri_by_resource ON search_uri (type, id);
+-- _profile=url, url=...: type = ? AND param = ? AND uri = ? (or a prefix range for :below).
+CREATE INDEX search_uri_by_value ON search_uri (type, param, uri, id);
 )sql",
-};
+     &index_current_versions},
+}};
 
 } // namespace
 
@@ -161,10 +266,14 @@ fhir::status migrate(connection& db) {
         return rollback(fhir::error::make(fhir::category::fault, "exception",
                                           "the database schema version is negative: not a caregate database"));
 
-    for (int next = version; next < current_schema_version(); ++next)
-        if (auto applied = db.exec_script(migrations[static_cast<std::size_t>(next)], "migrating the schema");
-            !applied)
+    for (int next = version; next < current_schema_version(); ++next) {
+        const migration& step = migrations[static_cast<std::size_t>(next)];
+        if (auto applied = db.exec_script(step.sql, "migrating the schema"); !applied)
             return rollback(std::move(applied).failure());
+        if (step.fill)
+            if (auto filled = step.fill(db); !filled)
+                return rollback(std::move(filled).failure());
+    }
     if (version != current_schema_version())
         if (auto set = db.exec_script("PRAGMA user_version = " + std::to_string(current_schema_version()),
                                       "migrating the schema");

@@ -123,6 +123,12 @@ statement& statement::bind(int index, std::string_view text) {
     return *this;
 }
 
+statement& statement::bind_real(int index, double value) {
+    if (int rc = sqlite3_bind_double(stmt_, index, value); rc != SQLITE_OK && bind_error_ == SQLITE_OK)
+        bind_error_ = rc;
+    return *this;
+}
+
 statement& statement::bind_blob(int index, std::string_view bytes) {
     // A zero-length blob still binds as a blob, not NULL: sqlite3_bind_blob64 with a non-null pointer.
     static const char empty = 0;

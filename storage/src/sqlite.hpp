@@ -66,6 +66,8 @@ public:
     statement& bind(int index, std::int64_t value);
     statement& bind(int index, std::string_view text);
     statement& bind_blob(int index, std::string_view bytes);
+    /// Binds a REAL (a separate name, so an int argument is never ambiguous with bind(int64)).
+    statement& bind_real(int index, double value);
     /// Binds a named parameter (":name"); the SQL must contain it.
     statement& bind(const char* name, std::int64_t value);
     statement& bind(const char* name, std::string_view text);

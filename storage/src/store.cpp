@@ -43,9 +43,19 @@
 // 14. A write's audit record commits in the same transaction as the write; a failed write still
 //     commits its audit record (outcome "failed") with the group, and nothing of the write.
 // 15. A break-glass grant and its audit record commit together or not at all.
+// 16. Every search index row (search_string, _token, _date, _reference, _quantity, _number, _uri)
+//     belongs to a current, live version, and every current live version has exactly the rows its
+//     content gives: fhir::extract_search_values over the version's stamped JSON (so _id and
+//     _lastUpdated are indexed as stored), composite and special parameters left out (not indexed
+//     yet), none at all for a type without search parameters. Each new version replaces its
+//     resource's rows (delete, then insert) and a deletion removes them, in the same savepoint as
+//     the version (so a failed write leaves the rows as they were, see 7); an unchanged update
+//     touches nothing. Extraction failing is a fault that fails the write: no version is stored
+//     without its rows. Migration 3 indexes what was stored before it (search_index.cpp).
 #include "storage/store.hpp"
 
 #include "schema.hpp"
+#include "search_index.hpp"
 #include "sqlite.hpp"
 
 #include "fhir_model/resource.hpp"
@@ -1154,6 +1164,11 @@ fhir::result<write_outcome> store::impl::write_version(const write_request& requ
     }
     if (auto linked = write_access_rows(request, deletion); !linked)
         return std::move(linked).failure();
+    // Invariant 16: from the stamped JSON, exactly as stored and as migration 3 reads it.
+    if (auto indexed = deletion ? detail::remove_search_rows(db, version.type, version.id)
+                                : detail::replace_search_rows(db, version.type, version.id, version.json);
+        !indexed)
+        return std::move(indexed).failure();
 
     write_outcome outcome;
     outcome.created = !current || current->deleted;
