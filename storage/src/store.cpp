@@ -203,22 +203,32 @@ stored_version version_from(const statement& row, std::string_view type, std::st
     return version;
 }
 
-/// The current version of type/id (live or a deletion marker), or nothing if it never existed.
-fhir::result<std::optional<stored_version>> load_current(connection& db, std::string_view type,
-                                                         std::string_view id) {
-    auto prepared = db.prepare(current_version_sql, "reading a resource");
+/// Runs a query that yields at most one row: `bind` binds its parameters, `read` turns the row into
+/// a value. Nothing when there is no row.
+template <class Row, class Bind, class Read>
+fhir::result<std::optional<Row>> query_one(connection& db, const std::string& sql, std::string_view doing,
+                                           Bind&& bind, Read&& read) {
+    auto prepared = db.prepare(sql, doing);
     if (!prepared)
         return std::move(prepared).failure();
     statement query(*prepared);
-    query.bind(1, type).bind(2, id);
+    bind(query);
     switch (const int rc = query.step()) {
     case SQLITE_ROW:
-        return std::optional<stored_version>(version_from(query, type, id));
+        return std::optional<Row>(read(query));
     case SQLITE_DONE:
-        return std::optional<stored_version>();
+        return std::optional<Row>();
     default:
-        return detail::sqlite_failure(rc, "reading a resource");
+        return detail::sqlite_failure(rc, doing);
     }
+}
+
+/// The current version of type/id (live or a deletion marker), or nothing if it never existed.
+fhir::result<std::optional<stored_version>> load_current(connection& db, std::string_view type,
+                                                         std::string_view id) {
+    return query_one<stored_version>(
+        db, current_version_sql, "reading a resource", [&](statement& q) { q.bind(1, type).bind(2, id); },
+        [&](const statement& row) { return version_from(row, type, id); });
 }
 
 /// Reads an audit_log row selected as audit_columns.
@@ -259,19 +269,10 @@ fhir::status execute(connection& db, const std::string& sql, std::string_view do
 /// True if a statement returns a row; `bind` binds its parameters.
 template <class Bind>
 fhir::result<bool> exists(connection& db, const std::string& sql, std::string_view doing, Bind&& bind) {
-    auto prepared = db.prepare(sql, doing);
-    if (!prepared)
-        return std::move(prepared).failure();
-    statement query(*prepared);
-    bind(query);
-    switch (const int rc = query.step()) {
-    case SQLITE_ROW:
-        return true;
-    case SQLITE_DONE:
-        return false;
-    default:
-        return detail::sqlite_failure(rc, doing);
-    }
+    auto found = query_one<bool>(db, sql, doing, std::forward<Bind>(bind), [](const statement&) { return true; });
+    if (!found)
+        return std::move(found).failure();
+    return found->has_value();
 }
 
 /// One organisation_links row, as written for the current version.
@@ -528,19 +529,10 @@ fhir::result<stored_version> store::vread(std::string_view type, std::string_vie
                                           std::int64_t version_id) const {
     auto found = impl_->with_reader<std::optional<stored_version>>(
         [&](connection& db) -> fhir::result<std::optional<stored_version>> {
-            auto prepared = db.prepare(version_sql, "reading a version");
-            if (!prepared)
-                return std::move(prepared).failure();
-            statement query(*prepared);
-            query.bind(1, type).bind(2, id).bind(3, version_id);
-            switch (const int rc = query.step()) {
-            case SQLITE_ROW:
-                return std::optional<stored_version>(version_from(query, type, id));
-            case SQLITE_DONE:
-                return std::optional<stored_version>();
-            default:
-                return detail::sqlite_failure(rc, "reading a version");
-            }
+            return query_one<stored_version>(
+                db, version_sql, "reading a version",
+                [&](statement& q) { q.bind(1, type).bind(2, id).bind(3, version_id); },
+                [&](const statement& row) { return version_from(row, type, id); });
         });
     if (!found)
         return std::move(found).failure();
@@ -1272,19 +1264,9 @@ fhir::result<store::audit_page> store::audit(const audit_query& query) const {
 fhir::result<audit_record> store::audit_record_at(std::int64_t sequence) const {
     auto found = impl_->with_reader<std::optional<audit_record>>(
         [&](connection& db) -> fhir::result<std::optional<audit_record>> {
-            auto prepared = db.prepare(audit_at_sql, "reading the audit log");
-            if (!prepared)
-                return std::move(prepared).failure();
-            statement query(*prepared);
-            query.bind(1, sequence);
-            switch (const int rc = query.step()) {
-            case SQLITE_ROW:
-                return std::optional<audit_record>(audit_from(query));
-            case SQLITE_DONE:
-                return std::optional<audit_record>();
-            default:
-                return detail::sqlite_failure(rc, "reading the audit log");
-            }
+            return query_one<audit_record>(
+                db, audit_at_sql, "reading the audit log", [&](statement& q) { q.bind(1, sequence); },
+                [](const statement& row) { return audit_from(row); });
         });
     if (!found)
         return std::move(found).failure();
