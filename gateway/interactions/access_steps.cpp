@@ -27,7 +27,11 @@ bool check_permitted(rest::context& ctx, access::action act, rest::responder& do
 }
 
 fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::string_view type, std::string_view id) {
-    auto current = ctx.store.read_current(type, id);
+    return visible_current(ctx, type, id, ctx.store.read_current(type, id));
+}
+
+fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::string_view type, std::string_view id,
+                                                      fhir::result<storage::stored_version> current) {
     if (!current) {
         if (current.failure().kind == category::not_found)
             return not_found(type, id);

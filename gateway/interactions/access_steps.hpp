@@ -21,6 +21,9 @@ bool check_permitted(rest::context& ctx, access::action act, rest::responder& do
 /// The current version, if the caller may see it: not_found when absent or hidden; `deleted` when it
 /// is a deletion and the caller could see the version before it (else not_found).
 fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::string_view type, std::string_view id);
+/// The same decision for a current version already read (`store.read_current`'s result).
+fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::string_view type, std::string_view id,
+                                                      fhir::result<storage::stored_version> current);
 
 /// Audits an access that returned (or was refused) these versions: one record per citizen whose
 /// data it touched, or one without a citizen. Appended by the writer within its next commit.

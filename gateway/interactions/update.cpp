@@ -37,7 +37,7 @@ void update(rest::context& ctx, rest::responder& done) {
     // Changing what exists needs it visible (else 404, as if absent) and owned (else 403).
     auto current = ctx.store.read_current(type, ctx.where.id);
     if (current && !current->deleted) {
-        auto visible = detail::visible_current(ctx, type, ctx.where.id);
+        auto visible = detail::visible_current(ctx, type, ctx.where.id, std::move(current));
         if (!visible) {
             detail::audit_access(ctx, "update", {}, "not-found");
             return done(rest::error_response(visible.failure()));
