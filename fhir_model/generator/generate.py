@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generates fhir_model's R4 definitions from the official package hl7.fhir.r4.examples 4.0.1.
 
-Writes fhir_model/generated/definitions.cpp (the element tables the validator uses, embedded as JSON),
+Writes fhir_model/generated/definitions.cpp (the element tables the validator and _summary use, embedded
+as JSON; a row is [name, min, max (-1 for *), [types], isSummary, [reference targets]?, value set index?]),
 fhir_model/generated/search_parameters.cpp (the search parameters of the supported types, see
 search_parameters.py) and tests/data/r4-examples/ (the official examples of the supported types). Python 3 stdlib only.
 
@@ -235,7 +236,8 @@ class Generator:
                     if not t.startswith(name + ".") and "." not in t:
                         self.need(t)
                 max_ = -1 if e["max"] == "*" else int(e["max"])
-                row = [child, e["min"], max_, types]
+                # isSummary: kept by _summary=true (summary.cpp); absent counts as false.
+                row = [child, e["min"], max_, types, bool(e.get("isSummary", False))]
                 vs = self.binding_index(e, types)
                 if targets or vs >= 0:
                     row.append(sorted(set(targets)))

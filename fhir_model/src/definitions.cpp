@@ -115,6 +115,7 @@ definitions build() {
         type_def& def = out.types.at(std::string(view(entry.name)));
         const auto rows = entry.value["elements"].GetArray();
         def.elements.resize(rows.Size());
+        // A row: [name, min, max (-1 for *), [types], isSummary, [reference targets]?, value set index?].
         for (rapidjson::SizeType i = 0; i < rows.Size(); ++i) {
             const auto& row = rows[i];
             element_def& e = def.elements[i];
@@ -125,11 +126,12 @@ definitions build() {
             e.choice = e.name.ends_with("[x]");
             for (auto& t : row[3].GetArray())
                 e.types.push_back(&out.types.at(std::string(view(t))));
-            if (row.Size() > 4)
-                for (auto& t : row[4].GetArray())
-                    e.targets.emplace(view(t));
+            e.summary = row[4].GetBool();
             if (row.Size() > 5)
-                e.binding = &out.value_sets.at(row[5].GetUint());
+                for (auto& t : row[5].GetArray())
+                    e.targets.emplace(view(t));
+            if (row.Size() > 6)
+                e.binding = &out.value_sets.at(row[6].GetUint());
         }
         for (auto& e : def.elements) {
             const std::string base = e.choice ? e.name.substr(0, e.name.size() - 3) : e.name;

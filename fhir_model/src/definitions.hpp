@@ -65,6 +65,7 @@ struct element_def {
     std::uint32_t max = 1;                  ///< `unbounded` for "*"
     bool choice = false;                    ///< name ends in [x]: JSON names carry the type
     bool compartment = false;               ///< a Patient-compartment path of its resource
+    bool summary = false;                   ///< isSummary in R4: kept by `_summary=true` (summary.cpp)
     std::vector<const type_def*> types;
     string_set targets;                     ///< Reference target types; empty or "Resource" for any
     const value_set_def* binding = nullptr; ///< a required, enumerable binding
