@@ -17,7 +17,21 @@ struct migration {
     fhir::status (*fill)(connection& db) = nullptr;
 };
 
-const std::array<migration, 3> migrations = {{
+/// Migration 4's fill: the index rows of the current live versions, the citizens of every live
+/// version, and the purge horizon. Migration 3 kept the rows of current versions only, so those of
+/// versions superseded before now are not there to be made: the horizon starts at the newest seq,
+/// as if they had been purged (store.cpp, invariant 18), and no snapshot older than that is read.
+fhir::status fill_snapshot_index(connection& db) {
+    if (auto indexed = index_current_versions_with_seq(db); !indexed)
+        return indexed;
+    if (auto recorded = record_citizens_of_live_versions(db); !recorded)
+        return recorded;
+    return db.exec_script(
+        "UPDATE search_horizon SET purged_through = (SELECT coalesce(max(seq), 0) FROM resource_versions)",
+        "migrating the schema");
+}
+
+const std::array<migration, 4> migrations = {{
     {// 1: versioned resources, the current-version pointer, citizen links.
     R"sql(
 CREATE TABLE resource_versions (
@@ -238,6 +252,93 @@ CREATE INDEX search_uri_by_resource ON search_uri (type, id);
 CREATE INDEX search_uri_by_value ON search_uri (type, param, uri, id);
 )sql",
      &index_current_versions},
+    // 4: search on a snapshot; the SQL's comments are the design. Filled from the current live
+    // versions (fill_snapshot_index).
+    {R"sql(
+-- 4: search on a snapshot. Index rows belong to a version (seq) and are closed (until_seq) when the
+-- version is superseded or deleted, instead of being removed, so a search's later pages can read
+-- the index as it was at the first page (seq <= S AND (until_seq IS NULL OR until_seq > S)).
+-- The writer purges rows closed longer ago than the snapshot lifetime and records how far it has
+-- purged in search_horizon. version_citizens: the citizens of each live version (immutable, like
+-- the version). search_composite: composite parameters (two components).
+DROP TABLE search_string;  DROP TABLE search_token; DROP TABLE search_date; DROP TABLE search_reference;
+DROP TABLE search_quantity; DROP TABLE search_number; DROP TABLE search_uri;
+
+CREATE TABLE search_string (
+    seq INTEGER NOT NULL, until_seq INTEGER, type TEXT NOT NULL, param TEXT NOT NULL,
+    normalized TEXT NOT NULL, exact TEXT NOT NULL);
+CREATE INDEX search_string_by_value ON search_string (type, param, normalized, seq, until_seq);
+CREATE INDEX search_string_by_version ON search_string (seq, param, normalized);
+
+CREATE TABLE search_token (
+    seq INTEGER NOT NULL, until_seq INTEGER, type TEXT NOT NULL, param TEXT NOT NULL,
+    system TEXT, code TEXT, text TEXT);
+CREATE INDEX search_token_by_code ON search_token (type, param, code, system, seq, until_seq);
+CREATE INDEX search_token_by_version ON search_token (seq, param, code, system);
+
+CREATE TABLE search_date (
+    seq INTEGER NOT NULL, until_seq INTEGER, type TEXT NOT NULL, param TEXT NOT NULL,
+    low INTEGER NOT NULL, high INTEGER NOT NULL);
+CREATE INDEX search_date_by_range ON search_date (type, param, low, high, seq, until_seq);
+CREATE INDEX search_date_by_version ON search_date (seq, param, low, high);
+
+CREATE TABLE search_reference (
+    seq INTEGER NOT NULL, until_seq INTEGER, type TEXT NOT NULL, param TEXT NOT NULL,
+    target_type TEXT, target_id TEXT, url TEXT, identifier_system TEXT, identifier_value TEXT);
+CREATE INDEX search_reference_by_target ON search_reference (type, param, target_id, target_type, seq, until_seq);
+CREATE INDEX search_reference_by_target_any_source ON search_reference (target_id, target_type, type, param, seq, until_seq);
+CREATE INDEX search_reference_by_version ON search_reference (seq, param, target_type, target_id);
+
+CREATE TABLE search_quantity (
+    seq INTEGER NOT NULL, until_seq INTEGER, type TEXT NOT NULL, param TEXT NOT NULL,
+    value REAL NOT NULL, value_text TEXT NOT NULL, system TEXT, code TEXT, unit TEXT);
+CREATE INDEX search_quantity_by_value ON search_quantity (type, param, code, value, seq, until_seq);
+CREATE INDEX search_quantity_by_version ON search_quantity (seq, param, value);
+
+CREATE TABLE search_number (
+    seq INTEGER NOT NULL, until_seq INTEGER, type TEXT NOT NULL, param TEXT NOT NULL,
+    value REAL NOT NULL, value_text TEXT NOT NULL);
+CREATE INDEX search_number_by_value ON search_number (type, param, value, seq, until_seq);
+CREATE INDEX search_number_by_version ON search_number (seq, param, value);
+
+CREATE TABLE search_uri (
+    seq INTEGER NOT NULL, until_seq INTEGER, type TEXT NOT NULL, param TEXT NOT NULL, uri TEXT NOT NULL);
+CREATE INDEX search_uri_by_value ON search_uri (type, param, uri, seq, until_seq);
+CREATE INDEX search_uri_by_version ON search_uri (seq, param, uri);
+
+-- Composite parameters of R4's supported types all have two components; the first is a token (or,
+-- for DocumentReference.relationship, a reference: c1_code holds "Type/id", c1_system NULL). The
+-- second is stored in the columns of its type: token c2_system/c2_code; quantity c2_value, c2_system,
+-- c2_code; date c2_low/c2_high; string c2_text (normalised).
+CREATE TABLE search_composite (
+    seq INTEGER NOT NULL, until_seq INTEGER, type TEXT NOT NULL, param TEXT NOT NULL,
+    c1_system TEXT, c1_code TEXT,
+    c2_system TEXT, c2_code TEXT, c2_value REAL, c2_low INTEGER, c2_high INTEGER, c2_text TEXT);
+CREATE INDEX search_composite_by_first ON search_composite (type, param, c1_code, c1_system, seq, until_seq);
+CREATE INDEX search_composite_by_version ON search_composite (seq, param);
+
+-- Rows closed (until_seq set) wait here to be purged: partial indexes keep the purge a range scan.
+CREATE INDEX search_string_closed ON search_string (until_seq) WHERE until_seq IS NOT NULL;
+CREATE INDEX search_token_closed ON search_token (until_seq) WHERE until_seq IS NOT NULL;
+CREATE INDEX search_date_closed ON search_date (until_seq) WHERE until_seq IS NOT NULL;
+CREATE INDEX search_reference_closed ON search_reference (until_seq) WHERE until_seq IS NOT NULL;
+CREATE INDEX search_quantity_closed ON search_quantity (until_seq) WHERE until_seq IS NOT NULL;
+CREATE INDEX search_number_closed ON search_number (until_seq) WHERE until_seq IS NOT NULL;
+CREATE INDEX search_uri_closed ON search_uri (until_seq) WHERE until_seq IS NOT NULL;
+CREATE INDEX search_composite_closed ON search_composite (until_seq) WHERE until_seq IS NOT NULL;
+
+-- Every row with until_seq <= purged_through has been removed: a snapshot S < purged_through can
+-- no longer be read (its cursor answers 410). One row.
+CREATE TABLE search_horizon (purged_through INTEGER NOT NULL);
+INSERT INTO search_horizon VALUES (0);
+
+-- The citizens each live version links to (fhir::prepared_resource::citizens), for search's
+-- visibility and compartments; immutable like the version. (citizen_links stays: current only.)
+CREATE TABLE version_citizens (
+    seq INTEGER NOT NULL, nhs_number TEXT NOT NULL, PRIMARY KEY (seq, nhs_number)) WITHOUT ROWID;
+CREATE INDEX version_citizens_by_citizen ON version_citizens (nhs_number, seq);
+)sql",
+     &fill_snapshot_index},
 }};
 
 } // namespace

@@ -1,12 +1,15 @@
-// The search index rows of the current live versions (search_index.hpp): one row per value that
-// fhir::extract_search_values finds, in the table of the parameter's type. What is absent is NULL
-// (a token without a system, a reference without an identifier), never an empty string standing for
-// it, except that a token system given as "" stays "" (FHIR tells "no system" from "empty system").
-// Composite and special parameters are not indexed yet: the planner must refuse them.
+// The search index rows of each version (search_index.hpp): one row per value that
+// fhir::extract_search_values finds, in the table of the parameter's type, keyed by the version's
+// seq and open (until_seq NULL) until a later version closes it. What is absent is NULL (a token
+// without a system, a reference without an identifier), never an empty string standing for it,
+// except that a token system given as "" stays "" (FHIR tells "no system" from "empty system").
+// Composite parameters go to search_composite (two components); special parameters are not
+// indexed: the planner must refuse them.
 #include "search_index.hpp"
 
 #include "fhir_model/search_values.hpp"
 
+#include <algorithm>
 #include <array>
 #include <string>
 #include <vector>
@@ -14,35 +17,83 @@
 namespace caregate::storage::detail {
 namespace {
 
-const std::array<std::string, 7> remove_sql = {
-    "DELETE FROM search_string WHERE type = ?1 AND id = ?2",
-    "DELETE FROM search_token WHERE type = ?1 AND id = ?2",
-    "DELETE FROM search_date WHERE type = ?1 AND id = ?2",
-    "DELETE FROM search_reference WHERE type = ?1 AND id = ?2",
-    "DELETE FROM search_quantity WHERE type = ?1 AND id = ?2",
-    "DELETE FROM search_number WHERE type = ?1 AND id = ?2",
-    "DELETE FROM search_uri WHERE type = ?1 AND id = ?2",
+/// How a table's rows are keyed: as migration 3 made the tables (by the resource, current versions
+/// only; its frozen fill alone writes them) or as migration 4 makes them (by the version's seq).
+enum class layout { by_resource, by_version };
+
+/// One index table: the parameter type it holds and the columns that follow (key, key, param).
+struct index_table {
+    fhir::search_param_type type;
+    const char* name;
+    const char* value_columns;
+    int value_count;
 };
 
-const std::string insert_string_sql =
-    "INSERT INTO search_string (type, id, param, normalized, exact) VALUES (?1, ?2, ?3, ?4, ?5)";
-const std::string insert_token_sql =
-    "INSERT INTO search_token (type, id, param, system, code, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-const std::string insert_date_sql = "INSERT INTO search_date (type, id, param, low, high) VALUES (?1, ?2, ?3, ?4, ?5)";
-const std::string insert_reference_sql =
-    "INSERT INTO search_reference (type, id, param, target_type, target_id, url, identifier_system, identifier_value) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-const std::string insert_quantity_sql =
-    "INSERT INTO search_quantity (type, id, param, value, value_text, system, code, unit) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-const std::string insert_number_sql =
-    "INSERT INTO search_number (type, id, param, value, value_text) VALUES (?1, ?2, ?3, ?4, ?5)";
-const std::string insert_uri_sql = "INSERT INTO search_uri (type, id, param, uri) VALUES (?1, ?2, ?3, ?4)";
+const std::array<index_table, 8> tables = {{
+    {fhir::search_param_type::string, "search_string", "normalized, exact", 2},
+    {fhir::search_param_type::token, "search_token", "system, code, text", 3},
+    {fhir::search_param_type::date, "search_date", "low, high", 2},
+    {fhir::search_param_type::reference, "search_reference",
+     "target_type, target_id, url, identifier_system, identifier_value", 5},
+    {fhir::search_param_type::quantity, "search_quantity", "value, value_text, system, code, unit", 5},
+    {fhir::search_param_type::number, "search_number", "value, value_text", 2},
+    {fhir::search_param_type::uri, "search_uri", "uri", 1},
+    // Migration 4 only.
+    {fhir::search_param_type::composite, "search_composite",
+     "c1_system, c1_code, c2_system, c2_code, c2_value, c2_low, c2_high, c2_text", 8},
+}};
+
+/// The SQL of each table, made once from `tables` (so the statement cache sees the same text).
+struct table_sql {
+    std::string insert_by_resource; ///< migration 3's layout: ?1 type, ?2 id, ?3 param, values
+    std::string insert_by_version;  ///< ?1 seq, ?2 type, ?3 param, values
+    std::string close;              ///< ?1 the superseded version's seq, ?2 the closing version's
+    std::string largest_purgeable;  ///< ?1 horizon: the largest until_seq the delete below removes
+    std::string purge;              ///< ?1 horizon
+};
+
+std::array<table_sql, tables.size()> make_sql() {
+    std::array<table_sql, tables.size()> all;
+    for (std::size_t i = 0; i < tables.size(); ++i) {
+        const std::string name = tables[i].name;
+        std::string values = std::string(", param, ") + tables[i].value_columns + ") VALUES (?1, ?2, ?3";
+        for (int column = 0; column < tables[i].value_count; ++column)
+            values += ", ?" + std::to_string(4 + column);
+        values += ")";
+        all[i].insert_by_resource = "INSERT INTO " + name + " (type, id" + values;
+        all[i].insert_by_version = "INSERT INTO " + name + " (seq, type" + values;
+        // The _by_version index: one seek to the version's rows.
+        all[i].close = "UPDATE " + name + " SET until_seq = ?2 WHERE seq = ?1 AND until_seq IS NULL";
+        // The partial _closed index: a range scan from the oldest closed row.
+        const std::string oldest_closed = "SELECT {} FROM " + name +
+                                          " WHERE until_seq IS NOT NULL AND until_seq <= ?1 ORDER BY until_seq LIMIT " +
+                                          std::to_string(purge_batch_rows);
+        auto selecting = [&](const std::string& what) {
+            std::string sql = oldest_closed;
+            return sql.replace(sql.find("{}"), 2, what);
+        };
+        all[i].largest_purgeable = "SELECT max(until_seq) FROM (" + selecting("until_seq") + ")";
+        all[i].purge = "DELETE FROM " + name + " WHERE rowid IN (" + selecting("rowid") + ")";
+    }
+    return all;
+}
+
+const std::array<table_sql, tables.size()> sql_of_table = make_sql();
 
 const std::string current_live_versions_sql =
-    "SELECT r.type, r.id, v.json FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.deleted = 0";
+    "SELECT r.type, r.id, r.seq, v.json FROM resources r JOIN resource_versions v ON v.seq = r.seq "
+    "WHERE r.deleted = 0";
+const std::string live_version_citizens_sql =
+    "SELECT seq, citizens FROM resource_versions WHERE deleted = 0 AND citizens <> ''";
+const std::string insert_version_citizen_sql =
+    "INSERT OR IGNORE INTO version_citizens (seq, nhs_number) VALUES (?1, ?2)";
+const std::string raise_horizon_sql = "UPDATE search_horizon SET purged_through = max(purged_through, ?1)";
+const std::string horizon_sql = "SELECT purged_through FROM search_horizon";
 
 constexpr std::string_view indexing = "indexing a resource for search";
+constexpr std::string_view closing = "closing a version's search index rows";
+constexpr std::string_view purging = "purging closed search index rows";
+constexpr std::string_view citing = "recording a version's citizens";
 
 fhir::error index_fault(std::string_view type, std::string_view id, std::string_view what) {
     std::string diagnostics = "the search index rows of ";
@@ -54,31 +105,82 @@ fhir::error index_fault(std::string_view type, std::string_view id, std::string_
     return fhir::error::make(fhir::category::fault, "exception", std::move(diagnostics));
 }
 
+/// Whose rows are being written: the key columns of the layout.
+struct row_owner {
+    layout keyed = layout::by_version;
+    std::int64_t seq = 0; ///< by_version only
+    std::string_view type;
+    std::string_view id;
+};
+
+/// Runs a statement that returns no rows; `bind` binds its parameters.
+template <class Bind>
+fhir::status execute(connection& db, const std::string& sql, std::string_view doing, Bind&& bind) {
+    auto prepared = db.prepare(sql, doing);
+    if (!prepared)
+        return std::move(prepared).failure();
+    statement use(*prepared);
+    bind(use);
+    if (const int rc = use.step(); rc != SQLITE_DONE)
+        return sqlite_failure(rc, doing);
+    return {};
+}
+
 /// Binds text, or leaves the parameter unbound (NULL) when `present` is false.
 void bind_optional(statement& use, int index, std::string_view text, bool present) {
     if (present)
         use.bind(index, text);
 }
 
-/// Inserts the row of one value (none for a composite or special parameter: no table yet).
-fhir::status insert_row(connection& db, std::string_view type, std::string_view id, const fhir::search_value& value) {
-    const std::string* sql = nullptr;
-    switch (value.type) {
-    case fhir::search_param_type::string: sql = &insert_string_sql; break;
-    case fhir::search_param_type::token: sql = &insert_token_sql; break;
-    case fhir::search_param_type::date: sql = &insert_date_sql; break;
-    case fhir::search_param_type::reference: sql = &insert_reference_sql; break;
-    case fhir::search_param_type::quantity: sql = &insert_quantity_sql; break;
-    case fhir::search_param_type::number: sql = &insert_number_sql; break;
-    case fhir::search_param_type::uri: sql = &insert_uri_sql; break;
-    case fhir::search_param_type::composite:
-    case fhir::search_param_type::special: return {}; // not indexed yet (see the top of this file)
+/// The first component of a composite as search_composite holds it in c1_code: a token's code, or
+/// for a reference "Type/id" (its URL when it names no type and id). Empty: NULL.
+std::string first_component_code(const fhir::search_value& first) {
+    if (first.type == fhir::search_param_type::token)
+        return first.code_value;
+    if (!first.target_type.empty() && !first.id.empty())
+        return first.target_type + "/" + first.id;
+    return first.url;
+}
+
+/// True for the composites search_composite can hold: two components, the first a token or a
+/// reference, the second a token, quantity, date or string.
+bool fits_composite_table(const fhir::search_value& value) {
+    if (value.components.size() != 2)
+        return false;
+    const auto first = value.components[0].type;
+    const auto second = value.components[1].type;
+    return (first == fhir::search_param_type::token || first == fhir::search_param_type::reference) &&
+           (second == fhir::search_param_type::token || second == fhir::search_param_type::quantity ||
+            second == fhir::search_param_type::date || second == fhir::search_param_type::string);
+}
+
+/// Inserts the row of one value (none for a special parameter, nor for a composite in migration
+/// 3's layout, which had no table for it).
+fhir::status insert_row(connection& db, const row_owner& owner, const fhir::search_value& value) {
+    std::size_t table = tables.size();
+    for (std::size_t i = 0; i < tables.size(); ++i)
+        if (tables[i].type == value.type)
+            table = i;
+    if (table == tables.size())
+        return {}; // special: not indexed (see the top of this file)
+    if (value.type == fhir::search_param_type::composite) {
+        if (owner.keyed == layout::by_resource)
+            return {};
+        if (!fits_composite_table(value))
+            return index_fault(owner.type, owner.id, "a composite parameter of a shape the index cannot hold");
     }
-    auto prepared = db.prepare(*sql, indexing);
+    const std::string& sql = owner.keyed == layout::by_version ? sql_of_table[table].insert_by_version
+                                                               : sql_of_table[table].insert_by_resource;
+    auto prepared = db.prepare(sql, indexing);
     if (!prepared)
         return std::move(prepared).failure();
     statement insert(*prepared);
-    insert.bind(1, type).bind(2, id).bind(3, value.code);
+    if (owner.keyed == layout::by_version)
+        insert.bind(1, owner.seq).bind(2, owner.type);
+    else
+        insert.bind(1, owner.type).bind(2, owner.id);
+    insert.bind(3, value.code);
+    std::string c1_code; // bound text must outlive the step
     switch (value.type) {
     case fhir::search_param_type::string:
         insert.bind(4, value.normalized).bind(5, value.text);
@@ -110,7 +212,34 @@ fhir::status insert_row(connection& db, std::string_view type, std::string_view 
     case fhir::search_param_type::uri:
         insert.bind(4, value.text);
         break;
-    default:
+    case fhir::search_param_type::composite: {
+        const fhir::search_value& first = value.components[0];
+        const fhir::search_value& second = value.components[1];
+        // A reference has no system: c1_system stays NULL for it.
+        if (first.type == fhir::search_param_type::token)
+            bind_optional(insert, 4, first.system, first.has_system);
+        c1_code = first_component_code(first);
+        bind_optional(insert, 5, c1_code, !c1_code.empty());
+        switch (second.type) {
+        case fhir::search_param_type::token:
+            bind_optional(insert, 6, second.system, second.has_system);
+            bind_optional(insert, 7, second.code_value, !second.code_value.empty());
+            break;
+        case fhir::search_param_type::quantity:
+            bind_optional(insert, 6, second.system, second.has_system);
+            bind_optional(insert, 7, second.code_value, !second.code_value.empty());
+            insert.bind_real(8, second.number);
+            break;
+        case fhir::search_param_type::date:
+            insert.bind(9, second.range.begin).bind(10, second.range.end);
+            break;
+        default: // string (fits_composite_table allows no other)
+            insert.bind(11, second.normalized);
+            break;
+        }
+        break;
+    }
+    case fhir::search_param_type::special:
         break;
     }
     if (const int rc = insert.step(); rc != SQLITE_DONE)
@@ -122,41 +251,25 @@ bool is_common(const fhir::search_parameter& parameter) {
     return parameter.base == "Resource" || parameter.base == "DomainResource";
 }
 
-} // namespace
-
-fhir::status remove_search_rows(connection& db, std::string_view type, std::string_view id) {
-    for (const auto& sql : remove_sql) {
-        auto prepared = db.prepare(sql, indexing);
-        if (!prepared)
-            return std::move(prepared).failure();
-        statement remove(*prepared);
-        remove.bind(1, type).bind(2, id);
-        if (const int rc = remove.step(); rc != SQLITE_DONE)
-            return sqlite_failure(rc, indexing);
-    }
-    return {};
-}
-
-fhir::status replace_search_rows(connection& db, std::string_view type, std::string_view id,
-                                 std::string_view stamped_json) {
-    if (auto removed = remove_search_rows(db, type, id); !removed)
-        return removed;
-    if (fhir::search_parameters_for(type).empty())
+/// Inserts the rows `stamped_json` gives, keyed as `owner` says.
+fhir::status insert_rows(connection& db, const row_owner& owner, std::string_view stamped_json) {
+    if (fhir::search_parameters_for(owner.type).empty())
         return {};
     std::vector<fhir::search_value> values;
     // The extraction's own diagnostics could quote content, so they are not passed on.
     if (auto extracted = fhir::extract_search_values(stamped_json, values); !extracted)
-        return index_fault(type, id, "search value extraction failed");
+        return index_fault(owner.type, owner.id, "search value extraction failed");
     for (const auto& value : values) {
-        if (value.parameter == nullptr || (value.parameter->base != type && !is_common(*value.parameter)))
-            return index_fault(type, id, "the content is of another resource type");
-        if (auto inserted = insert_row(db, type, id, value); !inserted)
+        if (value.parameter == nullptr || (value.parameter->base != owner.type && !is_common(*value.parameter)))
+            return index_fault(owner.type, owner.id, "the content is of another resource type");
+        if (auto inserted = insert_row(db, owner, value); !inserted)
             return inserted;
     }
     return {};
 }
 
-fhir::status index_current_versions(connection& db) {
+/// Indexes every current live version, keyed as `keyed` says.
+fhir::status index_current(connection& db, layout keyed) {
     auto prepared = db.prepare(current_live_versions_sql, indexing);
     if (!prepared)
         return std::move(prepared).failure();
@@ -165,12 +278,107 @@ fhir::status index_current_versions(connection& db) {
     while ((rc = query.step()) == SQLITE_ROW) {
         const std::string type = query.text(0);
         const std::string id = query.text(1);
-        const std::string json = query.blob(2);
-        if (auto indexed = replace_search_rows(db, type, id, json); !indexed)
+        const std::string json = query.blob(3);
+        if (auto indexed = insert_rows(db, row_owner{keyed, query.integer(2), type, id}, json); !indexed)
             return indexed;
     }
     if (rc != SQLITE_DONE)
         return sqlite_failure(rc, indexing);
+    return {};
+}
+
+/// Values of a list column, joined by '\n' (see schema.cpp, migration 2).
+std::vector<std::string> split_lines(std::string_view text) {
+    std::vector<std::string> values;
+    if (text.empty())
+        return values;
+    for (;;) {
+        const auto end = text.find('\n');
+        values.emplace_back(text.substr(0, end));
+        if (end == std::string_view::npos)
+            return values;
+        text.remove_prefix(end + 1);
+    }
+}
+
+} // namespace
+
+fhir::status insert_search_rows(connection& db, std::int64_t seq, std::string_view type, std::string_view id,
+                                std::string_view stamped_json) {
+    return insert_rows(db, row_owner{layout::by_version, seq, type, id}, stamped_json);
+}
+
+fhir::status close_search_rows(connection& db, std::int64_t superseded_seq, std::int64_t closing_seq) {
+    for (const auto& sql : sql_of_table)
+        if (auto closed = execute(db, sql.close, closing,
+                                  [&](statement& update) { update.bind(1, superseded_seq).bind(2, closing_seq); });
+            !closed)
+            return closed;
+    return {};
+}
+
+fhir::result<purge_outcome> purge_closed_rows(connection& db, std::int64_t horizon) {
+    purge_outcome outcome;
+    std::int64_t largest_deleted = 0;
+    for (const auto& sql : sql_of_table) {
+        {
+            auto prepared = db.prepare(sql.largest_purgeable, purging);
+            if (!prepared)
+                return std::move(prepared).failure();
+            statement query(*prepared);
+            query.bind(1, horizon);
+            if (const int rc = query.step(); rc != SQLITE_ROW)
+                return sqlite_failure(rc, purging);
+            if (sqlite3_column_type(*prepared, 0) == SQLITE_NULL)
+                continue; // max() over no rows: nothing to purge here
+            largest_deleted = std::max(largest_deleted, query.integer(0));
+        }
+        // The same rows (ties at the last until_seq may pick other rows, but with the same until_seq).
+        if (auto purged = execute(db, sql.purge, purging, [&](statement& remove) { remove.bind(1, horizon); }); !purged)
+            return std::move(purged).failure();
+        outcome.rows += sqlite3_changes64(db.handle());
+    }
+    if (outcome.rows > 0)
+        if (auto raised =
+                execute(db, raise_horizon_sql, purging, [&](statement& update) { update.bind(1, largest_deleted); });
+            !raised)
+            return std::move(raised).failure();
+    auto prepared = db.prepare(horizon_sql, purging);
+    if (!prepared)
+        return std::move(prepared).failure();
+    statement query(*prepared);
+    if (const int rc = query.step(); rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? fhir::error::make(fhir::category::fault, "exception",
+                                                     "search_horizon has no row: the schema is damaged")
+                                 : sqlite_failure(rc, purging);
+    outcome.purged_through = query.integer(0);
+    return outcome;
+}
+
+fhir::status insert_version_citizens(connection& db, std::int64_t seq, const std::vector<std::string>& citizens) {
+    for (const auto& citizen : citizens)
+        if (auto inserted = execute(db, insert_version_citizen_sql, citing,
+                                    [&](statement& insert) { insert.bind(1, seq).bind(2, citizen); });
+            !inserted)
+            return inserted;
+    return {};
+}
+
+fhir::status index_current_versions(connection& db) { return index_current(db, layout::by_resource); }
+
+fhir::status index_current_versions_with_seq(connection& db) { return index_current(db, layout::by_version); }
+
+fhir::status record_citizens_of_live_versions(connection& db) {
+    auto prepared = db.prepare(live_version_citizens_sql, citing);
+    if (!prepared)
+        return std::move(prepared).failure();
+    statement query(*prepared);
+    int rc;
+    while ((rc = query.step()) == SQLITE_ROW)
+        if (auto recorded = insert_version_citizens(db, query.integer(0), split_lines(query.text(1))); !recorded)
+            return recorded;
+    if (rc != SQLITE_DONE)
+        return sqlite_failure(rc, citing);
     return {};
 }
 

@@ -1,27 +1,62 @@
-// The search index rows of the current live versions (schema migration 3): turning a version's
-// stamped JSON into rows of the search_* tables, and removing them. Not query planning or matching;
-// the writer (store.cpp) and migration 3 (schema.cpp) are the only callers, inside their transactions.
+// The search index rows of each version (schema migration 4): turning a version's stamped JSON into
+// rows of the search_* tables, closing the rows of a superseded version, purging rows closed long
+// enough ago, and the citizens of each live version (version_citizens). Not query planning or
+// matching; the writer (store.cpp) and the migrations (schema.cpp) are the only callers, inside
+// their transactions.
 #pragma once
 
 #include "sqlite.hpp"
 
+#include <cstdint>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace caregate::storage::detail {
 
-/// Removes every index row of type/id (for a deletion, or before a new version's rows).
-fhir::status remove_search_rows(connection& db, std::string_view type, std::string_view id);
+/// Inserts the index rows of the version at `seq` (of type/id), open (until_seq NULL): exactly those
+/// that fhir::extract_search_values gives for `stamped_json`, the version's stored JSON, composite
+/// parameters included, special ones left out. A type without search parameters (e.g. Basic) gets
+/// no rows; searching it is refused, not widened. Errors: fault when extraction fails, gives another
+/// type's parameters, or gives a composite of a shape search_composite cannot hold (the content was
+/// validated before it came here, so that is a bug); SQLite failures (busy, fault).
+fhir::status insert_search_rows(connection& db, std::int64_t seq, std::string_view type, std::string_view id,
+                                std::string_view stamped_json);
 
-/// Makes the index rows of type/id exactly those that fhir::extract_search_values gives for
-/// `stamped_json`, the JSON of its new current, live version: removes the old rows, inserts the new.
-/// A type without search parameters (e.g. Basic) gets no rows; searching it is refused, not widened.
-/// Errors: fault when extraction fails or gives another type's parameters (the content was validated
-/// before it came here, so that is a bug), and SQLite failures (busy, fault).
-fhir::status replace_search_rows(connection& db, std::string_view type, std::string_view id,
-                                 std::string_view stamped_json);
+/// Closes the open index rows of the version at `superseded_seq`: sets their until_seq to
+/// `closing_seq`, the version (an update or a deletion) that supersedes it. Rows already closed stay
+/// as they are.
+fhir::status close_search_rows(connection& db, std::int64_t superseded_seq, std::int64_t closing_seq);
 
-/// Indexes every current live version from its stored JSON (migration 3, on a database with empty
-/// search_* tables). Errors as replace_search_rows.
+/// Most rows one purge deletes from each index table, so that a purge is bounded work inside a
+/// write transaction (the next purge takes the rest).
+inline constexpr std::int64_t purge_batch_rows = 5000;
+
+struct purge_outcome {
+    std::int64_t rows = 0;           ///< index rows deleted, all tables together
+    std::int64_t purged_through = 0; ///< search_horizon.purged_through after the purge
+};
+
+/// Deletes closed index rows with until_seq <= `horizon`, lowest until_seq first, at most
+/// purge_batch_rows from each table, and raises search_horizon.purged_through to the largest
+/// until_seq deleted (never lowers it). Run inside a transaction, so rows and horizon change together.
+fhir::result<purge_outcome> purge_closed_rows(connection& db, std::int64_t horizon);
+
+/// Records the citizens of the live version at `seq` in version_citizens (a citizen given twice is
+/// recorded once). A deletion marker has none.
+fhir::status insert_version_citizens(connection& db, std::int64_t seq, const std::vector<std::string>& citizens);
+
+/// Migration 3's fill, frozen with that migration: indexes every current live version into the
+/// tables as migration 3 made them (rows keyed by type and id, no seq, no composites). Runs only on
+/// the way from schema 2 to a later schema.
 fhir::status index_current_versions(connection& db);
+
+/// Migration 4's fill, on empty search_* tables: indexes every current live version (rows with its
+/// seq, open). Rows of versions superseded before are not made. Errors as insert_search_rows.
+fhir::status index_current_versions_with_seq(connection& db);
+
+/// Migration 4's fill of version_citizens: the citizens of every live version, from the '\n'-joined
+/// `citizens` column of resource_versions.
+fhir::status record_citizens_of_live_versions(connection& db);
 
 } // namespace caregate::storage::detail

@@ -4,7 +4,7 @@
 // the SQL text lives here and in schema.cpp, and never includes a client's string.
 //
 // Design notes: the invariants this file keeps (tests/storage/store_test.cpp, writer_test.cpp,
-// access_test.cpp and audit_test.cpp prove them)
+// access_test.cpp, audit_test.cpp, search_index_test.cpp and search_snapshot_test.cpp prove them)
 //
 //  1. One current version per type/id: `resources` has one row per (type, id), pointing (seq) at
 //     the version now current, live or a deletion marker.
@@ -43,19 +43,41 @@
 // 14. A write's audit record commits in the same transaction as the write; a failed write still
 //     commits its audit record (outcome "failed") with the group, and nothing of the write.
 // 15. A break-glass grant and its audit record commit together or not at all.
-// 16. Every search index row (search_string, _token, _date, _reference, _quantity, _number, _uri)
-//     belongs to a current, live version, and every current live version has exactly the rows its
-//     content gives: fhir::extract_search_values over the version's stamped JSON (so _id and
-//     _lastUpdated are indexed as stored), composite and special parameters left out (not indexed
-//     yet), none at all for a type without search parameters. Each new version replaces its
-//     resource's rows (delete, then insert) and a deletion removes them, in the same savepoint as
-//     the version (so a failed write leaves the rows as they were, see 7); an unchanged update
-//     touches nothing. Extraction failing is a fault that fails the write: no version is stored
-//     without its rows. Migration 3 indexes what was stored before it (search_index.cpp).
+// 16. Every search index row (search_string, _token, _date, _reference, _quantity, _number, _uri,
+//     _composite) belongs to one version: its `seq` is that version's resource_versions.seq, and
+//     the rows of a version are exactly those its content gives: fhir::extract_search_values over
+//     its stamped JSON (so _id and _lastUpdated are indexed as stored), composites by their two
+//     components, special parameters left out, none at all for a type without search parameters.
+//     A live version's rows are inserted with it; a deletion marker has none. A row is never
+//     changed but for `until_seq`, set once: NULL while its version is current and live, then the
+//     seq of the version that superseded it (an update or a deletion), never deleted but by the
+//     purge (18). So the rows with until_seq NULL are exactly those of the current live versions,
+//     and the rows with seq <= S AND (until_seq IS NULL OR until_seq > S) are exactly those of the
+//     versions current and live at seq S, for every S >= purged_through. Closing and inserting
+//     happen in the version's savepoint (a failed write leaves the rows as they were, see 7); an
+//     unchanged update touches nothing. Extraction failing is a fault that fails the write: no
+//     version is stored without its rows. Migration 4 indexes the current live versions stored
+//     before it (search_index.cpp); rows of versions superseded before it were never made.
+// 17. version_citizens has one row per (seq, citizen) of every live version: the citizens its
+//     `citizens` column holds (for a Patient, its own NHS number), inserted with the version in its
+//     savepoint and, like the version, never changed or removed; a deletion marker has none.
+//     Migration 4 fills it for the live versions stored before it.
+// 18. search_horizon has one row, and its purged_through never decreases. The writer deletes
+//     search index rows only in a purge, and a purge deletes only closed rows (until_seq NOT NULL)
+//     with until_seq <= H, H being the newest seq whose version is older than the snapshot lifetime
+//     (store_options::snapshot_lifetime), and in the same transaction raises purged_through to the
+//     largest until_seq it deleted. So every index row ever deleted has until_seq <= purged_through,
+//     and a snapshot S >= purged_through reads complete (migration 4 starts purged_through at the
+//     newest seq, see 16). A purge runs at most once a second, after a group's jobs inside the
+//     group's transaction, in a savepoint of its own (a purge that fails fails no write), and
+//     deletes at most detail::purge_batch_rows rows a table, lowest until_seq first.
 #include "storage/store.hpp"
+
+#include "storage/search.hpp"
 
 #include "schema.hpp"
 #include "search_index.hpp"
+#include "search_plan.hpp"
 #include "sqlite.hpp"
 
 #include "fhir_model/resource.hpp"
@@ -92,6 +114,7 @@ const std::string live_patient_sql =
 const std::string insert_version_sql =
     "INSERT INTO resource_versions (type, id, version_id, last_updated, method, deleted, json, owner, citizens, "
     "labels, facets) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+const std::string current_seq_sql = "SELECT seq FROM resources WHERE type = ?1 AND id = ?2";
 const std::string point_current_sql =
     "INSERT INTO resources (type, id, version_id, seq, deleted) VALUES (?1, ?2, ?3, ?4, ?5) "
     "ON CONFLICT (type, id) DO UPDATE SET version_id = excluded.version_id, seq = excluded.seq, "
@@ -140,6 +163,14 @@ const std::string rollback_sql = "ROLLBACK";
 const std::string savepoint_sql = "SAVEPOINT write_request";
 const std::string rollback_to_savepoint_sql = "ROLLBACK TO write_request";
 const std::string release_savepoint_sql = "RELEASE write_request";
+// Invariant 4: the newest version at or before a time is one seek down resource_versions_by_last_updated.
+const std::string newest_seq_at_sql =
+    "SELECT seq FROM resource_versions WHERE last_updated <= ?1 ORDER BY last_updated DESC, seq DESC LIMIT 1";
+
+/// How often the writer purges closed search index rows (invariant 18): often enough that the
+/// tables hold little more than a snapshot lifetime of closed rows, seldom enough that the purge's
+/// queries are no cost to a busy writer's groups.
+constexpr std::chrono::seconds purge_interval{1};
 
 /// Values of a list column, joined by '\n' (invariant: no value holds a line break; see schema.cpp).
 std::string join_lines(const std::vector<std::string>& values) {
@@ -356,6 +387,8 @@ struct store::impl {
     // The audit chain's end as committed, and as the open transaction has it (writer thread only).
     chain_tip committed_tip;
     chain_tip tip;
+    // When the writer last purged closed search index rows (writer thread only); none yet: due.
+    std::optional<std::chrono::steady_clock::time_point> last_purge;
 
     std::atomic<std::uint64_t> groups{0};
     std::atomic<std::uint64_t> writes{0};
@@ -386,6 +419,9 @@ struct store::impl {
     /// Chains `record` at the tip and inserts it (inside the open transaction).
     fhir::status append_one(audit_record record);
     fhir::status insert_grant(const break_glass_grant& grant);
+    /// Purges the search index rows closed before the snapshot lifetime (invariant 18), inside the
+    /// open transaction.
+    fhir::status purge_closed_search_rows();
 };
 
 store::impl::~impl() {
@@ -629,6 +665,10 @@ fhir::result<history_page> store::history(const history_query& query) const {
     if (more)
         page.next = rows->back().seq;
     return page;
+}
+
+fhir::result<search_page> store::search(const search_request& request) const {
+    return impl_->with_reader<search_page>([&](connection& db) { return detail::run_search(db, request); });
 }
 
 // ---- writes -------------------------------------------------------------------------------------
@@ -876,12 +916,40 @@ void store::impl::commit_group(std::vector<queued_job>& group) {
             return deliver();
         }
     }
+    // Invariant 18: after the group's jobs, in a savepoint of its own, so a purge that fails is
+    // undone and fails no job (the next purge tries again).
+    if (const auto now = std::chrono::steady_clock::now(); !last_purge || now - *last_purge >= purge_interval) {
+        last_purge = now;
+        std::optional<fhir::error> failure;
+        if (in_savepoint([&] { return purge_closed_search_rows(); }, failure) == savepoint_end::lost) {
+            fail_all(*failure);
+            return deliver();
+        }
+    }
     if (auto committed = db.run(commit_sql, "committing a write transaction"); !committed) {
         fail_all(committed.failure());
         return deliver();
     }
     committed_tip = tip;
     deliver(); // invariant 6: only now, after COMMIT, is anything acknowledged
+}
+
+fhir::status store::impl::purge_closed_search_rows() {
+    // H: the newest version older than the snapshot lifetime. A row closed at or before H was closed
+    // before every snapshot still readable was taken, so none of them needs it.
+    const timestamp cutoff =
+        now_microseconds() - std::chrono::duration_cast<std::chrono::microseconds>(options.snapshot_lifetime).count();
+    auto horizon = query_one<std::int64_t>(
+        *writer_db, newest_seq_at_sql, "purging closed search index rows", [&](statement& q) { q.bind(1, cutoff); },
+        [](const statement& row) { return row.integer(0); });
+    if (!horizon)
+        return std::move(horizon).failure();
+    if (!*horizon)
+        return {}; // no version is that old yet
+    auto purged = detail::purge_closed_rows(*writer_db, **horizon);
+    if (!purged)
+        return std::move(purged).failure();
+    return {};
 }
 
 fhir::result<write_outcome> store::impl::apply_guarded(const write_request& request) {
@@ -1124,6 +1192,17 @@ fhir::result<write_outcome> store::impl::write_version(const write_request& requ
             return detail::sqlite_failure(rc, "writing a version");
     }
     const std::int64_t seq = sqlite3_last_insert_rowid(db.handle());
+    // The version this one supersedes, whose search index rows it closes (invariant 16); a deletion
+    // marker's were closed when it was written.
+    std::optional<std::int64_t> superseded_seq;
+    if (live) {
+        auto found = query_one<std::int64_t>(
+            db, current_seq_sql, "writing a version", [&](statement& q) { q.bind(1, version.type).bind(2, version.id); },
+            [](const statement& row) { return row.integer(0); });
+        if (!found)
+            return std::move(found).failure();
+        superseded_seq = *found;
+    }
     {
         auto prepared = db.prepare(point_current_sql, "writing a version");
         if (!prepared)
@@ -1156,11 +1235,17 @@ fhir::result<write_outcome> store::impl::write_version(const write_request& requ
     }
     if (auto linked = write_access_rows(request, deletion); !linked)
         return std::move(linked).failure();
-    // Invariant 16: from the stamped JSON, exactly as stored and as migration 3 reads it.
-    if (auto indexed = deletion ? detail::remove_search_rows(db, version.type, version.id)
-                                : detail::replace_search_rows(db, version.type, version.id, version.json);
-        !indexed)
-        return std::move(indexed).failure();
+    // Invariant 16: the superseded version's rows are closed at this version; a live version's own
+    // come from the stamped JSON, exactly as stored and as migration 4 reads it.
+    if (superseded_seq)
+        if (auto closed = detail::close_search_rows(db, *superseded_seq, seq); !closed)
+            return std::move(closed).failure();
+    if (!deletion) {
+        if (auto indexed = detail::insert_search_rows(db, seq, version.type, version.id, version.json); !indexed)
+            return std::move(indexed).failure();
+        if (auto recorded = detail::insert_version_citizens(db, seq, version.citizens); !recorded) // invariant 17
+            return std::move(recorded).failure();
+    }
 
     write_outcome outcome;
     outcome.created = !current || current->deleted;

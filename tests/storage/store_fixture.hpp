@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace caregate::storage::testing {
 
@@ -64,6 +65,27 @@ struct store_fixture {
         const int rc = sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr);
         sqlite3_close_v2(raw);
         return rc;
+    }
+
+    /// Every row `sql` returns, each column as text ("NULL" for NULL), through a read-only
+    /// connection of the test's own.
+    std::vector<std::vector<std::string>> rows(const std::string& sql) const {
+        sqlite3* raw = nullptr;
+        REQUIRE(sqlite3_open_v2(options.path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+        sqlite3_stmt* stmt = nullptr;
+        REQUIRE_MESSAGE(sqlite3_prepare_v2(raw, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK, sqlite3_errmsg(raw));
+        std::vector<std::vector<std::string>> found;
+        while (sqlite3_step(stmt) == SQLITE_ROW) {
+            std::vector<std::string> row;
+            for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
+                const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, i));
+                row.emplace_back(text ? text : "NULL");
+            }
+            found.push_back(std::move(row));
+        }
+        sqlite3_finalize(stmt);
+        sqlite3_close_v2(raw);
+        return found;
     }
 
     /// A count from the database file itself, through a connection of the test's own.

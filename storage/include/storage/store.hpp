@@ -19,6 +19,9 @@ namespace caregate::storage {
 /// Microseconds since the Unix epoch, UTC: the resolution of meta.lastUpdated.
 using timestamp = std::int64_t;
 
+struct search_request; // storage/search.hpp
+struct search_page;
+
 struct store_options {
     std::string path = "caregate.db"; ///< a file; SQLite WAL needs a real file, so no :memory:
     /// Read connections kept open for readers; a reader beyond this opens a fresh one.
@@ -31,6 +34,10 @@ struct store_options {
     /// How long a connection waits for a lock held by another connection (a backup, a second
     /// process) before the write or read fails with `busy`.
     std::chrono::milliseconds busy_timeout{5000};
+    /// How long a search's snapshot stays readable for its next/previous pages: index rows of a
+    /// version superseded longer ago than this are purged by the writer, and a page cursor older than
+    /// the purge is refused (`deleted`, 410: run the search again).
+    std::chrono::seconds snapshot_lifetime{3600};
 };
 
 /// One stored version of a resource.
@@ -170,6 +177,9 @@ public:
                                        std::int64_t version_id) const;
     /// History, newest first, in pages.
     fhir::result<history_page> history(const history_query& query) const;
+    /// A search (storage/search.hpp): one read transaction, so a page, its total and its includes
+    /// see the same data.
+    fhir::result<search_page> search(const search_request& request) const;
 
     /// Queues a write. `done` runs on the writer thread once the group holding the write has
     /// committed durably (or with the write's error; a failed write changes nothing). Must not block.

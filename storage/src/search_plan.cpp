@@ -1,0 +1,1171 @@
+// Search planning and execution (search_plan.hpp): a fhir::search_query becomes one SQL query over the
+// index tables of migration 4, with the caller's visibility inside it, read at a snapshot.
+//
+// Design notes: what every plan keeps (tests/storage/search_test.cpp proves them)
+//
+//  1. Snapshot: a search reads the index as it was at snapshot S (the newest version seq when its
+//     first page ran): an index row counts iff seq <= S and (until_seq IS NULL or until_seq > S).
+//     Rows belong to one version, so once a driver has found a version live at S, every other
+//     condition on that version is a lookup by its seq. Every page, total and include of one
+//     request runs inside one read transaction.
+//  2. Visibility is a predicate of the query (visible_sql), evaluated per version against the
+//     database now: the type grant and facets, labels, and for each citizen the version links to
+//     (version_citizens) the relationship or break-glass grant and the objection. Totals, pages,
+//     includes, chains and _has all go through it, so none of them counts or shows a hidden item,
+//     and LIMIT applies after it, so a page is never short because of it.
+//  3. Order: the sort keys, each NULL-last, then the version seq; seq is unique within a snapshot
+//     (one live version per resource), so the order is total and a keyset cursor (the last row's
+//     keys) gives each result exactly once across pages.
+//  4. The driver of each type's match is the most selective positive condition (a citizen, an
+//     identifier or id, a code, then the rest); negative conditions (:not, :not-in, :missing=true)
+//     never drive. Without one, the driver is every live version of the type (its _id rows).
+//  5. No client string is ever SQL text: values are bound (?N); parameter codes and types come from
+//     the generated definitions, and are bound too.
+#include "search_plan.hpp"
+
+#include "fhir_model/search_values.hpp"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <variant>
+
+namespace caregate::storage {
+namespace detail {
+namespace {
+
+using fhir::search_modifier;
+using fhir::search_param_type;
+using fhir::search_prefix;
+
+constexpr std::string_view searching = "searching";
+
+using sql_value = std::variant<std::monostate, std::int64_t, double, std::string>;
+
+/// SQL text being built and the values bound to its ?N placeholders.
+struct sql_text {
+    std::vector<sql_value> args;
+
+    std::string arg(sql_value value) {
+        args.push_back(std::move(value));
+        return "?" + std::to_string(args.size());
+    }
+    std::string text_arg(std::string_view text) { return arg(std::string(text)); }
+};
+
+fhir::error unsupported(std::string diagnostics) {
+    return fhir::error::make(fhir::category::unsupported, "not-supported", std::move(diagnostics));
+}
+
+fhir::error malformed_cursor() {
+    return fhir::error::make(fhir::category::malformed, "invalid",
+                             "the paging cursor is not one this search gave out; run the search again");
+}
+
+const char* table_of(search_param_type type) {
+    switch (type) {
+    case search_param_type::string: return "search_string";
+    case search_param_type::token: return "search_token";
+    case search_param_type::date: return "search_date";
+    case search_param_type::reference: return "search_reference";
+    case search_param_type::quantity: return "search_quantity";
+    case search_param_type::number: return "search_number";
+    case search_param_type::uri: return "search_uri";
+    case search_param_type::composite: return "search_composite";
+    case search_param_type::special: return nullptr;
+    }
+    return nullptr;
+}
+
+/// The smallest string greater than every string starting with `prefix` (byte order), for a prefix
+/// match as an index range; empty when there is none (a prefix of 0xFF bytes only).
+std::string prefix_end(std::string prefix) {
+    while (!prefix.empty()) {
+        auto& last = reinterpret_cast<unsigned char&>(prefix.back());
+        if (last < 0xFF) {
+            ++last;
+            return prefix;
+        }
+        prefix.pop_back();
+    }
+    return prefix;
+}
+
+bool is_negative(const fhir::search_clause& clause) {
+    if (clause.modifier == search_modifier::not_ || clause.modifier == search_modifier::not_in)
+        return true;
+    if (clause.modifier == search_modifier::missing)
+        return std::any_of(clause.any_of.begin(), clause.any_of.end(),
+                           [](const fhir::search_argument& a) { return a.missing; });
+    return false;
+}
+
+/// A clause and how many steps of its path are already taken.
+struct clause_at {
+    const fhir::search_clause* clause;
+    std::size_t step;
+};
+
+class planner {
+public:
+    planner(const search_request& request, sql_text& sql, std::int64_t snapshot)
+        : request_(request), visibility_(request.visibility), sql_(sql) {
+        snapshot_ = sql_.arg(snapshot);
+    }
+
+    /// `alias` is an index-table row live at the snapshot.
+    std::string live(std::string_view alias) const {
+        std::string a(alias);
+        return "(" + a + ".seq <= " + snapshot_ + " AND (" + a + ".until_seq IS NULL OR " + a + ".until_seq > " +
+               snapshot_ + "))";
+    }
+
+    /// Whether the caller may read `type` at all (wholly or in part).
+    bool readable(std::string_view type) const {
+        if (visibility_.everything)
+            return true;
+        return std::any_of(visibility_.readable.begin(), visibility_.readable.end(),
+                           [&](const search_visibility::type_grant& g) { return g.type == type; });
+    }
+
+    /// The visibility predicate over a resource_versions row `v` (see design note 2). With `type`
+    /// given, the type grant is decided here; otherwise it is a condition on v.type.
+    std::string visible(std::string_view v, std::optional<std::string_view> type = std::nullopt) {
+        if (visibility_.everything)
+            return "1";
+        const std::string a(v);
+        std::vector<std::string> parts;
+        parts.push_back(type_grant(a, type));
+        for (const std::string& label : visibility_.hidden_labels)
+            parts.push_back("instr(char(10) || " + a + ".labels || char(10), " + sql_.text_arg("\n" + label + "\n") +
+                            ") = 0");
+        for (const std::string& label : visibility_.owner_only_labels)
+            parts.push_back("(" + a + ".owner = " + sql_.text_arg(visibility_.organisation) + " OR instr(char(10) || " +
+                            a + ".labels || char(10), " + sql_.text_arg("\n" + label + "\n") + ") = 0)");
+        parts.push_back("NOT EXISTS (SELECT 1 FROM version_citizens c WHERE c.seq = " + a + ".seq AND NOT (" +
+                        citizen_open("c") + " AND " + objection_allows("c", a) + "))");
+        std::string text;
+        for (const std::string& part : parts) {
+            text += text.empty() ? "(" : " AND ";
+            text += part;
+        }
+        return text + ")";
+    }
+
+    /// The SQL selecting the seqs of the versions of `type` live at the snapshot that meet every
+    /// clause (each from its step on) and are visible; `compartment` limits them to a citizen's.
+    fhir::result<std::string> match(std::string_view type, const std::vector<clause_at>& clauses,
+                                     std::string_view compartment) {
+        if (!readable(type))
+            return std::string("SELECT NULL AS seq WHERE 0");
+        // The driver: the best positive clause at its last step, else the compartment, else all.
+        const clause_at* driver = nullptr;
+        int best = 100;
+        for (const clause_at& c : clauses) {
+            if (c.step != c.clause->path.size() || is_negative(*c.clause))
+                continue;
+            const fhir::search_parameter* p = parameter_on(type, *c.clause);
+            if (!p)
+                return unsupported("the parameter " + c.clause->name + " is not defined for " + std::string(type));
+            const int rank = selectivity(*p, *c.clause);
+            if (rank < best) {
+                best = rank;
+                driver = &c;
+            }
+        }
+        std::string driver_sql;
+        const bool compartment_drives = !compartment.empty() && best > 1;
+        if (compartment_drives) {
+            driver_sql = "SELECT vc.seq FROM version_citizens vc WHERE vc.nhs_number = " + sql_.text_arg(compartment) +
+                         " AND EXISTS (SELECT 1 FROM search_token t WHERE t.seq = vc.seq AND t.param = '_id' AND "
+                         "t.type = " +
+                         sql_.text_arg(type) + " AND " + live("t") + ")";
+        } else if (driver) {
+            auto drive = driver_rows(type, *driver->clause);
+            if (!drive)
+                return std::move(drive).failure();
+            driver_sql = std::move(drive.value());
+        } else {
+            driver_sql = "SELECT x.seq FROM search_token x WHERE x.type = " + sql_.text_arg(type) +
+                         " AND x.param = '_id' AND " + live("x");
+        }
+
+        std::string text = "SELECT v.seq AS seq FROM resource_versions v WHERE v.seq IN (" + driver_sql + ")";
+        if (!compartment.empty() && !compartment_drives)
+            text += " AND EXISTS (SELECT 1 FROM version_citizens vc WHERE vc.seq = v.seq AND vc.nhs_number = " +
+                    sql_.text_arg(compartment) + ")";
+        for (const clause_at& c : clauses) {
+            if (&c == driver)
+                continue;
+            auto condition = clause_condition(type, c, "v");
+            if (!condition)
+                return std::move(condition).failure();
+            text += " AND " + condition.value();
+        }
+        text += " AND " + visible("v", type);
+        return text;
+    }
+
+    /// A sort key's value for the version whose seq is `seq_expr`.
+    fhir::result<std::string> sort_key(std::string_view type, const fhir::search_sort_key& key,
+                                       std::string_view seq_expr) {
+        const fhir::search_parameter* p = fhir::find_search_parameter(type, key.parameter->code);
+        if (!p)
+            return unsupported("_sort: the parameter " + key.parameter->code + " is not defined for " + std::string(type));
+        const char* table = table_of(p->type);
+        std::string column;
+        switch (p->type) {
+        case search_param_type::string: column = "s.normalized"; break;
+        case search_param_type::token: column = "s.code"; break;
+        case search_param_type::date: column = key.descending ? "s.high" : "s.low"; break;
+        case search_param_type::reference: column = "coalesce(s.target_type || '/' || s.target_id, s.url)"; break;
+        case search_param_type::quantity:
+        case search_param_type::number: column = "s.value"; break;
+        case search_param_type::uri: column = "s.uri"; break;
+        default: return unsupported("_sort on the " + std::string(fhir::to_string(p->type)) + " parameter " + p->code);
+        }
+        return std::string("(SELECT ") + (key.descending ? "max(" : "min(") + column + ") FROM " + table +
+               " s WHERE s.seq = " + std::string(seq_expr) + " AND s.param = " + sql_.text_arg(p->code) + ")";
+    }
+
+private:
+    const search_request& request_;
+    const search_visibility& visibility_;
+    sql_text& sql_;
+    std::string snapshot_;
+
+    std::string type_grant(const std::string& v, std::optional<std::string_view> type) {
+        std::vector<std::string> alternatives;
+        for (const auto& grant : visibility_.readable) {
+            if (type && grant.type != *type)
+                continue;
+            std::string facets;
+            if (!grant.whole) {
+                for (const std::string& facet : grant.facets) {
+                    facets += facets.empty() ? "(" : " OR ";
+                    facets += "instr(char(10) || " + v + ".facets || char(10), " + sql_.text_arg("\n" + facet + "\n") +
+                              ") > 0";
+                }
+                facets = facets.empty() ? "0" : facets + ")";
+            }
+            if (type)
+                alternatives.push_back(grant.whole ? "1" : facets);
+            else
+                alternatives.push_back("(" + v + ".type = " + sql_.text_arg(grant.type) +
+                                       (grant.whole ? std::string() : " AND " + facets) + ")");
+        }
+        if (alternatives.empty())
+            return "0";
+        std::string text;
+        for (const std::string& alternative : alternatives)
+            text += (text.empty() ? "(" : " OR ") + alternative;
+        return text + ")";
+    }
+
+    std::string relationship(const std::string& c) {
+        return "EXISTS (SELECT 1 FROM organisation_links l WHERE l.nhs_number = " + c +
+               ".nhs_number AND l.ods = " + sql_.text_arg(visibility_.organisation) +
+               " AND ((l.active = 1 AND l.ended IS NULL) OR l.ended >= " + sql_.arg(visibility_.recent_since) + "))";
+    }
+
+    std::string break_glass(const std::string& c) {
+        std::string text = "(EXISTS (SELECT 1 FROM break_glass_grants g WHERE g.nhs_number = " + c +
+                           ".nhs_number AND g.organisation = " + sql_.text_arg(visibility_.organisation) +
+                           " AND g.user = " + sql_.text_arg(visibility_.user) + " AND g.until_time > " +
+                           sql_.arg(visibility_.now) + " AND g.from_time <= " + sql_.arg(visibility_.now) + ")";
+        for (const std::string& nhs : visibility_.break_glass_citizens)
+            text += " OR " + c + ".nhs_number = " + sql_.text_arg(nhs);
+        return text + ")";
+    }
+
+    /// The citizen of version_citizens row `c` is open to the caller (guard::open_citizen).
+    std::string citizen_open(const std::string& c) {
+        if (visibility_.all_citizens)
+            return "1";
+        return "(EXISTS (SELECT 1 FROM resources p WHERE p.type = 'Patient' AND p.id = " + c +
+               ".nhs_number AND p.deleted = 0) AND (" + relationship(c) + " OR " + break_glass(c) + "))";
+    }
+
+    /// The citizen's objection, if any, lets the caller see version `v` (guard::can_read).
+    std::string objection_allows(const std::string& c, const std::string& v) {
+        if (!visibility_.objection_binds)
+            return "1";
+        std::string text = "(" + v + ".owner = " + sql_.text_arg(visibility_.organisation) +
+                           " OR NOT EXISTS (SELECT 1 FROM objections o WHERE o.nhs_number = " + c + ".nhs_number)";
+        // Break-glass sets an objection aside only when the record is open by it alone (no
+        // relationship), and only if the policy says so; all-citizens rules never break the glass.
+        if (visibility_.break_glass_overrides_objection && !visibility_.all_citizens)
+            text += " OR (NOT " + relationship(c) + " AND " + break_glass(c) + ")";
+        return text + ")";
+    }
+
+    const fhir::search_parameter* parameter_on(std::string_view type, const fhir::search_clause& clause) const {
+        if (!clause.path.empty() || clause.type == type)
+            return clause.parameter;
+        return fhir::find_search_parameter(type, clause.parameter->code);
+    }
+
+    /// Lower is more selective (design note 4).
+    static int selectivity(const fhir::search_parameter& p, const fhir::search_clause& clause) {
+        if (clause.modifier == search_modifier::missing)
+            return 9;
+        switch (p.type) {
+        case search_param_type::reference: {
+            const bool citizen = p.code == "patient" || p.code == "subject" ||
+                                 std::any_of(clause.any_of.begin(), clause.any_of.end(),
+                                             [](const fhir::search_argument& a) { return a.target_type == "Patient"; });
+            return citizen ? 1 : 3;
+        }
+        case search_param_type::token:
+            if (p.code == "_id" || p.code == "identifier")
+                return 2;
+            if (clause.modifier == search_modifier::text)
+                return 6;
+            return 3;
+        case search_param_type::composite: return 3;
+        case search_param_type::string: return clause.modifier == search_modifier::contains ? 7 : 4;
+        case search_param_type::uri: return 4;
+        default: return 5;
+        }
+    }
+
+    /// Rows of a clause's table that drive the match of `type` (design note 4).
+    fhir::result<std::string> driver_rows(std::string_view type, const fhir::search_clause& clause) {
+        const fhir::search_parameter* p = parameter_on(type, clause);
+        const char* table = table_of(p->type);
+        if (!table)
+            return unsupported("the parameter " + clause.name + " cannot be searched here");
+        auto values = alternatives(*p, clause, "x");
+        if (!values)
+            return std::move(values).failure();
+        return std::string("SELECT x.seq FROM ") + table + " x WHERE x.type = " + sql_.text_arg(type) +
+               " AND x.param = " + sql_.text_arg(p->code) + " AND " + values.value() + " AND " + live("x");
+    }
+
+    /// The condition a clause puts on version `v` of `type`, from its step `at.step` on.
+    fhir::result<std::string> clause_condition(std::string_view type, const clause_at& at, const std::string& v) {
+        const fhir::search_clause& clause = *at.clause;
+        if (at.step < clause.path.size()) {
+            const fhir::search_step& step = clause.path[at.step];
+            auto inner = match(step.type, {clause_at{&clause, at.step + 1}}, {});
+            if (!inner)
+                return std::move(inner).failure();
+            const std::string x = "r" + std::to_string(++alias_counter_);
+            if (!step.reverse)
+                return "EXISTS (SELECT 1 FROM search_reference " + x + " WHERE " + x + ".seq = " + v + ".seq AND " + x +
+                       ".param = " + sql_.text_arg(step.reference->code) + " AND " + x +
+                       ".target_type = " + sql_.text_arg(step.type) + " AND " + x +
+                       ".target_id IN (SELECT w.id FROM resource_versions w WHERE w.seq IN (" + inner.value() + ")))";
+            return "EXISTS (SELECT 1 FROM search_reference " + x + " WHERE " + x + ".target_id = " + v + ".id AND " + x +
+                   ".target_type = " + v + ".type AND " + x + ".type = " + sql_.text_arg(step.type) + " AND " + x +
+                   ".param = " + sql_.text_arg(step.reference->code) + " AND " + live(x) + " AND " + x + ".seq IN (" +
+                   inner.value() + "))";
+        }
+        const fhir::search_parameter* p = parameter_on(type, clause);
+        if (!p)
+            return unsupported("the parameter " + clause.name + " is not defined for " + std::string(type));
+        const char* table = table_of(p->type);
+        if (!table)
+            return unsupported("the parameter " + clause.name + " cannot be searched here");
+        const std::string x = "x" + std::to_string(++alias_counter_);
+        std::string rows = std::string("SELECT 1 FROM ") + table + " " + x + " WHERE " + x + ".seq = " + v +
+                           ".seq AND " + x + ".param = " + sql_.text_arg(p->code);
+        if (clause.modifier == search_modifier::missing) {
+            // missing=true: no value; missing=false: some value (any_of holds one value).
+            const bool missing = !clause.any_of.empty() && clause.any_of.front().missing;
+            return std::string(missing ? "NOT EXISTS (" : "EXISTS (") + rows + ")";
+        }
+        auto values = alternatives(*p, clause, x);
+        if (!values)
+            return std::move(values).failure();
+        return std::string(is_negative(clause) ? "NOT EXISTS (" : "EXISTS (") + rows + " AND " + values.value() + ")";
+    }
+
+    /// The OR of a clause's alternatives over index row `x`.
+    fhir::result<std::string> alternatives(const fhir::search_parameter& p, const fhir::search_clause& clause,
+                                           const std::string& x) {
+        if (clause.any_of.empty())
+            return unsupported("the parameter " + clause.name + " has no value");
+        std::string text;
+        for (const fhir::search_argument& argument : clause.any_of) {
+            auto one = value_condition(p, clause, argument, x);
+            if (!one)
+                return std::move(one).failure();
+            text += (text.empty() ? "(" : " OR ") + ("(" + one.value() + ")");
+        }
+        return text + ")";
+    }
+
+    std::string prefix_range(const std::string& column, const std::string& prefix) {
+        const std::string end = prefix_end(prefix);
+        std::string text = column + " >= " + sql_.text_arg(prefix);
+        if (!end.empty())
+            text += " AND " + column + " < " + sql_.text_arg(end);
+        return text;
+    }
+
+    std::string token_match(const std::string& system_col, const std::string& code_col,
+                            const std::optional<std::string>& system, const std::string& code) {
+        std::string text;
+        if (!code.empty())
+            text = code_col + " = " + sql_.text_arg(code);
+        if (system) {
+            if (!text.empty())
+                text += " AND ";
+            text += system->empty() ? system_col + " IS NULL" : system_col + " = " + sql_.text_arg(*system);
+        }
+        return text.empty() ? "1" : text;
+    }
+
+    /// Date comparisons of FHIR search (the target range [low, high) against the value's [b, e)).
+    std::string date_match(search_prefix prefix, const fhir::time_range& range, const std::string& low,
+                           const std::string& high) {
+        const std::string b = sql_.arg(range.begin);
+        const std::string e = sql_.arg(range.end);
+        const std::string within = "(" + low + " >= " + b + " AND " + high + " <= " + e + ")";
+        switch (prefix) {
+        case search_prefix::eq: return within;
+        case search_prefix::ne: return "NOT " + within;
+        case search_prefix::gt: return high + " > " + e;
+        case search_prefix::lt: return low + " < " + b;
+        case search_prefix::ge: return "(" + high + " > " + e + " OR " + within + ")";
+        case search_prefix::le: return "(" + low + " < " + b + " OR " + within + ")";
+        case search_prefix::sa: return low + " >= " + e;
+        case search_prefix::eb: return high + " <= " + b;
+        case search_prefix::ap: {
+            // Approximately: the value's range widened by 10% of its distance from now.
+            const double distance = std::abs(static_cast<double>(visibility_.now - range.begin));
+            const auto margin = static_cast<std::int64_t>(distance * 0.1);
+            return "(" + low + " < " + sql_.arg(range.end + margin) + " AND " + high + " > " +
+                   sql_.arg(range.begin - margin) + ")";
+        }
+        }
+        return "0";
+    }
+
+    std::string number_match(search_prefix prefix, const fhir::search_argument& a, const std::string& value) {
+        switch (prefix) {
+        case search_prefix::eq:
+            return "(" + value + " >= " + sql_.arg(a.number_low) + " AND " + value + " < " + sql_.arg(a.number_high) + ")";
+        case search_prefix::ne:
+            return "NOT (" + value + " >= " + sql_.arg(a.number_low) + " AND " + value + " < " +
+                   sql_.arg(a.number_high) + ")";
+        case search_prefix::gt:
+        case search_prefix::sa: return value + " > " + sql_.arg(a.number);
+        case search_prefix::lt:
+        case search_prefix::eb: return value + " < " + sql_.arg(a.number);
+        case search_prefix::ge: return value + " >= " + sql_.arg(a.number);
+        case search_prefix::le: return value + " <= " + sql_.arg(a.number);
+        case search_prefix::ap: {
+            const double margin = std::abs(a.number) * 0.1;
+            return "(" + value + " >= " + sql_.arg(a.number - margin) + " AND " + value + " <= " +
+                   sql_.arg(a.number + margin) + ")";
+        }
+        }
+        return "0";
+    }
+
+    std::string quantity_units(const fhir::search_argument& a, const std::string& system_col,
+                               const std::string& code_col, const std::string& unit_col) {
+        std::string text;
+        if (!a.quantity_code.empty()) {
+            const std::string code = sql_.text_arg(a.quantity_code);
+            text = a.quantity_system ? code_col + " = " + code
+                                     : "(" + code_col + " = " + code + " OR " + unit_col + " = " + code + ")";
+        }
+        if (a.quantity_system && !a.quantity_system->empty())
+            text += (text.empty() ? "" : " AND ") + system_col + " = " + sql_.text_arg(*a.quantity_system);
+        return text;
+    }
+
+    fhir::result<std::string> value_condition(const fhir::search_parameter& p, const fhir::search_clause& clause,
+                                              const fhir::search_argument& a, const std::string& x) {
+        switch (p.type) {
+        case search_param_type::string:
+            if (clause.modifier == search_modifier::exact)
+                return x + ".exact = " + sql_.text_arg(a.text);
+            if (clause.modifier == search_modifier::contains)
+                return "instr(" + x + ".normalized, " + sql_.text_arg(fhir::normalize_search_string(a.text)) + ") > 0";
+            return prefix_range(x + ".normalized", fhir::normalize_search_string(a.text));
+        case search_param_type::token:
+            switch (clause.modifier) {
+            case search_modifier::text: {
+                const std::string folded = fhir::normalize_search_string(a.text);
+                return "(" + prefix_range(x + ".text", folded) + " OR instr(" + x + ".text, " +
+                       sql_.text_arg(" " + folded) + ") > 0)";
+            }
+            case search_modifier::in:
+            case search_modifier::not_in: {
+                const auto* members = fhir::value_set_members(a.text);
+                if (!members)
+                    return unsupported("the value set " + a.text + " is not one this server holds");
+                std::string text;
+                for (const auto& [system, code] : *members)
+                    text += (text.empty() ? "(" : " OR ") +
+                            ("(" + x + ".code = " + sql_.text_arg(code) + " AND " + x +
+                             ".system = " + sql_.text_arg(system) + ")");
+                return text.empty() ? std::string("0") : text + ")";
+            }
+            case search_modifier::of_type:
+                return unsupported("the :of-type modifier (" + clause.name + ") is not supported yet");
+            default: return token_match(x + ".system", x + ".code", a.system, a.code);
+            }
+        case search_param_type::date: return date_match(a.prefix, a.range, x + ".low", x + ".high");
+        case search_param_type::number: return number_match(a.prefix, a, x + ".value");
+        case search_param_type::quantity: {
+            std::string text = number_match(a.prefix, a, x + ".value");
+            if (auto units = quantity_units(a, x + ".system", x + ".code", x + ".unit"); !units.empty())
+                text += " AND " + units;
+            return text;
+        }
+        case search_param_type::reference:
+            if (clause.modifier == search_modifier::identifier)
+                return token_match(x + ".identifier_system", x + ".identifier_value", a.system, a.code);
+            if (!a.url.empty())
+                return x + ".url = " + sql_.text_arg(a.url);
+            {
+                std::string text = x + ".target_id = " + sql_.text_arg(a.id);
+                const std::string& target = !a.target_type.empty() ? a.target_type : clause.type_modifier;
+                if (!target.empty())
+                    text += " AND " + x + ".target_type = " + sql_.text_arg(target);
+                return text;
+            }
+        case search_param_type::uri:
+            if (clause.modifier == search_modifier::below)
+                return prefix_range(x + ".uri", a.text);
+            if (clause.modifier == search_modifier::above) {
+                const std::string value = sql_.text_arg(a.text);
+                return "substr(" + value + ", 1, length(" + x + ".uri)) = " + x + ".uri";
+            }
+            return x + ".uri = " + sql_.text_arg(a.text);
+        case search_param_type::composite: {
+            if (a.components.size() != 2 || p.components.size() != 2)
+                return unsupported("the composite parameter " + clause.name + " needs two components");
+            const fhir::search_argument& first = a.components[0];
+            const fhir::search_argument& second = a.components[1];
+            std::string text;
+            if (p.components[0].type == search_param_type::reference) {
+                const std::string target =
+                    first.target_type.empty() ? first.id : first.target_type + "/" + first.id;
+                text = x + ".c1_code = " + sql_.text_arg(first.url.empty() ? target : first.url);
+            } else {
+                text = token_match(x + ".c1_system", x + ".c1_code", first.system, first.code);
+            }
+            switch (p.components[1].type) {
+            case search_param_type::token:
+                text += " AND " + token_match(x + ".c2_system", x + ".c2_code", second.system, second.code);
+                break;
+            case search_param_type::quantity:
+                text += " AND " + number_match(second.prefix, second, x + ".c2_value");
+                if (auto units = quantity_units(second, x + ".c2_system", x + ".c2_code", x + ".c2_code"); !units.empty())
+                    text += " AND " + units;
+                break;
+            case search_param_type::date:
+                text += " AND " + date_match(second.prefix, second.range, x + ".c2_low", x + ".c2_high");
+                break;
+            case search_param_type::string:
+                text += " AND " + prefix_range(x + ".c2_text", fhir::normalize_search_string(second.text));
+                break;
+            default: return unsupported("the composite parameter " + clause.name + " is not supported");
+            }
+            return text;
+        }
+        case search_param_type::special: break;
+        }
+        return unsupported("the parameter " + clause.name + " cannot be searched here");
+    }
+
+    unsigned alias_counter_ = 0;
+};
+
+// --- running SQL -------------------------------------------------------------------------------
+
+/// A statement prepared for one search and finalised after it (search SQL varies with the query, so
+/// it is not kept in the connection's cache).
+class one_off {
+public:
+    static fhir::result<one_off> prepare(connection& db, const sql_text& sql, const std::string& text) {
+        sqlite3_stmt* stmt = nullptr;
+        if (const int rc = sqlite3_prepare_v2(db.handle(), text.c_str(), static_cast<int>(text.size()), &stmt, nullptr);
+            rc != SQLITE_OK) {
+            sqlite3_finalize(stmt);
+            return sqlite_failure(rc, searching);
+        }
+        one_off prepared(stmt);
+        for (std::size_t i = 0; i < sql.args.size(); ++i) {
+            const int index = static_cast<int>(i + 1);
+            int rc = SQLITE_OK;
+            if (const auto* n = std::get_if<std::int64_t>(&sql.args[i]))
+                rc = sqlite3_bind_int64(stmt, index, *n);
+            else if (const auto* d = std::get_if<double>(&sql.args[i]))
+                rc = sqlite3_bind_double(stmt, index, *d);
+            else if (const auto* s = std::get_if<std::string>(&sql.args[i]))
+                rc = sqlite3_bind_text(stmt, index, s->data(), static_cast<int>(s->size()), SQLITE_STATIC);
+            if (rc != SQLITE_OK)
+                return sqlite_failure(rc, searching);
+        }
+        return prepared;
+    }
+    one_off(one_off&& other) noexcept : stmt_(std::exchange(other.stmt_, nullptr)) {}
+    ~one_off() { sqlite3_finalize(stmt_); }
+    sqlite3_stmt* get() const { return stmt_; }
+
+private:
+    explicit one_off(sqlite3_stmt* stmt) : stmt_(stmt) {}
+    sqlite3_stmt* stmt_;
+};
+
+/// Runs `text` with `sql`'s values; `row` is called for each row.
+template <class Row>
+fhir::status each_row(connection& db, const sql_text& sql, const std::string& text, Row&& row) {
+    auto prepared = one_off::prepare(db, sql, text);
+    if (!prepared)
+        return std::move(prepared).failure();
+    for (;;) {
+        const int rc = sqlite3_step(prepared->get());
+        if (rc == SQLITE_DONE)
+            return {};
+        if (rc != SQLITE_ROW)
+            return sqlite_failure(rc, searching);
+        row(prepared->get());
+    }
+}
+
+sql_value column_value(sqlite3_stmt* stmt, int column) {
+    switch (sqlite3_column_type(stmt, column)) {
+    case SQLITE_INTEGER: return std::int64_t{sqlite3_column_int64(stmt, column)};
+    case SQLITE_FLOAT: return sqlite3_column_double(stmt, column);
+    case SQLITE_NULL: return std::monostate{};
+    default: {
+        const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, column));
+        return std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(stmt, column)));
+    }
+    }
+}
+
+std::string column_text(sqlite3_stmt* stmt, int column) {
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, column));
+    return text ? std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(stmt, column))) : std::string();
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+    std::vector<std::string> values;
+    std::size_t start = 0;
+    while (!text.empty()) {
+        const auto end = text.find('\n', start);
+        values.push_back(text.substr(start, end - start));
+        if (end == std::string::npos)
+            break;
+        start = end + 1;
+    }
+    return values;
+}
+
+/// Loads the versions with these seqs, in the order given.
+fhir::result<std::vector<stored_version>> load_versions(connection& db, const std::vector<std::int64_t>& seqs) {
+    std::vector<stored_version> versions;
+    if (seqs.empty())
+        return versions;
+    sql_text sql;
+    std::string list;
+    for (std::int64_t seq : seqs)
+        list += (list.empty() ? "" : ", ") + sql.arg(seq);
+    std::map<std::int64_t, stored_version> found;
+    auto read = each_row(db, sql,
+                         "SELECT seq, type, id, version_id, deleted, last_updated, json, method, owner, citizens, "
+                         "labels, facets FROM resource_versions WHERE seq IN (" + list + ")",
+                         [&](sqlite3_stmt* row) {
+                             stored_version v;
+                             v.type = column_text(row, 1);
+                             v.id = column_text(row, 2);
+                             v.version_id = sqlite3_column_int64(row, 3);
+                             v.deleted = sqlite3_column_int64(row, 4) != 0;
+                             v.last_updated = sqlite3_column_int64(row, 5);
+                             const auto* blob = static_cast<const char*>(sqlite3_column_blob(row, 6));
+                             v.json.assign(blob ? blob : "", static_cast<std::size_t>(sqlite3_column_bytes(row, 6)));
+                             v.method = column_text(row, 7);
+                             v.owner = column_text(row, 8);
+                             v.citizens = split_lines(column_text(row, 9));
+                             v.labels = split_lines(column_text(row, 10));
+                             v.facets = split_lines(column_text(row, 11));
+                             found.emplace(sqlite3_column_int64(row, 0), std::move(v));
+                         });
+    if (!read)
+        return std::move(read).failure();
+    for (std::int64_t seq : seqs)
+        if (auto it = found.find(seq); it != found.end())
+            versions.push_back(std::move(it->second));
+    return versions;
+}
+
+/// A read transaction for the length of a search (design note 1); ends when it goes out of scope.
+class read_transaction {
+public:
+    explicit read_transaction(connection& db) : db_(db) {}
+    fhir::status begin() {
+        auto begun = db_.run("BEGIN", searching);
+        open_ = begun.ok();
+        return begun;
+    }
+    ~read_transaction() {
+        if (open_)
+            db_.run("COMMIT", searching);
+    }
+
+private:
+    connection& db_;
+    bool open_ = false;
+};
+
+fhir::result<std::int64_t> single_integer(connection& db, const std::string& text) {
+    std::int64_t value = 0;
+    sql_text none;
+    auto read = each_row(db, none, text, [&](sqlite3_stmt* row) { value = sqlite3_column_int64(row, 0); });
+    if (!read)
+        return std::move(read).failure();
+    return value;
+}
+
+// --- cursors -----------------------------------------------------------------------------------
+
+/// The keys of a row, written as text: per value 'n', 'i<int>;', 'r<double>;' or 's<len>:<bytes>'.
+std::string write_keys(const std::vector<sql_value>& keys) {
+    std::string text;
+    for (const sql_value& key : keys) {
+        if (std::holds_alternative<std::monostate>(key)) {
+            text += 'n';
+        } else if (const auto* n = std::get_if<std::int64_t>(&key)) {
+            text += 'i' + std::to_string(*n) + ';';
+        } else if (const auto* d = std::get_if<double>(&key)) {
+            char buffer[40];
+            std::snprintf(buffer, sizeof buffer, "%.17g", *d);
+            text += 'r' + std::string(buffer) + ';';
+        } else {
+            const auto& s = std::get<std::string>(key);
+            text += 's' + std::to_string(s.size()) + ':' + s;
+        }
+    }
+    return text;
+}
+
+std::optional<std::vector<sql_value>> read_keys(std::string_view text) {
+    std::vector<sql_value> keys;
+    while (!text.empty()) {
+        const char kind = text.front();
+        text.remove_prefix(1);
+        if (kind == 'n') {
+            keys.emplace_back(std::monostate{});
+            continue;
+        }
+        if (kind == 'i' || kind == 'r') {
+            const auto end = text.find(';');
+            if (end == std::string_view::npos)
+                return std::nullopt;
+            const std::string number(text.substr(0, end));
+            text.remove_prefix(end + 1);
+            if (kind == 'i') {
+                std::int64_t n = 0;
+                auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), n);
+                if (ec != std::errc() || ptr != number.data() + number.size())
+                    return std::nullopt;
+                keys.emplace_back(n);
+            } else {
+                char* end_ptr = nullptr;
+                const double d = std::strtod(number.c_str(), &end_ptr);
+                if (end_ptr != number.c_str() + number.size())
+                    return std::nullopt;
+                keys.emplace_back(d);
+            }
+            continue;
+        }
+        if (kind != 's')
+            return std::nullopt;
+        const auto colon = text.find(':');
+        if (colon == std::string_view::npos)
+            return std::nullopt;
+        std::size_t length = 0;
+        auto [ptr, ec] = std::from_chars(text.data(), text.data() + colon, length);
+        if (ec != std::errc() || ptr != text.data() + colon || text.size() - colon - 1 < length)
+            return std::nullopt;
+        keys.emplace_back(std::string(text.substr(colon + 1, length)));
+        text.remove_prefix(colon + 1 + length);
+    }
+    return keys;
+}
+
+/// The keyset condition "comes after (or, backwards, before) the row with `keys`" over the columns
+/// k0.. and seq of the page query (design note 3).
+std::string keyset_condition(sql_text& sql, const std::vector<fhir::search_sort_key>& sort,
+                             const std::vector<sql_value>& keys, bool backwards) {
+    struct component {
+        std::string column;
+        bool descending;
+        sql_value value;
+    };
+    std::vector<component> components;
+    for (std::size_t i = 0; i < sort.size(); ++i) {
+        const std::string k = "m.k" + std::to_string(i);
+        const bool null = std::holds_alternative<std::monostate>(keys[i]);
+        components.push_back({"(" + k + " IS NULL)", false, std::int64_t{null ? 1 : 0}});
+        components.push_back({k, sort[i].descending, keys[i]});
+    }
+    components.push_back({"m.seq", false, keys.back()});
+    std::string text;
+    for (std::size_t j = 0; j < components.size(); ++j) {
+        std::string term;
+        for (std::size_t i = 0; i < j; ++i)
+            term += components[i].column + " IS " + sql.arg(components[i].value) + " AND ";
+        const bool greater = components[j].descending == backwards;
+        term += components[j].column + (greater ? " > " : " < ") + sql.arg(components[j].value);
+        text += (text.empty() ? "(" : " OR ") + ("(" + term + ")");
+    }
+    return text + ")";
+}
+
+std::string order_by(const std::vector<fhir::search_sort_key>& sort, bool backwards) {
+    std::string text = " ORDER BY ";
+    for (std::size_t i = 0; i < sort.size(); ++i) {
+        const std::string k = "m.k" + std::to_string(i);
+        const bool descending = sort[i].descending != backwards;
+        text += "(" + k + " IS NULL)" + (backwards ? " DESC, " : ", ") + k + (descending ? " DESC, " : ", ");
+    }
+    return text + (backwards ? "m.seq DESC" : "m.seq");
+}
+
+// --- includes ----------------------------------------------------------------------------------
+
+struct found_row {
+    std::int64_t seq;
+    std::string type;
+    std::string id;
+};
+
+/// The versions of `type` live at the snapshot with these ids that the caller may see.
+fhir::status resolve_targets(connection& db, const search_request& request, std::int64_t snapshot,
+                             const std::string& type, const std::set<std::string>& ids, std::set<std::int64_t>& seen,
+                             std::vector<found_row>& out) {
+    sql_text sql;
+    planner plan(request, sql, snapshot);
+    if (!plan.readable(type) || ids.empty())
+        return {};
+    std::string list;
+    for (const std::string& id : ids)
+        list += (list.empty() ? "" : ", ") + sql.text_arg(id);
+    const std::string text = "SELECT v.seq, v.type, v.id FROM search_token t JOIN resource_versions v ON v.seq = t.seq "
+                             "WHERE t.type = " + sql.text_arg(type) + " AND t.param = '_id' AND t.code IN (" + list +
+                             ") AND " + plan.live("t") + " AND " + plan.visible("v", type);
+    return each_row(db, sql, text, [&](sqlite3_stmt* row) {
+        const std::int64_t seq = sqlite3_column_int64(row, 0);
+        if (seen.insert(seq).second)
+            out.push_back({seq, column_text(row, 1), column_text(row, 2)});
+    });
+}
+
+/// _include (forward): what `base` rows reference through the spec's parameter.
+fhir::status forward_include(connection& db, const search_request& request, std::int64_t snapshot,
+                             const fhir::search_include& spec, const std::vector<found_row>& base,
+                             std::set<std::int64_t>& seen, std::vector<found_row>& out) {
+    sql_text sql;
+    std::string list;
+    for (const found_row& row : base)
+        if (spec.source_type == "*" || row.type == spec.source_type)
+            list += (list.empty() ? "" : ", ") + sql.arg(row.seq);
+    if (list.empty())
+        return {};
+    std::string text = "SELECT DISTINCT x.target_type, x.target_id FROM search_reference x WHERE x.seq IN (" + list +
+                       ") AND x.target_id IS NOT NULL AND x.target_type IS NOT NULL";
+    if (spec.parameter)
+        text += " AND x.param = " + sql.text_arg(spec.parameter->code);
+    if (!spec.target_type.empty())
+        text += " AND x.target_type = " + sql.text_arg(spec.target_type);
+    std::map<std::string, std::set<std::string>> targets;
+    auto read = each_row(db, sql, text, [&](sqlite3_stmt* row) {
+        targets[column_text(row, 0)].insert(column_text(row, 1));
+    });
+    if (!read)
+        return read;
+    for (const auto& [type, ids] : targets)
+        if (auto resolved = resolve_targets(db, request, snapshot, type, ids, seen, out); !resolved)
+            return resolved;
+    return {};
+}
+
+/// _revinclude: versions live at the snapshot whose spec parameter references a `base` row.
+fhir::status reverse_include(connection& db, const search_request& request, std::int64_t snapshot,
+                             const fhir::search_include& spec, const std::vector<found_row>& base,
+                             std::set<std::int64_t>& seen, std::vector<found_row>& out) {
+    std::map<std::string, std::set<std::string>> by_type;
+    for (const found_row& row : base)
+        by_type[row.type].insert(row.id);
+    for (const auto& [type, ids] : by_type) {
+        if (!spec.target_type.empty() && spec.target_type != type)
+            continue;
+        sql_text sql;
+        planner plan(request, sql, snapshot);
+        std::string list;
+        for (const std::string& id : ids)
+            list += (list.empty() ? "" : ", ") + sql.text_arg(id);
+        std::string text = "SELECT DISTINCT v.seq, v.type, v.id FROM search_reference x JOIN resource_versions v ON "
+                           "v.seq = x.seq WHERE x.target_id IN (" + list + ") AND x.target_type = " +
+                           sql.text_arg(type) + " AND " + plan.live("x");
+        if (spec.source_type != "*") {
+            if (!plan.readable(spec.source_type))
+                continue;
+            text += " AND x.type = " + sql.text_arg(spec.source_type);
+        }
+        if (spec.parameter)
+            text += " AND x.param = " + sql.text_arg(spec.parameter->code);
+        text += " AND " + (spec.source_type != "*" ? plan.visible("v", spec.source_type) : plan.visible("v"));
+        auto read = each_row(db, sql, text, [&](sqlite3_stmt* row) {
+            const std::int64_t seq = sqlite3_column_int64(row, 0);
+            if (seen.insert(seq).second)
+                out.push_back({seq, column_text(row, 1), column_text(row, 2)});
+        });
+        if (!read)
+            return read;
+    }
+    return {};
+}
+
+/// How many rounds `:iterate` follows at most.
+constexpr int max_include_rounds = 4;
+
+fhir::result<std::vector<found_row>> includes(connection& db, const search_request& request, std::int64_t snapshot,
+                                              const std::vector<found_row>& matches) {
+    const fhir::search_query& query = *request.query;
+    std::vector<fhir::search_include> specs = query.includes;
+    if (request.everything) {
+        fhir::search_include everything_referenced;
+        everything_referenced.source_type = "*";
+        specs.push_back(everything_referenced);
+    }
+    std::set<std::int64_t> seen;
+    for (const found_row& row : matches)
+        seen.insert(row.seq);
+    std::vector<found_row> all;
+    std::vector<found_row> base = matches;
+    for (int round = 0; round < max_include_rounds && !base.empty(); ++round) {
+        std::vector<found_row> added;
+        for (const fhir::search_include& spec : specs) {
+            if (round > 0 && !spec.iterate)
+                continue;
+            auto done = spec.reverse ? reverse_include(db, request, snapshot, spec, base, seen, added)
+                                     : forward_include(db, request, snapshot, spec, base, seen, added);
+            if (!done)
+                return std::move(done).failure();
+        }
+        all.insert(all.end(), added.begin(), added.end());
+        base = std::move(added);
+    }
+    return all;
+}
+
+} // namespace
+
+fhir::result<search_page> run_search(connection& db, const search_request& request) {
+    const fhir::search_query& query = *request.query;
+    read_transaction transaction(db);
+    if (auto begun = transaction.begin(); !begun)
+        return std::move(begun).failure();
+
+    search_page page;
+    if (request.cursor) {
+        auto horizon = single_integer(db, "SELECT purged_through FROM search_horizon");
+        if (!horizon)
+            return std::move(horizon).failure();
+        if (request.cursor->snapshot < horizon.value())
+            return fhir::error::make(fhir::category::deleted, "not-found",
+                                     "this page belongs to a search whose snapshot has expired; run the search again");
+        page.snapshot = request.cursor->snapshot;
+    } else {
+        auto newest = single_integer(db, "SELECT coalesce(max(seq), 0) FROM resource_versions");
+        if (!newest)
+            return std::move(newest).failure();
+        page.snapshot = newest.value();
+    }
+
+    sql_text sql;
+    planner plan(request, sql, page.snapshot);
+
+    // The matches of every type searched, as one set of seqs.
+    std::string matches;
+    if (request.everything) {
+        matches = "SELECT v.seq AS seq FROM version_citizens vc JOIN resource_versions v ON v.seq = vc.seq "
+                  "WHERE vc.nhs_number = " + sql.text_arg(request.compartment) +
+                  " AND EXISTS (SELECT 1 FROM search_token t WHERE t.seq = vc.seq AND t.param = '_id' AND " +
+                  plan.live("t") + ")";
+        if (!query.types.empty()) {
+            std::string list;
+            for (const std::string& type : query.types)
+                list += (list.empty() ? "" : ", ") + sql.text_arg(type);
+            matches += " AND v.type IN (" + list + ")";
+        }
+        if (request.since)
+            matches += " AND v.last_updated >= " + sql.arg(*request.since);
+        matches += " AND " + plan.visible("v");
+    } else {
+        for (const std::string& type : query.types) {
+            std::vector<clause_at> clauses;
+            for (const fhir::search_clause& clause : query.clauses)
+                clauses.push_back({&clause, 0});
+            auto one = plan.match(type, clauses, request.compartment);
+            if (!one)
+                return std::move(one).failure();
+            matches += (matches.empty() ? "" : " UNION ALL ") + one.value();
+        }
+        if (matches.empty())
+            matches = "SELECT NULL AS seq WHERE 0";
+    }
+
+    if (query.total != fhir::search_total::none) {
+        std::int64_t total = 0;
+        auto counted = each_row(db, sql, "SELECT count(*) FROM (" + matches + ")",
+                                [&](sqlite3_stmt* row) { total = sqlite3_column_int64(row, 0); });
+        if (!counted)
+            return std::move(counted).failure();
+        page.total = total;
+    }
+    if (query.count == 0)
+        return page;
+
+    // The page: keys per row (design note 3), after the cursor, count + 1 to learn whether more follow.
+    const std::vector<fhir::search_sort_key>& sort = request.everything ? std::vector<fhir::search_sort_key>{} : query.sort;
+    std::string keys;
+    for (std::size_t i = 0; i < sort.size(); ++i) {
+        // A key is per type (the parameter is re-resolved for each type searched): a CASE on v.type.
+        std::string expression = "CASE v.type";
+        for (const std::string& type : query.types) {
+            auto key = plan.sort_key(type, sort[i], "v.seq");
+            if (!key)
+                return std::move(key).failure();
+            expression += " WHEN " + sql.text_arg(type) + " THEN " + key.value();
+        }
+        keys += ", " + expression + " END AS k" + std::to_string(i);
+    }
+    std::string text = "SELECT m.seq, m.type, m.id" ;
+    for (std::size_t i = 0; i < sort.size(); ++i)
+        text += ", m.k" + std::to_string(i);
+    text += " FROM (SELECT v.seq AS seq, v.type AS type, v.id AS id" + keys +
+            " FROM resource_versions v WHERE v.seq IN (" + matches + ")) m";
+    const bool backwards = request.cursor && request.cursor->backwards;
+    if (request.cursor) {
+        auto after = read_keys(request.cursor->after);
+        if (!after || after->size() != sort.size() + 1 || !std::holds_alternative<std::int64_t>(after->back()))
+            return malformed_cursor();
+        text += " WHERE " + keyset_condition(sql, sort, *after, backwards);
+    }
+    text += order_by(sort, backwards) + " LIMIT " + sql.arg(std::int64_t{query.count} + 1);
+
+    std::vector<found_row> rows;
+    std::vector<std::vector<sql_value>> row_keys;
+    auto read = each_row(db, sql, text, [&](sqlite3_stmt* row) {
+        rows.push_back({sqlite3_column_int64(row, 0), column_text(row, 1), column_text(row, 2)});
+        std::vector<sql_value> k;
+        for (std::size_t i = 0; i < sort.size(); ++i)
+            k.push_back(column_value(row, static_cast<int>(3 + i)));
+        k.emplace_back(std::int64_t{rows.back().seq});
+        row_keys.push_back(std::move(k));
+    });
+    if (!read)
+        return std::move(read).failure();
+    const bool more = rows.size() > query.count;
+    if (more) {
+        rows.pop_back();
+        row_keys.pop_back();
+    }
+    if (backwards) {
+        std::reverse(rows.begin(), rows.end());
+        std::reverse(row_keys.begin(), row_keys.end());
+    }
+    if (!rows.empty()) {
+        // Forward: more after the last row if `more`; a page before if we came by a cursor.
+        // Backwards: more before the first row if `more`; the page we came from after the last.
+        const bool has_next = backwards ? true : more;
+        const bool has_previous = backwards ? more : request.cursor.has_value();
+        if (has_next)
+            page.next = search_cursor{page.snapshot, false, write_keys(row_keys.back())};
+        if (has_previous)
+            page.previous = search_cursor{page.snapshot, true, write_keys(row_keys.front())};
+    }
+
+    auto included = includes(db, request, page.snapshot, rows);
+    if (!included)
+        return std::move(included).failure();
+
+    std::vector<std::int64_t> seqs;
+    for (const found_row& row : rows)
+        seqs.push_back(row.seq);
+    for (const found_row& row : included.value())
+        seqs.push_back(row.seq);
+    auto versions = load_versions(db, seqs);
+    if (!versions)
+        return std::move(versions).failure();
+    for (std::size_t i = 0; i < versions->size(); ++i)
+        page.entries.push_back({std::move((*versions)[i]), i >= rows.size()});
+    return page;
+}
+
+} // namespace detail
+
+// --- opaque cursors for links --------------------------------------------------------------------
+
+std::string encode_cursor(const search_cursor& cursor) {
+    const std::string plain = std::to_string(cursor.snapshot) + (cursor.backwards ? "b" : "f") + cursor.after;
+    std::string encoded(4 * ((plain.size() + 2) / 3) + 1, '\0');
+    const int length = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(encoded.data()),
+                                       reinterpret_cast<const unsigned char*>(plain.data()), static_cast<int>(plain.size()));
+    encoded.resize(static_cast<std::size_t>(length));
+    // URL-safe alphabet, no padding (RFC 4648 section 5).
+    for (char& c : encoded)
+        c = c == '+' ? '-' : c == '/' ? '_' : c;
+    while (!encoded.empty() && encoded.back() == '=')
+        encoded.pop_back();
+    return encoded;
+}
+
+fhir::result<search_cursor> decode_cursor(std::string_view text) {
+    auto bad = [] { return detail::malformed_cursor(); };
+    if (text.empty() || text.size() > 16384)
+        return bad();
+    std::string standard(text);
+    for (char& c : standard) {
+        if (c == '-')
+            c = '+';
+        else if (c == '_')
+            c = '/';
+        else if (!std::isalnum(static_cast<unsigned char>(c)))
+            return bad();
+    }
+    while (standard.size() % 4 != 0)
+        standard += '=';
+    std::string plain(standard.size() / 4 * 3, '\0');
+    const int length = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(plain.data()),
+                                       reinterpret_cast<const unsigned char*>(standard.data()),
+                                       static_cast<int>(standard.size()));
+    if (length < 0)
+        return bad();
+    // EVP_DecodeBlock counts the padding's bytes too.
+    std::size_t size = static_cast<std::size_t>(length);
+    for (std::size_t i = standard.size(); i > 0 && standard[i - 1] == '='; --i)
+        --size;
+    plain.resize(size);
+    search_cursor cursor;
+    std::size_t digits = 0;
+    while (digits < plain.size() && std::isdigit(static_cast<unsigned char>(plain[digits])))
+        ++digits;
+    if (digits == 0 || digits > 18 || digits >= plain.size() || (plain[digits] != 'f' && plain[digits] != 'b'))
+        return bad();
+    std::from_chars(plain.data(), plain.data() + digits, cursor.snapshot);
+    cursor.backwards = plain[digits] == 'b';
+    cursor.after = plain.substr(digits + 1);
+    if (!detail::read_keys(cursor.after))
+        return bad();
+    return cursor;
+}
+
+} // namespace caregate::storage

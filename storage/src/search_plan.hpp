@@ -1,0 +1,17 @@
+// Search planning and execution (private): turns a storage::search_request into SQL over the index
+// tables of migration 4, with the caller's visibility in the query, and runs it on one reader
+// connection inside one read transaction. store::search (store.cpp) is the only caller.
+#pragma once
+
+#include "sqlite.hpp"
+
+#include "storage/search.hpp"
+
+namespace caregate::storage::detail {
+
+/// Runs a search on `db` (a read-only connection). Errors: deleted (an expired cursor snapshot),
+/// malformed (a cursor that does not decode for this query), unsupported (a parameter the index
+/// cannot answer), busy/fault from SQLite.
+fhir::result<search_page> run_search(connection& db, const search_request& request);
+
+} // namespace caregate::storage::detail
