@@ -1,6 +1,8 @@
 // Access decisions that need the store; see guard.hpp.
 #include "access/guard.hpp"
 
+#include "fhir_model/resource.hpp"
+
 #include <algorithm>
 #include <chrono>
 
@@ -109,6 +111,29 @@ fhir::result<bool> guard::can_read(const profile& who, const storage::stored_ver
             return false;
     }
     return true;
+}
+
+storage::search_visibility guard::search_visibility(const profile& who, storage::timestamp now,
+                                                    const std::map<std::string, citizen_view>& views) const {
+    storage::search_visibility out;
+    out.all_citizens = policy_.all_citizens(who);
+    out.organisation = who.org->ods;
+    out.user = who.caller->user;
+    out.now = now;
+    out.recent_since = now - policy_.recent_micros();
+    out.objection_binds = !policy_.any_owner(who);
+    out.break_glass_overrides_objection = policy_.break_glass_overrides_objection();
+    for (std::string_view type : fhir::supported_types()) {
+        auto scope = policy_.read_scope_for(who, type);
+        if (scope.any)
+            out.readable.push_back({std::string(type), scope.whole, std::move(scope.facets)});
+    }
+    out.hidden_labels = policy_.hidden_labels(who);
+    out.owner_only_labels = policy_.owner_only_labels();
+    for (const auto& [nhs, view] : views)
+        if (view.open && view.break_glass)
+            out.break_glass_citizens.push_back(nhs);
+    return out;
 }
 
 storage::audit_record guard::audit_for(const profile& who, const std::string& request_id, storage::timestamp now,

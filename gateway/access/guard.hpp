@@ -9,6 +9,7 @@
 #include "access/policy.hpp"
 #include "auth/token.hpp"
 #include "rest/http.hpp"
+#include "storage/search.hpp"
 #include "storage/store.hpp"
 
 #include <map>
@@ -50,6 +51,12 @@ public:
     fhir::result<bool> can_read(const profile& who, const storage::stored_version& version,
                                 const std::string& request_id, storage::timestamp now,
                                 std::map<std::string, citizen_view>& views, bool may_break_glass) const;
+
+    /// The caller's visibility as data for a search's query (storage/search.hpp): the same decisions
+    /// as open_citizen and can_read, taken inside the query. A search never breaks the glass;
+    /// `break_glass_citizens` lists citizens this request opened by break-glass already.
+    storage::search_visibility search_visibility(const profile& who, storage::timestamp now,
+                                                 const std::map<std::string, citizen_view>& views) const;
 
     const policy& rules() const noexcept { return policy_; }
     storage::store& store() const noexcept { return store_; }

@@ -268,6 +268,40 @@ bool policy::labels_allow(const profile& who, const std::vector<std::string>& la
     return true;
 }
 
+policy::read_scope policy::read_scope_for(const profile& who, std::string_view type) const {
+    read_scope scope;
+    if (!scopes_allow(who.caller->scopes, action::read, type))
+        return scope;
+    for (const rule* r : who.rules)
+        for (const auto& grant : r->grants[static_cast<std::size_t>(action::read)]) {
+            if (!grant_matches(grant, type, nullptr))
+                continue;
+            scope.any = true;
+            if (grant.where.empty())
+                scope.whole = true;
+            for (const auto& facet : grant.where)
+                if (!contains(scope.facets, facet))
+                    scope.facets.push_back(facet);
+        }
+    if (scope.whole)
+        scope.facets.clear();
+    return scope;
+}
+
+std::vector<std::string> policy::hidden_labels(const profile& who) const {
+    const bool restricted_allowed = std::any_of(restricted_groups_.begin(), restricted_groups_.end(),
+                                                [&](const std::string& g) { return who.in_group(g); });
+    if (restricted_allowed || restricted_label_.empty())
+        return {};
+    return {restricted_label_};
+}
+
+std::vector<std::string> policy::owner_only_labels() const {
+    if (very_restricted_label_.empty())
+        return {};
+    return {very_restricted_label_};
+}
+
 bool policy::break_glass_allowed(const profile& who) const noexcept {
     return std::any_of(break_glass_groups_.begin(), break_glass_groups_.end(),
                        [&](const std::string& g) { return who.in_group(g); });

@@ -84,6 +84,19 @@ public:
     bool all_citizens(const profile& who) const noexcept;
     bool any_owner(const profile& who) const noexcept;
 
+    /// How far the profile may read a type: not at all (`any` false), wholly, or only versions having
+    /// one of `facets` (the same decision as `may`, as data for a search's query).
+    struct read_scope {
+        bool any = false;
+        bool whole = false;
+        std::vector<std::string> facets;
+    };
+    read_scope read_scope_for(const profile& who, std::string_view type) const;
+    /// The labels that hide a version from the profile whoever owns it, and those that hide it unless
+    /// the profile's organisation owns it (the same decision as `labels_allow`, as data).
+    std::vector<std::string> hidden_labels(const profile& who) const;
+    std::vector<std::string> owner_only_labels() const;
+
     /// Label rules: whether a version with these labels, owned by `owner`, is visible to the profile.
     bool labels_allow(const profile& who, const std::vector<std::string>& labels, std::string_view owner) const noexcept;
 

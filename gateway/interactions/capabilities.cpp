@@ -84,6 +84,26 @@ std::string capability_statement(const rest::rest_config& config) {
         out.Key("conditionalUpdate");
         out.Bool(false);
         text("conditionalDelete", "not-supported");
+        auto list = [&](const char* key, const std::vector<std::string>& values) {
+            if (values.empty())
+                return; // FHIR JSON has no empty arrays
+            out.Key(key);
+            out.StartArray();
+            for (const auto& value : values)
+                out.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+            out.EndArray();
+        };
+        list("searchInclude", row.search_includes);
+        list("searchRevInclude", row.search_revincludes);
+        if (row.type == "Patient") {
+            out.Key("operation");
+            out.StartArray();
+            out.StartObject();
+            text("name", "everything");
+            text("definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything");
+            out.EndObject();
+            out.EndArray();
+        }
         out.EndObject();
     }
     out.EndArray();
@@ -96,6 +116,11 @@ std::string capability_statement(const rest::rest_config& config) {
         text("code", rest::spec_code(kind));
         out.EndObject();
     }
+    out.EndArray();
+    // Patient compartment searches (GET /Patient/{nhs}/{type}) and $everything.
+    out.Key("compartment");
+    out.StartArray();
+    out.String("http://hl7.org/fhir/CompartmentDefinition/patient");
     out.EndArray();
     out.EndObject();
     out.EndArray();

@@ -14,6 +14,12 @@ void update(rest::context& ctx, rest::responder& done);
 void delete_(rest::context& ctx, rest::responder& done);
 /// Instance, type and system history: the route says which.
 void history(rest::context& ctx, rest::responder& done);
+/// Search (https://hl7.org/fhir/R4/search.html): type level (GET and POST _search), system level,
+/// Patient compartment, and Patient/{nhs}/$everything.
+void search_type(rest::context& ctx, rest::responder& done);
+void search_system(rest::context& ctx, rest::responder& done);
+void search_compartment(rest::context& ctx, rest::responder& done);
+void everything(rest::context& ctx, rest::responder& done);
 /// The audit log as AuditEvent resources: read by id, and search by patient, agent and date.
 void audit_event_read(rest::context& ctx, rest::responder& done);
 void audit_event_search(rest::context& ctx, rest::responder& done);

@@ -9,6 +9,8 @@
 #include <openssl/rand.h>
 
 #include <boost/url/parse.hpp>
+#include <boost/url/params_view.hpp>
+#include <boost/url/parse_query.hpp>
 #include <boost/url/url_view.hpp>
 
 #include <algorithm>
@@ -89,8 +91,16 @@ fhir::result<route> find_route(std::string_view method, const std::vector<std::s
             return wrong_method(method);
         return route{kind, std::string(type), {}, 0};
     };
-    if (n == 0)
-        return wrong_method(method); // transaction/batch and system search come with later issues
+    if (n == 0) {
+        if (method == "GET")
+            return route{interaction::search_system, {}, {}, 0};
+        return wrong_method(method); // transaction and batch come with a later issue
+    }
+    if (n == 1 && segments[0] == "_search") {
+        if (method != "POST")
+            return wrong_method(method);
+        return route{interaction::search_system, {}, {}, 0};
+    }
     if (n == 1 && segments[0] == "metadata") {
         if (method != "GET")
             return wrong_method(method);
@@ -116,6 +126,11 @@ fhir::result<route> find_route(std::string_view method, const std::vector<std::s
             return wrong_method(method);
         return on_type(type, interaction::history_type);
     }
+    if (n == 2 && segments[1] == "_search") {
+        if (method != "POST")
+            return wrong_method(method);
+        return on_type(type, interaction::search_type);
+    }
     const std::string& id = segments[1];
     if (!valid_id(id))
         return error::make(category::not_found, "not-found", "'" + std::string(type) + "/…' is not a valid id");
@@ -133,6 +148,19 @@ fhir::result<route> find_route(std::string_view method, const std::vector<std::s
         if (r)
             r->id = id;
         return r;
+    }
+    if (n == 3 && type == "Patient" && segments[2] == "$everything") {
+        if (method != "GET")
+            return wrong_method(method);
+        return route{interaction::everything, "Patient", id, 0};
+    }
+    if (n == 3 && type == "Patient" && segments[2] != "_history") {
+        const type_capability* searched = find_type(segments[2]);
+        if (!searched || !searched->allows(interaction::search_type))
+            return not_found_type(segments[2]);
+        if (method != "GET")
+            return wrong_method(method);
+        return route{interaction::search_compartment, segments[2], id, 0};
     }
     if (segments[2] != "_history" || n > 4)
         return error::make(category::not_found, "not-found", "no such path");
@@ -166,8 +194,12 @@ std::string allowed_methods(const std::vector<std::string>& segments) {
     auto add = [&](std::string_view method) { methods.push_back(method); };
     const std::size_t n = segments.size();
     const type_capability* row = n > 0 ? find_type(segments[0]) : nullptr;
-    if (n == 1 && (segments[0] == "metadata" || segments[0] == "_history"))
+    if (n == 0 || (n == 1 && (segments[0] == "metadata" || segments[0] == "_history")))
         add("GET");
+    else if (n == 1 && segments[0] == "_search")
+        add("POST");
+    else if (row && n == 2 && segments[1] == "_search")
+        add("POST");
     else if (row && n == 1) {
         if (row->allows(interaction::search_type))
             add("GET");
@@ -198,7 +230,11 @@ void dispatch(context& ctx, responder& done) {
     switch (ctx.where.kind) {
     case interaction::capabilities: return capabilities(ctx, done);
     case interaction::read: return ctx.where.type == "AuditEvent" ? audit_event_read(ctx, done) : read(ctx, done);
-    case interaction::search_type: return audit_event_search(ctx, done); // the only type searched yet
+    case interaction::search_type:
+        return ctx.where.type == "AuditEvent" ? audit_event_search(ctx, done) : search_type(ctx, done);
+    case interaction::search_system: return search_system(ctx, done);
+    case interaction::search_compartment: return search_compartment(ctx, done);
+    case interaction::everything: return everything(ctx, done);
     case interaction::vread: return vread(ctx, done);
     case interaction::create: return create(ctx, done);
     case interaction::update: return update(ctx, done);
@@ -311,8 +347,22 @@ void application::handle(request req, responder done) {
             format = value;
     if (auto ok = check_accept(req, format); !ok)
         return fail(ok.failure());
-    if (auto ok = check_content_type(req); !ok)
+    const bool form_search = req.method == "POST" && (routed->kind == interaction::search_type ||
+                                                      routed->kind == interaction::search_system);
+    if (form_search) {
+        // POST [base]/[type]/_search: the parameters come as a form body, and the URL's too
+        // (https://hl7.org/fhir/R4/http.html#search).
+        if (!req.body.empty() && !mentions(req.header("Content-Type"), "application/x-www-form-urlencoded"))
+            return fail(error::make(category::unsupported_media_type, "not-supported",
+                                    "a search by POST takes an application/x-www-form-urlencoded body"));
+        auto form = boost::urls::parse_query(req.body);
+        if (!form)
+            return fail(error::make(category::malformed, "structure", "the form body is not valid form encoding"));
+        for (auto p : boost::urls::params_view(*form))
+            params.emplace_back(std::string(p.key), std::string(p.has_value ? p.value : std::string_view{}));
+    } else if (auto ok = check_content_type(req); !ok) {
         return fail(ok.failure());
+    }
 
     context ctx{std::move(req), std::move(routed.value()), std::move(params), store_, config_, request_id,
                 nullptr, std::nullopt, access::now_micros(), {}};

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -19,7 +20,13 @@ enum class interaction {
     create,
     search_type,
     history_system,
+    search_system,
     capabilities,
+    /// Patient compartment search, GET /Patient/{nhs}/{type} (https://hl7.org/fhir/R4/compartmentdefinition-patient.html):
+    /// routed with `type` the type searched and `id` the citizen.
+    search_compartment,
+    /// Patient/{nhs}/$everything (https://hl7.org/fhir/R4/patient-operation-everything.html).
+    everything,
 };
 
 /// The spec's code for an interaction, e.g. "history-instance".
@@ -36,6 +43,8 @@ struct type_capability {
     std::string_view type;
     std::vector<interaction> interactions; ///< type- and instance-level interactions served
     std::vector<search_parameter> search_parameters;
+    std::vector<std::string> search_includes;    ///< `Type:param` values _include accepts
+    std::vector<std::string> search_revincludes; ///< `Source:param` values _revinclude accepts
     bool allows(interaction kind) const noexcept;
 };
 

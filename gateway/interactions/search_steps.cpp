@@ -1,0 +1,253 @@
+// The search steps the search interactions share; see search_steps.hpp. The Bundle splices stored
+// JSON in as it is (or subsetted for _summary/_elements); links carry the parameters as applied, so
+// the self link says exactly what was searched.
+#include "interactions/search_steps.hpp"
+
+#include "fhir_model/summary.hpp"
+#include "interactions/access_steps.hpp"
+#include "rest/error_response.hpp"
+#include "storage/search.hpp"
+
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+
+#include <charconv>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace caregate::interactions::detail {
+
+namespace {
+
+using fhir::category;
+using fhir::error;
+
+std::string encode(std::string_view text) { return boost::urls::encode(text, boost::urls::unreserved_chars); }
+
+std::string query_string(const std::vector<std::pair<std::string, std::string>>& pairs) {
+    std::string text;
+    for (const auto& [key, value] : pairs)
+        text += (text.empty() ? "" : "&") + encode(key) + "=" + encode(value);
+    return text;
+}
+
+fhir::summary_form form_of(fhir::search_summary summary) {
+    switch (summary) {
+    case fhir::search_summary::true_: return fhir::summary_form::summary;
+    case fhir::search_summary::text: return fhir::summary_form::text;
+    case fhir::search_summary::data: return fhir::summary_form::data;
+    default: return fhir::summary_form::full;
+    }
+}
+
+/// $everything's own parameters: _count only (the interaction takes _since and _type).
+fhir::result<fhir::search_query> everything_query(const rest::context& ctx, const search_scope& scope,
+                                                  const std::vector<std::pair<std::string, std::string>>& params) {
+    fhir::search_query query;
+    query.types = scope.types;
+    query.count = ctx.config.default_count;
+    for (const auto& [key, value] : params) {
+        if (key != "_count") {
+            fhir::issue dropped{"warning", "not-supported", "the parameter '" + key + "' is not supported by $everything; it was ignored", key};
+            if (!lenient(ctx))
+                return error{category::unsupported, {{"error", "not-supported", "the parameter '" + key + "' is not supported by $everything", key}}};
+            query.ignored.push_back(std::move(dropped));
+            continue;
+        }
+        unsigned n = 0;
+        auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+        if (ec != std::errc{} || end != value.data() + value.size())
+            return error::make(category::malformed, "value", "_count must be a whole number", "_count");
+        query.count = std::min(n, ctx.config.max_count);
+        query.applied.emplace_back("_count", std::to_string(query.count));
+    }
+    return query;
+}
+
+} // namespace
+
+fhir::result<std::optional<std::string>> take_param(rest::context& ctx, search_scope& scope, std::string_view name) {
+    std::optional<std::string> value;
+    auto& params = ctx.params;
+    for (auto it = params.begin(); it != params.end();) {
+        if (it->first != name) {
+            ++it;
+            continue;
+        }
+        if (value)
+            return error::make(category::malformed, "value", "the parameter " + std::string(name) + " is given twice",
+                               std::string(name));
+        value = it->second;
+        scope.taken.push_back(*it);
+        it = params.erase(it);
+    }
+    return value;
+}
+
+fhir::result<std::vector<std::string>> searched_types(const rest::context& ctx, std::string_view list) {
+    std::vector<std::string> types;
+    while (true) {
+        const auto comma = list.find(',');
+        const std::string type(list.substr(0, comma));
+        const rest::type_capability* row = rest::find_type(type);
+        if (!row || !row->allows(rest::interaction::search_type) || type == "AuditEvent")
+            return error::make(category::unsupported, "not-supported",
+                               "_type: '" + type + "' is not a type searched here", "_type");
+        if (!ctx.guard->rules().may_ever(*ctx.who, access::action::read, type))
+            return error::make(category::forbidden, "forbidden", "your role may not read " + type + " resources",
+                               "_type");
+        if (std::find(types.begin(), types.end(), type) == types.end())
+            types.push_back(type);
+        if (comma == std::string_view::npos)
+            return types;
+        list.remove_prefix(comma + 1);
+    }
+}
+
+bool lenient(const rest::context& ctx) {
+    return ctx.req.header("Prefer").find("handling=lenient") != std::string_view::npos;
+}
+
+void answer_search(rest::context& ctx, rest::responder& done, const search_scope& scope) {
+    std::vector<std::pair<std::string, std::string>> params;
+    std::optional<std::string> cursor_text;
+    for (const auto& [key, value] : ctx.params) {
+        if (key == "_format" || key == "_pretty")
+            continue; // they shape the output only
+        if (key == "_cursor") {
+            cursor_text = value;
+            continue;
+        }
+        params.emplace_back(key, value);
+    }
+
+    fhir::result<fhir::search_query> parsed = [&]() -> fhir::result<fhir::search_query> {
+        if (scope.everything)
+            return everything_query(ctx, scope, params);
+        fhir::search_query_options options;
+        options.lenient = lenient(ctx);
+        options.default_count = ctx.config.default_count;
+        options.max_count = ctx.config.max_count;
+        return fhir::parse_search_query(scope.types, params, options);
+    }();
+    if (!parsed) {
+        audit_access(ctx, "search", {}, "failed", query_string(params));
+        return done(rest::error_response(parsed.failure()));
+    }
+    fhir::search_query& query = parsed.value();
+    if (query.summary == fhir::search_summary::count) {
+        query.count = 0;
+        query.total = fhir::search_total::accurate;
+    }
+
+    storage::search_request request;
+    request.query = &query;
+    request.compartment = scope.compartment;
+    request.everything = scope.everything;
+    request.visibility = ctx.guard->search_visibility(*ctx.who, ctx.now, ctx.views);
+    request.since = scope.since;
+    if (cursor_text) {
+        auto cursor = storage::decode_cursor(*cursor_text);
+        if (!cursor)
+            return done(rest::error_response(cursor.failure()));
+        request.cursor = std::move(cursor.value());
+    }
+
+    auto page = ctx.store.search(request);
+    if (!page) {
+        audit_access(ctx, "search", {}, "failed", query_string(query.applied));
+        return done(rest::error_response(page.failure()));
+    }
+
+    std::vector<std::pair<std::string, std::string>> link_params = scope.taken;
+    link_params.insert(link_params.end(), query.applied.begin(), query.applied.end());
+    const std::string applied = query_string(link_params);
+    std::vector<const storage::stored_version*> shown;
+    for (const storage::search_entry& entry : page->entries)
+        shown.push_back(&entry.version);
+    audit_access(ctx, scope.everything ? "everything" : "search", shown, "success", applied);
+
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> out(buffer);
+    out.StartObject();
+    out.Key("resourceType");
+    out.String("Bundle");
+    out.Key("type");
+    out.String("searchset");
+    if (page->total) {
+        out.Key("total");
+        out.Int64(*page->total);
+    }
+    out.Key("link");
+    out.StartArray();
+    auto link = [&](const char* relation, const std::optional<storage::search_cursor>& cursor) {
+        std::string url = scope.path + "?" + applied;
+        if (cursor)
+            url += (applied.empty() ? "" : "&") + std::string("_cursor=") + storage::encode_cursor(*cursor);
+        out.StartObject();
+        out.Key("relation");
+        out.String(relation);
+        out.Key("url");
+        out.String(url.data(), static_cast<rapidjson::SizeType>(url.size()));
+        out.EndObject();
+    };
+    link("self", request.cursor);
+    if (page->next)
+        link("next", page->next);
+    if (page->previous)
+        link("previous", page->previous);
+    out.EndArray();
+
+    const bool any_entry = !page->entries.empty() || !query.ignored.empty();
+    if (any_entry) { // FHIR JSON has no empty arrays
+        out.Key("entry");
+        out.StartArray();
+    }
+    const fhir::summary_form form = form_of(query.summary);
+    for (const storage::search_entry& entry : page->entries) {
+        const storage::stored_version& v = entry.version;
+        out.StartObject();
+        out.Key("fullUrl");
+        out.String(ctx.config.base_url + "/" + v.type + "/" + v.id);
+        out.Key("resource");
+        // _elements applies to matches; _summary to every entry.
+        const bool subset = form != fhir::summary_form::full || (!entry.include && !query.elements.empty());
+        if (subset) {
+            static const std::vector<std::string> no_elements;
+            auto shaped = fhir::subset_resource(v.json, form, entry.include ? no_elements : query.elements);
+            if (!shaped)
+                return done(rest::error_response(shaped.failure()));
+            out.RawValue(shaped->data(), shaped->size(), rapidjson::kObjectType);
+        } else {
+            out.RawValue(v.json.data(), v.json.size(), rapidjson::kObjectType);
+        }
+        out.Key("search");
+        out.StartObject();
+        out.Key("mode");
+        out.String(entry.include ? "include" : "match");
+        out.EndObject();
+        out.EndObject();
+    }
+    if (!query.ignored.empty()) {
+        // What lenient handling dropped, as the spec suggests: an OperationOutcome in mode "outcome".
+        fhir::error note;
+        note.issues = query.ignored;
+        const std::string outcome = fhir::operation_outcome_json(note);
+        out.StartObject();
+        out.Key("resource");
+        out.RawValue(outcome.data(), outcome.size(), rapidjson::kObjectType);
+        out.Key("search");
+        out.StartObject();
+        out.Key("mode");
+        out.String("outcome");
+        out.EndObject();
+        out.EndObject();
+    }
+    if (any_entry)
+        out.EndArray();
+    out.EndObject();
+    done(rest::json_response({buffer.GetString(), buffer.GetSize()}));
+}
+
+} // namespace caregate::interactions::detail

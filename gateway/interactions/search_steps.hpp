@@ -1,0 +1,39 @@
+// What the search interactions share (https://hl7.org/fhir/R4/search.html): parsing the parameters,
+// asking the store with the caller's visibility in the query, the searchset Bundle with its self,
+// next and previous links, _summary and _elements, and the audit records of the search.
+#pragma once
+
+#include "rest/context.hpp"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace caregate::interactions::detail {
+
+struct search_scope {
+    std::vector<std::string> types; ///< the types searched
+    std::string compartment;        ///< a citizen's NHS number: Patient compartment search, $everything
+    bool everything = false;        ///< Patient/{nhs}/$everything
+    std::string path;               ///< the URL the links start from, e.g. {base}/Observation
+    /// Parameters the interaction has taken itself (e.g. _type), to keep in the links as given.
+    std::vector<std::pair<std::string, std::string>> taken;
+    std::optional<storage::timestamp> since; ///< $everything's _since
+};
+
+/// Runs the search of `scope` with the request's parameters and answers with a searchset Bundle,
+/// or an OperationOutcome. Parameters in `scope.taken` must be taken out of ctx.params by the caller.
+void answer_search(rest::context& ctx, rest::responder& done, const search_scope& scope);
+
+/// Takes parameter `name` out of ctx.params into `scope.taken`; its value, if it was given (once).
+/// Errors: malformed when it is given more than once.
+fhir::result<std::optional<std::string>> take_param(rest::context& ctx, search_scope& scope, std::string_view name);
+
+/// The types of a `_type` value (comma-separated): each must be served and searchable; one the caller
+/// may never read is forbidden (403). Errors name the type.
+fhir::result<std::vector<std::string>> searched_types(const rest::context& ctx, std::string_view list);
+
+/// Whether the request asks for lenient handling (Prefer: handling=lenient).
+bool lenient(const rest::context& ctx);
+
+} // namespace caregate::interactions::detail

@@ -1,0 +1,31 @@
+// search (system level): https://hl7.org/fhir/R4/http.html#search, GET [base]?_type=...&... and
+// POST [base]/_search. Without _type, every type the caller may read; a listed type the caller may
+// never read is 403. The audit log (AuditEvent) is searched only at its own type.
+#include "interactions/interactions.hpp"
+
+#include "fhir_model/resource.hpp"
+#include "interactions/search_steps.hpp"
+#include "rest/error_response.hpp"
+
+namespace caregate::interactions {
+
+void search_system(rest::context& ctx, rest::responder& done) {
+    detail::search_scope scope;
+    scope.path = ctx.config.base_url;
+    auto type_list = detail::take_param(ctx, scope, "_type");
+    if (!type_list)
+        return done(rest::error_response(type_list.failure()));
+    if (*type_list) {
+        auto types = detail::searched_types(ctx, **type_list);
+        if (!types)
+            return done(rest::error_response(types.failure()));
+        scope.types = std::move(types.value());
+    } else {
+        for (std::string_view type : fhir::supported_types())
+            if (type != "AuditEvent" && ctx.guard->rules().may_ever(*ctx.who, access::action::read, type))
+                scope.types.emplace_back(type);
+    }
+    detail::answer_search(ctx, done, scope);
+}
+
+} // namespace caregate::interactions
