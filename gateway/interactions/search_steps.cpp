@@ -65,6 +65,35 @@ fhir::result<fhir::search_query> everything_query(const rest::context& ctx, cons
     return query;
 }
 
+/// A reference given as an absolute URL of this server (`{base}/Patient/9000000009`) is the same
+/// reference as `Patient/9000000009`: the index holds our own references by type and id.
+void resolve_own_urls(fhir::search_query& query, const std::string& base_url) {
+    const std::string prefix = base_url + "/";
+    auto resolve = [&](fhir::search_argument& a) {
+        if (!a.url.starts_with(prefix))
+            return;
+        const std::string_view rest = std::string_view(a.url).substr(prefix.size());
+        const auto slash = rest.find('/');
+        if (slash == std::string_view::npos || slash == 0 || slash + 1 == rest.size() ||
+            rest.find('/', slash + 1) != std::string_view::npos)
+            return;
+        a.target_type = std::string(rest.substr(0, slash));
+        a.id = std::string(rest.substr(slash + 1));
+        a.url.clear();
+    };
+    for (fhir::search_clause& clause : query.clauses) {
+        if (!clause.parameter)
+            continue;
+        for (fhir::search_argument& a : clause.any_of) {
+            if (clause.parameter->type == fhir::search_param_type::reference &&
+                clause.modifier != fhir::search_modifier::identifier)
+                resolve(a);
+            for (fhir::search_argument& component : a.components)
+                resolve(component);
+        }
+    }
+}
+
 } // namespace
 
 fhir::result<std::optional<std::string>> take_param(rest::context& ctx, search_scope& scope, std::string_view name) {
@@ -136,6 +165,7 @@ void answer_search(rest::context& ctx, rest::responder& done, const search_scope
         return done(rest::error_response(parsed.failure()));
     }
     fhir::search_query& query = parsed.value();
+    resolve_own_urls(query, ctx.config.base_url);
     if (query.summary == fhir::search_summary::count) {
         query.count = 0;
         query.total = fhir::search_total::accurate;

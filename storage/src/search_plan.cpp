@@ -180,6 +180,8 @@ public:
         }
         std::string driver_sql;
         const bool compartment_drives = !compartment.empty() && best > 1;
+        if (compartment_drives)
+            driver = nullptr; // every clause is then a condition
         if (compartment_drives) {
             driver_sql = "SELECT vc.seq FROM version_citizens vc WHERE vc.nhs_number = " + sql_.text_arg(compartment) +
                          " AND EXISTS (SELECT 1 FROM search_token t WHERE t.seq = vc.seq AND t.param = '_id' AND "
@@ -965,6 +967,79 @@ fhir::result<std::vector<found_row>> includes(connection& db, const search_reque
     return all;
 }
 
+/// The SQL selecting the seqs of every match (of every type searched), visible to the caller.
+fhir::result<std::string> matches_sql(const search_request& request, planner& plan, sql_text& sql) {
+    const fhir::search_query& query = *request.query;
+    std::string matches;
+    if (request.everything) {
+        matches = "SELECT v.seq AS seq FROM version_citizens vc JOIN resource_versions v ON v.seq = vc.seq "
+                  "WHERE vc.nhs_number = " + sql.text_arg(request.compartment) +
+                  " AND EXISTS (SELECT 1 FROM search_token t WHERE t.seq = vc.seq AND t.param = '_id' AND " +
+                  plan.live("t") + ")";
+        if (!query.types.empty()) {
+            std::string list;
+            for (const std::string& type : query.types)
+                list += (list.empty() ? "" : ", ") + sql.text_arg(type);
+            matches += " AND v.type IN (" + list + ")";
+        }
+        if (request.since)
+            matches += " AND v.last_updated >= " + sql.arg(*request.since);
+        matches += " AND " + plan.visible("v");
+        return matches;
+    }
+    for (const std::string& type : query.types) {
+        std::vector<clause_at> clauses;
+        for (const fhir::search_clause& clause : query.clauses)
+            clauses.push_back({&clause, 0});
+        auto one = plan.match(type, clauses, request.compartment);
+        if (!one)
+            return std::move(one).failure();
+        matches += (matches.empty() ? "" : " UNION ALL ") + one.value();
+    }
+    if (matches.empty())
+        matches = "SELECT NULL AS seq WHERE 0";
+    return matches;
+}
+
+/// The sort keys a request orders by ($everything: none, so the order of writes).
+std::vector<fhir::search_sort_key> sort_of(const search_request& request) {
+    return request.everything ? std::vector<fhir::search_sort_key>{} : request.query->sort;
+}
+
+/// The page query (design note 3): seq, type, id and the keys k0.. of each row, after the cursor,
+/// count + 1 rows to learn whether more follow.
+fhir::result<std::string> page_sql(const search_request& request, planner& plan, sql_text& sql,
+                                   const std::string& matches) {
+    const fhir::search_query& query = *request.query;
+    const std::vector<fhir::search_sort_key> sort = sort_of(request);
+    std::string keys;
+    for (std::size_t i = 0; i < sort.size(); ++i) {
+        // A key is per type (the parameter is re-resolved for each type searched): a CASE on v.type.
+        std::string expression = "CASE v.type";
+        for (const std::string& type : query.types) {
+            auto key = plan.sort_key(type, sort[i], "v.seq");
+            if (!key)
+                return std::move(key).failure();
+            expression += " WHEN " + sql.text_arg(type) + " THEN " + key.value();
+        }
+        keys += ", " + expression + " END AS k" + std::to_string(i);
+    }
+    std::string text = "SELECT m.seq, m.type, m.id";
+    for (std::size_t i = 0; i < sort.size(); ++i)
+        text += ", m.k" + std::to_string(i);
+    text += " FROM (SELECT v.seq AS seq, v.type AS type, v.id AS id" + keys +
+            " FROM resource_versions v WHERE v.seq IN (" + matches + ")) m";
+    const bool backwards = request.cursor && request.cursor->backwards;
+    if (request.cursor) {
+        auto after = read_keys(request.cursor->after);
+        if (!after || after->size() != sort.size() + 1 || !std::holds_alternative<std::int64_t>(after->back()))
+            return malformed_cursor();
+        text += " WHERE " + keyset_condition(sql, sort, *after, backwards);
+    }
+    text += order_by(sort, backwards) + " LIMIT " + sql.arg(std::int64_t{query.count} + 1);
+    return text;
+}
+
 } // namespace
 
 fhir::result<search_page> run_search(connection& db, const search_request& request) {
@@ -992,39 +1067,12 @@ fhir::result<search_page> run_search(connection& db, const search_request& reque
     sql_text sql;
     planner plan(request, sql, page.snapshot);
 
-    // The matches of every type searched, as one set of seqs.
-    std::string matches;
-    if (request.everything) {
-        matches = "SELECT v.seq AS seq FROM version_citizens vc JOIN resource_versions v ON v.seq = vc.seq "
-                  "WHERE vc.nhs_number = " + sql.text_arg(request.compartment) +
-                  " AND EXISTS (SELECT 1 FROM search_token t WHERE t.seq = vc.seq AND t.param = '_id' AND " +
-                  plan.live("t") + ")";
-        if (!query.types.empty()) {
-            std::string list;
-            for (const std::string& type : query.types)
-                list += (list.empty() ? "" : ", ") + sql.text_arg(type);
-            matches += " AND v.type IN (" + list + ")";
-        }
-        if (request.since)
-            matches += " AND v.last_updated >= " + sql.arg(*request.since);
-        matches += " AND " + plan.visible("v");
-    } else {
-        for (const std::string& type : query.types) {
-            std::vector<clause_at> clauses;
-            for (const fhir::search_clause& clause : query.clauses)
-                clauses.push_back({&clause, 0});
-            auto one = plan.match(type, clauses, request.compartment);
-            if (!one)
-                return std::move(one).failure();
-            matches += (matches.empty() ? "" : " UNION ALL ") + one.value();
-        }
-        if (matches.empty())
-            matches = "SELECT NULL AS seq WHERE 0";
-    }
-
+    auto matches = matches_sql(request, plan, sql);
+    if (!matches)
+        return std::move(matches).failure();
     if (query.total != fhir::search_total::none) {
         std::int64_t total = 0;
-        auto counted = each_row(db, sql, "SELECT count(*) FROM (" + matches + ")",
+        auto counted = each_row(db, sql, "SELECT count(*) FROM (" + matches.value() + ")",
                                 [&](sqlite3_stmt* row) { total = sqlite3_column_int64(row, 0); });
         if (!counted)
             return std::move(counted).failure();
@@ -1033,37 +1081,15 @@ fhir::result<search_page> run_search(connection& db, const search_request& reque
     if (query.count == 0)
         return page;
 
-    // The page: keys per row (design note 3), after the cursor, count + 1 to learn whether more follow.
-    const std::vector<fhir::search_sort_key>& sort = request.everything ? std::vector<fhir::search_sort_key>{} : query.sort;
-    std::string keys;
-    for (std::size_t i = 0; i < sort.size(); ++i) {
-        // A key is per type (the parameter is re-resolved for each type searched): a CASE on v.type.
-        std::string expression = "CASE v.type";
-        for (const std::string& type : query.types) {
-            auto key = plan.sort_key(type, sort[i], "v.seq");
-            if (!key)
-                return std::move(key).failure();
-            expression += " WHEN " + sql.text_arg(type) + " THEN " + key.value();
-        }
-        keys += ", " + expression + " END AS k" + std::to_string(i);
-    }
-    std::string text = "SELECT m.seq, m.type, m.id" ;
-    for (std::size_t i = 0; i < sort.size(); ++i)
-        text += ", m.k" + std::to_string(i);
-    text += " FROM (SELECT v.seq AS seq, v.type AS type, v.id AS id" + keys +
-            " FROM resource_versions v WHERE v.seq IN (" + matches + ")) m";
+    const std::vector<fhir::search_sort_key> sort = sort_of(request);
     const bool backwards = request.cursor && request.cursor->backwards;
-    if (request.cursor) {
-        auto after = read_keys(request.cursor->after);
-        if (!after || after->size() != sort.size() + 1 || !std::holds_alternative<std::int64_t>(after->back()))
-            return malformed_cursor();
-        text += " WHERE " + keyset_condition(sql, sort, *after, backwards);
-    }
-    text += order_by(sort, backwards) + " LIMIT " + sql.arg(std::int64_t{query.count} + 1);
+    auto text = page_sql(request, plan, sql, matches.value());
+    if (!text)
+        return std::move(text).failure();
 
     std::vector<found_row> rows;
     std::vector<std::vector<sql_value>> row_keys;
-    auto read = each_row(db, sql, text, [&](sqlite3_stmt* row) {
+    auto read = each_row(db, sql, text.value(), [&](sqlite3_stmt* row) {
         rows.push_back({sqlite3_column_int64(row, 0), column_text(row, 1), column_text(row, 2)});
         std::vector<sql_value> k;
         for (std::size_t i = 0; i < sort.size(); ++i)
@@ -1108,6 +1134,27 @@ fhir::result<search_page> run_search(connection& db, const search_request& reque
     for (std::size_t i = 0; i < versions->size(); ++i)
         page.entries.push_back({std::move((*versions)[i]), i >= rows.size()});
     return page;
+}
+
+fhir::result<std::string> explain_search(connection& db, const search_request& request) {
+    auto newest = single_integer(db, "SELECT coalesce(max(seq), 0) FROM resource_versions");
+    if (!newest)
+        return std::move(newest).failure();
+    sql_text sql;
+    planner plan(request, sql, newest.value());
+    auto matches = matches_sql(request, plan, sql);
+    if (!matches)
+        return std::move(matches).failure();
+    auto text = page_sql(request, plan, sql, matches.value());
+    if (!text)
+        return std::move(text).failure();
+    std::string explained;
+    auto read = each_row(db, sql, "EXPLAIN QUERY PLAN " + text.value(), [&](sqlite3_stmt* row) {
+        explained += column_text(row, 3) + "\n";
+    });
+    if (!read)
+        return std::move(read).failure();
+    return explained;
 }
 
 } // namespace detail

@@ -14,4 +14,8 @@ namespace caregate::storage::detail {
 /// cannot answer), busy/fault from SQLite.
 fhir::result<search_page> run_search(connection& db, const search_request& request);
 
+/// SQLite's EXPLAIN QUERY PLAN of the page query `run_search` would run (one line per plan step),
+/// for tests and diagnostics.
+fhir::result<std::string> explain_search(connection& db, const search_request& request);
+
 } // namespace caregate::storage::detail

@@ -671,6 +671,10 @@ fhir::result<search_page> store::search(const search_request& request) const {
     return impl_->with_reader<search_page>([&](connection& db) { return detail::run_search(db, request); });
 }
 
+fhir::result<std::string> store::explain_search(const search_request& request) const {
+    return impl_->with_reader<std::string>([&](connection& db) { return detail::explain_search(db, request); });
+}
+
 // ---- writes -------------------------------------------------------------------------------------
 
 void store::impl::enqueue(queued_job job) {

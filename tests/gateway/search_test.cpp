@@ -303,6 +303,11 @@ TEST_CASE("search: POST _search with a form body, compartment search, _summary=c
     REQUIRE(compartment.status == 200);
     CHECK(entries(parse(compartment), "match").size() == 4);
     CHECK(f.call_as(acute_clinician(), "GET", std::string("/Patient/") + tom + "/Condition").status == 404);
+    // The compartment narrows; every parameter still applies.
+    auto narrowed = f.call_as(gp_clinician(), "GET", std::string("/Patient/") + tom + "/Condition?code=38341003");
+    CHECK(entries(parse(narrowed), "match").size() == 1);
+    auto none = f.call_as(gp_clinician(), "GET", std::string("/Patient/") + tom + "/Condition?_id=nope");
+    CHECK(entries(parse(none), "match").empty());
 
     auto counted = parse(f.call_as(gp_clinician(), "GET", std::string("/Condition?patient=") + tom + "&_summary=count"));
     CHECK(counted["total"].GetInt64() == 4);

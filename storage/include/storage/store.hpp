@@ -180,6 +180,9 @@ public:
     /// A search (storage/search.hpp): one read transaction, so a page, its total and its includes
     /// see the same data.
     fhir::result<search_page> search(const search_request& request) const;
+    /// SQLite's plan for a search's page query (EXPLAIN QUERY PLAN, one step a line): for tests
+    /// that the planner's queries use the indexes, and for diagnosing a slow search.
+    fhir::result<std::string> explain_search(const search_request& request) const;
 
     /// Queues a write. `done` runs on the writer thread once the group holding the write has
     /// committed durably (or with the write's error; a failed write changes nothing). Must not block.

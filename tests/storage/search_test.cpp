@@ -1,0 +1,245 @@
+// The search planner (storage/src/search_plan.cpp) on a real database: the query plans SQLite
+// chooses for the common searches use the indexes (the plans written down below), and paging on a
+// snapshot gives each result exactly once while another thread writes.
+#include "store_fixture.hpp"
+
+#include "fhir_model/resource.hpp"
+#include "fhir_model/search_query.hpp"
+#include "storage/search.hpp"
+
+#include <atomic>
+#include <future>
+#include <set>
+#include <thread>
+
+using namespace caregate;
+using namespace caregate::storage;
+using namespace caregate::storage::testing;
+
+namespace {
+
+/// A write as the API makes it: prepared (validated, citizens, access facts) by fhir_model.
+write_request prepared(write_kind kind, const std::string& type, const std::string& id, const std::string& body) {
+    auto ready = fhir::prepare_resource(body, type);
+    REQUIRE_MESSAGE(ready.ok(), body);
+    write_request request;
+    request.kind = kind;
+    request.type = type;
+    request.id = id;
+    request.content = ready->content;
+    request.citizens = ready->citizens;
+    request.access = ready->access;
+    return request;
+}
+
+std::string patient(const std::string& nhs, const std::string& family, const std::string& birth_date) {
+    return R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":")" + nhs +
+           R"("}],"name":[{"family":")" + family + R"("}],"birthDate":")" + birth_date + R"("})";
+}
+
+std::string observation(const std::string& nhs, const std::string& code, const std::string& value) {
+    return R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":")" +
+           code + R"("}]},"subject":{"reference":"Patient/)" + nhs +
+           R"("},"effectiveDateTime":"2026-11-01T10:00:00Z","valueQuantity":{"value":)" + value + "}}";
+}
+
+fhir::search_query parse(const std::string& type, std::vector<std::pair<std::string, std::string>> params) {
+    fhir::search_query_options options;
+    options.max_count = 10000;
+    auto parsed = fhir::parse_search_query({type}, params, options);
+    REQUIRE_MESSAGE(parsed.ok(), (parsed.ok() ? std::string() : parsed.failure().issues.front().diagnostics));
+    return std::move(parsed.value());
+}
+
+search_request everything_visible(const fhir::search_query& query) {
+    search_request request;
+    request.query = &query;
+    request.visibility.everything = true;
+    return request;
+}
+
+/// Writes and waits for all of them (submitted together, so they commit in groups).
+void write_all(store& db, std::vector<write_request> requests) {
+    std::vector<std::future<bool>> done;
+    for (auto& request : requests) {
+        auto promise = std::make_shared<std::promise<bool>>();
+        done.push_back(promise->get_future());
+        db.submit(std::move(request), [promise](fhir::result<write_outcome> outcome) { promise->set_value(outcome.ok()); });
+    }
+    for (auto& d : done)
+        REQUIRE(d.get());
+}
+
+} // namespace
+
+// The expected plans of the common queries, as SQLite's EXPLAIN QUERY PLAN states them. Each starts
+// from its most selective condition through an index; none scans a table.
+TEST_CASE("search plan: the common queries start from an index and scan no table") {
+    store_fixture f;
+    write_all(*f.db, {prepared(write_kind::create, "Patient", "9000000009", patient("9000000009", "Smith", "1970-01-01"))});
+    write_all(*f.db, {prepared(write_kind::create, "Observation", "o1", observation("9000000009", "8867-4", "72"))});
+
+    struct expected_plan {
+        std::string type;
+        std::vector<std::pair<std::string, std::string>> params;
+        std::string compartment;
+        std::vector<std::string> indexes; ///< each must appear in the plan
+    };
+    const std::vector<expected_plan> plans = {
+        // Observation?patient=X&code=Y: the citizen's references, then the code by version.
+        {"Observation", {{"patient", "9000000009"}, {"code", "http://loinc.org|8867-4"}}, {},
+         {"search_reference_by_target", "search_token_by_version"}},
+        // MedicationRequest?patient=X&status=active
+        {"MedicationRequest", {{"patient", "9000000009"}, {"status", "active"}}, {},
+         {"search_reference_by_target", "search_token_by_version"}},
+        // Patient?identifier=system|value
+        {"Patient", {{"identifier", "https://fhir.nhs.uk/Id/nhs-number|9000000009"}}, {}, {"search_token_by_code"}},
+        // Patient?family=F&birthdate=D: the name prefix range, then the date by version.
+        {"Patient", {{"family", "smi"}, {"birthdate", "1970-01-01"}}, {},
+         {"search_string_by_value", "search_date_by_version"}},
+        // Encounter?date=ge...&_sort=-date: the date range, the sort key by version.
+        {"Encounter", {{"date", "ge2026-01-01"}, {"_sort", "-date"}}, {}, {"search_date_by_range", "search_date_by_version"}},
+        // Patient/X/Observation: the citizen's versions.
+        {"Observation", {}, "9000000009", {"version_citizens_by_citizen"}},
+    };
+    for (const expected_plan& expected : plans) {
+        auto query = parse(expected.type, expected.params);
+        search_request request = everything_visible(query);
+        request.compartment = expected.compartment;
+        auto plan = f.db->explain_search(request);
+        REQUIRE(plan.ok());
+        CAPTURE(expected.type);
+        CAPTURE(plan.value());
+        for (const std::string& index : expected.indexes)
+            CHECK(plan->find(index) != std::string::npos);
+        // "SCAN x" over a table (not a subquery's result or a covering index) would read it whole.
+        for (const char* table : {"SCAN search_", "SCAN resource_versions", "SCAN version_citizens", "SCAN v "})
+            CHECK(plan->find(table) == std::string::npos);
+    }
+
+    // With the caller's visibility in the query the citizen checks are index lookups too.
+    auto query = parse("Observation", {{"patient", "9000000009"}, {"code", "http://loinc.org|8867-4"}});
+    search_request request;
+    request.query = &query;
+    request.visibility.organisation = "A81001";
+    request.visibility.user = "gp-doctor-1";
+    request.visibility.readable = {{"Observation", true, {}}};
+    request.visibility.hidden_labels = {"http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R"};
+    auto plan = f.db->explain_search(request);
+    REQUIRE(plan.ok());
+    CAPTURE(plan.value());
+    for (const char* index : {"organisation_links_by_citizen", "objections_by_nhs_number", "break_glass_grants_by_caller"})
+        CHECK(plan->find(index) != std::string::npos);
+    for (const char* table : {"SCAN search_", "SCAN resource_versions", "SCAN organisation_links", "SCAN objections"})
+        CHECK(plan->find(table) == std::string::npos);
+}
+
+TEST_CASE("search paging: 10,000 results paged while another client writes give each result exactly once") {
+    store_fixture f;
+    write_all(*f.db, {prepared(write_kind::create, "Patient", "9000000009", patient("9000000009", "Smith", "1970-01-01"))});
+    constexpr int matches = 10000;
+    std::vector<write_request> batch;
+    for (int i = 0; i < matches; ++i)
+        batch.push_back(prepared(write_kind::create, "Observation", "o" + std::to_string(i),
+                                 observation("9000000009", "8867-4", std::to_string(60 + i % 40))));
+    write_all(*f.db, std::move(batch));
+
+    // The other client: new matches, updates that change the sort value of existing ones, deletions.
+    std::atomic<bool> stop{false};
+    std::atomic<int> writes{0};
+    std::thread writer([&] {
+        for (int i = 0; !stop; ++i) {
+            write_all(*f.db, {prepared(write_kind::create, "Observation", "new" + std::to_string(i),
+                                       observation("9000000009", "8867-4", "1")),
+                              prepared(write_kind::update, "Observation", "o" + std::to_string((i * 7919) % matches),
+                                       observation("9000000009", "8867-4", std::to_string(200 + i)))});
+            if (i % 5 == 0) {
+                write_request removal;
+                removal.kind = write_kind::remove;
+                removal.type = "Observation";
+                removal.id = "o" + std::to_string((i * 104729) % matches);
+                write_all(*f.db, {std::move(removal)});
+            }
+            writes += 2;
+        }
+    });
+
+    // Once in the order of writes, once sorted by the value the other client changes.
+    for (const bool by_value : {false, true}) {
+        CAPTURE(by_value);
+        std::vector<std::pair<std::string, std::string>> params = {
+            {"code", "http://loinc.org|8867-4"}, {"_count", "500"}, {"_total", "accurate"}};
+        if (by_value)
+            params.emplace_back("_sort", "-value-quantity");
+        auto query = parse("Observation", params);
+        search_request request = everything_visible(query);
+        std::multiset<std::string> seen;
+        std::int64_t total = -1;
+        int pages = 0;
+        double last_value = 1e300;
+        bool ordered = true;
+        for (;;) {
+            auto page = f.db->search(request);
+            REQUIRE(page.ok());
+            REQUIRE(page->total);
+            if (total < 0)
+                total = *page->total; // the matches at the snapshot of the first page
+            CHECK(*page->total == total); // every page counts the same snapshot
+            for (const search_entry& entry : page->entries) {
+                seen.insert(entry.version.id);
+                if (by_value) {
+                    const auto at = entry.version.json.find("\"value\":");
+                    const double value = std::stod(entry.version.json.substr(at + 8));
+                    ordered = ordered && value <= last_value;
+                    last_value = value;
+                }
+            }
+            ++pages;
+            if (!page->next)
+                break;
+            request.cursor = page->next;
+        }
+        CHECK(total >= matches - 2000); // the writer deletes one in ten of what it touches
+        CHECK(pages == (total + 499) / 500);
+        CHECK(seen.size() == static_cast<std::size_t>(total));
+        CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == static_cast<std::size_t>(total));
+        CHECK(ordered);
+    }
+    stop = true;
+    writer.join();
+    CHECK(writes > 0);
+}
+
+TEST_CASE("search paging: previous links go back exactly one page; a cursor is opaque and checked") {
+    store_fixture f;
+    write_all(*f.db, {prepared(write_kind::create, "Patient", "9000000009", patient("9000000009", "Smith", "1970-01-01"))});
+    std::vector<write_request> batch;
+    for (int i = 0; i < 25; ++i)
+        batch.push_back(prepared(write_kind::create, "Observation", "o" + std::to_string(i),
+                                 observation("9000000009", "8867-4", std::to_string(i))));
+    write_all(*f.db, std::move(batch));
+    auto query = parse("Observation", {{"code", "8867-4"}, {"_count", "10"}, {"_sort", "value-quantity"}});
+    search_request request = everything_visible(query);
+    auto first = f.db->search(request);
+    REQUIRE(first.ok());
+    CHECK_FALSE(first->previous);
+    REQUIRE(first->next);
+    request.cursor = first->next;
+    auto second = f.db->search(request);
+    REQUIRE(second.ok());
+    REQUIRE(second->previous);
+    request.cursor = second->previous;
+    auto back = f.db->search(request);
+    REQUIRE(back.ok());
+    REQUIRE(back->entries.size() == first->entries.size());
+    for (std::size_t i = 0; i < back->entries.size(); ++i)
+        CHECK(back->entries[i].version.id == first->entries[i].version.id);
+
+    // Cursors travel in links: encoded, and refused when not one of ours.
+    auto decoded = decode_cursor(encode_cursor(*second->next));
+    REQUIRE(decoded.ok());
+    CHECK(decoded->snapshot == second->next->snapshot);
+    CHECK(decoded->after == second->next->after);
+    CHECK(decode_cursor("not a cursor!").failure().kind == fhir::category::malformed);
+    CHECK(decode_cursor(encode_cursor(search_cursor{5, false, "x"})).failure().kind == fhir::category::malformed);
+}
