@@ -1,10 +1,11 @@
 """The R4 SearchParameters of the supported types, as data for fhir_model (called by generate.py).
 
 For each supported type: every SearchParameter whose base includes it, its FHIRPath expression cut down to
-the alternatives that start with the type, reference targets and composite components; plus the common
-parameters of Resource. A parameter whose expression falls outside the FHIRPath subset that
-fhir_model/src/fhirpath.cpp evaluates (checked by `check` below, which mirrors that parser) or whose type
-is `special` is listed as unsupported with the reason, never dropped silently.
+the alternatives that start with the type, reference targets and composite components (each with the
+expression of its own parameter, see component_expressions); plus the common parameters of Resource. A
+parameter whose expression falls outside the FHIRPath subset that fhir_model/src/fhirpath.cpp evaluates
+(checked by `check` below, which mirrors that parser) or whose type is `special` is listed as unsupported
+with the reason, never dropped silently.
 """
 import json
 
@@ -171,6 +172,33 @@ def starts_with(alternative, type_name):
     return re.match(r"\(*\s*" + type_name + r"\b", alternative) is not None
 
 
+def relative_path(expression, focus):
+    """`expression` (a component parameter's own expression) as a plain path relative to `focus` (the
+    composite's expression): "DocumentReference.relatesTo.target" under "DocumentReference.relatesTo"
+    is "target". None when it is not a plain path under `focus`."""
+    m = re.fullmatch(re.escape(focus) + r"\.([A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)*)", expression.strip())
+    return m.group(1) if m else None
+
+
+def component_expressions(sp, by_url):
+    """The expression of each of a composite's components, in order.
+
+    A component names its parameter by URL and gives its expression relative to the composite, and
+    the two must agree. R4 4.0.1's DocumentReference-relationship pairs them crosswise: the component
+    defined by DocumentReference-relatesto (a reference, `DocumentReference.relatesTo.target`) has
+    the expression `code`, and DocumentReference-relation (a token, `...relatesTo.code`) has `target`.
+    When the expressions given are exactly the component parameters' own paths under the composite,
+    in another order, each component gets its own parameter's path; otherwise they stay as given."""
+    given = [c["expression"] for c in sp.get("component", [])]
+    own = []
+    for c in sp.get("component", []):
+        target = by_url.get(c["definition"])
+        own.append(relative_path(target.get("expression", ""), sp.get("expression", "")) if target else None)
+    if None not in own and given != own and sorted(given) == sorted(own):
+        return own
+    return given
+
+
 def build(package_dir, supported_types):
     with open(os.path.join(package_dir, "Bundle-searchParams.json"), encoding="utf-8") as f:
         all_params = [e["resource"] for e in json.load(f)["entry"]]
@@ -198,17 +226,17 @@ def build(package_dir, supported_types):
                 row["targets"] = sorted(sp["target"])
             if sp["type"] == "composite":
                 components = []
-                for c in sp.get("component", []):
+                for c, component_expression in zip(sp.get("component", []), component_expressions(sp, by_url)):
                     target = by_url.get(c["definition"])
                     if target is None or target["type"] in ("composite", "special"):
                         reason = reason or f"composite component {c['definition']} is not a simple parameter"
                         continue
                     try:
-                        check(c["expression"])
+                        check(component_expression)
                     except Unsupported as e:
                         reason = reason or f"component expression outside the subset: {e}"
                     components.append({"definition": c["definition"], "code": target["code"],
-                                       "type": target["type"], "expression": c["expression"]})
+                                       "type": target["type"], "expression": component_expression})
                 row["components"] = components
             if reason:
                 row["reason"] = reason

@@ -404,10 +404,33 @@ std::pair<scalar_kind, std::string_view> scalar(const fhirpath_node& node, const
 
 fhirpath_result evaluate(const ast& node, const fhirpath_result& focus, const context& ctx);
 
+/// True when `node` is a FHIR primitive whose value FHIRPath converts to the System type `type`
+/// (the mapping of the FHIR specification's "Using FHIR types in expressions": FHIR.dateTime ->
+/// System.DateTime, FHIR.code -> System.String, ...). The parser drops the namespace, so a System type
+/// arrives here by its upper-case name, which no FHIR primitive has.
+bool converts_to_system_type(const fhirpath_node& node, std::string_view type) {
+    static constexpr std::pair<std::string_view, std::string_view> conversions[] = {
+        {"boolean", "Boolean"}, {"string", "String"},   {"uri", "String"},       {"code", "String"},
+        {"oid", "String"},      {"id", "String"},       {"uuid", "String"},      {"markdown", "String"},
+        {"base64Binary", "String"}, {"integer", "Integer"}, {"unsignedInt", "Integer"}, {"positiveInt", "Integer"},
+        {"decimal", "Decimal"}, {"date", "DateTime"},   {"dateTime", "DateTime"}, {"instant", "DateTime"},
+        {"time", "Time"},
+    };
+    for (auto [primitive, system] : conversions)
+        if (node.type == primitive && type == system)
+            return true;
+    return false;
+}
+
+/// The casts: as() and the `as` operator, and ofType(). Unlike `is`, which tells FHIR.dateTime from
+/// System.DateTime, a cast to a System type also takes the FHIR primitives that convert to it: the
+/// FHIR specification lets ofType() name a primitive either way ("ofType() does not have such
+/// restrictions"), and R4's own definitions cast so (Observation code-value-date's
+/// `value.as(DateTime) | value.as(Period)`).
 fhirpath_result filter_type(const fhirpath_result& items, std::string_view type) {
     fhirpath_result out;
     for (auto& item : items)
-        if (is_of_type(item, type))
+        if (is_of_type(item, type) || converts_to_system_type(item, type))
             out.push_back(item);
     return out;
 }

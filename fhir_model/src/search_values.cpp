@@ -91,6 +91,19 @@ void add_token(const search_parameter& p, search_param_type type, const rapidjso
     out.push_back(std::move(v));
 }
 
+/// The codings of an Identifier.type (a CodeableConcept) that have both a system and a code.
+std::vector<identifier_type_coding> identifier_types(const rapidjson::Value& id_type) {
+    std::vector<identifier_type_coding> out;
+    if (const rapidjson::Value* codings = find(id_type, "coding"); codings && codings->IsArray())
+        for (auto& c : codings->GetArray()) {
+            const rapidjson::Value* system = find(c, "system");
+            const rapidjson::Value* code = find(c, "code");
+            if (system && code && detail::is_string(*system) && detail::is_string(*code))
+                out.push_back({std::string(detail::view(*system)), std::string(detail::view(*code))});
+        }
+    return out;
+}
+
 void tokens(const search_parameter& p, search_param_type type, const fhirpath_node& node, std::vector<search_value>& out) {
     if (node.boolean) {
         add_token(p, type, nullptr, *node.boolean ? "true" : "false", {}, out);
@@ -111,8 +124,11 @@ void tokens(const search_parameter& p, search_param_type type, const fhirpath_no
             add_token(p, type, nullptr, {}, text, out);
     } else if (node.type == "Identifier") {
         const rapidjson::Value* id_type = find(value, "type");
+        const std::size_t before = out.size();
         add_token(p, type, find(value, "system"), text_or_empty(find(value, "value")),
                   id_type ? text_or_empty(find(*id_type, "text")) : std::string(), out);
+        if (out.size() > before && !out.back().code_value.empty() && id_type != nullptr)
+            out.back().identifier_types = identifier_types(*id_type);
     } else if (node.type == "ContactPoint") {
         add_token(p, type, nullptr, text_or_empty(find(value, "value")), {}, out);
     } else if (value.IsBool() || value.IsString()) {

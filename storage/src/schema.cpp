@@ -31,7 +31,7 @@ fhir::status fill_snapshot_index(connection& db) {
         "migrating the schema");
 }
 
-const std::array<migration, 4> migrations = {{
+const std::array<migration, 5> migrations = {{
     {// 1: versioned resources, the current-version pointer, citizen links.
     R"sql(
 CREATE TABLE resource_versions (
@@ -339,6 +339,19 @@ CREATE TABLE version_citizens (
 CREATE INDEX version_citizens_by_citizen ON version_citizens (nhs_number, seq);
 )sql",
      &fill_snapshot_index},
+    // 5: the token modifier :of-type. Filled from the current live versions
+    // (index_of_type_rows_of_current_versions).
+    {R"sql(
+-- 5: :of-type. search_token gets, for each token value from an Identifier, one row per coding of the
+-- Identifier's type: param '<code>:of-type' (e.g. 'identifier:of-type'), system and code the
+-- coding's, text the Identifier's value as written. search_token_by_code serves them as it is. The
+-- fill makes them for the current live versions only, not for the versions superseded before this
+-- migration, so, as migration 4 did, the horizon moves to the newest seq: no snapshot older than
+-- this migration is read (store.cpp, invariants 16 and 18).
+UPDATE search_horizon
+   SET purged_through = max(purged_through, (SELECT coalesce(max(seq), 0) FROM resource_versions));
+)sql",
+     &index_of_type_rows_of_current_versions},
 }};
 
 } // namespace

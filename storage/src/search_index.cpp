@@ -4,7 +4,9 @@
 // without a system, a reference without an identifier), never an empty string standing for it,
 // except that a token system given as "" stays "" (FHIR tells "no system" from "empty system").
 // Composite parameters go to search_composite (two components); special parameters are not
-// indexed: the planner must refuse them.
+// indexed: the planner must refuse them. A token value from an Identifier with a typed coding also
+// gets one search_token row per coding for :of-type (migration 5): param "<code>:of-type", the
+// coding's system and code, and the Identifier's value as written in `text`.
 #include "search_index.hpp"
 
 #include "fhir_model/search_values.hpp"
@@ -20,6 +22,11 @@ namespace {
 /// How a table's rows are keyed: as migration 3 made the tables (by the resource, current versions
 /// only; its frozen fill alone writes them) or as migration 4 makes them (by the version's seq).
 enum class layout { by_resource, by_version };
+
+/// Which of a version's rows to insert. The writer inserts all of them; a migration's fill inserts
+/// the rows its migration brought, so the fills of migrations 3 and 4 stay as released and
+/// migration 5's adds the :of-type rows alone.
+enum class row_kinds { all, before_of_type, of_type_only };
 
 /// One index table: the parameter type it holds and the columns that follow (key, key, param).
 struct index_table {
@@ -79,6 +86,14 @@ std::array<table_sql, tables.size()> make_sql() {
 }
 
 const std::array<table_sql, tables.size()> sql_of_table = make_sql();
+
+/// The place in `tables` of the table holding parameters of `type`; tables.size() for none (special).
+std::size_t table_of(fhir::search_param_type type) {
+    for (std::size_t i = 0; i < tables.size(); ++i)
+        if (tables[i].type == type)
+            return i;
+    return tables.size();
+}
 
 const std::string current_live_versions_sql =
     "SELECT r.type, r.id, r.seq, v.json FROM resources r JOIN resource_versions v ON v.seq = r.seq "
@@ -157,10 +172,7 @@ bool fits_composite_table(const fhir::search_value& value) {
 /// Inserts the row of one value (none for a special parameter, nor for a composite in migration
 /// 3's layout, which had no table for it).
 fhir::status insert_row(connection& db, const row_owner& owner, const fhir::search_value& value) {
-    std::size_t table = tables.size();
-    for (std::size_t i = 0; i < tables.size(); ++i)
-        if (tables[i].type == value.type)
-            table = i;
+    const std::size_t table = table_of(value.type);
     if (table == tables.size())
         return {}; // special: not indexed (see the top of this file)
     if (value.type == fhir::search_param_type::composite) {
@@ -247,12 +259,32 @@ fhir::status insert_row(connection& db, const row_owner& owner, const fhir::sear
     return {};
 }
 
+/// The :of-type rows of a token value from an Identifier (see the top of this file); none for other
+/// values. Keyed by version only: migration 3's layout never had them.
+fhir::status insert_of_type_rows(connection& db, const row_owner& owner, const fhir::search_value& value) {
+    if (value.type != fhir::search_param_type::token || value.identifier_types.empty())
+        return {};
+    if (owner.keyed != layout::by_version)
+        return index_fault(owner.type, owner.id, ":of-type rows asked for in migration 3's layout");
+    const std::string& sql = sql_of_table[table_of(fhir::search_param_type::token)].insert_by_version;
+    const std::string param = of_type_param(value.code);
+    for (const auto& coding : value.identifier_types)
+        if (auto inserted = execute(db, sql, indexing,
+                                    [&](statement& insert) {
+                                        insert.bind(1, owner.seq).bind(2, owner.type).bind(3, param);
+                                        insert.bind(4, coding.system).bind(5, coding.code).bind(6, value.code_value);
+                                    });
+            !inserted)
+            return inserted;
+    return {};
+}
+
 bool is_common(const fhir::search_parameter& parameter) {
     return parameter.base == "Resource" || parameter.base == "DomainResource";
 }
 
-/// Inserts the rows `stamped_json` gives, keyed as `owner` says.
-fhir::status insert_rows(connection& db, const row_owner& owner, std::string_view stamped_json) {
+/// Inserts the rows of `kinds` that `stamped_json` gives, keyed as `owner` says.
+fhir::status insert_rows(connection& db, const row_owner& owner, std::string_view stamped_json, row_kinds kinds) {
     if (fhir::search_parameters_for(owner.type).empty())
         return {};
     std::vector<fhir::search_value> values;
@@ -262,14 +294,18 @@ fhir::status insert_rows(connection& db, const row_owner& owner, std::string_vie
     for (const auto& value : values) {
         if (value.parameter == nullptr || (value.parameter->base != owner.type && !is_common(*value.parameter)))
             return index_fault(owner.type, owner.id, "the content is of another resource type");
-        if (auto inserted = insert_row(db, owner, value); !inserted)
-            return inserted;
+        if (kinds != row_kinds::of_type_only)
+            if (auto inserted = insert_row(db, owner, value); !inserted)
+                return inserted;
+        if (kinds != row_kinds::before_of_type)
+            if (auto inserted = insert_of_type_rows(db, owner, value); !inserted)
+                return inserted;
     }
     return {};
 }
 
-/// Indexes every current live version, keyed as `keyed` says.
-fhir::status index_current(connection& db, layout keyed) {
+/// Indexes every current live version: the rows of `kinds`, keyed as `keyed` says.
+fhir::status index_current(connection& db, layout keyed, row_kinds kinds) {
     auto prepared = db.prepare(current_live_versions_sql, indexing);
     if (!prepared)
         return std::move(prepared).failure();
@@ -279,7 +315,7 @@ fhir::status index_current(connection& db, layout keyed) {
         const std::string type = query.text(0);
         const std::string id = query.text(1);
         const std::string json = query.blob(3);
-        if (auto indexed = insert_rows(db, row_owner{keyed, query.integer(2), type, id}, json); !indexed)
+        if (auto indexed = insert_rows(db, row_owner{keyed, query.integer(2), type, id}, json, kinds); !indexed)
             return indexed;
     }
     if (rc != SQLITE_DONE)
@@ -303,9 +339,11 @@ std::vector<std::string> split_lines(std::string_view text) {
 
 } // namespace
 
+std::string of_type_param(std::string_view code) { return std::string(code) + ":of-type"; }
+
 fhir::status insert_search_rows(connection& db, std::int64_t seq, std::string_view type, std::string_view id,
                                 std::string_view stamped_json) {
-    return insert_rows(db, row_owner{layout::by_version, seq, type, id}, stamped_json);
+    return insert_rows(db, row_owner{layout::by_version, seq, type, id}, stamped_json, row_kinds::all);
 }
 
 fhir::status close_search_rows(connection& db, std::int64_t superseded_seq, std::int64_t closing_seq) {
@@ -364,9 +402,17 @@ fhir::status insert_version_citizens(connection& db, std::int64_t seq, const std
     return {};
 }
 
-fhir::status index_current_versions(connection& db) { return index_current(db, layout::by_resource); }
+fhir::status index_current_versions(connection& db) {
+    return index_current(db, layout::by_resource, row_kinds::before_of_type);
+}
 
-fhir::status index_current_versions_with_seq(connection& db) { return index_current(db, layout::by_version); }
+fhir::status index_current_versions_with_seq(connection& db) {
+    return index_current(db, layout::by_version, row_kinds::before_of_type);
+}
+
+fhir::status index_of_type_rows_of_current_versions(connection& db) {
+    return index_current(db, layout::by_version, row_kinds::of_type_only);
+}
 
 fhir::status record_citizens_of_live_versions(connection& db) {
     auto prepared = db.prepare(live_version_citizens_sql, citing);

@@ -1,8 +1,8 @@
-// The search index rows of each version (schema migration 4): turning a version's stamped JSON into
-// rows of the search_* tables, closing the rows of a superseded version, purging rows closed long
+// The search index rows of each version (schema migrations 4 and 5): turning a version's stamped JSON
+// into rows of the search_* tables, closing the rows of a superseded version, purging rows closed long
 // enough ago, and the citizens of each live version (version_citizens). Not query planning or
 // matching; the writer (store.cpp) and the migrations (schema.cpp) are the only callers, inside
-// their transactions.
+// their transactions (the planner shares of_type_param only).
 #pragma once
 
 #include "sqlite.hpp"
@@ -14,12 +14,18 @@
 
 namespace caregate::storage::detail {
 
+/// The `param` of the search_token rows that token parameter `code` has for :of-type
+/// ("identifier" -> "identifier:of-type"): one per coding of an Identifier's type, with that
+/// coding's system and code, and the Identifier's value as written in `text`.
+std::string of_type_param(std::string_view code);
+
 /// Inserts the index rows of the version at `seq` (of type/id), open (until_seq NULL): exactly those
 /// that fhir::extract_search_values gives for `stamped_json`, the version's stored JSON, composite
-/// parameters included, special ones left out. A type without search parameters (e.g. Basic) gets
-/// no rows; searching it is refused, not widened. Errors: fault when extraction fails, gives another
-/// type's parameters, or gives a composite of a shape search_composite cannot hold (the content was
-/// validated before it came here, so that is a bug); SQLite failures (busy, fault).
+/// parameters included, special ones left out, and the :of-type rows of its typed identifiers. A type
+/// without search parameters (e.g. Basic) gets no rows; searching it is refused, not widened.
+/// Errors: fault when extraction fails, gives another type's parameters, or gives a composite of a
+/// shape search_composite cannot hold (the content was validated before it came here, so that is a
+/// bug); SQLite failures (busy, fault).
 fhir::status insert_search_rows(connection& db, std::int64_t seq, std::string_view type, std::string_view id,
                                 std::string_view stamped_json);
 
@@ -51,9 +57,14 @@ fhir::status insert_version_citizens(connection& db, std::int64_t seq, const std
 /// the way from schema 2 to a later schema.
 fhir::status index_current_versions(connection& db);
 
-/// Migration 4's fill, on empty search_* tables: indexes every current live version (rows with its
-/// seq, open). Rows of versions superseded before are not made. Errors as insert_search_rows.
+/// Migration 4's fill, frozen with that migration, on empty search_* tables: indexes every current
+/// live version (rows with its seq, open), without the :of-type rows (migration 5 brought those).
+/// Rows of versions superseded before are not made. Errors as insert_search_rows.
 fhir::status index_current_versions_with_seq(connection& db);
+
+/// Migration 5's fill: the :of-type rows of every current live version (with its seq, open), and no
+/// other rows. Those of versions superseded before are not made. Errors as insert_search_rows.
+fhir::status index_of_type_rows_of_current_versions(connection& db);
 
 /// Migration 4's fill of version_citizens: the citizens of every live version, from the '\n'-joined
 /// `citizens` column of resource_versions.

@@ -23,6 +23,8 @@
 //     the generated definitions, and are bound too.
 #include "search_plan.hpp"
 
+#include "search_index.hpp"
+
 #include "fhir_model/search_values.hpp"
 
 #include <openssl/evp.h>
@@ -312,6 +314,12 @@ private:
         return fhir::find_search_parameter(type, clause.parameter->code);
     }
 
+    /// The `param` of a clause's index rows: the parameter's code, but for :of-type that of the rows
+    /// search_index.cpp makes for it ("identifier:of-type").
+    static std::string indexed_param(const fhir::search_parameter& p, const fhir::search_clause& clause) {
+        return clause.modifier == search_modifier::of_type ? of_type_param(p.code) : p.code;
+    }
+
     /// Lower is more selective (design note 4).
     static int selectivity(const fhir::search_parameter& p, const fhir::search_clause& clause) {
         if (clause.modifier == search_modifier::missing)
@@ -346,7 +354,8 @@ private:
         if (!values)
             return std::move(values).failure();
         return std::string("SELECT x.seq FROM ") + table + " x WHERE x.type = " + sql_.text_arg(type) +
-               " AND x.param = " + sql_.text_arg(p->code) + " AND " + values.value() + " AND " + live("x");
+               " AND x.param = " + sql_.text_arg(indexed_param(*p, clause)) + " AND " + values.value() + " AND " +
+               live("x");
     }
 
     /// The condition a clause puts on version `v` of `type`, from its step `at.step` on.
@@ -376,7 +385,7 @@ private:
             return unsupported("the parameter " + clause.name + " cannot be searched here");
         const std::string x = "x" + std::to_string(++alias_counter_);
         std::string rows = std::string("SELECT 1 FROM ") + table + " " + x + " WHERE " + x + ".seq = " + v +
-                           ".seq AND " + x + ".param = " + sql_.text_arg(p->code);
+                           ".seq AND " + x + ".param = " + sql_.text_arg(indexed_param(*p, clause));
         if (clause.modifier == search_modifier::missing) {
             // missing=true: no value; missing=false: some value (any_of holds one value).
             const bool missing = !clause.any_of.empty() && clause.any_of.front().missing;
@@ -513,8 +522,9 @@ private:
                              ".system = " + sql_.text_arg(system) + ")");
                 return text.empty() ? std::string("0") : text + ")";
             }
-            case search_modifier::of_type:
-                return unsupported("the :of-type modifier (" + clause.name + ") is not supported yet");
+            case search_modifier::of_type: // the type's coding and the Identifier's value as written
+                return x + ".system = " + sql_.text_arg(a.system.value_or("")) + " AND " + x +
+                       ".code = " + sql_.text_arg(a.code) + " AND " + x + ".text = " + sql_.text_arg(a.of_type_value);
             default: return token_match(x + ".system", x + ".code", a.system, a.code);
             }
         case search_param_type::date: return date_match(a.prefix, a.range, x + ".low", x + ".high");

@@ -44,33 +44,37 @@
 //     commits its audit record (outcome "failed") with the group, and nothing of the write.
 // 15. A break-glass grant and its audit record commit together or not at all.
 // 16. Every search index row (search_string, _token, _date, _reference, _quantity, _number, _uri,
-//     _composite) belongs to one version: its `seq` is that version's resource_versions.seq, and
-//     the rows of a version are exactly those its content gives: fhir::extract_search_values over
-//     its stamped JSON (so _id and _lastUpdated are indexed as stored), composites by their two
-//     components, special parameters left out, none at all for a type without search parameters.
-//     A live version's rows are inserted with it; a deletion marker has none. A row is never
-//     changed but for `until_seq`, set once: NULL while its version is current and live, then the
-//     seq of the version that superseded it (an update or a deletion), never deleted but by the
-//     purge (18). So the rows with until_seq NULL are exactly those of the current live versions,
-//     and the rows with seq <= S AND (until_seq IS NULL OR until_seq > S) are exactly those of the
-//     versions current and live at seq S, for every S >= purged_through. Closing and inserting
+//     _composite) belongs to one version: its `seq` is that version's resource_versions.seq, and the
+//     rows of a version are exactly those its content gives: fhir::extract_search_values over its
+//     stamped JSON (so _id and _lastUpdated are indexed as stored), composites by their two
+//     components, special parameters left out, none at all for a type without search parameters, and
+//     in search_token one '<code>:of-type' row per coding of each typed Identifier a token value comes
+//     from (search_index.cpp). A live version's rows are inserted with it; a deletion marker has none.
+//     A row is never changed but for `until_seq`, set once: NULL while its version is current and
+//     live, then the seq of the version that superseded it (an update or a deletion), never deleted
+//     but by the purge (18). So the rows with until_seq NULL are exactly those of the current live
+//     versions, and the rows with seq <= S AND (until_seq IS NULL OR until_seq > S) are exactly those
+//     of the versions current and live at seq S, for every S >= purged_through. Closing and inserting
 //     happen in the version's savepoint (a failed write leaves the rows as they were, see 7); an
-//     unchanged update touches nothing. Extraction failing is a fault that fails the write: no
-//     version is stored without its rows. Migration 4 indexes the current live versions stored
-//     before it (search_index.cpp); rows of versions superseded before it were never made.
+//     unchanged update touches nothing. Extraction failing is a fault that fails the write: no version
+//     is stored without its rows. Migration 4 indexes the current live versions stored before it
+//     (search_index.cpp); rows of versions superseded before it were never made. Migration 5 likewise
+//     makes the :of-type rows of the current live versions only; those of versions superseded before
+//     it were never made.
 // 17. version_citizens has one row per (seq, citizen) of every live version: the citizens its
 //     `citizens` column holds (for a Patient, its own NHS number), inserted with the version in its
 //     savepoint and, like the version, never changed or removed; a deletion marker has none.
 //     Migration 4 fills it for the live versions stored before it.
-// 18. search_horizon has one row, and its purged_through never decreases. The writer deletes
-//     search index rows only in a purge, and a purge deletes only closed rows (until_seq NOT NULL)
-//     with until_seq <= H, H being the newest seq whose version is older than the snapshot lifetime
+// 18. search_horizon has one row, and its purged_through never decreases. The writer deletes search
+//     index rows only in a purge, and a purge deletes only closed rows (until_seq NOT NULL) with
+//     until_seq <= H, H being the newest seq whose version is older than the snapshot lifetime
 //     (store_options::snapshot_lifetime), and in the same transaction raises purged_through to the
 //     largest until_seq it deleted. So every index row ever deleted has until_seq <= purged_through,
-//     and a snapshot S >= purged_through reads complete (migration 4 starts purged_through at the
-//     newest seq, see 16). A purge runs at most once a second, after a group's jobs inside the
-//     group's transaction, in a savepoint of its own (a purge that fails fails no write), and
-//     deletes at most detail::purge_batch_rows rows a table, lowest until_seq first.
+//     and a snapshot S >= purged_through reads complete (migrations 4 and 5 raise purged_through to
+//     the newest seq, see 16, so no snapshot older than either is read). A purge runs at most once a
+//     second, after a group's jobs inside the group's transaction, in a savepoint of its own (a purge
+//     that fails fails no write), and deletes at most detail::purge_batch_rows rows a table, lowest
+//     until_seq first.
 #include "storage/store.hpp"
 
 #include "storage/search.hpp"

@@ -1,7 +1,9 @@
 // Tests for fhir_model/src/search_values.cpp: the values each search parameter type yields from the
 // official R4 examples where the answer is evident, and the edge cases (choice types, resolve() is
-// filtering, missing elements, open periods, composites).
+// filtering, missing elements, open periods, composites, identifier types for :of-type).
 #include "fhir_model/search_values.hpp"
+
+#include "fhir_model/fhirpath.hpp"
 
 #include <doctest/doctest.h>
 
@@ -67,6 +69,9 @@ TEST_CASE("Patient-example: family, name parts, birthdate range, gender token, i
     REQUIRE(identifier.size() == 1);
     CHECK(identifier[0].system == "urn:oid:1.2.36.146.595.217.0.1");
     CHECK(identifier[0].code_value == "12345");
+    REQUIRE(identifier[0].identifier_types.size() == 1); // type MR, for :of-type
+    CHECK(identifier[0].identifier_types[0].system == "http://terminology.hl7.org/CodeSystem/v2-0203");
+    CHECK(identifier[0].identifier_types[0].code == "MR");
 
     auto phone = of(values, "phone");
     CHECK(phone.size() == 3);
@@ -183,6 +188,123 @@ TEST_CASE("choice types: Condition.onset as Age, dateTime or string feeds only i
         R"({"resourceType":"Condition","subject":{"reference":"Patient/a"},"onsetDateTime":"2020-02"})");
     CHECK(of(dated, "onset-date").size() == 1);
     CHECK(of(dated, "onset-age").empty());
+}
+
+TEST_CASE("an Identifier's value comes with each coding of its type that has a system and a code") {
+    auto values = of(fhir::extract_search_values(R"({"resourceType":"Patient","identifier":[
+        {"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"},
+        {"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"},
+                           {"system":"http://example.org/id-types","code":"hospital"},
+                           {"code":"no-system"},{"system":"http://example.org/no-code"}],"text":"Hospital number"},
+         "system":"http://example.org/mrn","value":"A 12345"},
+        {"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"DL"}],"text":"Licence"}}]})"),
+                     "identifier");
+    REQUIRE(values.size() == 3);
+    CHECK(values[0].identifier_types.empty()); // no type
+    CHECK(values[1].code_value == "A 12345"); // the value as written: :of-type matches it exactly
+    CHECK(values[1].text == "Hospital number");
+    REQUIRE(values[1].identifier_types.size() == 2);
+    CHECK(values[1].identifier_types[0].system == "http://terminology.hl7.org/CodeSystem/v2-0203");
+    CHECK(values[1].identifier_types[0].code == "MR");
+    CHECK(values[1].identifier_types[1].system == "http://example.org/id-types");
+    CHECK(values[1].identifier_types[1].code == "hospital");
+    // A type but no value: a token for the type's text only, nothing :of-type can meet.
+    CHECK(values[2].code_value.empty());
+    CHECK(values[2].text == "Licence");
+    CHECK(values[2].identifier_types.empty());
+    // Only tokens from an Identifier have them.
+    for (auto& v : fhir::extract_search_values(example("Observation-example")))
+        CHECK(v.identifier_types.empty());
+}
+
+// FHIR's FHIRPath page, "Using FHIR types in expressions": a FHIR primitive converts to its System
+// type (FHIR.dateTime -> System.DateTime), and only is() tells them apart; ofType() (and as()) take
+// either name.
+TEST_CASE("FHIRPath casts to a System type take the FHIR primitives that convert to it; is() does not") {
+    rapidjson::Document observation;
+    observation.Parse(R"({"resourceType":"Observation","status":"final","code":{"text":"onset"},)"
+                      R"("valueDateTime":"2026-11-23","issued":"2026-11-23T10:00:00Z"})");
+    REQUIRE_FALSE(observation.HasParseError());
+    auto count = [&](std::string_view text) {
+        std::string error;
+        auto parsed = fhir::fhirpath_expression::parse(text, error);
+        REQUIRE_MESSAGE(parsed, error);
+        return parsed->evaluate(observation).size();
+    };
+    auto truth = [&](std::string_view text) {
+        std::string error;
+        auto parsed = fhir::fhirpath_expression::parse(text, error);
+        REQUIRE_MESSAGE(parsed, error);
+        auto result = parsed->evaluate(observation);
+        REQUIRE(result.size() == 1);
+        REQUIRE(result[0].boolean);
+        return *result[0].boolean;
+    };
+    CHECK(count("Observation.value.as(DateTime)") == 1);
+    CHECK(count("Observation.value.as(System.DateTime)") == 1);
+    CHECK(count("Observation.value.as(dateTime)") == 1);
+    CHECK(count("Observation.value.ofType(DateTime)") == 1);
+    CHECK(count("Observation.value as DateTime") == 1);
+    CHECK(count("Observation.issued.as(DateTime)") == 1); // instant -> System.DateTime
+    CHECK(count("Observation.status.as(String)") == 1);   // code -> System.String
+    CHECK(count("Observation.value.as(Period)") == 0);
+    CHECK(count("Observation.value.as(String)") == 0);
+    CHECK(count("Observation.value.as(Date)") == 0); // dateTime converts to DateTime, not Date
+    CHECK(truth("Observation.value is dateTime"));
+    CHECK_FALSE(truth("Observation.value is DateTime"));
+    CHECK_FALSE(truth("Observation.value.is(System.DateTime)"));
+}
+
+TEST_CASE("Observation code-value-date: the code with a valueDateTime or a valuePeriod") {
+    auto dated = of(fhir::extract_search_values(
+                        R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org",)"
+                        R"("code":"11368-8"}]},"valueDateTime":"2026-11-23"})"),
+                    "code-value-date");
+    REQUIRE(dated.size() == 1);
+    REQUIRE(dated[0].components.size() == 2);
+    CHECK(dated[0].components[0].code_value == "11368-8");
+    CHECK(dated[0].components[1].type == fhir::search_param_type::date);
+    CHECK(dated[0].components[1].range.begin == fhir::parse_date_time("2026-11-23")->begin);
+    CHECK(dated[0].components[1].range.end == fhir::parse_date_time("2026-11-23")->end);
+
+    auto period = of(fhir::extract_search_values(
+                         R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org",)"
+                         R"("code":"11368-8"}]},"valuePeriod":{"start":"2026-11-01","end":"2026-11-23"}})"),
+                     "code-value-date");
+    REQUIRE(period.size() == 1);
+    CHECK(period[0].components[1].range.begin == fhir::parse_date_time("2026-11-01")->begin);
+    CHECK(period[0].components[1].range.end == fhir::parse_date_time("2026-11-23")->end);
+
+    CHECK(of(fhir::extract_search_values(example("Observation-example")), "code-value-date").empty()); // a Quantity
+}
+
+TEST_CASE("DocumentReference relationship: the target reference first, the relation code second") {
+    auto values = fhir::extract_search_values(R"({"resourceType":"DocumentReference","status":"current",)"
+                                              R"("relatesTo":[{"code":"replaces","target":{"reference":"DocumentReference/doc-0"}},)"
+                                              R"({"code":"appends","target":{"reference":"DocumentReference/doc-1"}}],)"
+                                              R"("content":[{"attachment":{"url":"http://example.org/letter.pdf"}}]})");
+    auto relationship = of(values, "relationship");
+    REQUIRE(relationship.size() == 2); // each relatesTo with its own code, never replaces with doc-1
+    for (std::size_t i = 0; i < 2; ++i) {
+        CAPTURE(i);
+        REQUIRE(relationship[i].components.size() == 2);
+        CHECK(relationship[i].components[0].type == fhir::search_param_type::reference);
+        CHECK(relationship[i].components[0].target_type == "DocumentReference");
+        CHECK(relationship[i].components[0].id == (i == 0 ? "doc-0" : "doc-1"));
+        CHECK(relationship[i].components[1].type == fhir::search_param_type::token);
+        CHECK(relationship[i].components[1].code_value == (i == 0 ? "replaces" : "appends"));
+    }
+    // The component parameters on their own agree.
+    REQUIRE(of(values, "relatesto").size() == 2);
+    CHECK(of(values, "relatesto")[0].id == "doc-0");
+    CHECK(of(values, "relation")[0].code_value == "replaces");
+    const auto* parameter = fhir::find_search_parameter("DocumentReference", "relationship");
+    REQUIRE(parameter);
+    REQUIRE(parameter->components.size() == 2);
+    CHECK(parameter->components[0].code == "relatesto");
+    CHECK(parameter->components[0].expression.text() == "target");
+    CHECK(parameter->components[1].code == "relation");
+    CHECK(parameter->components[1].expression.text() == "code");
 }
 
 TEST_CASE("Patient.deceased: a token from a Boolean-valued expression") {

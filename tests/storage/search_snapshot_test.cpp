@@ -1,12 +1,15 @@
-// Tests for the search index read at a snapshot (schema migration 4; store.cpp invariants 16, 17
-// and 18): the rows a snapshot reads are those of the versions current and live at it, composite
-// parameters are indexed by their two components, version_citizens holds each live version's
-// citizens, the writer purges closed rows only past the snapshot lifetime and moves the horizon,
-// and migration 4 fills a schema-3 database. Read through connections of the test's own.
+// Tests for the search index read at a snapshot (schema migrations 4 and 5; store.cpp invariants 16,
+// 17 and 18): the rows a snapshot reads are those of the versions current and live at it, composite
+// parameters are indexed by their two components, typed identifiers by :of-type rows that a search
+// finds, version_citizens holds each live version's citizens, the writer purges closed rows only
+// past the snapshot lifetime and moves the horizon, migration 4 fills a schema-3 database and
+// migration 5 a schema-4 one. Read through connections of the test's own.
 #include "store_fixture.hpp"
 
 #include "fhir_model/date_time.hpp"
+#include "fhir_model/search_query.hpp"
 #include "fhir_model/search_values.hpp"
+#include "storage/search.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -90,12 +93,13 @@ std::map<std::int64_t, std::int64_t> rows_per_seq(const store_fixture& db, const
     return counts;
 }
 
-/// The rows extraction gives a version's JSON, per parameter type (special ones are not indexed).
+/// The rows extraction gives a version's JSON, per parameter type (special ones are not indexed),
+/// and an :of-type row per coding of a typed identifier.
 std::int64_t expected_row_count(const std::string& stamped_json) {
     std::int64_t count = 0;
     for (const auto& value : fhir::extract_search_values(stamped_json))
         if (value.type != fhir::search_param_type::special)
-            ++count;
+            count += 1 + static_cast<std::int64_t>(value.identifier_types.size());
     return count;
 }
 
@@ -139,6 +143,44 @@ table_rows citizens_of_live_versions(const store_fixture& db) {
 
 table_rows version_citizens(const store_fixture& db) {
     return db.rows("SELECT seq, nhs_number FROM version_citizens ORDER BY seq, nhs_number");
+}
+
+const std::string v2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"; // identifier types
+const std::string typed_nhs = "9000000025", other_typed_nhs = "9000000033";
+
+/// A Patient with its NHS number and two typed identifiers: a hospital number (type MR) and a
+/// driving licence number (type DL).
+std::string typed_patient_json(const std::string& nhs_number, const std::string& hospital_number,
+                               const std::string& licence) {
+    auto typed = [](const std::string& type, const std::string& system, const std::string& value) {
+        return R"({"type":{"coding":[{"system":")" + v2_0203 + R"(","code":")" + type + R"("}]},"system":")" + system +
+               R"(","value":")" + value + R"("})";
+    };
+    return R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":")" +
+           nhs_number + R"("},)" + typed("MR", "http://hospital.example.org/mrn", hospital_number) + "," +
+           typed("DL", "http://licensing.example.org/driver", licence) + R"(],"name":[{"family":"Smith"}]})";
+}
+
+/// The identifier:of-type rows of every version of a resource: seq, system, code, text, until_seq.
+table_rows of_type_rows(const store_fixture& db, const std::string& id) {
+    return db.rows("SELECT s.seq, s.system, s.code, s.text, s.until_seq FROM search_token s JOIN resource_versions v "
+                   "ON v.seq = s.seq WHERE v.id = '" + id + "' AND s.param = 'identifier:of-type' ORDER BY s.seq, s.rowid");
+}
+
+/// The ids a Patient search finds, everything visible, on one page.
+std::set<std::string> patients_found(store_fixture& db, std::vector<std::pair<std::string, std::string>> parameters) {
+    fhir::search_query_options options;
+    auto query = fhir::parse_search_query({"Patient"}, parameters, options);
+    REQUIRE_MESSAGE(query.ok(), (query.ok() ? std::string() : query.failure().issues.at(0).diagnostics));
+    search_request request;
+    request.query = &query.value();
+    request.visibility.everything = true;
+    auto page = db->search(request);
+    REQUIRE_MESSAGE(page.ok(), (page.ok() ? std::string() : page.failure().issues.at(0).diagnostics));
+    std::set<std::string> ids;
+    for (const auto& entry : page->entries)
+        ids.insert(entry.version.id);
+    return ids;
 }
 
 } // namespace
@@ -229,12 +271,11 @@ TEST_CASE("composite parameters are indexed by their two components") {
     CHECK(composites > 8);
 }
 
-// fhir::extract_search_values gives no value for these two yet (fhir_model, not the index): the
-// generated definitions have Observation code-value-date's second component as
-// `value.as(DateTime) | value.as(Period)`, which the FHIRPath subset matches to no dateTime, and
-// DocumentReference relationship's components with their expressions swapped (relatesto on
-// `code`, relation on `target`). This proves the index's side as soon as extraction gives them.
-TEST_CASE("a date second component and a reference first component are indexed" * doctest::may_fail()) {
+// Observation code-value-date's second component is `value.as(DateTime) | value.as(Period)` (a cast
+// to System.DateTime takes a FHIR dateTime), and DocumentReference relationship's first component is
+// the reference `target` (R4 pairs the two components' expressions crosswise; the generator pairs
+// each with its own parameter's path).
+TEST_CASE("a date second component and a reference first component are indexed") {
     store_fixture db;
     add_patients(*db);
     must_write(*db, observation(write_kind::create, "onset", observation_with("11368-8", R"("valueDateTime":"2026-11-23")")));
@@ -411,6 +452,8 @@ TEST_CASE("migration 4 turns a schema-3 database into one readable at a snapshot
                                    R"({"resourceType":"DocumentReference","status":"current",)"
                                    R"("relatesTo":[{"code":"replaces","target":{"reference":"DocumentReference/doc-0"}}],)"
                                    R"("content":[{"attachment":{"url":"http://example.org/letter.pdf"}}]})"));
+    // Its :of-type rows come from migration 5, the others from 4: made once each.
+    must_write(*db, create_request("Patient", typed_nhs, typed_patient_json(typed_nhs, "12345", "SMITH701234")));
     const auto open_rows = rows_per_seq(db, "until_seq IS NULL");
     const auto citizens = version_citizens(db);
     const std::int64_t newest = newest_seq(db);
@@ -447,8 +490,8 @@ PRAGMA user_version = 3;
     REQUIRE(db.count("SELECT count(*) FROM sqlite_master WHERE name IN ('search_composite', 'search_horizon', "
                      "'version_citizens')") == 0);
 
-    db.reopen();
-    CHECK(db.count("PRAGMA user_version") == 4);
+    db.reopen(); // migration 4, then 5
+    CHECK(db.count("PRAGMA user_version") == 5);
     CHECK(rows_per_seq(db, "until_seq IS NULL") == open_rows); // the current live versions' rows, open
     CHECK(all_closed_rows(db) == 0);                            // superseded versions' rows were never kept
     CHECK(db.count("SELECT count(*) FROM search_token WHERE code = 'x'") == 0);
@@ -465,6 +508,123 @@ PRAGMA user_version = 3;
     CHECK(db.count("SELECT count(*) FROM search_token WHERE seq = " + std::to_string(v2) + " AND until_seq = " +
                    std::to_string(v3)) > 0);
     CHECK(db.count("SELECT count(*) FROM search_token WHERE seq = " + std::to_string(v2) + " AND until_seq IS NULL") == 0);
+    for (std::int64_t snapshot = newest; snapshot <= newest_seq(db); ++snapshot)
+        CHECK(rows_per_seq(db, at_snapshot(snapshot)) == expected_rows_at(db, snapshot));
+}
+
+TEST_CASE("a typed identifier has an :of-type row per type coding, written and closed with its version") {
+    store_fixture db;
+    must_write(*db, create_request("Patient", typed_nhs, typed_patient_json(typed_nhs, "12345", "SMITH701234")));
+    const std::string v1 = std::to_string(seq_of(db, "Patient", typed_nhs, 1));
+    // The type's system and code, and the identifier's value as written (not folded).
+    CHECK(of_type_rows(db, typed_nhs) == table_rows{{v1, v2_0203, "MR", "12345", "NULL"},
+                                                    {v1, v2_0203, "DL", "SMITH701234", "NULL"}});
+    // The identifier's own rows are as they were: one per identifier, its system and value.
+    CHECK(db.rows("SELECT system, code FROM search_token WHERE param = 'identifier' ORDER BY rowid") ==
+          table_rows{{"https://fhir.nhs.uk/Id/nhs-number", typed_nhs},
+                     {"http://hospital.example.org/mrn", "12345"},
+                     {"http://licensing.example.org/driver", "SMITH701234"}});
+    // Only typed identifiers have them: a Patient with just its NHS number has none.
+    must_write(*db, create_request("Patient", nhs, patient_json(nhs)));
+    CHECK(of_type_rows(db, nhs).empty());
+
+    must_write(*db, update_request("Patient", typed_nhs, typed_patient_json(typed_nhs, "67890", "SMITH701234")));
+    const std::string v2 = std::to_string(seq_of(db, "Patient", typed_nhs, 2));
+    must_write(*db, update_request("Patient", typed_nhs, typed_patient_json(typed_nhs, "67890", "SMITH701234"))); // unchanged
+    must_write(*db, remove_request("Patient", typed_nhs));
+    const std::string gone = std::to_string(seq_of(db, "Patient", typed_nhs, 3));
+    CHECK(of_type_rows(db, typed_nhs) == table_rows{{v1, v2_0203, "MR", "12345", v2},
+                                                    {v1, v2_0203, "DL", "SMITH701234", v2},
+                                                    {v2, v2_0203, "MR", "67890", gone},
+                                                    {v2, v2_0203, "DL", "SMITH701234", gone}});
+    for (std::int64_t snapshot = 0; snapshot <= newest_seq(db); ++snapshot) {
+        CAPTURE(snapshot);
+        CHECK(rows_per_seq(db, at_snapshot(snapshot)) == expected_rows_at(db, snapshot));
+    }
+
+    // Purged like the version's other rows.
+    db.close();
+    db.options.snapshot_lifetime = std::chrono::seconds(0);
+    db.reopen();
+    must_write(*db, create_request("Basic", "b-1", R"({"resourceType":"Basic","code":{"text":"x"}})"));
+    CHECK(of_type_rows(db, typed_nhs).empty());
+    CHECK(purged_through(db) == std::stoll(gone));
+}
+
+TEST_CASE("identifier:of-type finds a Patient by the type and value of one identifier, and not by another type") {
+    store_fixture db;
+    must_write(*db, create_request("Patient", typed_nhs, typed_patient_json(typed_nhs, "12345", "SMITH701234")));
+    // The other has 12345 too, as a licence number.
+    must_write(*db, create_request("Patient", other_typed_nhs, typed_patient_json(other_typed_nhs, "67890", "12345")));
+    must_write(*db, create_request("Patient", nhs, patient_json(nhs)));
+    auto of_type = [](const std::string& value) { return std::pair<std::string, std::string>{"identifier:of-type", value}; };
+    using ids = std::set<std::string>;
+
+    // As the driver of the match.
+    CHECK(patients_found(db, {of_type(v2_0203 + "|MR|12345")}) == ids{typed_nhs});
+    CHECK(patients_found(db, {of_type(v2_0203 + "|DL|12345")}) == ids{other_typed_nhs});
+    CHECK(patients_found(db, {of_type(v2_0203 + "|DL|SMITH701234")}) == ids{typed_nhs});
+    CHECK(patients_found(db, {of_type(v2_0203 + "|MR|SMITH701234")}).empty()); // a value of another type
+    CHECK(patients_found(db, {of_type(v2_0203 + "|DL|smith701234")}).empty());  // the value as written
+    CHECK(patients_found(db, {of_type("http://example.org/types|MR|12345")}).empty());
+    CHECK(patients_found(db, {of_type(v2_0203 + "|MR|12345," + v2_0203 + "|MR|67890")}) == ids{typed_nhs, other_typed_nhs});
+    // The identifier's own system|value still finds it, and not through the type.
+    CHECK(patients_found(db, {{"identifier", "http://hospital.example.org/mrn|12345"}}) == ids{typed_nhs});
+    CHECK(patients_found(db, {{"identifier", v2_0203 + "|MR"}}).empty());
+
+    // As a condition on versions another clause drives (_id ranks as high and comes first).
+    CHECK(patients_found(db, {{"_id", typed_nhs}, of_type(v2_0203 + "|MR|12345")}) == ids{typed_nhs});
+    CHECK(patients_found(db, {{"_id", other_typed_nhs}, of_type(v2_0203 + "|MR|12345")}).empty());
+    CHECK(patients_found(db, {{"family", "smith"}, {"_id", other_typed_nhs + "," + typed_nhs},
+                              of_type(v2_0203 + "|DL|12345")}) == ids{other_typed_nhs});
+
+    // A new version with another hospital number: the old one no longer finds it.
+    must_write(*db, update_request("Patient", typed_nhs, typed_patient_json(typed_nhs, "99999", "SMITH701234")));
+    CHECK(patients_found(db, {of_type(v2_0203 + "|MR|12345")}).empty());
+    CHECK(patients_found(db, {of_type(v2_0203 + "|MR|99999")}) == ids{typed_nhs});
+}
+
+TEST_CASE("migration 5 adds the :of-type rows of the current live versions to a schema-4 database") {
+    store_fixture db;
+    add_patients(*db);
+    must_write(*db, create_request("Patient", typed_nhs, typed_patient_json(typed_nhs, "12345", "SMITH701234")));
+    must_write(*db, update_request("Patient", typed_nhs, typed_patient_json(typed_nhs, "67890", "SMITH701234")));
+    must_write(*db, create_request("Patient", other_typed_nhs, typed_patient_json(other_typed_nhs, "24680", "12345")));
+    must_write(*db, remove_request("Patient", other_typed_nhs));
+    must_write(*db, observation(write_kind::create, "hr-1", heart_rate_json()));
+    const auto open_rows = rows_per_seq(db, "until_seq IS NULL");
+    const auto open_of_type = db.rows("SELECT seq, system, code, text FROM search_token WHERE param LIKE '%:of-type' "
+                                      "AND until_seq IS NULL ORDER BY seq, rowid");
+    const std::string other_rows = "SELECT seq, until_seq, param, system, code, text FROM search_token "
+                                   "WHERE param NOT LIKE '%:of-type' ORDER BY rowid";
+    const auto before = db.rows(other_rows);
+    const std::int64_t newest = newest_seq(db);
+    REQUIRE(open_of_type.size() == 2); // the typed Patient's version 2; the other's were closed by its deletion
+    REQUIRE(db.count("SELECT count(*) FROM search_token WHERE param LIKE '%:of-type' AND until_seq IS NOT NULL") == 4);
+    REQUIRE(purged_through(db) == 0);
+    db.close();
+
+    // Schema 4 as migration 4 left it: everything as it is but the :of-type rows.
+    REQUIRE(db.execute("DELETE FROM search_token WHERE param LIKE '%:of-type'; PRAGMA user_version = 4;") == SQLITE_OK);
+
+    db.reopen();
+    CHECK(db.count("PRAGMA user_version") == 5);
+    CHECK(db.rows("SELECT seq, system, code, text FROM search_token WHERE param LIKE '%:of-type' "
+                  "AND until_seq IS NULL ORDER BY seq, rowid") == open_of_type);
+    CHECK(db.count("SELECT count(*) FROM search_token WHERE param LIKE '%:of-type' AND until_seq IS NOT NULL") == 0);
+    CHECK(db.rows(other_rows) == before); // nothing else made again, nothing lost
+    CHECK(rows_per_seq(db, "until_seq IS NULL") == open_rows);
+    // The superseded versions' :of-type rows were not made: no snapshot before the migration is read.
+    CHECK(purged_through(db) == newest);
+    CHECK(rows_per_seq(db, at_snapshot(newest)) == expected_rows_at(db, newest));
+    CHECK(patients_found(db, {{"identifier:of-type", v2_0203 + "|MR|67890"}}) == std::set<std::string>{typed_nhs});
+
+    // The writer carries on: the migrated rows are closed by the next version.
+    must_write(*db, update_request("Patient", typed_nhs, typed_patient_json(typed_nhs, "13579", "SMITH701234")));
+    const std::string v2 = std::to_string(seq_of(db, "Patient", typed_nhs, 2));
+    const std::string v3 = std::to_string(seq_of(db, "Patient", typed_nhs, 3));
+    CHECK(db.rows("SELECT code, text, until_seq FROM search_token WHERE param = 'identifier:of-type' AND seq = " + v2 +
+                  " ORDER BY rowid") == table_rows{{"MR", "67890", v3}, {"DL", "SMITH701234", v3}});
     for (std::int64_t snapshot = newest; snapshot <= newest_seq(db); ++snapshot)
         CHECK(rows_per_seq(db, at_snapshot(snapshot)) == expected_rows_at(db, snapshot));
 }

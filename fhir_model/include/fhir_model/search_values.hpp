@@ -19,10 +19,17 @@ namespace caregate::fhir {
 inline constexpr std::int64_t unbounded_low = std::numeric_limits<std::int64_t>::min();
 inline constexpr std::int64_t unbounded_high = std::numeric_limits<std::int64_t>::max();
 
+/// One coding of an Identifier's type (Identifier.type.coding), for the token modifier :of-type.
+struct identifier_type_coding {
+    std::string system;
+    std::string code;
+};
+
 /// One value of one parameter. Which fields are set depends on `type`:
 /// - string: `text` exact, `normalized` case- and accent-folded with whitespace collapsed;
 /// - token: `system`, `code`, `text` (display or CodeableConcept.text, for :text); `has_system` tells
-///   "no system" from "empty system";
+///   "no system" from "empty system"; from an Identifier with a value, `identifier_types` too (for
+///   :of-type: the Identifier's value is `code_value`, as written);
 /// - date: `range` [begin, end) in µs (unbounded_low/high for open ends), `text` as written;
 /// - reference: `target_type` + `id` (relative or absolute to a FHIR type), `url` for an absolute or
 ///   other reference, `system`/`code` for a logical reference's identifier;
@@ -45,6 +52,9 @@ struct search_value {
     std::string url;
     double number = 0;
     std::vector<search_value> components;
+    /// token from an Identifier: one per coding of its type that has both a system and a code (only
+    /// those can meet `type-system|type-code|value`); empty when the Identifier has no value.
+    std::vector<identifier_type_coding> identifier_types;
 };
 
 /// Case-folds (ASCII and Latin-1 letters), strips accents of Latin-1 letters, collapses whitespace.
