@@ -198,17 +198,25 @@ bool split_reference(std::string_view ref, std::string& type, std::string& id) {
 void references(const search_parameter& p, search_param_type type, const fhirpath_node& node, std::vector<search_value>& out) {
     const rapidjson::Value& value = *node.value;
     search_value v = make(p, type);
-    if (value.IsString()) { // canonical or uri
-        v.url = std::string(detail::view(value));
+    // Only a relative reference ("Patient/123") names a resource of this server by type and id; an
+    // absolute one names another server's (http://other/fhir/Patient/123 is not our Patient/123) and
+    // is matched by its URL alone.
+    auto is_absolute = [](std::string_view ref) {
+        return ref.find("://") != std::string_view::npos || ref.starts_with("urn:") || ref.starts_with("#");
+    };
+    if (value.IsString()) { // canonical or uri; a relative canonical ("Questionnaire/gcs") names ours too
+        const std::string_view text = detail::view(value);
+        v.url = std::string(text);
+        if (!is_absolute(text))
+            split_reference(text.substr(0, text.find('|')), v.target_type, v.id);
         out.push_back(std::move(v));
         return;
     }
     bool found = false;
     if (auto ref = string_member(value, "reference")) {
-        bool absolute = ref->find("://") != std::string_view::npos || ref->starts_with("urn:") || ref->starts_with("#");
-        if (absolute)
+        if (is_absolute(*ref))
             v.url = std::string(*ref);
-        if (!ref->starts_with("#") && !ref->starts_with("urn:"))
+        else
             split_reference(*ref, v.target_type, v.id);
         found = !v.url.empty() || !v.id.empty();
     }

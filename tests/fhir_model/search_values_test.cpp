@@ -163,8 +163,18 @@ TEST_CASE("resolve() is Patient keeps a Practitioner out of the patient paramete
     auto location = of(values, "location");
     REQUIRE(location.size() == 1);
     CHECK(location[0].url == "https://example.org/fhir/Location/l1");
-    CHECK(location[0].target_type == "Location");
+    CHECK(location[0].id.empty()); // another server's Location/l1 is not ours: matched by URL only
     CHECK(of(values, "actor").size() == 3);
+}
+
+TEST_CASE("a relative canonical names our resource by type and id as well as by URL") {
+    auto values = fhir::extract_search_values(R"({"resourceType":"QuestionnaireResponse","status":"completed",
+        "questionnaire":"Questionnaire/gcs"})");
+    auto questionnaire = of(values, "questionnaire");
+    REQUIRE(questionnaire.size() == 1);
+    CHECK(questionnaire[0].url == "Questionnaire/gcs");
+    CHECK(questionnaire[0].target_type == "Questionnaire");
+    CHECK(questionnaire[0].id == "gcs");
 }
 
 TEST_CASE("a logical reference gives the identifier's system and value") {
