@@ -453,7 +453,14 @@ fhir::result<std::unique_ptr<connection>> store::impl::take_reader() const {
         }
     }
     // All busy (or none yet): open another outside the lock; opening touches the file system.
-    return connection::open(options.path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, options.busy_timeout);
+    auto opened = connection::open(options.path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, options.busy_timeout);
+    if (!opened)
+        return opened;
+    if (auto set = (*opened)->exec_script("PRAGMA cache_size = -" + std::to_string(options.reader_cache_kib),
+                                          "opening a reader");
+        !set)
+        return std::move(set).failure();
+    return opened;
 }
 
 void store::impl::give_back_reader(std::unique_ptr<connection> db) const {
@@ -509,6 +516,10 @@ fhir::result<std::unique_ptr<store>> store::open(const store_options& options) {
         !set)
         return std::move(set).failure();
     if (auto set = db.exec_script("PRAGMA foreign_keys = ON", "setting up the connection"); !set)
+        return std::move(set).failure();
+    if (auto set = db.exec_script("PRAGMA cache_size = -" + std::to_string(options.writer_cache_kib),
+                                  "setting up the connection");
+        !set)
         return std::move(set).failure();
 
     if (auto migrated = detail::migrate(db); !migrated)
