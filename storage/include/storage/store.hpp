@@ -194,6 +194,10 @@ public:
     /// Queues a write. `done` runs on the writer thread once the group holding the write has
     /// committed durably (or with the write's error; a failed write changes nothing). Must not block.
     void submit(write_request request, write_callback done);
+    /// Queues several writes at once, so that the writer takes them into one group (up to
+    /// max_group_size): for bulk loads, where many small groups would write the same index pages
+    /// to the log once per commit. Each callback runs as for submit().
+    void submit_all(std::vector<std::pair<write_request, write_callback>> writes);
     /// submit() and wait: for tools and tests.
     fhir::result<write_outcome> write(write_request request);
 
