@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 ./run.sh --setup-only
 
 echo "== every option of every caregate command is documented in README.md"
-for command in serve token audit; do
+for command in serve token audit import; do
   for flag in $(build/caregate "$command" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
     grep -q -- "\`$flag" README.md || { echo "README.md does not document caregate $command $flag" >&2; exit 1; }
   done

@@ -10,6 +10,8 @@ namespace caregate::cli {
 int serve(const std::vector<std::string>& args);
 int audit(const std::vector<std::string>& args);
 int token(const std::vector<std::string>& args);
+/// `caregate import` (not `import`: a contextual keyword in C++20).
+int import_resources(const std::vector<std::string>& args);
 
 
 } // namespace caregate::cli

@@ -15,6 +15,7 @@ Commands:
   serve       serve the FHIR API on an embedded SQLite database
   audit       verify the audit log's hash chain; list break-glass accesses for review
   token       mint a development bearer token signed with the key from certs/
+  import      load an NDJSON file of FHIR resources into the database
   version     print the version
 
 Run 'caregate <command> --help' for a command's options.
@@ -36,6 +37,8 @@ int main(int argc, char** argv) {
         return caregate::cli::audit(args);
     if (command == "token")
         return caregate::cli::token(args);
+    if (command == "import")
+        return caregate::cli::import_resources(args);
     if (command == "version" || command == "--version") {
         std::cout << "caregate " << CAREGATE_VERSION << "\n";
         return 0;

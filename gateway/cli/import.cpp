@@ -1,0 +1,453 @@
+// `caregate import`: loads an NDJSON file (one FHIR resource a line) into the database, each line
+// prepared and checked as `PUT /{type}/{id}` prepares and checks it, written as the ICS's integration
+// service would write it, with many writes in flight and committed in large groups. For bulk loads
+// (a migration, the benchmarks' synthetic populations); not the Bulk Data `$import` operation, and
+// not for a database a server is serving (a second writer would wait on the first's locks).
+//
+// Design notes:
+//  1. A line is refused for what the API refuses (malformed JSON, an invalid resource, a type the API
+//     does not write, no id, a Patient whose id is not its NHS number, a citizen not held), with the
+//     same OperationOutcome issues; the import stops there, and nothing from that line on is queued.
+//  2. A citizen is "held" if an earlier line of the file was that Patient or the database holds it
+//     live: checked here, before the write is queued, so that the common refusal (a record before its
+//     Patient) stops the import at its own line. The store checks again inside the transaction.
+//  3. At most `in_flight_limit` writes are queued at once, so memory stays flat whatever the file's size.
+//  4. One audit record for the file (action "import", counts in its detail), not one per resource.
+#include "cli/commands.hpp"
+#include "cli/options.hpp"
+
+#include "fhir_model/nhs_number.hpp"
+#include "fhir_model/ods_code.hpp"
+#include "fhir_model/resource.hpp"
+#include "rest/application.hpp"
+#include "rest/capabilities.hpp"
+#include "storage/store.hpp"
+
+#include <rapidjson/error/en.h>
+#include <rapidjson/reader.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <unordered_set>
+
+namespace caregate::cli {
+
+namespace {
+
+constexpr const char* import_usage = R"(Usage: caregate import FILE [options]
+
+Loads FILE, NDJSON with one FHIR resource a line ('-' reads standard input), into the database. Each
+line is validated and written as 'PUT /{type}/{id}' would write it (update, or create with the
+resource's id), by the ICS's integration service. The first line that would be refused stops the
+import; the lines before it stay stored. One audit record covers the whole file.
+
+Options:
+)";
+
+struct import_settings {
+    std::string file;
+    std::string db = "caregate.db";
+    /// Most writes committed in one transaction. Far above the server's default (512): an import has
+    /// no caller waiting on each write, and fewer, larger commits are what makes a bulk load fast.
+    unsigned batch = 4096;
+    std::string organisation = "QZZ"; ///< the writer: owner of what it creates, and the audit record's organisation
+    std::string user = "caregate-import";
+};
+
+/// Writes queued and not yet committed, at most: enough to keep two full groups waiting while one
+/// commits, small enough (a few tens of MB of content) that memory stays flat (design note 3).
+constexpr std::size_t in_flight_floor = 10'000;
+
+template <class Number>
+Number to_number(const std::string& text, const char* flag) {
+    Number value{};
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc{} || end != text.data() + text.size())
+        throw std::invalid_argument(std::string("--") + flag + " needs a whole number, not '" + text + "'");
+    return value;
+}
+
+std::vector<option> import_options(import_settings& s) {
+    return {
+        {"db", "PATH", "the SQLite database file (default ./caregate.db; created if absent)",
+         [&](const std::string& v) { s.db = v; }},
+        {"batch", "N", "most writes committed in one transaction (default 4096)",
+         [&](const std::string& v) { s.batch = to_number<unsigned>(v, "batch"); }},
+        {"org", "ODS", "the organisation writing: owner of what the import creates, named in the audit record "
+                       "(default QZZ, the ICS)",
+         [&](const std::string& v) { s.organisation = v; }},
+        {"user", "ID", "the system id named in the audit record (default caregate-import)",
+         [&](const std::string& v) { s.user = v; }},
+    };
+}
+
+/// Splits FILE from the options: the one argument that is neither an option nor an option's value.
+std::pair<std::string, std::vector<std::string>> split_file_argument(const std::vector<option>& table,
+                                                                     const std::vector<std::string>& args) {
+    std::vector<std::string> rest;
+    std::string file;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string& arg = args[i];
+        if (arg.starts_with("--")) {
+            rest.push_back(arg);
+            const std::string name = arg.substr(2);
+            const bool takes_value =
+                name == "config" || std::any_of(table.begin(), table.end(), [&](const option& o) {
+                    return o.name == name && !o.value_name.empty();
+                });
+            if (takes_value && i + 1 < args.size())
+                rest.push_back(args[++i]);
+            continue;
+        }
+        if (!file.empty())
+            throw std::invalid_argument("one FILE only; '" + arg + "' is a second");
+        file = arg;
+    }
+    if (file.empty())
+        throw std::invalid_argument("FILE is required");
+    return {file, rest};
+}
+
+/// Finds a line's top-level resourceType without building a document: SAX events up to it.
+struct resource_type_scan : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, resource_type_scan> {
+    int depth = 0;
+    bool next_is_type = false;
+    std::optional<std::string> type;
+
+    bool Default() { return !next_is_type; } // any other value where the type belongs: no type
+    bool String(const char* text, rapidjson::SizeType length, bool) {
+        if (next_is_type) {
+            type.emplace(text, length);
+            return false; // found: stop reading
+        }
+        return true;
+    }
+    bool Key(const char* text, rapidjson::SizeType length, bool) {
+        next_is_type = depth == 1 && std::string_view(text, length) == "resourceType";
+        return true;
+    }
+    bool StartObject() {
+        if (next_is_type)
+            return false; // an object where the type belongs: no type
+        ++depth;
+        return true;
+    }
+    bool EndObject(rapidjson::SizeType) {
+        --depth;
+        return depth > 0; // the top level ended without a type: stop
+    }
+    bool StartArray() { return !next_is_type; }
+};
+
+fhir::result<std::string> resource_type_of(const std::string& line) {
+    resource_type_scan scan;
+    rapidjson::Reader reader;
+    rapidjson::StringStream in(line.c_str());
+    const rapidjson::ParseResult parsed = reader.Parse(in, scan);
+    if (scan.type)
+        return std::move(*scan.type);
+    if (parsed.IsError() && parsed.Code() != rapidjson::kParseErrorTermination)
+        return fhir::error::make(fhir::category::malformed, "structure",
+                                 std::string("the line is not valid JSON: ") + rapidjson::GetParseError_En(parsed.Code()) +
+                                     " (at byte " + std::to_string(parsed.Offset()) + ")");
+    return fhir::error::make(fhir::category::invalid, "required", "the line has no resourceType", "resourceType");
+}
+
+/// An NHS number as a number: 10 digits fit in 64 bits, and a set of them stays small for millions.
+std::uint64_t nhs_key(std::string_view nhs) {
+    std::uint64_t key = 0;
+    std::from_chars(nhs.data(), nhs.data() + nhs.size(), key);
+    return key;
+}
+
+class importer {
+public:
+    importer(storage::store& store, const import_settings& settings)
+        : store_(store), settings_(settings), in_flight_limit_(std::max<std::size_t>(in_flight_floor, 2 * settings.batch)) {}
+
+    /// A line as the write `PUT /{type}/{id}` would queue (design note 1), or why it is refused.
+    fhir::result<storage::write_request> prepare(const std::string& line) {
+        auto type = resource_type_of(line);
+        if (!type)
+            return std::move(type).failure();
+        const rest::type_capability* served = rest::find_type(*type);
+        if (served == nullptr || !served->allows(rest::interaction::update)) {
+            if (fhir::is_supported_type(*type))
+                return fhir::error::make(fhir::category::invalid, "not-supported",
+                                         "this server does not accept writes of " + *type, "resourceType");
+            return fhir::error::make(fhir::category::not_found, "not-supported",
+                                     "this server does not support the resource type", "resourceType");
+        }
+        auto prepared = fhir::prepare_resource(line, *type);
+        if (!prepared)
+            return std::move(prepared).failure();
+        if (prepared->id.empty())
+            return fhir::error::make(fhir::category::malformed, "required",
+                                     "an import needs each resource's id: it is written as an update", *type + ".id");
+        if (*type == "Patient" && prepared->nhs_number != prepared->id)
+            return fhir::error::make(fhir::category::invalid, "invariant",
+                                     "a Patient's id must be the NHS number in its identifier", "Patient.identifier");
+        fhir::error unknown;
+        unknown.kind = fhir::category::invalid;
+        for (const fhir::citizen_link& link : prepared->citizens)
+            if (!held(link.nhs_number))
+                unknown.issues.push_back({"error", "invalid", "the reference does not name a citizen held by this server",
+                                          link.expression});
+        if (!unknown.issues.empty())
+            return unknown;
+
+        storage::write_request write;
+        write.kind = storage::write_kind::update;
+        write.type = std::move(*type);
+        write.id = std::move(prepared->id);
+        write.content = std::move(prepared->content);
+        write.citizens = std::move(prepared->citizens);
+        write.access = std::move(prepared->access);
+        write.writer = settings_.organisation;
+        write.any_owner = true; // the ICS's integration service may correct any organisation's items
+        if (write.type == "Patient")
+            held_.insert(nhs_key(write.id));
+        return write;
+    }
+
+    /// Queues a write: they go to the store a batch at a time (one group, one commit: many small
+    /// groups would write the same index pages to the log once per commit), each batch first
+    /// waiting while the in-flight limit is reached (design note 3).
+    void submit(storage::write_request write, std::uint64_t line_number) {
+        pending_.emplace_back(std::move(write), [this, line_number](fhir::result<storage::write_outcome> outcome) {
+            std::lock_guard lock(mutex_);
+            --in_flight_;
+            if (outcome) {
+                (outcome->created ? created_ : outcome->unchanged ? unchanged_ : updated_) += 1;
+                if (refused_ && line_number > refused_->first)
+                    ++stored_after_refusal_;
+            } else if (!refused_ || line_number < refused_->first) {
+                refused_.emplace(line_number, outcome.failure());
+            }
+            room_.notify_one();
+        });
+        if (pending_.size() >= settings_.batch)
+            flush();
+    }
+
+    /// Hands the pending batch to the store.
+    void flush() {
+        if (pending_.empty())
+            return;
+        {
+            std::unique_lock lock(mutex_);
+            room_.wait(lock, [this] { return in_flight_ + pending_.size() <= in_flight_limit_ || in_flight_ == 0; });
+            in_flight_ += pending_.size();
+        }
+        store_.submit_all(std::move(pending_));
+        pending_.clear();
+    }
+
+    /// Waits until every queued write has been committed (or refused).
+    void drain() {
+        flush();
+        std::unique_lock lock(mutex_);
+        room_.wait(lock, [this] { return in_flight_ == 0; });
+    }
+
+    /// A write the store refused, with its line: the first, once drained.
+    std::optional<std::pair<std::uint64_t, fhir::error>> refused() const {
+        std::lock_guard lock(mutex_);
+        return refused_;
+    }
+    bool any_refused() const {
+        std::lock_guard lock(mutex_);
+        return refused_.has_value();
+    }
+
+    std::uint64_t created() const { return created_; }
+    std::uint64_t updated() const { return updated_; }
+    std::uint64_t unchanged() const { return unchanged_; }
+    std::uint64_t stored() const { return created_ + updated_ + unchanged_; }
+    std::uint64_t stored_after_refusal() const { return stored_after_refusal_; }
+
+private:
+    bool held(const std::string& nhs) {
+        const std::uint64_t key = nhs_key(nhs);
+        if (held_.contains(key))
+            return true;
+        if (!store_.read("Patient", nhs))
+            return false;
+        held_.insert(key);
+        return true;
+    }
+
+    storage::store& store_;
+    const import_settings& settings_;
+    const std::size_t in_flight_limit_;
+    std::vector<std::pair<storage::write_request, storage::write_callback>> pending_;
+    std::unordered_set<std::uint64_t> held_; ///< citizens known held (design note 2); main thread only
+
+    mutable std::mutex mutex_;
+    std::condition_variable room_;
+    std::size_t in_flight_ = 0;
+    std::uint64_t created_ = 0, updated_ = 0, unchanged_ = 0, stored_after_refusal_ = 0;
+    std::optional<std::pair<std::uint64_t, fhir::error>> refused_;
+};
+
+void print_issues(const fhir::error& failure) {
+    for (const fhir::issue& issue : failure.issues)
+        std::cerr << "  " << issue.severity << " " << issue.code << ": " << issue.diagnostics
+                  << (issue.expression.empty() ? "" : " (at " + issue.expression + ")") << "\n";
+}
+
+storage::timestamp now_micros() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+} // namespace
+
+int import_resources(const std::vector<std::string>& args) {
+    import_settings settings;
+    const auto table = import_options(settings);
+    for (const auto& a : args)
+        if (a == "--help" || a == "-h") {
+            std::cout << import_usage << describe_options(table);
+            return 0;
+        }
+    try {
+        auto [file, rest] = split_file_argument(table, args);
+        settings.file = file;
+        parse_options(table, rest);
+        if (settings.batch == 0)
+            throw std::invalid_argument("--batch must be at least 1");
+        if (!fhir::is_ods_code(settings.organisation))
+            throw std::invalid_argument("--org needs an ODS code: 3 to 10 upper-case letters and digits");
+        if (settings.user.empty())
+            throw std::invalid_argument("--user cannot be empty");
+    } catch (const std::invalid_argument& e) {
+        std::cerr << "caregate import: " << e.what() << "\n(see caregate import --help)\n";
+        return 2;
+    }
+
+    std::ifstream file_stream;
+    if (settings.file != "-") {
+        file_stream.open(settings.file, std::ios::binary);
+        if (!file_stream) {
+            std::cerr << "caregate import: cannot read " << settings.file << "\n";
+            return 1;
+        }
+    }
+    std::istream& in = settings.file == "-" ? std::cin : file_stream;
+
+    storage::store_options store_options;
+    store_options.path = settings.db;
+    store_options.max_group_size = settings.batch;
+    auto opened = storage::store::open(store_options);
+    if (!opened) {
+        std::cerr << "caregate import: cannot open " << settings.db << ": "
+                  << (opened.failure().issues.empty() ? "" : opened.failure().issues[0].diagnostics) << "\n";
+        return 1;
+    }
+    std::unique_ptr<storage::store> store = std::move(opened.value());
+
+    const storage::timestamp started_at = now_micros();
+    const auto started = std::chrono::steady_clock::now();
+    const bool show_progress = isatty(STDERR_FILENO) != 0;
+    importer load(*store, settings);
+    std::uint64_t line_number = 0, queued = 0;
+    std::optional<std::pair<std::uint64_t, fhir::error>> invalid;
+    for (std::string line; std::getline(in, line);) {
+        ++line_number;
+        if (line.find_first_not_of(" \t\r") == std::string::npos)
+            continue; // blank lines between resources are not resources
+        if (load.any_refused())
+            break; // the store refused an earlier line: queue nothing more
+        auto write = load.prepare(line);
+        if (!write) {
+            invalid.emplace(line_number, std::move(write).failure());
+            break;
+        }
+        load.submit(std::move(write.value()), line_number);
+        ++queued;
+        if (show_progress && queued % 100'000 == 0) {
+            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            std::fprintf(stderr, "\rcaregate import: %llu resources queued, %.0f/s", static_cast<unsigned long long>(queued),
+                         static_cast<double>(queued) / seconds);
+        }
+    }
+    const bool read_failed = in.bad();
+    load.drain();
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (show_progress && queued >= 100'000)
+        std::fprintf(stderr, "\n");
+
+    const auto refused = load.refused();
+    const bool ok = !invalid && !refused && !read_failed;
+    std::string detail = std::to_string(load.stored()) + " resources stored (" + std::to_string(load.created()) +
+                         " created, " + std::to_string(load.updated()) + " updated, " +
+                         std::to_string(load.unchanged()) + " unchanged) from " + std::to_string(line_number) +
+                         " lines read";
+    if (invalid)
+        detail += "; stopped at line " + std::to_string(invalid->first) + ", which is invalid";
+    else if (refused)
+        detail += "; stopped at line " + std::to_string(refused->first) + ", which the store refused";
+    else if (read_failed)
+        detail += "; stopped by a read error";
+
+    // Design note 4: one audit record for the file, committed before the import reports.
+    storage::audit_record record;
+    record.time = started_at;
+    record.request_id = rest::random_uuid();
+    record.user = settings.user;
+    record.role = "system";
+    record.organisation = settings.organisation;
+    record.purpose = "HOPERAT"; // healthcare operations: loading the record, not caring for one citizen
+    record.action = "import";
+    record.outcome = ok ? "success" : "failed";
+    record.detail = detail;
+    std::promise<fhir::status> audited;
+    store->append_audit({std::move(record)}, [&audited](fhir::status done) { audited.set_value(std::move(done)); });
+    const fhir::status audit_done = audited.get_future().get();
+    store.reset(); // closes the database
+
+    if (!audit_done) {
+        std::cerr << "caregate import: the audit record could not be written:\n";
+        print_issues(audit_done.failure());
+    }
+    if (invalid) {
+        std::cerr << "caregate import: line " << invalid->first << " of " << settings.file << " is invalid:\n";
+        print_issues(invalid->second);
+        std::cerr << "caregate import: stopped at line " << invalid->first << ": " << load.stored()
+                  << " resources from the lines before it are stored, nothing from line " << invalid->first << " on\n";
+        return 1;
+    }
+    if (refused) {
+        std::cerr << "caregate import: line " << refused->first << " of " << settings.file
+                  << " was refused by the store:\n";
+        print_issues(refused->second);
+        std::cerr << "caregate import: stopped at line " << refused->first << ": " << load.stored()
+                  << " resources are stored, " << load.stored_after_refusal()
+                  << " of them from lines after it that were already queued\n";
+        return 1;
+    }
+    if (read_failed) {
+        std::cerr << "caregate import: reading " << settings.file << " failed after line " << line_number << "; "
+                  << load.stored() << " resources are stored\n";
+        return 1;
+    }
+    char rate[64];
+    std::snprintf(rate, sizeof rate, "%.1f s, %.0f resources/s", seconds,
+                  seconds > 0 ? static_cast<double>(load.stored()) / seconds : 0.0);
+    std::cout << "caregate import: " << detail << " in " << rate << "\n";
+    return audit_done ? 0 : 1;
+}
+
+} // namespace caregate::cli
