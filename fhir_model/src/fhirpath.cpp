@@ -7,6 +7,7 @@
 #include "definitions.hpp"
 #include "json.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -68,7 +69,10 @@ private:
             for (++pos_; pos_ < text_.size() && text_[pos_] != '\''; ++pos_) {
                 if (text_[pos_] == '\\' && pos_ + 1 < text_.size()) {
                     char e = text_[++pos_];
-                    out += e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e;
+                    if (e == 'u')
+                        append_utf8(out, unicode_escape());
+                    else
+                        out += e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == 'f' ? '\f' : e;
                 } else {
                     out += text_[pos_];
                 }
@@ -107,6 +111,49 @@ private:
         }
     }
 
+    /// The four hex digits after the `u` at pos_, left on the last one consumed; a surrogate pair
+    /// (\uD83D\uDE00) is one code point.
+    char32_t unicode_escape() {
+        auto hex4 = [&](std::size_t at) {
+            unsigned value = 0;
+            auto digits = text_.substr(std::min(at, text_.size()), 4);
+            auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value, 16);
+            if (digits.size() != 4 || ec != std::errc() || end != digits.data() + 4)
+                fail("invalid \\u escape in a string literal");
+            return static_cast<char32_t>(value);
+        };
+        char32_t code = hex4(pos_ + 1);
+        pos_ += 4;
+        if (code >= 0xD800 && code <= 0xDBFF && text_.substr(pos_ + 1, 2) == "\\u") {
+            char32_t low = hex4(pos_ + 3);
+            if (low >= 0xDC00 && low <= 0xDFFF) {
+                pos_ += 6;
+                return 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+            }
+        }
+        if (code >= 0xD800 && code <= 0xDFFF)
+            fail("unpaired surrogate in a \\u escape");
+        return code;
+    }
+
+    static void append_utf8(std::string& out, char32_t code) {
+        if (code < 0x80) {
+            out += static_cast<char>(code);
+        } else if (code < 0x800) {
+            out += static_cast<char>(0xC0 | (code >> 6));
+            out += static_cast<char>(0x80 | (code & 0x3F));
+        } else if (code < 0x10000) {
+            out += static_cast<char>(0xE0 | (code >> 12));
+            out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (code & 0x3F));
+        } else {
+            out += static_cast<char>(0xF0 | (code >> 18));
+            out += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
+            out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (code & 0x3F));
+        }
+    }
+
     bool at(std::string_view symbol) const {
         return (current_.type == token::kind::symbol || current_.type == token::kind::name) && current_.text == symbol;
     }
@@ -121,9 +168,10 @@ private:
             fail("expected a type name at '" + current_.text + "'");
         std::string name = current_.text;
         advance();
-        if (at(".")) { // FHIR.Quantity, System.String: the namespace is dropped
+        if (at(".")) { // FHIR.Quantity, System.String: kept, it narrows the match (see type_matches)
             advance();
-            return type_name();
+            std::string inner = type_name();
+            return name == "FHIR" || name == "System" ? name + "." + inner : inner;
         }
         return name;
     }
@@ -323,9 +371,47 @@ void add_value(fhirpath_result& out, const rapidjson::Value& value, std::string_
     out.push_back(fhirpath_node{&value, type, {}, {}, {}});
 }
 
-void navigate(const fhirpath_node& item, std::string_view name, fhirpath_result& out) {
-    if (item.value == nullptr || !item.value->IsObject())
+/// The `_name` object that carries a primitive's id and extensions in FHIR JSON
+/// (https://hl7.org/fhir/R4/json.html#primitive), searched for from `within` (the resource), since a
+/// node keeps no parent. nullptr when the primitive has none.
+const rapidjson::Value* primitive_element(const rapidjson::Value& within, const rapidjson::Value& primitive) {
+    auto sibling = [&](const rapidjson::Value& member_name) {
+        return find(within, "_" + std::string(view(member_name)));
+    };
+    if (within.IsArray()) {
+        for (auto& item : within.GetArray())
+            if (const rapidjson::Value* found = primitive_element(item, primitive))
+                return found;
+        return nullptr;
+    }
+    if (!within.IsObject())
+        return nullptr;
+    for (auto& member : within.GetObject()) {
+        if (&member.value == &primitive)
+            return sibling(member.name);
+        if (member.value.IsArray()) { // `given: [...]` pairs item by item with `_given: [...]`
+            for (rapidjson::SizeType i = 0; i < member.value.Size(); ++i) {
+                if (&member.value[i] != &primitive)
+                    continue;
+                const rapidjson::Value* siblings = sibling(member.name);
+                return siblings != nullptr && siblings->IsArray() && i < siblings->Size() ? &(*siblings)[i] : nullptr;
+            }
+        }
+        if (const rapidjson::Value* found = primitive_element(member.value, primitive))
+            return found;
+    }
+    return nullptr;
+}
+
+void navigate(const fhirpath_node& item, std::string_view name, fhirpath_result& out, const context& ctx) {
+    if (item.value == nullptr)
         return;
+    if (!item.value->IsObject()) {
+        if ((name == "extension" || name == "id") && !item.value->IsArray())
+            if (const rapidjson::Value* element = primitive_element(ctx.root, *item.value))
+                navigate(fhirpath_node{element, "Element", {}, {}, {}}, name, out, ctx);
+        return;
+    }
     const type_def* def = item.type.empty() ? nullptr : r4().type(item.type);
     if (def == nullptr || def->members.empty()) {
         if (const rapidjson::Value* child = find(*item.value, name))
@@ -372,7 +458,8 @@ std::string_view referenced_type(const rapidjson::Value& reference, const contex
     return {};
 }
 
-fhirpath_node boolean_node(bool value) { return fhirpath_node{nullptr, {}, {}, value, {}}; }
+/// A computed Boolean; like a literal (typed String or Integer), it has a System type.
+fhirpath_node boolean_node(bool value) { return fhirpath_node{nullptr, "Boolean", {}, value, {}}; }
 
 /// FHIRPath singleton evaluation of a collection as a Boolean: empty is unknown.
 std::optional<bool> truth(const fhirpath_result& items) {
@@ -386,13 +473,11 @@ std::optional<bool> truth(const fhirpath_result& items) {
 }
 
 enum class scalar_kind : std::uint8_t { boolean, string, number, other };
-std::pair<scalar_kind, std::string_view> scalar(const fhirpath_node& node, const ast* literal) {
+std::pair<scalar_kind, std::string_view> scalar(const fhirpath_node& node) {
     if (node.boolean)
         return {scalar_kind::boolean, *node.boolean ? "true" : "false"};
-    if (literal != nullptr)
-        return {literal->kind == op::number_literal ? scalar_kind::number : scalar_kind::string, node.literal};
-    if (node.value == nullptr)
-        return {scalar_kind::other, {}};
+    if (node.value == nullptr) // a literal, typed System.Integer or System.String
+        return {node.type == "Integer" ? scalar_kind::number : scalar_kind::string, node.literal};
     if (node.value->IsBool())
         return {scalar_kind::boolean, node.value->GetBool() ? "true" : "false"};
     if (auto number = number_text(*node.value))
@@ -402,12 +487,22 @@ std::pair<scalar_kind, std::string_view> scalar(const fhirpath_node& node, const
     return {scalar_kind::other, {}};
 }
 
+/// FHIRPath `=` of two items: primitives by kind and text (a decimal by its text, so 1.10 is not 1.1
+/// here), complex values child by child (RapidJSON's deep ==, member order aside).
+bool items_equal(const fhirpath_node& a, const fhirpath_node& b) {
+    auto [a_kind, a_text] = scalar(a);
+    auto [b_kind, b_text] = scalar(b);
+    if (a_kind != scalar_kind::other || b_kind != scalar_kind::other)
+        return a_kind == b_kind && a_text == b_text;
+    return a.value != nullptr && b.value != nullptr && a.value->IsObject() && *a.value == *b.value;
+}
+
 fhirpath_result evaluate(const ast& node, const fhirpath_result& focus, const context& ctx);
 
 /// True when `node` is a FHIR primitive whose value FHIRPath converts to the System type `type`
 /// (the mapping of the FHIR specification's "Using FHIR types in expressions": FHIR.dateTime ->
-/// System.DateTime, FHIR.code -> System.String, ...). The parser drops the namespace, so a System type
-/// arrives here by its upper-case name, which no FHIR primitive has.
+/// System.DateTime, FHIR.code -> System.String, ...). `type` is a System type's name without its
+/// namespace: upper-case, which no FHIR primitive's is.
 bool converts_to_system_type(const fhirpath_node& node, std::string_view type) {
     static constexpr std::pair<std::string_view, std::string_view> conversions[] = {
         {"boolean", "Boolean"}, {"string", "String"},   {"uri", "String"},       {"code", "String"},
@@ -422,6 +517,20 @@ bool converts_to_system_type(const fhirpath_node& node, std::string_view type) {
     return false;
 }
 
+/// Whether `node` is of the type `specifier` names, as the parser keeps it: `FHIR.X` a FHIR type only,
+/// `System.X` a System type only (a literal's or a computed Boolean's; for a cast, also a FHIR
+/// primitive that converts to it), a bare name either. So `Patient.is(System.Patient)` is false.
+bool type_matches(const fhirpath_node& node, std::string_view specifier, bool cast) {
+    bool system_value = node.value == nullptr; // a literal or a computed value
+    if (specifier.starts_with("FHIR."))
+        return !system_value && is_of_type(node, specifier.substr(5));
+    if (specifier.starts_with("System.")) {
+        std::string_view type = specifier.substr(7);
+        return system_value ? node.type == type : cast && converts_to_system_type(node, type);
+    }
+    return is_of_type(node, specifier) || (cast && converts_to_system_type(node, specifier));
+}
+
 /// The casts: as() and the `as` operator, and ofType(). Unlike `is`, which tells FHIR.dateTime from
 /// System.DateTime, a cast to a System type also takes the FHIR primitives that convert to it: the
 /// FHIR specification lets ofType() name a primitive either way ("ofType() does not have such
@@ -430,7 +539,7 @@ bool converts_to_system_type(const fhirpath_node& node, std::string_view type) {
 fhirpath_result filter_type(const fhirpath_result& items, std::string_view type) {
     fhirpath_result out;
     for (auto& item : items)
-        if (is_of_type(item, type) || converts_to_system_type(item, type))
+        if (type_matches(item, type, true))
             out.push_back(item);
     return out;
 }
@@ -439,9 +548,12 @@ fhirpath_result is_type(const fhirpath_result& items, std::string_view type) {
     if (items.size() != 1)
         return {};
     const fhirpath_node& item = items[0];
-    if (!item.resolved_type.empty())
+    if (!item.resolved_type.empty()) {
+        if (type.starts_with("FHIR."))
+            type.remove_prefix(5);
         return {boolean_node(item.resolved_type == type)};
-    return {boolean_node(is_of_type(item, type))};
+    }
+    return {boolean_node(type_matches(item, type, false))};
 }
 
 fhirpath_result call(const ast& fn, const fhirpath_result& focus, const context& ctx) {
@@ -478,7 +590,7 @@ fhirpath_result call(const ast& fn, const fhirpath_result& focus, const context&
             return {};
         fhirpath_result extensions;
         for (auto& item : focus)
-            navigate(item, "extension", extensions);
+            navigate(item, "extension", extensions, ctx);
         for (auto& ext : extensions)
             if (ext.value != nullptr && string_member(*ext.value, "url") == url[0].literal)
                 out.push_back(ext);
@@ -498,13 +610,13 @@ fhirpath_result evaluate(const ast& node, const fhirpath_result& focus, const co
                     out.push_back(item);
                 continue;
             }
-            navigate(item, node.text, out);
+            navigate(item, node.text, out, ctx);
         }
         return out;
     }
     case op::function: return call(node, focus, ctx);
-    case op::string_literal:
-    case op::number_literal: return {fhirpath_node{nullptr, {}, {}, {}, node.text}};
+    case op::string_literal: return {fhirpath_node{nullptr, "String", {}, {}, node.text}};
+    case op::number_literal: return {fhirpath_node{nullptr, "Integer", {}, {}, node.text}};
     case op::boolean_literal: return {boolean_node(node.text == "true")};
     case op::child: return evaluate(node.args[1], evaluate(node.args[0], focus, ctx), ctx);
     case op::index: {
@@ -528,15 +640,13 @@ fhirpath_result evaluate(const ast& node, const fhirpath_result& focus, const co
     }
     case op::equal:
     case op::not_equal: {
+        // Collections are equal when they have the same size and are equal item by item, in order.
         fhirpath_result left = evaluate(node.args[0], focus, ctx), right = evaluate(node.args[1], focus, ctx);
-        if (left.size() != 1 || right.size() != 1)
+        if (left.empty() || right.empty())
             return {};
-        auto is_literal = [](const ast& a) {
-            return a.kind == op::string_literal || a.kind == op::number_literal ? &a : nullptr;
-        };
-        auto [lk, lt] = scalar(left[0], is_literal(node.args[0]));
-        auto [rk, rt] = scalar(right[0], is_literal(node.args[1]));
-        bool equal = lk == rk && lk != scalar_kind::other && lt == rt;
+        bool equal = left.size() == right.size();
+        for (std::size_t i = 0; equal && i < left.size(); ++i)
+            equal = items_equal(left[i], right[i]);
         return {boolean_node(node.kind == op::equal ? equal : !equal)};
     }
     case op::and_of:
