@@ -5,7 +5,7 @@
 # of a Patient as the reference point. Prints one table; figures for errors are never printed: a
 # scenario with any answer that is not 2xx fails, showing the count and the first error's body.
 #
-#   bench/search.sh [--citizens N] [--quick] [--seed S] [--mean-resources R] [--caller gp|system]
+#   bench/search.sh [--citizens N] [--quick] [--seed S] [--mean-resources R] [--caller gp|system] [--in-place]
 #
 # See bench/README.md for what it measures and how to read it.
 set -euo pipefail
@@ -20,6 +20,7 @@ connections=16
 wrk_threads=2
 as_of=2026-11-01 # the population's last day (population.py --as-of); searches by date are relative to it
 paths_per_scenario=2000
+in_place=0
 request_timeout=10 # seconds; a slower answer counts as an error (wrk's default, 2 s, is too short for a slow search)
 
 usage() {
@@ -32,6 +33,9 @@ Usage: bench/search.sh [options]
   --mean-resources R   mean resources per citizen (default $mean_resources)
   --caller gp|system   who searches: a GP clinician of A81001 (default; sees the citizens registered
                        there) or the ICS's integration system (sees everyone)
+  --in-place           serve the cached database itself instead of a fresh copy (for a population too
+                       large to copy: its audit log then keeps the run's records, which searches
+                       do not read)
 
 Environment: CAREGATE (default build/caregate), the executable to serve and import with.
 The database is built once per parameter set under bench/.data/ (delete it to rebuild).
@@ -45,6 +49,7 @@ while [ $# -gt 0 ]; do
     --mean-resources) mean_resources=${2:?--mean-resources needs R}; shift 2 ;;
     --caller) caller=${2:?--caller needs gp or system}; shift 2 ;;
     --quick) seconds=3; shift ;;
+    --in-place) in_place=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench/search.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -77,7 +82,12 @@ fi
 run=bench/.data/run
 rm -rf "$run"
 mkdir -p "$run"
-cp --reflink=auto "$data/caregate.db" "$run/caregate.db"
+if [ "$in_place" = 1 ]; then
+  db="$data/caregate.db"
+else
+  db="$run/caregate.db"
+  cp --reflink=auto "$data/caregate.db" "$db"
+fi
 
 # 2. Request paths: many citizens each, in a fixed shuffled order, so that requests spread over the
 #    database instead of one cached record. A GP sees only the citizens registered with A81001.
@@ -111,7 +121,7 @@ EOF
 # 3. The server, plain HTTP on loopback (TLS is not what this measures), and the caller's token.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port/fhir"
-"$caregate" serve --plain --listen "127.0.0.1:$port" --base-url "$base" --db "$run/caregate.db" --certs certs/dev \
+"$caregate" serve --plain --listen "127.0.0.1:$port" --base-url "$base" --db "$db" --certs certs/dev \
   >"$run/server.log" 2>&1 &
 server=$!
 cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }

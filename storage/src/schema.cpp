@@ -31,7 +31,7 @@ fhir::status fill_snapshot_index(connection& db) {
         "migrating the schema");
 }
 
-const std::array<migration, 5> migrations = {{
+const std::array<migration, 6> migrations = {{
     {// 1: versioned resources, the current-version pointer, citizen links.
     R"sql(
 CREATE TABLE resource_versions (
@@ -352,6 +352,12 @@ UPDATE search_horizon
    SET purged_through = max(purged_through, (SELECT coalesce(max(seq), 0) FROM resource_versions));
 )sql",
      &index_of_type_rows_of_current_versions},
+    // 6: dates by their end, for the comparisons bounded by it (ge, gt, eb: search_plan.cpp).
+    {R"sql(
+-- date=ge2026-11-01, gt, eb: type = ? AND param = ? AND high > ? (or <=); search_date_by_range
+-- leads with low, which these leave open.
+CREATE INDEX search_date_by_high ON search_date (type, param, high, low, seq, until_seq);
+)sql"},
 }};
 
 } // namespace

@@ -113,12 +113,23 @@ struct clause_at {
     std::size_t step;
 };
 
+/// How many rows a probe counts at most (design note 4): enough to tell a selective condition from
+/// an unselective one, cheap enough to run for every candidate of every search.
+constexpr std::int64_t probe_limit = 1000;
+
+/// count(*) of `text` (a driver's rows, LIMITed), run with `sql`'s values.
+fhir::result<std::int64_t> probe_count(connection& db, const sql_text& sql, const std::string& text);
+
 class planner {
 public:
     planner(const search_request& request, sql_text& sql, std::int64_t snapshot)
-        : request_(request), visibility_(request.visibility), sql_(sql) {
+        : request_(request), visibility_(request.visibility), sql_(sql), snapshot_value_(snapshot) {
         snapshot_ = sql_.arg(snapshot);
     }
+
+    /// With a connection, the planner chooses among several candidate drivers by counting their rows
+    /// (up to probe_limit): the statistics SQLite does not keep for us.
+    void probe_with(connection& db) { db_ = &db; }
 
     /// `alias` is an index-table row live at the snapshot.
     std::string live(std::string_view alias) const {
@@ -166,8 +177,10 @@ public:
         if (!readable(type))
             return std::string("SELECT NULL AS seq WHERE 0");
         // The driver: the best positive clause at its last step, else the compartment, else all.
+        // "Best" is the fewest rows when the planner may probe, else the lowest rank.
         const clause_at* driver = nullptr;
         int best = 100;
+        std::vector<std::pair<const clause_at*, int>> candidates;
         for (const clause_at& c : clauses) {
             if (c.step != c.clause->path.size() || is_negative(*c.clause))
                 continue;
@@ -175,10 +188,32 @@ public:
             if (!p)
                 return unsupported("the parameter " + c.clause->name + " is not defined for " + std::string(type));
             const int rank = selectivity(*p, *c.clause);
+            candidates.emplace_back(&c, rank);
             if (rank < best) {
                 best = rank;
                 driver = &c;
             }
+        }
+        if (db_ && candidates.size() > 1) {
+            std::int64_t fewest = probe_limit + 1;
+            for (const auto& [candidate, rank] : candidates) {
+                sql_text probe_sql;
+                planner probe(request_, probe_sql, snapshot_value_);
+                auto rows = probe.driver_rows(type, *candidate->clause);
+                if (!rows)
+                    return std::move(rows).failure();
+                auto count = probe_count(*db_, probe_sql, rows.value());
+                if (!count)
+                    return std::move(count).failure();
+                if (*count < fewest || (*count == fewest && rank < best)) {
+                    fewest = *count;
+                    best = rank;
+                    driver = candidate;
+                }
+            }
+            // A citizen's clause found few rows: it drives even beside a compartment.
+            if (best > 1 && fewest <= 50 && !compartment.empty())
+                best = 1;
         }
         std::string driver_sql;
         const bool compartment_drives = !compartment.empty() && best > 1;
@@ -241,7 +276,9 @@ private:
     const search_request& request_;
     const search_visibility& visibility_;
     sql_text& sql_;
+    std::int64_t snapshot_value_;
     std::string snapshot_;
+    connection* db_ = nullptr;
 
     std::string type_grant(const std::string& v, std::optional<std::string_view> type) {
         std::vector<std::string> alternatives;
@@ -439,13 +476,16 @@ private:
         const std::string b = sql_.arg(range.begin);
         const std::string e = sql_.arg(range.end);
         const std::string within = "(" + low + " >= " + b + " AND " + high + " <= " + e + ")";
+        // Each comparison leads with a bound on one column that it implies (within: low in [b, e);
+        // ge: high > b; le: low < e), so an index on (type, param, low) or (type, param, high)
+        // reads only the range that can match.
         switch (prefix) {
-        case search_prefix::eq: return within;
+        case search_prefix::eq: return "(" + low + " >= " + b + " AND " + low + " < " + e + " AND " + high + " <= " + e + ")";
         case search_prefix::ne: return "NOT " + within;
         case search_prefix::gt: return high + " > " + e;
         case search_prefix::lt: return low + " < " + b;
-        case search_prefix::ge: return "(" + high + " > " + e + " OR " + within + ")";
-        case search_prefix::le: return "(" + low + " < " + b + " OR " + within + ")";
+        case search_prefix::ge: return "(" + high + " > " + b + " AND (" + high + " > " + e + " OR " + within + "))";
+        case search_prefix::le: return "(" + low + " < " + e + " AND (" + low + " < " + b + " OR " + within + "))";
         case search_prefix::sa: return low + " >= " + e;
         case search_prefix::eb: return high + " <= " + b;
         case search_prefix::ap: {
@@ -646,6 +686,15 @@ fhir::status each_row(connection& db, const sql_text& sql, const std::string& te
             return sqlite_failure(rc, searching);
         row(prepared->get());
     }
+}
+
+fhir::result<std::int64_t> probe_count(connection& db, const sql_text& sql, const std::string& text) {
+    std::int64_t count = 0;
+    auto read = each_row(db, sql, "SELECT count(*) FROM (" + text + " LIMIT " + std::to_string(probe_limit + 1) + ")",
+                         [&](sqlite3_stmt* row) { count = sqlite3_column_int64(row, 0); });
+    if (!read)
+        return std::move(read).failure();
+    return count;
 }
 
 sql_value column_value(sqlite3_stmt* stmt, int column) {
@@ -1076,6 +1125,7 @@ fhir::result<search_page> run_search(connection& db, const search_request& reque
 
     sql_text sql;
     planner plan(request, sql, page.snapshot);
+    plan.probe_with(db);
 
     auto matches = matches_sql(request, plan, sql);
     if (!matches)
@@ -1152,6 +1202,7 @@ fhir::result<std::string> explain_search(connection& db, const search_request& r
         return std::move(newest).failure();
     sql_text sql;
     planner plan(request, sql, newest.value());
+    plan.probe_with(db);
     auto matches = matches_sql(request, plan, sql);
     if (!matches)
         return std::move(matches).failure();

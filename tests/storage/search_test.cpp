@@ -3,6 +3,7 @@
 // snapshot gives each result exactly once while another thread writes.
 #include "store_fixture.hpp"
 
+#include "fhir_model/nhs_number.hpp"
 #include "fhir_model/resource.hpp"
 #include "fhir_model/search_query.hpp"
 #include "storage/search.hpp"
@@ -97,8 +98,8 @@ TEST_CASE("search plan: the common queries start from an index and scan no table
         // Patient?family=F&birthdate=D: the name prefix range, then the date by version.
         {"Patient", {{"family", "smi"}, {"birthdate", "1970-01-01"}}, {},
          {"search_string_by_value", "search_date_by_version"}},
-        // Encounter?date=ge...&_sort=-date: the date range, the sort key by version.
-        {"Encounter", {{"date", "ge2026-01-01"}, {"_sort", "-date"}}, {}, {"search_date_by_range", "search_date_by_version"}},
+        // Encounter?date=ge...&_sort=-date: the dates ending after the bound, the sort key by version.
+        {"Encounter", {{"date", "ge2026-01-01"}, {"_sort", "-date"}}, {}, {"search_date_by_high", "search_date_by_version"}},
         // Patient/X/Observation: the citizen's versions.
         {"Observation", {}, "9000000009", {"version_citizens_by_citizen"}},
     };
@@ -242,4 +243,40 @@ TEST_CASE("search paging: previous links go back exactly one page; a cursor is o
     CHECK(decoded->after == second->next->after);
     CHECK(decode_cursor("not a cursor!").failure().kind == fhir::category::malformed);
     CHECK(decode_cursor(encode_cursor(search_cursor{5, false, "x"})).failure().kind == fhir::category::malformed);
+}
+
+TEST_CASE("search plan: of two conditions the one with fewer rows drives, counted through the index") {
+    store_fixture f;
+    std::vector<write_request> batch;
+    // Forty Smiths, one of them born on 1970-01-01.
+    int made = 0;
+    for (long long n = 900001000; made < 40; ++n) {
+        // Test-range numbers with a valid Modulus 11 check digit.
+        std::string valid;
+        for (char d = '0'; d <= '9' && valid.empty(); ++d)
+            if (fhir::is_valid_nhs_number(std::to_string(n) + d))
+                valid = std::to_string(n) + d;
+        if (valid.empty())
+            continue;
+        batch.push_back(prepared(write_kind::create, "Patient", valid,
+                                 patient(valid, "Smith", made == 0 ? "1970-01-01" : "1980-02-" + std::to_string(10 + made % 18))));
+        ++made;
+    }
+    write_all(*f.db, std::move(batch));
+    auto by_name_and_birth = parse("Patient", {{"family", "smith"}, {"birthdate", "1970-01-01"}});
+    auto plan = f.db->explain_search(everything_visible(by_name_and_birth));
+    REQUIRE(plan.ok());
+    CAPTURE(plan.value());
+    // The birth date (1 row) drives; the name (40 rows) is checked per version.
+    CHECK(plan->find("search_date_by_range") != std::string::npos);
+    CHECK(plan->find("search_string_by_version") != std::string::npos);
+    auto found = f.db->search(everything_visible(by_name_and_birth));
+    REQUIRE(found.ok());
+    CHECK(found->entries.size() == 1);
+
+    auto by_name = parse("Patient", {{"family", "smith"}, {"gender", "unknown"}});
+    auto other = f.db->explain_search(everything_visible(by_name));
+    REQUIRE(other.ok());
+    CAPTURE(other.value());
+    CHECK(other->find("search_token_by_code") != std::string::npos); // no one has gender unknown: 0 rows
 }
