@@ -16,11 +16,20 @@
 //  3. Order: the sort keys, each NULL-last, then the version seq; seq is unique within a snapshot
 //     (one live version per resource), so the order is total and a keyset cursor (the last row's
 //     keys) gives each result exactly once across pages.
-//  4. The driver of each type's match is the most selective positive condition (a citizen, an
-//     identifier or id, a code, then the rest); negative conditions (:not, :not-in, :missing=true)
-//     never drive. Without one, the driver is every live version of the type (its _id rows).
+//  4. The driver of each type's match is the most selective positive condition: of several, the
+//     one with the fewest rows when counted through the index up to probe_limit, ties (and a lone
+//     candidate) by rank (a citizen, an identifier or id, a code, then the rest); negative
+//     conditions (:not, :not-in, :missing=true) never drive. Without one, the driver is every live
+//     version of the type (its _id rows).
 //  5. No client string is ever SQL text: values are bound (?N); parameter codes and types come from
 //     the generated definitions, and are bound too.
+//  6. A page sorted by one date parameter can be read in the order of the date index and stop at its
+//     LIMIT, instead of sorting every match: each resource is taken at the one index row that
+//     carries its key (its highest end when descending, its lowest start when ascending; the
+//     lowest rowid among equals), so the order and keys are exactly those of design note 3. A
+//     clause on that parameter bounding the key's side (descending: ge/gt; ascending: le/lt)
+//     bounds the scan too: a resource matches it only if its key row is within the bound. Every
+//     clause is still checked per version. Used when no other condition finds few rows.
 #include "search_plan.hpp"
 
 #include "search_index.hpp"
@@ -115,7 +124,7 @@ struct clause_at {
 
 /// How many rows a probe counts at most (design note 4): enough to tell a selective condition from
 /// an unselective one, cheap enough to run for every candidate of every search.
-constexpr std::int64_t probe_limit = 1000;
+constexpr std::int64_t probe_limit = 100;
 
 /// count(*) of `text` (a driver's rows, LIMITed), run with `sql`'s values.
 fhir::result<std::int64_t> probe_count(connection& db, const sql_text& sql, const std::string& text);
@@ -248,6 +257,88 @@ public:
         }
         text += " AND " + visible("v", type);
         return text;
+    }
+
+    /// The page's rows read in the order of the date index, when that is exact (design note 6):
+    /// one type, one sort key on a date parameter, and either a clause on that parameter bounding
+    /// the key's side (descending: every value ge/gt; ascending: every value le/lt) that is the most
+    /// selective condition, or no condition to start from at all. Selects seq, type, id and k0
+    /// (the resource's key, as sort_key computes it). nullopt when the general plan applies.
+    fhir::result<std::optional<std::string>> ordered_rows(std::string_view type, const std::vector<clause_at>& clauses,
+                                                          std::string_view compartment,
+                                                          const fhir::search_sort_key& key) {
+        const fhir::search_parameter* p = fhir::find_search_parameter(type, key.parameter->code);
+        if (!p || p->type != search_param_type::date || !compartment.empty() || !readable(type))
+            return std::optional<std::string>();
+        std::optional<std::int64_t> bound;
+        bool other_candidates = false;
+        for (const clause_at& c : clauses) {
+            const fhir::search_clause& clause = *c.clause;
+            if (!clause.path.empty() || is_negative(clause))
+                continue;
+            const bool on_key = clause.parameter && clause.parameter->code == p->code &&
+                                clause.modifier == search_modifier::none && !clause.any_of.empty();
+            bool bounds = on_key;
+            std::optional<std::int64_t> clause_bound;
+            for (const fhir::search_argument& a : on_key ? clause.any_of : std::vector<fhir::search_argument>{}) {
+                std::int64_t b = 0;
+                if (key.descending && a.prefix == search_prefix::ge)
+                    b = a.range.begin;
+                else if (key.descending && a.prefix == search_prefix::gt)
+                    b = a.range.end;
+                else if (!key.descending && a.prefix == search_prefix::lt)
+                    b = a.range.begin;
+                else if (!key.descending && a.prefix == search_prefix::le)
+                    b = a.range.end;
+                else
+                    bounds = false;
+                clause_bound = !clause_bound ? b : key.descending ? std::min(*clause_bound, b) : std::max(*clause_bound, b);
+            }
+            if (bounds && clause_bound)
+                bound = !bound ? clause_bound : key.descending ? std::max(*bound, *clause_bound) : std::min(*bound, *clause_bound);
+            else
+                other_candidates = true;
+        }
+        // Another condition that finds few rows makes the general plan cheaper: it sorts only those.
+        if (other_candidates) {
+            if (!bound || !db_)
+                return std::optional<std::string>();
+            for (const clause_at& c : clauses) {
+                const fhir::search_clause& clause = *c.clause;
+                if (!clause.path.empty() || is_negative(clause) || clause.parameter->code == p->code)
+                    continue;
+                sql_text probe_sql;
+                planner probe(request_, probe_sql, snapshot_value_);
+                auto rows = probe.driver_rows(type, clause);
+                if (!rows)
+                    return std::move(rows).failure();
+                auto count = probe_count(*db_, probe_sql, rows.value());
+                if (!count)
+                    return std::move(count).failure();
+                if (*count <= probe_limit)
+                    return std::optional<std::string>();
+            }
+        }
+        // The row carrying the resource's key: its highest end (descending) or lowest start,
+        // the first such row by rowid when several tie; bounded by the clause, if any.
+        const std::string column = key.descending ? "x.high" : "x.low";
+        const std::string better = key.descending ? "y.high > x.high OR (y.high = x.high AND y.rowid < x.rowid)"
+                                                  : "y.low < x.low OR (y.low = x.low AND y.rowid < x.rowid)";
+        std::string text = "SELECT x.seq AS seq, v.type AS type, v.id AS id, " + column +
+                           " AS k0 FROM search_date x JOIN resource_versions v ON v.seq = x.seq WHERE x.type = " +
+                           sql_.text_arg(type) + " AND x.param = " + sql_.text_arg(p->code) + " AND " + live("x");
+        if (bound)
+            text += " AND " + column + (key.descending ? " > " : " < ") + sql_.arg(*bound);
+        text += " AND NOT EXISTS (SELECT 1 FROM search_date y WHERE y.seq = x.seq AND y.param = x.param AND (" +
+                better + "))";
+        for (const clause_at& c : clauses) {
+            auto condition = clause_condition(type, c, "v");
+            if (!condition)
+                return std::move(condition).failure();
+            text += " AND " + condition.value();
+        }
+        text += " AND " + visible("v", type);
+        return std::optional<std::string>(std::move(text));
     }
 
     /// A sort key's value for the version whose seq is `seq_expr`.
@@ -1071,6 +1162,33 @@ fhir::result<std::string> page_sql(const search_request& request, planner& plan,
                                    const std::string& matches) {
     const fhir::search_query& query = *request.query;
     const std::vector<fhir::search_sort_key> sort = sort_of(request);
+    const bool backwards = request.cursor && request.cursor->backwards;
+    std::optional<std::vector<sql_value>> after;
+    if (request.cursor) {
+        after = read_keys(request.cursor->after);
+        if (!after || after->size() != sort.size() + 1 || !std::holds_alternative<std::int64_t>(after->back()))
+            return malformed_cursor();
+    }
+    if (query.types.size() == 1 && sort.size() == 1 && !request.everything) {
+        std::vector<clause_at> clauses;
+        for (const fhir::search_clause& clause : query.clauses)
+            clauses.push_back({&clause, 0});
+        auto ordered = plan.ordered_rows(query.types.front(), clauses, request.compartment, sort.front());
+        if (!ordered)
+            return std::move(ordered).failure();
+        if (*ordered) {
+            // Design note 6: SQLite reads the date index in key order and stops at the LIMIT.
+            std::string text = "SELECT m.seq, m.type, m.id, m.k0 FROM (" + **ordered + ") m";
+            if (after) {
+                const bool toward_lower = sort.front().descending != backwards;
+                text += " WHERE m.k0 " + std::string(toward_lower ? "<= " : ">= ") + sql.arg((*after)[0]) + " AND " +
+                        keyset_condition(sql, sort, *after, backwards);
+            }
+            const bool descending = sort.front().descending != backwards;
+            return text + " ORDER BY m.k0" + (descending ? " DESC" : "") + (backwards ? ", m.seq DESC" : ", m.seq") +
+                   " LIMIT " + sql.arg(std::int64_t{query.count} + 1);
+        }
+    }
     std::string keys;
     for (std::size_t i = 0; i < sort.size(); ++i) {
         // A key is per type (the parameter is re-resolved for each type searched): a CASE on v.type.
@@ -1088,13 +1206,8 @@ fhir::result<std::string> page_sql(const search_request& request, planner& plan,
         text += ", m.k" + std::to_string(i);
     text += " FROM (SELECT v.seq AS seq, v.type AS type, v.id AS id" + keys +
             " FROM resource_versions v WHERE v.seq IN (" + matches + ")) m";
-    const bool backwards = request.cursor && request.cursor->backwards;
-    if (request.cursor) {
-        auto after = read_keys(request.cursor->after);
-        if (!after || after->size() != sort.size() + 1 || !std::holds_alternative<std::int64_t>(after->back()))
-            return malformed_cursor();
+    if (after)
         text += " WHERE " + keyset_condition(sql, sort, *after, backwards);
-    }
     text += order_by(sort, backwards) + " LIMIT " + sql.arg(std::int64_t{query.count} + 1);
     return text;
 }
