@@ -161,6 +161,18 @@ public:
         if (visibility_.everything)
             return "1";
         const std::string a(v);
+        // A version of an earlier snapshot is shown only while the resource is live and, as it is
+        // now, visible too (as vread does): an item deleted or restricted since the first page
+        // leaves the later pages. For the current version the first test settles it.
+        const std::string now = "c" + std::to_string(++alias_counter_);
+        return "(" + visible_version(a, type) + " AND EXISTS (SELECT 1 FROM resources r" + now +
+               " JOIN resource_versions " + now + " ON " + now + ".seq = r" + now + ".seq WHERE r" + now +
+               ".type = " + a + ".type AND r" + now + ".id = " + a + ".id AND r" + now + ".deleted = 0 AND (" + now +
+               ".seq = " + a + ".seq OR " + visible_version(now, type) + ")))";
+    }
+
+    /// The visibility of one version `v` (a resource_versions row), as guard::can_read decides it.
+    std::string visible_version(const std::string& a, std::optional<std::string_view> type) {
         std::vector<std::string> parts;
         parts.push_back(type_grant(a, type));
         for (const std::string& label : visibility_.hidden_labels)

@@ -332,3 +332,51 @@ TEST_CASE("search plan: sorted by a date it also bounds, a page reads the date i
     CHECK(plan->find("search_date_by_high") != std::string::npos);
     CHECK(plan->find("TEMP B-TREE FOR ORDER BY") == std::string::npos);
 }
+
+TEST_CASE("search paging: an item deleted or restricted after the first page leaves the later pages") {
+    store_fixture f;
+    write_all(*f.db, {prepared(write_kind::create, "Patient", "9000000009", patient("9000000009", "Smith", "1970-01-01"))});
+    std::vector<write_request> batch;
+    for (int i = 0; i < 30; ++i) {
+        write_request w = prepared(write_kind::create, "Observation", "o" + std::to_string(i),
+                                   observation("9000000009", "8867-4", std::to_string(i)));
+        w.writer = "RX1";
+        batch.push_back(std::move(w));
+    }
+    write_all(*f.db, std::move(batch));
+    auto query = parse("Observation", {{"code", "8867-4"}, {"_count", "10"}});
+    search_request request;
+    request.query = &query;
+    request.visibility.all_citizens = true; // the relationship is not what this test is about
+    request.visibility.organisation = "A81001";
+    request.visibility.readable = {{"Observation", true, {}}};
+    request.visibility.owner_only_labels = {"http://terminology.hl7.org/CodeSystem/v3-Confidentiality|V"};
+    auto first = f.db->search(request);
+    REQUIRE(first.ok());
+    REQUIRE(first->entries.size() == 10);
+    // After the first page: o25 is restricted to the organisation that wrote it, o26 deleted.
+    const std::string restricted =
+        R"({"resourceType":"Observation","meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"V"}]},"status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/9000000009"},"effectiveDateTime":"2026-11-01T10:00:00Z","valueQuantity":{"value":25}})";
+    write_request label = prepared(write_kind::update, "Observation", "o25", restricted);
+    label.writer = "RX1";
+    write_request removal;
+    removal.kind = write_kind::remove;
+    removal.type = "Observation";
+    removal.id = "o26";
+    removal.writer = "RX1";
+    write_all(*f.db, {std::move(label), std::move(removal)});
+
+    std::set<std::string> later;
+    request.cursor = first->next;
+    while (request.cursor) {
+        auto page = f.db->search(request);
+        REQUIRE(page.ok());
+        for (const auto& e : page->entries)
+            later.insert(e.version.id);
+        request.cursor = page->next;
+    }
+    CHECK(later.size() == 18);
+    CHECK(later.count("o25") == 0);
+    CHECK(later.count("o26") == 0);
+    CHECK(later.count("o27") == 1);
+}
