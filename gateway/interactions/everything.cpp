@@ -27,15 +27,8 @@ void everything(rest::context& ctx, rest::responder& done) {
                 fhir::category::malformed, "value", "_since must be an instant, e.g. 2026-01-01T00:00:00Z", "_since")));
         scope.since = range->begin;
     }
-    auto type_list = detail::take_param(ctx, scope, "_type");
-    if (!type_list)
-        return done(rest::error_response(type_list.failure()));
-    if (*type_list) {
-        auto types = detail::searched_types(ctx, **type_list);
-        if (!types)
-            return done(rest::error_response(types.failure()));
-        scope.types = std::move(types.value());
-    }
+    if (auto typed = detail::take_types(ctx, scope); !typed)
+        return done(rest::error_response(typed.failure()));
 
     auto view = ctx.guard->open_citizen(*ctx.who, nhs, ctx.request_id, ctx.now, ctx.views, true);
     if (!view)

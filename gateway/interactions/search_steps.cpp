@@ -114,8 +114,15 @@ fhir::result<std::optional<std::string>> take_param(rest::context& ctx, search_s
     return value;
 }
 
-fhir::result<std::vector<std::string>> searched_types(const rest::context& ctx, std::string_view list) {
-    std::vector<std::string> types;
+fhir::result<bool> take_types(rest::context& ctx, search_scope& scope) {
+    auto given = take_param(ctx, scope, "_type");
+    if (!given)
+        return std::move(given).failure();
+    if (!*given)
+        return false;
+    std::string_view list = **given;
+    std::vector<std::string>& types = scope.types;
+    types.clear();
     while (true) {
         const auto comma = list.find(',');
         const std::string type(list.substr(0, comma));
@@ -129,7 +136,7 @@ fhir::result<std::vector<std::string>> searched_types(const rest::context& ctx, 
         if (std::find(types.begin(), types.end(), type) == types.end())
             types.push_back(type);
         if (comma == std::string_view::npos)
-            return types;
+            return true;
         list.remove_prefix(comma + 1);
     }
 }

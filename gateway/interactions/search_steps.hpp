@@ -29,9 +29,10 @@ void answer_search(rest::context& ctx, rest::responder& done, const search_scope
 /// Errors: malformed when it is given more than once.
 fhir::result<std::optional<std::string>> take_param(rest::context& ctx, search_scope& scope, std::string_view name);
 
-/// The types of a `_type` value (comma-separated): each must be served and searchable; one the caller
-/// may never read is forbidden (403). Errors name the type.
-fhir::result<std::vector<std::string>> searched_types(const rest::context& ctx, std::string_view list);
+/// Takes `_type` (comma-separated) out of ctx.params into `scope.types`: each type must be served
+/// and searchable; one the caller may never read is forbidden (403). Errors name the type. Returns
+/// whether `_type` was given.
+fhir::result<bool> take_types(rest::context& ctx, search_scope& scope);
 
 /// Whether the request asks for lenient handling (Prefer: handling=lenient).
 bool lenient(const rest::context& ctx);

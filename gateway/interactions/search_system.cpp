@@ -12,15 +12,10 @@ namespace caregate::interactions {
 void search_system(rest::context& ctx, rest::responder& done) {
     detail::search_scope scope;
     scope.path = ctx.config.base_url;
-    auto type_list = detail::take_param(ctx, scope, "_type");
-    if (!type_list)
-        return done(rest::error_response(type_list.failure()));
-    if (*type_list) {
-        auto types = detail::searched_types(ctx, **type_list);
-        if (!types)
-            return done(rest::error_response(types.failure()));
-        scope.types = std::move(types.value());
-    } else {
+    auto typed = detail::take_types(ctx, scope);
+    if (!typed)
+        return done(rest::error_response(typed.failure()));
+    if (!*typed) {
         for (std::string_view type : fhir::supported_types())
             if (type != "AuditEvent" && ctx.guard->rules().may_ever(*ctx.who, access::action::read, type))
                 scope.types.emplace_back(type);

@@ -9,6 +9,8 @@
 // coding's system and code, and the Identifier's value as written in `text`.
 #include "search_index.hpp"
 
+#include "list_column.hpp"
+
 #include "fhir_model/search_values.hpp"
 
 #include <algorithm>
@@ -323,19 +325,6 @@ fhir::status index_current(connection& db, layout keyed, row_kinds kinds) {
     return {};
 }
 
-/// Values of a list column, joined by '\n' (see schema.cpp, migration 2).
-std::vector<std::string> split_lines(std::string_view text) {
-    std::vector<std::string> values;
-    if (text.empty())
-        return values;
-    for (;;) {
-        const auto end = text.find('\n');
-        values.emplace_back(text.substr(0, end));
-        if (end == std::string_view::npos)
-            return values;
-        text.remove_prefix(end + 1);
-    }
-}
 
 } // namespace
 

@@ -32,6 +32,7 @@
 //     clause is still checked per version. Used when no other condition finds few rows.
 #include "search_plan.hpp"
 
+#include "list_column.hpp"
 #include "search_index.hpp"
 
 #include "fhir_model/search_values.hpp"
@@ -817,18 +818,6 @@ std::string column_text(sqlite3_stmt* stmt, int column) {
     return text ? std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(stmt, column))) : std::string();
 }
 
-std::vector<std::string> split_lines(const std::string& text) {
-    std::vector<std::string> values;
-    std::size_t start = 0;
-    while (!text.empty()) {
-        const auto end = text.find('\n', start);
-        values.push_back(text.substr(start, end - start));
-        if (end == std::string::npos)
-            break;
-        start = end + 1;
-    }
-    return values;
-}
 
 /// Loads the versions with these seqs, in the order given.
 fhir::result<std::vector<stored_version>> load_versions(connection& db, const std::vector<std::int64_t>& seqs) {

@@ -79,6 +79,7 @@
 
 #include "storage/search.hpp"
 
+#include "list_column.hpp"
 #include "schema.hpp"
 #include "search_index.hpp"
 #include "search_plan.hpp"
@@ -104,6 +105,8 @@ namespace caregate::storage {
 namespace {
 
 using detail::connection;
+using detail::join_lines;
+using detail::split_lines;
 using detail::statement;
 
 const std::string current_version_sql =
@@ -176,29 +179,6 @@ const std::string newest_seq_at_sql =
 /// queries are no cost to a busy writer's groups.
 constexpr std::chrono::seconds purge_interval{1};
 
-/// Values of a list column, joined by '\n' (invariant: no value holds a line break; see schema.cpp).
-std::string join_lines(const std::vector<std::string>& values) {
-    std::string text;
-    for (std::size_t i = 0; i < values.size(); ++i) {
-        if (i > 0)
-            text += '\n';
-        text += values[i];
-    }
-    return text;
-}
-
-std::vector<std::string> split_lines(std::string_view text) {
-    std::vector<std::string> values;
-    if (text.empty())
-        return values;
-    for (;;) {
-        const auto end = text.find('\n');
-        values.emplace_back(text.substr(0, end));
-        if (end == std::string_view::npos)
-            return values;
-        text.remove_prefix(end + 1);
-    }
-}
 
 bool holds_line_break(const std::vector<std::string>& values) {
     return std::any_of(values.begin(), values.end(),
