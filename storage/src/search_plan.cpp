@@ -30,6 +30,8 @@
 //     clause on that parameter bounding the key's side (descending: ge/gt; ascending: le/lt)
 //     bounds the scan too: a resource matches it only if its key row is within the bound. Every
 //     clause is still checked per version. Used when no other condition finds few rows.
+//  7. A chain's steps are named tables of the statement's WITH clause, not subqueries nested in
+//     it: SQLite's parser has a fixed depth, which three steps with their visibility would pass.
 #include "search_plan.hpp"
 
 #include "list_column.hpp"
@@ -162,14 +164,18 @@ public:
         if (visibility_.everything)
             return "1";
         const std::string a(v);
-        // A version of an earlier snapshot is shown only while the resource is live and, as it is
-        // now, visible too (as vread does): an item deleted or restricted since the first page
-        // leaves the later pages. For the current version the first test settles it.
+        // A version of an earlier snapshot is shown only while the resource is live and its current
+        // version carries the same access facts (owner, citizens, labels, facets), so that it is
+        // visible now as well (as vread needs): an item deleted or restricted since the first page
+        // leaves the later pages. For the current version the first test settles it. (Comparing
+        // the facts, rather than checking the current version's visibility again, keeps the SQL
+        // shallow enough for SQLite's parser in chains.)
         const std::string now = "c" + std::to_string(++alias_counter_);
         return "(" + visible_version(a, type) + " AND EXISTS (SELECT 1 FROM resources r" + now +
                " JOIN resource_versions " + now + " ON " + now + ".seq = r" + now + ".seq WHERE r" + now +
                ".type = " + a + ".type AND r" + now + ".id = " + a + ".id AND r" + now + ".deleted = 0 AND (" + now +
-               ".seq = " + a + ".seq OR " + visible_version(now, type) + ")))";
+               ".seq = " + a + ".seq OR (" + now + ".owner = " + a + ".owner AND " + now + ".citizens = " + a +
+               ".citizens AND " + now + ".labels = " + a + ".labels AND " + now + ".facets = " + a + ".facets))))";
     }
 
     /// The visibility of one version `v` (a resource_versions row), as guard::can_read decides it.
@@ -204,7 +210,8 @@ public:
         int best = 100;
         std::vector<std::pair<const clause_at*, int>> candidates;
         for (const clause_at& c : clauses) {
-            if (c.step != c.clause->path.size() || is_negative(*c.clause))
+            // A :missing=false clause is positive but names no value to start from.
+            if (c.step != c.clause->path.size() || is_negative(*c.clause) || c.clause->modifier == search_modifier::missing)
                 continue;
             const fhir::search_parameter* p = parameter_on(type, *c.clause);
             if (!p)
@@ -252,8 +259,22 @@ public:
                 return std::move(drive).failure();
             driver_sql = std::move(drive.value());
         } else {
-            driver_sql = "SELECT x.seq FROM search_token x WHERE x.type = " + sql_.text_arg(type) +
-                         " AND x.param = '_id' AND " + live("x");
+            // Nothing else to start from: a chain starts from the references to (or from) what
+            // its steps match, rather than testing every resource of the type.
+            for (const clause_at& c : clauses)
+                if (c.step < c.clause->path.size() && !is_negative(*c.clause)) {
+                    driver = &c;
+                    break;
+                }
+            if (driver) {
+                auto drive = chain_driver_rows(type, *driver);
+                if (!drive)
+                    return std::move(drive).failure();
+                driver_sql = std::move(drive.value());
+            } else {
+                driver_sql = "SELECT x.seq FROM search_token x WHERE x.type = " + sql_.text_arg(type) +
+                             " AND x.param = '_id' AND " + live("x");
+            }
         }
 
         std::string text = "SELECT v.seq AS seq FROM resource_versions v WHERE v.seq IN (" + driver_sql + ")";
@@ -318,7 +339,8 @@ public:
                 return std::optional<std::string>();
             for (const clause_at& c : clauses) {
                 const fhir::search_clause& clause = *c.clause;
-                if (!clause.path.empty() || is_negative(clause) || clause.parameter->code == p->code)
+                if (!clause.path.empty() || is_negative(clause) || clause.modifier == search_modifier::missing ||
+                    clause.parameter->code == p->code)
                     continue;
                 sql_text probe_sql;
                 planner probe(request_, probe_sql, snapshot_value_);
@@ -352,6 +374,14 @@ public:
         }
         text += " AND " + visible("v", type);
         return std::optional<std::string>(std::move(text));
+    }
+
+    /// "WITH chain1(seq) AS (...), ... " for the statements of this plan, or "" (design note 7).
+    std::string with_clause() const {
+        std::string text;
+        for (const std::string& cte : ctes_)
+            text += (text.empty() ? "WITH " : ", ") + cte;
+        return text.empty() ? text : text + " ";
     }
 
     /// A sort key's value for the version whose seq is `seq_expr`.
@@ -499,24 +529,56 @@ private:
                live("x");
     }
 
+    /// The step's matches as a table of the WITH clause (design note 7); returns its name.
+    fhir::result<std::string> step_table(const clause_at& at) {
+        const fhir::search_step& step = at.clause->path[at.step];
+        auto inner = match(step.type, {clause_at{at.clause, at.step + 1}}, {});
+        if (!inner)
+            return std::move(inner).failure();
+        const std::string name = "chain" + std::to_string(ctes_.size() + 1);
+        ctes_.push_back(name + "(seq) AS (" + inner.value() + ")");
+        return name;
+    }
+
+    /// Rows of `type` live at the snapshot that a chain clause's first step connects to what the
+    /// rest of the chain matches: references from them (forward), or to them (reverse).
+    fhir::result<std::string> chain_driver_rows(std::string_view type, const clause_at& at) {
+        const fhir::search_step& step = at.clause->path[at.step];
+        auto table = step_table(at);
+        if (!table)
+            return std::move(table).failure();
+        if (!step.reverse)
+            return "SELECT x.seq FROM search_reference x WHERE x.type = " + sql_.text_arg(type) + " AND x.param = " +
+                   sql_.text_arg(step.reference->code) + " AND x.target_type = " + sql_.text_arg(step.type) +
+                   " AND x.target_id IN (SELECT w.id FROM resource_versions w WHERE w.seq IN (SELECT seq FROM " +
+                   table.value() + ")) AND " + live("x");
+        return "SELECT x.seq FROM search_token x WHERE x.type = " + sql_.text_arg(type) +
+               " AND x.param = '_id' AND " + live("x") +
+               " AND x.code IN (SELECT r.target_id FROM search_reference r WHERE r.type = " + sql_.text_arg(step.type) +
+               " AND r.param = " + sql_.text_arg(step.reference->code) + " AND r.target_type = " +
+               sql_.text_arg(type) + " AND " + live("r") + " AND r.seq IN (SELECT seq FROM " + table.value() + "))";
+    }
+
     /// The condition a clause puts on version `v` of `type`, from its step `at.step` on.
     fhir::result<std::string> clause_condition(std::string_view type, const clause_at& at, const std::string& v) {
         const fhir::search_clause& clause = *at.clause;
         if (at.step < clause.path.size()) {
             const fhir::search_step& step = clause.path[at.step];
-            auto inner = match(step.type, {clause_at{&clause, at.step + 1}}, {});
-            if (!inner)
-                return std::move(inner).failure();
+            auto table = step_table(at);
+            if (!table)
+                return std::move(table).failure();
+            const std::string& step_table = table.value();
             const std::string x = "r" + std::to_string(++alias_counter_);
             if (!step.reverse)
                 return "EXISTS (SELECT 1 FROM search_reference " + x + " WHERE " + x + ".seq = " + v + ".seq AND " + x +
                        ".param = " + sql_.text_arg(step.reference->code) + " AND " + x +
                        ".target_type = " + sql_.text_arg(step.type) + " AND " + x +
-                       ".target_id IN (SELECT w.id FROM resource_versions w WHERE w.seq IN (" + inner.value() + ")))";
+                       ".target_id IN (SELECT w.id FROM resource_versions w WHERE w.seq IN (SELECT seq FROM " +
+                       step_table + ")))";
             return "EXISTS (SELECT 1 FROM search_reference " + x + " WHERE " + x + ".target_id = " + v + ".id AND " + x +
                    ".target_type = " + v + ".type AND " + x + ".type = " + sql_.text_arg(step.type) + " AND " + x +
-                   ".param = " + sql_.text_arg(step.reference->code) + " AND " + live(x) + " AND " + x + ".seq IN (" +
-                   inner.value() + "))";
+                   ".param = " + sql_.text_arg(step.reference->code) + " AND " + live(x) + " AND " + x +
+                   ".seq IN (SELECT seq FROM " + step_table + "))";
         }
         const fhir::search_parameter* p = parameter_on(type, clause);
         if (!p)
@@ -737,6 +799,7 @@ private:
     }
 
     unsigned alias_counter_ = 0;
+    std::vector<std::string> ctes_; ///< the chain steps' tables, innermost first
 };
 
 // --- running SQL -------------------------------------------------------------------------------
@@ -1246,7 +1309,7 @@ fhir::result<search_page> run_search(connection& db, const search_request& reque
         return std::move(matches).failure();
     if (query.total != fhir::search_total::none) {
         std::int64_t total = 0;
-        auto counted = each_row(db, sql, "SELECT count(*) FROM (" + matches.value() + ")",
+        auto counted = each_row(db, sql, plan.with_clause() + "SELECT count(*) FROM (" + matches.value() + ")",
                                 [&](sqlite3_stmt* row) { total = sqlite3_column_int64(row, 0); });
         if (!counted)
             return std::move(counted).failure();
@@ -1263,7 +1326,7 @@ fhir::result<search_page> run_search(connection& db, const search_request& reque
 
     std::vector<found_row> rows;
     std::vector<std::vector<sql_value>> row_keys;
-    auto read = each_row(db, sql, text.value(), [&](sqlite3_stmt* row) {
+    auto read = each_row(db, sql, plan.with_clause() + text.value(), [&](sqlite3_stmt* row) {
         rows.push_back({sqlite3_column_int64(row, 0), column_text(row, 1), column_text(row, 2)});
         std::vector<sql_value> k;
         for (std::size_t i = 0; i < sort.size(); ++i)
@@ -1324,7 +1387,7 @@ fhir::result<std::string> explain_search(connection& db, const search_request& r
     if (!text)
         return std::move(text).failure();
     std::string explained;
-    auto read = each_row(db, sql, "EXPLAIN QUERY PLAN " + text.value(), [&](sqlite3_stmt* row) {
+    auto read = each_row(db, sql, "EXPLAIN QUERY PLAN " + plan.with_clause() + text.value(), [&](sqlite3_stmt* row) {
         explained += column_text(row, 3) + "\n";
     });
     if (!read)

@@ -325,3 +325,27 @@ TEST_CASE("search: POST _search with a form body, compartment search, _summary=c
     CHECK(parse(system)["total"].GetInt64() == 1); // the GP's admin sees Tom's Patient only
     CHECK(f.call_as(gp_admin(), "GET", "/?_type=Condition").status == 403);
 }
+
+TEST_CASE("search: three-step chains and nested _has, with every caller's visibility in each step, are answered") {
+    shared_record f;
+    // The deepest queries the parser accepts (three steps), each step with the access rules inside.
+    const std::vector<std::string> deep = {
+        "/Observation?subject:Patient.general-practitioner:Organization.name=Riverside",
+        "/Observation?subject:Patient._has:Encounter:subject:service-provider:Organization.name=Riverside",
+        "/Patient?_has:Observation:subject:_has:Provenance:target:agent=Practitioner/x",
+        "/Condition?subject:Patient._has:EpisodeOfCare:patient:organization=Organization/8JK23",
+    };
+    for (const std::string& target : deep) {
+        CAPTURE(target);
+        auto r = f.call_as(social_worker(), "GET", target);
+        CHECK_MESSAGE(r.status == 200, r.body);
+    }
+    // Social care sees Tom's one active Condition through its own EpisodeOfCare: the chain finds it.
+    auto found = parse(f.call_as(social_worker(), "GET",
+                                 "/Condition?subject:Patient._has:EpisodeOfCare:patient:organization=Organization/8JK23"));
+    // Tom's active problem; not Bunmi's: she objects to sharing, and the ICS wrote it, not social care.
+    CHECK(entries(found, "match").size() == 1);
+    // :missing=false with another condition: the other condition drives, :missing checks.
+    auto born = parse(f.call_as(gp_clinician(), "GET", "/Patient?family=test&birthdate:missing=false"));
+    CHECK(entries(born, "match") == std::vector<std::string>{std::string("Patient/") + tom});
+}
