@@ -32,6 +32,10 @@
 //     clause is still checked per version. Used when no other condition finds few rows.
 //  7. A chain's steps are named tables of the statement's WITH clause, not subqueries nested in
 //     it: SQLite's parser has a fixed depth, which three steps with their visibility would pass.
+//  8. A search without a sort, whose conditions all find many rows (or that has none), is read in
+//     the order of writes from resource_versions and stops at its LIMIT: the default order is the
+//     version seq (design note 3), so a page costs what it takes to find its rows, not the whole
+//     type. The liveness of a version at the snapshot is its _id row's (note 1).
 #include "search_plan.hpp"
 
 #include "list_column.hpp"
@@ -373,6 +377,61 @@ public:
             text += " AND " + condition.value();
         }
         text += " AND " + visible("v", type);
+        return std::optional<std::string>(std::move(text));
+    }
+
+    /// The page's rows read in the order of writes (design note 8), when the search has no sort and
+    /// nothing selective to start from: every resource of the type (or types) in version order,
+    /// each clause checked per version, stopping at the LIMIT. Selects seq, type, id. nullopt when
+    /// a driver finds few rows, a chain is there to start from, or several types carry clauses.
+    fhir::result<std::optional<std::string>> streamed_rows(const std::vector<std::string>& types,
+                                                           const std::vector<clause_at>& clauses,
+                                                           std::string_view compartment) {
+        if (!compartment.empty() || types.empty())
+            return std::optional<std::string>();
+        for (const clause_at& c : clauses)
+            if (!c.clause->path.empty())
+                return std::optional<std::string>(); // a chain starts from its own matches
+        if (types.size() > 1 && !clauses.empty())
+            return std::optional<std::string>();
+        if (types.size() == 1 && db_) {
+            for (const clause_at& c : clauses) {
+                const fhir::search_clause& clause = *c.clause;
+                if (is_negative(clause) || clause.modifier == search_modifier::missing)
+                    continue;
+                sql_text probe_sql;
+                planner probe(request_, probe_sql, snapshot_value_);
+                auto rows = probe.driver_rows(types.front(), clause);
+                if (!rows)
+                    return std::move(rows).failure();
+                auto count = probe_count(*db_, probe_sql, rows.value());
+                if (!count)
+                    return std::move(count).failure();
+                if (*count <= probe_limit)
+                    return std::optional<std::string>();
+            }
+        } else if (types.size() == 1 && !clauses.empty()) {
+            return std::optional<std::string>();
+        }
+        std::string text = "SELECT v.seq AS seq, v.type AS type, v.id AS id FROM resource_versions v WHERE ";
+        if (types.size() == 1) {
+            if (!readable(types.front()))
+                return std::optional<std::string>("SELECT NULL AS seq, NULL AS type, NULL AS id WHERE 0");
+            text += "v.type = " + sql_.text_arg(types.front());
+        } else {
+            std::string list;
+            for (const std::string& type : types)
+                list += (list.empty() ? "" : ", ") + sql_.text_arg(type);
+            text += "v.type IN (" + list + ")";
+        }
+        text += " AND EXISTS (SELECT 1 FROM search_token t WHERE t.seq = v.seq AND t.param = '_id' AND " + live("t") + ")";
+        for (const clause_at& c : clauses) {
+            auto condition = clause_condition(types.front(), c, "v");
+            if (!condition)
+                return std::move(condition).failure();
+            text += " AND " + condition.value();
+        }
+        text += " AND " + (types.size() == 1 ? visible("v", types.front()) : visible("v"));
         return std::optional<std::string>(std::move(text));
     }
 
@@ -1251,6 +1310,21 @@ fhir::result<std::string> page_sql(const search_request& request, planner& plan,
             const bool descending = sort.front().descending != backwards;
             return text + " ORDER BY m.k0" + (descending ? " DESC" : "") + (backwards ? ", m.seq DESC" : ", m.seq") +
                    " LIMIT " + sql.arg(std::int64_t{query.count} + 1);
+        }
+    }
+    if (sort.empty() && !request.everything) {
+        std::vector<clause_at> clauses;
+        for (const fhir::search_clause& clause : query.clauses)
+            clauses.push_back({&clause, 0});
+        auto streamed = plan.streamed_rows(query.types, clauses, request.compartment);
+        if (!streamed)
+            return std::move(streamed).failure();
+        if (*streamed) {
+            // Design note 8: SQLite reads the versions in order and stops at the LIMIT.
+            std::string text = "SELECT m.seq, m.type, m.id FROM (" + **streamed + ") m";
+            if (after)
+                text += " WHERE " + keyset_condition(sql, sort, *after, backwards);
+            return text + order_by(sort, backwards) + " LIMIT " + sql.arg(std::int64_t{query.count} + 1);
         }
     }
     std::string keys;

@@ -380,3 +380,43 @@ TEST_CASE("search paging: an item deleted or restricted after the first page lea
     CHECK(later.count("o26") == 0);
     CHECK(later.count("o27") == 1);
 }
+
+TEST_CASE("search plan: without a sort or a selective condition, a page reads versions in order and stops") {
+    store_fixture f;
+    write_all(*f.db, {prepared(write_kind::create, "Patient", "9000000009", patient("9000000009", "Smith", "1970-01-01"))});
+    std::vector<write_request> batch;
+    for (int i = 0; i < 300; ++i)
+        batch.push_back(prepared(write_kind::create, "Observation", "o" + std::to_string(i),
+                                 observation("9000000009", i % 2 ? "8867-4" : "8310-5", std::to_string(i))));
+    write_all(*f.db, std::move(batch));
+    for (const auto& params : std::vector<std::vector<std::pair<std::string, std::string>>>{
+             {}, {{"status", "final"}}, {{"code", "8867-4"}, {"status", "final"}}}) {
+        auto query = parse("Observation", params);
+        auto plan = f.db->explain_search(everything_visible(query));
+        REQUIRE(plan.ok());
+        CAPTURE(plan.value());
+        CHECK(plan->find("resource_versions_by_type") != std::string::npos);
+        CHECK(plan->find("TEMP B-TREE") == std::string::npos);
+        // The same matches, in the order of writes, page by page.
+        search_request request = everything_visible(query);
+        std::vector<std::string> ids;
+        for (;;) {
+            auto page = f.db->search(request);
+            REQUIRE(page.ok());
+            for (const auto& e : page->entries)
+                ids.push_back(e.version.id);
+            if (!page->next)
+                break;
+            request.cursor = page->next;
+        }
+        const std::size_t expected = params.size() == 2 ? 150 : 300;
+        REQUIRE(ids.size() == expected);
+        for (std::size_t i = 0; i < ids.size(); ++i)
+            CHECK(ids[i] == "o" + std::to_string(params.size() == 2 ? 2 * i + 1 : i));
+    }
+    // A selective condition drives instead.
+    auto selective = parse("Observation", {{"_id", "o7"}});
+    auto plan = f.db->explain_search(everything_visible(selective));
+    REQUIRE(plan.ok());
+    CHECK(plan->find("resource_versions_by_type") == std::string::npos);
+}
