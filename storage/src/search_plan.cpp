@@ -29,13 +29,15 @@
 //     lowest rowid among equals), so the order and keys are exactly those of design note 3. A
 //     clause on that parameter bounding the key's side (descending: ge/gt; ascending: le/lt)
 //     bounds the scan too: a resource matches it only if its key row is within the bound. Every
-//     clause is still checked per version. Used when no other condition finds few rows.
+//     clause is still checked per version. Used when no other condition could start the search.
 //  7. A chain's steps are named tables of the statement's WITH clause, not subqueries nested in
 //     it: SQLite's parser has a fixed depth, which three steps with their visibility would pass.
-//  8. A search without a sort, whose conditions all find many rows (or that has none), is read in
-//     the order of writes from resource_versions and stops at its LIMIT: the default order is the
-//     version seq (design note 3), so a page costs what it takes to find its rows, not the whole
-//     type. The liveness of a version at the snapshot is its _id row's (note 1).
+//  8. A search without a sort that has no condition to start from, or a single one finding more than
+//     dense_limit rows, is read in the order of writes from resource_versions and stops at its
+//     LIMIT: the default order is the version seq (design note 3), so a page costs what it takes to
+//     find its rows, not the whole type. With two or more conditions a driver is used, however many
+//     rows it has: their intersection may be small. The liveness of a version at the snapshot is
+//     its _id row's (note 1).
 #include "search_plan.hpp"
 
 #include "list_column.hpp"
@@ -133,8 +135,13 @@ struct clause_at {
 /// an unselective one, cheap enough to run for every candidate of every search.
 constexpr std::int64_t probe_limit = 100;
 
-/// count(*) of `text` (a driver's rows, LIMITed), run with `sql`'s values.
-fhir::result<std::int64_t> probe_count(connection& db, const sql_text& sql, const std::string& text);
+/// How many rows a lone condition must find before a page walks the type in write order instead
+/// (design note 8): beyond it the matches are dense enough that the walk stops early.
+constexpr std::int64_t dense_limit = 20000;
+
+/// count(*) of `text` (a driver's rows), counting at most `limit` + 1, run with `sql`'s values.
+fhir::result<std::int64_t> probe_count(connection& db, const sql_text& sql, const std::string& text,
+                                       std::int64_t limit = probe_limit);
 
 class planner {
 public:
@@ -337,27 +344,10 @@ public:
             else
                 other_candidates = true;
         }
-        // Another condition that finds few rows makes the general plan cheaper: it sorts only those.
-        if (other_candidates) {
-            if (!bound || !db_)
-                return std::optional<std::string>();
-            for (const clause_at& c : clauses) {
-                const fhir::search_clause& clause = *c.clause;
-                if (!clause.path.empty() || is_negative(clause) || clause.modifier == search_modifier::missing ||
-                    clause.parameter->code == p->code)
-                    continue;
-                sql_text probe_sql;
-                planner probe(request_, probe_sql, snapshot_value_);
-                auto rows = probe.driver_rows(type, clause);
-                if (!rows)
-                    return std::move(rows).failure();
-                auto count = probe_count(*db_, probe_sql, rows.value());
-                if (!count)
-                    return std::move(count).failure();
-                if (*count <= probe_limit)
-                    return std::optional<std::string>();
-            }
-        }
+        // Another condition to start from makes the general plan the safer one: it sorts only the
+        // rows both find, however few, where the index walk could pass many rows to find them.
+        if (other_candidates)
+            return std::optional<std::string>();
         // The row carrying the resource's key: its highest end (descending) or lowest start,
         // the first such row by rowid when several tie; bounded by the clause, if any.
         const std::string column = key.descending ? "x.high" : "x.low";
@@ -394,24 +384,26 @@ public:
                 return std::optional<std::string>(); // a chain starts from its own matches
         if (types.size() > 1 && !clauses.empty())
             return std::optional<std::string>();
-        if (types.size() == 1 && db_) {
-            for (const clause_at& c : clauses) {
-                const fhir::search_clause& clause = *c.clause;
-                if (is_negative(clause) || clause.modifier == search_modifier::missing)
-                    continue;
-                sql_text probe_sql;
-                planner probe(request_, probe_sql, snapshot_value_);
-                auto rows = probe.driver_rows(types.front(), clause);
-                if (!rows)
-                    return std::move(rows).failure();
-                auto count = probe_count(*db_, probe_sql, rows.value());
-                if (!count)
-                    return std::move(count).failure();
-                if (*count <= probe_limit)
-                    return std::optional<std::string>();
-            }
-        } else if (types.size() == 1 && !clauses.empty()) {
+        // Streaming pays when the matches are dense: no condition to start from, or a single one
+        // that finds very many rows. With two or more, their intersection may be small, and a
+        // driver's rows (however many) cost less than walking the whole type to find it.
+        std::vector<const fhir::search_clause*> positive;
+        for (const clause_at& c : clauses)
+            if (!is_negative(*c.clause) && c.clause->modifier != search_modifier::missing)
+                positive.push_back(c.clause);
+        if (positive.size() > 1 || (positive.size() == 1 && (types.size() > 1 || !db_)))
             return std::optional<std::string>();
+        if (positive.size() == 1) {
+            sql_text probe_sql;
+            planner probe(request_, probe_sql, snapshot_value_);
+            auto rows = probe.driver_rows(types.front(), *positive.front());
+            if (!rows)
+                return std::move(rows).failure();
+            auto count = probe_count(*db_, probe_sql, rows.value(), dense_limit);
+            if (!count)
+                return std::move(count).failure();
+            if (*count <= dense_limit)
+                return std::optional<std::string>();
         }
         std::string text = "SELECT v.seq AS seq, v.type AS type, v.id AS id FROM resource_versions v WHERE ";
         if (types.size() == 1) {
@@ -914,9 +906,10 @@ fhir::status each_row(connection& db, const sql_text& sql, const std::string& te
     }
 }
 
-fhir::result<std::int64_t> probe_count(connection& db, const sql_text& sql, const std::string& text) {
+fhir::result<std::int64_t> probe_count(connection& db, const sql_text& sql, const std::string& text,
+                                       std::int64_t limit) {
     std::int64_t count = 0;
-    auto read = each_row(db, sql, "SELECT count(*) FROM (" + text + " LIMIT " + std::to_string(probe_limit + 1) + ")",
+    auto read = each_row(db, sql, "SELECT count(*) FROM (" + text + " LIMIT " + std::to_string(limit + 1) + ")",
                          [&](sqlite3_stmt* row) { count = sqlite3_column_int64(row, 0); });
     if (!read)
         return std::move(read).failure();

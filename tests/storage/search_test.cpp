@@ -381,7 +381,7 @@ TEST_CASE("search paging: an item deleted or restricted after the first page lea
     CHECK(later.count("o27") == 1);
 }
 
-TEST_CASE("search plan: without a sort or a selective condition, a page reads versions in order and stops") {
+TEST_CASE("search plan: without a sort or a condition to start from, a page reads versions in order and stops") {
     store_fixture f;
     write_all(*f.db, {prepared(write_kind::create, "Patient", "9000000009", patient("9000000009", "Smith", "1970-01-01"))});
     std::vector<write_request> batch;
@@ -395,8 +395,11 @@ TEST_CASE("search plan: without a sort or a selective condition, a page reads ve
         auto plan = f.db->explain_search(everything_visible(query));
         REQUIRE(plan.ok());
         CAPTURE(plan.value());
-        CHECK(plan->find("resource_versions_by_type") != std::string::npos);
-        CHECK(plan->find("TEMP B-TREE") == std::string::npos);
+        // Walked in write order when there is nothing to start from; a condition finding fewer
+        // than dense_limit (20,000) rows, or two conditions, start from an index instead.
+        CHECK((plan->find("resource_versions_by_type") != std::string::npos) == params.empty());
+        if (params.empty())
+            CHECK(plan->find("TEMP B-TREE") == std::string::npos);
         // The same matches, in the order of writes, page by page.
         search_request request = everything_visible(query);
         std::vector<std::string> ids;
