@@ -44,6 +44,7 @@
 #include "search_index.hpp"
 
 #include "fhir_model/search_values.hpp"
+#include "fhir_model/ucum.hpp"
 
 #include <openssl/evp.h>
 
@@ -787,6 +788,23 @@ private:
         case search_param_type::date: return date_match(a.prefix, a.range, x + ".low", x + ".high");
         case search_param_type::number: return number_match(a.prefix, a, x + ".value");
         case search_param_type::quantity: {
+            // A UCUM unit that converts by a factor also finds values written in the units of its
+            // kind (fhir/ucum.hpp): 5.4|http://unitsofmeasure.org|g finds 5400 mg.
+            const auto commensurable = a.quantity_system == fhir::ucum_system
+                                           ? fhir::ucum_commensurable(a.quantity_code)
+                                           : std::vector<std::pair<std::string, double>>{};
+            if (commensurable.size() > 1) {
+                std::string text;
+                for (const auto& [code, factor] : commensurable) {
+                    fhir::search_argument scaled = a; // the value in `code`: divide by its factor
+                    scaled.number /= factor;
+                    scaled.number_low /= factor;
+                    scaled.number_high /= factor;
+                    text += (text.empty() ? "(" : " OR ") + ("(" + x + ".code = " + sql_.text_arg(code) + " AND " +
+                                                             number_match(a.prefix, scaled, x + ".value") + ")");
+                }
+                return text + ") AND " + x + ".system = " + sql_.text_arg(fhir::ucum_system);
+            }
             std::string text = number_match(a.prefix, a, x + ".value");
             if (auto units = quantity_units(a, x + ".system", x + ".code", x + ".unit"); !units.empty())
                 text += " AND " + units;

@@ -423,3 +423,33 @@ TEST_CASE("search plan: without a sort or a condition to start from, a page read
     REQUIRE(plan.ok());
     CHECK(plan->find("resource_versions_by_type") == std::string::npos);
 }
+
+TEST_CASE("search: a quantity in one UCUM unit finds values written in another of its kind") {
+    store_fixture f;
+    write_all(*f.db, {prepared(write_kind::create, "Patient", "9000000009", patient("9000000009", "Smith", "1970-01-01"))});
+    auto dose = [](const std::string& value, const std::string& code) {
+        return R"({"resourceType":"Observation","status":"final","code":{"text":"weight"},"subject":{"reference":"Patient/9000000009"},"valueQuantity":{"value":)" +
+               value + R"(,"system":"http://unitsofmeasure.org","code":")" + code + R"("}})";
+    };
+    write_all(*f.db, {prepared(write_kind::create, "Observation", "in-mg", dose("5400", "mg")),
+                      prepared(write_kind::create, "Observation", "in-g", dose("5.4", "g")),
+                      prepared(write_kind::create, "Observation", "in-kg", dose("0.0054", "kg")),
+                      prepared(write_kind::create, "Observation", "other", dose("5.4", "kg")),
+                      prepared(write_kind::create, "Observation", "not-mass", dose("5.4", "mL"))});
+    auto ids = [&](const std::string& value) {
+        auto query = parse("Observation", {{"value-quantity", value}});
+        auto page = f.db->search(everything_visible(query));
+        REQUIRE(page.ok());
+        std::set<std::string> out;
+        for (const auto& e : page->entries)
+            out.insert(e.version.id);
+        return out;
+    };
+    const std::set<std::string> same{"in-mg", "in-g", "in-kg"};
+    CHECK(ids("5.4|http://unitsofmeasure.org|g") == same);
+    CHECK(ids("5400|http://unitsofmeasure.org|mg") == same);
+    CHECK(ids("gt5|http://unitsofmeasure.org|g") == std::set<std::string>{"in-mg", "in-g", "in-kg", "other"});
+    CHECK(ids("5.4|http://unitsofmeasure.org|kg") == std::set<std::string>{"other"});
+    // Without the UCUM system the code is matched as written.
+    CHECK(ids("5.4||g") == std::set<std::string>{"in-g"});
+}
