@@ -130,18 +130,6 @@ struct row_owner {
     std::string_view id;
 };
 
-/// Runs a statement that returns no rows; `bind` binds its parameters.
-template <class Bind>
-fhir::status execute(connection& db, const std::string& sql, std::string_view doing, Bind&& bind) {
-    auto prepared = db.prepare(sql, doing);
-    if (!prepared)
-        return std::move(prepared).failure();
-    statement use(*prepared);
-    bind(use);
-    if (const int rc = use.step(); rc != SQLITE_DONE)
-        return sqlite_failure(rc, doing);
-    return {};
-}
 
 /// Binds text, or leaves the parameter unbound (NULL) when `present` is false.
 void bind_optional(statement& use, int index, std::string_view text, bool present) {

@@ -85,4 +85,17 @@ private:
     int bind_error_ = SQLITE_OK;
 };
 
+/// Runs a cached statement that returns no rows; `bind(statement&)` binds its parameters.
+template <class Bind>
+fhir::status execute(connection& db, const std::string& sql, std::string_view doing, Bind&& bind) {
+    auto prepared = db.prepare(sql, doing);
+    if (!prepared)
+        return std::move(prepared).failure();
+    statement use(*prepared);
+    bind(use);
+    if (const int rc = use.step(); rc != SQLITE_DONE)
+        return sqlite_failure(rc, doing);
+    return {};
+}
+
 } // namespace caregate::storage::detail

@@ -105,6 +105,7 @@ namespace caregate::storage {
 namespace {
 
 using detail::connection;
+using detail::execute;
 using detail::join_lines;
 using detail::split_lines;
 using detail::statement;
@@ -268,18 +269,6 @@ audit_record audit_from(const statement& row) {
     return record;
 }
 
-/// Runs a statement that returns no rows; `bind` binds its parameters.
-template <class Bind>
-fhir::status execute(connection& db, const std::string& sql, std::string_view doing, Bind&& bind) {
-    auto prepared = db.prepare(sql, doing);
-    if (!prepared)
-        return std::move(prepared).failure();
-    statement use(*prepared);
-    bind(use);
-    if (const int rc = use.step(); rc != SQLITE_DONE)
-        return detail::sqlite_failure(rc, doing);
-    return {};
-}
 
 /// True if a statement returns a row; `bind` binds its parameters.
 template <class Bind>

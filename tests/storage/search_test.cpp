@@ -71,6 +71,20 @@ void write_all(store& db, std::vector<write_request> requests) {
         REQUIRE(d.get());
 }
 
+/// The ids of every page of a search, following `next` cursors, in order.
+std::vector<std::string> all_ids(store& db, search_request request) {
+    std::vector<std::string> ids;
+    for (;;) {
+        auto page = db.search(request);
+        REQUIRE(page.ok());
+        for (const auto& e : page->entries)
+            ids.push_back(e.version.id);
+        if (!page->next)
+            return ids;
+        request.cursor = page->next;
+    }
+}
+
 } // namespace
 
 // The expected plans of the common queries, as SQLite's EXPLAIN QUERY PLAN states them. Each starts
@@ -304,17 +318,7 @@ TEST_CASE("search plan: sorted by a date it also bounds, a page reads the date i
 
     auto page_through = [&](std::vector<std::pair<std::string, std::string>> params) {
         auto query = parse("Goal", params);
-        search_request request = everything_visible(query);
-        std::vector<std::string> ids;
-        for (;;) {
-            auto page = f.db->search(request);
-            REQUIRE(page.ok());
-            for (const auto& e : page->entries)
-                ids.push_back(e.version.id);
-            if (!page->next)
-                return ids;
-            request.cursor = page->next;
-        }
+        return all_ids(*f.db, everything_visible(query));
     };
     // The same search by the general plan (a second key forces it) gives the same order.
     auto ordered = page_through({{"target-date", "ge2026-04-01"}, {"_sort", "-target-date"}, {"_count", "4"}});
@@ -401,17 +405,7 @@ TEST_CASE("search plan: without a sort or a condition to start from, a page read
         if (params.empty())
             CHECK(plan->find("TEMP B-TREE") == std::string::npos);
         // The same matches, in the order of writes, page by page.
-        search_request request = everything_visible(query);
-        std::vector<std::string> ids;
-        for (;;) {
-            auto page = f.db->search(request);
-            REQUIRE(page.ok());
-            for (const auto& e : page->entries)
-                ids.push_back(e.version.id);
-            if (!page->next)
-                break;
-            request.cursor = page->next;
-        }
+        const std::vector<std::string> ids = all_ids(*f.db, everything_visible(query));
         const std::size_t expected = params.size() == 2 ? 150 : 300;
         REQUIRE(ids.size() == expected);
         for (std::size_t i = 0; i < ids.size(); ++i)
