@@ -31,7 +31,7 @@ fhir::status fill_snapshot_index(connection& db) {
         "migrating the schema");
 }
 
-const std::array<migration, 6> migrations = {{
+const std::array<migration, 7> migrations = {{
     {// 1: versioned resources, the current-version pointer, citizen links.
     R"sql(
 CREATE TABLE resource_versions (
@@ -357,6 +357,16 @@ UPDATE search_horizon
 -- date=ge2026-11-01, gt, eb: type = ? AND param = ? AND high > ? (or <=); search_date_by_range
 -- leads with low, which these leave open.
 CREATE INDEX search_date_by_high ON search_date (type, param, high, low, seq, until_seq);
+)sql"},
+    // 7: the date indexes with seq right after the date they are ordered by.
+    {R"sql(
+-- A page sorted by a date reads its rows from these indexes in order (search_plan.cpp, design note
+-- 6); with seq next, resources whose dates tie (encounters still in progress all end at the open
+-- end) come in version order too, so the page stops at its LIMIT instead of sorting the whole tie.
+DROP INDEX search_date_by_range;
+CREATE INDEX search_date_by_range ON search_date (type, param, low, seq, high, until_seq);
+DROP INDEX search_date_by_high;
+CREATE INDEX search_date_by_high ON search_date (type, param, high, seq, low, until_seq);
 )sql"},
 }};
 

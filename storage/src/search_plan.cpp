@@ -13,9 +13,9 @@
 //     (version_citizens) the relationship or break-glass grant and the objection. Totals, pages,
 //     includes, chains and _has all go through it, so none of them counts or shows a hidden item,
 //     and LIMIT applies after it, so a page is never short because of it.
-//  3. Order: the sort keys, each NULL-last, then the version seq; seq is unique within a snapshot
-//     (one live version per resource), so the order is total and a keyset cursor (the last row's
-//     keys) gives each result exactly once across pages.
+//  3. Order: the sort keys, each NULL-last, then the version seq (ascending, or descending when the
+//     first key is); seq is unique within a snapshot (one live version per resource), so the order
+//     is total and a keyset cursor (the last row's keys) gives each result exactly once across pages.
 //  4. The driver of each type's match is the most selective positive condition: of several, the
 //     one with the fewest rows when counted through the index up to probe_limit, ties (and a lone
 //     candidate) by rank (a citizen, an identifier or id, a code, then the rest); negative
@@ -26,7 +26,8 @@
 //  6. A page sorted by one date parameter can be read in the order of the date index and stop at its
 //     LIMIT, instead of sorting every match: each resource is taken at the one index row that
 //     carries its key (its highest end when descending, its lowest start when ascending; the
-//     lowest rowid among equals), so the order and keys are exactly those of design note 3. A
+//     lowest rowid among equals), so the order and keys are exactly those of design note 3 (seq
+//     follows the date in the index, so ties come in the key's direction without sorting). A
 //     clause on that parameter bounding the key's side (descending: ge/gt; ascending: le/lt)
 //     bounds the scan too: a resource matches it only if its key row is within the bound. Every
 //     clause is still checked per version. Used when no other condition could start the search.
@@ -1087,7 +1088,7 @@ std::optional<std::vector<sql_value>> read_keys(std::string_view text) {
 /// The keyset condition "comes after (or, backwards, before) the row with `keys`" over the columns
 /// k0.. and seq of the page query (design note 3).
 std::string keyset_condition(sql_text& sql, const std::vector<fhir::search_sort_key>& sort,
-                             const std::vector<sql_value>& keys, bool backwards) {
+                             const std::vector<sql_value>& keys, bool backwards, bool seq_descending = false) {
     struct component {
         std::string column;
         bool descending;
@@ -1100,7 +1101,7 @@ std::string keyset_condition(sql_text& sql, const std::vector<fhir::search_sort_
         components.push_back({"(" + k + " IS NULL)", false, std::int64_t{null ? 1 : 0}});
         components.push_back({k, sort[i].descending, keys[i]});
     }
-    components.push_back({"m.seq", false, keys.back()});
+    components.push_back({"m.seq", seq_descending, keys.back()});
     std::string text;
     for (std::size_t j = 0; j < components.size(); ++j) {
         std::string term;
@@ -1120,7 +1121,10 @@ std::string order_by(const std::vector<fhir::search_sort_key>& sort, bool backwa
         const bool descending = sort[i].descending != backwards;
         text += "(" + k + " IS NULL)" + (backwards ? " DESC, " : ", ") + k + (descending ? " DESC, " : ", ");
     }
-    return text + (backwards ? "m.seq DESC" : "m.seq");
+    // Ties go by write order in the direction of the first key (newest first under `-date`), as
+    // the date indexes give them (design note 3).
+    const bool seq_descending = (!sort.empty() && sort.front().descending) != backwards;
+    return text + (seq_descending ? "m.seq DESC" : "m.seq");
 }
 
 // --- includes ----------------------------------------------------------------------------------
@@ -1312,15 +1316,18 @@ fhir::result<std::string> page_sql(const search_request& request, planner& plan,
             return std::move(ordered).failure();
         if (*ordered) {
             // Design note 6: SQLite reads the date index in key order and stops at the LIMIT.
+            // Ties on the key come in version order the same way as the key (seq right after the
+            // date in the index), so the whole order is the index's.
+            const bool key_descending = sort.front().descending;
             std::string text = "SELECT m.seq, m.type, m.id, m.k0 FROM (" + **ordered + ") m";
             if (after) {
-                const bool toward_lower = sort.front().descending != backwards;
+                const bool toward_lower = key_descending != backwards;
                 text += " WHERE m.k0 " + std::string(toward_lower ? "<= " : ">= ") + sql.arg((*after)[0]) + " AND " +
-                        keyset_condition(sql, sort, *after, backwards);
+                        keyset_condition(sql, sort, *after, backwards, key_descending);
             }
-            const bool descending = sort.front().descending != backwards;
-            return text + " ORDER BY m.k0" + (descending ? " DESC" : "") + (backwards ? ", m.seq DESC" : ", m.seq") +
-                   " LIMIT " + sql.arg(std::int64_t{query.count} + 1);
+            const char* direction = key_descending != backwards ? " DESC" : "";
+            return text + " ORDER BY m.k0" + direction + ", m.seq" + direction + " LIMIT " +
+                   sql.arg(std::int64_t{query.count} + 1);
         }
     }
     if (sort.empty() && !request.everything) {
@@ -1356,7 +1363,7 @@ fhir::result<std::string> page_sql(const search_request& request, planner& plan,
     text += " FROM (SELECT v.seq AS seq, v.type AS type, v.id AS id" + keys +
             " FROM resource_versions v WHERE v.seq IN (" + matches + ")) m";
     if (after)
-        text += " WHERE " + keyset_condition(sql, sort, *after, backwards);
+        text += " WHERE " + keyset_condition(sql, sort, *after, backwards, !sort.empty() && sort.front().descending);
     text += order_by(sort, backwards) + " LIMIT " + sql.arg(std::int64_t{query.count} + 1);
     return text;
 }

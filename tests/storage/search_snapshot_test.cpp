@@ -491,7 +491,7 @@ PRAGMA user_version = 3;
                      "'version_citizens')") == 0);
 
     db.reopen(); // migration 4, then 5
-    CHECK(db.count("PRAGMA user_version") == 6);
+    CHECK(db.count("PRAGMA user_version") == 7);
     CHECK(rows_per_seq(db, "until_seq IS NULL") == open_rows); // the current live versions' rows, open
     CHECK(all_closed_rows(db) == 0);                            // superseded versions' rows were never kept
     CHECK(db.count("SELECT count(*) FROM search_token WHERE code = 'x'") == 0);
@@ -608,7 +608,7 @@ TEST_CASE("migration 5 adds the :of-type rows of the current live versions to a 
     REQUIRE(db.execute("DELETE FROM search_token WHERE param LIKE '%:of-type'; DROP INDEX search_date_by_high; PRAGMA user_version = 4;") == SQLITE_OK);
 
     db.reopen();
-    CHECK(db.count("PRAGMA user_version") == 6);
+    CHECK(db.count("PRAGMA user_version") == 7);
     CHECK(db.rows("SELECT seq, system, code, text FROM search_token WHERE param LIKE '%:of-type' "
                   "AND until_seq IS NULL ORDER BY seq, rowid") == open_of_type);
     CHECK(db.count("SELECT count(*) FROM search_token WHERE param LIKE '%:of-type' AND until_seq IS NOT NULL") == 0);
