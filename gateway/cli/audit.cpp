@@ -46,12 +46,10 @@ int audit(const std::vector<std::string>& args) {
     }
     storage::store_options options;
     options.path = db;
-    auto opened = storage::store::open(options);
-    if (!opened) {
-        std::cerr << "caregate audit: cannot open " << db << "\n";
+    std::unique_ptr<storage::store> opened = open_store(options, "audit");
+    if (!opened)
         return 1;
-    }
-    auto& store = *opened.value();
+    auto& store = *opened;
     if (what == "verify") {
         auto checked = store.verify_audit();
         if (!checked) {

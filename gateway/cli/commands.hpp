@@ -2,6 +2,9 @@
 // process exit code; each answers --help.
 #pragma once
 
+#include "storage/store.hpp"
+
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,5 +16,8 @@ int token(const std::vector<std::string>& args);
 /// `caregate import` (not `import`: a contextual keyword in C++20).
 int import_resources(const std::vector<std::string>& args);
 
+/// Opens the store for a command; on failure prints "caregate <command>: cannot open PATH: why" to
+/// standard error and returns nullptr.
+std::unique_ptr<storage::store> open_store(const storage::store_options& options, const std::string& command);
 
 } // namespace caregate::cli

@@ -350,13 +350,9 @@ int import_resources(const std::vector<std::string>& args) {
     storage::store_options store_options;
     store_options.path = settings.db;
     store_options.max_group_size = settings.batch;
-    auto opened = storage::store::open(store_options);
-    if (!opened) {
-        std::cerr << "caregate import: cannot open " << settings.db << ": "
-                  << (opened.failure().issues.empty() ? "" : opened.failure().issues[0].diagnostics) << "\n";
+    std::unique_ptr<storage::store> store = open_store(store_options, "import");
+    if (!store)
         return 1;
-    }
-    std::unique_ptr<storage::store> store = std::move(opened.value());
 
     const storage::timestamp started_at = now_micros();
     const auto started = std::chrono::steady_clock::now();

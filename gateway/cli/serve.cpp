@@ -140,13 +140,9 @@ int serve(const std::vector<std::string>& args) {
 
         storage::store_options store_options;
         store_options.path = settings.db;
-        auto opened = storage::store::open(store_options);
-        if (!opened) {
-            std::cerr << "caregate: cannot open " << settings.db << ": "
-                      << (opened.failure().issues.empty() ? "" : opened.failure().issues[0].diagnostics) << "\n";
+        std::unique_ptr<storage::store> store = open_store(store_options, "serve");
+        if (!store)
             return 1;
-        }
-        std::unique_ptr<storage::store> store = std::move(opened.value());
         if (settings.demo_data)
             std::cerr << "caregate: demo data loaded (" << load_demo_data(*store) << " resources new or changed)\n";
 
