@@ -30,7 +30,9 @@
 //     follows the date in the index, so ties come in the key's direction without sorting). A
 //     clause on that parameter bounding the key's side (descending: ge/gt; ascending: le/lt)
 //     bounds the scan too: a resource matches it only if its key row is within the bound. Every
-//     clause is still checked per version. Used when no other condition could start the search.
+//     clause is still checked per version. Used only with such a clause (without one, resources
+//     lacking the date match and sort last, and no date row would bring them) and no other
+//     condition to start from.
 //  7. A chain's steps are named tables of the statement's WITH clause, not subqueries nested in
 //     it: SQLite's parser has a fixed depth, which three steps with their visibility would pass.
 //  8. A search without a sort that has no condition to start from, or a single one finding more than
@@ -307,9 +309,9 @@ public:
     }
 
     /// The page's rows read in the order of the date index, when that is exact (design note 6):
-    /// one type, one sort key on a date parameter, and either a clause on that parameter bounding
-    /// the key's side (descending: every value ge/gt; ascending: every value le/lt) that is the most
-    /// selective condition, or no condition to start from at all. Selects seq, type, id and k0
+    /// one type, one sort key on a date parameter, and a clause on that parameter bounding the key's
+    /// side (descending: every value ge/gt; ascending: every value le/lt) that is the only condition
+    /// to start from. Selects seq, type, id and k0
     /// (the resource's key, as sort_key computes it). nullopt when the general plan applies.
     fhir::result<std::optional<std::string>> ordered_rows(std::string_view type, const std::vector<clause_at>& clauses,
                                                           std::string_view compartment,
@@ -346,9 +348,10 @@ public:
             else
                 other_candidates = true;
         }
-        // Another condition to start from makes the general plan the safer one: it sorts only the
-        // rows both find, however few, where the index walk could pass many rows to find them.
-        if (other_candidates)
+        // Without a bounding clause, resources with no value of the key match too (they sort last)
+        // and no index row would bring them. Another condition to start from makes the general plan
+        // the safer one: it sorts only the rows both find, where the walk could pass many to find them.
+        if (!bound || other_candidates)
             return std::optional<std::string>();
         // The row carrying the resource's key: its highest end (descending) or lowest start,
         // the first such row by rowid when several tie; bounded by the clause, if any.

@@ -329,6 +329,13 @@ TEST_CASE("search plan: sorted by a date it also bounds, a page reads the date i
     CHECK(std::set<std::string>(ordered.begin(), ordered.end()).size() == ordered.size());
     CHECK(ordered == general);
 
+    // Sorted by the date alone, a Goal without a target date is still found, after the others.
+    write_all(*f.db, {prepared(write_kind::create, "Goal", "undated",
+                               R"({"resourceType":"Goal","lifecycleStatus":"active","description":{"text":"rest"},"subject":{"reference":"Patient/9000000009"}})")});
+    auto by_date_alone = page_through({{"_sort", "-target-date"}, {"_count", "7"}});
+    CHECK(by_date_alone.size() == 41);
+    CHECK(by_date_alone.back() == "undated");
+
     auto query = parse("Goal", {{"target-date", "ge2026-04-01"}, {"_sort", "-target-date"}});
     auto plan = f.db->explain_search(everything_visible(query));
     REQUIRE(plan.ok());
