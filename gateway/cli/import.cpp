@@ -14,6 +14,8 @@
 //  3. At most `in_flight_limit` writes are queued at once, so memory stays flat whatever the file's size.
 //  4. One audit record for the file (action "import", counts in its detail), not one per resource.
 #include "cli/commands.hpp"
+
+#include "access/guard.hpp"
 #include "cli/options.hpp"
 
 #include "fhir_model/nhs_number.hpp"
@@ -175,6 +177,14 @@ class importer {
 public:
     importer(storage::store& store, const import_settings& settings)
         : store_(store), settings_(settings), in_flight_limit_(std::max<std::size_t>(in_flight_floor, 2 * settings.batch)) {}
+    /// Waits for the writes already queued: their callbacks use this object, which must outlive them
+    /// even when the import ends early (an exception while reading).
+    ~importer() {
+        std::unique_lock lock(mutex_);
+        room_.wait(lock, [this] { return in_flight_ == 0; });
+    }
+    importer(const importer&) = delete;
+    importer& operator=(const importer&) = delete;
 
     /// A line as the write `PUT /{type}/{id}` would queue (design note 1), or why it is refused.
     fhir::result<storage::write_request> prepare(const std::string& line) {
@@ -307,11 +317,6 @@ void print_issues(const fhir::error& failure) {
                   << (issue.expression.empty() ? "" : " (at " + issue.expression + ")") << "\n";
 }
 
-storage::timestamp now_micros() {
-    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 } // namespace
 
 int import_resources(const std::vector<std::string>& args) {
@@ -354,7 +359,7 @@ int import_resources(const std::vector<std::string>& args) {
     if (!store)
         return 1;
 
-    const storage::timestamp started_at = now_micros();
+    const storage::timestamp started_at = access::now_micros();
     const auto started = std::chrono::steady_clock::now();
     const bool show_progress = isatty(STDERR_FILENO) != 0;
     importer load(*store, settings);

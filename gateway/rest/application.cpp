@@ -155,8 +155,10 @@ fhir::result<route> find_route(std::string_view method, const std::vector<std::s
         return route{interaction::everything, "Patient", id, 0};
     }
     if (n == 3 && type == "Patient" && segments[2] != "_history") {
+        // The audit trail is searched at its own type only (AuditEvent?patient=...), never as a
+        // compartment of the record.
         const type_capability* searched = find_type(segments[2]);
-        if (!searched || !searched->allows(interaction::search_type))
+        if (!searched || !searched->allows(interaction::search_type) || segments[2] == "AuditEvent")
             return not_found_type(segments[2]);
         if (method != "GET")
             return wrong_method(method);

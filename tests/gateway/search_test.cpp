@@ -308,6 +308,8 @@ TEST_CASE("search: POST _search with a form body, compartment search, _summary=c
     CHECK(entries(parse(narrowed), "match").size() == 1);
     auto none = f.call_as(gp_clinician(), "GET", std::string("/Patient/") + tom + "/Condition?_id=nope");
     CHECK(entries(parse(none), "match").empty());
+    // The audit trail is not a compartment type: it is searched at AuditEvent itself.
+    CHECK(f.call_as(ig_officer(), "GET", std::string("/Patient/") + tom + "/AuditEvent").status == 404);
 
     auto counted = parse(f.call_as(gp_clinician(), "GET", std::string("/Condition?patient=") + tom + "&_summary=count"));
     CHECK(counted["total"].GetInt64() == 4);
