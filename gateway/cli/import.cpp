@@ -71,15 +71,6 @@ struct import_settings {
 /// commits, small enough (a few tens of MB of content) that memory stays flat (design note 3).
 constexpr std::size_t in_flight_floor = 10'000;
 
-template <class Number>
-Number to_number(const std::string& text, const char* flag) {
-    Number value{};
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end != text.data() + text.size())
-        throw std::invalid_argument(std::string("--") + flag + " needs a whole number, not '" + text + "'");
-    return value;
-}
-
 std::vector<option> import_options(import_settings& s) {
     return {
         {"db", "PATH", "the SQLite database file (default ./caregate.db; created if absent)",

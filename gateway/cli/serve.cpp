@@ -38,15 +38,6 @@ struct serve_settings {
     unsigned max_count = 1000;
 };
 
-template <class Number>
-Number to_number(const std::string& text, const char* flag) {
-    Number value{};
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end != text.data() + text.size())
-        throw std::invalid_argument(std::string("--") + flag + " needs a whole number, not '" + text + "'");
-    return value;
-}
-
 bool to_bool(const std::string& text, const char* flag) {
     if (text == "true")
         return true;

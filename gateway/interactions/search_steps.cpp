@@ -49,10 +49,11 @@ fhir::result<fhir::search_query> everything_query(const rest::context& ctx, cons
     query.count = ctx.config.default_count;
     for (const auto& [key, value] : params) {
         if (key != "_count") {
-            fhir::issue dropped{"warning", "not-supported", "the parameter '" + key + "' is not supported by $everything; it was ignored", key};
             if (!lenient(ctx))
-                return error{category::unsupported, {{"error", "not-supported", "the parameter '" + key + "' is not supported by $everything", key}}};
-            query.ignored.push_back(std::move(dropped));
+                return error::make(category::unsupported, "not-supported",
+                                   "the parameter '" + key + "' is not supported by $everything", key);
+            query.ignored.push_back(
+                {"warning", "not-supported", "the parameter '" + key + "' is not supported by $everything; it was ignored", key});
             continue;
         }
         unsigned n = 0;
@@ -158,6 +159,15 @@ void answer_search(rest::context& ctx, rest::responder& done, const search_scope
         params.emplace_back(key, value);
     }
 
+    storage::search_visibility visibility = ctx.guard->search_visibility(*ctx.who, ctx.now, ctx.views);
+    // A system search without _type searches every type the caller may read (the audit trail only
+    // at its own type).
+    std::vector<std::string> types = scope.types;
+    if (types.empty() && !scope.everything)
+        for (const auto& grant : visibility.readable)
+            if (grant.type != "AuditEvent")
+                types.push_back(grant.type);
+
     fhir::result<fhir::search_query> parsed = [&]() -> fhir::result<fhir::search_query> {
         if (scope.everything)
             return everything_query(ctx, scope, params);
@@ -165,7 +175,7 @@ void answer_search(rest::context& ctx, rest::responder& done, const search_scope
         options.lenient = lenient(ctx);
         options.default_count = ctx.config.default_count;
         options.max_count = ctx.config.max_count;
-        return fhir::parse_search_query(scope.types, params, options);
+        return fhir::parse_search_query(types, params, options);
     }();
     if (!parsed) {
         audit_access(ctx, "search", {}, "failed", query_string(params));
@@ -182,7 +192,7 @@ void answer_search(rest::context& ctx, rest::responder& done, const search_scope
     request.query = &query;
     request.compartment = scope.compartment;
     request.everything = scope.everything;
-    request.visibility = ctx.guard->search_visibility(*ctx.who, ctx.now, ctx.views);
+    request.visibility = std::move(visibility);
     request.since = scope.since;
     if (cursor_text) {
         auto cursor = storage::decode_cursor(*cursor_text);

@@ -12,7 +12,7 @@
 namespace caregate::interactions::detail {
 
 struct search_scope {
-    std::vector<std::string> types; ///< the types searched
+    std::vector<std::string> types; ///< the types searched; empty: every type the caller may read
     std::string compartment;        ///< a citizen's NHS number: Patient compartment search, $everything
     bool everything = false;        ///< Patient/{nhs}/$everything
     std::string path;               ///< the URL the links start from, e.g. {base}/Observation

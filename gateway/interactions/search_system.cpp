@@ -3,7 +3,6 @@
 // never read is 403. The audit log (AuditEvent) is searched only at its own type.
 #include "interactions/interactions.hpp"
 
-#include "fhir_model/resource.hpp"
 #include "interactions/search_steps.hpp"
 #include "rest/error_response.hpp"
 
@@ -12,14 +11,9 @@ namespace caregate::interactions {
 void search_system(rest::context& ctx, rest::responder& done) {
     detail::search_scope scope;
     scope.path = ctx.config.base_url;
-    auto typed = detail::take_types(ctx, scope);
-    if (!typed)
+    // Without _type, scope.types stays empty: every type the caller may read.
+    if (auto typed = detail::take_types(ctx, scope); !typed)
         return done(rest::error_response(typed.failure()));
-    if (!*typed) {
-        for (std::string_view type : fhir::supported_types())
-            if (type != "AuditEvent" && ctx.guard->rules().may_ever(*ctx.who, access::action::read, type))
-                scope.types.emplace_back(type);
-    }
     detail::answer_search(ctx, done, scope);
 }
 
