@@ -105,7 +105,6 @@ const std::string live_version_citizens_sql =
 const std::string insert_version_citizen_sql =
     "INSERT OR IGNORE INTO version_citizens (seq, nhs_number) VALUES (?1, ?2)";
 const std::string raise_horizon_sql = "UPDATE search_horizon SET purged_through = max(purged_through, ?1)";
-const std::string horizon_sql = "SELECT purged_through FROM search_horizon";
 
 constexpr std::string_view indexing = "indexing a resource for search";
 constexpr std::string_view closing = "closing a version's search index rows";
@@ -358,15 +357,6 @@ fhir::result<purge_outcome> purge_closed_rows(connection& db, std::int64_t horiz
                 execute(db, raise_horizon_sql, purging, [&](statement& update) { update.bind(1, largest_deleted); });
             !raised)
             return std::move(raised).failure();
-    auto prepared = db.prepare(horizon_sql, purging);
-    if (!prepared)
-        return std::move(prepared).failure();
-    statement query(*prepared);
-    if (const int rc = query.step(); rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? fhir::error::make(fhir::category::fault, "exception",
-                                                     "search_horizon has no row: the schema is damaged")
-                                 : sqlite_failure(rc, purging);
-    outcome.purged_through = query.integer(0);
     return outcome;
 }
 

@@ -40,7 +40,6 @@ inline constexpr std::int64_t purge_batch_rows = 5000;
 
 struct purge_outcome {
     std::int64_t rows = 0;           ///< index rows deleted, all tables together
-    std::int64_t purged_through = 0; ///< search_horizon.purged_through after the purge
 };
 
 /// Deletes closed index rows with until_seq <= `horizon`, lowest until_seq first, at most
