@@ -994,10 +994,14 @@ fhir::result<std::vector<stored_version>> load_versions(connection& db, const st
 }
 
 /// A read transaction for the length of a search (design note 1); ends when it goes out of scope.
+/// On a connection already inside a transaction (the writer's, for a conditional write) it is that
+/// transaction, which is already one snapshot.
 class read_transaction {
 public:
     explicit read_transaction(connection& db) : db_(db) {}
     fhir::status begin() {
+        if (!sqlite3_get_autocommit(db_.handle()))
+            return {};
         auto begun = db_.run("BEGIN", searching);
         open_ = begun.ok();
         return begun;
@@ -1466,6 +1470,28 @@ fhir::result<search_page> run_search(connection& db, const search_request& reque
     for (std::size_t i = 0; i < versions->size(); ++i)
         page.entries.push_back({std::move((*versions)[i]), i >= rows.size()});
     return page;
+}
+
+fhir::result<std::vector<stored_version>> find_matches(connection& db, const write_condition& condition,
+                                                       unsigned limit) {
+    fhir::search_query query = condition.query;
+    query.sort.clear();
+    query.includes.clear();
+    query.total = fhir::search_total::none;
+    query.summary = fhir::search_summary::none;
+    query.elements.clear();
+    query.count = std::max(1u, limit);
+    search_request request;
+    request.query = &query;
+    request.visibility = condition.visibility;
+    auto page = run_search(db, request);
+    if (!page)
+        return std::move(page).failure();
+    std::vector<stored_version> found;
+    for (search_entry& entry : page->entries)
+        if (!entry.include)
+            found.push_back(std::move(entry.version));
+    return found;
 }
 
 fhir::result<std::string> explain_search(connection& db, const search_request& request) {

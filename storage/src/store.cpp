@@ -75,6 +75,16 @@
 //     second, after a group's jobs inside the group's transaction, in a savepoint of its own (a purge
 //     that fails fails no write), and deletes at most detail::purge_batch_rows rows a table, lowest
 //     until_seq first.
+// 19. A write's condition (conditional create, update, delete) is decided by a search on the writer's
+//     connection inside the write transaction (detail::find_matches), after every write before it
+//     in the group: no write can come between the check and the write, so two conditional creates
+//     of the same criteria make one resource whatever their timing (conditional_test.cpp). Only
+//     matches the caller may see count (the condition carries the caller's visibility).
+// 20. A transaction (submit_transaction) runs in one savepoint: all its writes stand or none; its
+//     outcome names the write that failed. An id a condition chose replaces the gateway-assigned
+//     UUID in the other writes' content before any of them is written; nothing else is rewritten.
+// 21. A live Patient with live items (citizen_links) is removed only by a full erasure
+//     (write_request::erase_record), which removes every item first, in the same savepoint.
 #include "storage/store.hpp"
 
 #include "storage/search.hpp"
@@ -117,6 +127,9 @@ const std::string version_sql =
     "SELECT version_id, deleted, last_updated, json, method, owner, citizens, labels, facets "
     "FROM resource_versions WHERE type = ?1 AND id = ?2 AND version_id = ?3";
 const std::string newest_timestamp_sql = "SELECT coalesce(max(last_updated), 0) FROM resource_versions";
+// The live items of a citizen's record (invariant 5: citizen_links holds only current live versions).
+const std::string record_items_sql =
+    "SELECT type, id FROM citizen_links WHERE nhs_number = ?1 AND NOT (type = 'Patient' AND id = ?1) ORDER BY type, id";
 const std::string live_patient_sql =
     "SELECT 1 FROM resources WHERE type = 'Patient' AND id = ?1 AND deleted = 0";
 const std::string insert_version_sql =
@@ -328,7 +341,58 @@ struct queued_grant {
     std::function<void(fhir::status)> done;
 };
 
-using queued_job = std::variant<queued_write, queued_audit, queued_grant>;
+struct queued_transaction {
+    std::vector<write_request> writes;
+    transaction_callback done;
+};
+
+using queued_job = std::variant<queued_write, queued_audit, queued_grant, queued_transaction>;
+using transaction_result = std::variant<std::vector<write_outcome>, transaction_failure>;
+
+/// A write's condition resolved (write_request::condition): the unconditional writes to make, or
+/// the match a conditional create found (nothing to write).
+struct resolution {
+    std::vector<write_request> writes;
+    std::optional<stored_version> matched;
+};
+
+/// Ids the gateway assigns: 8-4-4-4-12 hex digits. Only such an id is replaced as text when a
+/// condition chose another (store.hpp, submit_transaction).
+bool is_uuid(std::string_view text) {
+    if (text.size() != 36)
+        return false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash != (text[i] == '-') || (!dash && !std::isxdigit(static_cast<unsigned char>(text[i]))))
+            return false;
+    }
+    return true;
+}
+
+/// A write's audit record once it has succeeded: the ids it wrote (a condition can choose another
+/// than the request's, a conditional delete or an erasure several), and a conditional create that
+/// wrote nothing says so.
+audit_record success_record(audit_record record, const write_outcome& outcome) {
+    record.outcome = "success";
+    if (!outcome.version.id.empty()) {
+        record.resource_ids = outcome.version.id;
+        for (const stored_version& removed : outcome.also_removed)
+            record.resource_ids += " " + (removed.type == outcome.version.type ? removed.id : removed.type + "/" + removed.id);
+    }
+    if (outcome.matched)
+        record.detail += std::string(record.detail.empty() ? "" : "; ") + "matched an existing resource: nothing written";
+    return record;
+}
+
+void replace_all(std::string& text, std::string_view from, std::string_view to) {
+    for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+        text.replace(at, from.size(), to);
+}
+
+template <class... Ts>
+struct overloaded : Ts... {
+    using Ts::operator()...;
+};
 
 /// Where the audit chain ends: the last record's sequence and hash.
 struct chain_tip {
@@ -385,6 +449,15 @@ struct store::impl {
     bool in_savepoint(Run&& run, Fail&& fail_all);
     fhir::result<write_outcome> apply_guarded(const write_request& request);
     fhir::result<write_outcome> apply(const write_request& request);
+    /// A write with its condition, if any: resolved by a search inside the open transaction, then applied.
+    fhir::result<write_outcome> apply_request(const write_request& request);
+    fhir::result<resolution> resolve(const write_request& request);
+    /// The writes of a transaction, all or none (store.hpp, submit_transaction); `failed` is set to
+    /// the index of the write being applied, so that on error it names the one that failed.
+    fhir::result<std::vector<write_outcome>> apply_transaction(const std::vector<write_request>& writes,
+                                                               std::size_t& failed);
+    /// The live resources other than the Patient that link to a citizen (citizen_links).
+    fhir::result<std::vector<std::pair<std::string, std::string>>> record_items(std::string_view nhs_number);
     fhir::status check_citizens(const write_request& request);
     fhir::status check_owner(const write_request& request, const stored_version& current);
     fhir::result<bool> same_access(const write_request& request, const stored_version& current);
@@ -687,12 +760,17 @@ void store::impl::enqueue_all(std::vector<queued_job> jobs) {
     const auto closing =
         fhir::error::make(fhir::category::busy, "transient", "storage temporarily unavailable: the store is closing");
     for (queued_job& job : jobs)
-        std::visit(
-            [&](auto& refused) {
-                if (refused.done)
-                    refused.done(closing);
-            },
-            job);
+        std::visit(overloaded{
+                       [&](queued_transaction& refused) {
+                           if (refused.done)
+                               refused.done(transaction_failure{SIZE_MAX, closing});
+                       },
+                       [&](auto& refused) {
+                           if (refused.done)
+                               refused.done(closing);
+                       },
+                   },
+                   job);
 }
 
 void store::submit(write_request request, write_callback done) {
@@ -713,6 +791,10 @@ void store::append_audit(std::vector<audit_record> records, std::function<void(f
 
 void store::grant_break_glass(break_glass_grant grant, audit_record audit, std::function<void(fhir::status)> done) {
     impl_->enqueue(queued_grant{std::move(grant), std::move(audit), std::move(done)});
+}
+
+void store::submit_transaction(std::vector<write_request> writes, transaction_callback done) {
+    impl_->enqueue(queued_transaction{std::move(writes), std::move(done)});
 }
 
 fhir::result<write_outcome> store::write(write_request request) {
@@ -762,11 +844,6 @@ enum class savepoint_end {
     lost,   ///< the whole transaction is gone or unusable
 };
 
-template <class... Ts>
-struct overloaded : Ts... {
-    using Ts::operator()...;
-};
-
 /// Runs `run` (returning fhir::status) inside a savepoint of the open transaction: kept on
 /// success, rolled back to the savepoint (with the audit chain's tip) on failure.
 template <class Run>
@@ -809,8 +886,13 @@ savepoint_end run_in_savepoint(connection& db, chain_tip& tip, const chain_tip& 
 } // namespace
 
 void store::impl::commit_group(std::vector<queued_job>& group) {
-    const auto write_count = static_cast<std::uint64_t>(std::count_if(
-        group.begin(), group.end(), [](const queued_job& job) { return std::holds_alternative<queued_write>(job); }));
+    std::uint64_t write_count = 0;
+    for (const queued_job& job : group) {
+        if (std::holds_alternative<queued_write>(job))
+            ++write_count;
+        else if (const auto* transaction = std::get_if<queued_transaction>(&job))
+            write_count += transaction->writes.size();
+    }
     ++groups;
     writes += write_count;
     for (auto seen = largest_group.load(); write_count > seen && !largest_group.compare_exchange_weak(seen, write_count);) {
@@ -820,6 +902,7 @@ void store::impl::commit_group(std::vector<queued_job>& group) {
     // Per job: a write's outcome, or the status of an audit append or a grant.
     std::vector<std::optional<fhir::result<write_outcome>>> outcomes(group.size());
     std::vector<std::optional<fhir::status>> statuses(group.size());
+    std::vector<std::optional<transaction_result>> transactions(group.size());
     // Invariant 7: once the transaction as a whole is lost, no job in it is acknowledged.
     auto fail_all = [&](const fhir::error& failure) {
         if (!sqlite3_get_autocommit(db.handle()))
@@ -828,6 +911,8 @@ void store::impl::commit_group(std::vector<queued_job>& group) {
         for (std::size_t i = 0; i < group.size(); ++i) {
             if (std::holds_alternative<queued_write>(group[i]))
                 outcomes[i].emplace(failure);
+            else if (std::holds_alternative<queued_transaction>(group[i]))
+                transactions[i].emplace(transaction_failure{SIZE_MAX, failure});
             else
                 statuses[i].emplace(failure);
         }
@@ -837,6 +922,7 @@ void store::impl::commit_group(std::vector<queued_job>& group) {
             try {
                 std::visit(overloaded{
                                [&](queued_write& job) { job.done(std::move(*outcomes[i])); },
+                               [&](queued_transaction& job) { job.done(std::move(*transactions[i])); },
                                [&](auto& job) {
                                    if (job.done)
                                        job.done(std::move(*statuses[i]));
@@ -863,13 +949,11 @@ void store::impl::commit_group(std::vector<queued_job>& group) {
             std::optional<write_outcome> written;
             const auto end = in_savepoint(
                 [&]() -> fhir::status {
-                    auto applied = apply_guarded(job->request);
+                    auto applied = apply_request(job->request);
                     if (!applied)
                         return std::move(applied).failure();
                     if (job->request.audit) { // invariant 14
-                        audit_record record = *job->request.audit;
-                        record.outcome = "success";
-                        if (auto appended = append_one(std::move(record)); !appended)
+                        if (auto appended = append_one(success_record(*job->request.audit, *applied)); !appended)
                             return appended;
                     }
                     written = std::move(*applied);
@@ -893,6 +977,51 @@ void store::impl::commit_group(std::vector<queued_job>& group) {
                         failure = audit_failure;
                         lost = true; // an audit record that cannot be kept fails the group
                     }
+                }
+            } else {
+                lost = true;
+            }
+        } else if (auto* job = std::get_if<queued_transaction>(&group[i])) {
+            std::optional<std::vector<write_outcome>> written;
+            std::size_t failed_at = 0;
+            const auto end = in_savepoint(
+                [&]() -> fhir::status {
+                    auto applied = apply_transaction(job->writes, failed_at);
+                    if (!applied)
+                        return std::move(applied).failure();
+                    failed_at = SIZE_MAX; // from here on, no write's fault
+                    for (std::size_t w = 0; w < job->writes.size(); ++w) // invariant 14
+                        if (job->writes[w].audit)
+                            if (auto appended = append_one(success_record(*job->writes[w].audit, (*applied)[w]));
+                                !appended)
+                                return appended;
+                    written = std::move(*applied);
+                    return {};
+                },
+                failure);
+            if (end == savepoint_end::kept) {
+                transactions[i].emplace(std::move(*written));
+            } else if (end == savepoint_end::undone) {
+                const bool storage_failure =
+                    failure->kind == fhir::category::busy || failure->kind == fhir::category::fault;
+                transactions[i].emplace(transaction_failure{storage_failure ? SIZE_MAX : failed_at, *failure});
+                // Nothing of the transaction stands; each write's audit record still goes in, saying so.
+                std::optional<fhir::error> audit_failure;
+                if (in_savepoint(
+                        [&]() -> fhir::status {
+                            for (const write_request& write : job->writes) {
+                                if (!write.audit)
+                                    continue;
+                                audit_record record = *write.audit;
+                                record.outcome = "failed";
+                                if (auto appended = append_one(std::move(record)); !appended)
+                                    return appended;
+                            }
+                            return {};
+                        },
+                        audit_failure) != savepoint_end::kept) {
+                    failure = audit_failure;
+                    lost = true;
                 }
             } else {
                 lost = true;
@@ -1012,6 +1141,20 @@ fhir::result<write_outcome> store::impl::apply(const write_request& request) {
                      [](const fhir::citizen_link& link) { return link.nhs_number.find('\n') != std::string::npos; })))
         return store_fault("a write's access facts hold a line break (" + target + ")");
 
+    // A citizen's Patient goes only with the whole record, and only by a full erasure.
+    std::vector<std::pair<std::string, std::string>> record;
+    if (request.kind == write_kind::remove && request.type == "Patient" && live) {
+        auto items = record_items(request.id);
+        if (!items)
+            return std::move(items).failure();
+        record = std::move(*items);
+        if (!record.empty() && !request.erase_record)
+            return fhir::error::make(fhir::category::conflict, "conflict",
+                                     "the citizen's record holds " + std::to_string(record.size()) +
+                                         " items; a Patient is deleted only with its whole record, by a full erasure "
+                                         "that the access policy must allow");
+    }
+
     if (request.if_match && (!live || current->version_id != *request.if_match))
         return fhir::error::make(
             fhir::category::precondition_failed, "conflict",
@@ -1039,7 +1182,191 @@ fhir::result<write_outcome> store::impl::apply(const write_request& request) {
             }
         }
     }
-    return write_version(request, current);
+    // A full erasure: every item of the record goes, whoever wrote it, then the Patient.
+    std::vector<stored_version> erased;
+    for (const auto& [type, id] : record) {
+        write_request item;
+        item.kind = write_kind::remove;
+        item.type = type;
+        item.id = id;
+        item.writer = request.writer;
+        item.any_owner = true;
+        auto removed = apply(item);
+        if (!removed)
+            return std::move(removed).failure();
+        if (!removed->removed_nothing)
+            erased.push_back(std::move(removed->version));
+    }
+    auto written = write_version(request, current);
+    if (written)
+        written->also_removed = std::move(erased);
+    return written;
+}
+
+fhir::result<resolution> store::impl::resolve(const write_request& request) {
+    const write_condition& condition = *request.condition;
+    const std::string& type = request.type;
+    auto found = detail::find_matches(*writer_db, condition, std::max(1u, condition.max_matches) + 1);
+    if (!found)
+        return std::move(found).failure();
+    std::vector<stored_version>& matches = *found;
+    resolution decided;
+    write_request plain = request;
+    plain.condition.reset();
+    auto too_many = [&] {
+        return fhir::error::make(fhir::category::precondition_failed, "multiple-matches",
+                                 "the criteria match " + std::string(matches.size() > condition.max_matches ? "more than " : "") +
+                                     std::to_string(std::min<std::size_t>(matches.size(), condition.max_matches)) + " " + type +
+                                     " resources; make them more selective");
+    };
+    switch (request.kind) {
+    case write_kind::create:
+        if (matches.size() > 1)
+            return too_many();
+        if (matches.size() == 1)
+            decided.matched = std::move(matches.front());
+        else
+            decided.writes.push_back(std::move(plain));
+        return decided;
+    case write_kind::update:
+        if (matches.size() > 1)
+            return too_many();
+        if (matches.size() == 1) {
+            if (!condition.client_id.empty() && condition.client_id != matches.front().id)
+                return fhir::error::make(fhir::category::malformed, "invalid",
+                                         "the resource's id differs from the id of the " + type + " the criteria match",
+                                         type + ".id");
+            plain.id = matches.front().id;
+        }
+        decided.writes.push_back(std::move(plain));
+        return decided;
+    case write_kind::remove:
+        if (matches.size() > 1 && (!condition.multiple || matches.size() > condition.max_matches))
+            return too_many();
+        for (const stored_version& match : matches) {
+            const auto& grant = condition.removable;
+            const bool allowed = grant.type == type &&
+                                 (grant.whole || std::any_of(match.facets.begin(), match.facets.end(), [&](const std::string& f) {
+                                      return std::find(grant.facets.begin(), grant.facets.end(), f) != grant.facets.end();
+                                  }));
+            if (!allowed)
+                return fhir::error::make(fhir::category::forbidden, "forbidden",
+                                         "your role may not delete a " + type + " the criteria match");
+            write_request one = plain;
+            one.id = match.id;
+            decided.writes.push_back(std::move(one));
+        }
+        return decided;
+    }
+    return store_fault("a conditional write of an unknown kind");
+}
+
+fhir::result<write_outcome> store::impl::apply_request(const write_request& request) {
+    if (!request.condition)
+        return apply_guarded(request);
+    auto decided = resolve(request);
+    if (!decided)
+        return std::move(decided).failure();
+    write_outcome outcome;
+    if (decided->matched) {
+        outcome.matched = true;
+        outcome.version = std::move(*decided->matched);
+        return outcome;
+    }
+    if (decided->writes.empty()) { // a conditional remove that matched nothing
+        outcome.removed_nothing = true;
+        outcome.version.type = request.type;
+        return outcome;
+    }
+    for (std::size_t i = 0; i < decided->writes.size(); ++i) {
+        auto applied = apply_guarded(decided->writes[i]);
+        if (!applied)
+            return std::move(applied).failure();
+        if (i == 0) {
+            outcome = std::move(*applied);
+        } else {
+            outcome.also_removed.push_back(std::move(applied->version));
+            for (auto& more : applied->also_removed)
+                outcome.also_removed.push_back(std::move(more));
+        }
+    }
+    return outcome;
+}
+
+fhir::result<std::vector<write_outcome>> store::impl::apply_transaction(const std::vector<write_request>& writes,
+                                                                        std::size_t& failed) {
+    std::vector<write_request> plan = writes;
+    std::vector<std::optional<write_outcome>> outcomes(writes.size());
+    std::vector<std::pair<std::string, std::string>> renamed; // assigned id -> the id a condition chose
+    // First the removes (applied at once, so later conditions see them) and every condition.
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+        failed = i;
+        if (plan[i].kind == write_kind::remove) {
+            auto removed = apply_request(plan[i]);
+            if (!removed)
+                return std::move(removed).failure();
+            outcomes[i] = std::move(*removed);
+            continue;
+        }
+        if (!plan[i].condition)
+            continue;
+        auto decided = resolve(plan[i]);
+        if (!decided)
+            return std::move(decided).failure();
+        std::string chosen;
+        if (decided->matched) {
+            chosen = decided->matched->id;
+            write_outcome matched;
+            matched.matched = true;
+            matched.version = std::move(*decided->matched);
+            outcomes[i] = std::move(matched);
+        } else {
+            plan[i] = std::move(decided->writes.front());
+            chosen = plan[i].id;
+        }
+        if (chosen != writes[i].id) {
+            if (!is_uuid(writes[i].id))
+                return fhir::error::make(fhir::category::precondition_failed, "conflict",
+                                         "the criteria match " + reference(writes[i].type, chosen) +
+                                             ", but the resource's content fixes its id as " + writes[i].id);
+            renamed.emplace_back(writes[i].id, chosen);
+        }
+    }
+    for (const auto& [from, to] : renamed)
+        for (write_request& write : plan)
+            if (write.kind != write_kind::remove)
+                replace_all(write.content, from, to);
+    // Then the creates and updates, Patients first: an item may be listed before its citizen.
+    for (const bool patients : {true, false})
+        for (std::size_t i = 0; i < plan.size(); ++i) {
+            if (outcomes[i] || (plan[i].type == "Patient") != patients)
+                continue;
+            failed = i;
+            auto applied = apply_guarded(plan[i]);
+            if (!applied)
+                return std::move(applied).failure();
+            outcomes[i] = std::move(*applied);
+        }
+    std::vector<write_outcome> done;
+    done.reserve(outcomes.size());
+    for (auto& outcome : outcomes)
+        done.push_back(std::move(*outcome));
+    return done;
+}
+
+fhir::result<std::vector<std::pair<std::string, std::string>>> store::impl::record_items(std::string_view nhs_number) {
+    std::vector<std::pair<std::string, std::string>> items;
+    auto prepared = writer_db->prepare(record_items_sql, "reading a citizen's record");
+    if (!prepared)
+        return std::move(prepared).failure();
+    statement query(*prepared);
+    query.bind(1, nhs_number);
+    int rc;
+    while ((rc = query.step()) == SQLITE_ROW)
+        items.emplace_back(query.text(0), query.text(1));
+    if (rc != SQLITE_DONE)
+        return detail::sqlite_failure(rc, "reading a citizen's record");
+    return items;
 }
 
 fhir::status store::impl::check_citizens(const write_request& request) {

@@ -242,7 +242,9 @@ TEST_CASE("standing: a relationship is an active link, or one that ended at or a
     CHECK_FALSE(unknown->held);
     CHECK_FALSE(unknown->relationship);
 
-    must_write(*db, remove_request("Patient", nhs));
+    auto erase = remove_request("Patient", nhs); // the Encounters go with it (a full erasure)
+    erase.erase_record = true;
+    must_write(*db, erase);
     CHECK_FALSE(standing_of("RX1").held);
 }
 

@@ -80,6 +80,25 @@ struct search_page {
     std::optional<search_cursor> previous;
 };
 
+/// The search of a conditional write (store.hpp, write_request::condition), run by the writer inside
+/// the write transaction over the data as committed plus the transaction's earlier writes.
+struct write_condition {
+    /// One type and its criteria (search_query::types has exactly one entry); sort, count, includes,
+    /// _summary and _total are ignored.
+    fhir::search_query query;
+    /// Only matches the caller may see count: a hidden resource neither blocks a create nor is
+    /// changed, so a conditional write cannot reveal it.
+    search_visibility visibility;
+    /// remove: the matches the caller may delete (by facets, as policy::may decides); a visible match
+    /// outside this fails the write with `forbidden`.
+    search_visibility::type_grant removable;
+    /// remove: several matches are all removed (up to max_matches; more fail precondition_failed).
+    bool multiple = false;
+    unsigned max_matches = 100;
+    /// update: the id the client's body carried, if any; a match with another id fails `malformed`.
+    std::string client_id;
+};
+
 /// Encodes a cursor as opaque text for a link (URL-safe), and back. Errors: malformed.
 std::string encode_cursor(const search_cursor& cursor);
 fhir::result<search_cursor> decode_cursor(std::string_view text);

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace caregate::storage {
@@ -21,6 +22,7 @@ using timestamp = std::int64_t;
 
 struct search_request; // storage/search.hpp
 struct search_page;
+struct write_condition;
 
 struct store_options {
     std::string path = "caregate.db"; ///< a file; SQLite WAL needs a real file, so no :memory:
@@ -127,8 +129,23 @@ struct write_request {
     /// (organisation links, objection) for the citizen while this version is current.
     fhir::access_facts access;
     /// Appended in the same transaction as the write, with `outcome` set by the store: "success", or
-    /// "failed" when the write fails (then the audit record alone is committed).
+    /// "failed" when the write fails (then the audit record alone is committed). Its resource_ids is
+    /// set by the store to the id written (a condition can choose another than `id`).
     std::optional<audit_record> audit;
+    /// Conditional create, update and delete (storage/search.hpp): the writer runs the condition's
+    /// search inside the write transaction, so no other write comes between the check and the write.
+    ///  - create: no match: create `id`; one match: nothing is written and the outcome is that match
+    ///    (`matched`); several: precondition_failed.
+    ///  - update: no match: create `id` (the client's, or a new one); one match: update it (its id
+    ///    must equal write_condition::client_id when that is set, else malformed); several:
+    ///    precondition_failed.
+    ///  - remove: no match: nothing (removed_nothing); one: remove it; several: remove each when
+    ///    write_condition::multiple, else precondition_failed.
+    std::shared_ptr<const write_condition> condition;
+    /// remove of a Patient: refused with `conflict` while other live resources link to the citizen,
+    /// unless this is set (the policy allows a full erasure): then each of them is removed too, in
+    /// the same transaction, before the Patient (outcome.also_removed lists them).
+    bool erase_record = false;
 };
 
 struct write_outcome {
@@ -136,7 +153,21 @@ struct write_outcome {
     bool created = false;   ///< there was no live resource before this write
     bool unchanged = false; ///< an update with the same content: no new version was made
     bool removed_nothing = false; ///< a remove of a resource that did not exist or was already deleted
+    bool matched = false;   ///< a conditional create found one match: nothing was written
+    /// A conditional remove of several matches, or an erasure: the deletion markers made besides
+    /// `version` (in the order made).
+    std::vector<stored_version> also_removed;
 };
+
+/// Where a transaction failed: the write at `index` (in the order given) and why.
+struct transaction_failure {
+    std::size_t index = 0;
+    fhir::error failure;
+};
+/// A transaction's outcomes in the order of its writes, or its failure. A failure that is no one
+/// write's fault (busy, fault) has index SIZE_MAX.
+using transaction_callback =
+    std::function<void(std::variant<std::vector<write_outcome>, transaction_failure>)>;
 
 /// What the writer has done since open: for tests and metrics.
 struct store_statistics {
@@ -200,6 +231,14 @@ public:
     void submit_all(std::vector<std::pair<write_request, write_callback>> writes);
     /// submit() and wait: for tools and tests.
     fhir::result<write_outcome> write(write_request request);
+    /// Queues writes that commit together or not at all (a FHIR transaction bundle). The writer first
+    /// resolves every condition in order (a remove is applied at once, so later conditions see it),
+    /// then, where a condition chose another id than the write's `id` (a create that matched, an
+    /// update of a match), replaces that `id` by the chosen one in the content of every other write
+    /// of the transaction (ids assigned by the gateway are UUIDs, so the text is unambiguous), then
+    /// applies the creates and updates in order. The first failure undoes all of them and `done`
+    /// gets its index; each write's audit record is committed either way ("success" or "failed").
+    void submit_transaction(std::vector<write_request> writes, transaction_callback done);
 
     /// The standing of (organisation, user) with a citizen at `now`. Reads only.
     fhir::result<citizen_standing> standing(std::string_view nhs_number, std::string_view organisation,
