@@ -206,6 +206,7 @@ policy policy::parse(std::string_view json) {
         }
         r.all_citizens = flag(item, "all_citizens", where);
         r.any_owner = flag(item, "any_owner", where);
+        r.erase_record = flag(item, "erase_record", where);
         out.rules_.push_back(std::move(r));
     }
     return out;
@@ -257,6 +258,10 @@ bool policy::any_owner(const profile& who) const noexcept {
     return std::any_of(who.rules.begin(), who.rules.end(), [](const rule* r) { return r->any_owner; });
 }
 
+bool policy::erase_record(const profile& who) const noexcept {
+    return std::any_of(who.rules.begin(), who.rules.end(), [](const rule* r) { return r->erase_record; });
+}
+
 bool policy::labels_allow(const profile& who, const std::vector<std::string>& labels,
                           std::string_view owner) const noexcept {
     if (contains(labels, very_restricted_label_) && owner != who.org->ods)
@@ -269,11 +274,15 @@ bool policy::labels_allow(const profile& who, const std::vector<std::string>& la
 }
 
 policy::read_scope policy::read_scope_for(const profile& who, std::string_view type) const {
+    return scope_for(who, action::read, type);
+}
+
+policy::read_scope policy::scope_for(const profile& who, action act, std::string_view type) const {
     read_scope scope;
-    if (!scopes_allow(who.caller->scopes, action::read, type))
+    if (!scopes_allow(who.caller->scopes, act, type))
         return scope;
     for (const rule* r : who.rules)
-        for (const auto& grant : r->grants[static_cast<std::size_t>(action::read)]) {
+        for (const auto& grant : r->grants[static_cast<std::size_t>(act)]) {
             if (!grant_matches(grant, type, nullptr))
                 continue;
             scope.any = true;

@@ -53,6 +53,10 @@ struct rule {
     std::array<std::vector<type_grant>, action_count> grants;
     bool all_citizens = false; ///< no relationship needed (the ICS's own services, IG review)
     bool any_owner = false;    ///< may change other organisations' contributions
+    /// May erase a citizen's whole record: delete their Patient together with every live item linked
+    /// to it, in one transaction (DELETE /Patient/{nhs}?_cascade=delete). Without it, a Patient whose
+    /// record holds items cannot be deleted.
+    bool erase_record = false;
 };
 
 /// The acting person or system as the policy sees them: the verified token, the organisation, and
@@ -83,6 +87,7 @@ public:
     bool may(const profile& who, action act, std::string_view type, const std::vector<std::string>& facets) const noexcept;
     bool all_citizens(const profile& who) const noexcept;
     bool any_owner(const profile& who) const noexcept;
+    bool erase_record(const profile& who) const noexcept;
 
     /// How far the profile may read a type: not at all (`any` false), wholly, or only versions having
     /// one of `facets` (the same decision as `may`, as data for a search's query).
@@ -92,6 +97,8 @@ public:
         std::vector<std::string> facets;
     };
     read_scope read_scope_for(const profile& who, std::string_view type) const;
+    /// The same for any action: e.g. which resources of a type a conditional delete may remove.
+    read_scope scope_for(const profile& who, action act, std::string_view type) const;
     /// The labels that hide a version from the profile whoever owns it, and those that hide it unless
     /// the profile's organisation owns it (the same decision as `labels_allow`, as data).
     std::vector<std::string> hidden_labels(const profile& who) const;

@@ -36,6 +36,8 @@ struct serve_settings {
     bool demo_data = false;
     net::limits limits;
     unsigned max_count = 1000;
+    bool conditional_delete_multiple = false;
+    std::size_t max_bundle_entries = 10000;
 };
 
 bool to_bool(const std::string& text, const char* flag) {
@@ -83,6 +85,11 @@ std::vector<option> serve_options(serve_settings& s) {
          [&](const std::string& v) { s.limits.max_connections = to_number<std::size_t>(v, "max-connections"); }},
         {"max-count", "N", "largest page (_count) served (default 1000)",
          [&](const std::string& v) { s.max_count = to_number<unsigned>(v, "max-count"); }},
+        {"conditional-delete-multiple", "",
+         "let DELETE [type]?criteria delete every match (up to 100); without it several matches get 412",
+         [&](const std::string& v) { s.conditional_delete_multiple = to_bool(v, "conditional-delete-multiple"); }},
+        {"max-bundle-entries", "N", "most entries in one transaction or batch Bundle; more get 413 (default 10000)",
+         [&](const std::string& v) { s.max_bundle_entries = to_number<std::size_t>(v, "max-bundle-entries"); }},
         {"demo-data", "", "load three demo citizens (test-range NHS numbers) and a few records at start",
          [&](const std::string& v) { s.demo_data = to_bool(v, "demo-data"); }},
     };
@@ -154,6 +161,8 @@ int serve(const std::vector<std::string>& args) {
         rest::rest_config rest_config;
         rest_config.base_url = settings.base_url;
         rest_config.max_count = settings.max_count;
+        rest_config.conditional_delete_multiple = settings.conditional_delete_multiple;
+        rest_config.max_bundle_entries = settings.max_bundle_entries;
         rest::application app(*store, guard, rest_config);
 
         net::listener provider;

@@ -44,7 +44,7 @@ std::string_view action_code(std::string_view action) {
         return "R";
     if (action == "update")
         return "U";
-    if (action == "delete")
+    if (action == "delete" || action == "erase")
         return "D";
     return "E";
 }

@@ -78,12 +78,16 @@ std::string capability_statement(const rest::rest_config& config) {
         out.Bool(row.allows(rest::interaction::vread));
         out.Key("updateCreate");
         out.Bool(row.allows(rest::interaction::update));
+        // Conditional create, update and delete: the criteria are run by the writer inside the write
+        // transaction (interactions/create.cpp, update.cpp, delete.cpp).
         out.Key("conditionalCreate");
-        out.Bool(false);
+        out.Bool(row.allows(rest::interaction::create));
         text("conditionalRead", row.allows(rest::interaction::read) ? "full-support" : "not-supported");
         out.Key("conditionalUpdate");
-        out.Bool(false);
-        text("conditionalDelete", "not-supported");
+        out.Bool(row.allows(rest::interaction::update));
+        text("conditionalDelete", !row.allows(rest::interaction::delete_)  ? "not-supported"
+                                  : config.conditional_delete_multiple ? "multiple"
+                                                                       : "single");
         auto list = [&](const char* key, const std::vector<std::string>& values) {
             if (values.empty())
                 return; // FHIR JSON has no empty arrays

@@ -9,9 +9,14 @@ namespace caregate::interactions {
 void capabilities(rest::context& ctx, rest::responder& done);
 void read(rest::context& ctx, rest::responder& done);
 void vread(rest::context& ctx, rest::responder& done);
+/// Create, update and delete, each also conditionally (by If-None-Exist, or [type]?criteria).
 void create(rest::context& ctx, rest::responder& done);
 void update(rest::context& ctx, rest::responder& done);
 void delete_(rest::context& ctx, rest::responder& done);
+/// POST [base] with a transaction or batch Bundle (https://hl7.org/fhir/R4/http.html#transaction).
+void bundle(rest::context& ctx, rest::responder& done);
+/// JSON Patch and FHIRPath Patch, on an id or conditionally.
+void patch(rest::context& ctx, rest::responder& done);
 /// Instance, type and system history: the route says which.
 void history(rest::context& ctx, rest::responder& done);
 /// Search (https://hl7.org/fhir/R4/search.html): type level (GET and POST _search), system level,

@@ -1,65 +1,95 @@
 // update: https://hl7.org/fhir/R4/http.html#update, including update-as-create with the client's id
 // and If-Match (https://hl7.org/fhir/R4/http.html#concurrency). Unchanged content makes no version.
 // Only the organisation that contributed a resource may change it (DESIGN.md section 4, rule 6).
+//
+// Conditional update (PUT [type]?criteria, https://hl7.org/fhir/R4/http.html#cond-update): the
+// writer runs the criteria inside the write transaction. No match: create (with the body's id if it
+// has one, else a new one); one: update it (a body id must be the match's, else 400); several: 412.
+// As for conditional create, only resources the caller may see count, and none is revealed.
 #include "interactions/interactions.hpp"
-#include "interactions/access_steps.hpp"
 #include "interactions/write.hpp"
 
+#include "rest/application.hpp"
 #include "rest/error_response.hpp"
 
 namespace caregate::interactions {
 
+namespace detail {
+
 using fhir::category;
 using fhir::error;
 
-void update(rest::context& ctx, rest::responder& done) {
-    if (auto ok = ctx.only_params({}); !ok)
-        return done(rest::error_response(ok.failure()));
-    if (!detail::check_permitted(ctx, access::action::update, done))
-        return;
-    auto prepared = detail::prepare_body(ctx);
-    if (!prepared)
-        return done(rest::error_response(prepared.failure()));
-    const std::string& type = ctx.where.type;
-    if (prepared->id.empty())
-        return done(rest::error_response(
-            error::make(category::malformed, "required", "an update needs the resource's id in the body", type + ".id")));
-    if (prepared->id != ctx.where.id)
-        return done(rest::error_response(
-            error::make(category::malformed, "invalid", "the id in the body differs from the id in the URL", type + ".id")));
-    if (type == "Patient" && prepared->nhs_number != ctx.where.id)
-        return done(rest::error_response(error::make(
-            category::invalid, "invariant", "a Patient's id must be the NHS number in its identifier", "Patient.identifier")));
-    auto expected = detail::if_match(ctx);
-    if (!expected)
-        return done(rest::error_response(expected.failure()));
-
-    // Changing what exists needs it visible (else 404, as if absent) and owned (else 403).
-    auto current = ctx.store.read_current(type, ctx.where.id);
-    if (current && !current->deleted) {
-        auto visible = detail::visible_current(ctx, type, ctx.where.id, std::move(current));
-        if (!visible) {
-            detail::audit_access(ctx, "update", {}, "not-found");
-            return done(rest::error_response(visible.failure()));
-        }
-        if (visible->owner != ctx.who->org->ods && !ctx.guard->rules().any_owner(*ctx.who))
-            return done(rest::error_response(error::make(category::forbidden, "forbidden",
-                                                         "only the organisation that contributed this resource may change it")));
-    } else if (!current && current.failure().kind != category::not_found) {
-        return done(rest::error_response(current.failure()));
+fhir::result<planned_write> plan_update(rest::context& ctx) {
+    const bool conditional = ctx.where.id.empty();
+    const criteria_list criteria = conditional ? route_criteria(ctx) : criteria_list{};
+    if (!conditional)
+        if (auto ok = ctx.only_params({}); !ok)
+            return ok.failure();
+    if (auto ok = check_may_ever(ctx, access::action::update); !ok)
+        return ok.failure();
+    std::optional<fhir::search_query> query;
+    if (conditional) {
+        auto parsed = parse_criteria(ctx, criteria);
+        if (!parsed)
+            return std::move(parsed).failure();
+        query = std::move(parsed.value());
     }
-    if (auto allowed = detail::check_write(ctx, access::action::update, *prepared); !allowed)
-        return done(rest::error_response(allowed.failure()));
+    auto prepared = prepare_body(ctx);
+    if (!prepared)
+        return std::move(prepared).failure();
+    const std::string& type = ctx.where.type;
+    if (!conditional) {
+        if (prepared->id.empty())
+            return error::make(category::malformed, "required", "an update needs the resource's id in the body", type + ".id");
+        if (prepared->id != ctx.where.id)
+            return error::make(category::malformed, "invalid", "the id in the body differs from the id in the URL", type + ".id");
+    }
+    // A Patient's id is its NHS number, whichever way it is addressed.
+    const std::string id = !conditional          ? ctx.where.id
+                            : !prepared->id.empty() ? prepared->id
+                            : type == "Patient"     ? prepared->nhs_number
+                                                    : std::string();
+    if (type == "Patient" && prepared->nhs_number != id)
+        return error::make(category::invalid, "invariant", "a Patient's id must be the NHS number in its identifier",
+                           "Patient.identifier");
+    auto expected = if_match(ctx);
+    if (!expected)
+        return std::move(expected).failure();
 
-    storage::write_request write;
+    // Changing what exists needs it visible (else 404, as if absent) and owned (else 403). A
+    // conditional update's matches are checked by the writer; the id a body names is checked here,
+    // as it may be written to when nothing matches.
+    if (!id.empty())
+        if (auto target = check_target(ctx, id, "update"); !target)
+            return std::move(target).failure();
+    if (auto allowed = check_write(ctx, access::action::update, *prepared); !allowed)
+        return allowed.failure();
+
+    planned_write plan;
+    plan.interaction = write_interaction::update;
+    storage::write_request& write = plan.write;
     write.kind = storage::write_kind::update;
     write.type = type;
-    write.id = ctx.where.id;
+    write.id = id.empty() ? rest::random_uuid() : id;
     write.if_match = *expected;
     write.content = std::move(prepared->content);
     write.citizens = std::move(prepared->citizens);
     write.access = std::move(prepared->access);
-    detail::submit_and_answer(ctx, std::move(write), done);
+    std::string detail;
+    if (query) {
+        detail = "criteria: " + criteria_text(*query);
+        auto condition = make_condition(ctx, std::move(*query));
+        condition->client_id = id;
+        write.condition = std::move(condition);
+    }
+    sign_write(ctx, write, "update", {}, std::move(detail));
+    return plan;
+}
+
+} // namespace detail
+
+void update(rest::context& ctx, rest::responder& done) {
+    detail::submit_and_answer(ctx, detail::plan_update(ctx), done);
 }
 
 } // namespace caregate::interactions

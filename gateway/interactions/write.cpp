@@ -1,4 +1,5 @@
-// Shared steps of the write interactions; see write.hpp.
+// Shared steps of the write interactions (write.hpp), and the answer to a planned write
+// (write_plan.hpp).
 #include "interactions/write.hpp"
 
 #include "interactions/access_steps.hpp"
@@ -10,6 +11,51 @@ namespace caregate::interactions::detail {
 
 using fhir::category;
 using fhir::error;
+
+namespace {
+
+/// Search result parameters (https://hl7.org/fhir/R4/search.html#return): they shape a search's
+/// answer and mean nothing to a write.
+constexpr std::string_view result_parameters[] = {"_sort",    "_count",     "_include", "_revinclude",   "_summary",
+                                                  "_elements", "_total",    "_contained", "_containedType", "_cursor"};
+
+bool is_result_parameter(std::string_view name) {
+    return std::any_of(std::begin(result_parameters), std::end(result_parameters), [&](std::string_view p) {
+        return name == p || (name.starts_with(p) && name.size() > p.size() && name[p.size()] == ':');
+    });
+}
+
+rest::response delete_response(const planned_write& plan, const storage::write_outcome& outcome,
+                               rest::prefer_return how) {
+    const std::size_t removed = (outcome.removed_nothing ? 0 : 1) + outcome.also_removed.size();
+    std::string said;
+    if (removed == 0)
+        said = plan.write.condition ? "no resource matched the criteria: there was nothing to delete"
+                                    : "there was nothing to delete";
+    else if (plan.write.erase_record)
+        said = "the citizen's record was erased: the Patient and " + std::to_string(outcome.also_removed.size()) +
+               " resources linked to it were deleted";
+    else if (removed == 1)
+        said = "deleted";
+    else
+        said = "deleted " + std::to_string(removed) + " resources that matched the criteria";
+    rest::response out;
+    if (how == rest::prefer_return::operation_outcome) {
+        error note;
+        note.issues.push_back({"information", "informational", said, {}});
+        out.status = 200;
+        out.set("Content-Type", "application/fhir+json; charset=utf-8");
+        out.body = fhir::operation_outcome_json(note);
+    } else {
+        out.status = 204;
+    }
+    // The ETag of the deletion names one resource's version: not given for several.
+    if (!outcome.removed_nothing && (outcome.also_removed.empty() || plan.write.erase_record))
+        out.set("ETag", rest::etag(outcome.version.version_id));
+    return out;
+}
+
+} // namespace
 
 fhir::result<fhir::prepared_resource> prepare_body(const rest::context& ctx) {
     if (ctx.req.body.empty())
@@ -25,6 +71,15 @@ fhir::result<std::optional<std::int64_t>> if_match(const rest::context& ctx) {
     if (!version)
         return error::make(category::malformed, "value", "If-Match must be a version ETag such as W/\"1\"");
     return std::optional<std::int64_t>{*version};
+}
+
+fhir::status check_may_ever(rest::context& ctx, access::action act) {
+    if (ctx.guard->rules().may_ever(*ctx.who, act, ctx.where.type))
+        return {};
+    const std::string name(access::action_name(act));
+    audit_access(ctx, name, {}, "denied", "the role may not " + name + " " + ctx.where.type);
+    return error::make(category::forbidden, "forbidden",
+                       "your role may not " + name + " " + ctx.where.type + " resources");
 }
 
 fhir::status check_write(rest::context& ctx, access::action act, const fhir::prepared_resource& prepared) {
@@ -52,40 +107,120 @@ fhir::status check_write(rest::context& ctx, access::action act, const fhir::pre
     return {};
 }
 
-void submit_and_answer(rest::context& ctx, storage::write_request write, rest::responder& done,
-                       std::string audit_citizen) {
-    const bool is_remove = write.kind == storage::write_kind::remove;
-    const rest::prefer_return how = ctx.prefer();
+fhir::result<std::optional<storage::stored_version>> check_target(rest::context& ctx, std::string_view id,
+                                                                  const char* action) {
+    const std::string& type = ctx.where.type;
+    auto current = ctx.store.read_current(type, id);
+    if (!current) {
+        if (current.failure().kind == category::not_found)
+            return std::optional<storage::stored_version>{};
+        return std::move(current).failure();
+    }
+    if (current->deleted)
+        return std::optional<storage::stored_version>{};
+    auto visible = visible_current(ctx, type, id, std::move(current));
+    if (!visible) {
+        audit_access(ctx, action, {}, "not-found");
+        return std::move(visible).failure();
+    }
+    if (visible->owner != ctx.who->org->ods && !ctx.guard->rules().any_owner(*ctx.who))
+        return error::make(category::forbidden, "forbidden",
+                           "only the organisation that contributed this resource may change it");
+    return std::optional<storage::stored_version>{std::move(visible.value())};
+}
+
+criteria_list route_criteria(const rest::context& ctx, std::initializer_list<std::string_view> own) {
+    criteria_list out;
+    for (const auto& [key, value] : ctx.params) {
+        if (key == "_format" || key == "_pretty" || std::find(own.begin(), own.end(), key) != own.end())
+            continue;
+        out.emplace_back(key, value);
+    }
+    return out;
+}
+
+fhir::result<fhir::search_query> parse_criteria(const rest::context& ctx, const criteria_list& criteria) {
+    for (const auto& [name, value] : criteria)
+        if (is_result_parameter(name))
+            return error::make(category::unsupported, "not-supported",
+                               "the parameter '" + name +
+                                   "' shapes a search's answer; a conditional interaction takes search criteria only",
+                               name);
+    auto parsed = fhir::parse_search_query({ctx.where.type}, criteria, fhir::search_query_options{});
+    if (!parsed)
+        return parsed;
+    if (parsed->clauses.empty())
+        return error::make(category::malformed, "required",
+                           "a conditional interaction needs search criteria that select the resource, for example "
+                           "identifier=system|value");
+    return parsed;
+}
+
+std::shared_ptr<storage::write_condition> make_condition(rest::context& ctx, fhir::search_query query) {
+    auto condition = std::make_shared<storage::write_condition>();
+    condition->query = std::move(query);
+    condition->visibility = ctx.guard->search_visibility(*ctx.who, ctx.now, ctx.views);
+    return condition;
+}
+
+std::string criteria_text(const fhir::search_query& query) {
+    std::string text;
+    for (const auto& [key, value] : query.applied)
+        text += (text.empty() ? "" : "&") + key + "=" + value;
+    return text;
+}
+
+void sign_write(rest::context& ctx, storage::write_request& write, std::string action, std::string audit_citizen,
+                std::string audit_detail) {
     write.writer = ctx.who->org->ods;
     write.any_owner = ctx.guard->rules().any_owner(*ctx.who);
-    const char* action = is_remove ? "delete" : write.kind == storage::write_kind::create ? "create" : "update";
-    write.audit = write_audit(ctx, action, write.type, write.id, write.citizens);
+    write.audit = write_audit(ctx, std::move(action), write.type, write.id, write.citizens);
     if (!audit_citizen.empty())
         write.audit->nhs_number = std::move(audit_citizen);
+    write.audit->detail = std::move(audit_detail);
+}
+
+rest::response write_response(const rest::rest_config& config, const planned_write& plan,
+                              const storage::write_outcome& outcome, rest::prefer_return how) {
+    if (plan.interaction == write_interaction::remove)
+        return delete_response(plan, outcome, how);
+    // A conditional create that matched answers with the match as it is: no new version.
+    const unsigned status = outcome.created && !outcome.matched ? 201 : 200;
+    return rest::version_response(config, status, outcome.version, how, true);
+}
+
+fhir::error write_failure(const planned_write& plan, fhir::error failure) {
+    if (plan.interaction == write_interaction::patch && plan.pinned_by_server &&
+        failure.kind == category::precondition_failed)
+        return error::make(category::conflict, "conflict",
+                           "the resource changed while the patch was being applied (another write came first); "
+                           "nothing was changed: read it again and send the patch again");
+    if (plan.interaction == write_interaction::remove && plan.write.type == "Patient" && !plan.write.erase_record &&
+        failure.kind == category::conflict)
+        failure.issues.push_back(
+            {"information", "informational",
+             "a citizen's Patient can be deleted only when their record holds no other items: delete those first "
+             "(each by the organisation that contributed it), or, if the access policy lets your role erase a whole "
+             "record, send the same DELETE with ?_cascade=delete, which deletes the Patient and every item linked to "
+             "it in one transaction and is audited as an erasure",
+             "Patient"});
+    return failure;
+}
+
+void submit_and_answer(rest::context& ctx, fhir::result<planned_write> plan, rest::responder& done) {
+    if (!plan)
+        return done(rest::error_response(plan.failure()));
+    // What the answer needs of the plan; the content went to the store.
+    planned_write shape = *plan;
+    shape.write.content.clear();
     // The callback runs on the writer thread after the commit; it must not touch `ctx`.
-    ctx.store.submit(std::move(write), [config = &ctx.config, how, is_remove,
-                                        done = std::move(done)](fhir::result<storage::write_outcome> outcome) {
-        if (!outcome)
-            return done(rest::error_response(outcome.failure()));
-        const storage::write_outcome& result = *outcome;
-        if (is_remove) {
-            rest::response out;
-            if (how == rest::prefer_return::operation_outcome) {
-                error note;
-                note.issues.push_back({"information", "informational",
-                                       result.removed_nothing ? "there was nothing to delete" : "deleted", {}});
-                out.status = 200;
-                out.set("Content-Type", "application/fhir+json; charset=utf-8");
-                out.body = fhir::operation_outcome_json(note);
-            } else {
-                out.status = 204;
-            }
-            if (!result.removed_nothing)
-                out.set("ETag", rest::etag(result.version.version_id));
-            return done(std::move(out));
-        }
-        done(rest::version_response(*config, result.created ? 201 : 200, result.version, how, true));
-    });
+    ctx.store.submit(std::move(plan->write),
+                     [config = &ctx.config, how = ctx.prefer(), shape = std::move(shape),
+                      done = std::move(done)](fhir::result<storage::write_outcome> outcome) {
+                         if (!outcome)
+                             return done(rest::error_response(write_failure(shape, outcome.failure())));
+                         done(write_response(*config, shape, *outcome, how));
+                     });
 }
 
 } // namespace caregate::interactions::detail

@@ -15,7 +15,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <stdexcept>
 
 namespace caregate::rest {
@@ -47,18 +52,27 @@ fhir::status check_accept(const request& req, const std::optional<std::string>& 
                        "only application/fhir+json and application/json are served");
 }
 
-/// Content-Type of a body: JSON is read; anything else gets 415.
+/// Content-Type of a body: JSON is read (and a JSON Patch document, by PATCH only); anything else
+/// gets 415.
 fhir::status check_content_type(const request& req) {
     if (req.body.empty())
         return {};
     std::string_view type = req.header("Content-Type");
     if (type.empty())
         return {}; // taken as JSON, the only format read
-    if (mentions(type, "application/fhir+json") || mentions(type, "application/json") ||
-        mentions(type, "application/json-patch+json"))
+    if (mentions(type, "application/json-patch+json")) {
+        if (req.method == "PATCH")
+            return {};
+        return error::make(category::unsupported_media_type, "not-supported",
+                           "application/json-patch+json is the body of a PATCH only");
+    }
+    if (mentions(type, "application/fhir+json") || mentions(type, "application/json"))
         return {};
     return error::make(category::unsupported_media_type, "not-supported",
-                       "request bodies must be application/fhir+json or application/json");
+                       req.method == "PATCH"
+                           ? "a PATCH body must be application/json-patch+json (JSON Patch) or application/fhir+json "
+                             "(a FHIRPath Patch Parameters resource)"
+                           : "request bodies must be application/fhir+json or application/json");
 }
 
 bool valid_id(std::string_view id) noexcept {
@@ -94,7 +108,9 @@ fhir::result<route> find_route(std::string_view method, const std::vector<std::s
     if (n == 0) {
         if (method == "GET")
             return route{interaction::search_system, {}, {}, 0};
-        return wrong_method(method); // transaction and batch come with a later issue
+        if (method == "POST")
+            return route{interaction::transaction, {}, {}, 0};
+        return wrong_method(method);
     }
     if (n == 1 && segments[0] == "_search") {
         if (method != "POST")
@@ -119,6 +135,13 @@ fhir::result<route> find_route(std::string_view method, const std::vector<std::s
             return on_type(type, interaction::create);
         if (method == "GET")
             return on_type(type, interaction::search_type);
+        // Conditional update, delete and patch: [type]?criteria, the criteria taken by the interaction.
+        if (method == "PUT")
+            return on_type(type, interaction::update);
+        if (method == "DELETE")
+            return on_type(type, interaction::delete_);
+        if (method == "PATCH")
+            return on_type(type, interaction::patch);
         return wrong_method(method);
     }
     if (n == 2 && segments[1] == "_history") {
@@ -142,6 +165,8 @@ fhir::result<route> find_route(std::string_view method, const std::vector<std::s
             kind = interaction::update;
         else if (method == "DELETE")
             kind = interaction::delete_;
+        else if (method == "PATCH")
+            kind = interaction::patch;
         else
             return wrong_method(method);
         auto r = on_type(type, kind);
@@ -196,7 +221,10 @@ std::string allowed_methods(const std::vector<std::string>& segments) {
     auto add = [&](std::string_view method) { methods.push_back(method); };
     const std::size_t n = segments.size();
     const type_capability* row = n > 0 ? find_type(segments[0]) : nullptr;
-    if (n == 0 || (n == 1 && (segments[0] == "metadata" || segments[0] == "_history")))
+    if (n == 0) {
+        add("GET");
+        add("POST");
+    } else if (n == 1 && (segments[0] == "metadata" || segments[0] == "_history"))
         add("GET");
     else if (n == 1 && segments[0] == "_search")
         add("POST");
@@ -207,6 +235,12 @@ std::string allowed_methods(const std::vector<std::string>& segments) {
             add("GET");
         if (row->allows(interaction::create))
             add("POST");
+        if (row->allows(interaction::update))
+            add("PUT");
+        if (row->allows(interaction::delete_))
+            add("DELETE");
+        if (row->allows(interaction::patch))
+            add("PATCH");
     }
     else if (row && n == 2 && segments[1] == "_history")
         add("GET");
@@ -219,6 +253,8 @@ std::string allowed_methods(const std::vector<std::string>& segments) {
             add("PUT");
         if (row->allows(interaction::delete_))
             add("DELETE");
+        if (row->allows(interaction::patch))
+            add("PATCH");
     } else if (row && (n == 3 || n == 4))
         add("GET");
     std::string text;
@@ -241,6 +277,8 @@ void dispatch(context& ctx, responder& done) {
     case interaction::create: return create(ctx, done);
     case interaction::update: return update(ctx, done);
     case interaction::delete_: return delete_(ctx, done);
+    case interaction::patch: return patch(ctx, done);
+    case interaction::transaction: return bundle(ctx, done);
     case interaction::history_instance:
     case interaction::history_type:
     case interaction::history_system: return history(ctx, done);
@@ -287,8 +325,97 @@ bool is_uuid(std::string_view text) noexcept {
     return true;
 }
 
+/// One thread running deferred work in order (context::defer); drains its queue before it stops.
+class application::work_queue {
+public:
+    work_queue() : thread_([this] { run(); }) {}
+    ~work_queue() {
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        filled_.notify_all();
+        thread_.join();
+    }
+    void post(std::function<void()> job) {
+        {
+            std::lock_guard lock(mutex_);
+            jobs_.push_back(std::move(job));
+        }
+        filled_.notify_one();
+    }
+
+private:
+    void run() {
+        for (;;) {
+            std::function<void()> job;
+            {
+                std::unique_lock lock(mutex_);
+                filled_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+                if (jobs_.empty())
+                    return;
+                job = std::move(jobs_.front());
+                jobs_.pop_front();
+            }
+            try {
+                job();
+            } catch (...) {
+                // A job's failure is its own (it answers its request); the queue goes on.
+            }
+        }
+    }
+    std::mutex mutex_;
+    std::condition_variable filled_;
+    std::deque<std::function<void()>> jobs_;
+    bool stopping_ = false;
+    std::thread thread_; // last: starts once the rest is ready
+};
+
+application::~application() = default;
+
+std::string encode_loose_target(std::string_view target) {
+    std::string out;
+    out.reserve(target.size());
+    for (const char c : target) {
+        switch (c) {
+        case '|': out += "%7C"; break;
+        case '^': out += "%5E"; break;
+        case '`': out += "%60"; break;
+        case '{': out += "%7B"; break;
+        case '}': out += "%7D"; break;
+        case '"': out += "%22"; break;
+        case '<': out += "%3C"; break;
+        case '>': out += "%3E"; break;
+        case '\\': out += "%5C"; break;
+        case ' ': out += "%20"; break;
+        default: out += c;
+        }
+    }
+    return out;
+}
+
+fhir::result<std::pair<route, std::vector<std::pair<std::string, std::string>>>>
+route_relative(std::string_view method, std::string_view url) {
+    const std::string target = encode_loose_target(url.starts_with('/') ? url.substr(1) : url);
+    auto parsed = boost::urls::parse_relative_ref(target);
+    if (!parsed || parsed->has_authority())
+        return error::make(category::malformed, "structure",
+                           "the request url must be relative to the base, e.g. Observation/{id} or Observation?code=...");
+    std::vector<std::string> segments;
+    for (auto segment : parsed->segments())
+        if (!segment.empty())
+            segments.push_back(std::string(segment));
+    auto routed = find_route(method, segments);
+    if (!routed)
+        return std::move(routed).failure();
+    std::vector<std::pair<std::string, std::string>> params;
+    for (auto p : parsed->params())
+        params.emplace_back(std::string(p.key), std::string(p.has_value ? p.value : std::string_view{}));
+    return std::pair{std::move(routed.value()), std::move(params)};
+}
+
 application::application(storage::store& store, const access::guard& guard, rest_config config)
-    : store_(store), guard_(guard), config_(std::move(config)) {
+    : store_(store), guard_(guard), config_(std::move(config)), deferred_(std::make_unique<work_queue>()) {
     auto parsed = boost::urls::parse_uri(config_.base_url);
     if (!parsed)
         throw std::invalid_argument("--base-url is not a URL: " + config_.base_url);
@@ -319,7 +446,8 @@ void application::handle(request req, responder done) {
     if (bad_request_id)
         return fail(error::make(category::malformed, "value", "X-Request-ID must be a UUID"));
 
-    auto url = boost::urls::parse_origin_form(req.target);
+    const std::string target = encode_loose_target(req.target); // the url below views it
+    auto url = boost::urls::parse_origin_form(target);
     if (!url)
         return fail(error::make(category::malformed, "structure", "the request target is not a valid URL"));
     // Path segments, percent-decoded; the first ones must be the base path's.
@@ -383,6 +511,8 @@ void application::handle(request req, responder done) {
         ctx.guard = &guard_;
         ctx.who = std::move(who.value());
     }
+    ctx.subrequest = [this](request sub, responder sub_done) { handle(std::move(sub), std::move(sub_done)); };
+    ctx.defer = [this](std::function<void()> job) { deferred_->post(std::move(job)); };
     dispatch(ctx, answer);
 }
 

@@ -24,6 +24,8 @@ std::string_view spec_code(interaction kind) noexcept {
     case interaction::capabilities: return "capabilities";
     case interaction::search_compartment: return "search-compartment";
     case interaction::everything: return "everything";
+    case interaction::patch: return "patch";
+    case interaction::transaction: return "transaction";
     }
     return "";
 }
@@ -83,9 +85,9 @@ std::span<const type_capability> type_capabilities() {
                 continue;
             }
             type_capability row{type,
-                                {interaction::read, interaction::vread, interaction::update, interaction::delete_,
-                                 interaction::history_instance, interaction::history_type, interaction::create,
-                                 interaction::search_type},
+                                {interaction::read, interaction::vread, interaction::update, interaction::patch,
+                                 interaction::delete_, interaction::history_instance, interaction::history_type,
+                                 interaction::create, interaction::search_type},
                                 {},
                                 {},
                                 {}};

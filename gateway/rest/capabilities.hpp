@@ -27,6 +27,10 @@ enum class interaction {
     search_compartment,
     /// Patient/{nhs}/$everything (https://hl7.org/fhir/R4/patient-operation-everything.html).
     everything,
+    /// PATCH [type]/[id] and PATCH [type]?criteria (https://hl7.org/fhir/R4/http.html#patch).
+    patch,
+    /// POST [base] with a transaction Bundle (https://hl7.org/fhir/R4/http.html#transaction).
+    transaction,
 };
 
 /// The spec's code for an interaction, e.g. "history-instance".

@@ -8,7 +8,9 @@
 #include "rest/http.hpp"
 #include "storage/store.hpp"
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -25,6 +27,16 @@ struct rest_config {
     unsigned default_count = 50;
     /// Largest page served; a larger _count is reduced to this and the `next` link carries on.
     unsigned max_count = 1000;
+    /// DELETE [type]?criteria matching several resources: off (the spec's "single"), such a delete is
+    /// 412 and nothing changes, so that a criteria mistake cannot remove a swathe of the record; on
+    /// ("multiple"), every match is removed, up to `max_conditional_deletes`.
+    bool conditional_delete_multiple = false;
+    /// Most resources one conditional delete removes; more matches answer 412 and remove nothing.
+    unsigned max_conditional_deletes = 100;
+    /// Most entries in one transaction or batch Bundle; more answer 413 and nothing is done. A
+    /// discharge is tens of entries, a citizen's whole record a few hundred; 10,000 bounds the work
+    /// (and the writer's time) one request can ask for.
+    std::size_t max_bundle_entries = 10000;
 };
 
 /// Where a request was routed.
@@ -49,6 +61,12 @@ struct context {
     std::optional<access::profile> who;   ///< the authenticated caller (absent for capabilities)
     storage::timestamp now = 0;           ///< when the request arrived, µs
     std::map<std::string, access::citizen_view> views; ///< citizens opened in this request
+    /// Runs another request as the application would, answering through its responder: a batch's
+    /// entries, a transaction's reads after its commit. Set by the application.
+    std::function<void(request, responder)> subrequest;
+    /// Runs work later on a thread of the application's own (never the writer's): what a write's
+    /// callback must do that reads the store. Set by the application.
+    std::function<void(std::function<void()>)> defer;
 
     /// The value of a parameter given once; nullopt if absent.
     std::optional<std::string> param(std::string_view name) const;

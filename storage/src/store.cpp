@@ -379,6 +379,8 @@ audit_record success_record(audit_record record, const write_outcome& outcome) {
         for (const stored_version& removed : outcome.also_removed)
             record.resource_ids += " " + (removed.type == outcome.version.type ? removed.id : removed.type + "/" + removed.id);
     }
+    if (record.nhs_number.empty() && !outcome.version.citizens.empty())
+        record.nhs_number = outcome.version.citizens.front(); // a conditional write's match
     if (outcome.matched)
         record.detail += std::string(record.detail.empty() ? "" : "; ") + "matched an existing resource: nothing written";
     return record;
