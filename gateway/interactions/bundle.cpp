@@ -43,6 +43,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <future>
 #include <ctime>
 #include <iomanip>
 #include <memory>
@@ -208,6 +209,17 @@ rest::request entry_request(const rest::request& bundle_request, const std::stri
     return made;
 }
 
+/// The caller's request line, headers and credentials, without the Bundle (which can be megabytes).
+rest::request without_body(const rest::request& req) {
+    rest::request copy;
+    copy.method = req.method;
+    copy.target = req.target;
+    copy.headers = req.headers;
+    copy.client_ods = req.client_ods;
+    copy.secure = req.secure;
+    return copy;
+}
+
 /// A PATCH entry's body: a FHIRPath Patch (a Parameters resource) as it is, or a JSON Patch carried
 /// as a Binary (https://hl7.org/fhir/R4/http.html#patch) decoded from its base64 data.
 fhir::result<std::pair<std::string, std::string>> patch_body(const std::string& resource) {
@@ -261,8 +273,7 @@ void run_batch(rest::context& ctx, rest::responder& done, fhir::bundle_request b
     if (bundle.entries.empty())
         return state->done(response_bundle("batch-response", {}));
     const std::string base_path = base_path_of(ctx.config);
-    rest::request caller = ctx.req;
-    caller.body.clear();
+    const rest::request caller = without_body(ctx.req);
     for (std::size_t i = 0; i < bundle.entries.size(); ++i) {
         const fhir::bundle_entry_request& entry = bundle.entries[i];
         auto finish = [state, i](rest::response answer) {
@@ -510,8 +521,7 @@ void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_req
 
     // Step 4: each entry planned as if alone.
     const std::string base_path = base_path_of(ctx.config);
-    rest::request caller = ctx.req;
-    caller.body.clear();
+    const rest::request caller = without_body(ctx.req);
     std::map<std::string, access::citizen_view> views = ctx.views;
     for (const std::string& citizen : new_citizens)
         views[citizen] = access::citizen_view{true, false, false};
@@ -608,36 +618,31 @@ void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_req
             error failure = detail::write_failure(*state->work[entry].plan, std::move(failed->failure));
             return state->done(rest::error_response(entry_failure(entry, state->bundle.entries[entry], std::move(failure))));
         }
-        auto& outcomes = std::get<std::vector<storage::write_outcome>>(result);
-        auto answers = std::make_shared<std::vector<rest::response>>(state->bundle.entries.size());
-        for (std::size_t w = 0; w < outcomes.size(); ++w) {
-            const std::size_t entry = state->order[w];
-            (*answers)[entry] = detail::write_response(*state->config, *state->work[entry].plan, outcomes[w], state->how);
-        }
-        std::vector<std::size_t> reads;
-        for (std::size_t i = 0; i < state->work.size(); ++i)
-            if (state->work[i].read)
-                reads.push_back(i);
-        if (reads.empty())
-            return state->done(response_bundle("transaction-response", *answers));
-        // The reads run after the commit, off the writer thread, one after another in entry order.
-        state->defer([state, answers, reads] {
-            auto next = std::make_shared<std::function<void(std::size_t)>>();
-            *next = [state, answers, reads, next](std::size_t k) {
-                if (k == reads.size()) {
-                    state->done(response_bundle("transaction-response", *answers));
-                    *next = nullptr; // breaks the cycle
-                    return;
-                }
-                const std::size_t i = reads[k];
+        // The answer is made off the writer thread (a large Bundle's response is megabytes of JSON),
+        // after the reads, which run after the commit, one after another in entry order.
+        state->defer([state, outcomes = std::move(std::get<std::vector<storage::write_outcome>>(result))] {
+            auto answers = std::make_shared<std::vector<rest::response>>(state->bundle.entries.size());
+            for (std::size_t w = 0; w < outcomes.size(); ++w) {
+                const std::size_t entry = state->order[w];
+                (*answers)[entry] =
+                    detail::write_response(*state->config, *state->work[entry].plan, outcomes[w], state->how);
+            }
+            std::vector<std::size_t> reads;
+            for (std::size_t i = 0; i < state->work.size(); ++i)
+                if (state->work[i].read)
+                    reads.push_back(i);
+            if (reads.empty())
+                return state->done(response_bundle("transaction-response", *answers));
+            // On the application's own thread, so waiting for each read is no one else's delay.
+            for (const std::size_t i : reads) {
+                std::promise<rest::response> answered;
+                auto answer = answered.get_future();
                 const auto& entry = state->bundle.entries[i];
                 state->subrequest(entry_request(state->caller, state->base_path, entry, entry.resource.value_or("")),
-                                  [answers, i, next, k, state](rest::response answer) {
-                                      (*answers)[i] = std::move(answer);
-                                      state->defer([next, k] { (*next)(k + 1); });
-                                  });
-            };
-            (*next)(0);
+                                  [&answered](rest::response out) { answered.set_value(std::move(out)); });
+                (*answers)[i] = answer.get();
+            }
+            state->done(response_bundle("transaction-response", *answers));
         });
     });
 }

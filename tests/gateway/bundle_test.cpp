@@ -294,3 +294,23 @@ TEST_CASE("transaction: each written entry has its audit record, naming the citi
             ++creates;
     CHECK(creates == 2);
 }
+
+TEST_CASE("transaction: a JSON Patch entry as a Binary; two entries with one fullUrl are 400") {
+    bundle_fixture f;
+    auto made = f.call("POST", "/Observation", observation(subject("Patient/9000000009")));
+    REQUIRE(made.status == 201);
+    const std::string id = json_of(made)["id"].GetString();
+    // [{"op":"replace","path":"/status","value":"amended"}]
+    const std::string binary =
+        R"({"resourceType":"Binary","contentType":"application/json-patch+json","data":"W3sib3AiOiJyZXBsYWNlIiwicGF0aCI6Ii9zdGF0dXMiLCJ2YWx1ZSI6ImFtZW5kZWQifV0="})";
+    auto r = f.call("POST", "", bundle("transaction", {entry("PATCH", "Observation/" + id, binary)}));
+    REQUIRE_MESSAGE(r.status == 200, r.body);
+    auto read = f.call("GET", "/Observation/" + id);
+    CHECK(std::string(json_of(read)["status"].GetString()) == "amended");
+
+    auto twice = f.call("POST", "", bundle("transaction",
+                                           {entry("POST", "Observation", observation(subject("Patient/9000000009")), uuid(1)),
+                                            entry("POST", "Observation", observation(subject("Patient/9000000009")), uuid(1))}));
+    CHECK(twice.status == 400);
+    CHECK(std::string(json_of(twice)["issue"][0]["expression"][0].GetString()) == "Bundle.entry[1].fullUrl");
+}
