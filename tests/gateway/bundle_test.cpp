@@ -7,7 +7,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <latch>
 #include <set>
+#include <thread>
 
 using namespace caregate::testing;
 
@@ -313,4 +315,37 @@ TEST_CASE("transaction: a JSON Patch entry as a Binary; two entries with one ful
                                             entry("POST", "Observation", observation(subject("Patient/9000000009")), uuid(1))}));
     CHECK(twice.status == 400);
     CHECK(std::string(json_of(twice)["issue"][0]["expression"][0].GetString()) == "Bundle.entry[1].fullUrl");
+}
+
+TEST_CASE("32 clients sending the same transaction at once: one Encounter, every item once per client, no deadlock") {
+    bundle_fixture f;
+    const std::string token = "Bearer " + token_for(system_identity());
+    const std::string visit = encounter(subject("Patient/9000000009"),
+                                        R"("identifier":[{"system":"https://trust.example/enc","value":"race"}],)");
+    const auto body = bundle(
+        "transaction",
+        {entry("POST", "Encounter", visit, uuid(1), R"("ifNoneExist":"identifier=https://trust.example/enc|race")"),
+         entry("POST", "Observation",
+               observation(subject("Patient/9000000009"), R"("encounter":{"reference":")" + uuid(1) + R"("},)"), uuid(2))});
+    constexpr int clients = 32;
+    std::vector<caregate::rest::response> answers(clients);
+    std::latch start(clients);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < clients; ++i)
+        threads.emplace_back([&, i] {
+            start.arrive_and_wait();
+            answers[static_cast<std::size_t>(i)] = f.call("POST", "", body, {{"Authorization", token}});
+        });
+    for (auto& t : threads)
+        t.join();
+    int created = 0;
+    for (const auto& answer : answers) {
+        REQUIRE_MESSAGE(answer.status == 200, answer.body);
+        created += std::string(json_of(answer)["entry"][0]["response"]["status"].GetString()) == "201 Created";
+    }
+    CHECK(created == 1);
+    CHECK(count(f, "/Encounter?identifier=https://trust.example/enc%7Crace") == 1);
+    auto encounters = f.call("GET", "/Encounter?identifier=https://trust.example/enc%7Crace");
+    const std::string id = json_of(encounters)["entry"][0]["resource"]["id"].GetString();
+    CHECK(count(f, "/Observation?encounter=Encounter/" + id) == clients); // each client's item points at the one
 }
