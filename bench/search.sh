@@ -10,6 +10,7 @@
 # See bench/README.md for what it measures and how to read it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 
 citizens=10000
 seed=1
@@ -126,11 +127,7 @@ base="http://127.0.0.1:$port/fhir"
 server=$!
 cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
 trap cleanup EXIT
-for _ in $(seq 1 300); do
-  curl -s -o /dev/null "$base/metadata" && break
-  kill -0 "$server" 2>/dev/null || { echo "bench/search.sh: caregate serve stopped; its log:" >&2; cat "$run/server.log" >&2; exit 1; }
-  sleep 0.1
-done
+await_server "$base/metadata" "$server" "$run/server.log" bench/search.sh
 if [ "$caller" = gp ]; then
   token=$("$caregate" token --certs certs/dev --aud "$base" --org A81001 --role R8000 --user bench-gp-1 --ttl 7200)
 else

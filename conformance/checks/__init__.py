@@ -8,7 +8,7 @@ is registered with `multi=True` and calls `ctx.result(name, reason_or_None)` ins
 
 REGISTRY = []   # list of (name, fn, multi) in registration order
 
-AREAS = ("capabilities", "crud", "history", "errors", "examples", "access", "search")
+AREAS = ("capabilities", "crud", "history", "errors", "examples", "access", "search", "bundle", "conditional")
 
 
 class CheckFailed(Exception):
@@ -26,6 +26,29 @@ def check(name, multi=False):
         REGISTRY.append((name, fn, multi))
         return fn
     return deco
+
+
+def gated_check(name, why_not):
+    """Register `fn(ctx)` as check `name`, skipped (a SKIP line, neither pass nor fail) when
+    `why_not(ctx)` gives a reason: what the server does not declare, or an input the run lacks."""
+    def deco(fn):
+        @check(name, multi=True)
+        def run(ctx):
+            why = why_not(ctx)
+            if why:
+                ctx.emit("SKIP %s: %s" % (name, why))
+                return
+            fn(ctx)
+            ctx.result(name)
+        return fn
+    return deco
+
+
+def needs_identities(ctx):
+    """The reason to skip a check that acts as several callers when no --identities were given."""
+    if not getattr(ctx.args, "identities", None):
+        return "no --identities given (caregate's default policy)"
+    return None
 
 
 def load_all():

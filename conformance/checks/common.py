@@ -564,3 +564,31 @@ def sleep_past(seconds=1.1):
 
 
 __all__ = [n for n in dir() if not n.startswith("_")] + ["CheckFailed", "fail"]
+
+
+def at_once(ctx, n, send):
+    """Runs `send(client)` on `n` connections of their own at the same moment (each connected
+    first, then all released by one barrier) and returns the answers in order; an exception a
+    sender raised takes its answer's place, for the caller to report."""
+    import threading
+    from client import Client
+    a = ctx.args
+    clients = [Client(a.base_url, cacert=a.cacert, cert=a.cert, key=a.key, bearer=a.bearer, insecure=a.insecure,
+                      timeout=a.timeout) for _ in range(n)]
+    start, answers = threading.Barrier(n), [None] * n
+
+    def run(k):
+        try:
+            clients[k].get("metadata")  # connected before the barrier, so that the requests do race
+            start.wait(timeout=30)
+            answers[k] = send(clients[k])
+        except Exception as e:  # reported by the caller
+            answers[k] = e
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for client in clients:
+        client.close()
+    return answers

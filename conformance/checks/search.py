@@ -11,7 +11,7 @@ includes, interactions or operations the CapabilityStatement does not declare is
 import re
 import urllib.parse
 
-from . import CheckFailed, check, fail
+from . import CheckFailed, check, fail, gated_check, needs_identities
 from .common import NHS_SYSTEM, expect_oo, expect_resource, expect_status, logical_subject, patient
 
 UCUM = "http://unitsofmeasure.org"
@@ -107,20 +107,10 @@ def search_check(name, *queries, uses=None, identities=False):
     interaction for the types its fixture `uses` makes."""
     needs = [("create", t, "create") for t in (FIXTURES[uses][1] if uses else ())]
 
-    def deco(fn):
-        @check(name, multi=True)
-        def run(ctx):
-            if identities and not getattr(ctx.args, "identities", None):
-                ctx.emit("SKIP %s: no --identities given (caregate's default policy)" % name)
-                return
-            why = _undeclared(ctx, [n for q in queries for n in _needs(q)] + needs)
-            if why:
-                ctx.emit("SKIP %s: %s" % (name, why))
-                return
-            fn(ctx)
-            ctx.result(name)
-        return fn
-    return deco
+    def why_not(ctx):
+        return ((identities and needs_identities(ctx))
+                or _undeclared(ctx, [n for q in queries for n in _needs(q)] + needs))
+    return gated_check(name, why_not)
 
 
 # ---------------------------------------------------------------------------------------
