@@ -119,6 +119,11 @@ std::string capability_statement(const rest::rest_config& config) {
         out.StartObject();
         text("code", rest::spec_code(kind));
         out.EndObject();
+        if (kind == rest::interaction::transaction) { // POST [base] takes both kinds of Bundle
+            out.StartObject();
+            text("code", "batch");
+            out.EndObject();
+        }
     }
     out.EndArray();
     // Patient compartment searches (GET /Patient/{nhs}/{type}) and $everything.

@@ -107,8 +107,8 @@ const type_capability* find_type(std::string_view type) noexcept {
 }
 
 std::span<const interaction> system_interactions() noexcept {
-    static constexpr interaction served[] = {interaction::history_system, interaction::search_system,
-                                             interaction::capabilities};
+    static constexpr interaction served[] = {interaction::transaction, interaction::history_system,
+                                             interaction::search_system, interaction::capabilities};
     return served;
 }
 
