@@ -1151,10 +1151,10 @@ fhir::result<write_outcome> store::impl::apply(const write_request& request) {
             return std::move(items).failure();
         record = std::move(*items);
         if (!record.empty() && !request.erase_record)
+            // No count: the record may hold items the caller may not see.
             return fhir::error::make(fhir::category::conflict, "conflict",
-                                     "the citizen's record holds " + std::to_string(record.size()) +
-                                         " items; a Patient is deleted only with its whole record, by a full erasure "
-                                         "that the access policy must allow");
+                                     "the citizen's record holds items; a Patient is deleted only with its whole "
+                                     "record, by a full erasure that the access policy must allow");
     }
 
     if (request.if_match && (!live || current->version_id != *request.if_match))
