@@ -18,8 +18,11 @@ ctest --test-dir build --output-on-failure
 
 echo "== conformance suite against a live server"
 work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+patient_port=$(free_port) # the patient-facing listener, so that no fixed port can collide
 build/caregate serve --db "$work/conformance.db" --listen "127.0.0.1:$port" --certs certs/dev \
+  --patient-listen "127.0.0.1:$patient_port" \
   >"$work/server.log" 2>&1 &
 server=$!
 cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"; }

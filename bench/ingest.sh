@@ -92,7 +92,7 @@ python3 bench/bundles.py "${bundle_flags[@]}" --out "$run/bundles.ndjson" --reso
 #    the default durability, and the token of the ICS's integration system (it writes for any citizen).
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port/fhir"
-"$caregate" serve --plain --listen "127.0.0.1:$port" --base-url "$base" --db "$run/ingest.db" --certs certs/dev \
+"$caregate" serve --plain --listen "127.0.0.1:$port" --base-url "$base" --db "$run/ingest.db" --certs certs/dev --patient-listen none \
   >"$run/server.log" 2>&1 &
 server=$!
 stop_server() {

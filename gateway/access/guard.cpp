@@ -40,6 +40,9 @@ fhir::result<profile> guard::authenticate(const rest::request& req, std::int64_t
     auto caller = tokens_.verify(header.substr(scheme.size()), now_seconds);
     if (!caller)
         return std::move(caller).failure();
+    // The patient-facing listener's verifier takes citizens' tokens only (and the provider's none).
+    if ((*caller)->is_citizen())
+        return policy_.citizen_profile(std::move(caller.value()));
     // With a client certificate (the provider listener over TLS), the token must speak for the same
     // organisation: a token stolen from one organisation is useless over another's connection.
     if (!req.client_ods.empty() && req.client_ods != (*caller)->organisation)
@@ -58,6 +61,19 @@ fhir::result<citizen_view> guard::open_citizen(const profile& who, const std::st
                                                bool may_break_glass) const {
     if (auto cached = views.find(nhs_number); cached != views.end())
         return cached->second;
+    if (who.is_citizen()) {
+        // A citizen opens their own record, if held, and nothing else; their own objection is about
+        // sharing with organisations, not with them.
+        citizen_view view;
+        if (nhs_number == who.citizen) {
+            auto standing = store_.standing(nhs_number, who.org->ods, who.caller->user, now, now);
+            if (!standing)
+                return std::move(standing).failure();
+            view.open = standing->held;
+        }
+        views.emplace(nhs_number, view);
+        return view;
+    }
     auto standing = store_.standing(nhs_number, who.org->ods, who.caller->user, now - policy_.recent_micros(), now);
     if (!standing)
         return std::move(standing).failure();
@@ -116,12 +132,16 @@ fhir::result<bool> guard::can_read(const profile& who, const storage::stored_ver
 storage::search_visibility guard::search_visibility(const profile& who, storage::timestamp now,
                                                     const std::map<std::string, citizen_view>& views) const {
     storage::search_visibility out;
+    if (who.is_citizen()) {
+        out.only_citizen = who.citizen;
+        out.objection_binds = false;
+    }
     out.all_citizens = policy_.all_citizens(who);
     out.organisation = who.org->ods;
     out.user = who.caller->user;
     out.now = now;
     out.recent_since = now - policy_.recent_micros();
-    out.objection_binds = !policy_.any_owner(who);
+    out.objection_binds = !policy_.any_owner(who) && !who.is_citizen();
     out.break_glass_overrides_objection = policy_.break_glass_overrides_objection();
     for (std::string_view type : fhir::supported_types()) {
         auto scope = policy_.read_scope_for(who, type);
@@ -129,7 +149,8 @@ storage::search_visibility guard::search_visibility(const profile& who, storage:
             out.readable.push_back({std::string(type), scope.whole, std::move(scope.facets)});
     }
     out.hidden_labels = policy_.hidden_labels(who);
-    out.owner_only_labels = policy_.owner_only_labels();
+    if (!who.is_citizen()) // a citizen's hidden labels are all in hidden_labels
+        out.owner_only_labels = policy_.owner_only_labels();
     for (const auto& [nhs, view] : views)
         if (view.open && view.break_glass)
             out.break_glass_citizens.push_back(nhs);
@@ -144,7 +165,10 @@ storage::audit_record guard::audit_for(const profile& who, const std::string& re
     record.user = who.caller->user;
     record.role = who.caller->role;
     record.organisation = who.org->ods;
-    record.purpose = who.caller->purpose.empty() ? "TREAT" : who.caller->purpose;
+    // A citizen's own access is patient-requested (HL7 PurposeOfUse PATRQT).
+    record.purpose = who.is_citizen() ? "PATRQT" : who.caller->purpose.empty() ? "TREAT" : who.caller->purpose;
+    if (who.is_citizen())
+        record.role = "citizen";
     record.break_glass_reason = who.caller->reason;
     record.action = std::move(action);
     return record;

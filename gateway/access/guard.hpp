@@ -27,6 +27,9 @@ struct citizen_view {
 
 class guard {
 public:
+    /// `tokens` verifies the callers of one listener: provider tokens (with client certificates) or,
+    /// for the patient-facing endpoint, citizens' tokens (auth::token_kind::citizen), which make
+    /// citizen profiles (profile::citizen).
     guard(const policy& rules, const organisation_register& organisations, const auth::token_verifier& tokens,
           storage::store& store);
 

@@ -1,6 +1,8 @@
 // Parsing the policy and organisations files, and the decisions that need only the policy.
 #include "access/policy.hpp"
 
+#include "fhir_model/resource.hpp"
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -134,6 +136,30 @@ bool profile::break_glass_requested() const noexcept {
     return caller && caller->purpose == "ETREAT" && !caller->reason.empty();
 }
 
+namespace {
+
+/// The read/create/update/delete lists of a rule (type names or {"type", "where"}).
+void read_grants(const Value& item, const std::string& where, rule& r) {
+    for (std::size_t a = 0; a < action_count; ++a) {
+        const char* key = action_name(static_cast<action>(a)).data();
+        auto list = item.FindMember(key);
+        if (list == item.MemberEnd())
+            continue;
+        if (!list->value.IsArray())
+            throw std::invalid_argument(where + ": \"" + key + "\" must be an array");
+        for (const auto& grant : list->value.GetArray()) {
+            if (grant.IsString())
+                r.grants[a].push_back({grant.GetString(), {}});
+            else if (grant.IsObject())
+                r.grants[a].push_back({text(grant, "type", where + " " + key), texts(grant, "where", where + " " + key)});
+            else
+                throw std::invalid_argument(where + ": \"" + key + "\" holds type names or {\"type\", \"where\"}");
+        }
+    }
+}
+
+} // namespace
+
 policy policy::parse(std::string_view json) {
     auto doc = parse_document(json, "the policy file");
     if (!doc.IsObject())
@@ -172,6 +198,23 @@ policy policy::parse(std::string_view json) {
     out.very_restricted_label_ = text(object_member(labels, "very_restricted", "the policy's labels"), "label",
                                       "labels.very_restricted");
 
+    // The patient-facing endpoint: optional; without it no citizen may do anything.
+    if (auto patients = doc.FindMember("patients"); patients != doc.MemberEnd()) {
+        const Value& section = patients->value;
+        if (!section.IsObject() || text(section, "comment", "the policy's patients", false).empty())
+            throw std::invalid_argument("the policy's \"patients\" must be an object with a \"comment\"");
+        out.patient_hidden_labels_ = texts(section, "hidden_labels", "the policy's patients");
+        auto grants_of = [&](const char* key, rule& into) {
+            const std::string where = std::string("patients.") + key;
+            const Value& level = object_member(section, key, "the policy's patients");
+            if (text(level, "comment", where, false).empty())
+                throw std::invalid_argument(where + " needs a \"comment\" saying why it exists");
+            read_grants(level, where, into);
+        };
+        grants_of("verified", out.patients_verified_);
+        grants_of("demographics", out.patients_demographics_);
+    }
+
     auto rules = doc.FindMember("rules");
     if (rules == doc.MemberEnd() || !rules->value.IsArray())
         throw std::invalid_argument("the policy needs \"rules\", an array");
@@ -188,22 +231,7 @@ policy policy::parse(std::string_view json) {
                 throw std::invalid_argument(where + " names the unknown sector '" + sector + "'");
         r.role_groups = texts(item, "role_groups", where);
         check_groups(r.role_groups, where);
-        for (std::size_t a = 0; a < action_count; ++a) {
-            const char* key = action_name(static_cast<action>(a)).data();
-            auto list = item.FindMember(key);
-            if (list == item.MemberEnd())
-                continue;
-            if (!list->value.IsArray())
-                throw std::invalid_argument(where + ": \"" + key + "\" must be an array");
-            for (const auto& grant : list->value.GetArray()) {
-                if (grant.IsString())
-                    r.grants[a].push_back({grant.GetString(), {}});
-                else if (grant.IsObject())
-                    r.grants[a].push_back({text(grant, "type", where + " " + key), texts(grant, "where", where + " " + key)});
-                else
-                    throw std::invalid_argument(where + ": \"" + key + "\" holds type names or {\"type\", \"where\"}");
-            }
-        }
+        read_grants(item, where, r);
         r.all_citizens = flag(item, "all_citizens", where);
         r.any_owner = flag(item, "any_owner", where);
         r.erase_record = flag(item, "erase_record", where);
@@ -229,8 +257,42 @@ profile policy::profile_for(std::shared_ptr<const auth::caller> caller, const or
     return out;
 }
 
+profile policy::citizen_profile(std::shared_ptr<const auth::caller> caller) const {
+    profile out;
+    out.citizen = caller->nhs_number;
+    out.citizen_org = std::make_shared<const organisation>(
+        organisation{"patient:" + caller->nhs_number, "the citizen (patient-facing endpoint)", "citizen"});
+    out.org = out.citizen_org.get();
+    if (caller->proofing_level == "P9")
+        out.rules.push_back(&patients_verified_);
+    else if (caller->proofing_level == "P5")
+        out.rules.push_back(&patients_demographics_);
+    out.caller = std::move(caller);
+    return out;
+}
+
+std::vector<std::string> policy::patient_types(action act) const {
+    std::vector<std::string> types;
+    for (const auto& grant : patients_verified_.grants[static_cast<std::size_t>(act)]) {
+        if (grant.type == "*") {
+            for (std::string_view type : fhir::supported_types())
+                if (type != "AuditEvent")
+                    types.emplace_back(type);
+        } else {
+            types.push_back(grant.type);
+        }
+    }
+    std::sort(types.begin(), types.end());
+    types.erase(std::unique(types.begin(), types.end()), types.end());
+    return types;
+}
+
+bool policy::scopes_permit(const profile& who, action act, std::string_view type) const noexcept {
+    return scopes_allow(who.caller->scopes, act, type, who.is_citizen() ? "patient" : "user");
+}
+
 bool policy::may_ever(const profile& who, action act, std::string_view type) const noexcept {
-    if (!scopes_allow(who.caller->scopes, act, type))
+    if (!scopes_permit(who, act, type))
         return false;
     for (const rule* r : who.rules)
         for (const auto& grant : r->grants[static_cast<std::size_t>(act)])
@@ -241,7 +303,7 @@ bool policy::may_ever(const profile& who, action act, std::string_view type) con
 
 bool policy::may(const profile& who, action act, std::string_view type,
                  const std::vector<std::string>& facets) const noexcept {
-    if (!scopes_allow(who.caller->scopes, act, type))
+    if (!scopes_permit(who, act, type))
         return false;
     for (const rule* r : who.rules)
         for (const auto& grant : r->grants[static_cast<std::size_t>(act)])
@@ -264,6 +326,9 @@ bool policy::erase_record(const profile& who) const noexcept {
 
 bool policy::labels_allow(const profile& who, const std::vector<std::string>& labels,
                           std::string_view owner) const noexcept {
+    if (who.is_citizen()) // the professional-sharing labels are not the citizen's; these are
+        return std::none_of(labels.begin(), labels.end(),
+                            [&](const std::string& label) { return contains(patient_hidden_labels_, label); });
     if (contains(labels, very_restricted_label_) && owner != who.org->ods)
         return false;
     if (contains(labels, restricted_label_) &&
@@ -279,7 +344,7 @@ policy::read_scope policy::read_scope_for(const profile& who, std::string_view t
 
 policy::read_scope policy::scope_for(const profile& who, action act, std::string_view type) const {
     read_scope scope;
-    if (!scopes_allow(who.caller->scopes, act, type))
+    if (!scopes_permit(who, act, type))
         return scope;
     for (const rule* r : who.rules)
         for (const auto& grant : r->grants[static_cast<std::size_t>(act)]) {
@@ -298,6 +363,8 @@ policy::read_scope policy::scope_for(const profile& who, action act, std::string
 }
 
 std::vector<std::string> policy::hidden_labels(const profile& who) const {
+    if (who.is_citizen())
+        return patient_hidden_labels_;
     const bool restricted_allowed = std::any_of(restricted_groups_.begin(), restricted_groups_.end(),
                                                 [&](const std::string& g) { return who.in_group(g); });
     if (restricted_allowed || restricted_label_.empty())
@@ -316,14 +383,17 @@ bool policy::break_glass_allowed(const profile& who) const noexcept {
                        [&](const std::string& g) { return who.in_group(g); });
 }
 
-bool scopes_allow(const std::vector<std::string>& scopes, action act, std::string_view type) noexcept {
+bool scopes_allow(const std::vector<std::string>& scopes, action act, std::string_view type,
+                  std::string_view context) noexcept {
+    const bool patient = context == "patient";
     if (scopes.empty())
-        return true;
+        return !patient; // a citizen's app gets only what its scopes name
+
     // SMART v2 permission letters for the action; v1 read/write words.
     const char letter = act == action::read ? 'r' : act == action::create ? 'c' : act == action::update ? 'u' : 'd';
     const bool reading = act == action::read;
     for (std::string_view scope : scopes) {
-        if (!scope.starts_with("user/") && !scope.starts_with("system/"))
+        if (patient ? !scope.starts_with("patient/") : !scope.starts_with("user/") && !scope.starts_with("system/"))
             continue;
         scope.remove_prefix(scope.find('/') + 1);
         const auto dot = scope.find('.');

@@ -66,6 +66,14 @@ struct profile {
     const organisation* org = nullptr;
     std::vector<std::string> role_groups;
     std::vector<const rule*> rules;
+    /// On the patient-facing endpoint: the NHS number of the one record this caller may open (a
+    /// citizen's own). Empty for providers.
+    std::string citizen;
+    /// A citizen's organisation as the rest of the server sees it: `patient:{nhs}`, sector "citizen",
+    /// which owns what the citizen contributes. `org` points at it.
+    std::shared_ptr<const organisation> citizen_org;
+
+    bool is_citizen() const noexcept { return !citizen.empty(); }
 
     bool in_group(std::string_view group) const noexcept;
     bool break_glass_requested() const noexcept; ///< purpose of use ETREAT with a reason
@@ -79,6 +87,10 @@ public:
 
     /// The caller's profile: role groups and applicable rules.
     profile profile_for(std::shared_ptr<const auth::caller> caller, const organisation& org) const;
+    /// A citizen's profile on the patient-facing endpoint, from a verified citizen token: the
+    /// "patients" section's rules for their identity proofing level (P9: `verified`; P5:
+    /// `demographics`; P0: none, so every interaction is 403), their own record only.
+    profile citizen_profile(std::shared_ptr<const auth::caller> caller) const;
 
     /// Whether any rule lets the profile do `act` on some or all resources of `type`. When false the
     /// interaction is never allowed: 403.
@@ -107,6 +119,10 @@ public:
     /// Label rules: whether a version with these labels, owned by `owner`, is visible to the profile.
     bool labels_allow(const profile& who, const std::vector<std::string>& labels, std::string_view owner) const noexcept;
 
+    /// Whether the token's SMART scopes allow `act` on `type`: providers' `user/` and `system/`
+    /// scopes (none given: the policy decides alone), citizens' `patient/` scopes (none: nothing).
+    bool scopes_permit(const profile& who, action act, std::string_view type) const noexcept;
+
     bool break_glass_allowed(const profile& who) const noexcept;
     bool break_glass_overrides_objection() const noexcept { return break_glass_overrides_objection_; }
     std::int64_t break_glass_micros() const noexcept { return break_glass_micros_; }
@@ -114,6 +130,11 @@ public:
     std::int64_t recent_micros() const noexcept { return recent_micros_; }
 
     const std::vector<rule>& rules() const noexcept { return rules_; }
+
+    /// The patient-facing endpoint (the policy's "patients" section): the types a fully verified (P9)
+    /// citizen may `act` on in their own record, for its CapabilityStatement ("*" expanded to the
+    /// served types), sorted.
+    std::vector<std::string> patient_types(action act) const;
 
 private:
     struct role_group {
@@ -129,10 +150,16 @@ private:
     std::string restricted_label_;
     std::vector<std::string> restricted_groups_;
     std::string very_restricted_label_;
+    // The "patients" section: rules for citizens by proofing level, and the labels hidden from them.
+    rule patients_verified_;
+    rule patients_demographics_;
+    std::vector<std::string> patient_hidden_labels_;
 };
 
 /// Whether SMART scopes allow `act` on `type`: v2 `user/Observation.rs`, `user/*.cruds`; v1
 /// `user/*.read`, `user/*.write`, `user/*.*`. An empty list (no scope claim) leaves it to the policy.
-bool scopes_allow(const std::vector<std::string>& scopes, action act, std::string_view type) noexcept;
+/// `context` "user" (providers: `user/` and `system/` scopes) or "patient" (citizens: `patient/`).
+bool scopes_allow(const std::vector<std::string>& scopes, action act, std::string_view type,
+                  std::string_view context = "user") noexcept;
 
 } // namespace caregate::access

@@ -2,6 +2,15 @@
 // point of this file: the shape and the algorithm first (cheap, and `none`/HMAC never reach a key),
 // then the signature with the keys of the issuer the token names, and only then any claim.
 //
+// Design notes (the two kinds of token):
+//   1. A verifier takes one kind. A provider's token names an organisation and a role and never an
+//      NHS number; a citizen's (shaped like NHS login's) names an NHS number and a proofing level and
+//      never an organisation or a role. Either kind at the other's verifier is refused by what it
+//      carries, before any claim of its own kind is required, so the diagnostic says which endpoint
+//      it is for.
+//   2. A refusal names the claim, never its value: an NHS number is patient data.
+//   3. A citizen's purpose_of_use and break_glass_reason are not read (break-glass is a professional's).
+//
 // Design notes (the cache):
 //   1. Keyed by SHA-256 of the token's exact text (base64url decoding is strict, so one token has one
 //      text), which bounds each entry's size whatever the token's length.
@@ -11,6 +20,7 @@
 //   4. At most settings.cache_entries entries: a full cache drops the expired entries, then the
 //      oldest (by insertion) down to 15/16 of capacity, so eviction is amortised over many inserts.
 #include "auth/token.hpp"
+#include "fhir_model/nhs_number.hpp"
 #include "fhir_model/ods_code.hpp"
 
 #include "auth/detail/jose.hpp"
@@ -168,6 +178,37 @@ bool audience_includes(const rapidjson::Value& aud, const std::string& audience)
     return false;
 }
 
+/// NHS login's identity proofing levels (https://nhsconnect.github.io/nhslogin/id-token/): P0 an
+/// unverified account, P5 a verified identity with low confidence, P9 a verified identity.
+bool is_proofing_level(std::string_view level) { return level == "P0" || level == "P5" || level == "P9"; }
+
+/// The claims of a citizen's token after `sub` (design notes 1 to 3): the problem, or empty when
+/// `who` is complete.
+std::string read_citizen_claims(const rapidjson::Value& payload, caller& who) {
+    if (member(payload, "ods_code") || member(payload, "role"))
+        return "a provider's token is for the provider endpoint";
+    std::string problem;
+    auto nhs = text_claim(payload, "nhs_number", max_claim_chars, true, problem);
+    if (!nhs)
+        return problem;
+    if (!fhir::is_valid_nhs_number(*nhs))
+        return "the token's nhs_number claim is not a valid NHS number";
+    auto level = text_claim(payload, "identity_proofing_level", max_claim_chars, true, problem);
+    if (!level)
+        return problem;
+    if (!is_proofing_level(*level))
+        return "the token's identity_proofing_level claim is not P0, P5 or P9";
+    auto vot = text_claim(payload, "vot", max_claim_chars, false, problem);
+    if (!problem.empty())
+        return problem;
+    if (!read_scopes(payload, who.scopes))
+        return "the token's scope claim is not valid";
+    who.nhs_number = std::move(*nhs);
+    who.proofing_level = std::move(*level);
+    who.vot = vot.value_or("");
+    return {};
+}
+
 struct cache_entry {
     std::shared_ptr<const caller> who;
     std::int64_t not_before = 0; ///< nbf, or 0 when the token had none
@@ -289,6 +330,14 @@ fhir::result<std::shared_ptr<const caller>> token_verifier::impl::verify_uncache
     if (!sub)
         return refused(problem);
     who->user = std::move(*sub);
+    if (settings.kind == token_kind::citizen) {
+        problem = read_citizen_claims(payload, *who);
+        if (!problem.empty())
+            return refused(problem);
+        return std::shared_ptr<const caller>(std::move(who));
+    }
+    if (member(payload, "nhs_number"))
+        return refused("a citizen's token is for the patient-facing endpoint");
     auto ods = text_claim(payload, "ods_code", max_claim_chars, true, problem);
     if (!ods)
         return refused(problem);
@@ -421,6 +470,9 @@ std::string mint_token(const token_claims& claims, const std::string& private_ke
     text("sub", claims.user);
     text("ods_code", claims.organisation);
     text("role", claims.role);
+    text("nhs_number", claims.nhs_number);
+    text("identity_proofing_level", claims.proofing_level);
+    text("vot", claims.vot);
     std::string scope;
     for (const auto& s : claims.scopes)
         scope += (scope.empty() ? "" : " ") + s;

@@ -24,7 +24,19 @@ struct caller {
     std::string purpose;      ///< `purpose_of_use`: HL7 PurposeOfUse code, TREAT when absent
     std::string reason;       ///< `break_glass_reason`: free text given with ETREAT
     std::int64_t expires = 0; ///< `exp`, seconds since the epoch
+
+    // NHS login's claims (https://nhsconnect.github.io/nhslogin/id-token/), in tokens for the
+    // patient-facing endpoint only; empty in a provider's token.
+    std::string nhs_number;     ///< `nhs_number`: the citizen the token identifies (valid, checked)
+    std::string proofing_level; ///< `identity_proofing_level`: P0, P5 or P9
+    std::string vot;            ///< `vot`: vector of trust, e.g. "P9.Cp.Cd" (kept for audit; may be empty)
+    bool is_citizen() const noexcept { return !nhs_number.empty(); }
 };
+
+/// Which tokens a verifier takes: a provider's (organisation and role required, no NHS number) or a
+/// citizen's (NHS number and proofing level required, no organisation or role). A token of the other
+/// kind is refused (401), so that neither listener accepts the other's callers.
+enum class token_kind { provider, citizen };
 
 /// An issuer whose tokens are trusted, with its public keys.
 struct trusted_issuer {
@@ -42,6 +54,7 @@ struct verifier_settings {
     std::size_t cache_entries = 100000;
     /// Longest token accepted (a JWT of a few claims is well under 4 KiB).
     std::size_t max_token_bytes = 8192;
+    token_kind kind = token_kind::provider;
 };
 
 class token_verifier {
@@ -74,6 +87,9 @@ struct token_claims {
     std::vector<std::string> scopes;
     std::string purpose;
     std::string reason;
+    std::string nhs_number;     ///< a citizen's token: `nhs_number`
+    std::string proofing_level; ///< `identity_proofing_level`
+    std::string vot;            ///< `vot`
     std::int64_t issued_at = 0;
     std::int64_t not_before = 0;
     std::int64_t expires = 0;

@@ -1,4 +1,5 @@
-// `caregate serve`: opens the store and serves the provider listener until SIGINT/SIGTERM.
+// `caregate serve`: opens the store and serves the provider listener and the patient-facing listener
+// (citizens' apps: no client certificate, NHS login-shaped tokens) until SIGINT/SIGTERM.
 #include "cli/commands.hpp"
 #include "cli/demo_data.hpp"
 #include "cli/options.hpp"
@@ -12,12 +13,18 @@
 #include "rest/application.hpp"
 #include "storage/store.hpp"
 
+#include <boost/url/parse.hpp>
+
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
+#include <tuple>
+#include <utility>
 
 namespace caregate::cli {
 
@@ -33,6 +40,13 @@ struct serve_settings {
     std::string organisations_file; ///< empty: the shipped default
     std::string issuers_file;       ///< empty: the development issuer from --certs
     std::string base_url; ///< derived from --listen and --plain when not given
+    /// The patient-facing endpoint (issue 6): on by default beside the provider listener, so that a
+    /// development server offers both; "none" turns it off.
+    std::string patient_listen = "127.0.0.1:9443";
+    std::string patient_base_url; ///< derived from --patient-listen and --plain when not given
+    /// The identity provider citizens log in with. caregate is not one: the URLs left empty are
+    /// derived as placeholders that say so (dev_idp_path); production points them at NHS login.
+    rest::smart_settings smart;
     bool demo_data = false;
     net::limits limits;
     unsigned max_count = 1000;
@@ -58,7 +72,8 @@ std::vector<option> serve_options(serve_settings& s) {
         {"certs", "DIR", "server certificate, key, client CA and dev token key: DIR/server.crt, DIR/server.key, "
                          "DIR/ca.crt, DIR/token-signing.pub (default ./certs/dev, made by certs/make-dev-certs.sh)",
          [&](const std::string& v) { s.certs = v; }},
-        {"plain", "", "serve HTTP without TLS; only on a loopback address (behind a TLS proxy, for benchmarks)",
+        {"plain", "", "serve HTTP without TLS, on both listeners; only on loopback addresses (behind a TLS proxy, "
+                      "for benchmarks)",
          [&](const std::string& v) { s.plain = to_bool(v, "plain"); }},
         {"threads", "N", "threads serving requests (default 0: one per core)",
          [&](const std::string& v) { s.threads = to_number<unsigned>(v, "threads"); }},
@@ -73,6 +88,25 @@ std::vector<option> serve_options(serve_settings& s) {
         {"base-url", "URL", "the URL the server calls itself in links and Location "
                             "(default https://localhost:PORT/fhir, http:// with --plain)",
          [&](const std::string& v) { s.base_url = v; }},
+        {"patient-listen", "HOST:PORT", "the patient-facing listener's address: citizens' apps, TLS without client "
+                                        "certificates (default 127.0.0.1:9443; 'none' turns it off)",
+         [&](const std::string& v) { s.patient_listen = v; }},
+        {"patient-base-url", "URL", "the URL the patient-facing endpoint calls itself, and its tokens' audience "
+                                    "(default https://localhost:PORT/fhir, http:// with --plain)",
+         [&](const std::string& v) { s.patient_base_url = v; }},
+        {"smart-issuer", "ISS", "the identity provider citizens log in with, as SMART discovery names it; its keys "
+                                "must be among --issuers (default caregate-dev, the issuer of caregate token; "
+                                "production: NHS login's)",
+         [&](const std::string& v) { s.smart.issuer = v; }},
+        {"smart-authorize-url", "URL", "the identity provider's authorization endpoint (default: a development "
+                                       "placeholder, ORIGIN/dev-idp/authorize: caregate is not an identity provider)",
+         [&](const std::string& v) { s.smart.authorization_endpoint = v; }},
+        {"smart-token-url", "URL", "the identity provider's token endpoint (default: a development placeholder, "
+                                   "ORIGIN/dev-idp/token)",
+         [&](const std::string& v) { s.smart.token_endpoint = v; }},
+        {"smart-jwks-url", "URL", "the identity provider's JSON Web Key Set (default: a development placeholder, "
+                                  "ORIGIN/dev-idp/jwks.json)",
+         [&](const std::string& v) { s.smart.jwks_uri = v; }},
         {"max-body-bytes", "N", "largest request body; more gets 413 (default 16777216, 16 MiB)",
          [&](const std::string& v) { s.limits.body_bytes = to_number<std::size_t>(v, "max-body-bytes"); }},
         {"max-header-bytes", "N", "largest request line and headers; more gets 431 (default 16384)",
@@ -104,14 +138,27 @@ std::string read_text_file(const std::string& path, const char* what) {
     return text.str();
 }
 
-std::pair<std::string, std::uint16_t> split_listen(const std::string& listen) {
+std::pair<std::string, std::uint16_t> split_listen(const std::string& listen, const char* flag) {
     const auto colon = listen.rfind(':');
     if (colon == std::string::npos)
-        throw std::invalid_argument("--listen needs HOST:PORT, not '" + listen + "'");
+        throw std::invalid_argument(std::string("--") + flag + " needs HOST:PORT, not '" + listen + "'");
     std::string host = listen.substr(0, colon);
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
         host = host.substr(1, host.size() - 2);
-    return {host, to_number<std::uint16_t>(listen.substr(colon + 1), "listen")};
+    return {host, to_number<std::uint16_t>(listen.substr(colon + 1), flag)};
+}
+
+/// Where the SMART URLs point when not configured: under the patient endpoint's origin, on a path
+/// that says what they are. caregate serves nothing there (404): development apps get their tokens
+/// from `caregate token --citizen`, and production names NHS login's endpoints.
+constexpr const char* dev_idp_path = "/dev-idp";
+
+/// scheme://host[:port] of a URL.
+std::string origin_of(const std::string& url, const char* flag) {
+    auto parsed = boost::urls::parse_uri(url);
+    if (!parsed || !parsed->has_authority())
+        throw std::invalid_argument(std::string("--") + flag + " is not an absolute URL: " + url);
+    return std::string(parsed->scheme()) + "://" + std::string(parsed->encoded_authority());
 }
 
 } // namespace
@@ -129,12 +176,33 @@ int serve(const std::vector<std::string>& args) {
         }
     try {
         parse_options(table, args);
-        auto [host, port] = split_listen(settings.listen);
+        auto [host, port] = split_listen(settings.listen, "listen");
         if (settings.plain && !net::is_loopback(host))
             throw std::invalid_argument("--plain is only allowed on a loopback address (it serves without TLS)");
         if (settings.base_url.empty())
             settings.base_url = std::string(settings.plain ? "http" : "https") + "://localhost:" +
                                 std::to_string(port) + "/fhir";
+        const bool patient_endpoint = settings.patient_listen != "none";
+        std::string patient_host;
+        std::uint16_t patient_port = 0;
+        bool placeholder_idp = false;
+        if (patient_endpoint) {
+            std::tie(patient_host, patient_port) = split_listen(settings.patient_listen, "patient-listen");
+            if (settings.plain && !net::is_loopback(patient_host))
+                throw std::invalid_argument("--plain serves the patient-facing endpoint without TLS too: "
+                                            "--patient-listen must be a loopback address (or none)");
+            if (settings.patient_base_url.empty())
+                settings.patient_base_url = std::string(settings.plain ? "http" : "https") + "://localhost:" +
+                                            std::to_string(patient_port) + "/fhir";
+            const std::string dev_idp = origin_of(settings.patient_base_url, "patient-base-url") + dev_idp_path;
+            for (auto [url, name] : {std::pair{&settings.smart.authorization_endpoint, "/authorize"},
+                                     std::pair{&settings.smart.token_endpoint, "/token"},
+                                     std::pair{&settings.smart.jwks_uri, "/jwks.json"}})
+                if (url->empty()) {
+                    *url = dev_idp + name;
+                    placeholder_idp = true;
+                }
+        }
 
         storage::store_options store_options;
         store_options.path = settings.db;
@@ -153,9 +221,14 @@ int serve(const std::vector<std::string>& args) {
         std::vector<auth::trusted_issuer> issuers = settings.issuers_file.empty()
                                                         ? std::vector<auth::trusted_issuer>{auth::dev_issuer(settings.certs)}
                                                         : auth::load_issuers(settings.issuers_file);
+        if (patient_endpoint && std::none_of(issuers.begin(), issuers.end(), [&](const auth::trusted_issuer& i) {
+                return i.issuer == settings.smart.issuer;
+            }))
+            std::cerr << "caregate: warning: --smart-issuer " << settings.smart.issuer
+                      << " is not a trusted issuer (--issuers): apps would be sent to log in where no token is accepted\n";
         auth::verifier_settings token_settings;
         token_settings.audience = settings.base_url;
-        const auth::token_verifier tokens(std::move(issuers), token_settings);
+        const auth::token_verifier tokens(issuers, token_settings);
         const access::guard guard(policy, organisations, tokens, *store);
 
         rest::rest_config rest_config;
@@ -164,6 +237,27 @@ int serve(const std::vector<std::string>& args) {
         rest_config.conditional_delete_multiple = settings.conditional_delete_multiple;
         rest_config.max_bundle_entries = settings.max_bundle_entries;
         rest::application app(*store, guard, rest_config);
+
+        // The patient-facing endpoint: the same store, policy and trusted issuers, but its own verifier
+        // (citizens' tokens only, with its own audience, so that neither listener takes the other's
+        // tokens), its own guard and its own application (its CapabilityStatement, SMART discovery).
+        std::optional<auth::token_verifier> citizen_tokens;
+        std::optional<access::guard> citizen_guard;
+        std::optional<rest::application> patient_app;
+        if (patient_endpoint) {
+            auth::verifier_settings citizen_settings = token_settings;
+            citizen_settings.audience = settings.patient_base_url;
+            citizen_settings.kind = auth::token_kind::citizen;
+            citizen_tokens.emplace(std::move(issuers), citizen_settings);
+            citizen_guard.emplace(policy, organisations, *citizen_tokens, *store);
+            rest::rest_config patient_config = rest_config;
+            patient_config.base_url = settings.patient_base_url;
+            patient_config.patient_endpoint = true;
+            patient_config.smart = settings.smart;
+            patient_config.patient_readable_types = policy.patient_types(access::action::read);
+            patient_config.patient_creatable_types = policy.patient_types(access::action::create);
+            patient_app.emplace(*store, *citizen_guard, std::move(patient_config));
+        }
 
         net::listener provider;
         provider.address = host;
@@ -184,9 +278,38 @@ int serve(const std::vector<std::string>& args) {
 
         std::vector<net::listener> listeners;
         listeners.push_back(std::move(provider));
+        if (patient_endpoint) {
+            net::listener patients;
+            patients.address = patient_host;
+            patients.port = patient_port;
+            patients.plain = settings.plain;
+            if (!settings.plain) {
+                // The same server certificate; no client certificate is asked for: citizens' apps
+                // authenticate by their bearer token alone.
+                patients.tls.certificate_file = listeners.front().tls.certificate_file;
+                patients.tls.private_key_file = listeners.front().tls.private_key_file;
+                patients.tls.client_ca_file.clear();
+                patients.tls.require_client_certificate = false;
+            }
+            patients.handle = [&patient_app](rest::request req, rest::responder done) {
+                patient_app->handle(std::move(req), std::move(done));
+            };
+            listeners.push_back(std::move(patients));
+        }
         net::server server(std::move(listeners), settings.limits, settings.threads);
-        std::cerr << "caregate: serving " << settings.base_url << " on " << host << ":" << server.bound_port(0)
-                  << " (database " << settings.db << ")\n";
+        std::cerr << "caregate: serving providers at " << settings.base_url << " on " << host << ":"
+                  << server.bound_port(0);
+        if (patient_endpoint)
+            std::cerr << " and patients at " << settings.patient_base_url << " on " << patient_host << ":"
+                      << server.bound_port(1);
+        else
+            std::cerr << ", patient-facing endpoint off";
+        std::cerr << " (database " << settings.db << ")\n";
+        if (placeholder_idp)
+            std::cerr << "caregate: the SMART login URLs are development placeholders under "
+                      << origin_of(settings.patient_base_url, "patient-base-url") << dev_idp_path
+                      << " (caregate is not an identity provider; production sets --smart-authorize-url, "
+                         "--smart-token-url, --smart-jwks-url and --smart-issuer to NHS login's)\n";
         server.run();
         // Drain the writer while the server still exists: a write's answer is posted to its session.
         store.reset();

@@ -1,10 +1,15 @@
 // capabilities: https://hl7.org/fhir/R4/http.html#capabilities. The CapabilityStatement is written
-// from the capability table that also drives the router, so it claims exactly what is served.
+// from the capability table that also drives the router, so it claims exactly what is served. The
+// patient-facing endpoint has its own: only what citizens may do in their own record (the policy's
+// lists in rest_config), behind SMART-on-FHIR security.
 #include "interactions/interactions.hpp"
 
 #include "rest/error_response.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <initializer_list>
+#include <utility>
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -13,101 +18,131 @@ namespace caregate::interactions {
 
 namespace {
 
-std::string capability_statement(const rest::rest_config& config) {
-    rapidjson::StringBuffer buffer;
-    rapidjson::Writer<rapidjson::StringBuffer> out(buffer);
-    auto text = [&](const char* key, std::string_view value) {
+/// A RapidJSON writer with the few shapes a CapabilityStatement is made of.
+class statement_writer {
+public:
+    void string(std::string_view value) { out.String(value.data(), static_cast<rapidjson::SizeType>(value.size())); }
+    void text(const char* key, std::string_view value) {
         out.Key(key);
-        out.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-    };
-    out.StartObject();
-    text("resourceType", "CapabilityStatement");
-    text("status", "active");
-    const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
-        std::chrono::system_clock::now().time_since_epoch());
-    text("date", storage::store::format_instant(now.count())); // describes this running instance
-    text("publisher", "caregate");
-    text("kind", "instance");
-    out.Key("software");
-    out.StartObject();
-    text("name", "caregate");
-    text("version", CAREGATE_VERSION);
-    out.EndObject();
-    out.Key("implementation");
-    out.StartObject();
-    text("description", "caregate shared care record gateway");
-    text("url", config.base_url);
-    out.EndObject();
-    text("fhirVersion", "4.0.1");
-    out.Key("format");
-    out.StartArray();
-    out.String("application/fhir+json");
-    out.String("json");
-    out.EndArray();
-    out.Key("rest");
-    out.StartArray();
-    out.StartObject();
-    text("mode", "server");
-    out.Key("resource");
-    out.StartArray();
-    for (const rest::type_capability& row : rest::type_capabilities()) {
-        out.StartObject();
-        text("type", row.type);
+        string(value);
+    }
+    void flag(const char* key, bool value) {
+        out.Key(key);
+        out.Bool(value);
+    }
+    /// An array of strings; nothing at all when empty (FHIR JSON has no empty arrays).
+    void list(const char* key, const std::vector<std::string>& values) {
+        if (values.empty())
+            return;
+        out.Key(key);
+        out.StartArray();
+        for (const auto& value : values)
+            string(value);
+        out.EndArray();
+    }
+    /// `"interaction": [{"code": ...}, ...]`.
+    void interactions(const std::vector<rest::interaction>& kinds) {
         out.Key("interaction");
         out.StartArray();
-        for (rest::interaction kind : row.interactions) {
+        for (rest::interaction kind : kinds) {
             out.StartObject();
             text("code", rest::spec_code(kind));
             out.EndObject();
         }
         out.EndArray();
-        if (!row.search_parameters.empty()) {
-            out.Key("searchParam");
-            out.StartArray();
-            for (const auto& param : row.search_parameters) {
-                out.StartObject();
-                text("name", param.name);
-                text("type", param.type);
-                text("documentation", param.documentation);
-                out.EndObject();
-            }
-            out.EndArray();
-        }
-        text("versioning", "versioned-update");
-        out.Key("readHistory");
-        out.Bool(row.allows(rest::interaction::vread));
-        out.Key("updateCreate");
-        out.Bool(row.allows(rest::interaction::update));
+    }
+    std::string finish() { return {buffer.GetString(), buffer.GetSize()}; }
+
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> out{buffer};
+};
+
+/// Everything before `rest`: what the statement describes, the software and the formats. Leaves the
+/// statement's object open.
+void write_opening(statement_writer& w, const rest::rest_config& config, std::string_view description) {
+    auto& out = w.out;
+    out.StartObject();
+    w.text("resourceType", "CapabilityStatement");
+    w.text("status", "active");
+    const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    w.text("date", storage::store::format_instant(now.count())); // describes this running instance
+    w.text("publisher", "caregate");
+    w.text("kind", "instance");
+    out.Key("software");
+    out.StartObject();
+    w.text("name", "caregate");
+    w.text("version", CAREGATE_VERSION);
+    out.EndObject();
+    out.Key("implementation");
+    out.StartObject();
+    w.text("description", description);
+    w.text("url", config.base_url);
+    out.EndObject();
+    w.text("fhirVersion", "4.0.1");
+    out.Key("format");
+    out.StartArray();
+    w.string("application/fhir+json");
+    w.string("json");
+    out.EndArray();
+}
+
+void write_search_params(statement_writer& w, const rest::type_capability& row) {
+    if (row.search_parameters.empty())
+        return;
+    w.out.Key("searchParam");
+    w.out.StartArray();
+    for (const auto& param : row.search_parameters) {
+        w.out.StartObject();
+        w.text("name", param.name);
+        w.text("type", param.type);
+        w.text("documentation", param.documentation);
+        w.out.EndObject();
+    }
+    w.out.EndArray();
+}
+
+/// Patient/{nhs}/$everything (interactions/everything.cpp).
+void write_everything_operation(statement_writer& w) {
+    w.out.Key("operation");
+    w.out.StartArray();
+    w.out.StartObject();
+    w.text("name", "everything");
+    w.text("definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything");
+    w.out.EndObject();
+    w.out.EndArray();
+}
+
+std::string provider_statement(const rest::rest_config& config) {
+    statement_writer w;
+    auto& out = w.out;
+    write_opening(w, config, "caregate shared care record gateway");
+    out.Key("rest");
+    out.StartArray();
+    out.StartObject();
+    w.text("mode", "server");
+    out.Key("resource");
+    out.StartArray();
+    for (const rest::type_capability& row : rest::type_capabilities()) {
+        out.StartObject();
+        w.text("type", row.type);
+        w.interactions(row.interactions);
+        write_search_params(w, row);
+        w.text("versioning", "versioned-update");
+        w.flag("readHistory", row.allows(rest::interaction::vread));
+        w.flag("updateCreate", row.allows(rest::interaction::update));
         // Conditional create, update and delete: the criteria are run by the writer inside the write
         // transaction (interactions/create.cpp, update.cpp, delete.cpp).
-        out.Key("conditionalCreate");
-        out.Bool(row.allows(rest::interaction::create));
-        text("conditionalRead", row.allows(rest::interaction::read) ? "full-support" : "not-supported");
-        out.Key("conditionalUpdate");
-        out.Bool(row.allows(rest::interaction::update));
-        text("conditionalDelete", !row.allows(rest::interaction::delete_)  ? "not-supported"
-                                  : config.conditional_delete_multiple ? "multiple"
-                                                                       : "single");
-        auto list = [&](const char* key, const std::vector<std::string>& values) {
-            if (values.empty())
-                return; // FHIR JSON has no empty arrays
-            out.Key(key);
-            out.StartArray();
-            for (const auto& value : values)
-                out.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-            out.EndArray();
-        };
-        list("searchInclude", row.search_includes);
-        list("searchRevInclude", row.search_revincludes);
-        if (row.type == "Patient") {
-            out.Key("operation");
-            out.StartArray();
-            out.StartObject();
-            text("name", "everything");
-            text("definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything");
-            out.EndObject();
-            out.EndArray();
-        }
+        w.flag("conditionalCreate", row.allows(rest::interaction::create));
+        w.text("conditionalRead", row.allows(rest::interaction::read) ? "full-support" : "not-supported");
+        w.flag("conditionalUpdate", row.allows(rest::interaction::update));
+        w.text("conditionalDelete", !row.allows(rest::interaction::delete_) ? "not-supported"
+                                    : config.conditional_delete_multiple   ? "multiple"
+                                                                           : "single");
+        w.list("searchInclude", row.search_includes);
+        w.list("searchRevInclude", row.search_revincludes);
+        if (row.type == "Patient")
+            write_everything_operation(w);
         out.EndObject();
     }
     out.EndArray();
@@ -117,11 +152,11 @@ std::string capability_statement(const rest::rest_config& config) {
         if (kind == rest::interaction::capabilities)
             continue; // not a CapabilityStatement system interaction code: /metadata is implied
         out.StartObject();
-        text("code", rest::spec_code(kind));
+        w.text("code", rest::spec_code(kind));
         out.EndObject();
         if (kind == rest::interaction::transaction) { // POST [base] takes both kinds of Bundle
             out.StartObject();
-            text("code", "batch");
+            w.text("code", "batch");
             out.EndObject();
         }
     }
@@ -129,12 +164,107 @@ std::string capability_statement(const rest::rest_config& config) {
     // Patient compartment searches (GET /Patient/{nhs}/{type}) and $everything.
     out.Key("compartment");
     out.StartArray();
-    out.String("http://hl7.org/fhir/CompartmentDefinition/patient");
+    w.string("http://hl7.org/fhir/CompartmentDefinition/patient");
     out.EndArray();
     out.EndObject();
     out.EndArray();
     out.EndObject();
-    return {buffer.GetString(), buffer.GetSize()};
+    return w.finish();
+}
+
+/// rest.security of the patient-facing endpoint: SMART on FHIR, with the identity provider's endpoints
+/// in the oauth-uris extension for clients that predate `.well-known/smart-configuration` (which is
+/// the discovery SMART App Launch 2.0 requires; interactions/smart_configuration.cpp).
+void write_smart_security(statement_writer& w, const rest::smart_settings& smart) {
+    auto& out = w.out;
+    out.Key("security");
+    out.StartObject();
+    out.Key("extension");
+    out.StartArray();
+    out.StartObject();
+    w.text("url", "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris");
+    out.Key("extension");
+    out.StartArray();
+    for (const auto& [name, uri] : {std::pair{"authorize", &smart.authorization_endpoint},
+                                    std::pair{"token", &smart.token_endpoint}}) {
+        out.StartObject();
+        w.text("url", name);
+        w.text("valueUri", *uri);
+        out.EndObject();
+    }
+    out.EndArray();
+    out.EndObject();
+    out.EndArray();
+    out.Key("service");
+    out.StartArray();
+    out.StartObject();
+    out.Key("coding");
+    out.StartArray();
+    out.StartObject();
+    w.text("system", "http://terminology.hl7.org/CodeSystem/restful-security-service");
+    w.text("code", "SMART-on-FHIR");
+    w.text("display", "SMART-on-FHIR");
+    out.EndObject();
+    out.EndArray();
+    out.EndObject();
+    out.EndArray();
+    w.text("description",
+           "Bearer tokens from the identity provider named here (NHS login in production), carrying the "
+           "citizen's nhs_number and identity_proofing_level, with SMART patient scopes (v2 patient/*.rs, "
+           "v1 patient/*.read). Discovery: [base]/.well-known/smart-configuration.");
+    out.EndObject();
+}
+
+bool listed(const std::vector<std::string>& types, std::string_view type) {
+    return std::find(types.begin(), types.end(), type) != types.end();
+}
+
+/// What a citizen may do on this endpoint: read and search the types the policy lets them read in
+/// their own record, create the types they may contribute, and $everything on their Patient; no
+/// system-level interactions (no transaction, history or whole-system search), and nothing the
+/// capability table does not serve.
+std::string patient_statement(const rest::rest_config& config) {
+    statement_writer w;
+    auto& out = w.out;
+    write_opening(w, config, "caregate patient-facing endpoint: citizens and their carers");
+    out.Key("rest");
+    out.StartArray();
+    out.StartObject();
+    w.text("mode", "server");
+    w.text("documentation", "Each caller sees one record: the one their token gives them (README, \"For app "
+                            "developers\"). Another citizen's record answers 404.");
+    write_smart_security(w, config.smart);
+    std::vector<std::pair<const rest::type_capability*, std::vector<rest::interaction>>> served;
+    for (const rest::type_capability& row : rest::type_capabilities()) {
+        std::vector<rest::interaction> kinds;
+        if (listed(config.patient_readable_types, row.type))
+            for (rest::interaction kind : {rest::interaction::read, rest::interaction::search_type})
+                if (row.allows(kind))
+                    kinds.push_back(kind);
+        if (listed(config.patient_creatable_types, row.type) && row.allows(rest::interaction::create))
+            kinds.push_back(rest::interaction::create);
+        if (!kinds.empty())
+            served.emplace_back(&row, std::move(kinds));
+    }
+    if (!served.empty()) { // FHIR JSON has no empty arrays
+        out.Key("resource");
+        out.StartArray();
+        for (const auto& [row, kinds] : served) {
+            out.StartObject();
+            w.text("type", row->type);
+            w.interactions(kinds);
+            if (std::ranges::find(kinds, rest::interaction::search_type) != kinds.end())
+                write_search_params(w, *row);
+            if (row->type == "Patient" && std::ranges::find(kinds, rest::interaction::read) != kinds.end())
+                write_everything_operation(w);
+            out.EndObject();
+        }
+        out.EndArray();
+    }
+    out.EndObject();
+    out.EndArray();
+    out.EndObject();
+    return w.finish();
 }
 
 } // namespace
@@ -142,8 +272,8 @@ std::string capability_statement(const rest::rest_config& config) {
 void capabilities(rest::context& ctx, rest::responder& done) {
     if (auto ok = ctx.only_params({"mode"}); !ok)
         return done(rest::error_response(ok.failure()));
-    rest::response out = rest::json_response(capability_statement(ctx.config));
-    done(std::move(out));
+    done(rest::json_response(ctx.config.patient_endpoint ? patient_statement(ctx.config)
+                                                         : provider_statement(ctx.config)));
 }
 
 } // namespace caregate::interactions

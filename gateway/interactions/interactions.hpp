@@ -6,7 +6,12 @@
 
 namespace caregate::interactions {
 
+/// GET [base]/metadata: the provider endpoint's CapabilityStatement, or the patient-facing endpoint's
+/// (rest_config::patient_endpoint): the types citizens may read and contribute, with SMART security.
 void capabilities(rest::context& ctx, rest::responder& done);
+/// GET [base]/.well-known/smart-configuration (SMART App Launch 2.0), on the patient-facing endpoint
+/// only: 404 on the provider endpoint.
+void smart_configuration(rest::context& ctx, rest::responder& done);
 void read(rest::context& ctx, rest::responder& done);
 void vread(rest::context& ctx, rest::responder& done);
 /// Create, update and delete, each also conditionally (by If-None-Exist, or [type]?criteria).

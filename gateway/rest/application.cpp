@@ -127,6 +127,13 @@ fhir::result<route> find_route(std::string_view method, const std::vector<std::s
             return wrong_method(method);
         return route{interaction::history_system, {}, {}, 0};
     }
+    if (n == 2 && segments[0] == ".well-known" && segments[1] == "smart-configuration") {
+        // The patient-facing endpoint's SMART discovery document; the interaction answers 404 on the
+        // provider endpoint.
+        if (method != "GET")
+            return wrong_method(method);
+        return route{interaction::smart_configuration, {}, {}, 0};
+    }
     const std::string& type = segments[0];
     if (!find_type(type))
         return not_found_type(type);
@@ -226,6 +233,8 @@ std::string allowed_methods(const std::vector<std::string>& segments) {
         add("POST");
     } else if (n == 1 && (segments[0] == "metadata" || segments[0] == "_history"))
         add("GET");
+    else if (n == 2 && segments[0] == ".well-known" && segments[1] == "smart-configuration")
+        add("GET");
     else if (n == 1 && segments[0] == "_search")
         add("POST");
     else if (row && n == 2 && segments[1] == "_search")
@@ -267,6 +276,7 @@ void dispatch(context& ctx, responder& done) {
     using namespace interactions;
     switch (ctx.where.kind) {
     case interaction::capabilities: return capabilities(ctx, done);
+    case interaction::smart_configuration: return smart_configuration(ctx, done);
     case interaction::read: return ctx.where.type == "AuditEvent" ? audit_event_read(ctx, done) : read(ctx, done);
     case interaction::search_type:
         return ctx.where.type == "AuditEvent" ? audit_event_search(ctx, done) : search_type(ctx, done);
@@ -496,8 +506,8 @@ void application::handle(request req, responder done) {
 
     context ctx{std::move(req), std::move(routed.value()), std::move(params), store_, config_, request_id,
                 nullptr, std::nullopt, access::now_micros(), {}};
-    if (ctx.where.kind != interaction::capabilities) {
-        // Every interaction but /metadata acts for an authenticated caller.
+    if (ctx.where.kind != interaction::capabilities && ctx.where.kind != interaction::smart_configuration) {
+        // Every interaction but /metadata and SMART discovery acts for an authenticated caller.
         auto who = guard_.authenticate(ctx.req, ctx.now / 1'000'000);
         if (!who) {
             response out = error_response(who.failure());

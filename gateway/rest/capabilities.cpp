@@ -26,6 +26,7 @@ std::string_view spec_code(interaction kind) noexcept {
     case interaction::everything: return "everything";
     case interaction::patch: return "patch";
     case interaction::transaction: return "transaction";
+    case interaction::smart_configuration: return "smart-configuration";
     }
     return "";
 }

@@ -31,6 +31,10 @@ enum class interaction {
     patch,
     /// POST [base] with a transaction Bundle (https://hl7.org/fhir/R4/http.html#transaction).
     transaction,
+    /// GET [base]/.well-known/smart-configuration on the patient-facing endpoint only
+    /// (https://hl7.org/fhir/smart-app-launch/conformance.html). Not a FHIR interaction: like
+    /// capabilities, it is answered without a token and is never in a CapabilityStatement.
+    smart_configuration,
 };
 
 /// The spec's code for an interaction, e.g. "history-instance".

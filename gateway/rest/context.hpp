@@ -19,6 +19,16 @@
 
 namespace caregate::rest {
 
+/// What `/.well-known/smart-configuration` tells apps of the patient-facing endpoint
+/// (https://hl7.org/fhir/smart-app-launch/conformance.html): the identity provider the citizens log in
+/// with (NHS login in production; the development issuer's placeholders otherwise).
+struct smart_settings {
+    std::string issuer = "caregate-dev";
+    std::string jwks_uri;
+    std::string authorization_endpoint;
+    std::string token_endpoint;
+};
+
 /// Settings of the FHIR REST layer, each with its reason.
 struct rest_config {
     /// The URL the server calls itself in links and Location headers; its path is the FHIR base path.
@@ -37,6 +47,15 @@ struct rest_config {
     /// discharge is tens of entries, a citizen's whole record a few hundred; 10,000 bounds the work
     /// (and the writer's time) one request can ask for.
     std::size_t max_bundle_entries = 10000;
+    /// This application is the patient-facing endpoint: callers are citizens and carers with NHS
+    /// login-shaped tokens (auth::token_kind::citizen), it serves `.well-known/smart-configuration`
+    /// and its own CapabilityStatement, and each caller sees one record (README, "For app developers").
+    bool patient_endpoint = false;
+    smart_settings smart;
+    /// The patient-facing endpoint's CapabilityStatement: the types a P9 citizen may read, and
+    /// create, in their own record (access::policy::patient_types).
+    std::vector<std::string> patient_readable_types;
+    std::vector<std::string> patient_creatable_types;
 };
 
 /// Where a request was routed.

@@ -516,6 +516,10 @@ private:
 
     /// The citizen of version_citizens row `c` is open to the caller (guard::open_citizen).
     std::string citizen_open(const std::string& c) {
+        if (!visibility_.only_citizen.empty())
+            return "(" + c + ".nhs_number = " + sql_.text_arg(visibility_.only_citizen) +
+                   " AND EXISTS (SELECT 1 FROM resources p WHERE p.type = 'Patient' AND p.id = " + c +
+                   ".nhs_number AND p.deleted = 0))";
         if (visibility_.all_citizens)
             return "1";
         return "(EXISTS (SELECT 1 FROM resources p WHERE p.type = 'Patient' AND p.id = " + c +

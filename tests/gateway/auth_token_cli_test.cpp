@@ -8,6 +8,7 @@
 
 #include <sys/wait.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -82,10 +83,29 @@ run_result caregate_token(const std::string& args) {
 
 std::string certs_flag() { return "--certs '" + dev_certs::get().dir.string() + "'"; }
 
-auth::token_verifier dev_verifier(const std::string& audience = default_audience) {
+auth::token_verifier dev_verifier(const std::string& audience = default_audience,
+                                  auth::token_kind kind = auth::token_kind::provider) {
     auth::verifier_settings settings;
     settings.audience = audience;
+    settings.kind = kind;
     return auth::token_verifier({auth::dev_issuer(dev_certs::get().dir.string())}, settings);
+}
+
+/// The patient-facing endpoint's verifier, at its default base URL.
+constexpr const char* patient_audience = "https://localhost:9443/fhir";
+auth::token_verifier citizen_verifier() { return dev_verifier(patient_audience, auth::token_kind::citizen); }
+
+/// 8-4-4-4-12 lower-case hex digits.
+bool is_uuid(const std::string& text) {
+    if (text.size() != 36)
+        return false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash != (text[i] == '-') || (!dash && !std::isxdigit(static_cast<unsigned char>(text[i]))) ||
+            std::isupper(static_cast<unsigned char>(text[i])))
+            return false;
+    }
+    return true;
 }
 
 /// The token printed, without its newline.
@@ -174,5 +194,100 @@ TEST_CASE("auth token cli: usage errors exit 2, a missing key exits 1, --help ex
     CHECK(help.exit_code == 0);
     for (const char* flag : {"--role", "--org", "--user", "--scope", "--ttl", "--aud", "--certs", "--issuer",
                              "--purpose", "--reason", "--not-before"})
+        CHECK(help.out.find(flag) != std::string::npos);
+}
+
+TEST_CASE("auth token cli: --citizen mints a citizen's token (NHS login's claims) for the patient-facing endpoint") {
+    const auto run = caregate_token(certs_flag() + " --citizen 9000000009 --proofing P5 --vot P9.Cp.Cd "
+                                                   "--scope 'patient/*.rs patient/Observation.cruds' --scope openid");
+    const std::string token = printed_token(run);
+    CHECK(run.err.empty());
+    const std::int64_t now = seconds_now();
+    auto who = citizen_verifier().verify(token, now);
+    REQUIRE(who.ok());
+    CHECK((*who)->is_citizen());
+    CHECK((*who)->issuer == "caregate-dev");
+    CHECK((*who)->nhs_number == "9000000009");
+    CHECK((*who)->proofing_level == "P5");
+    CHECK((*who)->vot == "P9.Cp.Cd");
+    CHECK((*who)->scopes == std::vector<std::string>{"patient/*.rs", "patient/Observation.cruds", "openid"});
+    CHECK((*who)->organisation.empty());
+    CHECK((*who)->role.empty());
+    // sub is pseudonymous, as NHS login's is: a UUID that does not carry the NHS number.
+    CHECK(is_uuid((*who)->user));
+    CHECK((*who)->user.find("9000000009") == std::string::npos);
+    CHECK((*who)->expires >= now + 3590);
+
+    // The provider endpoint's verifier refuses it, by audience and by kind.
+    CHECK_FALSE(dev_verifier().verify(token, now).ok());
+    auto at_provider = dev_verifier(patient_audience).verify(token, now);
+    REQUIRE_FALSE(at_provider.ok());
+    CHECK(at_provider.failure().issues[0].diagnostics == "a citizen's token is for the patient-facing endpoint");
+}
+
+TEST_CASE("auth token cli: a citizen's defaults are P9, patient/*.rs, the patient endpoint and a stable sub") {
+    const std::string token = printed_token(caregate_token(certs_flag() + " --citizen 9000000017"));
+    auto who = citizen_verifier().verify(token, seconds_now());
+    REQUIRE(who.ok());
+    CHECK((*who)->nhs_number == "9000000017");
+    CHECK((*who)->proofing_level == "P9");
+    CHECK((*who)->vot.empty());
+    CHECK((*who)->scopes == std::vector<std::string>{"patient/*.rs"});
+    CHECK((*who)->purpose.empty());
+    CHECK(is_uuid((*who)->user));
+
+    // The same NHS number gives the same sub every time; another gives another.
+    auto same = citizen_verifier().verify(printed_token(caregate_token(certs_flag() + " --citizen 9000000017 --ttl 60")),
+                                          seconds_now());
+    REQUIRE(same.ok());
+    CHECK((*same)->user == (*who)->user);
+    auto other = citizen_verifier().verify(printed_token(caregate_token(certs_flag() + " --citizen 9000000025")),
+                                           seconds_now());
+    REQUIRE(other.ok());
+    CHECK((*other)->user != (*who)->user);
+
+    // --user and --aud still choose.
+    auto chosen = dev_verifier("https://patients.example/fhir", auth::token_kind::citizen)
+                      .verify(printed_token(caregate_token(certs_flag() + " --citizen 9000000017 --user app-user-1 "
+                                                                          "--aud https://patients.example/fhir")),
+                              seconds_now());
+    REQUIRE(chosen.ok());
+    CHECK((*chosen)->user == "app-user-1");
+}
+
+TEST_CASE("auth token cli: --citizen refuses a provider's flags, an invalid NHS number and proofing level") {
+    for (const char* args : {" --citizen 9000000009 --org A81001", " --citizen 9000000009 --role R8000",
+                             " --citizen 9000000009 --org A81001 --role R8000 --user u"}) {
+        CAPTURE(args);
+        auto refused = caregate_token(certs_flag() + args);
+        CHECK(refused.exit_code == 2);
+        CHECK(refused.out.empty());
+        CHECK(refused.err.find("--org and --role") != std::string::npos);
+    }
+    auto purpose = caregate_token(certs_flag() + " --citizen 9000000009 --purpose ETREAT");
+    CHECK(purpose.exit_code == 2);
+    CHECK(purpose.err.find("--purpose") != std::string::npos);
+
+    for (const char* nhs : {"9000000000", "9000000008", "900000000", "''"}) {
+        CAPTURE(nhs);
+        auto refused = caregate_token(certs_flag() + " --citizen " + nhs);
+        CHECK(refused.exit_code == 2);
+        CHECK(refused.err.find("valid NHS number") != std::string::npos);
+    }
+    auto level = caregate_token(certs_flag() + " --citizen 9000000009 --proofing P7");
+    CHECK(level.exit_code == 2);
+    CHECK(level.err.find("P0, P5 or P9") != std::string::npos);
+
+    // A provider's token takes neither citizen flag.
+    for (const char* args : {" --role R8000 --org A81001 --user u --proofing P9",
+                             " --role R8000 --org A81001 --user u --vot P9.Cp.Cd"}) {
+        CAPTURE(args);
+        auto refused = caregate_token(certs_flag() + args);
+        CHECK(refused.exit_code == 2);
+        CHECK(refused.err.find("--citizen") != std::string::npos);
+    }
+
+    auto help = caregate_token("--help");
+    for (const char* flag : {"--citizen", "--proofing", "--vot"})
         CHECK(help.out.find(flag) != std::string::npos);
 }

@@ -150,6 +150,37 @@ std::string refusal(const auth::token_verifier& v, std::string_view token, std::
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+/// A citizen's token, shaped like NHS login's, for the patient-facing endpoint's audience.
+constexpr const char* patient_audience = "https://localhost:9443/fhir";
+constexpr const char* citizen_nhs_number = "9000000009";
+claim_set citizen_claims() {
+    return {{"iss", "\"caregate-test\""},
+            {"aud", "\"https://localhost:9443/fhir\""},
+            {"sub", "\"49f470a1-cc52-49b7-beba-0f9cec937c46\""},
+            {"nhs_number", "\"9000000009\""},
+            {"identity_proofing_level", "\"P9\""},
+            {"vot", "\"P9.Cp.Cd\""},
+            {"scope", "\"openid launch/patient patient/*.rs\""},
+            {"iat", std::to_string(now)},
+            {"nbf", std::to_string(now)},
+            {"exp", std::to_string(now + 3600)}};
+}
+
+auth::token_verifier citizen_verifier(std::size_t cache_entries = 1000) {
+    auto s = settings(cache_entries);
+    s.audience = patient_audience;
+    s.kind = auth::token_kind::citizen;
+    return auth::token_verifier({{issuer, {rsa_a().public_pem, ec_a().public_pem}, {}}}, s);
+}
+
+/// A refusal of a token that carries an NHS number: the diagnostic names neither the token nor it.
+std::string citizen_refusal(const auth::token_verifier& v, std::string_view token,
+                            std::string_view nhs_number = citizen_nhs_number) {
+    const std::string said = refusal(v, token);
+    CHECK_FALSE(contains(said, std::string(nhs_number)));
+    return said;
+}
+
 fs::path fresh_directory(const std::string& name) {
     std::random_device random;
     auto dir = fs::temp_directory_path() / (name + "-" + std::to_string(random()) + "-" + std::to_string(random()));
@@ -420,6 +451,167 @@ TEST_CASE("auth token: sub, ods_code and role are required and checked") {
     const std::string twice = R"({"iss":"caregate-test","aud":"https://localhost:8443/fhir","sub":"a","sub":"b",)"
                               R"("ods_code":"A81001","role":"R8000","exp":)" + std::to_string(now + 60) + "}";
     CHECK(contains(refusal(v, compact(R"({"alg":"RS256"})", twice, rsa_a())), "payload"));
+}
+
+TEST_CASE("auth token: a citizen's token (NHS login's claims) at a citizen verifier gives the caller its claims") {
+    const auto v = citizen_verifier();
+    auth::token_claims claims;
+    claims.issuer = issuer;
+    claims.audience = patient_audience;
+    claims.user = "49f470a1-cc52-49b7-beba-0f9cec937c46";
+    claims.nhs_number = citizen_nhs_number;
+    claims.proofing_level = "P9";
+    claims.vot = "P9.Cp.Cd";
+    // Every kind of scope is kept as given: the access layer interprets them.
+    claims.scopes = {"openid", "launch/patient", "patient/*.rs", "patient/Observation.cruds", "patient/*.read",
+                     "patient/*.write"};
+    claims.issued_at = now;
+    claims.not_before = now;
+    claims.expires = now + 600;
+    const std::string token = auth::mint_token(claims, rsa_a().private_pem);
+    std::string payload;
+    REQUIRE(detail::base64url_decode(token.substr(token.find('.') + 1, token.rfind('.') - token.find('.') - 1), payload));
+    CHECK(contains(payload, R"("nhs_number":"9000000009")"));
+    CHECK(contains(payload, R"("identity_proofing_level":"P9")"));
+    CHECK(contains(payload, R"("vot":"P9.Cp.Cd")"));
+    CHECK_FALSE(contains(payload, "ods_code"));
+    CHECK_FALSE(contains(payload, "role"));
+
+    auto who = v.verify(token, now);
+    REQUIRE(who.ok());
+    CHECK((*who)->is_citizen());
+    CHECK((*who)->issuer == issuer);
+    CHECK((*who)->user == "49f470a1-cc52-49b7-beba-0f9cec937c46");
+    CHECK((*who)->nhs_number == "9000000009");
+    CHECK((*who)->proofing_level == "P9");
+    CHECK((*who)->vot == "P9.Cp.Cd");
+    CHECK((*who)->scopes == claims.scopes);
+    CHECK((*who)->organisation.empty());
+    CHECK((*who)->role.empty());
+    CHECK((*who)->purpose.empty());
+    CHECK((*who)->reason.empty());
+    CHECK((*who)->expires == now + 600);
+
+    // Cached as a provider's token is: the same caller, one signature check.
+    auto again = v.verify(token, now + 5);
+    REQUIRE(again.ok());
+    CHECK(again.value() == who.value());
+    CHECK(v.verifications() == 1);
+
+    // A provider's token has no citizen's claims.
+    auto provider = verifier_for({rsa_a().public_pem}).verify(rs256(valid_claims()), now);
+    REQUIRE(provider.ok());
+    CHECK_FALSE((*provider)->is_citizen());
+    CHECK((*provider)->proofing_level.empty());
+    CHECK((*provider)->vot.empty());
+}
+
+TEST_CASE("auth token: a citizen's vot is optional; purpose_of_use and break_glass_reason are not read") {
+    const auto v = citizen_verifier();
+    auto claims = citizen_claims();
+    claims.erase("vot");
+    auto who = v.verify(es256(claims), now);
+    REQUIRE(who.ok());
+    CHECK((*who)->vot.empty());
+    CHECK((*who)->proofing_level == "P9");
+
+    claims["vot"] = "42";
+    CHECK(citizen_refusal(v, rs256(claims)) == "the token's vot claim is not valid");
+    claims["vot"] = "\"\"";
+    CHECK(citizen_refusal(v, rs256(claims)) == "the token's vot claim is not valid");
+
+    claims = citizen_claims();
+    claims["purpose_of_use"] = "\"ETREAT\"";
+    claims["break_glass_reason"] = "\"I want to\"";
+    who = v.verify(rs256(claims), now);
+    REQUIRE(who.ok());
+    CHECK((*who)->purpose.empty());
+    CHECK((*who)->reason.empty());
+
+    // No scope at all is a valid token with no scopes (the access layer then allows nothing).
+    claims = citizen_claims();
+    claims.erase("scope");
+    who = v.verify(rs256(claims), now);
+    REQUIRE(who.ok());
+    CHECK((*who)->scopes.empty());
+    claims["scope"] = "7";
+    CHECK(citizen_refusal(v, rs256(claims)) == "the token's scope claim is not valid");
+}
+
+TEST_CASE("auth token: a citizen's sub, nhs_number and identity_proofing_level are required and checked") {
+    const auto v = citizen_verifier();
+    for (const char* name : {"sub", "nhs_number", "identity_proofing_level"}) {
+        CAPTURE(name);
+        auto claims = citizen_claims();
+        claims.erase(name);
+        CHECK(citizen_refusal(v, rs256(claims)) == std::string("the token has no ") + name + " claim");
+        claims[name] = "\"\"";
+        CHECK(citizen_refusal(v, rs256(claims)) == std::string("the token's ") + name + " claim is not valid");
+    }
+    // An NHS number is a string of 10 digits with a Modulus 11 check digit, not ten equal digits.
+    for (const char* nhs : {"9000000000", "9000000008", "9000000019", "900000000", "90000000090", "0000000000",
+                            "900000000X", "900 000 0009", "9000000017 "}) {
+        CAPTURE(nhs);
+        auto claims = citizen_claims();
+        claims["nhs_number"] = std::string("\"") + nhs + "\"";
+        CHECK(citizen_refusal(v, rs256(claims), nhs) == "the token's nhs_number claim is not a valid NHS number");
+    }
+    auto claims = citizen_claims();
+    claims["nhs_number"] = "9000000009";
+    CHECK(citizen_refusal(v, rs256(claims)) == "the token's nhs_number claim is not valid");
+
+    for (const char* level : {"P7", "p9", "P9 ", "P1", "P10", "9", "P9.Cp.Cd"}) {
+        CAPTURE(level);
+        claims = citizen_claims();
+        claims["identity_proofing_level"] = std::string("\"") + level + "\"";
+        CHECK(citizen_refusal(v, rs256(claims)) == "the token's identity_proofing_level claim is not P0, P5 or P9");
+    }
+    claims = citizen_claims();
+    claims["identity_proofing_level"] = "9";
+    CHECK(citizen_refusal(v, rs256(claims)) == "the token's identity_proofing_level claim is not valid");
+    for (const char* level : {"P0", "P5", "P9"}) {
+        CAPTURE(level);
+        claims = citizen_claims();
+        claims["identity_proofing_level"] = std::string("\"") + level + "\"";
+        claims["nhs_number"] = "\"9693632109\"";
+        auto who = v.verify(rs256(claims), now);
+        REQUIRE(who.ok());
+        CHECK((*who)->proofing_level == level);
+        CHECK((*who)->nhs_number == "9693632109");
+    }
+}
+
+TEST_CASE("auth token: a verifier takes one kind of token; the other kind is refused (401)") {
+    const auto citizens = citizen_verifier();
+    // Both audiences, so that what refuses each token is its kind, not its audience.
+    auto provider = valid_claims();
+    provider["aud"] = R"(["https://localhost:8443/fhir","https://localhost:9443/fhir"])";
+    CHECK(refusal(citizens, rs256(provider)) == "a provider's token is for the provider endpoint");
+    auto only_ods = provider;
+    only_ods.erase("role");
+    CHECK(refusal(citizens, rs256(only_ods)) == "a provider's token is for the provider endpoint");
+    auto only_role = provider;
+    only_role.erase("ods_code");
+    CHECK(refusal(citizens, rs256(only_role)) == "a provider's token is for the provider endpoint");
+    // A citizen's claims do not make a provider's token acceptable to the patient-facing endpoint.
+    auto both = citizen_claims();
+    both["ods_code"] = "\"A81001\"";
+    both["role"] = "\"R8000\"";
+    CHECK(citizen_refusal(citizens, rs256(both)) == "a provider's token is for the provider endpoint");
+
+    auto v_settings = settings();
+    v_settings.audience = patient_audience; // the provider kind, at the citizen's audience
+    const auth::token_verifier providers({{issuer, {rsa_a().public_pem}, {}}}, v_settings);
+    CHECK(citizen_refusal(providers, rs256(citizen_claims())) == "a citizen's token is for the patient-facing endpoint");
+    CHECK(citizen_refusal(providers, rs256(both)) == "a citizen's token is for the patient-facing endpoint");
+    auto invalid_number = valid_claims();
+    invalid_number["aud"] = "\"https://localhost:9443/fhir\"";
+    invalid_number["nhs_number"] = "\"\"";
+    CHECK(refusal(providers, rs256(invalid_number)) == "a citizen's token is for the patient-facing endpoint");
+
+    // Refusals are not cached: the citizen's token still verifies at its own endpoint.
+    CHECK(citizens.verify(rs256(citizen_claims()), now).ok());
+    CHECK(providers.verify(rs256(provider), now).ok());
 }
 
 TEST_CASE("auth token: garbage, oversized and badly encoded tokens are refused") {

@@ -189,6 +189,17 @@ TEST_CASE("TLS: require_client_certificate refuses a client without one, accepts
     CHECK(contains(accepted.text, "ods=RX1 secure=yes body=0 [200 1]"));
 }
 
+TEST_CASE("TLS: without a client CA (the patient-facing listener) no certificate is asked for, and a client with none is served") {
+    running_server patients(tls_listener(client_certs::none));
+    auto out = run(patients.curl("'" + patients.url("/metadata") + "'", true));
+    CHECK(contains(out.text, "GET /metadata ods= secure=yes body=0 [200 1]"));
+    CHECK_FALSE(contains(out.text, "Request CERT")); // no CertificateRequest in the handshake
+
+    // The control: a provider listener does ask (curl reports the server's request).
+    running_server providers(tls_listener(client_certs::requested));
+    CHECK(contains(run(providers.curl("'" + providers.url("/metadata") + "'", true)).text, "Request CERT"));
+}
+
 TEST_CASE("TLS: a client certificate from another CA is refused") {
     // The server certificate is signed by the dev CA, but it is not itself a CA: a certificate
     // self-signed by a stranger must not verify.

@@ -8,6 +8,7 @@
 #include "fhir_model/search_query.hpp"
 #include "storage/search.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <set>
@@ -453,4 +454,33 @@ TEST_CASE("search: a quantity in one UCUM unit finds values written in another o
     CHECK(ids("5.4|http://unitsofmeasure.org|kg") == std::set<std::string>{"other"});
     // Without the UCUM system the code is matched as written.
     CHECK(ids("5.4||g") == std::set<std::string>{"in-g"});
+}
+
+TEST_CASE("search visibility: a citizen's own view shows their record only, and nothing linking anyone else") {
+    store_fixture db;
+    const std::string tom = "9000000009", bunmi = "9000000017";
+    write_all(*db, {prepared(write_kind::create, "Patient", tom, patient(tom, "Smith", "1950-01-01")),
+                    prepared(write_kind::create, "Patient", bunmi, patient(bunmi, "Adeyemi", "1960-01-01"))});
+    write_all(*db, {prepared(write_kind::create, "Observation", "tom-1", observation(tom, "8867-4", "70")),
+                    prepared(write_kind::create, "Observation", "bunmi-1", observation(bunmi, "8867-4", "71")),
+                    prepared(write_kind::create, "Observation", "both",
+                             R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/)" +
+                                 tom + R"("},"performer":[{"reference":"Patient/)" + bunmi + R"("}]})"),
+                    prepared(write_kind::create, "Organization", "A81001",
+                             R"({"resourceType":"Organization","name":"A practice"})")});
+    auto search_as_tom = [&](const std::string& type) {
+        const auto query = parse(type, {});
+        search_request request;
+        request.query = &query;
+        request.visibility.only_citizen = tom;
+        request.visibility.all_citizens = true; // only_citizen wins over it
+        request.visibility.objection_binds = false;
+        request.visibility.readable = {{"Patient", true, {}}, {"Observation", true, {}}, {"Organization", true, {}}};
+        std::vector<std::string> ids = all_ids(*db, request);
+        std::sort(ids.begin(), ids.end());
+        return ids;
+    };
+    CHECK(search_as_tom("Observation") == std::vector<std::string>{"tom-1"});
+    CHECK(search_as_tom("Patient") == std::vector<std::string>{tom});
+    CHECK(search_as_tom("Organization") == std::vector<std::string>{"A81001"});
 }

@@ -45,6 +45,10 @@ struct search_visibility {
     /// Citizens this request has just opened by break-glass (the grant is queued, not yet
     /// committed): treated as open by a break-glass grant.
     std::vector<std::string> break_glass_citizens;
+    /// A citizen's own view (the patient-facing endpoint): the only record open is this citizen's
+    /// (held: a live Patient), whatever `all_citizens` and the relationships say; a version that also
+    /// links to anyone else is hidden. Versions linking to no citizen are decided by the type grants.
+    std::string only_citizen;
 };
 
 /// Where the next or previous page starts: opaque to clients (the gateway encodes it into the link).
