@@ -1,7 +1,13 @@
 // Access decisions that need the store; see guard.hpp.
 #include "access/guard.hpp"
 
+#include "fhir_model/date_time.hpp"
+#include "fhir_model/nhs_number.hpp"
 #include "fhir_model/resource.hpp"
+#include "fhir_model/search_query.hpp"
+#include "storage/search.hpp"
+
+#include <rapidjson/document.h>
 
 #include <algorithm>
 #include <chrono>
@@ -41,8 +47,29 @@ fhir::result<profile> guard::authenticate(const rest::request& req, std::int64_t
     if (!caller)
         return std::move(caller).failure();
     // The patient-facing listener's verifier takes citizens' tokens only (and the provider's none).
-    if ((*caller)->is_citizen())
-        return policy_.citizen_profile(std::move(caller.value()));
+    if ((*caller)->is_citizen()) {
+        const std::string_view act_for = req.header("X-Act-For");
+        if (act_for.empty() || act_for == (*caller)->nhs_number)
+            return policy_.citizen_profile(std::move(caller.value()));
+        // A carer acting for someone: an active grant in that citizen's record, and P9. The same 403
+        // whether or not the citizen exists, so that it reveals nothing.
+        if (!fhir::is_valid_nhs_number(act_for))
+            return error::make(category::malformed, "value", "X-Act-For must be the NHS number of the citizen you act for");
+        const error no_grant = error::make(category::forbidden, "forbidden",
+                                           "no active grant lets you act for this citizen");
+        if ((*caller)->proofing_level != "P9")
+            return error::make(category::forbidden, "forbidden",
+                               "acting for someone else needs your identity verified to P9");
+        auto grant = find_proxy_grant((*caller)->nhs_number, std::string(act_for), now_seconds * 1'000'000);
+        if (!grant)
+            return std::move(grant).failure();
+        if (!*grant)
+            return no_grant;
+        auto proxy = policy_.proxy_profile(std::move(caller.value()), std::string(act_for), (*grant)->scope, (*grant)->basis);
+        if (!proxy)
+            return no_grant;
+        return std::move(*proxy);
+    }
     // With a client certificate (the provider listener over TLS), the token must speak for the same
     // organisation: a token stolen from one organisation is useless over another's connection.
     if (!req.client_ods.empty() && req.client_ods != (*caller)->organisation)
@@ -157,6 +184,106 @@ storage::search_visibility guard::search_visibility(const profile& who, storage:
     return out;
 }
 
+namespace {
+
+constexpr std::string_view nhs_number_system = "https://fhir.nhs.uk/Id/nhs-number";
+constexpr std::string_view proxy_scope_system = "https://fhir.caregate.nhs.uk/CodeSystem/proxy-access";
+constexpr std::string_view proxy_basis_system = "https://fhir.caregate.nhs.uk/CodeSystem/proxy-basis";
+
+/// The live resources a search finds, seen by the server itself (the decision is not shown).
+fhir::result<std::vector<storage::stored_version>> find_all(storage::store& store, const std::string& type,
+                                                            std::vector<std::pair<std::string, std::string>> criteria) {
+    fhir::search_query_options options;
+    options.max_count = 100;
+    auto query = fhir::parse_search_query({type}, criteria, options);
+    if (!query)
+        return std::move(query).failure();
+    query->count = 100;
+    storage::search_request request;
+    request.query = &*query;
+    request.visibility.everything = true;
+    auto page = store.search(request);
+    if (!page)
+        return std::move(page).failure();
+    std::vector<storage::stored_version> found;
+    for (auto& entry : page->entries)
+        if (!entry.include)
+            found.push_back(std::move(entry.version));
+    return found;
+}
+
+/// The code of `system` among an element's codings (a CodeableConcept or an array of them).
+std::string code_in(const rapidjson::Value& codeables, std::string_view system) {
+    auto in_concept = [&](const rapidjson::Value& codeable) -> std::string {
+        if (!codeable.IsObject() || !codeable.HasMember("coding") || !codeable["coding"].IsArray())
+            return {};
+        for (const auto& coding : codeable["coding"].GetArray())
+            if (coding.IsObject() && coding.HasMember("system") && coding["system"].IsString() &&
+                coding["system"].GetString() == system && coding.HasMember("code") && coding["code"].IsString())
+                return coding["code"].GetString();
+        return {};
+    };
+    if (codeables.IsArray()) {
+        for (const auto& codeable : codeables.GetArray())
+            if (auto code = in_concept(codeable); !code.empty())
+                return code;
+        return {};
+    }
+    return in_concept(codeables);
+}
+
+} // namespace
+
+fhir::result<std::optional<guard::proxy_grant>> guard::find_proxy_grant(const std::string& carer, const std::string& citizen,
+                                                                       storage::timestamp now) const {
+    // The carer as the citizen's record names them: a RelatedPerson with the carer's NHS number.
+    auto people = find_all(store_, "RelatedPerson",
+                           {{"patient", "Patient/" + citizen}, {"identifier", std::string(nhs_number_system) + "|" + carer}});
+    if (!people)
+        return std::move(people).failure();
+    std::optional<proxy_grant> best;
+    for (const auto& person : *people) {
+        rapidjson::Document related;
+        related.Parse(person.json.data(), person.json.size());
+        if (related.HasParseError() || (related.HasMember("active") && related["active"].IsFalse()))
+            continue;
+        // Their grants: active Consents of the citizen that permit this RelatedPerson.
+        auto consents = find_all(store_, "Consent",
+                                 {{"patient", "Patient/" + citizen}, {"actor", "RelatedPerson/" + person.id}, {"status", "active"}});
+        if (!consents)
+            return std::move(consents).failure();
+        for (const auto& version : *consents) {
+            rapidjson::Document consent;
+            consent.Parse(version.json.data(), version.json.size());
+            if (consent.HasParseError() || !consent.HasMember("provision") || !consent["provision"].IsObject())
+                continue;
+            const auto& provision = consent["provision"];
+            if (!provision.HasMember("type") || !provision["type"].IsString() || std::string_view(provision["type"].GetString()) != "permit")
+                continue;
+            if (provision.HasMember("period") && provision["period"].IsObject()) {
+                const auto& period = provision["period"];
+                auto bound = [&](const char* key) -> std::optional<fhir::time_range> {
+                    if (!period.HasMember(key) || !period[key].IsString())
+                        return std::nullopt;
+                    return fhir::parse_date_time(period[key].GetString());
+                };
+                if (auto start = bound("start"); start && now < start->begin)
+                    continue;
+                if (auto end = bound("end"); end && now >= end->end)
+                    continue;
+            }
+            const std::string scope = consent.HasMember("category") ? code_in(consent["category"], proxy_scope_system) : "";
+            const std::string basis = consent.HasMember("policyRule") ? code_in(consent["policyRule"], proxy_basis_system) : "";
+            if (scope.empty() || basis.empty())
+                continue;
+            // The widest active grant wins: the full record over a part of it.
+            if (!best || scope == "full-record")
+                best = proxy_grant{scope, basis};
+        }
+    }
+    return best;
+}
+
 storage::audit_record guard::audit_for(const profile& who, const std::string& request_id, storage::timestamp now,
                                        std::string action) {
     storage::audit_record record;
@@ -165,10 +292,17 @@ storage::audit_record guard::audit_for(const profile& who, const std::string& re
     record.user = who.caller->user;
     record.role = who.caller->role;
     record.organisation = who.org->ods;
-    // A citizen's own access is patient-requested (HL7 PurposeOfUse PATRQT).
+    // A citizen's own access is patient-requested (HL7 PurposeOfUse PATRQT); a carer's is family-
+    // requested (FAMRQT) or, under a lasting power of attorney, PWATRNY. The audit names the carer
+    // by their NHS number, so that the citizen's access log says who acted for them.
     record.purpose = who.is_citizen() ? "PATRQT" : who.caller->purpose.empty() ? "TREAT" : who.caller->purpose;
     if (who.is_citizen())
         record.role = "citizen";
+    if (who.is_proxy()) {
+        record.user = "nhs:" + who.actor;
+        record.role = "proxy:" + who.proxy_basis;
+        record.purpose = who.proxy_basis == "lasting-power-of-attorney" ? "PWATRNY" : "FAMRQT";
+    }
     record.break_glass_reason = who.caller->reason;
     record.action = std::move(action);
     return record;

@@ -68,6 +68,16 @@ public:
     static storage::audit_record audit_for(const profile& who, const std::string& request_id, storage::timestamp now,
                                            std::string action);
 
+    /// A carer's active grant to act for a citizen (README, "Carers"): the scope and basis of the
+    /// Consent that grants it, or nullopt when none is active now. Read from the citizen's record on
+    /// every request, so a revocation takes effect on the next one.
+    struct proxy_grant {
+        std::string scope;
+        std::string basis;
+    };
+    fhir::result<std::optional<proxy_grant>> find_proxy_grant(const std::string& carer, const std::string& citizen,
+                                                              storage::timestamp now) const;
+
 private:
     const policy& policy_;
     const organisation_register& organisations_;

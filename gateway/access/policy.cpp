@@ -213,6 +213,24 @@ policy policy::parse(std::string_view json) {
         };
         grants_of("verified", out.patients_verified_);
         grants_of("demographics", out.patients_demographics_);
+        if (auto proxies = section.FindMember("proxies"); proxies != section.MemberEnd()) {
+            const Value& p = proxies->value;
+            if (!p.IsObject() || text(p, "comment", "patients.proxies", false).empty())
+                throw std::invalid_argument("the policy's patients.proxies must be an object with a \"comment\"");
+            out.proxy_bases_ = texts(p, "bases", "patients.proxies");
+            const Value& scopes = object_member(p, "scopes", "patients.proxies");
+            for (const auto& scope : scopes.GetObject()) {
+                const std::string where = "patients.proxies.scopes." + std::string(scope.name.GetString());
+                if (!scope.value.IsObject() || text(scope.value, "comment", where, false).empty())
+                    throw std::invalid_argument(where + " needs a \"comment\" saying why it exists");
+                rule r;
+                read_grants(scope.value, where, r);
+                for (std::size_t a = 1; a < action_count; ++a)
+                    if (!r.grants[a].empty())
+                        throw std::invalid_argument(where + ": a carer's grant opens reading only");
+                out.proxy_scopes_.emplace_back(scope.name.GetString(), std::move(r));
+            }
+        }
     }
 
     auto rules = doc.FindMember("rules");
@@ -267,6 +285,27 @@ profile policy::citizen_profile(std::shared_ptr<const auth::caller> caller) cons
         out.rules.push_back(&patients_verified_);
     else if (caller->proofing_level == "P5")
         out.rules.push_back(&patients_demographics_);
+    out.caller = std::move(caller);
+    return out;
+}
+
+std::optional<profile> policy::proxy_profile(std::shared_ptr<const auth::caller> caller, std::string citizen,
+                                             std::string_view scope, std::string_view basis) const {
+    if (!contains(proxy_bases_, basis))
+        return std::nullopt;
+    auto found = std::find_if(proxy_scopes_.begin(), proxy_scopes_.end(),
+                              [&](const auto& named) { return named.first == scope; });
+    if (found == proxy_scopes_.end())
+        return std::nullopt;
+    profile out;
+    out.citizen = std::move(citizen);
+    out.actor = caller->nhs_number;
+    out.proxy_scope = std::string(scope);
+    out.proxy_basis = std::string(basis);
+    out.citizen_org = std::make_shared<const organisation>(
+        organisation{"patient:" + out.citizen, "a carer acting for the citizen (patient-facing endpoint)", "citizen"});
+    out.org = out.citizen_org.get();
+    out.rules.push_back(&found->second);
     out.caller = std::move(caller);
     return out;
 }

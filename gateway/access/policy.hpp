@@ -12,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -73,7 +74,15 @@ struct profile {
     /// which owns what the citizen contributes. `org` points at it.
     std::shared_ptr<const organisation> citizen_org;
 
+    /// A carer acting for `citizen` (a proxy): the carer's own NHS number, the grant's scope (a
+    /// name in the policy's `patients.proxies.scopes`) and its basis. Empty when citizens act for
+    /// themselves.
+    std::string actor;
+    std::string proxy_scope;
+    std::string proxy_basis;
+
     bool is_citizen() const noexcept { return !citizen.empty(); }
+    bool is_proxy() const noexcept { return !actor.empty(); }
 
     bool in_group(std::string_view group) const noexcept;
     bool break_glass_requested() const noexcept; ///< purpose of use ETREAT with a reason
@@ -91,6 +100,10 @@ public:
     /// "patients" section's rules for their identity proofing level (P9: `verified`; P5:
     /// `demographics`; P0: none, so every interaction is 403), their own record only.
     profile citizen_profile(std::shared_ptr<const auth::caller> caller) const;
+    /// A carer's profile: the caller (a P9 citizen) acting for `citizen` under a grant with this
+    /// scope and basis. nullopt when the policy does not know the scope or the basis.
+    std::optional<profile> proxy_profile(std::shared_ptr<const auth::caller> caller, std::string citizen,
+                                         std::string_view scope, std::string_view basis) const;
 
     /// Whether any rule lets the profile do `act` on some or all resources of `type`. When false the
     /// interaction is never allowed: 403.
@@ -154,6 +167,9 @@ private:
     rule patients_verified_;
     rule patients_demographics_;
     std::vector<std::string> patient_hidden_labels_;
+    // patients.proxies: what a carer's grant may open, by scope name, and the bases a grant may have.
+    std::vector<std::pair<std::string, rule>> proxy_scopes_;
+    std::vector<std::string> proxy_bases_;
 };
 
 /// Whether SMART scopes allow `act` on `type`: v2 `user/Observation.rs`, `user/*.cruds`; v1
