@@ -16,6 +16,9 @@ install_missing() {
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  # Node.js and npm run the SMART client check of ./test.sh (conformance/smart/); a machine that has
+  # them from elsewhere keeps its own.
+  command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "run.sh: installing ${missing[*]}" >&2
   local sudo=""

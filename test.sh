@@ -21,8 +21,9 @@ work=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 patient_port=$(free_port) # the patient-facing listener, so that no fixed port can collide
+patient_base="https://localhost:$patient_port/fhir"
 build/caregate serve --db "$work/conformance.db" --listen "127.0.0.1:$port" --certs certs/dev \
-  --patient-listen "127.0.0.1:$patient_port" \
+  --patient-listen "127.0.0.1:$patient_port" --patient-base-url "$patient_base" \
   >"$work/server.log" 2>&1 &
 server=$!
 cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"; }
@@ -42,6 +43,8 @@ identity() { # name ods role user [extra token flags...]
   printf '"%s": {"cert": "certs/dev/client-%s.crt", "key": "certs/dev/client-%s.key", "token": "%s"}' \
     "$name" "$ods" "$ods" "$(mint --org "$ods" --role "$role" --user "$user" "$@")"
 }
+citizen=9990001235
+mint_citizen() { build/caregate token --certs certs/dev --aud "$patient_base" "$@"; }
 certs/make-dev-certs.sh --out "$work/other-certs" --client A81001 >/dev/null  # an issuer key nobody trusts
 {
   echo "{"
@@ -52,6 +55,11 @@ certs/make-dev-certs.sh --out "$work/other-certs" --client A81001 >/dev/null  # 
   identity acute_emergency RX1 R8000 acute-doctor-2 --purpose ETREAT --reason "unconscious in A&E"; echo ","
   identity social_worker 8JK23 R8014 social-worker-1; echo ","
   identity ig QZZ R8012 ig-officer-1; echo ","
+  # The patient checks' citizen, verified to P9 and to P5: a fixed test number (tokens are minted
+  # before the run), whose record the checks create themselves.
+  printf '"citizens": {"p9": {"nhs_number": "%s", "token": "%s"}, "p5": {"nhs_number": "%s", "token": "%s"}},\n' \
+    "$citizen" "$(mint_citizen --citizen "$citizen" --proofing P9)" \
+    "$citizen" "$(mint_citizen --citizen "$citizen" --proofing P5)"
   printf '"bad_tokens": {"expired": "%s", "wrong_audience": "%s", "untrusted_key": "%s"}\n' \
     "$(mint --org A81001 --role R8000 --user gp-doctor-1 --ttl -600)" \
     "$(build/caregate token --certs certs/dev --aud https://elsewhere.invalid/fhir --org A81001 --role R8000 --user gp-doctor-1)" \
@@ -63,8 +71,23 @@ system_token=$(mint --org QZZ --role system --user conformance-system)
 status=0
 python3 conformance/run.py --base-url "$base" --cacert certs/dev/ca.crt \
   --cert certs/dev/client-QZZ.crt --key certs/dev/client-QZZ.key --bearer "$system_token" \
-  --identities "$work/identities.json" --examples tests/data/r4-examples | tee "$work/conformance.out" \
+  --identities "$work/identities.json" --patient-base-url "$patient_base" --examples tests/data/r4-examples | tee "$work/conformance.out" \
   || status=1
+
+echo "== a SMART client library (fhirclient) discovers the patient-facing endpoint and reads a record"
+# conformance/smart/: SMART's own JavaScript client, through its own discovery code. Two citizens of
+# its own, written through the provider endpoint.
+provider_put() {
+  curl -sS -o /dev/null --fail-with-body --cacert certs/dev/ca.crt --cert certs/dev/client-QZZ.crt \
+    --key certs/dev/client-QZZ.key -H "Authorization: Bearer $system_token" \
+    -H "Content-Type: application/fhir+json" -X PUT "$base/$1" --data-binary "$2"
+}
+for nhs in 9000000009 9000000017; do
+  provider_put "Patient/$nhs" '{"resourceType":"Patient","id":"'$nhs'","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"'$nhs'"}],"name":[{"family":"Smart","given":["Check"]}]}'
+  provider_put "Observation/smart-check-$nhs" '{"resourceType":"Observation","id":"smart-check-'$nhs'","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/'$nhs'"},"effectiveDateTime":"2026-01-01T09:00:00Z","valueQuantity":{"value":70,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}'
+done
+conformance/smart/run.sh --base-url "$patient_base" --cacert certs/dev/ca.crt --nhs 9000000009 --other-nhs 9000000017 \
+  --token "$(mint_citizen --citizen 9000000009)" | tee "$work/smart.out" || status=1
 
 # The server must stop cleanly on SIGTERM (graceful shutdown).
 kill -TERM "$server"
@@ -88,9 +111,11 @@ elif ! grep -q "record 7:" "$work/tampered.out"; then
   echo "caregate audit verify did not name the altered record 7" >&2; audit_ok=0; status=1
 fi
 
-# One closing line for the whole run: ctest's suites, the conformance checks, the audit chain.
+# One closing line for the whole run: ctest's suites, the conformance checks, the SMART client's
+# checks, the audit chain.
 read -r c_pass c_fail < <(tail -n 1 "$work/conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
-passed=$((3 + ${c_pass:-0} + audit_ok))
-failed=$((${c_fail:-1} + 1 - audit_ok))
+read -r s_pass s_fail < <(tail -n 1 "$work/smart.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
+passed=$((3 + ${c_pass:-0} + ${s_pass:-0} + audit_ok))
+failed=$((${c_fail:-1} + ${s_fail:-1} + 1 - audit_ok))
 echo "test.sh: $passed passed, $failed failed"
 exit $status

@@ -63,6 +63,8 @@ public:
 
     const policy& rules() const noexcept { return policy_; }
     storage::store& store() const noexcept { return store_; }
+    /// The connected organisations, e.g. to name one by its ODS code in the audit trail.
+    const organisation_register& organisations() const noexcept { return organisations_; }
 
     /// An audit record for this caller and request; the caller fills in the rest.
     static storage::audit_record audit_for(const profile& who, const std::string& request_id, storage::timestamp now,

@@ -1,7 +1,8 @@
 // The audit log served as AuditEvent resources (https://hl7.org/fhir/R4/auditevent.html), read-only:
 // read by id (the record's place in the hash chain) and search-type by patient, agent and date.
 // Only roles the policy lets read AuditEvent get here; a role without all_citizens sees only the
-// records of citizens it may open.
+// records of citizens it may open. On the patient-facing endpoint a citizen reads their own access
+// log (who opened their record, from which organisation, when and why) and never another's.
 #include "interactions/interactions.hpp"
 
 #include "fhir_model/date_time.hpp"
@@ -49,16 +50,58 @@ std::string_view action_code(std::string_view action) {
     return "E";
 }
 
+/// A display for the HL7 PurposeOfUse codes the gateway records, so that an access log reads plainly.
+std::string_view purpose_display(std::string_view purpose) {
+    if (purpose == "TREAT")
+        return "treatment";
+    if (purpose == "ETREAT")
+        return "emergency treatment (break-glass)";
+    if (purpose == "PATRQT")
+        return "patient requested";
+    if (purpose == "FAMRQT")
+        return "family requested";
+    if (purpose == "PWATRNY")
+        return "power of attorney";
+    return {};
+}
+
 /// AuditEvent.outcome: 0 success, 4 minor failure (refused, not found), 8 serious failure.
+/// A record without an outcome is the gateway's own note of what it did, not of a request answered:
+/// the break-glass grant (access::guard::open_citizen), which was made.
 std::string_view outcome_code(std::string_view outcome) {
-    if (outcome == "success")
+    if (outcome == "success" || outcome.empty())
         return "0";
     if (outcome == "failed")
         return "8";
     return "4";
 }
 
-void write_audit_event(json_writer& out, const storage::audit_record& r) {
+/// Who is reading the trail, as far as it changes what a record shows.
+struct trail_reader {
+    const access::organisation_register& organisations;
+    /// `detail` is free text the interactions write: a search's parameters, a conditional write's
+    /// criteria. It can name citizens other than the record's own (a search over two patients leaves
+    /// one record per citizen, each carrying the whole query), so only a reader who may see every
+    /// citizen's trail (all_citizens, information governance) is shown it; never a citizen.
+    bool shows_detail = false;
+};
+
+/// Citizens and carers on the patient-facing endpoint are recorded with the organisation
+/// `patient:{nhs}` (access::policy::citizen_profile): no ODS code and no Organization resource.
+constexpr std::string_view patient_endpoint_prefix = "patient:";
+
+/// The display name of the acting organisation: the organisations register's name for an ODS code,
+/// the patient-facing endpoint for citizens and their carers; empty for an organisation no longer
+/// listed.
+std::string organisation_display(const storage::audit_record& r, const access::organisation_register& organisations) {
+    if (r.organisation.starts_with(patient_endpoint_prefix))
+        return r.role.starts_with("proxy:") ? "a carer acting for the citizen (patient-facing endpoint)"
+                                            : "the citizen (patient-facing endpoint)";
+    const access::organisation* org = organisations.find(r.organisation);
+    return org ? org->name : std::string();
+}
+
+void write_audit_event(json_writer& out, const storage::audit_record& r, const trail_reader& reader) {
     out.StartObject();
     text(out, "resourceType", "AuditEvent");
     text(out, "id", std::to_string(r.sequence));
@@ -78,7 +121,13 @@ void write_audit_event(json_writer& out, const storage::audit_record& r) {
     out.StartObject();
     out.Key("coding");
     out.StartArray();
-    coding(out, "http://terminology.hl7.org/CodeSystem/v3-ActReason", r.purpose.empty() ? "TREAT" : r.purpose);
+    const std::string_view purpose = r.purpose.empty() ? std::string_view("TREAT") : std::string_view(r.purpose);
+    out.StartObject();
+    text(out, "system", "http://terminology.hl7.org/CodeSystem/v3-ActReason");
+    text(out, "code", purpose);
+    if (auto display = purpose_display(purpose); !display.empty())
+        text(out, "display", display);
+    out.EndObject();
     out.EndArray();
     if (!r.break_glass_reason.empty())
         text(out, "text", r.break_glass_reason);
@@ -107,16 +156,24 @@ void write_audit_event(json_writer& out, const storage::audit_record& r) {
     out.Key("requestor");
     out.Bool(true);
     out.EndObject();
-    out.StartObject(); // their organisation
+    out.StartObject(); // their organisation, by ODS code and name
+    const std::string organisation_name = organisation_display(r, reader.organisations);
+    const bool patient_endpoint = r.organisation.starts_with(patient_endpoint_prefix);
     out.Key("who");
     out.StartObject();
-    text(out, "reference", "Organization/" + r.organisation);
+    if (!patient_endpoint)
+        text(out, "reference", "Organization/" + r.organisation);
     out.Key("identifier");
     out.StartObject();
-    text(out, "system", "https://fhir.nhs.uk/Id/ods-organization-code");
+    text(out, "system", patient_endpoint ? "https://caregate.dev/fhir/Id/patient-endpoint"
+                                         : "https://fhir.nhs.uk/Id/ods-organization-code");
     text(out, "value", r.organisation);
     out.EndObject();
+    if (!organisation_name.empty())
+        text(out, "display", organisation_name);
     out.EndObject();
+    if (!organisation_name.empty())
+        text(out, "name", organisation_name);
     out.Key("requestor");
     out.Bool(false);
     out.EndObject();
@@ -128,7 +185,9 @@ void write_audit_event(json_writer& out, const storage::audit_record& r) {
     text(out, "display", "caregate");
     out.EndObject();
     out.EndObject();
-    const bool has_entities = !r.nhs_number.empty() || !r.resource_ids.empty();
+    // What was touched: the citizen, each resource by reference, or the type alone when no resource
+    // was (a search that found nothing, a refused request).
+    const bool has_entities = !r.nhs_number.empty() || !r.resource_ids.empty() || !r.resource_type.empty();
     if (has_entities) {
         out.Key("entity");
         out.StartArray();
@@ -155,6 +214,12 @@ void write_audit_event(json_writer& out, const storage::audit_record& r) {
             out.EndObject();
             out.EndObject();
         }
+        if (r.resource_ids.empty() && !r.resource_type.empty()) {
+            out.StartObject();
+            out.Key("type");
+            coding(out, "http://hl7.org/fhir/resource-types", r.resource_type);
+            out.EndObject();
+        }
         out.EndArray();
     }
     out.Key("extension");
@@ -167,6 +232,12 @@ void write_audit_event(json_writer& out, const storage::audit_record& r) {
     text(out, "url", "https://caregate.dev/fhir/StructureDefinition/request-id");
     text(out, "valueString", r.request_id.empty() ? "none" : r.request_id);
     out.EndObject();
+    if (reader.shows_detail && !r.detail.empty()) {
+        out.StartObject();
+        text(out, "url", "https://caregate.dev/fhir/StructureDefinition/audit-detail");
+        text(out, "valueString", r.detail);
+        out.EndObject();
+    }
     out.EndArray();
     out.EndObject();
 }
@@ -215,6 +286,10 @@ bool permitted(rest::context& ctx, rest::responder& done) {
     return detail::check_permitted(ctx, access::action::read, done);
 }
 
+trail_reader reader_of(const rest::context& ctx) {
+    return {ctx.guard->organisations(), !ctx.who->is_citizen() && ctx.guard->rules().all_citizens(*ctx.who)};
+}
+
 } // namespace
 
 void audit_event_read(rest::context& ctx, rest::responder& done) {
@@ -232,7 +307,12 @@ void audit_event_read(rest::context& ctx, rest::responder& done) {
         return done(rest::error_response(record.failure().kind == category::not_found
                                              ? detail::not_found("AuditEvent", id)
                                              : record.failure()));
-    if (!ctx.guard->rules().all_citizens(*ctx.who)) {
+    if (ctx.who->is_citizen()) {
+        // A citizen's access log is the records naming them (their token's NHS number), whether or
+        // not the record holds them now; any other record answers as one that does not exist.
+        if (record->nhs_number != ctx.who->citizen)
+            return done(rest::error_response(detail::not_found("AuditEvent", id)));
+    } else if (!ctx.guard->rules().all_citizens(*ctx.who)) {
         if (record->nhs_number.empty())
             return done(rest::error_response(detail::not_found("AuditEvent", id)));
         auto view = ctx.guard->open_citizen(*ctx.who, record->nhs_number, ctx.request_id, ctx.now, ctx.views, false);
@@ -243,7 +323,7 @@ void audit_event_read(rest::context& ctx, rest::responder& done) {
     }
     rapidjson::StringBuffer buffer;
     json_writer out(buffer);
-    write_audit_event(out, *record);
+    write_audit_event(out, *record, reader_of(ctx));
     rest::response response = rest::json_response({buffer.GetString(), buffer.GetSize()});
     detail::audit_access(ctx, "read", {}, "success", "AuditEvent/" + id);
     done(std::move(response));
@@ -300,9 +380,17 @@ void audit_event_search(rest::context& ctx, rest::responder& done) {
         query.time = window;
     add_applied("_count", std::to_string(query.count));
 
+    // A citizen sees their own access log only: without `patient` the search means theirs; with
+    // another citizen's (in any spelling) it finds nothing, exactly as for a citizen never accessed.
     // Without all_citizens, the caller sees the records of a citizen it may open, and no others.
     bool empty = false;
-    if (!ctx.guard->rules().all_citizens(*ctx.who)) {
+    if (ctx.who->is_citizen()) {
+        if (query.nhs_number.empty()) {
+            query.nhs_number = ctx.who->citizen;
+            applied = "patient=" + encode(query.nhs_number) + "&" + applied;
+        }
+        empty = query.nhs_number != ctx.who->citizen;
+    } else if (!ctx.guard->rules().all_citizens(*ctx.who)) {
         if (query.nhs_number.empty()) {
             empty = true;
         } else {
@@ -340,13 +428,14 @@ void audit_event_search(rest::context& ctx, rest::responder& done) {
     }
     out.EndArray();
     if (!page.records.empty()) {
+        const trail_reader reader = reader_of(ctx);
         out.Key("entry");
         out.StartArray();
         for (const auto& record : page.records) {
             out.StartObject();
             text(out, "fullUrl", ctx.config.base_url + "/AuditEvent/" + std::to_string(record.sequence));
             out.Key("resource");
-            write_audit_event(out, record);
+            write_audit_event(out, record, reader);
             out.Key("search");
             out.StartObject();
             text(out, "mode", "match");
@@ -357,7 +446,9 @@ void audit_event_search(rest::context& ctx, rest::responder& done) {
     }
     out.EndObject();
     storage::audit_record access = access::guard::audit_for(*ctx.who, ctx.request_id, ctx.now, "search");
-    access.nhs_number = query.nhs_number;
+    // A citizen asking for someone else's trail names nobody in the record: it would put the asking
+    // citizen's NHS number (their organisation patient:{nhs}) into the other citizen's access log.
+    access.nhs_number = ctx.who->is_citizen() && empty ? std::string() : query.nhs_number;
     access.resource_type = "AuditEvent";
     access.outcome = "success";
     access.detail = applied;

@@ -59,10 +59,14 @@ fhir::result<planned_write> plan_update(rest::context& ctx) {
     // Changing what exists needs it visible (else 404, as if absent) and owned (else 403). A
     // conditional update's matches are checked by the writer; the id a body names is checked here,
     // as it may be written to when nothing matches.
-    if (!id.empty())
-        if (auto target = check_target(ctx, id, "update"); !target)
-            return std::move(target).failure();
-    if (auto allowed = check_write(ctx, access::action::update, *prepared); !allowed)
+    std::optional<storage::stored_version> target;
+    if (!id.empty()) {
+        auto found = check_target(ctx, id, "update");
+        if (!found)
+            return std::move(found).failure();
+        target = std::move(found.value());
+    }
+    if (auto allowed = check_write(ctx, access::action::update, *prepared, target ? &*target : nullptr); !allowed)
         return allowed.failure();
 
     planned_write plan;

@@ -114,3 +114,26 @@ TEST_CASE("carers: every action is audited as the carer's, on the citizen's reco
     CHECK(trail->records.front().role == "proxy:lasting-power-of-attorney");
     CHECK(trail->records.front().resource_ids == f.appointment);
 }
+
+TEST_CASE("carers: a citizen names a carer and grants, then revokes, on the patient endpoint") {
+    patient_fixture f;
+    const std::string citizen = citizen_token(tom, "P9", {"patient/*.cruds"});
+    auto named = f.as_citizen(citizen, "POST", "/RelatedPerson", related_person(tom, carer));
+    REQUIRE_MESSAGE(named.status == 201, named.body);
+    const std::string related = json_of(named)["id"].GetString();
+    auto granted = f.as_citizen(citizen, "POST", "/Consent",
+                                proxy_consent(tom, related, "full-record", "citizen-consent"));
+    REQUIRE_MESSAGE(granted.status == 201, granted.body);
+    const std::string consent = json_of(granted)["id"].GetString();
+
+    auto as_carer = [&] {
+        return f.as_citizen(citizen_token(carer), "GET", "/Observation/" + f.tom_observation, {}, {{"X-Act-For", tom}});
+    };
+    CHECK(as_carer().status == 200);
+    // While the grant stands, the carer still cannot write for the citizen: a grant opens reading only.
+    CHECK(f.as_citizen(citizen_token(carer, "P9", {"patient/*.cruds"}), "POST", "/Consent",
+                       proxy_consent(tom, related, "full-record", "citizen-consent"), {{"X-Act-For", tom}})
+              .status == 403);
+    CHECK(f.as_citizen(citizen, "DELETE", "/Consent/" + consent).status == 204);
+    CHECK(as_carer().status == 403);
+}

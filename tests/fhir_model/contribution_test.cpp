@@ -1,0 +1,144 @@
+// Tests for fhir_model/src/contribution.cpp (fhir_model/contribution.hpp): a citizen's contribution is
+// marked with the provenance tag (once), meta.source and the citizen as performer, author, source or
+// sender; content naming someone else is refused; everything else, numbers included, is kept as sent.
+#include "fhir_model/contribution.hpp"
+#include "fhir_model/resource.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+namespace fhir = caregate::fhir;
+
+namespace {
+
+constexpr const char* tom = "9000000009";
+const std::string tag =
+    R"({"system":"https://fhir.caregate.nhs.uk/CodeSystem/provenance","code":"patient-contributed","display":"Contributed by the patient"})";
+const std::string source = R"("source":"https://fhir.caregate.nhs.uk/patient-endpoint")";
+
+std::string marked(const std::string& resource) {
+    auto out = fhir::mark_contribution(resource, tom);
+    INFO((out.ok() ? std::string() : out.failure().issues.front().diagnostics));
+    REQUIRE(out.ok());
+    return *out;
+}
+
+fhir::error refused(const std::string& resource) {
+    auto out = fhir::mark_contribution(resource, tom);
+    REQUIRE_FALSE(out.ok());
+    return out.failure();
+}
+
+} // namespace
+
+TEST_CASE("contribution: an Observation gains the tag, meta.source and the citizen as performer") {
+    const std::string reading =
+        R"({"resourceType":"Observation","status":"final","code":{"text":"weight"},"subject":{"reference":"Patient/9000000009"},"valueQuantity":{"value":72.10,"unit":"kg"}})";
+    CHECK(marked(reading) ==
+          R"({"resourceType":"Observation","status":"final","code":{"text":"weight"},"subject":{"reference":"Patient/9000000009"},"valueQuantity":{"value":72.10,"unit":"kg"},"performer":[{"reference":"Patient/9000000009"}],"meta":{"tag":[)" +
+              tag + "]," + source + "}}");
+}
+
+TEST_CASE("contribution: marking twice changes nothing (an update keeps one tag, one performer)") {
+    const std::string once = marked(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/9000000009"}})");
+    CHECK(marked(once) == once);
+    CHECK(fhir::carries_contribution_tag(once));
+}
+
+TEST_CASE("contribution: the client's meta is kept, its source replaced, its own tags kept beside ours") {
+    const std::string sent =
+        R"({"resourceType":"Observation","meta":{"source":"#my-app","tag":[{"system":"http://example.org/app","code":"home"}],"profile":["http://example.org/p"]},"status":"final","code":{"text":"x"},"subject":{"reference":"Patient/9000000009"},"performer":[{"reference":"Patient/9000000009","display":"me"}]})";
+    CHECK(marked(sent) ==
+          R"({"resourceType":"Observation","meta":{"source":"https://fhir.caregate.nhs.uk/patient-endpoint","tag":[{"system":"http://example.org/app","code":"home"},)" +
+              tag +
+              R"(],"profile":["http://example.org/p"]},"status":"final","code":{"text":"x"},"subject":{"reference":"Patient/9000000009"},"performer":[{"reference":"Patient/9000000009","display":"me"}]})");
+}
+
+TEST_CASE("contribution: the citizen named by identifier counts as the performer") {
+    const std::string sent =
+        R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/9000000009"},"performer":[{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}}]})";
+    const std::string out = marked(sent);
+    CHECK(out.find(R"("performer":[{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}}])") !=
+          std::string::npos);
+}
+
+TEST_CASE("contribution: a performer, author, source or sender other than the citizen is refused (422)") {
+    struct row {
+        const char* resource;
+        const char* expression;
+    };
+    const row rows[] = {
+        {R"({"resourceType":"Observation","performer":[{"reference":"Patient/9000000009"},{"reference":"Practitioner/gp-1"}]})",
+         "Observation.performer[1]"},
+        {R"({"resourceType":"Observation","performer":[{"reference":"Patient/9000000017"}]})", "Observation.performer[0]"},
+        {R"({"resourceType":"Observation","performer":[{"display":"Dr Who"}]})", "Observation.performer[0]"},
+        {R"({"resourceType":"Observation","performer":[{"reference":"Patient/9000000009","identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000017"}}]})",
+         "Observation.performer[0]"},
+        {R"({"resourceType":"Observation","performer":[{"reference":"Patient/9000000009","type":"RelatedPerson"}]})",
+         "Observation.performer[0]"},
+        {R"({"resourceType":"Consent","performer":[{"reference":"Organization/A81001"}]})", "Consent.performer[0]"},
+        {R"({"resourceType":"Communication","sender":{"reference":"Practitioner/gp-1"}})", "Communication.sender"},
+        {R"({"resourceType":"QuestionnaireResponse","author":{"reference":"Practitioner/gp-1"}})", "QuestionnaireResponse.author"},
+        {R"({"resourceType":"QuestionnaireResponse","source":{"reference":"RelatedPerson/carer"}})", "QuestionnaireResponse.source"},
+    };
+    for (const row& r : rows) {
+        CAPTURE(r.resource);
+        const fhir::error failure = refused(r.resource);
+        CHECK(failure.kind == fhir::category::invalid);
+        REQUIRE(failure.issues.size() == 1);
+        CHECK(failure.issues[0].code == "business-rule");
+        CHECK(failure.issues[0].expression == r.expression);
+        // The diagnostics name the rule, never the content.
+        CHECK(failure.issues[0].diagnostics.find("9000000017") == std::string::npos);
+        CHECK(failure.issues[0].diagnostics.find("gp-1") == std::string::npos);
+    }
+}
+
+TEST_CASE("contribution: Communication, QuestionnaireResponse and Consent name the citizen where absent") {
+    CHECK(marked(R"({"resourceType":"Communication","status":"completed"})")
+              .starts_with(R"({"resourceType":"Communication","status":"completed","sender":{"reference":"Patient/9000000009"},"meta":)"));
+    CHECK(marked(R"({"resourceType":"QuestionnaireResponse","status":"completed"})")
+              .starts_with(R"({"resourceType":"QuestionnaireResponse","status":"completed","author":{"reference":"Patient/9000000009"},"source":{"reference":"Patient/9000000009"},"meta":)"));
+    CHECK(marked(R"({"resourceType":"QuestionnaireResponse","author":{"reference":"Patient/9000000009"},"status":"completed"})")
+              .starts_with(R"({"resourceType":"QuestionnaireResponse","author":{"reference":"Patient/9000000009"},"status":"completed","source":{"reference":"Patient/9000000009"},"meta":)"));
+    CHECK(marked(R"({"resourceType":"Consent","status":"active"})")
+              .starts_with(R"({"resourceType":"Consent","status":"active","performer":[{"reference":"Patient/9000000009"}],"meta":)"));
+    // Other types get the marks on meta only.
+    CHECK(marked(R"({"resourceType":"Goal","lifecycleStatus":"active"})") ==
+          R"({"resourceType":"Goal","lifecycleStatus":"active","meta":{"tag":[)" + tag + "]," + source + "}}");
+}
+
+TEST_CASE("contribution: wrong shapes are left for validation; what is not JSON is malformed") {
+    // meta and performer of the wrong JSON type are not marked (validation refuses them).
+    CHECK(marked(R"({"resourceType":"Observation","meta":"x","performer":{"reference":"Patient/9000000009"}})") ==
+          R"({"resourceType":"Observation","meta":"x","performer":{"reference":"Patient/9000000009"}})");
+    CHECK(marked(R"([1,2])") == "[1,2]");
+    CHECK(refused(R"({"resourceType":)").kind == fhir::category::malformed);
+}
+
+TEST_CASE("contribution: a marked Observation is a valid resource of the citizen, numbers as written") {
+    auto prepared = fhir::prepare_resource(
+        marked(R"({"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"subject":{"reference":"Patient/9000000009"},"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":132.0,"unit":"mmHg"}}]})"),
+        "Observation");
+    REQUIRE(prepared.ok());
+    CHECK(prepared->content.find(R"("value":132.0)") != std::string::npos);
+    CHECK(prepared->content.find(R"("source":"https://fhir.caregate.nhs.uk/patient-endpoint")") != std::string::npos);
+    CHECK(fhir::carries_contribution_tag(prepared->content));
+    REQUIRE(prepared->citizens.size() >= 1);
+    for (const auto& link : prepared->citizens)
+        CHECK(link.nhs_number == tom);
+}
+
+TEST_CASE("contribution: the tag is found however it is written, and only in meta.tag") {
+    CHECK(fhir::carries_contribution_tag(R"({"resourceType":"Observation","meta":{"tag":[)" + tag + "]}}"));
+    // The code spelled with a JSON escape is the same code.
+    CHECK(fhir::carries_contribution_tag(
+        R"({"resourceType":"Observation","meta":{"tag":[{"system":"https://fhir.caregate.nhs.uk/CodeSystem/provenance","code":"patient\u002dcontributed"}]}})"));
+    CHECK_FALSE(fhir::carries_contribution_tag(
+        R"({"resourceType":"Observation","meta":{"tag":[{"system":"http://example.org","code":"patient-contributed"}]}})"));
+    CHECK_FALSE(fhir::carries_contribution_tag(
+        R"({"resourceType":"Observation","meta":{"security":[{"system":"https://fhir.caregate.nhs.uk/CodeSystem/provenance","code":"patient-contributed"}]}})"));
+    CHECK_FALSE(fhir::carries_contribution_tag(R"({"resourceType":"Observation","note":[{"text":"patient-contributed"}]})"));
+    CHECK_FALSE(fhir::carries_contribution_tag("not json patient-contributed"));
+}
