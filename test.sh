@@ -44,6 +44,7 @@ identity() { # name ods role user [extra token flags...]
     "$name" "$ods" "$ods" "$(mint --org "$ods" --role "$role" --user "$user" "$@")"
 }
 citizen=9990001235
+carer=9990001243
 mint_citizen() { build/caregate token --certs certs/dev --aud "$patient_base" "$@"; }
 certs/make-dev-certs.sh --out "$work/other-certs" --client A81001 >/dev/null  # an issuer key nobody trusts
 {
@@ -57,9 +58,13 @@ certs/make-dev-certs.sh --out "$work/other-certs" --client A81001 >/dev/null  # 
   identity ig QZZ R8012 ig-officer-1; echo ","
   # The patient checks' citizen, verified to P9 and to P5: a fixed test number (tokens are minted
   # before the run), whose record the checks create themselves.
-  printf '"citizens": {"p9": {"nhs_number": "%s", "token": "%s"}, "p5": {"nhs_number": "%s", "token": "%s"}},\n' \
+  printf '"citizens": {"p9": {"nhs_number": "%s", "token": "%s"}, "p5": {"nhs_number": "%s", "token": "%s"},' \
     "$citizen" "$(mint_citizen --citizen "$citizen" --proofing P9)" \
     "$citizen" "$(mint_citizen --citizen "$citizen" --proofing P5)"
+  # ...the same citizen's app allowed to write, and a carer (another test number) to act for them.
+  printf ' "p9_write": {"nhs_number": "%s", "token": "%s"}, "carer": {"nhs_number": "%s", "token": "%s"}},\n' \
+    "$citizen" "$(mint_citizen --citizen "$citizen" --scope "patient/*.cruds")" \
+    "$carer" "$(mint_citizen --citizen "$carer")"
   printf '"bad_tokens": {"expired": "%s", "wrong_audience": "%s", "untrusted_key": "%s"}\n' \
     "$(mint --org A81001 --role R8000 --user gp-doctor-1 --ttl -600)" \
     "$(build/caregate token --certs certs/dev --aud https://elsewhere.invalid/fhir --org A81001 --role R8000 --user gp-doctor-1)" \

@@ -25,6 +25,12 @@ a used database alike. Another citizen is a fresh random test number each run.
 - `access_log`: the GP's read of the citizen's record, and an acute clinician's break-glass access
   (ETREAT with its reason), appear in the citizen's AuditEvents with the organisation; another
   citizen's trail is empty to them, and a read by id of one of its records is 404.
+- `contribution` (needs `p9_write`, the same citizen with `patient/*.cruds`): a home blood pressure
+  reading is stored marked as theirs (tag, `meta.source`, performer) and the GP reads it so; the
+  citizen cannot delete the GP's Observation (403).
+- `carer` (needs `carer`, another citizen at P9): the citizen names the carer (RelatedPerson) and grants
+  appointments and medications (Consent); with `X-Act-For` the carer reads the appointment and not an
+  Observation (403); after the citizen deletes the grant, not the appointment either (403).
 """
 
 import email.utils
@@ -304,3 +310,96 @@ def access_log(ctx):
     _expect(me.get("AuditEvent/%s" % theirs[0]["id"]), 404, "the citizen reading another citizen's AuditEvent")
     _, p5 = _citizen(ctx, "p5")
     _expect(p5.get("AuditEvent?patient=Patient/%s" % nhs), 403, "a P5 citizen reading the access log")
+
+
+# ---------------------------------------------------------------------------------------
+# Contributions and carers: these need two more tokens in the identities file,
+#   "citizens": {..., "p9_write": {"nhs_number": <the p9 citizen>, "token": ... patient/*.cruds},
+#                     "carer": {"nhs_number": <another citizen>, "token": ... P9, patient/*.rs}}
+# ---------------------------------------------------------------------------------------
+
+PROVENANCE = "https://fhir.caregate.nhs.uk/CodeSystem/provenance"
+PROXY_ACCESS = "https://fhir.caregate.nhs.uk/CodeSystem/proxy-access"
+PROXY_BASIS = "https://fhir.caregate.nhs.uk/CodeSystem/proxy-basis"
+NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
+
+
+def _why_not_writing(ctx):
+    why = _why_not(ctx)
+    if why:
+        return why
+    citizens = _spec(ctx).get("citizens") or {}
+    if not all(isinstance(citizens.get(k), dict) and citizens[k].get("token") for k in ("p9_write", "carer")):
+        return "the --identities file names no p9_write and carer citizens"
+    return None
+
+
+def writing_check(name):
+    return gated_check("patient." + name, _why_not_writing)
+
+
+@writing_check("contribution")
+def contribution(ctx):
+    """A P9 citizen's home blood pressure reading is stored marked as theirs, and the GP reads it with
+    that provenance (tag, meta.source, performer)."""
+    _record(ctx)
+    nhs, me = _citizen(ctx, "p9_write")
+    reading = {"resourceType": "Observation", "status": "final",
+               "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                         "code": "vital-signs"}]}],
+               "code": {"coding": [{"system": LOINC, "code": "85354-9", "display": "Blood pressure panel"}]},
+               "subject": {"reference": "Patient/%s" % nhs}, "effectiveDateTime": "2026-11-20T08:00:00Z",
+               "component": [{"code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+                              "valueQuantity": {"value": 128, "unit": "mmHg", "system": "http://unitsofmeasure.org",
+                                                "code": "mm[Hg]"}}]}
+    made = me.post("Observation", reading)
+    _expect(made, 201, "the citizen contributing a blood pressure reading")
+    rid = made.json()["id"]
+    seen = expect_resource(ctx.patient_callers("gp_clinician").get("Observation/%s" % rid), 200, "Observation",
+                           "the GP reading the citizen's contribution")
+    meta = seen.get("meta") or {}
+    if not any(t.get("system") == PROVENANCE and t.get("code") == "patient-contributed" for t in meta.get("tag") or []):
+        fail("the contribution lacks the patient-contributed tag: meta %s" % meta)
+    if not meta.get("source"):
+        fail("the contribution has no meta.source")
+    if {"reference": "Patient/%s" % nhs} not in (seen.get("performer") or []):
+        fail("the contribution does not name the citizen as performer: %s" % seen.get("performer"))
+    # What a professional wrote stays theirs.
+    rec = _record(ctx)
+    _expect(me.delete("Observation/%s" % rec["observation"]), 403, "the citizen deleting the GP's Observation")
+
+
+@writing_check("carer")
+def carer(ctx):
+    """A carer with an appointments-and-medications grant reads the citizen's appointments and nothing
+    else; after the citizen revokes the grant, nothing."""
+    rec = _record(ctx)
+    nhs, me = _citizen(ctx, "p9_write")
+    carer_nhs, carer_client = _citizen(ctx, "carer")
+    gp = ctx.patient_callers("gp_clinician")
+    booked = gp.post("Appointment", {"resourceType": "Appointment", "status": "booked",
+                                     "participant": [{"actor": {"reference": "Patient/%s" % nhs}, "status": "accepted"}]})
+    _expect(booked, 201, "the GP booking an appointment")
+    appointment = booked.json()["id"]
+    named = me.post("RelatedPerson", {"resourceType": "RelatedPerson", "patient": {"reference": "Patient/%s" % nhs},
+                                      "identifier": [{"system": NHS_NUMBER, "value": carer_nhs}],
+                                      "name": [{"family": "Carer"}]})
+    _expect(named, 201, "the citizen naming a carer (RelatedPerson)")
+    granted = me.post("Consent", {
+        "resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": PROXY_ACCESS, "code": "appointments-and-medications"}]}],
+        "patient": {"reference": "Patient/%s" % nhs},
+        "policyRule": {"coding": [{"system": PROXY_BASIS, "code": "citizen-consent"}]},
+        "provision": {"type": "permit", "actor": [{
+            "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "DAU"}]},
+            "reference": {"reference": "RelatedPerson/%s" % named.json()["id"]}}]}})
+    _expect(granted, 201, "the citizen granting the carer appointments and medications")
+    acting = {"X-Act-For": nhs}
+    expect_resource(carer_client.get("Appointment/%s" % appointment, headers=acting), 200, "Appointment",
+                    "the carer reading the citizen's appointment")
+    _expect(carer_client.get("Observation/%s" % rec["observation"], headers=acting), 403,
+            "the carer reading an Observation the grant does not cover")
+    _expect(me.delete("Consent/%s" % granted.json()["id"]), 204, "the citizen revoking the grant")
+    _expect(carer_client.get("Appointment/%s" % appointment, headers=acting), 403,
+            "the carer after the grant was revoked")
