@@ -256,6 +256,8 @@ int serve(const std::vector<std::string>& args) {
             patient_config.smart = settings.smart;
             patient_config.patient_readable_types = policy.patient_types(access::action::read);
             patient_config.patient_creatable_types = policy.patient_types(access::action::create);
+            patient_config.patient_updatable_types = policy.patient_types(access::action::update);
+            patient_config.patient_deletable_types = policy.patient_types(access::action::delete_);
             patient_app.emplace(*store, *citizen_guard, std::move(patient_config));
         }
 

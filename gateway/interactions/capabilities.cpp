@@ -243,6 +243,12 @@ std::string patient_statement(const rest::rest_config& config) {
                     kinds.push_back(kind);
         if (listed(config.patient_creatable_types, row.type) && row.allows(rest::interaction::create))
             kinds.push_back(rest::interaction::create);
+        if (listed(config.patient_updatable_types, row.type))
+            for (rest::interaction kind : {rest::interaction::update, rest::interaction::patch})
+                if (row.allows(kind))
+                    kinds.push_back(kind);
+        if (listed(config.patient_deletable_types, row.type) && row.allows(rest::interaction::delete_))
+            kinds.push_back(rest::interaction::delete_);
         if (!kinds.empty())
             served.emplace_back(&row, std::move(kinds));
     }

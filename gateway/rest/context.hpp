@@ -56,6 +56,9 @@ struct rest_config {
     /// create, in their own record (access::policy::patient_types).
     std::vector<std::string> patient_readable_types;
     std::vector<std::string> patient_creatable_types;
+    /// ... and update (and patch), and delete: their own contributions only.
+    std::vector<std::string> patient_updatable_types;
+    std::vector<std::string> patient_deletable_types;
 };
 
 /// Where a request was routed.

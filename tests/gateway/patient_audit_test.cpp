@@ -66,6 +66,8 @@ struct audit_fixture : patient_fixture {
         config.patient_endpoint = true;
         config.patient_readable_types = policy.patient_types(access::action::read);
         config.patient_creatable_types = policy.patient_types(access::action::create);
+        config.patient_updatable_types = policy.patient_types(access::action::update);
+        config.patient_deletable_types = policy.patient_types(access::action::delete_);
         patient_app = std::make_unique<rest::application>(*store, *citizen_guard, config);
     }
 
@@ -318,4 +320,13 @@ TEST_CASE("citizen's access log: the patient endpoint's CapabilityStatement list
         CHECK(codes == std::set<std::string>{"read", "search-type"});
     }
     CHECK(listed);
+    // What citizens contribute, they may also correct and remove (their own contributions).
+    for (const auto& resource : doc["rest"][0]["resource"].GetArray()) {
+        if (string_at(resource, "type") != "Observation")
+            continue;
+        std::set<std::string> codes;
+        for (const auto& i : resource["interaction"].GetArray())
+            codes.insert(string_at(i, "code"));
+        CHECK(codes == std::set<std::string>{"read", "search-type", "create", "update", "patch", "delete"});
+    }
 }
