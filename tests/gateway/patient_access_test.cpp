@@ -87,3 +87,26 @@ TEST_CASE("patient endpoint: a citizen's reads are audited as patient-requested,
     CHECK(trail->records.front().organisation == std::string("patient:") + tom);
     CHECK(trail->records.front().resource_ids == f.tom_observation);
 }
+
+TEST_CASE("patient endpoint: history, system search and compartment search show the citizen's own record only") {
+    patient_fixture f;
+    const std::string token = citizen_token(tom);
+    auto own_only = [&](const rest::response& bundle, const char* what) {
+        for (const auto& id : f.ids_of(bundle)) {
+            INFO(what << ": " << id);
+            CHECK(id != "Observation/" + f.bunmi_observation);
+            CHECK(id != std::string("Patient/") + bunmi);
+            CHECK(id != "Observation/" + f.tom_hidden);
+            CHECK(id != "Observation/" + f.tom_safeguarding);
+        }
+    };
+    auto history = f.as_citizen(token, "GET", "/_history");
+    own_only(history, "system history");
+    CHECK(f.ids_of(history).size() >= 2); // their Patient and the GP's Observation
+    own_only(f.as_citizen(token, "GET", "/Observation/_history"), "type history");
+    own_only(f.as_citizen(token, "GET", "/?_type=Patient,Observation"), "system search");
+    CHECK(f.as_citizen(token, "GET", std::string("/Patient/") + bunmi + "/Observation").status == 404);
+    CHECK(f.as_citizen(token, "GET", "/Observation/" + f.bunmi_observation + "/_history").status == 404);
+    own_only(f.as_citizen(token, "GET", "/Observation?_include=Observation:subject&_revinclude=Provenance:target"),
+             "includes");
+}
