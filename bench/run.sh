@@ -1,0 +1,428 @@
+#!/usr/bin/env bash
+# The benchmark suite (issue 7): measures, in one run, the ceiling probe (caregate's network stack
+# answering a fixed Patient, over TLS with a client certificate and over plain HTTP) and caregate on a
+# database of a synthetic population, with wrk, and prints one table in which every figure is also a
+# share of the ceiling measured in the same run (other load on the machine then moves both alike).
+# Figures for errors are never printed: a scenario with any answer that is not 2xx fails.
+#
+#   bench/run.sh [--quick] [--citizens N] [--seconds S] [--connections "1 16 64"]
+#
+# See bench/README.md ("The suite") for what each row measures and how to read the table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+citizens=10000
+quick_citizens=1000
+seed=1
+mean_resources=100
+as_of=2026-11-01 # the population's last day (population.py --as-of), as bench/search.sh
+seconds=10
+connection_counts="1 16 64"
+paths_per_scenario=2000
+request_timeout=10 # seconds; a slower answer counts as an error
+quick=0
+citizens_given=0
+seconds_given=0
+connections_given=0
+
+usage() {
+  cat <<EOF
+Usage: bench/run.sh [options]
+
+  --quick              $quick_citizens citizens, 16 connections only, 5 s a scenario (under 5 minutes)
+  --citizens N         citizens in the synthetic population (default $citizens, about 100 resources each)
+  --seconds S          seconds a scenario (default $seconds)
+  --connections "C..." connection counts, each scenario at each (default "$connection_counts")
+
+Environment: CAREGATE (default build/caregate) and CEILING_PROBE (default the ceiling_probe built
+beside it, bench/ceiling/ceiling_probe in the same build directory).
+The database is built once per population under bench/.data/ (as bench/search.sh, sharing its cache);
+each run works on a copy in bench/.data/suite/.
+EOF
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1; shift ;;
+    --citizens) citizens=${2:?--citizens needs N}; citizens_given=1; shift 2 ;;
+    --seconds) seconds=${2:?--seconds needs S}; seconds_given=1; shift 2 ;;
+    --connections) connection_counts=${2:?--connections needs a list}; connections_given=1; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "bench/run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+if [ "$quick" = 1 ]; then
+  [ "$citizens_given" = 1 ] || citizens=$quick_citizens
+  [ "$seconds_given" = 1 ] || seconds=5
+  [ "$connections_given" = 1 ] || connection_counts=16
+fi
+for n in "$citizens" "$seconds" $connection_counts; do
+  [[ "$n" =~ ^[0-9]+$ && "$n" -gt 0 ]] || { echo "bench/run.sh: '$n' is not a positive number" >&2; exit 2; }
+done
+
+# Debian packages the suite needs beyond ./run.sh's: wrk drives every scenario; gcc and libssl-dev
+# build the shim that lets wrk present a client certificate (bench/wrk/client_cert.c).
+packages=(wrk gcc libssl-dev curl python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bench/run.sh: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+caregate=${CAREGATE:-build/caregate}
+[ -x "$caregate" ] || { echo "bench/run.sh: $caregate is not built: run ./run.sh --setup-only, or set CAREGATE" >&2; exit 2; }
+probe=${CEILING_PROBE:-$(dirname "$caregate")/bench/ceiling/ceiling_probe}
+if [ ! -x "$probe" ] && [ -z "${CEILING_PROBE:-}" ] && [ -f "$(dirname "$caregate")/build.ninja" ]; then
+  cmake --build "$(dirname "$caregate")" --target ceiling_probe >/dev/null
+fi
+[ -x "$probe" ] || { echo "bench/run.sh: $probe is not built: cmake --build build --target ceiling_probe, or set CEILING_PROBE" >&2; exit 2; }
+[ -f certs/dev/token-signing.key ] || certs/make-dev-certs.sh --out certs/dev >/dev/null
+# The caller: a GP clinician of A81001, with that practice's client certificate on TLS.
+client_cert=certs/dev/client-A81001.crt
+client_key=certs/dev/client-A81001.key
+[ -f "$client_cert" ] || { echo "bench/run.sh: $client_cert is missing: run certs/make-dev-certs.sh --out certs/dev" >&2; exit 2; }
+
+run=bench/.data/suite
+rm -rf "$run"
+mkdir -p "$run"
+cc -shared -fPIC -O2 -o "$run/client_cert.so" bench/wrk/client_cert.c -ldl -lssl
+
+# 1. The database, built once per population exactly as bench/search.sh builds it (the same cache
+#    directory, so either script reuses the other's), then copied: the run appends audit records and
+#    creates resources, which must not carry over into the next run.
+generator=$(sha256sum bench/population.py | cut -c1-12)
+data="bench/.data/citizens-$citizens-seed-$seed-mean-$mean_resources-as-of-$as_of-$generator"
+if [ ! -f "$data/caregate.db" ]; then
+  echo "== building the database: $citizens citizens (seed $seed), once; cached in $data"
+  rm -rf "$data.partial"
+  mkdir -p "$data.partial"
+  python3 bench/population.py --citizens "$citizens" --seed "$seed" --mean-resources "$mean_resources" \
+      --as-of "$as_of" --targets "$data.partial/targets.tsv" \
+    | "$caregate" import - --db "$data.partial/caregate.db" | tee "$data.partial/import.txt"
+  mv "$data.partial" "$data"
+fi
+resources=$(grep -o '^caregate import: [0-9]* resources' "$data/import.txt" | grep -o '[0-9]*' | head -n 1)
+db="$run/caregate.db"
+cp --reflink=auto "$data/caregate.db" "$db"
+[ -f "$data/caregate.db-wal" ] && cp --reflink=auto "$data/caregate.db-wal" "$db-wal"
+schema_version() { python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("pragma user_version").fetchone()[0])' "$1"; }
+cached_schema=$(schema_version "$db")
+
+# 2. Request lists over many citizens the GP may see (registered with A81001), in a fixed shuffled
+#    order: reads, searches, and creates (one Observation a line, each about another citizen).
+python3 - "$data/targets.tsv" "$run" "$seed" "$paths_per_scenario" <<'EOF'
+import json, random, sys
+targets, run, seed, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+rows = [line.rstrip("\n").split("\t") for line in open(targets, encoding="utf-8")]
+rows = [r for r in rows if r[1] == "A81001"]
+if not rows:
+    sys.exit("bench/run.sh: the population has no citizen registered with A81001")
+rng = random.Random(seed)
+rng.shuffle(rows)
+rows = rows[:limit]
+with_meds = [r for r in rows if int(r[6]) > 0] or rows
+with_codes = [r for r in rows if r[5]] or rows
+lists = {
+    "read": [f"Patient/{r[0]}" for r in rows],
+    "vread": [f"Patient/{r[0]}/_history/1" for r in rows],
+    "observation": [f"Observation?patient={r[0]}&code=http://loinc.org%7C{rng.choice(r[5].split(','))}" for r in with_codes],
+    "medication": [f"MedicationRequest?patient={r[0]}&status=active" for r in with_meds],
+    "everything": [f"Patient/{r[0]}/$everything" for r in rows],
+}
+for name, paths in lists.items():
+    with open(f"{run}/{name}.paths", "w", encoding="utf-8") as out:
+        out.write("\n".join(paths) + "\n")
+# A heart rate as a GP system records it: vital signs, about one citizen, now.
+with open(f"{run}/creates.tsv", "w", encoding="utf-8") as out:
+    for i, r in enumerate(rows):
+        observation = {
+            "resourceType": "Observation", "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                      "code": "vital-signs", "display": "Vital Signs"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+            "subject": {"reference": f"Patient/{r[0]}"},
+            "effectiveDateTime": "2026-11-01T09:%02d:00Z" % (i % 60),
+            "valueQuantity": {"value": 60 + i % 40, "unit": "beats/minute", "system": "http://unitsofmeasure.org", "code": "/min"},
+        }
+        out.write("Observation\t" + json.dumps(observation, separators=(",", ":")) + "\n")
+EOF
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+tls_curl=(--cacert certs/dev/ca.crt --cert "$client_cert" --key "$client_key")
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# The servers this script starts, stopped on exit whatever happens.
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# await URL PID LOG [curl options...]: waits (up to 60 s, polling every 10 ms) until URL answers 200.
+await() {
+  local url=$1 pid=$2 log=$3
+  shift 3
+  for _ in $(seq 1 6000); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$@" "$url" || true)" = 200 ] && return 0
+    kill -0 "$pid" 2>/dev/null || { echo "bench/run.sh: the server stopped; its log:" >&2; cat "$log" >&2; exit 1; }
+    sleep 0.01
+  done
+  echo "bench/run.sh: $url did not answer 200 within 60 s; the server's log:" >&2
+  cat "$log" >&2
+  exit 1
+}
+
+# serve_caregate tls|plain: starts caregate on the copy; sets server, base, url, token, started_ms.
+serve_caregate() {
+  local transport=$1 port scheme=https flags=()
+  port=$(free_port)
+  [ "$transport" = plain ] && { scheme=http; flags=(--plain); }
+  base="$scheme://localhost:$port/fhir"
+  url="$scheme://127.0.0.1:$port"
+  local begun
+  begun=$(now_ms)
+  "$caregate" serve "${flags[@]}" --listen "127.0.0.1:$port" --base-url "$base" --db "$db" --certs certs/dev \
+    --patient-listen none >"$run/caregate-$transport.log" 2>&1 &
+  server=$!
+  pids+=("$server")
+  if [ "$transport" = tls ]; then await "$base/metadata" "$server" "$run/caregate-$transport.log" "${tls_curl[@]}"
+  else await "$base/metadata" "$server" "$run/caregate-$transport.log"; fi
+  started_ms=$(($(now_ms) - begun))
+  token=$("$caregate" token --certs certs/dev --aud "$base" --org A81001 --role R8000 --user bench-gp-1 --ttl 7200)
+}
+
+declare -A rps p50 p99 non2xx problem
+rows=()
+excerpt() { local text=${1//$'\r'/}; text=${text//$'\n'/ }; printf '%s' "${text:0:400}"; }
+
+# measure KEY TRANSPORT SCRIPT LIST: runs wrk at each connection count against $url with $token;
+# SCRIPT paths (LIST: a .paths file) or mix (LIST: the create share, 1 in N); fills the result arrays.
+measure() {
+  local key=$1 transport=$2 script=$3 list=$4 c threads output result env=()
+  env=(BASE_PATH=/fhir TOKEN="$token")
+  if [ "$script" = paths ]; then env+=(PATHS="$run/$list.paths")
+  else env+=(PATHS="$run/read.paths" CREATES="$run/creates.tsv" CREATE_EVERY="$list"); fi
+  [ "$transport" = tls ] && env+=(LD_PRELOAD="$PWD/$run/client_cert.so" WRK_CLIENT_CERT="$client_cert" WRK_CLIENT_KEY="$client_key")
+  for c in $connection_counts; do
+    local id="$key/$transport/$c"
+    rows+=("$id")
+    threads=2
+    [ "$c" -lt 2 ] && threads=1
+    echo "== $id: $seconds s"
+    env "${env[@]}" wrk -t "$threads" -c "$c" -d 1s --timeout "${request_timeout}s" -s "bench/wrk/$script.lua" "$url" >/dev/null 2>&1 || true
+    output=$(env "${env[@]}" wrk -t "$threads" -c "$c" -d "${seconds}s" --timeout "${request_timeout}s" \
+               -s "bench/wrk/$script.lua" "$url" 2>&1 || true)
+    result=$(grep '^RESULT ' <<<"$output" || true)
+    if [ -z "$result" ]; then
+      non2xx[$id]=-
+      problem[$id]="wrk gave no result: $(excerpt "$output")"
+      echo "   FAILED: ${problem[$id]}"
+      continue
+    fi
+    value() { sed -E "s/.* $1=([^ ]+).*/\1/" <<<"$result"; }
+    non2xx[$id]=$(value non_2xx)
+    local sockets
+    sockets=$(value socket_errors)
+    if [ "${non2xx[$id]}" != 0 ] || [ "$sockets" != 0 ] || [ "$(value requests)" = 0 ]; then
+      problem[$id]="${non2xx[$id]} answers not 2xx, $sockets socket errors or timeouts (over ${request_timeout} s)"
+      local first_error
+      first_error=$(sed -n 's/^FIRST_ERROR //p' <<<"$output")
+      [ -z "$first_error" ] || problem[$id]+="; the first error: $(excerpt "$first_error")"
+      echo "   FAILED: ${problem[$id]}"
+      continue
+    fi
+    rps[$id]=$(value rps)
+    p50[$id]=$(value p50_us)
+    p99[$id]=$(value p99_us)
+    echo "   ${rps[$id]} req/s"
+  done
+}
+
+# check KEY TRANSPORT METHOD PATH [BODY]: one request before a scenario; an error or an empty search
+# marks the scenario FAILED at every connection count instead of measuring it.
+check() {
+  local key=$1 transport=$2 method=$3 path=$4 body=${5:-} status opts=()
+  [ "$transport" = tls ] && opts=("${tls_curl[@]}")
+  if [ "$method" = POST ]; then
+    status=$(curl -s "${opts[@]}" -o "$run/$key.first" -w '%{http_code}' -X POST -H "Authorization: Bearer $token" \
+               -H 'Content-Type: application/fhir+json' --data-binary "$body" "$base/$path" || true)
+  else
+    status=$(curl -s "${opts[@]}" -o "$run/$key.first" -w '%{http_code}' -H "Authorization: Bearer $token" "$base/$path" || true)
+  fi
+  local why=""
+  if [[ ! "$status" =~ ^2 ]]; then
+    why="$method $path answered $status: $(excerpt "$(cat "$run/$key.first" 2>/dev/null)")"
+  elif [[ "$path" == *'?'* || "$path" == *'$everything' ]] && ! python3 -c 'import json, sys
+b = json.load(open(sys.argv[1], encoding="utf-8"))
+sys.exit(0 if b.get("resourceType") == "Bundle" and b.get("entry") else 1)' "$run/$key.first"; then
+    why="$method $path answered $status but found nothing: $(excerpt "$(cat "$run/$key.first" 2>/dev/null)")"
+  fi
+  [ -z "$why" ] && return 0
+  local c
+  for c in $connection_counts; do
+    rows+=("$key/$transport/$c")
+    non2xx["$key/$transport/$c"]=1
+    problem["$key/$transport/$c"]=$why
+  done
+  echo "== $key/$transport FAILED: $why"
+  return 1
+}
+
+# scenario KEY TRANSPORT SCRIPT LIST: check, then measure.
+scenario() {
+  local key=$1 transport=$2 script=$3 list=$4
+  if [ "$script" = paths ]; then
+    check "$key" "$transport" GET "$(head -n 1 "$run/$list.paths")" && measure "$@" || true
+  else
+    check "$key" "$transport" POST "$(head -n 1 "$run/creates.tsv" | cut -f1)" "$(head -n 1 "$run/creates.tsv" | cut -f2)" \
+      && measure "$@" || true
+  fi
+}
+
+# 3. A first start on the copy, not measured: a database cached by an older caregate is migrated to
+#    the current schema then, which is not the start-up of a server on its own database. The bytes on
+#    disk are counted after it (the server checkpoints the WAL when it stops).
+serve_caregate plain
+first_start_ms=$started_ms
+stop "$server"
+current_schema=$(schema_version "$db")
+db_bytes=0
+for f in "$db" "$db-wal"; do
+  [ -f "$f" ] && db_bytes=$((db_bytes + $(stat -c %s "$f")))
+done
+
+#    caregate over TLS, started so that its start-up time is measured and a real stored
+#    Patient's bytes (with its meta) can be taken for the probe's body; it sits idle while the
+#    probe is measured.
+serve_caregate tls
+caregate_pid=$server
+startup_ms=$started_ms
+status=$(curl -s "${tls_curl[@]}" -o "$run/patient.json" -w '%{http_code}' -H "Authorization: Bearer $token" \
+           "$base/$(head -n 1 "$run/read.paths")" || true)
+[ "$status" = 200 ] || { echo "bench/run.sh: reading $(head -n 1 "$run/read.paths") answered $status" >&2; exit 1; }
+patient_bytes=$(stat -c %s "$run/patient.json")
+
+# 4. The ceiling probe, over TLS with a client certificate (as caregate's provider listener) and
+#    over plain HTTP, sent the same requests as caregate's read (path, token).
+# measure_ceiling KEY: the probe on a free port, over TLS then plain, measured as KEY.
+measure_ceiling() {
+  local key=$1 transport port flags probe_pid
+  for transport in tls plain; do
+    port=$(free_port)
+    flags=()
+    [ "$transport" = plain ] && flags=(--plain)
+    "$probe" "${flags[@]}" --listen "127.0.0.1:$port" --certs certs/dev --body-file "$run/patient.json" \
+      >"$run/probe-$transport.log" 2>&1 &
+    probe_pid=$!
+    pids+=("$probe_pid")
+    if [ "$transport" = tls ]; then base="https://localhost:$port/fhir" url="https://127.0.0.1:$port"
+      await "$base/metadata" "$probe_pid" "$run/probe-$transport.log" "${tls_curl[@]}"
+    else base="http://localhost:$port/fhir" url="http://127.0.0.1:$port"
+      await "$base/metadata" "$probe_pid" "$run/probe-$transport.log"; fi
+    measure "$key" "$transport" paths read
+    stop "$probe_pid"
+  done
+}
+caregate_base=$base caregate_url=$url caregate_token=$token
+measure_ceiling ceiling
+base=$caregate_base url=$caregate_url token=$caregate_token
+
+# 5. caregate over TLS with the client certificate and the bearer token: every scenario.
+scenario read tls paths read
+scenario vread tls paths vread
+scenario observation tls paths observation
+scenario medication tls paths medication
+scenario everything tls paths everything
+scenario create tls mix 1
+scenario mix tls mix 10
+rss_tls_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$caregate_pid/status")
+stop "$caregate_pid"
+
+# 6. caregate serve --plain on the same database: read and create, the figures a peer over plain
+#    HTTP is compared with.
+serve_caregate plain
+caregate_pid=$server
+scenario read plain paths read
+scenario create plain mix 1
+rss_plain_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$caregate_pid/status")
+stop "$caregate_pid"
+
+# 7. The probe again, with the token of the plain server: a ratio is to the mean of the two
+#    measurements, and a machine whose other load changed during the run shows as a gap between them.
+measure_ceiling ceiling_after
+
+# 8. The table.
+declare -A label=(
+  [ceiling]='ceiling probe (fixed Patient)'
+  [ceiling_after]='ceiling probe again, after caregate'
+  [read]='GET Patient/X'
+  [vread]='GET Patient/X/_history/1'
+  [observation]='GET Observation?patient=X&code=Y'
+  [medication]='GET MedicationRequest?patient=X&status=active'
+  [everything]='GET Patient/X/$everything'
+  [create]='POST Observation'
+  [mix]='90% GET Patient/X, 10% POST Observation'
+)
+# The ceiling of a transport and connection count: the mean of the probe's two measurements (or the
+# one that did not fail).
+ceiling_rps() {
+  local before=${rps[ceiling/$1/$2]:-} after=${rps[ceiling_after/$1/$2]:-}
+  if [ -n "$before" ] && [ -n "$after" ]; then awk -v a="$before" -v b="$after" 'BEGIN { print (a + b) / 2 }'
+  else echo "$before$after"; fi
+}
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || commit="$commit+changes"
+{
+  echo
+  echo "caregate $commit, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+  echo "population: $citizens citizens, $resources resources (seed $seed); caller: GP clinician of A81001 (bearer token; client certificate on TLS)"
+  echo "wrk on the same machine, $seconds s a scenario after a 1 s warm-up; the probe's body: a stored Patient, $patient_bytes bytes"
+  printf '%-46s %-5s %5s %10s %9s %9s %8s %11s\n' scenario via conns 'req/s' 'p50 ms' 'p99 ms' 'non-2xx' 'vs ceiling'
+  for id in "${rows[@]}"; do
+    IFS=/ read -r key transport c <<<"$id"
+    if [ -n "${problem[$id]:-}" ]; then
+      printf '%-46s %-5s %5s %10s %9s %9s %8s %11s\n' "${label[$key]}" "$transport" "$c" FAILED - - "${non2xx[$id]}" -
+      continue
+    fi
+    ceiling=$(ceiling_rps "$transport" "$c")
+    ratio=-
+    [ -n "$ceiling" ] && ratio=$(awk -v a="${rps[$id]}" -v b="$ceiling" 'BEGIN { printf "%.3f", a / b }')
+    printf '%-46s %-5s %5s %10.0f %9.2f %9.2f %8s %11s\n' "${label[$key]}" "$transport" "$c" "${rps[$id]}" \
+      "$(awk -v u="${p50[$id]}" 'BEGIN { print u / 1000 }')" "$(awk -v u="${p99[$id]}" 'BEGIN { print u / 1000 }')" \
+      "${non2xx[$id]}" "$ratio"
+  done
+  echo "vs ceiling: requests/s over the mean of the probe's two measurements at the same transport and connections"
+  for id in "${rows[@]}"; do
+    IFS=/ read -r key transport c <<<"$id"
+    [ "$key" = ceiling ] && [ -n "${rps[$id]:-}" ] && [ -n "${rps[ceiling_after/$transport/$c]:-}" ] || continue
+    awk -v a="${rps[$id]}" -v b="${rps[ceiling_after/$transport/$c]}" -v t="$transport" -v c="$c" 'BEGIN {
+      gap = (a > b ? a - b : b - a) / ((a + b) / 2)
+      if (gap > 0.1) printf "  the probe (%s, %s connections) moved %.0f%% between its two measurements: other load on the machine; the ratios are noisy\n", t, c, gap * 100 }'
+  done
+  echo
+  echo "caregate peak RSS (VmHWM): $((rss_tls_kb / 1024)) MiB serving TLS, $((rss_plain_kb / 1024)) MiB serving plain"
+  echo "caregate start-up (exec to the first 200 on /metadata, TLS): $startup_ms ms on the $((db_bytes / 1048576)) MiB database"
+  if [ "$cached_schema" != "$current_schema" ]; then
+    echo "  (the first start on the copy took $first_start_ms ms: it migrated the cached database from schema $cached_schema to $current_schema)"
+  fi
+  echo "bytes on disk per resource: $(awk -v a="$db_bytes" -v b="$resources" 'BEGIN { printf "%.0f", a / b }') ($db_bytes bytes of database and WAL before the run / $resources resources)"
+} >"$run/table.txt"
+cat "$run/table.txt"
+
+failed=0
+for id in "${rows[@]}"; do [ -z "${problem[$id]:-}" ] || failed=1; done
+if [ "$failed" = 1 ]; then
+  echo
+  echo "bench/run.sh: scenarios FAILED (no figures are reported for them):"
+  for id in "${rows[@]}"; do
+    [ -z "${problem[$id]:-}" ] || echo "  $id: ${problem[$id]}"
+  done
+  exit 1
+fi
