@@ -123,6 +123,7 @@ fhir::result<citizen_view> guard::open_citizen(const profile& who, const std::st
         storage::audit_record record = audit_for(who, request_id, now, "break-glass");
         record.nhs_number = nhs_number;
         record.detail = "break-glass access granted until " + storage::store::format_instant(grant.until);
+        record.outcome = "success"; // committed with the grant or not at all (store invariant 15)
         store_.grant_break_glass(std::move(grant), std::move(record));
         view.open = true;
         view.break_glass = true;

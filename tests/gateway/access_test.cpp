@@ -170,7 +170,8 @@ TEST_CASE("break-glass: a clinician with ETREAT and a reason opens the record; i
     bool granted = false;
     for (const auto& record : page->records)
         granted = granted || (record.action == "break-glass" && record.nhs_number == tom &&
-                              record.break_glass_reason == "unconscious in A&E" && record.organisation == "RX1");
+                              record.break_glass_reason == "unconscious in A&E" && record.organisation == "RX1" &&
+                              record.outcome == "success");
     CHECK(granted);
 }
 
