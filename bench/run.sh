@@ -354,6 +354,31 @@ scenario create plain mix 1
 rss_plain_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$caregate_pid/status")
 stop "$caregate_pid"
 
+# 6b. The peer (bench/peer/: @medplum/fhir-router's in-memory repository behind node's http server:
+#     no authentication, no access control, no audit, nothing on disk) loaded with the same
+#     population, sent the same reads and creates as caregate --plain. Skipped, and said so, where
+#     Node is older than the peer needs (20.19; Debian 12 has 18).
+peer_note=""
+if command -v node >/dev/null && command -v npm >/dev/null &&
+   node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+  echo "== the peer: $citizens citizens into @medplum/fhir-router's memory"
+  python3 bench/population.py --citizens "$citizens" --seed "$seed" --mean-resources "$mean_resources" \
+    --as-of "$as_of" --out "$run/population.ndjson" >/dev/null
+  bench/peer/run.sh --install-only >/dev/null
+  port=$(free_port)
+  bench/peer/run.sh --load "$run/population.ndjson" --port "$port" >"$run/peer.log" 2>&1 &
+  peer_pid=$!
+  pids+=("$peer_pid")
+  base="http://localhost:$port/fhir" url="http://127.0.0.1:$port"
+  await "$base/metadata" "$peer_pid" "$run/peer.log"
+  scenario read peer paths read
+  scenario create peer mix 1
+  stop "$peer_pid"
+  rm -f "$run/population.ndjson"
+else
+  peer_note="the peer was not run: it needs Node 20.19 or later and npm (found: $(node --version 2>/dev/null || echo none))"
+fi
+
 # 7. The probe again, with the token of the plain server: a ratio is to the mean of the two
 #    measurements, and a machine whose other load changed during the run shows as a gap between them.
 measure_ceiling ceiling_after
@@ -373,7 +398,9 @@ declare -A label=(
 # The ceiling of a transport and connection count: the mean of the probe's two measurements (or the
 # one that did not fail).
 ceiling_rps() {
-  local before=${rps[ceiling/$1/$2]:-} after=${rps[ceiling_after/$1/$2]:-}
+  local transport=$1
+  [ "$transport" = peer ] && transport=plain # the peer speaks plain HTTP
+  local before=${rps[ceiling/$transport/$2]:-} after=${rps[ceiling_after/$transport/$2]:-}
   if [ -n "$before" ] && [ -n "$after" ]; then awk -v a="$before" -v b="$after" 'BEGIN { print (a + b) / 2 }'
   else echo "$before$after"; fi
 }
@@ -399,6 +426,16 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
       "${non2xx[$id]}" "$ratio"
   done
   echo "vs ceiling: requests/s over the mean of the probe's two measurements at the same transport and connections"
+  echo "peer: @medplum/fhir-router in memory, plain HTTP, no authentication, access control, audit or durability"
+  [ -z "$peer_note" ] || echo "  $peer_note"
+  for c in $connection_counts; do
+    for key in read create; do
+      mine=${rps[$key/plain/$c]:-} theirs=${rps[$key/peer/$c]:-}
+      [ -n "$mine" ] && [ -n "$theirs" ] || continue
+      awk -v a="$mine" -v b="$theirs" -v k="$key" -v c="$c" 'BEGIN {
+        printf "caregate --plain vs the peer, %s at %s connections: %.2fx (the target is 2x)\n", k, c, a / b }'
+    done
+  done
   for id in "${rows[@]}"; do
     IFS=/ read -r key transport c <<<"$id"
     [ "$key" = ceiling ] && [ -n "${rps[$id]:-}" ] && [ -n "${rps[ceiling_after/$transport/$c]:-}" ] || continue
