@@ -42,6 +42,8 @@ using detail::member_def;
 using detail::r4;
 using detail::type_def;
 using detail::type_kind;
+using detail::fail;
+using detail::operation_failure;
 using rapidjson::SizeType;
 using allocator = rapidjson::Document::AllocatorType;
 
@@ -57,17 +59,6 @@ struct patch_operation {
     std::optional<SizeType> index, source, destination;
 };
 
-/// Why an operation failed; thrown inside this file only, and turned into an `error` naming the
-/// operation by apply_fhirpath_patch.
-struct operation_failure {
-    category kind;
-    std::string code;
-    std::string message;
-};
-
-[[noreturn]] void fail(category kind, std::string code, std::string message) {
-    throw operation_failure{kind, std::move(code), std::move(message)};
-}
 [[noreturn]] void fail_malformed(std::string message) { fail(category::malformed, "structure", std::move(message)); }
 [[noreturn]] void fail_past_end(SizeType index, SizeType size) {
     fail(category::invalid, "value",
@@ -724,20 +715,6 @@ private:
     allocator& alloc_;
 };
 
-/// Nesting depth as json.cpp counts it: every object and array is a level.
-unsigned depth_of(const rapidjson::Value& value) {
-    unsigned deepest = 0;
-    if (value.IsObject())
-        for (auto& member : value.GetObject())
-            deepest = std::max(deepest, depth_of(member.value));
-    else if (value.IsArray())
-        for (auto& item : value.GetArray())
-            deepest = std::max(deepest, depth_of(item));
-    else
-        return 0;
-    return deepest + 1;
-}
-
 } // namespace
 
 result<std::string> apply_fhirpath_patch(std::string_view resource, std::string_view parameters) {
@@ -772,7 +749,7 @@ result<std::string> apply_fhirpath_patch(std::string_view resource, std::string_
                                "Parameters.parameter[" + std::to_string(i) + "]");
         }
     }
-    if (depth_of(doc) > detail::max_json_depth)
+    if (detail::depth_of(doc) > detail::max_json_depth)
         return error::make(category::invalid, "too-costly",
                            "FHIRPath Patch: the patched resource nests deeper than " +
                                std::to_string(detail::max_json_depth) + " levels");

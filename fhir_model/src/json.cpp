@@ -147,6 +147,19 @@ std::string_view text_of(const rapidjson::Value& value) noexcept {
     return {value.GetString(), value.GetStringLength()};
 }
 
+unsigned depth_of(const rapidjson::Value& value) {
+    unsigned deepest = 0;
+    if (value.IsObject())
+        for (auto& member : value.GetObject())
+            deepest = std::max(deepest, depth_of(member.value));
+    else if (value.IsArray())
+        for (auto& item : value.GetArray())
+            deepest = std::max(deepest, depth_of(item));
+    else
+        return 0;
+    return deepest + 1;
+}
+
 std::string write_json(const rapidjson::Value& value) {
     rapidjson::StringBuffer buffer;
     rapidjson::Writer<rapidjson::StringBuffer> out(buffer);

@@ -53,6 +53,22 @@ inline std::optional<std::string_view> string_member(const rapidjson::Value& obj
 /// Compact JSON of `value`, numbers written as their original text.
 std::string write_json(const rapidjson::Value& value);
 
+/// Nesting depth as parse_json counts it (every object and array is a level): a document built or
+/// changed in memory (a patch result) is held to max_json_depth as a parsed one is.
+unsigned depth_of(const rapidjson::Value& value);
+
+/// Why one operation of a patch failed: thrown inside the patch code (patch.cpp, fhirpath_patch.cpp)
+/// and turned there into an `error` that names the operation.
+struct operation_failure {
+    category kind;
+    std::string code;
+    std::string message;
+};
+
+[[noreturn]] inline void fail(category kind, std::string code, std::string message) {
+    throw operation_failure{kind, std::move(code), std::move(message)};
+}
+
 template <class Writer>
 void write_value(Writer& out, const rapidjson::Value& value);
 

@@ -20,22 +20,13 @@ using detail::member_def;
 using detail::r4;
 using detail::type_def;
 using detail::type_kind;
+using detail::fail;
+using detail::operation_failure;
 using rapidjson::SizeType;
 using allocator = rapidjson::Document::AllocatorType;
 
 // --- JSON Patch ---------------------------------------------------------------------------------------
 
-/// Why an operation failed; thrown inside this file only, and turned into an `error` naming the
-/// operation by apply_json_patch.
-struct operation_failure {
-    category kind;
-    std::string code;
-    std::string message;
-};
-
-[[noreturn]] void fail(category kind, std::string code, std::string message) {
-    throw operation_failure{kind, std::move(code), std::move(message)};
-}
 
 /// The reference tokens of an RFC 6901 pointer, unescaped (~1 is '/', ~0 is '~', in one left-to-right
 /// pass, so "~01" is "~1"); "" is the whole document.
@@ -283,20 +274,6 @@ private:
     allocator& alloc_;
 };
 
-/// Nesting depth as json.cpp counts it: every object and array is a level.
-unsigned depth_of(const rapidjson::Value& value) {
-    unsigned deepest = 0;
-    if (value.IsObject())
-        for (auto& member : value.GetObject())
-            deepest = std::max(deepest, depth_of(member.value));
-    else if (value.IsArray())
-        for (auto& item : value.GetArray())
-            deepest = std::max(deepest, depth_of(item));
-    else
-        return 0;
-    return deepest + 1;
-}
-
 // --- references ----------------------------------------------------------------------------------
 
 const type_def* resource_type(const rapidjson::Value& value) {
@@ -494,7 +471,7 @@ result<std::string> apply_json_patch(std::string_view resource, std::string_view
             return error::make(failure.kind, failure.code, what + ": " + failure.message);
         }
     }
-    if (depth_of(doc) > detail::max_json_depth)
+    if (detail::depth_of(doc) > detail::max_json_depth)
         return error::make(category::invalid, "too-costly",
                            "JSON Patch: the patched document nests deeper than " +
                                std::to_string(detail::max_json_depth) + " levels");
