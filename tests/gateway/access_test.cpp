@@ -44,13 +44,6 @@ std::string labelled(const std::string& code) {
            R"("}]})";
 }
 
-std::string id_of(const caregate::rest::response& r) {
-    rapidjson::Document doc;
-    doc.Parse(r.body.c_str());
-    REQUIRE_FALSE(doc.HasParseError());
-    return doc["id"].GetString();
-}
-
 /// Tom registered with the GP, Bunmi with nobody; created by the ICS's integration system.
 struct record_fixture : application_fixture {
     record_fixture() {

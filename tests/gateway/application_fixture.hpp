@@ -13,6 +13,8 @@
 
 #include <doctest/doctest.h>
 
+#include <rapidjson/document.h>
+
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -189,5 +191,16 @@ inline std::string observation_json(const std::string& subject_reference) {
     return R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":)" +
            subject_reference + R"(,"valueQuantity":{"value":72.10,"unit":"/min"}})";
 }
+
+/// A response's body as JSON (failing the test when it is not).
+inline rapidjson::Document json_of(const rest::response& r) {
+    rapidjson::Document doc;
+    doc.Parse(r.body.c_str());
+    REQUIRE_MESSAGE(!doc.HasParseError(), r.body);
+    return doc;
+}
+
+/// The `id` of the resource a response carries.
+inline std::string id_of(const rest::response& r) { return json_of(r)["id"].GetString(); }
 
 } // namespace caregate::testing

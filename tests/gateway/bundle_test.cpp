@@ -18,13 +18,6 @@ namespace {
 constexpr const char* tom = "9000000009"; // created by the fixture, registered with A81001
 constexpr const char* nhs_system = "https://fhir.nhs.uk/Id/nhs-number";
 
-rapidjson::Document json_of(const caregate::rest::response& r) {
-    rapidjson::Document doc;
-    doc.Parse(r.body.c_str());
-    REQUIRE_MESSAGE(!doc.HasParseError(), r.body);
-    return doc;
-}
-
 std::string uuid(int n) {
     char text[64];
     std::snprintf(text, sizeof text, "urn:uuid:00000000-0000-4000-8000-%012d", n);

@@ -18,15 +18,6 @@ namespace {
 constexpr const char* tom = "9000000009"; // registered with the GP practice A81001
 constexpr const char* obs_system = "https://example.org/observation-id";
 
-rapidjson::Document json_of(const caregate::rest::response& r) {
-    rapidjson::Document doc;
-    doc.Parse(r.body.c_str());
-    REQUIRE_MESSAGE(!doc.HasParseError(), r.body);
-    return doc;
-}
-
-std::string id_of(const caregate::rest::response& r) { return json_of(r)["id"].GetString(); }
-
 /// An Observation of Tom's carrying identifier obs_system|value.
 std::string identified_observation(const std::string& value, const std::string& status = "final",
                                    const std::string& extra = {}) {

@@ -11,14 +11,9 @@ using caregate::testing::application_fixture;
 using caregate::testing::observation_json;
 using caregate::testing::patient_json;
 
-namespace {
+using caregate::testing::json_of;
 
-rapidjson::Document json_of(const caregate::rest::response& r) {
-    rapidjson::Document doc;
-    doc.Parse(r.body.c_str());
-    REQUIRE_FALSE(doc.HasParseError());
-    return doc;
-}
+namespace {
 
 /// The first OperationOutcome issue's code and expression.
 std::pair<std::string, std::string> first_issue(const caregate::rest::response& r) {

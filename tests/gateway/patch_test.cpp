@@ -17,15 +17,6 @@ constexpr const char* tom = "9000000009"; // registered with the GP practice A81
 constexpr const char* json_patch = "application/json-patch+json";
 constexpr const char* fhir_json = "application/fhir+json";
 
-rapidjson::Document json_of(const caregate::rest::response& r) {
-    rapidjson::Document doc;
-    doc.Parse(r.body.c_str());
-    REQUIRE_MESSAGE(!doc.HasParseError(), r.body);
-    return doc;
-}
-
-std::string id_of(const caregate::rest::response& r) { return json_of(r)["id"].GetString(); }
-
 std::string observation(const std::string& identifier = "p1") {
     return R"({"resourceType":"Observation","identifier":[{"system":"https://example.org/observation-id","value":")" +
            identifier +

@@ -13,6 +13,7 @@
 #include <vector>
 
 using caregate::testing::application_fixture;
+using caregate::testing::json_of;
 
 namespace rest = caregate::rest;
 namespace auth = caregate::auth;
@@ -69,13 +70,6 @@ struct patient_endpoint {
         return future.get();
     }
 };
-
-rapidjson::Document json_of(const rest::response& r) {
-    rapidjson::Document doc;
-    doc.Parse(r.body.c_str());
-    REQUIRE_FALSE(doc.HasParseError());
-    return doc;
-}
 
 std::vector<std::string> strings(const rapidjson::Value& array) {
     std::vector<std::string> out;

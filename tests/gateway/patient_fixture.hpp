@@ -34,13 +34,6 @@ inline std::string citizen_token(const std::string& nhs, const std::string& proo
     return auth::mint_token(claims, test_keys::get().private_pem);
 }
 
-inline rapidjson::Document json_of(const rest::response& r) {
-    rapidjson::Document doc;
-    doc.Parse(r.body.c_str());
-    REQUIRE_MESSAGE(!doc.HasParseError(), r.body);
-    return doc;
-}
-
 inline std::string labelled_observation(const std::string& nhs, const std::string& label_system, const std::string& code) {
     return R"({"resourceType":"Observation","meta":{"security":[{"system":")" + label_system + R"(","code":")" + code +
            R"("}]},"status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/)" +

@@ -23,19 +23,6 @@ const std::string nhs = "9000000009";
 const std::string uuid_a = "0d5e6b5a-1f7e-4a51-9c3e-6b1a2f3c4d5e";
 const std::string uuid_b = "7a1b2c3d-4e5f-4a6b-8c9d-0e1f2a3b4c5d";
 
-write_request prepared(write_kind kind, const std::string& type, const std::string& id, const std::string& body) {
-    auto ready = fhir::prepare_resource(body, type);
-    REQUIRE_MESSAGE(ready.ok(), body);
-    write_request request;
-    request.kind = kind;
-    request.type = type;
-    request.id = id;
-    request.content = ready->content;
-    request.citizens = ready->citizens;
-    request.access = ready->access;
-    return request;
-}
-
 std::string observation(const std::string& identifier, const std::string& value,
                         const std::string& encounter = {}) {
     return R"({"resourceType":"Observation","identifier":[{"system":"https://trust.example/obs","value":")" + identifier +

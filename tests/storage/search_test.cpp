@@ -20,20 +20,6 @@ using namespace caregate::storage::testing;
 
 namespace {
 
-/// A write as the API makes it: prepared (validated, citizens, access facts) by fhir_model.
-write_request prepared(write_kind kind, const std::string& type, const std::string& id, const std::string& body) {
-    auto ready = fhir::prepare_resource(body, type);
-    REQUIRE_MESSAGE(ready.ok(), body);
-    write_request request;
-    request.kind = kind;
-    request.type = type;
-    request.id = id;
-    request.content = ready->content;
-    request.citizens = ready->citizens;
-    request.access = ready->access;
-    return request;
-}
-
 std::string patient(const std::string& nhs, const std::string& family, const std::string& birth_date) {
     return R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":")" + nhs +
            R"("}],"name":[{"family":")" + family + R"("}],"birthDate":")" + birth_date + R"("})";

@@ -4,6 +4,8 @@
 
 #include "storage/store.hpp"
 
+#include "fhir_model/resource.hpp"
+
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
@@ -161,6 +163,20 @@ inline write_request remove_request(std::string type, std::string id) {
 inline write_request observation_request(std::string id, const std::string& nhs_number, const std::string& value = "72") {
     write_request request = create_request("Observation", std::move(id), observation_json(nhs_number, value));
     request.citizens.push_back({nhs_number, "Observation.subject"});
+    return request;
+}
+
+/// A write as the API makes it: prepared (validated, citizens, access facts) by fhir_model.
+inline write_request prepared(write_kind kind, const std::string& type, const std::string& id, const std::string& body) {
+    auto ready = fhir::prepare_resource(body, type);
+    REQUIRE_MESSAGE(ready.ok(), body);
+    write_request request;
+    request.kind = kind;
+    request.type = type;
+    request.id = id;
+    request.content = ready->content;
+    request.citizens = ready->citizens;
+    request.access = ready->access;
     return request;
 }
 
