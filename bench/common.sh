@@ -12,3 +12,21 @@ await_server() {
   echo "$name: caregate serve did not answer $url within 30 s" >&2
   exit 1
 }
+
+# population_db CITIZENS SEED MEAN_RESOURCES AS_OF CAREGATE: the database of a synthetic population,
+# built once per parameter set (and population.py version) by population.py streaming into
+# `caregate import`, and cached; sets `data` to its directory (caregate.db, targets.tsv, import.txt).
+# A build that fails leaves nothing in the cache.
+population_db() {
+  local citizens=$1 seed=$2 mean_resources=$3 as_of=$4 caregate=$5 generator
+  generator=$(sha256sum bench/population.py | cut -c1-12)
+  data="bench/.data/citizens-$citizens-seed-$seed-mean-$mean_resources-as-of-$as_of-$generator"
+  [ -f "$data/caregate.db" ] && return 0
+  echo "== building the database: $citizens citizens (seed $seed), once; cached in $data"
+  rm -rf "$data.partial"
+  mkdir -p "$data.partial"
+  python3 bench/population.py --citizens "$citizens" --seed "$seed" --mean-resources "$mean_resources" \
+      --as-of "$as_of" --targets "$data.partial/targets.tsv" \
+    | "$caregate" import - --db "$data.partial/caregate.db" | tee "$data.partial/import.txt"
+  mv "$data.partial" "$data"
+}

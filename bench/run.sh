@@ -10,6 +10,7 @@
 # See bench/README.md ("The suite") for what each row measures and how to read the table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 
 citizens=10000
 quick_citizens=1000
@@ -96,17 +97,7 @@ cc -shared -fPIC -O2 -o "$run/client_cert.so" bench/wrk/client_cert.c -ldl -lssl
 # 1. The database, built once per population exactly as bench/search.sh builds it (the same cache
 #    directory, so either script reuses the other's), then copied: the run appends audit records and
 #    creates resources, which must not carry over into the next run.
-generator=$(sha256sum bench/population.py | cut -c1-12)
-data="bench/.data/citizens-$citizens-seed-$seed-mean-$mean_resources-as-of-$as_of-$generator"
-if [ ! -f "$data/caregate.db" ]; then
-  echo "== building the database: $citizens citizens (seed $seed), once; cached in $data"
-  rm -rf "$data.partial"
-  mkdir -p "$data.partial"
-  python3 bench/population.py --citizens "$citizens" --seed "$seed" --mean-resources "$mean_resources" \
-      --as-of "$as_of" --targets "$data.partial/targets.tsv" \
-    | "$caregate" import - --db "$data.partial/caregate.db" | tee "$data.partial/import.txt"
-  mv "$data.partial" "$data"
-fi
+population_db "$citizens" "$seed" "$mean_resources" "$as_of" "$caregate"
 resources=$(grep -o '^caregate import: [0-9]* resources' "$data/import.txt" | grep -o '[0-9]*' | head -n 1)
 db="$run/caregate.db"
 cp --reflink=auto "$data/caregate.db" "$db"

@@ -66,17 +66,7 @@ command -v curl >/dev/null || { echo "bench/search.sh: curl is not installed" >&
 
 # 1. The database, built once per parameter set (and generator version): population.py streams into
 #    caregate import; a build that fails leaves nothing in the cache.
-generator=$(sha256sum bench/population.py | cut -c1-12)
-data="bench/.data/citizens-$citizens-seed-$seed-mean-$mean_resources-as-of-$as_of-$generator"
-if [ ! -f "$data/caregate.db" ]; then
-  echo "== building the database: $citizens citizens (seed $seed), once; cached in $data"
-  rm -rf "$data.partial"
-  mkdir -p "$data.partial"
-  python3 bench/population.py --citizens "$citizens" --seed "$seed" --mean-resources "$mean_resources" \
-      --as-of "$as_of" --targets "$data.partial/targets.tsv" \
-    | "$caregate" import - --db "$data.partial/caregate.db" | tee "$data.partial/import.txt"
-  mv "$data.partial" "$data"
-fi
+population_db "$citizens" "$seed" "$mean_resources" "$as_of" "$caregate"
 
 # Each run starts from the same bytes: the server appends an audit record for every read, which
 # must not carry over into the next run.
