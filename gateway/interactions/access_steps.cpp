@@ -26,12 +26,14 @@ bool check_permitted(rest::context& ctx, access::action act, rest::responder& do
     return false;
 }
 
-fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::string_view type, std::string_view id) {
-    return visible_current(ctx, type, id, ctx.store.read_current(type, id));
+fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::string_view type, std::string_view id,
+                                                      bool may_break_glass) {
+    return visible_current(ctx, type, id, ctx.store.read_current(type, id), may_break_glass);
 }
 
 fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::string_view type, std::string_view id,
-                                                      fhir::result<storage::stored_version> current) {
+                                                      fhir::result<storage::stored_version> current,
+                                                      bool may_break_glass) {
     if (!current) {
         if (current.failure().kind == category::not_found)
             return not_found(type, id);
@@ -42,7 +44,7 @@ fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::s
         if (current->version_id > 1) {
             auto before = ctx.store.vread(type, id, current->version_id - 1);
             if (before) {
-                auto visible = ctx.guard->can_read(*ctx.who, *before, ctx.request_id, ctx.now, ctx.views, true);
+                auto visible = ctx.guard->can_read(*ctx.who, *before, ctx.request_id, ctx.now, ctx.views, may_break_glass);
                 if (!visible)
                     return std::move(visible).failure();
                 if (*visible)
@@ -51,7 +53,7 @@ fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::s
         }
         return not_found(type, id);
     }
-    auto visible = ctx.guard->can_read(*ctx.who, *current, ctx.request_id, ctx.now, ctx.views, true);
+    auto visible = ctx.guard->can_read(*ctx.who, *current, ctx.request_id, ctx.now, ctx.views, may_break_glass);
     if (!visible)
         return std::move(visible).failure();
     if (!*visible)

@@ -20,10 +20,14 @@ bool check_permitted(rest::context& ctx, access::action act, rest::responder& do
 
 /// The current version, if the caller may see it: not_found when absent or hidden; `deleted` when it
 /// is a deletion and the caller could see the version before it (else not_found).
-fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::string_view type, std::string_view id);
+/// `may_break_glass` false: a check that must not open a record by break-glass as a side effect (a
+/// transaction's reference check), only see what is open already.
+fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::string_view type, std::string_view id,
+                                                      bool may_break_glass = true);
 /// The same decision for a current version already read (`store.read_current`'s result).
 fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::string_view type, std::string_view id,
-                                                      fhir::result<storage::stored_version> current);
+                                                      fhir::result<storage::stored_version> current,
+                                                      bool may_break_glass = true);
 
 /// Audits an access that returned (or was refused) these versions: one record per citizen whose
 /// data it touched, or one without a citizen. Appended by the writer within its next commit.

@@ -409,7 +409,8 @@ fhir::status check_references(rest::context& ctx, const std::string& content, co
             const std::string id = resource.substr(slash + 1);
             bool exists = false;
             if (fhir::is_supported_type(type)) {
-                auto visible = detail::visible_current(ctx, type, id);
+                // Never breaks the glass: a reference alone must not open another record.
+                auto visible = detail::visible_current(ctx, type, id, false);
                 if (!visible && visible.failure().kind != category::not_found &&
                     visible.failure().kind != category::deleted)
                     return std::move(visible).failure();

@@ -342,3 +342,30 @@ TEST_CASE("32 clients sending the same transaction at once: one Encounter, every
     const std::string id = json_of(encounters)["entry"][0]["resource"]["id"].GetString();
     CHECK(count(f, "/Observation?encounter=Encounter/" + id) == clients); // each client's item points at the one
 }
+
+TEST_CASE("transaction: a reference alone never opens another citizen's record by break-glass") {
+    bundle_fixture f;
+    const std::string other = "9000000017";
+    REQUIRE(f.call("PUT", "/Patient/" + other, patient_json(other, R"("id":"9000000017")")).status == 201);
+    auto visit = f.call("POST", "/Encounter", encounter(subject("Patient/" + other)));
+    REQUIRE(visit.status == 201);
+    identity emergency = acute_clinician();
+    emergency.purpose = "ETREAT";
+    emergency.reason = "unconscious in A&E";
+    // Tom's record is opened by break-glass for the entry about him; the reference to the other
+    // citizen's Encounter must not open theirs, so it is as if it did not exist.
+    auto r = f.call_as(emergency, "POST", "",
+                       bundle("transaction", {entry("POST", "Observation",
+                                                    observation(subject("Patient/9000000009"),
+                                                                R"("encounter":{"reference":"Encounter/)" +
+                                                                    id_of(visit) + R"("},)"))}));
+    CHECK(r.status == 422);
+    f.flush();
+    caregate::storage::store::audit_query query;
+    query.nhs_number = other;
+    query.purpose = "ETREAT";
+    auto trail = f.store->audit(query);
+    REQUIRE(trail.ok());
+    for (const auto& record : trail->records)
+        CHECK(record.action != "break-glass");
+}
