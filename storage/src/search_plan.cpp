@@ -52,6 +52,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -80,6 +81,23 @@ struct sql_text {
         return "?" + std::to_string(args.size());
     }
     std::string text_arg(std::string_view text) { return arg(std::string(text)); }
+    /// The placeholders of an IN list of `values` (at least one), padded to a power of two by
+    /// repeating the last value, so that lists of similar length share one statement shape (and
+    /// one compiled statement: connection::prepare_varying).
+    template <class Range>
+    std::string in_list(const Range& values) {
+        std::string list;
+        std::size_t count = 0;
+        sql_value last;
+        for (const auto& value : values) {
+            last = sql_value(value);
+            list += (list.empty() ? "" : ", ") + arg(last);
+            ++count;
+        }
+        for (const std::size_t padded = std::bit_ceil(count); count < padded; ++count)
+            list += ", " + arg(last);
+        return list;
+    }
 };
 
 fhir::error unsupported(std::string diagnostics) {
@@ -239,14 +257,20 @@ public:
             }
         }
         if (db_ && candidates.size() > 1) {
+            // In rank order, each counted only as far as it could still win: after a citizen's
+            // reference found 8 rows, a code is counted to 8, not to probe_limit.
+            std::stable_sort(candidates.begin(), candidates.end(),
+                             [](const auto& a, const auto& b) { return a.second < b.second; });
             std::int64_t fewest = probe_limit + 1;
             for (const auto& [candidate, rank] : candidates) {
+                if (fewest == 0)
+                    break; // nothing counts fewer than none
                 sql_text probe_sql;
                 planner probe(request_, probe_sql, snapshot_value_);
                 auto rows = probe.driver_rows(type, *candidate->clause);
                 if (!rows)
                     return std::move(rows).failure();
-                auto count = probe_count(*db_, probe_sql, rows.value());
+                auto count = probe_count(*db_, probe_sql, rows.value(), fewest - 1);
                 if (!count)
                     return std::move(count).failure();
                 if (*count < fewest || (*count == fewest && rank < best)) {
@@ -416,10 +440,7 @@ public:
                 return std::optional<std::string>("SELECT NULL AS seq, NULL AS type, NULL AS id WHERE 0");
             text += "v.type = " + sql_.text_arg(types.front());
         } else {
-            std::string list;
-            for (const std::string& type : types)
-                list += (list.empty() ? "" : ", ") + sql_.text_arg(type);
-            text += "v.type IN (" + list + ")";
+            text += "v.type IN (" + sql_.in_list(types) + ")";
         }
         text += " AND EXISTS (SELECT 1 FROM search_token t WHERE t.seq = v.seq AND t.param = '_id' AND " + live("t") + ")";
         for (const clause_at& c : clauses) {
@@ -881,18 +902,16 @@ private:
 
 // --- running SQL -------------------------------------------------------------------------------
 
-/// A statement prepared for one search and finalised after it (search SQL varies with the query, so
-/// it is not kept in the connection's cache).
+/// A search's statement for one run: from the connection's cache of varying SQL (search SQL follows
+/// the query's shape, its values bound), reset and its values cleared after the run.
 class one_off {
 public:
     static fhir::result<one_off> prepare(connection& db, const sql_text& sql, const std::string& text) {
-        sqlite3_stmt* stmt = nullptr;
-        if (const int rc = sqlite3_prepare_v2(db.handle(), text.c_str(), static_cast<int>(text.size()), &stmt, nullptr);
-            rc != SQLITE_OK) {
-            sqlite3_finalize(stmt);
-            return sqlite_failure(rc, searching);
-        }
-        one_off prepared(stmt);
+        auto prepared = db.prepare_varying(text, searching);
+        if (!prepared)
+            return std::move(prepared).failure();
+        one_off use(*prepared);
+        sqlite3_stmt* stmt = prepared->stmt;
         for (std::size_t i = 0; i < sql.args.size(); ++i) {
             const int index = static_cast<int>(i + 1);
             int rc = SQLITE_OK;
@@ -905,15 +924,24 @@ public:
             if (rc != SQLITE_OK)
                 return sqlite_failure(rc, searching);
         }
-        return prepared;
+        return use;
     }
-    one_off(one_off&& other) noexcept : stmt_(std::exchange(other.stmt_, nullptr)) {}
-    ~one_off() { sqlite3_finalize(stmt_); }
-    sqlite3_stmt* get() const { return stmt_; }
+    one_off(one_off&& other) noexcept : held_(std::exchange(other.held_, {})) {}
+    ~one_off() {
+        if (!held_.stmt)
+            return;
+        if (held_.owned) {
+            sqlite3_finalize(held_.stmt);
+        } else {
+            sqlite3_reset(held_.stmt);
+            sqlite3_clear_bindings(held_.stmt);
+        }
+    }
+    sqlite3_stmt* get() const { return held_.stmt; }
 
 private:
-    explicit one_off(sqlite3_stmt* stmt) : stmt_(stmt) {}
-    sqlite3_stmt* stmt_;
+    explicit one_off(connection::varying_statement held) : held_(held) {}
+    connection::varying_statement held_;
 };
 
 /// Runs `text` with `sql`'s values; `row` is called for each row.
@@ -935,7 +963,9 @@ fhir::status each_row(connection& db, const sql_text& sql, const std::string& te
 fhir::result<std::int64_t> probe_count(connection& db, const sql_text& sql, const std::string& text,
                                        std::int64_t limit) {
     std::int64_t count = 0;
-    auto read = each_row(db, sql, "SELECT count(*) FROM (" + text + " LIMIT " + std::to_string(limit + 1) + ")",
+    sql_text limited = sql; // the limit bound, so that every limit shares one statement
+    const std::string limit_arg = limited.arg(limit + 1);
+    auto read = each_row(db, limited, "SELECT count(*) FROM (" + text + " LIMIT " + limit_arg + ")",
                          [&](sqlite3_stmt* row) { count = sqlite3_column_int64(row, 0); });
     if (!read)
         return std::move(read).failure();
@@ -966,9 +996,7 @@ fhir::result<std::vector<stored_version>> load_versions(connection& db, const st
     if (seqs.empty())
         return versions;
     sql_text sql;
-    std::string list;
-    for (std::int64_t seq : seqs)
-        list += (list.empty() ? "" : ", ") + sql.arg(seq);
+    const std::string list = sql.in_list(seqs);
     std::map<std::int64_t, stored_version> found;
     auto read = each_row(db, sql,
                          "SELECT seq, type, id, version_id, deleted, last_updated, json, method, owner, citizens, "
@@ -1154,9 +1182,7 @@ fhir::status resolve_targets(connection& db, const search_request& request, std:
     planner plan(request, sql, snapshot);
     if (!plan.readable(type) || ids.empty())
         return {};
-    std::string list;
-    for (const std::string& id : ids)
-        list += (list.empty() ? "" : ", ") + sql.text_arg(id);
+    const std::string list = sql.in_list(ids);
     const std::string text = "SELECT v.seq, v.type, v.id FROM search_token t JOIN resource_versions v ON v.seq = t.seq "
                              "WHERE t.type = " + sql.text_arg(type) + " AND t.param = '_id' AND t.code IN (" + list +
                              ") AND " + plan.live("t") + " AND " + plan.visible("v", type);
@@ -1172,12 +1198,13 @@ fhir::status forward_include(connection& db, const search_request& request, std:
                              const fhir::search_include& spec, const std::vector<found_row>& base,
                              std::set<std::int64_t>& seen, std::vector<found_row>& out) {
     sql_text sql;
-    std::string list;
+    std::vector<std::int64_t> seqs;
     for (const found_row& row : base)
         if (spec.source_type == "*" || row.type == spec.source_type)
-            list += (list.empty() ? "" : ", ") + sql.arg(row.seq);
-    if (list.empty())
+            seqs.push_back(row.seq);
+    if (seqs.empty())
         return {};
+    const std::string list = sql.in_list(seqs);
     std::string text = "SELECT DISTINCT x.target_type, x.target_id FROM search_reference x WHERE x.seq IN (" + list +
                        ") AND x.target_id IS NOT NULL AND x.target_type IS NOT NULL";
     if (spec.parameter)
@@ -1208,9 +1235,7 @@ fhir::status reverse_include(connection& db, const search_request& request, std:
             continue;
         sql_text sql;
         planner plan(request, sql, snapshot);
-        std::string list;
-        for (const std::string& id : ids)
-            list += (list.empty() ? "" : ", ") + sql.text_arg(id);
+        const std::string list = sql.in_list(ids);
         std::string text = "SELECT DISTINCT v.seq, v.type, v.id FROM search_reference x JOIN resource_versions v ON "
                            "v.seq = x.seq WHERE x.target_id IN (" + list + ") AND x.target_type = " +
                            sql.text_arg(type) + " AND " + plan.live("x");
@@ -1276,10 +1301,7 @@ fhir::result<std::string> matches_sql(const search_request& request, planner& pl
                   " AND EXISTS (SELECT 1 FROM search_token t WHERE t.seq = vc.seq AND t.param = '_id' AND " +
                   plan.live("t") + ")";
         if (!query.types.empty()) {
-            std::string list;
-            for (const std::string& type : query.types)
-                list += (list.empty() ? "" : ", ") + sql.text_arg(type);
-            matches += " AND v.type IN (" + list + ")";
+            matches += " AND v.type IN (" + sql.in_list(query.types) + ")";
         }
         if (request.since)
             matches += " AND v.last_updated >= " + sql.arg(*request.since);

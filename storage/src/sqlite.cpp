@@ -55,6 +55,8 @@ fhir::result<std::unique_ptr<connection>> connection::open(const std::string& pa
 connection::~connection() {
     for (auto& [sql, stmt] : statements_)
         sqlite3_finalize(stmt);
+    for (auto& [sql, stmt] : varying_)
+        sqlite3_finalize(stmt);
     sqlite3_close_v2(db_);
 }
 
@@ -70,6 +72,43 @@ fhir::result<sqlite3_stmt*> connection::prepare(const std::string& sql, std::str
     }
     statements_.emplace(sql, stmt);
     return stmt;
+}
+
+fhir::result<connection::varying_statement> connection::prepare_varying(const std::string& sql,
+                                                                        std::string_view doing) {
+    if (auto found = varying_index_.find(sql); found != varying_index_.end()) {
+        auto entry = found->second;
+        if (!sqlite3_stmt_busy(entry->second)) {
+            varying_.splice(varying_.begin(), varying_, entry); // most recently used
+            return varying_statement{entry->second, false};
+        }
+        // In use further up the stack (a row callback running the same shape): a fresh one.
+        sqlite3_stmt* stmt = nullptr;
+        if (const int rc = sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &stmt, nullptr);
+            rc != SQLITE_OK) {
+            sqlite3_finalize(stmt);
+            return sqlite_failure(rc, doing);
+        }
+        return varying_statement{stmt, true};
+    }
+    sqlite3_stmt* stmt = nullptr;
+    if (const int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                                          &stmt, nullptr);
+        rc != SQLITE_OK) {
+        sqlite3_finalize(stmt);
+        return sqlite_failure(rc, doing);
+    }
+    if (varying_.size() >= varying_limit) {
+        auto& [oldest_sql, oldest] = varying_.back();
+        if (!sqlite3_stmt_busy(oldest)) {
+            varying_index_.erase(oldest_sql);
+            sqlite3_finalize(oldest);
+            varying_.pop_back();
+        }
+    }
+    varying_.emplace_front(sql, stmt);
+    varying_index_.emplace(varying_.front().first, varying_.begin());
+    return varying_statement{stmt, false};
 }
 
 fhir::status connection::run(const std::string& sql, std::string_view doing) {

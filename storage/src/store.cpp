@@ -85,6 +85,15 @@
 //     UUID in the other writes' content before any of them is written; nothing else is rewritten.
 // 21. A live Patient with live items (citizen_links) is removed only by a full erasure
 //     (write_request::erase_record), which removes every item first, in the same savepoint.
+// 22. A standing served from memory (store::standing, store_options::standing_cache_ttl) was read
+//     under the access_generation that is current, and every commit of a group with anything but
+//     audit appends raises access_generation after COMMIT and before its first acknowledgement; the
+//     generation is loaded before the standing's query. So a standing served is never older than
+//     the last acknowledged write (access_test.cpp, "a cached standing never outlives a write").
+// 23. The writer waits up to store_options::audit_linger before committing a queue that holds only
+//     audit appends with no callback (a read's records), and never when anything else waits: a
+//     write, a grant, an append with a callback (store::audit, audit_record_at and verify_audit
+//     queue an empty one and wait for it), or closing. Nothing queued is dropped (audit_test.cpp).
 #include "storage/store.hpp"
 
 #include "storage/search.hpp"
@@ -356,6 +365,23 @@ struct queued_transaction {
 };
 
 using queued_job = std::variant<queued_write, queued_audit, queued_grant, queued_transaction>;
+
+/// A job someone waits for: the writer commits it at once. Only a read's audit records, appended
+/// with no callback, may wait for others to join them (store_options::audit_linger).
+bool is_urgent(const queued_job& job) {
+    const auto* audit = std::get_if<queued_audit>(&job);
+    return !audit || audit->done;
+}
+
+/// A job that can change what store::standing reads (any write or grant; not an audit append).
+bool changes_standing(const queued_job& job) { return !std::holds_alternative<queued_audit>(job); }
+
+/// A standing read from the database, kept for store_options::standing_cache_ttl.
+struct cached_standing {
+    citizen_standing standing;
+    std::uint64_t generation = 0; ///< store::impl::access_generation when it was read
+    timestamp read_at = 0;        ///< the `now` it was read for
+};
 using transaction_result = std::variant<std::vector<write_outcome>, transaction_failure>;
 
 /// A write's condition resolved (write_request::condition): the unconditional writes to make, or
@@ -430,6 +456,7 @@ struct store::impl {
     std::mutex queue_mutex;
     std::condition_variable queue_filled;
     std::deque<queued_job> queue;
+    std::size_t urgent_jobs = 0; ///< jobs in `queue` that is_urgent
     bool stopping = false;
     std::thread writer;
     // The audit chain's end as committed, and as the open transaction has it (writer thread only).
@@ -437,6 +464,13 @@ struct store::impl {
     chain_tip tip;
     // When the writer last purged closed search index rows (writer thread only); none yet: due.
     std::optional<std::chrono::steady_clock::time_point> last_purge;
+
+    // Bumped after every commit of a group with a job that changes_standing, before any of its jobs
+    // is acknowledged; a cached standing read under another generation is stale.
+    std::atomic<std::uint64_t> access_generation{0};
+    // Standings by (NHS number, organisation, user, recent window), see store_options::standing_cache_ttl.
+    mutable std::mutex standings_mutex;
+    mutable std::unordered_map<std::string, cached_standing> standings;
 
     std::atomic<std::uint64_t> groups{0};
     std::atomic<std::uint64_t> writes{0};
@@ -454,6 +488,12 @@ struct store::impl {
     void enqueue_all(std::vector<queued_job> jobs);
     void run_writer();
     void commit_group(std::vector<queued_job>& group);
+    /// store::standing from the database.
+    fhir::result<citizen_standing> read_standing(std::string_view nhs_number, std::string_view organisation,
+                                                 std::string_view user, timestamp recent_since, timestamp now) const;
+    /// Commits every audit record queued so far and waits for it, so that a read of the audit log
+    /// sees the records of the requests answered before it (store_options::audit_linger).
+    fhir::status flush_audit();
     /// Runs one job inside its own savepoint. Returns false when the whole transaction is lost
     /// (then `fail_all` has already been called).
     template <class Run, class Fail>
@@ -762,9 +802,18 @@ void store::impl::enqueue_all(std::vector<queued_job> jobs) {
     {
         std::lock_guard lock(queue_mutex);
         if (!stopping) {
-            for (queued_job& job : jobs)
+            // Wake the writer only for what it would act on: a job someone waits for, a queue that
+            // was empty (it is asleep), or a full group; it lingers over reads' audit records only.
+            bool wake = queue.empty();
+            for (queued_job& job : jobs) {
+                if (is_urgent(job)) {
+                    ++urgent_jobs;
+                    wake = true;
+                }
                 queue.push_back(std::move(job));
-            queue_filled.notify_one();
+            }
+            if (wake || queue.size() >= std::max(1u, options.max_group_size))
+                queue_filled.notify_one();
             return;
         }
     }
@@ -835,9 +884,19 @@ void store::impl::run_writer() {
             queue_filled.wait(lock, [this] { return stopping || !queue.empty(); });
             if (queue.empty())
                 return; // stopping, and everything queued has been written
+            if (urgent_jobs == 0 && options.audit_linger.count() > 0) {
+                // Only reads' audit records wait: let more join them, so that one commit (and one
+                // emptying of every reader's page cache) serves many reads.
+                const auto deadline = std::chrono::steady_clock::now() + options.audit_linger;
+                queue_filled.wait_until(lock, deadline, [&] {
+                    return stopping || urgent_jobs > 0 || queue.size() >= group_limit;
+                });
+            }
             const std::size_t taken = std::min(queue.size(), group_limit);
             group.reserve(taken);
             for (std::size_t i = 0; i < taken; ++i) {
+                if (is_urgent(queue.front()))
+                    --urgent_jobs;
                 group.push_back(std::move(queue.front()));
                 queue.pop_front();
             }
@@ -1082,6 +1141,10 @@ void store::impl::commit_group(std::vector<queued_job>& group) {
         return deliver();
     }
     committed_tip = tip;
+    // Cached standings are stale from here on; bumped before any acknowledgement, so a caller who
+    // has seen their write acknowledged never gets a standing read before it.
+    if (std::any_of(group.begin(), group.end(), changes_standing))
+        access_generation.fetch_add(1, std::memory_order_acq_rel);
     deliver(); // invariant 6: only now, after COMMIT, is anything acknowledged
 }
 
@@ -1606,7 +1669,45 @@ fhir::result<write_outcome> store::impl::write_version(const write_request& requ
 
 fhir::result<citizen_standing> store::standing(std::string_view nhs_number, std::string_view organisation,
                                                std::string_view user, timestamp recent_since, timestamp now) const {
-    return impl_->with_reader<citizen_standing>([&](connection& db) -> fhir::result<citizen_standing> {
+    const timestamp ttl =
+        std::chrono::duration_cast<std::chrono::microseconds>(impl_->options.standing_cache_ttl).count();
+    if (ttl <= 0)
+        return impl_->read_standing(nhs_number, organisation, user, recent_since, now);
+    std::string key;
+    key.reserve(nhs_number.size() + organisation.size() + user.size() + 24);
+    key.append(nhs_number).append(1, '\0').append(organisation).append(1, '\0').append(user).append(1, '\0');
+    key += std::to_string(now - recent_since);
+    // Read before the query: a commit after this load makes the entry stale at the next look, whether
+    // or not the query saw it.
+    const std::uint64_t generation = impl_->access_generation.load(std::memory_order_acquire);
+    {
+        std::lock_guard lock(impl_->standings_mutex);
+        if (auto found = impl_->standings.find(key); found != impl_->standings.end()) {
+            const cached_standing& cached = found->second;
+            if (cached.generation == generation && now >= cached.read_at && now - cached.read_at < ttl) {
+                citizen_standing standing = cached.standing;
+                if (standing.break_glass_until && *standing.break_glass_until <= now)
+                    standing.break_glass_until.reset(); // the grant ended since
+                return standing;
+            }
+        }
+    }
+    auto read = impl_->read_standing(nhs_number, organisation, user, recent_since, now);
+    if (read) {
+        std::lock_guard lock(impl_->standings_mutex);
+        // Bounded: at a few hundred bytes an entry, 65,536 of them are well within the memory budget;
+        // emptied at once rather than evicted one by one (they are all gone within a second anyway).
+        if (impl_->standings.size() >= 65536)
+            impl_->standings.clear();
+        impl_->standings.insert_or_assign(std::move(key), cached_standing{*read, generation, now});
+    }
+    return read;
+}
+
+fhir::result<citizen_standing> store::impl::read_standing(std::string_view nhs_number, std::string_view organisation,
+                                                          std::string_view user, timestamp recent_since,
+                                                          timestamp now) const {
+    return with_reader<citizen_standing>([&](connection& db) -> fhir::result<citizen_standing> {
         citizen_standing found;
         auto prepared = db.prepare(standing_sql, "reading a citizen's standing");
         if (!prepared)
@@ -1624,10 +1725,21 @@ fhir::result<citizen_standing> store::standing(std::string_view nhs_number, std:
     });
 }
 
+fhir::status store::impl::flush_audit() {
+    if (writer.get_id() == std::this_thread::get_id())
+        return {}; // the writer's own reads see its open transaction
+    std::promise<fhir::status> committed;
+    auto done = committed.get_future();
+    enqueue(queued_audit{{}, [&committed](fhir::status status) { committed.set_value(std::move(status)); }});
+    return done.get();
+}
+
 fhir::result<store::audit_page> store::audit(const audit_query& query) const {
     audit_page page;
     if (query.count == 0)
         return page;
+    if (auto flushed = impl_->flush_audit(); !flushed)
+        return std::move(flushed).failure();
     // Assembled from fixed fragments only (one cached statement per shape); values are bound.
     std::string sql = "SELECT " + audit_columns + " FROM audit_log WHERE 1";
     if (!query.nhs_number.empty())
@@ -1680,6 +1792,8 @@ fhir::result<store::audit_page> store::audit(const audit_query& query) const {
 }
 
 fhir::result<audit_record> store::audit_record_at(std::int64_t sequence) const {
+    if (auto flushed = impl_->flush_audit(); !flushed)
+        return std::move(flushed).failure();
     auto found = impl_->with_reader<std::optional<audit_record>>(
         [&](connection& db) -> fhir::result<std::optional<audit_record>> {
             return query_one<audit_record>(
@@ -1695,6 +1809,8 @@ fhir::result<audit_record> store::audit_record_at(std::int64_t sequence) const {
 }
 
 fhir::result<store::audit_verification> store::verify_audit() const {
+    if (auto flushed = impl_->flush_audit(); !flushed)
+        return std::move(flushed).failure();
     return impl_->with_reader<audit_verification>([&](connection& db) -> fhir::result<audit_verification> {
         // One statement: one read snapshot of the whole log, however long the walk.
         auto prepared = db.prepare(audit_walk_sql, "verifying the audit log");

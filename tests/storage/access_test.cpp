@@ -407,3 +407,41 @@ PRAGMA user_version = 1;
     CHECK(verified->records == 0);
     CHECK_FALSE(verified->first_broken);
 }
+
+// store_options::standing_cache_ttl: standings are kept in memory, but every write that commits
+// invalidates them before it is acknowledged; with an hour's lifetime, only that keeps these right.
+TEST_CASE("a cached standing never outlives a write: registration, objection and erasure are seen at once") {
+    store_options cached;
+    cached.standing_cache_ttl = std::chrono::hours(1);
+    store_fixture db(cached);
+    auto standing = [&] {
+        auto found = db->standing(nhs, "A81001", "user-1", 0, 1);
+        REQUIRE(found.ok());
+        return *found;
+    };
+    CHECK_FALSE(standing().held);
+    auto registered = patient(nhs);
+    registered.access.organisations.push_back({"A81001", "registered-gp", true, {}});
+    must_write(*db, registered);
+    CHECK(standing().held);
+    CHECK(standing().relationship);
+    CHECK_FALSE(standing().objection);
+    must_write(*db, consent("consent-1", nhs, true));
+    CHECK(standing().objection);
+    auto erase = remove_request("Patient", nhs);
+    erase.erase_record = true;
+    must_write(*db, erase);
+    CHECK_FALSE(standing().held);
+    CHECK_FALSE(standing().relationship);
+
+    SUBCASE("an audit record alone changes nothing a standing reads, and invalidates nothing") {
+        std::promise<fhir::status> appended;
+        audit_record record;
+        record.user = "user-1";
+        record.action = "read";
+        record.outcome = "success";
+        db->append_audit({record}, [&](fhir::status done) { appended.set_value(std::move(done)); });
+        REQUIRE(appended.get_future().get().ok());
+        CHECK_FALSE(standing().held);
+    }
+}

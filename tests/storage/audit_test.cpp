@@ -3,6 +3,7 @@
 // appending with writes and alone, the chain under concurrency, verification, tampering, queries.
 #include "store_fixture.hpp"
 
+#include <chrono>
 #include <future>
 #include <map>
 #include <thread>
@@ -332,4 +333,40 @@ TEST_CASE("audit queries: newest first, filtered by citizen, agent, time and pur
     auto missing = db->audit_record_at(1000);
     REQUIRE_FALSE(missing.ok());
     CHECK(missing.failure().kind == fhir::category::not_found);
+}
+
+// store_options::audit_linger: reads' audit records (appended without a callback) gather before the
+// writer commits them; here the linger is an hour, so each check below would hang or miss the
+// record if anything waited it out.
+TEST_CASE("reads' audit records linger, but a read of the log, a write, and closing the store commit them") {
+    store_options lingering;
+    lingering.audit_linger = std::chrono::hours(1);
+    store_fixture db(lingering);
+
+    SUBCASE("a read of the log sees the records of the reads answered before it") {
+        db->append_audit({record_of("user-1", "read", 1'000)});
+        db->append_audit({record_of("user-2", "read", 2'000)});
+        const auto log = whole_log(*db);
+        REQUIRE(log.size() == 2);
+        CHECK(log[0].user == "user-2");
+        auto first = db->audit_record_at(1);
+        REQUIRE(first.ok());
+        CHECK(first->user == "user-1");
+        CHECK(verified(*db).records == 2);
+    }
+    SUBCASE("a write commits at once, with the lingering records before its own") {
+        db->append_audit({record_of("user-1", "read", 1'000)});
+        const auto begun = std::chrono::steady_clock::now();
+        auto request = create_request("Patient", nhs, patient_json(nhs));
+        request.audit = record_of("user-2", "create", 2'000);
+        REQUIRE(db->write(std::move(request)).ok());
+        CHECK(std::chrono::steady_clock::now() - begun < std::chrono::seconds(30));
+        CHECK(db.rows("SELECT user FROM audit_log ORDER BY sequence") ==
+              std::vector<std::vector<std::string>>{{"user-1"}, {"user-2"}});
+    }
+    SUBCASE("closing the store commits what still lingers") {
+        db->append_audit({record_of("user-1", "read", 1'000)});
+        db.close();
+        CHECK(db.rows("SELECT user, action FROM audit_log") == std::vector<std::vector<std::string>>{{"user-1", "read"}});
+    }
 }

@@ -47,6 +47,19 @@ struct store_options {
     /// SQLite's page cache of each pooled read connection, KiB (SQLite's default is 2 MiB): the
     /// index pages of a search's lookups stay in memory; 8 readers at 8 MiB bound it at 64 MiB.
     unsigned reader_cache_kib = 8192;
+    /// How long the writer lets the audit records of reads (appended without a callback) gather
+    /// before it commits them, when nothing else waits: one commit for many reads instead of one
+    /// each. Every commit also empties every reader's page cache (SQLite's WAL readers start afresh
+    /// after any change), so at thousands of reads a second this is most of what reads cost. The
+    /// price: a power cut can lose the audit records of the reads answered in the last this-long.
+    /// A write, a grant, an audit append with a callback, or a read of the audit log commits at once.
+    std::chrono::milliseconds audit_linger{10};
+    /// How long a citizen's standing (store::standing) may be served from memory while no write
+    /// has committed since it was read: every commit that writes anything (not an audit-only one)
+    /// invalidates all of it at once, before the write is acknowledged. What time alone changes (an
+    /// ended relationship leaving the recent window) is seen up to this late; an expired
+    /// break-glass grant never is (its end is checked against each request's time). 0: no cache.
+    std::chrono::milliseconds standing_cache_ttl{1000};
 };
 
 /// One stored version of a resource.
