@@ -472,6 +472,18 @@ struct store::impl {
     mutable std::mutex standings_mutex;
     mutable std::unordered_map<std::string, cached_standing> standings;
 
+    // The checkpointer: its own connection and thread, woken by the writer's WAL hook.
+    std::unique_ptr<connection> checkpoint_db;
+    std::thread checkpointer;
+    std::mutex checkpoint_mutex;
+    std::condition_variable checkpoint_wanted;
+    bool checkpoint_due = false;
+    bool checkpointer_stopping = false;
+    /// Frames in the log, in marks (store_options::checkpoint_frames), past which the writer
+    /// checkpoints itself (on_wal_commit).
+    static constexpr int restart_factor = 4;
+    std::atomic<std::uint64_t> checkpoints{0};
+
     std::atomic<std::uint64_t> groups{0};
     std::atomic<std::uint64_t> writes{0};
     std::atomic<std::uint64_t> largest_group{0};
@@ -488,6 +500,9 @@ struct store::impl {
     void enqueue_all(std::vector<queued_job> jobs);
     void run_writer();
     void commit_group(std::vector<queued_job>& group);
+    void run_checkpointer();
+    /// sqlite3_wal_hook on the writer's connection: after each commit, with the frames in the log.
+    static int on_wal_commit(void* self, sqlite3* db, const char* schema, int frames);
     /// store::standing from the database.
     fhir::result<citizen_standing> read_standing(std::string_view nhs_number, std::string_view organisation,
                                                  std::string_view user, timestamp recent_since, timestamp now) const;
@@ -531,7 +546,15 @@ store::impl::~impl() {
     queue_filled.notify_all();
     if (writer.joinable())
         writer.join();
-    writer_db.reset();
+    {
+        std::lock_guard lock(checkpoint_mutex);
+        checkpointer_stopping = true;
+    }
+    checkpoint_wanted.notify_all();
+    if (checkpointer.joinable())
+        checkpointer.join();
+    checkpoint_db.reset();
+    writer_db.reset(); // the last connection to close checkpoints what is left
     std::lock_guard lock(readers_mutex);
     idle_readers.clear();
 }
@@ -652,6 +675,19 @@ fhir::result<std::unique_ptr<store>> store::open(const store_options& options) {
     if (!reader)
         return std::move(reader).failure();
     state->give_back_reader(std::move(*reader));
+
+    // Checkpoints on a thread of their own (store_options::checkpoint_frames), so that the writer
+    // never waits for one; the hook replaces SQLite's automatic checkpoint on the writer.
+    auto checkpointing = connection::open(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options.busy_timeout);
+    if (!checkpointing)
+        return std::move(checkpointing).failure();
+    state->checkpoint_db = std::move(*checkpointing);
+    // A connection takes up the log only once it has read the database; until then a checkpoint
+    // through it does nothing.
+    if (auto mode = state->checkpoint_db->pragma("PRAGMA journal_mode"); !mode)
+        return std::move(mode).failure();
+    sqlite3_wal_hook(db.handle(), &impl::on_wal_commit, state.get());
+    state->checkpointer = std::thread([raw = state.get()] { raw->run_checkpointer(); });
 
     state->writer = std::thread([raw = state.get()] { raw->run_writer(); });
     return std::unique_ptr<store>(new store(std::move(state)));
@@ -872,7 +908,45 @@ store_statistics store::statistics() const {
     counts.groups = impl_->groups.load();
     counts.writes = impl_->writes.load();
     counts.largest_group = impl_->largest_group.load();
+    counts.checkpoints = impl_->checkpoints.load();
     return counts;
+}
+
+int store::impl::on_wal_commit(void* self, sqlite3* db, const char*, int frames) {
+    auto& state = *static_cast<impl*>(self);
+    const int mark = static_cast<int>(std::max(1u, state.options.checkpoint_frames));
+    if (frames >= restart_factor * mark) {
+        // The log starts again from its beginning only when a write transaction begins after a
+        // checkpoint has copied all of it, and a busy writer rarely begins in the moment after the
+        // checkpointer's end: so past restart_factor times the mark the writer finishes the copy
+        // itself, as SQLite's own checkpoint would (little is left: the checkpointer has copied the
+        // rest), and its next transaction starts the log over.
+        sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    } else if (frames >= mark) {
+        {
+            std::lock_guard lock(state.checkpoint_mutex);
+            state.checkpoint_due = true;
+        }
+        state.checkpoint_wanted.notify_one();
+    }
+    return SQLITE_OK;
+}
+
+void store::impl::run_checkpointer() {
+    for (;;) {
+        {
+            std::unique_lock lock(checkpoint_mutex);
+            checkpoint_wanted.wait(lock, [this] { return checkpointer_stopping || checkpoint_due; });
+            if (checkpointer_stopping)
+                return;
+            checkpoint_due = false;
+        }
+        // Passive: copies what no reader still needs and returns, never waiting for the writer or a
+        // reader; a busy or failed checkpoint loses nothing (the log keeps every commit) and the next
+        // commit past the mark asks again.
+        sqlite3_wal_checkpoint_v2(checkpoint_db->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+        ++checkpoints;
+    }
 }
 
 void store::impl::run_writer() {

@@ -60,6 +60,12 @@ struct store_options {
     /// ended relationship leaving the recent window) is seen up to this late; an expired
     /// break-glass grant never is (its end is checked against each request's time). 0: no cache.
     std::chrono::milliseconds standing_cache_ttl{1000};
+    /// WAL frames (pages) after which a commit asks the checkpointer thread to copy the log back
+    /// into the database (a passive checkpoint: it never waits for, nor blocks, the writer or a
+    /// reader); SQLite's own checkpoint ran inside the committing writer, which waited for it. Past
+    /// four times this the writer finishes the copy itself, so that the log starts over and stays
+    /// bounded however busy the writer is.
+    unsigned checkpoint_frames = 1000;
 };
 
 /// One stored version of a resource.
@@ -187,6 +193,7 @@ struct store_statistics {
     std::uint64_t groups = 0;        ///< transactions the writer ran (committed or not)
     std::uint64_t writes = 0;        ///< write requests those transactions held
     std::uint64_t largest_group = 0; ///< most write requests in one transaction
+    std::uint64_t checkpoints = 0;   ///< checkpoints the checkpointer thread ran
 };
 
 using write_callback = std::function<void(fhir::result<write_outcome>)>;
