@@ -13,20 +13,79 @@ await_server() {
   exit 1
 }
 
+# population_dir CITIZENS SEED MEAN_RESOURCES AS_OF: sets `data` to the cache directory of that
+# population's database (bench/.data/, one per parameter set and population.py version), whether or
+# not it has been built.
+population_dir() {
+  local citizens=$1 seed=$2 mean_resources=$3 as_of=$4 generator
+  generator=$(sha256sum bench/population.py | cut -c1-12)
+  data="bench/.data/citizens-$citizens-seed-$seed-mean-$mean_resources-as-of-$as_of-$generator"
+}
+
+# schema_version DB: the database's schema version (PRAGMA user_version), read without writing.
+schema_version() {
+  python3 -c 'import sqlite3, sys
+print(sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True).execute("pragma user_version").fetchone()[0])' "$1"
+}
+
+# binary_schema_version CAREGATE: the schema version that CAREGATE creates and migrates to: that of
+# an empty database it opens (`caregate audit break-glass` opens the store, which migrates, and exits).
+binary_schema_version() {
+  local caregate=$1 scratch version
+  scratch=$(mktemp -d)
+  if ! "$caregate" audit break-glass --count 1 --db "$scratch/empty.db" >/dev/null 2>"$scratch/err"; then
+    echo "bench: $caregate could not open an empty database: $(head -c 400 "$scratch/err")" >&2
+    rm -rf "$scratch"
+    return 1
+  fi
+  version=$(schema_version "$scratch/empty.db")
+  rm -rf "$scratch"
+  echo "$version"
+}
+
 # population_db CITIZENS SEED MEAN_RESOURCES AS_OF CAREGATE: the database of a synthetic population,
 # built once per parameter set (and population.py version) by population.py streaming into
 # `caregate import`, and cached; sets `data` to its directory (caregate.db, targets.tsv, import.txt).
 # A build that fails leaves nothing in the cache.
+# A cached database whose schema is older than CAREGATE's is migrated in place, once (by opening it:
+# `caregate audit break-glass`, which reads and writes nothing else), so that a run's servers start
+# on a current schema instead of each migrating its copy again; sets `migrated` to what was done
+# (empty when nothing was). A migration that fails, or a cache newer than CAREGATE, stops the script:
+# caregate migrates in one transaction, so a failed migration leaves the cache as it was.
 population_db() {
-  local citizens=$1 seed=$2 mean_resources=$3 as_of=$4 caregate=$5 generator
-  generator=$(sha256sum bench/population.py | cut -c1-12)
-  data="bench/.data/citizens-$citizens-seed-$seed-mean-$mean_resources-as-of-$as_of-$generator"
-  [ -f "$data/caregate.db" ] && return 0
-  echo "== building the database: $citizens citizens (seed $seed), once; cached in $data"
-  rm -rf "$data.partial"
-  mkdir -p "$data.partial"
-  python3 bench/population.py --citizens "$citizens" --seed "$seed" --mean-resources "$mean_resources" \
-      --as-of "$as_of" --targets "$data.partial/targets.tsv" \
-    | "$caregate" import - --db "$data.partial/caregate.db" | tee "$data.partial/import.txt"
-  mv "$data.partial" "$data"
+  local citizens=$1 seed=$2 mean_resources=$3 as_of=$4 caregate=$5 cached current begun took
+  migrated=
+  population_dir "$citizens" "$seed" "$mean_resources" "$as_of"
+  if [ ! -f "$data/caregate.db" ]; then
+    echo "== building the database: $citizens citizens (seed $seed), once; cached in $data"
+    rm -rf "$data.partial"
+    mkdir -p "$data.partial"
+    python3 bench/population.py --citizens "$citizens" --seed "$seed" --mean-resources "$mean_resources" \
+        --as-of "$as_of" --targets "$data.partial/targets.tsv" \
+      | "$caregate" import - --db "$data.partial/caregate.db" | tee "$data.partial/import.txt"
+    mv "$data.partial" "$data"
+  fi
+  cached=$(schema_version "$data/caregate.db")
+  current=$(binary_schema_version "$caregate") || exit 1
+  if [ "$cached" -gt "$current" ]; then
+    echo "bench: the cached database $data/caregate.db has schema $cached, newer than $caregate's $current:" \
+      "use a newer caregate, or delete $data to rebuild it" >&2
+    exit 1
+  fi
+  [ "$cached" -lt "$current" ] || return 0
+  echo "== migrating the cached database from schema $cached to $current, once: $data"
+  begun=$(date +%s%N)
+  if ! "$caregate" audit break-glass --count 1 --db "$data/caregate.db" >/dev/null 2>"$data/migrate.err"; then
+    echo "bench: migrating $data/caregate.db from schema $cached to $current FAILED:" \
+      "$(head -c 600 "$data/migrate.err"); delete $data to rebuild it" >&2
+    exit 1
+  fi
+  took=$((($(date +%s%N) - begun) / 1000000))
+  rm -f "$data/migrate.err"
+  if [ "$(schema_version "$data/caregate.db")" != "$current" ]; then
+    echo "bench: migrating $data/caregate.db left schema $(schema_version "$data/caregate.db"), not $current" >&2
+    exit 1
+  fi
+  migrated="the cached database was migrated from schema $cached to $current in $took ms (once: later runs start from schema $current)"
+  echo "   $migrated"
 }

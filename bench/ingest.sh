@@ -105,205 +105,22 @@ trap stop_server EXIT
 await_server "$base/metadata" "$server" "$run/server.log" bench/ingest.sh
 token=$("$caregate" token --certs certs/dev --aud "$base" --org QZZ --role system --user bench-ingest --ttl 7200)
 
-# 3. The load: the Organizations first (not timed), then every citizen's Bundles, each sent once, a
-#    citizen's parts in order by one client. Any answer that is not 200 with a transaction-response
-#    whose every entry is 2xx stops the run. Prints "RESULT key=value ..." (latencies in
-#    microseconds) or "FAILED <what>".
-echo "== POST [base]: $connections clients"
-python3 - "$run/bundles.ndjson" "$port" "$token" "$connections" "$request_timeout" >"$run/load.txt" <<'EOF' || true
-import http.client, json, queue, sys, threading, time
-path, port, token, connections, timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
-headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json",
-           "Authorization": "Bearer " + token, "Prefer": "return=minimal"}
-
-def excerpt(data):
-    return " ".join(data.decode("utf-8", "replace").split())[:400]
-
-# Bundles in order, grouped by the group named in Bundle.identifier (bench/bundles.py).
-groups, order = {}, []
-with open(path, "rb") as f:
-    for line in f:
-        if not line.strip():
-            continue
-        bundle = json.loads(line)
-        group = bundle["identifier"]["value"].rsplit("-", 3)[0]
-        if group not in groups:
-            groups[group] = []
-            order.append(group)
-        groups[group].append((line.rstrip(b"\n"), len(bundle["entry"])))
-
-def send(conn, body, entries):
-    """POSTs one Bundle; returns (seconds, None) or (seconds, what went wrong)."""
-    started = time.perf_counter()
-    try:
-        conn.request("POST", "/fhir", body=body, headers=headers)
-        r = conn.getresponse()
-        data = r.read()
-    except (OSError, http.client.HTTPException) as e:
-        return time.perf_counter() - started, "no answer: %s: %s" % (type(e).__name__, e)
-    took = time.perf_counter() - started
-    if r.status != 200:
-        return took, "%d %s" % (r.status, excerpt(data))
-    try:
-        answer = json.loads(data)
-    except ValueError:
-        return took, "200 but not JSON: %s" % excerpt(data)
-    if answer.get("resourceType") != "Bundle" or answer.get("type") != "transaction-response":
-        return took, "200 but not a transaction-response: %s" % excerpt(data)
-    got = answer.get("entry") or []
-    if len(got) != entries:
-        return took, "200 with %d response entries for %d entries" % (len(got), entries)
-    for i, e in enumerate(got):
-        status = str((e.get("response") or {}).get("status", ""))
-        if not status.startswith("2"):
-            return took, "200 but entry %d answered %r: %s" % (i, status, excerpt(json.dumps(e).encode()))
-    return took, None
-
-def connect():
-    return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-
-# The Organizations, not timed: the records reference them.
-conn = connect()
-for body, entries in groups.pop("organisations", []):
-    _, problem = send(conn, body, entries)
-    if problem:
-        print("FAILED the Organizations' Bundle: POST [base] answered " + problem)
-        sys.exit(0)
-conn.close()
-order = [g for g in order if g != "organisations"]
-
-work = queue.Queue()
-for g in order:
-    work.put(g)
-latencies, lock, stop = [], threading.Lock(), threading.Event()
-failures, sent = [], {"bundles": 0, "resources": 0}
-
-def client():
-    conn = connect()
-    while not stop.is_set():
-        try:
-            group = work.get_nowait()
-        except queue.Empty:
-            break
-        for body, entries in groups[group]:
-            took, problem = send(conn, body, entries)
-            with lock:
-                latencies.append(took)
-                if problem:
-                    failures.append("citizen %s: POST [base] answered %s" % (group, problem))
-                    stop.set()
-                else:
-                    sent["bundles"] += 1
-                    sent["resources"] += entries
-            if problem:
-                break
-    conn.close()
-
-started = time.perf_counter()
-threads = [threading.Thread(target=client) for _ in range(connections)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-seconds = time.perf_counter() - started
-if failures:
-    print("FAILED after %d Bundles stored; the first error: %s" % (sent["bundles"], failures[0]))
-    sys.exit(0)
-latencies.sort()
-pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))]
-print("RESULT bundles=%d resources=%d seconds=%.3f resources_per_s=%.1f bundles_per_s=%.1f p50_us=%d p99_us=%d"
-      % (sent["bundles"], sent["resources"], seconds, sent["resources"] / seconds, sent["bundles"] / seconds,
-         pick(0.50) * 1e6, pick(0.99) * 1e6))
-EOF
+# 3. The load (bench/load_bundles.py, shared with bench/run.sh): the Organizations first (not
+#    timed), then every citizen's Bundles, each sent once, a citizen's parts in order by one client.
+#    Any answer that is not 200 with a transaction-response whose every entry is 2xx stops the run.
+# 4. Then what was stored: each type's count grew by exactly what the Bundles carry, and the
+#    references of a few citizens' records are each an id the server assigned (no urn:uuid, no
+#    search URL left), pointing at a resource of the same citizen. The largest record is one of
+#    them, so that references between its parts are checked too.
+#    Prints "RESULT key=value ..." (latencies in microseconds) then "VERIFIED <what>", or "FAILED <what>".
+echo "== POST [base]: $connections clients, then what was stored"
+python3 bench/load_bundles.py "$run/bundles.ndjson" --base "$base" --token "$token" --connections "$connections" \
+  --timeout "$request_timeout" --verify >"$run/load.txt" 2>&1 || true
 cat "$run/load.txt"
 result=$(grep '^RESULT ' "$run/load.txt" || true)
-problem=
-if [ -z "$result" ]; then
-  problem=$(sed -n 's/^FAILED //p' "$run/load.txt")
-  [ -n "$problem" ] || problem="the client gave no result: $(head -c 400 "$run/load.txt")"
-fi
-
-# 4. What was stored: each type's count (an empty database, so exactly what the Bundles carry), and
-#    the references of a few citizens' records: each an id the server assigned (no urn:uuid, no
-#    search URL left), pointing at a resource of the same citizen. The largest record is one of them,
-#    so that references between its parts are checked too.
-if [ -z "$problem" ]; then
-  echo "== what was stored"
-  python3 - "$run/bundles.ndjson" "$port" "$token" >"$run/verify.txt" <<'EOF' || true
-import collections, http.client, json, sys, urllib.parse
-path, port, token = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-headers = {"Accept": "application/fhir+json", "Authorization": "Bearer " + token}
-
-class refused(Exception):
-    pass
-
-def get(target):
-    """GET a path and query under /fhir/ (or a link's absolute URL): the JSON body of a 200."""
-    if target.startswith("http"):
-        u = urllib.parse.urlsplit(target)
-        target = u.path + ("?" + u.query if u.query else "")
-    else:
-        target = "/fhir/" + target
-    conn.request("GET", target, headers=headers)
-    r = conn.getresponse()
-    data = r.read()
-    if r.status != 200:
-        raise refused("GET %s answered %d: %s" % (target, r.status, " ".join(data.decode("utf-8", "replace").split())[:400]))
-    return json.loads(data)
-
-def verify():
-    problems = []
-    expected, sizes = collections.Counter(), collections.Counter()
-    for line in open(path, encoding="utf-8"):
-        bundle = json.loads(line)
-        group = bundle["identifier"]["value"].rsplit("-", 3)[0]
-        for e in bundle["entry"]:
-            expected[e["resource"]["resourceType"]] += 1
-            sizes[group] += 1
-    for rtype, want in sorted(expected.items()):
-        got = get("%s?_summary=count" % rtype).get("total")
-        if got != want:
-            problems.append("%s: %s stored, %d sent" % (rtype, got, want))
-
-    citizens = [g for g in sizes if g != "organisations"]
-    sample = sorted(set(citizens[:4] + [max(citizens, key=lambda g: (sizes[g], g))])) if citizens else []
-    checked = 0
-    for nhs in sample:
-        items = []
-        for rtype in ("Encounter", "Condition", "Observation", "MedicationRequest", "CarePlan"):
-            url = "%s?patient=%s&_count=1000" % (rtype, nhs)
-            while url:
-                page = get(url)
-                items += [e["resource"] for e in page.get("entry") or []
-                          if (e.get("search") or {}).get("mode", "match") == "match"]
-                url = next((l["url"] for l in page.get("link") or [] if l.get("relation") == "next"), None)
-        mine = {"%s/%s" % (r["resourceType"], r["id"]) for r in items}
-        for r in items:
-            key = "%s/%s" % (r["resourceType"], r["id"])
-            text = json.dumps(r)
-            if "urn:uuid:" in text or "?identifier=" in text:
-                problems.append("%s keeps a reference the server did not resolve" % key)
-            subject = (r.get("subject") or r.get("patient") or {}).get("reference")
-            if subject != "Patient/" + nhs:
-                problems.append("%s: subject %r, expected Patient/%s" % (key, subject, nhs))
-            targets = [(r.get("encounter") or {}).get("reference")] + [a.get("reference") for a in r.get("addresses") or []]
-            for t in filter(None, targets):
-                if t not in mine:
-                    problems.append("%s references %s, not an item of Patient/%s" % (key, t, nhs))
-            checked += 1
-    if problems:
-        raise refused("; ".join(problems[:5]) + (" (+%d more)" % (len(problems) - 5) if len(problems) > 5 else ""))
-    return "%d resources counted by type; the references of %d resources of %d citizens (largest record %d resources)" % (
-        sum(expected.values()), checked, len(sample), max(sizes[g] for g in sample) if sample else 0)
-
-try:
-    print("VERIFIED " + verify())
-except (refused, OSError, http.client.HTTPException, ValueError, KeyError) as e:
-    print("FAILED %s" % e)
-EOF
-  cat "$run/verify.txt"
-  grep -q '^VERIFIED ' "$run/verify.txt" || problem="stored data: $(sed -n 's/^FAILED //p' "$run/verify.txt" | head -c 600)"
+problem=$(sed -n 's/^FAILED //p' "$run/load.txt" | head -n 1 | head -c 600)
+if [ -z "$problem" ] && { [ -z "$result" ] || ! grep -q '^VERIFIED ' "$run/load.txt"; }; then
+  problem="the client gave no result: $(head -c 400 "$run/load.txt")"
 fi
 stop_server
 

@@ -5,7 +5,7 @@
 # share of the ceiling measured in the same run (other load on the machine then moves both alike).
 # Figures for errors are never printed: a scenario with any answer that is not 2xx fails.
 #
-#   bench/run.sh [--quick] [--citizens N] [--seconds S] [--connections "1 16 64"]
+#   bench/run.sh [--quick] [--citizens N] [--seconds S] [--connections "1 16 64"] [--no-large-startup]
 #
 # See bench/README.md ("The suite") for what each row measures and how to read the table.
 set -euo pipefail
@@ -25,6 +25,11 @@ quick=0
 citizens_given=0
 seconds_given=0
 connections_given=0
+large_citizens=100000 # the population of bench/startup.sh's measurement, run at the end when it is cached
+large_startup=1
+transaction_min_seconds=3 # a transaction row's shortest time: a Bundle takes a few hundred ms to answer
+transaction_citizens_per_second=50 # new citizens made ready for each second of a transaction row
+transaction_timeout=120 # seconds; a slower answer to one Bundle counts as an error
 
 usage() {
   cat <<EOF
@@ -34,6 +39,7 @@ Usage: bench/run.sh [options]
   --citizens N         citizens in the synthetic population (default $citizens, about 100 resources each)
   --seconds S          seconds a scenario (default $seconds)
   --connections "C..." connection counts, each scenario at each (default "$connection_counts")
+  --no-large-startup   skip bench/startup.sh on the cached $large_citizens-citizen database at the end
 
 Environment: CAREGATE (default build/caregate) and CEILING_PROBE (default the ceiling_probe built
 beside it, bench/ceiling/ceiling_probe in the same build directory).
@@ -48,6 +54,7 @@ while [ $# -gt 0 ]; do
     --citizens) citizens=${2:?--citizens needs N}; citizens_given=1; shift 2 ;;
     --seconds) seconds=${2:?--seconds needs S}; seconds_given=1; shift 2 ;;
     --connections) connection_counts=${2:?--connections needs a list}; connections_given=1; shift 2 ;;
+    --no-large-startup) large_startup=0; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -84,10 +91,15 @@ if [ ! -x "$probe" ] && [ -z "${CEILING_PROBE:-}" ] && [ -f "$(dirname "$caregat
 fi
 [ -x "$probe" ] || { echo "bench/run.sh: $probe is not built: cmake --build build --target ceiling_probe, or set CEILING_PROBE" >&2; exit 2; }
 [ -f certs/dev/token-signing.key ] || certs/make-dev-certs.sh --out certs/dev >/dev/null
-# The caller: a GP clinician of A81001, with that practice's client certificate on TLS.
+# The caller: a GP clinician of A81001, with that practice's client certificate on TLS; for the
+# transaction ingest, the ICS's integration system (QZZ), with the ICS's certificate.
 client_cert=certs/dev/client-A81001.crt
 client_key=certs/dev/client-A81001.key
-[ -f "$client_cert" ] || { echo "bench/run.sh: $client_cert is missing: run certs/make-dev-certs.sh --out certs/dev" >&2; exit 2; }
+system_cert=certs/dev/client-QZZ.crt
+system_key=certs/dev/client-QZZ.key
+for f in "$client_cert" "$system_cert"; do
+  [ -f "$f" ] || { echo "bench/run.sh: $f is missing: run certs/make-dev-certs.sh --out certs/dev" >&2; exit 2; }
+done
 
 run=bench/.data/suite
 rm -rf "$run"
@@ -95,15 +107,14 @@ mkdir -p "$run"
 cc -shared -fPIC -O2 -o "$run/client_cert.so" bench/wrk/client_cert.c -ldl -lssl
 
 # 1. The database, built once per population exactly as bench/search.sh builds it (the same cache
-#    directory, so either script reuses the other's), then copied: the run appends audit records and
-#    creates resources, which must not carry over into the next run.
+#    directory, so either script reuses the other's; a cache older than caregate's schema is migrated
+#    in place once, and says so), then copied: the run appends audit records and creates resources,
+#    which must not carry over into the next run.
 population_db "$citizens" "$seed" "$mean_resources" "$as_of" "$caregate"
 resources=$(grep -o '^caregate import: [0-9]* resources' "$data/import.txt" | grep -o '[0-9]*' | head -n 1)
 db="$run/caregate.db"
 cp --reflink=auto "$data/caregate.db" "$db"
 [ -f "$data/caregate.db-wal" ] && cp --reflink=auto "$data/caregate.db-wal" "$db-wal"
-schema_version() { python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("pragma user_version").fetchone()[0])' "$1"; }
-cached_schema=$(schema_version "$db")
 
 # 2. Request lists over many citizens the GP may see (registered with A81001), in a fixed shuffled
 #    order: reads, searches, and creates (one Observation a line, each about another citizen).
@@ -143,6 +154,19 @@ with open(f"{run}/creates.tsv", "w", encoding="utf-8") as out:
         }
         out.write("Observation\t" + json.dumps(observation, separators=(",", ":")) + "\n")
 EOF
+
+#    The transaction ingest's Bundles (bench/bundles.py's, through bench/bundles_range.py): the
+#    citizens that follow the population, which the database does not hold yet (the population's own
+#    would be a resend: every item created a second time), enough for a rate well above what this
+#    machine stores; each connection count gets citizens of its own.
+transaction_seconds=$((seconds > transaction_min_seconds ? seconds : transaction_min_seconds))
+transaction_citizens=$(((transaction_seconds + 1) * transaction_citizens_per_second))
+j=0
+for c in $connection_counts; do
+  python3 bench/bundles_range.py --first $((citizens + j * transaction_citizens)) --citizens "$transaction_citizens" \
+    --seed "$seed" --mean-resources "$mean_resources" --as-of "$as_of" --out "$run/transaction-$c.ndjson" 2>/dev/null
+  j=$((j + 1))
+done
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 tls_curl=(--cacert certs/dev/ca.crt --cert "$client_cert" --key "$client_key")
@@ -277,13 +301,53 @@ scenario() {
   fi
 }
 
-# 3. A first start on the copy, not measured: a database cached by an older caregate is migrated to
-#    the current schema then, which is not the start-up of a server on its own database. The bytes on
-#    disk are counted after it (the server checkpoints the WAL when it stops).
+# transaction_scenario TRANSPORT: POST [base] transaction as the ICS's integration system (token QZZ,
+# role system; on TLS with the ICS's client certificate), with bench/load_bundles.py at each
+# connection count, for $transaction_seconds s after a 1 s warm-up (at least $transaction_min_seconds s,
+# so that enough Bundles are answered): the Bundles of new citizens, each sent once, a citizen's
+# parts in order on one client. Every answer is checked (200, a transaction-response, every entry
+# 2xx), then what was stored (bench/load_bundles.py --verify); any error fails the row. req/s is
+# Bundles/s; the resources/s are kept for the footer.
+declare -A transaction_detail
+transaction_scenario() {
+  local transport=$1 c id output result problem_text system_token opts=()
+  system_token=$("$caregate" token --certs certs/dev --aud "$base" --org QZZ --role system --user bench-ingest --ttl 7200)
+  [ "$transport" = tls ] && opts=(--cacert certs/dev/ca.crt --cert "$system_cert" --key "$system_key")
+  for c in $connection_counts; do
+    id="transaction/$transport/$c"
+    rows+=("$id")
+    echo "== $id: $transaction_seconds s"
+    output=$(python3 bench/load_bundles.py "$run/transaction-$c.ndjson" --base "$base" --token "$system_token" \
+               --connections "$c" --warmup 1 --seconds "$transaction_seconds" --timeout "$transaction_timeout" \
+               --verify "${opts[@]}" 2>&1 || true)
+    printf '%s\n' "$output" >"$run/transaction-$transport-$c.txt"
+    result=$(grep '^RESULT ' <<<"$output" || true)
+    problem_text=$(sed -n 's/^FAILED //p' <<<"$output" | head -n 1)
+    if [ -z "$problem_text" ] && { [ -z "$result" ] || ! grep -q '^VERIFIED ' <<<"$output"; }; then
+      problem_text="the loader gave no result: $(excerpt "$output")"
+    fi
+    if [ -n "$problem_text" ]; then
+      non2xx[$id]=-
+      problem[$id]=$(excerpt "$problem_text")
+      echo "   FAILED: ${problem[$id]}"
+      continue
+    fi
+    value() { sed -E "s/.* $1=([^ ]+).*/\1/" <<<"$result"; }
+    non2xx[$id]=0
+    rps[$id]=$(value bundles_per_s)
+    p50[$id]=$(value p50_us)
+    p99[$id]=$(value p99_us)
+    transaction_detail[$id]=$(awk -v r="$(value resources_per_s)" -v b="$(value bundles)" -v n="$(value resources)" \
+      -v s="$(value seconds)" -v sent="$(value bundles_sent)" -v cit="$(value citizens_sent)" -v t="$transport" -v c="$c" 'BEGIN {
+        printf "POST [base] transaction, %s, %s connections: %.0f resources/s (%d Bundles answered in %.1f s after a 1 s warm-up, %.0f entries each on average; all %d Bundles of the %d citizens sent were checked)", t, c, r, b, s, n / b, sent, cit }')
+    echo "   $(value resources_per_s) resources/s, $(value bundles_per_s) Bundles/s"
+  done
+}
+
+# 3. A first start on the copy, not measured: it checkpoints the WAL the copy may carry when it
+#    stops, so that the bytes on disk are counted after it, and the measured start is a restart.
 serve_caregate plain
-first_start_ms=$started_ms
 stop "$server"
-current_schema=$(schema_version "$db")
 db_bytes=0
 for f in "$db" "$db-wal"; do
   [ -f "$f" ] && db_bytes=$((db_bytes + $(stat -c %s "$f")))
@@ -333,6 +397,7 @@ scenario medication tls paths medication
 scenario everything tls paths everything
 scenario create tls mix 1
 scenario mix tls mix 10
+transaction_scenario tls
 rss_tls_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$caregate_pid/status")
 stop "$caregate_pid"
 
@@ -385,6 +450,7 @@ declare -A label=(
   [everything]='GET Patient/X/$everything'
   [create]='POST Observation'
   [mix]='90% GET Patient/X, 10% POST Observation'
+  [transaction]='POST [base] transaction (Bundles/s)'
 )
 # The ceiling of a transport and connection count: the mean of the probe's two measurements (or the
 # one that did not fail).
@@ -411,12 +477,16 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
     fi
     ceiling=$(ceiling_rps "$transport" "$c")
     ratio=-
-    [ -n "$ceiling" ] && ratio=$(awk -v a="${rps[$id]}" -v b="$ceiling" 'BEGIN { printf "%.3f", a / b }')
+    [ -n "$ceiling" ] && [ "$key" != transaction ] && ratio=$(awk -v a="${rps[$id]}" -v b="$ceiling" 'BEGIN { printf "%.3f", a / b }')
     printf '%-46s %-5s %5s %10.0f %9.2f %9.2f %8s %11s\n' "${label[$key]}" "$transport" "$c" "${rps[$id]}" \
       "$(awk -v u="${p50[$id]}" 'BEGIN { print u / 1000 }')" "$(awk -v u="${p99[$id]}" 'BEGIN { print u / 1000 }')" \
       "${non2xx[$id]}" "$ratio"
   done
   echo "vs ceiling: requests/s over the mean of the probe's two measurements at the same transport and connections"
+  for id in "${rows[@]}"; do
+    [ -z "${transaction_detail[$id]:-}" ] || echo "${transaction_detail[$id]}"
+  done
+  [[ " ${rows[*]} " != *" transaction/"* ]] || echo "  (the ICS's integration system (QZZ) sending new citizens' records, as bench/ingest.sh does; no 'vs ceiling': a Bundle is about 100 durable writes, not one answer as the probe's)"
   echo "peer: @medplum/fhir-router in memory, plain HTTP, no authentication, access control, audit or durability"
   [ -z "$peer_note" ] || echo "  $peer_note"
   for c in $connection_counts; do
@@ -437,20 +507,32 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
   echo
   echo "caregate peak RSS (VmHWM): $((rss_tls_kb / 1024)) MiB serving TLS, $((rss_plain_kb / 1024)) MiB serving plain"
   echo "caregate start-up (exec to the first 200 on /metadata, TLS): $startup_ms ms on the $((db_bytes / 1048576)) MiB database"
-  if [ "$cached_schema" != "$current_schema" ]; then
-    echo "  (the first start on the copy took $first_start_ms ms: it migrated the cached database from schema $cached_schema to $current_schema)"
-  fi
+  [ -z "$migrated" ] || echo "  ($migrated)"
   echo "bytes on disk per resource: $(awk -v a="$db_bytes" -v b="$resources" 'BEGIN { printf "%.0f", a / b }') ($db_bytes bytes of database and WAL before the run / $resources resources)"
 } >"$run/table.txt"
 cat "$run/table.txt"
 
-failed=0
-for id in "${rows[@]}"; do [ -z "${problem[$id]:-}" ] || failed=1; done
-if [ "$failed" = 1 ]; then
+# 9. Start-up and peak RSS on the large population's database (bench/startup.sh), served in place,
+#    when it is cached (else one line says it was skipped and how to build it): after the table,
+#    with nothing else running.
+large_failed=0
+if [ "$large_startup" = 1 ]; then
+  echo "== start-up on the $large_citizens-citizen database, if cached (bench/startup.sh)" >&2
+  CAREGATE="$caregate" bench/startup.sh --citizens "$large_citizens" --seed "$seed" --mean-resources "$mean_resources" \
+    --as-of "$as_of" >"$run/startup.txt" 2>&1 || large_failed=1
+  sed -n '/^start-up on/,$p' "$run/startup.txt" | tee -a "$run/table.txt"
+  [ "$large_failed" = 0 ] || { echo "bench/run.sh: bench/startup.sh FAILED; its output:"; cat "$run/startup.txt"; }
+else
+  echo "start-up on the $large_citizens-citizen database: not run (--no-large-startup)" | tee -a "$run/table.txt"
+fi
+
+scenario_failed=0
+for id in "${rows[@]}"; do [ -z "${problem[$id]:-}" ] || scenario_failed=1; done
+if [ "$scenario_failed" = 1 ]; then
   echo
   echo "bench/run.sh: scenarios FAILED (no figures are reported for them):"
   for id in "${rows[@]}"; do
     [ -z "${problem[$id]:-}" ] || echo "  $id: ${problem[$id]}"
   done
-  exit 1
 fi
+[ "$scenario_failed" = 0 ] && [ "$large_failed" = 0 ] || exit 1
