@@ -11,6 +11,7 @@
 
 #include "list_column.hpp"
 
+#include "fhir_model/resource.hpp"
 #include "fhir_model/search_values.hpp"
 
 #include <algorithm>
@@ -59,7 +60,14 @@ struct table_sql {
     std::string close;              ///< ?1 the superseded version's seq, ?2 the closing version's
     std::string largest_purgeable;  ///< ?1 horizon: the largest until_seq the delete below removes
     std::string purge;              ///< ?1 horizon
+    /// [n - 1]: n rows at once, by version, each row's parameters numbered on from the row before's
+    /// (the writer's insert_version_rows).
+    std::vector<std::string> insert_rows_by_version;
 };
+
+/// Most rows one INSERT of the writer carries: one statement's work (cursors opened on the table and
+/// its indexes, a step, a reset) for many rows; 32 rows of the widest table bind 352 parameters.
+constexpr std::size_t rows_per_insert = 32;
 
 std::array<table_sql, tables.size()> make_sql() {
     std::array<table_sql, tables.size()> all;
@@ -73,6 +81,16 @@ std::array<table_sql, tables.size()> make_sql() {
         // it needs no statement journal, which inside the writer's savepoints was a fifth of its time.
         all[i].insert_by_resource = "INSERT OR FAIL INTO " + name + " (type, id" + values;
         all[i].insert_by_version = "INSERT OR FAIL INTO " + name + " (seq, type" + values;
+        // OR FAIL as above: no statement journal; a row that fails fails the write (its savepoint).
+        const int columns = 3 + tables[i].value_count;
+        std::string rows = "INSERT OR FAIL INTO " + name + " (seq, type, param, " + tables[i].value_columns + ") VALUES ";
+        for (std::size_t n = 1; n <= rows_per_insert; ++n) {
+            rows += n == 1 ? "(" : ", (";
+            for (int column = 0; column < columns; ++column)
+                rows += (column == 0 ? "?" : ", ?") + std::to_string(static_cast<int>(n - 1) * columns + column + 1);
+            rows += ")";
+            all[i].insert_rows_by_version.push_back(rows);
+        }
         // The _by_version index: one seek to the version's rows.
         all[i].close = "UPDATE OR FAIL " + name + " SET until_seq = ?2 WHERE seq = ?1 AND until_seq IS NULL";
         // The partial _closed index: a range scan from the oldest closed row.
@@ -160,6 +178,72 @@ bool fits_composite_table(const fhir::search_value& value) {
             second == fhir::search_param_type::date || second == fhir::search_param_type::string);
 }
 
+/// Binds the value columns of `value`'s row (parameters at + 4 on; the key columns and param are
+/// at + 1 to at + 3). `c1_code` holds bound text and must outlive the step.
+void bind_value_columns(statement& insert, int at, const fhir::search_value& value, std::string& c1_code) {
+    switch (value.type) {
+    case fhir::search_param_type::string:
+        insert.bind(at + 4, value.normalized).bind(at + 5, value.text);
+        break;
+    case fhir::search_param_type::token:
+        bind_optional(insert, at + 4, value.system, value.has_system);
+        bind_optional(insert, at + 5, value.code_value, !value.code_value.empty());
+        bind_optional(insert, at + 6, value.normalized, !value.normalized.empty());
+        break;
+    case fhir::search_param_type::date:
+        insert.bind(at + 4, value.range.begin).bind(at + 5, value.range.end);
+        break;
+    case fhir::search_param_type::reference:
+        bind_optional(insert, at + 4, value.target_type, !value.target_type.empty());
+        bind_optional(insert, at + 5, value.id, !value.id.empty());
+        bind_optional(insert, at + 6, value.url, !value.url.empty());
+        bind_optional(insert, at + 7, value.system, value.has_system);
+        bind_optional(insert, at + 8, value.code_value, !value.code_value.empty());
+        break;
+    case fhir::search_param_type::quantity:
+        insert.bind_real(at + 4, value.number).bind(at + 5, value.text);
+        bind_optional(insert, at + 6, value.system, value.has_system);
+        bind_optional(insert, at + 7, value.code_value, !value.code_value.empty());
+        bind_optional(insert, at + 8, value.unit, !value.unit.empty());
+        break;
+    case fhir::search_param_type::number:
+        insert.bind_real(at + 4, value.number).bind(at + 5, value.text);
+        break;
+    case fhir::search_param_type::uri:
+        insert.bind(at + 4, value.text);
+        break;
+    case fhir::search_param_type::composite: {
+        const fhir::search_value& first = value.components[0];
+        const fhir::search_value& second = value.components[1];
+        // A reference has no system: c1_system stays NULL for it.
+        if (first.type == fhir::search_param_type::token)
+            bind_optional(insert, at + 4, first.system, first.has_system);
+        c1_code = first_component_code(first);
+        bind_optional(insert, at + 5, c1_code, !c1_code.empty());
+        switch (second.type) {
+        case fhir::search_param_type::token:
+            bind_optional(insert, at + 6, second.system, second.has_system);
+            bind_optional(insert, at + 7, second.code_value, !second.code_value.empty());
+            break;
+        case fhir::search_param_type::quantity:
+            bind_optional(insert, at + 6, second.system, second.has_system);
+            bind_optional(insert, at + 7, second.code_value, !second.code_value.empty());
+            insert.bind_real(at + 8, second.number);
+            break;
+        case fhir::search_param_type::date:
+            insert.bind(at + 9, second.range.begin).bind(at + 10, second.range.end);
+            break;
+        default: // string (fits_composite_table allows no other)
+            insert.bind(at + 11, second.normalized);
+            break;
+        }
+        break;
+    }
+    case fhir::search_param_type::special:
+        break;
+    }
+}
+
 /// Inserts the row of one value (none for a special parameter, nor for a composite in migration
 /// 3's layout, which had no table for it).
 fhir::status insert_row(connection& db, const row_owner& owner, const fhir::search_value& value) {
@@ -184,67 +268,7 @@ fhir::status insert_row(connection& db, const row_owner& owner, const fhir::sear
         insert.bind(1, owner.type).bind(2, owner.id);
     insert.bind(3, value.code);
     std::string c1_code; // bound text must outlive the step
-    switch (value.type) {
-    case fhir::search_param_type::string:
-        insert.bind(4, value.normalized).bind(5, value.text);
-        break;
-    case fhir::search_param_type::token:
-        bind_optional(insert, 4, value.system, value.has_system);
-        bind_optional(insert, 5, value.code_value, !value.code_value.empty());
-        bind_optional(insert, 6, value.normalized, !value.normalized.empty());
-        break;
-    case fhir::search_param_type::date:
-        insert.bind(4, value.range.begin).bind(5, value.range.end);
-        break;
-    case fhir::search_param_type::reference:
-        bind_optional(insert, 4, value.target_type, !value.target_type.empty());
-        bind_optional(insert, 5, value.id, !value.id.empty());
-        bind_optional(insert, 6, value.url, !value.url.empty());
-        bind_optional(insert, 7, value.system, value.has_system);
-        bind_optional(insert, 8, value.code_value, !value.code_value.empty());
-        break;
-    case fhir::search_param_type::quantity:
-        insert.bind_real(4, value.number).bind(5, value.text);
-        bind_optional(insert, 6, value.system, value.has_system);
-        bind_optional(insert, 7, value.code_value, !value.code_value.empty());
-        bind_optional(insert, 8, value.unit, !value.unit.empty());
-        break;
-    case fhir::search_param_type::number:
-        insert.bind_real(4, value.number).bind(5, value.text);
-        break;
-    case fhir::search_param_type::uri:
-        insert.bind(4, value.text);
-        break;
-    case fhir::search_param_type::composite: {
-        const fhir::search_value& first = value.components[0];
-        const fhir::search_value& second = value.components[1];
-        // A reference has no system: c1_system stays NULL for it.
-        if (first.type == fhir::search_param_type::token)
-            bind_optional(insert, 4, first.system, first.has_system);
-        c1_code = first_component_code(first);
-        bind_optional(insert, 5, c1_code, !c1_code.empty());
-        switch (second.type) {
-        case fhir::search_param_type::token:
-            bind_optional(insert, 6, second.system, second.has_system);
-            bind_optional(insert, 7, second.code_value, !second.code_value.empty());
-            break;
-        case fhir::search_param_type::quantity:
-            bind_optional(insert, 6, second.system, second.has_system);
-            bind_optional(insert, 7, second.code_value, !second.code_value.empty());
-            insert.bind_real(8, second.number);
-            break;
-        case fhir::search_param_type::date:
-            insert.bind(9, second.range.begin).bind(10, second.range.end);
-            break;
-        default: // string (fits_composite_table allows no other)
-            insert.bind(11, second.normalized);
-            break;
-        }
-        break;
-    }
-    case fhir::search_param_type::special:
-        break;
-    }
+    bind_value_columns(insert, 0, value, c1_code);
     if (const int rc = insert.step(); rc != SQLITE_DONE)
         return sqlite_failure(rc, indexing);
     return {};
@@ -274,17 +298,25 @@ bool is_common(const fhir::search_parameter& parameter) {
     return parameter.base == "Resource" || parameter.base == "DomainResource";
 }
 
-/// Inserts the rows of `kinds` that `stamped_json` gives, keyed as `owner` says.
-fhir::status insert_rows(connection& db, const row_owner& owner, std::string_view stamped_json, row_kinds kinds) {
-    if (fhir::search_parameters_for(owner.type).empty())
+/// The values `stamped_json` gives for the index of type/id (none for a type without search
+/// parameters), checked to be of that type.
+fhir::status extract_values(std::string_view type, std::string_view id, std::string_view stamped_json,
+                            std::vector<fhir::search_value>& values) {
+    if (fhir::search_parameters_for(type).empty())
         return {};
-    std::vector<fhir::search_value> values;
     // The extraction's own diagnostics could quote content, so they are not passed on.
     if (auto extracted = fhir::extract_search_values(stamped_json, values); !extracted)
-        return index_fault(owner.type, owner.id, "search value extraction failed");
+        return index_fault(type, id, "search value extraction failed");
+    for (const auto& value : values)
+        if (value.parameter == nullptr || (value.parameter->base != type && !is_common(*value.parameter)))
+            return index_fault(type, id, "the content is of another resource type");
+    return {};
+}
+
+/// Inserts the rows of `kinds` that `values` (checked by extract_values) give, keyed as `owner` says.
+fhir::status insert_values(connection& db, const row_owner& owner, const std::vector<fhir::search_value>& values,
+                           row_kinds kinds) {
     for (const auto& value : values) {
-        if (value.parameter == nullptr || (value.parameter->base != owner.type && !is_common(*value.parameter)))
-            return index_fault(owner.type, owner.id, "the content is of another resource type");
         if (kinds != row_kinds::of_type_only)
             if (auto inserted = insert_row(db, owner, value); !inserted)
                 return inserted;
@@ -293,6 +325,68 @@ fhir::status insert_rows(connection& db, const row_owner& owner, std::string_vie
                 return inserted;
     }
     return {};
+}
+
+/// The writer's insert of a version's rows (row_kinds::all, by version): the rows insert_values
+/// would insert, each table's in the same order (so with the same rowids), up to rows_per_insert a
+/// statement.
+fhir::status insert_version_rows(connection& db, const row_owner& owner,
+                                 const std::vector<const fhir::search_value*>& values) {
+    struct planned_row {
+        const fhir::search_value* value;
+        const fhir::identifier_type_coding* coding; ///< an :of-type row: this coding, param *of_type
+        const std::string* of_type;
+    };
+    std::array<std::vector<planned_row>, tables.size()> rows;
+    std::vector<std::string> of_type_params;
+    of_type_params.reserve(values.size()); // at most one a value: the rows point into it
+    const std::size_t token_table = table_of(fhir::search_param_type::token);
+    for (const fhir::search_value* value : values) {
+        if (const std::size_t table = table_of(value->type); table != tables.size()) { // special: not indexed
+            if (value->type == fhir::search_param_type::composite && !fits_composite_table(*value))
+                return index_fault(owner.type, owner.id, "a composite parameter of a shape the index cannot hold");
+            rows[table].push_back({value, nullptr, nullptr});
+        }
+        if (value->type == fhir::search_param_type::token && !value->identifier_types.empty()) {
+            of_type_params.push_back(of_type_param(value->code));
+            for (const auto& coding : value->identifier_types)
+                rows[token_table].push_back({value, &coding, &of_type_params.back()});
+        }
+    }
+    std::array<std::string, rows_per_insert> c1_codes; // bound text must outlive the step
+    for (std::size_t table = 0; table < tables.size(); ++table) {
+        const int columns = 3 + tables[table].value_count;
+        for (std::size_t first = 0; first < rows[table].size(); first += rows_per_insert) {
+            const std::size_t count = std::min(rows_per_insert, rows[table].size() - first);
+            auto prepared = db.prepare(sql_of_table[table].insert_rows_by_version[count - 1], indexing);
+            if (!prepared)
+                return std::move(prepared).failure();
+            statement insert(*prepared);
+            for (std::size_t r = 0; r < count; ++r) {
+                const planned_row& row = rows[table][first + r];
+                const int at = static_cast<int>(r) * columns;
+                insert.bind(at + 1, owner.seq).bind(at + 2, owner.type);
+                if (row.coding) {
+                    insert.bind(at + 3, *row.of_type).bind(at + 4, row.coding->system).bind(at + 5, row.coding->code);
+                    insert.bind(at + 6, row.value->code_value);
+                } else {
+                    insert.bind(at + 3, row.value->code);
+                    bind_value_columns(insert, at, *row.value, c1_codes[r]);
+                }
+            }
+            if (const int rc = insert.step(); rc != SQLITE_DONE)
+                return sqlite_failure(rc, indexing);
+        }
+    }
+    return {};
+}
+
+/// Inserts the rows of `kinds` that `stamped_json` gives, keyed as `owner` says.
+fhir::status insert_rows(connection& db, const row_owner& owner, std::string_view stamped_json, row_kinds kinds) {
+    std::vector<fhir::search_value> values;
+    if (auto extracted = extract_values(owner.type, owner.id, stamped_json, values); !extracted)
+        return extracted;
+    return insert_values(db, owner, values, kinds);
 }
 
 /// Indexes every current live version: the rows of `kinds`, keyed as `keyed` says.
@@ -315,13 +409,92 @@ fhir::status index_current(connection& db, layout keyed, row_kinds kinds) {
 }
 
 
+/// The lastUpdated a version's content is stamped with to extract its values ahead of the writer:
+/// any instant would do, as only the _lastUpdated value depends on it (prepare_search_values).
+constexpr std::string_view placeholder_last_updated = "1970-01-01T00:00:00.000000Z";
+
+/// True for the value of _lastUpdated (Resource.meta.lastUpdated): the only parameter whose value
+/// depends on what the writer stamps (meta.versionId is no parameter's, and `id` is the request's).
+bool is_last_updated(const fhir::search_value& value) {
+    return value.parameter != nullptr && is_common(*value.parameter) && value.code == "_lastUpdated";
+}
+
 } // namespace
 
 std::string of_type_param(std::string_view code) { return std::string(code) + ":of-type"; }
 
 fhir::status insert_search_rows(connection& db, std::int64_t seq, std::string_view type, std::string_view id,
                                 std::string_view stamped_json) {
-    return insert_rows(db, row_owner{layout::by_version, seq, type, id}, stamped_json, row_kinds::all);
+    std::vector<fhir::search_value> values;
+    if (auto extracted = extract_values(type, id, stamped_json, values); !extracted)
+        return extracted;
+    std::vector<const fhir::search_value*> rows;
+    rows.reserve(values.size());
+    for (const auto& value : values)
+        rows.push_back(&value);
+    return insert_version_rows(db, row_owner{layout::by_version, seq, type, id}, rows);
+}
+
+fhir::result<prepared_index> prepare_search_values(std::string_view type, std::string_view id, std::string content) {
+    prepared_index prepared;
+    prepared.type = type;
+    prepared.id = id;
+    prepared.content = std::move(content);
+    prepared.stamped = fhir::stamp_resource(prepared.content, id, 1, placeholder_last_updated);
+    if (auto extracted = extract_values(type, id, prepared.stamped, prepared.values); !extracted)
+        return std::move(extracted).failure();
+    // The stamp comes first in the stamped JSON, after resourceType and id (fhir::stamp_resource).
+    const std::string stamp_prefix = "\"meta\":{\"versionId\":\"";
+    const std::string stamp = stamp_prefix + "1\",\"lastUpdated\":\"" + std::string(placeholder_last_updated) + "\"";
+    if (const auto at = prepared.stamped.find(stamp); at != std::string::npos) {
+        prepared.stamp_begin = at + stamp_prefix.size();
+        prepared.stamp_end = at + stamp.size() - 1; // before the closing quote
+    }
+    prepared.last_updated_at = prepared.values.size();
+    for (std::size_t i = 0; i < prepared.values.size(); ++i)
+        if (is_last_updated(prepared.values[i])) {
+            if (prepared.last_updated_at != prepared.values.size())
+                return index_fault(type, id, "meta.lastUpdated gave more than one value");
+            prepared.last_updated_at = i;
+        }
+    return prepared;
+}
+
+std::optional<std::string> stamp_prepared(const prepared_index& prepared, std::int64_t version_id,
+                                          std::string_view last_updated) {
+    if (prepared.stamp_end == 0)
+        return std::nullopt;
+    // What stamp_resource writes between them; an instant and a number need no escaping.
+    const std::string version = std::to_string(version_id);
+    constexpr std::string_view between = "\",\"lastUpdated\":\"";
+    std::string json;
+    json.reserve(prepared.stamped.size() + version.size() + last_updated.size());
+    json.append(prepared.stamped, 0, prepared.stamp_begin);
+    json += version;
+    json += between;
+    json += last_updated;
+    json.append(prepared.stamped, prepared.stamp_end);
+    return json;
+}
+
+fhir::status insert_search_rows(connection& db, std::int64_t seq, const prepared_index& prepared,
+                                std::string_view last_updated) {
+    std::vector<const fhir::search_value*> rows;
+    rows.reserve(prepared.values.size());
+    for (const auto& value : prepared.values)
+        rows.push_back(&value);
+    // The one value that depends on the stamp: _lastUpdated, as the stamped JSON would give it.
+    fhir::search_value stamped;
+    if (prepared.last_updated_at < prepared.values.size()) {
+        const auto range = fhir::parse_date_time(last_updated);
+        if (!range)
+            return index_fault(prepared.type, prepared.id, "the version's lastUpdated is not an instant");
+        stamped = prepared.values[prepared.last_updated_at];
+        stamped.range = *range;
+        stamped.text = std::string(last_updated);
+        rows[prepared.last_updated_at] = &stamped;
+    }
+    return insert_version_rows(db, row_owner{layout::by_version, seq, prepared.type, prepared.id}, rows);
 }
 
 fhir::status close_search_rows(connection& db, std::int64_t superseded_seq, std::int64_t closing_seq) {

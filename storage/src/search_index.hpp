@@ -7,10 +7,35 @@
 
 #include "sqlite.hpp"
 
+#include "fhir_model/search_values.hpp"
+
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace caregate::storage {
+
+/// A version's search index values, extracted from its content ahead of the writer, on any thread
+/// (store::prepare_index, detail::prepare_search_values): the writer then only inserts them. Made
+/// from the content stamped with a placeholder lastUpdated; only the _lastUpdated value depends on
+/// the stamp, and the writer puts the version's own in its place.
+struct prepared_index {
+    std::string type;
+    std::string id;
+    std::string content; ///< what the values come from: they are used only for a write of this content
+    std::vector<fhir::search_value> values;
+    std::size_t last_updated_at = 0; ///< where _lastUpdated is in `values`; values.size() if nowhere
+    /// `content` as fhir::stamp_resource stamps it with version 1 and the placeholder lastUpdated,
+    /// and where in it the versionId's text begins and the lastUpdated's text ends (both 0 if not
+    /// found): the writer puts the version's own in between (detail::stamp_prepared).
+    std::string stamped;
+    std::size_t stamp_begin = 0;
+    std::size_t stamp_end = 0;
+};
+
+} // namespace caregate::storage
 
 namespace caregate::storage::detail {
 
@@ -28,6 +53,22 @@ std::string of_type_param(std::string_view code);
 /// bug); SQLite failures (busy, fault).
 fhir::status insert_search_rows(connection& db, std::int64_t seq, std::string_view type, std::string_view id,
                                 std::string_view stamped_json);
+
+/// The values insert_search_rows would insert for type/id with `content` stamped, but for
+/// _lastUpdated's (placeholder_last_updated's, to be replaced). Thread-safe: no database. Errors as
+/// insert_search_rows's extraction.
+fhir::result<prepared_index> prepare_search_values(std::string_view type, std::string_view id, std::string content);
+
+/// fhir::stamp_resource(prepared.content, prepared.id, version_id, last_updated), the same bytes,
+/// without parsing the content again; nothing if the placeholder stamp was not found.
+std::optional<std::string> stamp_prepared(const prepared_index& prepared, std::int64_t version_id,
+                                          std::string_view last_updated);
+
+/// Inserts the index rows of the version at `seq` from values made by prepare_search_values: the
+/// same rows as insert_search_rows over the version's stamped JSON, given its `last_updated` instant
+/// as stamped.
+fhir::status insert_search_rows(connection& db, std::int64_t seq, const prepared_index& prepared,
+                                std::string_view last_updated);
 
 /// Closes the open index rows of the version at `superseded_seq`: sets their until_seq to
 /// `closing_seq`, the version (an update or a deletion) that supersedes it. Rows already closed stay

@@ -364,7 +364,12 @@ struct queued_transaction {
     transaction_callback done;
 };
 
-using queued_job = std::variant<queued_write, queued_audit, queued_grant, queued_transaction>;
+/// store::checkpoint(): run by the writer between groups, outside any transaction.
+struct queued_checkpoint {
+    std::function<void(fhir::status)> done;
+};
+
+using queued_job = std::variant<queued_write, queued_audit, queued_grant, queued_transaction, queued_checkpoint>;
 
 /// A job someone waits for: the writer commits it at once. Only a read's audit records, appended
 /// with no callback, may wait for others to join them (store_options::audit_linger).
@@ -374,7 +379,9 @@ bool is_urgent(const queued_job& job) {
 }
 
 /// A job that can change what store::standing reads (any write or grant; not an audit append).
-bool changes_standing(const queued_job& job) { return !std::holds_alternative<queued_audit>(job); }
+bool changes_standing(const queued_job& job) {
+    return !std::holds_alternative<queued_audit>(job) && !std::holds_alternative<queued_checkpoint>(job);
+}
 
 /// A standing read from the database, kept for store_options::standing_cache_ttl.
 struct cached_standing {
@@ -481,8 +488,12 @@ struct store::impl {
     bool checkpointer_stopping = false;
     /// Frames in the log, in marks (store_options::checkpoint_frames), past which the writer
     /// checkpoints itself (on_wal_commit).
-    static constexpr int restart_factor = 4;
+    static constexpr int restart_factor = 16;
     std::atomic<std::uint64_t> checkpoints{0};
+    // Held while a checkpoint runs, by the checkpointer or by the writer (store::checkpoint and past
+    // the restart mark): SQLite lets one checkpoint run at a time and answers another with
+    // SQLITE_BUSY at once, without waiting.
+    std::mutex checkpoint_running;
 
     std::atomic<std::uint64_t> groups{0};
     std::atomic<std::uint64_t> writes{0};
@@ -500,6 +511,7 @@ struct store::impl {
     void enqueue_all(std::vector<queued_job> jobs);
     void run_writer();
     void commit_group(std::vector<queued_job>& group);
+    void run_checkpoint(queued_checkpoint& job);
     void run_checkpointer();
     /// sqlite3_wal_hook on the writer's connection: after each commit, with the frames in the log.
     static int on_wal_commit(void* self, sqlite3* db, const char* schema, int frames);
@@ -529,7 +541,7 @@ struct store::impl {
     fhir::result<bool> same_access(const write_request& request, const stored_version& current);
     fhir::result<write_outcome> write_version(const write_request& request,
                                               const std::optional<stored_version>& current);
-    fhir::status write_access_rows(const write_request& request, bool deletion);
+    fhir::status write_access_rows(const write_request& request, bool deletion, bool live);
     /// Chains `record` at the tip and inserts it (inside the open transaction).
     fhir::status append_one(audit_record record);
     fhir::status insert_grant(const break_glass_grant& grant);
@@ -870,6 +882,9 @@ void store::impl::enqueue_all(std::vector<queued_job> jobs) {
 }
 
 void store::submit(write_request request, write_callback done) {
+    // The search index values are extracted here, on the caller's thread, not on the one writer.
+    if (!request.index)
+        prepare_index(request);
     impl_->enqueue(queued_write{std::move(request), std::move(done)});
 }
 
@@ -890,7 +905,32 @@ void store::grant_break_glass(break_glass_grant grant, audit_record audit, std::
 }
 
 void store::submit_transaction(std::vector<write_request> writes, transaction_callback done) {
+    for (write_request& write : writes)
+        if (!write.index)
+            prepare_index(write);
     impl_->enqueue(queued_transaction{std::move(writes), std::move(done)});
+}
+
+void store::prepare_index(write_request& request) {
+    request.index.reset();
+    if (request.kind == write_kind::remove || request.content.empty())
+        return;
+    try {
+        auto prepared = detail::prepare_search_values(request.type, request.id, request.content);
+        if (prepared)
+            request.index = std::make_shared<const prepared_index>(std::move(*prepared));
+    } catch (const std::exception&) {
+        // Content the writer will refuse as it would have (apply_guarded): no values made here.
+    }
+}
+
+fhir::status store::checkpoint() {
+    if (std::this_thread::get_id() == impl_->writer.get_id())
+        return store_fault("store::checkpoint called on the writer thread");
+    std::promise<fhir::status> finished;
+    auto outcome = finished.get_future();
+    impl_->enqueue(queued_checkpoint{[&finished](fhir::status done) { finished.set_value(std::move(done)); }});
+    return outcome.get();
 }
 
 fhir::result<write_outcome> store::write(write_request request) {
@@ -921,6 +961,7 @@ int store::impl::on_wal_commit(void* self, sqlite3* db, const char*, int frames)
         // checkpointer's end: so past restart_factor times the mark the writer finishes the copy
         // itself, as SQLite's own checkpoint would (little is left: the checkpointer has copied the
         // rest), and its next transaction starts the log over.
+        std::lock_guard running(state.checkpoint_running);
         sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
     } else if (frames >= mark) {
         {
@@ -944,6 +985,7 @@ void store::impl::run_checkpointer() {
         // Passive: copies what no reader still needs and returns, never waiting for the writer or a
         // reader; a busy or failed checkpoint loses nothing (the log keeps every commit) and the next
         // commit past the mark asks again.
+        std::lock_guard running(checkpoint_running);
         sqlite3_wal_checkpoint_v2(checkpoint_db->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
         ++checkpoints;
     }
@@ -958,6 +1000,15 @@ void store::impl::run_writer() {
             queue_filled.wait(lock, [this] { return stopping || !queue.empty(); });
             if (queue.empty())
                 return; // stopping, and everything queued has been written
+            // A checkpoint runs alone, after the groups queued before it.
+            if (auto* checkpoint = std::get_if<queued_checkpoint>(&queue.front())) {
+                queued_checkpoint job = std::move(*checkpoint);
+                queue.pop_front();
+                --urgent_jobs;
+                lock.unlock();
+                run_checkpoint(job);
+                continue;
+            }
             if (urgent_jobs == 0 && options.audit_linger.count() > 0) {
                 // Only reads' audit records wait: let more join them, so that one commit (and one
                 // emptying of every reader's page cache) serves many reads.
@@ -968,7 +1019,7 @@ void store::impl::run_writer() {
             }
             const std::size_t taken = std::min(queue.size(), group_limit);
             group.reserve(taken);
-            for (std::size_t i = 0; i < taken; ++i) {
+            for (std::size_t i = 0; i < taken && !std::holds_alternative<queued_checkpoint>(queue.front()); ++i) {
                 if (is_urgent(queue.front()))
                     --urgent_jobs;
                 group.push_back(std::move(queue.front()));
@@ -1220,6 +1271,23 @@ void store::impl::commit_group(std::vector<queued_job>& group) {
     if (std::any_of(group.begin(), group.end(), changes_standing))
         access_generation.fetch_add(1, std::memory_order_acq_rel);
     deliver(); // invariant 6: only now, after COMMIT, is anything acknowledged
+}
+
+void store::impl::run_checkpoint(queued_checkpoint& job) {
+    fhir::status done;
+    // TRUNCATE: waits (busy timeout) for readers, copies the whole log, fsyncs the log before and the
+    // database after (synchronous NORMAL or FULL), and empties the log. SQLITE_BUSY: not all copied.
+    std::unique_lock running(checkpoint_running);
+    const int rc = sqlite3_wal_checkpoint_v2(writer_db->handle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    running.unlock();
+    if (rc != SQLITE_OK)
+        done = detail::sqlite_failure(rc, "checkpointing the database");
+    try {
+        if (job.done)
+            job.done(std::move(done));
+    } catch (...) {
+        // A callback's failure is its own; the writer must go on serving the others.
+    }
 }
 
 fhir::status store::impl::purge_closed_search_rows() {
@@ -1580,14 +1648,17 @@ fhir::result<bool> store::impl::same_access(const write_request& request, const 
     return *objection == wanted.objection;
 }
 
-fhir::status store::impl::write_access_rows(const write_request& request, bool deletion) {
-    // Invariant 11: the rows are the new version's, or none for a deletion.
+fhir::status store::impl::write_access_rows(const write_request& request, bool deletion, bool live) {
+    // Invariant 11: the rows are the new version's, or none for a deletion; only a live resource has
+    // rows to remove.
     connection& db = *writer_db;
     auto by_resource = [&](statement& use) -> statement& { return use.bind(1, request.type).bind(2, request.id); };
-    if (auto removed = execute(db, remove_organisation_links_sql, "linking organisations", by_resource); !removed)
-        return removed;
-    if (auto removed = execute(db, remove_objections_sql, "recording an objection", by_resource); !removed)
-        return removed;
+    if (live) {
+        if (auto removed = execute(db, remove_organisation_links_sql, "linking organisations", by_resource); !removed)
+            return removed;
+        if (auto removed = execute(db, remove_objections_sql, "recording an objection", by_resource); !removed)
+            return removed;
+    }
     if (deletion)
         return {};
     const access_rows rows = access_rows_for(request);
@@ -1657,9 +1728,16 @@ fhir::result<write_outcome> store::impl::write_version(const write_request& requ
         version.labels = request.access.labels;
         version.facets = request.access.facets;
     }
-    if (!deletion)
-        version.json = fhir::stamp_resource(request.content, request.id, version.version_id,
-                                            store::format_instant(version.last_updated));
+    const std::string last_updated = store::format_instant(version.last_updated);
+    // Stamp and index values made ahead of the writer, if they are this content's (write_request::index).
+    const prepared_index* ahead = request.index.get();
+    if (deletion || !ahead || ahead->type != version.type || ahead->id != version.id || ahead->content != request.content)
+        ahead = nullptr;
+    if (!deletion) {
+        auto stamped = ahead ? detail::stamp_prepared(*ahead, version.version_id, last_updated) : std::nullopt;
+        version.json = stamped ? std::move(*stamped)
+                               : fhir::stamp_resource(request.content, request.id, version.version_id, last_updated);
+    }
 
     connection& db = *writer_db;
     {
@@ -1699,7 +1777,9 @@ fhir::result<write_outcome> store::impl::write_version(const write_request& requ
         if (const int rc = point.step(); rc != SQLITE_DONE)
             return detail::sqlite_failure(rc, "writing a version");
     }
-    { // invariant 5: the links are the new version's, or none for a deletion
+    // Invariants 5 and 11: a resource that is not live has no citizen links, organisation links or
+    // objections to remove.
+    if (live) { // invariant 5: the links are the new version's, or none for a deletion
         auto prepared = db.prepare(remove_links_sql, "linking citizens");
         if (!prepared)
             return std::move(prepared).failure();
@@ -1719,7 +1799,7 @@ fhir::result<write_outcome> store::impl::write_version(const write_request& requ
                 return detail::sqlite_failure(rc, "linking citizens");
         }
     }
-    if (auto linked = write_access_rows(request, deletion); !linked)
+    if (auto linked = write_access_rows(request, deletion, live); !linked)
         return std::move(linked).failure();
     // Invariant 16: the superseded version's rows are closed at this version; a live version's own
     // come from the stamped JSON, exactly as stored and as migration 4 reads it.
@@ -1727,7 +1807,9 @@ fhir::result<write_outcome> store::impl::write_version(const write_request& requ
         if (auto closed = detail::close_search_rows(db, *superseded_seq, seq); !closed)
             return std::move(closed).failure();
     if (!deletion) {
-        if (auto indexed = detail::insert_search_rows(db, seq, version.type, version.id, version.json); !indexed)
+        auto indexed = ahead ? detail::insert_search_rows(db, seq, *ahead, last_updated)
+                           : detail::insert_search_rows(db, seq, version.type, version.id, version.json);
+        if (!indexed)
             return std::move(indexed).failure();
         if (auto recorded = detail::insert_version_citizens(db, seq, version.citizens); !recorded) // invariant 17
             return std::move(recorded).failure();

@@ -2,6 +2,7 @@
 // invariant 16 of store.cpp (index rows belong to a version; the open ones are exactly those of the
 // current live versions), and the query plans the search indexes are there for. Read through a
 // connection of the test's own. Snapshots, version_citizens and the purge: search_snapshot_test.cpp.
+#include "search_fixture_resources.hpp"
 #include "store_fixture.hpp"
 
 #include "fhir_model/date_time.hpp"
@@ -198,6 +199,88 @@ TEST_CASE("an update closes the old version's rows and adds its own, a deletion 
     CHECK(db.rows(open_rows_sql("search_token", "code", "hr-1", "code")) == table_rows{{"9279-1"}});
     CHECK(open_row_count(db, "Observation", "hr-1") == expected_row_count(again.version.json));
     CHECK(until_seqs_of(db, v2) == closed_at_v3);
+}
+
+namespace {
+
+/// Every index row of a database with its rowid, and every version's JSON, with what depends on the
+/// time of writing (the _lastUpdated rows' range, meta.lastUpdated) given relative to the version's
+/// own timestamp, so two databases written at different times compare equal.
+table_rows timeless_content(const store_fixture& db) {
+    table_rows all;
+    for (const auto& table : index_tables) {
+        const std::string sql =
+            table == "search_date"
+                ? "SELECT 'search_date', s.rowid, s.seq, s.until_seq, s.type, s.param, "
+                  "CASE WHEN s.param = '_lastUpdated' THEN s.low - v.last_updated ELSE s.low END, "
+                  "CASE WHEN s.param = '_lastUpdated' THEN s.high - v.last_updated ELSE s.high END "
+                  "FROM search_date s JOIN resource_versions v ON v.seq = s.seq ORDER BY s.rowid"
+                : "SELECT '" + table + "', rowid, * FROM " + table + " ORDER BY rowid";
+        for (auto& row : db.rows(sql))
+            all.push_back(std::move(row));
+    }
+    for (auto& row : db.rows("SELECT seq, type, id, version_id, last_updated, CAST(json AS TEXT) FROM resource_versions "
+                             "ORDER BY seq")) {
+        const std::string instant = store::format_instant(std::stoll(row.at(4)));
+        const auto at = row.at(5).find("\"lastUpdated\":\"" + instant + "\"");
+        CHECK(at != std::string::npos);
+        if (at != std::string::npos)
+            row.at(5).replace(at, 16 + instant.size(), "\"lastUpdated\":\"(the version's)");
+        row.at(4) = "(time)";
+        all.push_back(std::move(row));
+    }
+    return all;
+}
+
+} // namespace
+
+TEST_CASE("values extracted ahead of the writer (store::prepare_index) give the same versions and index rows, "
+          "rowids included, as the writer's own extraction") {
+    store_fixture own;
+    store_fixture ahead;
+    std::size_t prepared = 0;
+    for (const auto& resource : search_fixture::hand_written_resources()) {
+        for (const write_kind kind : {write_kind::create, write_kind::update}) { // a second version, unchanged
+            must_write(*own, [&] {
+                write_request request = create_request(resource.type, resource.id, resource.json);
+                request.kind = kind;
+                return request;
+            }());
+            write_request request = create_request(resource.type, resource.id, resource.json);
+            request.kind = kind;
+            store::prepare_index(request);
+            prepared += request.index ? 1 : 0;
+            must_write(*ahead, std::move(request));
+        }
+        // A real second version: the content changes, so the rows are closed and made again.
+        const std::string changed = resource.json.substr(0, resource.json.rfind('}')) + R"(,"language":"en-GB"})";
+        must_write(*own, update_request(resource.type, resource.id, changed));
+        write_request request = update_request(resource.type, resource.id, changed);
+        store::prepare_index(request);
+        must_write(*ahead, std::move(request));
+    }
+    CHECK(prepared > 10);
+    const table_rows expected = timeless_content(own);
+    CHECK(expected.size() > 100);
+    CHECK(timeless_content(ahead) == expected);
+}
+
+TEST_CASE("values extracted ahead for other content than the write's are not used: the writer extracts its own") {
+    store_fixture db;
+    add_patient(*db);
+    write_request request = heart_rate(write_kind::create, "hr-1", heart_rate_json("8867-4"));
+    store::prepare_index(request);
+    REQUIRE(request.index);
+    request.content = heart_rate_json("8310-5"); // as a transaction's id rewrite would change it
+    must_write(*db, std::move(request));
+    CHECK(db.rows(open_rows_sql("search_token", "code", "hr-1", "code")) == table_rows{{"8310-5"}});
+
+    write_request renamed = heart_rate(write_kind::create, "hr-2", heart_rate_json());
+    store::prepare_index(renamed);
+    renamed.id = "hr-3"; // as a conditional update's match would change it
+    must_write(*db, std::move(renamed));
+    CHECK(db.rows(open_rows_sql("search_token", "code", "hr-3", "_id")) == table_rows{{"hr-3"}});
+    CHECK(db.rows(open_rows_sql("search_token", "code", "hr-2", "_id")).empty());
 }
 
 TEST_CASE("a type without search parameters is stored with no index rows") {

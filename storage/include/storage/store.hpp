@@ -23,6 +23,7 @@ using timestamp = std::int64_t;
 struct search_request; // storage/search.hpp
 struct search_page;
 struct write_condition;
+struct prepared_index; // store::prepare_index
 
 struct store_options {
     std::string path = "caregate.db"; ///< a file; SQLite WAL needs a real file, so no :memory:
@@ -31,7 +32,9 @@ struct store_options {
     /// Most writes committed in one transaction; more wait for the next group.
     unsigned max_group_size = 512;
     /// `synchronous=FULL`: a commit is on disk before it is acknowledged. Off only for benchmarks
-    /// that measure what durability costs.
+    /// that measure what durability costs, and for a bulk load that calls store::checkpoint() before
+    /// it reports anything stored (off is `synchronous=NORMAL`: in WAL mode a crash can lose the last
+    /// commits, never corrupt the database).
     bool synchronous_full = true;
     /// How long a connection waits for a lock held by another connection (a backup, a second
     /// process) before the write or read fails with `busy`.
@@ -63,8 +66,10 @@ struct store_options {
     /// WAL frames (pages) after which a commit asks the checkpointer thread to copy the log back
     /// into the database (a passive checkpoint: it never waits for, nor blocks, the writer or a
     /// reader); SQLite's own checkpoint ran inside the committing writer, which waited for it. Past
-    /// four times this the writer finishes the copy itself, so that the log starts over and stays
-    /// bounded however busy the writer is.
+    /// sixteen times this the writer finishes the copy itself, so that the log starts over and stays
+    /// bounded however busy the writer is. A bulk load raises it: each checkpoint copies every page
+    /// the log holds into the database, and a hot index page written by many groups is copied once
+    /// per checkpoint instead of once per group.
     unsigned checkpoint_frames = 1000;
 };
 
@@ -165,6 +170,10 @@ struct write_request {
     /// unless this is set (the policy allows a full erasure): then each of them is removed too, in
     /// the same transaction, before the Patient (outcome.also_removed lists them).
     bool erase_record = false;
+    /// The search index values of `content`, extracted ahead of the writer by store::prepare_index,
+    /// so that the writer thread only inserts them. Used only for a version of this very type, id and
+    /// content (a transaction or a condition can change them): otherwise the writer extracts them.
+    std::shared_ptr<const prepared_index> index;
 };
 
 struct write_outcome {
@@ -249,6 +258,16 @@ public:
     /// max_group_size): for bulk loads, where many small groups would write the same index pages
     /// to the log once per commit. Each callback runs as for submit().
     void submit_all(std::vector<std::pair<write_request, write_callback>> writes);
+    /// Extracts the search index values of a create's or update's content into `request.index`, on
+    /// the calling thread (any thread; no database), so that the writer thread does not: for bulk
+    /// loads, whose writer is the bottleneck. Leaves `index` empty when extraction fails (the writer
+    /// then fails the write as it would have).
+    static void prepare_index(write_request& request);
+    /// Makes every write committed so far durable and moves the write-ahead log into the database
+    /// file (`PRAGMA wal_checkpoint(TRUNCATE)`: the log is fsynced, copied, the database fsynced),
+    /// after the writes queued before it. For a bulk load opened with synchronous_full off, before it
+    /// reports. Errors: busy (another connection reads or writes the database), fault.
+    fhir::status checkpoint();
     /// submit() and wait: for tools and tests.
     fhir::result<write_outcome> write(write_request request);
     /// Queues writes that commit together or not at all (a FHIR transaction bundle). The writer first
