@@ -565,10 +565,14 @@ store::impl::~impl() {
     checkpoint_wanted.notify_all();
     if (checkpointer.joinable())
         checkpointer.join();
+    {
+        std::lock_guard lock(readers_mutex);
+        idle_readers.clear();
+    }
     checkpoint_db.reset();
-    writer_db.reset(); // the last connection to close checkpoints what is left
-    std::lock_guard lock(readers_mutex);
-    idle_readers.clear();
+    // Last: the last connection to close copies the log into the database and removes it, which a
+    // read-only one cannot (a reader closed last left a log of gigabytes behind, for the next start).
+    writer_db.reset();
 }
 
 // ---- readers ------------------------------------------------------------------------------------

@@ -252,3 +252,14 @@ TEST_CASE("the checkpointer thread copies the log back while writes go on, and e
         CHECK(db->read("Basic", "basic-" + std::to_string(i)).ok());
     CHECK(db.rows("PRAGMA integrity_check") == std::vector<std::vector<std::string>>{{"ok"}});
 }
+
+TEST_CASE("closing the store copies the log into the database and removes it, after reads too") {
+    store_fixture db;
+    REQUIRE(db->write(create_request("Basic", "basic-1", basic_json("a note"))).ok());
+    REQUIRE(db->read("Basic", "basic-1").ok()); // a pooled reader, open until the store closes
+    const std::filesystem::path wal = db.options.path + "-wal";
+    REQUIRE(std::filesystem::exists(wal));
+    db.close();
+    CHECK_FALSE(std::filesystem::exists(wal));
+    CHECK(db.rows("SELECT count(*) FROM resources") == std::vector<std::vector<std::string>>{{"1"}});
+}
