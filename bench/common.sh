@@ -13,6 +13,28 @@ await_server() {
   exit 1
 }
 
+# free_port: a free TCP port on loopback.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# serve_plain CAREGATE PORT DB LOG: starts `caregate serve --plain` on DB at 127.0.0.1:PORT, its output
+# in LOG; sets `base` and `server`, and stops it when the script exits (or at stop_server).
+serve_plain() {
+  local caregate=$1 port=$2 db=$3 log=$4
+  base="http://127.0.0.1:$port/fhir"
+  "$caregate" serve --plain --listen "127.0.0.1:$port" --base-url "$base" --db "$db" --certs certs/dev \
+    --patient-listen none >"$log" 2>&1 &
+  server=$!
+  trap stop_server EXIT
+}
+
+# stop_server: stops the server serve_plain started, if it still runs, and waits for it.
+stop_server() {
+  [ -n "${server:-}" ] || return 0
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  server=
+}
+
 # population_dir CITIZENS SEED MEAN_RESOURCES AS_OF: sets `data` to the cache directory of that
 # population's database (bench/.data/, one per parameter set and population.py version), whether or
 # not it has been built.

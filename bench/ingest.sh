@@ -90,18 +90,8 @@ python3 bench/bundles.py "${bundle_flags[@]}" --out "$run/bundles.ndjson" --reso
 
 # 2. The server: plain HTTP on loopback (TLS is not what this measures), on an empty database with
 #    the default durability, and the token of the ICS's integration system (it writes for any citizen).
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port/fhir"
-"$caregate" serve --plain --listen "127.0.0.1:$port" --base-url "$base" --db "$run/ingest.db" --certs certs/dev --patient-listen none \
-  >"$run/server.log" 2>&1 &
-server=$!
-stop_server() {
-  [ -n "${server:-}" ] || return 0
-  kill "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
-  server=
-}
-trap stop_server EXIT
+port=$(free_port)
+serve_plain "$caregate" "$port" "$run/ingest.db" "$run/server.log"
 await_server "$base/metadata" "$server" "$run/server.log" bench/ingest.sh
 token=$("$caregate" token --certs certs/dev --aud "$base" --org QZZ --role system --user bench-ingest --ttl 7200)
 

@@ -168,7 +168,6 @@ for c in $connection_counts; do
   j=$((j + 1))
 done
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 tls_curl=(--cacert certs/dev/ca.crt --cert "$client_cert" --key "$client_key")
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 

@@ -121,13 +121,8 @@ for name, paths in scenarios.items():
 EOF
 
 # 3. The server, plain HTTP on loopback (TLS is not what this measures), and the caller's token.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port/fhir"
-"$caregate" serve --plain --listen "127.0.0.1:$port" --base-url "$base" --db "$db" --certs certs/dev --patient-listen none \
-  >"$run/server.log" 2>&1 &
-server=$!
-cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; }
-trap cleanup EXIT
+port=$(free_port)
+serve_plain "$caregate" "$port" "$db" "$run/server.log"
 await_server "$base/metadata" "$server" "$run/server.log" bench/search.sh
 if [ "$caller" = gp ]; then
   token=$("$caregate" token --certs certs/dev --aud "$base" --org A81001 --role R8000 --user bench-gp-1 --ttl 7200)

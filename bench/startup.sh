@@ -85,19 +85,9 @@ if command -v fincore >/dev/null; then
 fi
 
 # 2. The start: exec to the first 200 on /metadata, polled every 10 ms.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-base="http://127.0.0.1:$port/fhir"
+port=$(free_port)
 begun=$(date +%s%N)
-"$caregate" serve --plain --listen "127.0.0.1:$port" --base-url "$base" --db "$db" --certs certs/dev --patient-listen none \
-  >"$run/server.log" 2>&1 &
-server=$!
-stop_server() {
-  [ -n "${server:-}" ] || return 0
-  kill "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
-  server=
-}
-trap stop_server EXIT
+serve_plain "$caregate" "$port" "$db" "$run/server.log"
 started=0
 for _ in $(seq 1 $((start_timeout * 100))); do
   if [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/metadata" || true)" = 200 ]; then started=1; break; fi
