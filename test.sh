@@ -94,6 +94,10 @@ done
 conformance/smart/run.sh --base-url "$patient_base" --cacert certs/dev/ca.crt --nhs 9000000009 --other-nhs 9000000017 \
   --token "$(mint_citizen --citizen 9000000009)" | tee "$work/smart.out" || status=1
 
+echo "== caregate backup copies the database while the server still serves it"
+backup_ok=1
+build/caregate backup --db "$work/conformance.db" --to "$work/backup.db" || { backup_ok=0; status=1; }
+
 # The server must stop cleanly on SIGTERM (graceful shutdown).
 kill -TERM "$server"
 if ! wait "$server"; then
@@ -116,11 +120,20 @@ elif ! grep -q "record 7:" "$work/tampered.out"; then
   echo "caregate audit verify did not name the altered record 7" >&2; audit_ok=0; status=1
 fi
 
+# ...and the backup, restored (opened as a database), has a verifying chain of its own and the
+# citizens the run stored.
+echo "== the backup restores: its audit chain verifies and it holds the run's Patients"
+if [ "$backup_ok" = 1 ]; then
+  build/caregate audit verify --db "$work/backup.db" || { backup_ok=0; status=1; }
+  patients=$(sqlite3 "$work/backup.db" "SELECT count(*) FROM resources WHERE type = 'Patient' AND deleted = 0")
+  [ "${patients:-0}" -gt 0 ] || { echo "the backup holds no Patient" >&2; backup_ok=0; status=1; }
+fi
+
 # One closing line for the whole run: ctest's suites, the conformance checks, the SMART client's
-# checks, the audit chain.
+# checks, the audit chain, the backup.
 read -r c_pass c_fail < <(tail -n 1 "$work/conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r s_pass s_fail < <(tail -n 1 "$work/smart.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
-passed=$((3 + ${c_pass:-0} + ${s_pass:-0} + audit_ok))
-failed=$((${c_fail:-1} + ${s_fail:-1} + 1 - audit_ok))
+passed=$((3 + ${c_pass:-0} + ${s_pass:-0} + audit_ok + backup_ok))
+failed=$((${c_fail:-1} + ${s_fail:-1} + 2 - audit_ok - backup_ok))
 echo "test.sh: $passed passed, $failed failed"
 exit $status

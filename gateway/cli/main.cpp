@@ -16,6 +16,7 @@ Commands:
   audit       verify the audit log's hash chain; list break-glass accesses for review
   token       mint a development bearer token signed with the key from certs/
   import      load an NDJSON file of FHIR resources into the database
+  backup      copy the database, while it is served, to a consistent single-file backup
   version     print the version
 
 Run 'caregate <command> --help' for a command's options.
@@ -39,6 +40,8 @@ int main(int argc, char** argv) {
         return caregate::cli::token(args);
     if (command == "import")
         return caregate::cli::import_resources(args);
+    if (command == "backup")
+        return caregate::cli::backup(args);
     if (command == "version" || command == "--version") {
         std::cout << "caregate " << CAREGATE_VERSION << "\n";
         return 0;

@@ -330,4 +330,22 @@ private:
     std::unique_ptr<impl> impl_;
 };
 
+/// What backup_database copied.
+struct backup_report {
+    std::int64_t pages = 0;
+    std::int64_t bytes = 0;
+    std::int64_t schema_version = 0;
+    std::int64_t audit_records = 0; ///< in the copy (its newest record is the copy's moment)
+};
+
+/// Copies the database at `from` to a new file `to`, online: one read snapshot of `from` (SQLite's
+/// backup API, in one step, beside a server writing to it), so the copy is consistent as of a single
+/// moment, every transaction committed by then whole and none after. The copy is one self-contained
+/// file (rollback journal, not WAL), checked with PRAGMA integrity_check, fsynced, and only then
+/// renamed to `to` (with its directory fsynced): a failed or interrupted backup leaves no `to`. Reads
+/// `from` only: it neither migrates nor appends to its audit log. Errors: conflict if `to` exists;
+/// busy or fault from SQLite or the file system.
+fhir::result<backup_report> backup_database(const std::string& from, const std::string& to,
+                                            std::chrono::milliseconds busy_timeout = std::chrono::seconds(30));
+
 } // namespace caregate::storage
