@@ -94,6 +94,10 @@
 //     audit appends with no callback (a read's records), and never when anything else waits: a
 //     write, a grant, an append with a callback (store::audit, audit_record_at and verify_audit
 //     queue an empty one and wait for it), or closing. Nothing queued is dropped (audit_test.cpp).
+// 24. A read's audit record is never dropped for a transient failure (busy: the database locked by
+//     another process, a full disk): a group that fails so puts those records back at the front of
+//     the queue, in order, and the next group commits them; the reads went on meanwhile (WAL readers
+//     need no lock the failure took). Only closing the store with the fault still there loses them.
 #include "storage/store.hpp"
 
 #include "storage/search.hpp"
@@ -1117,7 +1121,16 @@ void store::impl::commit_group(std::vector<queued_job>& group) {
         }
     };
     auto deliver = [&] {
+        // Invariant 24: reads' audit records (no one waits for them) that a transient failure kept
+        // out of the database go back to the front of the queue, in order, for the next group.
+        std::vector<queued_job> retry;
         for (std::size_t i = 0; i < group.size(); ++i) {
+            if (auto* audit = std::get_if<queued_audit>(&group[i]);
+                audit && !audit->done && statuses[i] && !statuses[i]->ok() &&
+                statuses[i]->failure().kind == fhir::category::busy) {
+                retry.push_back(std::move(group[i]));
+                continue;
+            }
             try {
                 std::visit(overloaded{
                                [&](queued_write& job) { job.done(std::move(*outcomes[i])); },
@@ -1131,6 +1144,12 @@ void store::impl::commit_group(std::vector<queued_job>& group) {
             } catch (...) {
                 // A callback's failure is its own; the writer must go on serving the others.
             }
+        }
+        if (!retry.empty()) {
+            std::lock_guard lock(queue_mutex);
+            if (!stopping) // closing gives up on them rather than wait on the fault forever
+                for (auto it = retry.rbegin(); it != retry.rend(); ++it)
+                    queue.push_front(std::move(*it));
         }
     };
     auto in_savepoint = [&](auto&& run, std::optional<fhir::error>& failure) {

@@ -124,9 +124,13 @@ struct application_fixture {
         std::filesystem::remove_all(dir);
     }
 
+    /// How long the store waits for a lock another connection holds (store_options::busy_timeout).
+    std::chrono::milliseconds busy_timeout{5000};
+
     void open() {
         storage::store_options options;
         options.path = (dir / "test.db").string();
+        options.busy_timeout = busy_timeout;
         auto opened = storage::store::open(options);
         REQUIRE(opened.ok());
         store = std::move(opened.value());

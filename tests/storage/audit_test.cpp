@@ -370,3 +370,21 @@ TEST_CASE("reads' audit records linger, but a read of the log, a write, and clos
         CHECK(db.rows("SELECT user, action FROM audit_log") == std::vector<std::vector<std::string>>{{"user-1", "read"}});
     }
 }
+
+TEST_CASE("reads' audit records kept out by a locked database are committed once it is free, in order") {
+    store_options options;
+    options.busy_timeout = std::chrono::milliseconds(50);
+    store_fixture db(options);
+    {
+        write_lock lock(db.options.path);
+        db->append_audit({record_of("user-1", "read", 1'000)});
+        db->append_audit({record_of("user-2", "read", 2'000)});
+        // The writer tries, fails (busy) and puts them back, more than once while the lock stands.
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+    const auto log = whole_log(*db); // commits what waits, now that the database is free
+    REQUIRE(log.size() == 2);
+    CHECK(log[1].user == "user-1");
+    CHECK(log[0].user == "user-2");
+    CHECK(verified(*db).records == 2);
+}
