@@ -36,19 +36,23 @@ struct marking_handler {
     }
     bool String(const char* str, rapidjson::SizeType length, bool copy) {
         // The marker byte never comes from a client: FHIR strings have no control characters, and
-        // refusing it here means a marked string in the DOM is always a number we parsed.
-        if (std::memchr(str, number_marker, length)) {
+        // refusing it here means a marked string in the DOM is always a number we parsed. A NUL
+        // (written \u0000) is refused with it: it would cut a string short wherever C meets it.
+        if (refused_character(str, length)) {
             forged_marker = true;
             return false;
         }
         return doc.String(str, length, copy);
     }
     bool Key(const char* str, rapidjson::SizeType length, bool copy) {
-        if (std::memchr(str, number_marker, length)) {
+        if (refused_character(str, length)) {
             forged_marker = true;
             return false;
         }
         return doc.Key(str, length, copy);
+    }
+    static bool refused_character(const char* str, rapidjson::SizeType length) {
+        return std::memchr(str, number_marker, length) || std::memchr(str, '\0', length);
     }
     bool StartObject() { return enter() && doc.StartObject(); }
     bool EndObject(rapidjson::SizeType count) { --depth; return doc.EndObject(count); }
@@ -115,7 +119,7 @@ status parse_json(std::string_view text, rapidjson::Document& out) {
         return error::make(category::malformed, "too-costly",
                            "the JSON nests deeper than " + std::to_string(max_json_depth) + " levels");
     if (forged_marker)
-        return error::make(category::malformed, "structure", "the JSON has a control character U+0001 in a string");
+        return error::make(category::malformed, "structure", "the JSON has a control character (U+0000 or U+0001) in a string");
     if (!parsed)
         return error::make(category::malformed, "structure",
                            std::string("the body is not valid JSON: ") + rapidjson::GetParseError_En(parsed.Code()) +

@@ -77,3 +77,10 @@ TEST_CASE("json: U+0001, the number marker, is refused in strings and keys so no
     CHECK_FALSE(caregate::fhir::detail::parse_json(R"({"\u0001":1})", doc).ok());
     CHECK(caregate::fhir::detail::parse_json(R"({"value":"\u0002"})", doc).ok()); // left to the validator
 }
+
+TEST_CASE("json: a NUL, raw or written \\u0000, is refused in strings and keys") {
+    rapidjson::Document doc;
+    CHECK_FALSE(caregate::fhir::detail::parse_json(R"({"value":"a\u0000b"})", doc).ok());
+    CHECK_FALSE(caregate::fhir::detail::parse_json(R"({"a\u0000":1})", doc).ok());
+    CHECK_FALSE(caregate::fhir::detail::parse_json(std::string("{\"value\":\"a\0b\"}", 15), doc).ok());
+}

@@ -1,0 +1,32 @@
+// Hostile bodies at the API (the reliability issue): each is refused with 400 and an
+// OperationOutcome, and nothing of it is stored.
+#include "application_fixture.hpp"
+
+using namespace caregate;
+using namespace caregate::testing;
+
+TEST_CASE("hostile bodies: invalid UTF-8, a NUL byte, duplicate keys, an overlong number, deep nesting get 400 and store nothing") {
+    application_fixture f;
+    const std::string nhs = "9000000009";
+    REQUIRE(f.call("PUT", "/Patient/" + nhs, patient_json(nhs, R"("id":")" + nhs + R"(")")).status == 201);
+    const std::string head = R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/9000000009"},)";
+    const std::vector<std::pair<std::string, std::string>> bodies{
+        {"invalid UTF-8", head + "\"valueString\":\"caf\xC3\x28\"}"},
+        {"a raw NUL byte", head + std::string("\"valueString\":\"a\0b\"}", 20)},
+        {"an escaped NUL", head + R"("valueString":"a\u0000b"})"},
+        {"duplicate keys", head + R"("valueString":"a","valueString":"b"})"},
+        {"an overlong number", head + R"("valueQuantity":{"value":)" + std::string(5000, '9') + "}}"},
+        {"a number beyond any double", head + R"("valueQuantity":{"value":1e400}})"},
+        {"deep nesting", head + R"("extension":)" + std::string(2000, '[') + std::string(2000, ']') + "}"},
+    };
+    for (const auto& [what, body] : bodies) {
+        CAPTURE(what);
+        auto refused = f.call("POST", "/Observation", body);
+        CHECK(refused.status == 400);
+        auto outcome = json_of(refused);
+        CHECK(std::string(outcome["resourceType"].GetString()) == "OperationOutcome");
+    }
+    auto found = f.call("GET", "/Observation?patient=" + nhs + "&_total=accurate");
+    REQUIRE(found.status == 200);
+    CHECK(json_of(found)["total"].GetInt() == 0);
+}
