@@ -30,3 +30,19 @@ TEST_CASE("hostile bodies: invalid UTF-8, a NUL byte, duplicate keys, an overlon
     REQUIRE(found.status == 200);
     CHECK(json_of(found)["total"].GetInt() == 0);
 }
+
+TEST_CASE("search limits: too many parameters or includes, or a chain too long, get 400 with an OperationOutcome") {
+    application_fixture f;
+    std::string many = "/Observation?";
+    for (int i = 0; i < 65; ++i)
+        many += "code=c" + std::to_string(i) + "&";
+    std::string includes = "/Observation?";
+    for (int i = 0; i < 17; ++i)
+        includes += "_include=Observation:subject&";
+    for (const std::string& target : {many, includes, std::string("/Observation?subject:Patient.organization:Organization.partof:Organization.partof.name=x")}) {
+        CAPTURE(target);
+        auto refused = f.call("GET", target);
+        CHECK(refused.status == 400);
+        CHECK(std::string(json_of(refused)["resourceType"].GetString()) == "OperationOutcome");
+    }
+}
