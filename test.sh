@@ -133,11 +133,15 @@ echo "== the crash test: writers, SIGKILL at a random moment, restart, every ack
 crash_ok=1
 python3 tests/crash/crash_test.py --caregate build/caregate --rounds 20 --keep "$work/crash" || { crash_ok=0; status=1; }
 
+echo "== the fuzzers (libFuzzer with ASan and UBSan, clang), 15 s each (tests/fuzz/run.sh)"
+fuzz_ok=1
+tests/fuzz/run.sh --seconds 15 || { fuzz_ok=0; status=1; }
+
 # One closing line for the whole run: ctest's suites, the conformance checks, the SMART client's
-# checks, the audit chain, the backup, the crash test.
+# checks, the audit chain, the backup, the crash test, the fuzzers.
 read -r c_pass c_fail < <(tail -n 1 "$work/conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r s_pass s_fail < <(tail -n 1 "$work/smart.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
-passed=$((3 + ${c_pass:-0} + ${s_pass:-0} + audit_ok + backup_ok + crash_ok))
-failed=$((${c_fail:-1} + ${s_fail:-1} + 3 - audit_ok - backup_ok - crash_ok))
+passed=$((3 + ${c_pass:-0} + ${s_pass:-0} + audit_ok + backup_ok + crash_ok + fuzz_ok))
+failed=$((${c_fail:-1} + ${s_fail:-1} + 4 - audit_ok - backup_ok - crash_ok - fuzz_ok))
 echo "test.sh: $passed passed, $failed failed"
 exit $status

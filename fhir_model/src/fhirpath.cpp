@@ -40,6 +40,12 @@ constexpr std::array<std::pair<std::string_view, int>, 10> functions = {{
     {"extension", 1}, {"empty", 0}, {"not", 0},
 }};
 
+/// Most tokens in one expression. The parser, the evaluator and the tree's destructor recurse once per
+/// nesting level and per path step, and FHIRPath Patch (fhirpath_patch.cpp) parses paths a client
+/// sends: unbounded, a path of some thousands of `(` overflowed the stack and killed the server.
+/// The longest supported R4 search parameter expression has 35 tokens.
+constexpr std::size_t max_tokens = 1000;
+
 class parser {
 public:
     explicit parser(std::string_view text) : text_(text) {}
@@ -57,6 +63,8 @@ private:
     [[noreturn]] static void fail(std::string message) { throw parse_error{std::move(message)}; }
 
     void advance() {
+        if (++tokens_ > max_tokens)
+            fail("the expression is too long (more than " + std::to_string(max_tokens) + " tokens)");
         while (pos_ < text_.size() && std::isspace(static_cast<unsigned char>(text_[pos_])))
             ++pos_;
         if (pos_ >= text_.size()) {
@@ -312,6 +320,7 @@ private:
 
     std::string_view text_;
     std::size_t pos_ = 0;
+    std::size_t tokens_ = 0;
     token current_;
 
 public:

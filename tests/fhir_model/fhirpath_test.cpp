@@ -176,6 +176,30 @@ TEST_CASE("fhirpath: syntax outside the subset fails to parse with a reason") {
     CHECK(error == "unsupported function count()");
 }
 
+TEST_CASE("fhirpath: an expression of more than 1000 tokens fails to parse, however it nests") {
+    // Found with tests/fuzz/fuzz_fhirpath (on a hand-made input): the parser, the evaluator and the
+    // tree's destructor recurse per nesting level and path step, so 10000 `(` (a 20 KB FHIRPath Patch
+    // body) overflowed the stack.
+    auto repeat = [](const std::string& text, std::size_t times) {
+        std::string out;
+        for (std::size_t i = 0; i < times; ++i)
+            out += text;
+        return out;
+    };
+    for (const std::string& text :
+         {repeat("(", 100000) + "Patient.name" + repeat(")", 100000), "Patient" + repeat(".name", 100000),
+          "Patient.name" + repeat(" | Patient.name", 100000), repeat("Patient.name.where(", 100000),
+          repeat("(", 501) + "a" + repeat(")", 501)}) {
+        std::string error;
+        CAPTURE(text.substr(0, 40));
+        CHECK_FALSE(fhir::fhirpath_expression::parse(text, error).has_value());
+        CHECK(error == "the expression is too long (more than 1000 tokens)");
+    }
+    // 999 tokens and the end still parse (and evaluate).
+    rapidjson::Document doc = parse(patient);
+    CHECK(eval(doc, repeat("(", 498) + "Patient.gender" + repeat(")", 498)) == strings{"male"});
+}
+
 TEST_CASE("every generated search parameter's expression parses (the generator's grammar mirrors ours)") {
     // Building the table parses every expression and throws if one does not.
     const auto& all = fhir::all_search_parameters();

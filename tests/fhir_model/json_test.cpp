@@ -78,6 +78,23 @@ TEST_CASE("json: U+0001, the number marker, is refused in strings and keys so no
     CHECK(caregate::fhir::detail::parse_json(R"({"value":"\u0002"})", doc).ok()); // left to the validator
 }
 
+TEST_CASE("json: an unpaired surrogate escape is refused in strings and keys, a pair is one character") {
+    // Found by tests/fuzz/fuzz_json: RapidJSON 1.1.0 decoded a lone \uDC00-\uDFFF to bytes that are not
+    // UTF-8, so a resource was stored that could not be parsed again.
+    rapidjson::Document doc;
+    for (const char* text : {R"({"value":"a\udc00b"})", R"({"value":"\uDFFF"})", R"({"a\ude4a":1})",
+                             R"({"value":"\ud800"})", R"({"value":"\ud800x"})", R"({"value":"\ude00\ud83d"})"}) {
+        CAPTURE(text);
+        auto parsed = caregate::fhir::detail::parse_json(text, doc);
+        REQUIRE_FALSE(parsed.ok());
+        CHECK(parsed.failure().kind == category::malformed);
+    }
+    CHECK(caregate::fhir::detail::parse_json(R"({"a":"\udc00"})", doc).failure().issues.at(0).diagnostics ==
+          "the JSON has an unpaired surrogate (an escape \\uDC00 to \\uDFFF) in a string");
+    REQUIRE(caregate::fhir::detail::parse_json(R"({"value":"\ud83d\ude00 \ud7ff\ue000"})", doc).ok());
+    CHECK(std::string(doc["value"].GetString()) == "\xF0\x9F\x98\x80 \xED\x9F\xBF\xEE\x80\x80");
+}
+
 TEST_CASE("json: a NUL, raw or written \\u0000, is refused in strings and keys") {
     rapidjson::Document doc;
     CHECK_FALSE(caregate::fhir::detail::parse_json(R"({"value":"a\u0000b"})", doc).ok());

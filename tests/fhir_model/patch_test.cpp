@@ -435,6 +435,14 @@ TEST_CASE("fhirpath patch, official: Full Resource (narrative and a family name;
 
 // --- FHIRPath Patch: the rest of the page's rules, and failures ---------------------------------------
 
+TEST_CASE("fhirpath patch: a deeply nested path is refused as malformed, not a stack overflow") {
+    // Found with tests/fuzz/fuzz_fhirpath: a path of 10000 `(` crashed the server (fhirpath.cpp's parser).
+    const std::string path = std::string(100000, '(') + "Patient.birthDate" + std::string(100000, ')');
+    auto failure = fhirpath_patch_error(patient_with_identifiers({1}), {delete_op(path)});
+    CHECK(failure.kind == fhir::category::malformed);
+    CHECK(failure.issues.front().diagnostics.find("the expression is too long") != std::string::npos);
+}
+
 TEST_CASE("fhirpath patch: delete of nothing is not an error; of two elements it is") {
     const std::string patient = patient_with_identifiers({1, 2});
     CHECK(fhirpath_patch(patient, {delete_op("Patient.birthDate")}) == patient);
