@@ -520,6 +520,12 @@ void application::handle(request req, responder done) {
         }
         ctx.guard = &guard_;
         ctx.who = std::move(who.value());
+        // Fail closed: while the audit log cannot be written (the database locked, the disk full)
+        // and reads' records have piled up to the bound, nothing is served that it might not keep.
+        if (store_.audit_backlog_full())
+            return fail(error::make(category::busy, "transient",
+                                    "storage temporarily unavailable: the audit log cannot be written at the "
+                                    "moment, and nothing is served that it would not record"));
     }
     ctx.subrequest = [this](request sub, responder sub_done) { handle(std::move(sub), std::move(sub_done)); };
     ctx.defer = [this](std::function<void()> job) { deferred_->post(std::move(job)); };

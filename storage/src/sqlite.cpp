@@ -13,6 +13,10 @@ bool is_transient(int result_code) noexcept {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
     case SQLITE_FULL:
+    case SQLITE_READONLY:
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
         return true;
     default:
         return false;
@@ -34,7 +38,8 @@ fhir::error sqlite_failure(int result_code, std::string_view doing) {
 }
 
 fhir::result<std::unique_ptr<connection>> connection::open(const std::string& path, int flags,
-                                                           std::chrono::milliseconds busy_timeout) {
+                                                           std::chrono::milliseconds busy_timeout,
+                                                           const std::string& vfs) {
     // SQLite counts every allocation under one global mutex unless told not to (memory statistics
     // are on by default); the writer and the readers allocate on every statement, so the counting
     // was a tenth of the writer's time in a bulk load. Must come before SQLite initialises: a call
@@ -42,7 +47,7 @@ fhir::result<std::unique_ptr<connection>> connection::open(const std::string& pa
     static std::once_flag configured;
     std::call_once(configured, [] { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
     sqlite3* db = nullptr;
-    const int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+    const int rc = sqlite3_open_v2(path.c_str(), &db, flags, vfs.empty() ? nullptr : vfs.c_str());
     if (rc != SQLITE_OK) {
         sqlite3_close_v2(db); // a handle is returned even on failure
         return sqlite_failure(rc, "opening the database");

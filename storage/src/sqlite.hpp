@@ -22,7 +22,12 @@ namespace caregate::storage::detail {
 /// category: a failed statement is the server's problem, not the request's.
 fhir::error sqlite_failure(int result_code, std::string_view doing);
 
-/// True for the result codes sqlite_failure maps to `busy`.
+/// True for the result codes sqlite_failure maps to `busy` (a 503 with Retry-After at the API): the
+/// database or its file system cannot take the write now, and can again once an operator or another
+/// process has cleared the cause, with nothing to repair: locked (BUSY, LOCKED), the disk full (FULL),
+/// the file system read-only or failing a read or write (READONLY, IOERR), a file that cannot be
+/// opened (CANTOPEN), memory short (NOMEM). SQLite rolls back what such a failure interrupts. Not
+/// transient: a corrupt database, a misuse, a constraint (a bug): `fault`, a 500.
 bool is_transient(int result_code) noexcept;
 
 /// One SQLite connection and the statements prepared on it. Used by one thread at a time (the
@@ -30,9 +35,11 @@ bool is_transient(int result_code) noexcept;
 /// its own mutex).
 class connection {
 public:
-    /// Opens `path` with `flags` (SQLITE_OPEN_*), extended result codes on, and a busy timeout.
+    /// Opens `path` with `flags` (SQLITE_OPEN_*), extended result codes on, and a busy timeout,
+    /// through the SQLite VFS named `vfs` (empty: the default one).
     static fhir::result<std::unique_ptr<connection>> open(const std::string& path, int flags,
-                                                          std::chrono::milliseconds busy_timeout);
+                                                          std::chrono::milliseconds busy_timeout,
+                                                          const std::string& vfs = {});
     /// Finalises every cached statement, then closes (sqlite3_close_v2).
     ~connection();
     connection(const connection&) = delete;

@@ -94,10 +94,13 @@
 //     audit appends with no callback (a read's records), and never when anything else waits: a
 //     write, a grant, an append with a callback (store::audit, audit_record_at and verify_audit
 //     queue an empty one and wait for it), or closing. Nothing queued is dropped (audit_test.cpp).
-// 24. A read's audit record is never dropped for a transient failure (busy: the database locked by
-//     another process, a full disk): a group that fails so puts those records back at the front of
-//     the queue, in order, and the next group commits them; the reads went on meanwhile (WAL readers
-//     need no lock the failure took). Only closing the store with the fault still there loses them.
+// 24. A read's audit record is never dropped for a failure (the database locked by another process,
+//     a full disk, a read-only or failing file system): a group that fails so puts those records
+//     back at the front of the queue, in order, and a later group commits them; the reads went on
+//     meanwhile (WAL readers need no lock the failure took). audit_backlog counts them from
+//     append_audit until their commit, and past store_options::max_audit_backlog the gateway refuses
+//     every request (store::audit_backlog_full): the backlog, and what was shown unlogged, are
+//     bounded. Only closing the store with the fault still there loses them.
 #include "storage/store.hpp"
 
 #include "storage/search.hpp"
@@ -468,6 +471,9 @@ struct store::impl {
     std::condition_variable queue_filled;
     std::deque<queued_job> queue;
     std::size_t urgent_jobs = 0; ///< jobs in `queue` that is_urgent
+    /// Records of reads' audit appends (no callback) queued or in a group and not yet committed
+    /// (store::audit_backlog, invariant 24).
+    std::atomic<std::size_t> audit_backlog{0};
     bool stopping = false;
     std::thread writer;
     // The audit chain's end as committed, and as the open transaction has it (writer thread only).
@@ -591,7 +597,8 @@ fhir::result<std::unique_ptr<connection>> store::impl::take_reader() const {
         }
     }
     // All busy (or none yet): open another outside the lock; opening touches the file system.
-    auto opened = connection::open(options.path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, options.busy_timeout);
+    auto opened = connection::open(options.path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, options.busy_timeout,
+                                   options.vfs);
     if (!opened)
         return opened;
     if (auto set = (*opened)->exec_script("PRAGMA cache_size = -" + std::to_string(options.reader_cache_kib),
@@ -637,7 +644,7 @@ fhir::result<std::unique_ptr<store>> store::open(const store_options& options) {
 
     auto state = std::make_unique<impl>(options);
     auto opened = connection::open(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                   options.busy_timeout);
+                                   options.busy_timeout, options.vfs);
     if (!opened)
         return std::move(opened).failure();
     state->writer_db = std::move(*opened);
@@ -698,7 +705,8 @@ fhir::result<std::unique_ptr<store>> store::open(const store_options& options) {
 
     // Checkpoints on a thread of their own (store_options::checkpoint_frames), so that the writer
     // never waits for one; the hook replaces SQLite's automatic checkpoint on the writer.
-    auto checkpointing = connection::open(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options.busy_timeout);
+    auto checkpointing = connection::open(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options.busy_timeout,
+                                          options.vfs);
     if (!checkpointing)
         return std::move(checkpointing).failure();
     state->checkpoint_db = std::move(*checkpointing);
@@ -905,7 +913,15 @@ void store::submit_all(std::vector<std::pair<write_request, write_callback>> wri
 }
 
 void store::append_audit(std::vector<audit_record> records, std::function<void(fhir::status)> done) {
+    if (!done)
+        impl_->audit_backlog += records.size();
     impl_->enqueue(queued_audit{std::move(records), std::move(done)});
+}
+
+std::size_t store::audit_backlog() const noexcept { return impl_->audit_backlog.load(); }
+
+bool store::audit_backlog_full() const noexcept {
+    return impl_->audit_backlog.load() >= std::max<std::size_t>(1, impl_->options.max_audit_backlog);
 }
 
 void store::grant_break_glass(break_glass_grant grant, audit_record audit, std::function<void(fhir::status)> done) {
@@ -1121,15 +1137,16 @@ void store::impl::commit_group(std::vector<queued_job>& group) {
         }
     };
     auto deliver = [&] {
-        // Invariant 24: reads' audit records (no one waits for them) that a transient failure kept
-        // out of the database go back to the front of the queue, in order, for the next group.
+        // Invariant 24: reads' audit records (no one waits for them) that a failure kept out of the
+        // database go back to the front of the queue, in order, for the next group.
         std::vector<queued_job> retry;
         for (std::size_t i = 0; i < group.size(); ++i) {
-            if (auto* audit = std::get_if<queued_audit>(&group[i]);
-                audit && !audit->done && statuses[i] && !statuses[i]->ok() &&
-                statuses[i]->failure().kind == fhir::category::busy) {
-                retry.push_back(std::move(group[i]));
-                continue;
+            if (auto* audit = std::get_if<queued_audit>(&group[i]); audit && !audit->done) {
+                if (statuses[i] && !statuses[i]->ok()) {
+                    retry.push_back(std::move(group[i]));
+                    continue;
+                }
+                audit_backlog -= audit->records.size(); // committed
             }
             try {
                 std::visit(overloaded{

@@ -126,11 +126,17 @@ struct application_fixture {
 
     /// How long the store waits for a lock another connection holds (store_options::busy_timeout).
     std::chrono::milliseconds busy_timeout{5000};
+    /// The SQLite VFS the store opens through (store_options::vfs); the fault tests' is
+    /// tests/support/fault_vfs.hpp.
+    std::string vfs;
+    std::size_t max_audit_backlog = storage::store_options{}.max_audit_backlog;
 
     void open() {
         storage::store_options options;
         options.path = (dir / "test.db").string();
         options.busy_timeout = busy_timeout;
+        options.vfs = vfs;
+        options.max_audit_backlog = max_audit_backlog;
         auto opened = storage::store::open(options);
         REQUIRE(opened.ok());
         store = std::move(opened.value());

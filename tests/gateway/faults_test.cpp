@@ -1,12 +1,17 @@
 // Storage faults as a client sees them (the reliability issue): a database another process has
-// locked answers writes with 503, an OperationOutcome and Retry-After, changes nothing, and serves
-// again as soon as the lock goes, without a restart; reads go on meanwhile, and their audit records
-// are committed once the database is free.
+// locked, a full disk, a file system gone read-only (the last two injected by
+// tests/support/fault_vfs.hpp) answer writes with 503, an OperationOutcome and Retry-After, change
+// nothing, and serve again as soon as the fault goes, without a restart; reads go on meanwhile, and
+// their audit records are committed once the database is free. Past a bound of uncommitted reads'
+// audit records, every request is refused (fail closed).
 #include "application_fixture.hpp"
+
+#include "../support/fault_vfs.hpp"
 
 #include <sqlite3.h>
 
 #include <chrono>
+#include <thread>
 
 using namespace caregate;
 using namespace caregate::testing;
@@ -52,4 +57,79 @@ TEST_CASE("a database locked by another process: writes get 503 with Retry-After
     for (const auto& record : log->records)
         read_audited = read_audited || (record.action == "read" && record.outcome == "success");
     CHECK(read_audited);
+}
+
+TEST_CASE("a full disk or a read-only file system: writes get 503 with Retry-After, reads go on, and writes are served again once it clears") {
+    for (const auto fault : {testing::fs_fault::disk_full, testing::fs_fault::read_only}) {
+        CAPTURE(static_cast<int>(fault));
+        application_fixture f;
+        f.vfs = testing::fault_vfs_name();
+        f.restart();
+        const std::string nhs = "9000000009";
+        REQUIRE(f.call("PUT", "/Patient/" + nhs, patient_json(nhs, R"("id":")" + nhs + R"(")")).status == 201);
+
+        testing::fault_vfs_fault() = fault;
+        auto refused = f.call("POST", "/Observation", observation_json(R"({"reference":"Patient/9000000009"})"));
+        auto refused_update = f.call("PUT", "/Patient/" + nhs, patient_json(nhs, R"("id":")" + nhs + R"(","gender":"female")"));
+        auto read = f.call("GET", "/Patient/" + nhs);
+        testing::fault_vfs_fault() = testing::fs_fault::none;
+
+        for (const auto* answer : {&refused, &refused_update}) {
+            CHECK(answer->status == 503);
+            CHECK(answer->header("Retry-After") == "1");
+            auto outcome = json_of(*answer);
+            REQUIRE(outcome["resourceType"] == "OperationOutcome");
+            const std::string diagnostics = outcome["issue"][0]["diagnostics"].GetString();
+            CHECK(diagnostics.find("temporarily unavailable") != std::string::npos);
+            CHECK(diagnostics.find(nhs) == std::string::npos);
+        }
+        CHECK(read.status == 200);
+
+        auto accepted = f.call("POST", "/Observation", observation_json(R"({"reference":"Patient/9000000009"})"));
+        CHECK(accepted.status == 201);
+        auto found = f.call("GET", "/Observation?patient=" + nhs + "&_total=accurate");
+        REQUIRE(found.status == 200);
+        CHECK(json_of(found)["total"].GetInt() == 1);
+        auto patient = f.call("GET", "/Patient/" + nhs);
+        CHECK(json_of(patient)["meta"]["versionId"] == "1"); // the refused update left nothing
+    }
+}
+
+TEST_CASE("fail closed: while reads' audit records cannot be committed and have piled up to the bound, every request gets 503, and service resumes once they are written") {
+    application_fixture f;
+    f.vfs = testing::fault_vfs_name();
+    f.max_audit_backlog = 5;
+    f.restart();
+    const std::string nhs = "9000000009";
+    REQUIRE(f.call("PUT", "/Patient/" + nhs, patient_json(nhs, R"("id":")" + nhs + R"(")")).status == 201);
+    f.flush();
+
+    testing::fault_vfs_fault() = testing::fs_fault::disk_full;
+    int served = 0;
+    rest::response last;
+    for (int i = 0; i < 20; ++i) {
+        last = f.call("GET", "/Patient/" + nhs);
+        if (last.status != 200)
+            break;
+        ++served;
+    }
+    testing::fault_vfs_fault() = testing::fs_fault::none;
+    CHECK(served == 5); // one audit record a read: the sixth finds the backlog full
+    CHECK(last.status == 503);
+    CHECK(last.header("Retry-After") == "1");
+    const std::string diagnostics = json_of(last)["issue"][0]["diagnostics"].GetString();
+    CHECK(diagnostics.find("audit log") != std::string::npos);
+    CHECK(last.body.find("Tess") == std::string::npos);
+
+    // The writer commits the backlog on its own once the disk has room; then reads are served again.
+    for (int i = 0; i < 500 && f.store->audit_backlog_full(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    CHECK(f.call("GET", "/Patient/" + nhs).status == 200);
+    f.flush();
+    auto log = f.store->audit(storage::store::audit_query{nhs, {}, {}, {}, 100, {}});
+    REQUIRE(log.ok());
+    int reads_audited = 0;
+    for (const auto& record : log->records)
+        reads_audited += record.action == "read" && record.outcome == "success";
+    CHECK(reads_audited == served + 1); // every read that was answered is in the log
 }

@@ -7,6 +7,7 @@
 #include "fhir_model/resource.hpp"
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -71,6 +72,15 @@ struct store_options {
     /// the log holds into the database, and a hot index page written by many groups is copied once
     /// per checkpoint instead of once per group.
     unsigned checkpoint_frames = 1000;
+    /// Most audit records of reads (appended without a callback) that may wait uncommitted, however
+    /// long the database refuses them (locked, the disk full, the file system read-only): past it
+    /// store::audit_backlog_full() is true and the gateway refuses every request with 503 until the
+    /// writer has caught up, so that nothing is shown that the audit log might not keep. Bounds the
+    /// memory they take (a few hundred bytes each).
+    std::size_t max_audit_backlog = 10000;
+    /// The SQLite VFS every connection opens through; empty: SQLite's default (unix). Tests name one
+    /// that injects file system faults (tests/support/fault_vfs.hpp).
+    std::string vfs;
 };
 
 /// One stored version of a resource.
@@ -287,6 +297,11 @@ public:
     /// within the writer's next commit, never dropped while the store is open. `done` (optional) runs
     /// after that commit.
     void append_audit(std::vector<audit_record> records, std::function<void(fhir::status)> done = {});
+    /// Reads' audit records (appended without a callback) queued and not yet committed.
+    std::size_t audit_backlog() const noexcept;
+    /// True while audit_backlog() is at or past store_options::max_audit_backlog: the writer cannot
+    /// commit the audit log, and whoever would show a record must refuse instead (fail closed).
+    bool audit_backlog_full() const noexcept;
     /// Queues a break-glass grant (with its audit record in the same transaction).
     void grant_break_glass(break_glass_grant grant, audit_record audit, std::function<void(fhir::status)> done = {});
 
