@@ -14,7 +14,8 @@ namespace caregate::fhir::detail {
 
 namespace {
 
-/// Forwards SAX events to a Document, storing numbers as marked strings and bounding the depth.
+/// Forwards SAX events to a Document, storing numbers as marked strings and bounding the depth, the
+/// items of an array and the values of the whole document.
 struct marking_handler {
     rapidjson::Document& doc;
     unsigned depth = 0;
@@ -22,20 +23,42 @@ struct marking_handler {
     bool forged_marker = false;
     std::string scratch;
     bool unpaired_surrogate = false;
+    bool too_many_items = false;
+    bool too_many_values = false;
+    std::size_t values = 0;
+    /// Per open object or array, innermost last: whether it is an array, and its items so far.
+    std::vector<std::pair<bool, std::size_t>> open;
 
-    bool Null() { return doc.Null(); }
-    bool Bool(bool b) { return doc.Bool(b); }
+    /// Counts a value (or a key) before it is added; false when a bound is passed.
+    bool counted() {
+        if (++values > max_json_values) {
+            too_many_values = true;
+            return false;
+        }
+        if (!open.empty() && open.back().first && ++open.back().second > max_json_array_items) {
+            too_many_items = true;
+            return false;
+        }
+        return true;
+    }
+
+    bool Null() { return counted() && doc.Null(); }
+    bool Bool(bool b) { return counted() && doc.Bool(b); }
     bool Int(int) { return false; } // not reached: numbers arrive as RawNumber
     bool Uint(unsigned) { return false; }
     bool Int64(int64_t) { return false; }
     bool Uint64(uint64_t) { return false; }
     bool Double(double) { return false; }
     bool RawNumber(const char* str, rapidjson::SizeType length, bool) {
+        if (!counted())
+            return false;
         scratch.assign(1, number_marker);
         scratch.append(str, length);
         return doc.String(scratch.data(), static_cast<rapidjson::SizeType>(scratch.size()), true);
     }
     bool String(const char* str, rapidjson::SizeType length, bool copy) {
+        if (!counted())
+            return false;
         // The marker byte never comes from a client: FHIR strings have no control characters, and
         // refusing it here means a marked string in the DOM is always a number we parsed. A NUL
         // (written \u0000) is refused with it: it would cut a string short wherever C meets it.
@@ -50,6 +73,8 @@ struct marking_handler {
         return doc.String(str, length, copy);
     }
     bool Key(const char* str, rapidjson::SizeType length, bool copy) {
+        if (!counted())
+            return false;
         if (refused_character(str, length)) {
             forged_marker = true;
             return false;
@@ -75,17 +100,24 @@ struct marking_handler {
                 return true;
         return false;
     }
-    bool StartObject() { return enter() && doc.StartObject(); }
-    bool EndObject(rapidjson::SizeType count) { --depth; return doc.EndObject(count); }
-    bool StartArray() { return enter() && doc.StartArray(); }
-    bool EndArray(rapidjson::SizeType count) { --depth; return doc.EndArray(count); }
+    bool StartObject() { return enter(false) && doc.StartObject(); }
+    bool EndObject(rapidjson::SizeType count) { leave(); return doc.EndObject(count); }
+    bool StartArray() { return enter(true) && doc.StartArray(); }
+    bool EndArray(rapidjson::SizeType count) { leave(); return doc.EndArray(count); }
 
-    bool enter() {
+    bool enter(bool array) {
+        if (!counted())
+            return false;
         if (++depth > max_json_depth) {
             too_deep = true;
             return false;
         }
+        open.emplace_back(array, 0);
         return true;
+    }
+    void leave() {
+        --depth;
+        open.pop_back();
     }
 };
 
@@ -127,20 +159,30 @@ status parse_json(std::string_view text, rapidjson::Document& out) {
     bool too_deep = false;
     bool forged_marker = false;
     bool unpaired_surrogate = false;
+    bool too_many_items = false;
+    bool too_many_values = false;
     rapidjson::ParseResult parsed;
     // The Document takes SAX events from the reader through the marking handler.
     auto generate = [&](rapidjson::Document& doc) {
-        marking_handler handler{doc, 0, false, false, {}};
+        marking_handler handler{doc};
         parsed = reader.Parse<flags>(stream, handler);
         too_deep = handler.too_deep;
         forged_marker = handler.forged_marker;
         unpaired_surrogate = handler.unpaired_surrogate;
+        too_many_items = handler.too_many_items;
+        too_many_values = handler.too_many_values;
         return !parsed.IsError();
     };
     out.Populate(generate);
     if (too_deep)
         return error::make(category::malformed, "too-costly",
                            "the JSON nests deeper than " + std::to_string(max_json_depth) + " levels");
+    if (too_many_items)
+        return error::make(category::malformed, "too-costly",
+                           "a JSON array has more than " + std::to_string(max_json_array_items) + " items");
+    if (too_many_values)
+        return error::make(category::malformed, "too-costly",
+                           "the JSON has more than " + std::to_string(max_json_values) + " values");
     if (forged_marker)
         return error::make(category::malformed, "structure", "the JSON has a control character (U+0000 or U+0001) in a string");
     if (unpaired_surrogate)

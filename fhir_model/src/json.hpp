@@ -15,11 +15,20 @@
 
 #include <rapidjson/document.h>
 
+#include <cstddef>
+
 namespace caregate::fhir::detail {
 
 inline constexpr char number_marker = '\x01';
 /// Deepest nesting accepted; FHIR resources nest far less (Questionnaire items ~15 deep).
 inline constexpr unsigned max_json_depth = 64;
+/// Most items in one JSON array: above any repeating element of a real resource, and above
+/// --max-bundle-entries' default (10,000), so that a Bundle over that limit still gets its 413.
+inline constexpr std::size_t max_json_array_items = 100'000;
+/// Most values (keys, strings, numbers, literals, objects, arrays) in one document: the parsed form
+/// takes 16 bytes a value and more, so this bounds what a body can cost in memory (a 16 MiB body of
+/// `[0,0,...]` would be 8 million values). A real resource uses far fewer than one a 20 bytes.
+inline constexpr std::size_t max_json_values = 1'000'000;
 
 /// Parses `text` into `out`. Errors: malformed, with a diagnostic that names the position.
 status parse_json(std::string_view text, rapidjson::Document& out);

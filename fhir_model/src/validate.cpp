@@ -66,6 +66,19 @@ bool is_absolute_url(std::string_view text) {
     return colon + 3 < text.size();
 }
 
+/// "FHIR strings SHALL NOT exceed 1MB in size" (string.value maxLength 1048576, in characters): for
+/// string and every type derived from it or from uri. base64Binary and the narrative's xhtml have no
+/// such bound (the body's size bounds them).
+constexpr std::size_t max_string_characters = 1'048'576;
+
+/// Unicode characters in UTF-8 text (already validated): the bytes that do not continue one.
+std::size_t characters(std::string_view text) {
+    std::size_t n = 0;
+    for (const char c : text)
+        n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    return n;
+}
+
 std::string_view primitive_json_kind(primitive_kind kind) {
     switch (kind) {
     case primitive_kind::boolean: return "boolean";
@@ -311,6 +324,10 @@ private:
         }
         if (value.GetStringLength() == 0)
             fail("structure", "an empty string is not allowed in FHIR JSON");
+        else if (kind != primitive_kind::base64Binary && kind != primitive_kind::xhtml &&
+                 value.GetStringLength() > max_string_characters && characters(view(value)) > max_string_characters)
+            fail("too-long", "a FHIR " + type.name + " may have at most " + std::to_string(max_string_characters) +
+                                 " characters (1 MiB; https://hl7.org/fhir/R4/datatypes.html#string)");
         else if (!is_valid_primitive(kind, view(value)))
             fail("value", "not a valid " + type.name);
     }

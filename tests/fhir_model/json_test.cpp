@@ -59,6 +59,36 @@ TEST_CASE("json: nesting deeper than the limit is malformed") {
     CHECK(detail::parse_json(fine, doc).ok());
 }
 
+TEST_CASE("json: an array of more items than the limit is malformed (too-costly), one of the limit is not") {
+    auto array_of = [](std::size_t n) {
+        std::string text = "[";
+        for (std::size_t i = 0; i < n; ++i)
+            text += i ? ",0" : "0";
+        return text + "]";
+    };
+    auto refused = parse_failure(R"({"a":[)" + array_of(detail::max_json_array_items + 1) + "]}");
+    CHECK(refused.kind == category::malformed);
+    CHECK(refused.issues.at(0).code == "too-costly");
+    CHECK(refused.issues.at(0).diagnostics.find("array") != std::string::npos);
+    rapidjson::Document doc;
+    CHECK(detail::parse_json(array_of(detail::max_json_array_items), doc).ok());
+}
+
+TEST_CASE("json: a document of more values than the limit is malformed, however they are spread over arrays") {
+    // Arrays of 1,000 items each, none over the array limit: only the total passes the bound.
+    std::string inner = "[";
+    for (int i = 0; i < 1000; ++i)
+        inner += i ? ",0" : "0";
+    inner += "]";
+    std::string text = "[";
+    for (std::size_t i = 0; i < detail::max_json_values / 1000; ++i)
+        text += (i ? "," : "") + inner;
+    text += "]";
+    auto refused = parse_failure(text);
+    CHECK(refused.kind == category::malformed);
+    CHECK(refused.issues.at(0).diagnostics.find("values") != std::string::npos);
+}
+
 TEST_CASE("json: trailing garbage after the value is malformed, trailing white space is not") {
     CHECK(parse_failure(R"({"a":1} x)").kind == category::malformed);
     CHECK(parse_failure(R"({"a":1}{"b":2})").kind == category::malformed);

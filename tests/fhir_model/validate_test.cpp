@@ -326,3 +326,17 @@ TEST_CASE("validate: every problem is reported, each with its own expression") {
     REQUIRE_FALSE(result.ok());
     CHECK(result.failure().issues.size() == 3); // status code, unknown colour, missing code
 }
+
+TEST_CASE("validate: a string over FHIR's 1 MiB (1,048,576 characters) is refused too-long; base64Binary and narrative are bounded by the body only") {
+    const std::size_t limit = 1'048'576;
+    REFUSED(observation(R"("valueString":")" + std::string(limit + 1, 'a') + "\""), "too-long", "Observation.valueString");
+    ACCEPTED(observation(R"("valueString":")" + std::string(limit, 'a') + "\""));
+    // Counted in characters, not bytes: a million two-byte characters is within it.
+    std::string wide;
+    for (std::size_t i = 0; i < limit; ++i)
+        wide += "\xC3\xA9";
+    ACCEPTED(observation(R"("valueString":")" + wide + "\""));
+    REFUSED(observation(R"("note":[{"text":")" + std::string(limit + 1, 'a') + "\"}]"), "too-long", "Observation.note[0].text");
+    ACCEPTED(observation(R"("extension":[{"url":"https://example.org/scan","valueAttachment":{"contentType":"text/plain","data":")" +
+                        std::string(limit + 4, 'A') + "\"}}]"));
+}

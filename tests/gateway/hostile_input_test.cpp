@@ -46,3 +46,28 @@ TEST_CASE("search limits: too many parameters or includes, or a chain too long, 
         CHECK(std::string(json_of(refused)["resourceType"].GetString()) == "OperationOutcome");
     }
 }
+
+TEST_CASE("size limits inside a body: a string over FHIR's 1 MiB gets 422, an array over 100,000 items 400, each with an OperationOutcome, and nothing is stored") {
+    application_fixture f;
+    const std::string nhs = "9000000009";
+    REQUIRE(f.call("PUT", "/Patient/" + nhs, patient_json(nhs, R"("id":")" + nhs + R"(")")).status == 201);
+    const std::string head = R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/9000000009"},)";
+
+    auto long_string = f.call("POST", "/Observation", head + R"("valueString":")" + std::string(1'048'577, 'a') + "\"}");
+    CHECK(long_string.status == 422);
+    auto outcome = json_of(long_string);
+    CHECK(std::string(outcome["issue"][0]["code"].GetString()) == "too-long");
+    CHECK(std::string(outcome["issue"][0]["expression"][0].GetString()) == "Observation.valueString");
+    CHECK(long_string.body.size() < 4096); // the diagnostics do not echo the value
+
+    std::string items;
+    for (int i = 0; i <= 100'000; ++i)
+        items += i ? R"(,{"text":"n"})" : R"({"text":"n"})";
+    auto long_array = f.call("POST", "/Observation", head + R"("note":[)" + items + "]}");
+    CHECK(long_array.status == 400);
+    CHECK(std::string(json_of(long_array)["issue"][0]["code"].GetString()) == "too-costly");
+
+    auto found = f.call("GET", "/Observation?patient=" + nhs + "&_total=accurate");
+    REQUIRE(found.status == 200);
+    CHECK(json_of(found)["total"].GetInt() == 0);
+}
