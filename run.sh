@@ -5,20 +5,20 @@
 #
 #   ./run.sh                  set up and serve (extra arguments go to `caregate serve`)
 #   ./run.sh --setup-only     set up and build, do not serve (./test.sh uses this)
+#   ./run.sh --install P...   only install those Debian packages that are missing (the bench and
+#                             test scripts install what they need beyond the build so)
 set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(g++ cmake ninja-build ccache pkg-config libboost1.81-dev libboost-url1.81-dev libssl-dev openssl
           rapidjson-dev libsqlite3-dev sqlite3 doctest-dev python3 curl)
 
+# install_missing PACKAGE...: installs those of the Debian packages that are not installed.
 install_missing() {
   local missing=()
-  for p in "${packages[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
-  # Node.js and npm run the SMART client check of ./test.sh (conformance/smart/); a machine that has
-  # them from elsewhere keeps its own.
-  command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "run.sh: installing ${missing[*]}" >&2
   local sudo=""
@@ -34,7 +34,15 @@ build() {
   cmake --build build
 }
 
-install_missing
+if [ "${1:-}" = "--install" ]; then
+  shift
+  install_missing "$@"
+  exit 0
+fi
+# Node.js and npm run the SMART client check of ./test.sh (conformance/smart/); a machine that has
+# them from elsewhere keeps its own.
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
+install_missing "${packages[@]}"
 build
 certs/make-dev-certs.sh --out certs/dev >/dev/null
 

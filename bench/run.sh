@@ -70,18 +70,7 @@ done
 
 # Debian packages the suite needs beyond ./run.sh's: wrk drives every scenario; gcc and libssl-dev
 # build the shim that lets wrk present a client certificate (bench/wrk/client_cert.c).
-packages=(wrk gcc libssl-dev curl python3)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "bench/run.sh: installing ${missing[*]}" >&2
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+./run.sh --install wrk gcc libssl-dev curl python3
 
 caregate=${CAREGATE:-build/caregate}
 [ -x "$caregate" ] || { echo "bench/run.sh: $caregate is not built: run ./run.sh --setup-only, or set CAREGATE" >&2; exit 2; }

@@ -30,23 +30,9 @@ while [ $# -gt 0 ]; do
 done
 [ ${#fuzzers[@]} -gt 0 ] || fuzzers=("${all_fuzzers[@]}")
 
-# What the fuzz build needs (Debian packages), installed as ./run.sh installs its own.
-packages=(clang cmake ninja-build libboost1.81-dev libboost-url1.81-dev libssl-dev rapidjson-dev libsqlite3-dev
-          doctest-dev)
-install_missing() {
-  local missing=()
-  for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  echo "fuzz/run.sh: installing ${missing[*]}" >&2
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-
-install_missing
+# What the fuzz build needs (Debian packages), installed by ./run.sh as it installs its own.
+./run.sh --install clang cmake ninja-build libboost1.81-dev libboost-url1.81-dev libssl-dev rapidjson-dev \
+  libsqlite3-dev doctest-dev
 build=build-fuzz
 if [ ! -f "$build/build.ninja" ]; then
   CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCAREGATE_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
