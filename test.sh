@@ -137,15 +137,19 @@ echo "== a real full disk: the database on a small tmpfs, filled until 503, grow
 disk_ok=1
 python3 tests/crash/disk_full_test.py --caregate build/caregate || { disk_ok=0; status=1; }
 
+echo "== floods: 3,000 idle connections and 200 slowloris clients while a normal client is served"
+flood_ok=1
+python3 tests/crash/flood_test.py --caregate build/caregate || { flood_ok=0; status=1; }
+
 echo "== the fuzzers (libFuzzer with ASan and UBSan, clang), 15 s each (tests/fuzz/run.sh)"
 fuzz_ok=1
 tests/fuzz/run.sh --seconds 15 || { fuzz_ok=0; status=1; }
 
 # One closing line for the whole run: ctest's suites, the conformance checks, the SMART client's
-# checks, the audit chain, the backup, the crash test, the full disk, the fuzzers.
+# checks, the audit chain, the backup, the crash test, the full disk, the floods, the fuzzers.
 read -r c_pass c_fail < <(tail -n 1 "$work/conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r s_pass s_fail < <(tail -n 1 "$work/smart.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
-passed=$((3 + ${c_pass:-0} + ${s_pass:-0} + audit_ok + backup_ok + crash_ok + disk_ok + fuzz_ok))
-failed=$((${c_fail:-1} + ${s_fail:-1} + 5 - audit_ok - backup_ok - crash_ok - disk_ok - fuzz_ok))
+passed=$((3 + ${c_pass:-0} + ${s_pass:-0} + audit_ok + backup_ok + crash_ok + disk_ok + flood_ok + fuzz_ok))
+failed=$((${c_fail:-1} + ${s_fail:-1} + 6 - audit_ok - backup_ok - crash_ok - disk_ok - flood_ok - fuzz_ok))
 echo "test.sh: $passed passed, $failed failed"
 exit $status

@@ -15,6 +15,8 @@
 
 #include <boost/url/parse.hpp>
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
@@ -163,6 +165,40 @@ std::string origin_of(const std::string& url, const char* flag) {
 
 } // namespace
 
+
+namespace {
+
+/// Open connections need a file descriptor each, and so do the database's connections: with the
+/// soft limit many systems start with (1,024), --max-connections' 10,000 could never be reached,
+/// and a flood of idle connections would make accept() and SQLite's opens fail (EMFILE) for
+/// everyone. So the soft limit is raised to the hard one (as Go and nginx do), and where even that
+/// cannot hold --max-connections on every listener beside a reserve for the store, the limit is
+/// lowered to fit, saying so: connections beyond it are refused at once, and the rest are served.
+void fit_connections_to_descriptors(net::limits& limits, std::size_t listeners) {
+    constexpr rlim_t reserve = 256; // the database's files per connection, certificates, logs
+    rlimit files{};
+    if (::getrlimit(RLIMIT_NOFILE, &files) != 0)
+        return;
+    if (files.rlim_cur < files.rlim_max) {
+        rlimit raised = files;
+        raised.rlim_cur = files.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            files = raised;
+    }
+    if (files.rlim_cur == RLIM_INFINITY || listeners == 0)
+        return;
+    const rlim_t room = files.rlim_cur > 2 * reserve ? files.rlim_cur - reserve : files.rlim_cur / 2;
+    const std::size_t fits = static_cast<std::size_t>(room / listeners);
+    if (limits.max_connections > fits) {
+        std::cerr << "caregate: --max-connections lowered from " << limits.max_connections << " to " << fits
+                  << " a listener: the process may open " << files.rlim_cur
+                  << " files (ulimit -n); raise that limit to allow more\n";
+        limits.max_connections = fits;
+    }
+}
+
+} // namespace
+
 int serve(const std::vector<std::string>& args) {
     serve_settings settings;
     const auto table = serve_options(settings);
@@ -298,6 +334,7 @@ int serve(const std::vector<std::string>& args) {
             };
             listeners.push_back(std::move(patients));
         }
+        fit_connections_to_descriptors(settings.limits, listeners.size());
         net::server server(std::move(listeners), settings.limits, settings.threads);
         std::cerr << "caregate: serving providers at " << settings.base_url << " on " << host << ":"
                   << server.bound_port(0);
