@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
 # Sets everything up (as ./run.sh does), builds, and runs every test: the doctest suites through
-# ctest, then the black-box conformance suite against a real `caregate serve` on a free port.
+# ctest, then the black-box conformance suite against a real `caregate serve` on a free port, the
+# reliability tests (backup, crash, full disk, floods), the fuzzers and the sanitizer builds.
+#
+#   ./test.sh           what CI runs (.ci/run): the fuzzers 15 s each
+#   ./test.sh --full    the same, with the fuzzers 10 minutes each and the 30-minute soak test
+#                       (bench/soak.sh) after: about two hours
 set -euo pipefail
 cd "$(dirname "$0")"
+
+full=0
+case "${1:-}" in
+  --full) full=1 ;;
+  "") ;;
+  *) echo "usage: ./test.sh [--full]" >&2; exit 2 ;;
+esac
 
 ./run.sh --setup-only
 
@@ -141,15 +153,23 @@ echo "== floods: 3,000 idle connections and 200 slowloris clients while a normal
 flood_ok=1
 python3 tests/crash/flood_test.py --caregate build/caregate || { flood_ok=0; status=1; }
 
-echo "== the fuzzers (libFuzzer with ASan and UBSan, clang), 15 s each (tests/fuzz/run.sh)"
+fuzz_seconds=15
+[ "$full" = 1 ] && fuzz_seconds=600
+echo "== the fuzzers (libFuzzer with ASan and UBSan, clang), $fuzz_seconds s each (tests/fuzz/run.sh)"
 fuzz_ok=1
-tests/fuzz/run.sh --seconds 15 || { fuzz_ok=0; status=1; }
+tests/fuzz/run.sh --seconds "$fuzz_seconds" || { fuzz_ok=0; status=1; }
+
+soak_ok=1
+if [ "$full" = 1 ]; then
+  echo "== the soak test: 30 minutes of mixed load over TLS (bench/soak.sh)"
+  bench/soak.sh --minutes 30 || { soak_ok=0; status=1; }
+fi
 
 # One closing line for the whole run: ctest's suites, the conformance checks, the SMART client's
-# checks, the audit chain, the backup, the crash test, the full disk, the floods, the fuzzers.
+# checks, the audit chain, the backup, the crash test, the full disk, the floods, the fuzzers (and with --full the soak test).
 read -r c_pass c_fail < <(tail -n 1 "$work/conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r s_pass s_fail < <(tail -n 1 "$work/smart.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
-passed=$((3 + ${c_pass:-0} + ${s_pass:-0} + audit_ok + backup_ok + crash_ok + disk_ok + flood_ok + fuzz_ok))
-failed=$((${c_fail:-1} + ${s_fail:-1} + 6 - audit_ok - backup_ok - crash_ok - disk_ok - flood_ok - fuzz_ok))
+passed=$((3 + ${c_pass:-0} + ${s_pass:-0} + audit_ok + backup_ok + crash_ok + disk_ok + flood_ok + fuzz_ok + full * soak_ok))
+failed=$((${c_fail:-1} + ${s_fail:-1} + 6 + full - audit_ok - backup_ok - crash_ok - disk_ok - flood_ok - fuzz_ok - full * soak_ok))
 echo "test.sh: $passed passed, $failed failed"
 exit $status

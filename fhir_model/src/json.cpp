@@ -17,6 +17,8 @@ namespace {
 /// Forwards SAX events to a Document, storing numbers as marked strings and bounding the depth, the
 /// items of an array and the values of the whole document.
 struct marking_handler {
+    explicit marking_handler(rapidjson::Document& target) : doc(target) {}
+
     rapidjson::Document& doc;
     unsigned depth = 0;
     bool too_deep = false;
@@ -164,7 +166,7 @@ status parse_json(std::string_view text, rapidjson::Document& out) {
     rapidjson::ParseResult parsed;
     // The Document takes SAX events from the reader through the marking handler.
     auto generate = [&](rapidjson::Document& doc) {
-        marking_handler handler{doc};
+        marking_handler handler(doc);
         parsed = reader.Parse<flags>(stream, handler);
         too_deep = handler.too_deep;
         forged_marker = handler.forged_marker;
