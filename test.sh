@@ -159,6 +159,10 @@ echo "== the fuzzers (libFuzzer with ASan and UBSan, clang), $fuzz_seconds s eac
 fuzz_ok=1
 tests/fuzz/run.sh --seconds "$fuzz_seconds" || { fuzz_ok=0; status=1; }
 
+echo "== the doctest suites under ASan + UBSan, and storage's and gateway's under TSan (tests/sanitize/run.sh)"
+sanitize_ok=1
+tests/sanitize/run.sh || { sanitize_ok=0; status=1; }
+
 soak_ok=1
 if [ "$full" = 1 ]; then
   echo "== the soak test: 30 minutes of mixed load over TLS (bench/soak.sh)"
@@ -166,10 +170,10 @@ if [ "$full" = 1 ]; then
 fi
 
 # One closing line for the whole run: ctest's suites, the conformance checks, the SMART client's
-# checks, the audit chain, the backup, the crash test, the full disk, the floods, the fuzzers (and with --full the soak test).
+# checks, the audit chain, the backup, the crash test, the full disk, the floods, the fuzzers, the sanitizer builds (and with --full the soak test).
 read -r c_pass c_fail < <(tail -n 1 "$work/conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r s_pass s_fail < <(tail -n 1 "$work/smart.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
-passed=$((3 + ${c_pass:-0} + ${s_pass:-0} + audit_ok + backup_ok + crash_ok + disk_ok + flood_ok + fuzz_ok + full * soak_ok))
-failed=$((${c_fail:-1} + ${s_fail:-1} + 6 + full - audit_ok - backup_ok - crash_ok - disk_ok - flood_ok - fuzz_ok - full * soak_ok))
+passed=$((3 + ${c_pass:-0} + ${s_pass:-0} + audit_ok + backup_ok + crash_ok + disk_ok + flood_ok + fuzz_ok + sanitize_ok + full * soak_ok))
+failed=$((${c_fail:-1} + ${s_fail:-1} + 7 + full - audit_ok - backup_ok - crash_ok - disk_ok - flood_ok - fuzz_ok - sanitize_ok - full * soak_ok))
 echo "test.sh: $passed passed, $failed failed"
 exit $status

@@ -348,10 +348,11 @@ public:
         thread_.join();
     }
     void post(std::function<void()> job) {
-        {
-            std::lock_guard lock(mutex_);
-            jobs_.push_back(std::move(job));
-        }
+        // Notified under the lock: once the job is queued, the worker may run it, answer its request
+        // and let the application (and this queue) be destroyed; the poster (often the store's writer
+        // thread) must not touch `filled_` after the mutex is free (ThreadSanitizer saw that race).
+        std::lock_guard lock(mutex_);
+        jobs_.push_back(std::move(job));
         filled_.notify_one();
     }
 

@@ -444,6 +444,8 @@ template <class... Ts>
 struct overloaded : Ts... {
     using Ts::operator()...;
 };
+template <class... Ts>
+overloaded(Ts...) -> overloaded<Ts...>; // clang before 17 deduces no aggregate's template arguments
 
 /// Where the audit chain ends: the last record's sequence and hash.
 struct chain_tip {

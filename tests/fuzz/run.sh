@@ -31,7 +31,7 @@ done
 [ ${#fuzzers[@]} -gt 0 ] || fuzzers=("${all_fuzzers[@]}")
 
 # What the fuzz build needs (Debian packages), installed by ./run.sh as it installs its own.
-./run.sh --install clang cmake ninja-build libboost1.81-dev libboost-url1.81-dev libssl-dev rapidjson-dev \
+./run.sh --install clang libclang-rt-14-dev cmake ninja-build libboost1.81-dev libboost-url1.81-dev libssl-dev rapidjson-dev \
   libsqlite3-dev doctest-dev
 build=build-fuzz
 if [ ! -f "$build/build.ninja" ]; then

@@ -19,7 +19,8 @@ TEST_CASE("hostile bodies: invalid UTF-8, a NUL byte, duplicate keys, an overlon
         {"a number beyond any double", head + R"("valueQuantity":{"value":1e400}})"},
         {"deep nesting", head + R"("extension":)" + std::string(2000, '[') + std::string(2000, ']') + "}"},
     };
-    for (const auto& [what, body] : bodies) {
+    for (const auto& [description, body] : bodies) {
+        const std::string& what = description; // clang before 16 captures no structured binding (CAPTURE)
         CAPTURE(what);
         auto refused = f.call("POST", "/Observation", body);
         CHECK(refused.status == 400);

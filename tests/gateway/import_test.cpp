@@ -187,7 +187,8 @@ TEST_CASE("import: lines the API would refuse are refused alike") {
         {R"({"resourceType":"Patient","id":"9000000017","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}]})",
          "a Patient's id must be the NHS number"},
     };
-    for (const auto& [line, diagnostics] : cases) {
+    for (const auto& [case_line, diagnostics] : cases) {
+        const std::string& line = case_line; // clang before 16 captures no structured binding (CHECK_MESSAGE)
         write_text(file, line + "\n");
         const auto imported = caregate_import(f, "'" + file.string() + "'");
         CHECK_MESSAGE(imported.exit_code == 1, line);

@@ -151,8 +151,11 @@ TEST_CASE("search visibility: every role finds and counts exactly what it could 
         {"acute admin", acute_admin()},       {"social worker", social_worker()},
         {"ig officer", ig_officer()},         {"system", system_identity()},
     };
-    for (const auto& [name, who] : callers) {
-        for (const auto& [type, all] : f.ids) {
+    for (const auto& [caller, who] : callers) {
+        for (const auto& [resource_type, all] : f.ids) {
+            // Named copies: clang before 16 captures no structured binding (CAPTURE's lambda).
+            const std::string& name = caller;
+            const std::string& type = resource_type;
             CAPTURE(name);
             CAPTURE(type);
             auto found = f.call_as(who, "GET", "/" + type + "?_count=1000&_total=accurate");
@@ -207,7 +210,8 @@ TEST_CASE("search visibility: a hidden item never appears through _include, _rev
         {social_worker(), std::string("/Patient/") + bunmi + "/$everything"},
         {acute_after_break_glass(), std::string("/Patient/") + tom + "/$everything"},
     };
-    for (const auto& [who, target] : probes) {
+    for (const auto& [who, probe_target] : probes) {
+        const std::string& target = probe_target; // clang before 16 captures no structured binding (CAPTURE)
         CAPTURE(target);
         auto r = f.call_as(who, "GET", target);
         REQUIRE_MESSAGE(r.status == 200, r.body);
@@ -241,8 +245,9 @@ TEST_CASE("$everything: the citizen's whole visible record, and 404 for a record
             auto doc = parse(read);
             const bool toms = read.body.find(std::string("Patient/") + tom) != std::string::npos ||
                               (type == "Patient" && id == tom);
+            const std::string reference = type + "/" + id; // CHECK_MESSAGE's lambda: no structured binding in clang 14
             if (toms)
-                CHECK_MESSAGE(got.count(type + "/" + id) == 1, std::string(type + "/" + id));
+                CHECK_MESSAGE(got.count(reference) == 1, reference);
         }
     auto refused = f.call_as(acute_clinician(), "GET", std::string("/Patient/") + tom + "/$everything");
     CHECK(refused.status == 404);
