@@ -36,6 +36,13 @@ def free_port():
     return port
 
 
+def patient(family, given):
+    """The test citizen's Patient (NHS number 9000000009), named for the test that writes it."""
+    return {"resourceType": "Patient", "id": NHS,
+            "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS}],
+            "name": [{"family": family, "given": [given]}]}
+
+
 def observation(marker, id_=None):
     body = {
         "resourceType": "Observation",
@@ -203,10 +210,7 @@ def main():
                             "--role", "system", "--user", "crash-test", "--ttl", "7200"],
                            check=True, capture_output=True, text=True).stdout.strip()
     server.start()
-    status, _ = Client(server.port, token).call("PUT", f"Patient/{NHS}", {
-        "resourceType": "Patient", "id": NHS,
-        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS}],
-        "name": [{"family": "Crash", "given": ["Test"]}]})
+    status, _ = Client(server.port, token).call("PUT", f"Patient/{NHS}", patient("Crash", "Test"))
     if not 200 <= status < 300:
         print(f"crash test: the Patient could not be written ({status})")
         return 1

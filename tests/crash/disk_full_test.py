@@ -25,7 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crash_test import NHS, Client, Server, observation  # noqa: E402
+from crash_test import NHS, Client, Server, observation, patient  # noqa: E402
 
 
 def mount_tmpfs(directory, size_kib):
@@ -58,10 +58,7 @@ def main():
                                check=True, capture_output=True, text=True).stdout.strip()
         server.start()
         client = Client(server.port, token)
-        status, _ = client.call("PUT", f"Patient/{NHS}", {
-            "resourceType": "Patient", "id": NHS,
-            "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS}],
-            "name": [{"family": "Full", "given": ["Disk"]}]})
+        status, _ = client.call("PUT", f"Patient/{NHS}", patient("Full", "Disk"))
         if status != 201:
             print(f"disk full test: FAILED: the Patient could not be written ({status})")
             return 1
@@ -95,7 +92,7 @@ def main():
                   f"Retry-After {response.getheader('Retry-After')!r}")
             return 1
         diagnostics = body["issue"][0].get("diagnostics", "")
-        status, patient = client.call("GET", f"Patient/{NHS}")
+        status, _ = client.call("GET", f"Patient/{NHS}")
         if status != 200:
             print(f"disk full test: FAILED: a read while the disk is full got {status}")
             return 1

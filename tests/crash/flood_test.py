@@ -29,7 +29,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crash_test import NHS, free_port  # noqa: E402
+from crash_test import NHS, free_port, patient  # noqa: E402
 
 CERTS = "certs/dev"
 
@@ -131,10 +131,7 @@ def main():
     idle, slow = [], []
     try:
         await_server(server, port, context, token)
-        status, _, _ = request(context, port, "PUT", f"Patient/{NHS}", token, {
-            "resourceType": "Patient", "id": NHS,
-            "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS}],
-            "name": [{"family": "Flood", "given": ["Test"]}]})
+        status, _, _ = request(context, port, "PUT", f"Patient/{NHS}", token, patient("Flood", "Test"))
         if status != 201:
             print(f"flood test: FAILED: the Patient could not be written ({status})")
             return 1
