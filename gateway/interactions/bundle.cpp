@@ -545,9 +545,8 @@ void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_req
         rest::context sub{entry_request(caller, base_path, entry, std::move(body),
                                         content_type.empty() ? "application/fhir+json" : content_type),
                           work[i].where, work[i].params,
-                          ctx.store, ctx.config, ctx.request_id, ctx.guard, ctx.who, ctx.now, std::move(views)};
-        sub.subrequest = ctx.subrequest;
-        sub.defer = ctx.defer;
+                          ctx.store, ctx.config, ctx.request_id, ctx.guard, ctx.who, ctx.now, std::move(views),
+                          ctx.subrequest, ctx.defer};
         fhir::result<detail::planned_write> planned = error{};
         switch (work[i].where.kind) {
         case rest::interaction::create: planned = detail::plan_create(sub); break;

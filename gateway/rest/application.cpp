@@ -505,8 +505,18 @@ void application::handle(request req, responder done) {
         return fail(ok.failure());
     }
 
-    context ctx{std::move(req), std::move(routed.value()), std::move(params), store_, config_, request_id,
-                nullptr, std::nullopt, access::now_micros(), {}};
+    context ctx{std::move(req),
+                std::move(routed.value()),
+                std::move(params),
+                store_,
+                config_,
+                request_id,
+                nullptr,
+                std::nullopt,
+                access::now_micros(),
+                {},
+                [this](request sub, responder sub_done) { handle(std::move(sub), std::move(sub_done)); },
+                [this](std::function<void()> job) { deferred_->post(std::move(job)); }};
     if (ctx.where.kind != interaction::capabilities && ctx.where.kind != interaction::smart_configuration) {
         // Every interaction but /metadata and SMART discovery acts for an authenticated caller.
         auto who = guard_.authenticate(ctx.req, ctx.now / 1'000'000);
@@ -528,8 +538,6 @@ void application::handle(request req, responder done) {
                                     "storage temporarily unavailable: the audit log cannot be written at the "
                                     "moment, and nothing is served that it would not record"));
     }
-    ctx.subrequest = [this](request sub, responder sub_done) { handle(std::move(sub), std::move(sub_done)); };
-    ctx.defer = [this](std::function<void()> job) { deferred_->post(std::move(job)); };
     dispatch(ctx, answer);
 }
 

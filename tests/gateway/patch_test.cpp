@@ -155,8 +155,9 @@ TEST_CASE("PATCH: If-Match must name the current version (412); a write between 
     REQUIRE(who.ok());
     caregate::rest::rest_config config;
     config.base_url = test_base_url;
+    caregate::rest::route where{caregate::rest::interaction::patch, "Observation", f.id, 0};
     caregate::rest::context ctx{std::move(req),
-                                {caregate::rest::interaction::patch, "Observation", f.id, 0},
+                                where,
                                 {},
                                 *f.store,
                                 config,
@@ -164,7 +165,9 @@ TEST_CASE("PATCH: If-Match must name the current version (412); a write between 
                                 f.guard.get(),
                                 std::move(who.value()),
                                 now,
-                                {}};
+                                {},
+                                {},  // no subrequests: planning a PATCH runs none
+                                {}}; // nothing deferred
     auto plan = caregate::interactions::detail::plan_patch(ctx);
     REQUIRE(plan.ok());
     CHECK(plan->write.if_match == 2);
