@@ -111,6 +111,9 @@ std::vector<option> serve_options(serve_settings& s) {
          [&](const std::string& v) { s.smart.jwks_uri = v; }},
         {"max-body-bytes", "N", "largest request body; more gets 413 (default 16777216, 16 MiB)",
          [&](const std::string& v) { s.limits.body_bytes = to_number<std::size_t>(v, "max-body-bytes"); }},
+        {"max-bodies-bytes", "N", "request bodies held at once per listener, received or being handled; "
+                                  "a request over it gets 503 (default 268435456, 256 MiB; at least --max-body-bytes)",
+         [&](const std::string& v) { s.limits.bodies_bytes = to_number<std::size_t>(v, "max-bodies-bytes"); }},
         {"max-header-bytes", "N", "largest request line and headers; more gets 431 (default 16384)",
          [&](const std::string& v) { s.limits.header_bytes = to_number<std::size_t>(v, "max-header-bytes"); }},
         {"read-timeout", "SECONDS", "time to receive a whole request; slower clients get 408 (default 30)",

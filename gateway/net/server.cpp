@@ -83,6 +83,10 @@ struct server::impl {
 
     impl(std::vector<listener> configured, net::limits limits, unsigned thread_count)
         : state(limits), threads(thread_count ? thread_count : std::max(1u, std::thread::hardware_concurrency())) {
+        if (limits.bodies_bytes < limits.body_bytes)
+            throw std::runtime_error("--max-bodies-bytes (" + std::to_string(limits.bodies_bytes) +
+                                     ") is less than --max-body-bytes (" + std::to_string(limits.body_bytes) +
+                                     "): a body of the largest size could never be received");
         io.emplace(static_cast<int>(threads));
         for (auto& config : configured) {
             if (config.plain && !is_loopback(config.address))

@@ -19,6 +19,13 @@ namespace caregate::net {
 struct limits {
     /// Largest request body. 16 MiB holds a large transaction Bundle; more is refused with 413.
     std::size_t body_bytes = 16 * 1024 * 1024;
+    /// Request bodies held at once by a listener's connections: those being received and those
+    /// being handled, until the response is written. A request whose body would take the total over
+    /// it gets 503 with Retry-After (before its body is read, when it has a Content-Length), so that
+    /// many large bodies at once (a flood of slow uploads, many transaction Bundles) cannot exhaust
+    /// memory. Per listener, as max_connections, so that a flood of the patient-facing listener
+    /// cannot refuse the providers' uploads. At least body_bytes; 256 MiB holds 16 of the largest.
+    std::size_t bodies_bytes = 256 * 1024 * 1024;
     /// Largest request line plus headers. 16 KiB fits a long search URL and a large bearer token; 431.
     std::size_t header_bytes = 16 * 1024;
     /// Time to receive a whole request once its first byte has arrived; a slow client gets 408.

@@ -376,6 +376,45 @@ asio::awaitable<void> write_error(session<Stream>& s, const fhir::error& failure
     co_await http::async_write(s.stream, message, use_tuple);
 }
 
+/// One request's share of listener_state::body_bytes_held, given back when it is destroyed (after
+/// the response is written: the handler holds the body, and what it made of it, until then).
+class body_share {
+public:
+    explicit body_share(listener_state& listener) noexcept : listener_(listener) {}
+    body_share(const body_share&) = delete;
+    body_share& operator=(const body_share&) = delete;
+    ~body_share() {
+        if (held_ != 0)
+            listener_.body_bytes_held.fetch_sub(held_, std::memory_order_relaxed);
+    }
+
+    /// Takes what more is needed for the share to be `total` bytes; false, taking nothing, when that
+    /// would take the listener's total over limits.bodies_bytes.
+    bool grow_to(std::size_t total) noexcept {
+        if (total <= held_)
+            return true;
+        const std::size_t more = total - held_;
+        const std::size_t limit = listener_.server.limits.bodies_bytes;
+        std::size_t now = listener_.body_bytes_held.load(std::memory_order_relaxed);
+        do {
+            if (now > limit || more > limit - now)
+                return false;
+        } while (!listener_.body_bytes_held.compare_exchange_weak(now, now + more, std::memory_order_relaxed));
+        held_ = total;
+        return true;
+    }
+
+private:
+    listener_state& listener_;
+    std::size_t held_ = 0;
+};
+
+fhir::error too_many_bodies(const net::limits& limits) {
+    return fhir::error::make(fhir::category::busy, "transient",
+                             "The server is receiving as many request bodies as it holds at once (" +
+                                 std::to_string(limits.bodies_bytes) + " bytes); retry shortly.");
+}
+
 /// Reads requests and writes their responses, one at a time, until the connection should close.
 template <class Stream>
 asio::awaitable<ending> serve_requests(session<Stream>& s) {
@@ -398,8 +437,16 @@ asio::awaitable<ending> serve_requests(session<Stream>& s) {
         http::request_parser<http::string_body> parser;
         parser.header_limit(header_limit);
         parser.body_limit(limits.body_bytes);
+        body_share share(s.listener());
         auto [ec, parsed] = co_await http::async_read_header(s.stream, s.buffer, parser, use_tuple);
         if (!ec && !parser.is_done()) {
+            // A body's bytes are counted against limits.bodies_bytes before it is read when its
+            // length is declared (the client is refused before it sends it), else as it arrives.
+            const auto declared = parser.content_length();
+            if (declared && !share.grow_to(static_cast<std::size_t>(*declared))) {
+                co_await write_error(s, too_many_bodies(limits));
+                co_return ending::after_error;
+            }
             // A client that asked may send the body only after "100 Continue" (curl does so above 1 MiB).
             const auto& header = parser.get();
             if (header.version() == 11 && beast::iequals(header[http::field::expect], "100-continue")) {
@@ -408,7 +455,18 @@ asio::awaitable<ending> serve_requests(session<Stream>& s) {
                 if (continue_ec)
                     co_return ending::peer_gone;
             }
-            std::tie(ec, parsed) = co_await http::async_read(s.stream, s.buffer, parser, use_tuple);
+            if (declared) {
+                std::tie(ec, parsed) = co_await http::async_read(s.stream, s.buffer, parser, use_tuple);
+            } else {
+                // Chunked: each read adds at most what one read returns before the total is checked.
+                while (!ec && !parser.is_done()) {
+                    std::tie(ec, parsed) = co_await http::async_read_some(s.stream, s.buffer, parser, use_tuple);
+                    if (!ec && !share.grow_to(parser.get().body().size())) {
+                        co_await write_error(s, too_many_bodies(limits));
+                        co_return ending::after_error;
+                    }
+                }
+            }
         }
         if (ec) {
             auto failure = read_failure(ec, s.timed_out(), limits);

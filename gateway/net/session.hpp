@@ -42,6 +42,11 @@ struct listener_state {
     std::unique_ptr<boost::asio::ssl::context> tls;
     /// Connections accepted and not yet closed, checked against limits.max_connections.
     std::atomic<std::size_t> open_connections{0};
+    /// Bytes of request bodies held now (received or being received, not yet answered), at most
+    /// limits.bodies_bytes: per listener, so that a flood of uploads to the patient-facing listener
+    /// cannot refuse the providers' contributions. Taken and given back by each request's
+    /// body_share (session.cpp).
+    std::atomic<std::size_t> body_bytes_held{0};
 };
 
 /// Serves one accepted connection to its end, on the socket's executor (which must be a strand, as

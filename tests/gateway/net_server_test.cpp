@@ -108,11 +108,16 @@ net::listener tls_listener(client_certs certs = client_certs::requested) {
 class running_server {
 public:
     explicit running_server(net::listener l, net::limits limits = {})
-        : server_(make_listeners(std::move(l)), limits, 2), runner_([this] { server_.run(); }) {}
+        : running_server(make_listeners(std::move(l)), limits) {}
+    running_server(std::vector<net::listener> listeners, net::limits limits)
+        : server_(std::move(listeners), limits, 2), runner_([this] { server_.run(); }) {}
     ~running_server() { stop(); }
 
-    std::string port() const { return std::to_string(server_.bound_port(0)); }
-    std::string url(const std::string& path) const { return "https://127.0.0.1:" + port() + path; }
+    /// The port of the first listener, or of the one given.
+    std::string port(std::size_t listener = 0) const { return std::to_string(server_.bound_port(listener)); }
+    std::string url(const std::string& path, std::size_t listener = 0) const {
+        return "https://127.0.0.1:" + port(listener) + path;
+    }
     /// curl trusting the dev CA; -w appends "[status connects]" after each response. With
     /// `verbose`, curl's account of the connection (TLS version, cipher) is in the output too.
     std::string curl(const std::string& options, bool verbose = false) const {
@@ -266,6 +271,67 @@ TEST_CASE("limits: a body over body_bytes is refused with 413 and an OperationOu
         auto out = run(server.curl("--data-binary @'" + body_file + "' '" + server.url("/Bundle") + "'"));
         CHECK(contains(out.text, "POST /Bundle ods= secure=yes body=1024 [200 1]"));
     }
+}
+
+TEST_CASE("limits: bodies beyond bodies_bytes at once get 503 with Retry-After; served again once given back") {
+    net::limits limits;
+    limits.body_bytes = 1024;
+    limits.bodies_bytes = 1536;
+    limits.read_timeout = 3s;
+    std::vector<net::listener> listeners; // the second stands for the other (patient-facing) listener
+    listeners.push_back(tls_listener());
+    listeners.push_back(tls_listener());
+    running_server server(std::move(listeners), limits);
+    const std::string full = pki().file("body-1024.json"), small = pki().file("body-500.json");
+    std::ofstream(full) << std::string(1024, 'x');
+    std::ofstream(small) << std::string(500, 'x');
+    auto post = [&](const std::string& file, const std::string& headers = "-H 'Expect:'", std::size_t listener = 0) {
+        return run(server.curl("-i " + headers + " --data-binary @'" + file + "' '" + server.url("/Bundle", listener) +
+                               "'"))
+            .text;
+    };
+    CHECK(contains(post(full), "[200 1]")); // nothing else held: a body of the limit is served
+
+    // A slow client holds 1,024 bytes: it declares them, sends 10 and waits (until read_timeout, 408).
+    std::thread holder([&] {
+        run(server.s_client("printf 'POST /Bundle HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Length: 1024\\r\\n\\r\\n"
+                            "0123456789'"));
+    });
+    std::string refused;
+    for (int tries = 0; tries < 100 && !contains(refused, "[503"); ++tries) {
+        std::this_thread::sleep_for(20ms);
+        refused = post(full);
+    }
+    // 1,024 more would make 2,048 > 1,536: refused before the body is read, saying so, without a record.
+    CHECK(contains(refused, "HTTP/1.1 503"));
+    CHECK(contains(refused, "Retry-After: 1"));
+    CHECK(contains(refused, "\"resourceType\":\"OperationOutcome\""));
+    CHECK(contains(refused, "\"code\":\"transient\""));
+    CHECK(contains(refused, "[503 1]"));
+    // With Expect: 100-continue the refusal comes before the client sends its body.
+    CHECK(contains(post(full, "-H 'Expect: 100-continue'"), "[503 1]"));
+    // Chunked, so counted as it arrives: refused once it would pass the total.
+    CHECK(contains(post(full, "-H 'Transfer-Encoding: chunked'"), "[503 1]"));
+    // 500 more fits (1,524 <= 1,536).
+    CHECK(contains(post(small), "POST /Bundle ods= secure=yes body=500 [200 1]"));
+    // The other listener counts its own bodies: it is not refused for this one's.
+    CHECK(contains(post(full, "-H 'Expect:'", 1), "POST /Bundle ods= secure=yes body=1024 [200 1]"));
+    holder.join();
+
+    // Every share given back (the slow client's after its 408, the refused ones' at their close).
+    CHECK(contains(post(full), "POST /Bundle ods= secure=yes body=1024 [200 1]"));
+    CHECK(contains(post(full, "-H 'Transfer-Encoding: chunked'"), "body=1024 [200 1]"));
+}
+
+TEST_CASE("limits: bodies_bytes below body_bytes is refused at start") {
+    net::limits limits;
+    limits.body_bytes = 2048;
+    limits.bodies_bytes = 1024;
+    std::vector<net::listener> listeners;
+    listeners.push_back(tls_listener());
+    CHECK_THROWS_WITH_AS(net::server(std::move(listeners), limits, 1),
+                         doctest::Contains("--max-bodies-bytes (1024) is less than --max-body-bytes (2048)"),
+                         std::runtime_error);
 }
 
 TEST_CASE("limits: headers over header_bytes are refused with 431 and an OperationOutcome") {
