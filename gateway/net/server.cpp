@@ -104,6 +104,11 @@ struct server::impl {
     ~impl() {
         // The io_context goes first, while the listener and server state that abandoned sessions
         // refer to still exist; the acceptors and signal set go before it, as I/O objects must.
+        // No thread of the application may be posting an answer to it meanwhile, nor post one after.
+        {
+            const std::unique_lock lock(state.alive->mutex);
+            state.alive->open = false;
+        }
         for (auto& l : listeners)
             l->acceptor.reset();
         signals.reset();

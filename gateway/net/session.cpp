@@ -270,7 +270,8 @@ public:
 template <class Completion>
 class pending_response {
 public:
-    explicit pending_response(Completion completion) : completion_(std::move(completion)) {}
+    pending_response(Completion completion, std::shared_ptr<lifeline> alive)
+        : completion_(std::move(completion)), alive_(std::move(alive)) {}
     pending_response(const pending_response&) = delete;
     pending_response& operator=(const pending_response&) = delete;
 
@@ -286,6 +287,14 @@ public:
     void complete(rest::response response) {
         if (answered_.exchange(true, std::memory_order_acq_rel))
             return; // a second answer is a bug in the handler; the first one has gone out
+        const std::shared_lock lock(alive_->mutex); // released after `strand` is destroyed
+        if (!alive_->open) {
+            // The server has gone, having abandoned this session after its grace period. The
+            // completion holds the session's coroutine, which refers to the destroyed io_context:
+            // it can be neither resumed nor destroyed, so it is left (the process is ending).
+            static_cast<void>(new Completion(std::move(completion_)));
+            return;
+        }
         auto strand = asio::get_associated_executor(completion_);
         asio::post(strand, [completion = std::move(completion_), response = std::move(response)]() mutable {
             std::move(completion)(std::move(response));
@@ -294,15 +303,17 @@ public:
 
 private:
     Completion completion_;
+    std::shared_ptr<lifeline> alive_;
     std::atomic<bool> answered_{false};
 };
 
 /// Calls the application's handler and waits, without blocking a thread, for its response.
 /// Exceptions (bugs) become a 500 OperationOutcome here, and are logged.
-asio::awaitable<rest::response> call_handler(const rest::handler& handle, rest::request request) {
+asio::awaitable<rest::response> call_handler(const rest::handler& handle, rest::request request,
+                                             const std::shared_ptr<lifeline>& alive) {
     return asio::async_initiate<const asio::use_awaitable_t<>&, void(rest::response)>(
-        [&handle](auto completion, rest::request request) {
-            auto pending = std::make_shared<pending_response<decltype(completion)>>(std::move(completion));
+        [&handle, &alive](auto completion, rest::request request) {
+            auto pending = std::make_shared<pending_response<decltype(completion)>>(std::move(completion), alive);
             try {
                 handle(std::move(request),
                        [pending](rest::response response) { pending->complete(std::move(response)); });
@@ -480,7 +491,8 @@ asio::awaitable<ending> serve_requests(session<Stream>& s) {
         const unsigned version = parser.get().version();
         const bool head_request = parser.get().method() == http::verb::head;
         bool keep_alive = parser.get().keep_alive();
-        rest::response answer = co_await call_handler(s.listener().handle, to_request(parser.release(), s));
+        rest::response answer = co_await call_handler(s.listener().handle, to_request(parser.release(), s),
+                                                      s.listener().server.alive);
 
         keep_alive = keep_alive && !s.stopping();
         auto message = to_message(std::move(answer), version, head_request, keep_alive);

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string_view>
 #include <unordered_map>
 
@@ -19,11 +20,22 @@ namespace caregate::net::detail {
 
 class connection;
 
+/// Whether the server's io_context still exists, for the application's threads that answer
+/// requests. They post an answer to it only holding `mutex` shared, while `open`; the server clears
+/// `open`, holding `mutex` exclusively, before it destroys the io_context. So no thread is still
+/// posting (or holding a copy of a strand) when it goes, and an answer given after it has gone (to
+/// a session abandoned after the grace period) finds it closed. Shared with every pending answer.
+struct lifeline {
+    std::shared_mutex mutex;
+    bool open = true;
+};
+
 /// State every session of a server shares.
 struct server_state {
     explicit server_state(net::limits connection_limits) : limits(connection_limits) {}
 
     const net::limits limits;
+    const std::shared_ptr<detail::lifeline> alive = std::make_shared<detail::lifeline>();
     /// Set once, when the server begins to stop: sessions finish the request in hand and close.
     std::atomic<bool> stopping{false};
 
