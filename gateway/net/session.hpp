@@ -35,7 +35,8 @@ struct server_state {
     explicit server_state(net::limits connection_limits) : limits(connection_limits) {}
 
     const net::limits limits;
-    const std::shared_ptr<detail::lifeline> alive = std::make_shared<detail::lifeline>();
+    /// Whether the io_context still exists, for answers given on the application's threads.
+    const std::shared_ptr<lifeline> alive = std::make_shared<lifeline>();
     /// Set once, when the server begins to stop: sessions finish the request in hand and close.
     std::atomic<bool> stopping{false};
 
