@@ -41,8 +41,8 @@
 # Exit status: 0 when the three verdicts hold and every check passes; 1 otherwise (the failures are
 # named); 2 for a usage or set-up error. Work files (the copy of the database, the request lists,
 # the server's log, rss.tsv, windows.tsv, table.txt) are in bench/.data/soak/, replaced by each run;
-# the copy grows with the load (about 300 MiB a minute at 4,000 requests/s: the audit log, the
-# versions and their index rows), so a 30-minute run needs some 10 GB free there.
+# the copy grows with the load (about 450 MiB a minute at 5,400 requests/s: the audit log, the
+# versions and their index rows; 13 GB in a 30-minute run), so a 30-minute run needs some 15 GB free there.
 # Environment: CAREGATE (default build/caregate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
