@@ -2,7 +2,7 @@
 // written as predicates over resource_versions rows, for every query that returns versions or
 // their traces (search pages, totals, includes, chains, _has, history, the access log's names).
 // The gateway's guard::can_read decides the same rule for one version in C++; the tests of
-// tests/storage/access_test.cpp and tests/gateway/restricted_items_test.cpp keep the two in step.
+// tests/gateway/visibility_matrix_test.cpp keeps the two in step for every caller, item and path.
 //
 // Design notes: what every predicate keeps
 //
