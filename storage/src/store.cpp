@@ -39,7 +39,9 @@
 //     the hash of the record before (64 zeros for the first) and its hash = audit_hash(record). The
 //     writer thread is the only appender, so the chain is linear; its in-memory tip goes back with
 //     a rolled-back savepoint or transaction, so it always matches the last committed record.
-//     Triggers refuse UPDATE and DELETE on audit_log (and on break_glass_grants).
+//     Triggers refuse UPDATE and DELETE on audit_log (and on break_glass_grants). audit_tip and
+//     audit_hashes_at read committed records only, on a reader, so an anchor taken of the tip
+//     (audit_anchor.cpp) never names a record a rollback could take back.
 // 14. A write's audit record commits in the same transaction as the write; a failed write still
 //     commits its audit record (outcome "failed") with the group, and nothing of the write.
 // 15. A break-glass grant and its audit record commit together or not at all.
@@ -198,6 +200,7 @@ const std::string insert_audit_sql =
 const std::string audit_tip_sql = "SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1";
 const std::string audit_at_sql = "SELECT " + audit_columns + " FROM audit_log WHERE sequence = ?1";
 const std::string audit_walk_sql = "SELECT " + audit_columns + " FROM audit_log ORDER BY sequence";
+const std::string audit_hash_at_sql = "SELECT hash FROM audit_log WHERE sequence = ?1";
 
 // A citizen's standing in one statement (one read of one snapshot, where four statements took four):
 // held; a relationship (an active link while it has no end, an ended one while the end is recent);
@@ -2108,6 +2111,45 @@ fhir::result<store::audit_verification> store::verify_audit() const {
         if (rc != SQLITE_DONE)
             return detail::sqlite_failure(rc, "verifying the audit log");
         return verdict;
+    });
+}
+
+fhir::result<store::audit_chain_point> store::audit_tip() const {
+    auto found = audit_hashes_at({});
+    if (!found)
+        return std::move(found).failure();
+    return std::move(found->tip);
+}
+
+fhir::result<store::audit_chain_lookup> store::audit_hashes_at(const std::vector<std::int64_t>& sequences) const {
+    if (auto flushed = impl_->flush_audit(); !flushed)
+        return std::move(flushed).failure();
+    return impl_->with_reader<audit_chain_lookup>([&](connection& db) -> fhir::result<audit_chain_lookup> {
+        static const std::string doing = "reading the audit chain";
+        // One read transaction: the tip and every hash come from the same snapshot.
+        if (auto begun = db.run("BEGIN", doing); !begun)
+            return std::move(begun).failure();
+        struct end_read {
+            connection& db;
+            ~end_read() { db.run("COMMIT", doing); }
+        } ends{db};
+        audit_chain_lookup found;
+        auto tip = query_one<audit_chain_point>(
+            db, audit_tip_sql, doing, [](statement&) {},
+            [](const statement& row) { return audit_chain_point{row.integer(0), row.text(1)}; });
+        if (!tip)
+            return std::move(tip).failure();
+        found.tip = tip->value_or(audit_chain_point{0, genesis_hash});
+        found.hashes.reserve(sequences.size());
+        for (const std::int64_t sequence : sequences) {
+            auto hash = query_one<std::string>(
+                db, audit_hash_at_sql, doing, [&](statement& q) { q.bind(1, sequence); },
+                [](const statement& row) { return row.text(0); });
+            if (!hash)
+                return std::move(hash).failure();
+            found.hashes.push_back(std::move(*hash));
+        }
+        return found;
     });
 }
 

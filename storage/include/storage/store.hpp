@@ -345,6 +345,24 @@ public:
     /// The hash the chain gives a record (hex SHA-256 of previous_hash and the fields, length-prefixed).
     static std::string audit_hash(const audit_record& record);
 
+    /// A place in the audit chain: a record's sequence and hash. What an anchor outside the
+    /// database (storage/audit_anchor.hpp) pins down.
+    struct audit_chain_point {
+        std::int64_t sequence = 0; ///< 0: the chain is empty
+        std::string hash;          ///< the record's hash; 64 zeros for the empty chain
+    };
+    /// The newest committed record, after committing the records queued before the call (as
+    /// audit() does), so that the tip covers every request answered before it.
+    fhir::result<audit_chain_point> audit_tip() const;
+    /// The hashes of the records at `sequences` (in that order; nullopt where the log has no such
+    /// record) and the tip, all read in one snapshot, after committing what is queued: one
+    /// verification of many anchors without a writer round trip each.
+    struct audit_chain_lookup {
+        audit_chain_point tip;
+        std::vector<std::optional<std::string>> hashes;
+    };
+    fhir::result<audit_chain_lookup> audit_hashes_at(const std::vector<std::int64_t>& sequences) const;
+
     /// Counters of the writer's groups since open.
     store_statistics statistics() const;
 
