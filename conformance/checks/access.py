@@ -1,5 +1,5 @@
-"""Access control for providers, checked from outside (caregate's DESIGN.md section 4 and its default
-policy): who may see and change which part of a citizen's record, and the audit trail.
+"""Access control for providers, checked from outside (the README's "Who may see what" and caregate's
+default policy): who may see and change which part of a citizen's record, and the audit trail.
 
 These checks are specific to a shared care record with caregate's default policy, so they run only
 with `--identities FILE`, a JSON object naming the callers:
@@ -217,8 +217,82 @@ def access(ctx):
                        for c in p.get("coding", [])) for e in (glass.json() or {}).get("entry", [])):
             fail("the break-glass access is not flagged ETREAT in the audit trail")
 
+    def history_restricted():
+        # Written unrestricted, then labelled V (the GP's alone): the acute trust, related to the
+        # citizen, finds neither version in any history, nor by vread.
+        obs = _observation(tom, "laboratory")
+        obs["valueString"] = "restricted later"
+        oid = _created(who("gp_clinician").post("Observation", obs), "an unrestricted Observation")
+        paths = ("Observation/_history?_count=200", "_history?_count=200",
+                 "Observation/_history?_since=2000-01-01T00:00:00Z&_count=200")
+        if oid.encode() not in who("acute_clinician").get(paths[0]).body:
+            fail("the acute trust does not see the unrestricted Observation in its type history")
+        obs["id"] = oid
+        obs["meta"] = {"security": [{"system": CONFIDENTIALITY, "code": "V"}]}
+        _expect(who("gp_clinician").put("Observation/%s" % oid, obs), 200, "the GP labelling it V")
+        for path in paths:
+            h = who("acute_clinician").get(path)
+            _expect(h, 200, path)
+            if oid.encode() in h.body or b"restricted later" in h.body:
+                fail("%s shows an earlier version of an item restricted since" % path)
+        _expect(who("acute_clinician").get("Observation/%s/_history/1" % oid), 404, "vread of an item restricted since")
+
+    def provenance():
+        # A Provenance of an item the acute trust may not see (the GP's V Condition) is hidden from it,
+        # and ?target= answers the hidden id as one that does not exist.
+        v = _created(who("gp_clinician").post("Condition", _condition(tom, "active", "V")), "a V Condition")
+        prov = {"resourceType": "Provenance", "target": [{"reference": "Condition/%s" % v}],
+                "recorded": "2026-11-01T10:00:00Z", "reason": [{"text": "provenance of a restricted item"}],
+                "agent": [{"who": {"reference": "Organization/A81001"}}]}
+        pid = _created(who("gp_clinician").post("Provenance", prov), "the GP's Provenance of its V item")
+        _expect(who("gp_clinician").get("Provenance/%s" % pid), 200, "the GP reading its Provenance")
+        _expect(who("acute_clinician").get("Provenance/%s" % pid), 404, "another organisation reading it")
+        hidden = who("acute_clinician").get("Provenance?target=Condition/%s&_total=accurate" % v)
+        absent = who("acute_clinician").get("Provenance?target=Condition/no-such-condition&_total=accurate")
+        _expect(hidden, 200, "Provenance?target= a hidden item")
+        if (hidden.json() or {}).get("total") != 0 or (absent.json() or {}).get("total") != 0:
+            fail("Provenance?target= tells a hidden item from an absent one (totals %s and %s)"
+                 % ((hidden.json() or {}).get("total"), (absent.json() or {}).get("total")))
+        prov["agent"] = [{"who": {"reference": "Organization/RX1"}}]
+        refused = who("acute_clinician").post("Provenance", prov)
+        prov["target"] = [{"reference": "Condition/no-such-condition"}]
+        nothing = who("acute_clinician").post("Provenance", prov)
+        _expect(refused, 422, "a Provenance of an item the writer may not see")
+        _expect(nothing, 422, "a Provenance of an item that does not exist")
+        if refused.body != nothing.body:
+            fail("a Provenance of a hidden item is refused differently from one of an absent item")
+
+    def erasure():
+        # An erased citizen registered again starts an empty record: nothing of the old one in any
+        # history, vread or search.
+        nhs = random_test_nhs()
+        first = patient(nhs, rid=nhs)
+        first["generalPractitioner"] = [{"reference": "Organization/A81001"}]
+        first["telecom"] = [{"system": "phone", "value": "erased-telecom"}]
+        _expect(system.put("Patient/%s" % nhs, first), 201, "the citizen to erase")
+        obs = _observation(nhs, "laboratory")
+        obs["valueString"] = "erased content"
+        oid = _created(who("gp_clinician").post("Observation", obs), "an item of the record")
+        r = system.delete("Patient/%s?_cascade=delete" % nhs)
+        if r.status not in (200, 204):
+            fail("the erasure: expected 200 or 204, got %s" % r.summary())
+        again = patient(nhs)
+        again["generalPractitioner"] = [{"reference": "Organization/A81001"}]
+        _expect(who("gp_clinician").post("Patient", again), 201, "a new registration of the same NHS number")
+        for path in ("Observation/_history?_count=200", "_history?_count=200", "Patient/%s/_history" % nhs,
+                     "Observation?subject=Patient/%s" % nhs):
+            h = who("gp_clinician").get(path)
+            _expect(h, 200, path)
+            if oid.encode() in h.body or b"erased content" in h.body or b"erased-telecom" in h.body:
+                fail("%s shows the erased record" % path)
+        _expect(who("gp_clinician").get("Observation/%s/_history/1" % oid), 404, "vread of an erased item")
+        entries = (who("gp_clinician").get("Patient/%s/_history" % nhs).json() or {}).get("entry", [])
+        if len(entries) != 1:
+            fail("the new registration's history holds %d entries, not 1" % len(entries))
+
     for name, fn in (("tokens", tokens), ("relationship", relationship), ("policy_roles", policy_roles),
                      ("labels", labels), ("ownership", ownership), ("break_glass", break_glass),
-                     ("objection", objection), ("audit", audit)):
+                     ("objection", objection), ("history_restricted", history_restricted),
+                     ("provenance", provenance), ("erasure", erasure), ("audit", audit)):
         run(name, fn)
     who.close()

@@ -23,6 +23,8 @@ ResearchSubject RiskAssessment Schedule ServiceRequest Specimen SupplyDelivery S
 VisionPrescription""".split())
 
 PATIENT_REF_RE = re.compile(r"^Patient/[A-Za-z0-9\-\.]{1,64}(/_history/[A-Za-z0-9\-\.]{1,64})?$")
+# A relative literal reference to a resource: Type/id, optionally of one version.
+LITERAL_REF_RE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-\.]{1,64})(/_history/[A-Za-z0-9\-\.]{1,64})?$")
 
 
 # --- exact JSON: decimals keep their literal text ------------------------------------------
@@ -53,6 +55,32 @@ def dumps_exact(v):
 
 
 # --- rewriting -----------------------------------------------------------------------------
+def _literal_refs(node, found):
+    """Every relative literal reference (Type/id) in `node`, into the set `found`."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str):
+                m = LITERAL_REF_RE.match(value)
+                if m:
+                    found.add("%s/%s" % (m.group(1), m.group(2)))
+            else:
+                _literal_refs(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _literal_refs(item, found)
+    return found
+
+
+def _dangling(ctx, res, listed):
+    """Whether `res` refers to a resource of a served type that the server does not hold (the
+    official examples refer to each other): a server that keeps referential integrity refuses it."""
+    for ref in sorted(_literal_refs(res, set())):
+        rtype = ref.split("/")[0]
+        if rtype in listed and rtype != "Patient" and ctx.client.get(ref).status in (404, 410):
+            return ref
+    return None
+
+
 def rewrite_patient_refs(node, nhs):
     """Point every Patient reference at Patient/{nhs} (and NHS-number identifier references at
     {nhs}); returns how many were rewritten."""
@@ -132,7 +160,7 @@ def examples(ctx):
         ctx.result("examples", "cannot read the CapabilityStatement: %s" % e)
         return
     selectors = [s for s in ctx.only if s.startswith("examples.")] if ctx.only else []
-    counts = {"pass": 0, "fail": 0, "no_citizen": 0, "unlisted": 0, "audit": 0, "not_resource": 0,
+    counts = {"pass": 0, "fail": 0, "no_citizen": 0, "dangling": 0, "unlisted": 0, "audit": 0, "not_resource": 0,
               "not_writable": 0, "invalid_official": 0}
     files = _files(root)
     if not files:
@@ -170,7 +198,7 @@ def examples(ctx):
             continue
         try:
             outcome = _round_trip(ctx, res, rtype, codes,
-                                  known_invalid=os.path.basename(path) in INVALID_OFFICIAL_EXAMPLES)
+                                  known_invalid=os.path.basename(path) in INVALID_OFFICIAL_EXAMPLES, listed=listed)
         except CheckFailed as e:
             ctx.result(name, str(e))
             counts["fail"] += 1
@@ -184,6 +212,10 @@ def examples(ctx):
             ctx.log("SKIP %s: refused with 422; the official example is invalid: %s"
                     % (name, INVALID_OFFICIAL_EXAMPLES[os.path.basename(path)]))
             continue
+        if outcome == "dangling":
+            counts["dangling"] += 1
+            ctx.log("SKIP %s: refers to a resource the server does not hold, refused with 422" % name)
+            continue
         if outcome == "no_citizen":
             counts["no_citizen"] += 1
             ctx.log("SKIP %s: no citizen referenced, refused with 422" % name)
@@ -191,14 +223,14 @@ def examples(ctx):
         ctx.result(name)
         counts["pass"] += 1
     ctx.emit("examples summary: %d round-tripped, %d failed, %d skipped (no citizen), "
-             "%d skipped (invalid official example), "
+             "%d skipped (refers to a resource not held), %d skipped (invalid official example), "
              "%d skipped (type not in CapabilityStatement), %d skipped (AuditEvent), "
              "%d skipped (not writable), %d skipped (not a resource)"
-             % (counts["pass"], counts["fail"], counts["no_citizen"], counts["invalid_official"],
+             % (counts["pass"], counts["fail"], counts["no_citizen"], counts["dangling"], counts["invalid_official"],
                 counts["unlisted"], counts["audit"], counts["not_writable"], counts["not_resource"]))
 
 
-def _round_trip(ctx, res, rtype, codes, known_invalid=False):
+def _round_trip(ctx, res, rtype, codes, known_invalid=False, listed=None):
     c = ctx.client
     needs_patient = rewrite_patient_refs(_copy(res), "0000000000") > 0
     nhs = None
@@ -233,6 +265,8 @@ def _round_trip(ctx, res, rtype, codes, known_invalid=False):
             return "no_citizen"
         if r.status == 422 and known_invalid:
             return "invalid_official"
+        if r.status == 422 and listed is not None and _dangling(ctx, res, listed):
+            return "dangling"
         fail("%s refused: %s" % (r.method, _diagnostics(r)))
     if "id" not in res:
         try:

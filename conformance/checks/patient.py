@@ -1,4 +1,4 @@
-"""The patient-facing endpoint (caregate issue 6): what a citizen's app meets, checked from outside.
+"""The patient-facing endpoint: what a citizen's app meets, checked from outside.
 
 A second base URL (`--patient-base-url`), TLS without a client certificate, where citizens call with
 tokens shaped like NHS login's. These checks are specific to a shared care record with caregate's
@@ -22,6 +22,8 @@ a used database alike. Another citizen is a fresh random test number each run.
 - `demographics_only`: P5 reads their Patient (200), not an Observation (403).
 - `not_for_patient`: an Observation the GP labelled `meta.security` v3-ActCode NOPAT never appears to
   the citizen: read, search, `$everything` (the GP still reads it).
+- `access_log_withheld`: the GP's read of a NOPAT item is in the citizen's access log without the
+  item's id; an Observation labelled NOPAT after it was written is in none of their histories.
 - `access_log`: the GP's read of the citizen's record, and an acute clinician's break-glass access
   (ETREAT with its reason), appear in the citizen's AuditEvents with the organisation; another
   citizen's trail is empty to them, and a read by id of one of its records is 404.
@@ -310,6 +312,44 @@ def access_log(ctx):
     _expect(me.get("AuditEvent/%s" % theirs[0]["id"]), 404, "the citizen reading another citizen's AuditEvent")
     _, p5 = _citizen(ctx, "p5")
     _expect(p5.get("AuditEvent?patient=Patient/%s" % nhs), 403, "a P5 citizen reading the access log")
+
+
+@patient_check("access_log_withheld")
+def access_log_withheld(ctx):
+    """The GP's read of an item withheld from the citizen (NOPAT) is in their access log, without
+    naming the item; an item restricted after it was written leaves their history."""
+    rec = _record(ctx)
+    nhs, me = _citizen(ctx)
+    who = ctx.patient_callers
+    hidden = "Observation/%s" % rec["hidden"]
+    read = who("gp_clinician").get(hidden)
+    _expect(read, 200, "the GP reading its NOPAT item")
+    since = _server_time(read)
+    time.sleep(1.2)  # reads' audit records are committed within a second
+    events = _events(ctx, me, "AuditEvent?patient=Patient/%s&date=ge%s&_count=50" % (nhs, since))
+    gp_reads = [e for e in events if (_organisation(e).get("identifier") or {}).get("value") == GP
+                and e.get("action") == "R"]
+    if not gp_reads:
+        fail("the GP's read of a withheld item is not in the citizen's access log")
+    for e in events:
+        if hidden in [(x.get("what") or {}).get("reference") for x in e.get("entity") or []]:
+            fail("AuditEvent/%s names an item withheld from the citizen" % e.get("id"))
+        if rec["hidden"] in str(e):
+            fail("AuditEvent/%s mentions the id of an item withheld from the citizen" % e.get("id"))
+
+    obs = _observation(nhs)
+    del obs["valueQuantity"]
+    obs["valueString"] = "withheld later"
+    made = who("gp_clinician").post("Observation", obs)
+    _expect(made, 201, "the GP writing an Observation")
+    oid = made.json()["id"]
+    obs["id"] = oid
+    obs["meta"] = {"security": [{"system": ACT_CODE, "code": "NOPAT"}]}
+    _expect(who("gp_clinician").put("Observation/%s" % oid, obs), 200, "the GP withholding it")
+    for path in ("Observation/_history?_count=200", "_history?_count=200", "Observation/%s/_history/1" % oid):
+        r = me.get(path)
+        if oid.encode() in r.body or b"withheld later" in r.body:
+            fail("%s on the patient endpoint shows an item withheld since it was written" % path)
 
 
 # ---------------------------------------------------------------------------------------

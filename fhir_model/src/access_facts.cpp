@@ -269,22 +269,30 @@ bool records_objection(const rapidjson::Value& consent) {
     });
 }
 
-/// A relative literal reference "Type/id" to a supported type, or empty (absolute URLs, logical
-/// references, fragments and unsupported types name nothing stored here).
+/// The stored item a literal reference names, as "Type/id": relative ("Condition/1"), of one version
+/// ("Condition/1/_history/2"), or absolute ("https://host/fhir/Condition/1", this server's or
+/// another's: the item is judged as the one held here by that type and id, so that no spelling of a
+/// reference escapes the rule). Empty for logical references, fragments and unsupported types.
 std::string stored_item(const rapidjson::Value& reference) {
     if (!reference.IsObject())
         return {};
     auto literal = reference.FindMember("reference");
     if (literal == reference.MemberEnd() || !literal->value.IsString())
         return {};
-    const std::string_view text(literal->value.GetString(), literal->value.GetStringLength());
-    const auto slash = text.find('/');
-    if (slash == std::string_view::npos || slash == 0 || slash + 1 == text.size() ||
-        text.find('/', slash + 1) != std::string_view::npos)
+    std::string_view text(literal->value.GetString(), literal->value.GetStringLength());
+    if (const auto history = text.find("/_history/"); history != std::string_view::npos)
+        text = text.substr(0, history);
+    const auto slash = text.rfind('/');
+    if (slash == std::string_view::npos || slash == 0 || slash + 1 == text.size())
         return {};
-    if (!r4().is_supported(text.substr(0, slash)))
+    const auto type_start = text.rfind('/', slash - 1);
+    const std::string_view type = text.substr(type_start == std::string_view::npos ? 0 : type_start + 1,
+                                              slash - (type_start == std::string_view::npos ? 0 : type_start + 1));
+    if (type_start != std::string_view::npos && text.find("://") == std::string_view::npos)
+        return {}; // a relative reference of more segments than Type/id
+    if (!r4().is_supported(type))
         return {};
-    return std::string(text);
+    return std::string(type) + "/" + std::string(text.substr(slash + 1));
 }
 
 /// The stored items a resource of a type that points_at_items points at (item_targets).

@@ -305,3 +305,19 @@ TEST_CASE("canonical content: a meta left empty by removing versionId and lastUp
           R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/9000000009"}})");
     CHECK(result->id.empty());
 }
+
+TEST_CASE("item_targets: a Provenance points at its target and entity.what, in every spelling of a reference") {
+    const std::string provenance =
+        R"({"resourceType":"Provenance","target":[{"reference":"Condition/c1"},{"reference":"Observation/o1/_history/2"},)"
+        R"({"reference":"https://elsewhere.example/fhir/Encounter/e1"},{"reference":"Condition/c1"},{"reference":"#local"},)"
+        R"({"reference":"urn:uuid:0a3c1d2e-0000-4000-8000-000000000001"},{"reference":"MolecularSequence/m1"},)"
+        R"({"identifier":{"system":"x","value":"y"}}],"entity":[{"role":"source","what":{"reference":"DocumentReference/d1"}}],)"
+        R"("recorded":"2026-01-01T00:00:00Z","agent":[{"who":{"reference":"Practitioner/p1"}}]})";
+    CHECK(fhir::item_targets("Provenance", provenance) ==
+          std::vector<std::string>{"Condition/c1", "Observation/o1", "Encounter/e1", "DocumentReference/d1"});
+    CHECK(fhir::points_at_items("Provenance"));
+    CHECK_FALSE(fhir::points_at_items("Observation"));
+    // Other types point at nothing, whatever they reference.
+    CHECK(fhir::item_targets("Observation", R"({"resourceType":"Observation","hasMember":[{"reference":"Observation/x"}]})").empty());
+    CHECK(fhir::item_targets("Provenance", "not json").empty());
+}

@@ -243,6 +243,10 @@ TEST_CASE("Provenance: a writer cannot point at an item it may not see, and lear
         return std::string(doc["issue"][0]["diagnostics"].GetString());
     };
     CHECK(diagnostics(hidden) == diagnostics(absent));
+    // No other spelling of the reference escapes: one version of it, or an absolute URL.
+    CHECK(f.call_as(acute_clinician(), "POST", "/Provenance", provenance_of("Condition/" + bunmis + "/_history/1")).status == 422);
+    CHECK(f.call_as(acute_clinician(), "POST", "/Provenance",
+                    provenance_of(std::string(test_base_url) + "/Condition/" + bunmis)).status == 422);
     // A Provenance of a Provenance is refused: visibility follows one level.
     const std::string own = patient_fixture::created_id(f.call("POST", "/Provenance", provenance_of("Patient/9000000009")));
     CHECK(f.call("POST", "/Provenance", provenance_of("Provenance/" + own)).status == 422);
