@@ -327,7 +327,7 @@ std::vector<std::string> policy::patient_types(action act) const {
 }
 
 bool policy::scopes_permit(const profile& who, action act, std::string_view type) const noexcept {
-    return scopes_allow(who.caller->scopes, act, type, who.is_citizen() ? "patient" : "user");
+    return scopes_allow(who.caller->scopes, who.caller->scope_claimed, act, type, who.is_citizen() ? "patient" : "user");
 }
 
 bool policy::may_ever(const profile& who, action act, std::string_view type) const noexcept {
@@ -422,10 +422,10 @@ bool policy::break_glass_allowed(const profile& who) const noexcept {
                        [&](const std::string& g) { return who.in_group(g); });
 }
 
-bool scopes_allow(const std::vector<std::string>& scopes, action act, std::string_view type,
+bool scopes_allow(const std::vector<std::string>& scopes, bool claimed, action act, std::string_view type,
                   std::string_view context) noexcept {
     const bool patient = context == "patient";
-    if (scopes.empty())
+    if (!claimed)
         return !patient; // a citizen's app gets only what its scopes name
 
     // SMART v2 permission letters for the action; v1 read/write words.

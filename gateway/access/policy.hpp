@@ -173,9 +173,11 @@ private:
 };
 
 /// Whether SMART scopes allow `act` on `type`: v2 `user/Observation.rs`, `user/*.cruds`; v1
-/// `user/*.read`, `user/*.write`, `user/*.*`. An empty list (no scope claim) leaves it to the policy.
+/// `user/*.read`, `user/*.write`, `user/*.*`. `claimed` false (the token has no scope claim): a
+/// provider's access is left to the policy, a citizen's app gets nothing. A claim that names no scope
+/// ("", " ", []) grants nothing.
 /// `context` "user" (providers: `user/` and `system/` scopes) or "patient" (citizens: `patient/`).
-bool scopes_allow(const std::vector<std::string>& scopes, action act, std::string_view type,
+bool scopes_allow(const std::vector<std::string>& scopes, bool claimed, action act, std::string_view type,
                   std::string_view context = "user") noexcept;
 
 } // namespace caregate::access

@@ -1,10 +1,15 @@
-// Access control for providers (DESIGN.md section 4) through the handle() seam with the shipped
+// Access control for providers (README, the access model) through the handle() seam with the shipped
 // default policy: GP, acute, adult social care and ICS callers in clinical, nurse, admin, social
 // worker, information governance and system roles; relationships, break-glass, objections, labels,
 // ownership; tokens; and the audit trail. Every denial is 403 (never allowed) or 404 (may not see).
 #include "application_fixture.hpp"
 
+#include "auth/detail/jose.hpp"
+
 #include <rapidjson/document.h>
+
+#include <map>
+#include <optional>
 
 using namespace caregate::testing;
 
@@ -12,6 +17,7 @@ namespace {
 
 constexpr const char* tom = "9000000009";   // registered with the GP practice A81001
 constexpr const char* bunmi = "9000000017"; // registered nowhere the record knows of
+constexpr const char* ada = "9000000025";   // not held until a test records her
 
 std::string ref(const std::string& nhs) { return R"({"reference":"Patient/)" + nhs + R"("})"; }
 
@@ -328,4 +334,45 @@ TEST_CASE("audit: a write and its audit record commit together") {
         found = found || (record.action == "create" && record.resource_ids == id && record.nhs_number == tom &&
                           record.outcome == "success");
     CHECK(found); // no flush needed: it was in the write's transaction
+}
+
+// ---- rules no looser than the policy says ----
+
+namespace {
+
+/// A provider token as `who`'s, but with exactly `scope_claim` (raw JSON) as its scope claim.
+std::string token_with_scope(const identity& who, const std::string& scope_claim) {
+    namespace jose = caregate::auth::detail;
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const std::string payload = R"({"iss":")" + std::string(test_issuer) + R"(","aud":")" + test_base_url + R"(","sub":")" +
+                                who.user + R"(","ods_code":")" + who.ods + R"(","role":")" + who.role +
+                                R"(","scope":)" + scope_claim + R"(,"iat":)" + std::to_string(now) +
+                                R"(,"nbf":)" + std::to_string(now) + R"(,"exp":)" + std::to_string(now + 600) + "}";
+    const auto key = jose::private_key_from_pem(test_keys::get().private_pem);
+    const std::string input = jose::base64url_encode(R"({"alg":"RS256","typ":"JWT"})") + "." + jose::base64url_encode(payload);
+    return input + "." + jose::base64url_encode(jose::sign(jose::algorithm_of(key.get()), key.get(), input));
+}
+
+std::string care_team_json(const std::string& nhs, const std::string& manager, const std::string& member) {
+    return R"({"resourceType":"CareTeam","status":"active","subject":)" + ref(nhs) +
+           R"(,"managingOrganization":[{"reference":"Organization/)" + manager +
+           R"("}],"participant":[{"member":{"reference":"Organization/)" + member + R"("}}]})";
+}
+
+} // namespace
+
+TEST_CASE("scopes: a scope claim that names nothing (\"\", \" \", []) grants nothing; no claim leaves it to the policy") {
+    record_fixture f;
+    for (const std::string claim : {R"("")", R"(" ")", "[]"}) {
+        CAPTURE(claim);
+        const std::vector<caregate::rest::header_field> bearer = {{"Authorization", "Bearer " + token_with_scope(gp_clinician(), claim)}};
+        CHECK(f.call_as(gp_clinician(), "GET", "/Patient/9000000009", {}, bearer).status == 403);
+        CHECK(f.call_as(gp_clinician(), "GET", "/Condition?patient=9000000009", {}, bearer).status == 403);
+        CHECK(f.call_as(gp_clinician(), "POST", "/Condition", condition_json(tom, "active"), bearer).status == 403);
+    }
+    // The same token with a scope, and without the claim at all, as the README documents.
+    CHECK(f.call_as(gp_clinician(), "GET", "/Patient/9000000009", {},
+                    {{"Authorization", "Bearer " + token_with_scope(gp_clinician(), R"("user/Patient.rs")")}})
+              .status == 200);
+    CHECK(f.call_as(gp_clinician(), "GET", "/Patient/9000000009").status == 200);
 }
