@@ -32,7 +32,11 @@
 //     ODS code at all (tools and tests); checked inside the write transaction (see 8).
 // 11. Every organisation_links and objections row belongs to a current, live version, like
 //     citizen_links (5): replaced with each new version, removed with a deletion. Objections come
-//     from Consents only.
+//     from Consents only. An organisation_links row names the organisation that wrote the version
+//     (its `writer`), unless the writer has `any_owner` (the ICS's integration services) or no ODS
+//     code (tools): a relationship comes from what the related organisation recorded, so a link a
+//     version records to anyone else is not kept (a GP's Encounter naming an acute trust as its
+//     serviceProvider gives that trust nothing).
 // 12. A deletion marker keeps the owner, citizens, labels and facets of the version it deletes, so
 //     the history of a deleted resource is guarded as the resource was.
 // 13. The audit log only grows: sequences 1, 2, 3, ... without gaps, each record's previous_hash
@@ -343,9 +347,12 @@ access_rows access_rows_for(const write_request& request) {
             if (std::find(rows.citizens.begin(), rows.citizens.end(), link.nhs_number) == rows.citizens.end())
                 rows.citizens.push_back(link.nhs_number);
     }
+    // Invariant 11: only the writer's own links, unless the writer is the ICS's (any_owner) or a tool.
+    const bool keeps_every_link = request.any_owner || request.writer.empty();
     for (const auto& citizen : rows.citizens)
         for (const auto& link : request.access.organisations)
-            rows.links.push_back({citizen, link.ods, link.kind, link.active, link.ended});
+            if (keeps_every_link || link.ods == request.writer)
+                rows.links.push_back({citizen, link.ods, link.kind, link.active, link.ended});
     rows.objection = request.type == "Consent" && request.access.objection && !rows.citizens.empty();
     return rows;
 }

@@ -376,3 +376,65 @@ TEST_CASE("scopes: a scope claim that names nothing (\"\", \" \", []) grants not
               .status == 200);
     CHECK(f.call_as(gp_clinician(), "GET", "/Patient/9000000009").status == 200);
 }
+
+TEST_CASE("legitimate relationship: links another organisation's record names give the named organisation nothing") {
+    record_fixture f;
+    auto acute_sees_tom = [&] { return f.call_as(acute_clinician(), "GET", "/Patient/9000000009").status; };
+    auto social_care_sees_tom = [&] { return f.call_as(social_worker(), "GET", "/Patient/9000000009").status; };
+    const std::string gp_encounter = encounter_json(tom, "RX1", "in-progress");
+    SUBCASE("a GP's Encounter naming the acute trust as serviceProvider: create, conditional create, update, conditional update, patch") {
+        const auto id = f.create_as(gp_clinician(), "Encounter", gp_encounter);
+        CHECK(acute_sees_tom() == 404);
+        CHECK(f.call_as(gp_clinician(), "POST", "/Encounter", gp_encounter, {{"If-None-Exist", "identifier=https://gp.example/enc|1"}})
+                  .status == 201);
+        CHECK(acute_sees_tom() == 404);
+        std::string updated = gp_encounter;
+        updated.insert(1, R"("id":")" + id + R"(",)");
+        CHECK(f.call_as(gp_clinician(), "PUT", "/Encounter/" + id, updated).status == 200);
+        CHECK(acute_sees_tom() == 404);
+        std::string identified = gp_encounter;
+        identified.insert(1, R"("identifier":[{"system":"https://gp.example/enc","value":"2"}],)");
+        CHECK(f.call_as(gp_clinician(), "PUT", "/Encounter?identifier=https://gp.example/enc%7C2", identified).status == 201);
+        CHECK(acute_sees_tom() == 404);
+        const auto own = f.create_as(gp_clinician(), "Encounter", encounter_json(tom, "A81001", "in-progress"));
+        CHECK(f.call_as(gp_clinician(), "PATCH", "/Encounter/" + own,
+                        R"([{"op":"replace","path":"/serviceProvider/reference","value":"Organization/RX1"}])",
+                        {{"Content-Type", "application/json-patch+json"}})
+                  .status == 200);
+        CHECK(acute_sees_tom() == 404);
+    }
+    SUBCASE("in a transaction") {
+        // Organisations named by identifier: a transaction checks that literal references resolve.
+        auto by_identifier = [](std::string body, const std::string& ods) {
+            const std::string literal = R"({"reference":"Organization/)" + ods + R"("})";
+            return body.replace(body.find(literal), literal.size(),
+                                R"({"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":")" + ods + R"("}})");
+        };
+        const std::string bundle =
+            R"({"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"Encounter"},"resource":)" +
+            by_identifier(gp_encounter, "RX1") + R"(},{"request":{"method":"POST","url":"EpisodeOfCare"},"resource":)" +
+            by_identifier(episode_json(tom, "8JK23"), "8JK23") + "}]}";
+        auto answered = f.call_as(gp_clinician(), "POST", "", bundle);
+        REQUIRE_MESSAGE(answered.status == 200, answered.body);
+        CHECK(acute_sees_tom() == 404);
+        CHECK(social_care_sees_tom() == 404);
+    }
+    SUBCASE("an EpisodeOfCare or CareTeam naming other organisations; a Patient naming another practice") {
+        f.create_as(gp_clinician(), "EpisodeOfCare", episode_json(tom, "8JK23"));
+        f.create_as(gp_clinician(), "CareTeam", care_team_json(tom, "RX1", "8JK23"));
+        CHECK(acute_sees_tom() == 404);
+        CHECK(social_care_sees_tom() == 404);
+        // The acute trust records its own care: its own links count, those it names for others do not.
+        f.create_as(acute_clinician(), "CareTeam", care_team_json(tom, "RX1", "8JK23"));
+        CHECK(acute_sees_tom() == 200);
+        CHECK(social_care_sees_tom() == 404);
+        auto registered = f.call_as(acute_clinician(), "PUT", std::string("/Patient/") + ada,
+                                    patient_json(ada, R"("id":"9000000025","generalPractitioner":[{"reference":"Organization/A81001"}])"));
+        REQUIRE_MESSAGE(registered.status == 201, registered.body);
+        CHECK(f.call_as(gp_clinician(), "GET", std::string("/Patient/") + ada).status == 404);
+    }
+    SUBCASE("what the ICS's integration service records counts") {
+        f.create_as(system_identity(), "Encounter", gp_encounter);
+        CHECK(acute_sees_tom() == 200);
+    }
+}
