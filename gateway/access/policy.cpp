@@ -85,10 +85,21 @@ bool grant_matches(const type_grant& grant, std::string_view type, const std::ve
     // "*" is every type of the record; the audit trail (AuditEvent) is granted only by name.
     if (grant.type == "*" ? type == "AuditEvent" : grant.type != type)
         return false;
-    if (grant.where.empty() || facets == nullptr)
-        return true;
-    return std::any_of(grant.where.begin(), grant.where.end(),
-                       [&](const std::string& facet) { return contains(*facets, facet); });
+    return facets == nullptr || fhir::facets_satisfy(grant.where, *facets);
+}
+
+/// A `where` entry names an element, a code system and a code: "element=system|code". Anything else
+/// (a bare code, as older policies wrote) would match no facet and silently narrow the grant.
+void check_where(const std::vector<std::string>& where, const std::string& at) {
+    for (const std::string& facet : where) {
+        const auto equals = facet.find('=');
+        const auto bar = facet.find('|', equals == std::string::npos ? 0 : equals);
+        if (equals == std::string::npos || equals == 0 || bar == std::string::npos || bar == equals + 1 ||
+            bar + 1 == facet.size())
+            throw std::invalid_argument(at + ": \"" + facet +
+                                        "\" in \"where\" must be element=system|code, e.g. "
+                                        "category=http://terminology.hl7.org/CodeSystem/observation-category|survey");
+    }
 }
 
 } // namespace
@@ -150,8 +161,10 @@ void read_grants(const Value& item, const std::string& where, rule& r) {
         for (const auto& grant : list->value.GetArray()) {
             if (grant.IsString())
                 r.grants[a].push_back({grant.GetString(), {}});
-            else if (grant.IsObject())
+            else if (grant.IsObject()) {
                 r.grants[a].push_back({text(grant, "type", where + " " + key), texts(grant, "where", where + " " + key)});
+                check_where(r.grants[a].back().where, where + " " + key);
+            }
             else
                 throw std::invalid_argument(where + ": \"" + key + "\" holds type names or {\"type\", \"where\"}");
         }
@@ -392,12 +405,11 @@ policy::read_scope policy::scope_for(const profile& who, action act, std::string
             scope.any = true;
             if (grant.where.empty())
                 scope.whole = true;
-            for (const auto& facet : grant.where)
-                if (!contains(scope.facets, facet))
-                    scope.facets.push_back(facet);
+            else if (std::find(scope.parts.begin(), scope.parts.end(), grant.where) == scope.parts.end())
+                scope.parts.push_back(grant.where); // grants are alternatives: never merged into one
         }
     if (scope.whole)
-        scope.facets.clear();
+        scope.parts.clear();
     return scope;
 }
 

@@ -438,3 +438,129 @@ TEST_CASE("legitimate relationship: links another organisation's record names gi
         CHECK(acute_sees_tom() == 200);
     }
 }
+
+TEST_CASE("break-glass: a grant follows the user, organisation and role that opened it, not the user into another role") {
+    record_fixture f;
+    identity emergency = acute_clinician();
+    emergency.user = "acute-doctor-7";
+    emergency.purpose = "ETREAT";
+    emergency.reason = "unconscious in A&E";
+    REQUIRE(f.call_as(emergency, "GET", "/Patient/9000000009").status == 200);
+    f.flush();
+    identity same_role = acute_clinician();
+    same_role.user = "acute-doctor-7";
+    CHECK(f.call_as(same_role, "GET", "/Patient/9000000009").status == 200);
+    // The same person with an admin token of the same organisation: the grant was not theirs as admin.
+    identity as_admin = acute_admin();
+    as_admin.user = "acute-doctor-7";
+    CHECK(f.call_as(as_admin, "GET", "/Patient/9000000009").status == 404);
+    auto found = f.call_as(as_admin, "GET", "/Patient?_id=9000000009&_total=accurate");
+    REQUIRE(found.status == 200);
+    CHECK(json_of(found)["total"].GetInt() == 0);
+    identity as_nurse = acute_clinician();
+    as_nurse.user = "acute-doctor-7";
+    as_nurse.role = "R8001";
+    CHECK(f.call_as(as_nurse, "GET", "/Patient/9000000009").status == 404);
+}
+
+TEST_CASE("break-glass: the grant lasts the policy's minutes from the request's time, and not a moment longer") {
+    record_fixture f;
+    identity emergency = acute_clinician();
+    emergency.purpose = "ETREAT";
+    emergency.reason = "unconscious in A&E";
+    REQUIRE(f.call_as(emergency, "GET", "/Patient/9000000009").status == 200);
+    f.flush();
+    caregate::storage::store::audit_query query;
+    query.purpose = "ETREAT";
+    auto page = f.store->audit(query);
+    REQUIRE(page.ok());
+    std::optional<caregate::storage::timestamp> opened;
+    for (const auto& record : page->records)
+        if (record.action == "break-glass")
+            opened = record.time; // the request's time, which the guard was given
+    REQUIRE(opened);
+    const caregate::storage::timestamp window = 480LL * 60 * 1'000'000; // default-policy.json: "minutes": 480
+    REQUIRE(f.policy.break_glass_micros() == window);
+    auto until = [&](caregate::storage::timestamp now) {
+        auto standing = f.store->standing(tom, "RX1", "acute-doctor-1", "R8000", 0, now);
+        REQUIRE(standing.ok());
+        return standing->break_glass_until;
+    };
+    CHECK(until(*opened) == *opened + window);
+    CHECK(until(*opened + window - 1) == *opened + window);
+    CHECK_FALSE(until(*opened + window));
+
+    // A policy of one minute: the guard opens the record at the request's time, and a request a minute
+    // later finds it closed.
+    std::string one_minute(caregate::access::default_policy_json);
+    one_minute.replace(one_minute.find(R"("minutes": 480)"), std::string(R"("minutes": 480)").size(), R"("minutes": 1)");
+    const auto brief = caregate::access::policy::parse(one_minute);
+    caregate::access::guard guard(brief, f.organisations, *f.tokens, *f.store);
+    emergency.user = "acute-doctor-8";
+    caregate::rest::request req;
+    req.headers.push_back({"Authorization", "Bearer " + token_for(emergency)});
+    req.secure = true;
+    req.client_ods = "RX1";
+    const caregate::storage::timestamp now = caregate::access::now_micros();
+    std::map<std::string, caregate::access::citizen_view> views;
+    auto doctor_8 = guard.authenticate(req, now / 1'000'000);
+    REQUIRE(doctor_8.ok());
+    auto opened_now = guard.open_citizen(*doctor_8, bunmi, "request-1", now, views, true);
+    REQUIRE(opened_now.ok());
+    CHECK(opened_now->break_glass);
+    f.flush();
+    auto later = [&](caregate::storage::timestamp at) {
+        std::map<std::string, caregate::access::citizen_view> fresh;
+        auto view = guard.open_citizen(*doctor_8, bunmi, "request-2", at, fresh, false);
+        REQUIRE(view.ok());
+        return view->open;
+    };
+    CHECK(later(now + 59'000'000));
+    CHECK_FALSE(later(now + 60'000'000));
+}
+
+TEST_CASE("policy: a part-of-type grant needs every value of the element, in the named code system") {
+    record_fixture f;
+    f.create_as(system_identity(), "EpisodeOfCare", episode_json(tom, "8JK23"));
+    const std::string category_system = "http://terminology.hl7.org/CodeSystem/observation-category";
+    auto with_categories = [&](const std::string& codings) {
+        return R"({"resourceType":"Observation","status":"final","category":[)" + codings +
+               R"(],"code":{"text":"an observation"},"subject":)" + ref(tom) + "}";
+    };
+    auto category = [&](const std::string& code, const std::string& system) {
+        return R"({"coding":[{"system":")" + system + R"(","code":")" + code + R"("}]})";
+    };
+    const std::string mixed = with_categories(category("social-history", category_system) + "," + category("laboratory", category_system));
+    const std::string foreign = with_categories(category("social-history", "http://example.org/x"));
+    const std::string text_only = with_categories(category("social-history", category_system) + R"(,{"text":"laboratory"})");
+    // Reads: what the GP wrote.
+    const auto mixed_id = f.create_as(gp_clinician(), "Observation", mixed);
+    const auto foreign_id = f.create_as(gp_clinician(), "Observation", foreign);
+    const auto text_id = f.create_as(gp_clinician(), "Observation", text_only);
+    const auto social_id = f.create_as(gp_clinician(), "Observation",
+                                       with_categories(category("social-history", category_system) + "," + category("survey", category_system)));
+    CHECK(f.call_as(social_worker(), "GET", "/Observation/" + mixed_id).status == 404);
+    CHECK(f.call_as(social_worker(), "GET", "/Observation/" + foreign_id).status == 404);
+    CHECK(f.call_as(social_worker(), "GET", "/Observation/" + text_id).status == 404);
+    CHECK(f.call_as(social_worker(), "GET", "/Observation/" + social_id).status == 200);
+    auto found = f.call_as(social_worker(), "GET", std::string("/Observation?patient=") + tom + "&_total=accurate");
+    REQUIRE(found.status == 200);
+    CHECK(json_of(found)["total"].GetInt() == 1);
+    CHECK(found.body.find(social_id) != std::string::npos);
+    const std::string other_status =
+        R"({"resourceType":"Condition","clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"},{"system":"http://example.org/x","code":"active"}]},"code":{"text":"a condition"},"subject":)" +
+        ref(tom) + "}";
+    CHECK(f.call_as(social_worker(), "GET", "/Condition/" + f.create_as(gp_clinician(), "Condition", other_status)).status == 404);
+    // Writes: the social worker's own.
+    CHECK(f.call_as(social_worker(), "POST", "/Observation", mixed).status == 403);
+    CHECK(f.call_as(social_worker(), "POST", "/Observation", foreign).status == 403);
+    CHECK(f.call_as(social_worker(), "POST", "/Observation", text_only).status == 403);
+    CHECK(f.call_as(social_worker(), "POST", "/Observation", with_categories(category("social-history", category_system))).status == 201);
+}
+
+TEST_CASE("policy: a `where` entry must name element=system|code; a bare code stops the server at start") {
+    std::string old_style(caregate::access::default_policy_json);
+    const std::string entry = R"("category=http://terminology.hl7.org/CodeSystem/observation-category|survey")";
+    old_style.replace(old_style.find(entry), entry.size(), R"("category=survey")");
+    CHECK_THROWS_AS(caregate::access::policy::parse(old_style), std::invalid_argument);
+}
