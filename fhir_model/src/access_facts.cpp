@@ -5,9 +5,15 @@
 //    cannot create a relationship or an objection, nor a contained resource's labels restrict the root.
 // 2. The DOM has been validated, so elements have their R4 JSON types; a value of another shape is
 //    skipped here, never reported.
-// 3. Facets only ever grant (policy rules that grant part of a type match on them), so leaving a code
-//    out can only narrow access: codes longer than max_facet_code_length or holding a line break are
-//    left out. Labels only ever narrow, so none is left out; one the store cannot keep is refused.
+// 3. Facets grant and refuse alike: a rule granting part of a type needs every value of the elements
+//    it names to be allowed (facets_satisfy), so no value may be left out, or a value the rule does
+//    not allow could ride along unseen. A facet is "element=system|code"; a value that cannot be
+//    named so exactly (a coding without code or system, a CodeableConcept with text only, a system
+//    longer than max_facet_system_length, a code longer than max_facet_code_length, either holding
+//    a line break) is kept as "element=|" or "element=|code", which no rule names (the policy refuses
+//    a `where` entry without both). Only Coding and CodeableConcept elements give facets: a bare
+//    `code` has no system to name. Labels only ever narrow, so none is left out; one the store
+//    cannot keep is refused.
 // 4. An organisation is named by ODS code only: a relative `Organization/{ODS}`, or an identifier with
 //    ods_code_system. An absolute URL, a contained (#id) or urn:uuid reference, a reference to another
 //    type, or a reference and identifier that disagree name no organisation (no link, so no access).
@@ -24,6 +30,7 @@
 #include "json.hpp"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -81,30 +88,44 @@ void collect_facets(const rapidjson::Value& resource, const type_def& type, std:
         if (def == nullptr || def->primitive_part)
             continue;
         const std::string_view type_name = def->type->name;
-        if (type_name != "code" && type_name != "Coding" && type_name != "CodeableConcept")
+        if (type_name != "Coding" && type_name != "CodeableConcept")
             continue;
-        auto add = [&](std::string_view code) {
-            if (code.empty() || code.size() > max_facet_code_length || holds_line_break(code))
-                return;
+        auto keepable = [](std::string_view text, std::size_t longest) {
+            return !text.empty() && text.size() <= longest && !holds_line_break(text);
+        };
+        // One value (design note 3): "name=system|code", or a form no rule names.
+        auto add_coding = [&](const rapidjson::Value& coding) {
+            const std::string_view system = string_member(coding, "system").value_or("");
+            const std::string_view code = string_member(coding, "code").value_or("");
             std::string facet(name);
             facet += '=';
-            facet += code;
+            const bool code_kept = keepable(code, max_facet_code_length);
+            if (code_kept && keepable(system, max_facet_system_length)) {
+                facet += system;
+                facet += '|';
+                facet += code;
+            } else {
+                facet += '|';
+                if (code_kept)
+                    facet += code;
+            }
             out.push_back(std::move(facet));
         };
-        auto add_coding = [&](const rapidjson::Value& coding) {
-            if (auto code = string_member(coding, "code"))
-                add(*code);
-        };
         for_each_item(&member.value, [&](const rapidjson::Value& item) {
-            if (type_name == "code") {
-                if (is_string(item)) // a null in an array of codes stands for one with extensions only
-                    add(view(item));
-            } else if (type_name == "Coding") {
+            if (!item.IsObject())
+                return;
+            if (type_name == "Coding") {
                 add_coding(item);
-            } else if (const rapidjson::Value* codings = find(item, "coding"); codings && codings->IsArray()) {
-                for (const auto& coding : codings->GetArray())
-                    add_coding(coding);
+                return;
             }
+            const rapidjson::Value* codings = find(item, "coding");
+            if (codings == nullptr || !codings->IsArray() || codings->Empty()) {
+                add_coding(rapidjson::Value(rapidjson::kObjectType)); // text only: a value naming no code
+                return;
+            }
+            for (const auto& coding : codings->GetArray())
+                if (coding.IsObject())
+                    add_coding(coding);
         });
     }
     std::sort(out.begin(), out.end());
@@ -313,6 +334,38 @@ void collect_targets(const rapidjson::Value& resource, std::vector<std::string>&
 }
 
 } // namespace
+
+} // namespace caregate::fhir::detail
+
+namespace caregate::fhir {
+
+bool facets_satisfy(const std::vector<std::string>& where, const std::vector<std::string>& facets) {
+    for (std::size_t i = 0; i < where.size(); ++i) {
+        const auto equals = where[i].find('=');
+        if (equals == std::string::npos)
+            return false; // not a facet: the policy refuses these, and an unknown shape grants nothing
+        const std::string_view element(where[i].data(), equals + 1); // "category="
+        // Each element is decided once, at its first entry.
+        if (std::any_of(where.begin(), where.begin() + static_cast<std::ptrdiff_t>(i),
+                        [&](const std::string& earlier) { return earlier.starts_with(element); }))
+            continue;
+        bool carried = false;
+        for (const std::string& facet : facets) {
+            if (!facet.starts_with(element))
+                continue;
+            carried = true;
+            if (std::find(where.begin(), where.end(), facet) == where.end())
+                return false;
+        }
+        if (!carried)
+            return false;
+    }
+    return true;
+}
+
+} // namespace caregate::fhir
+
+namespace caregate::fhir::detail {
 
 result<access_facts> find_access_facts(const rapidjson::Value& resource, const type_def& type) {
     access_facts out;

@@ -16,8 +16,10 @@ namespace caregate::fhir::detail {
 
 /// The system of NHS Organisation Data Service codes, by which an organisation is referenced logically.
 
-/// Longest code that becomes a facet; policy rules name short codes, and a facet is stored per version.
+/// Longest code and code system a facet names exactly; policy rules name short codes of well-known
+/// systems, and a facet is stored per version. A longer one is kept as a value no rule names.
 inline constexpr std::size_t max_facet_code_length = 64;
+inline constexpr std::size_t max_facet_system_length = 256;
 
 /// The access facts of `resource`, a root resource of `type` that validate_resource accepted.
 /// Contained resources never count. Errors: invalid, for a meta.security code that holds a line break

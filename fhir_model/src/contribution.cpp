@@ -1,6 +1,7 @@
-// Marking a patient contribution (contribution.hpp), on the json layer's DOM (json.hpp) so that numbers
-// keep their text and members their order, as patch.cpp does. Not the decision whether the caller may
-// write, nor validation: the result goes through prepare_resource like any other body.
+// Setting the server's provenance marks (contribution.hpp) on every write, and marking a patient
+// contribution, on the json layer's DOM (json.hpp) so that numbers keep their text and members their
+// order, as patch.cpp does. Not the decision whether the caller may write, nor validation: the result
+// goes through prepare_resource like any other body.
 //
 // Design notes:
 // 1. All or nothing: the checks that refuse (someone else named) run over the DOM before anything is
@@ -8,12 +9,19 @@
 // 2. Only the root resource is marked: a contained resource is part of the contribution, not another.
 // 3. A value of the wrong JSON shape is neither marked nor refused here: validation refuses it with
 //    the expression the client expects, and a refused body is never stored.
+// 4. The marks are the server's: whatever a client sends that looks like one (is_marker_coding,
+//    is_marker_source: any case, any spelling of the words, with or without the system, in meta.tag
+//    or meta.security) is taken out, and the server's own are put in only for a contribution. Marking
+//    what is marked already changes nothing: the server's tag keeps its place, so that a client
+//    sending back what it read makes no new version.
 #include "fhir_model/contribution.hpp"
 
 #include "fhir_model/nhs_number.hpp"
 #include "json.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <iterator>
 
 namespace caregate::fhir {
 
@@ -116,12 +124,94 @@ void fill_maker(Value& resource, const maker_element& element, std::string_view 
         list.PushBack(citizen_reference(nhs_number, alloc), alloc);
 }
 
+/// Letters and digits only, lower-cased: "Patient_Contributed" and "patient-contributed" alike.
+std::string folded(std::string_view text) {
+    std::string out;
+    for (const char c : text)
+        if (std::isalnum(static_cast<unsigned char>(c)))
+            out += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+/// The server's own tag, exactly: the one a contribution keeps.
 bool is_contribution_tag(const Value& coding) {
     return string_member(coding, "system") == provenance_tag_system &&
            string_member(coding, "code") == patient_contributed_code;
 }
 
-/// meta.tag with the patient-contributed tag once, and meta.source the patient endpoint.
+/// A coding a reader could take for the server's provenance mark: of the server's provenance system
+/// (any code), or whose code or display reads as the mark's in any case or spelling, in any system or
+/// none.
+bool is_marker_coding(const Value& coding) {
+    if (!coding.IsObject())
+        return false;
+    std::string system = folded(string_member(coding, "system").value_or(""));
+    for (std::string_view scheme : {"https", "http"}) // http: or https:, either spelling of the system
+        if (system.starts_with(scheme)) {
+            system.erase(0, scheme.size());
+            break;
+        }
+    const std::string code = folded(string_member(coding, "code").value_or(""));
+    const std::string display = folded(string_member(coding, "display").value_or(""));
+    static const std::string marks[] = {folded(patient_contributed_code), folded(patient_contributed_display)};
+    static const std::string own_system = folded(provenance_tag_system).substr(std::string_view("https").size());
+    return system == own_system ||
+           std::any_of(std::begin(marks), std::end(marks),
+                       [&](const std::string& mark) { return code == mark || display == mark; });
+}
+
+/// A meta.source only the server may give: in the server's own namespace, or naming the patient
+/// endpoint (in any case or spelling).
+bool is_marker_source(std::string_view source) {
+    const std::string text = folded(source);
+    return text.find(folded(server_host)) != std::string::npos ||
+           text.find("patientendpoint") != std::string::npos;
+}
+
+/// Whether `text` could hold a look-alike mark at all: none of the words the marks are made of, in
+/// any case or spelling, and no escape that could spell them. Most providers' writes stop here, unparsed.
+bool may_hold_marks(std::string_view text) {
+    if (text.find("\\u") != std::string_view::npos)
+        return true;
+    const std::string words = folded(text);
+    return words.find("contributed") != std::string::npos || words.find("caregate") != std::string::npos ||
+           words.find("endpoint") != std::string::npos || words.find("provenance") != std::string::npos;
+}
+
+/// Takes every look-alike mark out of meta.tag, meta.security and meta.source (design note 4), but
+/// the server's own tag when `keep_own` (a contribution keeps it in its place); an array or meta left
+/// empty goes (FHIR JSON has no empty arrays or objects).
+void clear_marks(Value& resource, bool keep_own) {
+    auto meta = resource.FindMember("meta");
+    if (meta == resource.MemberEnd() || !meta->value.IsObject())
+        return;
+    Value& m = meta->value;
+    for (const char* list : {"tag", "security"}) {
+        auto codings = m.FindMember(list);
+        if (codings == m.MemberEnd() || !codings->value.IsArray())
+            continue;
+        Value& items = codings->value;
+        bool kept_own = false;
+        for (rapidjson::SizeType i = 0; i < items.Size();) {
+            const bool own = keep_own && !kept_own && std::string_view(list) == "tag" && is_contribution_tag(items[i]);
+            kept_own = kept_own || own;
+            if (!own && is_marker_coding(items[i]))
+                items.Erase(items.Begin() + i);
+            else
+                ++i;
+        }
+        if (items.Empty())
+            m.EraseMember(codings);
+    }
+    if (auto source = m.FindMember("source"); source != m.MemberEnd() && source->value.IsString() &&
+                                              is_marker_source(detail::view(source->value)))
+        m.EraseMember(source);
+    if (m.ObjectEmpty())
+        resource.EraseMember(meta);
+}
+
+/// meta.tag with the patient-contributed tag once (the server's spelling of it), and meta.source the
+/// patient endpoint.
 void mark_meta(Value& resource, allocator& alloc) {
     auto meta = resource.FindMember("meta");
     if (meta == resource.MemberEnd()) {
@@ -137,12 +227,16 @@ void mark_meta(Value& resource, allocator& alloc) {
         m.AddMember("tag", Value(rapidjson::kArrayType), alloc);
         tags = m.FindMember("tag");
     }
-    if (tags->value.IsArray() && std::none_of(tags->value.Begin(), tags->value.End(), is_contribution_tag)) {
+    if (tags->value.IsArray()) {
         Value tag(rapidjson::kObjectType);
         tag.AddMember("system", text_value(provenance_tag_system, alloc), alloc);
         tag.AddMember("code", text_value(patient_contributed_code, alloc), alloc);
         tag.AddMember("display", text_value(patient_contributed_display, alloc), alloc);
-        tags->value.PushBack(tag, alloc);
+        auto own = std::find_if(tags->value.Begin(), tags->value.End(), is_contribution_tag);
+        if (own != tags->value.End())
+            *own = tag; // in its place, as the server writes it
+        else
+            tags->value.PushBack(tag, alloc);
     }
 
     if (auto source = m.FindMember("source"); source != m.MemberEnd())
@@ -153,7 +247,9 @@ void mark_meta(Value& resource, allocator& alloc) {
 
 } // namespace
 
-result<std::string> mark_contribution(std::string_view resource, std::string_view nhs_number) {
+result<std::string> mark_provenance(std::string_view resource, std::string_view citizen, bool contribution) {
+    if (citizen.empty() && !contribution && !may_hold_marks(resource))
+        return std::string(resource);
     rapidjson::Document doc;
     if (auto parsed = detail::parse_json(resource, doc); !parsed)
         return std::move(parsed).failure();
@@ -161,29 +257,24 @@ result<std::string> mark_contribution(std::string_view resource, std::string_vie
     if (!doc.IsObject() || !type)
         return std::string(resource); // not a resource: prepare_resource says so
     const std::string type_name(*type); // the DOM changes below
-    for (const maker_element& element : maker_elements)
-        if (element.type == type_name)
-            if (auto checked = check_maker(doc, element, nhs_number); !checked)
-                return std::move(checked).failure();
+    if (!citizen.empty())
+        for (const maker_element& element : maker_elements)
+            if (element.type == type_name)
+                if (auto checked = check_maker(doc, element, citizen); !checked)
+                    return std::move(checked).failure();
     auto& alloc = doc.GetAllocator();
-    for (const maker_element& element : maker_elements)
-        if (element.type == type_name)
-            fill_maker(doc, element, nhs_number, alloc);
-    mark_meta(doc, alloc);
+    if (!citizen.empty())
+        for (const maker_element& element : maker_elements)
+            if (element.type == type_name)
+                fill_maker(doc, element, citizen, alloc);
+    clear_marks(doc, contribution);
+    if (contribution)
+        mark_meta(doc, alloc);
     return detail::write_json(doc);
 }
 
-bool carries_contribution_tag(std::string_view resource) {
-    // Without the code's text, or an escape that could spell it, the tag cannot be there.
-    if (resource.find(patient_contributed_code) == std::string_view::npos &&
-        resource.find("\\u") == std::string_view::npos)
-        return false;
-    rapidjson::Document doc;
-    if (!detail::parse_json(resource, doc))
-        return false;
-    const Value* meta = find(doc, "meta");
-    const Value* tags = meta ? find(*meta, "tag") : nullptr;
-    return tags != nullptr && tags->IsArray() && std::any_of(tags->Begin(), tags->End(), is_contribution_tag);
+result<std::string> mark_contribution(std::string_view resource, std::string_view nhs_number) {
+    return mark_provenance(resource, nhs_number, true);
 }
 
 } // namespace caregate::fhir

@@ -93,7 +93,7 @@ fhir::result<citizen_view> guard::open_citizen(const profile& who, const std::st
         // sharing with organisations, not with them.
         citizen_view view;
         if (nhs_number == who.citizen) {
-            auto standing = store_.standing(nhs_number, who.org->ods, who.caller->user, now, now);
+            auto standing = store_.standing(nhs_number, who.org->ods, who.caller->user, who.caller->role, now, now);
             if (!standing)
                 return std::move(standing).failure();
             view.open = standing->held;
@@ -101,7 +101,8 @@ fhir::result<citizen_view> guard::open_citizen(const profile& who, const std::st
         views.emplace(nhs_number, view);
         return view;
     }
-    auto standing = store_.standing(nhs_number, who.org->ods, who.caller->user, now - policy_.recent_micros(), now);
+    auto standing = store_.standing(nhs_number, who.org->ods, who.caller->user, who.caller->role,
+                                    now - policy_.recent_micros(), now);
     if (!standing)
         return std::move(standing).failure();
     citizen_view view;
@@ -118,7 +119,10 @@ fhir::result<citizen_view> guard::open_citizen(const profile& who, const std::st
         view.open = true;
         view.break_glass = true;
     } else if (may_break_glass && who.break_glass_requested() && policy_.break_glass_allowed(who)) {
-        storage::break_glass_grant grant{nhs_number, who.org->ods, who.caller->user, who.caller->reason, now,
+        // Bound to the user, organisation and role that opened it: the same user's token for another
+        // role (an admin one, say) does not inherit the emergency access.
+        storage::break_glass_grant grant{nhs_number,         who.org->ods, who.caller->user,
+                                         who.caller->role,   who.caller->reason, now,
                                          now + policy_.break_glass_micros(), request_id};
         storage::audit_record record = audit_for(who, request_id, now, "break-glass");
         record.nhs_number = nhs_number;
@@ -202,14 +206,17 @@ storage::search_visibility guard::search_visibility(const profile& who, storage:
     out.all_citizens = policy_.all_citizens(who);
     out.organisation = who.org->ods;
     out.user = who.caller->user;
+    out.role = who.caller->role;
     out.now = now;
     out.recent_since = now - policy_.recent_micros();
     out.objection_binds = !policy_.any_owner(who) && !who.is_citizen();
     out.break_glass_overrides_objection = policy_.break_glass_overrides_objection();
     for (std::string_view type : fhir::supported_types()) {
         auto scope = policy_.read_scope_for(who, type);
-        if (scope.any)
-            out.readable.push_back({std::string(type), scope.whole, std::move(scope.facets)});
+        if (scope.whole)
+            out.readable.push_back({std::string(type), true, {}});
+        for (auto& part : scope.parts) // each grant of part of the type, an alternative
+            out.readable.push_back({std::string(type), false, std::move(part)});
     }
     out.hidden_labels = policy_.hidden_labels(who);
     if (!who.is_citizen()) // a citizen's hidden labels are all in hidden_labels

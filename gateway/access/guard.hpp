@@ -1,4 +1,4 @@
-// The access decisions of DESIGN.md section 4 that need the store, in the order the design gives:
+// The access decisions that need the store, in the order README's access model gives them:
 // authentication (token, certificate, organisation), then per citizen the legitimate relationship or
 // break-glass, then per item the objection, labels and the policy's part-of-type grants. Interactions
 // ask the guard; nothing else decides who sees what.

@@ -85,10 +85,21 @@ bool grant_matches(const type_grant& grant, std::string_view type, const std::ve
     // "*" is every type of the record; the audit trail (AuditEvent) is granted only by name.
     if (grant.type == "*" ? type == "AuditEvent" : grant.type != type)
         return false;
-    if (grant.where.empty() || facets == nullptr)
-        return true;
-    return std::any_of(grant.where.begin(), grant.where.end(),
-                       [&](const std::string& facet) { return contains(*facets, facet); });
+    return facets == nullptr || fhir::facets_satisfy(grant.where, *facets);
+}
+
+/// A `where` entry names an element, a code system and a code: "element=system|code". Anything else
+/// (a bare code, as older policies wrote) would match no facet and silently narrow the grant.
+void check_where(const std::vector<std::string>& where, const std::string& at) {
+    for (const std::string& facet : where) {
+        const auto equals = facet.find('=');
+        const auto bar = facet.find('|', equals == std::string::npos ? 0 : equals);
+        if (equals == std::string::npos || equals == 0 || bar == std::string::npos || bar == equals + 1 ||
+            bar + 1 == facet.size())
+            throw std::invalid_argument(at + ": \"" + facet +
+                                        "\" in \"where\" must be element=system|code, e.g. "
+                                        "category=http://terminology.hl7.org/CodeSystem/observation-category|survey");
+    }
 }
 
 } // namespace
@@ -150,8 +161,10 @@ void read_grants(const Value& item, const std::string& where, rule& r) {
         for (const auto& grant : list->value.GetArray()) {
             if (grant.IsString())
                 r.grants[a].push_back({grant.GetString(), {}});
-            else if (grant.IsObject())
+            else if (grant.IsObject()) {
                 r.grants[a].push_back({text(grant, "type", where + " " + key), texts(grant, "where", where + " " + key)});
+                check_where(r.grants[a].back().where, where + " " + key);
+            }
             else
                 throw std::invalid_argument(where + ": \"" + key + "\" holds type names or {\"type\", \"where\"}");
         }
@@ -327,7 +340,7 @@ std::vector<std::string> policy::patient_types(action act) const {
 }
 
 bool policy::scopes_permit(const profile& who, action act, std::string_view type) const noexcept {
-    return scopes_allow(who.caller->scopes, act, type, who.is_citizen() ? "patient" : "user");
+    return scopes_allow(who.caller->scopes, who.caller->scope_claimed, act, type, who.is_citizen() ? "patient" : "user");
 }
 
 bool policy::may_ever(const profile& who, action act, std::string_view type) const noexcept {
@@ -392,12 +405,11 @@ policy::read_scope policy::scope_for(const profile& who, action act, std::string
             scope.any = true;
             if (grant.where.empty())
                 scope.whole = true;
-            for (const auto& facet : grant.where)
-                if (!contains(scope.facets, facet))
-                    scope.facets.push_back(facet);
+            else if (std::find(scope.parts.begin(), scope.parts.end(), grant.where) == scope.parts.end())
+                scope.parts.push_back(grant.where); // grants are alternatives: never merged into one
         }
     if (scope.whole)
-        scope.facets.clear();
+        scope.parts.clear();
     return scope;
 }
 
@@ -422,10 +434,10 @@ bool policy::break_glass_allowed(const profile& who) const noexcept {
                        [&](const std::string& g) { return who.in_group(g); });
 }
 
-bool scopes_allow(const std::vector<std::string>& scopes, action act, std::string_view type,
+bool scopes_allow(const std::vector<std::string>& scopes, bool claimed, action act, std::string_view type,
                   std::string_view context) noexcept {
     const bool patient = context == "patient";
-    if (scopes.empty())
+    if (!claimed)
         return !patient; // a citizen's app gets only what its scopes name
 
     // SMART v2 permission letters for the action; v1 read/write words.

@@ -1,4 +1,4 @@
-// The access policy (DESIGN.md section 4): a declarative file, not code, saying which roles of which
+// The access policy: a declarative file, not code, saying which roles of which
 // sectors may read, create, update or delete which resource types (or which part of a type), how long
 // a relationship and a break-glass grant last, and who sees labelled items. The shipped default is
 // gateway/access/default-policy.json; each rule there carries the reason for it.
@@ -41,8 +41,10 @@ private:
     std::vector<organisation> organisations_;
 };
 
-/// A type a rule grants, wholly or in part: with `where`, only resources having one of these facets
-/// ("element=code", see fhir::access_facts::facets).
+/// A type a rule grants, wholly or in part: with `where`, only resources whose facets satisfy it
+/// (fhir::facets_satisfy): each entry "element=system|code" (see fhir::access_facts::facets), and for
+/// each element named, every value the resource carries must be among the entries, for reads and
+/// writes alike.
 struct type_grant {
     std::string type; ///< a resource type, or "*" for every type
     std::vector<std::string> where;
@@ -114,12 +116,13 @@ public:
     bool any_owner(const profile& who) const noexcept;
     bool erase_record(const profile& who) const noexcept;
 
-    /// How far the profile may read a type: not at all (`any` false), wholly, or only versions having
-    /// one of `facets` (the same decision as `may`, as data for a search's query).
+    /// How far the profile may read a type: not at all (`any` false), wholly, or only versions whose
+    /// facets satisfy one of `parts` (each a grant's `where`; the same decision as `may`, as data for a
+    /// search's query).
     struct read_scope {
         bool any = false;
         bool whole = false;
-        std::vector<std::string> facets;
+        std::vector<std::vector<std::string>> parts;
     };
     read_scope read_scope_for(const profile& who, std::string_view type) const;
     /// The same for any action: e.g. which resources of a type a conditional delete may remove.
@@ -173,9 +176,11 @@ private:
 };
 
 /// Whether SMART scopes allow `act` on `type`: v2 `user/Observation.rs`, `user/*.cruds`; v1
-/// `user/*.read`, `user/*.write`, `user/*.*`. An empty list (no scope claim) leaves it to the policy.
+/// `user/*.read`, `user/*.write`, `user/*.*`. `claimed` false (the token has no scope claim): a
+/// provider's access is left to the policy, a citizen's app gets nothing. A claim that names no scope
+/// ("", " ", []) grants nothing.
 /// `context` "user" (providers: `user/` and `system/` scopes) or "patient" (citizens: `patient/`).
-bool scopes_allow(const std::vector<std::string>& scopes, action act, std::string_view type,
+bool scopes_allow(const std::vector<std::string>& scopes, bool claimed, action act, std::string_view type,
                   std::string_view context = "user") noexcept;
 
 } // namespace caregate::access

@@ -138,8 +138,11 @@ std::optional<std::string> job_role(std::string_view role) {
 }
 
 /// `scope`: a space-separated string (RFC 8693 4.2), or an array of strings as some issuers send.
-bool read_scopes(const rapidjson::Value& payload, std::vector<std::string>& scopes) {
+/// `claimed` says whether the claim is there at all: present but empty is a token that grants nothing
+/// (caller::scope_claimed), not one without scopes.
+bool read_scopes(const rapidjson::Value& payload, std::vector<std::string>& scopes, bool& claimed) {
     const rapidjson::Value* value = member(payload, "scope");
+    claimed = value != nullptr;
     if (!value)
         return true;
     auto add = [&scopes](std::string_view text) {
@@ -201,7 +204,7 @@ std::string read_citizen_claims(const rapidjson::Value& payload, caller& who) {
     auto vot = text_claim(payload, "vot", max_claim_chars, false, problem);
     if (!problem.empty())
         return problem;
-    if (!read_scopes(payload, who.scopes))
+    if (!read_scopes(payload, who.scopes, who.scope_claimed))
         return "the token's scope claim is not valid";
     who.nhs_number = std::move(*nhs);
     who.proofing_level = std::move(*level);
@@ -351,7 +354,7 @@ fhir::result<std::shared_ptr<const caller>> token_verifier::impl::verify_uncache
     if (!role)
         return refused("the token's role claim is not a job role code");
     who->role = std::move(*role);
-    if (!read_scopes(payload, who->scopes))
+    if (!read_scopes(payload, who->scopes, who->scope_claimed))
         return refused("the token's scope claim is not valid");
     auto purpose = text_claim(payload, "purpose_of_use", max_claim_chars, false, problem);
     if (!problem.empty())

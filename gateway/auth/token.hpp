@@ -21,6 +21,10 @@ struct caller {
     std::string organisation; ///< `ods_code`: the ODS code of the organisation acting
     std::string role;         ///< `role`: national RBAC job role code, e.g. R8000 (from "S8000:G8000:R8000" too)
     std::vector<std::string> scopes; ///< `scope`, split on spaces: SMART scopes such as user/*.rs
+    /// Whether the token carries a `scope` claim at all. Without one a provider's access is the
+    /// policy's alone; with one, `scopes` is all it grants, so an empty claim ("", " ", []) grants
+    /// nothing rather than everything.
+    bool scope_claimed = false;
     std::string purpose;      ///< `purpose_of_use`: HL7 PurposeOfUse code, TREAT when absent
     std::string reason;       ///< `break_glass_reason`: free text given with ETREAT
     std::int64_t expires = 0; ///< `exp`, seconds since the epoch

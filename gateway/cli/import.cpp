@@ -8,6 +8,7 @@
 //  1. A line is refused for what the API refuses (malformed JSON, an invalid resource, a type the API
 //     does not write, no id, a Patient whose id is not its NHS number, a citizen not held), with the
 //     same OperationOutcome issues; the import stops there, and nothing from that line on is queued.
+//     Look-alikes of the server's provenance marks are taken out, as from any writer's content.
 //  2. A citizen is "held" if an earlier line of the file was that Patient or the database holds it
 //     live: checked here, before the write is queued, so that the common refusal (a record before its
 //     Patient) stops the import at its own line. The store checks again inside the transaction.
@@ -27,6 +28,7 @@
 #include "access/guard.hpp"
 #include "cli/options.hpp"
 
+#include "fhir_model/contribution.hpp"
 #include "fhir_model/nhs_number.hpp"
 #include "fhir_model/ods_code.hpp"
 #include "fhir_model/resource.hpp"
@@ -226,7 +228,12 @@ public:
             return fhir::error::make(fhir::category::not_found, "not-supported",
                                      "this server does not support the resource type", "resourceType");
         }
-        auto prepared = fhir::prepare_resource(line, *type);
+        // The provenance marks are the server's, for every writer (fhir::mark_provenance): a file
+        // can no more pass an item off as a citizen's contribution than a request can.
+        auto marked = fhir::mark_provenance(line, {}, false);
+        if (!marked)
+            return std::move(marked).failure();
+        auto prepared = fhir::prepare_resource(*marked, *type);
         if (!prepared)
             return std::move(prepared).failure();
         if (prepared->id.empty())

@@ -1,5 +1,5 @@
 // create: https://hl7.org/fhir/R4/http.html#create. The server assigns the id: for a Patient it is
-// the NHS number (DESIGN.md section 3), and a second Patient with the same number is a 409. The
+// the NHS number, and a second Patient with the same number is a 409. The
 // creating organisation owns the resource.
 //
 // Conditional create (If-None-Exist, https://hl7.org/fhir/R4/http.html#ccreate): the writer runs the

@@ -71,8 +71,11 @@ fhir::result<planned_write> plan_delete(rest::context& ctx) {
             return std::move(query).failure();
         detail = "criteria: " + criteria_text(*query);
         auto condition = make_condition(ctx, std::move(query.value()));
-        const access::policy::read_scope removable = rules.scope_for(*ctx.who, access::action::delete_, type);
-        condition->removable = {type, removable.whole, removable.facets};
+        access::policy::read_scope removable = rules.scope_for(*ctx.who, access::action::delete_, type);
+        if (removable.whole)
+            condition->removable.push_back({type, true, {}});
+        for (auto& part : removable.parts)
+            condition->removable.push_back({type, false, std::move(part)});
         condition->multiple = ctx.config.conditional_delete_multiple;
         condition->max_matches = ctx.config.max_conditional_deletes;
         write.condition = std::move(condition);

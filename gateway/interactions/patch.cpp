@@ -114,8 +114,8 @@ fhir::result<planned_write> plan_patch(rest::context& ctx) {
                                                        : fhir::apply_fhirpath_patch(current->json, ctx.req.body);
     if (!patched)
         return std::move(patched).failure();
-    // The result is an update body like any other (a citizen's marked as theirs again).
-    auto prepared = prepare_content(ctx, *patched);
+    // The result is an update body like any other (a contribution marked as one again).
+    auto prepared = prepare_content(ctx, *patched, &*current);
     if (!prepared) {
         error failure = std::move(prepared).failure();
         failure.kind = category::invalid; // the patch applied, but its result is not a valid resource
@@ -129,7 +129,7 @@ fhir::result<planned_write> plan_patch(rest::context& ctx) {
     if (type == "Patient" && prepared->nhs_number != id)
         return error::make(category::invalid, "invariant", "a Patient's id must be the NHS number in its identifier",
                            "Patient.identifier");
-    if (auto allowed = check_write(ctx, access::action::update, *prepared, &*current); !allowed)
+    if (auto allowed = check_write(ctx, access::action::update, *prepared); !allowed)
         return allowed.failure();
 
     planned_write plan;

@@ -1,6 +1,6 @@
 // update: https://hl7.org/fhir/R4/http.html#update, including update-as-create with the client's id
 // and If-Match (https://hl7.org/fhir/R4/http.html#concurrency). Unchanged content makes no version.
-// Only the organisation that contributed a resource may change it (DESIGN.md section 4, rule 6).
+// Only the organisation that contributed a resource may change it (README, the access model: ownership).
 //
 // Conditional update (PUT [type]?criteria, https://hl7.org/fhir/R4/http.html#cond-update): the
 // writer runs the criteria inside the write transaction. No match: create (with the body's id if it
@@ -66,7 +66,14 @@ fhir::result<planned_write> plan_update(rest::context& ctx) {
             return std::move(found).failure();
         target = std::move(found.value());
     }
-    if (auto allowed = check_write(ctx, access::action::update, *prepared, target ? &*target : nullptr); !allowed)
+    // The marks follow what is changed (prepare_content): the ICS's services correcting a citizen's
+    // contribution keep it marked as one. Known only now that the body has named the id.
+    if (target && writes_contribution(ctx, &*target) != writes_contribution(ctx, nullptr)) {
+        prepared = prepare_body(ctx, &*target);
+        if (!prepared)
+            return std::move(prepared).failure();
+    }
+    if (auto allowed = check_write(ctx, access::action::update, *prepared); !allowed)
         return allowed.failure();
 
     planned_write plan;

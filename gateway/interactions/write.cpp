@@ -58,16 +58,24 @@ rest::response delete_response(const planned_write& plan, const storage::write_o
 
 } // namespace
 
-fhir::result<fhir::prepared_resource> prepare_body(const rest::context& ctx) {
+fhir::result<fhir::prepared_resource> prepare_body(const rest::context& ctx, const storage::stored_version* changing) {
     if (ctx.req.body.empty())
         return error::make(category::malformed, "required", "the request needs a resource in its body");
-    return prepare_content(ctx, ctx.req.body);
+    return prepare_content(ctx, ctx.req.body, changing);
 }
 
-fhir::result<fhir::prepared_resource> prepare_content(const rest::context& ctx, std::string_view text) {
-    if (!ctx.who->is_citizen())
-        return fhir::prepare_resource(text, ctx.where.type);
-    auto marked = fhir::mark_contribution(text, ctx.who->citizen);
+bool writes_contribution(const rest::context& ctx, const storage::stored_version* changing) {
+    // Citizens own what they contribute (organisation patient:{nhs}), so a version owned so is one
+    // the server marked.
+    return ctx.who->is_citizen() || (changing != nullptr && changing->owner.starts_with("patient:"));
+}
+
+fhir::result<fhir::prepared_resource> prepare_content(const rest::context& ctx, std::string_view text,
+                                                      const storage::stored_version* changing) {
+    // Every writer's content passes here: a professional's system can neither pass its own writing off
+    // as the patient's nor strip the marks from a contribution it corrects.
+    auto marked = fhir::mark_provenance(text, ctx.who->is_citizen() ? std::string_view(ctx.who->citizen) : std::string_view(),
+                                        writes_contribution(ctx, changing));
     if (!marked)
         return std::move(marked).failure();
     return fhir::prepare_resource(*marked, ctx.where.type);
@@ -92,21 +100,12 @@ fhir::status check_may_ever(rest::context& ctx, access::action act) {
                        "your role may not " + name + " " + ctx.where.type + " resources");
 }
 
-fhir::status check_write(rest::context& ctx, access::action act, const fhir::prepared_resource& prepared,
-                         const storage::stored_version* changing) {
+fhir::status check_write(rest::context& ctx, access::action act, const fhir::prepared_resource& prepared) {
     const access::policy& rules = ctx.guard->rules();
     if (!rules.may(*ctx.who, act, ctx.where.type, prepared.access.facets))
         return error::make(category::forbidden, "forbidden",
                            "your role may not " + std::string(access::action_name(act)) + " this kind of " +
                                ctx.where.type);
-    // A professional's system cannot pass its own writing off as the patient's. Citizens own what they
-    // contribute (organisation patient:{nhs}), so a version owned so is one the server marked.
-    const bool changes_contribution = changing != nullptr && changing->owner.starts_with("patient:");
-    if (!ctx.who->is_citizen() && !changes_contribution && fhir::carries_contribution_tag(prepared.content))
-        return error::make(category::invalid, "business-rule",
-                           "the patient-contributed tag is set by the server, on what citizens write through the "
-                           "patient-facing endpoint; a provider's write cannot carry it",
-                           ctx.where.type + ".meta.tag");
     const std::string& ods = ctx.who->org->ods;
     const bool records_own_relationship =
         std::any_of(prepared.access.organisations.begin(), prepared.access.organisations.end(),

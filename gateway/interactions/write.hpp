@@ -18,16 +18,24 @@ namespace caregate::interactions::detail {
 
 using criteria_list = std::vector<std::pair<std::string, std::string>>;
 
-/// The body as a valid resource of the routed type: 400 (no body, bad JSON), 422 (invalid); a
-/// citizen's marked as their contribution first (prepare_content).
-fhir::result<fhir::prepared_resource> prepare_body(const rest::context& ctx);
+/// The body as a valid resource of the routed type: 400 (no body, bad JSON), 422 (invalid); with the
+/// server's provenance marks (prepare_content) for a new resource, or for `changing`.
+fhir::result<fhir::prepared_resource> prepare_body(const rest::context& ctx,
+                                                   const storage::stored_version* changing = nullptr);
 
-/// `text` (a body, or a patch's result) as a valid resource of the routed type. When the caller is a
-/// citizen, it is first marked as their contribution (fhir::mark_contribution: the patient-contributed
-/// tag, meta.source, themselves as performer, author, source or sender), before validation, so the
-/// marks are validated, indexed and stored like the rest; content naming someone else in those
-/// elements is 422.
-fhir::result<fhir::prepared_resource> prepare_content(const rest::context& ctx, std::string_view text);
+/// Whether what the caller writes is a citizen's contribution, and so carries the server's marks of
+/// one: the citizen's own writing, or a change to a resource a citizen contributed (owned by
+/// `patient:{nhs}`; the ICS's services correcting one). `changing`: the current version, if known.
+bool writes_contribution(const rest::context& ctx, const storage::stored_version* changing);
+
+/// `text` (a body, or a patch's result) as a valid resource of the routed type, with the server's
+/// provenance marks set first (fhir::mark_provenance), for every writer: look-alikes of the marks
+/// a client sent are taken out, and a contribution (writes_contribution) gets the patient-contributed
+/// tag and meta.source, and, when a citizen writes, themselves as performer, author, source or
+/// sender; all before validation, so the marks are validated, indexed and stored like the rest.
+/// A citizen's content naming someone else in those elements is 422.
+fhir::result<fhir::prepared_resource> prepare_content(const rest::context& ctx, std::string_view text,
+                                                      const storage::stored_version* changing = nullptr);
 
 /// If-Match as a version: nullopt when absent; `malformed` when it is not an ETag.
 fhir::result<std::optional<std::int64_t>> if_match(const rest::context& ctx);
@@ -37,14 +45,10 @@ fhir::result<std::optional<std::int64_t>> if_match(const rest::context& ctx);
 fhir::status check_may_ever(rest::context& ctx, access::action act);
 
 /// The checks a write of `prepared` needs before it is queued: the policy allows this action on this
-/// part of the type (403), only the server marks a patient contribution (a provider's write carrying
-/// the patient-contributed tag is 422, unless it changes `changing`, the current version, and that is
-/// a citizen's contribution, as when the ICS's services correct one), and the caller may open every
-/// citizen it links to, or the resource itself records the caller's organisation's relationship with
-/// them (else the same 422 as for a citizen the server does not hold, so that a write cannot probe who
-/// is held).
-fhir::status check_write(rest::context& ctx, access::action act, const fhir::prepared_resource& prepared,
-                         const storage::stored_version* changing = nullptr);
+/// part of the type (403), and the caller may open every citizen it links to, or the resource itself
+/// records the caller's organisation's relationship with them (else the same 422 as for a citizen the
+/// server does not hold, so that a write cannot probe who is held).
+fhir::status check_write(rest::context& ctx, access::action act, const fhir::prepared_resource& prepared);
 
 /// What a resource of a type that points at items (a Provenance) points at (fhir::item_targets): each
 /// item a resource the caller may see now (or one `ctx.transaction_writes` names), and none of a

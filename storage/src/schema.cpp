@@ -2,10 +2,15 @@
 // change to the schema is a new entry at the end of `migrations`.
 #include "schema.hpp"
 
+#include "list_column.hpp"
 #include "search_index.hpp"
+
+#include "fhir_model/resource.hpp"
 
 #include <array>
 #include <string>
+#include <tuple>
+#include <vector>
 
 namespace caregate::storage::detail {
 namespace {
@@ -31,7 +36,59 @@ fhir::status fill_snapshot_index(connection& db) {
         "migrating the schema");
 }
 
-const std::array<migration, 8> migrations = {{
+/// Migration 9's fill: every version's facets again, as "element=system|code" (the form
+/// fhir::access_facts::facets now takes; before, a facet named a code without its system, and policy
+/// rules could not tell a code of one system from the same code of another). Live versions are read
+/// again from their stored JSON, in batches; a deletion marker takes the facets of the version it
+/// deletes (store.cpp, invariant 12). A version that no longer validates keeps its old facets, which
+/// no rule now names: it becomes narrower to see, never wider. Versions are otherwise immutable: the
+/// migration's SQL lifts the trigger that guards them, and this puts it back.
+fhir::status refill_facets(connection& db) {
+    constexpr std::string_view doing = "migrating the schema (facets)";
+    const std::string batch_sql =
+        "SELECT seq, type, json FROM resource_versions WHERE deleted = 0 AND seq > ?1 ORDER BY seq LIMIT 1000";
+    const std::string update_sql = "UPDATE resource_versions SET facets = ?2 WHERE seq = ?1";
+    std::int64_t after = 0;
+    for (;;) {
+        std::vector<std::tuple<std::int64_t, std::string, std::string>> batch;
+        {
+            auto prepared = db.prepare(batch_sql, doing);
+            if (!prepared)
+                return std::move(prepared).failure();
+            statement query(*prepared);
+            query.bind(1, after);
+            int rc;
+            while ((rc = query.step()) == SQLITE_ROW)
+                batch.emplace_back(query.integer(0), query.text(1), query.blob(2));
+            if (rc != SQLITE_DONE)
+                return sqlite_failure(rc, doing);
+        }
+        if (batch.empty())
+            break;
+        for (const auto& [seq, type, json] : batch) {
+            auto prepared = fhir::prepare_resource(json, type);
+            if (!prepared)
+                continue;
+            const std::string facets = join_lines(prepared->access.facets);
+            if (auto updated = execute(db, update_sql, doing, [&](statement& update) { update.bind(1, seq).bind(2, facets); });
+                !updated)
+                return updated;
+        }
+        after = std::get<0>(batch.back());
+    }
+    return db.exec_script(R"sql(
+UPDATE resource_versions
+   SET facets = coalesce((SELECT p.facets FROM resource_versions p
+                           WHERE p.type = resource_versions.type AND p.id = resource_versions.id
+                             AND p.version_id = resource_versions.version_id - 1), '')
+ WHERE deleted = 1;
+CREATE TRIGGER resource_versions_never_change BEFORE UPDATE ON resource_versions
+BEGIN SELECT RAISE(ABORT, 'resource versions are immutable'); END;
+)sql",
+                          doing);
+}
+
+const std::array<migration, 9> migrations = {{
     {// 1: versioned resources, the current-version pointer, citizen links.
     R"sql(
 CREATE TABLE resource_versions (
@@ -394,6 +451,19 @@ CREATE TABLE version_targets (
 CREATE INDEX version_targets_by_item ON version_targets (type, id, seq);
 )sql",
      &record_targets_of_live_versions},
+    // 9: break-glass grants bound to the role that opened them; facets with their code system.
+    {R"sql(
+-- A break-glass grant opens the record for the user, organisation and role that opened it (store.cpp,
+-- invariant 15): the same user's token for another role does not inherit it. Grants made before
+-- this have no role, match no caller, and stay as evidence; a clinician breaks the glass again.
+ALTER TABLE break_glass_grants ADD COLUMN role TEXT NOT NULL DEFAULT '';
+DROP INDEX break_glass_grants_by_caller;
+CREATE INDEX break_glass_grants_by_caller ON break_glass_grants (nhs_number, organisation, user, role, until_time);
+-- Facets become "element=system|code" (refill_facets), the one change ever made to a stored version;
+-- the trigger that refuses changes is lifted for it and put back by the fill, in this transaction.
+DROP TRIGGER resource_versions_never_change;
+)sql",
+     &refill_facets},
 }};
 
 } // namespace

@@ -10,7 +10,8 @@
 //     the version now current, live or a deletion marker.
 //  2. Version rows are never changed or deleted: `resource_versions` is append-only (and triggers
 //     in the schema refuse UPDATE and DELETE on it), so a vread or a history page always finds the
-//     bytes it found before.
+//     bytes it found before. (Migration 9 rewrote the facets column once, in the form facets now
+//     take; never the content.)
 //  3. The versions of a resource are 1, 2, 3, ... without gaps: a new version is always the current
 //     one + 1 (a deletion is a version too; a create after a deletion continues the count).
 //  4. lastUpdated strictly increases per resource and never decreases across seq: every new version
@@ -32,7 +33,11 @@
 //     ODS code at all (tools and tests); checked inside the write transaction (see 8).
 // 11. Every organisation_links and objections row belongs to a current, live version, like
 //     citizen_links (5): replaced with each new version, removed with a deletion. Objections come
-//     from Consents only.
+//     from Consents only. An organisation_links row names the organisation that wrote the version
+//     (its `writer`), unless the writer has `any_owner` (the ICS's integration services) or no ODS
+//     code (tools): a relationship comes from what the related organisation recorded, so a link a
+//     version records to anyone else is not kept (a GP's Encounter naming an acute trust as its
+//     serviceProvider gives that trust nothing).
 // 12. A deletion marker keeps the owner, citizens, labels and facets of the version it deletes, so
 //     the history of a deleted resource is guarded as the resource was.
 // 13. The audit log only grows: sequences 1, 2, 3, ... without gaps, each record's previous_hash
@@ -44,7 +49,9 @@
 //     (audit_anchor.cpp) never names a record a rollback could take back.
 // 14. A write's audit record commits in the same transaction as the write; a failed write still
 //     commits its audit record (outcome "failed") with the group, and nothing of the write.
-// 15. A break-glass grant and its audit record commit together or not at all.
+// 15. A break-glass grant and its audit record commit together or not at all. A grant opens the
+//     record for the (organisation, user, role) that opened it only: store::standing and search's
+//     visibility match all three (grants made before migration 9 have role '' and match no caller).
 // 16. Every search index row (search_string, _token, _date, _reference, _quantity, _number, _uri,
 //     _composite) belongs to one version: its `seq` is that version's resource_versions.seq, and the
 //     rows of a version are exactly those its content gives: fhir::extract_search_values over its
@@ -188,8 +195,8 @@ const std::string remove_objections_sql = "DELETE FROM objections WHERE type = ?
 const std::string insert_objection_sql =
     "INSERT OR IGNORE INTO objections (type, id, nhs_number) VALUES (?1, ?2, ?3)";
 const std::string insert_grant_sql =
-    "INSERT INTO break_glass_grants (nhs_number, organisation, user, reason, from_time, until_time, request_id) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    "INSERT INTO break_glass_grants (nhs_number, organisation, user, reason, from_time, until_time, request_id, role) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 const std::string audit_columns =
     "sequence, time, request_id, user, role, organisation, purpose, break_glass_reason, nhs_number, "
@@ -204,15 +211,15 @@ const std::string audit_hash_at_sql = "SELECT hash FROM audit_log WHERE sequence
 
 // A citizen's standing in one statement (one read of one snapshot, where four statements took four):
 // held; a relationship (an active link while it has no end, an ended one while the end is recent);
-// an objection; the latest break-glass grant still open. ?1 NHS number, ?2 ODS code, ?3 recent_since,
-// ?4 user, ?5 now.
+// an objection; the latest break-glass grant still open for this user in this role (invariant 15).
+// ?1 NHS number, ?2 ODS code, ?3 recent_since, ?4 user, ?5 now, ?6 role.
 const std::string standing_sql =
     "SELECT EXISTS (SELECT 1 FROM resources WHERE type = 'Patient' AND id = ?1 AND deleted = 0), "
     "EXISTS (SELECT 1 FROM organisation_links WHERE nhs_number = ?1 AND ods = ?2 "
     "AND ((active = 1 AND ended IS NULL) OR ended >= ?3)), "
     "EXISTS (SELECT 1 FROM objections WHERE nhs_number = ?1), "
     "(SELECT max(until_time) FROM break_glass_grants WHERE nhs_number = ?1 AND organisation = ?2 AND user = ?4 "
-    "AND until_time > ?5 AND from_time <= ?5)";
+    "AND role = ?6 AND until_time > ?5 AND from_time <= ?5)";
 
 /// The previous_hash of the first audit record.
 const std::string genesis_hash(64, '0');
@@ -357,9 +364,12 @@ access_rows access_rows_for(const write_request& request) {
             if (std::find(rows.citizens.begin(), rows.citizens.end(), link.nhs_number) == rows.citizens.end())
                 rows.citizens.push_back(link.nhs_number);
     }
+    // Invariant 11: only the writer's own links, unless the writer is the ICS's (any_owner) or a tool.
+    const bool keeps_every_link = request.any_owner || request.writer.empty();
     for (const auto& citizen : rows.citizens)
         for (const auto& link : request.access.organisations)
-            rows.links.push_back({citizen, link.ods, link.kind, link.active, link.ended});
+            if (keeps_every_link || link.ods == request.writer)
+                rows.links.push_back({citizen, link.ods, link.kind, link.active, link.ended});
     rows.objection = request.type == "Consent" && request.access.objection && !rows.citizens.empty();
     return rows;
 }
@@ -543,7 +553,8 @@ struct store::impl {
     static int on_wal_commit(void* self, sqlite3* db, const char* schema, int frames);
     /// store::standing from the database.
     fhir::result<citizen_standing> read_standing(std::string_view nhs_number, std::string_view organisation,
-                                                 std::string_view user, timestamp recent_since, timestamp now) const;
+                                                 std::string_view user, std::string_view role, timestamp recent_since,
+                                                 timestamp now) const;
     /// Commits every audit record queued so far and waits for it, so that a read of the audit log
     /// sees the records of the requests answered before it (store_options::audit_linger).
     fhir::status flush_audit();
@@ -1575,11 +1586,11 @@ fhir::result<resolution> store::impl::resolve(const write_request& request) {
         if (matches.size() > 1 && (!condition.multiple || matches.size() > condition.max_matches))
             return too_many();
         for (const stored_version& match : matches) {
-            const auto& grant = condition.removable;
-            const bool allowed = grant.type == type &&
-                                 (grant.whole || std::any_of(match.facets.begin(), match.facets.end(), [&](const std::string& f) {
-                                      return std::find(grant.facets.begin(), grant.facets.end(), f) != grant.facets.end();
-                                  }));
+            const bool allowed = std::any_of(condition.removable.begin(), condition.removable.end(),
+                                             [&](const search_visibility::type_grant& grant) {
+                                                 return grant.type == type &&
+                                                        (grant.whole || fhir::facets_satisfy(grant.facets, match.facets));
+                                             });
             if (!allowed)
                 return fhir::error::make(fhir::category::forbidden, "forbidden",
                                          "your role may not delete a " + type + " the criteria match");
@@ -1799,7 +1810,7 @@ fhir::status store::impl::write_access_rows(const write_request& request, bool d
 fhir::status store::impl::insert_grant(const break_glass_grant& grant) {
     return execute(*writer_db, insert_grant_sql, "recording a break-glass grant", [&](statement& insert) {
         insert.bind(1, grant.nhs_number).bind(2, grant.organisation).bind(3, grant.user).bind(4, grant.reason);
-        insert.bind(5, grant.from).bind(6, grant.until).bind(7, grant.request_id);
+        insert.bind(5, grant.from).bind(6, grant.until).bind(7, grant.request_id).bind(8, grant.role);
     });
 }
 
@@ -1941,14 +1952,16 @@ fhir::result<write_outcome> store::impl::write_version(const write_request& requ
 // ---- access and audit reads -------------------------------------------------------------------
 
 fhir::result<citizen_standing> store::standing(std::string_view nhs_number, std::string_view organisation,
-                                               std::string_view user, timestamp recent_since, timestamp now) const {
+                                               std::string_view user, std::string_view role, timestamp recent_since,
+                                               timestamp now) const {
     const timestamp ttl =
         std::chrono::duration_cast<std::chrono::microseconds>(impl_->options.standing_cache_ttl).count();
     if (ttl <= 0)
-        return impl_->read_standing(nhs_number, organisation, user, recent_since, now);
+        return impl_->read_standing(nhs_number, organisation, user, role, recent_since, now);
     std::string key;
-    key.reserve(nhs_number.size() + organisation.size() + user.size() + 24);
+    key.reserve(nhs_number.size() + organisation.size() + user.size() + role.size() + 25);
     key.append(nhs_number).append(1, '\0').append(organisation).append(1, '\0').append(user).append(1, '\0');
+    key.append(role).append(1, '\0');
     key += std::to_string(now - recent_since);
     // Read before the query: a commit after this load makes the entry stale at the next look, whether
     // or not the query saw it.
@@ -1965,7 +1978,7 @@ fhir::result<citizen_standing> store::standing(std::string_view nhs_number, std:
             }
         }
     }
-    auto read = impl_->read_standing(nhs_number, organisation, user, recent_since, now);
+    auto read = impl_->read_standing(nhs_number, organisation, user, role, recent_since, now);
     if (read) {
         std::lock_guard lock(impl_->standings_mutex);
         // Bounded: at a few hundred bytes an entry, 65,536 of them are well within the memory budget;
@@ -1978,15 +1991,15 @@ fhir::result<citizen_standing> store::standing(std::string_view nhs_number, std:
 }
 
 fhir::result<citizen_standing> store::impl::read_standing(std::string_view nhs_number, std::string_view organisation,
-                                                          std::string_view user, timestamp recent_since,
-                                                          timestamp now) const {
+                                                          std::string_view user, std::string_view role,
+                                                          timestamp recent_since, timestamp now) const {
     return with_reader<citizen_standing>([&](connection& db) -> fhir::result<citizen_standing> {
         citizen_standing found;
         auto prepared = db.prepare(standing_sql, "reading a citizen's standing");
         if (!prepared)
             return std::move(prepared).failure();
         statement query(*prepared);
-        query.bind(1, nhs_number).bind(2, organisation).bind(3, recent_since).bind(4, user).bind(5, now);
+        query.bind(1, nhs_number).bind(2, organisation).bind(3, recent_since).bind(4, user).bind(5, now).bind(6, role);
         if (const int rc = query.step(); rc != SQLITE_ROW)
             return detail::sqlite_failure(rc, "reading a citizen's standing");
         found.held = query.integer(0) != 0;

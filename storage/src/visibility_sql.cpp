@@ -94,20 +94,34 @@ std::string visibility_sql::targets_visible(const std::string& a) {
            ".seq AND NOT " + last_live_visible(target + ".type", target + ".id", std::nullopt, false) + ")";
 }
 
+std::string visibility_sql::facets_satisfy(const std::string& v, const std::vector<std::string>& where) {
+    const std::string lines = "(char(10) || " + v + ".facets || char(10))";
+    std::string text;
+    for (std::size_t i = 0; i < where.size(); ++i) {
+        const auto equals = where[i].find('=');
+        if (equals == std::string::npos)
+            return "0";
+        const std::string element = where[i].substr(0, equals + 1);
+        if (std::any_of(where.begin(), where.begin() + static_cast<std::ptrdiff_t>(i),
+                        [&](const std::string& earlier) { return earlier.starts_with(element); }))
+            continue;
+        std::string rest = lines;
+        for (const std::string& allowed : where)
+            if (allowed.starts_with(element))
+                rest = "replace(" + rest + ", " + sql_.text_arg("\n" + allowed + "\n") + ", char(10))";
+        const std::string line_start = sql_.text_arg("\n" + element);
+        text += (text.empty() ? "(" : " AND ") + std::string("instr(") + lines + ", " + line_start +
+                ") > 0 AND instr(" + rest + ", " + line_start + ") = 0";
+    }
+    return text.empty() ? "1" : text + ")";
+}
+
 std::string visibility_sql::type_grant(const std::string& v, std::optional<std::string_view> type) {
     std::vector<std::string> alternatives;
     for (const auto& grant : visibility_.readable) {
         if (type && grant.type != *type)
             continue;
-        std::string facets;
-        if (!grant.whole) {
-            for (const std::string& facet : grant.facets) {
-                facets += facets.empty() ? "(" : " OR ";
-                facets += "instr(char(10) || " + v + ".facets || char(10), " + sql_.text_arg("\n" + facet + "\n") +
-                          ") > 0";
-            }
-            facets = facets.empty() ? "0" : facets + ")";
-        }
+        const std::string facets = grant.whole ? std::string() : facets_satisfy(v, grant.facets);
         if (type)
             alternatives.push_back(grant.whole ? "1" : facets);
         else
@@ -131,7 +145,8 @@ std::string visibility_sql::relationship(const std::string& c) {
 std::string visibility_sql::break_glass(const std::string& c) {
     std::string text = "(EXISTS (SELECT 1 FROM break_glass_grants g WHERE g.nhs_number = " + c +
                        ".nhs_number AND g.organisation = " + sql_.text_arg(visibility_.organisation) +
-                       " AND g.user = " + sql_.text_arg(visibility_.user) + " AND g.until_time > " +
+                       " AND g.user = " + sql_.text_arg(visibility_.user) + " AND g.role = " +
+                       sql_.text_arg(visibility_.role) + " AND g.until_time > " +
                        sql_.arg(visibility_.now) + " AND g.from_time <= " + sql_.arg(visibility_.now) + ")";
     for (const std::string& nhs : visibility_.break_glass_citizens)
         text += " OR " + c + ".nhs_number = " + sql_.text_arg(nhs);

@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace caregate::storage::detail {
 
@@ -59,6 +60,10 @@ private:
     std::string last_live_visible(std::string_view type_column, std::string_view id_column,
                                   std::optional<std::string_view> type, bool with_targets = true);
     std::string targets_visible(const std::string& a);
+    /// fhir::facets_satisfy(`where`, the facets of version `v`) in SQL, deciding exactly as it does:
+    /// for each element `where` names, a line of `v.facets` (one facet a line) starts with
+    /// "element=", and none does once every line `where` allows for it is taken out.
+    std::string facets_satisfy(const std::string& v, const std::vector<std::string>& where);
     std::string type_grant(const std::string& v, std::optional<std::string_view> type);
     std::string relationship(const std::string& c);
     std::string break_glass(const std::string& c);

@@ -1,12 +1,14 @@
 // Tests for fhir_model/src/access_facts.cpp (through prepare_resource): the access facts a written
-// resource yields for DESIGN.md section 4 — security labels, coded facets, organisation links (the
-// legitimate relationship) and a Consent's objection — each rule accepted and refused.
+// resource yields for the access model — security labels, coded facets (and facets_satisfy, the rule
+// policies decide by), organisation links (the legitimate relationship) and a Consent's objection —
+// each rule accepted and refused.
 #include "fhir_model/resource.hpp"
 
 #include "fhir_model/date_time.hpp"
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -135,9 +137,9 @@ TEST_CASE("labels: a code with a line break cannot be kept, so the resource is r
     CHECK(prepared.failure().issues[0].expression == "Observation.meta.security[0].code");
 }
 
-// ---- facets: the root's code, Coding and CodeableConcept elements ----
+// ---- facets: the root's Coding and CodeableConcept elements, each coding as element=system|code ----
 
-TEST_CASE("facets: Observation status, category and code, sorted; nested elements do not count") {
+TEST_CASE("facets: Observation category and code with their systems, sorted; nested elements and bare codes do not count") {
     const std::string body =
         R"({"resourceType":"Observation","status":"final",)"
         R"("category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]},)"
@@ -145,10 +147,12 @@ TEST_CASE("facets: Observation status, category and code, sorted; nested element
         R"("code":{"coding":[{"system":"http://loinc.org","code":"8867-4"},{"system":"http://snomed.info/sct","code":"364075005"}]},)"
         R"("subject":{"reference":"Patient/9000000009"},)"
         R"("component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":120}}]})";
-    CHECK(joined(facts_of(body).facets) == "category=vital-signs, code=364075005, code=8867-4, status=final");
+    CHECK(joined(facts_of(body).facets) ==
+          "category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs, code=http://loinc.org|8867-4, "
+          "code=http://snomed.info/sct|364075005");
 }
 
-TEST_CASE("facets: Condition clinicalStatus, verificationStatus and category; a text-only concept has none") {
+TEST_CASE("facets: Condition clinicalStatus, verificationStatus and category; a text-only concept is a value naming no code") {
     const std::string body =
         R"({"resourceType":"Condition",)"
         R"("clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},)"
@@ -156,32 +160,66 @@ TEST_CASE("facets: Condition clinicalStatus, verificationStatus and category; a 
         R"("category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-category","code":"problem-list-item"}]}],)"
         R"("code":{"text":"asthma"},"subject":{"reference":"Patient/9000000009"}})";
     CHECK(joined(facts_of(body).facets) ==
-          "category=problem-list-item, clinicalStatus=active, verificationStatus=confirmed");
+          "category=http://terminology.hl7.org/CodeSystem/condition-category|problem-list-item, "
+          "clinicalStatus=http://terminology.hl7.org/CodeSystem/condition-clinical|active, code=|, "
+          "verificationStatus=http://terminology.hl7.org/CodeSystem/condition-ver-status|confirmed");
 }
 
 TEST_CASE("facets: a choice element under its JSON name (valueCodeableConcept)") {
     const auto facts =
         facts_of(observation(R"("valueCodeableConcept":{"coding":[{"system":"http://snomed.info/sct","code":"260385009"}]})"));
-    CHECK(joined(facts.facets) == "status=final, valueCodeableConcept=260385009");
+    CHECK(joined(facts.facets) == "code=|, valueCodeableConcept=http://snomed.info/sct|260385009"); // code: text only
 }
 
-TEST_CASE("facets: an array of codes, each (AllergyIntolerance.category), and a single code (criticality)") {
+TEST_CASE("facets: elements of type code have no system to name and give none (AllergyIntolerance.category, criticality)") {
     const std::string body = R"({"resourceType":"AllergyIntolerance","category":["food","medication"],)"
                              R"("criticality":"high","patient":{"reference":"Patient/9000000009"}})";
-    CHECK(joined(facts_of(body).facets) == "category=food, category=medication, criticality=high");
+    CHECK(joined(facts_of(body).facets) == "");
 }
 
-TEST_CASE("facets: a code over 64 characters is left out, one of 64 kept") {
+TEST_CASE("facets: a value that names no code exactly is kept as one no rule names, never left out") {
     const std::string long_code(65, 'a'), longest(64, 'b');
+    const std::string long_system = "http://example.org/" + std::string(240, 's');
     const auto facts = facts_of(
-        R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://example.org","code":")" +
-        long_code + R"("},{"system":"http://example.org","code":")" + longest + R"("}]},"subject":)" + citizen + "}");
-    CHECK(joined(facts.facets) == "code=" + longest + ", status=final");
+        R"({"resourceType":"Observation","status":"final","category":[{"coding":[{"code":"vital-signs"}]},)"
+        R"({"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category"}]},{"text":"laboratory"},)"
+        R"({"coding":[{"system":")" + long_system + R"(","code":"survey"}]}],)"
+        R"("code":{"coding":[{"system":"http://example.org","code":")" + long_code +
+        R"("},{"system":"http://example.org","code":")" + longest + R"("}]},"subject":)" + citizen + "}");
+    // No system, no code, text only, a system too long: each a category value that fits no rule.
+    CHECK(joined(facts.facets) ==
+          "category=|, category=|survey, category=|vital-signs, code=http://example.org|" + longest + ", code=|");
 }
 
-TEST_CASE("facets: elements of other types (string, Reference, Identifier) give none") {
+TEST_CASE("facets: elements of other types (string, Reference, Identifier, code) give none") {
     const auto facts = facts_of(patient(R"("gender":"female","name":[{"family":"Smith"}])"));
-    CHECK(joined(facts.facets) == "gender=female");
+    CHECK(joined(facts.facets) == "");
+}
+
+// ---- facets_satisfy: a rule's `where` against a version's facets ----
+
+TEST_CASE("facets_satisfy: every value of each element named must be allowed, and there must be one") {
+    const std::string category = "category=http://terminology.hl7.org/CodeSystem/observation-category|";
+    const std::vector<std::string> social_care = {category + "social-history", category + "survey", category + "activity"};
+    auto fits = [&](std::vector<std::string> facets) {
+        std::sort(facets.begin(), facets.end());
+        return fhir::facets_satisfy(social_care, facets);
+    };
+    CHECK(fits({category + "survey"}));
+    CHECK(fits({category + "survey", category + "activity", "code=http://loinc.org|44249-1"}));
+    CHECK_FALSE(fits({category + "survey", category + "laboratory"})); // a laboratory result too
+    CHECK_FALSE(fits({"category=http://example.org/x|survey"}));        // another system's code
+    CHECK_FALSE(fits({category + "survey", "category=http://example.org/x|survey"}));
+    CHECK_FALSE(fits({category + "survey", "category=|"})); // a value naming no code
+    CHECK_FALSE(fits({}));                                  // no category at all
+    CHECK_FALSE(fits({"code=http://loinc.org|44249-1"}));
+    CHECK(fhir::facets_satisfy({}, {category + "laboratory"})); // the whole type
+    // Two elements named: each must be satisfied.
+    const std::vector<std::string> two = {category + "survey", "status=http://example.org/s|final"};
+    CHECK(fhir::facets_satisfy(two, {category + "survey", "status=http://example.org/s|final"}));
+    CHECK_FALSE(fhir::facets_satisfy(two, {category + "survey"}));
+    // A prefix of an element's name is another element.
+    CHECK_FALSE(fhir::facets_satisfy({"code=http://loinc.org|1"}, {"codeX=http://loinc.org|1"}));
 }
 
 // ---- organisations: Patient.generalPractitioner ----
@@ -367,7 +405,7 @@ TEST_CASE("contained resources: their labels, codes, organisation links and obje
         R"("status":"final","code":{"text":"weight"},"subject":{"reference":"Patient/9000000009"},"encounter":{"reference":"#enc"}})";
     const auto facts = facts_of(body);
     CHECK(facts.labels.empty());
-    CHECK(joined(facts.facets) == "status=final");
+    CHECK(joined(facts.facets) == "code=|");
     CHECK(facts.organisations.empty());
     CHECK_FALSE(facts.objection);
 

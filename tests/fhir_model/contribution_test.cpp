@@ -1,6 +1,7 @@
 // Tests for fhir_model/src/contribution.cpp (fhir_model/contribution.hpp): a citizen's contribution is
 // marked with the provenance tag (once), meta.source and the citizen as performer, author, source or
-// sender; content naming someone else is refused; everything else, numbers included, is kept as sent.
+// sender; content naming someone else is refused; look-alikes of the marks are taken out for every
+// writer; everything else, numbers included, is kept as sent.
 #include "fhir_model/contribution.hpp"
 #include "fhir_model/resource.hpp"
 
@@ -43,7 +44,7 @@ TEST_CASE("contribution: an Observation gains the tag, meta.source and the citiz
 TEST_CASE("contribution: marking twice changes nothing (an update keeps one tag, one performer)") {
     const std::string once = marked(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/9000000009"}})");
     CHECK(marked(once) == once);
-    CHECK(fhir::carries_contribution_tag(once));
+    CHECK(once.find(tag) != std::string::npos);
 }
 
 TEST_CASE("contribution: the client's meta is kept, its source replaced, its own tags kept beside ours") {
@@ -124,21 +125,41 @@ TEST_CASE("contribution: a marked Observation is a valid resource of the citizen
     REQUIRE(prepared.ok());
     CHECK(prepared->content.find(R"("value":132.0)") != std::string::npos);
     CHECK(prepared->content.find(R"("source":"https://fhir.caregate.nhs.uk/patient-endpoint")") != std::string::npos);
-    CHECK(fhir::carries_contribution_tag(prepared->content));
+    CHECK(prepared->content.find(tag) != std::string::npos);
     REQUIRE(prepared->citizens.size() >= 1);
     for (const auto& link : prepared->citizens)
         CHECK(link.nhs_number == tom);
 }
 
-TEST_CASE("contribution: the tag is found however it is written, and only in meta.tag") {
-    CHECK(fhir::carries_contribution_tag(R"({"resourceType":"Observation","meta":{"tag":[)" + tag + "]}}"));
-    // The code spelled with a JSON escape is the same code.
-    CHECK(fhir::carries_contribution_tag(
-        R"({"resourceType":"Observation","meta":{"tag":[{"system":"https://fhir.caregate.nhs.uk/CodeSystem/provenance","code":"patient\u002dcontributed"}]}})"));
-    CHECK_FALSE(fhir::carries_contribution_tag(
-        R"({"resourceType":"Observation","meta":{"tag":[{"system":"http://example.org","code":"patient-contributed"}]}})"));
-    CHECK_FALSE(fhir::carries_contribution_tag(
-        R"({"resourceType":"Observation","meta":{"security":[{"system":"https://fhir.caregate.nhs.uk/CodeSystem/provenance","code":"patient-contributed"}]}})"));
-    CHECK_FALSE(fhir::carries_contribution_tag(R"({"resourceType":"Observation","note":[{"text":"patient-contributed"}]})"));
-    CHECK_FALSE(fhir::carries_contribution_tag("not json patient-contributed"));
+TEST_CASE("provenance: a provider's look-alike marks are taken out, in any case, system or place") {
+    auto provider = [](const std::string& meta) {
+        auto out = fhir::mark_provenance(R"({"resourceType":"Observation","meta":)" + meta + R"(,"status":"final"})", "", false);
+        REQUIRE(out.ok());
+        return *out;
+    };
+    const std::string bare = R"({"resourceType":"Observation","status":"final"})";
+    CHECK(provider(R"({"tag":[)" + tag + "]}") == bare);
+    CHECK(provider(R"({"tag":[{"code":"patient-contributed"}]})") == bare);                                  // no system
+    CHECK(provider(R"({"tag":[{"system":"http://example.org","code":"Patient_Contributed"}]})") == bare);    // other case
+    CHECK(provider(R"({"security":[{"system":"https://fhir.caregate.nhs.uk/CodeSystem/provenance","code":"x"}]})") == bare);
+    CHECK(provider(R"({"tag":[{"system":"HTTP://FHIR.CAREGATE.NHS.UK/CodeSystem/Provenance","code":"x"}]})") == bare);
+    CHECK(provider(R"({"tag":[{"system":"http://example.org","code":"pc","display":"Contributed by the Patient"}]})") == bare);
+    CHECK(provider(R"({"tag":[{"system":"https://fhir.caregate.nhs.uk/CodeSystem/provenance","code":"patient\u002dcontributed"}]})") == bare);
+    CHECK(provider(R"({"source":"https://fhir.caregate.nhs.uk/patient-endpoint"})") == bare);
+    CHECK(provider(R"({"source":"HTTPS://Fhir.Caregate.NHS.uk/anything"})") == bare);
+    // The provider's own marks stay, in their order.
+    CHECK(provider(R"({"source":"https://gp.example/system","tag":[{"system":"http://example.org","code":"home"},{"code":"patient-contributed"}]})") ==
+          R"({"resourceType":"Observation","meta":{"source":"https://gp.example/system","tag":[{"system":"http://example.org","code":"home"}]},"status":"final"})");
+    // Text that cannot hold a mark comes back as it was, byte for byte.
+    const std::string plain = R"({"resourceType":"Observation", "status":"final"})";
+    CHECK(*fhir::mark_provenance(plain, "", false) == plain);
+}
+
+TEST_CASE("provenance: a contribution corrected by someone else keeps the server's marks, and only them") {
+    auto out = fhir::mark_provenance(
+        R"({"resourceType":"Observation","meta":{"tag":[{"code":"PATIENT-CONTRIBUTED"}],"source":"#ics"},"status":"final"})", "", true);
+    REQUIRE(out.ok());
+    CHECK(*out == R"({"resourceType":"Observation","meta":{)" + source + R"(,"tag":[)" + tag + R"(]},"status":"final"})");
+    // No performer is filled in: that is the citizen's own writing only.
+    CHECK(out->find("performer") == std::string::npos);
 }

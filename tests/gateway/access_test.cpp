@@ -1,10 +1,15 @@
-// Access control for providers (DESIGN.md section 4) through the handle() seam with the shipped
+// Access control for providers (README, the access model) through the handle() seam with the shipped
 // default policy: GP, acute, adult social care and ICS callers in clinical, nurse, admin, social
 // worker, information governance and system roles; relationships, break-glass, objections, labels,
 // ownership; tokens; and the audit trail. Every denial is 403 (never allowed) or 404 (may not see).
 #include "application_fixture.hpp"
 
+#include "auth/detail/jose.hpp"
+
 #include <rapidjson/document.h>
+
+#include <map>
+#include <optional>
 
 using namespace caregate::testing;
 
@@ -12,6 +17,7 @@ namespace {
 
 constexpr const char* tom = "9000000009";   // registered with the GP practice A81001
 constexpr const char* bunmi = "9000000017"; // registered nowhere the record knows of
+constexpr const char* ada = "9000000025";   // not held until a test records her
 
 std::string ref(const std::string& nhs) { return R"({"reference":"Patient/)" + nhs + R"("})"; }
 
@@ -328,4 +334,233 @@ TEST_CASE("audit: a write and its audit record commit together") {
         found = found || (record.action == "create" && record.resource_ids == id && record.nhs_number == tom &&
                           record.outcome == "success");
     CHECK(found); // no flush needed: it was in the write's transaction
+}
+
+// ---- rules no looser than the policy says ----
+
+namespace {
+
+/// A provider token as `who`'s, but with exactly `scope_claim` (raw JSON) as its scope claim.
+std::string token_with_scope(const identity& who, const std::string& scope_claim) {
+    namespace jose = caregate::auth::detail;
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const std::string payload = R"({"iss":")" + std::string(test_issuer) + R"(","aud":")" + test_base_url + R"(","sub":")" +
+                                who.user + R"(","ods_code":")" + who.ods + R"(","role":")" + who.role +
+                                R"(","scope":)" + scope_claim + R"(,"iat":)" + std::to_string(now) +
+                                R"(,"nbf":)" + std::to_string(now) + R"(,"exp":)" + std::to_string(now + 600) + "}";
+    const auto key = jose::private_key_from_pem(test_keys::get().private_pem);
+    const std::string input = jose::base64url_encode(R"({"alg":"RS256","typ":"JWT"})") + "." + jose::base64url_encode(payload);
+    return input + "." + jose::base64url_encode(jose::sign(jose::algorithm_of(key.get()), key.get(), input));
+}
+
+std::string care_team_json(const std::string& nhs, const std::string& manager, const std::string& member) {
+    return R"({"resourceType":"CareTeam","status":"active","subject":)" + ref(nhs) +
+           R"(,"managingOrganization":[{"reference":"Organization/)" + manager +
+           R"("}],"participant":[{"member":{"reference":"Organization/)" + member + R"("}}]})";
+}
+
+} // namespace
+
+TEST_CASE("scopes: a scope claim that names nothing (\"\", \" \", []) grants nothing; no claim leaves it to the policy") {
+    record_fixture f;
+    for (const std::string claim : {R"("")", R"(" ")", "[]"}) {
+        CAPTURE(claim);
+        const std::vector<caregate::rest::header_field> bearer = {{"Authorization", "Bearer " + token_with_scope(gp_clinician(), claim)}};
+        CHECK(f.call_as(gp_clinician(), "GET", "/Patient/9000000009", {}, bearer).status == 403);
+        CHECK(f.call_as(gp_clinician(), "GET", "/Condition?patient=9000000009", {}, bearer).status == 403);
+        CHECK(f.call_as(gp_clinician(), "POST", "/Condition", condition_json(tom, "active"), bearer).status == 403);
+    }
+    // The same token with a scope, and without the claim at all, as the README documents.
+    CHECK(f.call_as(gp_clinician(), "GET", "/Patient/9000000009", {},
+                    {{"Authorization", "Bearer " + token_with_scope(gp_clinician(), R"("user/Patient.rs")")}})
+              .status == 200);
+    CHECK(f.call_as(gp_clinician(), "GET", "/Patient/9000000009").status == 200);
+}
+
+TEST_CASE("legitimate relationship: links another organisation's record names give the named organisation nothing") {
+    record_fixture f;
+    auto acute_sees_tom = [&] { return f.call_as(acute_clinician(), "GET", "/Patient/9000000009").status; };
+    auto social_care_sees_tom = [&] { return f.call_as(social_worker(), "GET", "/Patient/9000000009").status; };
+    const std::string gp_encounter = encounter_json(tom, "RX1", "in-progress");
+    SUBCASE("a GP's Encounter naming the acute trust as serviceProvider: create, conditional create, update, conditional update, patch") {
+        const auto id = f.create_as(gp_clinician(), "Encounter", gp_encounter);
+        CHECK(acute_sees_tom() == 404);
+        CHECK(f.call_as(gp_clinician(), "POST", "/Encounter", gp_encounter, {{"If-None-Exist", "identifier=https://gp.example/enc|1"}})
+                  .status == 201);
+        CHECK(acute_sees_tom() == 404);
+        std::string updated = gp_encounter;
+        updated.insert(1, R"("id":")" + id + R"(",)");
+        CHECK(f.call_as(gp_clinician(), "PUT", "/Encounter/" + id, updated).status == 200);
+        CHECK(acute_sees_tom() == 404);
+        std::string identified = gp_encounter;
+        identified.insert(1, R"("identifier":[{"system":"https://gp.example/enc","value":"2"}],)");
+        CHECK(f.call_as(gp_clinician(), "PUT", "/Encounter?identifier=https://gp.example/enc%7C2", identified).status == 201);
+        CHECK(acute_sees_tom() == 404);
+        const auto own = f.create_as(gp_clinician(), "Encounter", encounter_json(tom, "A81001", "in-progress"));
+        CHECK(f.call_as(gp_clinician(), "PATCH", "/Encounter/" + own,
+                        R"([{"op":"replace","path":"/serviceProvider/reference","value":"Organization/RX1"}])",
+                        {{"Content-Type", "application/json-patch+json"}})
+                  .status == 200);
+        CHECK(acute_sees_tom() == 404);
+    }
+    SUBCASE("in a transaction") {
+        // Organisations named by identifier: a transaction checks that literal references resolve.
+        auto by_identifier = [](std::string body, const std::string& ods) {
+            const std::string literal = R"({"reference":"Organization/)" + ods + R"("})";
+            return body.replace(body.find(literal), literal.size(),
+                                R"({"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":")" + ods + R"("}})");
+        };
+        const std::string bundle =
+            R"({"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"Encounter"},"resource":)" +
+            by_identifier(gp_encounter, "RX1") + R"(},{"request":{"method":"POST","url":"EpisodeOfCare"},"resource":)" +
+            by_identifier(episode_json(tom, "8JK23"), "8JK23") + "}]}";
+        auto answered = f.call_as(gp_clinician(), "POST", "", bundle);
+        REQUIRE_MESSAGE(answered.status == 200, answered.body);
+        CHECK(acute_sees_tom() == 404);
+        CHECK(social_care_sees_tom() == 404);
+    }
+    SUBCASE("an EpisodeOfCare or CareTeam naming other organisations; a Patient naming another practice") {
+        f.create_as(gp_clinician(), "EpisodeOfCare", episode_json(tom, "8JK23"));
+        f.create_as(gp_clinician(), "CareTeam", care_team_json(tom, "RX1", "8JK23"));
+        CHECK(acute_sees_tom() == 404);
+        CHECK(social_care_sees_tom() == 404);
+        // The acute trust records its own care: its own links count, those it names for others do not.
+        f.create_as(acute_clinician(), "CareTeam", care_team_json(tom, "RX1", "8JK23"));
+        CHECK(acute_sees_tom() == 200);
+        CHECK(social_care_sees_tom() == 404);
+        auto registered = f.call_as(acute_clinician(), "PUT", std::string("/Patient/") + ada,
+                                    patient_json(ada, R"("id":"9000000025","generalPractitioner":[{"reference":"Organization/A81001"}])"));
+        REQUIRE_MESSAGE(registered.status == 201, registered.body);
+        CHECK(f.call_as(gp_clinician(), "GET", std::string("/Patient/") + ada).status == 404);
+    }
+    SUBCASE("what the ICS's integration service records counts") {
+        f.create_as(system_identity(), "Encounter", gp_encounter);
+        CHECK(acute_sees_tom() == 200);
+    }
+}
+
+TEST_CASE("break-glass: a grant follows the user, organisation and role that opened it, not the user into another role") {
+    record_fixture f;
+    identity emergency = acute_clinician();
+    emergency.user = "acute-doctor-7";
+    emergency.purpose = "ETREAT";
+    emergency.reason = "unconscious in A&E";
+    REQUIRE(f.call_as(emergency, "GET", "/Patient/9000000009").status == 200);
+    f.flush();
+    identity same_role = acute_clinician();
+    same_role.user = "acute-doctor-7";
+    CHECK(f.call_as(same_role, "GET", "/Patient/9000000009").status == 200);
+    // The same person with an admin token of the same organisation: the grant was not theirs as admin.
+    identity as_admin = acute_admin();
+    as_admin.user = "acute-doctor-7";
+    CHECK(f.call_as(as_admin, "GET", "/Patient/9000000009").status == 404);
+    auto found = f.call_as(as_admin, "GET", "/Patient?_id=9000000009&_total=accurate");
+    REQUIRE(found.status == 200);
+    CHECK(json_of(found)["total"].GetInt() == 0);
+    identity as_nurse = acute_clinician();
+    as_nurse.user = "acute-doctor-7";
+    as_nurse.role = "R8001";
+    CHECK(f.call_as(as_nurse, "GET", "/Patient/9000000009").status == 404);
+}
+
+TEST_CASE("break-glass: the grant lasts the policy's minutes from the request's time, and not a moment longer") {
+    record_fixture f;
+    identity emergency = acute_clinician();
+    emergency.purpose = "ETREAT";
+    emergency.reason = "unconscious in A&E";
+    REQUIRE(f.call_as(emergency, "GET", "/Patient/9000000009").status == 200);
+    f.flush();
+    caregate::storage::store::audit_query query;
+    query.purpose = "ETREAT";
+    auto page = f.store->audit(query);
+    REQUIRE(page.ok());
+    std::optional<caregate::storage::timestamp> opened;
+    for (const auto& record : page->records)
+        if (record.action == "break-glass")
+            opened = record.time; // the request's time, which the guard was given
+    REQUIRE(opened);
+    const caregate::storage::timestamp window = 480LL * 60 * 1'000'000; // default-policy.json: "minutes": 480
+    REQUIRE(f.policy.break_glass_micros() == window);
+    auto until = [&](caregate::storage::timestamp now) {
+        auto standing = f.store->standing(tom, "RX1", "acute-doctor-1", "R8000", 0, now);
+        REQUIRE(standing.ok());
+        return standing->break_glass_until;
+    };
+    CHECK(until(*opened) == *opened + window);
+    CHECK(until(*opened + window - 1) == *opened + window);
+    CHECK_FALSE(until(*opened + window));
+
+    // A policy of one minute: the guard opens the record at the request's time, and a request a minute
+    // later finds it closed.
+    std::string one_minute(caregate::access::default_policy_json);
+    one_minute.replace(one_minute.find(R"("minutes": 480)"), std::string(R"("minutes": 480)").size(), R"("minutes": 1)");
+    const auto brief = caregate::access::policy::parse(one_minute);
+    caregate::access::guard guard(brief, f.organisations, *f.tokens, *f.store);
+    emergency.user = "acute-doctor-8";
+    caregate::rest::request req;
+    req.headers.push_back({"Authorization", "Bearer " + token_for(emergency)});
+    req.secure = true;
+    req.client_ods = "RX1";
+    const caregate::storage::timestamp now = caregate::access::now_micros();
+    std::map<std::string, caregate::access::citizen_view> views;
+    auto doctor_8 = guard.authenticate(req, now / 1'000'000);
+    REQUIRE(doctor_8.ok());
+    auto opened_now = guard.open_citizen(*doctor_8, bunmi, "request-1", now, views, true);
+    REQUIRE(opened_now.ok());
+    CHECK(opened_now->break_glass);
+    f.flush();
+    auto later = [&](caregate::storage::timestamp at) {
+        std::map<std::string, caregate::access::citizen_view> fresh;
+        auto view = guard.open_citizen(*doctor_8, bunmi, "request-2", at, fresh, false);
+        REQUIRE(view.ok());
+        return view->open;
+    };
+    CHECK(later(now + 59'000'000));
+    CHECK_FALSE(later(now + 60'000'000));
+}
+
+TEST_CASE("policy: a part-of-type grant needs every value of the element, in the named code system") {
+    record_fixture f;
+    f.create_as(system_identity(), "EpisodeOfCare", episode_json(tom, "8JK23"));
+    const std::string category_system = "http://terminology.hl7.org/CodeSystem/observation-category";
+    auto with_categories = [&](const std::string& codings) {
+        return R"({"resourceType":"Observation","status":"final","category":[)" + codings +
+               R"(],"code":{"text":"an observation"},"subject":)" + ref(tom) + "}";
+    };
+    auto category = [&](const std::string& code, const std::string& system) {
+        return R"({"coding":[{"system":")" + system + R"(","code":")" + code + R"("}]})";
+    };
+    const std::string mixed = with_categories(category("social-history", category_system) + "," + category("laboratory", category_system));
+    const std::string foreign = with_categories(category("social-history", "http://example.org/x"));
+    const std::string text_only = with_categories(category("social-history", category_system) + R"(,{"text":"laboratory"})");
+    // Reads: what the GP wrote.
+    const auto mixed_id = f.create_as(gp_clinician(), "Observation", mixed);
+    const auto foreign_id = f.create_as(gp_clinician(), "Observation", foreign);
+    const auto text_id = f.create_as(gp_clinician(), "Observation", text_only);
+    const auto social_id = f.create_as(gp_clinician(), "Observation",
+                                       with_categories(category("social-history", category_system) + "," + category("survey", category_system)));
+    CHECK(f.call_as(social_worker(), "GET", "/Observation/" + mixed_id).status == 404);
+    CHECK(f.call_as(social_worker(), "GET", "/Observation/" + foreign_id).status == 404);
+    CHECK(f.call_as(social_worker(), "GET", "/Observation/" + text_id).status == 404);
+    CHECK(f.call_as(social_worker(), "GET", "/Observation/" + social_id).status == 200);
+    auto found = f.call_as(social_worker(), "GET", std::string("/Observation?patient=") + tom + "&_total=accurate");
+    REQUIRE(found.status == 200);
+    CHECK(json_of(found)["total"].GetInt() == 1);
+    CHECK(found.body.find(social_id) != std::string::npos);
+    const std::string other_status =
+        R"({"resourceType":"Condition","clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"},{"system":"http://example.org/x","code":"active"}]},"code":{"text":"a condition"},"subject":)" +
+        ref(tom) + "}";
+    CHECK(f.call_as(social_worker(), "GET", "/Condition/" + f.create_as(gp_clinician(), "Condition", other_status)).status == 404);
+    // Writes: the social worker's own.
+    CHECK(f.call_as(social_worker(), "POST", "/Observation", mixed).status == 403);
+    CHECK(f.call_as(social_worker(), "POST", "/Observation", foreign).status == 403);
+    CHECK(f.call_as(social_worker(), "POST", "/Observation", text_only).status == 403);
+    CHECK(f.call_as(social_worker(), "POST", "/Observation", with_categories(category("social-history", category_system))).status == 201);
+}
+
+TEST_CASE("policy: a `where` entry must name element=system|code; a bare code stops the server at start") {
+    std::string old_style(caregate::access::default_policy_json);
+    const std::string entry = R"("category=http://terminology.hl7.org/CodeSystem/observation-category|survey")";
+    old_style.replace(old_style.find(entry), entry.size(), R"("category=survey")");
+    CHECK_THROWS_AS(caregate::access::policy::parse(old_style), std::invalid_argument);
 }

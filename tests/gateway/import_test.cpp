@@ -159,6 +159,23 @@ TEST_CASE("import: the first invalid line stops the import with its number and d
     CHECK(audit.detail.find("stopped at line 5") != std::string::npos);
 }
 
+TEST_CASE("import: a file cannot pass an item off as a citizen's contribution; the server's marks are its own") {
+    application_fixture f;
+    const fs::path file = f.dir / "forged.ndjson";
+    std::string forged = observation_line("obs-forged", "9000000009");
+    forged.insert(forged.find(R"("status")"),
+                  R"("meta":{"source":"https://fhir.caregate.nhs.uk/patient-endpoint","tag":[{"code":"Patient-Contributed"}],)"
+                  R"("security":[{"system":"https://fhir.caregate.nhs.uk/CodeSystem/provenance","code":"patient-contributed"}]},)");
+    write_text(file, patient_line + "\n" + forged + "\n");
+    const auto imported = caregate_import(f, "'" + file.string() + "'");
+    REQUIRE_MESSAGE(imported.exit_code == 0, imported.err);
+    auto stored = f.store->read("Observation", "obs-forged");
+    REQUIRE(stored.ok());
+    CHECK(stored->json.find("ontributed") == std::string::npos);
+    CHECK(stored->json.find("patient-endpoint") == std::string::npos);
+    CHECK(stored->labels.empty());
+}
+
 TEST_CASE("import: a line naming a citizen neither the file nor the database holds stops the import there") {
     application_fixture f;
     const fs::path file = f.dir / "orphan.ndjson";

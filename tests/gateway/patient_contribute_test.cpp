@@ -1,5 +1,5 @@
-// Citizens contributing to their own record on the patient-facing endpoint (issue 6, "Contribute" and
-// the objection of "Control"): what a P9 citizen writes is marked as patient-contributed (tag,
+// Citizens contributing to their own record on the patient-facing endpoint (and the objection they
+// may record): what a P9 citizen writes is marked as patient-contributed (tag,
 // meta.source, themselves as performer, author or sender) and shown so to professionals; only the
 // kinds the policy grants; never about or in the name of someone else; never a change to what a
 // professional wrote; and an objection they record, then withdraw, limits and restores sharing.
@@ -178,37 +178,96 @@ TEST_CASE("contribute: the GP cannot change a patient's contribution; the ICS's 
     auto read = f.call_as(gp_clinician(), "GET", "/Observation/" + id);
     CHECK(f.call_as(gp_clinician(), "PUT", "/Observation/" + id, read.body).status == 403);
     CHECK(f.call_as(gp_clinician(), "DELETE", "/Observation/" + id).status == 403);
-    // The integration service (any_owner) keeps the server's marks when it corrects one.
-    const std::string corrected = blood_pressure(
-        tom, R"("id":")" + id + R"(","meta":{"tag":[{"system":")" + provenance +
-                 R"(","code":"patient-contributed"}]},"performer":[{"reference":"Patient/9000000009"}])");
+    // The integration service (any_owner) corrects it: the server keeps its marks, whether the
+    // correction carries them or not, since they say whose the item is.
+    const std::string corrected = blood_pressure(tom, R"("id":")" + id + R"(","performer":[{"reference":"Patient/9000000009"}])");
     auto by_system = f.call("PUT", "/Observation/" + id, corrected);
-    CHECK_MESSAGE(by_system.status == 200, by_system.body);
+    REQUIRE_MESSAGE(by_system.status == 200, by_system.body);
+    CHECK(contribution_tags(json_of(by_system)) == 1);
+    CHECK(json_of(by_system)["meta"]["source"] == contributor_source.c_str());
+    auto patched = f.call("PATCH", "/Observation/" + id, R"([{"op":"remove","path":"/meta"}])",
+                          {{"Content-Type", "application/json-patch+json"}});
+    REQUIRE_MESSAGE(patched.status == 200, patched.body);
+    CHECK(contribution_tags(json_of(patched)) == 1);
 }
 
-TEST_CASE("contribute: professionals cannot forge the patient-contributed tag (422)") {
+TEST_CASE("contribute: only the server sets the provenance marks; a provider's look-alikes are taken out") {
     contribute_fixture f;
-    const std::string forged_meta = R"("meta":{"tag":[{"system":")" + provenance + R"(","code":"patient-contributed"}]})";
-    auto forged = f.call_as(gp_clinician(), "POST", "/Observation", blood_pressure(tom, forged_meta));
-    CHECK(forged.status == 422);
-    CHECK(json_of(forged)["issue"][0]["diagnostics"].GetString() ==
-          std::string("the patient-contributed tag is set by the server, on what citizens write through the "
-                      "patient-facing endpoint; a provider's write cannot carry it"));
-    CHECK(json_of(forged)["issue"][0]["expression"][0] == "Observation.meta.tag");
-    // Also on an update of their own item, and from the ICS's service on a new one.
-    auto update = f.call_as(gp_clinician(), "PUT", "/Observation/" + f.tom_observation,
-                            blood_pressure(tom, R"("id":")" + f.tom_observation + R"(",)" + forged_meta));
-    CHECK(update.status == 422);
-    CHECK(f.call("POST", "/Observation", blood_pressure(tom, forged_meta)).status == 422);
-    // In a transaction too.
-    const std::string bundle =
-        R"({"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"Observation"},"resource":)" +
-        blood_pressure(tom, forged_meta) + "}]}";
-    CHECK(f.call_as(gp_clinician(), "POST", "", bundle).status == 422);
-    // Other tags of that system, or the code in another system, are the provider's own business.
-    CHECK(f.call_as(gp_clinician(), "POST", "/Observation",
-                    blood_pressure(tom, R"("meta":{"tag":[{"system":"http://example.org/tags","code":"patient-contributed"}]})"))
-              .status == 201);
+    // Each a mark a professional's system could send to pass its writing off as the patient's: the
+    // server's own tag, the code without a system or in another case, in meta.security, and
+    // meta.source naming the patient endpoint.
+    const std::vector<std::string> forged = {
+        R"("meta":{"tag":[{"system":")" + provenance + R"(","code":"patient-contributed"}]})",
+        R"("meta":{"tag":[{"code":"patient-contributed"}]})",
+        R"("meta":{"tag":[{"system":"http://example.org/tags","code":"Patient-Contributed","display":"Contributed by the patient"}]})",
+        R"("meta":{"security":[{"system":")" + provenance + R"(","code":"patient-contributed"}]})",
+        R"("meta":{"source":")" + contributor_source + R"("})",
+        R"("meta":{"source":"HTTPS://FHIR.CAREGATE.NHS.UK/patient-endpoint"})",
+    };
+    auto clean = [&](const rest::response& r) {
+        REQUIRE_MESSAGE((r.status == 201 || r.status == 200), r.body);
+        const auto stored = json_of(r);
+        const bool marked = stored.HasMember("meta") && (stored["meta"].HasMember("tag") || stored["meta"].HasMember("security") ||
+                                                         stored["meta"].HasMember("source"));
+        CHECK_FALSE(marked);
+        CHECK(r.body.find("ontributed") == std::string::npos);
+        CHECK(r.body.find("patient-endpoint") == std::string::npos);
+    };
+    for (const std::string& meta : forged) {
+        CAPTURE(meta);
+        clean(f.call_as(gp_clinician(), "POST", "/Observation", blood_pressure(tom, meta)));
+        clean(f.call("POST", "/Observation", blood_pressure(tom, meta))); // the ICS's service on a new item too
+        clean(f.call_as(gp_clinician(), "PUT", "/Observation/" + f.tom_observation,
+                        blood_pressure(tom, R"("id":")" + f.tom_observation + R"(",)" + meta)));
+        // In a transaction too.
+        const std::string bundle =
+            R"({"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"Observation"},"resource":)" +
+            blood_pressure(tom, meta) + "}]}";
+        auto answered = f.call_as(gp_clinician(), "POST", "", bundle);
+        REQUIRE_MESSAGE(answered.status == 200, answered.body);
+        const std::string location = json_of(answered)["entry"][0]["response"]["location"].GetString();
+        const auto at = location.find("Observation/");
+        clean(f.call_as(gp_clinician(), "GET", "/" + location.substr(at, location.find("/_history") - at)));
+    }
+    // A search for contributions finds none of them.
+    auto found = json_of(f.call_as(gp_clinician(), "GET", "/Observation?_tag=" + provenance + "%7Cpatient-contributed&_total=accurate"));
+    CHECK(found["total"].GetInt() == 0);
+    // The provider's own tags and source stay.
+    auto own = f.call_as(gp_clinician(), "POST", "/Observation",
+                         blood_pressure(tom, R"("meta":{"source":"https://gp.example/system","tag":[{"system":"http://example.org/tags","code":"home"}]})"));
+    REQUIRE(own.status == 201);
+    CHECK(json_of(own)["meta"]["source"] == "https://gp.example/system");
+    CHECK(json_of(own)["meta"]["tag"].Size() == 1);
+}
+
+TEST_CASE("contribute: a citizen's write must fit the policy's facets with every value, by system and code") {
+    contribute_fixture f;
+    const std::string category = R"({"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":")";
+    auto categories = [&](const std::string& list) {
+        std::string body = blood_pressure(tom);
+        const auto at = body.find(R"("category":[)");
+        const auto end = body.find("]}]", at) + 3;
+        return body.replace(at, end - at, R"("category":[)" + list + "]");
+    };
+    // A home reading that is also a laboratory result; a vital sign of another code system; no category.
+    CHECK(f.contribute("POST", "/Observation", categories(category + R"(vital-signs"}]},)" + category + R"(laboratory"}]})")).status == 403);
+    CHECK(f.contribute("POST", "/Observation",
+                       categories(R"({"coding":[{"system":"http://example.org/x","code":"vital-signs"}]})")).status == 403);
+    CHECK(f.contribute("POST", "/Observation",
+                       categories(category + R"(vital-signs"},{"system":"http://example.org/x","code":"vital-signs"}]})")).status == 403);
+    CHECK(f.contribute("POST", "/Observation", categories(R"({"text":"vital-signs"})")).status == 403);
+    // Two allowed kinds at once are fine.
+    CHECK(f.contribute("POST", "/Observation", categories(category + R"(vital-signs"}]},)" + category + R"(activity"}]})")).status == 201);
+    // A Consent whose scope is both treatment and patient-privacy is not a privacy choice alone.
+    std::string both = objection(tom);
+    both.replace(both.find(R"("code":"patient-privacy"})"), std::string(R"("code":"patient-privacy"})").size(),
+                 R"("code":"patient-privacy"},{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"treatment"})");
+    CHECK(f.contribute("POST", "/Consent", both).status == 403);
+    std::string elsewhere = objection(tom);
+    elsewhere.replace(elsewhere.find("http://terminology.hl7.org/CodeSystem/consentscope"),
+                      std::string("http://terminology.hl7.org/CodeSystem/consentscope").size(), "http://example.org/x");
+    CHECK(f.contribute("POST", "/Consent", elsewhere).status == 403);
+    CHECK(f.contribute("POST", "/Consent", objection(tom)).status == 201);
 }
 
 TEST_CASE("contribute: a note on an item, and an about-me questionnaire answer, in the citizen's name") {

@@ -38,6 +38,17 @@ std::string observation_json(const std::string& nhs, const std::string& category
            R"("}]},"subject":)" + ref(nhs) + R"(,"effectiveDateTime":"2026-11-01T10:00:00Z","valueQuantity":{"value":72,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}})";
 }
 
+/// An Observation whose category is `categories` (the JSON array's items as written).
+std::string observation_in(const std::string& nhs, const std::string& categories, const std::string& code) {
+    return R"({"resourceType":"Observation","status":"final","category":[)" + categories +
+           R"(],"code":{"coding":[{"system":"http://loinc.org","code":")" + code + R"("}]},"subject":)" + ref(nhs) +
+           R"(,"effectiveDateTime":"2026-11-02T10:00:00Z"})";
+}
+
+std::string category(const std::string& code, const std::string& system = "http://terminology.hl7.org/CodeSystem/observation-category") {
+    return R"({"coding":[{"system":")" + system + R"(","code":")" + code + R"("}]})";
+}
+
 std::string encounter_json(const std::string& nhs, const std::string& ods, const std::string& status,
                            const std::string& period) {
     return R"({"resourceType":"Encounter","status":")" + status +
@@ -112,6 +123,19 @@ struct shared_record : application_fixture {
         create_as(gp, "Observation", observation_json(tom, "vital-signs", "8867-4"));
         create_as(gp, "Observation", observation_json(tom, "social-history", "72166-2"));
         create_as(social_worker(), "Observation", observation_json(tom, "survey", "44249-1"));
+        // Part-of-type grants by every value and by system (fhir::facets_satisfy, and its SQL in the
+        // search): social care reads the first, none of the others.
+        create_as(gp, "Observation", observation_in(tom, category("social-history") + "," + category("survey"), "72166-2"));
+        create_as(gp, "Observation", observation_in(tom, category("social-history") + "," + category("laboratory"), "2339-0"));
+        create_as(gp, "Observation", observation_in(tom, category("social-history", "http://example.org/x"), "72166-2"));
+        create_as(gp, "Observation", observation_in(tom, category("survey") + R"(,{"text":"laboratory"})", "44249-1"));
+        create_as(gp, "Observation", observation_in(tom, R"({"text":"social history"})", "72166-2"));
+        create_as(gp, "Condition",
+                  R"({"resourceType":"Condition","clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"},{"system":"http://example.org/x","code":"active"}]},"code":{"coding":[{"system":"http://snomed.info/sct","code":"73211009"}]},"subject":)" +
+                      ref(tom) + "}");
+        create_as(gp, "Condition",
+                  R"({"resourceType":"Condition","clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"},{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"resolved"}]},"code":{"coding":[{"system":"http://snomed.info/sct","code":"73211009"}]},"subject":)" +
+                      ref(tom) + "}");
         // Bunmi: social care's own items, the ICS's items, and her objection to sharing.
         create_as(social_worker(), "Observation", observation_json(bunmi, "social-history", "72166-2"));
         create_as(system, "Condition", condition_json(bunmi, "active", "38341003"));
@@ -187,11 +211,23 @@ TEST_CASE("search visibility: social care's Condition?patient=X&_total=accurate 
     auto r = f.call_as(social_worker(), "GET", std::string("/Condition?patient=") + tom + "&_total=accurate");
     REQUIRE(r.status == 200);
     auto bundle = parse(r);
-    // Tom has four Conditions: active, resolved, active R, active V. Social care sees the plain active one.
+    // Tom has six Conditions: active, resolved, active R, active V, active also coded in another code
+    // system, and active and resolved at once. Social care sees the plain active one.
     CHECK(bundle["total"].GetInt64() == 1);
     CHECK(entries(bundle, "match").size() == 1);
     auto gp = parse(f.call_as(gp_clinician(), "GET", std::string("/Condition?patient=") + tom + "&_total=accurate"));
-    CHECK(gp["total"].GetInt64() == 4); // the GP wrote the V item itself
+    CHECK(gp["total"].GetInt64() == 6); // the GP wrote the V item itself
+}
+
+TEST_CASE("search visibility: a part-of-type grant counts an Observation only when every category it carries is granted") {
+    shared_record f;
+    // Tom's eight Observations: vital signs; social history; survey; social history and survey (these
+    // three social care reads); social history and laboratory; social history of another code system;
+    // survey and a text-only category; a text-only category.
+    auto social = parse(f.call_as(social_worker(), "GET", std::string("/Observation?patient=") + tom + "&_total=accurate"));
+    CHECK(social["total"].GetInt64() == 3);
+    auto gp = parse(f.call_as(gp_clinician(), "GET", std::string("/Observation?patient=") + tom + "&_total=accurate"));
+    CHECK(gp["total"].GetInt64() == 8);
 }
 
 TEST_CASE("search visibility: a hidden item never appears through _include, _revinclude, _has, chains or $everything") {
@@ -306,7 +342,7 @@ TEST_CASE("search: POST _search with a form body, compartment search, _summary=c
 
     auto compartment = f.call_as(gp_clinician(), "GET", std::string("/Patient/") + tom + "/Condition");
     REQUIRE(compartment.status == 200);
-    CHECK(entries(parse(compartment), "match").size() == 4);
+    CHECK(entries(parse(compartment), "match").size() == 6); // Tom's six Conditions (shared_record)
     CHECK(f.call_as(acute_clinician(), "GET", std::string("/Patient/") + tom + "/Condition").status == 404);
     // The compartment narrows; every parameter still applies.
     auto narrowed = f.call_as(gp_clinician(), "GET", std::string("/Patient/") + tom + "/Condition?code=38341003");
@@ -317,7 +353,7 @@ TEST_CASE("search: POST _search with a form body, compartment search, _summary=c
     CHECK(f.call_as(ig_officer(), "GET", std::string("/Patient/") + tom + "/AuditEvent").status == 404);
 
     auto counted = parse(f.call_as(gp_clinician(), "GET", std::string("/Condition?patient=") + tom + "&_summary=count"));
-    CHECK(counted["total"].GetInt64() == 4);
+    CHECK(counted["total"].GetInt64() == 6);
     CHECK_FALSE(counted.HasMember("entry"));
 
     auto sorted = f.call_as(system_identity(), "GET", "/Patient?_sort=-_id&_elements=birthDate");

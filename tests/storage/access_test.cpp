@@ -1,11 +1,14 @@
-// Tests for what storage/src/store.cpp keeps for access control (DESIGN.md section 4): ownership of
+// Tests for what storage/src/store.cpp keeps for access control (README, the access model): ownership of
 // contributions, the access facts stored with each version, organisation links, objections,
 // break-glass grants, a citizen's standing, and migrating a schema-1 database. Audit is in audit_test.cpp.
 #include "store_fixture.hpp"
 
 #include "fhir_model/resource.hpp"
+#include "storage/search.hpp"
 
+#include <algorithm>
 #include <future>
+#include <set>
 
 using namespace caregate;
 using namespace caregate::storage;
@@ -71,7 +74,7 @@ void check_access_facts(const stored_version& version) {
 
 } // namespace
 
-// ---- DESIGN.md 4.6: only the contributing organisation updates or deletes its own contributions
+// ---- ownership: only the contributing organisation updates or deletes its own contributions
 
 TEST_CASE("4.6 ownership: only the creating organisation updates or deletes; forbidden writes write nothing") {
     store_fixture db;
@@ -190,7 +193,7 @@ TEST_CASE("an update with the same content but different access facts makes a ne
     CHECK(must_write(*db, ended).unchanged);
 }
 
-// ---- organisation links, objections, standing (DESIGN.md 4.3 and 4.4)
+// ---- organisation links, objections, standing
 
 TEST_CASE("organisation links belong to the current live version: replaced on update, removed on delete") {
     store_fixture db;
@@ -223,7 +226,7 @@ TEST_CASE("standing: a relationship is an active link, or one that ended at or a
 
     const timestamp recent_since = now - 90 * day;
     auto standing_of = [&](const std::string& ods) {
-        auto found = db->standing(nhs, ods, "user-1", recent_since, now);
+        auto found = db->standing(nhs, ods, "user-1", "R8000", recent_since, now);
         REQUIRE(found.ok());
         return *found;
     };
@@ -237,7 +240,7 @@ TEST_CASE("standing: a relationship is an active link, or one that ended at or a
     CHECK_FALSE(standing_of("RX1").objection);
     CHECK_FALSE(standing_of("RX1").break_glass_until);
 
-    auto unknown = db->standing(other_nhs, "RX1", "user-1", recent_since, now);
+    auto unknown = db->standing(other_nhs, "RX1", "user-1", "R8000", recent_since, now);
     REQUIRE(unknown.ok());
     CHECK_FALSE(unknown->held);
     CHECK_FALSE(unknown->relationship);
@@ -253,10 +256,100 @@ TEST_CASE("a registered GP recorded on the Patient is a relationship for that Pa
     auto registered = patient(nhs);
     registered.access.organisations.push_back({"A81001", "registered-gp", true, {}});
     must_write(*db, registered);
-    auto found = db->standing(nhs, "A81001", "user-1", 0, 1);
+    auto found = db->standing(nhs, "A81001", "user-1", "R8000", 0, 1);
     REQUIRE(found.ok());
     CHECK(found->relationship);
     CHECK(rows(db, "SELECT count(*) FROM organisation_links WHERE type = 'Patient' AND nhs_number = '9000000009'") == 1);
+}
+
+TEST_CASE("invariant 11: a version keeps only the links naming its writer, unless the writer is the ICS's or a tool") {
+    store_fixture db;
+    must_write(*db, by("A81001", patient(nhs)));
+    auto relationship = [&](const std::string& ods) {
+        auto found = db->standing(nhs, ods, "user-1", "R8000", 0, 1);
+        REQUIRE(found.ok());
+        return found->relationship;
+    };
+    // A GP's Encounter naming the acute trust as its serviceProvider gives the trust nothing.
+    must_write(*db, by("A81001", encounter("by-gp", nhs, "RX1")));
+    CHECK(rows(db, "SELECT count(*) FROM organisation_links WHERE id = 'by-gp'") == 0);
+    CHECK_FALSE(relationship("RX1"));
+    // The trust's own Encounter does; so does the ICS's integration service's (any_owner), and a tool's.
+    must_write(*db, by("RX1", encounter("by-trust", nhs, "RX1")));
+    CHECK(rows(db, "SELECT count(*) FROM organisation_links WHERE id = 'by-trust' AND ods = 'RX1'") == 1);
+    CHECK(relationship("RX1"));
+    auto by_ics = by("QZZ", encounter("by-ics", nhs, "RYJ"));
+    by_ics.any_owner = true;
+    must_write(*db, by_ics);
+    CHECK(relationship("RYJ"));
+    must_write(*db, encounter("by-tool", nhs, "RAL"));
+    CHECK(relationship("RAL"));
+    // A Patient naming two practices, written by one of them: only that one's registration counts.
+    auto registered = by("A81001", update_request("Patient", nhs, patient_json(nhs, "Jones")));
+    registered.access.organisations = {{"A81001", "registered-gp", true, {}}, {"B82002", "registered-gp", true, {}}};
+    must_write(*db, registered);
+    CHECK(relationship("A81001"));
+    CHECK_FALSE(relationship("B82002"));
+}
+
+TEST_CASE("a search's type grant decides part-of-type access exactly as fhir::facets_satisfy") {
+    store_fixture db;
+    must_write(*db, patient(nhs));
+    const std::string category = "category=http://terminology.hl7.org/CodeSystem/observation-category|";
+    const std::string status = "status=http://example.org/status|";
+    const std::vector<std::vector<std::string>> stored = {
+        {},
+        {category + "survey"},
+        {category + "activity", category + "survey"},
+        {category + "laboratory", category + "survey"},
+        {"category=http://example.org/x|survey"},
+        {category + "survey", "category=|"},
+        {"category=|survey"},
+        {"code=http://loinc.org|1", category + "social-history"},
+        {category + "survey", status + "final"},
+        {category + "survey", status + "final", status + "amended"},
+        {"categoryX=http://terminology.hl7.org/CodeSystem/observation-category|survey"},
+    };
+    for (std::size_t i = 0; i < stored.size(); ++i) {
+        auto request = observation_request("obs-" + std::to_string(i), nhs);
+        request.access.facets = stored[i];
+        std::sort(request.access.facets.begin(), request.access.facets.end()); // as fhir_model gives them
+        must_write(*db, request);
+    }
+    const std::vector<std::vector<std::string>> rules = {
+        {category + "social-history", category + "survey", category + "activity"},
+        {category + "survey"},
+        {category + "survey", status + "final"},
+        {"category=http://example.org/x|survey"},
+        {"code=http://loinc.org|1"},
+    };
+    fhir::search_query_options options;
+    options.max_count = 100;
+    auto query = fhir::parse_search_query({"Observation"}, {{"_count", "100"}}, options);
+    REQUIRE(query.ok());
+    for (const auto& where : rules) {
+        CAPTURE(where.front());
+        CAPTURE(where.size());
+        search_request request;
+        request.query = &*query;
+        request.visibility.all_citizens = true;
+        request.visibility.organisation = "QZZ";
+        request.visibility.readable = {{"Observation", false, where}};
+        auto page = db->search(request);
+        REQUIRE(page.ok());
+        std::set<std::string> found;
+        for (const auto& entry : page->entries)
+            found.insert(entry.version.id);
+        std::set<std::string> expected;
+        for (std::size_t i = 0; i < stored.size(); ++i) {
+            auto facets = stored[i];
+            std::sort(facets.begin(), facets.end());
+            if (fhir::facets_satisfy(where, facets))
+                expected.insert("obs-" + std::to_string(i));
+        }
+        CHECK(found == expected);
+        CHECK_FALSE(expected.empty()); // each rule lets something through: the comparison is not vacuous
+    }
 }
 
 TEST_CASE("an objection is set by a live Consent and cleared when it no longer objects or is deleted") {
@@ -264,7 +357,7 @@ TEST_CASE("an objection is set by a live Consent and cleared when it no longer o
     must_write(*db, patient(nhs));
     must_write(*db, patient(other_nhs));
     auto objects = [&](const std::string& who) {
-        auto found = db->standing(who, "RX1", "user-1", 0, 1);
+        auto found = db->standing(who, "RX1", "user-1", "R8000", 0, 1);
         REQUIRE(found.ok());
         return found->objection;
     };
@@ -295,11 +388,11 @@ TEST_CASE("an objection is set by a live Consent and cleared when it no longer o
     }
 }
 
-TEST_CASE("break-glass: a grant opens the record for that user of that organisation during its window only") {
+TEST_CASE("break-glass: a grant opens the record for that user of that organisation in that role during its window only") {
     store_fixture db;
     must_write(*db, patient(nhs));
     const timestamp from = 1'800'000'000LL * 1000 * 1000;
-    break_glass_grant grant{nhs, "RX1", "user-1", "unconscious in A&E", from, from + 4 * hour, "request-1"};
+    break_glass_grant grant{nhs, "RX1", "user-1", "R8000", "unconscious in A&E", from, from + 4 * hour, "request-1"};
     audit_record record;
     record.time = from;
     record.user = "user-1";
@@ -313,8 +406,8 @@ TEST_CASE("break-glass: a grant opens the record for that user of that organisat
     db->grant_break_glass(grant, record, [&](fhir::status done) { granted.set_value(std::move(done)); });
     REQUIRE(granted.get_future().get().ok());
 
-    auto until = [&](const std::string& ods, const std::string& user, timestamp now) {
-        auto found = db->standing(nhs, ods, user, 0, now);
+    auto until = [&](const std::string& ods, const std::string& user, timestamp now, const std::string& role = "R8000") {
+        auto found = db->standing(nhs, ods, user, role, 0, now);
         REQUIRE(found.ok());
         return found->break_glass_until;
     };
@@ -324,6 +417,9 @@ TEST_CASE("break-glass: a grant opens the record for that user of that organisat
     CHECK_FALSE(until("RX1", "user-1", from + 4 * hour));
     CHECK_FALSE(until("RX1", "user-2", from + hour));
     CHECK_FALSE(until("RYJ", "user-1", from + hour));
+    CHECK_FALSE(until("RX1", "user-1", from + hour, "R8008")); // the same user in another role
+    CHECK_FALSE(until("RX1", "user-1", from + hour, ""));
+    CHECK(rows(db, "SELECT count(*) FROM break_glass_grants WHERE role = 'R8000'") == 1);
 
     // A second, longer grant: the latest open one wins.
     grant.until = from + 8 * hour;
@@ -408,6 +504,40 @@ PRAGMA user_version = 1;
     CHECK_FALSE(verified->first_broken);
 }
 
+TEST_CASE("migration 9: stored facets get their code systems again; earlier break-glass grants open for no role") {
+    store_fixture db;
+    must_write(*db, patient(nhs));
+    const std::string observation_body =
+        R"({"resourceType":"Observation","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"survey"}]}],"code":{"text":"x"},"subject":{"reference":"Patient/9000000009"}})";
+    must_write(*db, prepared(write_kind::create, "Observation", "obs-1", observation_body));
+    must_write(*db, prepared(write_kind::create, "Observation", "obs-2", observation_body));
+    must_write(*db, remove_request("Observation", "obs-2"));
+    const auto facets = db.rows("SELECT seq, facets FROM resource_versions ORDER BY seq");
+    REQUIRE(facets.at(1).at(1) == "category=http://terminology.hl7.org/CodeSystem/observation-category|survey\ncode=|");
+    REQUIRE(facets.at(3).at(1) == facets.at(2).at(1)); // a deletion keeps the facets of what it deleted
+    db.close();
+
+    // Schema 8: facets named codes without their systems, and grants had no role.
+    REQUIRE(db.execute(undo_migration_9 + R"sql(
+DROP TRIGGER resource_versions_never_change;
+UPDATE resource_versions SET facets = 'category=survey' WHERE type = 'Observation';
+CREATE TRIGGER resource_versions_never_change BEFORE UPDATE ON resource_versions
+BEGIN SELECT RAISE(ABORT, 'resource versions are immutable'); END;
+INSERT INTO break_glass_grants (nhs_number, organisation, user, reason, from_time, until_time, request_id)
+VALUES ('9000000009', 'RX1', 'user-1', 'before', 0, 9000000000000000000, 'request-0');
+PRAGMA user_version = 8;
+)sql") == SQLITE_OK);
+
+    db.reopen();
+    CHECK(db.count("PRAGMA user_version") == 9);
+    CHECK(db.rows("SELECT seq, facets FROM resource_versions ORDER BY seq") == facets);
+    CHECK(db.execute("UPDATE resource_versions SET facets = ''") != SQLITE_OK); // immutable again
+    CHECK(db.count("SELECT count(*) FROM break_glass_grants WHERE role = ''") == 1);
+    auto standing = db->standing(nhs, "RX1", "user-1", "R8000", 0, 1);
+    REQUIRE(standing.ok());
+    CHECK_FALSE(standing->break_glass_until);
+}
+
 // store_options::standing_cache_ttl: standings are kept in memory, but every write that commits
 // invalidates them before it is acknowledged; with an hour's lifetime, only that keeps these right.
 TEST_CASE("a cached standing never outlives a write: registration, objection and erasure are seen at once") {
@@ -415,7 +545,7 @@ TEST_CASE("a cached standing never outlives a write: registration, objection and
     cached.standing_cache_ttl = std::chrono::hours(1);
     store_fixture db(cached);
     auto standing = [&] {
-        auto found = db->standing(nhs, "A81001", "user-1", 0, 1);
+        auto found = db->standing(nhs, "A81001", "user-1", "R8000", 0, 1);
         REQUIRE(found.ok());
         return *found;
     };

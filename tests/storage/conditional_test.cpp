@@ -45,7 +45,7 @@ std::shared_ptr<write_condition> condition(const std::string& type,
     auto made = std::make_shared<write_condition>();
     made->query = std::move(parsed.value());
     made->visibility.everything = true;
-    made->removable.type = type;
+    made->removable = {{type, true, {}}};
     return made;
 }
 
@@ -221,7 +221,7 @@ TEST_CASE("conditional delete: none, one, several (single and multiple), and fac
     auto forbidden = by_identifier("two");
     auto narrow = std::make_shared<write_condition>(*forbidden.condition);
     narrow->multiple = true;
-    narrow->removable = {"Observation", false, {"category=laboratory"}};
+    narrow->removable = {{"Observation", false, {"category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory"}}};
     forbidden.condition = narrow;
     auto refused = db->write(forbidden);
     REQUIRE_FALSE(refused.ok());

@@ -46,7 +46,7 @@ TEST_CASE("erasure removes every version naming the citizen and what points at t
     CHECK(db.count("SELECT count(*) FROM version_targets") == 2);
     // A break-glass grant into the citizen's record.
     std::promise<void> granted;
-    db->grant_break_glass({erased, "RX1", "doctor", "unconscious", 1, 4'000'000'000'000'000, "r"}, audit_record{},
+    db->grant_break_glass({erased, "RX1", "doctor", "R8000", "unconscious", 1, 4'000'000'000'000'000, "r"}, audit_record{},
                           [&](caregate::fhir::status) { granted.set_value(); });
     granted.get_future().wait();
 
@@ -89,8 +89,8 @@ TEST_CASE("migration 8 records what the Provenances stored before it point at") 
     const auto targets = db.rows("SELECT seq, type, id FROM version_targets ORDER BY seq, type, id");
     REQUIRE(targets.size() == 2);
     db.close();
-    REQUIRE(db.execute("DROP TABLE version_targets; DROP TABLE erasing; PRAGMA user_version = 7;") == SQLITE_OK);
+    REQUIRE(db.execute(undo_migrations_8_and_9 + "PRAGMA user_version = 7;") == SQLITE_OK);
     db.reopen();
-    CHECK(db.count("PRAGMA user_version") == 8);
+    CHECK(db.count("PRAGMA user_version") == 9);
     CHECK(db.rows("SELECT seq, type, id FROM version_targets ORDER BY seq, type, id") == targets);
 }

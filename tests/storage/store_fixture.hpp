@@ -138,6 +138,15 @@ inline std::string observation_json(const std::string& nhs_number, const std::st
            nhs_number + R"("},"valueQuantity":{"value":)" + value + "}}";
 }
 
+/// What migration 9 added, taken away again, for the tests that take a database back to an older
+/// schema and run the later migrations over it (its facets need no undoing: the fill remakes them).
+inline const std::string undo_migration_9 =
+    "DROP INDEX break_glass_grants_by_caller; ALTER TABLE break_glass_grants DROP COLUMN role; "
+    "CREATE INDEX break_glass_grants_by_caller ON break_glass_grants (nhs_number, organisation, user, until_time); ";
+/// What migration 8 added (its triggers it makes again).
+inline const std::string undo_migration_8 = "DROP TABLE version_targets; DROP TABLE erasing; ";
+inline const std::string undo_migrations_8_and_9 = undo_migration_9 + undo_migration_8;
+
 inline write_request create_request(std::string type, std::string id, std::string content) {
     write_request request;
     request.kind = write_kind::create;

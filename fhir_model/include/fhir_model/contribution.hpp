@@ -1,7 +1,8 @@
-// Marking what a citizen writes through the patient-facing endpoint as their own contribution (issue
-// 6, "Contribute"): a provenance tag, meta.source, and the citizen as the one who performed, authored
-// or sent it, so that professionals see where an item came from. Pure functions over JSON text; who
-// the caller is and whether they may write at all are the gateway's decisions.
+// The server's provenance marks: what citizens write through the patient-facing endpoint is marked as
+// their contribution (a provenance tag, meta.source, and the citizen as the one who performed,
+// authored or sent it), so that professionals see where an item came from; and no other writer can
+// set or imitate those marks. Pure functions over JSON text; who the caller is and whether they may
+// write at all are the gateway's decisions.
 #pragma once
 
 #include "fhir_model/error.hpp"
@@ -18,10 +19,29 @@ inline constexpr std::string_view patient_contributed_code = "patient-contribute
 inline constexpr std::string_view patient_contributed_display = "Contributed by the patient";
 /// meta.source of a patient contribution: the patient-facing endpoint, whatever the app sent.
 inline constexpr std::string_view patient_endpoint_source = "https://fhir.caregate.nhs.uk/patient-endpoint";
+/// The host of the server's own URIs: a meta.source naming it is the server's to give.
+inline constexpr std::string_view server_host = "fhir.caregate.nhs.uk";
+
+/// Sets the server's provenance marks on `resource` (JSON text), for every writer:
+/// - every client-supplied coding that looks like the mark is taken out of meta.tag and meta.security:
+///   a coding of provenance_tag_system, or whose code or display reads as patient_contributed_code
+///   or patient_contributed_display in any case or spelling ("Patient_Contributed"), in any system
+///   or none; and a meta.source naming server_host or the patient endpoint. An array, or meta, left
+///   empty goes;
+/// - when `contribution` (the resource is a citizen's contribution: written by the citizen, or the
+///   ICS's services correcting one), the marks mark_contribution describes are set, the server's tag
+///   kept in its place if it was there;
+/// - when `citizen` is given (the citizen writing), the elements that say who made the resource
+///   name them, as mark_contribution says, and naming anyone else there is refused.
+/// Everything else is kept as it was: member order, numbers exactly as written. Text that cannot hold
+/// a mark and needs none comes back unchanged without being parsed.
+/// Errors: malformed (not JSON); invalid (business-rule), as mark_contribution.
+result<std::string> mark_provenance(std::string_view resource, std::string_view citizen, bool contribution);
 
 /// Marks `resource` (JSON text) as contributed by the citizen with NHS number `nhs_number`:
 /// - meta.tag gains {provenance_tag_system, patient_contributed_code, patient_contributed_display},
-///   unless it holds a coding of that system and code already (an update keeps one, never two);
+///   or, when it holds a coding of that system and code already, that coding becomes it in its place
+///   (an update keeps one, never two);
 /// - meta.source becomes patient_endpoint_source;
 /// - the elements that say who made the resource name the citizen, as {"reference":"Patient/{nhs}"}:
 ///   Observation.performer and Consent.performer gain it when it is not among them;
@@ -34,10 +54,7 @@ inline constexpr std::string_view patient_endpoint_source = "https://fhir.carega
 /// Errors: malformed (not JSON, as prepare_resource says); invalid (business-rule) when one of those
 /// elements names someone else (another performer, author, source or sender: a citizen speaks for
 /// themselves only), with its FHIRPath, e.g. "Observation.performer[1]".
+/// The same as mark_provenance(resource, nhs_number, true): look-alike marks go too.
 result<std::string> mark_contribution(std::string_view resource, std::string_view nhs_number);
-
-/// Whether `resource` (JSON text) carries the patient-contributed tag in meta.tag. False for text
-/// that is not a JSON object. Cheap when the text cannot hold the code (no parse).
-bool carries_contribution_tag(std::string_view resource);
 
 } // namespace caregate::fhir

@@ -40,9 +40,12 @@ struct access_facts {
     /// Every meta.security coding as "system|code", e.g.
     /// "http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R".
     std::vector<std::string> labels;
-    /// "element=code" for each code of the root's coded elements (code, Coding, CodeableConcept, and
-    /// arrays of them), e.g. "category=vital-signs", "clinicalStatus=active", "status=final".
-    /// Policy rules that grant part of a type match on these.
+    /// "element=system|code" for each coding of the root's Coding and CodeableConcept elements (and
+    /// arrays of them), e.g. "category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs";
+    /// sorted, distinct. A value that names no code exactly (a coding without system or code, a
+    /// CodeableConcept with text only, a value too long or holding a line break) is still a value of
+    /// its element: "element=|" or "element=|code", which no policy rule names. Policy rules that
+    /// grant part of a type match on these (facets_satisfy).
     std::vector<std::string> facets;
     /// Organisation links to the citizen (Patient, Encounter, EpisodeOfCare, CareTeam).
     std::vector<organisation_link> organisations;
@@ -50,6 +53,14 @@ struct access_facts {
     /// provision.type deny.
     bool objection = false;
 };
+
+/// Whether a version with these `facets` meets a policy rule's `where` (facets as above, each naming
+/// a system and a code): for every element `where` names, the version has at least one value of it
+/// and every value it has is among those `where` allows for it (an Observation that is both
+/// social-history and laboratory is a laboratory result, and a code of another system is another
+/// code). Empty `where`: true. The one definition of this rule, for reads and writes alike;
+/// storage/src/search_plan.cpp (type_grant) decides it in SQL, and the tests keep the two in step.
+bool facets_satisfy(const std::vector<std::string>& where, const std::vector<std::string>& facets);
 
 /// A parsed, valid resource ready to be stored.
 struct prepared_resource {

@@ -25,6 +25,7 @@ struct search_visibility {
     bool all_citizens = false;
     std::string organisation; ///< the caller's ODS code
     std::string user;         ///< the caller's user id, for break-glass grants
+    std::string role;         ///< the caller's job role: a break-glass grant opens for the role that opened it
     timestamp now = 0;
     timestamp recent_since = 0; ///< a relationship that ended at or after this still counts
     /// A citizen's objection limits their record to what the caller's organisation wrote (false for
@@ -33,13 +34,16 @@ struct search_visibility {
     /// An open break-glass grant (without a relationship) sets the objection aside.
     bool break_glass_overrides_objection = false;
 
-    /// A type the caller may read: wholly, or only versions having one of `facets`.
+    /// A type the caller may read: wholly, or only versions whose facets satisfy `facets` (a policy
+    /// rule's `where`, as fhir::facets_satisfy decides).
     struct type_grant {
         std::string type;
         bool whole = true;
         std::vector<std::string> facets;
     };
-    std::vector<type_grant> readable; ///< types not listed are hidden
+    /// Types not listed are hidden; a type listed several times (several rules grant parts of it)
+    /// is readable where any of its grants allows.
+    std::vector<type_grant> readable;
     std::vector<std::string> hidden_labels;     ///< a version with one of these labels is hidden
     std::vector<std::string> owner_only_labels; ///< ... hidden unless its owner is `organisation`
     /// Citizens this request has just opened by break-glass (the grant is queued, not yet
@@ -93,9 +97,9 @@ struct write_condition {
     /// Only matches the caller may see count: a hidden resource neither blocks a create nor is
     /// changed, so a conditional write cannot reveal it.
     search_visibility visibility;
-    /// remove: the matches the caller may delete (by facets, as policy::may decides); a visible match
-    /// outside this fails the write with `forbidden`.
-    search_visibility::type_grant removable;
+    /// remove: the matches the caller may delete (by facets, as policy::may decides: any of these
+    /// grants); a visible match outside them fails the write with `forbidden`.
+    std::vector<search_visibility::type_grant> removable;
     /// remove: several matches are all removed (up to max_matches; more fail precondition_failed).
     bool multiple = false;
     unsigned max_matches = 100;

@@ -122,11 +122,13 @@ struct audit_record {
     std::string hash;           ///< set by the store: hex SHA-256 over previous_hash and this record's fields
 };
 
-/// A break-glass grant: the organisation's user may open the citizen's record until `until`.
+/// A break-glass grant: the organisation's user, acting in the role that opened it, may open the
+/// citizen's record until `until`. The same user in another role (another token) is not covered.
 struct break_glass_grant {
     std::string nhs_number;
     std::string organisation;
     std::string user;
+    std::string role; ///< the national RBAC job role of the token that opened it
     std::string reason;
     timestamp from = 0;
     timestamp until = 0;
@@ -138,7 +140,7 @@ struct citizen_standing {
     bool held = false;          ///< the citizen is a live Patient here
     bool relationship = false;  ///< an organisation link for the ODS code, active or ended at or after `recent_since`
     bool objection = false;     ///< a live Consent of the citizen records an objection (access_facts::objection)
-    std::optional<timestamp> break_glass_until; ///< the latest grant for (citizen, organisation, user) still open at `now`
+    std::optional<timestamp> break_glass_until; ///< the latest grant for (citizen, organisation, user, role) still open at `now`
 };
 
 enum class write_kind { create, update, remove };
@@ -301,9 +303,10 @@ public:
     /// gets its index; each write's audit record is committed either way ("success" or "failed").
     void submit_transaction(std::vector<write_request> writes, transaction_callback done);
 
-    /// The standing of (organisation, user) with a citizen at `now`. Reads only.
+    /// The standing of (organisation, user in `role`) with a citizen at `now`. Reads only.
     fhir::result<citizen_standing> standing(std::string_view nhs_number, std::string_view organisation,
-                                            std::string_view user, timestamp recent_since, timestamp now) const;
+                                            std::string_view user, std::string_view role, timestamp recent_since,
+                                            timestamp now) const;
 
     /// Queues audit records to be appended (chained) by the writer with its next group: committed
     /// within the writer's next commit, never dropped while the store is open. `done` (optional) runs
