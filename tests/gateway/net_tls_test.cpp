@@ -1,0 +1,299 @@
+// Tests of the revocation check of gateway/net/tls.cpp through a real server on 127.0.0.1: client
+// certificates revoked by CRLs that certs/make-dev-certs.sh writes (`--revoke ODS`), spoken to by the
+// curl and openssl command lines as a provider system would. Needs `curl` and `openssl` on the PATH.
+#include "net/server.hpp"
+
+#include "pki_fixture.hpp"
+
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace net = caregate::net;
+namespace rest = caregate::rest;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+using caregate::testing::command_output;
+using caregate::testing::contains;
+using caregate::testing::dev_pki;
+constexpr auto run = caregate::testing::run_command;
+constexpr auto write_file = caregate::testing::write_text_file;
+
+void echo(rest::request request, rest::responder respond) {
+    if (request.target.starts_with("/wait?")) {
+        // Answers from another thread once the file named after the '?' exists, as a write does once
+        // its commit is durable.
+        std::thread([respond = std::move(respond), file = request.target.substr(6)] {
+            while (!fs::exists(file))
+                std::this_thread::sleep_for(20ms);
+            rest::response answer;
+            answer.set("Content-Type", "text/plain");
+            answer.body = "answered later";
+            respond(std::move(answer));
+        }).detach();
+        return;
+    }
+    rest::response answer;
+    answer.set("Content-Type", "text/plain");
+    answer.body = request.method + " " + request.target + " ods=" + request.client_ods;
+    respond(std::move(answer));
+}
+
+/// The provider listener as `caregate serve --crl` makes it: a client certificate required, checked
+/// against the dev CA's CRL.
+net::listener provider_listener(const dev_pki& pki) {
+    net::listener l;
+    l.address = "127.0.0.1";
+    l.port = 0;
+    l.tls.certificate_file = pki.file("server.crt");
+    l.tls.private_key_file = pki.file("server.key");
+    l.tls.client_ca_file = pki.file("ca.crt");
+    l.tls.require_client_certificate = true;
+    l.tls.crl_file = pki.file("crl.pem");
+    l.handle = echo;
+    return l;
+}
+
+std::vector<net::listener> one(net::listener l) {
+    std::vector<net::listener> all;
+    all.push_back(std::move(l));
+    return all;
+}
+
+class running_server {
+public:
+    running_server(const dev_pki& pki, net::listener l)
+        : pki_(pki), server_(one(std::move(l)), net::limits{}, 2), runner_([this] { server_.run(); }) {}
+    ~running_server() {
+        server_.stop();
+        runner_.join();
+    }
+
+    net::server& server() { return server_; }
+    std::string port() const { return std::to_string(server_.bound_port(0)); }
+
+    /// GET `path` with the client certificate of `ods`: curl's output, then " [status]".
+    command_output get_as(const std::string& ods, const std::string& path = "/Patient") const {
+        return pki_.curl_as(ods, "https://127.0.0.1:" + port() + path);
+    }
+    /// openssl s_client as `ods`, sending what `feed` (a shell command) prints; `options` go to s_client.
+    std::string s_client_as(const std::string& ods, const std::string& feed, const std::string& options = "") const {
+        return "(" + feed + ") | timeout 10 openssl s_client -quiet -connect 127.0.0.1:" + port() + " -cert '" +
+               pki_.file("client-" + ods + ".crt") + "' -key '" + pki_.file("client-" + ods + ".key") + "' " +
+               options + " 2>/dev/null";
+    }
+
+private:
+    const dev_pki& pki_;
+    net::server server_;
+    std::thread runner_;
+};
+
+bool served(const command_output& out, const std::string& ods) {
+    return out.exit_status == 0 && contains(out.text, "GET /Patient ods=" + ods + " [200]");
+}
+bool refused(const command_output& out) { return caregate::testing::refused_at_handshake(out); }
+
+/// Writes a CRL named `name` into the PKI's folder, signed with `key` as the CA `certificate` (an
+/// `openssl ca` database of its own); `options` go to `openssl ca -gencrl`. Returns its path.
+std::string sign_crl(const dev_pki& pki, const std::string& name, const std::string& key,
+                     const std::string& certificate, const std::string& options = "") {
+    const std::string config = pki.file(name + ".cnf");
+    write_file(pki.file(name + ".index"), "");
+    write_file(config, "[ca]\ndefault_ca = signer\n[signer]\ndatabase = " + pki.file(name + ".index") +
+                           "\ncrlnumber = " + pki.file(name + ".crlnumber") + "\ncertificate = " + certificate +
+                           "\nprivate_key = " + key + "\ndefault_md = sha256\ndefault_crl_days = 1\n");
+    write_file(pki.file(name + ".crlnumber"), "01\n");
+    const std::string crl = pki.file(name + ".pem");
+    REQUIRE(run("openssl ca -config '" + config + "' -gencrl " + options + " -out '" + crl + "' 2>/dev/null")
+                .exit_status == 0);
+    return crl;
+}
+
+/// A CA key and self-signed certificate with this subject, in the PKI's folder, named `name`.
+std::pair<std::string, std::string> make_ca(const dev_pki& pki, const std::string& name, const std::string& subject) {
+    const std::string key = pki.file(name + ".key");
+    const std::string certificate = pki.file(name + ".crt");
+    REQUIRE(run("openssl genpkey -quiet -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out '" + key +
+                "' && openssl req -x509 -new -key '" + key + "' -subj '" + subject + "' -days 1 -out '" +
+                certificate + "' 2>/dev/null")
+                .exit_status == 0);
+    return {key, certificate};
+}
+
+/// An expired CRL of the dev CA: its next update was in 2020.
+std::string expired_crl(const dev_pki& pki, const std::string& name) {
+    return sign_crl(pki, name, pki.file("ca.key"), pki.file("ca.crt"),
+                    "-crl_lastupdate 20200101000000Z -crl_nextupdate 20200201000000Z");
+}
+
+/// What net::server says when it cannot start with this CRL file ("" if it starts).
+std::string start_failure(const dev_pki& pki, const std::string& crl_file) {
+    net::listener l = provider_listener(pki);
+    l.tls.crl_file = crl_file;
+    try {
+        net::server server(one(std::move(l)), net::limits{}, 1);
+    } catch (const std::runtime_error& e) {
+        return e.what();
+    }
+    return {};
+}
+
+} // namespace
+
+TEST_CASE("CRL: a client certificate the CRL revokes is refused at the handshake; an unrevoked one connects") {
+    dev_pki pki;
+    pki.make("--revoke RX1");
+    running_server server(pki, provider_listener(pki));
+    CHECK(refused(server.get_as("RX1")));
+    CHECK(served(server.get_as("A81001"), "A81001"));
+    CHECK(served(server.get_as("8JK23"), "8JK23"));
+}
+
+TEST_CASE("CRL: the empty CRL make-dev-certs.sh always writes lets every dev client connect") {
+    dev_pki pki;
+    running_server server(pki, provider_listener(pki));
+    for (const char* ods : {"A81001", "RX1", "8JK23", "QZZ"})
+        CHECK(served(server.get_as(ods), ods));
+}
+
+TEST_CASE("CRL: an expired CRL, one not signed by the client CA, or a file that is not a CRL stops the server at start") {
+    dev_pki pki;
+    CHECK(start_failure(pki, pki.file("crl.pem")).empty());
+
+    CHECK(contains(start_failure(pki, expired_crl(pki, "expired-crl")), "expired"));
+
+    // Signed by another key under the very name of the dev CA: a forged CRL.
+    const auto [forger_key, forger_certificate] =
+        make_ca(pki, "forger", "/O=caregate development/CN=caregate development CA");
+    CHECK(contains(start_failure(pki, sign_crl(pki, "forged-crl", forger_key, forger_certificate)),
+                   "is not signed by the client CA"));
+
+    // From a CA the client CA file does not hold.
+    const auto [stranger_key, stranger_certificate] = make_ca(pki, "stranger", "/CN=a stranger CA");
+    CHECK(contains(start_failure(pki, sign_crl(pki, "stranger-crl", stranger_key, stranger_certificate)),
+                   "is from no CA of the client CA file"));
+
+    // Several CRLs in one file are read, and each is checked: the dev CA's own does not excuse the
+    // stranger's beside it.
+    const std::string both = pki.file("both-crls.pem");
+    REQUIRE(run("cat '" + pki.file("crl.pem") + "' '" + pki.file("stranger-crl.pem") + "' > '" + both + "'")
+                .exit_status == 0);
+    CHECK(contains(start_failure(pki, both), "is from no CA of the client CA file"));
+    const std::string twice = pki.file("twice-crl.pem");
+    REQUIRE(run("cat '" + pki.file("crl.pem") + "' '" + pki.file("crl.pem") + "' > '" + twice + "'").exit_status == 0);
+    CHECK(start_failure(pki, twice).empty());
+
+    // Not a CRL at all: damaged, a certificate, empty, missing.
+    const std::string damaged = pki.file("damaged-crl.pem");
+    write_file(damaged, "-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n");
+    CHECK(contains(start_failure(pki, damaged), "is not a PEM CRL file"));
+    CHECK(contains(start_failure(pki, pki.file("ca.crt")), "holds no CRL"));
+    write_file(pki.file("empty.pem"), "");
+    CHECK(contains(start_failure(pki, pki.file("empty.pem")), "holds no CRL"));
+    CHECK(contains(start_failure(pki, pki.file("missing.pem")), "cannot read the CRL file"));
+
+    // Without a client CA there is nothing to check.
+    net::listener no_ca = provider_listener(pki);
+    no_ca.tls.client_ca_file.clear();
+    no_ca.tls.require_client_certificate = false;
+    CHECK_THROWS_WITH_AS(net::server(one(std::move(no_ca)), net::limits{}, 1),
+                         doctest::Contains("no client CA"), std::runtime_error);
+}
+
+TEST_CASE("CRL: a certificate revoked after start connects until the reload, and is refused after it, "
+          "resumed sessions included") {
+    dev_pki pki;
+    running_server server(pki, provider_listener(pki));
+    CHECK(served(server.get_as("RX1"), "RX1"));
+    // A TLS session saved now, to try to resume it once the certificate is revoked.
+    const std::string session = pki.file("rx1.session");
+    CHECK(contains(run(server.s_client_as("RX1", "printf 'GET /Patient HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; sleep 0.5",
+                                          "-sess_out '" + session + "'")).text,
+                   "ods=RX1"));
+    REQUIRE(fs::exists(session));
+
+    pki.make("--revoke RX1");
+    CHECK(served(server.get_as("RX1"), "RX1")); // the CRL in use is the one read at start
+
+    server.server().read_revocation_lists()(); // what SIGHUP does (besides the application's files)
+    CHECK(refused(server.get_as("RX1")));
+    CHECK(served(server.get_as("A81001"), "A81001"));
+    CHECK_FALSE(contains(run(server.s_client_as("RX1", "printf 'GET /Patient HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; sleep 0.5",
+                                                "-sess_in '" + session + "'")).text,
+                         "ods=RX1"));
+}
+
+TEST_CASE("CRL: a reload that fails keeps the CRLs in use") {
+    dev_pki pki;
+    pki.make("--revoke RX1");
+    running_server server(pki, provider_listener(pki));
+    REQUIRE(refused(server.get_as("RX1")));
+
+    write_file(pki.file("crl.pem"), "not a CRL\n");
+    CHECK_THROWS_WITH_AS(server.server().read_revocation_lists(), doctest::Contains("holds no CRL"), std::runtime_error);
+    CHECK(refused(server.get_as("RX1"))); // still the old CRL, not none
+    CHECK(served(server.get_as("A81001"), "A81001"));
+
+    fs::copy_file(expired_crl(pki, "expired-crl"), pki.file("crl.pem"), fs::copy_options::overwrite_existing);
+    CHECK_THROWS_WITH_AS(server.server().read_revocation_lists(), doctest::Contains("expired"), std::runtime_error);
+    CHECK(refused(server.get_as("RX1")));
+    CHECK(served(server.get_as("A81001"), "A81001"));
+}
+
+TEST_CASE("CRL: an open connection survives a reload, its request in flight answered, even when the reload revokes its certificate") {
+    dev_pki pki;
+    running_server server(pki, provider_listener(pki));
+    // One connection: a request held in the handler until the reload is done (`reloaded` exists),
+    // then another on the same connection.
+    const std::string reloaded = pki.file("reloaded");
+    std::thread reload([&] {
+        std::this_thread::sleep_for(300ms);
+        pki.make("--revoke RX1");
+        server.server().read_revocation_lists()();
+        write_file(reloaded, "");
+    });
+    const auto out = run(server.s_client_as(
+        "RX1", "printf 'GET /wait?" + reloaded + " HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; while [ ! -e '" + reloaded +
+                   "' ]; do sleep 0.1; done; sleep 0.5; "
+                   "printf 'GET /Patient HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'; sleep 0.5"));
+    reload.join();
+    CHECK(contains(out.text, "answered later"));
+    CHECK(contains(out.text, "GET /Patient ods=RX1"));
+    CHECK(refused(server.get_as("RX1"))); // a new connection is checked against the new CRL
+}
+
+TEST_CASE("CRL: SIGHUP calls the reload the server was given, on a thread of its own, again and again") {
+    dev_pki pki;
+    std::atomic<int> reloads{0};
+    running_server server(pki, provider_listener(pki));
+    server.server().on_hangup([&] {
+        server.server().read_revocation_lists()();
+        ++reloads;
+    });
+    pki.make("--revoke RX1");
+    for (int expected = 1; expected <= 2; ++expected) {
+        REQUIRE(::kill(::getpid(), SIGHUP) == 0);
+        for (int i = 0; i < 100 && reloads < expected; ++i)
+            std::this_thread::sleep_for(20ms);
+        CHECK(reloads == expected);
+    }
+    CHECK(refused(server.get_as("RX1")));
+    CHECK(served(server.get_as("A81001"), "A81001"));
+}
