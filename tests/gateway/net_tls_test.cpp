@@ -36,6 +36,14 @@ constexpr auto run = caregate::testing::run_command;
 constexpr auto write_file = caregate::testing::write_text_file;
 
 void echo(rest::request request, rest::responder respond) {
+    if (request.target.starts_with("/touch?")) {
+        // Makes the file named after the '?', so that a test knows the request was served.
+        write_file(request.target.substr(7), "");
+        rest::response answer;
+        answer.set("Content-Type", "text/plain");
+        answer.body = "touched";
+        return respond(std::move(answer));
+    }
     if (request.target.starts_with("/wait?")) {
         // Answers from another thread once the file named after the '?' exists, as a write does once
         // its commit is durable.
@@ -277,23 +285,33 @@ TEST_CASE("CRL: a reload that fails keeps the CRLs in use") {
     CHECK(served(server.get_as("A81001"), "A81001"));
 }
 
-TEST_CASE("CRL: an open connection survives a reload, its request in flight answered, even when the reload revokes its certificate") {
+TEST_CASE("CRL: an open connection survives reloads, idle or with a request in flight, even when the reload "
+          "revokes its own certificate") {
     dev_pki pki;
     running_server server(pki, provider_listener(pki));
-    // One connection: a request held in the handler until the reload is done (`reloaded` exists),
-    // then another on the same connection.
-    const std::string reloaded = pki.file("reloaded");
-    std::thread reload([&] {
-        std::this_thread::sleep_for(300ms);
+    // One connection, three requests: the first answered at once (`served` then exists), and the
+    // connection idle through the first reload (`first` exists after it); the second held in the
+    // handler through the second reload (it is answered once `second` exists); the third after both.
+    const std::string served = pki.file("served"), first = pki.file("first"), second = pki.file("second");
+    std::thread reloads([&] {
+        while (!fs::exists(served))
+            std::this_thread::sleep_for(20ms);
+        std::this_thread::sleep_for(200ms); // the answer written: the connection is idle
         pki.make("--revoke RX1");
         server.server().read_revocation_lists()();
-        write_file(reloaded, "");
+        write_file(first, "");
+        std::this_thread::sleep_for(500ms); // the second request in the handler
+        server.server().read_revocation_lists()();
+        write_file(second, "");
     });
+    auto wait_for = [](const std::string& file) { return "while [ ! -e '" + file + "' ]; do sleep 0.1; done; "; };
     const auto out = run(server.s_client_as(
-        "RX1", "printf 'GET /wait?" + reloaded + " HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; while [ ! -e '" + reloaded +
-                   "' ]; do sleep 0.1; done; sleep 0.5; "
-                   "printf 'GET /Patient HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'; sleep 0.5"));
-    reload.join();
+        "RX1", "printf 'GET /touch?" + served + " HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; " + wait_for(first) +
+                   "printf 'GET /wait?" + second + " HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; " + wait_for(second) +
+                   "sleep 0.3; printf 'GET /Patient HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'; sleep 0.5"));
+    reloads.join();
+    INFO(out.text);
+    CHECK(contains(out.text, "touched"));
     CHECK(contains(out.text, "answered later"));
     CHECK(contains(out.text, "GET /Patient ods=RX1"));
     CHECK(refused(server.get_as("RX1"))); // a new connection is checked against the new CRL
