@@ -130,42 +130,81 @@ bool served(const command_output& out, const std::string& ods) {
 }
 bool refused(const command_output& out) { return caregate::testing::refused_at_handshake(out); }
 
-/// Writes a CRL named `name` into the PKI's folder, signed with `key` as the CA `certificate` (an
-/// `openssl ca` database of its own); `options` go to `openssl ca -gencrl`. Returns its path.
-std::string sign_crl(const dev_pki& pki, const std::string& name, const std::string& key,
-                     const std::string& certificate, const std::string& options = "") {
-    const std::string config = pki.file(name + ".cnf");
-    write_file(pki.file(name + ".index"), "");
-    write_file(config, "[ca]\ndefault_ca = signer\n[signer]\ndatabase = " + pki.file(name + ".index") +
-                           "\ncrlnumber = " + pki.file(name + ".crlnumber") + "\ncertificate = " + certificate +
-                           "\nprivate_key = " + key + "\ndefault_md = sha256\ndefault_crl_days = 1\n");
-    write_file(pki.file(name + ".crlnumber"), "01\n");
-    const std::string crl = pki.file(name + ".pem");
-    REQUIRE(run("openssl ca -config '" + config + "' -gencrl " + options + " -out '" + crl + "' 2>/dev/null")
-                .exit_status == 0);
-    return crl;
-}
+/// A CA for a test, with an `openssl ca` database of its own to revoke with and publish CRLs: its
+/// files are named after it in the PKI's folder.
+struct test_ca {
+    /// A CA of an existing key and certificate (the dev CA's, say).
+    test_ca(const dev_pki& pki, std::string ca_name, std::string key_file, std::string certificate_file)
+        : pki(pki), name(std::move(ca_name)), key(std::move(key_file)), certificate(std::move(certificate_file)) {
+        config = pki.file(name + ".cnf");
+        write_file(pki.file(name + ".index"), "");
+        write_file(pki.file(name + ".crlnumber"), "01\n");
+        write_file(config, "[ca]\ndefault_ca = signer\n[signer]\ndatabase = " + pki.file(name + ".index") +
+                               "\ncrlnumber = " + pki.file(name + ".crlnumber") + "\ncertificate = " + certificate +
+                               "\nprivate_key = " + key + "\ndefault_md = sha256\ndefault_crl_days = 1\n");
+    }
+    /// A new CA with this subject: self-signed, or issued by `issuer` (an intermediate CA).
+    static test_ca make(const dev_pki& pki, const std::string& name, const std::string& subject,
+                        const test_ca* issuer = nullptr) {
+        const std::string key = pki.file(name + ".key");
+        const std::string certificate = pki.file(name + ".crt");
+        const std::string extensions = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n";
+        if (issuer) {
+            issuer->issue(name, subject, extensions);
+        } else {
+            write_file(pki.file(name + ".ext"), extensions);
+            REQUIRE(run("openssl genpkey -quiet -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out '" + key +
+                        "' && openssl req -new -key '" + key + "' -subj '" + subject + "' | openssl x509 -req "
+                        "-signkey '" + key + "' -days 1 -extfile '" + pki.file(name + ".ext") + "' -out '" +
+                        certificate + "' 2>/dev/null")
+                        .exit_status == 0);
+        }
+        return test_ca(pki, name, key, certificate);
+    }
 
-/// A CA key and self-signed certificate with this subject, in the PKI's folder, named `name`.
-std::pair<std::string, std::string> make_ca(const dev_pki& pki, const std::string& name, const std::string& subject) {
-    const std::string key = pki.file(name + ".key");
-    const std::string certificate = pki.file(name + ".crt");
-    REQUIRE(run("openssl genpkey -quiet -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out '" + key +
-                "' && openssl req -x509 -new -key '" + key + "' -subj '" + subject + "' -days 1 -out '" +
-                certificate + "' 2>/dev/null")
-                .exit_status == 0);
-    return {key, certificate};
-}
+    /// Issues `file`.crt and its key `file`.key, with this subject and these X.509v3 extensions.
+    void issue(const std::string& file, const std::string& subject, const std::string& extensions) const {
+        write_file(pki.file(file + ".ext"), extensions);
+        REQUIRE(run("openssl genpkey -quiet -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out '" + pki.file(file + ".key") +
+                    "' && openssl req -new -key '" + pki.file(file + ".key") + "' -subj '" + subject +
+                    "' | openssl x509 -req -CA '" + certificate + "' -CAkey '" + key +
+                    "' -set_serial 0x$(openssl rand -hex 8) -days 1 -extfile '" + pki.file(file + ".ext") + "' -out '" +
+                    pki.file(file + ".crt") + "' 2>/dev/null")
+                    .exit_status == 0);
+    }
+    void revoke(const std::string& certificate_file) const {
+        REQUIRE(run("openssl ca -config '" + config + "' -revoke '" + certificate_file + "' 2>/dev/null").exit_status == 0);
+    }
+    /// Writes this CA's CRL, `name`-crl.pem; `options` go to `openssl ca -gencrl`. Returns its path.
+    std::string crl(const std::string& options = "") const {
+        const std::string file = pki.file(name + "-crl.pem");
+        REQUIRE(run("openssl ca -config '" + config + "' -gencrl " + options + " -out '" + file + "' 2>/dev/null")
+                    .exit_status == 0);
+        return file;
+    }
+
+    const dev_pki& pki;
+    std::string name, key, certificate, config;
+};
 
 /// An expired CRL of the dev CA: its next update was in 2020.
 std::string expired_crl(const dev_pki& pki, const std::string& name) {
-    return sign_crl(pki, name, pki.file("ca.key"), pki.file("ca.crt"),
-                    "-crl_lastupdate 20200101000000Z -crl_nextupdate 20200201000000Z");
+    return test_ca(pki, name, pki.file("ca.key"), pki.file("ca.crt"))
+        .crl("-crl_lastupdate 20200101000000Z -crl_nextupdate 20200201000000Z");
 }
 
-/// What net::server says when it cannot start with this CRL file ("" if it starts).
-std::string start_failure(const dev_pki& pki, const std::string& crl_file) {
+std::string concatenated(const dev_pki& pki, const std::string& name, const std::vector<std::string>& files) {
+    std::string text;
+    for (const auto& file : files)
+        text += caregate::testing::read_text_file(file);
+    write_file(pki.file(name), text);
+    return pki.file(name);
+}
+
+/// What net::server says when it cannot start with this client CA file and CRL file ("" if it starts).
+std::string start_failure(const dev_pki& pki, const std::string& client_ca_file, const std::string& crl_file) {
     net::listener l = provider_listener(pki);
+    l.tls.client_ca_file = client_ca_file;
     l.tls.crl_file = crl_file;
     try {
         net::server server(one(std::move(l)), net::limits{}, 1);
@@ -173,6 +212,11 @@ std::string start_failure(const dev_pki& pki, const std::string& crl_file) {
         return e.what();
     }
     return {};
+}
+
+/// What net::server says when it cannot start with this CRL file ("" if it starts).
+std::string start_failure(const dev_pki& pki, const std::string& crl_file) {
+    return start_failure(pki, pki.file("ca.crt"), crl_file);
 }
 
 } // namespace
@@ -200,25 +244,18 @@ TEST_CASE("CRL: an expired CRL, one not signed by the client CA, or a file that 
     CHECK(contains(start_failure(pki, expired_crl(pki, "expired-crl")), "expired"));
 
     // Signed by another key under the very name of the dev CA: a forged CRL.
-    const auto [forger_key, forger_certificate] =
-        make_ca(pki, "forger", "/O=caregate development/CN=caregate development CA");
-    CHECK(contains(start_failure(pki, sign_crl(pki, "forged-crl", forger_key, forger_certificate)),
-                   "is not signed by the client CA"));
+    const auto forger = test_ca::make(pki, "forger", "/O=caregate development/CN=caregate development CA");
+    CHECK(contains(start_failure(pki, forger.crl()), "is not signed by the client CA"));
 
     // From a CA the client CA file does not hold.
-    const auto [stranger_key, stranger_certificate] = make_ca(pki, "stranger", "/CN=a stranger CA");
-    CHECK(contains(start_failure(pki, sign_crl(pki, "stranger-crl", stranger_key, stranger_certificate)),
-                   "is from no CA of the client CA file"));
+    const auto stranger = test_ca::make(pki, "stranger", "/CN=a stranger CA");
+    CHECK(contains(start_failure(pki, stranger.crl()), "is from no CA of the client CA file"));
 
     // Several CRLs in one file are read, and each is checked: the dev CA's own does not excuse the
     // stranger's beside it.
-    const std::string both = pki.file("both-crls.pem");
-    REQUIRE(run("cat '" + pki.file("crl.pem") + "' '" + pki.file("stranger-crl.pem") + "' > '" + both + "'")
-                .exit_status == 0);
-    CHECK(contains(start_failure(pki, both), "is from no CA of the client CA file"));
-    const std::string twice = pki.file("twice-crl.pem");
-    REQUIRE(run("cat '" + pki.file("crl.pem") + "' '" + pki.file("crl.pem") + "' > '" + twice + "'").exit_status == 0);
-    CHECK(start_failure(pki, twice).empty());
+    CHECK(contains(start_failure(pki, concatenated(pki, "both.pem", {pki.file("crl.pem"), stranger.crl()})),
+                   "is from no CA of the client CA file"));
+    CHECK(start_failure(pki, concatenated(pki, "twice.pem", {pki.file("crl.pem"), pki.file("crl.pem")})).empty());
 
     // Not a CRL at all: damaged, a certificate, empty, missing.
     const std::string damaged = pki.file("damaged-crl.pem");
@@ -235,6 +272,32 @@ TEST_CASE("CRL: an expired CRL, one not signed by the client CA, or a file that 
     no_ca.tls.require_client_certificate = false;
     CHECK_THROWS_WITH_AS(net::server(one(std::move(no_ca)), net::limits{}, 1),
                          doctest::Contains("no client CA"), std::runtime_error);
+}
+
+TEST_CASE("CRL: the whole chain is checked: a revoked intermediate CA stops every certificate it issued") {
+    dev_pki pki;
+    const auto root = test_ca::make(pki, "root", "/CN=caregate test root CA");
+    const auto intermediate = test_ca::make(pki, "intermediate", "/CN=caregate test intermediate CA", &root);
+    intermediate.issue("client-RX2", "/O=Caregate Test Trust/CN=RX2",
+                       "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                       "extendedKeyUsage=clientAuth\n");
+    net::listener listener = provider_listener(pki);
+    listener.tls.client_ca_file = concatenated(pki, "client-cas.pem", {root.certificate, intermediate.certificate});
+    listener.tls.crl_file = pki.file("crls.pem");
+
+    // Every CA of the client CA file needs its CRL: without the intermediate's, the server does not start.
+    concatenated(pki, "crls.pem", {root.crl()});
+    CHECK(contains(start_failure(pki, listener.tls.client_ca_file, listener.tls.crl_file),
+                   "holds no CRL from 'CN = caregate test intermediate CA'"));
+
+    concatenated(pki, "crls.pem", {root.crl(), intermediate.crl()});
+    running_server server(pki, listener);
+    CHECK(served(server.get_as("RX2"), "RX2"));
+
+    root.revoke(intermediate.certificate); // the client's own certificate is not revoked
+    concatenated(pki, "crls.pem", {root.crl(), intermediate.crl()});
+    server.server().read_revocation_lists()();
+    CHECK(refused(server.get_as("RX2")));
 }
 
 TEST_CASE("CRL: a certificate revoked after start connects until the reload, and is refused after it, "
