@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Makes the development PKI of caregate: a dev CA, a server certificate for localhost, client
-# certificates that name provider organisations by ODS code, the key pair that signs dev tokens, and
-# the dev CA's certificate revocation list (CRL). For development and tests only, never for
-# production. Running it again adds what is missing and keeps what exists (except that a new CA
-# re-issues the certificates it signs and forgets what the old one revoked); the CRL is written anew
-# on every run, so that it is always current (30 days) and lists every certificate revoked so far.
+# certificates that name provider organisations by ODS code, the key pair that signs dev tokens,
+# the Ed25519 key pair that signs the audit chain's anchors (caregate serve --audit-key), and the dev
+# CA's certificate revocation list (CRL). For development and tests only, never for production.
+# Running it again adds what is missing and keeps what exists (except that a new CA re-issues the
+# certificates it signs and forgets what the old one revoked); the CRL is written anew on every run,
+# so that it is always current (30 days) and lists every certificate revoked so far.
 set -euo pipefail
 
 usage() {
@@ -17,7 +18,7 @@ Usage: certs/make-dev-certs.sh [--out DIR] [--client ODS ...] [--revoke ODS ...]
   --revoke ODS ...    revoke the client certificates DIR/client-<ODS>.crt (repeatable); crl.pem then lists them
 
 Files: ca.crt ca.key server.crt server.key client-<ODS>.crt client-<ODS>.key
-       token-signing.key token-signing.pub
+       token-signing.key token-signing.pub audit-signing.key audit-signing.pub
        crl.pem (the dev CA's CRL, for `caregate serve --crl`; empty until something is revoked)
        ca-db/ (the dev CA's `openssl ca` database: what it has revoked)
 EOF
@@ -147,6 +148,14 @@ if [[ ! -f $out/token-signing.key || ! -f $out/token-signing.pub ]]; then
     openssl pkey -in "$out/token-signing.key" -pubout -out "$out/token-signing.pub"
     chmod 644 "$out/token-signing.pub"
     echo "made $out/token-signing.key, $out/token-signing.pub (RS256 dev token signing)"
+fi
+
+if [[ ! -f $out/audit-signing.key || ! -f $out/audit-signing.pub ]]; then
+    # Ed25519: whoever verifies the anchors needs only the public key, and cannot make one.
+    openssl genpkey -quiet -algorithm ed25519 -out "$out/audit-signing.key"
+    openssl pkey -in "$out/audit-signing.key" -pubout -out "$out/audit-signing.pub"
+    chmod 644 "$out/audit-signing.pub"
+    echo "made $out/audit-signing.key, $out/audit-signing.pub (Ed25519 dev audit anchor signing)"
 fi
 
 # The dev CA's `openssl ca` database: what it has revoked. A new CA starts a new one, since the old

@@ -269,6 +269,41 @@ bool records_objection(const rapidjson::Value& consent) {
     });
 }
 
+/// A relative literal reference "Type/id" to a supported type, or empty (absolute URLs, logical
+/// references, fragments and unsupported types name nothing stored here).
+std::string stored_item(const rapidjson::Value& reference) {
+    if (!reference.IsObject())
+        return {};
+    auto literal = reference.FindMember("reference");
+    if (literal == reference.MemberEnd() || !literal->value.IsString())
+        return {};
+    const std::string_view text(literal->value.GetString(), literal->value.GetStringLength());
+    const auto slash = text.find('/');
+    if (slash == std::string_view::npos || slash == 0 || slash + 1 == text.size() ||
+        text.find('/', slash + 1) != std::string_view::npos)
+        return {};
+    if (!r4().is_supported(text.substr(0, slash)))
+        return {};
+    return std::string(text);
+}
+
+/// The stored items a resource of a type that points_at_items points at (item_targets).
+void collect_targets(const rapidjson::Value& resource, std::vector<std::string>& out) {
+    auto add = [&](const rapidjson::Value& reference) {
+        if (std::string item = stored_item(reference);
+            !item.empty() && std::find(out.begin(), out.end(), item) == out.end())
+            out.push_back(std::move(item));
+    };
+    if (auto targets = resource.FindMember("target"); targets != resource.MemberEnd() && targets->value.IsArray())
+        for (const auto& target : targets->value.GetArray())
+            add(target);
+    if (auto entities = resource.FindMember("entity"); entities != resource.MemberEnd() && entities->value.IsArray())
+        for (const auto& entity : entities->value.GetArray())
+            if (entity.IsObject())
+                if (auto what = entity.FindMember("what"); what != entity.MemberEnd())
+                    add(what->value);
+}
+
 } // namespace
 
 result<access_facts> find_access_facts(const rapidjson::Value& resource, const type_def& type) {
@@ -284,3 +319,19 @@ result<access_facts> find_access_facts(const rapidjson::Value& resource, const t
 }
 
 } // namespace caregate::fhir::detail
+
+namespace caregate::fhir {
+
+std::vector<std::string> item_targets(std::string_view type, std::string_view json) {
+    std::vector<std::string> out;
+    if (!points_at_items(type))
+        return out;
+    rapidjson::Document resource;
+    resource.Parse(json.data(), json.size());
+    if (resource.HasParseError() || !resource.IsObject())
+        return out;
+    detail::collect_targets(resource, out);
+    return out;
+}
+
+} // namespace caregate::fhir

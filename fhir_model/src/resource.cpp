@@ -78,6 +78,8 @@ bool requires_citizen(std::string_view type) noexcept {
                std::end(citizen_optional_types);
 }
 
+bool points_at_items(std::string_view type) noexcept { return type == "Provenance"; }
+
 result<prepared_resource> prepare_resource(std::string_view body, std::string_view expected_type) {
     const detail::type_def* type = detail::r4().is_supported(expected_type) ? detail::r4().type(expected_type) : nullptr;
     if (type == nullptr)

@@ -135,6 +135,41 @@ fhir::result<citizen_view> guard::open_citizen(const profile& who, const std::st
 fhir::result<bool> guard::can_read(const profile& who, const storage::stored_version& version,
                                    const std::string& request_id, storage::timestamp now,
                                    std::map<std::string, citizen_view>& views, bool may_break_glass) const {
+    auto own = can_read_version(who, version, request_id, now, views, may_break_glass);
+    if (!own || !*own || !fhir::points_at_items(version.type))
+        return own;
+    // A version that points at items (a Provenance) shows no more than they do: each must be stored
+    // and visible at its last live version. One level: what it points at may not point in turn
+    // (the write path refuses it; one stored before is hidden).
+    for (const std::string& target : fhir::item_targets(version.type, version.json)) {
+        const auto slash = target.find('/');
+        const std::string type = target.substr(0, slash);
+        const std::string id = target.substr(slash + 1);
+        if (fhir::points_at_items(type))
+            return false;
+        auto item = store_.read_current(type, id);
+        if (!item) {
+            if (item.failure().kind == fhir::category::not_found)
+                return false;
+            return std::move(item).failure();
+        }
+        if (item->deleted) {
+            if (item->version_id < 2)
+                return false;
+            item = store_.vread(type, id, item->version_id - 1);
+            if (!item)
+                return false;
+        }
+        auto visible = can_read_version(who, *item, request_id, now, views, may_break_glass);
+        if (!visible || !*visible)
+            return visible;
+    }
+    return true;
+}
+
+fhir::result<bool> guard::can_read_version(const profile& who, const storage::stored_version& version,
+                                           const std::string& request_id, storage::timestamp now,
+                                           std::map<std::string, citizen_view>& views, bool may_break_glass) const {
     if (!policy_.may(who, action::read, version.type, version.facets))
         return false;
     if (!policy_.labels_allow(who, version.labels, version.owner))

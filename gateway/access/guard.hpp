@@ -50,7 +50,9 @@ public:
                                             bool may_break_glass) const;
 
     /// Whether a live version is visible to the caller: every citizen it links to is open, and the
-    /// objection, label and part-of-type rules allow it.
+    /// objection, label and part-of-type rules allow it; for a type that points at items (a
+    /// Provenance), each item it points at is stored and visible at its last live version. The
+    /// store's visibility_sql decides the same in queries.
     fhir::result<bool> can_read(const profile& who, const storage::stored_version& version,
                                 const std::string& request_id, storage::timestamp now,
                                 std::map<std::string, citizen_view>& views, bool may_break_glass) const;
@@ -81,6 +83,11 @@ public:
                                                               storage::timestamp now) const;
 
 private:
+    /// can_read for the version's own facts, without what it points at.
+    fhir::result<bool> can_read_version(const profile& who, const storage::stored_version& version,
+                                        const std::string& request_id, storage::timestamp now,
+                                        std::map<std::string, citizen_view>& views, bool may_break_glass) const;
+
     const policy& policy_;
     const organisation_register& organisations_;
     const auth::token_verifier& tokens_;

@@ -9,6 +9,7 @@
 #include "auth/token.hpp"
 #include "net/server.hpp"
 #include "rest/context.hpp"
+#include "storage/audit_anchor.hpp"
 #include "storage/store.hpp"
 
 #include <boost/url/parse.hpp>
@@ -49,6 +50,11 @@ struct serve_settings {
     unsigned max_count = 1000;
     bool conditional_delete_multiple = false;
     std::size_t max_bundle_entries = 10000;
+    /// The audit trail's anchors (README, "The audit trail"): none without a key, and then the
+    /// start says so. No default key: the anchors file's place is the operator's decision (out of
+    /// reach of whoever can write the database), which no default can make.
+    std::string audit_key;
+    storage::audit_anchoring anchoring; ///< the anchors file and the interval
 };
 
 bool to_bool(const std::string& text, const char* flag) {
@@ -129,6 +135,20 @@ std::vector<option> serve_options(serve_settings& s) {
          [&](const std::string& v) { s.max_bundle_entries = to_number<std::size_t>(v, "max-bundle-entries"); }},
         {"demo-data", "", "load three demo citizens (test-range NHS numbers) and a few records at start",
          [&](const std::string& v) { s.demo_data = to_bool(v, "demo-data"); }},
+        {"audit-key", "FILE", "the Ed25519 private key (PEM) that signs the audit chain's anchors; without it the "
+                              "trail is not anchored (needs --audit-anchors)",
+         [&](const std::string& v) { s.audit_key = v; }},
+        {"audit-anchors", "FILE", "the append-only file the signed anchors go to, one line each; keep it where "
+                                  "whoever can write the database cannot rewrite it",
+         [&](const std::string& v) { s.anchoring.anchors_path = v; }},
+        {"audit-anchor-interval", "SECONDS", "how often the audit chain's tip is anchored, when it moved; also at "
+                                             "shutdown (default 60)",
+         [&](const std::string& v) {
+             const auto seconds = to_number<unsigned>(v, "audit-anchor-interval");
+             if (seconds == 0)
+                 throw std::invalid_argument("--audit-anchor-interval needs 1 or more seconds");
+             s.anchoring.interval = std::chrono::seconds(seconds);
+         }},
     };
 }
 
@@ -215,6 +235,31 @@ void fit_connections_to_descriptors(net::limits& limits, std::size_t listeners) 
     }
 }
 
+/// Starts anchoring the audit chain, or says at start that it is not anchored. Throws
+/// invalid_argument for options that do not fit, runtime_error when the database does not continue
+/// the anchors file (audit_anchorer::start says which way).
+std::unique_ptr<storage::audit_anchorer> start_anchoring(serve_settings& s, storage::store& store) {
+    if (s.audit_key.empty() != s.anchoring.anchors_path.empty())
+        throw std::invalid_argument("--audit-key and --audit-anchors go together");
+    if (s.audit_key.empty()) {
+        std::cerr << "caregate: the audit trail is NOT anchored (no --audit-key): whoever can write " << s.db
+                  << " can rewrite its audit log, or remove its newest records, and caregate audit verify passes\n";
+        return nullptr;
+    }
+    auto key = storage::audit_key::load_private(s.audit_key);
+    if (!key)
+        throw std::invalid_argument(key.failure().issues.front().diagnostics);
+    const std::string key_id = key->id();
+    s.anchoring.report = [](const std::string& line) { std::cerr << "caregate: " + line + "\n"; };
+    auto started = storage::audit_anchorer::start(store, std::move(*key), s.anchoring);
+    if (!started)
+        throw std::runtime_error(started.failure().issues.front().diagnostics);
+    std::cerr << "caregate: the audit trail is anchored every "
+              << std::chrono::duration_cast<std::chrono::seconds>(s.anchoring.interval).count()
+              << " s (when it moved) and at shutdown, in " << s.anchoring.anchors_path << " (key " << key_id << ")\n";
+    return std::move(*started);
+}
+
 } // namespace
 
 int serve(const std::vector<std::string>& args) {
@@ -266,6 +311,7 @@ int serve(const std::vector<std::string>& args) {
             return 1;
         if (settings.demo_data)
             std::cerr << "caregate: demo data loaded (" << load_demo_data(*store) << " resources new or changed)\n";
+        std::unique_ptr<storage::audit_anchorer> anchorer = start_anchoring(settings, *store);
 
         if (settings.plain && !settings.crl_file.empty())
             throw std::invalid_argument("--crl needs TLS: with --plain no client certificate reaches caregate");
@@ -327,6 +373,12 @@ int serve(const std::vector<std::string>& args) {
                       << " (caregate is not an identity provider; production sets --smart-authorize-url, "
                          "--smart-token-url, --smart-jwks-url and --smart-issuer to NHS login's)\n";
         server.run();
+        // The last anchor covers every request answered (a clean shutdown), before the store closes.
+        if (anchorer)
+            if (auto stopped = anchorer->stop(); !stopped)
+                std::cerr << "caregate: the audit chain's last anchor could not be made: "
+                          << stopped.failure().issues.front().diagnostics << "\n";
+        anchorer.reset();
         // Drain the writer while the server still exists: a write's answer is posted to its session.
         store.reset();
         return 0;

@@ -2,12 +2,14 @@
 // read by id (the record's place in the hash chain) and search-type by patient, agent and date.
 // Only roles the policy lets read AuditEvent get here; a role without all_citizens sees only the
 // records of citizens it may open. On the patient-facing endpoint a citizen reads their own access
-// log (who opened their record, from which organisation, when and why) and never another's.
+// log (who opened their record, from which organisation, when and why) and never another's. A reader
+// who may not see every citizen's trail is shown only the resources it may see (as_shown).
 #include "interactions/interactions.hpp"
 
 #include "fhir_model/date_time.hpp"
 #include "interactions/access_steps.hpp"
 #include "rest/error_response.hpp"
+#include "storage/search.hpp"
 
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
@@ -290,6 +292,62 @@ trail_reader reader_of(const rest::context& ctx) {
     return {ctx.guard->organisations(), !ctx.who->is_citizen() && ctx.guard->rules().all_citizens(*ctx.who)};
 }
 
+/// The resources a record names, as "Type/id" (system-level records already write them so).
+std::vector<std::pair<std::string, std::string>> named_resources(const storage::audit_record& r) {
+    std::vector<std::pair<std::string, std::string>> named;
+    std::string_view ids = r.resource_ids;
+    while (!ids.empty()) {
+        const auto space = ids.find(' ');
+        const std::string_view id = ids.substr(0, space);
+        ids = space == std::string_view::npos ? std::string_view{} : ids.substr(space + 1);
+        if (id.empty())
+            continue;
+        if (const auto slash = id.find('/'); slash != std::string_view::npos)
+            named.emplace_back(std::string(id.substr(0, slash)), std::string(id.substr(slash + 1)));
+        else
+            named.emplace_back(r.resource_type, std::string(id));
+    }
+    return named;
+}
+
+/// The records as this reader may be shown them: who, when, why and whose record always, but only
+/// the resources the reader may see as they are now (the visibility rule, decided by the store), so
+/// that an access log never names an item withheld from its reader (an item hidden from the
+/// patient, a V item of another organisation, one restricted since). A record whose every named
+/// resource is withheld names no resource and no type. Readers who may see every citizen's trail
+/// (information governance) are shown the records whole.
+fhir::result<std::vector<storage::audit_record>> as_shown(rest::context& ctx, std::vector<storage::audit_record> records) {
+    if (!ctx.who->is_citizen() && ctx.guard->rules().all_citizens(*ctx.who))
+        return records;
+    std::vector<std::pair<std::string, std::string>> named;
+    std::vector<std::size_t> first; // each record's first place in `named`
+    for (const auto& record : records) {
+        first.push_back(named.size());
+        for (auto& resource : named_resources(record))
+            named.push_back(std::move(resource));
+    }
+    first.push_back(named.size());
+    const storage::search_visibility visibility = ctx.guard->search_visibility(*ctx.who, ctx.now, ctx.views);
+    auto visible = ctx.store.visible_resources(visibility, named);
+    if (!visible)
+        return std::move(visible).failure();
+    for (std::size_t r = 0; r < records.size(); ++r) {
+        storage::audit_record& record = records[r];
+        if (first[r] == first[r + 1])
+            continue;
+        std::string shown;
+        for (std::size_t i = first[r]; i < first[r + 1]; ++i)
+            if ((*visible)[i])
+                shown += (shown.empty() ? "" : " ") + (record.resource_ids.find('/') == std::string::npos
+                                                           ? named[i].second
+                                                           : named[i].first + "/" + named[i].second);
+        if (shown.empty())
+            record.resource_type.clear();
+        record.resource_ids = std::move(shown);
+    }
+    return records;
+}
+
 } // namespace
 
 void audit_event_read(rest::context& ctx, rest::responder& done) {
@@ -321,9 +379,12 @@ void audit_event_read(rest::context& ctx, rest::responder& done) {
         if (!view->open)
             return done(rest::error_response(detail::not_found("AuditEvent", id)));
     }
+    auto shown = as_shown(ctx, {std::move(*record)});
+    if (!shown)
+        return done(rest::error_response(shown.failure()));
     rapidjson::StringBuffer buffer;
     json_writer out(buffer);
-    write_audit_event(out, *record, reader_of(ctx));
+    write_audit_event(out, shown->front(), reader_of(ctx));
     rest::response response = rest::json_response({buffer.GetString(), buffer.GetSize()});
     detail::audit_access(ctx, "read", {}, "success", "AuditEvent/" + id);
     done(std::move(response));
@@ -406,6 +467,10 @@ void audit_event_search(rest::context& ctx, rest::responder& done) {
         if (!found)
             return done(rest::error_response(found.failure()));
         page = std::move(found.value());
+        auto shown = as_shown(ctx, std::move(page.records));
+        if (!shown)
+            return done(rest::error_response(shown.failure()));
+        page.records = std::move(*shown);
     }
 
     const std::string self = ctx.config.base_url + "/AuditEvent?" + applied;

@@ -520,7 +520,15 @@ void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_req
         bodies[i] = std::move(*rewritten);
     }
 
-    // Step 4: each entry planned as if alone.
+    // Step 4: each entry planned as if alone; what a Provenance points at may be written by another
+    // entry (step 5 then checks every reference against the Bundle and the record).
+    std::set<std::string> transaction_writes;
+    for (std::size_t i = 0; i < n; ++i)
+        if (!work[i].read) {
+            const std::string& id = work[i].assigned_id.empty() ? work[i].where.id : work[i].assigned_id;
+            if (!id.empty())
+                transaction_writes.insert(work[i].where.type + "/" + id);
+        }
     const std::string base_path = base_path_of(ctx.config);
     const rest::request caller = without_body(ctx.req);
     std::map<std::string, access::citizen_view> views = ctx.views;
@@ -546,7 +554,7 @@ void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_req
                                         content_type.empty() ? "application/fhir+json" : content_type),
                           work[i].where, work[i].params,
                           ctx.store, ctx.config, ctx.request_id, ctx.guard, ctx.who, ctx.now, std::move(views),
-                          ctx.subrequest, ctx.defer};
+                          ctx.subrequest, ctx.defer, transaction_writes};
         fhir::result<detail::planned_write> planned = error{};
         switch (work[i].where.kind) {
         case rest::interaction::create: planned = detail::plan_create(sub); break;
@@ -580,6 +588,13 @@ void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_req
             continue;
         if (auto checked = check_references(ctx, work[i].plan->write.content, written, known); !checked)
             return fail(i, checked.failure());
+        // A written resource may not point at one that points at items (check_references left
+        // that to here): the store's visibility rule follows one level only.
+        for (const std::string& item : fhir::item_targets(work[i].plan->write.type, work[i].plan->write.content))
+            if (fhir::points_at_items(item.substr(0, item.find('/'))))
+                return fail(i, error::make(category::invalid, "invalid",
+                                           "a " + work[i].plan->write.type + " may not point at a resource that points at others",
+                                           work[i].plan->write.type + ".target"));
     }
 
     // Step 6: the writes in the spec's order, as one transaction.

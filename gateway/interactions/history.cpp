@@ -1,14 +1,17 @@
 // history: https://hl7.org/fhir/R4/http.html#history, at instance, type and system level, with
 // _count, _since, _at and `next` links. Entries are newest first; pages are keyed on the store's
 // write order, so later writes never shift them. Resources are spliced in as stored bytes.
-// Access: instance history needs the resource visible as it is now; every entry is shown only if
-// its version is visible to the caller (a deletion if the version before it was). A page may hold
-// fewer entries than _count when some were hidden; the `next` link still carries on.
+// Access: instance history needs the resource visible as it is now (and may break the glass into
+// that one record); at every level an entry is shown only if the caller may see its version (a
+// deletion: the version it removed) and the resource as it is now (its last live version), decided
+// by the store in the query (storage/src/visibility_sql.hpp), so pages hold _count entries whenever
+// there are as many.
 #include "interactions/interactions.hpp"
 
 #include "fhir_model/date_time.hpp"
 #include "interactions/access_steps.hpp"
 #include "rest/error_response.hpp"
+#include "storage/search.hpp"
 
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
@@ -32,27 +35,6 @@ const char* entry_status(const storage::stored_version& v) {
     if (v.deleted)
         return "204";
     return v.version_id == 1 ? "201" : "200";
-}
-
-} // namespace
-
-namespace {
-
-/// Whether a history entry may be shown: a live version if visible, a deletion if the version
-/// before it was.
-fhir::result<bool> entry_visible(rest::context& ctx, const storage::stored_version& v) {
-    // Break-glass opens one named record: instance history may, type and system history never.
-    const bool named_record = !ctx.where.id.empty();
-    if (!v.deleted)
-        return ctx.guard->can_read(*ctx.who, v, ctx.request_id, ctx.now, ctx.views,
-                                    named_record);
-    if (v.version_id < 2)
-        return false;
-    auto before = ctx.store.vread(v.type, v.id, v.version_id - 1);
-    if (!before)
-        return false;
-    return ctx.guard->can_read(*ctx.who, *before, ctx.request_id, ctx.now, ctx.views,
-                                    named_record);
 }
 
 } // namespace
@@ -112,17 +94,15 @@ void history(rest::context& ctx, rest::responder& done) {
             return done(rest::error_response(current.failure()));
         }
     }
+    // The store decides which entries the caller sees, by the one visibility rule, in the query.
+    const storage::search_visibility visibility = ctx.guard->search_visibility(*ctx.who, ctx.now, ctx.views);
+    query.visibility = &visibility;
     auto page = ctx.store.history(query);
     if (!page)
         return done(rest::error_response(page.failure()));
     std::vector<const storage::stored_version*> shown;
-    for (const storage::stored_version& v : page->entries) {
-        auto visible = entry_visible(ctx, v);
-        if (!visible)
-            return done(rest::error_response(visible.failure()));
-        if (*visible)
-            shown.push_back(&v);
-    }
+    for (const storage::stored_version& v : page->entries)
+        shown.push_back(&v);
     detail::audit_access(ctx, "history", shown, "success", applied);
 
     std::string path = ctx.config.base_url;

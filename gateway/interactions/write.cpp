@@ -123,6 +123,32 @@ fhir::status check_write(rest::context& ctx, access::action act, const fhir::pre
     }
     if (!unknown.issues.empty())
         return unknown;
+    return check_targets(ctx, ctx.where.type, prepared.content);
+}
+
+fhir::status check_targets(rest::context& ctx, std::string_view type, std::string_view content) {
+    error unknown;
+    unknown.kind = category::invalid;
+    for (const std::string& item : fhir::item_targets(type, content)) {
+        if (ctx.transaction_writes.contains(item))
+            continue;
+        const auto slash = item.find('/');
+        const std::string item_type = item.substr(0, slash);
+        bool seen = false;
+        if (!fhir::points_at_items(item_type)) {
+            auto visible = visible_current(ctx, item_type, item.substr(slash + 1), false);
+            if (!visible && visible.failure().kind != category::not_found && visible.failure().kind != category::deleted)
+                return std::move(visible).failure();
+            seen = visible.ok();
+        }
+        if (!seen)
+            unknown.issues.push_back({"error", "invalid",
+                                      "the reference does not name a resource held by this server that a " +
+                                          std::string(type) + " may point at",
+                                      std::string(type) + ".target"});
+    }
+    if (!unknown.issues.empty())
+        return unknown;
     return {};
 }
 

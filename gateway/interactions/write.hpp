@@ -46,6 +46,12 @@ fhir::status check_may_ever(rest::context& ctx, access::action act);
 fhir::status check_write(rest::context& ctx, access::action act, const fhir::prepared_resource& prepared,
                          const storage::stored_version* changing = nullptr);
 
+/// What a resource of a type that points at items (a Provenance) points at (fhir::item_targets): each
+/// item a resource the caller may see now (or one `ctx.transaction_writes` names), and none of a
+/// type that points at items in turn; else the same 422 as for a citizen not held, naming the
+/// element, so that a write cannot probe what exists. Never breaks the glass.
+fhir::status check_targets(rest::context& ctx, std::string_view type, std::string_view content);
+
 /// The resource an update or delete by id changes, if it exists: visible to the caller (else 404,
 /// audited, exactly as for one that does not exist) and contributed by the caller's organisation
 /// (else 403, unless the policy lets the caller change any organisation's). nullopt when there is

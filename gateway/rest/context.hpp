@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <utility>
@@ -89,6 +90,9 @@ struct context {
     /// Runs work later on a thread of the application's own (never the writer's): what a write's
     /// callback must do that reads the store. Set by the application.
     std::function<void(std::function<void()>)> defer;
+    /// "Type/id" of every resource the transaction being planned writes, when this context plans one
+    /// of its entries (empty otherwise): what its entries may point at before it exists.
+    std::set<std::string> transaction_writes;
 
     /// The value of a parameter given once; nullopt if absent.
     std::optional<std::string> param(std::string_view name) const;

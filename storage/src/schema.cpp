@@ -31,7 +31,7 @@ fhir::status fill_snapshot_index(connection& db) {
         "migrating the schema");
 }
 
-const std::array<migration, 7> migrations = {{
+const std::array<migration, 8> migrations = {{
     {// 1: versioned resources, the current-version pointer, citizen links.
     R"sql(
 CREATE TABLE resource_versions (
@@ -368,6 +368,32 @@ CREATE INDEX search_date_by_range ON search_date (type, param, low, seq, high, u
 DROP INDEX search_date_by_high;
 CREATE INDEX search_date_by_high ON search_date (type, param, high, seq, low, until_seq);
 )sql"},
+    // 8: erasure that is final, and the items a Provenance points at. Filled from the live versions
+    // of the types that point at items (record_targets_of_live_versions).
+    {R"sql(
+-- An erasure (store.cpp, invariant 25) removes a citizen's versions, their index rows and their
+-- break-glass grants for good. Versions and grants stay immutable otherwise: the triggers refuse to
+-- delete them unless the erasing table names a citizen, which only an erasure's savepoint does
+-- (it inserts the row first and deletes it last, so it is never seen committed). UPDATE stays
+-- refused always.
+CREATE TABLE erasing (nhs_number TEXT NOT NULL);
+DROP TRIGGER resource_versions_never_go;
+CREATE TRIGGER resource_versions_never_go BEFORE DELETE ON resource_versions
+WHEN NOT EXISTS (SELECT 1 FROM erasing)
+BEGIN SELECT RAISE(ABORT, 'resource versions are removed only by an erasure'); END;
+DROP TRIGGER break_glass_grants_never_go;
+CREATE TRIGGER break_glass_grants_never_go BEFORE DELETE ON break_glass_grants
+WHEN NOT EXISTS (SELECT 1 FROM erasing)
+BEGIN SELECT RAISE(ABORT, 'break-glass grants are removed only by an erasure'); END;
+
+-- The stored items each live version of a pointing type (a Provenance's target and entity.what)
+-- points at (fhir::item_targets): its visibility follows theirs (visibility_sql.hpp, note 3).
+-- Immutable like the version, removed only with it by an erasure.
+CREATE TABLE version_targets (
+    seq INTEGER NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (seq, type, id)) WITHOUT ROWID;
+CREATE INDEX version_targets_by_item ON version_targets (type, id, seq);
+)sql",
+     &record_targets_of_live_versions},
 }};
 
 } // namespace

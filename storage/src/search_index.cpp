@@ -60,6 +60,7 @@ struct table_sql {
     std::string close;              ///< ?1 the superseded version's seq, ?2 the closing version's
     std::string largest_purgeable;  ///< ?1 horizon: the largest until_seq the delete below removes
     std::string purge;              ///< ?1 horizon
+    std::string erase;              ///< ?1 an erased version's seq: all its rows, open or closed
     /// [n - 1]: n rows at once, by version, each row's parameters numbered on from the row before's
     /// (the writer's insert_version_rows).
     std::vector<std::string> insert_rows_by_version;
@@ -103,6 +104,7 @@ std::array<table_sql, tables.size()> make_sql() {
         };
         all[i].largest_purgeable = "SELECT max(until_seq) FROM (" + selecting("until_seq") + ")";
         all[i].purge = "DELETE FROM " + name + " WHERE rowid IN (" + selecting("rowid") + ")";
+        all[i].erase = "DELETE FROM " + name + " WHERE seq = ?1";
     }
     return all;
 }
@@ -124,6 +126,9 @@ const std::string live_version_citizens_sql =
     "SELECT seq, citizens FROM resource_versions WHERE deleted = 0 AND citizens <> ''";
 const std::string insert_version_citizen_sql =
     "INSERT OR IGNORE INTO version_citizens (seq, nhs_number) VALUES (?1, ?2)";
+const std::string insert_version_target_sql =
+    "INSERT OR IGNORE INTO version_targets (seq, type, id) VALUES (?1, ?2, ?3)";
+const std::string live_versions_of_type_sql = "SELECT seq, json FROM resource_versions WHERE type = ?1 AND deleted = 0";
 const std::string raise_horizon_sql = "UPDATE search_horizon SET purged_through = max(purged_through, ?1)";
 
 constexpr std::string_view indexing = "indexing a resource for search";
@@ -506,6 +511,19 @@ fhir::status close_search_rows(connection& db, std::int64_t superseded_seq, std:
     return {};
 }
 
+fhir::status erase_version_rows(connection& db, std::int64_t seq) {
+    static const std::string erase_citizens_sql = "DELETE FROM version_citizens WHERE seq = ?1";
+    static const std::string erase_targets_sql = "DELETE FROM version_targets WHERE seq = ?1";
+    constexpr std::string_view erasing = "erasing a version's rows";
+    for (const auto& sql : sql_of_table)
+        if (auto erased = execute(db, sql.erase, erasing, [&](statement& remove) { remove.bind(1, seq); }); !erased)
+            return erased;
+    for (const std::string* sql : {&erase_citizens_sql, &erase_targets_sql})
+        if (auto erased = execute(db, *sql, erasing, [&](statement& remove) { remove.bind(1, seq); }); !erased)
+            return erased;
+    return {};
+}
+
 fhir::result<purge_outcome> purge_closed_rows(connection& db, std::int64_t horizon) {
     purge_outcome outcome;
     std::int64_t largest_deleted = 0;
@@ -541,6 +559,46 @@ fhir::status insert_version_citizens(connection& db, std::int64_t seq, const std
                                     [&](statement& insert) { insert.bind(1, seq).bind(2, citizen); });
             !inserted)
             return inserted;
+    return {};
+}
+
+fhir::status insert_version_targets(connection& db, std::int64_t seq, std::string_view type, std::string_view json) {
+    for (const std::string& target : fhir::item_targets(type, json)) {
+        const auto slash = target.find('/');
+        if (auto inserted = execute(db, insert_version_target_sql, citing,
+                                    [&](statement& insert) {
+                                        insert.bind(1, seq)
+                                            .bind(2, std::string_view(target).substr(0, slash))
+                                            .bind(3, std::string_view(target).substr(slash + 1));
+                                    });
+            !inserted)
+            return inserted;
+    }
+    return {};
+}
+
+fhir::status record_targets_of_live_versions(connection& db) {
+    for (std::string_view type : fhir::supported_types()) {
+        if (!fhir::points_at_items(type))
+            continue;
+        // Collected first: the insert runs on the same connection as the walk.
+        std::vector<std::pair<std::int64_t, std::string>> versions;
+        auto prepared = db.prepare(live_versions_of_type_sql, citing);
+        if (!prepared)
+            return std::move(prepared).failure();
+        {
+            statement query(*prepared);
+            query.bind(1, type);
+            int rc;
+            while ((rc = query.step()) == SQLITE_ROW)
+                versions.emplace_back(query.integer(0), query.blob(1));
+            if (rc != SQLITE_DONE)
+                return sqlite_failure(rc, citing);
+        }
+        for (const auto& [seq, json] : versions)
+            if (auto recorded = insert_version_targets(db, seq, type, json); !recorded)
+                return recorded;
+    }
     return {};
 }
 

@@ -88,9 +88,24 @@ struct purge_outcome {
 /// until_seq deleted (never lowers it). Run inside a transaction, so rows and horizon change together.
 fhir::result<purge_outcome> purge_closed_rows(connection& db, std::int64_t horizon);
 
+/// Removes every row derived from the version at `seq`: its search index rows (open or closed),
+/// version_citizens and version_targets. For an erasure only (store.cpp, invariant 25), which
+/// removes the version itself.
+fhir::status erase_version_rows(connection& db, std::int64_t seq);
+
 /// Records the citizens of the live version at `seq` in version_citizens (a citizen given twice is
 /// recorded once). A deletion marker has none.
 fhir::status insert_version_citizens(connection& db, std::int64_t seq, const std::vector<std::string>& citizens);
+
+/// Records in version_targets the items the live version at `seq` points at (fhir::item_targets of
+/// its stamped JSON: a Provenance's target and entity.what), for the visibility rule
+/// (visibility_sql.hpp, design note 3). A deletion marker, and every type that points at nothing,
+/// has none.
+fhir::status insert_version_targets(connection& db, std::int64_t seq, std::string_view type, std::string_view json);
+
+/// Migration 8's fill of version_targets: the targets of every live version of a type that points
+/// at items.
+fhir::status record_targets_of_live_versions(connection& db);
 
 /// Migration 3's fill, frozen with that migration: indexes every current live version into the
 /// tables as migration 3 made them (rows keyed by type and id, no seq, no composites). Runs only on

@@ -8,7 +8,7 @@
 //     Rows belong to one version, so once a driver has found a version live at S, every other
 //     condition on that version is a lookup by its seq. Every page, total and include of one
 //     request runs inside one read transaction.
-//  2. Visibility is a predicate of the query (visible_sql), evaluated per version against the
+//  2. Visibility is a predicate of the query (visibility_sql.hpp), evaluated per version against the
 //     database now: the type grant and facets, labels, and for each citizen the version links to
 //     (version_citizens) the relationship or break-glass grant and the objection. Totals, pages,
 //     includes, chains and _has all go through it, so none of them counts or shows a hidden item,
@@ -45,6 +45,8 @@
 
 #include "list_column.hpp"
 #include "search_index.hpp"
+#include "sql_text.hpp"
+#include "visibility_sql.hpp"
 
 #include "fhir_model/search_values.hpp"
 #include "fhir_model/ucum.hpp"
@@ -69,36 +71,6 @@ using fhir::search_param_type;
 using fhir::search_prefix;
 
 constexpr std::string_view searching = "searching";
-
-using sql_value = std::variant<std::monostate, std::int64_t, double, std::string>;
-
-/// SQL text being built and the values bound to its ?N placeholders.
-struct sql_text {
-    std::vector<sql_value> args;
-
-    std::string arg(sql_value value) {
-        args.push_back(std::move(value));
-        return "?" + std::to_string(args.size());
-    }
-    std::string text_arg(std::string_view text) { return arg(std::string(text)); }
-    /// The placeholders of an IN list of `values` (at least one), padded to a power of two by
-    /// repeating the last value, so that lists of similar length share one statement shape (and
-    /// one compiled statement: connection::prepare_varying).
-    template <class Range>
-    std::string in_list(const Range& values) {
-        std::string list;
-        std::size_t count = 0;
-        sql_value last;
-        for (const auto& value : values) {
-            last = sql_value(value);
-            list += (list.empty() ? "" : ", ") + arg(last);
-            ++count;
-        }
-        for (const std::size_t padded = std::bit_ceil(count); count < padded; ++count)
-            list += ", " + arg(last);
-        return list;
-    }
-};
 
 fhir::error unsupported(std::string diagnostics) {
     return fhir::error::make(fhir::category::unsupported, "not-supported", std::move(diagnostics));
@@ -168,7 +140,8 @@ fhir::result<std::int64_t> probe_count(connection& db, const sql_text& sql, cons
 class planner {
 public:
     planner(const search_request& request, sql_text& sql, std::int64_t snapshot)
-        : request_(request), visibility_(request.visibility), sql_(sql), snapshot_value_(snapshot) {
+        : request_(request), visibility_(request.visibility), sql_(sql), rule_(request.visibility, sql),
+          snapshot_value_(snapshot) {
         snapshot_ = sql_.arg(snapshot);
     }
 
@@ -184,51 +157,12 @@ public:
     }
 
     /// Whether the caller may read `type` at all (wholly or in part).
-    bool readable(std::string_view type) const {
-        if (visibility_.everything)
-            return true;
-        return std::any_of(visibility_.readable.begin(), visibility_.readable.end(),
-                           [&](const search_visibility::type_grant& g) { return g.type == type; });
-    }
+    bool readable(std::string_view type) const { return rule_.readable(type); }
 
-    /// The visibility predicate over a resource_versions row `v` (see design note 2). With `type`
-    /// given, the type grant is decided here; otherwise it is a condition on v.type.
+    /// The visibility predicate over a resource_versions row `v` (design note 2, visibility_sql.hpp).
+    /// With `type` given, the type grant is decided here; otherwise it is a condition on v.type.
     std::string visible(std::string_view v, std::optional<std::string_view> type = std::nullopt) {
-        if (visibility_.everything)
-            return "1";
-        const std::string a(v);
-        // A version of an earlier snapshot is shown only while the resource is live and its current
-        // version carries the same access facts (owner, citizens, labels, facets), so that it is
-        // visible now as well (as vread needs): an item deleted or restricted since the first page
-        // leaves the later pages. For the current version the first test settles it. (Comparing
-        // the facts, rather than checking the current version's visibility again, keeps the SQL
-        // shallow enough for SQLite's parser in chains.)
-        const std::string now = "c" + std::to_string(++alias_counter_);
-        return "(" + visible_version(a, type) + " AND EXISTS (SELECT 1 FROM resources r" + now +
-               " JOIN resource_versions " + now + " ON " + now + ".seq = r" + now + ".seq WHERE r" + now +
-               ".type = " + a + ".type AND r" + now + ".id = " + a + ".id AND r" + now + ".deleted = 0 AND (" + now +
-               ".seq = " + a + ".seq OR (" + now + ".owner = " + a + ".owner AND " + now + ".citizens = " + a +
-               ".citizens AND " + now + ".labels = " + a + ".labels AND " + now + ".facets = " + a + ".facets))))";
-    }
-
-    /// The visibility of one version `v` (a resource_versions row), as guard::can_read decides it.
-    std::string visible_version(const std::string& a, std::optional<std::string_view> type) {
-        std::vector<std::string> parts;
-        parts.push_back(type_grant(a, type));
-        for (const std::string& label : visibility_.hidden_labels)
-            parts.push_back("instr(char(10) || " + a + ".labels || char(10), " + sql_.text_arg("\n" + label + "\n") +
-                            ") = 0");
-        for (const std::string& label : visibility_.owner_only_labels)
-            parts.push_back("(" + a + ".owner = " + sql_.text_arg(visibility_.organisation) + " OR instr(char(10) || " +
-                            a + ".labels || char(10), " + sql_.text_arg("\n" + label + "\n") + ") = 0)");
-        parts.push_back("NOT EXISTS (SELECT 1 FROM version_citizens c WHERE c.seq = " + a + ".seq AND NOT (" +
-                        citizen_open("c") + " AND " + objection_allows("c", a) + "))");
-        std::string text;
-        for (const std::string& part : parts) {
-            text += text.empty() ? "(" : " AND ";
-            text += part;
-        }
-        return text + ")";
+        return rule_.visible(v, type);
     }
 
     /// The SQL selecting the seqs of the versions of `type` live at the snapshot that meet every
@@ -496,78 +430,10 @@ private:
     const search_request& request_;
     const search_visibility& visibility_;
     sql_text& sql_;
+    visibility_sql rule_;
     std::int64_t snapshot_value_;
     std::string snapshot_;
     connection* db_ = nullptr;
-
-    std::string type_grant(const std::string& v, std::optional<std::string_view> type) {
-        std::vector<std::string> alternatives;
-        for (const auto& grant : visibility_.readable) {
-            if (type && grant.type != *type)
-                continue;
-            std::string facets;
-            if (!grant.whole) {
-                for (const std::string& facet : grant.facets) {
-                    facets += facets.empty() ? "(" : " OR ";
-                    facets += "instr(char(10) || " + v + ".facets || char(10), " + sql_.text_arg("\n" + facet + "\n") +
-                              ") > 0";
-                }
-                facets = facets.empty() ? "0" : facets + ")";
-            }
-            if (type)
-                alternatives.push_back(grant.whole ? "1" : facets);
-            else
-                alternatives.push_back("(" + v + ".type = " + sql_.text_arg(grant.type) +
-                                       (grant.whole ? std::string() : " AND " + facets) + ")");
-        }
-        if (alternatives.empty())
-            return "0";
-        std::string text;
-        for (const std::string& alternative : alternatives)
-            text += (text.empty() ? "(" : " OR ") + alternative;
-        return text + ")";
-    }
-
-    std::string relationship(const std::string& c) {
-        return "EXISTS (SELECT 1 FROM organisation_links l WHERE l.nhs_number = " + c +
-               ".nhs_number AND l.ods = " + sql_.text_arg(visibility_.organisation) +
-               " AND ((l.active = 1 AND l.ended IS NULL) OR l.ended >= " + sql_.arg(visibility_.recent_since) + "))";
-    }
-
-    std::string break_glass(const std::string& c) {
-        std::string text = "(EXISTS (SELECT 1 FROM break_glass_grants g WHERE g.nhs_number = " + c +
-                           ".nhs_number AND g.organisation = " + sql_.text_arg(visibility_.organisation) +
-                           " AND g.user = " + sql_.text_arg(visibility_.user) + " AND g.until_time > " +
-                           sql_.arg(visibility_.now) + " AND g.from_time <= " + sql_.arg(visibility_.now) + ")";
-        for (const std::string& nhs : visibility_.break_glass_citizens)
-            text += " OR " + c + ".nhs_number = " + sql_.text_arg(nhs);
-        return text + ")";
-    }
-
-    /// The citizen of version_citizens row `c` is open to the caller (guard::open_citizen).
-    std::string citizen_open(const std::string& c) {
-        if (!visibility_.only_citizen.empty())
-            return "(" + c + ".nhs_number = " + sql_.text_arg(visibility_.only_citizen) +
-                   " AND EXISTS (SELECT 1 FROM resources p WHERE p.type = 'Patient' AND p.id = " + c +
-                   ".nhs_number AND p.deleted = 0))";
-        if (visibility_.all_citizens)
-            return "1";
-        return "(EXISTS (SELECT 1 FROM resources p WHERE p.type = 'Patient' AND p.id = " + c +
-               ".nhs_number AND p.deleted = 0) AND (" + relationship(c) + " OR " + break_glass(c) + "))";
-    }
-
-    /// The citizen's objection, if any, lets the caller see version `v` (guard::can_read).
-    std::string objection_allows(const std::string& c, const std::string& v) {
-        if (!visibility_.objection_binds)
-            return "1";
-        std::string text = "(" + v + ".owner = " + sql_.text_arg(visibility_.organisation) +
-                           " OR NOT EXISTS (SELECT 1 FROM objections o WHERE o.nhs_number = " + c + ".nhs_number)";
-        // Break-glass sets an objection aside only when the record is open by it alone (no
-        // relationship), and only if the policy says so; all-citizens rules never break the glass.
-        if (visibility_.break_glass_overrides_objection && !visibility_.all_citizens)
-            text += " OR (NOT " + relationship(c) + " AND " + break_glass(c) + ")";
-        return text + ")";
-    }
 
     const fhir::search_parameter* parameter_on(std::string_view type, const fhir::search_clause& clause) const {
         if (!clause.path.empty() || clause.type == type)

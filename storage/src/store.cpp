@@ -39,7 +39,9 @@
 //     the hash of the record before (64 zeros for the first) and its hash = audit_hash(record). The
 //     writer thread is the only appender, so the chain is linear; its in-memory tip goes back with
 //     a rolled-back savepoint or transaction, so it always matches the last committed record.
-//     Triggers refuse UPDATE and DELETE on audit_log (and on break_glass_grants).
+//     Triggers refuse UPDATE and DELETE on audit_log (and on break_glass_grants). audit_tip and
+//     audit_hashes_at read committed records only, on a reader, so an anchor taken of the tip
+//     (audit_anchor.cpp) never names a record a rollback could take back.
 // 14. A write's audit record commits in the same transaction as the write; a failed write still
 //     commits its audit record (outcome "failed") with the group, and nothing of the write.
 // 15. A break-glass grant and its audit record commit together or not at all.
@@ -101,14 +103,25 @@
 //     append_audit until their commit, and past store_options::max_audit_backlog the gateway refuses
 //     every request (store::audit_backlog_full): the backlog, and what was shown unlogged, are
 //     bounded. Only closing the store with the fault still there loses them.
+// 25. An erasure (write_request::erase_record on a Patient) is final (erasure.hpp): in the erasing
+//     write's savepoint, after every item and the Patient are marked deleted, every version naming
+//     the citizen, every row derived from one, whatever points at them, and the citizen's
+//     break-glass grants are removed; resources left with no version lose their current-version row,
+//     so a later create of the same id starts at version 1. The one exception to invariants 2, 3,
+//     12 and 17 (and to the grants' immutability): the schema's triggers let versions and grants be
+//     deleted only while an erasure's `erasing` row exists, which is never committed. The erasure's
+//     audit record (ids, never content) stays, as every audit record does.
 #include "storage/store.hpp"
 
 #include "storage/search.hpp"
 
+#include "erasure.hpp"
 #include "list_column.hpp"
 #include "schema.hpp"
 #include "search_index.hpp"
 #include "search_plan.hpp"
+#include "sql_text.hpp"
+#include "visibility_sql.hpp"
 #include "sqlite.hpp"
 
 #include "fhir_model/resource.hpp"
@@ -187,6 +200,7 @@ const std::string insert_audit_sql =
 const std::string audit_tip_sql = "SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1";
 const std::string audit_at_sql = "SELECT " + audit_columns + " FROM audit_log WHERE sequence = ?1";
 const std::string audit_walk_sql = "SELECT " + audit_columns + " FROM audit_log ORDER BY sequence";
+const std::string audit_hash_at_sql = "SELECT hash FROM audit_log WHERE sequence = ?1";
 
 // A citizen's standing in one statement (one read of one snapshot, where four statements took four):
 // held; a relationship (an active link while it has no end, an ended one while the end is recent);
@@ -766,53 +780,60 @@ fhir::result<stored_version> store::vread(std::string_view type, std::string_vie
 fhir::result<history_page> store::history(const history_query& query) const {
     if (!query.id.empty() && query.type.empty())
         return store_fault("the history of one resource needs its type");
+    if (query.visibility == nullptr)
+        return store_fault("a history query needs the caller's visibility");
     history_page page;
     if (query.count == 0)
         return page;
 
-    // The SQL is assembled from fixed fragments only (one cached statement per shape); values are bound.
-    std::string sql = "SELECT v.seq, v.version_id, v.deleted, v.last_updated, v.json, v.method, v.type, v.id, "
-                      "v.owner, v.citizens, v.labels, v.facets FROM resource_versions v WHERE 1";
+    // The SQL is assembled from fixed fragments only; values are bound (detail::sql_text).
+    detail::sql_text sql;
+    std::string text = "SELECT v.seq, v.version_id, v.deleted, v.last_updated, v.json, v.method, v.type, v.id, "
+                       "v.owner, v.citizens, v.labels, v.facets FROM resource_versions v WHERE 1";
     if (!query.type.empty())
-        sql += " AND v.type = :type";
+        text += " AND v.type = " + sql.text_arg(query.type);
     if (!query.id.empty())
-        sql += " AND v.id = :id";
+        text += " AND v.id = " + sql.text_arg(query.id);
     if (query.before)
-        sql += " AND v.seq < :before";
-    if (query.since)
+        text += " AND v.seq < " + sql.arg(*query.before);
+    if (query.since) {
         // Invariant 4: the first version at or after `since` bounds seq from below.
-        sql += " AND v.last_updated >= :since AND v.seq >= (SELECT s.seq FROM resource_versions s"
-               " WHERE s.last_updated >= :since ORDER BY s.last_updated LIMIT 1)";
-    if (query.at)
+        const std::string since = sql.arg(*query.since);
+        text += " AND v.last_updated >= " + since + " AND v.seq >= (SELECT s.seq FROM resource_versions s"
+                " WHERE s.last_updated >= " + since + " ORDER BY s.last_updated LIMIT 1)";
+    }
+    if (query.at) {
         // Current at some point in [at_begin, at_end): made before at_end, and not replaced by a
         // next version at or before at_begin.
-        sql += " AND v.last_updated < :at_end AND v.seq < coalesce((SELECT e.seq FROM resource_versions e"
-               " WHERE e.last_updated >= :at_end ORDER BY e.last_updated LIMIT 1), 9223372036854775807)"
-               " AND NOT EXISTS (SELECT 1 FROM resource_versions n WHERE n.type = v.type AND n.id = v.id"
-               " AND n.version_id = v.version_id + 1 AND n.last_updated <= :at_begin)";
-    sql += " ORDER BY v.seq DESC LIMIT :limit";
+        const std::string at_begin = sql.arg(query.at->first);
+        const std::string at_end = sql.arg(query.at->second);
+        text += " AND v.last_updated < " + at_end + " AND v.seq < coalesce((SELECT e.seq FROM resource_versions e"
+                " WHERE e.last_updated >= " + at_end + " ORDER BY e.last_updated LIMIT 1), 9223372036854775807)"
+                " AND NOT EXISTS (SELECT 1 FROM resource_versions n WHERE n.type = v.type AND n.id = v.id"
+                " AND n.version_id = v.version_id + 1 AND n.last_updated <= " + at_begin + ")";
+    }
+    // The visibility rule inside the query: LIMIT counts visible entries only, so pages are full.
+    detail::visibility_sql rule(*query.visibility, sql);
+    if (!query.type.empty() && !rule.readable(query.type))
+        return page;
+    text += " AND " + (query.type.empty() ? rule.visible_in_history("v")
+                                          : rule.visible_in_history("v", std::string_view(query.type)));
+    // One more than asked for: a probe that tells whether there is an older page.
+    text += " ORDER BY v.seq DESC LIMIT " + sql.arg(static_cast<std::int64_t>(query.count) + 1);
 
     struct row {
         std::int64_t seq;
         stored_version version;
     };
     auto rows = impl_->with_reader<std::vector<row>>([&](connection& db) -> fhir::result<std::vector<row>> {
-        auto prepared = db.prepare(sql, "reading history");
+        auto prepared = db.prepare_varying(text, "reading history");
         if (!prepared)
             return std::move(prepared).failure();
-        statement select(*prepared);
-        if (!query.type.empty())
-            select.bind(":type", query.type);
-        if (!query.id.empty())
-            select.bind(":id", query.id);
-        if (query.before)
-            select.bind(":before", *query.before);
-        if (query.since)
-            select.bind(":since", *query.since);
-        if (query.at)
-            select.bind(":at_begin", query.at->first).bind(":at_end", query.at->second);
-        // One more than asked for: a probe that tells whether there is an older page.
-        select.bind(":limit", static_cast<std::int64_t>(query.count) + 1);
+        // A statement handed out fresh (the cached one busy) is this call's to finalise.
+        std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owned(prepared->owned ? prepared->stmt : nullptr,
+                                                                   &sqlite3_finalize);
+        statement select(prepared->stmt);
+        detail::bind_values(select, sql);
         std::vector<row> found;
         int rc;
         while ((rc = select.step()) == SQLITE_ROW) {
@@ -846,6 +867,46 @@ fhir::result<history_page> store::history(const history_query& query) const {
     if (more)
         page.next = rows->back().seq;
     return page;
+}
+
+fhir::result<std::vector<bool>> store::visible_resources(
+    const search_visibility& visibility, const std::vector<std::pair<std::string, std::string>>& resources) const {
+    std::vector<bool> visible(resources.size(), false);
+    // In batches, so that one statement's placeholders stay few (SQLite allows 32,766).
+    constexpr std::size_t batch = 64;
+    for (std::size_t from = 0; from < resources.size(); from += batch) {
+        const std::size_t to = std::min(resources.size(), from + batch);
+        detail::sql_text sql;
+        std::string items;
+        for (std::size_t i = from; i < to; ++i)
+            items += (i == from ? "(" : ", (") + sql.arg(static_cast<std::int64_t>(i)) + ", " +
+                     sql.text_arg(resources[i].first) + ", " + sql.text_arg(resources[i].second) + ")";
+        detail::visibility_sql rule(visibility, sql);
+        const std::string text = "WITH items (n, type, id) AS (VALUES " + items + ") SELECT n FROM items WHERE " +
+                                 rule.resource_visible("items.type", "items.id");
+        auto found = impl_->with_reader<std::vector<std::int64_t>>(
+            [&](connection& db) -> fhir::result<std::vector<std::int64_t>> {
+                auto prepared = db.prepare_varying(text, "naming resources");
+                if (!prepared)
+                    return std::move(prepared).failure();
+                std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owned(prepared->owned ? prepared->stmt : nullptr,
+                                                                           &sqlite3_finalize);
+                statement select(prepared->stmt);
+                detail::bind_values(select, sql);
+                std::vector<std::int64_t> shown;
+                int rc;
+                while ((rc = select.step()) == SQLITE_ROW)
+                    shown.push_back(select.integer(0));
+                if (rc != SQLITE_DONE)
+                    return detail::sqlite_failure(rc, "naming resources");
+                return shown;
+            });
+        if (!found)
+            return std::move(found).failure();
+        for (const std::int64_t n : *found)
+            visible[static_cast<std::size_t>(n)] = true;
+    }
+    return visible;
 }
 
 fhir::result<search_page> store::search(const search_request& request) const {
@@ -1383,6 +1444,11 @@ fhir::result<write_outcome> store::impl::apply(const write_request& request) {
                 outcome.version.type = request.type;
                 outcome.version.id = request.id;
             }
+            // An erasure of a citizen whose Patient was deleted before still removes what remains
+            // of the record (invariant 25); with nothing left it changes nothing.
+            if (current && request.erase_record && request.type == "Patient")
+                if (auto gone = detail::erase_citizen(*writer_db, request.id, {{"Patient", request.id}}); !gone)
+                    return std::move(gone).failure();
             return outcome;
         }
     } else if (request.kind == write_kind::create && live && request.fail_if_exists) {
@@ -1456,8 +1522,15 @@ fhir::result<write_outcome> store::impl::apply(const write_request& request) {
             erased.push_back(std::move(removed->version));
     }
     auto written = write_version(request, current);
-    if (written)
-        written->also_removed = std::move(erased);
+    if (!written)
+        return written;
+    written->also_removed = std::move(erased);
+    // Invariant 25: an erasure is final.
+    if (request.erase_record && request.kind == write_kind::remove && request.type == "Patient") {
+        record.emplace_back("Patient", request.id);
+        if (auto gone = detail::erase_citizen(*writer_db, request.id, record); !gone)
+            return std::move(gone).failure();
+    }
     return written;
 }
 
@@ -1855,6 +1928,8 @@ fhir::result<write_outcome> store::impl::write_version(const write_request& requ
             return std::move(indexed).failure();
         if (auto recorded = detail::insert_version_citizens(db, seq, version.citizens); !recorded) // invariant 17
             return std::move(recorded).failure();
+        if (auto recorded = detail::insert_version_targets(db, seq, version.type, version.json); !recorded)
+            return std::move(recorded).failure();
     }
 
     write_outcome outcome;
@@ -2036,6 +2111,45 @@ fhir::result<store::audit_verification> store::verify_audit() const {
         if (rc != SQLITE_DONE)
             return detail::sqlite_failure(rc, "verifying the audit log");
         return verdict;
+    });
+}
+
+fhir::result<store::audit_chain_point> store::audit_tip() const {
+    auto found = audit_hashes_at({});
+    if (!found)
+        return std::move(found).failure();
+    return std::move(found->tip);
+}
+
+fhir::result<store::audit_chain_lookup> store::audit_hashes_at(const std::vector<std::int64_t>& sequences) const {
+    if (auto flushed = impl_->flush_audit(); !flushed)
+        return std::move(flushed).failure();
+    return impl_->with_reader<audit_chain_lookup>([&](connection& db) -> fhir::result<audit_chain_lookup> {
+        static const std::string doing = "reading the audit chain";
+        // One read transaction: the tip and every hash come from the same snapshot.
+        if (auto begun = db.run("BEGIN", doing); !begun)
+            return std::move(begun).failure();
+        struct end_read {
+            connection& db;
+            ~end_read() { db.run("COMMIT", doing); }
+        } ends{db};
+        audit_chain_lookup found;
+        auto tip = query_one<audit_chain_point>(
+            db, audit_tip_sql, doing, [](statement&) {},
+            [](const statement& row) { return audit_chain_point{row.integer(0), row.text(1)}; });
+        if (!tip)
+            return std::move(tip).failure();
+        found.tip = tip->value_or(audit_chain_point{0, genesis_hash});
+        found.hashes.reserve(sequences.size());
+        for (const std::int64_t sequence : sequences) {
+            auto hash = query_one<std::string>(
+                db, audit_hash_at_sql, doing, [&](statement& q) { q.bind(1, sequence); },
+                [](const statement& row) { return row.text(0); });
+            if (!hash)
+                return std::move(hash).failure();
+            found.hashes.push_back(std::move(*hash));
+        }
+        return found;
     });
 }
 

@@ -62,7 +62,10 @@ std::size_t count_type(const std::string& ndjson, const std::string& type) {
 }
 
 std::size_t stored_count(application_fixture& f, const std::string& type) {
+    caregate::storage::search_visibility everything;
+    everything.everything = true;
     caregate::storage::history_query query;
+    query.visibility = &everything;
     query.type = type;
     query.count = 1'000'000;
     auto page = f.store->history(query);

@@ -167,7 +167,7 @@ TEST_CASE("versions return owner, citizens, labels and facets on read, vread and
     REQUIRE(marker.ok());
     check_access_facts(*marker);
 
-    auto everything = db->history(history_query{});
+    auto everything = db->history(history_of(""));
     REQUIRE(everything.ok());
     REQUIRE(everything->entries.size() == 3);
     CHECK(everything->entries[2].type == "Patient");

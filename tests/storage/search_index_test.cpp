@@ -352,16 +352,18 @@ TEST_CASE("migrations 3 and 4 index the current live versions of a schema-2 data
     db.close();
 
     // Back to schema 2 exactly: migrations 3 and 4 only added the search tables (and their indexes),
-    // search_horizon and version_citizens.
+    // search_horizon and version_citizens; migration 8 the erasing and version_targets tables (its
+    // triggers it makes again).
     std::string downgrade;
     for (const auto& table : index_tables)
         downgrade += "DROP TABLE " + table + ";";
-    REQUIRE(db.execute(downgrade + "DROP TABLE search_horizon; DROP TABLE version_citizens; PRAGMA user_version = 2;") ==
+    REQUIRE(db.execute(downgrade + "DROP TABLE search_horizon; DROP TABLE version_citizens; DROP TABLE version_targets; "
+                       "DROP TABLE erasing; PRAGMA user_version = 2;") ==
             SQLITE_OK);
     REQUIRE(db.count("SELECT count(*) FROM sqlite_master WHERE name LIKE 'search_%' OR name LIKE 'version_%'") == 0);
 
     db.reopen(); // migration 3 (its own fill, into its own tables), then 4 and 5
-    CHECK(db.count("PRAGMA user_version") == 7);
+    CHECK(db.count("PRAGMA user_version") == 8);
     CHECK(index_rows(db) == indexed); // the same open rows the writer made, table by table
     CHECK(db.count("SELECT count(*) FROM search_token WHERE until_seq IS NOT NULL") == 0);
     CHECK(index_rows(db, "Observation", "gone", which::all).empty());

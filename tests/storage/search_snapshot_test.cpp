@@ -466,7 +466,7 @@ TEST_CASE("migration 4 turns a schema-3 database into one readable at a snapshot
     for (const auto& table : index_tables)
         downgrade += "DROP TABLE " + table + ";";
     downgrade += R"sql(
-DROP TABLE search_horizon; DROP TABLE version_citizens;
+DROP TABLE search_horizon; DROP TABLE version_citizens; DROP TABLE version_targets; DROP TABLE erasing;
 CREATE TABLE search_string (type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, normalized TEXT NOT NULL, exact TEXT NOT NULL);
 CREATE INDEX search_string_by_resource ON search_string (type, id);
 CREATE TABLE search_token (type TEXT NOT NULL, id TEXT NOT NULL, param TEXT NOT NULL, system TEXT, code TEXT, text TEXT);
@@ -491,7 +491,7 @@ PRAGMA user_version = 3;
                      "'version_citizens')") == 0);
 
     db.reopen(); // migration 4, then 5
-    CHECK(db.count("PRAGMA user_version") == 7);
+    CHECK(db.count("PRAGMA user_version") == 8);
     CHECK(rows_per_seq(db, "until_seq IS NULL") == open_rows); // the current live versions' rows, open
     CHECK(all_closed_rows(db) == 0);                            // superseded versions' rows were never kept
     CHECK(db.count("SELECT count(*) FROM search_token WHERE code = 'x'") == 0);
@@ -605,10 +605,11 @@ TEST_CASE("migration 5 adds the :of-type rows of the current live versions to a 
     db.close();
 
     // Schema 4 as migration 4 left it: everything as it is but the :of-type rows.
-    REQUIRE(db.execute("DELETE FROM search_token WHERE param LIKE '%:of-type'; DROP INDEX search_date_by_high; PRAGMA user_version = 4;") == SQLITE_OK);
+    REQUIRE(db.execute("DELETE FROM search_token WHERE param LIKE '%:of-type'; DROP INDEX search_date_by_high; "
+                       "DROP TABLE version_targets; DROP TABLE erasing; PRAGMA user_version = 4;") == SQLITE_OK);
 
     db.reopen();
-    CHECK(db.count("PRAGMA user_version") == 7);
+    CHECK(db.count("PRAGMA user_version") == 8);
     CHECK(db.rows("SELECT seq, system, code, text FROM search_token WHERE param LIKE '%:of-type' "
                   "AND until_seq IS NULL ORDER BY seq, rowid") == open_of_type);
     CHECK(db.count("SELECT count(*) FROM search_token WHERE param LIKE '%:of-type' AND until_seq IS NOT NULL") == 0);

@@ -2,6 +2,7 @@
 // removed afterwards, and short helpers for building write requests. Not a mock of anything.
 #pragma once
 
+#include "storage/search.hpp"
 #include "storage/store.hpp"
 
 #include "fhir_model/resource.hpp"
@@ -180,8 +181,19 @@ inline write_request prepared(write_kind kind, const std::string& type, const st
     return request;
 }
 
+/// The server's own view, for tests that mean every version.
+inline const search_visibility& every_version() {
+    static const search_visibility everything = [] {
+        search_visibility all;
+        all.everything = true;
+        return all;
+    }();
+    return everything;
+}
+
 inline history_query history_of(std::string type, std::string id = {}) {
     history_query query;
+    query.visibility = &every_version();
     query.type = std::move(type);
     query.id = std::move(id);
     return query;

@@ -71,6 +71,17 @@ bool is_supported_type(std::string_view type) noexcept;
 /// True for types in the Patient compartment that must name their citizen (see README).
 bool requires_citizen(std::string_view type) noexcept;
 
+/// Whether a resource of `type` is seen only by those who may see the items it points at
+/// (access_facts::targets): a Provenance says who did what to its target, so it shows no more than
+/// the target does. No other supported type outside the Patient compartment points at its items.
+bool points_at_items(std::string_view type) noexcept;
+
+/// The stored items a resource's JSON (as prepared or as stored) points at, whose visibility its own
+/// follows (a Provenance's target and entity.what): each relative literal reference "Type/id" to a
+/// supported type, in the order found, without repeats. Empty, without parsing, for every type
+/// that points_at_items does not name; empty for JSON that does not parse.
+std::vector<std::string> item_targets(std::string_view type, std::string_view json);
+
 /// Parses and validates `body` as a resource of `expected_type`.
 /// Errors: malformed (not JSON, invalid UTF-8, duplicate keys, too deep), invalid (the resourceType is
 /// not `expected_type`, or the resource breaks the R4 definitions or the NHS number rules), each issue

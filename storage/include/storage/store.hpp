@@ -23,6 +23,7 @@ using timestamp = std::int64_t;
 
 struct search_request; // storage/search.hpp
 struct search_page;
+struct search_visibility;
 struct write_condition;
 struct prepared_index; // store::prepare_index
 
@@ -226,6 +227,12 @@ struct history_query {
     std::optional<std::pair<timestamp, timestamp>> at;
     unsigned count = 50;
     std::optional<std::int64_t> before; ///< page cursor: only entries older than this position
+    /// Whose history: only the entries this caller may see, decided in the query (a page holds
+    /// `count` of them whenever there are as many). A version is an entry only when the caller may
+    /// see it (a deletion: the version it removed) and the resource as it is now (its last live
+    /// version): visibility_sql.hpp. Required: a query without it fails (`fault`); tools and tests
+    /// that mean every version say so with search_visibility::everything.
+    const search_visibility* visibility = nullptr;
 };
 
 struct history_page {
@@ -257,6 +264,11 @@ public:
     /// A search (storage/search.hpp): one read transaction, so a page, its total and its includes
     /// see the same data.
     fhir::result<search_page> search(const search_request& request) const;
+    /// Which of `resources` (type, id) the caller may see as they are now (their last live version:
+    /// the rule history applies, visibility_sql.hpp), in the order given: for naming resources in what
+    /// the caller is shown of the audit trail. A resource never stored, or erased, is not visible.
+    fhir::result<std::vector<bool>> visible_resources(const search_visibility& visibility,
+                                                      const std::vector<std::pair<std::string, std::string>>& resources) const;
     /// SQLite's plan for a search's page query (EXPLAIN QUERY PLAN, one step a line): for tests
     /// that the planner's queries use the indexes, and for diagnosing a slow search.
     fhir::result<std::string> explain_search(const search_request& request) const;
@@ -332,6 +344,24 @@ public:
     fhir::result<audit_verification> verify_audit() const;
     /// The hash the chain gives a record (hex SHA-256 of previous_hash and the fields, length-prefixed).
     static std::string audit_hash(const audit_record& record);
+
+    /// A place in the audit chain: a record's sequence and hash. What an anchor outside the
+    /// database (storage/audit_anchor.hpp) pins down.
+    struct audit_chain_point {
+        std::int64_t sequence = 0; ///< 0: the chain is empty
+        std::string hash;          ///< the record's hash; 64 zeros for the empty chain
+    };
+    /// The newest committed record, after committing the records queued before the call (as
+    /// audit() does), so that the tip covers every request answered before it.
+    fhir::result<audit_chain_point> audit_tip() const;
+    /// The hashes of the records at `sequences` (in that order; nullopt where the log has no such
+    /// record) and the tip, all read in one snapshot, after committing what is queued: one
+    /// verification of many anchors without a writer round trip each.
+    struct audit_chain_lookup {
+        audit_chain_point tip;
+        std::vector<std::optional<std::string>> hashes;
+    };
+    fhir::result<audit_chain_lookup> audit_hashes_at(const std::vector<std::int64_t>& sequences) const;
 
     /// Counters of the writer's groups since open.
     store_statistics statistics() const;
