@@ -142,13 +142,13 @@ struct server::impl {
         bound.port = acceptor.local_endpoint().port();
         bound.description = std::string(config.plain ? "http://" : "https://") + config.address + ":" +
                             std::to_string(bound.port);
-        if (!config.plain && !config.tls.client_ca_file.empty())
+        if (!config.plain && !config.tls.client_ca_file.empty()) {
             bound.description += config.tls.require_client_certificate ? " (client certificate required"
                                                                        : " (client certificate requested";
-        if (!config.plain && !config.tls.crl_file.empty())
-            bound.description += ", checked against the CRLs of " + config.tls.crl_file;
-        if (!config.plain && !config.tls.client_ca_file.empty())
+            if (!config.tls.crl_file.empty())
+                bound.description += ", checked against the CRLs of " + config.tls.crl_file;
             bound.description += ")";
+        }
     }
 
     asio::awaitable<void> accept_connections(bound_listener& bound) {
