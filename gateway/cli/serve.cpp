@@ -279,6 +279,8 @@ int serve(const std::vector<std::string>& args) {
         auto [host, port] = split_listen(settings.listen, "listen");
         if (settings.plain && !net::is_loopback(host))
             throw std::invalid_argument("--plain is only allowed on a loopback address (it serves without TLS)");
+        if (settings.plain && !settings.crl_file.empty())
+            throw std::invalid_argument("--crl needs TLS: with --plain no client certificate reaches caregate");
         if (settings.base_url.empty())
             settings.base_url = std::string(settings.plain ? "http" : "https") + "://localhost:" +
                                 std::to_string(port) + "/fhir";
@@ -313,8 +315,6 @@ int serve(const std::vector<std::string>& args) {
             std::cerr << "caregate: demo data loaded (" << load_demo_data(*store) << " resources new or changed)\n";
         std::unique_ptr<storage::audit_anchorer> anchorer = start_anchoring(settings, *store);
 
-        if (settings.plain && !settings.crl_file.empty())
-            throw std::invalid_argument("--crl needs TLS: with --plain no client certificate reaches caregate");
         // The policy, organisations and trusted issuers, as SIGHUP reloads them.
         live_configuration configuration(reloadable_part(settings, patient_endpoint), *store);
         if (const std::string warning = configuration.untrusted_smart_issuer(); !warning.empty())

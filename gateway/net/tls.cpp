@@ -82,8 +82,9 @@ template <class Object, Object* (*read)(BIO*, Object**, pem_password_cb*, void*)
 std::vector<std::shared_ptr<Object>> read_pem_objects(const std::string& file, const std::string& what) {
     ERR_clear_error();
     std::unique_ptr<BIO, decltype(&BIO_free)> in(BIO_new_file(file.c_str(), "r"), &BIO_free);
+    const std::string where = "the " + what + " file '" + file + "'";
     if (!in)
-        fail("cannot read the " + what + " file '" + file + "'");
+        fail("cannot read " + where);
     std::vector<std::shared_ptr<Object>> objects;
     while (Object* object = read(in.get(), nullptr, nullptr, nullptr))
         objects.emplace_back(object, release);
@@ -93,9 +94,9 @@ std::vector<std::shared_ptr<Object>> read_pem_objects(const std::string& file, c
     if (ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE)
         ERR_clear_error();
     else if (last != 0)
-        fail("'" + file + "' is not a PEM " + what + " file");
+        fail(where + " does not parse (PEM, one " + what + " after another)");
     if (objects.empty())
-        throw std::runtime_error("'" + file + "' holds no " + what + " (a PEM -----BEGIN " +
+        throw std::runtime_error(where + " holds no " + what + " (a PEM -----BEGIN " +
                                  (what == "CRL" ? "X509 CRL" : "CERTIFICATE") + "----- block)");
     return objects;
 }

@@ -260,7 +260,7 @@ TEST_CASE("CRL: an expired CRL, one not signed by the client CA, or a file that 
     // Not a CRL at all: damaged, a certificate, empty, missing.
     const std::string damaged = pki.file("damaged-crl.pem");
     write_file(damaged, "-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n");
-    CHECK(contains(start_failure(pki, damaged), "is not a PEM CRL file"));
+    CHECK(contains(start_failure(pki, damaged), "the CRL file '" + damaged + "' does not parse"));
     CHECK(contains(start_failure(pki, pki.file("ca.crt")), "holds no CRL"));
     write_file(pki.file("empty.pem"), "");
     CHECK(contains(start_failure(pki, pki.file("empty.pem")), "holds no CRL"));
