@@ -1,27 +1,33 @@
 #!/usr/bin/env bash
 # Makes the development PKI of caregate: a dev CA, a server certificate for localhost, client
-# certificates that name provider organisations by ODS code, the key pair that signs dev tokens, and
-# the Ed25519 key pair that signs the audit chain's anchors (caregate serve --audit-key).
-# For development and tests only, never for production. Running it again adds what is missing and
-# keeps what exists (except that a new CA re-issues the certificates it signs).
+# certificates that name provider organisations by ODS code, the key pair that signs dev tokens,
+# the Ed25519 key pair that signs the audit chain's anchors (caregate serve --audit-key), and the dev
+# CA's certificate revocation list (CRL). For development and tests only, never for production.
+# Running it again adds what is missing and keeps what exists (except that a new CA re-issues the
+# certificates it signs and forgets what the old one revoked); the CRL is written anew on every run,
+# so that it is always current (30 days) and lists every certificate revoked so far.
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: certs/make-dev-certs.sh [--out DIR] [--client ODS ...]
+Usage: certs/make-dev-certs.sh [--out DIR] [--client ODS ...] [--revoke ODS ...]
 
   --out DIR           where to write the files (default: certs/dev in the repository)
   --client ODS ...    ODS codes to issue client certificates for (repeatable; default:
                       A81001 (GP practice), RX1 (acute trust), 8JK23 (adult social care provider), QZZ (the ICS itself))
+  --revoke ODS ...    revoke the client certificates DIR/client-<ODS>.crt (repeatable); crl.pem then lists them
 
 Files: ca.crt ca.key server.crt server.key client-<ODS>.crt client-<ODS>.key
        token-signing.key token-signing.pub audit-signing.key audit-signing.pub
+       crl.pem (the dev CA's CRL, for `caregate serve --crl`; empty until something is revoked)
+       ca-db/ (the dev CA's `openssl ca` database: what it has revoked)
 EOF
 }
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 out="$script_dir/dev"
 clients=()
+revocations=()
 
 while (($#)); do
     case $1 in
@@ -35,6 +41,14 @@ while (($#)); do
         [[ $# -ge 1 && $1 != --* ]] || { echo "make-dev-certs: --client needs an ODS code" >&2; exit 2; }
         while (($#)) && [[ $1 != --* ]]; do
             clients+=("$1")
+            shift
+        done
+        ;;
+    --revoke)
+        shift
+        [[ $# -ge 1 && $1 != --* ]] || { echo "make-dev-certs: --revoke needs an ODS code" >&2; exit 2; }
+        while (($#)) && [[ $1 != --* ]]; do
+            revocations+=("$1")
             shift
         done
         ;;
@@ -53,7 +67,7 @@ done
 if ((${#clients[@]} == 0)); then
     clients=(A81001 RX1 8JK23 QZZ)
 fi
-for ods in "${clients[@]}"; do
+for ods in "${clients[@]}" "${revocations[@]}"; do
     # ODS codes are 3 to 10 upper-case letters and digits; anything else would end up in a subject.
     [[ $ods =~ ^[A-Z0-9]{3,10}$ ]] || { echo "make-dev-certs: '$ods' is not an ODS code" >&2; exit 2; }
 done
@@ -143,3 +157,54 @@ if [[ ! -f $out/audit-signing.key || ! -f $out/audit-signing.pub ]]; then
     chmod 644 "$out/audit-signing.pub"
     echo "made $out/audit-signing.key, $out/audit-signing.pub (Ed25519 dev audit anchor signing)"
 fi
+
+# The dev CA's `openssl ca` database: what it has revoked. A new CA starts a new one, since the old
+# CA's revocations name certificates that no longer verify anyway.
+ca_db="$out/ca-db"
+if $made_ca; then
+    rm -rf "$ca_db"
+fi
+mkdir -p "$ca_db"
+[[ -f $ca_db/index.txt ]] || : >"$ca_db/index.txt"
+[[ -f $ca_db/crlnumber ]] || echo 1000 >"$ca_db/crlnumber"
+cat >"$ca_db/openssl.cnf" <<EOF
+[ca]
+default_ca = dev_ca
+
+[dev_ca]
+database = $ca_db/index.txt
+crlnumber = $ca_db/crlnumber
+certificate = $out/ca.crt
+private_key = $out/ca.key
+default_md = sha256
+# A month: long enough for development, short enough that a forgotten CRL is noticed (caregate serve
+# refuses an expired one). Every run of make-dev-certs.sh writes a fresh one.
+default_crl_days = 30
+unique_subject = no
+crl_extensions = crl_extensions
+
+[crl_extensions]
+authorityKeyIdentifier = keyid:always
+EOF
+
+for ods in "${revocations[@]}"; do
+    cert="$out/client-$ods.crt"
+    [[ -f $cert ]] || { echo "make-dev-certs: cannot revoke $ods: $cert does not exist" >&2; exit 1; }
+    serial=$(openssl x509 -in "$cert" -noout -serial)
+    serial=${serial#serial=}
+    # Revoking twice is not an error: the certificate is revoked, as asked.
+    if awk -F'\t' -v serial="$serial" '$1 == "R" && $4 == serial { found = 1 } END { exit !found }' \
+        "$ca_db/index.txt"; then
+        echo "$cert was already revoked (serial $serial)"
+        continue
+    fi
+    openssl ca -config "$ca_db/openssl.cnf" -revoke "$cert" 2>/dev/null ||
+        { echo "make-dev-certs: openssl ca could not revoke $cert" >&2; exit 1; }
+    echo "revoked $cert (serial $serial)"
+done
+
+openssl ca -config "$ca_db/openssl.cnf" -gencrl -out "$out/crl.pem" 2>/dev/null ||
+    { echo "make-dev-certs: openssl ca could not write the CRL" >&2; exit 1; }
+chmod 644 "$out/crl.pem"
+revoked=$(awk -F'\t' '$1 == "R"' "$ca_db/index.txt" | wc -l)
+echo "wrote $out/crl.pem (the dev CA's CRL, valid 30 days; $revoked revoked)"

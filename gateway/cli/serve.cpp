@@ -1,16 +1,14 @@
 // `caregate serve`: opens the store and serves the provider listener and the patient-facing listener
-// (citizens' apps: no client certificate, NHS login-shaped tokens) until SIGINT/SIGTERM.
+// (citizens' apps: no client certificate, NHS login-shaped tokens) until SIGINT/SIGTERM; SIGHUP
+// reloads what live_configuration.hpp lists.
 #include "cli/commands.hpp"
 #include "cli/demo_data.hpp"
+#include "cli/live_configuration.hpp"
 #include "cli/options.hpp"
 
-#include "access/defaults.hpp"
-#include "access/guard.hpp"
-#include "access/policy.hpp"
-#include "auth/issuers.hpp"
 #include "auth/token.hpp"
 #include "net/server.hpp"
-#include "rest/application.hpp"
+#include "rest/context.hpp"
 #include "storage/audit_anchor.hpp"
 #include "storage/store.hpp"
 
@@ -18,13 +16,9 @@
 
 #include <sys/resource.h>
 
-#include <algorithm>
 #include <charconv>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <tuple>
 #include <utility>
@@ -42,6 +36,7 @@ struct serve_settings {
     std::string policy_file;        ///< empty: the shipped default
     std::string organisations_file; ///< empty: the shipped default
     std::string issuers_file;       ///< empty: the development issuer from --certs
+    std::string crl_file;           ///< empty: client certificates are not checked for revocation
     std::string base_url; ///< derived from --listen and --plain when not given
     /// The patient-facing endpoint (issue 6): on by default beside the provider listener, so that a
     /// development server offers both; "none" turns it off.
@@ -93,6 +88,9 @@ std::vector<option> serve_options(serve_settings& s) {
         {"issuers", "FILE", "trusted token issuers, a JSON array of {issuer, public_key_pem_file | jwks_file} "
                             "(default: the development issuer caregate-dev with DIR/token-signing.pub from --certs)",
          [&](const std::string& v) { s.issuers_file = v; }},
+        {"crl", "FILE", "certificate revocation lists (PEM, one or more) of the client CA: a client certificate "
+                        "they revoke is refused at the handshake; read again on SIGHUP (default: none)",
+         [&](const std::string& v) { s.crl_file = v; }},
         {"base-url", "URL", "the URL the server calls itself in links and Location "
                             "(default https://localhost:PORT/fhir, http:// with --plain)",
          [&](const std::string& v) { s.base_url = v; }},
@@ -154,15 +152,6 @@ std::vector<option> serve_options(serve_settings& s) {
     };
 }
 
-std::string read_text_file(const std::string& path, const char* what) {
-    std::ifstream in(path);
-    if (!in)
-        throw std::invalid_argument(std::string("cannot read the ") + what + " " + path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
 std::pair<std::string, std::uint16_t> split_listen(const std::string& listen, const char* flag) {
     const auto colon = listen.rfind(':');
     if (colon == std::string::npos)
@@ -184,6 +173,32 @@ std::string origin_of(const std::string& url, const char* flag) {
     if (!parsed || !parsed->has_authority())
         throw std::invalid_argument(std::string("--") + flag + " is not an absolute URL: " + url);
     return std::string(parsed->scheme()) + "://" + std::string(parsed->encoded_authority());
+}
+
+/// What SIGHUP reloads, and the settings it is made with.
+reloadable_settings reloadable_part(const serve_settings& settings, bool patient_endpoint) {
+    reloadable_settings reloadable;
+    reloadable.policy_file = settings.policy_file;
+    reloadable.organisations_file = settings.organisations_file;
+    reloadable.issuers_file = settings.issuers_file;
+    reloadable.certs_dir = settings.certs;
+    reloadable.crl_file = settings.crl_file;
+    reloadable.provider.base_url = settings.base_url;
+    reloadable.provider.max_count = settings.max_count;
+    reloadable.provider.conditional_delete_multiple = settings.conditional_delete_multiple;
+    reloadable.provider.max_bundle_entries = settings.max_bundle_entries;
+    reloadable.provider_tokens.audience = settings.base_url;
+    if (patient_endpoint) {
+        rest::rest_config patients = reloadable.provider;
+        patients.base_url = settings.patient_base_url;
+        patients.patient_endpoint = true;
+        patients.smart = settings.smart;
+        reloadable.patients = std::move(patients);
+        reloadable.citizen_tokens = reloadable.provider_tokens;
+        reloadable.citizen_tokens.audience = settings.patient_base_url;
+        reloadable.citizen_tokens.kind = auth::token_kind::citizen;
+    }
+    return reloadable;
 }
 
 } // namespace
@@ -253,7 +268,8 @@ int serve(const std::vector<std::string>& args) {
     for (const auto& a : args)
         if (a == "--help" || a == "-h") {
             std::cout << "Usage: caregate serve [options]\n\n"
-                         "Serves the FHIR R4 API on an embedded SQLite database until SIGINT or SIGTERM.\n\n"
+                         "Serves the FHIR R4 API on an embedded SQLite database until SIGINT or SIGTERM.\n"
+                         "SIGHUP reloads --crl, --issuers, --policy and --orgs, keeping open connections.\n\n"
                          "Options:\n"
                       << describe_options(table);
             return 0;
@@ -263,6 +279,8 @@ int serve(const std::vector<std::string>& args) {
         auto [host, port] = split_listen(settings.listen, "listen");
         if (settings.plain && !net::is_loopback(host))
             throw std::invalid_argument("--plain is only allowed on a loopback address (it serves without TLS)");
+        if (settings.plain && !settings.crl_file.empty())
+            throw std::invalid_argument("--crl needs TLS: with --plain no client certificate reaches caregate");
         if (settings.base_url.empty())
             settings.base_url = std::string(settings.plain ? "http" : "https") + "://localhost:" +
                                 std::to_string(port) + "/fhir";
@@ -297,54 +315,10 @@ int serve(const std::vector<std::string>& args) {
             std::cerr << "caregate: demo data loaded (" << load_demo_data(*store) << " resources new or changed)\n";
         std::unique_ptr<storage::audit_anchorer> anchorer = start_anchoring(settings, *store);
 
-        const access::policy policy = access::policy::parse(
-            settings.policy_file.empty() ? std::string(access::default_policy_json)
-                                         : read_text_file(settings.policy_file, "policy file"));
-        const access::organisation_register organisations = access::organisation_register::parse(
-            settings.organisations_file.empty() ? std::string(access::default_organisations_json)
-                                                : read_text_file(settings.organisations_file, "organisations file"));
-        std::vector<auth::trusted_issuer> issuers = settings.issuers_file.empty()
-                                                        ? std::vector<auth::trusted_issuer>{auth::dev_issuer(settings.certs)}
-                                                        : auth::load_issuers(settings.issuers_file);
-        if (patient_endpoint && std::none_of(issuers.begin(), issuers.end(), [&](const auth::trusted_issuer& i) {
-                return i.issuer == settings.smart.issuer;
-            }))
-            std::cerr << "caregate: warning: --smart-issuer " << settings.smart.issuer
-                      << " is not a trusted issuer (--issuers): apps would be sent to log in where no token is accepted\n";
-        auth::verifier_settings token_settings;
-        token_settings.audience = settings.base_url;
-        const auth::token_verifier tokens(issuers, token_settings);
-        const access::guard guard(policy, organisations, tokens, *store);
-
-        rest::rest_config rest_config;
-        rest_config.base_url = settings.base_url;
-        rest_config.max_count = settings.max_count;
-        rest_config.conditional_delete_multiple = settings.conditional_delete_multiple;
-        rest_config.max_bundle_entries = settings.max_bundle_entries;
-        rest::application app(*store, guard, rest_config);
-
-        // The patient-facing endpoint: the same store, policy and trusted issuers, but its own verifier
-        // (citizens' tokens only, with its own audience, so that neither listener takes the other's
-        // tokens), its own guard and its own application (its CapabilityStatement, SMART discovery).
-        std::optional<auth::token_verifier> citizen_tokens;
-        std::optional<access::guard> citizen_guard;
-        std::optional<rest::application> patient_app;
-        if (patient_endpoint) {
-            auth::verifier_settings citizen_settings = token_settings;
-            citizen_settings.audience = settings.patient_base_url;
-            citizen_settings.kind = auth::token_kind::citizen;
-            citizen_tokens.emplace(std::move(issuers), citizen_settings);
-            citizen_guard.emplace(policy, organisations, *citizen_tokens, *store);
-            rest::rest_config patient_config = rest_config;
-            patient_config.base_url = settings.patient_base_url;
-            patient_config.patient_endpoint = true;
-            patient_config.smart = settings.smart;
-            patient_config.patient_readable_types = policy.patient_types(access::action::read);
-            patient_config.patient_creatable_types = policy.patient_types(access::action::create);
-            patient_config.patient_updatable_types = policy.patient_types(access::action::update);
-            patient_config.patient_deletable_types = policy.patient_types(access::action::delete_);
-            patient_app.emplace(*store, *citizen_guard, std::move(patient_config));
-        }
+        // The policy, organisations and trusted issuers, as SIGHUP reloads them.
+        live_configuration configuration(reloadable_part(settings, patient_endpoint), *store);
+        if (const std::string warning = configuration.untrusted_smart_issuer(); !warning.empty())
+            std::cerr << "caregate: " << warning << "\n";
 
         net::listener provider;
         provider.address = host;
@@ -357,11 +331,12 @@ int serve(const std::vector<std::string>& args) {
             provider.tls.client_ca_file = (dir / "ca.crt").string();
             // Access control starts from the organisation the certificate names: it is mandatory.
             provider.tls.require_client_certificate = true;
+            provider.tls.crl_file = settings.crl_file;
             for (const auto& file : {provider.tls.certificate_file, provider.tls.private_key_file})
                 if (!std::filesystem::exists(file))
                     throw std::invalid_argument(file + " is missing: run certs/make-dev-certs.sh or give --certs DIR");
         }
-        provider.handle = [&app](rest::request req, rest::responder done) { app.handle(std::move(req), std::move(done)); };
+        provider.handle = configuration.provider_handler();
 
         std::vector<net::listener> listeners;
         listeners.push_back(std::move(provider));
@@ -378,13 +353,12 @@ int serve(const std::vector<std::string>& args) {
                 patients.tls.client_ca_file.clear();
                 patients.tls.require_client_certificate = false;
             }
-            patients.handle = [&patient_app](rest::request req, rest::responder done) {
-                patient_app->handle(std::move(req), std::move(done));
-            };
+            patients.handle = configuration.patient_handler();
             listeners.push_back(std::move(patients));
         }
         fit_connections_to_descriptors(settings.limits, listeners.size());
         net::server server(std::move(listeners), settings.limits, settings.threads);
+        server.on_hangup([&configuration, &server] { configuration.reload(server); });
         std::cerr << "caregate: serving providers at " << settings.base_url << " on " << host << ":"
                   << server.bound_port(0);
         if (patient_endpoint)

@@ -1,6 +1,7 @@
 // The server: binds the listeners, runs one io_context on a pool of threads, accepts connections
 // (closing those beyond max_connections at once), and stops on SIGINT, SIGTERM or stop(), letting
-// requests in hand finish within a grace period. Sessions themselves are in session.cpp.
+// requests in hand finish within a grace period; on SIGHUP it calls the reload it was given.
+// Sessions themselves are in session.cpp, TLS and revocation lists in tls.cpp.
 #include "net/server.hpp"
 
 #include "net/session.hpp"
@@ -72,9 +73,13 @@ struct server::impl {
     /// A listener, bound.
     struct bound_listener {
         bound_listener(detail::server_state& server, rest::handler handle,
-                       std::unique_ptr<asio::ssl::context> tls, asio::io_context& io)
-            : state{server, std::move(handle), std::move(tls)}, acceptor(std::in_place, asio::make_strand(io)) {}
+                       std::unique_ptr<detail::revocation_check> crls, std::unique_ptr<asio::ssl::context> tls,
+                       asio::io_context& io)
+            : revocation(std::move(crls)), state{server, std::move(handle), std::move(tls)},
+              acceptor(std::in_place, asio::make_strand(io)) {}
 
+        /// Null without a CRL file. Before `state`, whose TLS context refers to it, so it goes after it.
+        const std::unique_ptr<detail::revocation_check> revocation;
         detail::listener_state state;
         std::optional<tcp::acceptor> acceptor; // on its own strand; reset before the io_context goes
         std::uint16_t port = 0;
@@ -93,9 +98,12 @@ struct server::impl {
                 throw std::runtime_error("--plain is only allowed on a loopback address");
             if (!config.handle)
                 throw std::runtime_error("a listener has no handler");
-            auto tls = config.plain ? nullptr : detail::make_tls_context(config.tls);
-            auto& bound = *listeners.emplace_back(
-                std::make_unique<bound_listener>(state, std::move(config.handle), std::move(tls), *io));
+            auto revocation = !config.plain && !config.tls.crl_file.empty()
+                                  ? std::make_unique<detail::revocation_check>(config.tls)
+                                  : nullptr;
+            auto tls = config.plain ? nullptr : detail::make_tls_context(config.tls, revocation.get());
+            auto& bound = *listeners.emplace_back(std::make_unique<bound_listener>(
+                state, std::move(config.handle), std::move(revocation), std::move(tls), *io));
             bind(bound, config);
         }
         signals.emplace(*io, SIGINT, SIGTERM);
@@ -112,6 +120,7 @@ struct server::impl {
         for (auto& l : listeners)
             l->acceptor.reset();
         signals.reset();
+        hangups.reset();
         io.reset();
     }
 
@@ -133,9 +142,13 @@ struct server::impl {
         bound.port = acceptor.local_endpoint().port();
         bound.description = std::string(config.plain ? "http://" : "https://") + config.address + ":" +
                             std::to_string(bound.port);
-        if (!config.plain && !config.tls.client_ca_file.empty())
-            bound.description += config.tls.require_client_certificate ? " (client certificate required)"
-                                                                       : " (client certificate requested)";
+        if (!config.plain && !config.tls.client_ca_file.empty()) {
+            bound.description += config.tls.require_client_certificate ? " (client certificate required"
+                                                                       : " (client certificate requested";
+            if (!config.tls.crl_file.empty())
+                bound.description += ", checked against the CRLs of " + config.tls.crl_file;
+            bound.description += ")";
+        }
     }
 
     asio::awaitable<void> accept_connections(bound_listener& bound) {
@@ -177,6 +190,22 @@ struct server::impl {
         }
     }
 
+    /// Waits for the next SIGHUP, calls the reload, and waits again, until cancelled.
+    void await_hangup() {
+        hangups->async_wait([this](const error_code& ec, int) {
+            if (ec)
+                return; // cancelled: the server is stopping
+            detail::log_line("SIGHUP: reloading");
+            try {
+                reload();
+            } catch (...) {
+                log_exception("the reload failed", std::current_exception());
+            }
+            if (!state.stopping)
+                await_hangup();
+        });
+    }
+
     void request_stop() {
         {
             std::lock_guard lock(stop_mutex);
@@ -191,6 +220,8 @@ struct server::impl {
     std::optional<asio::io_context> io;
     std::vector<std::unique_ptr<bound_listener>> listeners;
     std::optional<asio::signal_set> signals;
+    std::optional<asio::signal_set> hangups; // SIGHUP, with on_hangup
+    std::function<void()> reload;
 
     std::mutex stop_mutex;
     std::condition_variable stop_wanted;
@@ -235,7 +266,11 @@ void server::run() {
             error_code ignored;
             bound.acceptor->close(ignored);
         });
-    asio::post(*m.io, [&m] { m.signals->cancel(); });
+    asio::post(*m.io, [&m] {
+        m.signals->cancel();
+        if (m.hangups)
+            m.hangups->cancel();
+    });
     detail::close_idle_connections(m.state);
     bool drained = false;
     {
@@ -253,6 +288,27 @@ void server::run() {
 }
 
 void server::stop() { impl_->request_stop(); }
+
+void server::on_hangup(std::function<void()> reload) {
+    if (impl_->hangups)
+        throw std::logic_error("server::on_hangup is called once");
+    // Registered now, not in run(): a SIGHUP from here on is caught (and waits for run()) rather than
+    // ending the process.
+    impl_->reload = std::move(reload);
+    impl_->hangups.emplace(*impl_->io, SIGHUP);
+    asio::post(*impl_->io, [&m = *impl_] { m.await_hangup(); });
+}
+
+std::function<void()> server::read_revocation_lists() const {
+    std::vector<std::pair<detail::revocation_check*, std::shared_ptr<const detail::revocation_lists>>> readings;
+    for (const auto& bound : impl_->listeners)
+        if (bound->revocation)
+            readings.emplace_back(bound->revocation.get(), bound->revocation->read());
+    return [readings = std::move(readings)] {
+        for (const auto& [check, lists] : readings)
+            check->use(lists);
+    };
+}
 
 std::uint16_t server::bound_port(std::size_t listener_index) const {
     return impl_->listeners.at(listener_index)->port;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,10 @@ struct tls_settings {
     std::string private_key_file; ///< its key (PEM)
     std::string client_ca_file;   ///< CA whose client certificates are trusted (PEM); empty: none asked
     bool require_client_certificate = false; ///< refuse the handshake without a valid client certificate
+    /// Revocation lists of the client CA (PEM, one or more CRLs); empty: none checked. With them, every
+    /// certificate of a client's chain must be covered by a current CRL of its issuer, and must not
+    /// be listed, or the handshake is refused. Read at start and by read_revocation_lists().
+    std::string crl_file;
 };
 
 struct listener {
@@ -65,6 +70,15 @@ public:
     void run();
     /// Asks run() to return as it would on SIGTERM. Thread-safe.
     void stop();
+    /// What the process does on SIGHUP from now on: calls `reload` on one of the server's threads while
+    /// run() runs, one call at a time (an exception it throws is logged). Without it, SIGHUP keeps
+    /// its default action. Called once, before or while run() runs.
+    void on_hangup(std::function<void()> reload);
+    /// Reads every listener's CRL file again, checked as at start, without using it: a fault throws
+    /// std::runtime_error naming the file and changes nothing. The returned function puts what was
+    /// read in use for every handshake that begins after it is called, and cannot fail; connections
+    /// already open are left as they are. Thread-safe.
+    std::function<void()> read_revocation_lists() const;
     /// The port a listener is bound to (useful with port 0).
     std::uint16_t bound_port(std::size_t listener_index) const;
 
