@@ -55,13 +55,28 @@ boost::system::error_code make_error_code(framing_error e) noexcept {
 }
 
 request_parser::request_parser(const net::limits& limits)
-    : chunk_extension_bytes_(limits.chunk_extension_bytes), trailer_bytes_(limits.trailer_bytes) {
+    : header_bytes_(limits.header_bytes), chunk_extension_bytes_(limits.chunk_extension_bytes),
+      trailer_bytes_(limits.trailer_bytes) {
     header_limit(static_cast<std::uint32_t>(
         std::min<std::size_t>(limits.header_bytes, std::numeric_limits<std::uint32_t>::max())));
     body_limit(static_cast<std::uint64_t>(limits.body_bytes));
     // put() stops once the header is parsed, so that the session decides about the body (503,
     // 100 Continue) before any of it is taken; it sets eager(true) then.
     eager(false);
+}
+
+std::size_t request_parser::put(boost::asio::const_buffer buffer, error_code& ec) {
+    const bool in_header = !is_header_done();
+    const std::size_t used = basic_parser::put(buffer, ec);
+    // The request line may be taken by an earlier put() than the fields, so the header's bytes are
+    // summed over the calls until it is done; put() stops at the header's end (eager is off until
+    // then), so no byte of a body is counted.
+    if (in_header) {
+        header_size_ += used;
+        if (header_size_ > header_bytes_)
+            ec = http::error::header_limit;
+    }
+    return used;
 }
 
 boost::system::error_code request_parser::check_unparsed(std::string_view unparsed) const noexcept {

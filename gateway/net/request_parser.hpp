@@ -11,7 +11,7 @@
 //      checked, so an Authorization or Connection there would act unchecked (RFC 9110 section
 //      6.5.1). They are read, bounded and dropped; keep-alive is decided by the header alone.
 //   3. What waits in the buffer unparsed is bounded: the request line and headers by
-//      limits::header_bytes (Beast), a chunk's size line by 16 hex digits plus
+//      limits::header_bytes (together: Beast bounds each on its own), a chunk's size line by 16 hex digits plus
 //      limits::chunk_extension_bytes, the trailer section by limits::trailer_bytes; a body goes
 //      into the request as it is parsed and is bounded by limits::body_bytes.
 //   4. Nothing here throws on anything a client sends: every refusal is an error_code.
@@ -20,6 +20,7 @@
 #include "net/server.hpp"
 #include "rest/http.hpp"
 
+#include <boost/asio/buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/system/error_code.hpp>
 
@@ -44,6 +45,10 @@ boost::system::error_code make_error_code(framing_error e) noexcept;
 class request_parser final : public boost::beast::http::basic_parser<true> {
 public:
     explicit request_parser(const net::limits& limits);
+
+    /// basic_parser::put, holding the request line and headers together to limits::header_bytes:
+    /// Beast holds the request line to it, and then the fields to it again, each on its own.
+    std::size_t put(boost::asio::const_buffer buffer, boost::system::error_code& ec);
 
     /// After the header: whether the client waits for "100 Continue" before sending its body.
     bool expects_continue() const noexcept { return expects_continue_; }
@@ -79,6 +84,7 @@ private:
     std::size_t on_chunk_body_impl(std::uint64_t remain, string_view body, error_code& ec) override;
     void on_finish_impl(error_code& ec) override;
 
+    const std::size_t header_bytes_;
     const std::size_t chunk_extension_bytes_;
     const std::size_t trailer_bytes_;
     rest::request request_;
@@ -86,6 +92,8 @@ private:
     bool head_ = false;
     bool expects_continue_ = false;
     bool keep_alive_ = false;
+    /// Bytes of the request line and headers taken so far.
+    std::size_t header_size_ = 0;
     /// Transfer-Encoding fields seen, and whether the one seen is exactly "chunked".
     unsigned transfer_encodings_ = 0;
     bool transfer_encoding_is_chunked_ = false;

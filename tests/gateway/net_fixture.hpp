@@ -84,6 +84,8 @@ inline void echo(rest::request request, rest::responder respond) {
     }
     rest::response answer;
     answer.set("Content-Type", "text/plain");
+    if (request.target == "/unwritable")
+        answer.set("X-Large", std::string(70'000, 'h')); // Beast's header container throws on 64 KiB
     if (request.target == "/headers") {
         // Every header field as the application was given it, one a line, to show what reached it.
         for (const auto& field : request.headers)

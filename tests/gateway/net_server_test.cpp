@@ -205,6 +205,12 @@ TEST_CASE("limits: headers over header_bytes are refused with 431 and an Operati
 
     auto within = run(server.curl("-H 'X-Large: " + std::string(2000, 'a') + "' '" + server.url("/Patient") + "'"));
     CHECK(contains(within.text, "[200 1]"));
+
+    // The limit holds for the request line and the fields together (Beast holds each to it alone).
+    auto together = run(server.curl("-H 'X-Large: " + std::string(3000, 'a') + "' '" +
+                                    server.url("/Patient?name=" + std::string(3000, 'n')) + "'"));
+    CHECK(contains(together.text, "\"resourceType\":\"OperationOutcome\""));
+    CHECK(contains(together.text, "[431 1]"));
 }
 
 TEST_CASE("limits: a client too slow to send its request gets 408, then the connection closes") {
@@ -302,6 +308,22 @@ TEST_CASE("handler: an exception becomes 500 with an OperationOutcome, and the s
     CHECK(contains(out.text, "[500 1]"));
     CHECK_FALSE(contains(out.text, "a bug in the handler")); // the client is not told the internals
     CHECK(contains(out.text, "GET /after ods= secure=yes body=0 [200 0]"));
+}
+
+TEST_CASE("handler: an answer that cannot be written closes the connection unanswered, and frees its slot") {
+    // The session's own exception (Beast cannot hold a header field of 64 KiB) ends the session as
+    // any other end does: nothing half-written reaches the client, and the connection is freed.
+    net::limits limits;
+    limits.max_connections = 1;
+    running_server server(tls_listener(), limits);
+    for (int i = 0; i < 2; ++i) {
+        CAPTURE(i);
+        auto out = run(server.curl("-i '" + server.url("/unwritable") + "'"));
+        CHECK(out.exit_status != 0);
+        CHECK_FALSE(contains(out.text, "HTTP/"));
+        CHECK(contains(out.text, "[000 1]")); // connected, and no response at all
+    }
+    CHECK(contains(run(server.curl("'" + server.url("/Patient") + "'")).text, "GET /Patient ods= secure=yes body=0 [200 1]"));
 }
 
 TEST_CASE("plain: served on a loopback address, refused elsewhere") {
