@@ -1,6 +1,7 @@
 // How a session reads one request from the bytes it has received (private to gateway/net): Beast's
 // HTTP/1.1 syntax (basic_parser), the framing rules caregate adds to it, and the bounds on what it
-// may buffer. No I/O: the session reads, this parses, so the same code is fuzzed without a server.
+// may buffer. No I/O: the session reads raw bytes and calls this from its own coroutine, never from
+// inside a completion handler, where a parser's exception would escape the session.
 //
 // Invariants it keeps:
 //   1. A request has a body framed by Content-Length or by `Transfer-Encoding: chunked` alone, or
@@ -10,10 +11,10 @@
 //   2. Trailer fields never reach the request: they arrived after the body, outside what a proxy
 //      checked, so an Authorization or Connection there would act unchecked (RFC 9110 section
 //      6.5.1). They are read, bounded and dropped; keep-alive is decided by the header alone.
-//   3. What waits in the buffer unparsed is bounded: the request line and headers by
-//      limits::header_bytes (together: Beast bounds each on its own), a chunk's size line by 16 hex digits plus
-//      limits::chunk_extension_bytes, the trailer section by limits::trailer_bytes; a body goes
-//      into the request as it is parsed and is bounded by limits::body_bytes.
+//   3. What waits in the buffer unparsed is bounded: the request line and headers together by
+//      limits::header_bytes (Beast bounds each on its own), a chunk's size line by 16 hex digits
+//      plus limits::chunk_extension_bytes, the trailer section by limits::trailer_bytes; a body
+//      goes into the request as it is parsed and is bounded by limits::body_bytes.
 //   4. Nothing here throws on anything a client sends: every refusal is an error_code.
 #pragma once
 
@@ -40,8 +41,10 @@ enum class framing_error {
 const boost::system::error_category& framing_category() noexcept;
 boost::system::error_code make_error_code(framing_error e) noexcept;
 
-/// Parses one request into a rest::request. Feed it with put() (eager once the header is done, so
-/// that what is left unparsed is only framing), and call check_unparsed() before reading more.
+/// Parses one request into a rest::request. put() stops at the end of the header, so that the session
+/// decides about the body (503, 100 Continue) before taking any of it; the session then sets
+/// eager(true), so that what put() leaves unparsed is only framing, and calls check_unparsed()
+/// before it reads more.
 class request_parser final : public boost::beast::http::basic_parser<true> {
 public:
     explicit request_parser(const net::limits& limits);

@@ -535,7 +535,8 @@ asio::awaitable<ending> serve_requests(session<Stream>& s) {
         rest::request request = parser.release();
         request.client_ods = s.client_ods();
         request.secure = s.secure();
-        rest::response answer = co_await call_handler(s.listener().handle, std::move(request), s.listener().server.alive);
+        rest::response answer =
+            co_await call_handler(s.listener().handle, std::move(request), s.listener().server.alive);
 
         keep_alive = keep_alive && !s.stopping();
         auto message = to_message(std::move(answer), version, head_request, keep_alive);

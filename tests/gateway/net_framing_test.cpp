@@ -110,7 +110,8 @@ TEST_CASE("framing: a trailer section over trailer_bytes gets 400, and the conne
                                         std::to_string(limits.trailer_bytes) + " bytes");
         CHECK_FALSE(contains(out, "POST /Bundle"));
     }
-    CHECK(contains(run(server.curl("'" + server.url("/Patient") + "'")).text, "GET /Patient ods= secure=yes body=0 [200 1]"));
+    CHECK(contains(run(server.curl("'" + server.url("/Patient") + "'")).text,
+                   "GET /Patient ods= secure=yes body=0 [200 1]"));
 
     SUBCASE("a trailer within the bound is read and the request served") {
         const auto out = run(server.s_client(feed("small-trailer.http",

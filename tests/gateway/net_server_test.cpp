@@ -323,7 +323,8 @@ TEST_CASE("handler: an answer that cannot be written closes the connection unans
         CHECK_FALSE(contains(out.text, "HTTP/"));
         CHECK(contains(out.text, "[000 1]")); // connected, and no response at all
     }
-    CHECK(contains(run(server.curl("'" + server.url("/Patient") + "'")).text, "GET /Patient ods= secure=yes body=0 [200 1]"));
+    CHECK(contains(run(server.curl("'" + server.url("/Patient") + "'")).text,
+                   "GET /Patient ods= secure=yes body=0 [200 1]"));
 }
 
 TEST_CASE("plain: served on a loopback address, refused elsewhere") {
