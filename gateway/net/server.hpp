@@ -15,8 +15,8 @@
 
 namespace caregate::net {
 
-/// Every limit of a connection, with its reason. Over a limit the client gets 413, 431 or 408 with an
-/// OperationOutcome (where a response is still possible) and the connection is closed.
+/// Every limit of a connection, with its reason. Over a limit the client gets 413, 431, 400, 408 or
+/// 503 with an OperationOutcome (where a response is still possible) and the connection is closed.
 struct limits {
     /// Largest request body. 16 MiB holds a large transaction Bundle; more is refused with 413.
     std::size_t body_bytes = 16 * 1024 * 1024;
@@ -29,6 +29,15 @@ struct limits {
     std::size_t bodies_bytes = 256 * 1024 * 1024;
     /// Largest request line plus headers. 16 KiB fits a long search URL and a large bearer token; 431.
     std::size_t header_bytes = 16 * 1024;
+    /// Longest chunk extension (`;name=value` after a chunk's size, RFC 9112 section 7.1.1). A
+    /// chunk's size line is buffered whole before it is parsed, so this, with at most 16 hex digits
+    /// of size, bounds what that line holds in memory. Extensions mean nothing to this server and
+    /// no client of it sends any; 4 KiB leaves room for any a proxy adds. Longer gets 400.
+    std::size_t chunk_extension_bytes = 4 * 1024;
+    /// Longest trailer section (the fields after a chunked body's last chunk, RFC 9112 section
+    /// 7.1.2), buffered whole before it is parsed. Trailer fields are read and dropped, never taken
+    /// as headers; 8 KiB holds a checksum or a signature with room to spare. Longer gets 400.
+    std::size_t trailer_bytes = 8 * 1024;
     /// Time to receive a whole request once its first byte has arrived; a slow client gets 408.
     std::chrono::seconds read_timeout{30};
     /// Time a kept-alive connection may sit idle between requests before it is closed.

@@ -2,9 +2,21 @@
 // limits and timeouts, the bridge that brings the application's answer (given on any thread) back
 // into the session, and the close. Modelled on Boost.Beast's example/advanced/server-flex-awaitable:
 // TLS and plain connections share one template. Knows nothing of FHIR beyond the error values.
+//
+// Invariants:
+//   1. A session ends, and frees its socket and its max_connections slot, however it ends: a
+//      refusal, a timeout, the peer leaving, or an exception. Only the session's coroutine owns it;
+//      the watchdog timer holds it weakly, so no cycle keeps it when the coroutine is gone.
+//   2. No code that parses what the client sent runs inside an Asio completion handler, where an
+//      exception would escape to the I/O thread and leave the coroutine hanging: the session reads
+//      raw bytes and parses them itself (request_parser.hpp, which also keeps the framing rules).
+//   3. Every byte held for a request's body, parsed or still buffered, counts against
+//      limits.bodies_bytes; what waits unparsed between them is bounded by request_parser.
+//   4. Every request gets one answer, or the connection closes; after an error answer it closes.
 #include "net/session.hpp"
 
 #include "fhir_model/error.hpp"
+#include "net/request_parser.hpp"
 #include "net/tls.hpp"
 #include "rest/error_response.hpp"
 
@@ -55,7 +67,8 @@ constexpr std::size_t linger_bytes = 256 * 1024;
 /// Once a deadline has passed, how often the watchdog cancels again: a composed operation (an HTTP
 /// read is many socket reads) may start its next read after the first cancellation has landed.
 constexpr auto cancel_retry = std::chrono::milliseconds(50);
-/// The most one read between requests asks for: a TLS record's worth.
+/// The most one read asks for: a TLS record's worth. Also the most a read adds to the buffer before
+/// its bytes are parsed and checked against the limits.
 constexpr std::size_t read_chunk = 16 * 1024;
 
 /// What a connection is doing, which decides what its deadline means.
@@ -107,6 +120,18 @@ std::optional<fhir::error> read_failure(error_code ec, bool timed_out, const net
         return fhir::error::make(category::headers_too_large, "too-long",
                                  "The request line and headers are larger than the limit of " +
                                      std::to_string(limits.header_bytes) + " bytes.");
+    if (ec == framing_error::transfer_encoding_not_chunked)
+        return fhir::error::make(category::unsupported, "not-supported",
+                                 "The request's Transfer-Encoding is not supported: a body is framed by "
+                                 "Content-Length, or by `Transfer-Encoding: chunked` alone, in HTTP/1.1.");
+    if (ec == framing_error::chunk_extension_too_long)
+        return fhir::error::make(category::malformed, "too-long",
+                                 "A chunk extension is longer than the limit of " +
+                                     std::to_string(limits.chunk_extension_bytes) + " bytes.");
+    if (ec == framing_error::trailer_too_long)
+        return fhir::error::make(category::malformed, "too-long",
+                                 "The trailer section is longer than the limit of " +
+                                     std::to_string(limits.trailer_bytes) + " bytes.");
     if (is_peer_gone(ec) || !is_http_syntax_error(ec))
         return std::nullopt;
     return fhir::error::make(category::malformed, "structure",
@@ -175,7 +200,7 @@ public:
         }
         watch();
     }
-    /// Stops the watchdog; the last reference then goes with its handler.
+    /// Stops the watchdog at once, rather than at its next wake-up.
     void finish() {
         finished_ = true;
         timer_.cancel();
@@ -209,8 +234,14 @@ public:
     }
 
 private:
+    // Weakly: the session's coroutine alone keeps the connection (invariant 1). A coroutine that
+    // never completes (its frame destroyed after an exception escaped a completion handler) then
+    // still frees it; a watchdog holding it strongly would re-arm, and keep it, for ever.
     void watch() {
-        timer_.async_wait([self = shared_from_this()](error_code) { self->on_alarm(); });
+        timer_.async_wait([weak = weak_from_this()](error_code) {
+            if (auto self = weak.lock())
+                self->on_alarm();
+        });
     }
 
     // Cancelling (not closing) the socket lets the request loop still answer 408 after a read times
@@ -326,20 +357,7 @@ asio::awaitable<rest::response> call_handler(const rest::handler& handle, rest::
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Between Beast's messages and the rest layer's values.
-
-rest::request to_request(http::request<http::string_body>&& message, const connection& from) {
-    rest::request request;
-    request.method = std::string(message.method_string());
-    request.target = std::string(message.target());
-    request.headers.reserve(static_cast<std::size_t>(std::distance(message.begin(), message.end())));
-    for (const auto& field : message)
-        request.headers.push_back({std::string(field.name_string()), std::string(field.value())});
-    request.body = std::move(message.body());
-    request.client_ods = from.client_ods();
-    request.secure = from.secure();
-    return request;
-}
+// From the rest layer's response to Beast's message.
 
 /// The wire form of a response. This layer owns framing and the connection: the application's
 /// Content-Length, Transfer-Encoding and Connection headers are replaced (though its
@@ -426,12 +444,37 @@ fhir::error too_many_bodies(const net::limits& limits) {
                                  std::to_string(limits.bodies_bytes) + " bytes); retry shortly.");
 }
 
+/// One step of reading a request: hands the parser what is buffered and, when it needs more, checks
+/// what it left against the bounds and reads once. Returns what ends the request, if anything: the
+/// caller steps again until the part it waits for (header, body) is done. Parsing happens here, in
+/// the coroutine, not in a completion handler (invariant 2).
+template <class Stream>
+asio::awaitable<error_code> read_step(session<Stream>& s, request_parser& parser) {
+    error_code ec;
+    if (s.buffer.size() != 0) {
+        const std::size_t used = parser.put(s.buffer.data(), ec);
+        s.buffer.consume(used);
+        if (ec ? ec != http::error::need_more : used != 0)
+            co_return ec;
+        const auto unparsed = s.buffer.data();
+        if ((ec = parser.check_unparsed({static_cast<const char*>(unparsed.data()), unparsed.size()})))
+            co_return ec;
+    }
+    auto [read_ec, received] = co_await s.stream.async_read_some(s.buffer.prepare(read_chunk), use_tuple);
+    s.buffer.commit(received);
+    if (read_ec != asio::error::eof)
+        co_return read_ec;
+    // The peer closed: between requests that is the end of the stream; within one, a cut message.
+    if (!parser.got_some())
+        co_return http::error::end_of_stream;
+    parser.put_eof(ec);
+    co_return ec ? ec : http::error::partial_message;
+}
+
 /// Reads requests and writes their responses, one at a time, until the connection should close.
 template <class Stream>
 asio::awaitable<ending> serve_requests(session<Stream>& s) {
     const net::limits& limits = s.limits();
-    const auto header_limit =
-        static_cast<std::uint32_t>(std::min<std::size_t>(limits.header_bytes, std::numeric_limits<std::uint32_t>::max()));
     for (;;) {
         if (s.buffer.size() == 0) {
             // Between requests: wait for the first byte of the next, or close quietly.
@@ -445,11 +488,11 @@ asio::awaitable<ending> serve_requests(session<Stream>& s) {
         }
 
         s.arm(phase::reading, limits.read_timeout);
-        http::request_parser<http::string_body> parser;
-        parser.header_limit(header_limit);
-        parser.body_limit(limits.body_bytes);
+        request_parser parser(limits);
         body_share share(s.listener());
-        auto [ec, parsed] = co_await http::async_read_header(s.stream, s.buffer, parser, use_tuple);
+        error_code ec;
+        while (!ec && !parser.is_header_done())
+            ec = co_await read_step(s, parser);
         if (!ec && !parser.is_done()) {
             // A body's bytes are counted against limits.bodies_bytes before it is read when its
             // length is declared (the client is refused before it sends it), else as it arrives.
@@ -459,23 +502,21 @@ asio::awaitable<ending> serve_requests(session<Stream>& s) {
                 co_return ending::after_error;
             }
             // A client that asked may send the body only after "100 Continue" (curl does so above 1 MiB).
-            const auto& header = parser.get();
-            if (header.version() == 11 && beast::iequals(header[http::field::expect], "100-continue")) {
+            if (parser.version() == 11 && parser.expects_continue()) {
                 http::response<http::empty_body> go_on{http::status::continue_, 11};
                 auto [continue_ec, sent] = co_await http::async_write(s.stream, go_on, use_tuple);
                 if (continue_ec)
                     co_return ending::peer_gone;
             }
-            if (declared) {
-                std::tie(ec, parsed) = co_await http::async_read(s.stream, s.buffer, parser, use_tuple);
-            } else {
-                // Chunked: each read adds at most what one read returns before the total is checked.
-                while (!ec && !parser.is_done()) {
-                    std::tie(ec, parsed) = co_await http::async_read_some(s.stream, s.buffer, parser, use_tuple);
-                    if (!ec && !share.grow_to(parser.get().body().size())) {
-                        co_await write_error(s, too_many_bodies(limits));
-                        co_return ending::after_error;
-                    }
+            parser.eager(true);
+            while (!ec && !parser.is_done()) {
+                ec = co_await read_step(s, parser);
+                // Invariant 3: the body so far and every byte buffered behind it, each read adding at
+                // most read_chunk before it is counted.
+                if (!ec && !share.grow_to(std::max(static_cast<std::size_t>(declared.value_or(0)),
+                                                   parser.body_size() + s.buffer.size()))) {
+                    co_await write_error(s, too_many_bodies(limits));
+                    co_return ending::after_error;
                 }
             }
         }
@@ -488,11 +529,14 @@ asio::awaitable<ending> serve_requests(session<Stream>& s) {
         }
 
         s.disarm(phase::handling);
-        const unsigned version = parser.get().version();
-        const bool head_request = parser.get().method() == http::verb::head;
-        bool keep_alive = parser.get().keep_alive();
-        rest::response answer = co_await call_handler(s.listener().handle, to_request(parser.release(), s),
-                                                      s.listener().server.alive);
+        const unsigned version = parser.version();
+        const bool head_request = parser.is_head();
+        bool keep_alive = parser.header_keep_alive();
+        rest::request request = parser.release();
+        request.client_ods = s.client_ods();
+        request.secure = s.secure();
+        rest::response answer =
+            co_await call_handler(s.listener().handle, std::move(request), s.listener().server.alive);
 
         keep_alive = keep_alive && !s.stopping();
         auto message = to_message(std::move(answer), version, head_request, keep_alive);

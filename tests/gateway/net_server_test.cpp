@@ -1,158 +1,19 @@
-// Tests of gateway/net/server: a real server on 127.0.0.1 (port 0) with certificates made by
-// certs/make-dev-certs.sh, spoken to by the curl and openssl command lines as a client would.
-// Needs `curl` and `openssl` on the PATH.
-#include "net/server.hpp"
+// Tests of gateway/net/server: TLS, the connection limits and timeouts, HTTP/1.1 keep-alive and
+// pipelining, the handler bridge and stopping, through a real server (tests/gateway/net_fixture.hpp).
+// How a request's framing is read (Transfer-Encoding, chunk extensions, trailers) is in
+// net_framing_test.cpp.
+#include "net_fixture.hpp"
 
 #include <doctest/doctest.h>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <atomic>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <filesystem>
 #include <fstream>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
-namespace net = caregate::net;
-namespace rest = caregate::rest;
-namespace fs = std::filesystem;
-using namespace std::chrono_literals;
+using namespace caregate::testing;
 
-namespace {
-
-/// The development PKI, made once per test run by the real script into a temporary directory.
-struct dev_pki {
-    dev_pki() : dir(fs::temp_directory_path() / ("caregate-net-test-" + std::to_string(::getpid()))) {
-        const std::string command = std::string("bash '") + CAREGATE_SOURCE_DIR + "/certs/make-dev-certs.sh' --out '" +
-                                    dir.string() + "' > /dev/null";
-        if (std::system(command.c_str()) != 0)
-            throw std::runtime_error("certs/make-dev-certs.sh failed");
-    }
-    ~dev_pki() {
-        std::error_code ignored;
-        fs::remove_all(dir, ignored);
-    }
-    std::string file(const std::string& name) const { return (dir / name).string(); }
-
-    fs::path dir;
-};
-
-const dev_pki& pki() {
-    static const dev_pki instance;
-    return instance;
-}
-
-struct command_output {
-    int exit_status = -1;
-    std::string text; ///< stdout
-};
-
-/// Runs a shell command and collects its stdout.
-command_output run(const std::string& command) {
-    command_output out;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    REQUIRE(pipe != nullptr);
-    char chunk[4096];
-    while (std::size_t n = std::fread(chunk, 1, sizeof chunk, pipe))
-        out.text.append(chunk, n);
-    const int status = ::pclose(pipe);
-    out.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return out;
-}
-
-/// The handler behind every test server: echoes what it was given, and has a few special paths.
-void echo(rest::request request, rest::responder respond) {
-    if (request.target == "/throw")
-        throw std::runtime_error("a bug in the handler (expected by the test)");
-    if (request.target == "/later" || request.target == "/slow") {
-        // Answers from another thread, as a database write does once its commit is durable.
-        const auto delay = request.target == "/later" ? 50ms : 700ms;
-        std::thread([respond = std::move(respond), delay] {
-            std::this_thread::sleep_for(delay);
-            rest::response answer;
-            answer.set("Content-Type", "text/plain");
-            answer.body = "answered later";
-            respond(std::move(answer));
-        }).detach();
-        return;
-    }
-    rest::response answer;
-    answer.set("Content-Type", "text/plain");
-    answer.body = request.method + " " + request.target + " ods=" + request.client_ods +
-                  " secure=" + (request.secure ? "yes" : "no") + " body=" + std::to_string(request.body.size());
-    respond(std::move(answer));
-}
-
-enum class client_certs { none, requested, required };
-
-net::listener tls_listener(client_certs certs = client_certs::requested) {
-    net::listener l;
-    l.address = "127.0.0.1";
-    l.port = 0;
-    l.tls.certificate_file = pki().file("server.crt");
-    l.tls.private_key_file = pki().file("server.key");
-    if (certs != client_certs::none)
-        l.tls.client_ca_file = pki().file("ca.crt");
-    l.tls.require_client_certificate = certs == client_certs::required;
-    l.handle = echo;
-    return l;
-}
-
-/// A server running on a background thread for the length of a test.
-class running_server {
-public:
-    explicit running_server(net::listener l, net::limits limits = {})
-        : running_server(make_listeners(std::move(l)), limits) {}
-    running_server(std::vector<net::listener> listeners, net::limits limits)
-        : server_(std::move(listeners), limits, 2), runner_([this] { server_.run(); }) {}
-    ~running_server() { stop(); }
-
-    /// The port of the first listener, or of the one given.
-    std::string port(std::size_t listener = 0) const { return std::to_string(server_.bound_port(listener)); }
-    std::string url(const std::string& path, std::size_t listener = 0) const {
-        return "https://127.0.0.1:" + port(listener) + path;
-    }
-    /// curl trusting the dev CA; -w appends "[status connects]" after each response. With
-    /// `verbose`, curl's account of the connection (TLS version, cipher) is in the output too.
-    std::string curl(const std::string& options, bool verbose = false) const {
-        return "curl -sS --max-time 10 --cacert '" + pki().file("ca.crt") + "' -w ' [%{http_code} %{num_connects}]\\n' " +
-               options + (verbose ? " -v 2>&1" : " 2>/dev/null");
-    }
-    /// openssl s_client, connected, sending what `feed` (a shell command) prints.
-    std::string s_client(const std::string& feed) const {
-        return "(" + feed + ") | timeout 10 openssl s_client -quiet -connect 127.0.0.1:" + port() + " 2>/dev/null";
-    }
-
-    /// Stops the server and returns how long run() took to return.
-    std::chrono::steady_clock::duration stop() {
-        const auto start = std::chrono::steady_clock::now();
-        if (runner_.joinable()) {
-            server_.stop();
-            runner_.join();
-        }
-        return std::chrono::steady_clock::now() - start;
-    }
-
-private:
-    static std::vector<net::listener> make_listeners(net::listener l) {
-        std::vector<net::listener> all;
-        all.push_back(std::move(l));
-        return all;
-    }
-
-    net::server server_;
-    std::thread runner_;
-};
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
-
-} // namespace
 
 TEST_CASE("TLS: a request round trip, kept alive for the next request") {
     running_server server(tls_listener());
@@ -344,6 +205,12 @@ TEST_CASE("limits: headers over header_bytes are refused with 431 and an Operati
 
     auto within = run(server.curl("-H 'X-Large: " + std::string(2000, 'a') + "' '" + server.url("/Patient") + "'"));
     CHECK(contains(within.text, "[200 1]"));
+
+    // The limit holds for the request line and the fields together (Beast holds each to it alone).
+    auto together = run(server.curl("-H 'X-Large: " + std::string(3000, 'a') + "' '" +
+                                    server.url("/Patient?name=" + std::string(3000, 'n')) + "'"));
+    CHECK(contains(together.text, "\"resourceType\":\"OperationOutcome\""));
+    CHECK(contains(together.text, "[431 1]"));
 }
 
 TEST_CASE("limits: a client too slow to send its request gets 408, then the connection closes") {
@@ -441,6 +308,23 @@ TEST_CASE("handler: an exception becomes 500 with an OperationOutcome, and the s
     CHECK(contains(out.text, "[500 1]"));
     CHECK_FALSE(contains(out.text, "a bug in the handler")); // the client is not told the internals
     CHECK(contains(out.text, "GET /after ods= secure=yes body=0 [200 0]"));
+}
+
+TEST_CASE("handler: an answer that cannot be written closes the connection unanswered, and frees its slot") {
+    // The session's own exception (Beast cannot hold a header field of 64 KiB) ends the session as
+    // any other end does: nothing half-written reaches the client, and the connection is freed.
+    net::limits limits;
+    limits.max_connections = 1;
+    running_server server(tls_listener(), limits);
+    for (int i = 0; i < 2; ++i) {
+        CAPTURE(i);
+        auto out = run(server.curl("-i '" + server.url("/unwritable") + "'"));
+        CHECK(out.exit_status != 0);
+        CHECK_FALSE(contains(out.text, "HTTP/"));
+        CHECK(contains(out.text, "[000 1]")); // connected, and no response at all
+    }
+    CHECK(contains(run(server.curl("'" + server.url("/Patient") + "'")).text,
+                   "GET /Patient ods= secure=yes body=0 [200 1]"));
 }
 
 TEST_CASE("plain: served on a loopback address, refused elsewhere") {
