@@ -48,7 +48,10 @@
 //     audit_hashes_at read committed records only, on a reader, so an anchor taken of the tip
 //     (audit_anchor.cpp) never names a record a rollback could take back.
 // 14. A write's audit record commits in the same transaction as the write; a failed write still
-//     commits its audit record (outcome "failed") with the group, and nothing of the write.
+//     commits its audit record with the group, and nothing of the write. Its outcome is "denied"
+//     when the access rules refused it (category forbidden: the owner rule of 10, a role that may
+//     not delete what a condition matched), else "failed", as for every other write of a
+//     transaction that one of its writes failed (undone_record decides, and nothing else).
 // 15. A break-glass grant and its audit record commit together or not at all. A grant opens the
 //     record for the (organisation, user, role) that opened it only: store::standing and search's
 //     visibility match all three (grants made before migration 9 have role '' and match no caller).
@@ -456,6 +459,15 @@ audit_record success_record(audit_record record, const write_outcome& outcome) {
         record.nhs_number = outcome.version.citizens.front(); // a conditional write's match
     if (outcome.matched)
         record.detail += std::string(record.detail.empty() ? "" : "; ") + "matched an existing resource: nothing written";
+    return record;
+}
+
+/// A write's audit record once it has been undone (invariant 14). `cause` is the write's own
+/// failure, or null when it was undone only because another write of its transaction failed. A
+/// refusal by the access rules (the owner rule, a role that may not delete what a condition matched)
+/// is a denial; anything else (a conflict, a stale If-Match, a storage fault) a failure.
+audit_record undone_record(audit_record record, const fhir::error* cause) {
+    record.outcome = cause && cause->kind == fhir::category::forbidden ? "denied" : "failed";
     return record;
 }
 
@@ -1276,13 +1288,8 @@ void store::impl::commit_group(std::vector<queued_job>& group) {
                 if (job->request.audit) {
                     // The write is undone; its audit record still goes in, saying so.
                     std::optional<fhir::error> audit_failure;
-                    if (in_savepoint(
-                            [&] {
-                                audit_record record = *job->request.audit;
-                                record.outcome = "failed";
-                                return append_one(std::move(record));
-                            },
-                            audit_failure) != savepoint_end::kept) {
+                    if (in_savepoint([&] { return append_one(undone_record(*job->request.audit, &*failure)); },
+                                     audit_failure) != savepoint_end::kept) {
                         failure = audit_failure;
                         lost = true; // an audit record that cannot be kept fails the group
                     }
@@ -1313,16 +1320,16 @@ void store::impl::commit_group(std::vector<queued_job>& group) {
             } else if (end == savepoint_end::undone) {
                 const bool storage_failure =
                     failure->kind == fhir::category::busy || failure->kind == fhir::category::fault;
-                transactions[i].emplace(transaction_failure{storage_failure ? SIZE_MAX : failed_at, *failure});
+                const std::size_t culprit = storage_failure ? SIZE_MAX : failed_at;
+                transactions[i].emplace(transaction_failure{culprit, *failure});
                 // Nothing of the transaction stands; each write's audit record still goes in, saying so.
                 std::optional<fhir::error> audit_failure;
                 if (in_savepoint(
                         [&]() -> fhir::status {
-                            for (const write_request& write : job->writes) {
-                                if (!write.audit)
+                            for (std::size_t w = 0; w < job->writes.size(); ++w) {
+                                if (!job->writes[w].audit)
                                     continue;
-                                audit_record record = *write.audit;
-                                record.outcome = "failed";
+                                auto record = undone_record(*job->writes[w].audit, w == culprit ? &*failure : nullptr);
                                 if (auto appended = append_one(std::move(record)); !appended)
                                     return appended;
                             }
