@@ -210,6 +210,18 @@ inline rapidjson::Document json_of(const rest::response& r) {
     return doc;
 }
 
+/// A response's body as an OperationOutcome with at least one issue, failing the test when it is
+/// anything else. Index into a body only through this (or after a REQUIRE of the same): rapidjson
+/// checks no index in a release build, and `["issue"][0]` of a body that holds no issues reads
+/// address 0, which takes the whole test runner down instead of failing one test.
+inline rapidjson::Document outcome_of(const rest::response& r) {
+    rapidjson::Document doc = json_of(r);
+    REQUIRE_MESSAGE((doc.IsObject() && doc.HasMember("resourceType") && doc["resourceType"] == "OperationOutcome"),
+                    r.body);
+    REQUIRE_MESSAGE((doc.HasMember("issue") && doc["issue"].IsArray() && !doc["issue"].Empty()), r.body);
+    return doc;
+}
+
 /// The `id` of the resource a response carries.
 inline std::string id_of(const rest::response& r) { return json_of(r)["id"].GetString(); }
 

@@ -7,8 +7,7 @@
 #include "application_fixture.hpp"
 
 #include "../support/fault_vfs.hpp"
-
-#include <sqlite3.h>
+#include "../support/write_lock.hpp"
 
 #include <chrono>
 #include <thread>
@@ -24,24 +23,18 @@ TEST_CASE("a database locked by another process: writes get 503 with Retry-After
     REQUIRE(f.call("PUT", "/Patient/" + nhs, patient_json(nhs, R"("id":")" + nhs + R"(")")).status == 201);
     f.flush();
 
-    sqlite3* other = nullptr;
-    REQUIRE(sqlite3_open_v2((f.dir / "test.db").string().c_str(), &other, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK); // holds the write lock
+    testing::write_lock other((f.dir / "test.db").string()); // as another process would
 
     auto refused = f.call("POST", "/Observation", observation_json(R"({"reference":"Patient/9000000009"})"));
+    auto read = f.call("GET", "/Patient/" + nhs); // WAL readers need no lock: reads are served
+    other.release();
     CHECK(refused.status == 503);
     CHECK(refused.header("Retry-After") == "1");
-    auto outcome = json_of(refused);
-    REQUIRE(outcome["resourceType"] == "OperationOutcome");
+    auto outcome = outcome_of(refused);
     const std::string diagnostics = outcome["issue"][0]["diagnostics"].GetString();
     CHECK(diagnostics.find("temporarily unavailable") != std::string::npos);
     CHECK(diagnostics.find(nhs) == std::string::npos); // says nothing of the record
-
-    auto read = f.call("GET", "/Patient/" + nhs); // WAL readers need no lock: reads are served
     CHECK(read.status == 200);
-
-    sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
-    sqlite3_close_v2(other);
 
     // The same server, no restart: the write goes through, and the refused one left nothing.
     auto accepted = f.call("POST", "/Observation", observation_json(R"({"reference":"Patient/9000000009"})"));
@@ -68,17 +61,16 @@ TEST_CASE("a full disk or a read-only file system: writes get 503 with Retry-Aft
         const std::string nhs = "9000000009";
         REQUIRE(f.call("PUT", "/Patient/" + nhs, patient_json(nhs, R"("id":")" + nhs + R"(")")).status == 201);
 
-        testing::fault_vfs_fault() = fault;
+        testing::fault_while faulty(fault);
         auto refused = f.call("POST", "/Observation", observation_json(R"({"reference":"Patient/9000000009"})"));
         auto refused_update = f.call("PUT", "/Patient/" + nhs, patient_json(nhs, R"("id":")" + nhs + R"(","gender":"female")"));
         auto read = f.call("GET", "/Patient/" + nhs);
-        testing::fault_vfs_fault() = testing::fs_fault::none;
+        faulty.clear();
 
         for (const auto* answer : {&refused, &refused_update}) {
             CHECK(answer->status == 503);
             CHECK(answer->header("Retry-After") == "1");
-            auto outcome = json_of(*answer);
-            REQUIRE(outcome["resourceType"] == "OperationOutcome");
+            auto outcome = outcome_of(*answer);
             const std::string diagnostics = outcome["issue"][0]["diagnostics"].GetString();
             CHECK(diagnostics.find("temporarily unavailable") != std::string::npos);
             CHECK(diagnostics.find(nhs) == std::string::npos);
@@ -91,6 +83,7 @@ TEST_CASE("a full disk or a read-only file system: writes get 503 with Retry-Aft
         REQUIRE(found.status == 200);
         CHECK(json_of(found)["total"].GetInt() == 1);
         auto patient = f.call("GET", "/Patient/" + nhs);
+        REQUIRE(patient.status == 200);
         CHECK(json_of(patient)["meta"]["versionId"] == "1"); // the refused update left nothing
     }
 }
@@ -104,7 +97,7 @@ TEST_CASE("fail closed: while reads' audit records cannot be committed and have 
     REQUIRE(f.call("PUT", "/Patient/" + nhs, patient_json(nhs, R"("id":")" + nhs + R"(")")).status == 201);
     f.flush();
 
-    testing::fault_vfs_fault() = testing::fs_fault::disk_full;
+    testing::fault_while faulty(testing::fs_fault::disk_full);
     int served = 0;
     rest::response last;
     for (int i = 0; i < 20; ++i) {
@@ -113,11 +106,11 @@ TEST_CASE("fail closed: while reads' audit records cannot be committed and have 
             break;
         ++served;
     }
-    testing::fault_vfs_fault() = testing::fs_fault::none;
+    faulty.clear();
     CHECK(served == 5); // one audit record a read: the sixth finds the backlog full
     CHECK(last.status == 503);
     CHECK(last.header("Retry-After") == "1");
-    const std::string diagnostics = json_of(last)["issue"][0]["diagnostics"].GetString();
+    const std::string diagnostics = outcome_of(last)["issue"][0]["diagnostics"].GetString();
     CHECK(diagnostics.find("audit log") != std::string::npos);
     CHECK(last.body.find("Tess") == std::string::npos);
 

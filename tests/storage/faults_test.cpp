@@ -14,21 +14,14 @@
 using namespace caregate;
 using namespace caregate::storage;
 using namespace caregate::storage::testing;
-using caregate::testing::fault_vfs_fault;
 using caregate::testing::fault_vfs_name;
 using caregate::testing::fault_vfs_refused;
+using caregate::testing::fault_while;
 using caregate::testing::fs_fault;
 
 namespace {
 
 const std::string nhs = "9000000009";
-
-/// Sets a fault for the life of the object; it clears when the object goes (a failed REQUIRE too).
-struct fault_while {
-    explicit fault_while(fs_fault fault) { fault_vfs_fault() = fault; }
-    ~fault_while() { clear(); }
-    void clear() { fault_vfs_fault() = fs_fault::none; }
-};
 
 audit_record read_record(std::string user) {
     audit_record record;

@@ -7,6 +7,8 @@
 
 #include "fhir_model/resource.hpp"
 
+#include "../support/write_lock.hpp"
+
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 
@@ -107,26 +109,7 @@ struct store_fixture {
 
 /// Holds the database's write lock from a connection of the test's own, so the store's writer
 /// waits: writes submitted meanwhile queue up and go into one group once release() is called.
-class write_lock {
-public:
-    explicit write_lock(const std::string& path) {
-        REQUIRE(sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
-        REQUIRE(sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK);
-    }
-    ~write_lock() {
-        release();
-        sqlite3_close_v2(db_);
-    }
-    void release() {
-        if (held_)
-            sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-        held_ = false;
-    }
-
-private:
-    sqlite3* db_ = nullptr;
-    bool held_ = true;
-};
+using caregate::testing::write_lock;
 
 inline std::string patient_json(const std::string& nhs_number, const std::string& family = "Smith") {
     return R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":")" +

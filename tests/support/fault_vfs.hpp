@@ -7,7 +7,7 @@
 //
 //   storage::store_options options;
 //   options.vfs = testing::fault_vfs_name();
-//   testing::fault_vfs_fault() = testing::fs_fault::disk_full; ... = testing::fs_fault::none;
+//   { testing::fault_while full(testing::fs_fault::disk_full); ... } // cleared at the end of the scope
 #pragma once
 
 #include <sqlite3.h>
@@ -24,6 +24,16 @@ inline std::atomic<fs_fault>& fault_vfs_fault() {
     static std::atomic<fs_fault> fault{fs_fault::none};
     return fault;
 }
+
+/// Sets a fault for the life of the object; it clears when the object goes, a failed REQUIRE too, so
+/// that no later test finds its files failing.
+struct fault_while {
+    explicit fault_while(fs_fault fault) { fault_vfs_fault() = fault; }
+    ~fault_while() { clear(); }
+    fault_while(const fault_while&) = delete;
+    fault_while& operator=(const fault_while&) = delete;
+    void clear() { fault_vfs_fault() = fs_fault::none; }
+};
 
 /// Writes (xWrite calls) that failed because of a fault: a test can tell the fault was met.
 inline std::atomic<unsigned long>& fault_vfs_refused() {
