@@ -154,7 +154,7 @@ TEST_CASE("limits: bodies beyond bodies_bytes at once get 503 with Retry-After; 
     CHECK(contains(post(full), "[200 1]")); // nothing else held: a body of the limit is served
 
     // A slow client holds 1,024 bytes: it declares them, sends 10 and waits (until read_timeout, 408).
-    std::thread holder([&] {
+    std::jthread holder([&] { // joined as the test ends, however it ends
         run(server.s_client("printf 'POST /Bundle HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Length: 1024\\r\\n\\r\\n"
                             "0123456789'"));
     });

@@ -35,10 +35,10 @@ audit_record create_audit(int i) {
 TEST_CASE("an online backup while writes go on is one consistent moment: every acknowledged write before it, each with its audit record") {
     store_fixture db;
     std::atomic<int> acknowledged{0};
-    std::atomic<bool> stop{false};
     std::atomic<bool> write_failed{false};
-    std::thread writer([&] {
-        for (int i = 0; !stop; ++i) {
+    // Stopped and joined as the test ends, however it ends.
+    std::jthread writer([&](std::stop_token stop) {
+        for (int i = 0; !stop.stop_requested(); ++i) {
             auto request = create_request("Basic", "note-" + std::to_string(i), note_json(i));
             request.audit = create_audit(i);
             if (!db->write(std::move(request)).ok()) { // no REQUIRE off the test's own thread
@@ -55,7 +55,7 @@ TEST_CASE("an online backup while writes go on is one consistent moment: every a
     const std::string copy = (elsewhere.path() / "backup.db").string();
     auto report = backup_database(db.options.path, copy);
     const int after = acknowledged;
-    stop = true;
+    writer.request_stop();
     writer.join();
     REQUIRE_FALSE(write_failed);
     REQUIRE_MESSAGE(report.ok(), (report.ok() ? "" : report.failure().issues.at(0).diagnostics));

@@ -46,17 +46,22 @@ search_request everything_visible(const fhir::search_query& query) {
     return request;
 }
 
-/// Writes and waits for all of them (submitted together, so they commit in groups).
-void write_all(store& db, std::vector<write_request> requests) {
+/// Writes and waits for all of them (submitted together, so they commit in groups); whether all
+/// succeeded. Asserts nothing, so that a thread other than the test's may call it.
+bool wrote_all(store& db, std::vector<write_request> requests) {
     std::vector<std::future<bool>> done;
     for (auto& request : requests) {
         auto promise = std::make_shared<std::promise<bool>>();
         done.push_back(promise->get_future());
         db.submit(std::move(request), [promise](fhir::result<write_outcome> outcome) { promise->set_value(outcome.ok()); });
     }
+    bool all = true;
     for (auto& d : done)
-        REQUIRE(d.get());
+        all = d.get() && all;
+    return all;
 }
+
+void write_all(store& db, std::vector<write_request> requests) { REQUIRE(wrote_all(db, std::move(requests))); }
 
 /// The ids of every page of a search, following `next` cursors, in order.
 std::vector<std::string> all_ids(store& db, search_request request) {
@@ -147,20 +152,25 @@ TEST_CASE("search paging: 10,000 results paged while another client writes give 
     write_all(*f.db, std::move(batch));
 
     // The other client: new matches, updates that change the sort value of existing ones, deletions.
-    std::atomic<bool> stop{false};
     std::atomic<int> writes{0};
-    std::thread writer([&] {
-        for (int i = 0; !stop; ++i) {
-            write_all(*f.db, {prepared(write_kind::create, "Observation", "new" + std::to_string(i),
-                                       observation("9000000009", "8867-4", "1")),
-                              prepared(write_kind::update, "Observation", "o" + std::to_string((i * 7919) % matches),
-                                       observation("9000000009", "8867-4", std::to_string(200 + i)))});
-            if (i % 5 == 0) {
+    std::atomic<bool> write_failed{false};
+    // Stopped and joined as the test ends, however it ends; no REQUIRE off the test's own thread.
+    std::jthread writer([&](std::stop_token stop) {
+        for (int i = 0; !stop.stop_requested(); ++i) {
+            bool wrote = wrote_all(*f.db, {prepared(write_kind::create, "Observation", "new" + std::to_string(i),
+                                                    observation("9000000009", "8867-4", "1")),
+                                           prepared(write_kind::update, "Observation", "o" + std::to_string((i * 7919) % matches),
+                                                    observation("9000000009", "8867-4", std::to_string(200 + i)))});
+            if (wrote && i % 5 == 0) {
                 write_request removal;
                 removal.kind = write_kind::remove;
                 removal.type = "Observation";
                 removal.id = "o" + std::to_string((i * 104729) % matches);
-                write_all(*f.db, {std::move(removal)});
+                wrote = wrote_all(*f.db, {std::move(removal)});
+            }
+            if (!wrote) {
+                write_failed = true;
+                return;
             }
             writes += 2;
         }
@@ -207,8 +217,9 @@ TEST_CASE("search paging: 10,000 results paged while another client writes give 
         CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == static_cast<std::size_t>(total));
         CHECK(ordered);
     }
-    stop = true;
+    writer.request_stop();
     writer.join();
+    CHECK_FALSE(write_failed);
     CHECK(writes > 0);
 }
 

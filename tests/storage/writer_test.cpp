@@ -165,10 +165,14 @@ TEST_CASE("history pages (count 10) yield each of 95 versions exactly once while
     for (int i = 0; i < 95; ++i)
         REQUIRE(db->write(update_request("Basic", "paged-" + std::to_string(i % 7), basic_json(std::to_string(i)))).ok());
 
-    std::atomic<bool> stop{false};
-    std::thread writer([&] {
-        for (int i = 0; !stop; ++i)
-            REQUIRE(db->write(create_request("Basic", "new-" + std::to_string(i), basic_json("new"))).ok());
+    std::atomic<bool> write_failed{false};
+    // Stopped and joined as the test ends, however it ends; no REQUIRE off the test's own thread.
+    std::jthread writer([&](std::stop_token stop) {
+        for (int i = 0; !stop.stop_requested(); ++i)
+            if (!db->write(create_request("Basic", "new-" + std::to_string(i), basic_json("new"))).ok()) {
+                write_failed = true;
+                return;
+            }
     });
 
     std::multiset<std::pair<std::string, std::int64_t>> seen;
@@ -187,8 +191,9 @@ TEST_CASE("history pages (count 10) yield each of 95 versions exactly once while
             break;
         query.before = page->next;
     }
-    stop = true;
+    writer.request_stop();
     writer.join();
+    CHECK_FALSE(write_failed);
 
     for (int resource = 0; resource < 7; ++resource) {
         const std::string id = "paged-" + std::to_string(resource);
