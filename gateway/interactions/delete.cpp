@@ -1,6 +1,7 @@
 // delete: https://hl7.org/fhir/R4/http.html#delete. Makes a deletion version (history keeps every
 // earlier one); a later read answers 410. Deleting what is already deleted answers 204; what does not
-// exist, or what the caller may not see, 404. Only the contributing organisation may delete.
+// exist, or what the caller may not see, 404. Only the contributing organisation may delete: the
+// writer checks that inside the write transaction (403, audited as denied), so always after the 404.
 //
 // Conditional delete (DELETE [type]?criteria, https://hl7.org/fhir/R4/http.html#3.1.0.7.1): the
 // writer runs the criteria inside the write transaction, over what the caller may see. No match:
@@ -89,9 +90,6 @@ fhir::result<planned_write> plan_delete(rest::context& ctx) {
         if (current) {
             if (!rules.may(*ctx.who, access::action::delete_, type, current->facets))
                 return error::make(category::forbidden, "forbidden", "your role may not delete this kind of " + type);
-            if (current->owner != ctx.who->org->ods && !rules.any_owner(*ctx.who))
-                return error::make(category::forbidden, "forbidden",
-                                   "only the organisation that contributed this resource may delete it");
             if (!current->citizens.empty())
                 citizen = current->citizens.front();
         }

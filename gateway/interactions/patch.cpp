@@ -3,11 +3,12 @@
 // id or conditionally (PATCH [type]?criteria: none matches 404, several 412).
 //
 // A patch is computed on the current version as the caller may see it (404 when hidden or absent,
-// 410 when deleted; only the contributing organisation may change it, 403), and its result is then an
-// update like any other: validated (422 when the patched resource is invalid; nothing changes), the
-// id unchanged, a Patient's id still its NHS number. The update is pinned to the version patched, so
-// a patch is never applied to a version it was not computed on: a write that comes between is a 409
-// (or 412 when the client named the version with If-Match).
+// 410 when deleted), and its result is then an update like any other: validated (422 when the patched
+// resource is invalid; nothing changes), the id unchanged, a Patient's id still its NHS number, made
+// only by the contributing organisation (the writer checks that in the write transaction: 403,
+// audited as denied). The update is pinned to the version patched, so a patch is never applied to a
+// version it was not computed on: a write that comes between is a 409 (or 412 when the client named
+// the version with If-Match).
 #include "interactions/interactions.hpp"
 #include "interactions/access_steps.hpp"
 #include "interactions/write.hpp"
@@ -102,9 +103,6 @@ fhir::result<planned_write> plan_patch(rest::context& ctx) {
             audit_access(ctx, "update", {}, "not-found");
         return std::move(current).failure();
     }
-    if (current->owner != ctx.who->org->ods && !ctx.guard->rules().any_owner(*ctx.who))
-        return error::make(category::forbidden, "forbidden",
-                           "only the organisation that contributed this resource may change it");
     if (*expected && **expected != current->version_id)
         return error::make(category::precondition_failed, "conflict",
                            "If-Match names version " + std::to_string(**expected) + ", but the current version is " +

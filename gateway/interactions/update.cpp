@@ -1,6 +1,7 @@
 // update: https://hl7.org/fhir/R4/http.html#update, including update-as-create with the client's id
 // and If-Match (https://hl7.org/fhir/R4/http.html#concurrency). Unchanged content makes no version.
-// Only the organisation that contributed a resource may change it (README, the access model: ownership).
+// Only the organisation that contributed a resource may change it (README, the access model:
+// ownership); the writer checks that inside the write transaction (403, audited as denied).
 //
 // Conditional update (PUT [type]?criteria, https://hl7.org/fhir/R4/http.html#cond-update): the
 // writer runs the criteria inside the write transaction. No match: create (with the body's id if it
@@ -56,9 +57,9 @@ fhir::result<planned_write> plan_update(rest::context& ctx) {
     if (!expected)
         return std::move(expected).failure();
 
-    // Changing what exists needs it visible (else 404, as if absent) and owned (else 403). A
-    // conditional update's matches are checked by the writer; the id a body names is checked here,
-    // as it may be written to when nothing matches.
+    // Changing what exists needs it visible (else 404, as if absent). A conditional update's matches
+    // are only those the caller may see (the writer's search); the id a body names is checked here,
+    // as it may be written to when nothing matches. Ownership is the writer's check, for both.
     std::optional<storage::stored_version> target;
     if (!id.empty()) {
         auto found = check_target(ctx, id, "update");

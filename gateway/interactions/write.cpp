@@ -167,9 +167,6 @@ fhir::result<std::optional<storage::stored_version>> check_target(rest::context&
         audit_access(ctx, action, {}, "not-found");
         return std::move(visible).failure();
     }
-    if (visible->owner != ctx.who->org->ods && !ctx.guard->rules().any_owner(*ctx.who))
-        return error::make(category::forbidden, "forbidden",
-                           "only the organisation that contributed this resource may change it");
     return std::optional<storage::stored_version>{std::move(visible.value())};
 }
 

@@ -56,10 +56,11 @@ fhir::status check_write(rest::context& ctx, access::action act, const fhir::pre
 /// element, so that a write cannot probe what exists. Never breaks the glass.
 fhir::status check_targets(rest::context& ctx, std::string_view type, std::string_view content);
 
-/// The resource an update or delete by id changes, if it exists: visible to the caller (else 404,
-/// audited, exactly as for one that does not exist) and contributed by the caller's organisation
-/// (else 403, unless the policy lets the caller change any organisation's). nullopt when there is
-/// no live resource with that id.
+/// The resource an update by id changes, if it exists: visible to the caller (else 404, audited,
+/// exactly as for one that does not exist). nullopt when there is no live resource with that id.
+/// Whether the caller's organisation may change it is the writer's check (invariant 10 of
+/// storage/src/store.cpp), made inside the write transaction, so a hidden resource is 404 before
+/// anyone asks whose it is.
 fhir::result<std::optional<storage::stored_version>> check_target(rest::context& ctx, std::string_view id,
                                                                   const char* action);
 
