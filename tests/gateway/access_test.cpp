@@ -306,7 +306,7 @@ TEST_CASE("audit: every access is recorded; information governance reads the tra
     for (const auto& entry : doc["entry"].GetArray()) {
         const auto& event = entry["resource"];
         CHECK(std::string(event["resourceType"].GetString()) == "AuditEvent");
-        const std::string who = event["agent"][1]["who"]["identifier"]["value"].GetString();
+        const std::string who = text_at(event, "agent", 1, "who", "identifier", "value");
         gp_read = gp_read || (who == "A81001" && std::string(event["action"].GetString()) == "R" &&
                               std::string(event["outcome"].GetString()) == "0");
     }

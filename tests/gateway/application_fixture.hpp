@@ -24,7 +24,9 @@
 #include <map>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <type_traits>
 
 namespace caregate::testing {
 
@@ -211,15 +213,45 @@ inline rapidjson::Document json_of(const rest::response& r) {
 }
 
 /// A response's body as an OperationOutcome with at least one issue, failing the test when it is
-/// anything else. Index into a body only through this (or after a REQUIRE of the same): rapidjson
-/// checks no index in a release build, and `["issue"][0]` of a body that holds no issues reads
-/// address 0, which takes the whole test runner down instead of failing one test.
+/// anything else, so that `["issue"][0]` of it is there (see `at` for why that matters).
 inline rapidjson::Document outcome_of(const rest::response& r) {
     rapidjson::Document doc = json_of(r);
     REQUIRE_MESSAGE((doc.IsObject() && doc.HasMember("resourceType") && doc["resourceType"] == "OperationOutcome"),
                     r.body);
     REQUIRE_MESSAGE((doc.HasMember("issue") && doc["issue"].IsArray() && !doc["issue"].Empty()), r.body);
     return doc;
+}
+
+/// The value at a path of member names and array indexes, e.g. `at(doc, "issue", 0, "expression", 0)`,
+/// each step REQUIREd to be there. rapidjson checks neither a name nor an index in a release build:
+/// `doc["issue"][0]` of a body without issues reads address 0 and ends the whole test runner.
+template <class... Steps>
+const rapidjson::Value& at(const rapidjson::Value& from, const Steps&... steps) {
+    const rapidjson::Value* here = &from;
+    auto step = [&here](const auto& next) {
+        if constexpr (std::is_integral_v<std::decay_t<decltype(next)>>) {
+            REQUIRE_MESSAGE((here->IsArray() && static_cast<long long>(next) >= 0 &&
+                             static_cast<rapidjson::SizeType>(next) < here->Size()),
+                            "no item [" << next << "]");
+            here = &(*here)[static_cast<rapidjson::SizeType>(next)];
+        } else {
+            const std::string_view name(next);
+            const rapidjson::Value key(rapidjson::StringRef(name.data(), static_cast<rapidjson::SizeType>(name.size())));
+            const bool found = here->IsObject() && here->FindMember(key) != here->MemberEnd();
+            REQUIRE_MESSAGE(found, "no member \"" << name << "\"");
+            here = &here->FindMember(key)->value;
+        }
+    };
+    (step(steps), ...);
+    return *here;
+}
+
+/// The string at such a path, REQUIREd to be one.
+template <class... Steps>
+std::string text_at(const rapidjson::Value& from, const Steps&... steps) {
+    const rapidjson::Value& value = at(from, steps...);
+    REQUIRE(value.IsString());
+    return {value.GetString(), value.GetStringLength()};
 }
 
 /// The `id` of the resource a response carries.

@@ -108,8 +108,8 @@ TEST_CASE("transaction of 1,000 entries: urn:uuid and conditional citizen refere
     auto doc = json_of(r);
     CHECK(std::string(doc["type"].GetString()) == "transaction-response");
     REQUIRE(doc["entry"].Size() == 1000);
-    CHECK(std::string(doc["entry"][0]["response"]["status"].GetString()) == "201 Created");
-    std::string location = doc["entry"][1]["response"]["location"].GetString();
+    CHECK(text_at(doc, "entry", 0, "response", "status") == "201 Created");
+    std::string location = text_at(doc, "entry", 1, "response", "location");
     CHECK(location.starts_with(std::string(test_base_url) + "/Encounter/"));
     const std::string encounter_id = location.substr(std::string(test_base_url).size() + 11, 36);
     std::set<std::string> locations;
@@ -142,8 +142,8 @@ TEST_CASE("transaction: one invalid entry stores nothing and the answer names it
     CHECK(r.status == 422);
     auto outcome = json_of(r);
     REQUIRE(outcome["issue"].Size() >= 1);
-    CHECK(std::string(outcome["issue"][0]["expression"][0].GetString()).starts_with("Bundle.entry[5]"));
-    CHECK(std::string(outcome["issue"][0]["diagnostics"].GetString()).starts_with("entry 5 (POST Observation)"));
+    CHECK(text_at(outcome, "issue", 0, "expression", 0).starts_with("Bundle.entry[5]"));
+    CHECK(text_at(outcome, "issue", 0, "diagnostics").starts_with("entry 5 (POST Observation)"));
     CHECK(count(f, "/Observation") == before);
 }
 
@@ -166,8 +166,8 @@ TEST_CASE("transaction: the same Bundle twice with ifNoneExist stores nothing tw
     auto again = f.call("POST", "", body);
     REQUIRE_MESSAGE(again.status == 200, again.body);
     auto doc = json_of(again);
-    CHECK(std::string(doc["entry"][0]["response"]["status"].GetString()) == "200 OK");
-    CHECK(std::string(doc["entry"][1]["response"]["status"].GetString()) == "200 OK");
+    CHECK(text_at(doc, "entry", 0, "response", "status") == "200 OK");
+    CHECK(text_at(doc, "entry", 1, "response", "status") == "200 OK");
     CHECK(count(f, "/Encounter?identifier=https://trust.example/enc%7Cv-1") == 1);
     CHECK(count(f, "/Observation?identifier=https://trust.example/obs%7Co-1") == 1);
     (void)identified;
@@ -180,7 +180,7 @@ TEST_CASE("transaction: a reference to nothing is 422 naming entry and element; 
                                                                                 R"("encounter":{"reference":"Encounter/nope"},)"))}));
     CHECK(dangling.status == 422);
     auto outcome = json_of(dangling);
-    CHECK(std::string(outcome["issue"][0]["expression"][0].GetString()) == "Bundle.entry[0].resource.encounter.reference");
+    CHECK(text_at(outcome, "issue", 0, "expression", 0) == "Bundle.entry[0].resource.encounter.reference");
 
     auto unknown_uuid = f.call("POST", "", bundle("transaction", {entry("POST", "Observation",
                                                                         observation(subject("Patient/9000000009"),
@@ -202,16 +202,16 @@ TEST_CASE("transaction: one entry the caller may not write fails it all, naming 
     auto denied = f.call_as(gp_admin(), "POST", "", bundle("transaction", entries));
     CHECK(denied.status == 403);
     auto outcome = json_of(denied);
-    CHECK(std::string(outcome["issue"][0]["expression"][0].GetString()).starts_with("Bundle.entry[1]"));
+    CHECK(text_at(outcome, "issue", 0, "expression", 0).starts_with("Bundle.entry[1]"));
     CHECK(count(f, "/Appointment") == 0);
 
     auto batch = f.call_as(gp_admin(), "POST", "", bundle("batch", entries));
     REQUIRE_MESSAGE(batch.status == 200, batch.body);
     auto doc = json_of(batch);
     CHECK(std::string(doc["type"].GetString()) == "batch-response");
-    CHECK(std::string(doc["entry"][0]["response"]["status"].GetString()) == "201 Created");
-    CHECK(std::string(doc["entry"][1]["response"]["status"].GetString()) == "403 Forbidden");
-    CHECK(doc["entry"][1]["response"]["outcome"]["resourceType"] == "OperationOutcome");
+    CHECK(text_at(doc, "entry", 0, "response", "status") == "201 Created");
+    CHECK(text_at(doc, "entry", 1, "response", "status") == "403 Forbidden");
+    CHECK(at(doc, "entry", 1, "response", "outcome", "resourceType") == "OperationOutcome");
     CHECK(count(f, "/Appointment") == 1);
     CHECK(count(f, "/Condition") == 0);
 }
@@ -234,12 +234,12 @@ TEST_CASE("transaction: DELETE, POST, PUT, PATCH, then GET, which sees the write
                             entry("POST", "Observation", observation(subject("Patient/9000000009")), uuid(1))}));
     REQUIRE_MESSAGE(r.status == 200, r.body);
     auto doc = json_of(r);
-    CHECK(std::string(doc["entry"][0]["response"]["status"].GetString()) == "200 OK");
-    CHECK(doc["entry"][0]["resource"]["total"].GetInt() == 2); // after: one deleted, one created
-    CHECK(std::string(doc["entry"][1]["response"]["status"].GetString()) == "200 OK");
-    CHECK(std::string(doc["entry"][1]["resource"]["status"].GetString()) == "amended");
-    CHECK(std::string(doc["entry"][2]["response"]["status"].GetString()) == "204 No Content");
-    CHECK(std::string(doc["entry"][3]["response"]["status"].GetString()) == "201 Created");
+    CHECK(text_at(doc, "entry", 0, "response", "status") == "200 OK");
+    CHECK(at(doc, "entry", 0, "resource", "total").GetInt() == 2); // after: one deleted, one created
+    CHECK(text_at(doc, "entry", 1, "response", "status") == "200 OK");
+    CHECK(text_at(doc, "entry", 1, "resource", "status") == "amended");
+    CHECK(text_at(doc, "entry", 2, "response", "status") == "204 No Content");
+    CHECK(text_at(doc, "entry", 3, "response", "status") == "201 Created");
     CHECK(f.call("GET", "/Observation/" + gone).status == 410);
 }
 
@@ -262,10 +262,10 @@ TEST_CASE("batch: entries are independent, each with its own status; a Bundle ov
                                      entry("POST", "Observation", R"({"resourceType":"Observation"})")}));
     REQUIRE_MESSAGE(r.status == 200, r.body);
     auto doc = json_of(r);
-    CHECK(std::string(doc["entry"][0]["response"]["status"].GetString()) == "201 Created");
-    CHECK(std::string(doc["entry"][1]["response"]["status"].GetString()) == "200 OK");
-    CHECK(std::string(doc["entry"][2]["response"]["status"].GetString()) == "404 Not Found");
-    CHECK(std::string(doc["entry"][3]["response"]["status"].GetString()) == "422 Unprocessable Content");
+    CHECK(text_at(doc, "entry", 0, "response", "status") == "201 Created");
+    CHECK(text_at(doc, "entry", 1, "response", "status") == "200 OK");
+    CHECK(text_at(doc, "entry", 2, "response", "status") == "404 Not Found");
+    CHECK(text_at(doc, "entry", 3, "response", "status") == "422 Unprocessable Content");
     CHECK(count(f, "/Observation") == 1);
 
     std::vector<std::string> many(10001, entry("GET", "Patient/9000000009"));
@@ -307,7 +307,7 @@ TEST_CASE("transaction: a JSON Patch entry as a Binary; two entries with one ful
                                            {entry("POST", "Observation", observation(subject("Patient/9000000009")), uuid(1)),
                                             entry("POST", "Observation", observation(subject("Patient/9000000009")), uuid(1))}));
     CHECK(twice.status == 400);
-    CHECK(std::string(json_of(twice)["issue"][0]["expression"][0].GetString()) == "Bundle.entry[1].fullUrl");
+    CHECK(text_at(json_of(twice), "issue", 0, "expression", 0) == "Bundle.entry[1].fullUrl");
 }
 
 TEST_CASE("32 clients sending the same transaction at once: one Encounter, every item once per client, no deadlock") {
@@ -334,12 +334,12 @@ TEST_CASE("32 clients sending the same transaction at once: one Encounter, every
     int created = 0;
     for (const auto& answer : answers) {
         REQUIRE_MESSAGE(answer.status == 200, answer.body);
-        created += std::string(json_of(answer)["entry"][0]["response"]["status"].GetString()) == "201 Created";
+        created += text_at(json_of(answer), "entry", 0, "response", "status") == "201 Created";
     }
     CHECK(created == 1);
     CHECK(count(f, "/Encounter?identifier=https://trust.example/enc%7Crace") == 1);
     auto encounters = f.call("GET", "/Encounter?identifier=https://trust.example/enc%7Crace");
-    const std::string id = json_of(encounters)["entry"][0]["resource"]["id"].GetString();
+    const std::string id = text_at(json_of(encounters), "entry", 0, "resource", "id");
     CHECK(count(f, "/Observation?encounter=Encounter/" + id) == clients); // each client's item points at the one
 }
 

@@ -279,7 +279,7 @@ TEST_CASE("metadata: conditional create, update and delete, and patch, are decla
     tom_fixture f;
     auto statement = [&] {
         auto doc = json_of(f.call("GET", "/metadata"));
-        for (auto& resource : doc["rest"][0]["resource"].GetArray())
+        for (auto& resource : at(doc, "rest", 0, "resource").GetArray())
             if (resource["type"].GetString() == std::string("Observation")) {
                 std::vector<std::string> codes;
                 for (const auto& i : resource["interaction"].GetArray())

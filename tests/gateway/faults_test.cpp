@@ -31,7 +31,7 @@ TEST_CASE("a database locked by another process: writes get 503 with Retry-After
     CHECK(refused.status == 503);
     CHECK(refused.header("Retry-After") == "1");
     auto outcome = outcome_of(refused);
-    const std::string diagnostics = outcome["issue"][0]["diagnostics"].GetString();
+    const std::string diagnostics = text_at(outcome, "issue", 0, "diagnostics");
     CHECK(diagnostics.find("temporarily unavailable") != std::string::npos);
     CHECK(diagnostics.find(nhs) == std::string::npos); // says nothing of the record
     CHECK(read.status == 200);
@@ -71,7 +71,7 @@ TEST_CASE("a full disk or a read-only file system: writes get 503 with Retry-Aft
             CHECK(answer->status == 503);
             CHECK(answer->header("Retry-After") == "1");
             auto outcome = outcome_of(*answer);
-            const std::string diagnostics = outcome["issue"][0]["diagnostics"].GetString();
+            const std::string diagnostics = text_at(outcome, "issue", 0, "diagnostics");
             CHECK(diagnostics.find("temporarily unavailable") != std::string::npos);
             CHECK(diagnostics.find(nhs) == std::string::npos);
         }

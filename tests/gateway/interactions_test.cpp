@@ -12,6 +12,8 @@ using caregate::testing::observation_json;
 using caregate::testing::patient_json;
 
 using caregate::testing::json_of;
+using caregate::testing::at;
+using caregate::testing::text_at;
 
 namespace {
 
@@ -19,8 +21,8 @@ namespace {
 std::pair<std::string, std::string> first_issue(const caregate::rest::response& r) {
     auto doc = json_of(r);
     REQUIRE(std::string(doc["resourceType"].GetString()) == "OperationOutcome");
-    const auto& issue = doc["issue"][0];
-    std::string expression = issue.HasMember("expression") ? issue["expression"][0].GetString() : "";
+    const auto& issue = at(doc, "issue", 0);
+    std::string expression = issue.HasMember("expression") ? text_at(issue, "expression", 0) : "";
     return {issue["code"].GetString(), expression};
 }
 
@@ -244,7 +246,7 @@ TEST_CASE("metadata: the CapabilityStatement lists exactly what the router serve
     CHECK(std::string(doc["fhirVersion"].GetString()) == "4.0.1");
     CHECK(std::string(doc["software"]["name"].GetString()) == "caregate");
     bool saw_patient = false;
-    for (const auto& resource : doc["rest"][0]["resource"].GetArray()) {
+    for (const auto& resource : at(doc, "rest", 0, "resource").GetArray()) {
         const std::string type = resource["type"].GetString();
         std::vector<std::string> codes;
         for (const auto& i : resource["interaction"].GetArray())

@@ -64,7 +64,7 @@ TEST_CASE("JSON Patch: replace and add make a new version with the change; the a
     auto added = f.patch(R"([{"op":"add","path":"/note","value":[{"text":"taken at rest"}]},
                              {"op":"test","path":"/status","value":"amended"}])");
     REQUIRE_MESSAGE(added.status == 200, added.body);
-    CHECK(json_of(f.call("GET", f.path))["note"][0]["text"].GetString() == std::string("taken at rest"));
+    CHECK(text_at(json_of(f.call("GET", f.path)), "note", 0, "text") == std::string("taken at rest"));
     CHECK(f.etag() == "W/\"3\"");
 }
 

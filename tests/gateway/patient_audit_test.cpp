@@ -28,21 +28,21 @@ event event_of(const rapidjson::Value& e) {
     event out;
     out.id = string_at(e, "id");
     out.action = string_at(e, "action");
-    out.subtype = string_at(e["subtype"][0], "code");
+    out.subtype = string_at(at(e, "subtype", 0), "code");
     out.outcome = string_at(e, "outcome");
     out.recorded = string_at(e, "recorded");
-    const auto& person = e["agent"][0];
+    const auto& person = at(e, "agent", 0);
     out.user = string_at(person["who"]["identifier"], "value");
     if (person.HasMember("type"))
-        out.role = string_at(person["type"]["coding"][0], "code");
-    const auto& organisation = e["agent"][1];
+        out.role = string_at(at(person, "type", "coding", 0), "code");
+    const auto& organisation = at(e, "agent", 1);
     out.ods = string_at(organisation["who"]["identifier"], "value");
     out.ods_system = string_at(organisation["who"]["identifier"], "system");
     out.organisation_name = string_at(organisation["who"], "display");
     out.organisation_reference = string_at(organisation["who"], "reference");
-    const auto& purpose = e["purposeOfEvent"][0];
-    out.purpose = string_at(purpose["coding"][0], "code");
-    out.purpose_display = string_at(purpose["coding"][0], "display");
+    const auto& purpose = at(e, "purposeOfEvent", 0);
+    out.purpose = string_at(at(purpose, "coding", 0), "code");
+    out.purpose_display = string_at(at(purpose, "coding", 0), "display");
     out.reason = string_at(purpose, "text");
     if (e.HasMember("entity"))
         for (const auto& entity : e["entity"].GetArray())
@@ -200,7 +200,7 @@ TEST_CASE("citizen's access log: never another citizen's records; patient= anoth
     auto absent = f.get(token, "/AuditEvent/99999999");
     CHECK(hidden.status == 404);
     CHECK(absent.status == 404);
-    CHECK(json_of(hidden)["issue"][0]["diagnostics"] == json_of(absent)["issue"][0]["diagnostics"]);
+    CHECK(at(json_of(hidden), "issue", 0, "diagnostics") == at(json_of(absent), "issue", 0, "diagnostics"));
     // A record naming no citizen (an access that touched nobody's record) is not theirs either.
     caregate::storage::store::audit_query all;
     all.count = 1000;
@@ -281,7 +281,7 @@ TEST_CASE("citizen's access log: paging with _count and next links on the patien
     auto second = f.get(token, next.substr(std::string(patient_base_url).size()));
     auto page_two = f.events_of(second);
     REQUIRE(page_two.size() == 1);
-    CHECK(page_two.front().id != string_at(doc["entry"][0]["resource"], "id"));
+    CHECK(page_two.front().id != string_at(at(doc, "entry", 0, "resource"), "id"));
     CHECK(f.events_of(f.get(token, "/AuditEvent?date=lt2000-01-01")).empty());
     CHECK_FALSE(f.events_of(f.get(token, "/AuditEvent?date=ge2000-01-01")).empty());
 }
@@ -310,7 +310,7 @@ TEST_CASE("citizen's access log: the patient endpoint's CapabilityStatement list
     REQUIRE(metadata.status == 200);
     auto doc = json_of(metadata);
     bool listed = false;
-    for (const auto& resource : doc["rest"][0]["resource"].GetArray()) {
+    for (const auto& resource : at(doc, "rest", 0, "resource").GetArray()) {
         if (string_at(resource, "type") != "AuditEvent")
             continue;
         listed = true;
@@ -321,7 +321,7 @@ TEST_CASE("citizen's access log: the patient endpoint's CapabilityStatement list
     }
     CHECK(listed);
     // What citizens contribute, they may also correct and remove (their own contributions).
-    for (const auto& resource : doc["rest"][0]["resource"].GetArray()) {
+    for (const auto& resource : at(doc, "rest", 0, "resource").GetArray()) {
         if (string_at(resource, "type") != "Observation")
             continue;
         std::set<std::string> codes;

@@ -66,7 +66,7 @@ TEST_CASE("contribute: a home blood pressure is stored as the citizen's, and the
     CHECK(contribution_tags(stored) == 1);
     CHECK(stored["meta"]["source"] == contributor_source.c_str());
     REQUIRE(stored["performer"].Size() == 1);
-    CHECK(names(stored["performer"][0], "Patient/9000000009"));
+    CHECK(names(at(stored, "performer", 0), "Patient/9000000009"));
     CHECK(created.body.find(R"("value":132.0)") != std::string::npos); // numbers as the app wrote them
 
     // The citizen owns it: their organisation, patient:{nhs}.
@@ -80,7 +80,7 @@ TEST_CASE("contribute: a home blood pressure is stored as the citizen's, and the
     const auto seen = json_of(read);
     CHECK(contribution_tags(seen) == 1);
     CHECK(seen["meta"]["source"] == contributor_source.c_str());
-    CHECK(names(seen["performer"][0], "Patient/9000000009"));
+    CHECK(names(at(seen, "performer", 0), "Patient/9000000009"));
     // ... and finds the patient's contributions by their tag.
     CHECK(f.ids_of(f.call_as(gp_clinician(), "GET",
                              "/Observation?patient=9000000009&_tag=" + provenance + "%7Cpatient-contributed")) ==
@@ -93,7 +93,7 @@ TEST_CASE("contribute: only the kinds the policy grants: home readings yes, a la
     CHECK(f.contribute("POST", "/Observation", blood_pressure(tom, {}, "social-history")).status == 201);
     auto lab = f.contribute("POST", "/Observation", blood_pressure(tom, {}, "laboratory"));
     CHECK(lab.status == 403);
-    CHECK(json_of(lab)["issue"][0]["code"] == "forbidden");
+    CHECK(at(json_of(lab), "issue", 0, "code") == "forbidden");
     // Types the policy does not grant at all, e.g. a diagnosis.
     CHECK(f.contribute("POST", "/Condition",
                        R"({"resourceType":"Condition","code":{"text":"self-diagnosed"},"subject":{"reference":"Patient/9000000009"}})")
@@ -116,11 +116,11 @@ TEST_CASE("contribute: never about another citizen, never in another's name (422
     // The same answer as for a citizen the server does not hold, so it reveals nothing.
     auto unknown = f.contribute("POST", "/Observation", blood_pressure("9000000025"));
     CHECK(unknown.status == 422);
-    CHECK(json_of(other)["issue"][0]["diagnostics"] == json_of(unknown)["issue"][0]["diagnostics"]);
+    CHECK(at(json_of(other), "issue", 0, "diagnostics") == at(json_of(unknown), "issue", 0, "diagnostics"));
 
     auto clinician = f.contribute("POST", "/Observation", blood_pressure(tom, R"("performer":[{"reference":"Practitioner/gp-1"}])"));
     CHECK(clinician.status == 422);
-    CHECK(json_of(clinician)["issue"][0]["expression"][0] == "Observation.performer[0]");
+    CHECK(at(json_of(clinician), "issue", 0, "expression", 0) == "Observation.performer[0]");
     CHECK(f.contribute("POST", "/Observation", blood_pressure(tom, R"("performer":[{"reference":"Patient/9000000017"}])")).status == 422);
     CHECK(f.contribute("POST", "/Communication",
                        R"({"resourceType":"Communication","status":"completed","subject":{"reference":"Patient/9000000009"},"sender":{"reference":"Organization/A81001"}})")
@@ -167,7 +167,7 @@ TEST_CASE("contribute: a citizen cannot change or delete what a professional wro
                                 {{"Content-Type", "application/json-patch+json"}});
     REQUIRE_MESSAGE(patched.status == 200, patched.body);
     CHECK(contribution_tags(json_of(patched)) == 1);
-    CHECK(names(json_of(patched)["performer"][0], "Patient/9000000009"));
+    CHECK(names(at(json_of(patched), "performer", 0), "Patient/9000000009"));
     CHECK(f.contribute("DELETE", "/Observation/" + id).status == 204);
     CHECK(f.call_as(gp_clinician(), "GET", "/Observation/" + id).status == 410);
 }
@@ -225,7 +225,7 @@ TEST_CASE("contribute: only the server sets the provenance marks; a provider's l
             blood_pressure(tom, meta) + "}]}";
         auto answered = f.call_as(gp_clinician(), "POST", "", bundle);
         REQUIRE_MESSAGE(answered.status == 200, answered.body);
-        const std::string location = json_of(answered)["entry"][0]["response"]["location"].GetString();
+        const std::string location = text_at(json_of(answered), "entry", 0, "response", "location");
         const auto at = location.find("Observation/");
         clean(f.call_as(gp_clinician(), "GET", "/" + location.substr(at, location.find("/_history") - at)));
     }
@@ -299,7 +299,7 @@ TEST_CASE("contribute: a citizen's transaction is marked entry by entry, as sing
         blood_pressure(tom) + "}]}";
     auto answered = f.contribute("POST", "", bundle);
     REQUIRE_MESSAGE(answered.status == 200, answered.body);
-    const std::string location = json_of(answered)["entry"][0]["response"]["location"].GetString();
+    const std::string location = text_at(json_of(answered), "entry", 0, "response", "location");
     const auto start = location.find("Observation/") + std::string("Observation/").size();
     const std::string id = location.substr(start, location.find("/_history") - start);
     auto read = f.call_as(gp_clinician(), "GET", "/Observation/" + id);
@@ -323,7 +323,7 @@ TEST_CASE("objection: a citizen objects to sharing, and withdraws it (by status,
     const auto consent = json_of(objected);
     const std::string consent_id = consent["id"].GetString();
     CHECK(contribution_tags(consent) == 1);
-    CHECK(names(consent["performer"][0], "Patient/9000000009"));
+    CHECK(names(at(consent, "performer", 0), "Patient/9000000009"));
 
     // Each organisation now sees only what it wrote itself.
     CHECK(f.call_as(gp_clinician(), "GET", "/Condition/" + acute_item).status == 404);

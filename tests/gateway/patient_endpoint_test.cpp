@@ -14,6 +14,8 @@
 
 using caregate::testing::application_fixture;
 using caregate::testing::json_of;
+using caregate::testing::at;
+using caregate::testing::text_at;
 
 namespace rest = caregate::rest;
 namespace auth = caregate::auth;
@@ -85,12 +87,12 @@ bool has(const std::vector<std::string>& values, const std::string& value) {
 std::string issue_code(const rest::response& r) {
     auto doc = json_of(r);
     REQUIRE(std::string(doc["resourceType"].GetString()) == "OperationOutcome");
-    return doc["issue"][0]["code"].GetString();
+    return text_at(doc, "issue", 0, "code");
 }
 
 /// rest[0].resource by type.
 const rapidjson::Value* resource_of(const rapidjson::Document& statement, const std::string& type) {
-    for (const auto& resource : statement["rest"][0]["resource"].GetArray())
+    for (const auto& resource : at(statement, "rest", 0, "resource").GetArray())
         if (type == resource["type"].GetString())
             return &resource;
     return nullptr;
@@ -201,13 +203,13 @@ TEST_CASE("metadata, patient endpoint: SMART-on-FHIR security with the identity 
     auto doc = json_of(r);
     CHECK(std::string(doc["resourceType"].GetString()) == "CapabilityStatement");
     CHECK(std::string(doc["implementation"]["url"].GetString()) == patient_base_url);
-    const auto& rest0 = doc["rest"][0];
+    const auto& rest0 = at(doc, "rest", 0);
     CHECK(std::string(rest0["mode"].GetString()) == "server");
-    const auto& coding = rest0["security"]["service"][0]["coding"][0];
+    const auto& coding = at(rest0, "security", "service", 0, "coding", 0);
     CHECK(std::string(coding["system"].GetString()) ==
           "http://terminology.hl7.org/CodeSystem/restful-security-service");
     CHECK(std::string(coding["code"].GetString()) == "SMART-on-FHIR");
-    const auto& oauth = rest0["security"]["extension"][0];
+    const auto& oauth = at(rest0, "security", "extension", 0);
     CHECK(std::string(oauth["url"].GetString()) ==
           "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris");
     std::map<std::string, std::string> uris;
@@ -224,7 +226,7 @@ TEST_CASE("metadata, patient endpoint: a resource per type citizens read or cont
                        {"Observation", "QuestionnaireResponse", "AuditEvent"});
     auto doc = json_of(p.call("GET", "/metadata"));
     std::set<std::string> types;
-    for (const auto& resource : doc["rest"][0]["resource"].GetArray())
+    for (const auto& resource : at(doc, "rest", 0, "resource").GetArray())
         types.insert(resource["type"].GetString());
     // A type the server does not serve is never claimed.
     CHECK(types == std::set<std::string>{"AuditEvent", "Condition", "Observation", "Patient", "QuestionnaireResponse"});
@@ -248,8 +250,8 @@ TEST_CASE("metadata, patient endpoint: a resource per type citizens read or cont
 
     const auto& patient = *resource_of(doc, "Patient");
     REQUIRE(patient.HasMember("operation"));
-    CHECK(std::string(patient["operation"][0]["name"].GetString()) == "everything");
-    CHECK(std::string(patient["operation"][0]["definition"].GetString()) ==
+    CHECK(text_at(patient, "operation", 0, "name") == "everything");
+    CHECK(text_at(patient, "operation", 0, "definition") ==
           "http://hl7.org/fhir/OperationDefinition/Patient-everything");
     CHECK_FALSE(resource_of(doc, "Observation")->HasMember("operation"));
 }
@@ -257,7 +259,7 @@ TEST_CASE("metadata, patient endpoint: a resource per type citizens read or cont
 TEST_CASE("metadata, provider endpoint: unchanged by the patient variant") {
     application_fixture f;
     auto doc = json_of(f.call("GET", "/metadata"));
-    const auto& rest0 = doc["rest"][0];
+    const auto& rest0 = at(doc, "rest", 0);
     CHECK_FALSE(rest0.HasMember("security")); // providers: client certificates and tokens, not SMART login
     std::vector<std::string> system;
     for (const auto& i : rest0["interaction"].GetArray())
