@@ -3,10 +3,15 @@
 // appending with writes and alone, the chain under concurrency, verification, tampering, queries.
 #include "store_fixture.hpp"
 
+#include "fhir_model/search_query.hpp"
+#include "storage/search.hpp"
+
 #include <chrono>
 #include <future>
 #include <map>
+#include <memory>
 #include <thread>
+#include <variant>
 
 using namespace caregate;
 using namespace caregate::storage;
@@ -109,6 +114,83 @@ TEST_CASE("a failed write leaves no data and exactly one audit record, outcome f
     REQUIRE(log.size() == 1);
     CHECK(log[0].outcome == expected_outcome);
     CHECK(verified(*db).records == 1);
+}
+
+TEST_CASE("an undone write's audit outcome: denied when the access rules refused it, failed for anything else; in a transaction, denied for the refused write only") {
+    store_fixture db;
+    auto created = create_request("Patient", nhs, patient_json(nhs));
+    created.writer = "A81001";
+    REQUIRE(db->write(created).ok());
+    auto theirs = [](std::string id) { // another organisation's write, audited
+        auto request = observation_request(std::move(id), nhs);
+        request.writer = "RX1";
+        request.audit = record_of("user-rx1", "create");
+        return request;
+    };
+    auto update_of_patient = [] {
+        auto request = update_request("Patient", nhs, patient_json(nhs, "Jones"));
+        request.writer = "RX1";
+        request.audit = record_of("user-rx1", "update");
+        return request;
+    };
+    auto run = [&](std::vector<write_request> writes) {
+        std::promise<std::variant<std::vector<write_outcome>, transaction_failure>> finished;
+        auto answer = finished.get_future();
+        db->submit_transaction(std::move(writes), [&finished](auto result) { finished.set_value(std::move(result)); });
+        return answer.get();
+    };
+    auto newest = [&](std::size_t n) {
+        auto log = whole_log(*db);
+        REQUIRE(log.size() >= n);
+        log.resize(n);
+        return log; // newest first
+    };
+
+    SUBCASE("a stale If-Match is a failure") {
+        auto request = update_of_patient();
+        request.writer = "A81001";
+        request.if_match = 7;
+        REQUIRE_FALSE(db->write(request).ok());
+        CHECK(newest(1)[0].outcome == "failed");
+    }
+    SUBCASE("a conditional delete matching what the role may not delete is a denial") {
+        REQUIRE(db->write(observation_request("obs-1", nhs)).ok());
+        auto request = remove_request("Observation", "unused");
+        auto parsed = fhir::parse_search_query({"Observation"}, {{"_id", "obs-1"}}, {});
+        REQUIRE(parsed.ok());
+        auto condition = std::make_shared<write_condition>();
+        condition->query = std::move(parsed.value());
+        condition->visibility.everything = true;
+        condition->removable = {{"Observation", false, {"category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory"}}};
+        request.condition = std::move(condition);
+        request.audit = record_of("user-1", "delete");
+        auto refused = db->write(request);
+        REQUIRE_FALSE(refused.ok());
+        CHECK(refused.failure().kind == fhir::category::forbidden);
+        CHECK(newest(1)[0].outcome == "denied");
+    }
+    SUBCASE("a transaction with another organisation's update: that write denied, its own create failed") {
+        auto result = run({theirs("obs-rx1"), update_of_patient()});
+        REQUIRE(std::holds_alternative<transaction_failure>(result));
+        CHECK(std::get<transaction_failure>(result).index == 1);
+        const auto log = newest(2);
+        CHECK(log[0].action == "update");
+        CHECK(log[0].outcome == "denied");
+        CHECK(log[1].action == "create");
+        CHECK(log[1].outcome == "failed");
+        CHECK_FALSE(db->read("Observation", "obs-rx1").ok());
+    }
+    SUBCASE("a transaction failing for another reason: every write failed") {
+        auto stale = update_of_patient();
+        stale.writer = "A81001";
+        stale.if_match = 7;
+        auto result = run({theirs("obs-rx1"), stale});
+        REQUIRE(std::holds_alternative<transaction_failure>(result));
+        for (const auto& record : newest(2))
+            CHECK(record.outcome == "failed");
+    }
+    CHECK(db.count("SELECT count(*) FROM resource_versions WHERE type = 'Patient'") == 1);
+    CHECK_FALSE(verified(*db).first_broken);
 }
 
 TEST_CASE("queued writes: a failed write's audit record and the others' are chained in queue order") {
