@@ -333,8 +333,8 @@ TEST_CASE("the access log: a citizen sees who read their withheld items, when an
     int gp_reads = 0;
     for (const auto& entry : doc["entry"].GetArray()) {
         const auto& event = entry["resource"];
-        if (std::string_view(event["agent"][0]["who"]["identifier"]["value"].GetString()) != "gp-doctor-1" ||
-            std::string_view(event["subtype"][0]["code"].GetString()) != "read")
+        if (text_at(event, "agent", 0, "who", "identifier", "value") != "gp-doctor-1" ||
+            text_at(event, "subtype", 0, "code") != "read")
             continue;
         ++gp_reads;
         const response one = f.as_citizen(tom_token, "GET", std::string("/AuditEvent/") + event["id"].GetString());
