@@ -9,6 +9,7 @@
 #include "storage/store.hpp"
 
 #include "pki_fixture.hpp"
+#include "../support/background.hpp"
 
 #include <doctest/doctest.h>
 
@@ -286,7 +287,7 @@ TEST_CASE("reload: an open connection survives a reload and is served under the 
                                 token(pki, "8JK23", "R8014") + "\\r\\n%b\\r\\n'";
     // The client sends its second request once `reloaded` exists.
     const std::string reloaded = pki.file("reloaded");
-    std::thread reload([&] {
+    caregate::testing::background reload([&] { // its REQUIREs fail the test, not the runner
         std::this_thread::sleep_for(500ms); // the first request answered, the connection open
         files.change_everything();          // revokes 8JK23's certificate, of the open connection
         CHECK(served.configuration->reload(*served.server));

@@ -4,6 +4,7 @@
 #include "net/server.hpp"
 
 #include "pki_fixture.hpp"
+#include "../support/background.hpp"
 
 #include <doctest/doctest.h>
 
@@ -356,9 +357,12 @@ TEST_CASE("CRL: an open connection survives reloads, idle or with a request in f
     // connection idle through the first reload (`first` exists after it); the second held in the
     // handler through the second reload (it is answered once `second` exists); the third after both.
     const std::string served = pki.file("served"), first = pki.file("first"), second = pki.file("second");
-    std::thread reloads([&] {
-        while (!fs::exists(served))
+    caregate::testing::background reloads([&](std::stop_token stop) { // its REQUIREs fail the test, not the runner
+        while (!fs::exists(served)) {
+            if (stop.stop_requested())
+                return; // the exchange is over and the first request was never served: the checks say so
             std::this_thread::sleep_for(20ms);
+        }
         std::this_thread::sleep_for(200ms); // the answer written: the connection is idle
         pki.make("--revoke RX1");
         server.server().read_revocation_lists()();
@@ -372,6 +376,7 @@ TEST_CASE("CRL: an open connection survives reloads, idle or with a request in f
         "RX1", "printf 'GET /touch?" + served + " HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; " + wait_for(first) +
                    "printf 'GET /wait?" + second + " HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; " + wait_for(second) +
                    "sleep 0.3; printf 'GET /Patient HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'; sleep 0.5"));
+    reloads.request_stop();
     reloads.join();
     INFO(out.text);
     CHECK(contains(out.text, "touched"));
