@@ -46,8 +46,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-# Callers for the conformance suite: a client certificate and a development token each (DESIGN.md
-# section 4). The core checks run as the ICS's integration system; the access checks use them all.
+# Callers for the conformance suite: a client certificate and a development token each (README,
+# "Who may see what"). The core checks run as the ICS's integration system; the access checks use them all.
 base="https://localhost:$port/fhir"
 mint() { build/caregate token --certs certs/dev --aud "$base" "$@"; }
 identity() { # name ods role user [extra token flags...]

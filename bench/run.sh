@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark suite (issue 7): measures, in one run, the ceiling probe (caregate's network stack
+# The benchmark suite: measures, in one run, the ceiling probe (caregate's network stack
 # answering a fixed Patient, over TLS with a client certificate and over plain HTTP) and caregate on a
 # database of a synthetic population, with wrk, and prints one table in which every figure is also a
 # share of the ceiling measured in the same run (other load on the machine then moves both alike).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The peer server for caregate's benchmarks (issue 7): @medplum/fhir-router's in-memory repository
+# The peer server for caregate's benchmarks: @medplum/fhir-router's in-memory repository
 # behind node's http server. Installs the locked dependencies (npm ci), then:
 #
 #   bench/peer/run.sh --install-only

@@ -1,4 +1,4 @@
-// The peer server for caregate's benchmarks (issue 7): @medplum/fhir-router's FhirRouter over its
+// The peer server for caregate's benchmarks: @medplum/fhir-router's FhirRouter over its
 // MemoryRepository, behind node's http server, plain HTTP, one process. Every request under the base
 // path goes through FhirRouter.handleRequest: read, vread, history, search (GET and POST _search),
 // create, update, conditional create/update, patch, delete, and POST [base] for batch and transaction

@@ -1,4 +1,5 @@
-// NHS number validation: DESIGN.md section 3.
+// NHS number validation: exactly ten digits, the Modulus 11 check digit (weights 10..2; 11 -> 0;
+// 10 never valid), and not ten equal digits.
 #include "fhir_model/nhs_number.hpp"
 
 namespace caregate::fhir {

@@ -38,7 +38,7 @@ struct serve_settings {
     std::string issuers_file;       ///< empty: the development issuer from --certs
     std::string crl_file;           ///< empty: client certificates are not checked for revocation
     std::string base_url; ///< derived from --listen and --plain when not given
-    /// The patient-facing endpoint (issue 6): on by default beside the provider listener, so that a
+    /// The patient-facing endpoint: on by default beside the provider listener, so that a
     /// development server offers both; "none" turns it off.
     std::string patient_listen = "127.0.0.1:9443";
     std::string patient_base_url; ///< derived from --patient-listen and --plain when not given

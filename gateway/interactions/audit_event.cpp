@@ -103,6 +103,24 @@ std::string organisation_display(const storage::audit_record& r, const access::o
     return org ? org->name : std::string();
 }
 
+/// The resources a record names, as "Type/id" (system-level records already write them so).
+std::vector<std::pair<std::string, std::string>> named_resources(const storage::audit_record& r) {
+    std::vector<std::pair<std::string, std::string>> named;
+    std::string_view ids = r.resource_ids;
+    while (!ids.empty()) {
+        const auto space = ids.find(' ');
+        const std::string_view id = ids.substr(0, space);
+        ids = space == std::string_view::npos ? std::string_view{} : ids.substr(space + 1);
+        if (id.empty())
+            continue;
+        if (const auto slash = id.find('/'); slash != std::string_view::npos)
+            named.emplace_back(std::string(id.substr(0, slash)), std::string(id.substr(slash + 1)));
+        else
+            named.emplace_back(r.resource_type, std::string(id));
+    }
+    return named;
+}
+
 void write_audit_event(json_writer& out, const storage::audit_record& r, const trail_reader& reader) {
     out.StartObject();
     text(out, "resourceType", "AuditEvent");
@@ -201,18 +219,11 @@ void write_audit_event(json_writer& out, const storage::audit_record& r, const t
             out.EndObject();
             out.EndObject();
         }
-        std::string_view ids = r.resource_ids;
-        while (!ids.empty()) {
-            const auto space = ids.find(' ');
-            const std::string_view id = ids.substr(0, space);
-            ids = space == std::string_view::npos ? std::string_view{} : ids.substr(space + 1);
-            if (id.empty())
-                continue;
+        for (const auto& [type, id] : named_resources(r)) {
             out.StartObject();
             out.Key("what");
             out.StartObject();
-            text(out, "reference", id.find('/') == std::string_view::npos ? r.resource_type + "/" + std::string(id)
-                                                                           : std::string(id));
+            text(out, "reference", type + "/" + id);
             out.EndObject();
             out.EndObject();
         }
@@ -290,24 +301,6 @@ bool permitted(rest::context& ctx, rest::responder& done) {
 
 trail_reader reader_of(const rest::context& ctx) {
     return {ctx.guard->organisations(), !ctx.who->is_citizen() && ctx.guard->rules().all_citizens(*ctx.who)};
-}
-
-/// The resources a record names, as "Type/id" (system-level records already write them so).
-std::vector<std::pair<std::string, std::string>> named_resources(const storage::audit_record& r) {
-    std::vector<std::pair<std::string, std::string>> named;
-    std::string_view ids = r.resource_ids;
-    while (!ids.empty()) {
-        const auto space = ids.find(' ');
-        const std::string_view id = ids.substr(0, space);
-        ids = space == std::string_view::npos ? std::string_view{} : ids.substr(space + 1);
-        if (id.empty())
-            continue;
-        if (const auto slash = id.find('/'); slash != std::string_view::npos)
-            named.emplace_back(std::string(id.substr(0, slash)), std::string(id.substr(slash + 1)));
-        else
-            named.emplace_back(r.resource_type, std::string(id));
-    }
-    return named;
 }
 
 /// The records as this reader may be shown them: who, when, why and whose record always, but only

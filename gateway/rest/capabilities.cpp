@@ -72,7 +72,7 @@ std::span<const type_capability> type_capabilities() {
     static const std::vector<type_capability> table = [] {
         std::vector<type_capability> rows;
         for (std::string_view type : fhir::supported_types()) {
-            // AuditEvent is the server's audit log (DESIGN.md section 4): read and searched, never written.
+            // AuditEvent is the server's audit log: read and searched, never written.
             if (type == "AuditEvent") {
                 rows.push_back({type,
                                 {interaction::read, interaction::search_type},

@@ -1,4 +1,4 @@
-// Category -> HTTP status, and the OperationOutcome response (DESIGN.md section 6).
+// Category -> HTTP status, and the OperationOutcome response: the one place an error becomes an answer.
 #include "rest/error_response.hpp"
 
 namespace caregate::rest {

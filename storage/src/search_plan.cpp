@@ -777,64 +777,6 @@ private:
 
 // --- running SQL -------------------------------------------------------------------------------
 
-/// A search's statement for one run: from the connection's cache of varying SQL (search SQL follows
-/// the query's shape, its values bound), reset and its values cleared after the run.
-class one_off {
-public:
-    static fhir::result<one_off> prepare(connection& db, const sql_text& sql, const std::string& text) {
-        auto prepared = db.prepare_varying(text, searching);
-        if (!prepared)
-            return std::move(prepared).failure();
-        one_off use(*prepared);
-        sqlite3_stmt* stmt = prepared->stmt;
-        for (std::size_t i = 0; i < sql.args.size(); ++i) {
-            const int index = static_cast<int>(i + 1);
-            int rc = SQLITE_OK;
-            if (const auto* n = std::get_if<std::int64_t>(&sql.args[i]))
-                rc = sqlite3_bind_int64(stmt, index, *n);
-            else if (const auto* d = std::get_if<double>(&sql.args[i]))
-                rc = sqlite3_bind_double(stmt, index, *d);
-            else if (const auto* s = std::get_if<std::string>(&sql.args[i]))
-                rc = sqlite3_bind_text(stmt, index, s->data(), static_cast<int>(s->size()), SQLITE_STATIC);
-            if (rc != SQLITE_OK)
-                return sqlite_failure(rc, searching);
-        }
-        return use;
-    }
-    one_off(one_off&& other) noexcept : held_(std::exchange(other.held_, {})) {}
-    ~one_off() {
-        if (!held_.stmt)
-            return;
-        if (held_.owned) {
-            sqlite3_finalize(held_.stmt);
-        } else {
-            sqlite3_reset(held_.stmt);
-            sqlite3_clear_bindings(held_.stmt);
-        }
-    }
-    sqlite3_stmt* get() const { return held_.stmt; }
-
-private:
-    explicit one_off(connection::varying_statement held) : held_(held) {}
-    connection::varying_statement held_;
-};
-
-/// Runs `text` with `sql`'s values; `row` is called for each row.
-template <class Row>
-fhir::status each_row(connection& db, const sql_text& sql, const std::string& text, Row&& row) {
-    auto prepared = one_off::prepare(db, sql, text);
-    if (!prepared)
-        return std::move(prepared).failure();
-    for (;;) {
-        const int rc = sqlite3_step(prepared->get());
-        if (rc == SQLITE_DONE)
-            return {};
-        if (rc != SQLITE_ROW)
-            return sqlite_failure(rc, searching);
-        row(prepared->get());
-    }
-}
-
 fhir::result<std::int64_t> probe_count(connection& db, const sql_text& sql, const std::string& text,
                                        std::int64_t limit) {
     std::int64_t count = 0;

@@ -1,11 +1,13 @@
 // SQL text assembled from the store's own fragments, with every value bound to a numbered
-// placeholder (?N), never spliced into the text: the one way the search planner and the visibility
-// rule build SQL whose shape follows a request. Knows nothing of what the SQL means.
+// placeholder (?N), never spliced into the text, and run once: the one way the search planner,
+// history and the visibility rule build and run SQL whose shape follows a request. Knows nothing of
+// what the SQL means.
 #pragma once
 
 #include "sqlite.hpp"
 
 #include <bit>
+#include <utility>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -45,18 +47,65 @@ struct sql_text {
     }
 };
 
-/// Binds `sql`'s values to their placeholders. Text is bound without a copy, so `sql` must outlive
-/// the statement's steps.
-inline void bind_values(statement& use, const sql_text& sql) {
-    for (std::size_t i = 0; i < sql.args.size(); ++i) {
-        const int index = static_cast<int>(i + 1);
-        if (const auto* n = std::get_if<std::int64_t>(&sql.args[i]))
-            use.bind(index, *n);
-        else if (const auto* d = std::get_if<double>(&sql.args[i]))
-            use.bind_real(index, *d);
-        else if (const auto* s = std::get_if<std::string>(&sql.args[i]))
-            use.bind(index, std::string_view(*s));
+/// A statement whose text follows a request's shape, for one run: from the connection's cache of varying SQL (search SQL follows
+/// the request's shape, its values bound), reset and its values cleared after the run.
+class one_off {
+public:
+    static fhir::result<one_off> prepare(connection& db, const sql_text& sql, const std::string& text,
+                                         std::string_view doing) {
+        auto prepared = db.prepare_varying(text, doing);
+        if (!prepared)
+            return std::move(prepared).failure();
+        one_off use(*prepared);
+        sqlite3_stmt* stmt = prepared->stmt;
+        for (std::size_t i = 0; i < sql.args.size(); ++i) {
+            const int index = static_cast<int>(i + 1);
+            int rc = SQLITE_OK;
+            if (const auto* n = std::get_if<std::int64_t>(&sql.args[i]))
+                rc = sqlite3_bind_int64(stmt, index, *n);
+            else if (const auto* d = std::get_if<double>(&sql.args[i]))
+                rc = sqlite3_bind_double(stmt, index, *d);
+            else if (const auto* s = std::get_if<std::string>(&sql.args[i]))
+                rc = sqlite3_bind_text(stmt, index, s->data(), static_cast<int>(s->size()), SQLITE_STATIC);
+            if (rc != SQLITE_OK)
+                return sqlite_failure(rc, doing);
+        }
+        return use;
+    }
+    one_off(one_off&& other) noexcept : held_(std::exchange(other.held_, {})) {}
+    ~one_off() {
+        if (!held_.stmt)
+            return;
+        if (held_.owned) {
+            sqlite3_finalize(held_.stmt);
+        } else {
+            sqlite3_reset(held_.stmt);
+            sqlite3_clear_bindings(held_.stmt);
+        }
+    }
+    sqlite3_stmt* get() const { return held_.stmt; }
+
+private:
+    explicit one_off(connection::varying_statement held) : held_(held) {}
+    connection::varying_statement held_;
+};
+
+/// Runs `text` with `sql`'s values; `row` is called for each row. `doing` names the work in an error.
+template <class Row>
+fhir::status each_row(connection& db, const sql_text& sql, const std::string& text, Row&& row,
+                      std::string_view doing = "searching") {
+    auto prepared = one_off::prepare(db, sql, text, doing);
+    if (!prepared)
+        return std::move(prepared).failure();
+    for (;;) {
+        const int rc = sqlite3_step(prepared->get());
+        if (rc == SQLITE_DONE)
+            return {};
+        if (rc != SQLITE_ROW)
+            return sqlite_failure(rc, doing);
+        row(prepared->get());
     }
 }
+
 
 } // namespace caregate::storage::detail

@@ -849,34 +849,32 @@ fhir::result<history_page> store::history(const history_query& query) const {
         stored_version version;
     };
     auto rows = impl_->with_reader<std::vector<row>>([&](connection& db) -> fhir::result<std::vector<row>> {
-        auto prepared = db.prepare_varying(text, "reading history");
-        if (!prepared)
-            return std::move(prepared).failure();
-        // A statement handed out fresh (the cached one busy) is this call's to finalise.
-        std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owned(prepared->owned ? prepared->stmt : nullptr,
-                                                                   &sqlite3_finalize);
-        statement select(prepared->stmt);
-        detail::bind_values(select, sql);
         std::vector<row> found;
-        int rc;
-        while ((rc = select.step()) == SQLITE_ROW) {
-            row entry;
-            entry.seq = select.integer(0);
-            entry.version.version_id = select.integer(1);
-            entry.version.deleted = select.integer(2) != 0;
-            entry.version.last_updated = select.integer(3);
-            entry.version.json = select.blob(4);
-            entry.version.method = select.text(5);
-            entry.version.type = select.text(6);
-            entry.version.id = select.text(7);
-            entry.version.owner = select.text(8);
-            entry.version.citizens = split_lines(select.text(9));
-            entry.version.labels = split_lines(select.text(10));
-            entry.version.facets = split_lines(select.text(11));
-            found.push_back(std::move(entry));
-        }
-        if (rc != SQLITE_DONE)
-            return detail::sqlite_failure(rc, "reading history");
+        auto read = detail::each_row(
+            db, sql, text,
+            [&](sqlite3_stmt* select) {
+                auto text_at = [&](int column) {
+                    const auto* bytes = static_cast<const char*>(sqlite3_column_blob(select, column));
+                    return std::string(bytes ? bytes : "", static_cast<std::size_t>(sqlite3_column_bytes(select, column)));
+                };
+                row entry;
+                entry.seq = sqlite3_column_int64(select, 0);
+                entry.version.version_id = sqlite3_column_int64(select, 1);
+                entry.version.deleted = sqlite3_column_int64(select, 2) != 0;
+                entry.version.last_updated = sqlite3_column_int64(select, 3);
+                entry.version.json = text_at(4);
+                entry.version.method = text_at(5);
+                entry.version.type = text_at(6);
+                entry.version.id = text_at(7);
+                entry.version.owner = text_at(8);
+                entry.version.citizens = split_lines(text_at(9));
+                entry.version.labels = split_lines(text_at(10));
+                entry.version.facets = split_lines(text_at(11));
+                found.push_back(std::move(entry));
+            },
+            "reading history");
+        if (!read)
+            return std::move(read).failure();
         return found;
     });
     if (!rows)
@@ -909,19 +907,12 @@ fhir::result<std::vector<bool>> store::visible_resources(
                                  rule.resource_visible("items.type", "items.id");
         auto found = impl_->with_reader<std::vector<std::int64_t>>(
             [&](connection& db) -> fhir::result<std::vector<std::int64_t>> {
-                auto prepared = db.prepare_varying(text, "naming resources");
-                if (!prepared)
-                    return std::move(prepared).failure();
-                std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owned(prepared->owned ? prepared->stmt : nullptr,
-                                                                           &sqlite3_finalize);
-                statement select(prepared->stmt);
-                detail::bind_values(select, sql);
                 std::vector<std::int64_t> shown;
-                int rc;
-                while ((rc = select.step()) == SQLITE_ROW)
-                    shown.push_back(select.integer(0));
-                if (rc != SQLITE_DONE)
-                    return detail::sqlite_failure(rc, "naming resources");
+                auto read = detail::each_row(
+                    db, sql, text, [&](sqlite3_stmt* select) { shown.push_back(sqlite3_column_int64(select, 0)); },
+                    "naming resources");
+                if (!read)
+                    return std::move(read).failure();
                 return shown;
             });
         if (!found)

@@ -1,4 +1,4 @@
-// Tests for fhir_model/src/nhs_number.cpp: the NHS number rules of DESIGN.md section 3.
+// Tests for fhir_model/src/nhs_number.cpp: the NHS number rules (README, "Identity").
 #include "fhir_model/nhs_number.hpp"
 
 #include <doctest/doctest.h>
@@ -7,7 +7,7 @@
 
 using caregate::fhir::is_valid_nhs_number;
 
-TEST_CASE("nhs_number: the test numbers of DESIGN.md pass the Modulus 11 check") {
+TEST_CASE("nhs_number: the documented test numbers pass the Modulus 11 check") {
     for (const char* number : {"9000000009", "9000000017", "9000000025", "9000000033", "9693632109", "9912003888"})
         CHECK_MESSAGE(is_valid_nhs_number(number), number);
 }

@@ -1,5 +1,5 @@
-// Fuzzes fhir::is_valid_nhs_number against a second, independent reading of the rule (DESIGN.md
-// section 3: ten digits, Modulus 11 check digit with weights 10..2, not ten equal digits): any
+// Fuzzes fhir::is_valid_nhs_number against a second, independent reading of the rule
+// (ten digits, Modulus 11 check digit with weights 10..2, not ten equal digits): any
 // disagreement aborts, so the fuzzer checks the answer, not only that it does not crash.
 #include "fhir_model/nhs_number.hpp"
 

@@ -1,5 +1,5 @@
 // The FHIR interactions through the handle() seam with a real SQLite store: each test names the
-// clause of https://hl7.org/fhir/R4/http.html (or of DESIGN.md) it proves.
+// clause of https://hl7.org/fhir/R4/http.html (or of the README) it proves.
 #include "application_fixture.hpp"
 
 #include <rapidjson/document.h>

@@ -1,4 +1,4 @@
-// The patient-facing endpoint's access model (issue 6) through the handle() seam: a citizen with an
+// The patient-facing endpoint's access model through the handle() seam: a citizen with an
 // NHS login-shaped token sees their own record and nothing else (another NHS number is 404, exactly
 // as for a record that does not exist), P5 sees demographics only, P0 nothing, an item marked not for
 // patient view never appears (read, search, total, $everything), and the app's scopes narrow it.

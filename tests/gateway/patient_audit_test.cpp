@@ -1,4 +1,4 @@
-// The citizen's access log on the patient-facing endpoint (issue 6, "Control"): a citizen verified to
+// The citizen's access log on the patient-facing endpoint: a citizen verified to
 // P9 reads, as AuditEvents, who accessed their record, from which organisation (ODS code and name),
 // when and why, break-glass accesses flagged with their reason; never another citizen's records
 // (another NHS number finds nothing, a read by id answers 404), and never the free-text `detail`.

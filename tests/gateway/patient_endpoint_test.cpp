@@ -1,4 +1,4 @@
-// The patient-facing endpoint's discovery documents (issue 6) through the handle() seam: SMART App
+// The patient-facing endpoint's discovery documents through the handle() seam: SMART App
 // Launch 2.0's `.well-known/smart-configuration` (https://hl7.org/fhir/smart-app-launch/conformance.html)
 // and its own CapabilityStatement. Who may read what there is tested with the citizen access model.
 #include "application_fixture.hpp"
@@ -137,7 +137,7 @@ TEST_CASE("smart-configuration: SMART App Launch 2.0 discovery, the required fie
     CHECK(has(auth_methods, "private_key_jwt")); // client-confidential-asymmetric
     CHECK_FALSE(has(auth_methods, "client_secret_basic"));
 
-    // Issue 6's capabilities, and nothing this endpoint cannot honour.
+    // The endpoint's SMART capabilities, and nothing this endpoint cannot honour.
     const auto capabilities = strings(doc["capabilities"]);
     for (const char* wanted : {"launch-standalone", "client-public", "context-standalone-patient", "permission-patient",
                                "permission-v1", "permission-v2"})

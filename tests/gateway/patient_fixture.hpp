@@ -1,4 +1,4 @@
-// The patient-facing endpoint beside the provider one, for the tests of issue 6: a patient
+// The patient-facing endpoint beside the provider one, for the patient endpoint's tests: a patient
 // application (citizens' tokens, patient_endpoint) on the same store as application_fixture's, citizen
 // tokens shaped like NHS login's, and Tom's and Bunmi's records written through the provider side.
 #pragma once

@@ -1,4 +1,4 @@
-// Carers (proxies) on the patient-facing endpoint (issue 6): a carer verified to P9, with an active
+// Carers (proxies) on the patient-facing endpoint: a carer verified to P9, with an active
 // grant in the citizen's record (a RelatedPerson with the carer's NHS number and a Consent permitting
 // it, with a scope and a basis), acts for the citizen with `X-Act-For` and gets exactly the granted
 // scope; without a grant, or after it is revoked, nothing; every action audited as the carer's.

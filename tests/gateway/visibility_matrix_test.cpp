@@ -236,17 +236,31 @@ struct matrix_fixture : patient_fixture {
     }
 };
 
-/// Type/id/version of every entry of a history Bundle, following next links.
-std::set<std::string> history_entries(matrix_fixture& f, const caller& c, std::string path, unsigned* status = nullptr) {
-    std::set<std::string> out;
+/// Reads `path` and the pages its next links lead to, handing each 200 page's JSON to `on_page`;
+/// `status` gets the last status.
+template <class OnPage>
+void each_page(matrix_fixture& f, const caller& c, std::string path, unsigned* status, OnPage&& on_page) {
     for (int page = 0; page < 200 && !path.empty(); ++page) {
         const rest::response r = f.as(c, path);
         if (status)
             *status = r.status;
         if (r.status != 200)
-            return out;
+            return;
         auto doc = json_of(r);
         path.clear();
+        on_page(doc);
+        for (const auto& link : doc["link"].GetArray())
+            if (std::string_view(link["relation"].GetString()) == "next") {
+                std::string next = link["url"].GetString();
+                path = next.substr(next.find("/fhir/") + 5);
+            }
+    }
+}
+
+/// Type/id/version of every entry of a history Bundle, following next links.
+std::set<std::string> history_entries(matrix_fixture& f, const caller& c, std::string path, unsigned* status = nullptr) {
+    std::set<std::string> out;
+    each_page(f, c, std::move(path), status, [&](const rapidjson::Document& doc) {
         if (doc.HasMember("entry"))
             for (const auto& e : doc["entry"].GetArray()) {
                 std::string url = e["fullUrl"].GetString();
@@ -254,45 +268,29 @@ std::set<std::string> history_entries(matrix_fixture& f, const caller& c, std::s
                 std::string etag = e["response"]["etag"].GetString(); // W/"n"
                 out.insert(url + "/" + etag.substr(3, etag.size() - 4));
             }
-        for (const auto& link : doc["link"].GetArray())
-            if (std::string_view(link["relation"].GetString()) == "next") {
-                std::string next = link["url"].GetString();
-                path = next.substr(next.find("/fhir/") + 5);
-            }
-    }
+    });
     return out;
 }
 
-/// Type/id of every resource a searchset Bundle holds, following next links; `matches` only its matches.
+/// Type/id of every resource a searchset Bundle holds, following next links; `matches_only`: its matches.
 std::set<std::string> search_resources(matrix_fixture& f, const caller& c, std::string path, bool matches_only,
                                        unsigned* status = nullptr) {
     std::set<std::string> out;
-    for (int page = 0; page < 200 && !path.empty(); ++page) {
-        const rest::response r = f.as(c, path);
-        if (status)
-            *status = r.status;
-        if (r.status != 200)
-            return out;
-        auto doc = json_of(r);
-        path.clear();
-        if (doc.HasMember("entry"))
-            for (const auto& e : doc["entry"].GetArray()) {
-                if (!e.HasMember("resource"))
-                    continue;
-                const bool match = !e.HasMember("search") || std::string_view(e["search"]["mode"].GetString()) == "match";
-                if (matches_only && !match)
-                    continue;
-                const auto& resource = e["resource"];
-                if (std::string_view(resource["resourceType"].GetString()) == "OperationOutcome")
-                    continue;
-                out.insert(std::string(resource["resourceType"].GetString()) + "/" + resource["id"].GetString());
-            }
-        for (const auto& link : doc["link"].GetArray())
-            if (std::string_view(link["relation"].GetString()) == "next") {
-                std::string next = link["url"].GetString();
-                path = next.substr(next.find("/fhir/") + 5);
-            }
-    }
+    each_page(f, c, std::move(path), status, [&](const rapidjson::Document& doc) {
+        if (!doc.HasMember("entry"))
+            return;
+        for (const auto& e : doc["entry"].GetArray()) {
+            if (!e.HasMember("resource"))
+                continue;
+            const bool match = !e.HasMember("search") || std::string_view(e["search"]["mode"].GetString()) == "match";
+            if (matches_only && !match)
+                continue;
+            const auto& resource = e["resource"];
+            if (std::string_view(resource["resourceType"].GetString()) == "OperationOutcome")
+                continue;
+            out.insert(std::string(resource["resourceType"].GetString()) + "/" + resource["id"].GetString());
+        }
+    });
     return out;
 }
 

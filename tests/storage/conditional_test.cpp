@@ -1,4 +1,4 @@
-// Conditional writes and transactions in the store (issue 5): the writer runs a condition's search
+// Conditional writes and transactions in the store: the writer runs a condition's search
 // inside its write transaction, so concurrent conditional creates make exactly one resource; a
 // transaction commits all its writes or none; a Patient goes only with its whole record.
 #include "store_fixture.hpp"

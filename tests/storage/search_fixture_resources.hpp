@@ -9,7 +9,7 @@
 
 namespace caregate::storage::testing::search_fixture {
 
-/// The hand-written citizens. Valid test NHS numbers (DESIGN.md section 3), outside the 90000000xx range
+/// The hand-written citizens. Valid test NHS numbers (Modulus 11), outside the 90000000xx range
 /// the test gives the official example Patients.
 inline const std::string quill_nhs = "9693632109";       ///< born "1974" (year precision), gender unknown, has meta
 inline const std::string quillfeather_nhs = "9912003888"; ///< born 1974-12-24, no gender

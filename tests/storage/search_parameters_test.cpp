@@ -1,4 +1,4 @@
-// Issue 4, first "done when": every search parameter the CapabilityStatement lists (per supported type
+// Every search parameter the CapabilityStatement lists (per supported type
 // but AuditEvent: exactly fhir::search_parameters_for(type), own and common parameters) is exercised by
 // a search whose matching set is known. The fixture is the official R4 examples this server accepts
 // (prepared as the API prepares them) plus the hand-written resources of search_fixture_resources.hpp.
@@ -51,7 +51,7 @@ std::string read_text(const std::filesystem::path& path) {
     return text.str();
 }
 
-/// The `n`-th valid NHS number from 9000000009 upwards (Modulus 11, DESIGN.md section 3).
+/// The `n`-th valid NHS number from 9000000009 upwards (Modulus 11).
 std::string nhs_number_at(int n) {
     for (long long stem = 900000000;; ++stem) {
         const std::string digits = std::to_string(stem);
@@ -755,7 +755,7 @@ struct StringMaker<std::vector<std::string>> {
 } // namespace doctest
 
 TEST_CASE("search parameters: every parameter the CapabilityStatement lists finds exactly the resources "
-          "its values match (issue 4)") {
+          "its values match") {
     example_store& fixture = shared_fixture();
     // The fixture is what the conformance suite writes: every official example but the refused ones.
     MESSAGE(fixture.examples_written() << " official examples written, " << fixture.refused().size()

@@ -23,7 +23,7 @@ struct citizen_link {
 };
 
 /// A link between the citizen and an organisation that a resource records, from which a legitimate
-/// relationship (DESIGN.md section 4) is decided. Organisations are named by ODS code, referenced as
+/// relationship (README, "Who may see what") is decided. Organisations are named by ODS code, referenced as
 /// `Organization/{ODS}` or by identifier with system https://fhir.nhs.uk/Id/ods-organization-code.
 struct organisation_link {
     std::string ods;

@@ -15,7 +15,7 @@
 
 namespace caregate::storage {
 
-/// What one caller may see, as the policy and the caller's token say (DESIGN.md section 4), for the
+/// What one caller may see, as the policy and the caller's token say (README, "Who may see what"), for the
 /// store to put into the query. Relationships, objections, break-glass grants and each version's
 /// owner, citizens, labels and facets come from the database at the time of the query.
 struct search_visibility {

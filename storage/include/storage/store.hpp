@@ -101,7 +101,7 @@ struct stored_version {
     std::vector<std::string> facets; ///< fhir::access_facts::facets of this version
 };
 
-/// One audit record (DESIGN.md section 4): who did what to whose record, when, why, and how it ended.
+/// One audit record: who did what to whose record, when, why, and how it ended.
 /// Never holds resource content.
 struct audit_record {
     std::int64_t sequence = 0;  ///< assigned by the store: the record's place in the chain (1, 2, ...)
