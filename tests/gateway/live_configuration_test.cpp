@@ -37,7 +37,7 @@ using caregate::testing::command_output;
 using caregate::testing::contains;
 using caregate::testing::dev_pki;
 using caregate::testing::refused_at_handshake;
-using caregate::testing::run_command;
+using caregate::testing::run;
 using caregate::testing::write_text_file;
 using namespace std::chrono_literals;
 
@@ -66,7 +66,7 @@ struct configuration_files {
         write_text_file(policy(), shipped_policy);
         write_text_file(organisations(), organisations_without_acute());
         write_text_file(issuers(), R"([{"issuer": "caregate-dev", "public_key_pem_file": "token-signing.pub"}])");
-        REQUIRE(run_command("openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out '" +
+        REQUIRE(run("openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out '" +
                             pki.file("other-signing.key") + "' && openssl pkey -in '" + pki.file("other-signing.key") +
                             "' -pubout -out '" + pki.file("other-signing.pub") + "'")
                     .exit_status == 0);
@@ -293,7 +293,7 @@ TEST_CASE("reload: an open connection survives a reload and is served under the 
         CHECK(served.configuration->reload(*served.server));
         write_text_file(reloaded, "");
     });
-    const auto out = run_command("(" + request + " ''; while [ ! -e '" + reloaded + "' ]; do sleep 0.1; done; " +
+    const auto out = run("(" + request + " ''; while [ ! -e '" + reloaded + "' ]; do sleep 0.1; done; " +
                                  request + " 'Connection: close\\r\\n'; sleep 1) | timeout 20 openssl s_client -quiet "
                                  "-connect 127.0.0.1:" + port + " -cert '" + pki.file("client-8JK23.crt") + "' -key '" +
                                  pki.file("client-8JK23.key") + "' 2>/dev/null");

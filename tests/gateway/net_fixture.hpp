@@ -3,6 +3,8 @@
 // client would, and a handler that echoes what reached it. Needs `curl` and `openssl` on the PATH.
 #pragma once
 
+#include "../support/command.hpp"
+
 #include "net/server.hpp"
 
 #include <doctest/doctest.h>
@@ -46,26 +48,6 @@ struct dev_pki {
 inline const dev_pki& pki() {
     static const dev_pki instance;
     return instance;
-}
-
-struct command_output {
-    int exit_status = -1;
-    std::string text; ///< stdout
-};
-
-/// Runs a shell command and collects its stdout; exit status -1 when it could not be started. Asserts
-/// nothing, so that a thread other than the test's may call it.
-inline command_output run(const std::string& command) {
-    command_output out;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    if (pipe == nullptr)
-        return out;
-    char chunk[4096];
-    while (std::size_t n = std::fread(chunk, 1, sizeof chunk, pipe))
-        out.text.append(chunk, n);
-    const int status = ::pclose(pipe);
-    out.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return out;
 }
 
 /// The handler behind every test server: echoes what it was given, and has a few special paths.

@@ -33,7 +33,7 @@ namespace {
 using caregate::testing::command_output;
 using caregate::testing::contains;
 using caregate::testing::dev_pki;
-constexpr auto run = caregate::testing::run_command;
+using caregate::testing::run;
 constexpr auto write_file = caregate::testing::write_text_file;
 
 void echo(rest::request request, rest::responder respond) {

@@ -3,6 +3,8 @@
 // (curl, openssl s_client) a provider system would connect with. Needs `curl` and `openssl`.
 #pragma once
 
+#include "../support/command.hpp"
+
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
@@ -16,24 +18,6 @@
 #include <string>
 
 namespace caregate::testing {
-
-struct command_output {
-    int exit_status = -1;
-    std::string text; ///< stdout
-};
-
-/// Runs a shell command and collects its stdout.
-inline command_output run_command(const std::string& command) {
-    command_output out;
-    FILE* pipe = ::popen(command.c_str(), "r");
-    REQUIRE(pipe != nullptr);
-    char chunk[4096];
-    while (std::size_t n = std::fread(chunk, 1, sizeof chunk, pipe))
-        out.text.append(chunk, n);
-    const int status = ::pclose(pipe);
-    out.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return out;
-}
 
 inline void write_text_file(const std::string& path, const std::string& text) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -74,7 +58,7 @@ struct dev_pki {
     /// curl with the client certificate of `ods`, trusting the dev CA; `options` come before the URL.
     /// Its output ends with " [status]".
     command_output curl_as(const std::string& ods, const std::string& url, const std::string& options = "") const {
-        return run_command("curl -sS --max-time 10 --cacert '" + file("ca.crt") + "' --cert '" +
+        return run("curl -sS --max-time 10 --cacert '" + file("ca.crt") + "' --cert '" +
                            file("client-" + ods + ".crt") + "' --key '" + file("client-" + ods + ".key") +
                            "' -w ' [%{http_code}]' " + options + " '" + url + "' 2>/dev/null");
     }
