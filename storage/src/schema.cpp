@@ -70,7 +70,9 @@ fhir::status refill_facets(connection& db) {
             if (!prepared)
                 continue;
             const std::string facets = join_lines(prepared->access.facets);
-            if (auto updated = execute(db, update_sql, doing, [&](statement& update) { update.bind(1, seq).bind(2, facets); });
+            const std::int64_t version = seq; // a named copy: clang 14 cannot capture a structured binding
+            if (auto updated = execute(db, update_sql, doing,
+                                       [&](statement& update) { update.bind(1, version).bind(2, facets); });
                 !updated)
                 return updated;
         }

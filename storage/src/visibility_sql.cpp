@@ -74,12 +74,12 @@ std::string visibility_sql::visible_version(const std::string& a, std::optional<
                         ".labels || char(10), " + sql_.text_arg("\n" + label + "\n") + ") = 0)");
     parts.push_back("NOT EXISTS (SELECT 1 FROM version_citizens c WHERE c.seq = " + a + ".seq AND NOT (" +
                     citizen_open("c") + " AND " + objection_allows("c", a) + "))");
-    // Note 3: only where the version can point at items (the type is one that does, or not known
-    // here). One level deep: a pointing type's targets never point themselves (the write path
-    // refuses it), and a legacy one that does is hidden (with_targets false makes its own targets
-    // unanswerable, see targets_visible).
+    // Note 3: only where the version can point at items (the type is one that does, or is not known
+    // here). One level deep: what a version points at may not point in turn (the write path refuses
+    // it), so a target that does (stored before that rule) counts as hidden.
     if (!type || fhir::points_at_items(*type))
-        parts.push_back(with_targets ? targets_visible(a) : "NOT EXISTS (SELECT 1 FROM version_targets t0 WHERE t0.seq = " + a + ".seq)");
+        parts.push_back(with_targets ? targets_visible(a)
+                                     : "NOT EXISTS (SELECT 1 FROM version_targets t0 WHERE t0.seq = " + a + ".seq)");
     std::string text;
     for (const std::string& part : parts) {
         text += text.empty() ? "(" : " AND ";
