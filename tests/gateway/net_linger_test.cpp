@@ -28,10 +28,9 @@ namespace {
 
 /// What a client that writes first and reads after saw.
 struct exchange {
-    bool connected = false;
-    std::size_t body_sent = 0;    ///< body bytes written before the end (all of them, or until a write failed)
-    bool body_complete = false;   ///< the whole body was written
-    std::string response;         ///< what it read afterwards, up to the close or an error
+    std::size_t body_sent = 0;  ///< body bytes written: all of them, or those before a write failed
+    bool body_complete = false; ///< the whole body was written
+    std::string response;       ///< what it read afterwards, up to the close or an error
     std::chrono::steady_clock::duration sending{}; ///< from the end of the head to the end of the writes
 };
 
@@ -71,7 +70,6 @@ exchange write_then_read(const std::string& port, const std::string& head, std::
     const std::unique_ptr<SSL, void (*)(SSL*)> tls(SSL_new(context.get()), SSL_free);
     SSL_set_fd(tls.get(), fd);
     REQUIRE(SSL_connect(tls.get()) == 1);
-    seen.connected = true;
 
     const auto write_all = [&](const char* data, std::size_t size) {
         while (size != 0) {
