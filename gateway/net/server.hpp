@@ -16,7 +16,8 @@
 namespace caregate::net {
 
 /// Every limit of a connection, with its reason. Over a limit the client gets 413, 431, 400, 408 or
-/// 503 with an OperationOutcome (where a response is still possible) and the connection is closed.
+/// 503 with an OperationOutcome (where a response is still possible) and the connection is closed,
+/// after lingering (linger_time, linger_bytes) for what the client was still sending.
 struct limits {
     /// Largest request body. 16 MiB holds a large transaction Bundle; more is refused with 413.
     std::size_t body_bytes = 16 * 1024 * 1024;
@@ -46,6 +47,18 @@ struct limits {
     std::chrono::seconds handshake_timeout{10};
     /// Open connections per listener; beyond it new connections are closed at once.
     std::size_t max_connections = 10000;
+    /// After a refusal that closes the connection, the longest the server goes on reading and
+    /// discarding what the client still sends before it closes: the lingering close. A client that
+    /// writes its whole body before it reads (Python's http.client, Java's HttpURLConnection; curl
+    /// waits for 100 Continue instead) would otherwise have its writes fail on the reset a socket
+    /// closed with unread data sends, and never see the answer. 5 s takes a 20 MiB body at 34
+    /// Mbit/s, and is a sixth of read_timeout: a refusal holds a connection slot for less time than
+    /// any client may hold one by sending slowly. It holds no share of bodies_bytes.
+    std::chrono::seconds linger_time{5};
+    /// The most the lingering close reads and discards, into the session's read buffer (nothing is
+    /// kept). 64 MiB is four times the default body_bytes: a body some times larger than the limit
+    /// is read to its end, so its client sees the 413; one that sends more is not about to read.
+    std::size_t linger_bytes = 64 * 1024 * 1024;
 };
 
 struct tls_settings {

@@ -13,6 +13,10 @@
 //   3. Every byte held for a request's body, parsed or still buffered, counts against
 //      limits.bodies_bytes; what waits unparsed between them is bounded by request_parser.
 //   4. Every request gets one answer, or the connection closes; after an error answer it closes.
+//   5. After an error answer the connection lingers before it closes (close_socket): it reads and
+//      discards what the client still sends, parsing none of it, into the session's own read
+//      buffer, for at most limits.linger_time and limits.linger_bytes, holding no share of
+//      limits.bodies_bytes. Only its connection slot is held, and only that long.
 #include "net/session.hpp"
 
 #include "fhir_model/error.hpp"
@@ -35,7 +39,7 @@
 
 #include <fcntl.h>
 
-#include <array>
+#include <cassert>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -59,11 +63,8 @@ using tls_stream = beast::ssl_stream<tcp::socket>;
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-/// How long closing may take: sending TLS close_notify, and after an error response, reading what
-/// the client is still sending (see close_socket).
+/// How long sending TLS close_notify may take.
 constexpr auto close_timeout = std::chrono::seconds(2);
-/// The most that close_socket reads and discards after an error response.
-constexpr std::size_t linger_bytes = 256 * 1024;
 /// Once a deadline has passed, how often the watchdog cancels again: a composed operation (an HTTP
 /// read is many socket reads) may start its next read after the first cancellation has landed.
 constexpr auto cancel_retry = std::chrono::milliseconds(50);
@@ -78,7 +79,8 @@ enum class phase {
     reading,   ///< receiving a request, limited by read_timeout; 408 when it passes
     handling,  ///< the application has the request; no deadline here (stop() has its grace period)
     writing,   ///< sending the response, limited by read_timeout: a client that does not read is dropped
-    closing,   ///< close_notify and lingering close, limited by close_timeout
+    closing,   ///< sending close_notify, limited by close_timeout
+    lingering, ///< after an error answer, discarding what the client still sends, limited by linger_time
 };
 
 /// How a connection's request loop ended, which decides how it is closed.
@@ -550,26 +552,37 @@ asio::awaitable<ending> serve_requests(session<Stream>& s) {
 }
 
 /// Closes the TCP connection. After an error response the client may still be sending (the rest of
-/// an oversized body): closing a socket with unread data makes the kernel send a reset, which can
-/// destroy our response before the client has read it. So first half-close, and read and discard
-/// for a bounded time and amount.
-asio::awaitable<void> close_socket(connection& c, ending how) {
+/// a body, which a client that does not wait for 100 Continue writes whole before it reads): closing
+/// a socket with unread data makes the kernel send a reset, which fails the client's writes, or
+/// destroys our response before the client has read it. So first half-close, then read and discard
+/// until the client closes, or for limits.linger_time or linger_bytes, whichever ends first
+/// (invariant 5). `sink` is where the discarded bytes go, over and over.
+asio::awaitable<void> close_socket(connection& c, ending how, asio::mutable_buffer sink) {
     tcp::socket& socket = c.socket();
     error_code ignored;
     if (how == ending::after_error) {
+        assert(sink.size() != 0); // an empty read would complete at once, for ever
         socket.shutdown(tcp::socket::shutdown_send, ignored);
-        c.arm(phase::closing, close_timeout);
-        std::array<char, 4096> sink;
+        c.arm(phase::lingering, c.limits().linger_time);
+        const std::size_t most = c.limits().linger_bytes;
         std::size_t discarded = 0;
-        while (discarded < linger_bytes) {
-            auto [ec, received] = co_await socket.async_read_some(asio::buffer(sink), use_tuple);
+        while (discarded < most) {
+            auto [ec, received] = co_await socket.async_read_some(asio::buffer(sink, most - discarded), use_tuple);
             if (ec)
-                break;
+                break; // the client closed, the connection broke, or linger_time passed
             discarded += received;
         }
     }
     socket.shutdown(tcp::socket::shutdown_both, ignored);
     socket.close(ignored);
+}
+
+/// The session's read buffer, emptied, as the lingering close's sink: lingering takes no memory the
+/// session does not already hold. Nothing left in it is wanted once the connection is closing.
+template <class Stream>
+asio::mutable_buffer discard_space(session<Stream>& s) {
+    s.buffer.clear();
+    return s.buffer.prepare(read_chunk);
 }
 
 asio::awaitable<void> run_tls_session(std::shared_ptr<session<tls_stream>> s) {
@@ -578,7 +591,7 @@ asio::awaitable<void> run_tls_session(std::shared_ptr<session<tls_stream>> s) {
     if (ec) {
         // Failed handshakes are the client's business (no or untrusted certificate, TLS 1.1, plain
         // HTTP, scanners) and common: not logged. The client's TLS stack reports the reason.
-        co_await close_socket(*s, ending::peer_gone);
+        co_await close_socket(*s, ending::peer_gone, {});
         co_return;
     }
     s->set_client_ods(peer_ods_code(s->stream.native_handle()));
@@ -592,12 +605,12 @@ asio::awaitable<void> run_tls_session(std::shared_ptr<session<tls_stream>> s) {
         SSL_set_shutdown(s->stream.native_handle(), SSL_RECEIVED_SHUTDOWN);
         co_await s->stream.async_shutdown(use_tuple);
     }
-    co_await close_socket(*s, how);
+    co_await close_socket(*s, how, discard_space(*s));
 }
 
 asio::awaitable<void> run_plain_session(std::shared_ptr<session<tcp::socket>> s) {
     const ending how = co_await serve_requests(*s);
-    co_await close_socket(*s, how);
+    co_await close_socket(*s, how, discard_space(*s));
 }
 
 /// The completion of a session's coroutine: stops its watchdog, and logs a bug that escaped it
