@@ -138,7 +138,9 @@ TEST_CASE("limits: bodies beyond bodies_bytes at once get 503 with Retry-After; 
     net::limits limits;
     limits.body_bytes = 1024;
     limits.bodies_bytes = 1536;
-    limits.read_timeout = 3s;
+    // How long the slow client below holds its share: long enough that the refusals are tried while
+    // it does, however slow the machine (under the sanitizers, beside other work, 3 s was missed).
+    limits.read_timeout = 10s;
     std::vector<net::listener> listeners; // the second stands for the other (patient-facing) listener
     listeners.push_back(tls_listener());
     listeners.push_back(tls_listener());
@@ -153,10 +155,12 @@ TEST_CASE("limits: bodies beyond bodies_bytes at once get 503 with Retry-After; 
     };
     CHECK(contains(post(full), "[200 1]")); // nothing else held: a body of the limit is served
 
-    // A slow client holds 1,024 bytes: it declares them, sends 10 and waits (until read_timeout, 408).
+    // A slow client holds 1,024 bytes: it declares them, sends 10 and waits (until read_timeout, 408;
+    // its own time limit is longer).
     std::jthread holder([&] { // joined as the test ends, however it ends
         run(server.s_client("printf 'POST /Bundle HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Length: 1024\\r\\n\\r\\n"
-                            "0123456789'"));
+                            "0123456789'",
+                            20));
     });
     std::string refused;
     for (int tries = 0; tries < 100 && !contains(refused, "[503"); ++tries) {
