@@ -29,7 +29,7 @@ int backup(const std::vector<std::string>& args) {
     std::string db = "caregate.db";
     std::string to;
     const std::vector<option> table{
-        {"db", "PATH", "the SQLite database file to copy (default ./caregate.db)", [&](const std::string& v) { db = v; }},
+        {"db", "DATABASE", "the database to copy: a SQLite file, as PATH or sqlite:PATH (default ./caregate.db)", [&](const std::string& v) { db = v; }},
         {"to", "FILE", "the backup file to make (must not exist)", [&](const std::string& v) { to = v; }},
     };
     if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
@@ -47,7 +47,7 @@ int backup(const std::vector<std::string>& args) {
         return 2;
     }
     const auto begun = std::chrono::steady_clock::now();
-    auto made = storage::backup_database(db, to);
+    auto made = storage::backup_store(db, to);
     if (!made) {
         std::cerr << "caregate backup: "
                   << (made.failure().issues.empty() ? "failed" : made.failure().issues[0].diagnostics) << "\n";

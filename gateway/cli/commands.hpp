@@ -17,8 +17,9 @@ int backup(const std::vector<std::string>& args);
 /// `caregate import` (not `import`: a contextual keyword in C++20).
 int import_resources(const std::vector<std::string>& args);
 
-/// Opens the store for a command; on failure prints "caregate <command>: cannot open PATH: why" to
-/// standard error and returns nullptr.
-std::unique_ptr<storage::store> open_store(const storage::store_options& options, const std::string& command);
+/// Opens the store `database` names (storage::open_store) for a command; on failure prints
+/// "caregate <command>: cannot open DATABASE: why" to standard error and returns nullptr.
+std::unique_ptr<storage::store> open_store(const std::string& database, const storage::store_settings& settings,
+                                           const std::string& command);
 
 } // namespace caregate::cli

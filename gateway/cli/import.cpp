@@ -19,10 +19,10 @@
 //     before (design note 2) is decided on the reading thread, line by line in file order, as each
 //     batch comes back. So the first line refused is the same, with the same issues, whatever the
 //     threads' timing.
-//  6. Commits during the import are not fsynced one by one (synchronous=NORMAL: in WAL mode a crash
-//     loses the last commits, never corrupts the database, and a re-run of the same file stores the
-//     rest); before the import reports, a checkpoint fsyncs the log and the database, and the import
-//     reports success only if it did.
+//  6. The store is opened for a bulk load (store_settings::bulk_load): commits during the import are
+//     not made durable one by one (a crash loses the last commits, never corrupts the database, and
+//     a re-run of the same file stores the rest); before the import reports, store::make_durable
+//     makes them all durable, and the import reports success only if it did.
 #include "cli/commands.hpp"
 
 #include "access/guard.hpp"
@@ -99,18 +99,10 @@ constexpr std::size_t batches_per_worker = 4;
 /// How much nicer than the rest of the import the line workers run (design note 5).
 constexpr int worker_niceness = 5;
 
-/// The import's writer: a page cache large enough for the index pages a whole group touches (the
-/// default 64 MiB is for a server's writer, which has readers beside it), so a group does not read
-/// back pages it wrote a group ago. Bounded, whatever the file's size.
-constexpr unsigned import_writer_cache_kib = 256 * 1024;
-
-/// Write-ahead log pages before a checkpoint (design note 6; store_options::checkpoint_frames): 64 MiB,
-/// so a hot index page goes to the database file once for many groups; the log stays under 256 MiB.
-constexpr unsigned import_checkpoint_frames = 16'384;
 
 std::vector<option> import_options(import_settings& s) {
     return {
-        {"db", "PATH", "the SQLite database file (default ./caregate.db; created if absent)",
+        {"db", "DATABASE", "the database: a SQLite file, as PATH or sqlite:PATH (default ./caregate.db; created if absent)",
          [&](const std::string& v) { s.db = v; }},
         {"batch", "N", "most writes committed in one transaction (default 4096)",
          [&](const std::string& v) { s.batch = to_number<unsigned>(v, "batch"); }},
@@ -216,7 +208,8 @@ public:
 
     /// A line as the write `PUT /{type}/{id}` would queue (design note 1), or why it is refused, but
     /// for the citizens it names (admit). Depends on the line alone: runs on any thread (design note 5).
-    static fhir::result<storage::write_request> prepare(const std::string& line, const import_settings& settings) {
+    static fhir::result<storage::write_request> prepare(const std::string& line, const import_settings& settings,
+                                                        const storage::store& store) {
         auto type = resource_type_of(line);
         if (!type)
             return std::move(type).failure();
@@ -252,7 +245,7 @@ public:
         write.access = std::move(prepared->access);
         write.writer = settings.organisation;
         write.any_owner = true; // the ICS's integration service may correct any organisation's items
-        storage::store::prepare_index(write);
+        store.prepare_index(write);
         return write;
     }
 
@@ -366,7 +359,8 @@ struct line_batch {
 /// Tasks still queued when it is destroyed are done first (they own their lines).
 class line_workers {
 public:
-    line_workers(unsigned count, const import_settings& settings) : settings_(settings) {
+    line_workers(unsigned count, const import_settings& settings, const storage::store& store)
+        : settings_(settings), store_(store) {
         for (unsigned i = 0; i < count; ++i)
             threads_.emplace_back([this] { work(); });
     }
@@ -385,7 +379,7 @@ public:
     std::future<line_batch> prepare(line_batch batch) {
         std::packaged_task<line_batch()> task([batch = std::move(batch), this]() mutable {
             for (line_batch::line& line : batch.lines)
-                line.write.emplace(importer::prepare(line.text, settings_));
+                line.write.emplace(importer::prepare(line.text, settings_, store_));
             return std::move(batch);
         });
         auto prepared = task.get_future();
@@ -421,6 +415,7 @@ private:
     }
 
     const import_settings& settings_;
+    const storage::store& store_;
     std::mutex mutex_;
     std::condition_variable queued_;
     std::deque<std::packaged_task<line_batch()>> tasks_;
@@ -469,13 +464,10 @@ int import_resources(const std::vector<std::string>& args) {
     }
     std::istream& in = settings.file == "-" ? std::cin : file_stream;
 
-    storage::store_options store_options;
-    store_options.path = settings.db;
-    store_options.max_group_size = settings.batch;
-    store_options.synchronous_full = false; // design note 6: the checkpoint at the end makes it durable
-    store_options.checkpoint_frames = import_checkpoint_frames;
-    store_options.writer_cache_kib = import_writer_cache_kib;
-    std::unique_ptr<storage::store> store = open_store(store_options, "import");
+    storage::store_settings store_settings;
+    store_settings.max_group_size = settings.batch;
+    store_settings.bulk_load = true; // design note 6: make_durable at the end makes it durable
+    std::unique_ptr<storage::store> store = open_store(settings.db, store_settings, "import");
     if (!store)
         return 1;
 
@@ -513,7 +505,7 @@ int import_resources(const std::vector<std::string>& args) {
     };
     {
         const unsigned worker_count = std::max(1u, std::thread::hardware_concurrency());
-        line_workers workers(worker_count, settings);
+        line_workers workers(worker_count, settings, *store);
         std::deque<std::future<line_batch>> preparing;
         line_batch batch;
         for (std::string line; !stopped && std::getline(in, line);) {
@@ -570,7 +562,7 @@ int import_resources(const std::vector<std::string>& args) {
     std::promise<fhir::status> audited;
     store->append_audit({std::move(record)}, [&audited](fhir::status done) { audited.set_value(std::move(done)); });
     const fhir::status audit_done = audited.get_future().get();
-    const fhir::status durable = store->checkpoint(); // design note 6
+    const fhir::status durable = store->make_durable(); // design note 6
     store.reset(); // closes the database
 
     if (!durable) {

@@ -6,10 +6,11 @@
 
 namespace caregate::cli {
 
-std::unique_ptr<storage::store> open_store(const storage::store_options& options, const std::string& command) {
-    auto opened = storage::store::open(options);
+std::unique_ptr<storage::store> open_store(const std::string& database, const storage::store_settings& settings,
+                                           const std::string& command) {
+    auto opened = storage::open_store(database, settings);
     if (!opened) {
-        std::cerr << "caregate " << command << ": cannot open " << options.path << ": "
+        std::cerr << "caregate " << command << ": cannot open " << database << ": "
                   << (opened.failure().issues.empty() ? "" : opened.failure().issues[0].diagnostics) << "\n";
         return nullptr;
     }

@@ -68,7 +68,7 @@ bool to_bool(const std::string& text, const char* flag) {
 std::vector<option> serve_options(serve_settings& s) {
     return {
         {"config", "FILE", "read options from a JSON object whose keys are these option names; flags win", {}},
-        {"db", "PATH", "the SQLite database file (default ./caregate.db; created if absent)",
+        {"db", "DATABASE", "the database: a SQLite file, as PATH or sqlite:PATH (default ./caregate.db; created if absent)",
          [&](const std::string& v) { s.db = v; }},
         {"listen", "HOST:PORT", "the provider listener's address (default 127.0.0.1:8443)",
          [&](const std::string& v) { s.listen = v; }},
@@ -306,9 +306,7 @@ int serve(const std::vector<std::string>& args) {
                 }
         }
 
-        storage::store_options store_options;
-        store_options.path = settings.db;
-        std::unique_ptr<storage::store> store = open_store(store_options, "serve");
+        std::unique_ptr<storage::store> store = open_store(settings.db, storage::store_settings{}, "serve");
         if (!store)
             return 1;
         if (settings.demo_data)

@@ -9,7 +9,7 @@
 #include "access/policy.hpp"
 #include "auth/token.hpp"
 #include "rest/application.hpp"
-#include "storage/store.hpp"
+#include "storage/sqlite_store.hpp"
 
 #include <doctest/doctest.h>
 
@@ -126,20 +126,20 @@ struct application_fixture {
         std::filesystem::remove_all(dir);
     }
 
-    /// How long the store waits for a lock another connection holds (store_options::busy_timeout).
+    /// How long the store waits for a lock another connection holds (sqlite_options::busy_timeout).
     std::chrono::milliseconds busy_timeout{5000};
-    /// The SQLite VFS the store opens through (store_options::vfs); the fault tests' is
+    /// The SQLite VFS the store opens through (sqlite_options::vfs); the fault tests' is
     /// tests/support/fault_vfs.hpp.
     std::string vfs;
-    std::size_t max_audit_backlog = storage::store_options{}.max_audit_backlog;
+    std::size_t max_audit_backlog = storage::sqlite_options{}.max_audit_backlog;
 
     void open() {
-        storage::store_options options;
+        storage::sqlite_options options;
         options.path = (dir / "test.db").string();
         options.busy_timeout = busy_timeout;
         options.vfs = vfs;
         options.max_audit_backlog = max_audit_backlog;
-        auto opened = storage::store::open(options);
+        auto opened = storage::sqlite_store::open(options);
         REQUIRE(opened.ok());
         store = std::move(opened.value());
         auth::verifier_settings settings;

@@ -2,7 +2,7 @@
 // the built `caregate serve --audit-key --audit-anchors` run as an operator runs it, stopped with
 // SIGTERM, and `caregate audit verify --anchors` on what it wrote, with the development key made by
 // certs/make-dev-certs.sh. Needs `openssl` on the PATH and the caregate executable built.
-#include "storage/store.hpp"
+#include "storage/sqlite_store.hpp"
 
 #include <doctest/doctest.h>
 #include <sqlite3.h>
@@ -74,9 +74,9 @@ struct workspace {
 
     /// Appends `n` audit records to the database with no server running, as a server would have.
     void add_records(int n) const {
-        storage::store_options options;
+        storage::sqlite_options options;
         options.path = db.string();
-        auto store = storage::store::open(options);
+        auto store = storage::sqlite_store::open(options);
         REQUIRE(store.ok());
         static int made = 0;
         std::vector<storage::audit_record> records;

@@ -6,7 +6,7 @@
 
 #include "auth/token.hpp"
 #include "net/server.hpp"
-#include "storage/store.hpp"
+#include "storage/sqlite_store.hpp"
 
 #include "pki_fixture.hpp"
 #include "../support/background.hpp"
@@ -119,9 +119,9 @@ std::string token(const dev_pki& pki, const std::string& ods, const std::string&
 /// the CRL, and the store under it.
 struct served_configuration {
     explicit served_configuration(const dev_pki& pki, const configuration_files& files) : pki(pki) {
-        storage::store_options options;
+        storage::sqlite_options options;
         options.path = pki.file("test.db");
-        auto opened = storage::store::open(options);
+        auto opened = storage::sqlite_store::open(options);
         REQUIRE(opened.ok());
         store = std::move(opened.value());
 

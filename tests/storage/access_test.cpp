@@ -476,9 +476,9 @@ PRAGMA user_version = 1;
         REQUIRE(sqlite3_exec(raw, version_1.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
         sqlite3_close_v2(raw);
     }
-    store_options options;
+    sqlite_options options;
     options.path = path;
-    auto opened = store::open(options);
+    auto opened = sqlite_store::open(options);
     REQUIRE(opened.ok());
     store& db = **opened;
 
@@ -538,10 +538,10 @@ PRAGMA user_version = 8;
     CHECK_FALSE(standing->break_glass_until);
 }
 
-// store_options::standing_cache_ttl: standings are kept in memory, but every write that commits
+// sqlite_options::standing_cache_ttl: standings are kept in memory, but every write that commits
 // invalidates them before it is acknowledged; with an hour's lifetime, only that keeps these right.
 TEST_CASE("a cached standing never outlives a write: registration, objection and erasure are seen at once") {
-    store_options cached;
+    sqlite_options cached;
     cached.standing_cache_ttl = std::chrono::hours(1);
     store_fixture db(cached);
     auto standing = [&] {

@@ -419,11 +419,11 @@ TEST_CASE("audit queries: newest first, filtered by citizen, agent, time and pur
     CHECK(missing.failure().kind == fhir::category::not_found);
 }
 
-// store_options::audit_linger: reads' audit records (appended without a callback) gather before the
+// sqlite_options::audit_linger: reads' audit records (appended without a callback) gather before the
 // writer commits them; here the linger is an hour, so each check below would hang or miss the
 // record if anything waited it out.
 TEST_CASE("reads' audit records linger, but a read of the log, a write, and closing the store commit them") {
-    store_options lingering;
+    sqlite_options lingering;
     lingering.audit_linger = std::chrono::hours(1);
     store_fixture db(lingering);
 
@@ -456,7 +456,7 @@ TEST_CASE("reads' audit records linger, but a read of the log, a write, and clos
 }
 
 TEST_CASE("reads' audit records kept out by a locked database are committed once it is free, in order") {
-    store_options options;
+    sqlite_options options;
     options.busy_timeout = std::chrono::milliseconds(50);
     store_fixture db(options);
     {

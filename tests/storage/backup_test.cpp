@@ -66,9 +66,9 @@ TEST_CASE("an online backup while writes go on is one consistent moment: every a
 
     // Opened as a store (as a restore does): the schema as it was, the chain intact, and a prefix of
     // the writes: all acknowledged before the backup began, none half, each with its audit record.
-    store_options restored;
+    sqlite_options restored;
     restored.path = copy;
-    auto opened = store::open(restored);
+    auto opened = sqlite_store::open(restored);
     REQUIRE(opened.ok());
     auto& back = **opened;
     auto verdict = back.verify_audit();

@@ -39,8 +39,8 @@ audit_record read_record(std::string user) {
     return record;
 }
 
-store_options faulty_options() {
-    store_options options;
+sqlite_options faulty_options() {
+    sqlite_options options;
     options.vfs = fault_vfs_name();
     return options;
 }
@@ -100,7 +100,7 @@ TEST_CASE("a full disk or a read-only file system: the write fails busy, nothing
 }
 
 TEST_CASE("reads' audit records kept out by a full disk are committed once it clears, in order, and count against the backlog until then") {
-    store_options options = faulty_options();
+    sqlite_options options = faulty_options();
     options.max_audit_backlog = 3;
     store_fixture db(options);
     REQUIRE(db->write(create_request("Patient", nhs, patient_json(nhs))).ok());
@@ -135,7 +135,7 @@ TEST_CASE("reads' audit records kept out by a full disk are committed once it cl
 }
 
 TEST_CASE("a fault while the log is copied back (checkpoint) loses nothing and the copy completes later") {
-    store_options options = faulty_options();
+    sqlite_options options = faulty_options();
     // No checkpoint of the store's own (the checkpointer thread's would copy the log before the
     // fault, racing the test): the log keeps every commit until store::checkpoint below.
     options.checkpoint_frames = 1'000'000;
@@ -145,10 +145,10 @@ TEST_CASE("a fault while the log is copied back (checkpoint) loses nothing and t
         REQUIRE(db->write(observation_request("o-" + std::to_string(i), nhs)).ok());
     {
         fault_while faulty(fs_fault::disk_full);
-        CHECK_FALSE(db->checkpoint().ok()); // the copy into the database file fails
+        CHECK_FALSE(db->make_durable().ok()); // the copy into the database file fails
         CHECK(db->read("Observation", "o-19").ok());
     }
-    REQUIRE(db->checkpoint().ok());
+    REQUIRE(db->make_durable().ok());
     db.close();
     CHECK(db.rows("PRAGMA integrity_check") == std::vector<std::vector<std::string>>{{"ok"}});
     CHECK(db.count("SELECT count(*) FROM resources WHERE type = 'Observation'") == 20);

@@ -248,7 +248,7 @@ TEST_CASE("values extracted ahead of the writer (store::prepare_index) give the 
             }());
             write_request request = create_request(resource.type, resource.id, resource.json);
             request.kind = kind;
-            store::prepare_index(request);
+            ahead->prepare_index(request);
             prepared += request.index ? 1 : 0;
             must_write(*ahead, std::move(request));
         }
@@ -256,7 +256,7 @@ TEST_CASE("values extracted ahead of the writer (store::prepare_index) give the 
         const std::string changed = resource.json.substr(0, resource.json.rfind('}')) + R"(,"language":"en-GB"})";
         must_write(*own, update_request(resource.type, resource.id, changed));
         write_request request = update_request(resource.type, resource.id, changed);
-        store::prepare_index(request);
+        ahead->prepare_index(request);
         must_write(*ahead, std::move(request));
     }
     CHECK(prepared > 10);
@@ -269,14 +269,14 @@ TEST_CASE("values extracted ahead for other content than the write's are not use
     store_fixture db;
     add_patient(*db);
     write_request request = heart_rate(write_kind::create, "hr-1", heart_rate_json("8867-4"));
-    store::prepare_index(request);
+    db->prepare_index(request);
     REQUIRE(request.index);
     request.content = heart_rate_json("8310-5"); // as a transaction's id rewrite would change it
     must_write(*db, std::move(request));
     CHECK(db.rows(open_rows_sql("search_token", "code", "hr-1", "code")) == table_rows{{"8310-5"}});
 
     write_request renamed = heart_rate(write_kind::create, "hr-2", heart_rate_json());
-    store::prepare_index(renamed);
+    db->prepare_index(renamed);
     renamed.id = "hr-3"; // as a conditional update's match would change it
     must_write(*db, std::move(renamed));
     CHECK(db.rows(open_rows_sql("search_token", "code", "hr-3", "_id")) == table_rows{{"hr-3"}});

@@ -129,8 +129,8 @@ private:
     std::size_t examples_written_ = 0;
     std::map<std::string, std::string> meta_copies_;
 
-    static store_options fast_options() {
-        store_options options;
+    static sqlite_options fast_options() {
+        sqlite_options options;
         options.synchronous_full = false; // durability is not what this test is about
         return options;
     }

@@ -20,6 +20,11 @@ using namespace caregate::storage::testing;
 
 namespace {
 
+/// SQLite's plan for a search's page query: what this file's plans are checked against.
+fhir::result<std::string> plan_of(store_fixture& f, const search_request& request) {
+    return dynamic_cast<sqlite_store&>(*f.db).explain_search(request);
+}
+
 std::string patient(const std::string& nhs, const std::string& family, const std::string& birth_date) {
     return R"({"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":")" + nhs +
            R"("}],"name":[{"family":")" + family + R"("}],"birthDate":")" + birth_date + R"("})";
@@ -113,7 +118,7 @@ TEST_CASE("search plan: the common queries start from an index and scan no table
         auto query = parse(expected.type, expected.params);
         search_request request = everything_visible(query);
         request.compartment = expected.compartment;
-        auto plan = f.db->explain_search(request);
+        auto plan = plan_of(f, request);
         REQUIRE(plan.ok());
         CAPTURE(expected.type);
         CAPTURE(plan.value());
@@ -132,7 +137,7 @@ TEST_CASE("search plan: the common queries start from an index and scan no table
     request.visibility.user = "gp-doctor-1";
     request.visibility.readable = {{"Observation", true, {}}};
     request.visibility.hidden_labels = {"http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R"};
-    auto plan = f.db->explain_search(request);
+    auto plan = plan_of(f, request);
     REQUIRE(plan.ok());
     CAPTURE(plan.value());
     for (const char* index : {"organisation_links_by_citizen", "objections_by_nhs_number", "break_glass_grants_by_caller"})
@@ -276,7 +281,7 @@ TEST_CASE("search plan: of two conditions the one with fewer rows drives, counte
     }
     write_all(*f.db, std::move(batch));
     auto by_name_and_birth = parse("Patient", {{"family", "smith"}, {"birthdate", "1970-01-01"}});
-    auto plan = f.db->explain_search(everything_visible(by_name_and_birth));
+    auto plan = plan_of(f, everything_visible(by_name_and_birth));
     REQUIRE(plan.ok());
     CAPTURE(plan.value());
     // The birth date (1 row) drives; the name (40 rows) is checked per version.
@@ -287,7 +292,7 @@ TEST_CASE("search plan: of two conditions the one with fewer rows drives, counte
     CHECK(found->entries.size() == 1);
 
     auto by_name = parse("Patient", {{"family", "smith"}, {"gender", "unknown"}});
-    auto other = f.db->explain_search(everything_visible(by_name));
+    auto other = plan_of(f, everything_visible(by_name));
     REQUIRE(other.ok());
     CAPTURE(other.value());
     CHECK(other->find("search_token_by_code") != std::string::npos); // no one has gender unknown: 0 rows
@@ -335,7 +340,7 @@ TEST_CASE("search plan: sorted by a date it also bounds, a page reads the date i
     CHECK(by_date_alone.back() == "undated");
 
     auto query = parse("Goal", {{"target-date", "ge2026-04-01"}, {"_sort", "-target-date"}});
-    auto plan = f.db->explain_search(everything_visible(query));
+    auto plan = plan_of(f, everything_visible(query));
     REQUIRE(plan.ok());
     CAPTURE(plan.value());
     CHECK(plan->find("search_date_by_high") != std::string::npos);
@@ -401,7 +406,7 @@ TEST_CASE("search plan: without a sort or a condition to start from, a page read
     for (const auto& params : std::vector<std::vector<std::pair<std::string, std::string>>>{
              {}, {{"status", "final"}}, {{"code", "8867-4"}, {"status", "final"}}}) {
         auto query = parse("Observation", params);
-        auto plan = f.db->explain_search(everything_visible(query));
+        auto plan = plan_of(f, everything_visible(query));
         REQUIRE(plan.ok());
         CAPTURE(plan.value());
         // Walked in write order when there is nothing to start from; a condition finding fewer
@@ -418,7 +423,7 @@ TEST_CASE("search plan: without a sort or a condition to start from, a page read
     }
     // A selective condition drives instead.
     auto selective = parse("Observation", {{"_id", "o7"}});
-    auto plan = f.db->explain_search(everything_visible(selective));
+    auto plan = plan_of(f, everything_visible(selective));
     REQUIRE(plan.ok());
     CHECK(plan->find("resource_versions_by_type") == std::string::npos);
 }

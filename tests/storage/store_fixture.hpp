@@ -3,7 +3,7 @@
 #pragma once
 
 #include "storage/search.hpp"
-#include "storage/store.hpp"
+#include "storage/sqlite_store.hpp"
 
 #include "fhir_model/resource.hpp"
 
@@ -45,17 +45,17 @@ private:
 /// A store on its own database file; reopen() closes and opens it again on the same file.
 struct store_fixture {
     temp_directory directory;
-    store_options options;
+    sqlite_options options;
     std::unique_ptr<store> db;
 
-    explicit store_fixture(store_options chosen = {}) : options(std::move(chosen)) {
+    explicit store_fixture(sqlite_options chosen = {}) : options(std::move(chosen)) {
         options.path = (directory.path() / "caregate.db").string();
         reopen();
     }
     void close() { db.reset(); }
     void reopen() {
         db.reset();
-        auto opened = store::open(options);
+        auto opened = sqlite_store::open(options);
         REQUIRE(opened.ok());
         db = std::move(opened).value();
     }

@@ -287,22 +287,22 @@ TEST_CASE("history _at keeps the versions current at some point in the interval"
 
 TEST_CASE("a database with a newer schema than this build refuses to open, as a fault") {
     temp_directory directory;
-    store_options options;
+    sqlite_options options;
     options.path = (directory.path() / "caregate.db").string();
-    REQUIRE(store::open(options).ok());
+    REQUIRE(sqlite_store::open(options).ok());
     sqlite3* raw = nullptr;
     REQUIRE(sqlite3_open(options.path.c_str(), &raw) == SQLITE_OK);
     REQUIRE(sqlite3_exec(raw, "PRAGMA user_version = 999", nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close_v2(raw);
 
-    auto refused = store::open(options);
+    auto refused = sqlite_store::open(options);
     REQUIRE_FALSE(refused.ok());
     CHECK(refused.failure().kind == fhir::category::fault);
     CHECK(refused.failure().issues.at(0).diagnostics.find("newer") != std::string::npos);
 }
 
 TEST_CASE("a locked database makes a write fail as busy, and the write changes nothing") {
-    store_options options;
+    sqlite_options options;
     options.busy_timeout = std::chrono::milliseconds(50);
     store_fixture db(options);
     {

@@ -236,7 +236,7 @@ TEST_CASE("store::write from a write callback fails as a fault instead of waitin
 }
 
 TEST_CASE("the checkpointer thread copies the log back while writes go on, and every write stays readable") {
-    store_options small_log;
+    sqlite_options small_log;
     small_log.checkpoint_frames = 8; // a checkpoint every few commits, a restart of the log past 128 frames
     store_fixture db(small_log);
     auto write_some = [&](int from, int to) {

@@ -5,7 +5,7 @@
 // Reads, locks and the WAL index (shared memory) are untouched, as they are by those faults.
 // The shim is the one SQLite's own vfstrace.c makes: a file of ours in front of the real one.
 //
-//   storage::store_options options;
+//   storage::sqlite_options options;
 //   options.vfs = testing::fault_vfs_name();
 //   { testing::fault_while full(testing::fs_fault::disk_full); ... } // cleared at the end of the scope
 #pragma once
@@ -132,7 +132,7 @@ inline int x_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flag
 
 } // namespace fault_vfs_detail
 
-/// Registers the VFS (once; not as the default) and returns its name, for store_options::vfs.
+/// Registers the VFS (once; not as the default) and returns its name, for sqlite_options::vfs.
 inline const char* fault_vfs_name() {
     static std::once_flag registered;
     static sqlite3_vfs vfs;
