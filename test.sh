@@ -18,10 +18,10 @@ esac
 
 ./run.sh --setup-only
 
-echo "== every option of every caregate command is documented in README.md"
+echo "== every option of every caregate command is documented in docs/OPERATIONS.md"
 for command in serve token audit import backup; do
   for flag in $(build/caregate "$command" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
-    grep -q -- "\`$flag" README.md || { echo "README.md does not document caregate $command $flag" >&2; exit 1; }
+    grep -q -- "\`$flag" docs/OPERATIONS.md || { echo "docs/OPERATIONS.md does not document caregate $command $flag" >&2; exit 1; }
   done
 done
 
