@@ -1,0 +1,227 @@
+// The SQLite engine's audit log: appending chained records in the writer's transaction (invariant
+// 13 in engine.hpp), and reading pages, single records, the tip and hashes for anchors, and the
+// whole chain's verification, each after committing what is queued so that it covers every
+// request answered before it.
+#include "engine.hpp"
+
+#include "list_column.hpp"
+#include <cassert>
+#include <future>
+
+namespace caregate::storage {
+namespace {
+
+const std::string audit_columns =
+    "sequence, time, request_id, user, role, organisation, purpose, break_glass_reason, nhs_number, "
+    "resource_type, resource_ids, action, outcome, detail, previous_hash, hash";
+
+const std::string insert_audit_sql =
+    "INSERT OR FAIL INTO audit_log (" + audit_columns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+    "?14, ?15, ?16)";
+
+const std::string audit_at_sql = "SELECT " + audit_columns + " FROM audit_log WHERE sequence = ?1";
+
+const std::string audit_walk_sql = "SELECT " + audit_columns + " FROM audit_log ORDER BY sequence";
+
+const std::string audit_hash_at_sql = "SELECT hash FROM audit_log WHERE sequence = ?1";
+
+/// Reads an audit_log row selected as audit_columns.
+audit_record audit_from(const statement& row) {
+    audit_record record;
+    record.sequence = row.integer(0);
+    record.time = row.integer(1);
+    record.request_id = row.text(2);
+    record.user = row.text(3);
+    record.role = row.text(4);
+    record.organisation = row.text(5);
+    record.purpose = row.text(6);
+    record.break_glass_reason = row.text(7);
+    record.nhs_number = row.text(8);
+    record.resource_type = row.text(9);
+    record.resource_ids = row.text(10);
+    record.action = row.text(11);
+    record.outcome = row.text(12);
+    record.detail = row.text(13);
+    record.previous_hash = row.text(14);
+    record.hash = row.text(15);
+    return record;
+}
+
+} // namespace
+
+fhir::status sqlite_store::impl::append_one(audit_record record) {
+    // Invariant 13: the writer thread is the only appender.
+    assert(!writer.joinable() || std::this_thread::get_id() == writer.get_id());
+    assert(tip.sequence >= committed_tip.sequence && tip.hash.size() == 64);
+    record.sequence = tip.sequence + 1;
+    record.previous_hash = tip.hash;
+    record.hash = store::audit_hash(record);
+    auto inserted = execute(*writer_db, insert_audit_sql, "appending to the audit log", [&](statement& insert) {
+        insert.bind(1, record.sequence).bind(2, record.time).bind(3, record.request_id).bind(4, record.user);
+        insert.bind(5, record.role).bind(6, record.organisation).bind(7, record.purpose);
+        insert.bind(8, record.break_glass_reason).bind(9, record.nhs_number).bind(10, record.resource_type);
+        insert.bind(11, record.resource_ids).bind(12, record.action).bind(13, record.outcome);
+        insert.bind(14, record.detail).bind(15, record.previous_hash).bind(16, record.hash);
+    });
+    if (!inserted)
+        return inserted;
+    tip = chain_tip{record.sequence, record.hash};
+    return {};
+}
+
+fhir::status sqlite_store::impl::flush_audit() {
+    if (writer.get_id() == std::this_thread::get_id())
+        return {}; // the writer's own reads see its open transaction
+    std::promise<fhir::status> committed;
+    auto done = committed.get_future();
+    enqueue(queued_audit{{}, [&committed](fhir::status status) { committed.set_value(std::move(status)); }});
+    return done.get();
+}
+
+fhir::result<store::audit_page> sqlite_store::audit(const audit_query& query) const {
+    audit_page page;
+    if (query.count == 0)
+        return page;
+    if (auto flushed = impl_->flush_audit(); !flushed)
+        return std::move(flushed).failure();
+    // Assembled from fixed fragments only (one cached statement per shape); values are bound.
+    std::string sql = "SELECT " + audit_columns + " FROM audit_log WHERE 1";
+    if (!query.nhs_number.empty())
+        sql += " AND nhs_number = :nhs_number";
+    if (!query.agent.empty())
+        sql += " AND (user = :agent OR organisation = :agent)";
+    if (query.time)
+        sql += " AND time >= :begin AND time < :end";
+    if (!query.purpose.empty())
+        sql += " AND purpose = :purpose";
+    if (query.before)
+        sql += " AND sequence < :before";
+    sql += " ORDER BY sequence DESC LIMIT :limit";
+
+    auto records = impl_->with_reader<std::vector<audit_record>>(
+        [&](connection& db) -> fhir::result<std::vector<audit_record>> {
+            auto prepared = db.prepare(sql, "reading the audit log");
+            if (!prepared)
+                return std::move(prepared).failure();
+            statement select(*prepared);
+            if (!query.nhs_number.empty())
+                select.bind(":nhs_number", query.nhs_number);
+            if (!query.agent.empty())
+                select.bind(":agent", query.agent);
+            if (query.time)
+                select.bind(":begin", query.time->first).bind(":end", query.time->second);
+            if (!query.purpose.empty())
+                select.bind(":purpose", query.purpose);
+            if (query.before)
+                select.bind(":before", *query.before);
+            // One more than asked for: a probe that tells whether there is an older page.
+            select.bind(":limit", static_cast<std::int64_t>(query.count) + 1);
+            std::vector<audit_record> found;
+            int rc;
+            while ((rc = select.step()) == SQLITE_ROW)
+                found.push_back(audit_from(select));
+            if (rc != SQLITE_DONE)
+                return detail::sqlite_failure(rc, "reading the audit log");
+            return found;
+        });
+    if (!records)
+        return std::move(records).failure();
+    const bool more = records->size() > query.count;
+    if (more)
+        records->resize(query.count);
+    page.records = std::move(*records);
+    if (more)
+        page.next = page.records.back().sequence;
+    return page;
+}
+
+fhir::result<audit_record> sqlite_store::audit_record_at(std::int64_t sequence) const {
+    if (auto flushed = impl_->flush_audit(); !flushed)
+        return std::move(flushed).failure();
+    auto found = impl_->with_reader<std::optional<audit_record>>(
+        [&](connection& db) -> fhir::result<std::optional<audit_record>> {
+            return query_one<audit_record>(
+                db, audit_at_sql, "reading the audit log", [&](statement& q) { q.bind(1, sequence); },
+                [](const statement& row) { return audit_from(row); });
+        });
+    if (!found)
+        return std::move(found).failure();
+    if (!*found)
+        return fhir::error::make(fhir::category::not_found, "not-found",
+                                 "there is no audit record " + std::to_string(sequence));
+    return std::move(**found);
+}
+
+fhir::result<store::audit_verification> sqlite_store::verify_audit() const {
+    if (auto flushed = impl_->flush_audit(); !flushed)
+        return std::move(flushed).failure();
+    return impl_->with_reader<audit_verification>([&](connection& db) -> fhir::result<audit_verification> {
+        // One statement: one read snapshot of the whole log, however long the walk.
+        auto prepared = db.prepare(audit_walk_sql, "verifying the audit log");
+        if (!prepared)
+            return std::move(prepared).failure();
+        statement walk(*prepared);
+        audit_verification verdict;
+        std::string previous_hash = genesis_hash;
+        int rc;
+        while ((rc = walk.step()) == SQLITE_ROW) {
+            const audit_record record = audit_from(walk);
+            ++verdict.records;
+            if (record.sequence != verdict.records)
+                verdict.problem = "a record is missing before it";
+            else if (audit_hash(record) != record.hash)
+                verdict.problem = "its hash does not match its contents";
+            else if (record.previous_hash != previous_hash)
+                verdict.problem = "it does not follow the record before it";
+            if (!verdict.problem.empty()) {
+                verdict.first_broken = record.sequence;
+                return verdict;
+            }
+            previous_hash = record.hash;
+        }
+        if (rc != SQLITE_DONE)
+            return detail::sqlite_failure(rc, "verifying the audit log");
+        return verdict;
+    });
+}
+
+fhir::result<store::audit_chain_point> sqlite_store::audit_tip() const {
+    auto found = audit_hashes_at({});
+    if (!found)
+        return std::move(found).failure();
+    return std::move(found->tip);
+}
+
+fhir::result<store::audit_chain_lookup> sqlite_store::audit_hashes_at(const std::vector<std::int64_t>& sequences) const {
+    if (auto flushed = impl_->flush_audit(); !flushed)
+        return std::move(flushed).failure();
+    return impl_->with_reader<audit_chain_lookup>([&](connection& db) -> fhir::result<audit_chain_lookup> {
+        static const std::string doing = "reading the audit chain";
+        // One read transaction: the tip and every hash come from the same snapshot.
+        if (auto begun = db.run("BEGIN", doing); !begun)
+            return std::move(begun).failure();
+        struct end_read {
+            connection& db;
+            ~end_read() { db.run("COMMIT", doing); }
+        } ends{db};
+        audit_chain_lookup found;
+        auto tip = query_one<audit_chain_point>(
+            db, audit_tip_sql, doing, [](statement&) {},
+            [](const statement& row) { return audit_chain_point{row.integer(0), row.text(1)}; });
+        if (!tip)
+            return std::move(tip).failure();
+        found.tip = tip->value_or(audit_chain_point{0, genesis_hash});
+        found.hashes.reserve(sequences.size());
+        for (const std::int64_t sequence : sequences) {
+            auto hash = query_one<std::string>(
+                db, audit_hash_at_sql, doing, [&](statement& q) { q.bind(1, sequence); },
+                [](const statement& row) { return row.text(0); });
+            if (!hash)
+                return std::move(hash).failure();
+            found.hashes.push_back(std::move(*hash));
+        }
+        return found;
+    });
+}
+
+} // namespace caregate::storage

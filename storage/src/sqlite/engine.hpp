@@ -1,0 +1,464 @@
+// The SQLite engine's shared parts (storage/sqlite_store.hpp is its public face): the engine's state
+// (sqlite_store::impl: the reader pool, the writer's queue and connection, the checkpointer, the
+// standing cache, the audit chain's tip), the jobs the writer takes, and the helpers more than one
+// of its files uses. The engine's files, one concern each: open.cpp (opening, closing, the reader
+// pool), reads.cpp (versions and history), writer.cpp (the queue and group commit), checkpointer.cpp,
+// write_rules.cpp (what a write may do and the version it makes), access_rows.cpp (what a version
+// records for access control, and a citizen's standing), audit_log.cpp (the chain), and beside them
+// schema.cpp, search_index.cpp, search_plan.cpp, visibility_sql.cpp, erasure.cpp and backup.cpp. SQL
+// text lives in these files only and never includes a client's string.
+//
+// The invariants the engine keeps (tests/storage/store_test.cpp, writer_test.cpp,
+// access_test.cpp, audit_test.cpp, search_index_test.cpp and search_snapshot_test.cpp prove them)
+//
+//  1. One current version per type/id: `resources` has one row per (type, id), pointing (seq) at
+//     the version now current, live or a deletion marker.
+//  2. Version rows are never changed or deleted: `resource_versions` is append-only (and triggers
+//     in the schema refuse UPDATE and DELETE on it), so a vread or a history page always finds the
+//     bytes it found before. (Migration 9 rewrote the facets column once, in the form facets now
+//     take; never the content.)
+//  3. The versions of a resource are 1, 2, 3, ... without gaps: a new version is always the current
+//     one + 1 (a deletion is a version too; a create after a deletion continues the count).
+//  4. lastUpdated strictly increases per resource and never decreases across seq: every new version
+//     gets max(now, the newest lastUpdated in the database + 1 µs), whatever the clock does. So a
+//     `_since` or `_at` bound is also a bound on seq.
+//  5. Every citizen_links row belongs to a current, live version: the links of a resource are
+//     replaced with each new version and removed with a deletion.
+//  6. A write acknowledged is on disk: callbacks run only after COMMIT has returned, with
+//     synchronous=FULL (unless a benchmark turned it off).
+//  7. A failed write changes nothing: each write runs inside its own SAVEPOINT and is rolled back
+//     to it on error, so only that write fails; when the group's transaction cannot commit, no write
+//     in the group is acknowledged as a success.
+//  8. Every check that depends on the database's state (exists, If-Match, unchanged content, the
+//     citizen is held) runs inside the write transaction, so a check and its write cannot race.
+//  9. A storage failure is `busy` or `fault`, never a client-error category.
+// 10. Every version carries the owner (the writer's ODS code) set when its resource was created,
+//     i.e. written while there was no live version; later versions keep it. A version of a live
+//     resource is made only by its owner, or by a writer with `any_owner`, or by a writer with no
+//     ODS code at all (tools and tests); checked inside the write transaction (see 8).
+// 11. Every organisation_links and objections row belongs to a current, live version, like
+//     citizen_links (5): replaced with each new version, removed with a deletion. Objections come
+//     from Consents only. An organisation_links row names the organisation that wrote the version
+//     (its `writer`), unless the writer has `any_owner` (the ICS's integration services) or no ODS
+//     code (tools): a relationship comes from what the related organisation recorded, so a link a
+//     version records to anyone else is not kept (a GP's Encounter naming an acute trust as its
+//     serviceProvider gives that trust nothing).
+// 12. A deletion marker keeps the owner, citizens, labels and facets of the version it deletes, so
+//     the history of a deleted resource is guarded as the resource was.
+// 13. The audit log only grows: sequences 1, 2, 3, ... without gaps, each record's previous_hash
+//     the hash of the record before (64 zeros for the first) and its hash = audit_hash(record). The
+//     writer thread is the only appender, so the chain is linear; its in-memory tip goes back with
+//     a rolled-back savepoint or transaction, so it always matches the last committed record.
+//     Triggers refuse UPDATE and DELETE on audit_log (and on break_glass_grants). audit_tip and
+//     audit_hashes_at read committed records only, on a reader, so an anchor taken of the tip
+//     (audit_anchor.cpp) never names a record a rollback could take back.
+// 14. A write's audit record commits in the same transaction as the write; a failed write still
+//     commits its audit record with the group, and nothing of the write. Its outcome is "denied"
+//     when the access rules refused it (category forbidden: the owner rule of 10, a role that may
+//     not delete what a condition matched), else "failed", as for every other write of a
+//     transaction that one of its writes failed (undone_record decides, and nothing else).
+// 15. A break-glass grant and its audit record commit together or not at all. A grant opens the
+//     record for the (organisation, user, role) that opened it only: sqlite_store::standing and search's
+//     visibility match all three (grants made before migration 9 have role '' and match no caller).
+// 16. Every search index row (search_string, _token, _date, _reference, _quantity, _number, _uri,
+//     _composite) belongs to one version: its `seq` is that version's resource_versions.seq, and the
+//     rows of a version are exactly those its content gives: fhir::extract_search_values over its
+//     stamped JSON (so _id and _lastUpdated are indexed as stored), composites by their two
+//     components, special parameters left out, none at all for a type without search parameters, and
+//     in search_token one '<code>:of-type' row per coding of each typed Identifier a token value comes
+//     from (search_index.cpp). A live version's rows are inserted with it; a deletion marker has none.
+//     A row is never changed but for `until_seq`, set once: NULL while its version is current and
+//     live, then the seq of the version that superseded it (an update or a deletion), never deleted
+//     but by the purge (18). So the rows with until_seq NULL are exactly those of the current live
+//     versions, and the rows with seq <= S AND (until_seq IS NULL OR until_seq > S) are exactly those
+//     of the versions current and live at seq S, for every S >= purged_through. Closing and inserting
+//     happen in the version's savepoint (a failed write leaves the rows as they were, see 7); an
+//     unchanged update touches nothing. Extraction failing is a fault that fails the write: no version
+//     is stored without its rows. Migration 4 indexes the current live versions stored before it
+//     (search_index.cpp); rows of versions superseded before it were never made. Migration 5 likewise
+//     makes the :of-type rows of the current live versions only; those of versions superseded before
+//     it were never made.
+// 17. version_citizens has one row per (seq, citizen) of every live version: the citizens its
+//     `citizens` column holds (for a Patient, its own NHS number), inserted with the version in its
+//     savepoint and, like the version, never changed or removed; a deletion marker has none.
+//     Migration 4 fills it for the live versions stored before it.
+// 18. search_horizon has one row, and its purged_through never decreases. The writer deletes search
+//     index rows only in a purge, and a purge deletes only closed rows (until_seq NOT NULL) with
+//     until_seq <= H, H being the newest seq whose version is older than the snapshot lifetime
+//     (sqlite_options::snapshot_lifetime), and in the same transaction raises purged_through to the
+//     largest until_seq it deleted. So every index row ever deleted has until_seq <= purged_through,
+//     and a snapshot S >= purged_through reads complete (migrations 4 and 5 raise purged_through to
+//     the newest seq, see 16, so no snapshot older than either is read). A purge runs at most once a
+//     second, after a group's jobs inside the group's transaction, in a savepoint of its own (a purge
+//     that fails fails no write), and deletes at most detail::purge_batch_rows rows a table, lowest
+//     until_seq first.
+// 19. A write's condition (conditional create, update, delete) is decided by a search on the writer's
+//     connection inside the write transaction (detail::find_matches), after every write before it
+//     in the group: no write can come between the check and the write, so two conditional creates
+//     of the same criteria make one resource whatever their timing (conditional_test.cpp). Only
+//     matches the caller may see count (the condition carries the caller's visibility).
+// 20. A transaction (submit_transaction) runs in one savepoint: all its writes stand or none; its
+//     outcome names the write that failed. An id a condition chose replaces the gateway-assigned
+//     UUID in the other writes' content before any of them is written; nothing else is rewritten.
+// 21. A live Patient with live items (citizen_links) is removed only by a full erasure
+//     (write_request::erase_record), which removes every item first, in the same savepoint.
+// 22. A standing served from memory (sqlite_store::standing, sqlite_options::standing_cache_ttl) was read
+//     under the access_generation that is current, and every commit of a group with anything but
+//     audit appends raises access_generation after COMMIT and before its first acknowledgement; the
+//     generation is loaded before the standing's query. So a standing served is never older than
+//     the last acknowledged write (access_test.cpp, "a cached standing never outlives a write").
+// 23. The writer waits up to sqlite_options::audit_linger before committing a queue that holds only
+//     audit appends with no callback (a read's records), and never when anything else waits: a
+//     write, a grant, an append with a callback (sqlite_store::audit, audit_record_at and verify_audit
+//     queue an empty one and wait for it), or closing. Nothing queued is dropped (audit_test.cpp).
+// 24. A read's audit record is never dropped for a failure (the database locked by another process,
+//     a full disk, a read-only or failing file system): a group that fails so puts those records
+//     back at the front of the queue, in order, and a later group commits them; the reads went on
+//     meanwhile (WAL readers need no lock the failure took). audit_backlog counts them from
+//     append_audit until their commit, and past sqlite_options::max_audit_backlog the gateway refuses
+//     every request (sqlite_store::audit_backlog_full): the backlog, and what was shown unlogged, are
+//     bounded. Only closing the store with the fault still there loses them.
+// 25. An erasure (write_request::erase_record on a Patient) is final (erasure.hpp): in the erasing
+//     write's savepoint, after every item and the Patient are marked deleted, every version naming
+//     the citizen, every row derived from one, whatever points at them, and the citizen's
+//     break-glass grants are removed; resources left with no version lose their current-version row,
+//     so a later create of the same id starts at version 1. The one exception to invariants 2, 3,
+//     12 and 17 (and to the grants' immutability): the schema's triggers let versions and grants be
+//     deleted only while an erasure's `erasing` row exists, which is never committed. The erasure's
+//     audit record (ids, never content) stays, as every audit record does.
+#pragma once
+
+#include "storage/sqlite_store.hpp"
+
+#include "storage/search.hpp"
+
+#include "list_column.hpp"
+#include "sqlite.hpp"
+
+#include "fhir_model/resource.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+namespace caregate::storage {
+
+/// The helpers more than one of the engine's files uses.
+namespace sqlite_engine {
+
+using detail::connection;
+using detail::execute;
+using detail::split_lines;
+using detail::statement;
+
+inline const std::string current_version_sql =
+    "SELECT r.version_id, r.deleted, v.last_updated, v.json, v.method, v.owner, v.citizens, v.labels, v.facets "
+    "FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.type = ?1 AND r.id = ?2";
+
+inline const std::string audit_tip_sql = "SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1";
+
+/// The previous_hash of the first audit record.
+inline const std::string genesis_hash(64, '0');
+
+inline timestamp now_microseconds() {
+    using namespace std::chrono;
+    return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+inline std::string reference(std::string_view type, std::string_view id) {
+    std::string text(type);
+    text += '/';
+    text += id;
+    return text;
+}
+
+inline fhir::error store_fault(std::string diagnostics) {
+    return fhir::error::make(fhir::category::fault, "exception", std::move(diagnostics));
+}
+
+/// Reads a version row selected as (version_id, deleted, last_updated, json, method).
+inline stored_version version_from(const statement& row, std::string_view type, std::string_view id) {
+    stored_version version;
+    version.type = type;
+    version.id = id;
+    version.version_id = row.integer(0);
+    version.deleted = row.integer(1) != 0;
+    version.last_updated = row.integer(2);
+    version.json = row.blob(3);
+    version.method = row.text(4);
+    version.owner = row.text(5);
+    version.citizens = split_lines(row.text(6));
+    version.labels = split_lines(row.text(7));
+    version.facets = split_lines(row.text(8));
+    return version;
+}
+
+/// Runs a query that yields at most one row: `bind` binds its parameters, `read` turns the row into
+/// a value. Nothing when there is no row.
+template <class Row, class Bind, class Read>
+inline fhir::result<std::optional<Row>> query_one(connection& db, const std::string& sql, std::string_view doing,
+                                           Bind&& bind, Read&& read) {
+    auto prepared = db.prepare(sql, doing);
+    if (!prepared)
+        return std::move(prepared).failure();
+    statement query(*prepared);
+    bind(query);
+    switch (const int rc = query.step()) {
+    case SQLITE_ROW:
+        return std::optional<Row>(read(query));
+    case SQLITE_DONE:
+        return std::optional<Row>();
+    default:
+        return detail::sqlite_failure(rc, doing);
+    }
+}
+
+/// The current version of type/id (live or a deletion marker), or nothing if it never existed.
+inline fhir::result<std::optional<stored_version>> load_current(connection& db, std::string_view type,
+                                                         std::string_view id) {
+    return query_one<stored_version>(
+        db, current_version_sql, "reading a resource", [&](statement& q) { q.bind(1, type).bind(2, id); },
+        [&](const statement& row) { return version_from(row, type, id); });
+}
+
+/// True if a statement returns a row; `bind` binds its parameters.
+template <class Bind>
+inline fhir::result<bool> exists(connection& db, const std::string& sql, std::string_view doing, Bind&& bind) {
+    auto found = query_one<bool>(db, sql, doing, std::forward<Bind>(bind), [](const statement&) { return true; });
+    if (!found)
+        return std::move(found).failure();
+    return found->has_value();
+}
+
+/// One organisation_links row, as written for the current version.
+struct organisation_link_row {
+    std::string nhs_number;
+    std::string ods;
+    std::string kind;
+    bool active = false;
+    std::optional<timestamp> ended;
+    bool operator==(const organisation_link_row&) const = default;
+};
+
+/// What a version records for access control, as its rows and columns will hold it.
+struct access_rows {
+    std::vector<std::string> citizens; ///< distinct, in order of first mention
+    std::vector<organisation_link_row> links;
+    bool objection = false;
+};
+
+inline access_rows access_rows_for(const write_request& request) {
+    access_rows rows;
+    if (request.type == "Patient") {
+        rows.citizens.push_back(request.id); // a Patient's id is its NHS number
+    } else {
+        for (const auto& link : request.citizens)
+            if (std::find(rows.citizens.begin(), rows.citizens.end(), link.nhs_number) == rows.citizens.end())
+                rows.citizens.push_back(link.nhs_number);
+    }
+    // Invariant 11: only the writer's own links, unless the writer is the ICS's (any_owner) or a tool.
+    const bool keeps_every_link = request.any_owner || request.writer.empty();
+    for (const auto& citizen : rows.citizens)
+        for (const auto& link : request.access.organisations)
+            if (keeps_every_link || link.ods == request.writer)
+                rows.links.push_back({citizen, link.ods, link.kind, link.active, link.ended});
+    rows.objection = request.type == "Consent" && request.access.objection && !rows.citizens.empty();
+    return rows;
+}
+
+struct queued_write {
+    write_request request;
+    write_callback done;
+};
+
+struct queued_audit {
+    std::vector<audit_record> records;
+    std::function<void(fhir::status)> done;
+};
+
+struct queued_grant {
+    break_glass_grant grant;
+    audit_record audit;
+    std::function<void(fhir::status)> done;
+};
+
+struct queued_transaction {
+    std::vector<write_request> writes;
+    transaction_callback done;
+};
+
+/// sqlite_store::checkpoint(): run by the writer between groups, outside any transaction.
+struct queued_checkpoint {
+    std::function<void(fhir::status)> done;
+};
+
+using queued_job = std::variant<queued_write, queued_audit, queued_grant, queued_transaction, queued_checkpoint>;
+
+/// A job someone waits for: the writer commits it at once. Only a read's audit records, appended
+/// with no callback, may wait for others to join them (sqlite_options::audit_linger).
+inline bool is_urgent(const queued_job& job) {
+    const auto* audit = std::get_if<queued_audit>(&job);
+    return !audit || audit->done;
+}
+
+/// A job that can change what sqlite_store::standing reads (any write or grant; not an audit append).
+inline bool changes_standing(const queued_job& job) {
+    return !std::holds_alternative<queued_audit>(job) && !std::holds_alternative<queued_checkpoint>(job);
+}
+
+/// A standing read from the database, kept for sqlite_options::standing_cache_ttl.
+struct cached_standing {
+    citizen_standing standing;
+    std::uint64_t generation = 0; ///< sqlite_store::impl::access_generation when it was read
+    timestamp read_at = 0;        ///< the `now` it was read for
+};
+
+/// A write's condition resolved (write_request::condition): the unconditional writes to make, or
+/// the match a conditional create found (nothing to write).
+struct resolution {
+    std::vector<write_request> writes;
+    std::optional<stored_version> matched;
+};
+
+/// Where the audit chain ends: the last record's sequence and hash.
+struct chain_tip {
+    std::int64_t sequence = 0;
+    std::string hash = genesis_hash;
+};
+
+} // namespace sqlite_engine
+
+using namespace sqlite_engine;
+
+struct sqlite_store::impl {
+    explicit impl(const sqlite_options& chosen) : options(chosen) {}
+    ~impl();
+
+    const sqlite_options options;
+
+    // Readers: read-only connections, each used by one thread at a time.
+    mutable std::mutex readers_mutex;
+    mutable std::vector<std::unique_ptr<connection>> idle_readers;
+
+    // The writer: its connection and `newest_timestamp` are touched only by the writer thread
+    // (and by open() before the thread starts).
+    std::unique_ptr<connection> writer_db;
+    timestamp newest_timestamp = 0;
+    std::mutex queue_mutex;
+    std::condition_variable queue_filled;
+    std::deque<queued_job> queue;
+    std::size_t urgent_jobs = 0; ///< jobs in `queue` that is_urgent
+    /// Records of reads' audit appends (no callback) queued or in a group and not yet committed
+    /// (sqlite_store::audit_backlog, invariant 24).
+    std::atomic<std::size_t> audit_backlog{0};
+    bool stopping = false;
+    std::thread writer;
+    // The audit chain's end as committed, and as the open transaction has it (writer thread only).
+    chain_tip committed_tip;
+    chain_tip tip;
+    // When the writer last purged closed search index rows (writer thread only); none yet: due.
+    std::optional<std::chrono::steady_clock::time_point> last_purge;
+
+    // Bumped after every commit of a group with a job that changes_standing, before any of its jobs
+    // is acknowledged; a cached standing read under another generation is stale.
+    std::atomic<std::uint64_t> access_generation{0};
+    // Standings by (NHS number, organisation, user, recent window), see sqlite_options::standing_cache_ttl.
+    mutable std::mutex standings_mutex;
+    mutable std::unordered_map<std::string, cached_standing> standings;
+
+    // The checkpointer: its own connection and thread, woken by the writer's WAL hook.
+    std::unique_ptr<connection> checkpoint_db;
+    std::thread checkpointer;
+    std::mutex checkpoint_mutex;
+    std::condition_variable checkpoint_wanted;
+    bool checkpoint_due = false;
+    bool checkpointer_stopping = false;
+    /// Frames in the log, in marks (sqlite_options::checkpoint_frames), past which the writer
+    /// checkpoints itself (on_wal_commit).
+    static constexpr int restart_factor = 16;
+    std::atomic<std::uint64_t> checkpoints{0};
+    // Held while a checkpoint runs, by the checkpointer or by the writer (sqlite_store::checkpoint and past
+    // the restart mark): SQLite lets one checkpoint run at a time and answers another with
+    // SQLITE_BUSY at once, without waiting.
+    std::mutex checkpoint_running;
+
+    std::atomic<std::uint64_t> groups{0};
+    std::atomic<std::uint64_t> writes{0};
+    std::atomic<std::uint64_t> largest_group{0};
+
+    fhir::result<std::unique_ptr<connection>> take_reader() const;
+    void give_back_reader(std::unique_ptr<connection> db) const;
+    /// Runs `use(connection&)` on a pooled reader and returns the connection to the pool.
+    template <class T, class Use>
+    fhir::result<T> with_reader(Use&& use) const;
+
+    /// Queues a job, or fails it at once (busy) when the store is closing.
+    void enqueue(queued_job job);
+    /// Queues jobs together: the writer sees all of them when it next looks.
+    void enqueue_all(std::vector<queued_job> jobs);
+    void run_writer();
+    void commit_group(std::vector<queued_job>& group);
+    void run_checkpoint(queued_checkpoint& job);
+    void run_checkpointer();
+    /// sqlite3_wal_hook on the writer's connection: after each commit, with the frames in the log.
+    static int on_wal_commit(void* self, sqlite3* db, const char* schema, int frames);
+    /// sqlite_store::standing from the database.
+    fhir::result<citizen_standing> read_standing(std::string_view nhs_number, std::string_view organisation,
+                                                 std::string_view user, std::string_view role, timestamp recent_since,
+                                                 timestamp now) const;
+    /// Commits every audit record queued so far and waits for it, so that a read of the audit log
+    /// sees the records of the requests answered before it (sqlite_options::audit_linger).
+    fhir::status flush_audit();
+    /// Runs one job inside its own savepoint. Returns false when the whole transaction is lost
+    /// (then `fail_all` has already been called).
+    template <class Run, class Fail>
+    bool in_savepoint(Run&& run, Fail&& fail_all);
+    fhir::result<write_outcome> apply_guarded(const write_request& request);
+    fhir::result<write_outcome> apply(const write_request& request);
+    /// A write with its condition, if any: resolved by a search inside the open transaction, then applied.
+    fhir::result<write_outcome> apply_request(const write_request& request);
+    fhir::result<resolution> resolve(const write_request& request);
+    /// The writes of a transaction, all or none (store.hpp, submit_transaction); `failed` is set to
+    /// the index of the write being applied, so that on error it names the one that failed.
+    fhir::result<std::vector<write_outcome>> apply_transaction(const std::vector<write_request>& writes,
+                                                               std::size_t& failed);
+    /// The live resources other than the Patient that link to a citizen (citizen_links).
+    fhir::result<std::vector<std::pair<std::string, std::string>>> record_items(std::string_view nhs_number);
+    fhir::status check_citizens(const write_request& request);
+    fhir::status check_owner(const write_request& request, const stored_version& current);
+    fhir::result<bool> same_access(const write_request& request, const stored_version& current);
+    fhir::result<write_outcome> write_version(const write_request& request,
+                                              const std::optional<stored_version>& current);
+    fhir::status write_access_rows(const write_request& request, bool deletion, bool live);
+    /// Chains `record` at the tip and inserts it (inside the open transaction).
+    fhir::status append_one(audit_record record);
+    fhir::status insert_grant(const break_glass_grant& grant);
+    /// Purges the search index rows closed before the snapshot lifetime (invariant 18), inside the
+    /// open transaction.
+    fhir::status purge_closed_search_rows();
+};
+
+template <class T, class Use>
+fhir::result<T> sqlite_store::impl::with_reader(Use&& use) const {
+    auto taken = take_reader();
+    if (!taken)
+        return std::move(taken).failure();
+    struct give_back {
+        const impl& owner;
+        std::unique_ptr<connection> db;
+        ~give_back() { owner.give_back_reader(std::move(db)); }
+    } lease{*this, std::move(*taken)};
+    return use(*lease.db);
+}
+
+} // namespace caregate::storage

@@ -1,0 +1,181 @@
+// Opening and closing the SQLite engine, and its pool of read connections: the writer's connection
+// set up (WAL, synchronous, caches) and migrated before the threads start; a database readers cannot
+// open fails here, not on a request. Keeps invariant 13's starting point (the chain's tip is loaded
+// from the committed log) and 6 (synchronous=FULL unless a bulk load asked otherwise); the rest are
+// listed in engine.hpp.
+#include "engine.hpp"
+
+#include "schema.hpp"
+
+namespace caregate::storage {
+namespace {
+
+const std::string newest_timestamp_sql = "SELECT coalesce(max(last_updated), 0) FROM resource_versions";
+
+// A bulk load's writer (sqlite_options::from): a page cache large enough for the index pages a whole
+// group touches (the default is for a server's writer, which has readers beside it), so a group does
+// not read back pages it wrote a group ago; and 64 MiB of log between checkpoints.
+constexpr unsigned bulk_load_writer_cache_kib = 256 * 1024;
+
+constexpr unsigned bulk_load_checkpoint_frames = 16'384;
+
+} // namespace
+
+sqlite_store::impl::~impl() {
+    {
+        std::lock_guard lock(queue_mutex);
+        stopping = true;
+    }
+    queue_filled.notify_all();
+    if (writer.joinable())
+        writer.join();
+    {
+        std::lock_guard lock(checkpoint_mutex);
+        checkpointer_stopping = true;
+    }
+    checkpoint_wanted.notify_all();
+    if (checkpointer.joinable())
+        checkpointer.join();
+    {
+        std::lock_guard lock(readers_mutex);
+        idle_readers.clear();
+    }
+    checkpoint_db.reset();
+    // Last: the last connection to close copies the log into the database and removes it, which a
+    // read-only one cannot (a reader closed last left a log of gigabytes behind, for the next start).
+    writer_db.reset();
+}
+
+fhir::result<std::unique_ptr<connection>> sqlite_store::impl::take_reader() const {
+    {
+        std::lock_guard lock(readers_mutex);
+        if (!idle_readers.empty()) {
+            auto db = std::move(idle_readers.back());
+            idle_readers.pop_back();
+            return db;
+        }
+    }
+    // All busy (or none yet): open another outside the lock; opening touches the file system.
+    auto opened = connection::open(options.path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, options.busy_timeout,
+                                   options.vfs);
+    if (!opened)
+        return opened;
+    if (auto set = (*opened)->exec_script("PRAGMA cache_size = -" + std::to_string(options.reader_cache_kib),
+                                          "opening a reader");
+        !set)
+        return std::move(set).failure();
+    return opened;
+}
+
+void sqlite_store::impl::give_back_reader(std::unique_ptr<connection> db) const {
+    if (!db)
+        return;
+    std::unique_lock lock(readers_mutex);
+    if (idle_readers.size() < std::max(1u, options.reader_connections)) {
+        idle_readers.push_back(std::move(db));
+        return;
+    }
+    lock.unlock();
+    db.reset(); // one beyond the pool's size: close it rather than keep it
+}
+
+sqlite_store::sqlite_store(std::unique_ptr<impl> state) : impl_(std::move(state)) {}
+
+sqlite_store::~sqlite_store() = default;
+
+sqlite_options sqlite_options::from(std::string path, const store_settings& settings) {
+    sqlite_options options;
+    static_cast<store_settings&>(options) = settings;
+    options.path = std::move(path);
+    if (settings.bulk_load) {
+        options.synchronous_full = false;
+        options.writer_cache_kib = bulk_load_writer_cache_kib;
+        options.checkpoint_frames = bulk_load_checkpoint_frames;
+    }
+    return options;
+}
+
+fhir::result<std::unique_ptr<sqlite_store>> sqlite_store::open(const sqlite_options& options) {
+    if (sqlite3_threadsafe() == 0)
+        return store_fault("SQLite was built without thread support; the store needs it");
+
+    auto state = std::make_unique<impl>(options);
+    auto opened = connection::open(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                   options.busy_timeout, options.vfs);
+    if (!opened)
+        return std::move(opened).failure();
+    state->writer_db = std::move(*opened);
+    connection& db = *state->writer_db;
+
+    auto journal = db.pragma("PRAGMA journal_mode = WAL");
+    if (!journal)
+        return std::move(journal).failure();
+    if (*journal != "wal")
+        return store_fault("the database could not use write-ahead logging (journal mode is '" + *journal +
+                           "'); the store needs a file on a local file system");
+    if (auto set = db.exec_script(options.synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                                  "setting up the connection");
+        !set)
+        return std::move(set).failure();
+    if (auto set = db.exec_script("PRAGMA foreign_keys = ON", "setting up the connection"); !set)
+        return std::move(set).failure();
+    if (auto set = db.exec_script("PRAGMA cache_size = -" + std::to_string(options.writer_cache_kib),
+                                  "setting up the connection");
+        !set)
+        return std::move(set).failure();
+    // Each write runs in its own savepoint, and SQLite keeps the original of every page a savepoint
+    // changes in a sub-journal: a temporary file by default, which a bulk load wrote 50 times the
+    // database's size to. In memory it is a few hundred KiB a write, freed at RELEASE.
+    if (auto set = db.exec_script("PRAGMA temp_store = MEMORY", "setting up the connection"); !set)
+        return std::move(set).failure();
+
+    if (auto migrated = detail::migrate(db); !migrated)
+        return std::move(migrated).failure();
+
+    {
+        auto prepared = db.prepare(newest_timestamp_sql, "opening the store");
+        if (!prepared)
+            return std::move(prepared).failure();
+        statement query(*prepared);
+        if (const int rc = query.step(); rc != SQLITE_ROW)
+            return detail::sqlite_failure(rc, "opening the store");
+        state->newest_timestamp = query.integer(0);
+    }
+    {
+        auto prepared = db.prepare(audit_tip_sql, "opening the store");
+        if (!prepared)
+            return std::move(prepared).failure();
+        statement query(*prepared);
+        const int rc = query.step();
+        if (rc == SQLITE_ROW)
+            state->committed_tip = chain_tip{query.integer(0), query.text(1)};
+        else if (rc != SQLITE_DONE)
+            return detail::sqlite_failure(rc, "opening the store");
+        state->tip = state->committed_tip;
+    }
+
+    // Open the first reader now, so a database readers cannot open fails here and not on a request.
+    auto reader = state->take_reader();
+    if (!reader)
+        return std::move(reader).failure();
+    state->give_back_reader(std::move(*reader));
+
+    // Checkpoints on a thread of their own (sqlite_options::checkpoint_frames), so that the writer
+    // never waits for one; the hook replaces SQLite's automatic checkpoint on the writer.
+    auto checkpointing = connection::open(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options.busy_timeout,
+                                          options.vfs);
+    if (!checkpointing)
+        return std::move(checkpointing).failure();
+    state->checkpoint_db = std::move(*checkpointing);
+    // A connection takes up the log only once it has read the database; until then a checkpoint
+    // through it does nothing.
+    if (auto mode = state->checkpoint_db->pragma("PRAGMA journal_mode"); !mode)
+        return std::move(mode).failure();
+    sqlite3_wal_hook(db.handle(), &impl::on_wal_commit, state.get());
+    state->checkpointer = std::thread([raw = state.get()] { raw->run_checkpointer(); });
+
+    state->writer = std::thread([raw = state.get()] { raw->run_writer(); });
+    return std::unique_ptr<sqlite_store>(new sqlite_store(std::move(state)));
+}
+
+} // namespace caregate::storage

@@ -1,0 +1,191 @@
+// Reads of the SQLite engine: the current version, a version, history pages and which resources a
+// caller may see, each on a pooled read connection. History is decided in the query with the
+// caller's visibility (visibility_sql.hpp), so a page is full whenever there are that many entries,
+// and a page cursor is a version's seq, stable under later writes (invariants 2, 4 and 12 in
+// engine.hpp).
+#include "engine.hpp"
+
+#include "list_column.hpp"
+#include "search_plan.hpp"
+#include "sql_text.hpp"
+#include "visibility_sql.hpp"
+
+namespace caregate::storage {
+namespace {
+
+const std::string version_sql =
+    "SELECT version_id, deleted, last_updated, json, method, owner, citizens, labels, facets "
+    "FROM resource_versions WHERE type = ?1 AND id = ?2 AND version_id = ?3";
+
+} // namespace
+
+fhir::result<stored_version> sqlite_store::read_current(std::string_view type, std::string_view id) const {
+    auto found = impl_->with_reader<std::optional<stored_version>>(
+        [&](connection& db) { return load_current(db, type, id); });
+    if (!found)
+        return std::move(found).failure();
+    if (!*found)
+        return fhir::error::make(fhir::category::not_found, "not-found", reference(type, id) + " is not known");
+    return std::move(**found);
+}
+
+fhir::result<stored_version> sqlite_store::read(std::string_view type, std::string_view id) const {
+    auto current = read_current(type, id);
+    if (current && current->deleted)
+        return fhir::error::make(fhir::category::deleted, "deleted", reference(type, id) + " has been deleted");
+    return current;
+}
+
+fhir::result<stored_version> sqlite_store::vread(std::string_view type, std::string_view id,
+                                          std::int64_t version_id) const {
+    auto found = impl_->with_reader<std::optional<stored_version>>(
+        [&](connection& db) -> fhir::result<std::optional<stored_version>> {
+            return query_one<stored_version>(
+                db, version_sql, "reading a version",
+                [&](statement& q) { q.bind(1, type).bind(2, id).bind(3, version_id); },
+                [&](const statement& row) { return version_from(row, type, id); });
+        });
+    if (!found)
+        return std::move(found).failure();
+    if (!*found)
+        return fhir::error::make(fhir::category::not_found, "not-found",
+                                 reference(type, id) + " has no version " + std::to_string(version_id));
+    if ((*found)->deleted)
+        return fhir::error::make(fhir::category::deleted, "deleted",
+                                 "version " + std::to_string(version_id) + " of " + reference(type, id) +
+                                     " is a deletion");
+    return std::move(**found);
+}
+
+fhir::result<history_page> sqlite_store::history(const history_query& query) const {
+    if (!query.id.empty() && query.type.empty())
+        return store_fault("the history of one resource needs its type");
+    if (query.visibility == nullptr)
+        return store_fault("a history query needs the caller's visibility");
+    history_page page;
+    if (query.count == 0)
+        return page;
+
+    // The SQL is assembled from fixed fragments only; values are bound (detail::sql_text).
+    detail::sql_text sql;
+    std::string text = "SELECT v.seq, v.version_id, v.deleted, v.last_updated, v.json, v.method, v.type, v.id, "
+                       "v.owner, v.citizens, v.labels, v.facets FROM resource_versions v WHERE 1";
+    if (!query.type.empty())
+        text += " AND v.type = " + sql.text_arg(query.type);
+    if (!query.id.empty())
+        text += " AND v.id = " + sql.text_arg(query.id);
+    if (query.before)
+        text += " AND v.seq < " + sql.arg(*query.before);
+    if (query.since) {
+        // Invariant 4: the first version at or after `since` bounds seq from below.
+        const std::string since = sql.arg(*query.since);
+        text += " AND v.last_updated >= " + since + " AND v.seq >= (SELECT s.seq FROM resource_versions s"
+                " WHERE s.last_updated >= " + since + " ORDER BY s.last_updated LIMIT 1)";
+    }
+    if (query.at) {
+        // Current at some point in [at_begin, at_end): made before at_end, and not replaced by a
+        // next version at or before at_begin.
+        const std::string at_begin = sql.arg(query.at->first);
+        const std::string at_end = sql.arg(query.at->second);
+        text += " AND v.last_updated < " + at_end + " AND v.seq < coalesce((SELECT e.seq FROM resource_versions e"
+                " WHERE e.last_updated >= " + at_end + " ORDER BY e.last_updated LIMIT 1), 9223372036854775807)"
+                " AND NOT EXISTS (SELECT 1 FROM resource_versions n WHERE n.type = v.type AND n.id = v.id"
+                " AND n.version_id = v.version_id + 1 AND n.last_updated <= " + at_begin + ")";
+    }
+    // The visibility rule inside the query: LIMIT counts visible entries only, so pages are full.
+    detail::visibility_sql rule(*query.visibility, sql);
+    if (!query.type.empty() && !rule.readable(query.type))
+        return page;
+    text += " AND " + (query.type.empty() ? rule.visible_in_history("v")
+                                          : rule.visible_in_history("v", std::string_view(query.type)));
+    // One more than asked for: a probe that tells whether there is an older page.
+    text += " ORDER BY v.seq DESC LIMIT " + sql.arg(static_cast<std::int64_t>(query.count) + 1);
+
+    struct row {
+        std::int64_t seq;
+        stored_version version;
+    };
+    auto rows = impl_->with_reader<std::vector<row>>([&](connection& db) -> fhir::result<std::vector<row>> {
+        std::vector<row> found;
+        auto read = detail::each_row(
+            db, sql, text,
+            [&](sqlite3_stmt* select) {
+                auto text_at = [&](int column) {
+                    const auto* bytes = static_cast<const char*>(sqlite3_column_blob(select, column));
+                    return std::string(bytes ? bytes : "", static_cast<std::size_t>(sqlite3_column_bytes(select, column)));
+                };
+                row entry;
+                entry.seq = sqlite3_column_int64(select, 0);
+                entry.version.version_id = sqlite3_column_int64(select, 1);
+                entry.version.deleted = sqlite3_column_int64(select, 2) != 0;
+                entry.version.last_updated = sqlite3_column_int64(select, 3);
+                entry.version.json = text_at(4);
+                entry.version.method = text_at(5);
+                entry.version.type = text_at(6);
+                entry.version.id = text_at(7);
+                entry.version.owner = text_at(8);
+                entry.version.citizens = split_lines(text_at(9));
+                entry.version.labels = split_lines(text_at(10));
+                entry.version.facets = split_lines(text_at(11));
+                found.push_back(std::move(entry));
+            },
+            "reading history");
+        if (!read)
+            return std::move(read).failure();
+        return found;
+    });
+    if (!rows)
+        return std::move(rows).failure();
+
+    const bool more = rows->size() > query.count;
+    if (more)
+        rows->resize(query.count);
+    for (auto& entry : *rows)
+        page.entries.push_back(std::move(entry.version));
+    if (more)
+        page.next = rows->back().seq;
+    return page;
+}
+
+fhir::result<std::vector<bool>> sqlite_store::visible_resources(
+    const search_visibility& visibility, const std::vector<std::pair<std::string, std::string>>& resources) const {
+    std::vector<bool> visible(resources.size(), false);
+    // In batches, so that one statement's placeholders stay few (SQLite allows 32,766).
+    constexpr std::size_t batch = 64;
+    for (std::size_t from = 0; from < resources.size(); from += batch) {
+        const std::size_t to = std::min(resources.size(), from + batch);
+        detail::sql_text sql;
+        std::string items;
+        for (std::size_t i = from; i < to; ++i)
+            items += (i == from ? "(" : ", (") + sql.arg(static_cast<std::int64_t>(i)) + ", " +
+                     sql.text_arg(resources[i].first) + ", " + sql.text_arg(resources[i].second) + ")";
+        detail::visibility_sql rule(visibility, sql);
+        const std::string text = "WITH items (n, type, id) AS (VALUES " + items + ") SELECT n FROM items WHERE " +
+                                 rule.resource_visible("items.type", "items.id");
+        auto found = impl_->with_reader<std::vector<std::int64_t>>(
+            [&](connection& db) -> fhir::result<std::vector<std::int64_t>> {
+                std::vector<std::int64_t> shown;
+                auto read = detail::each_row(
+                    db, sql, text, [&](sqlite3_stmt* select) { shown.push_back(sqlite3_column_int64(select, 0)); },
+                    "naming resources");
+                if (!read)
+                    return std::move(read).failure();
+                return shown;
+            });
+        if (!found)
+            return std::move(found).failure();
+        for (const std::int64_t n : *found)
+            visible[static_cast<std::size_t>(n)] = true;
+    }
+    return visible;
+}
+
+fhir::result<search_page> sqlite_store::search(const search_request& request) const {
+    return impl_->with_reader<search_page>([&](connection& db) { return detail::run_search(db, request); });
+}
+
+fhir::result<std::string> sqlite_store::explain_search(const search_request& request) const {
+    return impl_->with_reader<std::string>([&](connection& db) { return detail::explain_search(db, request); });
+}
+
+} // namespace caregate::storage
