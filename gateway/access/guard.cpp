@@ -139,65 +139,24 @@ fhir::result<citizen_view> guard::open_citizen(const profile& who, const std::st
 fhir::result<bool> guard::can_read(const profile& who, const storage::stored_version& version,
                                    const std::string& request_id, storage::timestamp now,
                                    std::map<std::string, citizen_view>& views, bool may_break_glass) const {
-    auto own = can_read_version(who, version, request_id, now, views, may_break_glass);
-    if (!own || !*own || !fhir::points_at_items(version.type))
-        return own;
-    // A version that points at items (a Provenance) shows no more than they do: each must be stored
-    // and visible at its last live version. One level: what it points at may not point in turn
-    // (the write path refuses it; one stored before is hidden).
-    for (const std::string& target : fhir::item_targets(version.type, version.json)) {
-        const auto slash = target.find('/');
-        const std::string type = target.substr(0, slash);
-        const std::string id = target.substr(slash + 1);
-        if (fhir::points_at_items(type))
-            return false;
-        auto item = store_.read_current(type, id);
-        if (!item) {
-            if (item.failure().kind == fhir::category::not_found)
-                return false;
-            return std::move(item).failure();
-        }
-        if (item->deleted) {
-            if (item->version_id < 2)
-                return false;
-            item = store_.vread(type, id, item->version_id - 1);
-            if (!item)
-                return false;
-        }
-        auto visible = can_read_version(who, *item, request_id, now, views, may_break_glass);
-        if (!visible || !*visible)
-            return visible;
-    }
-    return true;
-}
-
-fhir::result<bool> guard::can_read_version(const profile& who, const storage::stored_version& version,
-                                           const std::string& request_id, storage::timestamp now,
-                                           std::map<std::string, citizen_view>& views, bool may_break_glass) const {
-    if (!policy_.may(who, action::read, version.type, version.facets))
-        return false;
-    if (!policy_.labels_allow(who, version.labels, version.owner))
-        return false;
-    const bool own = version.owner == who.org->ods;
-    for (const std::string& nhs : version.citizens) {
-        auto view = open_citizen(who, nhs, request_id, now, views, may_break_glass);
-        if (!view)
-            return std::move(view).failure();
-        if (!view->open)
-            return false;
-        // An objection limits the record to what each organisation wrote itself. The ICS's own
-        // integration services (any_owner) keep the record whole; break-glass overrides only if the
-        // policy says so.
-        const bool objection_binds = view->objection && !policy_.any_owner(who) &&
-                                     !(view->break_glass && policy_.break_glass_overrides_objection());
-        if (objection_binds && !own)
-            return false;
-    }
-    return true;
+    // Breaking the glass is the one thing decided here: a request that asks for it, where it may,
+    // opens (and records) the record of each citizen the version links to before the rule is
+    // applied. Who may see the version is the store's to decide, by the same rule a search applies.
+    if (may_break_glass && who.break_glass_requested())
+        for (const std::string& nhs : version.citizens)
+            if (auto view = open_citizen(who, nhs, request_id, now, views, true); !view)
+                return std::move(view).failure();
+    // The grants of the version's type are enough, but for a version that points at items, whose
+    // visibility is theirs too.
+    const bool points = fhir::points_at_items(version.type);
+    return store_.version_visible(
+        search_visibility(who, now, views, points ? std::nullopt : std::optional<std::string_view>(version.type)),
+        version);
 }
 
 storage::search_visibility guard::search_visibility(const profile& who, storage::timestamp now,
-                                                    const std::map<std::string, citizen_view>& views) const {
+                                                    const std::map<std::string, citizen_view>& views,
+                                                    std::optional<std::string_view> only_type) const {
     storage::search_visibility out;
     if (who.is_citizen()) {
         out.only_citizen = who.citizen;
@@ -212,6 +171,8 @@ storage::search_visibility guard::search_visibility(const profile& who, storage:
     out.objection_binds = !policy_.any_owner(who) && !who.is_citizen();
     out.break_glass_overrides_objection = policy_.break_glass_overrides_objection();
     for (std::string_view type : fhir::supported_types()) {
+        if (only_type && type != *only_type)
+            continue;
         auto scope = policy_.read_scope_for(who, type);
         if (scope.whole)
             out.readable.push_back({std::string(type), true, {}});

@@ -49,19 +49,20 @@ public:
                                             std::map<std::string, citizen_view>& views,
                                             bool may_break_glass) const;
 
-    /// Whether a live version is visible to the caller: every citizen it links to is open, and the
-    /// objection, label and part-of-type rules allow it; for a type that points at items (a
-    /// Provenance), each item it points at is stored and visible at its last live version. The
-    /// store's visibility_sql decides the same in queries.
+    /// Whether a version the store holds is visible to the caller: the store decides it
+    /// (storage::store::version_visible) by the one visibility rule, the rule every search, include
+    /// and history page applies. Only breaking the glass happens here first: a request that asks for
+    /// it, where `may_break_glass`, opens the record of each citizen the version links to.
     fhir::result<bool> can_read(const profile& who, const storage::stored_version& version,
                                 const std::string& request_id, storage::timestamp now,
                                 std::map<std::string, citizen_view>& views, bool may_break_glass) const;
 
-    /// The caller's visibility as data for a search's query (storage/search.hpp): the same decisions
-    /// as open_citizen and can_read, taken inside the query. A search never breaks the glass;
-    /// `break_glass_citizens` lists citizens this request opened by break-glass already.
+    /// The caller's visibility as data for the store's rule (storage/search.hpp). A search never
+    /// breaks the glass; `break_glass_citizens` lists citizens this request opened by break-glass
+    /// already. With `only_type`, the type grants of that type only (enough for one version's check).
     storage::search_visibility search_visibility(const profile& who, storage::timestamp now,
-                                                 const std::map<std::string, citizen_view>& views) const;
+                                                 const std::map<std::string, citizen_view>& views,
+                                                 std::optional<std::string_view> only_type = std::nullopt) const;
 
     const policy& rules() const noexcept { return policy_; }
     storage::store& store() const noexcept { return store_; }
@@ -83,11 +84,6 @@ public:
                                                               storage::timestamp now) const;
 
 private:
-    /// can_read for the version's own facts, without what it points at.
-    fhir::result<bool> can_read_version(const profile& who, const storage::stored_version& version,
-                                        const std::string& request_id, storage::timestamp now,
-                                        std::map<std::string, citizen_view>& views, bool may_break_glass) const;
-
     const policy& policy_;
     const organisation_register& organisations_;
     const auth::token_verifier& tokens_;

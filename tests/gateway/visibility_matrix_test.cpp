@@ -5,10 +5,12 @@
 // resources (read, vread, instance, type and system history with _since and _at, search with
 // includes, $everything, the access log) returns exactly the versions the one rule allows.
 //
-// The expectation for each version is guard::can_read, the rule's single-resource form, applied as
-// the rule says: a version is seen only if it (a deletion: the version it removed) and the
-// resource's last live version both are. The paths under test decide in SQL (visibility_sql.hpp), so
-// the matrix also keeps the two forms of the rule in step; spot checks at the end pin the rule itself.
+// The expectation for each version is guard::can_read, the single-version check (the store decides
+// it with the one definition of the rule, visibility_sql.hpp), composed as the rule says: a version
+// is seen only if it (a deletion: the version it removed) and the resource's last live version both
+// are. Each path under test composes the same rule inside its own query (pages, totals, includes,
+// history's last live version, the access log's names), so the matrix shows that every path composes
+// it rightly; the spot checks of the second test case pin the rule itself, value by value.
 #include "patient_fixture.hpp"
 
 #include "fhir_model/date_time.hpp"

@@ -89,6 +89,14 @@ public:
     /// A search (storage/search.hpp): one snapshot, so a page, its total and its includes see the
     /// same data.
     virtual fhir::result<search_page> search(const search_request& request) const = 0;
+    /// Whether the caller may see `version`, a version this store holds, by the one visibility rule
+    /// (the rule a search applies to each version it finds): the caller's type grant covers it, none
+    /// of its labels is hidden from the caller, every citizen it links to is open to the caller with
+    /// no objection against it, and, for a version that points at items (a Provenance), every item
+    /// it points at is visible at its last live version. A deletion marker, or a version not held,
+    /// is not visible.
+    virtual fhir::result<bool> version_visible(const search_visibility& visibility,
+                                               const stored_version& version) const = 0;
     /// Which of `resources` (type, id) the caller may see as they are now (their last live version:
     /// the rule history applies), in the order given: for naming resources in what the caller is
     /// shown of the audit trail. A resource never stored, or erased, is not visible.

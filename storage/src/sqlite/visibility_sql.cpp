@@ -15,6 +15,12 @@ bool visibility_sql::readable(std::string_view type) const {
                        [&](const search_visibility::type_grant& g) { return g.type == type; });
 }
 
+std::string visibility_sql::version_visible(std::string_view v, std::optional<std::string_view> type) {
+    if (visibility_.everything)
+        return "1";
+    return visible_version(std::string(v), type);
+}
+
 std::string visibility_sql::visible(std::string_view v, std::optional<std::string_view> type) {
     if (visibility_.everything)
         return "1";

@@ -1,8 +1,10 @@
 // The visibility rule as SQL: which stored versions a caller (storage::search_visibility) may see,
 // written as predicates over resource_versions rows, for every query that returns versions or
 // their traces (search pages, totals, includes, chains, _has, history, the access log's names).
-// The gateway's guard::can_read decides the same rule for one version in C++; the tests of
-// tests/gateway/visibility_matrix_test.cpp keeps the two in step for every caller, item and path.
+// The one definition of who may see what: the gateway's single-item check (guard::can_read) asks the
+// store, which decides it with version_visible below, so a read, a vread, a write's check of what it
+// changes, a search, an include, history and the access log all apply this rule;
+// tests/gateway/visibility_matrix_test.cpp shows it for every caller, item and path.
 //
 // Design notes: what every predicate keeps
 //
@@ -38,6 +40,10 @@ public:
 
     /// Whether the caller may read `type` at all (wholly or in part).
     bool readable(std::string_view type) const;
+
+    /// One stored version's own rule (notes 1 and 3) over a resource_versions row `v` that is not a
+    /// deletion marker: what a read, a vread or a write's check decides for the version it holds.
+    std::string version_visible(std::string_view v, std::optional<std::string_view> type = std::nullopt);
 
     /// A search's rule over a resource_versions row `v` live at the search's snapshot (note 2): the
     /// version is visible and the resource is live now with the same access facts. With `type`
