@@ -376,20 +376,6 @@ bool policy::erase_record(const profile& who) const noexcept {
     return std::any_of(who.rules.begin(), who.rules.end(), [](const rule* r) { return r->erase_record; });
 }
 
-bool policy::labels_allow(const profile& who, const std::vector<std::string>& labels,
-                          std::string_view owner) const noexcept {
-    if (who.is_citizen()) // the professional-sharing labels are not the citizen's; these are
-        return std::none_of(labels.begin(), labels.end(),
-                            [&](const std::string& label) { return contains(patient_hidden_labels_, label); });
-    if (contains(labels, very_restricted_label_) && owner != who.org->ods)
-        return false;
-    if (contains(labels, restricted_label_) &&
-        !std::any_of(restricted_groups_.begin(), restricted_groups_.end(),
-                     [&](const std::string& g) { return who.in_group(g); }))
-        return false;
-    return true;
-}
-
 policy::read_scope policy::read_scope_for(const profile& who, std::string_view type) const {
     return scope_for(who, action::read, type);
 }

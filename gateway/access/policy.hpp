@@ -128,12 +128,9 @@ public:
     /// The same for any action: e.g. which resources of a type a conditional delete may remove.
     read_scope scope_for(const profile& who, action act, std::string_view type) const;
     /// The labels that hide a version from the profile whoever owns it, and those that hide it unless
-    /// the profile's organisation owns it (the same decision as `labels_allow`, as data).
+    /// the profile's organisation owns it: the label rules, as data for the store's visibility rule.
     std::vector<std::string> hidden_labels(const profile& who) const;
     std::vector<std::string> owner_only_labels() const;
-
-    /// Label rules: whether a version with these labels, owned by `owner`, is visible to the profile.
-    bool labels_allow(const profile& who, const std::vector<std::string>& labels, std::string_view owner) const noexcept;
 
     /// Whether the token's SMART scopes allow `act` on `type`: providers' `user/` and `system/`
     /// scopes (none given: the policy decides alone), citizens' `patient/` scopes (none: nothing).
