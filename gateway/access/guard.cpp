@@ -88,49 +88,34 @@ fhir::result<citizen_view> guard::open_citizen(const profile& who, const std::st
                                                bool may_break_glass) const {
     if (auto cached = views.find(nhs_number); cached != views.end())
         return cached->second;
-    if (who.is_citizen()) {
-        // A citizen opens their own record, if held, and nothing else; their own objection is about
-        // sharing with organisations, not with them.
-        citizen_view view;
-        if (nhs_number == who.citizen) {
-            auto standing = store_.standing(nhs_number, who.org->ods, who.caller->user, who.caller->role, now, now);
-            if (!standing)
-                return std::move(standing).failure();
-            view.open = standing->held;
-        }
-        views.emplace(nhs_number, view);
-        return view;
-    }
-    auto standing = store_.standing(nhs_number, who.org->ods, who.caller->user, who.caller->role,
-                                    now - policy_.recent_micros(), now);
-    if (!standing)
-        return std::move(standing).failure();
+    // Whether the record is open is the store's to decide, by the citizen part of the one visibility
+    // rule: a citizen's own record, if held; for anyone else a rule for all citizens, or the citizen
+    // held and a relationship or an open break-glass grant.
     citizen_view view;
-    view.objection = standing->objection;
-    // Rules for all citizens (the ICS's services, IG review) open any record, even one whose Patient
-    // was deleted; everyone else needs the citizen held and a relationship or break-glass.
-    if (policy_.all_citizens(who)) {
-        view.open = true;
-    } else if (!standing->held) {
-        view.open = false;
-    } else if (standing->relationship) {
-        view.open = true;
-    } else if (standing->break_glass_until) {
-        view.open = true;
-        view.break_glass = true;
-    } else if (may_break_glass && who.break_glass_requested() && policy_.break_glass_allowed(who)) {
-        // Bound to the user, organisation and role that opened it: the same user's token for another
-        // role (an admin one, say) does not inherit the emergency access.
-        storage::break_glass_grant grant{nhs_number,         who.org->ods, who.caller->user,
-                                         who.caller->role,   who.caller->reason, now,
-                                         now + policy_.break_glass_micros(), request_id};
-        storage::audit_record record = audit_for(who, request_id, now, "break-glass");
-        record.nhs_number = nhs_number;
-        record.detail = "break-glass access granted until " + storage::store::format_instant(grant.until);
-        record.outcome = "success"; // committed with the grant or not at all (store invariant 15)
-        store_.grant_break_glass(std::move(grant), std::move(record));
-        view.open = true;
-        view.break_glass = true;
+    auto open = store_.citizen_open(search_visibility(who, now, views, std::string_view{}), nhs_number);
+    if (!open)
+        return std::move(open).failure();
+    view.open = *open;
+    if (!view.open && may_break_glass && !who.is_citizen() && who.break_glass_requested() &&
+        policy_.break_glass_allowed(who)) {
+        auto standing = store_.standing(nhs_number, who.org->ods, who.caller->user, who.caller->role,
+                                        now - policy_.recent_micros(), now);
+        if (!standing)
+            return std::move(standing).failure();
+        if (standing->held) {
+            // Bound to the user, organisation and role that opened it: the same user's token for
+            // another role (an admin one, say) does not inherit the emergency access.
+            storage::break_glass_grant grant{nhs_number,         who.org->ods, who.caller->user,
+                                             who.caller->role,   who.caller->reason, now,
+                                             now + policy_.break_glass_micros(), request_id};
+            storage::audit_record record = audit_for(who, request_id, now, "break-glass");
+            record.nhs_number = nhs_number;
+            record.detail = "break-glass access granted until " + storage::store::format_instant(grant.until);
+            record.outcome = "success"; // committed with the grant or not at all (store invariant 15)
+            store_.grant_break_glass(std::move(grant), std::move(record));
+            view.open = true;
+            view.break_glass = true; // queued, not committed: search_visibility names it
+        }
     }
     views.emplace(nhs_number, view);
     return view;
@@ -172,7 +157,7 @@ storage::search_visibility guard::search_visibility(const profile& who, storage:
     out.break_glass_overrides_objection = policy_.break_glass_overrides_objection();
     for (std::string_view type : fhir::supported_types()) {
         if (only_type && type != *only_type)
-            continue;
+            continue; // an empty only_type: none
         auto scope = policy_.read_scope_for(who, type);
         if (scope.whole)
             out.readable.push_back({std::string(type), true, {}});

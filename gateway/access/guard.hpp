@@ -21,8 +21,7 @@ namespace caregate::access {
 /// One caller's view of one citizen's record for the length of a request.
 struct citizen_view {
     bool open = false;        ///< the caller may open the record
-    bool break_glass = false; ///< opened by break-glass (now or by an earlier grant still open)
-    bool objection = false;   ///< the citizen objects to sharing
+    bool break_glass = false; ///< opened by a break-glass grant this request made (queued, not yet committed)
 };
 
 class guard {
@@ -38,8 +37,9 @@ public:
     /// token's (401 otherwise), and the organisation known (403 otherwise).
     fhir::result<profile> authenticate(const rest::request& req, std::int64_t now_seconds) const;
 
-    /// Opens a citizen's record for the caller: rules for all citizens, a legitimate relationship, an
-    /// open break-glass grant, or a new break-glass (ETREAT with a reason, by an allowed role): that
+    /// Opens a citizen's record for the caller: whether it is open (rules for all citizens, a
+    /// legitimate relationship, an open break-glass grant; a citizen's own) is the store's decision
+    /// by the one visibility rule (storage::store::citizen_open); if it is not, a new break-glass (ETREAT with a reason, by an allowed role): that
     /// grant is recorded (and audited) now. A new break-glass needs `may_break_glass`: only a request
     /// about one named record (read, vread, instance history, a write) may break the glass, never a
     /// request that walks many citizens (type or system history, search). `views` caches answers
@@ -59,7 +59,8 @@ public:
 
     /// The caller's visibility as data for the store's rule (storage/search.hpp). A search never
     /// breaks the glass; `break_glass_citizens` lists citizens this request opened by break-glass
-    /// already. With `only_type`, the type grants of that type only (enough for one version's check).
+    /// already. With `only_type`, the type grants of that type only (enough for one version's
+    /// check); an empty one, none (whether a record is open needs no type).
     storage::search_visibility search_visibility(const profile& who, storage::timestamp now,
                                                  const std::map<std::string, citizen_view>& views,
                                                  std::optional<std::string_view> only_type = std::nullopt) const;

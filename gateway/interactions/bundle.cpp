@@ -533,7 +533,7 @@ void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_req
     const rest::request caller = without_body(ctx.req);
     std::map<std::string, access::citizen_view> views = ctx.views;
     for (const std::string& citizen : new_citizens)
-        views[citizen] = access::citizen_view{true, false, false};
+        views[citizen] = access::citizen_view{true, false};
     std::set<std::string> written;
     for (std::size_t i = 0; i < n; ++i) {
         if (work[i].read)

@@ -170,6 +170,23 @@ fhir::result<bool> sqlite_store::version_visible(const search_visibility& visibi
     });
 }
 
+fhir::result<bool> sqlite_store::citizen_open(const search_visibility& visibility,
+                                              std::string_view nhs_number) const {
+    if (visibility.everything)
+        return true;
+    detail::sql_text sql;
+    detail::visibility_sql rule(visibility, sql);
+    const std::string nhs = sql.text_arg(nhs_number);
+    const std::string text = "SELECT 1 FROM (SELECT " + nhs + " AS nhs_number) c WHERE " + rule.record_open("c");
+    return impl_->with_reader<bool>([&](connection& db) -> fhir::result<bool> {
+        bool open = false;
+        auto read = detail::each_row(db, sql, text, [&](sqlite3_stmt*) { open = true; }, "deciding visibility");
+        if (!read)
+            return std::move(read).failure();
+        return open;
+    });
+}
+
 fhir::result<std::vector<bool>> sqlite_store::visible_resources(
     const search_visibility& visibility, const std::vector<std::pair<std::string, std::string>>& resources) const {
     std::vector<bool> visible(resources.size(), false);

@@ -45,6 +45,10 @@ public:
     /// deletion marker: what a read, a vread or a write's check decides for the version it holds.
     std::string version_visible(std::string_view v, std::optional<std::string_view> type = std::nullopt);
 
+    /// Note 1's citizen part for a row `c` with an nhs_number column: the caller may open that
+    /// citizen's record.
+    std::string record_open(std::string_view c) { return citizen_open(std::string(c)); }
+
     /// A search's rule over a resource_versions row `v` live at the search's snapshot (note 2): the
     /// version is visible and the resource is live now with the same access facts. With `type`
     /// given, the type grant is decided here; otherwise it is a condition on v.type.
