@@ -117,6 +117,8 @@ std::optional<std::vector<sql_value>> read_keys(std::string_view text) {
 /// k0.. and seq of the page query (design note 3).
 std::string keyset_condition(sql_text& sql, const std::vector<fhir::search_sort_key>& sort,
                              const std::vector<sql_value>& keys, bool backwards, bool seq_descending = false) {
+    // page_sql refuses a cursor without a key per sort key and the seq (an integer) after them.
+    assert(keys.size() == sort.size() + 1 && std::holds_alternative<std::int64_t>(keys.back()));
     struct component {
         std::string column;
         bool descending;

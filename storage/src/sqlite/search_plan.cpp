@@ -158,6 +158,10 @@ fhir::result<search_page> run_search(connection& db, const search_request& reque
     std::vector<std::vector<sql_value>> row_keys;
     auto read = each_row(db, sql, plan.with_clause() + text.value(), [&](sqlite3_stmt* row) {
         rows.push_back({sqlite3_column_int64(row, 0), column_text(row, 1), column_text(row, 2)});
+        // Every page plan takes its rows live at the snapshot (design note 1), and binds no value
+        // its text does not name: the LIMIT, bound last, is the highest ?N.
+        assert(rows.back().seq <= page.snapshot);
+        assert(sqlite3_bind_parameter_count(row) == static_cast<int>(sql.args.size()));
         std::vector<sql_value> k;
         for (std::size_t i = 0; i < sort.size(); ++i)
             k.push_back(column_value(row, static_cast<int>(3 + i)));
@@ -166,6 +170,7 @@ fhir::result<search_page> run_search(connection& db, const search_request& reque
     });
     if (!read)
         return std::move(read).failure();
+    assert(rows.size() <= std::size_t{query.count} + 1); // the page's LIMIT
     const bool more = rows.size() > query.count;
     if (more) {
         rows.pop_back();
@@ -180,6 +185,7 @@ fhir::result<search_page> run_search(connection& db, const search_request& reque
         // Backwards: more before the first row if `more`; the page we came from after the last.
         const bool has_next = backwards ? true : more;
         const bool has_previous = backwards ? more : request.cursor.has_value();
+        assert(page.snapshot > 0); // a row's seq (1 or more) is at most the snapshot
         if (has_next)
             page.next = search_cursor{page.snapshot, false, write_keys(row_keys.back())};
         if (has_previous)
@@ -198,6 +204,9 @@ fhir::result<search_page> run_search(connection& db, const search_request& reque
     auto versions = load_versions(db, seqs);
     if (!versions)
         return std::move(versions).failure();
+    // Every seq is a version row read in this transaction, so none is missing and the first
+    // rows.size() entries are the page's own.
+    assert(versions->size() == seqs.size());
     for (std::size_t i = 0; i < versions->size(); ++i)
         page.entries.push_back({std::move((*versions)[i]), i >= rows.size()});
     return page;

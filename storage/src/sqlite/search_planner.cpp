@@ -27,6 +27,7 @@ constexpr std::int64_t dense_limit = 20000;
 /// count(*) of `text` (a driver's rows), counting at most `limit` + 1, run with `sql`'s values.
 fhir::result<std::int64_t> probe_count(connection& db, const sql_text& sql, const std::string& text,
                                        std::int64_t limit) {
+    assert(limit >= 0); // so the probe's LIMIT is positive: match stops probing once one counts none
     std::int64_t count = 0;
     sql_text limited = sql; // the limit bound, so that every limit shares one statement
     const std::string limit_arg = limited.arg(limit + 1);
@@ -149,6 +150,8 @@ fhir::result<std::string> planner::match(std::string_view type, const std::vecto
                          " AND x.param = '_id' AND " + live("x");
         }
     }
+
+    assert(!driver || !is_negative(*driver->clause)); // design note 4: what excludes never drives
 
     // Conditions on the version's seq alone are tested on the driver's rows, in the index tables,
     // before a version row is read: a citizen's 200 observations are 200 index probes for the
