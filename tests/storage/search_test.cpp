@@ -1,6 +1,7 @@
-// The search planner (storage/src/search_plan.cpp) on a real database: the query plans SQLite
-// chooses for the common searches use the indexes (the plans written down below), and paging on a
-// snapshot gives each result exactly once while another thread writes.
+// The search planner (storage/src/sqlite/search_plan.hpp and the parts it lists) on a real
+// database: the query plans SQLite chooses for the common searches use the indexes (the plans
+// written down below), and paging on a snapshot gives each result exactly once while another
+// thread writes.
 #include "store_fixture.hpp"
 
 #include "fhir_model/nhs_number.hpp"
