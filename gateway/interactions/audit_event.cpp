@@ -8,7 +8,7 @@
 
 #include "fhir_model/date_time.hpp"
 #include "interactions/access_steps.hpp"
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 #include "storage/search.hpp"
 
 #include <boost/url/encode.hpp>
@@ -294,12 +294,12 @@ bool apply_date(std::string_view value, std::pair<storage::timestamp, storage::t
 }
 
 /// The caller may read the audit log at all, and, without all_citizens, only for citizens it may open.
-bool permitted(rest::context& ctx, rest::responder& done) {
+bool permitted(context& ctx, http::responder& done) {
     ctx.where.type = "AuditEvent";
     return detail::check_permitted(ctx, access::action::read, done);
 }
 
-trail_reader reader_of(const rest::context& ctx) {
+trail_reader reader_of(const context& ctx) {
     return {ctx.guard->organisations(), !ctx.who->is_citizen() && ctx.guard->rules().all_citizens(*ctx.who)};
 }
 
@@ -309,7 +309,7 @@ trail_reader reader_of(const rest::context& ctx) {
 /// patient, a V item of another organisation, one restricted since). A record whose every named
 /// resource is withheld names no resource and no type. Readers who may see every citizen's trail
 /// (information governance) are shown the records whole.
-fhir::result<std::vector<storage::audit_record>> as_shown(rest::context& ctx, std::vector<storage::audit_record> records) {
+fhir::result<std::vector<storage::audit_record>> as_shown(context& ctx, std::vector<storage::audit_record> records) {
     if (!ctx.who->is_citizen() && ctx.guard->rules().all_citizens(*ctx.who))
         return records;
     std::vector<std::pair<std::string, std::string>> named;
@@ -341,11 +341,25 @@ fhir::result<std::vector<storage::audit_record>> as_shown(rest::context& ctx, st
     return records;
 }
 
+/// The audit log's search parameters: the only ones its search takes, each one the store's audit
+/// query answers.
+constexpr served_parameter audit_search_parameters[] = {
+    {"patient", "reference", "The citizen whose record was accessed: Patient/{nhs}"},
+    {"agent", "reference",
+     "Who accessed: the user's SDS id or the organisation's ODS code, as a plain value or Practitioner/{id} or "
+     "Organization/{ods}"},
+    {"date", "date", "When: with the prefixes eq, ge, gt, le, lt"},
+};
+
 } // namespace
 
-void audit_event_read(rest::context& ctx, rest::responder& done) {
+void describe_audit_event_search(served_type& row, const std::vector<std::string_view>&) {
+    row.search_parameters.assign(std::begin(audit_search_parameters), std::end(audit_search_parameters));
+}
+
+void audit_event_read(context& ctx, http::responder& done) {
     if (auto ok = ctx.only_params({}); !ok)
-        return done(rest::error_response(ok.failure()));
+        return done(http::error_response(ok.failure()));
     if (!permitted(ctx, done))
         return;
     std::int64_t sequence = 0;
@@ -355,37 +369,37 @@ void audit_event_read(rest::context& ctx, rest::responder& done) {
                       ? ctx.store.audit_record_at(sequence)
                       : fhir::result<storage::audit_record>(detail::not_found("AuditEvent", id));
     if (!record)
-        return done(rest::error_response(record.failure().kind == category::not_found
+        return done(http::error_response(record.failure().kind == category::not_found
                                              ? detail::not_found("AuditEvent", id)
                                              : record.failure()));
     if (ctx.who->is_citizen()) {
         // A citizen's access log is the records naming them (their token's NHS number), whether or
         // not the record holds them now; any other record answers as one that does not exist.
         if (record->nhs_number != ctx.who->citizen)
-            return done(rest::error_response(detail::not_found("AuditEvent", id)));
+            return done(http::error_response(detail::not_found("AuditEvent", id)));
     } else if (!ctx.guard->rules().all_citizens(*ctx.who)) {
         if (record->nhs_number.empty())
-            return done(rest::error_response(detail::not_found("AuditEvent", id)));
+            return done(http::error_response(detail::not_found("AuditEvent", id)));
         auto view = ctx.guard->open_citizen(*ctx.who, record->nhs_number, ctx.request_id, ctx.now, ctx.views, false);
         if (!view)
-            return done(rest::error_response(view.failure()));
+            return done(http::error_response(view.failure()));
         if (!view->open)
-            return done(rest::error_response(detail::not_found("AuditEvent", id)));
+            return done(http::error_response(detail::not_found("AuditEvent", id)));
     }
     auto shown = as_shown(ctx, {std::move(*record)});
     if (!shown)
-        return done(rest::error_response(shown.failure()));
+        return done(http::error_response(shown.failure()));
     rapidjson::StringBuffer buffer;
     json_writer out(buffer);
     write_audit_event(out, shown->front(), reader_of(ctx));
-    rest::response response = rest::json_response({buffer.GetString(), buffer.GetSize()});
+    http::response response = json_response({buffer.GetString(), buffer.GetSize()});
     detail::audit_access(ctx, "read", {}, "success", "AuditEvent/" + id);
     done(std::move(response));
 }
 
-void audit_event_search(rest::context& ctx, rest::responder& done) {
+void audit_event_search(context& ctx, http::responder& done) {
     if (auto ok = ctx.only_params({"patient", "agent", "date", "_count", "_page"}); !ok)
-        return done(rest::error_response(ok.failure()));
+        return done(http::error_response(ok.failure()));
     if (!permitted(ctx, done))
         return;
     storage::store::audit_query query;
@@ -400,31 +414,31 @@ void audit_event_search(rest::context& ctx, rest::responder& done) {
     for (const auto& [key, value] : ctx.params) {
         if (key == "patient") {
             if (!query.nhs_number.empty())
-                return done(rest::error_response(error::make(category::unsupported, "not-supported",
+                return done(http::error_response(error::make(category::unsupported, "not-supported",
                                                              "patient may be given once")));
             query.nhs_number = strip_type(value, {"Patient/"});
         } else if (key == "agent") {
             if (!query.agent.empty())
-                return done(rest::error_response(error::make(category::unsupported, "not-supported",
+                return done(http::error_response(error::make(category::unsupported, "not-supported",
                                                              "agent may be given once")));
             query.agent = strip_type(value, {"Practitioner/", "Organization/"});
         } else if (key == "date") {
             if (!apply_date(value, window))
-                return done(rest::error_response(error::make(
+                return done(http::error_response(error::make(
                     category::malformed, "value", "date must be a FHIR date or dateTime with an optional prefix eq, ge, gt, le or lt")));
             has_window = true;
         } else if (key == "_count") {
             unsigned n = 0;
             auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
             if (ec != std::errc{} || end != value.data() + value.size() || n == 0)
-                return done(rest::error_response(error::make(category::malformed, "value", "_count must be at least 1")));
+                return done(http::error_response(error::make(category::malformed, "value", "_count must be at least 1")));
             query.count = std::min(n, ctx.config.max_count);
             continue;
         } else if (key == "_page") {
             std::int64_t cursor = 0;
             auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), cursor);
             if (ec != std::errc{} || end != value.data() + value.size() || cursor < 1)
-                return done(rest::error_response(error::make(category::malformed, "value", "_page is not a page of this search")));
+                return done(http::error_response(error::make(category::malformed, "value", "_page is not a page of this search")));
             query.before = cursor;
             continue;
         }
@@ -450,7 +464,7 @@ void audit_event_search(rest::context& ctx, rest::responder& done) {
         } else {
             auto view = ctx.guard->open_citizen(*ctx.who, query.nhs_number, ctx.request_id, ctx.now, ctx.views, false);
             if (!view)
-                return done(rest::error_response(view.failure()));
+                return done(http::error_response(view.failure()));
             empty = !view->open;
         }
     }
@@ -458,11 +472,11 @@ void audit_event_search(rest::context& ctx, rest::responder& done) {
     if (!empty) {
         auto found = ctx.store.audit(query);
         if (!found)
-            return done(rest::error_response(found.failure()));
+            return done(http::error_response(found.failure()));
         page = std::move(found.value());
         auto shown = as_shown(ctx, std::move(page.records));
         if (!shown)
-            return done(rest::error_response(shown.failure()));
+            return done(http::error_response(shown.failure()));
         page.records = std::move(*shown);
     }
 
@@ -511,7 +525,7 @@ void audit_event_search(rest::context& ctx, rest::responder& done) {
     access.outcome = "success";
     access.detail = applied;
     ctx.store.append_audit({std::move(access)});
-    done(rest::json_response({buffer.GetString(), buffer.GetSize()}));
+    done(json_response({buffer.GetString(), buffer.GetSize()}));
 }
 
 } // namespace caregate::interactions

@@ -10,7 +10,7 @@
 
 #include "fhir_model/date_time.hpp"
 #include "interactions/access_steps.hpp"
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 #include "storage/search.hpp"
 
 #include <boost/url/encode.hpp>
@@ -39,9 +39,9 @@ const char* entry_status(const storage::stored_version& v) {
 
 } // namespace
 
-void history(rest::context& ctx, rest::responder& done) {
+void history(context& ctx, http::responder& done) {
     if (auto ok = ctx.only_params({"_count", "_since", "_at", "_page"}); !ok)
-        return done(rest::error_response(ok.failure()));
+        return done(http::error_response(ok.failure()));
     if (!ctx.where.type.empty() && !detail::check_permitted(ctx, access::action::read, done))
         return;
 
@@ -57,7 +57,7 @@ void history(rest::context& ctx, rest::responder& done) {
         unsigned n = 0;
         auto [end, ec] = std::from_chars(count->data(), count->data() + count->size(), n);
         if (ec != std::errc{} || end != count->data() + count->size() || n == 0)
-            return done(rest::error_response(
+            return done(http::error_response(
                 error::make(category::malformed, "value", "_count must be a whole number of at least 1")));
         query.count = std::min(n, ctx.config.max_count);
     }
@@ -65,7 +65,7 @@ void history(rest::context& ctx, rest::responder& done) {
     if (auto since = ctx.param("_since")) {
         auto range = fhir::parse_date_time(*since);
         if (!range || since->find('T') == std::string::npos)
-            return done(rest::error_response(
+            return done(http::error_response(
                 error::make(category::malformed, "value", "_since must be an instant, e.g. 2026-01-01T00:00:00Z")));
         query.since = range->begin;
         add_applied("_since", *since);
@@ -73,7 +73,7 @@ void history(rest::context& ctx, rest::responder& done) {
     if (auto at = ctx.param("_at")) {
         auto range = fhir::parse_date_time(*at);
         if (!range)
-            return done(rest::error_response(
+            return done(http::error_response(
                 error::make(category::malformed, "value", "_at must be a date or dateTime")));
         query.at = std::pair{range->begin, range->end};
         add_applied("_at", *at);
@@ -82,7 +82,7 @@ void history(rest::context& ctx, rest::responder& done) {
         std::int64_t cursor = 0;
         auto [end, ec] = std::from_chars(page->data(), page->data() + page->size(), cursor);
         if (ec != std::errc{} || end != page->data() + page->size() || cursor < 1)
-            return done(rest::error_response(error::make(category::malformed, "value", "_page is not a page of this history")));
+            return done(http::error_response(error::make(category::malformed, "value", "_page is not a page of this history")));
         query.before = cursor;
     }
 
@@ -91,7 +91,7 @@ void history(rest::context& ctx, rest::responder& done) {
         auto current = detail::visible_current(ctx, query.type, query.id);
         if (!current && current.failure().kind != fhir::category::deleted) {
             detail::audit_access(ctx, "history", {}, "not-found");
-            return done(rest::error_response(current.failure()));
+            return done(http::error_response(current.failure()));
         }
     }
     // The store decides which entries the caller sees, by the one visibility rule, in the query.
@@ -99,7 +99,7 @@ void history(rest::context& ctx, rest::responder& done) {
     query.visibility = &visibility;
     auto page = ctx.store.history(query);
     if (!page)
-        return done(rest::error_response(page.failure()));
+        return done(http::error_response(page.failure()));
     std::vector<const storage::stored_version*> shown;
     for (const storage::stored_version& v : page->entries)
         shown.push_back(&v);
@@ -158,7 +158,7 @@ void history(rest::context& ctx, rest::responder& done) {
         out.Key("status");
         out.String(entry_status(v));
         out.Key("etag");
-        out.String(rest::etag(v.version_id));
+        out.String(etag(v.version_id));
         out.Key("lastModified");
         out.String(storage::store::format_instant(v.last_updated));
         out.EndObject();
@@ -167,7 +167,7 @@ void history(rest::context& ctx, rest::responder& done) {
     if (!shown.empty())
         out.EndArray();
     out.EndObject();
-    done(rest::json_response({buffer.GetString(), buffer.GetSize()}));
+    done(json_response({buffer.GetString(), buffer.GetSize()}));
 }
 
 } // namespace caregate::interactions

@@ -5,7 +5,7 @@
 
 #include "fhir_model/summary.hpp"
 #include "interactions/access_steps.hpp"
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 #include "storage/search.hpp"
 
 #include <boost/url/encode.hpp>
@@ -42,7 +42,7 @@ fhir::summary_form form_of(fhir::search_summary summary) {
 }
 
 /// $everything's own parameters: _count only (the interaction takes _since and _type).
-fhir::result<fhir::search_query> everything_query(const rest::context& ctx, const search_scope& scope,
+fhir::result<fhir::search_query> everything_query(const context& ctx, const search_scope& scope,
                                                   const std::vector<std::pair<std::string, std::string>>& params) {
     fhir::search_query query;
     query.types = scope.types;
@@ -97,7 +97,7 @@ void resolve_own_urls(fhir::search_query& query, const std::string& base_url) {
 
 } // namespace
 
-fhir::result<std::optional<std::string>> take_param(rest::context& ctx, search_scope& scope, std::string_view name) {
+fhir::result<std::optional<std::string>> take_param(context& ctx, search_scope& scope, std::string_view name) {
     std::optional<std::string> value;
     auto& params = ctx.params;
     for (auto it = params.begin(); it != params.end();) {
@@ -115,7 +115,7 @@ fhir::result<std::optional<std::string>> take_param(rest::context& ctx, search_s
     return value;
 }
 
-fhir::result<bool> take_types(rest::context& ctx, search_scope& scope) {
+fhir::result<bool> take_types(context& ctx, search_scope& scope) {
     auto given = take_param(ctx, scope, "_type");
     if (!given)
         return std::move(given).failure();
@@ -127,8 +127,8 @@ fhir::result<bool> take_types(rest::context& ctx, search_scope& scope) {
     while (true) {
         const auto comma = list.find(',');
         const std::string type(list.substr(0, comma));
-        const rest::type_capability* row = rest::find_type(type);
-        if (!row || !row->allows(rest::interaction::search_type) || type == "AuditEvent")
+        const served_type* row = ctx.served->find(type);
+        if (!row || !row->in_record || !row->allows(interaction::search_type))
             return error::make(category::unsupported, "not-supported",
                                "_type: '" + type + "' is not a type searched here", "_type");
         if (!ctx.guard->rules().may_ever(*ctx.who, access::action::read, type))
@@ -142,11 +142,11 @@ fhir::result<bool> take_types(rest::context& ctx, search_scope& scope) {
     }
 }
 
-bool lenient(const rest::context& ctx) {
+bool lenient(const context& ctx) {
     return ctx.req.header("Prefer").find("handling=lenient") != std::string_view::npos;
 }
 
-void answer_search(rest::context& ctx, rest::responder& done, const search_scope& scope) {
+void answer_search(context& ctx, http::responder& done, const search_scope& scope) {
     std::vector<std::pair<std::string, std::string>> params;
     std::optional<std::string> cursor_text;
     for (const auto& [key, value] : ctx.params) {
@@ -160,12 +160,12 @@ void answer_search(rest::context& ctx, rest::responder& done, const search_scope
     }
 
     storage::search_visibility visibility = ctx.guard->search_visibility(*ctx.who, ctx.now, ctx.views);
-    // A system search without _type searches every type the caller may read (the audit trail only
-    // at its own type).
+    // A system search without _type searches every type of the record the caller may read (a type
+    // with routes of its own, the audit trail, only at its own type).
     std::vector<std::string> types = scope.types;
     if (types.empty() && !scope.everything)
         for (const auto& grant : visibility.readable)
-            if (grant.type != "AuditEvent")
+            if (const served_type* row = ctx.served->find(grant.type); row && row->in_record)
                 types.push_back(grant.type);
 
     fhir::result<fhir::search_query> parsed = [&]() -> fhir::result<fhir::search_query> {
@@ -179,7 +179,7 @@ void answer_search(rest::context& ctx, rest::responder& done, const search_scope
     }();
     if (!parsed) {
         audit_access(ctx, "search", {}, "failed", query_string(params));
-        return done(rest::error_response(parsed.failure()));
+        return done(http::error_response(parsed.failure()));
     }
     fhir::search_query& query = parsed.value();
     resolve_own_urls(query, ctx.config.base_url);
@@ -197,14 +197,14 @@ void answer_search(rest::context& ctx, rest::responder& done, const search_scope
     if (cursor_text) {
         auto cursor = storage::decode_cursor(*cursor_text);
         if (!cursor)
-            return done(rest::error_response(cursor.failure()));
+            return done(http::error_response(cursor.failure()));
         request.cursor = std::move(cursor.value());
     }
 
     auto page = ctx.store.search(request);
     if (!page) {
         audit_access(ctx, "search", {}, "failed", query_string(query.applied));
-        return done(rest::error_response(page.failure()));
+        return done(http::error_response(page.failure()));
     }
 
     std::vector<std::pair<std::string, std::string>> link_params = scope.taken;
@@ -264,7 +264,7 @@ void answer_search(rest::context& ctx, rest::responder& done, const search_scope
             static const std::vector<std::string> no_elements;
             auto shaped = fhir::subset_resource(v.json, form, entry.include ? no_elements : query.elements);
             if (!shaped)
-                return done(rest::error_response(shaped.failure()));
+                return done(http::error_response(shaped.failure()));
             out.RawValue(shaped->data(), shaped->size(), rapidjson::kObjectType);
         } else {
             out.RawValue(v.json.data(), v.json.size(), rapidjson::kObjectType);
@@ -294,7 +294,7 @@ void answer_search(rest::context& ctx, rest::responder& done, const search_scope
     if (any_entry)
         out.EndArray();
     out.EndObject();
-    done(rest::json_response({buffer.GetString(), buffer.GetSize()}));
+    done(json_response({buffer.GetString(), buffer.GetSize()}));
 }
 
 } // namespace caregate::interactions::detail
