@@ -24,6 +24,7 @@
 // The first entry that fails fails the transaction: its status, and an OperationOutcome naming it.
 #include "interactions/interactions.hpp"
 #include "interactions/access_steps.hpp"
+#include "interactions/bundle_writer.hpp"
 #include "interactions/write_plan.hpp"
 
 #include "fhir_model/bundle.hpp"
@@ -37,8 +38,6 @@
 
 #include <boost/url.hpp>
 #include <openssl/evp.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <atomic>
@@ -102,57 +101,22 @@ bool is_operation_outcome(std::string_view body) {
     return body.starts_with(R"({"resourceType":"OperationOutcome")");
 }
 
-/// One entry of a transaction-response or batch-response from the response its request got.
-void write_entry(rapidjson::Writer<rapidjson::StringBuffer>& out, const http::response& answer) {
-    auto string = [&](std::string_view text) { out.String(text.data(), static_cast<rapidjson::SizeType>(text.size())); };
-    out.StartObject();
-    const bool outcome = is_operation_outcome(answer.body);
-    if (!answer.body.empty() && !outcome && answer.status < 300) {
-        string("resource");
-        out.RawValue(answer.body.data(), answer.body.size(), rapidjson::kObjectType);
-    }
-    string("response");
-    out.StartObject();
-    string("status");
-    string(std::to_string(answer.status) + " " + std::string(reason_phrase(answer.status)));
-    if (auto location = answer.header("Location"); !location.empty()) {
-        string("location");
-        string(location);
-    }
-    if (auto tag = answer.header("ETag"); !tag.empty()) {
-        string("etag");
-        string(tag);
-    }
-    if (auto modified = instant_of_http_date(answer.header("Last-Modified")); !modified.empty()) {
-        string("lastModified");
-        string(modified);
-    }
-    if (outcome) {
-        string("outcome");
-        out.RawValue(answer.body.data(), answer.body.size(), rapidjson::kObjectType);
-    }
-    out.EndObject();
-    out.EndObject();
-}
-
+/// A transaction-response or batch-response: one entry per answer, from the response its request got.
 http::response response_bundle(std::string_view type, const std::vector<http::response>& answers) {
-    rapidjson::StringBuffer buffer;
-    rapidjson::Writer<rapidjson::StringBuffer> out(buffer);
-    out.StartObject();
-    out.String("resourceType");
-    out.String("Bundle");
-    out.String("id");
-    const std::string id = random_uuid();
-    out.String(id.data(), static_cast<rapidjson::SizeType>(id.size()));
-    out.String("type");
-    out.String(type.data(), static_cast<rapidjson::SizeType>(type.size()));
-    out.String("entry");
-    out.StartArray();
-    for (const http::response& answer : answers)
-        write_entry(out, answer);
-    out.EndArray();
-    out.EndObject();
-    return json_response(std::string(buffer.GetString(), buffer.GetSize()));
+    bundle_writer bundle(type, random_uuid());
+    for (const http::response& answer : answers) {
+        const bool outcome = is_operation_outcome(answer.body);
+        const std::string status = std::to_string(answer.status) + " " + std::string(reason_phrase(answer.status));
+        const std::string modified = instant_of_http_date(answer.header("Last-Modified"));
+        bundle.entry({.resource = !outcome && answer.status < 300 ? std::string_view(answer.body) : std::string_view{},
+                      .response = bundle_entry_response{.status = status,
+                                                        .location = answer.header("Location"),
+                                                        .etag = answer.header("ETag"),
+                                                        .last_modified = modified,
+                                                        .outcome = outcome ? std::string_view(answer.body)
+                                                                           : std::string_view{}}});
+    }
+    return json_response(bundle.finish());
 }
 
 /// The error of one entry, as the transaction's answer: every issue names the entry.

@@ -34,6 +34,9 @@ fhir::result<std::optional<std::string>> take_param(context& ctx, search_scope& 
 /// whether `_type` was given.
 fhir::result<bool> take_types(context& ctx, search_scope& scope);
 
+/// `name=value&...`, each percent-encoded: the parameters of a self or next link.
+std::string query_string(const std::vector<std::pair<std::string, std::string>>& pairs);
+
 /// Whether the request asks for lenient handling (Prefer: handling=lenient).
 bool lenient(const context& ctx);
 
