@@ -116,13 +116,13 @@ int main(int argc, char** argv) {
         // The answer is built once; each request gets a copy, as caregate copies a stored body into
         // its response. The headers are those of caregate's read (ETag, Last-Modified), so that the
         // bytes on the wire are about the same.
-        rest::response answer;
+        http::response answer;
         answer.status = 200;
         answer.set("Content-Type", "application/fhir+json; charset=utf-8");
         answer.set("ETag", "W/\"1\"");
         answer.set("Last-Modified", "Sun, 01 Nov 2026 00:00:00 GMT");
         answer.body = read_file(settings.body_file);
-        listener.handle = [answer](rest::request, rest::responder done) { done(answer); };
+        listener.handle = [answer](http::request, http::responder done) { done(answer); };
 
         std::vector<net::listener> listeners;
         listeners.push_back(std::move(listener));

@@ -2,6 +2,7 @@
 #include "fhir_model/date_time.hpp"
 
 #include <array>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 
@@ -35,6 +36,12 @@ constexpr std::array<const char*, 12> month_names{"Jan", "Feb", "Mar", "Apr", "M
 constexpr std::array<const char*, 7> day_names{"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
 
 } // namespace
+
+time_range approximately(const time_range& range, std::int64_t now) noexcept {
+    const double distance = std::abs(static_cast<double>(now - range.begin));
+    const auto margin = static_cast<std::int64_t>(distance * 0.1);
+    return {range.begin - margin, range.end + margin};
+}
 
 std::optional<time_range> parse_date_time(std::string_view text) noexcept {
     std::size_t pos = 0;

@@ -574,17 +574,6 @@ result<std::vector<search_sort_key>> parse_sort(const std::vector<std::string>& 
     return out;
 }
 
-/// `_count=n`: a non-negative integer, capped at `max_count`.
-result<unsigned> parse_count(std::string_view value, unsigned max_count) {
-    if (!is_digits(value))
-        return malformed("_count", "_count takes a non-negative integer");
-    if (value.size() > 9) // more than any cap; and keeps from_chars in range
-        return max_count;
-    unsigned count = 0;
-    std::from_chars(value.data(), value.data() + value.size(), count);
-    return std::min(count, max_count);
-}
-
 /// `_include[:iterate]` or `_revinclude[:iterate]` = `*`, `Type:*`, `Type:param` or `Type:param:Target`.
 result<search_include> parse_include(const std::vector<std::string>& types, std::string_view name,
                                      std::string_view value, bool reverse) {
@@ -658,6 +647,13 @@ result<std::string> apply_parameter(const std::vector<std::string>& types, std::
                                     std::string_view value, const search_query_options& options,
                                     std::set<std::string, std::less<>>& seen, search_query& query) {
     const std::string_view code = name.substr(0, name.find_first_of(":."));
+    if (!options.parameters.empty() &&
+        std::find(options.parameters.begin(), options.parameters.end(), code) == options.parameters.end()) {
+        std::string taken;
+        for (std::string_view allowed : options.parameters)
+            taken += (taken.empty() ? "" : ", ") + std::string(allowed);
+        return unsupported(name, quoted(code) + " is not supported here; this search takes " + taken);
+    }
     if (is_unsupported_feature(code))
         return unsupported(name, quoted(code) + " is not supported");
     if (code == "_include" || code == "_revinclude") {
@@ -726,6 +722,16 @@ result<std::string> apply_parameter(const std::vector<std::string>& types, std::
 }
 
 } // namespace
+
+result<unsigned> parse_count(std::string_view value, unsigned max_count) {
+    if (!is_digits(value))
+        return malformed("_count", "_count takes a non-negative integer");
+    if (value.size() > 9) // more than any cap; and keeps from_chars in range
+        return max_count;
+    unsigned count = 0;
+    std::from_chars(value.data(), value.data() + value.size(), count);
+    return std::min(count, max_count);
+}
 
 const std::vector<std::pair<std::string, std::string>>* value_set_members(std::string_view url) {
     static const std::map<std::string, value_set_pairs, std::less<>> by_url = [] {

@@ -34,8 +34,8 @@ guard::guard(const policy& rules, const organisation_register& organisations, co
              storage::store& store)
     : policy_(rules), organisations_(organisations), tokens_(tokens), store_(store) {}
 
-fhir::result<profile> guard::authenticate(const rest::request& req, std::int64_t now_seconds) const {
-    std::string_view header = req.header("Authorization");
+fhir::result<profile> guard::authenticate(const credentials& presented, std::int64_t now_seconds) const {
+    std::string_view header = presented.authorization;
     if (header.empty())
         return unauthorised("this request needs an Authorization: Bearer token");
     constexpr std::string_view scheme = "Bearer ";
@@ -48,7 +48,7 @@ fhir::result<profile> guard::authenticate(const rest::request& req, std::int64_t
         return std::move(caller).failure();
     // The patient-facing listener's verifier takes citizens' tokens only (and the provider's none).
     if ((*caller)->is_citizen()) {
-        const std::string_view act_for = req.header("X-Act-For");
+        const std::string_view act_for = presented.act_for;
         if (act_for.empty() || act_for == (*caller)->nhs_number)
             return policy_.citizen_profile(std::move(caller.value()));
         // A carer acting for someone: an active grant in that citizen's record, and P9. The same 403
@@ -72,9 +72,9 @@ fhir::result<profile> guard::authenticate(const rest::request& req, std::int64_t
     }
     // With a client certificate (the provider listener over TLS), the token must speak for the same
     // organisation: a token stolen from one organisation is useless over another's connection.
-    if (!req.client_ods.empty() && req.client_ods != (*caller)->organisation)
+    if (!presented.client_ods.empty() && presented.client_ods != (*caller)->organisation)
         return unauthorised("the token's organisation is not the organisation of the client certificate");
-    if (req.secure && req.client_ods.empty())
+    if (presented.secure && presented.client_ods.empty())
         return unauthorised("the provider listener needs a client certificate");
     const organisation* org = organisations_.find((*caller)->organisation);
     if (!org)

@@ -8,7 +8,6 @@
 
 #include "access/policy.hpp"
 #include "auth/token.hpp"
-#include "rest/http.hpp"
 #include "storage/search.hpp"
 #include "storage/store.hpp"
 
@@ -17,6 +16,15 @@
 #include <string>
 
 namespace caregate::access {
+
+/// What a request presents to authenticate its caller, as the transport received it. Views into the
+/// request, valid while it is.
+struct credentials {
+    std::string_view authorization; ///< the Authorization header
+    std::string_view act_for;       ///< X-Act-For: the citizen a carer acts for
+    std::string_view client_ods;    ///< the ODS code of a verified client certificate; empty when none
+    bool secure = false;            ///< arrived over TLS
+};
 
 /// One caller's view of one citizen's record for the length of a request.
 struct citizen_view {
@@ -35,7 +43,7 @@ public:
     /// Authenticates a request: a Bearer token verified against the trusted issuers (401 with
     /// WWW-Authenticate otherwise), the organisation of a presented client certificate equal to the
     /// token's (401 otherwise), and the organisation known (403 otherwise).
-    fhir::result<profile> authenticate(const rest::request& req, std::int64_t now_seconds) const;
+    fhir::result<profile> authenticate(const credentials& presented, std::int64_t now_seconds) const;
 
     /// Opens a citizen's record for the caller: whether it is open (rules for all citizens, a
     /// legitimate relationship, an open break-glass grant; a citizen's own) is the store's decision

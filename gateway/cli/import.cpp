@@ -33,7 +33,7 @@
 #include "fhir_model/ods_code.hpp"
 #include "fhir_model/resource.hpp"
 #include "rest/application.hpp"
-#include "rest/capabilities.hpp"
+#include "rest/routes.hpp"
 #include "storage/store.hpp"
 
 #include <rapidjson/error/en.h>
@@ -213,8 +213,8 @@ public:
         auto type = resource_type_of(line);
         if (!type)
             return std::move(type).failure();
-        const rest::type_capability* served = rest::find_type(*type);
-        if (served == nullptr || !served->allows(rest::interaction::update)) {
+        const interactions::served_type* served = rest::served().find(*type);
+        if (served == nullptr || !served->allows(interactions::interaction::update)) {
             if (fhir::is_supported_type(*type))
                 return fhir::error::make(fhir::category::invalid, "not-supported",
                                          "this server does not accept writes of " + *type, "resourceType");
@@ -551,7 +551,7 @@ int import_resources(const std::vector<std::string>& args) {
     // Design note 4: one audit record for the file, committed before the import reports.
     storage::audit_record record;
     record.time = started_at;
-    record.request_id = rest::random_uuid();
+    record.request_id = interactions::random_uuid();
     record.user = settings.user;
     record.role = "system";
     record.organisation = settings.organisation;

@@ -31,7 +31,7 @@ struct configuration_generation {
         // tokens), its own guard and its own application (its CapabilityStatement, SMART discovery).
         citizen_tokens.emplace(std::move(issuers), settings.citizen_tokens);
         citizen_guard.emplace(policy, organisations, *citizen_tokens, store);
-        rest::rest_config patient_config = *settings.patients;
+        interactions::rest_config patient_config = *settings.patients;
         patient_config.patient_readable_types = policy.patient_types(access::action::read);
         patient_config.patient_creatable_types = policy.patient_types(access::action::create);
         patient_config.patient_updatable_types = policy.patient_types(access::action::update);
@@ -71,12 +71,12 @@ std::string read_text_file(const std::string& path, const char* what) {
 
 /// Runs every request through the application `pick` chooses in the generation current when it
 /// arrives, and keeps that generation until the request is answered (invariant 1).
-rest::handler handler_of(std::atomic<std::shared_ptr<configuration_generation>>& current,
+http::handler handler_of(std::atomic<std::shared_ptr<configuration_generation>>& current,
                          rest::application& (*pick)(configuration_generation&)) {
-    return [&current, pick](rest::request req, rest::responder done) {
+    return [&current, pick](http::request req, http::responder done) {
         std::shared_ptr<configuration_generation> held = current.load();
         rest::application& app = pick(*held);
-        app.handle(std::move(req), [held = std::move(held), done = std::move(done)](rest::response out) {
+        app.handle(std::move(req), [held = std::move(held), done = std::move(done)](http::response out) {
             done(std::move(out));
         });
     };
@@ -113,11 +113,11 @@ std::shared_ptr<configuration_generation> live_configuration::read() const {
                                                       settings_, store_);
 }
 
-rest::handler live_configuration::provider_handler() {
+http::handler live_configuration::provider_handler() {
     return handler_of(current_, [](configuration_generation& g) -> rest::application& { return g.provider_app; });
 }
 
-rest::handler live_configuration::patient_handler() {
+http::handler live_configuration::patient_handler() {
     if (!settings_.patients)
         throw std::logic_error("the patient-facing endpoint is off");
     return handler_of(current_, [](configuration_generation& g) -> rest::application& { return *g.patient_app; });

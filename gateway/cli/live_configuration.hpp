@@ -14,8 +14,8 @@
 #pragma once
 
 #include "auth/token.hpp"
-#include "rest/context.hpp"
-#include "rest/http.hpp"
+#include "interactions/context.hpp"
+#include "http/message.hpp"
 #include "storage/store.hpp"
 
 #include <atomic>
@@ -38,11 +38,11 @@ struct reloadable_settings {
     std::string issuers_file;       ///< empty: the development issuer of certs_dir
     std::string certs_dir;          ///< where the development issuer's key is
     std::string crl_file;           ///< the provider listener's CRLs, reloaded by the server; for the log
-    rest::rest_config provider;
+    interactions::rest_config provider;
     auth::verifier_settings provider_tokens;
     /// The patient-facing endpoint, when it is on. The types citizens may act on (its
     /// CapabilityStatement) are filled in from each generation's policy.
-    std::optional<rest::rest_config> patients;
+    std::optional<interactions::rest_config> patients;
     auth::verifier_settings citizen_tokens;
 };
 
@@ -58,8 +58,8 @@ public:
     live_configuration& operator=(const live_configuration&) = delete;
 
     /// The handlers of the provider and the patient-facing listeners (invariant 1).
-    rest::handler provider_handler();
-    rest::handler patient_handler();
+    http::handler provider_handler();
+    http::handler patient_handler();
 
     /// What SIGHUP does: reads `server`'s CRL files and every file of this configuration again, then
     /// puts them all in use at once: new handshakes check the new CRLs, new requests run under the new

@@ -8,7 +8,7 @@
 
 #include "auth/token.hpp"
 #include "net/server.hpp"
-#include "rest/context.hpp"
+#include "interactions/context.hpp"
 #include "storage/audit_anchor.hpp"
 #include "storage/store.hpp"
 
@@ -44,7 +44,7 @@ struct serve_settings {
     std::string patient_base_url; ///< derived from --patient-listen and --plain when not given
     /// The identity provider citizens log in with. caregate is not one: the URLs left empty are
     /// derived as placeholders that say so (dev_idp_path); production points them at NHS login.
-    rest::smart_settings smart;
+    interactions::smart_settings smart;
     bool demo_data = false;
     net::limits limits;
     unsigned max_count = 1000;
@@ -189,7 +189,7 @@ reloadable_settings reloadable_part(const serve_settings& settings, bool patient
     reloadable.provider.max_bundle_entries = settings.max_bundle_entries;
     reloadable.provider_tokens.audience = settings.base_url;
     if (patient_endpoint) {
-        rest::rest_config patients = reloadable.provider;
+        interactions::rest_config patients = reloadable.provider;
         patients.base_url = settings.patient_base_url;
         patients.patient_endpoint = true;
         patients.smart = settings.smart;

@@ -1,7 +1,7 @@
 // Access steps shared by the interactions; see access_steps.hpp.
 #include "interactions/access_steps.hpp"
 
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 
 #include <set>
 
@@ -15,23 +15,23 @@ error not_found(std::string_view type, std::string_view id) {
                        "there is no " + std::string(type) + " with that id here, or you may not see it");
 }
 
-bool check_permitted(rest::context& ctx, access::action act, rest::responder& done) {
+bool check_permitted(context& ctx, access::action act, http::responder& done) {
     if (ctx.guard->rules().may_ever(*ctx.who, act, ctx.where.type))
         return true;
     audit_access(ctx, std::string(access::action_name(act)), {}, "denied",
                  "the role may not " + std::string(access::action_name(act)) + " " + ctx.where.type);
-    done(rest::error_response(error::make(category::forbidden, "forbidden",
+    done(http::error_response(error::make(category::forbidden, "forbidden",
                                           "your role may not " + std::string(access::action_name(act)) + " " +
                                               ctx.where.type + " resources")));
     return false;
 }
 
-fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::string_view type, std::string_view id,
+fhir::result<storage::stored_version> visible_current(context& ctx, std::string_view type, std::string_view id,
                                                       bool may_break_glass) {
     return visible_current(ctx, type, id, ctx.store.read_current(type, id), may_break_glass);
 }
 
-fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::string_view type, std::string_view id,
+fhir::result<storage::stored_version> visible_current(context& ctx, std::string_view type, std::string_view id,
                                                       fhir::result<storage::stored_version> current,
                                                       bool may_break_glass) {
     if (!current) {
@@ -61,7 +61,7 @@ fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::s
     return current;
 }
 
-void audit_access(rest::context& ctx, std::string action, const std::vector<const storage::stored_version*>& versions,
+void audit_access(context& ctx, std::string action, const std::vector<const storage::stored_version*>& versions,
                   std::string outcome, std::string detail) {
     // One record per citizen, listing what of theirs was touched, so that each citizen's access log
     // is complete; resources of no citizen go into one record without one.
@@ -91,7 +91,7 @@ void audit_access(rest::context& ctx, std::string action, const std::vector<cons
     ctx.store.append_audit(std::move(records));
 }
 
-storage::audit_record write_audit(const rest::context& ctx, std::string action, std::string_view type,
+storage::audit_record write_audit(const context& ctx, std::string action, std::string_view type,
                                   std::string_view id, const std::vector<fhir::citizen_link>& citizens) {
     storage::audit_record record = access::guard::audit_for(*ctx.who, ctx.request_id, ctx.now, std::move(action));
     record.resource_type = std::string(type);

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "access/policy.hpp"
-#include "rest/context.hpp"
+#include "interactions/context.hpp"
 
 #include <string>
 #include <vector>
@@ -16,26 +16,26 @@ fhir::error not_found(std::string_view type, std::string_view id);
 
 /// Answers 403 (and audits the denial) unless the policy could ever allow `act` on the routed type.
 /// Returns false when it has answered.
-bool check_permitted(rest::context& ctx, access::action act, rest::responder& done);
+bool check_permitted(context& ctx, access::action act, http::responder& done);
 
 /// The current version, if the caller may see it: not_found when absent or hidden; `deleted` when it
 /// is a deletion and the caller could see the version before it (else not_found).
 /// `may_break_glass` false: a check that must not open a record by break-glass as a side effect (a
 /// transaction's reference check), only see what is open already.
-fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::string_view type, std::string_view id,
+fhir::result<storage::stored_version> visible_current(context& ctx, std::string_view type, std::string_view id,
                                                       bool may_break_glass = true);
 /// The same decision for a current version already read (`store.read_current`'s result).
-fhir::result<storage::stored_version> visible_current(rest::context& ctx, std::string_view type, std::string_view id,
+fhir::result<storage::stored_version> visible_current(context& ctx, std::string_view type, std::string_view id,
                                                       fhir::result<storage::stored_version> current,
                                                       bool may_break_glass = true);
 
 /// Audits an access that returned (or was refused) these versions: one record per citizen whose
 /// data it touched, or one without a citizen. Appended by the writer within its next commit.
-void audit_access(rest::context& ctx, std::string action, const std::vector<const storage::stored_version*>& versions,
+void audit_access(context& ctx, std::string action, const std::vector<const storage::stored_version*>& versions,
                   std::string outcome, std::string detail = {});
 
 /// The audit record a write carries into its transaction.
-storage::audit_record write_audit(const rest::context& ctx, std::string action, std::string_view type,
+storage::audit_record write_audit(const context& ctx, std::string action, std::string_view type,
                                   std::string_view id, const std::vector<fhir::citizen_link>& citizens);
 
 } // namespace caregate::interactions::detail

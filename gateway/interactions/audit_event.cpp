@@ -7,14 +7,20 @@
 #include "interactions/interactions.hpp"
 
 #include "fhir_model/date_time.hpp"
+#include "fhir_model/search_query.hpp"
 #include "interactions/access_steps.hpp"
-#include "rest/error_response.hpp"
+#include "interactions/bundle_writer.hpp"
+#include "interactions/paging.hpp"
+#include "interactions/search_steps.hpp"
+#include "http/error_response.hpp"
 #include "storage/search.hpp"
 
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 
 #include <charconv>
+#include <limits>
+#include <span>
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -255,51 +261,87 @@ void write_audit_event(json_writer& out, const storage::audit_record& r, const t
     out.EndObject();
 }
 
-std::string encode(std::string_view value) { return boost::urls::encode(value, boost::urls::unreserved_chars); }
-
-/// A value of a reference parameter: "Patient/9000000009" or "9000000009" -> "9000000009".
-std::string strip_type(std::string_view value, std::initializer_list<std::string_view> prefixes) {
-    for (auto prefix : prefixes)
-        if (value.starts_with(prefix))
-            return std::string(value.substr(prefix.size()));
-    return std::string(value);
+/// One AuditEvent's JSON, to go into a Bundle.
+std::string audit_event_json(const storage::audit_record& r, const trail_reader& reader) {
+    rapidjson::StringBuffer buffer;
+    json_writer out(buffer);
+    write_audit_event(out, r, reader);
+    return {buffer.GetString(), buffer.GetSize()};
 }
 
-/// Applies one date parameter (with its prefix) to [begin, end).
-bool apply_date(std::string_view value, std::pair<storage::timestamp, storage::timestamp>& window) {
-    std::string_view prefix = "eq";
-    if (value.size() > 2 && std::isalpha(static_cast<unsigned char>(value[0])) &&
-        std::isalpha(static_cast<unsigned char>(value[1]))) {
-        prefix = value.substr(0, 2);
-        value.remove_prefix(2);
+std::string encode(std::string_view value) { return boost::urls::encode(value, boost::urls::unreserved_chars); }
+
+/// `value` of a parameter the audit log takes: one value, of the parameter itself.
+fhir::status plain(const fhir::search_clause& clause) {
+    if (!clause.path.empty() || clause.modifier != fhir::search_modifier::none || clause.any_of.size() != 1)
+        return error::make(category::unsupported, "not-supported",
+                           "search parameter '" + clause.name +
+                               "': the audit log takes one value, without modifiers, chains or alternatives",
+                           clause.name);
+    return {};
+}
+
+/// The store's audit query for a parsed search of the audit log (its parameters are
+/// audit_search_parameters): the citizen, the agent, and the time window every `date` narrows.
+fhir::result<storage::store::audit_query> audit_query_of(const fhir::search_query& search, storage::timestamp now) {
+    storage::store::audit_query query;
+    query.count = search.count;
+    std::pair<storage::timestamp, storage::timestamp> window{std::numeric_limits<storage::timestamp>::min(),
+                                                             std::numeric_limits<storage::timestamp>::max()};
+    bool has_window = false;
+    for (const fhir::search_clause& clause : search.clauses) {
+        if (auto ok = plain(clause); !ok)
+            return ok.failure();
+        const fhir::search_argument& a = clause.any_of.front();
+        const std::string_view code = clause.parameter->code;
+        // A reference of another type, or a URL, is kept as written: it names no record, as it never did.
+        const std::string named = !a.url.empty() ? a.url : a.target_type.empty() ? a.id : a.target_type + "/" + a.id;
+        if (code == "patient") {
+            if (!query.nhs_number.empty())
+                return error::make(category::unsupported, "not-supported", "patient may be given once", "patient");
+            query.nhs_number = a.target_type == "Patient" ? a.id : named;
+        } else if (code == "agent") {
+            if (!query.agent.empty())
+                return error::make(category::unsupported, "not-supported", "agent may be given once", "agent");
+            // The agent is recorded by the user's SDS id and the organisation's ODS code.
+            query.agent = a.target_type == "Practitioner" || a.target_type == "Organization" ? a.id : named;
+        } else { // date: a point in time (when the record was made) against the value's range
+            fhir::time_range range = a.range;
+            storage::timestamp from = window.first, to = window.second;
+            switch (a.prefix) {
+            case fhir::search_prefix::eq: from = range.begin, to = range.end; break;
+            case fhir::search_prefix::ge: from = range.begin; break;
+            case fhir::search_prefix::gt:
+            case fhir::search_prefix::sa: from = range.end; break;
+            case fhir::search_prefix::le: to = range.end; break;
+            case fhir::search_prefix::lt:
+            case fhir::search_prefix::eb: to = range.begin; break;
+            case fhir::search_prefix::ap:
+                range = fhir::approximately(range, now);
+                from = range.begin, to = range.end;
+                break;
+            case fhir::search_prefix::ne:
+                return error::make(category::unsupported, "not-supported",
+                                   "search parameter 'date': the audit log is searched by one time window; ne is not "
+                                   "supported",
+                                   "date");
+            }
+            window = {std::max(window.first, from), std::min(window.second, to)};
+            has_window = true;
+        }
     }
-    auto range = fhir::parse_date_time(value);
-    if (!range)
-        return false;
-    if (prefix == "eq") {
-        window.first = std::max(window.first, range->begin);
-        window.second = std::min(window.second, range->end);
-    } else if (prefix == "ge") {
-        window.first = std::max(window.first, range->begin);
-    } else if (prefix == "gt") {
-        window.first = std::max(window.first, range->end);
-    } else if (prefix == "le") {
-        window.second = std::min(window.second, range->end);
-    } else if (prefix == "lt") {
-        window.second = std::min(window.second, range->begin);
-    } else {
-        return false;
-    }
-    return true;
+    if (has_window)
+        query.time = window;
+    return query;
 }
 
 /// The caller may read the audit log at all, and, without all_citizens, only for citizens it may open.
-bool permitted(rest::context& ctx, rest::responder& done) {
+bool permitted(context& ctx, http::responder& done) {
     ctx.where.type = "AuditEvent";
     return detail::check_permitted(ctx, access::action::read, done);
 }
 
-trail_reader reader_of(const rest::context& ctx) {
+trail_reader reader_of(const context& ctx) {
     return {ctx.guard->organisations(), !ctx.who->is_citizen() && ctx.guard->rules().all_citizens(*ctx.who)};
 }
 
@@ -309,7 +351,7 @@ trail_reader reader_of(const rest::context& ctx) {
 /// patient, a V item of another organisation, one restricted since). A record whose every named
 /// resource is withheld names no resource and no type. Readers who may see every citizen's trail
 /// (information governance) are shown the records whole.
-fhir::result<std::vector<storage::audit_record>> as_shown(rest::context& ctx, std::vector<storage::audit_record> records) {
+fhir::result<std::vector<storage::audit_record>> as_shown(context& ctx, std::vector<storage::audit_record> records) {
     if (!ctx.who->is_citizen() && ctx.guard->rules().all_citizens(*ctx.who))
         return records;
     std::vector<std::pair<std::string, std::string>> named;
@@ -341,11 +383,37 @@ fhir::result<std::vector<storage::audit_record>> as_shown(rest::context& ctx, st
     return records;
 }
 
+/// The audit log's search parameters: the only ones its search takes, each one the store's audit
+/// query answers.
+constexpr served_parameter audit_search_parameters[] = {
+    {"patient", "reference", "The citizen whose record was accessed: Patient/{nhs}"},
+    {"agent", "reference",
+     "Who accessed: the user's SDS id or the organisation's ODS code, as a plain value or Practitioner/{id} or "
+     "Organization/{ods}"},
+    {"date", "date", "When: with the prefixes eq, ge, gt, le, lt, sa, eb, ap"},
+};
+
+/// The codes the audit log's search takes: its parameters and the page size.
+std::span<const std::string_view> audit_search_codes() {
+    static const std::vector<std::string_view> codes = [] {
+        std::vector<std::string_view> out;
+        for (const served_parameter& p : audit_search_parameters)
+            out.push_back(p.name);
+        out.push_back("_count");
+        return out;
+    }();
+    return codes;
+}
+
 } // namespace
 
-void audit_event_read(rest::context& ctx, rest::responder& done) {
+void describe_audit_event_search(served_type& row, const std::vector<std::string_view>&) {
+    row.search_parameters.assign(std::begin(audit_search_parameters), std::end(audit_search_parameters));
+}
+
+void audit_event_read(context& ctx, http::responder& done) {
     if (auto ok = ctx.only_params({}); !ok)
-        return done(rest::error_response(ok.failure()));
+        return done(http::error_response(ok.failure()));
     if (!permitted(ctx, done))
         return;
     std::int64_t sequence = 0;
@@ -355,84 +423,67 @@ void audit_event_read(rest::context& ctx, rest::responder& done) {
                       ? ctx.store.audit_record_at(sequence)
                       : fhir::result<storage::audit_record>(detail::not_found("AuditEvent", id));
     if (!record)
-        return done(rest::error_response(record.failure().kind == category::not_found
+        return done(http::error_response(record.failure().kind == category::not_found
                                              ? detail::not_found("AuditEvent", id)
                                              : record.failure()));
     if (ctx.who->is_citizen()) {
         // A citizen's access log is the records naming them (their token's NHS number), whether or
         // not the record holds them now; any other record answers as one that does not exist.
         if (record->nhs_number != ctx.who->citizen)
-            return done(rest::error_response(detail::not_found("AuditEvent", id)));
+            return done(http::error_response(detail::not_found("AuditEvent", id)));
     } else if (!ctx.guard->rules().all_citizens(*ctx.who)) {
         if (record->nhs_number.empty())
-            return done(rest::error_response(detail::not_found("AuditEvent", id)));
+            return done(http::error_response(detail::not_found("AuditEvent", id)));
         auto view = ctx.guard->open_citizen(*ctx.who, record->nhs_number, ctx.request_id, ctx.now, ctx.views, false);
         if (!view)
-            return done(rest::error_response(view.failure()));
+            return done(http::error_response(view.failure()));
         if (!view->open)
-            return done(rest::error_response(detail::not_found("AuditEvent", id)));
+            return done(http::error_response(detail::not_found("AuditEvent", id)));
     }
     auto shown = as_shown(ctx, {std::move(*record)});
     if (!shown)
-        return done(rest::error_response(shown.failure()));
+        return done(http::error_response(shown.failure()));
     rapidjson::StringBuffer buffer;
     json_writer out(buffer);
     write_audit_event(out, shown->front(), reader_of(ctx));
-    rest::response response = rest::json_response({buffer.GetString(), buffer.GetSize()});
+    http::response response = json_response({buffer.GetString(), buffer.GetSize()});
     detail::audit_access(ctx, "read", {}, "success", "AuditEvent/" + id);
     done(std::move(response));
 }
 
-void audit_event_search(rest::context& ctx, rest::responder& done) {
-    if (auto ok = ctx.only_params({"patient", "agent", "date", "_count", "_page"}); !ok)
-        return done(rest::error_response(ok.failure()));
+void audit_event_search(context& ctx, http::responder& done) {
     if (!permitted(ctx, done))
         return;
-    storage::store::audit_query query;
-    query.count = ctx.config.default_count;
-    std::pair<storage::timestamp, storage::timestamp> window{std::numeric_limits<storage::timestamp>::min(),
-                                                             std::numeric_limits<storage::timestamp>::max()};
-    bool has_window = false;
-    std::string applied;
-    auto add_applied = [&](std::string_view key, std::string_view value) {
-        applied += (applied.empty() ? "" : "&") + std::string(key) + "=" + encode(value);
-    };
+    // A search like any other (the general parser, AuditEvent's own parameters), but for its page
+    // cursor, a place in the audit chain.
+    std::vector<std::pair<std::string, std::string>> params;
+    std::optional<std::int64_t> before;
     for (const auto& [key, value] : ctx.params) {
-        if (key == "patient") {
-            if (!query.nhs_number.empty())
-                return done(rest::error_response(error::make(category::unsupported, "not-supported",
-                                                             "patient may be given once")));
-            query.nhs_number = strip_type(value, {"Patient/"});
-        } else if (key == "agent") {
-            if (!query.agent.empty())
-                return done(rest::error_response(error::make(category::unsupported, "not-supported",
-                                                             "agent may be given once")));
-            query.agent = strip_type(value, {"Practitioner/", "Organization/"});
-        } else if (key == "date") {
-            if (!apply_date(value, window))
-                return done(rest::error_response(error::make(
-                    category::malformed, "value", "date must be a FHIR date or dateTime with an optional prefix eq, ge, gt, le or lt")));
-            has_window = true;
-        } else if (key == "_count") {
-            unsigned n = 0;
-            auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-            if (ec != std::errc{} || end != value.data() + value.size() || n == 0)
-                return done(rest::error_response(error::make(category::malformed, "value", "_count must be at least 1")));
-            query.count = std::min(n, ctx.config.max_count);
-            continue;
-        } else if (key == "_page") {
-            std::int64_t cursor = 0;
-            auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), cursor);
-            if (ec != std::errc{} || end != value.data() + value.size() || cursor < 1)
-                return done(rest::error_response(error::make(category::malformed, "value", "_page is not a page of this search")));
-            query.before = cursor;
+        if (key == "_format" || key == "_pretty")
+            continue; // they shape the output only
+        if (key == "_page") {
+            auto cursor = page_cursor(value);
+            if (!cursor)
+                return done(http::error_response(cursor.failure()));
+            before = *cursor;
             continue;
         }
-        add_applied(key, value);
+        params.emplace_back(key, value);
     }
-    if (has_window)
-        query.time = window;
-    add_applied("_count", std::to_string(query.count));
+    fhir::search_query_options options;
+    options.lenient = detail::lenient(ctx);
+    options.default_count = ctx.config.default_count;
+    options.max_count = ctx.config.max_count;
+    options.parameters = audit_search_codes();
+    auto parsed = fhir::parse_search_query({"AuditEvent"}, params, options);
+    if (!parsed)
+        return done(http::error_response(parsed.failure()));
+    auto translated = audit_query_of(*parsed, ctx.now);
+    if (!translated)
+        return done(http::error_response(translated.failure()));
+    storage::store::audit_query& query = *translated;
+    query.before = before;
+    std::string applied = detail::query_string(parsed->applied);
 
     // A citizen sees their own access log only: without `patient` the search means theirs; with
     // another citizen's (in any spelling) it finds nothing, exactly as for a citizen never accessed.
@@ -441,7 +492,7 @@ void audit_event_search(rest::context& ctx, rest::responder& done) {
     if (ctx.who->is_citizen()) {
         if (query.nhs_number.empty()) {
             query.nhs_number = ctx.who->citizen;
-            applied = "patient=" + encode(query.nhs_number) + "&" + applied;
+            applied = "patient=" + encode(query.nhs_number) + (applied.empty() ? "" : "&") + applied;
         }
         empty = query.nhs_number != ctx.who->citizen;
     } else if (!ctx.guard->rules().all_citizens(*ctx.who)) {
@@ -450,7 +501,7 @@ void audit_event_search(rest::context& ctx, rest::responder& done) {
         } else {
             auto view = ctx.guard->open_citizen(*ctx.who, query.nhs_number, ctx.request_id, ctx.now, ctx.views, false);
             if (!view)
-                return done(rest::error_response(view.failure()));
+                return done(http::error_response(view.failure()));
             empty = !view->open;
         }
     }
@@ -458,51 +509,35 @@ void audit_event_search(rest::context& ctx, rest::responder& done) {
     if (!empty) {
         auto found = ctx.store.audit(query);
         if (!found)
-            return done(rest::error_response(found.failure()));
+            return done(http::error_response(found.failure()));
         page = std::move(found.value());
         auto shown = as_shown(ctx, std::move(page.records));
         if (!shown)
-            return done(rest::error_response(shown.failure()));
+            return done(http::error_response(shown.failure()));
         page.records = std::move(*shown);
     }
 
-    const std::string self = ctx.config.base_url + "/AuditEvent?" + applied;
-    rapidjson::StringBuffer buffer;
-    json_writer out(buffer);
-    out.StartObject();
-    text(out, "resourceType", "Bundle");
-    text(out, "type", "searchset");
-    out.Key("link");
-    out.StartArray();
-    out.StartObject();
-    text(out, "relation", "self");
-    text(out, "url", self + (query.before ? "&_page=" + std::to_string(*query.before) : ""));
-    out.EndObject();
-    if (page.next) {
-        out.StartObject();
-        text(out, "relation", "next");
-        text(out, "url", self + "&_page=" + std::to_string(*page.next));
-        out.EndObject();
+    auto page_url = [&](std::optional<std::int64_t> cursor) {
+        std::string url = ctx.config.base_url + "/AuditEvent?" + applied;
+        if (cursor)
+            url += (applied.empty() ? "" : "&") + std::string("_page=") + std::to_string(*cursor);
+        return url;
+    };
+    bundle_writer bundle("searchset");
+    bundle.link("self", page_url(query.before));
+    if (page.next)
+        bundle.link("next", page_url(page.next));
+    const trail_reader reader = reader_of(ctx);
+    for (const auto& record : page.records) {
+        const std::string full_url = ctx.config.base_url + "/AuditEvent/" + std::to_string(record.sequence);
+        bundle.entry({.full_url = full_url, .resource = audit_event_json(record, reader), .search_mode = "match"});
     }
-    out.EndArray();
-    if (!page.records.empty()) {
-        const trail_reader reader = reader_of(ctx);
-        out.Key("entry");
-        out.StartArray();
-        for (const auto& record : page.records) {
-            out.StartObject();
-            text(out, "fullUrl", ctx.config.base_url + "/AuditEvent/" + std::to_string(record.sequence));
-            out.Key("resource");
-            write_audit_event(out, record, reader);
-            out.Key("search");
-            out.StartObject();
-            text(out, "mode", "match");
-            out.EndObject();
-            out.EndObject();
-        }
-        out.EndArray();
+    if (!parsed->ignored.empty()) {
+        // What lenient handling dropped, as every search shows it: an OperationOutcome in mode "outcome".
+        fhir::error note;
+        note.issues = parsed->ignored;
+        bundle.entry({.resource = fhir::operation_outcome_json(note), .search_mode = "outcome"});
     }
-    out.EndObject();
     storage::audit_record access = access::guard::audit_for(*ctx.who, ctx.request_id, ctx.now, "search");
     // A citizen asking for someone else's trail names nobody in the record: it would put the asking
     // citizen's NHS number (their organisation patient:{nhs}) into the other citizen's access log.
@@ -511,7 +546,7 @@ void audit_event_search(rest::context& ctx, rest::responder& done) {
     access.outcome = "success";
     access.detail = applied;
     ctx.store.append_audit({std::move(access)});
-    done(rest::json_response({buffer.GetString(), buffer.GetSize()}));
+    done(json_response(bundle.finish()));
 }
 
 } // namespace caregate::interactions

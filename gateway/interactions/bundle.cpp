@@ -24,6 +24,7 @@
 // The first entry that fails fails the transaction: its status, and an OperationOutcome naming it.
 #include "interactions/interactions.hpp"
 #include "interactions/access_steps.hpp"
+#include "interactions/bundle_writer.hpp"
 #include "interactions/write_plan.hpp"
 
 #include "fhir_model/bundle.hpp"
@@ -32,14 +33,11 @@
 #include "fhir_model/patch.hpp"
 #include "fhir_model/resource.hpp"
 #include "fhir_model/search_query.hpp"
-#include "rest/application.hpp"
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 #include "storage/search.hpp"
 
 #include <boost/url.hpp>
 #include <openssl/evp.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <atomic>
@@ -103,57 +101,22 @@ bool is_operation_outcome(std::string_view body) {
     return body.starts_with(R"({"resourceType":"OperationOutcome")");
 }
 
-/// One entry of a transaction-response or batch-response from the response its request got.
-void write_entry(rapidjson::Writer<rapidjson::StringBuffer>& out, const rest::response& answer) {
-    auto string = [&](std::string_view text) { out.String(text.data(), static_cast<rapidjson::SizeType>(text.size())); };
-    out.StartObject();
-    const bool outcome = is_operation_outcome(answer.body);
-    if (!answer.body.empty() && !outcome && answer.status < 300) {
-        string("resource");
-        out.RawValue(answer.body.data(), answer.body.size(), rapidjson::kObjectType);
+/// A transaction-response or batch-response: one entry per answer, from the response its request got.
+http::response response_bundle(std::string_view type, const std::vector<http::response>& answers) {
+    bundle_writer bundle(type, random_uuid());
+    for (const http::response& answer : answers) {
+        const bool outcome = is_operation_outcome(answer.body);
+        const std::string status = std::to_string(answer.status) + " " + std::string(reason_phrase(answer.status));
+        const std::string modified = instant_of_http_date(answer.header("Last-Modified"));
+        bundle.entry({.resource = !outcome && answer.status < 300 ? std::string_view(answer.body) : std::string_view{},
+                      .response = bundle_entry_response{.status = status,
+                                                        .location = answer.header("Location"),
+                                                        .etag = answer.header("ETag"),
+                                                        .last_modified = modified,
+                                                        .outcome = outcome ? std::string_view(answer.body)
+                                                                           : std::string_view{}}});
     }
-    string("response");
-    out.StartObject();
-    string("status");
-    string(std::to_string(answer.status) + " " + std::string(reason_phrase(answer.status)));
-    if (auto location = answer.header("Location"); !location.empty()) {
-        string("location");
-        string(location);
-    }
-    if (auto tag = answer.header("ETag"); !tag.empty()) {
-        string("etag");
-        string(tag);
-    }
-    if (auto modified = instant_of_http_date(answer.header("Last-Modified")); !modified.empty()) {
-        string("lastModified");
-        string(modified);
-    }
-    if (outcome) {
-        string("outcome");
-        out.RawValue(answer.body.data(), answer.body.size(), rapidjson::kObjectType);
-    }
-    out.EndObject();
-    out.EndObject();
-}
-
-rest::response response_bundle(std::string_view type, const std::vector<rest::response>& answers) {
-    rapidjson::StringBuffer buffer;
-    rapidjson::Writer<rapidjson::StringBuffer> out(buffer);
-    out.StartObject();
-    out.String("resourceType");
-    out.String("Bundle");
-    out.String("id");
-    const std::string id = rest::random_uuid();
-    out.String(id.data(), static_cast<rapidjson::SizeType>(id.size()));
-    out.String("type");
-    out.String(type.data(), static_cast<rapidjson::SizeType>(type.size()));
-    out.String("entry");
-    out.StartArray();
-    for (const rest::response& answer : answers)
-        write_entry(out, answer);
-    out.EndArray();
-    out.EndObject();
-    return rest::json_response(std::string(buffer.GetString(), buffer.GetSize()));
+    return json_response(bundle.finish());
 }
 
 /// The error of one entry, as the transaction's answer: every issue names the entry.
@@ -179,15 +142,15 @@ error entry_failure(std::size_t index, const fhir::bundle_entry_request& entry, 
 
 /// The request an entry makes, as it would arrive alone: the caller's request line and headers (its
 /// credentials, Prefer, Accept) with the entry's method, URL, conditional headers and body.
-rest::request entry_request(const rest::request& bundle_request, const std::string& base_path,
+http::request entry_request(const http::request& bundle_request, const std::string& base_path,
                             const fhir::bundle_entry_request& entry, std::string body,
                             const std::string& content_type = "application/fhir+json") {
-    rest::request made;
+    http::request made;
     made.method = entry.method;
     made.target = base_path + (entry.url.starts_with('/') ? "" : "/") + entry.url;
     made.client_ods = bundle_request.client_ods;
     made.secure = bundle_request.secure;
-    for (const rest::header_field& field : bundle_request.headers) {
+    for (const http::header_field& field : bundle_request.headers) {
         std::string name = field.name;
         std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
         if (name == "content-type" || name == "content-length" || name == "if-match" || name == "if-none-match" ||
@@ -210,8 +173,8 @@ rest::request entry_request(const rest::request& bundle_request, const std::stri
 }
 
 /// The caller's request line, headers and credentials, without the Bundle (which can be megabytes).
-rest::request without_body(const rest::request& req) {
-    rest::request copy;
+http::request without_body(const http::request& req) {
+    http::request copy;
     copy.method = req.method;
     copy.target = req.target;
     copy.headers = req.headers;
@@ -252,19 +215,19 @@ fhir::result<std::pair<std::string, std::string>> patch_body(const std::string& 
 }
 
 /// The path of the base URL, e.g. "/fhir".
-std::string base_path_of(const rest::rest_config& config) {
+std::string base_path_of(const rest_config& config) {
     auto url = boost::urls::parse_uri(config.base_url);
     return url ? std::string(url->encoded_path()) : std::string();
 }
 
 // ---- batch --------------------------------------------------------------------------------------
 
-void run_batch(rest::context& ctx, rest::responder& done, fhir::bundle_request bundle) {
+void run_batch(context& ctx, http::responder& done, fhir::bundle_request bundle) {
     struct batch_state {
         std::mutex mutex;
-        std::vector<rest::response> answers;
+        std::vector<http::response> answers;
         std::size_t waiting = 0;
-        rest::responder done;
+        http::responder done;
     };
     auto state = std::make_shared<batch_state>();
     state->answers.resize(bundle.entries.size());
@@ -273,10 +236,10 @@ void run_batch(rest::context& ctx, rest::responder& done, fhir::bundle_request b
     if (bundle.entries.empty())
         return state->done(response_bundle("batch-response", {}));
     const std::string base_path = base_path_of(ctx.config);
-    const rest::request caller = without_body(ctx.req);
+    const http::request caller = without_body(ctx.req);
     for (std::size_t i = 0; i < bundle.entries.size(); ++i) {
         const fhir::bundle_entry_request& entry = bundle.entries[i];
-        auto finish = [state, i](rest::response answer) {
+        auto finish = [state, i](http::response answer) {
             std::unique_lock lock(state->mutex);
             state->answers[i] = std::move(answer);
             if (--state->waiting != 0)
@@ -289,18 +252,18 @@ void run_batch(rest::context& ctx, rest::responder& done, fhir::bundle_request b
         if (entry.method == "PATCH" && entry.resource) {
             auto patch = patch_body(*entry.resource);
             if (!patch) {
-                finish(rest::error_response(patch.failure()));
+                finish(http::error_response(patch.failure()));
                 continue;
             }
             body = std::move(patch->first);
             content_type = std::move(patch->second);
         }
-        rest::request one = entry_request(caller, base_path, entry, std::move(body),
+        http::request one = entry_request(caller, base_path, entry, std::move(body),
                                           content_type.empty() ? "application/fhir+json" : content_type);
         // A Bundle inside a batch would be a transaction or batch of its own: not taken.
         const std::string_view path = std::string_view(entry.url).substr(0, entry.url.find('?'));
         if (entry.method == "POST" && (path.empty() || path == "/")) {
-            finish(rest::error_response(error::make(category::malformed, "not-supported",
+            finish(http::error_response(error::make(category::malformed, "not-supported",
                                                     "a batch entry cannot be a transaction or batch")));
             continue;
         }
@@ -312,7 +275,7 @@ void run_batch(rest::context& ctx, rest::responder& done, fhir::bundle_request b
 
 /// One entry of a transaction on its way through the steps above.
 struct entry_work {
-    rest::route where;
+    route where;
     std::vector<std::pair<std::string, std::string>> params;
     std::string assigned_id;        ///< POST and conditional PUT: the id given before planning
     std::optional<detail::planned_write> plan;
@@ -329,12 +292,12 @@ bool is_conditional_reference(std::string_view text) {
 }
 
 /// A conditional reference's target (step 2): Type/id, or the error (412 when not exactly one).
-fhir::result<std::string> resolve_conditional_reference(rest::context& ctx, const std::string& reference) {
+fhir::result<std::string> resolve_conditional_reference(context& ctx, const std::string& reference) {
     const auto question = reference.find('?');
     const std::string type = reference.substr(0, question);
     if (!fhir::is_supported_type(type))
         return error::make(category::invalid, "not-found", "the conditional reference names a type not served here");
-    const std::string criteria_text = rest::encode_loose_target(std::string_view(reference).substr(question + 1));
+    const std::string criteria_text = http::encode_loose_target(std::string_view(reference).substr(question + 1));
     auto query_text = boost::urls::parse_query(criteria_text);
     if (!query_text)
         return error::make(category::malformed, "value", "the conditional reference's criteria are not a query string");
@@ -375,7 +338,7 @@ fhir::result<std::string> resolve_conditional_reference(rest::context& ctx, cons
 
 /// Step 5: the literal references of `content` name a resource of this transaction or one the caller
 /// can see. `known` caches the answers for the transaction.
-fhir::status check_references(rest::context& ctx, const std::string& content, const std::set<std::string>& written,
+fhir::status check_references(context& ctx, const std::string& content, const std::set<std::string>& written,
                               std::map<std::string, bool>& known) {
     auto found = fhir::find_references(content);
     if (!found)
@@ -427,12 +390,12 @@ fhir::status check_references(rest::context& ctx, const std::string& content, co
     return {};
 }
 
-void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_request bundle) {
+void run_transaction(context& ctx, http::responder& done, fhir::bundle_request bundle) {
     const std::size_t n = bundle.entries.size();
     if (n == 0)
         return done(response_bundle("transaction-response", {}));
     auto fail = [&](std::size_t index, error failure) {
-        done(rest::error_response(entry_failure(index, bundle.entries[index], std::move(failure))));
+        done(http::error_response(entry_failure(index, bundle.entries[index], std::move(failure))));
     };
     std::vector<entry_work> work(n);
     std::unordered_map<std::string, std::string> replacements;
@@ -446,34 +409,34 @@ void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_req
             return fail(i, error::make(category::malformed, "duplicate",
                                        "two entries have the same fullUrl; each must be unique in a Bundle",
                                        fhir::entry_path(i) + ".fullUrl"));
-        auto routed = rest::route_relative(entry.method, entry.url);
+        auto routed = ctx.route_url(entry.method, entry.url);
         if (!routed)
             return fail(i, routed.failure());
-        work[i].where = std::move(routed->first);
-        work[i].params = std::move(routed->second);
-        const rest::interaction kind = work[i].where.kind;
+        work[i].where = std::move(routed->where);
+        work[i].params = std::move(routed->params);
+        const interaction kind = work[i].where.kind;
         const std::string& type = work[i].where.type;
-        if (kind == rest::interaction::transaction)
+        if (kind == interaction::transaction)
             return fail(i, error::make(category::malformed, "not-supported", "a transaction cannot hold a Bundle to process"));
-        work[i].read = kind != rest::interaction::create && kind != rest::interaction::update &&
-                       kind != rest::interaction::delete_ && kind != rest::interaction::patch;
+        work[i].read = kind != interaction::create && kind != interaction::update &&
+                       kind != interaction::delete_ && kind != interaction::patch;
         std::string id;
-        if (kind == rest::interaction::create) {
+        if (kind == interaction::create) {
             if (type == "Patient") {
                 auto patient = fhir::prepare_resource(*entry.resource, "Patient");
                 if (!patient)
                     return fail(i, patient.failure());
                 id = patient->nhs_number;
             } else {
-                id = rest::random_uuid();
+                id = random_uuid();
             }
             work[i].assigned_id = id;
-        } else if (kind == rest::interaction::update) {
+        } else if (kind == interaction::update) {
             if (!work[i].where.id.empty()) {
                 id = work[i].where.id;
             } else { // conditional update: the body's id, or one given now
                 auto body = fhir::prepare_resource(*entry.resource, type);
-                id = body && !body->id.empty() ? body->id : type == "Patient" && body ? body->nhs_number : rest::random_uuid();
+                id = body && !body->id.empty() ? body->id : type == "Patient" && body ? body->nhs_number : random_uuid();
                 work[i].assigned_id = id;
             }
         }
@@ -530,7 +493,7 @@ void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_req
                 transaction_writes.insert(work[i].where.type + "/" + id);
         }
     const std::string base_path = base_path_of(ctx.config);
-    const rest::request caller = without_body(ctx.req);
+    const http::request caller = without_body(ctx.req);
     std::map<std::string, access::citizen_view> views = ctx.views;
     for (const std::string& citizen : new_citizens)
         views[citizen] = access::citizen_view{true, false};
@@ -541,7 +504,7 @@ void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_req
         const fhir::bundle_entry_request& entry = bundle.entries[i];
         std::string body = bodies[i];
         std::string content_type;
-        if (work[i].where.kind == rest::interaction::patch) {
+        if (work[i].where.kind == interaction::patch) {
             if (!entry.resource)
                 return fail(i, error::make(category::malformed, "required", "a PATCH entry needs its patch as the resource"));
             auto patch = patch_body(body);
@@ -550,16 +513,16 @@ void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_req
             body = std::move(patch->first);
             content_type = std::move(patch->second);
         }
-        rest::context sub{entry_request(caller, base_path, entry, std::move(body),
+        context sub{entry_request(caller, base_path, entry, std::move(body),
                                         content_type.empty() ? "application/fhir+json" : content_type),
                           work[i].where, work[i].params,
                           ctx.store, ctx.config, ctx.request_id, ctx.guard, ctx.who, ctx.now, std::move(views),
-                          ctx.subrequest, ctx.defer, transaction_writes};
+                          ctx.subrequest, ctx.defer, transaction_writes, ctx.route_url, ctx.served};
         fhir::result<detail::planned_write> planned = error{};
         switch (work[i].where.kind) {
-        case rest::interaction::create: planned = detail::plan_create(sub); break;
-        case rest::interaction::update: planned = detail::plan_update(sub); break;
-        case rest::interaction::delete_: planned = detail::plan_delete(sub); break;
+        case interaction::create: planned = detail::plan_create(sub); break;
+        case interaction::update: planned = detail::plan_update(sub); break;
+        case interaction::delete_: planned = detail::plan_delete(sub); break;
         default: planned = detail::plan_patch(sub); break;
         }
         views = std::move(sub.views);
@@ -599,10 +562,10 @@ void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_req
 
     // Step 6: the writes in the spec's order, as one transaction.
     std::vector<std::size_t> order;
-    for (const auto pass : {rest::interaction::delete_, rest::interaction::create, rest::interaction::update})
+    for (const auto pass : {interaction::delete_, interaction::create, interaction::update})
         for (std::size_t i = 0; i < n; ++i)
             if (work[i].plan && (work[i].where.kind == pass ||
-                                 (pass == rest::interaction::update && work[i].where.kind == rest::interaction::patch)))
+                                 (pass == interaction::update && work[i].where.kind == interaction::patch)))
                 order.push_back(i);
     std::vector<storage::write_request> writes;
     writes.reserve(order.size());
@@ -613,13 +576,13 @@ void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_req
         fhir::bundle_request bundle;
         std::vector<entry_work> work;
         std::vector<std::size_t> order;
-        rest::request caller;
+        http::request caller;
         std::string base_path;
-        rest::prefer_return how;
-        const rest::rest_config* config;
-        std::function<void(rest::request, rest::responder)> subrequest;
+        prefer_return how;
+        const rest_config* config;
+        std::function<void(http::request, http::responder)> subrequest;
         std::function<void(std::function<void()>)> defer;
-        rest::responder done;
+        http::responder done;
     };
     auto state = std::make_shared<finishing>(finishing{std::move(bundle), std::move(work), std::move(order),
                                                        std::move(caller), base_path, ctx.prefer(), &ctx.config,
@@ -628,15 +591,15 @@ void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_req
                                                                          storage::transaction_failure> result) {
         if (auto* failed = std::get_if<storage::transaction_failure>(&result)) {
             if (failed->index >= state->order.size())
-                return state->done(rest::error_response(failed->failure));
+                return state->done(http::error_response(failed->failure));
             const std::size_t entry = state->order[failed->index];
             error failure = detail::write_failure(*state->work[entry].plan, std::move(failed->failure));
-            return state->done(rest::error_response(entry_failure(entry, state->bundle.entries[entry], std::move(failure))));
+            return state->done(http::error_response(entry_failure(entry, state->bundle.entries[entry], std::move(failure))));
         }
         // The answer is made off the writer thread (a large Bundle's response is megabytes of JSON),
         // after the reads, which run after the commit, one after another in entry order.
         state->defer([state, outcomes = std::move(std::get<std::vector<storage::write_outcome>>(result))] {
-            auto answers = std::make_shared<std::vector<rest::response>>(state->bundle.entries.size());
+            auto answers = std::make_shared<std::vector<http::response>>(state->bundle.entries.size());
             for (std::size_t w = 0; w < outcomes.size(); ++w) {
                 const std::size_t entry = state->order[w];
                 (*answers)[entry] =
@@ -650,11 +613,11 @@ void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_req
                 return state->done(response_bundle("transaction-response", *answers));
             // On the application's own thread, so waiting for each read is no one else's delay.
             for (const std::size_t i : reads) {
-                std::promise<rest::response> answered;
+                std::promise<http::response> answered;
                 auto answer = answered.get_future();
                 const auto& entry = state->bundle.entries[i];
                 state->subrequest(entry_request(state->caller, state->base_path, entry, entry.resource.value_or("")),
-                                  [&answered](rest::response out) { answered.set_value(std::move(out)); });
+                                  [&answered](http::response out) { answered.set_value(std::move(out)); });
                 (*answers)[i] = answer.get();
             }
             state->done(response_bundle("transaction-response", *answers));
@@ -664,15 +627,15 @@ void run_transaction(rest::context& ctx, rest::responder& done, fhir::bundle_req
 
 } // namespace
 
-void bundle(rest::context& ctx, rest::responder& done) {
+void bundle(context& ctx, http::responder& done) {
     if (auto ok = ctx.only_params({}); !ok)
-        return done(rest::error_response(ok.failure()));
+        return done(http::error_response(ok.failure()));
     if (ctx.req.body.empty())
-        return done(rest::error_response(error::make(category::malformed, "required",
+        return done(http::error_response(error::make(category::malformed, "required",
                                                      "a POST to the base URL needs a transaction or batch Bundle")));
     auto bundle = fhir::read_bundle_request(ctx.req.body, ctx.config.max_bundle_entries);
     if (!bundle)
-        return done(rest::error_response(bundle.failure()));
+        return done(http::error_response(bundle.failure()));
     if (bundle->type == "batch")
         return run_batch(ctx, done, std::move(*bundle));
     run_transaction(ctx, done, std::move(*bundle));

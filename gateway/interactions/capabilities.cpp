@@ -1,10 +1,11 @@
 // capabilities: https://hl7.org/fhir/R4/http.html#capabilities. The CapabilityStatement is written
-// from the capability table that also drives the router, so it claims exactly what is served. The
+// from the route table's description of itself (context::served), the table that also routes every
+// request, so it claims exactly what is served. The
 // patient-facing endpoint has its own: only what citizens may do in their own record (the policy's
 // lists in rest_config), behind SMART-on-FHIR security.
 #include "interactions/interactions.hpp"
 
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -41,12 +42,12 @@ public:
         out.EndArray();
     }
     /// `"interaction": [{"code": ...}, ...]`.
-    void interactions(const std::vector<rest::interaction>& kinds) {
+    void interactions(const std::vector<interaction>& kinds) {
         out.Key("interaction");
         out.StartArray();
-        for (rest::interaction kind : kinds) {
+        for (interaction kind : kinds) {
             out.StartObject();
-            text("code", rest::spec_code(kind));
+            text("code", spec_code(kind));
             out.EndObject();
         }
         out.EndArray();
@@ -59,7 +60,7 @@ public:
 
 /// Everything before `rest`: what the statement describes, the software and the formats. Leaves the
 /// statement's object open.
-void write_opening(statement_writer& w, const rest::rest_config& config, std::string_view description) {
+void write_opening(statement_writer& w, const rest_config& config, std::string_view description) {
     auto& out = w.out;
     out.StartObject();
     w.text("resourceType", "CapabilityStatement");
@@ -87,7 +88,7 @@ void write_opening(statement_writer& w, const rest::rest_config& config, std::st
     out.EndArray();
 }
 
-void write_search_params(statement_writer& w, const rest::type_capability& row) {
+void write_search_params(statement_writer& w, const served_type& row) {
     if (row.search_parameters.empty())
         return;
     w.out.Key("searchParam");
@@ -113,7 +114,7 @@ void write_everything_operation(statement_writer& w) {
     w.out.EndArray();
 }
 
-std::string provider_statement(const rest::rest_config& config) {
+std::string provider_statement(const rest_config& config, const service_description& served) {
     statement_writer w;
     auto& out = w.out;
     write_opening(w, config, "caregate shared care record gateway");
@@ -123,38 +124,38 @@ std::string provider_statement(const rest::rest_config& config) {
     w.text("mode", "server");
     out.Key("resource");
     out.StartArray();
-    for (const rest::type_capability& row : rest::type_capabilities()) {
+    for (const served_type& row : served.types) {
         out.StartObject();
         w.text("type", row.type);
         w.interactions(row.interactions);
         write_search_params(w, row);
         w.text("versioning", "versioned-update");
-        w.flag("readHistory", row.allows(rest::interaction::vread));
-        w.flag("updateCreate", row.allows(rest::interaction::update));
+        w.flag("readHistory", row.allows(interaction::vread));
+        w.flag("updateCreate", row.allows(interaction::update));
         // Conditional create, update and delete: the criteria are run by the writer inside the write
         // transaction (interactions/create.cpp, update.cpp, delete.cpp).
-        w.flag("conditionalCreate", row.allows(rest::interaction::create));
-        w.text("conditionalRead", row.allows(rest::interaction::read) ? "full-support" : "not-supported");
-        w.flag("conditionalUpdate", row.allows(rest::interaction::update));
-        w.text("conditionalDelete", !row.allows(rest::interaction::delete_) ? "not-supported"
+        w.flag("conditionalCreate", row.allows(interaction::create));
+        w.text("conditionalRead", row.allows(interaction::read) ? "full-support" : "not-supported");
+        w.flag("conditionalUpdate", row.allows(interaction::update));
+        w.text("conditionalDelete", !row.allows(interaction::delete_) ? "not-supported"
                                     : config.conditional_delete_multiple   ? "multiple"
                                                                            : "single");
         w.list("searchInclude", row.search_includes);
         w.list("searchRevInclude", row.search_revincludes);
-        if (row.type == "Patient")
+        if (row.everything)
             write_everything_operation(w);
         out.EndObject();
     }
     out.EndArray();
     out.Key("interaction");
     out.StartArray();
-    for (rest::interaction kind : rest::system_interactions()) {
-        if (kind == rest::interaction::capabilities)
+    for (interaction kind : served.system) {
+        if (kind == interaction::capabilities)
             continue; // not a CapabilityStatement system interaction code: /metadata is implied
         out.StartObject();
-        w.text("code", rest::spec_code(kind));
+        w.text("code", spec_code(kind));
         out.EndObject();
-        if (kind == rest::interaction::transaction) { // POST [base] takes both kinds of Bundle
+        if (kind == interaction::transaction) { // POST [base] takes both kinds of Bundle
             out.StartObject();
             w.text("code", "batch");
             out.EndObject();
@@ -162,10 +163,12 @@ std::string provider_statement(const rest::rest_config& config) {
     }
     out.EndArray();
     // Patient compartment searches (GET /Patient/{nhs}/{type}) and $everything.
-    out.Key("compartment");
-    out.StartArray();
-    w.string("http://hl7.org/fhir/CompartmentDefinition/patient");
-    out.EndArray();
+    if (served.compartment) {
+        out.Key("compartment");
+        out.StartArray();
+        w.string("http://hl7.org/fhir/CompartmentDefinition/patient");
+        out.EndArray();
+    }
     out.EndObject();
     out.EndArray();
     out.EndObject();
@@ -175,7 +178,7 @@ std::string provider_statement(const rest::rest_config& config) {
 /// rest.security of the patient-facing endpoint: SMART on FHIR, with the identity provider's endpoints
 /// in the oauth-uris extension for clients that predate `.well-known/smart-configuration` (which is
 /// the discovery SMART App Launch 2.0 requires; interactions/smart_configuration.cpp).
-void write_smart_security(statement_writer& w, const rest::smart_settings& smart) {
+void write_smart_security(statement_writer& w, const smart_settings& smart) {
     auto& out = w.out;
     out.Key("security");
     out.StartObject();
@@ -223,7 +226,7 @@ bool listed(const std::vector<std::string>& types, std::string_view type) {
 /// their own record, create the types they may contribute, and $everything on their Patient; no
 /// system-level interactions (no transaction, history or whole-system search), and nothing the
 /// capability table does not serve.
-std::string patient_statement(const rest::rest_config& config) {
+std::string patient_statement(const rest_config& config, const service_description& served) {
     statement_writer w;
     auto& out = w.out;
     write_opening(w, config, "caregate patient-facing endpoint: citizens and their carers");
@@ -234,34 +237,34 @@ std::string patient_statement(const rest::rest_config& config) {
     w.text("documentation", "Each caller sees one record: the one their token gives them (README, \"For app "
                             "developers\"). Another citizen's record answers 404.");
     write_smart_security(w, config.smart);
-    std::vector<std::pair<const rest::type_capability*, std::vector<rest::interaction>>> served;
-    for (const rest::type_capability& row : rest::type_capabilities()) {
-        std::vector<rest::interaction> kinds;
+    std::vector<std::pair<const served_type*, std::vector<interaction>>> listed_types;
+    for (const served_type& row : served.types) {
+        std::vector<interaction> kinds;
         if (listed(config.patient_readable_types, row.type))
-            for (rest::interaction kind : {rest::interaction::read, rest::interaction::search_type})
+            for (interaction kind : {interaction::read, interaction::search_type})
                 if (row.allows(kind))
                     kinds.push_back(kind);
-        if (listed(config.patient_creatable_types, row.type) && row.allows(rest::interaction::create))
-            kinds.push_back(rest::interaction::create);
+        if (listed(config.patient_creatable_types, row.type) && row.allows(interaction::create))
+            kinds.push_back(interaction::create);
         if (listed(config.patient_updatable_types, row.type))
-            for (rest::interaction kind : {rest::interaction::update, rest::interaction::patch})
+            for (interaction kind : {interaction::update, interaction::patch})
                 if (row.allows(kind))
                     kinds.push_back(kind);
-        if (listed(config.patient_deletable_types, row.type) && row.allows(rest::interaction::delete_))
-            kinds.push_back(rest::interaction::delete_);
+        if (listed(config.patient_deletable_types, row.type) && row.allows(interaction::delete_))
+            kinds.push_back(interaction::delete_);
         if (!kinds.empty())
-            served.emplace_back(&row, std::move(kinds));
+            listed_types.emplace_back(&row, std::move(kinds));
     }
-    if (!served.empty()) { // FHIR JSON has no empty arrays
+    if (!listed_types.empty()) { // FHIR JSON has no empty arrays
         out.Key("resource");
         out.StartArray();
-        for (const auto& [row, kinds] : served) {
+        for (const auto& [row, kinds] : listed_types) {
             out.StartObject();
             w.text("type", row->type);
             w.interactions(kinds);
-            if (std::ranges::find(kinds, rest::interaction::search_type) != kinds.end())
+            if (std::ranges::find(kinds, interaction::search_type) != kinds.end())
                 write_search_params(w, *row);
-            if (row->type == "Patient" && std::ranges::find(kinds, rest::interaction::read) != kinds.end())
+            if (row->everything && std::ranges::find(kinds, interaction::read) != kinds.end())
                 write_everything_operation(w);
             out.EndObject();
         }
@@ -275,11 +278,11 @@ std::string patient_statement(const rest::rest_config& config) {
 
 } // namespace
 
-void capabilities(rest::context& ctx, rest::responder& done) {
+void capabilities(context& ctx, http::responder& done) {
     if (auto ok = ctx.only_params({"mode"}); !ok)
-        return done(rest::error_response(ok.failure()));
-    done(rest::json_response(ctx.config.patient_endpoint ? patient_statement(ctx.config)
-                                                         : provider_statement(ctx.config)));
+        return done(http::error_response(ok.failure()));
+    done(json_response(ctx.config.patient_endpoint ? patient_statement(ctx.config, *ctx.served)
+                                                   : provider_statement(ctx.config, *ctx.served)));
 }
 
 } // namespace caregate::interactions

@@ -12,8 +12,7 @@
 #include "interactions/interactions.hpp"
 #include "interactions/write.hpp"
 
-#include "rest/application.hpp"
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 
 #include <cctype>
 
@@ -72,7 +71,7 @@ fhir::result<criteria_list> if_none_exist(std::string_view text, std::string_vie
 
 } // namespace
 
-fhir::result<planned_write> plan_create(rest::context& ctx) {
+fhir::result<planned_write> plan_create(context& ctx) {
     if (auto ok = ctx.only_params({}); !ok)
         return ok.failure();
     if (auto ok = check_may_ever(ctx, access::action::create); !ok)
@@ -88,7 +87,7 @@ fhir::result<planned_write> plan_create(rest::context& ctx) {
     storage::write_request& write = plan.write;
     write.kind = storage::write_kind::create;
     write.type = ctx.where.type;
-    write.id = write.type == "Patient" ? prepared->nhs_number : rest::random_uuid();
+    write.id = write.type == "Patient" ? prepared->nhs_number : random_uuid();
     write.fail_if_exists = true;
     write.content = std::move(prepared->content);
     write.citizens = std::move(prepared->citizens);
@@ -110,7 +109,7 @@ fhir::result<planned_write> plan_create(rest::context& ctx) {
 
 } // namespace detail
 
-void create(rest::context& ctx, rest::responder& done) {
+void create(context& ctx, http::responder& done) {
     detail::submit_and_answer(ctx, detail::plan_create(ctx), done);
 }
 

@@ -16,7 +16,7 @@
 #include "interactions/access_steps.hpp"
 #include "interactions/write.hpp"
 
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 
 namespace caregate::interactions {
 
@@ -25,7 +25,7 @@ namespace detail {
 using fhir::category;
 using fhir::error;
 
-fhir::result<planned_write> plan_delete(rest::context& ctx) {
+fhir::result<planned_write> plan_delete(context& ctx) {
     const bool conditional = ctx.where.id.empty();
     const std::string& type = ctx.where.type;
     const criteria_list criteria = conditional ? route_criteria(ctx, {"_cascade"}) : criteria_list{};
@@ -100,7 +100,7 @@ fhir::result<planned_write> plan_delete(rest::context& ctx) {
 
 } // namespace detail
 
-void delete_(rest::context& ctx, rest::responder& done) {
+void delete_(context& ctx, http::responder& done) {
     detail::submit_and_answer(ctx, detail::plan_delete(ctx), done);
 }
 

@@ -7,11 +7,11 @@
 #include "fhir_model/date_time.hpp"
 #include "interactions/access_steps.hpp"
 #include "interactions/search_steps.hpp"
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 
 namespace caregate::interactions {
 
-void everything(rest::context& ctx, rest::responder& done) {
+void everything(context& ctx, http::responder& done) {
     const std::string nhs = ctx.where.id;
     detail::search_scope scope;
     scope.everything = true;
@@ -19,23 +19,23 @@ void everything(rest::context& ctx, rest::responder& done) {
     scope.path = ctx.config.base_url + "/Patient/" + nhs + "/$everything";
     auto since = detail::take_param(ctx, scope, "_since");
     if (!since)
-        return done(rest::error_response(since.failure()));
+        return done(http::error_response(since.failure()));
     if (*since) {
         auto range = fhir::parse_date_time(**since);
         if (!range || (*since)->find('T') == std::string::npos)
-            return done(rest::error_response(fhir::error::make(
+            return done(http::error_response(fhir::error::make(
                 fhir::category::malformed, "value", "_since must be an instant, e.g. 2026-01-01T00:00:00Z", "_since")));
         scope.since = range->begin;
     }
     if (auto typed = detail::take_types(ctx, scope); !typed)
-        return done(rest::error_response(typed.failure()));
+        return done(http::error_response(typed.failure()));
 
     auto view = ctx.guard->open_citizen(*ctx.who, nhs, ctx.request_id, ctx.now, ctx.views, true);
     if (!view)
-        return done(rest::error_response(view.failure()));
+        return done(http::error_response(view.failure()));
     if (!view->open) {
         detail::audit_access(ctx, "everything", {}, "not-found");
-        return done(rest::error_response(detail::not_found("Patient", nhs)));
+        return done(http::error_response(detail::not_found("Patient", nhs)));
     }
     ctx.where.type.clear(); // the audit names each item Type/id: the record spans types
     detail::answer_search(ctx, done, scope);

@@ -1,6 +1,6 @@
 // history: https://hl7.org/fhir/R4/http.html#history, at instance, type and system level, with
-// _count, _since, _at and `next` links. Entries are newest first; pages are keyed on the store's
-// write order, so later writes never shift them. Resources are spliced in as stored bytes.
+// _count (0: no entries), _since, _at and `next` links. Entries are newest first; pages are keyed on
+// the store's write order, so later writes never shift them. Resources are spliced in as stored bytes.
 // Access: instance history needs the resource visible as it is now (and may break the glass into
 // that one record); at every level an entry is shown only if the caller may see its version (a
 // deletion: the version it removed) and the resource as it is now (its last live version), decided
@@ -10,16 +10,14 @@
 
 #include "fhir_model/date_time.hpp"
 #include "interactions/access_steps.hpp"
-#include "rest/error_response.hpp"
+#include "interactions/bundle_writer.hpp"
+#include "interactions/paging.hpp"
+#include "http/error_response.hpp"
 #include "storage/search.hpp"
 
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 
-#include <charconv>
-
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 namespace caregate::interactions {
 
@@ -39,33 +37,28 @@ const char* entry_status(const storage::stored_version& v) {
 
 } // namespace
 
-void history(rest::context& ctx, rest::responder& done) {
+void history(context& ctx, http::responder& done) {
     if (auto ok = ctx.only_params({"_count", "_since", "_at", "_page"}); !ok)
-        return done(rest::error_response(ok.failure()));
+        return done(http::error_response(ok.failure()));
     if (!ctx.where.type.empty() && !detail::check_permitted(ctx, access::action::read, done))
         return;
 
     storage::history_query query;
     query.type = ctx.where.type;
     query.id = ctx.where.id;
-    query.count = ctx.config.default_count;
+    auto count = page_count(ctx.config, ctx.param("_count"));
+    if (!count)
+        return done(http::error_response(count.failure()));
+    query.count = *count; // 0: a Bundle with no entries (history has no total to give)
     std::string applied; // the parameters as applied, for the self and next links
     auto add_applied = [&](std::string_view key, std::string_view value) {
         applied += (applied.empty() ? "" : "&") + std::string(key) + "=" + encode(value);
     };
-    if (auto count = ctx.param("_count")) {
-        unsigned n = 0;
-        auto [end, ec] = std::from_chars(count->data(), count->data() + count->size(), n);
-        if (ec != std::errc{} || end != count->data() + count->size() || n == 0)
-            return done(rest::error_response(
-                error::make(category::malformed, "value", "_count must be a whole number of at least 1")));
-        query.count = std::min(n, ctx.config.max_count);
-    }
     add_applied("_count", std::to_string(query.count));
     if (auto since = ctx.param("_since")) {
         auto range = fhir::parse_date_time(*since);
         if (!range || since->find('T') == std::string::npos)
-            return done(rest::error_response(
+            return done(http::error_response(
                 error::make(category::malformed, "value", "_since must be an instant, e.g. 2026-01-01T00:00:00Z")));
         query.since = range->begin;
         add_applied("_since", *since);
@@ -73,17 +66,16 @@ void history(rest::context& ctx, rest::responder& done) {
     if (auto at = ctx.param("_at")) {
         auto range = fhir::parse_date_time(*at);
         if (!range)
-            return done(rest::error_response(
+            return done(http::error_response(
                 error::make(category::malformed, "value", "_at must be a date or dateTime")));
         query.at = std::pair{range->begin, range->end};
         add_applied("_at", *at);
     }
     if (auto page = ctx.param("_page")) {
-        std::int64_t cursor = 0;
-        auto [end, ec] = std::from_chars(page->data(), page->data() + page->size(), cursor);
-        if (ec != std::errc{} || end != page->data() + page->size() || cursor < 1)
-            return done(rest::error_response(error::make(category::malformed, "value", "_page is not a page of this history")));
-        query.before = cursor;
+        auto cursor = page_cursor(*page);
+        if (!cursor)
+            return done(http::error_response(cursor.failure()));
+        query.before = *cursor;
     }
 
     if (!query.id.empty()) {
@@ -91,7 +83,7 @@ void history(rest::context& ctx, rest::responder& done) {
         auto current = detail::visible_current(ctx, query.type, query.id);
         if (!current && current.failure().kind != fhir::category::deleted) {
             detail::audit_access(ctx, "history", {}, "not-found");
-            return done(rest::error_response(current.failure()));
+            return done(http::error_response(current.failure()));
         }
     }
     // The store decides which entries the caller sees, by the one visibility rule, in the query.
@@ -99,7 +91,7 @@ void history(rest::context& ctx, rest::responder& done) {
     query.visibility = &visibility;
     auto page = ctx.store.history(query);
     if (!page)
-        return done(rest::error_response(page.failure()));
+        return done(http::error_response(page.failure()));
     std::vector<const storage::stored_version*> shown;
     for (const storage::stored_version& v : page->entries)
         shown.push_back(&v);
@@ -112,62 +104,22 @@ void history(rest::context& ctx, rest::responder& done) {
         path += "/" + query.id;
     path += "/_history";
 
-    rapidjson::StringBuffer buffer;
-    rapidjson::Writer<rapidjson::StringBuffer> out(buffer);
-    out.StartObject();
-    out.Key("resourceType");
-    out.String("Bundle");
-    out.Key("type");
-    out.String("history");
-    out.Key("link");
-    out.StartArray();
-    auto link = [&](const char* relation, const std::string& url) {
-        out.StartObject();
-        out.Key("relation");
-        out.String(relation);
-        out.Key("url");
-        out.String(url);
-        out.EndObject();
-    };
-    link("self", path + "?" + applied + (query.before ? "&_page=" + std::to_string(*query.before) : ""));
+    bundle_writer bundle("history");
+    bundle.link("self", path + "?" + applied + (query.before ? "&_page=" + std::to_string(*query.before) : ""));
     if (page->next)
-        link("next", path + "?" + applied + "&_page=" + std::to_string(*page->next));
-    out.EndArray();
-    if (!shown.empty()) { // FHIR JSON has no empty arrays
-        out.Key("entry");
-        out.StartArray();
-    }
+        bundle.link("next", path + "?" + applied + "&_page=" + std::to_string(*page->next));
     for (const storage::stored_version* shown_version : shown) {
         const storage::stored_version& v = *shown_version;
-        out.StartObject();
-        out.Key("fullUrl");
-        out.String(ctx.config.base_url + "/" + v.type + "/" + v.id);
-        if (!v.deleted) {
-            out.Key("resource");
-            out.RawValue(v.json.data(), v.json.size(), rapidjson::kObjectType);
-        }
-        out.Key("request");
-        out.StartObject();
-        out.Key("method");
-        out.String(v.method);
-        out.Key("url");
-        out.String(v.method == "POST" ? v.type : v.type + "/" + v.id);
-        out.EndObject();
-        out.Key("response");
-        out.StartObject();
-        out.Key("status");
-        out.String(entry_status(v));
-        out.Key("etag");
-        out.String(rest::etag(v.version_id));
-        out.Key("lastModified");
-        out.String(storage::store::format_instant(v.last_updated));
-        out.EndObject();
-        out.EndObject();
+        const std::string full_url = ctx.config.base_url + "/" + v.type + "/" + v.id;
+        const std::string url = v.method == "POST" ? v.type : v.type + "/" + v.id;
+        const std::string tag = etag(v.version_id);
+        const std::string modified = storage::store::format_instant(v.last_updated);
+        bundle.entry({.full_url = full_url,
+                      .resource = v.deleted ? std::string_view{} : std::string_view(v.json),
+                      .request = bundle_entry_request{v.method, url},
+                      .response = bundle_entry_response{.status = entry_status(v), .etag = tag, .last_modified = modified}});
     }
-    if (!shown.empty())
-        out.EndArray();
-    out.EndObject();
-    done(rest::json_response({buffer.GetString(), buffer.GetSize()}));
+    done(json_response(bundle.finish()));
 }
 
 } // namespace caregate::interactions

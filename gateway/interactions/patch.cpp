@@ -14,7 +14,7 @@
 #include "interactions/write.hpp"
 
 #include "fhir_model/patch.hpp"
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 
 namespace caregate::interactions {
 
@@ -29,7 +29,7 @@ enum class patch_format { json_patch, fhirpath_patch };
 
 /// The patch format from Content-Type: JSON Patch, or a FHIRPath Patch Parameters resource in FHIR
 /// JSON (also when no type is given, as JSON is the only format read); anything else 415.
-fhir::result<patch_format> format_of(const rest::request& req) {
+fhir::result<patch_format> format_of(const http::request& req) {
     const std::string_view type = req.header("Content-Type");
     if (type.find("application/json-patch+json") != std::string_view::npos)
         return patch_format::json_patch;
@@ -42,7 +42,7 @@ fhir::result<patch_format> format_of(const rest::request& req) {
 }
 
 /// The id of the one resource the criteria match among those the caller may see.
-fhir::result<std::string> only_match(rest::context& ctx, fhir::search_query query) {
+fhir::result<std::string> only_match(context& ctx, fhir::search_query query) {
     query.count = 2; // enough to tell one from several
     storage::search_request request;
     request.query = &query;
@@ -67,7 +67,7 @@ fhir::result<std::string> only_match(rest::context& ctx, fhir::search_query quer
 
 } // namespace
 
-fhir::result<planned_write> plan_patch(rest::context& ctx) {
+fhir::result<planned_write> plan_patch(context& ctx) {
     const bool conditional = ctx.where.id.empty();
     const criteria_list criteria = conditional ? route_criteria(ctx) : criteria_list{};
     if (!conditional)
@@ -147,7 +147,7 @@ fhir::result<planned_write> plan_patch(rest::context& ctx) {
 
 } // namespace detail
 
-void patch(rest::context& ctx, rest::responder& done) {
+void patch(context& ctx, http::responder& done) {
     detail::submit_and_answer(ctx, detail::plan_patch(ctx), done);
 }
 

@@ -5,31 +5,31 @@
 
 #include "fhir_model/date_time.hpp"
 #include "interactions/access_steps.hpp"
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 
 namespace caregate::interactions {
 
-void read(rest::context& ctx, rest::responder& done) {
+void read(context& ctx, http::responder& done) {
     if (auto ok = ctx.only_params({}); !ok)
-        return done(rest::error_response(ok.failure()));
+        return done(http::error_response(ok.failure()));
     if (!detail::check_permitted(ctx, access::action::read, done))
         return;
     auto found = detail::visible_current(ctx, ctx.where.type, ctx.where.id);
     if (!found) {
         detail::audit_access(ctx, "read", {}, "not-found");
-        return done(rest::error_response(found.failure()));
+        return done(http::error_response(found.failure()));
     }
     const storage::stored_version& version = *found;
     detail::audit_access(ctx, "read", {&version}, "success");
 
     bool not_modified = false;
     if (auto tag = ctx.req.header("If-None-Match"); !tag.empty())
-        not_modified = rest::parse_etag(tag) == version.version_id;
+        not_modified = parse_etag(tag) == version.version_id;
     else if (auto since = fhir::parse_http_date(ctx.req.header("If-Modified-Since")))
         not_modified = version.last_updated / 1'000'000 <= *since / 1'000'000; // HTTP dates have seconds
     if (not_modified)
-        return done(rest::version_response(ctx.config, 304, version, rest::prefer_return::minimal, false));
-    done(rest::version_response(ctx.config, 200, version, rest::prefer_return::representation, false));
+        return done(version_response(ctx.config, 304, version, prefer_return::minimal, false));
+    done(version_response(ctx.config, 200, version, prefer_return::representation, false));
 }
 
 } // namespace caregate::interactions

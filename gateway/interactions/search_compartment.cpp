@@ -6,20 +6,20 @@
 
 #include "interactions/access_steps.hpp"
 #include "interactions/search_steps.hpp"
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 
 namespace caregate::interactions {
 
-void search_compartment(rest::context& ctx, rest::responder& done) {
+void search_compartment(context& ctx, http::responder& done) {
     if (!detail::check_permitted(ctx, access::action::read, done))
         return;
     const std::string nhs = ctx.where.id;
     auto view = ctx.guard->open_citizen(*ctx.who, nhs, ctx.request_id, ctx.now, ctx.views, false);
     if (!view)
-        return done(rest::error_response(view.failure()));
+        return done(http::error_response(view.failure()));
     if (!view->open) {
         detail::audit_access(ctx, "search", {}, "not-found");
-        return done(rest::error_response(detail::not_found("Patient", nhs)));
+        return done(http::error_response(detail::not_found("Patient", nhs)));
     }
     detail::search_scope scope;
     scope.types = {ctx.where.type};

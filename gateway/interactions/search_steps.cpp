@@ -4,17 +4,15 @@
 #include "interactions/search_steps.hpp"
 
 #include "fhir_model/summary.hpp"
+#include "http/error_response.hpp"
 #include "interactions/access_steps.hpp"
-#include "rest/error_response.hpp"
+#include "interactions/bundle_writer.hpp"
+#include "interactions/paging.hpp"
 #include "storage/search.hpp"
 
 #include <boost/url/encode.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 
-#include <charconv>
-
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 namespace caregate::interactions::detail {
 
@@ -24,13 +22,6 @@ using fhir::category;
 using fhir::error;
 
 std::string encode(std::string_view text) { return boost::urls::encode(text, boost::urls::unreserved_chars); }
-
-std::string query_string(const std::vector<std::pair<std::string, std::string>>& pairs) {
-    std::string text;
-    for (const auto& [key, value] : pairs)
-        text += (text.empty() ? "" : "&") + encode(key) + "=" + encode(value);
-    return text;
-}
 
 fhir::summary_form form_of(fhir::search_summary summary) {
     switch (summary) {
@@ -42,11 +33,11 @@ fhir::summary_form form_of(fhir::search_summary summary) {
 }
 
 /// $everything's own parameters: _count only (the interaction takes _since and _type).
-fhir::result<fhir::search_query> everything_query(const rest::context& ctx, const search_scope& scope,
+fhir::result<fhir::search_query> everything_query(const context& ctx, const search_scope& scope,
                                                   const std::vector<std::pair<std::string, std::string>>& params) {
     fhir::search_query query;
     query.types = scope.types;
-    query.count = ctx.config.default_count;
+    query.count = std::min(ctx.config.default_count, ctx.config.max_count);
     for (const auto& [key, value] : params) {
         if (key != "_count") {
             if (!lenient(ctx))
@@ -56,11 +47,10 @@ fhir::result<fhir::search_query> everything_query(const rest::context& ctx, cons
                 {"warning", "not-supported", "the parameter '" + key + "' is not supported by $everything; it was ignored", key});
             continue;
         }
-        unsigned n = 0;
-        auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-        if (ec != std::errc{} || end != value.data() + value.size())
-            return error::make(category::malformed, "value", "_count must be a whole number", "_count");
-        query.count = std::min(n, ctx.config.max_count);
+        auto count = page_count(ctx.config, value);
+        if (!count)
+            return std::move(count).failure();
+        query.count = *count;
         query.applied.emplace_back("_count", std::to_string(query.count));
     }
     return query;
@@ -97,7 +87,14 @@ void resolve_own_urls(fhir::search_query& query, const std::string& base_url) {
 
 } // namespace
 
-fhir::result<std::optional<std::string>> take_param(rest::context& ctx, search_scope& scope, std::string_view name) {
+std::string query_string(const std::vector<std::pair<std::string, std::string>>& pairs) {
+    std::string text;
+    for (const auto& [key, value] : pairs)
+        text += (text.empty() ? "" : "&") + encode(key) + "=" + encode(value);
+    return text;
+}
+
+fhir::result<std::optional<std::string>> take_param(context& ctx, search_scope& scope, std::string_view name) {
     std::optional<std::string> value;
     auto& params = ctx.params;
     for (auto it = params.begin(); it != params.end();) {
@@ -115,7 +112,7 @@ fhir::result<std::optional<std::string>> take_param(rest::context& ctx, search_s
     return value;
 }
 
-fhir::result<bool> take_types(rest::context& ctx, search_scope& scope) {
+fhir::result<bool> take_types(context& ctx, search_scope& scope) {
     auto given = take_param(ctx, scope, "_type");
     if (!given)
         return std::move(given).failure();
@@ -127,8 +124,8 @@ fhir::result<bool> take_types(rest::context& ctx, search_scope& scope) {
     while (true) {
         const auto comma = list.find(',');
         const std::string type(list.substr(0, comma));
-        const rest::type_capability* row = rest::find_type(type);
-        if (!row || !row->allows(rest::interaction::search_type) || type == "AuditEvent")
+        const served_type* row = ctx.served->find(type);
+        if (!row || !row->in_record || !row->allows(interaction::search_type))
             return error::make(category::unsupported, "not-supported",
                                "_type: '" + type + "' is not a type searched here", "_type");
         if (!ctx.guard->rules().may_ever(*ctx.who, access::action::read, type))
@@ -142,11 +139,11 @@ fhir::result<bool> take_types(rest::context& ctx, search_scope& scope) {
     }
 }
 
-bool lenient(const rest::context& ctx) {
+bool lenient(const context& ctx) {
     return ctx.req.header("Prefer").find("handling=lenient") != std::string_view::npos;
 }
 
-void answer_search(rest::context& ctx, rest::responder& done, const search_scope& scope) {
+void answer_search(context& ctx, http::responder& done, const search_scope& scope) {
     std::vector<std::pair<std::string, std::string>> params;
     std::optional<std::string> cursor_text;
     for (const auto& [key, value] : ctx.params) {
@@ -160,12 +157,12 @@ void answer_search(rest::context& ctx, rest::responder& done, const search_scope
     }
 
     storage::search_visibility visibility = ctx.guard->search_visibility(*ctx.who, ctx.now, ctx.views);
-    // A system search without _type searches every type the caller may read (the audit trail only
-    // at its own type).
+    // A system search without _type searches every type of the record the caller may read (a type
+    // with routes of its own, the audit trail, only at its own type).
     std::vector<std::string> types = scope.types;
     if (types.empty() && !scope.everything)
         for (const auto& grant : visibility.readable)
-            if (grant.type != "AuditEvent")
+            if (const served_type* row = ctx.served->find(grant.type); row && row->in_record)
                 types.push_back(grant.type);
 
     fhir::result<fhir::search_query> parsed = [&]() -> fhir::result<fhir::search_query> {
@@ -179,7 +176,7 @@ void answer_search(rest::context& ctx, rest::responder& done, const search_scope
     }();
     if (!parsed) {
         audit_access(ctx, "search", {}, "failed", query_string(params));
-        return done(rest::error_response(parsed.failure()));
+        return done(http::error_response(parsed.failure()));
     }
     fhir::search_query& query = parsed.value();
     resolve_own_urls(query, ctx.config.base_url);
@@ -197,14 +194,14 @@ void answer_search(rest::context& ctx, rest::responder& done, const search_scope
     if (cursor_text) {
         auto cursor = storage::decode_cursor(*cursor_text);
         if (!cursor)
-            return done(rest::error_response(cursor.failure()));
+            return done(http::error_response(cursor.failure()));
         request.cursor = std::move(cursor.value());
     }
 
     auto page = ctx.store.search(request);
     if (!page) {
         audit_access(ctx, "search", {}, "failed", query_string(query.applied));
-        return done(rest::error_response(page.failure()));
+        return done(http::error_response(page.failure()));
     }
 
     std::vector<std::pair<std::string, std::string>> link_params = scope.taken;
@@ -215,86 +212,45 @@ void answer_search(rest::context& ctx, rest::responder& done, const search_scope
         shown.push_back(&entry.version);
     audit_access(ctx, scope.everything ? "everything" : "search", shown, "success", applied);
 
-    rapidjson::StringBuffer buffer;
-    rapidjson::Writer<rapidjson::StringBuffer> out(buffer);
-    out.StartObject();
-    out.Key("resourceType");
-    out.String("Bundle");
-    out.Key("type");
-    out.String("searchset");
-    if (page->total) {
-        out.Key("total");
-        out.Int64(*page->total);
-    }
-    out.Key("link");
-    out.StartArray();
+    bundle_writer bundle("searchset");
+    if (page->total)
+        bundle.total(*page->total);
     auto link = [&](const char* relation, const std::optional<storage::search_cursor>& cursor) {
         std::string url = scope.path + "?" + applied;
         if (cursor)
             url += (applied.empty() ? "" : "&") + std::string("_cursor=") + storage::encode_cursor(*cursor);
-        out.StartObject();
-        out.Key("relation");
-        out.String(relation);
-        out.Key("url");
-        out.String(url.data(), static_cast<rapidjson::SizeType>(url.size()));
-        out.EndObject();
+        bundle.link(relation, url);
     };
     link("self", request.cursor);
     if (page->next)
         link("next", page->next);
     if (page->previous)
         link("previous", page->previous);
-    out.EndArray();
 
-    const bool any_entry = !page->entries.empty() || !query.ignored.empty();
-    if (any_entry) { // FHIR JSON has no empty arrays
-        out.Key("entry");
-        out.StartArray();
-    }
     const fhir::summary_form form = form_of(query.summary);
     for (const storage::search_entry& entry : page->entries) {
         const storage::stored_version& v = entry.version;
-        out.StartObject();
-        out.Key("fullUrl");
-        out.String(ctx.config.base_url + "/" + v.type + "/" + v.id);
-        out.Key("resource");
+        const std::string full_url = ctx.config.base_url + "/" + v.type + "/" + v.id;
+        const char* mode = entry.include ? "include" : "match";
         // _elements applies to matches; _summary to every entry.
         const bool subset = form != fhir::summary_form::full || (!entry.include && !query.elements.empty());
-        if (subset) {
-            static const std::vector<std::string> no_elements;
-            auto shaped = fhir::subset_resource(v.json, form, entry.include ? no_elements : query.elements);
-            if (!shaped)
-                return done(rest::error_response(shaped.failure()));
-            out.RawValue(shaped->data(), shaped->size(), rapidjson::kObjectType);
-        } else {
-            out.RawValue(v.json.data(), v.json.size(), rapidjson::kObjectType);
+        if (!subset) {
+            bundle.entry({.full_url = full_url, .resource = v.json, .search_mode = mode});
+            continue;
         }
-        out.Key("search");
-        out.StartObject();
-        out.Key("mode");
-        out.String(entry.include ? "include" : "match");
-        out.EndObject();
-        out.EndObject();
+        static const std::vector<std::string> no_elements;
+        auto shaped = fhir::subset_resource(v.json, form, entry.include ? no_elements : query.elements);
+        if (!shaped)
+            return done(http::error_response(shaped.failure()));
+        bundle.entry({.full_url = full_url, .resource = *shaped, .search_mode = mode});
     }
     if (!query.ignored.empty()) {
         // What lenient handling dropped, as the spec suggests: an OperationOutcome in mode "outcome".
         fhir::error note;
         note.issues = query.ignored;
-        const std::string outcome = fhir::operation_outcome_json(note);
-        out.StartObject();
-        out.Key("resource");
-        out.RawValue(outcome.data(), outcome.size(), rapidjson::kObjectType);
-        out.Key("search");
-        out.StartObject();
-        out.Key("mode");
-        out.String("outcome");
-        out.EndObject();
-        out.EndObject();
+        bundle.entry({.resource = fhir::operation_outcome_json(note), .search_mode = "outcome"});
     }
-    if (any_entry)
-        out.EndArray();
-    out.EndObject();
-    done(rest::json_response({buffer.GetString(), buffer.GetSize()}));
+    done(json_response(bundle.finish()));
 }
 
 } // namespace caregate::interactions::detail

@@ -3,7 +3,7 @@
 // next and previous links, _summary and _elements, and the audit records of the search.
 #pragma once
 
-#include "rest/context.hpp"
+#include "interactions/context.hpp"
 
 #include <optional>
 #include <string>
@@ -23,18 +23,21 @@ struct search_scope {
 
 /// Runs the search of `scope` with the request's parameters and answers with a searchset Bundle,
 /// or an OperationOutcome. Parameters in `scope.taken` must be taken out of ctx.params by the caller.
-void answer_search(rest::context& ctx, rest::responder& done, const search_scope& scope);
+void answer_search(context& ctx, http::responder& done, const search_scope& scope);
 
 /// Takes parameter `name` out of ctx.params into `scope.taken`; its value, if it was given (once).
 /// Errors: malformed when it is given more than once.
-fhir::result<std::optional<std::string>> take_param(rest::context& ctx, search_scope& scope, std::string_view name);
+fhir::result<std::optional<std::string>> take_param(context& ctx, search_scope& scope, std::string_view name);
 
 /// Takes `_type` (comma-separated) out of ctx.params into `scope.types`: each type must be served
 /// and searchable; one the caller may never read is forbidden (403). Errors name the type. Returns
 /// whether `_type` was given.
-fhir::result<bool> take_types(rest::context& ctx, search_scope& scope);
+fhir::result<bool> take_types(context& ctx, search_scope& scope);
+
+/// `name=value&...`, each percent-encoded: the parameters of a self or next link.
+std::string query_string(const std::vector<std::pair<std::string, std::string>>& pairs);
 
 /// Whether the request asks for lenient handling (Prefer: handling=lenient).
-bool lenient(const rest::context& ctx);
+bool lenient(const context& ctx);
 
 } // namespace caregate::interactions::detail

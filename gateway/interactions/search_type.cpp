@@ -7,10 +7,44 @@
 #include "interactions/search_steps.hpp"
 
 #include "fhir_model/resource.hpp"
+#include "fhir_model/search_parameters.hpp"
+
+#include <algorithm>
 
 namespace caregate::interactions {
 
-void search_type(rest::context& ctx, rest::responder& done) {
+namespace {
+
+/// What the official definition says a parameter is for, kept short: its expression.
+std::string_view documentation_of(const fhir::search_parameter& p) {
+    if (p.code == "_id")
+        return "The logical id of the resource";
+    if (p.code == "_lastUpdated")
+        return "When the resource version last changed";
+    return p.code;
+}
+
+} // namespace
+
+void describe_search_type(served_type& row, const std::vector<std::string_view>& record_types) {
+    for (const fhir::search_parameter* p : fhir::search_parameters_for(row.type)) {
+        row.search_parameters.push_back({p->code, fhir::to_string(p->type), documentation_of(*p)});
+        if (p->type == fhir::search_param_type::reference && p->base != "Resource")
+            row.search_includes.push_back(std::string(row.type) + ":" + p->code);
+    }
+    for (std::string_view source : record_types) {
+        for (const fhir::search_parameter* p : fhir::search_parameters_for(source)) {
+            if (p->type != fhir::search_param_type::reference || p->base == "Resource")
+                continue;
+            const bool targets = p->targets.empty() ||
+                                 std::find(p->targets.begin(), p->targets.end(), row.type) != p->targets.end();
+            if (targets)
+                row.search_revincludes.push_back(std::string(source) + ":" + p->code);
+        }
+    }
+}
+
+void search_type(context& ctx, http::responder& done) {
     if (!detail::check_permitted(ctx, access::action::read, done))
         return;
     detail::search_scope scope;

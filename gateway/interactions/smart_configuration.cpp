@@ -4,7 +4,7 @@
 // endpoint honours. Not a FHIR resource, so plain application/json; not served on the provider endpoint.
 #include "interactions/interactions.hpp"
 
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -50,7 +50,7 @@ constexpr std::string_view token_endpoint_auth_methods[] = {"private_key_jwt", "
 /// narrows them to the types they may contribute); and per type, `.rs` for every type a citizen may
 /// read and `.cruds` for every type they may contribute, so that an app can ask for no more than it
 /// needs. Neither fhirUser (no sso-openid-connect) nor offline_access (no permission-offline).
-std::vector<std::string> scopes(const rest::rest_config& config) {
+std::vector<std::string> scopes(const rest_config& config) {
     std::vector<std::string> out = {"openid", "launch/patient", "patient/*.rs", "patient/*.read"};
     if (!config.patient_creatable_types.empty()) {
         out.push_back("patient/*.write");
@@ -63,7 +63,7 @@ std::vector<std::string> scopes(const rest::rest_config& config) {
     return out;
 }
 
-std::string smart_document(const rest::rest_config& config) {
+std::string smart_document(const rest_config& config) {
     rapidjson::StringBuffer buffer;
     rapidjson::Writer<rapidjson::StringBuffer> out(buffer);
     auto string = [&](std::string_view value) {
@@ -80,7 +80,7 @@ std::string smart_document(const rest::rest_config& config) {
             string(value);
         out.EndArray();
     };
-    const rest::smart_settings& smart = config.smart;
+    const smart_settings& smart = config.smart;
     out.StartObject();
     text("issuer", smart.issuer);
     text("jwks_uri", smart.jwks_uri);
@@ -99,12 +99,12 @@ std::string smart_document(const rest::rest_config& config) {
 
 } // namespace
 
-void smart_configuration(rest::context& ctx, rest::responder& done) {
+void smart_configuration(context& ctx, http::responder& done) {
     if (!ctx.config.patient_endpoint) // providers authenticate by certificate and token, not by SMART login
-        return done(rest::error_response(fhir::error::make(fhir::category::not_found, "not-found", "no such path")));
+        return done(http::error_response(fhir::error::make(fhir::category::not_found, "not-found", "no such path")));
     if (auto ok = ctx.only_params({}); !ok)
-        return done(rest::error_response(ok.failure()));
-    rest::response out = rest::json_response(smart_document(ctx.config));
+        return done(http::error_response(ok.failure()));
+    http::response out = json_response(smart_document(ctx.config));
     out.set("Content-Type", "application/json; charset=utf-8");
     done(std::move(out));
 }

@@ -10,8 +10,7 @@
 #include "interactions/interactions.hpp"
 #include "interactions/write.hpp"
 
-#include "rest/application.hpp"
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 
 namespace caregate::interactions {
 
@@ -20,7 +19,7 @@ namespace detail {
 using fhir::category;
 using fhir::error;
 
-fhir::result<planned_write> plan_update(rest::context& ctx) {
+fhir::result<planned_write> plan_update(context& ctx) {
     const bool conditional = ctx.where.id.empty();
     const criteria_list criteria = conditional ? route_criteria(ctx) : criteria_list{};
     if (!conditional)
@@ -82,7 +81,7 @@ fhir::result<planned_write> plan_update(rest::context& ctx) {
     storage::write_request& write = plan.write;
     write.kind = storage::write_kind::update;
     write.type = type;
-    write.id = id.empty() ? rest::random_uuid() : id;
+    write.id = id.empty() ? random_uuid() : id;
     write.if_match = *expected;
     write.content = std::move(prepared->content);
     write.citizens = std::move(prepared->citizens);
@@ -100,7 +99,7 @@ fhir::result<planned_write> plan_update(rest::context& ctx) {
 
 } // namespace detail
 
-void update(rest::context& ctx, rest::responder& done) {
+void update(context& ctx, http::responder& done) {
     detail::submit_and_answer(ctx, detail::plan_update(ctx), done);
 }
 

@@ -4,18 +4,18 @@
 #include "interactions/interactions.hpp"
 
 #include "interactions/access_steps.hpp"
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 
 namespace caregate::interactions {
 
-void vread(rest::context& ctx, rest::responder& done) {
+void vread(context& ctx, http::responder& done) {
     if (auto ok = ctx.only_params({}); !ok)
-        return done(rest::error_response(ok.failure()));
+        return done(http::error_response(ok.failure()));
     if (!detail::check_permitted(ctx, access::action::read, done))
         return;
     auto fail = [&](const fhir::error& failure) {
         detail::audit_access(ctx, "vread", {}, "not-found");
-        done(rest::error_response(failure));
+        done(http::error_response(failure));
     };
     auto current = detail::visible_current(ctx, ctx.where.type, ctx.where.id);
     if (!current && current.failure().kind != fhir::category::deleted)
@@ -28,11 +28,11 @@ void vread(rest::context& ctx, rest::responder& done) {
     }
     auto visible = ctx.guard->can_read(*ctx.who, *found, ctx.request_id, ctx.now, ctx.views, true);
     if (!visible)
-        return done(rest::error_response(visible.failure()));
+        return done(http::error_response(visible.failure()));
     if (!*visible)
         return fail(detail::not_found(ctx.where.type, ctx.where.id));
     detail::audit_access(ctx, "vread", {&*found}, "success");
-    done(rest::version_response(ctx.config, 200, *found, rest::prefer_return::representation, false));
+    done(version_response(ctx.config, 200, *found, prefer_return::representation, false));
 }
 
 } // namespace caregate::interactions

@@ -4,7 +4,7 @@
 
 #include "interactions/access_steps.hpp"
 #include "fhir_model/contribution.hpp"
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 
 #include <algorithm>
 
@@ -26,8 +26,8 @@ bool is_result_parameter(std::string_view name) {
     });
 }
 
-rest::response delete_response(const planned_write& plan, const storage::write_outcome& outcome,
-                               rest::prefer_return how) {
+http::response delete_response(const planned_write& plan, const storage::write_outcome& outcome,
+                               prefer_return how) {
     const std::size_t removed = (outcome.removed_nothing ? 0 : 1) + outcome.also_removed.size();
     std::string said;
     if (removed == 0)
@@ -40,8 +40,8 @@ rest::response delete_response(const planned_write& plan, const storage::write_o
         said = "deleted";
     else
         said = "deleted " + std::to_string(removed) + " resources that matched the criteria";
-    rest::response out;
-    if (how == rest::prefer_return::operation_outcome) {
+    http::response out;
+    if (how == prefer_return::operation_outcome) {
         error note;
         note.issues.push_back({"information", "informational", said, {}});
         out.status = 200;
@@ -52,25 +52,25 @@ rest::response delete_response(const planned_write& plan, const storage::write_o
     }
     // The ETag of the deletion names one resource's version: not given for several.
     if (!outcome.removed_nothing && (outcome.also_removed.empty() || plan.write.erase_record))
-        out.set("ETag", rest::etag(outcome.version.version_id));
+        out.set("ETag", etag(outcome.version.version_id));
     return out;
 }
 
 } // namespace
 
-fhir::result<fhir::prepared_resource> prepare_body(const rest::context& ctx, const storage::stored_version* changing) {
+fhir::result<fhir::prepared_resource> prepare_body(const context& ctx, const storage::stored_version* changing) {
     if (ctx.req.body.empty())
         return error::make(category::malformed, "required", "the request needs a resource in its body");
     return prepare_content(ctx, ctx.req.body, changing);
 }
 
-bool writes_contribution(const rest::context& ctx, const storage::stored_version* changing) {
+bool writes_contribution(const context& ctx, const storage::stored_version* changing) {
     // Citizens own what they contribute (organisation patient:{nhs}), so a version owned so is one
     // the server marked.
     return ctx.who->is_citizen() || (changing != nullptr && changing->owner.starts_with("patient:"));
 }
 
-fhir::result<fhir::prepared_resource> prepare_content(const rest::context& ctx, std::string_view text,
+fhir::result<fhir::prepared_resource> prepare_content(const context& ctx, std::string_view text,
                                                       const storage::stored_version* changing) {
     // Every writer's content passes here: a professional's system can neither pass its own writing off
     // as the patient's nor strip the marks from a contribution it corrects.
@@ -81,17 +81,17 @@ fhir::result<fhir::prepared_resource> prepare_content(const rest::context& ctx, 
     return fhir::prepare_resource(*marked, ctx.where.type);
 }
 
-fhir::result<std::optional<std::int64_t>> if_match(const rest::context& ctx) {
+fhir::result<std::optional<std::int64_t>> if_match(const context& ctx) {
     const std::string_view header = ctx.req.header("If-Match");
     if (header.empty())
         return std::optional<std::int64_t>{};
-    auto version = rest::parse_etag(header);
+    auto version = parse_etag(header);
     if (!version)
         return error::make(category::malformed, "value", "If-Match must be a version ETag such as W/\"1\"");
     return std::optional<std::int64_t>{*version};
 }
 
-fhir::status check_may_ever(rest::context& ctx, access::action act) {
+fhir::status check_may_ever(context& ctx, access::action act) {
     if (ctx.guard->rules().may_ever(*ctx.who, act, ctx.where.type))
         return {};
     const std::string name(access::action_name(act));
@@ -100,7 +100,7 @@ fhir::status check_may_ever(rest::context& ctx, access::action act) {
                        "your role may not " + name + " " + ctx.where.type + " resources");
 }
 
-fhir::status check_write(rest::context& ctx, access::action act, const fhir::prepared_resource& prepared) {
+fhir::status check_write(context& ctx, access::action act, const fhir::prepared_resource& prepared) {
     const access::policy& rules = ctx.guard->rules();
     if (!rules.may(*ctx.who, act, ctx.where.type, prepared.access.facets))
         return error::make(category::forbidden, "forbidden",
@@ -125,7 +125,7 @@ fhir::status check_write(rest::context& ctx, access::action act, const fhir::pre
     return check_targets(ctx, ctx.where.type, prepared.content);
 }
 
-fhir::status check_targets(rest::context& ctx, std::string_view type, std::string_view content) {
+fhir::status check_targets(context& ctx, std::string_view type, std::string_view content) {
     error unknown;
     unknown.kind = category::invalid;
     for (const std::string& item : fhir::item_targets(type, content)) {
@@ -151,7 +151,7 @@ fhir::status check_targets(rest::context& ctx, std::string_view type, std::strin
     return {};
 }
 
-fhir::result<std::optional<storage::stored_version>> check_target(rest::context& ctx, std::string_view id,
+fhir::result<std::optional<storage::stored_version>> check_target(context& ctx, std::string_view id,
                                                                   const char* action) {
     const std::string& type = ctx.where.type;
     auto current = ctx.store.read_current(type, id);
@@ -170,7 +170,7 @@ fhir::result<std::optional<storage::stored_version>> check_target(rest::context&
     return std::optional<storage::stored_version>{std::move(visible.value())};
 }
 
-criteria_list route_criteria(const rest::context& ctx, std::initializer_list<std::string_view> own) {
+criteria_list route_criteria(const context& ctx, std::initializer_list<std::string_view> own) {
     criteria_list out;
     for (const auto& [key, value] : ctx.params) {
         if (key == "_format" || key == "_pretty" || std::find(own.begin(), own.end(), key) != own.end())
@@ -180,7 +180,7 @@ criteria_list route_criteria(const rest::context& ctx, std::initializer_list<std
     return out;
 }
 
-fhir::result<fhir::search_query> parse_criteria(const rest::context& ctx, const criteria_list& criteria) {
+fhir::result<fhir::search_query> parse_criteria(const context& ctx, const criteria_list& criteria) {
     for (const auto& [name, value] : criteria)
         if (is_result_parameter(name))
             return error::make(category::unsupported, "not-supported",
@@ -197,7 +197,7 @@ fhir::result<fhir::search_query> parse_criteria(const rest::context& ctx, const 
     return parsed;
 }
 
-std::shared_ptr<storage::write_condition> make_condition(rest::context& ctx, fhir::search_query query) {
+std::shared_ptr<storage::write_condition> make_condition(context& ctx, fhir::search_query query) {
     auto condition = std::make_shared<storage::write_condition>();
     condition->query = std::move(query);
     condition->visibility = ctx.guard->search_visibility(*ctx.who, ctx.now, ctx.views);
@@ -211,7 +211,7 @@ std::string criteria_text(const fhir::search_query& query) {
     return text;
 }
 
-void sign_write(rest::context& ctx, storage::write_request& write, std::string action, std::string audit_citizen,
+void sign_write(context& ctx, storage::write_request& write, std::string action, std::string audit_citizen,
                 std::string audit_detail) {
     write.writer = ctx.who->org->ods;
     write.any_owner = ctx.guard->rules().any_owner(*ctx.who);
@@ -221,13 +221,13 @@ void sign_write(rest::context& ctx, storage::write_request& write, std::string a
     write.audit->detail = std::move(audit_detail);
 }
 
-rest::response write_response(const rest::rest_config& config, const planned_write& plan,
-                              const storage::write_outcome& outcome, rest::prefer_return how) {
+http::response write_response(const rest_config& config, const planned_write& plan,
+                              const storage::write_outcome& outcome, prefer_return how) {
     if (plan.interaction == write_interaction::remove)
         return delete_response(plan, outcome, how);
     // A conditional create that matched answers with the match as it is: no new version.
     const unsigned status = outcome.created && !outcome.matched ? 201 : 200;
-    return rest::version_response(config, status, outcome.version, how, true);
+    return version_response(config, status, outcome.version, how, true);
 }
 
 fhir::error write_failure(const planned_write& plan, fhir::error failure) {
@@ -248,9 +248,9 @@ fhir::error write_failure(const planned_write& plan, fhir::error failure) {
     return failure;
 }
 
-void submit_and_answer(rest::context& ctx, fhir::result<planned_write> plan, rest::responder& done) {
+void submit_and_answer(context& ctx, fhir::result<planned_write> plan, http::responder& done) {
     if (!plan)
-        return done(rest::error_response(plan.failure()));
+        return done(http::error_response(plan.failure()));
     // What the answer needs of the plan; the content went to the store.
     planned_write shape = *plan;
     shape.write.content.clear();
@@ -259,7 +259,7 @@ void submit_and_answer(rest::context& ctx, fhir::result<planned_write> plan, res
                      [config = &ctx.config, how = ctx.prefer(), shape = std::move(shape),
                       done = std::move(done)](fhir::result<storage::write_outcome> outcome) {
                          if (!outcome)
-                             return done(rest::error_response(write_failure(shape, outcome.failure())));
+                             return done(http::error_response(write_failure(shape, outcome.failure())));
                          done(write_response(*config, shape, *outcome, how));
                      });
 }

@@ -6,7 +6,7 @@
 // which the writer makes inside its transaction.
 #pragma once
 
-#include "rest/context.hpp"
+#include "interactions/context.hpp"
 #include "storage/store.hpp"
 
 namespace caregate::interactions::detail {
@@ -25,20 +25,20 @@ struct planned_write {
 };
 
 /// POST [type], with If-None-Exist for a conditional create (https://hl7.org/fhir/R4/http.html#ccreate).
-fhir::result<planned_write> plan_create(rest::context& ctx);
+fhir::result<planned_write> plan_create(context& ctx);
 /// PUT [type]/[id], and PUT [type]?criteria (https://hl7.org/fhir/R4/http.html#cond-update).
-fhir::result<planned_write> plan_update(rest::context& ctx);
+fhir::result<planned_write> plan_update(context& ctx);
 /// DELETE [type]/[id], and DELETE [type]?criteria (https://hl7.org/fhir/R4/http.html#3.1.0.7.1);
 /// `_cascade=delete` on a Patient erases the citizen's whole record where the policy allows it.
-fhir::result<planned_write> plan_delete(rest::context& ctx);
+fhir::result<planned_write> plan_delete(context& ctx);
 /// PATCH [type]/[id], and PATCH [type]?criteria (https://hl7.org/fhir/R4/http.html#patch).
-fhir::result<planned_write> plan_patch(rest::context& ctx);
+fhir::result<planned_write> plan_patch(context& ctx);
 
 /// The answer to one write from its outcome, as the spec says: 201 (created) or 200 with Location,
 /// ETag, Last-Modified and the body per Prefer; 200 with the existing resource for a conditional
 /// create that matched; 204 (or 200 with an OperationOutcome) for a delete.
-rest::response write_response(const rest::rest_config& config, const planned_write& plan,
-                              const storage::write_outcome& outcome, rest::prefer_return how);
+http::response write_response(const rest_config& config, const planned_write& plan,
+                              const storage::write_outcome& outcome, prefer_return how);
 
 /// The error to answer for a write the store refused, in the interaction's terms: a patch whose
 /// version changed under it is a 409 saying so; a Patient that cannot be deleted while its record

@@ -13,7 +13,7 @@ namespace caregate::net::detail {
 
 namespace {
 
-namespace http = boost::beast::http;
+namespace beast = boost::beast;
 
 /// The most hex digits a chunk's size needs: it must fit 64 bits (Beast refuses more). Leading
 /// zeros beyond them count against the extension's bound.
@@ -74,7 +74,7 @@ std::size_t request_parser::put(boost::asio::const_buffer buffer, error_code& ec
     if (in_header) {
         header_size_ += used;
         if (header_size_ > header_bytes_)
-            ec = http::error::header_limit;
+            ec = beast::http::error::header_limit;
     }
     return used;
 }
@@ -98,19 +98,19 @@ boost::system::error_code request_parser::check_unparsed(std::string_view unpars
     return {};
 }
 
-void request_parser::on_request_impl(http::verb method, string_view method_string, string_view target,
+void request_parser::on_request_impl(beast::http::verb method, string_view method_string, string_view target,
                                      int version, error_code&) {
     request_.method.assign(method_string.data(), method_string.size());
     request_.target.assign(target.data(), target.size());
     version_ = static_cast<unsigned>(version);
-    head_ = method == http::verb::head;
+    head_ = method == beast::http::verb::head;
 }
 
 void request_parser::on_response_impl(int, string_view, int, error_code&) {
     // Never called: this parser reads requests (basic_parser<true>).
 }
 
-void request_parser::on_field_impl(http::field name, string_view name_string, string_view value, error_code& ec) {
+void request_parser::on_field_impl(beast::http::field name, string_view name_string, string_view value, error_code& ec) {
     if (in_trailer_) {
         // Invariant 2: counted against the bound, then dropped. Beast has already taken framing
         // fields here (Content-Length, Transfer-Encoding) as errors.
@@ -119,10 +119,10 @@ void request_parser::on_field_impl(http::field name, string_view name_string, st
             ec = framing_error::trailer_too_long;
         return;
     }
-    if (name == http::field::transfer_encoding) {
+    if (name == beast::http::field::transfer_encoding) {
         ++transfer_encodings_;
         transfer_encoding_is_chunked_ = boost::beast::iequals(trim(value), "chunked");
-    } else if (name == http::field::expect && boost::beast::iequals(trim(value), "100-continue")) {
+    } else if (name == beast::http::field::expect && boost::beast::iequals(trim(value), "100-continue")) {
         expects_continue_ = true;
     }
     request_.headers.push_back({std::string(name_string.data(), name_string.size()),

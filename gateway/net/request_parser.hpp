@@ -19,7 +19,7 @@
 #pragma once
 
 #include "net/server.hpp"
-#include "rest/http.hpp"
+#include "http/message.hpp"
 
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
@@ -41,7 +41,7 @@ enum class framing_error {
 const boost::system::error_category& framing_category() noexcept;
 boost::system::error_code make_error_code(framing_error e) noexcept;
 
-/// Parses one request into a rest::request. put() stops at the end of the header, so that the session
+/// Parses one request into a http::request. put() stops at the end of the header, so that the session
 /// decides about the body (503, 100 Continue) before taking any of it; the session then sets
 /// eager(true), so that what put() leaves unparsed is only framing, and calls check_unparsed()
 /// before it reads more.
@@ -68,7 +68,7 @@ public:
     boost::system::error_code check_unparsed(std::string_view unparsed) const noexcept;
 
     /// The request, once is_done(); leaves the parser empty.
-    rest::request release() noexcept { return std::move(request_); }
+    http::request release() noexcept { return std::move(request_); }
 
 private:
     using string_view = boost::beast::string_view;
@@ -90,7 +90,7 @@ private:
     const std::size_t header_bytes_;
     const std::size_t chunk_extension_bytes_;
     const std::size_t trailer_bytes_;
-    rest::request request_;
+    http::request request_;
     unsigned version_ = 11;
     bool head_ = false;
     bool expects_continue_ = false;

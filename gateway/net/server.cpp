@@ -72,7 +72,7 @@ void log_exception(std::string_view where, const std::exception_ptr& failure) {
 struct server::impl {
     /// A listener, bound.
     struct bound_listener {
-        bound_listener(detail::server_state& server, rest::handler handle,
+        bound_listener(detail::server_state& server, http::handler handle,
                        std::unique_ptr<detail::revocation_check> crls, std::unique_ptr<asio::ssl::context> tls,
                        asio::io_context& io)
             : revocation(std::move(crls)), state{server, std::move(handle), std::move(tls)},

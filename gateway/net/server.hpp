@@ -3,7 +3,7 @@
 // includes no Asio or Beast header, so the rest of the gateway compiles without them.
 #pragma once
 
-#include "rest/http.hpp"
+#include "http/message.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -77,7 +77,7 @@ struct listener {
     std::uint16_t port = 8443;
     bool plain = false; ///< HTTP without TLS; refused unless `address` is loopback
     tls_settings tls;
-    rest::handler handle;
+    http::handler handle;
 };
 
 class server {

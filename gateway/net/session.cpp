@@ -22,7 +22,7 @@
 #include "fhir_model/error.hpp"
 #include "net/request_parser.hpp"
 #include "net/tls.hpp"
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -55,7 +55,6 @@ namespace {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 using clock = std::chrono::steady_clock;
@@ -92,8 +91,8 @@ enum class ending {
 
 /// Errors that mean the peer has gone, which is how most connections end: not worth a log line.
 bool is_peer_gone(error_code ec) {
-    return ec == http::error::end_of_stream     // closed cleanly between requests
-           || ec == http::error::partial_message // closed in the middle of a request
+    return ec == beast::http::error::end_of_stream     // closed cleanly between requests
+           || ec == beast::http::error::partial_message // closed in the middle of a request
            || ec == asio::error::eof || ec == asio::error::connection_reset ||
            ec == asio::error::broken_pipe
            // The peer closed TCP without a TLS close_notify. Many clients do; it is harmless for
@@ -102,7 +101,7 @@ bool is_peer_gone(error_code ec) {
 }
 
 bool is_http_syntax_error(error_code ec) {
-    static const auto& http_errors = http::make_error_code(http::error::bad_method).category();
+    static const auto& http_errors = beast::http::make_error_code(beast::http::error::bad_method).category();
     return ec.category() == http_errors;
 }
 
@@ -114,11 +113,11 @@ std::optional<fhir::error> read_failure(error_code ec, bool timed_out, const net
         return fhir::error::make(category::timeout, "timeout",
                                  "The request was not received in full within " +
                                      std::to_string(limits.read_timeout.count()) + " seconds.");
-    if (ec == http::error::body_limit)
+    if (ec == beast::http::error::body_limit)
         return fhir::error::make(category::too_large, "too-long",
                                  "The request body is larger than the limit of " +
                                      std::to_string(limits.body_bytes) + " bytes.");
-    if (ec == http::error::header_limit)
+    if (ec == beast::http::error::header_limit)
         return fhir::error::make(category::headers_too_large, "too-long",
                                  "The request line and headers are larger than the limit of " +
                                      std::to_string(limits.header_bytes) + " bytes.");
@@ -140,8 +139,8 @@ std::optional<fhir::error> read_failure(error_code ec, bool timed_out, const net
                              "The request is not valid HTTP/1.1: " + ec.message() + ".");
 }
 
-rest::response fault_response(std::string diagnostics) {
-    return rest::error_response(fhir::error::make(fhir::category::fault, "exception", std::move(diagnostics)));
+http::response fault_response(std::string diagnostics) {
+    return http::error_response(fhir::error::make(fhir::category::fault, "exception", std::move(diagnostics)));
 }
 
 /// Logs what a bug threw, once, at the session boundary.
@@ -317,7 +316,7 @@ public:
         }
     }
 
-    void complete(rest::response response) {
+    void complete(http::response response) {
         if (answered_.exchange(true, std::memory_order_acq_rel))
             return; // a second answer is a bug in the handler; the first one has gone out
         const std::shared_lock lock(alive_->mutex); // released after `strand` is destroyed
@@ -342,14 +341,14 @@ private:
 
 /// Calls the application's handler and waits, without blocking a thread, for its response.
 /// Exceptions (bugs) become a 500 OperationOutcome here, and are logged.
-asio::awaitable<rest::response> call_handler(const rest::handler& handle, rest::request request,
+asio::awaitable<http::response> call_handler(const http::handler& handle, http::request request,
                                              const std::shared_ptr<lifeline>& alive) {
-    return asio::async_initiate<const asio::use_awaitable_t<>&, void(rest::response)>(
-        [&handle, &alive](auto completion, rest::request request) {
+    return asio::async_initiate<const asio::use_awaitable_t<>&, void(http::response)>(
+        [&handle, &alive](auto completion, http::request request) {
             auto pending = std::make_shared<pending_response<decltype(completion)>>(std::move(completion), alive);
             try {
                 handle(std::move(request),
-                       [pending](rest::response response) { pending->complete(std::move(response)); });
+                       [pending](http::response response) { pending->complete(std::move(response)); });
             } catch (...) {
                 log_exception("a handler threw", std::current_exception());
                 pending->complete(fault_response("An internal error occurred; it has been logged."));
@@ -364,13 +363,13 @@ asio::awaitable<rest::response> call_handler(const rest::handler& handle, rest::
 /// The wire form of a response. This layer owns framing and the connection: the application's
 /// Content-Length, Transfer-Encoding and Connection headers are replaced (though its
 /// `Connection: close` is honoured by clearing `keep_alive`).
-http::response<http::string_body> to_message(rest::response&& answer, unsigned version, bool head_request,
+beast::http::response<beast::http::string_body> to_message(http::response&& answer, unsigned version, bool head_request,
                                              bool& keep_alive) {
     if (answer.status < 200 || answer.status > 599) {
         log_line("a handler answered with status " + std::to_string(answer.status));
         answer = fault_response("The server produced an invalid response.");
     }
-    http::response<http::string_body> message;
+    beast::http::response<beast::http::string_body> message;
     message.version(version);
     message.result(answer.status);
     for (auto& field : answer.headers) {
@@ -387,7 +386,7 @@ http::response<http::string_body> to_message(rest::response&& answer, unsigned v
     if (head_request) {
         // HEAD: the headers a GET would have, no body.
         message.content_length(answer.body.size());
-    } else if (status != http::status::no_content && status != http::status::not_modified) {
+    } else if (status != beast::http::status::no_content && status != beast::http::status::not_modified) {
         message.body() = std::move(answer.body);
         message.prepare_payload();
     }
@@ -401,10 +400,10 @@ http::response<http::string_body> to_message(rest::response&& answer, unsigned v
 template <class Stream>
 asio::awaitable<void> write_error(session<Stream>& s, const fhir::error& failure) {
     bool keep_alive = false;
-    auto message = to_message(rest::error_response(failure), 11, false, keep_alive);
+    auto message = to_message(http::error_response(failure), 11, false, keep_alive);
     s.arm(phase::writing, s.limits().read_timeout);
     // An error here leaves nothing more to do: the connection closes either way.
-    co_await http::async_write(s.stream, message, use_tuple);
+    co_await beast::http::async_write(s.stream, message, use_tuple);
 }
 
 /// One request's share of listener_state::body_bytes_held, given back when it is destroyed (after
@@ -456,7 +455,7 @@ asio::awaitable<error_code> read_step(session<Stream>& s, request_parser& parser
     if (s.buffer.size() != 0) {
         const std::size_t used = parser.put(s.buffer.data(), ec);
         s.buffer.consume(used);
-        if (ec ? ec != http::error::need_more : used != 0)
+        if (ec ? ec != beast::http::error::need_more : used != 0)
             co_return ec;
         const auto unparsed = s.buffer.data();
         if ((ec = parser.check_unparsed({static_cast<const char*>(unparsed.data()), unparsed.size()})))
@@ -468,9 +467,9 @@ asio::awaitable<error_code> read_step(session<Stream>& s, request_parser& parser
         co_return read_ec;
     // The peer closed: between requests that is the end of the stream; within one, a cut message.
     if (!parser.got_some())
-        co_return http::error::end_of_stream;
+        co_return beast::http::error::end_of_stream;
     parser.put_eof(ec);
-    co_return ec ? ec : http::error::partial_message;
+    co_return ec ? ec : beast::http::error::partial_message;
 }
 
 /// Reads requests and writes their responses, one at a time, until the connection should close.
@@ -505,8 +504,8 @@ asio::awaitable<ending> serve_requests(session<Stream>& s) {
             }
             // A client that asked may send the body only after "100 Continue" (curl does so above 1 MiB).
             if (parser.version() == 11 && parser.expects_continue()) {
-                http::response<http::empty_body> go_on{http::status::continue_, 11};
-                auto [continue_ec, sent] = co_await http::async_write(s.stream, go_on, use_tuple);
+                beast::http::response<beast::http::empty_body> go_on{beast::http::status::continue_, 11};
+                auto [continue_ec, sent] = co_await beast::http::async_write(s.stream, go_on, use_tuple);
                 if (continue_ec)
                     co_return ending::peer_gone;
             }
@@ -534,16 +533,16 @@ asio::awaitable<ending> serve_requests(session<Stream>& s) {
         const unsigned version = parser.version();
         const bool head_request = parser.is_head();
         bool keep_alive = parser.header_keep_alive();
-        rest::request request = parser.release();
+        http::request request = parser.release();
         request.client_ods = s.client_ods();
         request.secure = s.secure();
-        rest::response answer =
+        http::response answer =
             co_await call_handler(s.listener().handle, std::move(request), s.listener().server.alive);
 
         keep_alive = keep_alive && !s.stopping();
         auto message = to_message(std::move(answer), version, head_request, keep_alive);
         s.arm(phase::writing, limits.read_timeout);
-        auto [write_ec, written] = co_await http::async_write(s.stream, message, use_tuple);
+        auto [write_ec, written] = co_await beast::http::async_write(s.stream, message, use_tuple);
         if (write_ec)
             co_return ending::peer_gone;
         if (!keep_alive)

@@ -50,7 +50,7 @@ struct server_state {
 /// One listener's state, shared by its sessions. Outlives them (owned by the server).
 struct listener_state {
     server_state& server;
-    rest::handler handle;
+    http::handler handle;
     /// Null for a plain (loopback-only) listener.
     std::unique_ptr<boost::asio::ssl::context> tls;
     /// Connections accepted and not yet closed, checked against limits.max_connections.

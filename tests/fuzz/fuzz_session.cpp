@@ -40,7 +40,7 @@
 #include <vector>
 
 namespace net = caregate::net;
-namespace rest = caregate::rest;
+namespace http = caregate::http;
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
@@ -93,7 +93,7 @@ struct harness {
     tcp::acceptor acceptor{io, tcp::endpoint(asio::ip::address_v4::loopback(), 0)};
     net::limits limits = fuzz_limits();
     caregate::net::detail::server_state server{limits};
-    caregate::net::detail::listener_state listener{server, [this](rest::request request, rest::responder respond) {
+    caregate::net::detail::listener_state listener{server, [this](http::request request, http::responder respond) {
                                                         answer(std::move(request), std::move(respond));
                                                     },
                                                     nullptr}; // plain: no TLS
@@ -114,7 +114,7 @@ struct harness {
             __builtin_trap(); // check 3
     }
 
-    void answer(rest::request request, rest::responder respond) {
+    void answer(http::request request, http::responder respond) {
         check_heap();
         // Check 5.
         std::size_t header_size = request.method.size() + request.target.size();
@@ -135,7 +135,7 @@ struct harness {
         if (request.body.size() > limits.body_bytes || header_size > limits.header_bytes || transfer_encodings > 1)
             __builtin_trap();
         handled.push_back({request.method == "HEAD"});
-        rest::response response;
+        http::response response;
         response.set("Content-Type", "text/plain");
         response.body = "answer " + std::to_string(handled.size());
         respond(std::move(response));

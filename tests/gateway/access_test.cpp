@@ -70,13 +70,13 @@ struct record_fixture : application_fixture {
 
 TEST_CASE("authentication: no token, a malformed header, a forged or foreign token are 401 with WWW-Authenticate") {
     record_fixture f;
-    caregate::rest::request bare; // with a certificate, but no token at all
+    caregate::http::request bare; // with a certificate, but no token at all
     bare.method = "GET";
     bare.target = "/fhir/Patient/9000000009";
     bare.secure = true;
     bare.client_ods = "A81001";
-    std::promise<caregate::rest::response> answered;
-    f.app->handle(std::move(bare), [&](caregate::rest::response out) { answered.set_value(std::move(out)); });
+    std::promise<caregate::http::response> answered;
+    f.app->handle(std::move(bare), [&](caregate::http::response out) { answered.set_value(std::move(out)); });
     auto none = answered.get_future().get();
     CHECK(none.status == 401);
     CHECK(none.header("WWW-Authenticate") == "Bearer realm=\"caregate\"");
@@ -365,7 +365,7 @@ TEST_CASE("scopes: a scope claim that names nothing (\"\", \" \", []) grants not
     record_fixture f;
     for (const std::string claim : {R"("")", R"(" ")", "[]"}) {
         CAPTURE(claim);
-        const std::vector<caregate::rest::header_field> bearer = {{"Authorization", "Bearer " + token_with_scope(gp_clinician(), claim)}};
+        const std::vector<caregate::http::header_field> bearer = {{"Authorization", "Bearer " + token_with_scope(gp_clinician(), claim)}};
         CHECK(f.call_as(gp_clinician(), "GET", "/Patient/9000000009", {}, bearer).status == 403);
         CHECK(f.call_as(gp_clinician(), "GET", "/Condition?patient=9000000009", {}, bearer).status == 403);
         CHECK(f.call_as(gp_clinician(), "POST", "/Condition", condition_json(tom, "active"), bearer).status == 403);
@@ -497,13 +497,13 @@ TEST_CASE("break-glass: the grant lasts the policy's minutes from the request's 
     const auto brief = caregate::access::policy::parse(one_minute);
     caregate::access::guard guard(brief, f.organisations, *f.tokens, *f.store);
     emergency.user = "acute-doctor-8";
-    caregate::rest::request req;
+    caregate::http::request req;
     req.headers.push_back({"Authorization", "Bearer " + token_for(emergency)});
     req.secure = true;
     req.client_ods = "RX1";
     const caregate::storage::timestamp now = caregate::access::now_micros();
     std::map<std::string, caregate::access::citizen_view> views;
-    auto doctor_8 = guard.authenticate(req, now / 1'000'000);
+    auto doctor_8 = guard.authenticate(caregate::rest::credentials_of(req), now / 1'000'000);
     REQUIRE(doctor_8.ok());
     auto opened_now = guard.open_citizen(*doctor_8, bunmi, "request-1", now, views, true);
     REQUIRE(opened_now.ok());

@@ -147,7 +147,7 @@ struct application_fixture {
         tokens = std::make_unique<auth::token_verifier>(
             std::vector<auth::trusted_issuer>{{test_issuer, {test_keys::get().public_pem}, {}}}, settings);
         guard = std::make_unique<access::guard>(policy, organisations, *tokens, *store);
-        rest::rest_config config;
+        interactions::rest_config config;
         config.base_url = test_base_url;
         app = std::make_unique<rest::application>(*store, *guard, config);
     }
@@ -160,9 +160,9 @@ struct application_fixture {
     }
 
     /// A request as `who`, with their token and certificate; `headers` are added.
-    rest::response call_as(const identity& who, std::string method, std::string target, std::string body = {},
-                           std::vector<rest::header_field> headers = {}) {
-        rest::request req;
+    http::response call_as(const identity& who, std::string method, std::string target, std::string body = {},
+                           std::vector<http::header_field> headers = {}) {
+        http::request req;
         req.method = std::move(method);
         req.target = "/fhir" + target;
         req.body = std::move(body);
@@ -173,15 +173,15 @@ struct application_fixture {
             req.headers.push_back({"Content-Type", "application/fhir+json"});
         req.secure = true;
         req.client_ods = who.ods;
-        std::promise<rest::response> answered;
+        std::promise<http::response> answered;
         auto future = answered.get_future();
-        app->handle(std::move(req), [&answered](rest::response out) { answered.set_value(std::move(out)); });
+        app->handle(std::move(req), [&answered](http::response out) { answered.set_value(std::move(out)); });
         return future.get();
     }
 
     /// A request as the ICS's integration system, which the default policy lets do anything.
-    rest::response call(std::string method, std::string target, std::string body = {},
-                        std::vector<rest::header_field> headers = {}) {
+    http::response call(std::string method, std::string target, std::string body = {},
+                        std::vector<http::header_field> headers = {}) {
         return call_as(system_identity(), std::move(method), std::move(target), std::move(body), std::move(headers));
     }
 
@@ -205,7 +205,7 @@ inline std::string observation_json(const std::string& subject_reference) {
 }
 
 /// A response's body as JSON (failing the test when it is not).
-inline rapidjson::Document json_of(const rest::response& r) {
+inline rapidjson::Document json_of(const http::response& r) {
     rapidjson::Document doc;
     doc.Parse(r.body.c_str());
     REQUIRE_MESSAGE(!doc.HasParseError(), r.body);
@@ -214,7 +214,7 @@ inline rapidjson::Document json_of(const rest::response& r) {
 
 /// A response's body as an OperationOutcome with at least one issue, failing the test when it is
 /// anything else, so that `["issue"][0]` of it is there (see `at` for why that matters).
-inline rapidjson::Document outcome_of(const rest::response& r) {
+inline rapidjson::Document outcome_of(const http::response& r) {
     rapidjson::Document doc = json_of(r);
     REQUIRE_MESSAGE((doc.IsObject() && doc.HasMember("resourceType") && doc["resourceType"] == "OperationOutcome"),
                     r.body);
@@ -255,6 +255,6 @@ std::string text_at(const rapidjson::Value& from, const Steps&... steps) {
 }
 
 /// The `id` of the resource a response carries.
-inline std::string id_of(const rest::response& r) { return json_of(r)["id"].GetString(); }
+inline std::string id_of(const http::response& r) { return json_of(r)["id"].GetString(); }
 
 } // namespace caregate::testing

@@ -321,7 +321,7 @@ TEST_CASE("32 clients sending the same transaction at once: one Encounter, every
          entry("POST", "Observation",
                observation(subject("Patient/9000000009"), R"("encounter":{"reference":")" + uuid(1) + R"("},)"), uuid(2))});
     constexpr int clients = 32;
-    std::vector<caregate::rest::response> answers(clients);
+    std::vector<caregate::http::response> answers(clients);
     std::latch start(clients);
     std::vector<std::thread> threads;
     for (int i = 0; i < clients; ++i)

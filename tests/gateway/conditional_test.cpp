@@ -38,7 +38,7 @@ std::int64_t count(application_fixture& f, const std::string& value) {
     return json_of(r)["total"].GetInt64();
 }
 
-std::string first_diagnostics(const caregate::rest::response& r) {
+std::string first_diagnostics(const caregate::http::response& r) {
     auto doc = json_of(r);
     REQUIRE(std::string(doc["resourceType"].GetString()) == "OperationOutcome");
     std::string all;
@@ -56,7 +56,7 @@ struct tom_fixture : application_fixture {
                     .status == 201);
     }
     /// Serves with another REST configuration over the same store.
-    void configure(caregate::rest::rest_config config) {
+    void configure(caregate::interactions::rest_config config) {
         config.base_url = test_base_url;
         app = std::make_unique<caregate::rest::application>(*store, *guard, config);
     }
@@ -251,7 +251,7 @@ TEST_CASE("conditional delete: no match 204; one match deleted; several 412 and 
 
 TEST_CASE("conditional delete of several matches, when configured: every match is deleted") {
     tom_fixture f;
-    caregate::rest::rest_config config;
+    caregate::interactions::rest_config config;
     config.conditional_delete_multiple = true;
     f.configure(config);
     std::vector<std::string> ids;
@@ -293,7 +293,7 @@ TEST_CASE("metadata: conditional create, update and delete, and patch, are decla
         return std::string();
     };
     CHECK(statement() == "single");
-    caregate::rest::rest_config config;
+    caregate::interactions::rest_config config;
     config.conditional_delete_multiple = true;
     f.configure(config);
     CHECK(statement() == "multiple");

@@ -99,7 +99,7 @@ TEST_CASE("fail closed: while reads' audit records cannot be committed and have 
 
     testing::fault_while faulty(testing::fs_fault::disk_full);
     int served = 0;
-    rest::response last;
+    http::response last;
     for (int i = 0; i < 20; ++i) {
         last = f.call("GET", "/Patient/" + nhs);
         if (last.status != 200)

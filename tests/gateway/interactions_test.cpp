@@ -18,7 +18,7 @@ using caregate::testing::text_at;
 namespace {
 
 /// The first OperationOutcome issue's code and expression.
-std::pair<std::string, std::string> first_issue(const caregate::rest::response& r) {
+std::pair<std::string, std::string> first_issue(const caregate::http::response& r) {
     auto doc = json_of(r);
     REQUIRE(std::string(doc["resourceType"].GetString()) == "OperationOutcome");
     const auto& issue = at(doc, "issue", 0);
@@ -231,11 +231,11 @@ TEST_CASE("request ids: X-Request-ID is echoed, or made when absent; one that is
     CHECK(r.header("X-Request-ID") == id);
     CHECK(r.header("X-Correlation-ID") == "abc-123");
     auto made = f.call("GET", "/metadata");
-    CHECK(caregate::rest::is_uuid(made.header("X-Request-ID")));
+    CHECK(caregate::interactions::is_uuid(made.header("X-Request-ID")));
     CHECK(made.header("Date").ends_with(" GMT"));
     auto bad = f.call("GET", "/metadata", {}, {{"X-Request-ID", "not-a-uuid"}});
     CHECK(bad.status == 400);
-    CHECK(caregate::rest::is_uuid(bad.header("X-Request-ID")));
+    CHECK(caregate::interactions::is_uuid(bad.header("X-Request-ID")));
 }
 
 TEST_CASE("metadata: the CapabilityStatement lists exactly what the router serves") {

@@ -30,7 +30,7 @@
 namespace auth = caregate::auth;
 namespace cli = caregate::cli;
 namespace net = caregate::net;
-namespace rest = caregate::rest;
+namespace http = caregate::http;
 namespace storage = caregate::storage;
 namespace fs = std::filesystem;
 using caregate::testing::command_output;
@@ -256,7 +256,7 @@ TEST_CASE("reload: a request in flight keeps its generation until it is answered
 
     // A request answered while it is still in the application (its responder runs before its
     // handler returns), reloading from inside: its generation must outlive the reload.
-    rest::request req;
+    http::request req;
     req.method = "GET";
     req.target = "/fhir/Patient/9000000009";
     req.headers.push_back({"Authorization", "Bearer " + token(pki, "RX1", "R8000")});
@@ -265,7 +265,7 @@ TEST_CASE("reload: a request in flight keeps its generation until it is answered
     int status = 0;
     bool reloaded = false;
     std::size_t generations_while_answering = 0;
-    served.configuration->provider_handler()(std::move(req), [&](rest::response out) {
+    served.configuration->provider_handler()(std::move(req), [&](http::response out) {
         status = out.status;
         reloaded = served.configuration->reload(*served.server);
         generations_while_answering = served.configuration->generations();

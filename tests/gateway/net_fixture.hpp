@@ -24,7 +24,7 @@
 namespace caregate::testing {
 
 namespace net = caregate::net;
-namespace rest = caregate::rest;
+namespace http = caregate::http;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
@@ -51,7 +51,7 @@ inline const dev_pki& pki() {
 }
 
 /// The handler behind every test server: echoes what it was given, and has a few special paths.
-inline void echo(rest::request request, rest::responder respond) {
+inline void echo(http::request request, http::responder respond) {
     if (request.target == "/throw")
         throw std::runtime_error("a bug in the handler (expected by the test)");
     if (request.target == "/later" || request.target == "/slow") {
@@ -59,14 +59,14 @@ inline void echo(rest::request request, rest::responder respond) {
         const auto delay = request.target == "/later" ? 50ms : 700ms;
         std::thread([respond = std::move(respond), delay] {
             std::this_thread::sleep_for(delay);
-            rest::response answer;
+            http::response answer;
             answer.set("Content-Type", "text/plain");
             answer.body = "answered later";
             respond(std::move(answer));
         }).detach();
         return;
     }
-    rest::response answer;
+    http::response answer;
     answer.set("Content-Type", "text/plain");
     if (request.target == "/unwritable")
         answer.set("X-Large", std::string(70'000, 'h')); // Beast's header container throws on 64 KiB

@@ -24,7 +24,7 @@
 #include <vector>
 
 namespace net = caregate::net;
-namespace rest = caregate::rest;
+namespace http = caregate::http;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
@@ -36,11 +36,11 @@ using caregate::testing::dev_pki;
 using caregate::testing::run;
 constexpr auto write_file = caregate::testing::write_text_file;
 
-void echo(rest::request request, rest::responder respond) {
+void echo(http::request request, http::responder respond) {
     if (request.target.starts_with("/touch?")) {
         // Makes the file named after the '?', so that a test knows the request was served.
         write_file(request.target.substr(7), "");
-        rest::response answer;
+        http::response answer;
         answer.set("Content-Type", "text/plain");
         answer.body = "touched";
         return respond(std::move(answer));
@@ -51,14 +51,14 @@ void echo(rest::request request, rest::responder respond) {
         std::thread([respond = std::move(respond), file = request.target.substr(6)] {
             while (!fs::exists(file))
                 std::this_thread::sleep_for(20ms);
-            rest::response answer;
+            http::response answer;
             answer.set("Content-Type", "text/plain");
             answer.body = "answered later";
             respond(std::move(answer));
         }).detach();
         return;
     }
-    rest::response answer;
+    http::response answer;
     answer.set("Content-Type", "text/plain");
     answer.body = request.method + " " + request.target + " ods=" + request.client_ods;
     respond(std::move(answer));

@@ -64,7 +64,7 @@ struct owned_fixture : application_fixture {
         return read.body;
     }
     /// The audit records of the request that `answer` answered, newest first.
-    std::vector<storage::audit_record> audited(const rest::response& answer, const std::string& user) {
+    std::vector<storage::audit_record> audited(const http::response& answer, const std::string& user) {
         const std::string request_id(answer.header("X-Request-ID"));
         REQUIRE_FALSE(request_id.empty());
         flush(); // reads' records wait for the writer's next group
@@ -82,7 +82,7 @@ struct owned_fixture : application_fixture {
 };
 
 /// A 403 with an OperationOutcome that says why and names no organisation.
-void check_forbidden(const rest::response& answer) {
+void check_forbidden(const http::response& answer) {
     INFO(answer.body);
     CHECK(answer.status == 403);
     CHECK(outcome_of(answer)["issue"][0]["code"] == "forbidden");
@@ -90,7 +90,7 @@ void check_forbidden(const rest::response& answer) {
 }
 
 /// The newest audit record of the request is the refused write's: `action`, outcome denied. Returns it.
-storage::audit_record check_denied(owned_fixture& f, const rest::response& answer, const std::string& action) {
+storage::audit_record check_denied(owned_fixture& f, const http::response& answer, const std::string& action) {
     const auto records = f.audited(answer, "acute-doctor-1");
     REQUIRE_FALSE(records.empty());
     CHECK(records.front().action == action);
@@ -203,9 +203,9 @@ TEST_CASE("owner rule: a resource the caller may not see is 404 to update, delet
     owned_fixture f(false); // the acute trust has no relationship with Tom
     const std::string before = f.stored();
     const std::string patch = R"([{"op":"replace","path":"/status","value":"amended"}])";
-    const std::vector<rest::header_field> json_patch = {{"Content-Type", "application/json-patch+json"}};
+    const std::vector<http::header_field> json_patch = {{"Content-Type", "application/json-patch+json"}};
     const std::string absent = "/Observation/00000000-0000-4000-8000-00000000dead";
-    rest::response hidden;
+    http::response hidden;
     SUBCASE("update") { hidden = f.call_as(acute_clinician(), "PUT", f.path, with_id(f.id, "amended")); }
     SUBCASE("delete: the answer is the one for an id that does not exist") {
         hidden = f.call_as(acute_clinician(), "DELETE", f.path);

@@ -5,7 +5,7 @@
 #include "application_fixture.hpp"
 
 #include "interactions/write_plan.hpp"
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 
 #include <rapidjson/document.h>
 
@@ -41,8 +41,8 @@ struct patch_fixture : application_fixture {
         id = id_of(made);
         path = "/Observation/" + id;
     }
-    caregate::rest::response patch(const std::string& body, const char* type = json_patch,
-                                   std::vector<caregate::rest::header_field> headers = {},
+    caregate::http::response patch(const std::string& body, const char* type = json_patch,
+                                   std::vector<caregate::http::header_field> headers = {},
                                    const identity& who = gp_clinician(), const std::string& target = {}) {
         headers.push_back({"Content-Type", type});
         return call_as(who, "PATCH", target.empty() ? path : target, body, std::move(headers));
@@ -143,7 +143,7 @@ TEST_CASE("PATCH: If-Match must name the current version (412); a write between 
 
     // Planned on version 2, then another write makes version 3 before the patch is queued: the patch
     // must not be applied to version 3, which it was not computed on.
-    caregate::rest::request req;
+    caregate::http::request req;
     req.method = "PATCH";
     req.target = "/fhir" + f.path;
     req.body = R"([{"op":"add","path":"/note","value":[{"text":"on version 2"}]}])";
@@ -151,12 +151,12 @@ TEST_CASE("PATCH: If-Match must name the current version (412); a write between 
     req.secure = true;
     req.client_ods = "A81001";
     const auto now = caregate::access::now_micros();
-    auto who = f.guard->authenticate(req, now / 1'000'000);
+    auto who = f.guard->authenticate(caregate::rest::credentials_of(req), now / 1'000'000);
     REQUIRE(who.ok());
-    caregate::rest::rest_config config;
+    caregate::interactions::rest_config config;
     config.base_url = test_base_url;
-    caregate::rest::route where{caregate::rest::interaction::patch, "Observation", f.id, 0};
-    caregate::rest::context ctx{std::move(req),
+    caregate::interactions::route where{caregate::interactions::interaction::patch, "Observation", f.id, 0};
+    caregate::interactions::context ctx{std::move(req),
                                 where,
                                 {},
                                 *f.store,
@@ -175,7 +175,7 @@ TEST_CASE("PATCH: If-Match must name the current version (412); a write between 
     auto outcome = f.store->write(plan->write);
     REQUIRE_FALSE(outcome.ok());
     const caregate::fhir::error answer = caregate::interactions::detail::write_failure(*plan, outcome.failure());
-    CHECK(caregate::rest::http_status(answer.kind) == 409);
+    CHECK(caregate::http::http_status(answer.kind) == 409);
     CHECK(f.etag() == "W/\"3\"");
     CHECK(json_of(f.call("GET", f.path))["status"].GetString() == std::string("corrected"));
     CHECK_FALSE(json_of(f.call("GET", f.path)).HasMember("note"));

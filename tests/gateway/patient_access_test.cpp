@@ -91,7 +91,7 @@ TEST_CASE("patient endpoint: a citizen's reads are audited as patient-requested,
 TEST_CASE("patient endpoint: history, system search and compartment search show the citizen's own record only") {
     patient_fixture f;
     const std::string token = citizen_token(tom);
-    auto own_only = [&](const rest::response& bundle, const char* what) {
+    auto own_only = [&](const http::response& bundle, const char* what) {
         for (const auto& id : f.ids_of(bundle)) {
             INFO(what << ": " << id);
             CHECK(id != "Observation/" + f.bunmi_observation);

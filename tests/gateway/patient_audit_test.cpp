@@ -61,7 +61,7 @@ struct audit_fixture : patient_fixture {
         REQUIRE(call("PUT", std::string("/Patient/") + bunmi,
                      patient_json(bunmi, R"("id":"9000000017","generalPractitioner":[{"reference":"Organization/A81001"}])"))
                     .status == 200);
-        rest::rest_config config;
+        interactions::rest_config config;
         config.base_url = patient_base_url;
         config.patient_endpoint = true;
         config.patient_readable_types = policy.patient_types(access::action::read);
@@ -71,12 +71,12 @@ struct audit_fixture : patient_fixture {
         patient_app = std::make_unique<rest::application>(*store, *citizen_guard, config);
     }
 
-    rest::response get(const std::string& token, const std::string& target) {
+    http::response get(const std::string& token, const std::string& target) {
         return as_citizen(token, "GET", target);
     }
 
     /// The events of a searchset Bundle.
-    static std::vector<event> events_of(const rest::response& bundle) {
+    static std::vector<event> events_of(const http::response& bundle) {
         REQUIRE_MESSAGE(bundle.status == 200, bundle.body);
         auto doc = json_of(bundle);
         CHECK(string_at(doc, "type") == "searchset");

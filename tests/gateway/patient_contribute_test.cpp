@@ -49,7 +49,7 @@ bool names(const rapidjson::Value& reference, const std::string& target) {
 struct contribute_fixture : patient_fixture {
     const std::string token = writer_token(tom);
 
-    rest::response contribute(const std::string& method, const std::string& target, const std::string& body = {}) {
+    http::response contribute(const std::string& method, const std::string& target, const std::string& body = {}) {
         return as_citizen(token, method, target, body);
     }
 };
@@ -204,7 +204,7 @@ TEST_CASE("contribute: only the server sets the provenance marks; a provider's l
         R"("meta":{"source":")" + contributor_source + R"("})",
         R"("meta":{"source":"HTTPS://FHIR.CAREGATE.NHS.UK/patient-endpoint"})",
     };
-    auto clean = [&](const rest::response& r) {
+    auto clean = [&](const http::response& r) {
         REQUIRE_MESSAGE((r.status == 201 || r.status == 200), r.body);
         const auto stored = json_of(r);
         const bool marked = stored.HasMember("meta") && (stored["meta"].HasMember("tag") || stored["meta"].HasMember("security") ||

@@ -18,6 +18,8 @@ using caregate::testing::at;
 using caregate::testing::text_at;
 
 namespace rest = caregate::rest;
+namespace http = caregate::http;
+namespace interactions = caregate::interactions;
 namespace auth = caregate::auth;
 
 namespace {
@@ -43,7 +45,7 @@ struct patient_endpoint {
                 {caregate::testing::test_issuer, {caregate::testing::test_keys::get().public_pem}, {}}},
             settings);
         guard = std::make_unique<caregate::access::guard>(f.policy, f.organisations, *tokens, *f.store);
-        rest::rest_config config;
+        interactions::rest_config config;
         config.base_url = patient_base_url;
         config.patient_endpoint = true;
         config.smart.issuer = "https://auth.login.nhs.uk";
@@ -60,15 +62,15 @@ struct patient_endpoint {
     }
 
     /// A request with no token and no client certificate, as an app's first call is.
-    rest::response call(std::string method, std::string target, std::vector<rest::header_field> headers = {}) {
-        rest::request req;
+    http::response call(std::string method, std::string target, std::vector<http::header_field> headers = {}) {
+        http::request req;
         req.method = std::move(method);
         req.target = "/fhir" + target;
         req.headers = std::move(headers);
         req.secure = true;
-        std::promise<rest::response> answered;
+        std::promise<http::response> answered;
         auto future = answered.get_future();
-        app->handle(std::move(req), [&answered](rest::response out) { answered.set_value(std::move(out)); });
+        app->handle(std::move(req), [&answered](http::response out) { answered.set_value(std::move(out)); });
         return future.get();
     }
 };
@@ -84,7 +86,7 @@ bool has(const std::vector<std::string>& values, const std::string& value) {
     return std::find(values.begin(), values.end(), value) != values.end();
 }
 
-std::string issue_code(const rest::response& r) {
+std::string issue_code(const http::response& r) {
     auto doc = json_of(r);
     REQUIRE(std::string(doc["resourceType"].GetString()) == "OperationOutcome");
     return text_at(doc, "issue", 0, "code");
@@ -178,11 +180,11 @@ TEST_CASE("smart-configuration: reachable with any token or none, GET only, no p
     CHECK(unknown.status == 400);
     CHECK(issue_code(unknown) == "not-supported");
     // Only below the FHIR base: /.well-known at the server's root is not served.
-    rest::request root;
+    http::request root;
     root.method = "GET";
     root.target = "/.well-known/smart-configuration";
-    std::promise<rest::response> answered;
-    p.app->handle(std::move(root), [&answered](rest::response out) { answered.set_value(std::move(out)); });
+    std::promise<http::response> answered;
+    p.app->handle(std::move(root), [&answered](http::response out) { answered.set_value(std::move(out)); });
     CHECK(answered.get_future().get().status == 404);
 }
 

@@ -54,7 +54,7 @@ struct patient_fixture : application_fixture {
         citizen_tokens = std::make_unique<auth::token_verifier>(
             std::vector<auth::trusted_issuer>{{test_issuer, {test_keys::get().public_pem}, {}}}, settings);
         citizen_guard = std::make_unique<access::guard>(policy, organisations, *citizen_tokens, *store);
-        rest::rest_config config;
+        interactions::rest_config config;
         config.base_url = patient_base_url;
         config.patient_endpoint = true;
         patient_app = std::make_unique<rest::application>(*store, *citizen_guard, config);
@@ -75,15 +75,15 @@ struct patient_fixture : application_fixture {
         citizen_guard.reset();
     }
 
-    static std::string created_id(const rest::response& r) {
+    static std::string created_id(const http::response& r) {
         REQUIRE_MESSAGE(r.status == 201, r.body);
         return json_of(r)["id"].GetString();
     }
 
     /// A request to the patient endpoint with a citizen's token; `headers` are added (X-Act-For, ...).
-    rest::response as_citizen(const std::string& token, const std::string& method, const std::string& target,
-                              std::string body = {}, std::vector<rest::header_field> headers = {}) {
-        rest::request req;
+    http::response as_citizen(const std::string& token, const std::string& method, const std::string& target,
+                              std::string body = {}, std::vector<http::header_field> headers = {}) {
+        http::request req;
         req.method = method;
         req.target = "/fhir" + target;
         req.body = std::move(body);
@@ -92,13 +92,13 @@ struct patient_fixture : application_fixture {
         if (!req.body.empty())
             req.headers.push_back({"Content-Type", "application/fhir+json"});
         req.secure = true; // TLS, no client certificate: the patient listener asks for none
-        std::promise<rest::response> answered;
+        std::promise<http::response> answered;
         auto future = answered.get_future();
-        patient_app->handle(std::move(req), [&answered](rest::response out) { answered.set_value(std::move(out)); });
+        patient_app->handle(std::move(req), [&answered](http::response out) { answered.set_value(std::move(out)); });
         return future.get();
     }
 
-    std::vector<std::string> ids_of(const rest::response& bundle) {
+    std::vector<std::string> ids_of(const http::response& bundle) {
         REQUIRE_MESSAGE(bundle.status == 200, bundle.body);
         std::vector<std::string> ids;
         auto doc = json_of(bundle);

@@ -45,7 +45,7 @@ struct proxy_fixture : patient_fixture {
         return created_id(call("POST", "/Consent", proxy_consent(tom, related, scope, basis, "active", period)));
     }
 
-    rest::response as_carer(const std::string& target, const std::string& proofing = "P9") {
+    http::response as_carer(const std::string& target, const std::string& proofing = "P9") {
         return as_citizen(citizen_token(carer, proofing), "GET", target, {}, {{"X-Act-For", tom}});
     }
 };

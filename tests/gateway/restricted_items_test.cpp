@@ -11,7 +11,7 @@
 #include <vector>
 
 using namespace caregate::testing;
-using caregate::rest::response;
+using caregate::http::response;
 
 namespace {
 

@@ -61,7 +61,7 @@ std::string episode_json(const std::string& nhs, const std::string& ods) {
            R"(,"managingOrganization":{"reference":"Organization/)" + ods + R"("}})";
 }
 
-rapidjson::Document parse(const caregate::rest::response& r) {
+rapidjson::Document parse(const caregate::http::response& r) {
     rapidjson::Document doc;
     doc.Parse(r.body.c_str());
     REQUIRE_FALSE(doc.HasParseError());

@@ -165,10 +165,10 @@ struct matrix_fixture : patient_fixture {
                             related + R"("}}]}})"));
     }
 
-    rest::response as(const caller& c, const std::string& target) {
+    http::response as(const caller& c, const std::string& target) {
         if (c.provider)
             return call_as(*c.provider, "GET", target);
-        std::vector<rest::header_field> headers;
+        std::vector<http::header_field> headers;
         if (!c.act_for.empty())
             headers.push_back({"X-Act-For", c.act_for});
         return as_citizen(c.citizen_token, "GET", target, {}, std::move(headers));
@@ -183,7 +183,7 @@ struct matrix_fixture : patient_fixture {
     };
 
     expectation expect(const caller& c) {
-        rest::request req;
+        http::request req;
         req.secure = true;
         if (c.provider) {
             req.headers.push_back({"Authorization", "Bearer " + token_for(*c.provider)});
@@ -194,7 +194,7 @@ struct matrix_fixture : patient_fixture {
                 req.headers.push_back({"X-Act-For", c.act_for});
         }
         const access::guard& rule = c.provider ? *guard : *citizen_guard;
-        auto who = rule.authenticate(req, access::now_micros() / 1'000'000);
+        auto who = rule.authenticate(caregate::rest::credentials_of(req), access::now_micros() / 1'000'000);
         REQUIRE_MESSAGE(who.ok(), c.name);
         std::map<std::string, access::citizen_view> views;
         const auto now = access::now_micros();
@@ -243,7 +243,7 @@ struct matrix_fixture : patient_fixture {
 template <class OnPage>
 void each_page(matrix_fixture& f, const caller& c, std::string path, unsigned* status, OnPage&& on_page) {
     for (int page = 0; page < 200 && !path.empty(); ++page) {
-        const rest::response r = f.as(c, path);
+        const http::response r = f.as(c, path);
         if (status)
             *status = r.status;
         if (r.status != 200)
@@ -379,7 +379,7 @@ TEST_CASE("the visibility matrix: every caller sees exactly the versions the rul
                     readable_of_type.insert(r);
             if (search_status == 200) {
                 CHECK(found == readable_of_type);
-                const rest::response counted = f.as(c, "/" + type + "?_total=accurate&_count=1");
+                const http::response counted = f.as(c, "/" + type + "?_total=accurate&_count=1");
                 CHECK(json_of(counted)["total"].GetUint() == readable_of_type.size());
             } else {
                 CHECK(search_status == 403);
@@ -426,7 +426,7 @@ TEST_CASE("the visibility matrix: every caller sees exactly the versions the rul
         // The access log names only what its reader may see now.
         if (!c.provider) {
             f.flush();
-            const rest::response log = f.as(c, "/AuditEvent?_count=1000");
+            const http::response log = f.as(c, "/AuditEvent?_count=1000");
             if (log.status == 200) {
                 auto doc = json_of(log);
                 if (doc.HasMember("entry"))

@@ -772,7 +772,7 @@ TEST_CASE("search parameters: every parameter the CapabilityStatement lists find
     std::vector<std::string> exercised, missing, stale_exemptions;
     for (std::string_view type_view : fhir::supported_types()) {
         const std::string type(type_view);
-        // AuditEvent lists its own three parameters, answered from the audit log (gateway/rest/capabilities.cpp).
+        // AuditEvent lists its own three parameters, answered from the audit log (gateway/interactions/audit_event.cpp).
         if (type == "AuditEvent")
             continue;
         for (const fhir::search_parameter* p : fhir::search_parameters_for(type)) {

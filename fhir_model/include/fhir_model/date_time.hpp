@@ -16,6 +16,10 @@ struct time_range {
     std::int64_t end = 0;
 };
 
+/// The range a search value with the prefix `ap` (approximately) covers: its own range widened on
+/// each side by 10% of its distance from `now`. (The search planner applies the same widening in SQL.)
+time_range approximately(const time_range& range, std::int64_t now) noexcept;
+
 /// The range a FHIR date/dateTime/instant covers, to the precision given: "2026" is the whole year,
 /// "2026-11-23T19:02:03.5Z" is 100 ms. A time without a zone is taken as UTC. nullopt when the text is
 /// not a valid FHIR date, dateTime or instant.

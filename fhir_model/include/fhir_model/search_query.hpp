@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -142,12 +143,21 @@ struct search_query_options {
     unsigned max_includes = 16;    ///< _include + _revinclude
     unsigned max_chain = 3;        ///< steps in one chain (forward and reverse together)
     unsigned max_clauses = 64;
+    /// When not empty, the only parameter codes (and result parameters, e.g. "_count") the search
+    /// takes: a search answered from elsewhere than the index (the audit log) lists what it can
+    /// answer, and any other parameter is unsupported, as an unknown one is.
+    std::span<const std::string_view> parameters;
 };
 
 /// The codes of a value set this server holds (the enumerable required bindings of R4, by canonical
 /// URL, with or without `|version`), as (system, code) pairs; nullptr when it holds no such value set.
 /// For token :in and :not-in.
 const std::vector<std::pair<std::string, std::string>>* value_set_members(std::string_view url);
+
+/// `_count`: a whole number, capped at `max_count`; 0 asks for no entries (a total only, where the
+/// Bundle carries one). The one reading of `_count` for every Bundle that pages: searches, history,
+/// the audit log, $everything. Errors: malformed, naming _count.
+result<unsigned> parse_count(std::string_view value, unsigned max_count);
 
 /// Parses the decoded (name, value) pairs of a search on `types` (one type for a type-level search;
 /// the _type list, or every supported type, for a system search). `_format` and `_pretty`, and the

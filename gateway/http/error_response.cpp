@@ -1,7 +1,7 @@
 // Category -> HTTP status, and the OperationOutcome response: the one place an error becomes an answer.
-#include "rest/error_response.hpp"
+#include "http/error_response.hpp"
 
-namespace caregate::rest {
+namespace caregate::http {
 
 unsigned http_status(fhir::category kind) noexcept {
     using fhir::category;
@@ -37,4 +37,4 @@ response error_response(const fhir::error& failure) {
     return out;
 }
 
-} // namespace caregate::rest
+} // namespace caregate::http

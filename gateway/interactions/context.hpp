@@ -1,11 +1,12 @@
 // What an interaction handler is given: the request, where it was routed, its query parameters, the
-// store and the configuration. Plus the helpers every interaction shares to answer.
+// store, the configuration and what the server serves. Plus the helpers every interaction shares to
+// answer. The router (gateway/rest) fills a context and calls a handler; nothing here knows routes.
 #pragma once
 
 #include "access/guard.hpp"
 #include "fhir_model/error.hpp"
-#include "rest/capabilities.hpp"
-#include "rest/http.hpp"
+#include "http/message.hpp"
+#include "interactions/served.hpp"
 #include "storage/store.hpp"
 
 #include <cstddef>
@@ -18,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-namespace caregate::rest {
+namespace caregate::interactions {
 
 /// What `/.well-known/smart-configuration` tells apps of the patient-facing endpoint
 /// (https://hl7.org/fhir/smart-app-launch/conformance.html): the identity provider the citizens log in
@@ -62,19 +63,17 @@ struct rest_config {
     std::vector<std::string> patient_deletable_types;
 };
 
-/// Where a request was routed.
-struct route {
-    interaction kind = interaction::capabilities;
-    std::string type;
-    std::string id;
-    std::int64_t version_id = 0;
+/// A request url relative to the base, routed: where it goes and its decoded query parameters.
+struct routed_url {
+    route where;
+    std::vector<std::pair<std::string, std::string>> params;
 };
 
 /// Prefer: return=... (https://hl7.org/fhir/R4/http.html#ops)
 enum class prefer_return { representation, minimal, operation_outcome };
 
 struct context {
-    request req;
+    http::request req;
     route where;
     std::vector<std::pair<std::string, std::string>> params; ///< decoded query parameters, in order
     storage::store& store;
@@ -86,13 +85,19 @@ struct context {
     std::map<std::string, access::citizen_view> views; ///< citizens opened in this request
     /// Runs another request as the application would, answering through its responder: a batch's
     /// entries, a transaction's reads after its commit. Set by the application.
-    std::function<void(request, responder)> subrequest;
+    std::function<void(http::request, http::responder)> subrequest;
     /// Runs work later on a thread of the application's own (never the writer's): what a write's
     /// callback must do that reads the store. Set by the application.
     std::function<void(std::function<void()>)> defer;
     /// "Type/id" of every resource the transaction being planned writes, when this context plans one
     /// of its entries (empty otherwise): what its entries may point at before it exists.
     std::set<std::string> transaction_writes;
+    /// Routes a url relative to the base as the router does (a Bundle entry's request.url). Errors:
+    /// malformed (not a relative URL), not_found (no such path or type), method_not_allowed. Set by
+    /// the application.
+    std::function<fhir::result<routed_url>(std::string_view method, std::string_view url)> route_url;
+    /// What the server serves (the route table's own description). Set by the application.
+    const service_description* served = nullptr;
 
     /// The value of a parameter given once; nullopt if absent.
     std::optional<std::string> param(std::string_view name) const;
@@ -110,10 +115,15 @@ std::optional<std::int64_t> parse_etag(std::string_view text) noexcept;
 /// A response carrying a stored version: status, Content-Type, ETag, Last-Modified, and the body as
 /// `how` says (the stored bytes as they are, nothing, or an OperationOutcome). `location` adds
 /// Location: {base}/{type}/{id}/_history/{vid} (creates and updates).
-response version_response(const rest_config& config, unsigned status, const storage::stored_version& version,
+http::response version_response(const rest_config& config, unsigned status, const storage::stored_version& version,
                           prefer_return how, bool location);
 
 /// A 200 response with already-serialised FHIR JSON (a Bundle, the CapabilityStatement).
-response json_response(std::string body);
+http::response json_response(std::string body);
 
-} // namespace caregate::rest
+/// A random (version 4) UUID, from OpenSSL's RAND_bytes: new ids, request ids.
+std::string random_uuid();
+/// True for the 8-4-4-4-12 hex form.
+bool is_uuid(std::string_view text) noexcept;
+
+} // namespace caregate::interactions

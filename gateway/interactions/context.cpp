@@ -1,11 +1,16 @@
-// Shared answers for interactions: parameters, Prefer, ETags and the version response.
-#include "rest/context.hpp"
+// Shared answers for interactions: parameters, Prefer, ETags, the version response and UUIDs.
+#include "interactions/context.hpp"
 
 #include "fhir_model/date_time.hpp"
 
-#include <charconv>
+#include <openssl/rand.h>
 
-namespace caregate::rest {
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+#include <stdexcept>
+
+namespace caregate::interactions {
 
 std::optional<std::string> context::param(std::string_view name) const {
     for (const auto& [key, value] : params)
@@ -52,9 +57,9 @@ std::optional<std::int64_t> parse_etag(std::string_view text) noexcept {
     return value;
 }
 
-response version_response(const rest_config& config, unsigned status, const storage::stored_version& version,
+http::response version_response(const rest_config& config, unsigned status, const storage::stored_version& version,
                           prefer_return how, bool location) {
-    response out;
+    http::response out;
     out.status = status;
     out.set("ETag", etag(version.version_id));
     out.set("Last-Modified", fhir::format_http_date(version.last_updated));
@@ -82,12 +87,36 @@ response version_response(const rest_config& config, unsigned status, const stor
     return out;
 }
 
-response json_response(std::string body) {
-    response out;
+http::response json_response(std::string body) {
+    http::response out;
     out.status = 200;
     out.set("Content-Type", "application/fhir+json; charset=utf-8");
     out.body = std::move(body);
     return out;
 }
 
-} // namespace caregate::rest
+std::string random_uuid() {
+    unsigned char bytes[16];
+    if (RAND_bytes(bytes, sizeof bytes) != 1)
+        throw std::runtime_error("RAND_bytes failed");
+    bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
+    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
+    char text[37];
+    std::snprintf(text, sizeof text, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                  bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8],
+                  bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]);
+    return text;
+}
+
+bool is_uuid(std::string_view text) noexcept {
+    if (text.size() != 36)
+        return false;
+    for (std::size_t i = 0; i < 36; ++i) {
+        const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? text[i] != '-' : !std::isxdigit(static_cast<unsigned char>(text[i])))
+            return false;
+    }
+    return true;
+}
+
+} // namespace caregate::interactions

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-namespace caregate::rest {
+namespace caregate::http {
 
 struct header_field {
     std::string name;
@@ -40,10 +40,14 @@ struct response {
     void set(std::string_view name, std::string value);
 };
 
+/// A request target with the characters clients commonly leave unencoded in a query (`|` above
+/// all, as in `identifier=system|value`) percent-encoded, so that a strict URL grammar reads it.
+std::string encode_loose_target(std::string_view target);
+
 /// Called exactly once with the response, on any thread.
 using responder = std::function<void(response)>;
 /// Handles one request. May answer before returning (reads) or later from another thread (writes,
 /// which answer once their commit is durable).
 using handler = std::function<void(request, responder)>;
 
-} // namespace caregate::rest
+} // namespace caregate::http

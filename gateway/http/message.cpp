@@ -1,10 +1,10 @@
-// Header helpers for the request/response seam.
-#include "rest/http.hpp"
+// Header helpers for the request/response seam, and the loose request target.
+#include "http/message.hpp"
 
 #include <algorithm>
 #include <cctype>
 
-namespace caregate::rest {
+namespace caregate::http {
 
 namespace {
 bool iequals(std::string_view a, std::string_view b) noexcept {
@@ -26,4 +26,25 @@ void response::set(std::string_view name, std::string value) {
     headers.push_back({std::string(name), std::move(value)});
 }
 
-} // namespace caregate::rest
+std::string encode_loose_target(std::string_view target) {
+    std::string out;
+    out.reserve(target.size());
+    for (const char c : target) {
+        switch (c) {
+        case '|': out += "%7C"; break;
+        case '^': out += "%5E"; break;
+        case '`': out += "%60"; break;
+        case '{': out += "%7B"; break;
+        case '}': out += "%7D"; break;
+        case '"': out += "%22"; break;
+        case '<': out += "%3C"; break;
+        case '>': out += "%3E"; break;
+        case '\\': out += "%5C"; break;
+        case ' ': out += "%20"; break;
+        default: out += c;
+        }
+    }
+    return out;
+}
+
+} // namespace caregate::http

@@ -2,9 +2,9 @@
 #pragma once
 
 #include "fhir_model/error.hpp"
-#include "rest/http.hpp"
+#include "http/message.hpp"
 
-namespace caregate::rest {
+namespace caregate::http {
 
 /// The HTTP status for a category.
 unsigned http_status(fhir::category kind) noexcept;
@@ -12,4 +12,4 @@ unsigned http_status(fhir::category kind) noexcept;
 /// A complete error response: status, `Content-Type: application/fhir+json`, the OperationOutcome.
 response error_response(const fhir::error& failure);
 
-} // namespace caregate::rest
+} // namespace caregate::http
