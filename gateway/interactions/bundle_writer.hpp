@@ -21,26 +21,26 @@ namespace caregate::interactions {
 
 /// Bundle.entry.request of a history entry: how the version came about.
 struct bundle_entry_request {
-    std::string_view method;
-    std::string_view url;
+    std::string_view method{};
+    std::string_view url{};
 };
 
 /// Bundle.entry.response: a history entry's, or the answer to a batch or transaction entry. Empty
 /// fields are left out.
 struct bundle_entry_response {
-    std::string_view status;
-    std::string_view location;
-    std::string_view etag;
-    std::string_view last_modified;
-    std::string_view outcome; ///< an OperationOutcome's JSON, spliced in
+    std::string_view status{};
+    std::string_view location{};
+    std::string_view etag{};
+    std::string_view last_modified{};
+    std::string_view outcome{}; ///< an OperationOutcome's JSON, spliced in
 };
 
 struct bundle_entry {
-    std::string_view full_url;    ///< left out when empty
-    std::string_view resource;    ///< a resource's JSON, spliced in as it is; left out when empty
-    std::string_view search_mode; ///< searchset: match, include or outcome; left out when empty
-    std::optional<bundle_entry_request> request;
-    std::optional<bundle_entry_response> response;
+    std::string_view full_url{};    ///< left out when empty
+    std::string_view resource{};    ///< a resource's JSON, spliced in as it is; left out when empty
+    std::string_view search_mode{}; ///< searchset: match, include or outcome; left out when empty
+    std::optional<bundle_entry_request> request{};
+    std::optional<bundle_entry_response> response{};
 };
 
 class bundle_writer {

@@ -91,11 +91,11 @@ struct context {
     std::function<void(std::function<void()>)> defer;
     /// "Type/id" of every resource the transaction being planned writes, when this context plans one
     /// of its entries (empty otherwise): what its entries may point at before it exists.
-    std::set<std::string> transaction_writes;
+    std::set<std::string> transaction_writes{};
     /// Routes a url relative to the base as the router does (a Bundle entry's request.url). Errors:
     /// malformed (not a relative URL), not_found (no such path or type), method_not_allowed. Set by
     /// the application.
-    std::function<fhir::result<routed_url>(std::string_view method, std::string_view url)> route_url;
+    std::function<fhir::result<routed_url>(std::string_view method, std::string_view url)> route_url{};
     /// What the server serves (the route table's own description). Set by the application.
     const service_description* served = nullptr;
 

@@ -252,7 +252,7 @@ TEST_CASE("search visibility: a hidden item never appears through _include, _rev
         auto r = f.call_as(who, "GET", target);
         REQUIRE_MESSAGE(r.status == 200, r.body);
         auto bundle = parse(r);
-        for (const std::string& mode : {"match", "include"})
+        for (const std::string mode : {"match", "include"})
             for (const std::string& item : entries(bundle, mode)) {
                 CAPTURE(item);
                 CHECK(f.call_as(who, "GET", "/" + item).status == 200);
