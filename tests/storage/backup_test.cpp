@@ -1,4 +1,4 @@
-// Tests for backup_database (storage/src/backup.cpp): an online backup while a writer writes is one
+// Tests for backup_database (storage/src/sqlite/backup.cpp): an online backup while a writer writes is one
 // consistent moment of the database, opens as a store, verifies, and never overwrites or leaves half
 // a file.
 #include "store_fixture.hpp"

@@ -1,4 +1,4 @@
-// Tests for the search index read at a snapshot (schema migrations 4 and 5; store.cpp invariants 16,
+// Tests for the search index read at a snapshot (schema migrations 4 and 5; engine.hpp invariants 16,
 // 17 and 18): the rows a snapshot reads are those of the versions current and live at it, composite
 // parameters are indexed by their two components, typed identifiers by :of-type rows that a search
 // finds, version_citizens holds each live version's citizens, the writer purges closed rows only

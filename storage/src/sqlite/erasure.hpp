@@ -1,7 +1,7 @@
 // Erasure: a citizen's record removed from the database for good (the right to erasure, or a record
 // made in error), so that nothing of it can be read again, through any path, by anyone, and a later
 // registration of the same NHS number starts an empty record. Called by the writer inside the
-// savepoint of the erasing write (store.cpp, invariant 25), after the Patient and every item of the
+// savepoint of the erasing write (engine.hpp, invariant 25), after the Patient and every item of the
 // record have been marked deleted there; the audit log is not touched (its records name resources
 // and citizens, never content, and are the evidence of the erasure).
 #pragma once

@@ -25,7 +25,7 @@ struct migration {
 /// Migration 4's fill: the index rows of the current live versions, the citizens of every live
 /// version, and the purge horizon. Migration 3 kept the rows of current versions only, so those of
 /// versions superseded before now are not there to be made: the horizon starts at the newest seq,
-/// as if they had been purged (store.cpp, invariant 18), and no snapshot older than that is read.
+/// as if they had been purged (engine.hpp, invariant 18), and no snapshot older than that is read.
 fhir::status fill_snapshot_index(connection& db) {
     if (auto indexed = index_current_versions_with_seq(db); !indexed)
         return indexed;
@@ -40,7 +40,7 @@ fhir::status fill_snapshot_index(connection& db) {
 /// fhir::access_facts::facets now takes; before, a facet named a code without its system, and policy
 /// rules could not tell a code of one system from the same code of another). Live versions are read
 /// again from their stored JSON, in batches; a deletion marker takes the facets of the version it
-/// deletes (store.cpp, invariant 12). A version that no longer validates keeps its old facets, which
+/// deletes (engine.hpp, invariant 12). A version that no longer validates keeps its old facets, which
 /// no rule now names: it becomes narrower to see, never wider. Versions are otherwise immutable: the
 /// migration's SQL lifts the trigger that guards them, and this puts it back.
 fhir::status refill_facets(connection& db) {
@@ -406,7 +406,7 @@ CREATE INDEX version_citizens_by_citizen ON version_citizens (nhs_number, seq);
 -- coding's, text the Identifier's value as written. search_token_by_code serves them as it is. The
 -- fill makes them for the current live versions only, not for the versions superseded before this
 -- migration, so, as migration 4 did, the horizon moves to the newest seq: no snapshot older than
--- this migration is read (store.cpp, invariants 16 and 18).
+-- this migration is read (engine.hpp, invariants 16 and 18).
 UPDATE search_horizon
    SET purged_through = max(purged_through, (SELECT coalesce(max(seq), 0) FROM resource_versions));
 )sql",
@@ -430,7 +430,7 @@ CREATE INDEX search_date_by_high ON search_date (type, param, high, seq, low, un
     // 8: erasure that is final, and the items a Provenance points at. Filled from the live versions
     // of the types that point at items (record_targets_of_live_versions).
     {R"sql(
--- An erasure (store.cpp, invariant 25) removes a citizen's versions, their index rows and their
+-- An erasure (engine.hpp, invariant 25) removes a citizen's versions, their index rows and their
 -- break-glass grants for good. Versions and grants stay immutable otherwise: the triggers refuse to
 -- delete them unless the erasing table names a citizen, which only an erasure's savepoint does
 -- (it inserts the row first and deletes it last, so it is never seen committed). UPDATE stays
@@ -455,7 +455,7 @@ CREATE INDEX version_targets_by_item ON version_targets (type, id, seq);
      &record_targets_of_live_versions},
     // 9: break-glass grants bound to the role that opened them; facets with their code system.
     {R"sql(
--- A break-glass grant opens the record for the user, organisation and role that opened it (store.cpp,
+-- A break-glass grant opens the record for the user, organisation and role that opened it (engine.hpp,
 -- invariant 15): the same user's token for another role does not inherit it. Grants made before
 -- this have no role, match no caller, and stay as evidence; a clinician breaks the glass again.
 ALTER TABLE break_glass_grants ADD COLUMN role TEXT NOT NULL DEFAULT '';

@@ -1,7 +1,7 @@
 // The search index rows of each version (schema migrations 4 and 5): turning a version's stamped JSON
 // into rows of the search_* tables, closing the rows of a superseded version, purging rows closed long
 // enough ago, and the citizens of each live version (version_citizens). Not query planning or
-// matching; the writer (store.cpp) and the migrations (schema.cpp) are the only callers, inside
+// matching; the writer (writer.cpp, write_rules.cpp) and the migrations (schema.cpp) are the only callers, inside
 // their transactions (the planner shares of_type_param only).
 #pragma once
 
@@ -89,7 +89,7 @@ struct purge_outcome {
 fhir::result<purge_outcome> purge_closed_rows(connection& db, std::int64_t horizon);
 
 /// Removes every row derived from the version at `seq`: its search index rows (open or closed),
-/// version_citizens and version_targets. For an erasure only (store.cpp, invariant 25), which
+/// version_citizens and version_targets. For an erasure only (engine.hpp, invariant 25), which
 /// removes the version itself.
 fhir::status erase_version_rows(connection& db, std::int64_t seq);
 

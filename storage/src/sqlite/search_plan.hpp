@@ -1,6 +1,6 @@
 // Search planning and execution (private): turns a storage::search_request into SQL over the index
 // tables of migration 4, with the caller's visibility in the query, and runs it on one reader
-// connection inside one read transaction. store::search (store.cpp) is the only caller.
+// connection inside one read transaction. store::search (reads.cpp) is the only caller.
 //
 // The planner is split by concern, each part citing the notes below that it keeps:
 //   search_planner.hpp     the planner class and what the parts share (private to them)
