@@ -2,7 +2,7 @@
 // only the organisation that contributed a resource may update, patch or delete it, alone, by
 // criteria or in a transaction; any other gets 403 with an OperationOutcome, nothing of the write is
 // stored, and the request's audit record says "denied". The rule is the writer's alone (invariant 10
-// of storage/src/sqlite/write_rules.cpp), so these tests fail if that check goes. A resource the caller may not
+// of storage/src/write_rules.cpp), so these tests fail if that check goes. A resource the caller may not
 // see is 404, exactly as if absent, before anyone asks whose it is.
 #include "application_fixture.hpp"
 

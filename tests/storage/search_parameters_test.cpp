@@ -393,7 +393,7 @@ std::optional<std::string> day_text(std::int64_t micros) {
     civil_from_days(floor_div(micros, micros_per_day), year, month, day);
     if (year < 1 || year > 9999)
         return std::nullopt;
-    char buffer[16];
+    char buffer[32]; // room for any int and unsigned, so the compiler sees no truncation
     std::snprintf(buffer, sizeof buffer, "%04d-%02u-%02u", year, month, day);
     return std::string(buffer);
 }

@@ -3,7 +3,8 @@
 // standing cache, the audit chain's tip), the jobs the writer takes, and the helpers more than one
 // of its files uses. The engine's files, one concern each: open.cpp (opening, closing, the reader
 // pool), reads.cpp (versions and history), writer.cpp (the queue and group commit), checkpointer.cpp,
-// write_rules.cpp (what a write may do and the version it makes), access_rows.cpp (what a version
+// write_transaction.cpp (the write rules' operations, storage/src/write_rules.hpp, and the version a
+// write makes), access_rows.cpp (what a version
 // records for access control, and a citizen's standing), audit_log.cpp (the chain), and beside them
 // schema.cpp, search_index.cpp, search_plan.cpp, visibility_sql.cpp, erasure.cpp and backup.cpp. SQL
 // text lives in these files only and never includes a client's string.
@@ -131,6 +132,8 @@
 #include "storage/sqlite_store.hpp"
 
 #include "storage/search.hpp"
+
+#include "../write_rules.hpp"
 
 #include "list_column.hpp"
 #include "sqlite.hpp"
@@ -323,13 +326,6 @@ struct cached_standing {
     timestamp read_at = 0;        ///< the `now` it was read for
 };
 
-/// A write's condition resolved (write_request::condition): the unconditional writes to make, or
-/// the match a conditional create found (nothing to write).
-struct resolution {
-    std::vector<write_request> writes;
-    std::optional<stored_version> matched;
-};
-
 /// Where the audit chain ends: the last record's sequence and hash.
 struct chain_tip {
     std::int64_t sequence = 0;
@@ -340,7 +336,7 @@ struct chain_tip {
 
 using namespace sqlite_engine;
 
-struct sqlite_store::impl {
+struct sqlite_store::impl final : write_transaction {
     explicit impl(const sqlite_options& chosen) : options(chosen) {}
     ~impl();
 
@@ -423,22 +419,17 @@ struct sqlite_store::impl {
     /// (then `fail_all` has already been called).
     template <class Run, class Fail>
     bool in_savepoint(Run&& run, Fail&& fail_all);
-    fhir::result<write_outcome> apply_guarded(const write_request& request);
-    fhir::result<write_outcome> apply(const write_request& request);
-    /// A write with its condition, if any: resolved by a search inside the open transaction, then applied.
-    fhir::result<write_outcome> apply_request(const write_request& request);
-    fhir::result<resolution> resolve(const write_request& request);
-    /// The writes of a transaction, all or none (store.hpp, submit_transaction); `failed` is set to
-    /// the index of the write being applied, so that on error it names the one that failed.
-    fhir::result<std::vector<write_outcome>> apply_transaction(const std::vector<write_request>& writes,
-                                                               std::size_t& failed);
+    // The write rules' operations (write_rules.hpp), on the writer's connection inside the open
+    // transaction (write_transaction.cpp, access_rows.cpp).
+    fhir::result<std::optional<stored_version>> current(std::string_view type, std::string_view id) override;
+    fhir::result<std::vector<stored_version>> matches(const write_condition& condition, unsigned limit) override;
     /// The live resources other than the Patient that link to a citizen (citizen_links).
-    fhir::result<std::vector<std::pair<std::string, std::string>>> record_items(std::string_view nhs_number);
-    fhir::status check_citizens(const write_request& request);
-    fhir::status check_owner(const write_request& request, const stored_version& current);
-    fhir::result<bool> same_access(const write_request& request, const stored_version& current);
+    fhir::result<std::vector<resource_name>> record_items(std::string_view nhs_number) override;
+    fhir::result<bool> citizen_held(std::string_view nhs_number) override;
+    fhir::result<bool> same_access(const write_request& request, const stored_version& current) override;
     fhir::result<write_outcome> write_version(const write_request& request,
-                                              const std::optional<stored_version>& current);
+                                              const std::optional<stored_version>& current) override;
+    fhir::status erase_citizen(std::string_view nhs_number, const std::vector<resource_name>& record) override;
     fhir::status write_access_rows(const write_request& request, bool deletion, bool live);
     /// Chains `record` at the tip and inserts it (inside the open transaction).
     fhir::status append_one(audit_record record);

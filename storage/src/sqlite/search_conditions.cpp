@@ -7,6 +7,7 @@
 
 #include "search_index.hpp"
 
+#include "fhir_model/date_time.hpp"
 #include "fhir_model/search_values.hpp"
 #include "fhir_model/ucum.hpp"
 
@@ -160,11 +161,10 @@ std::string planner::date_match(search_prefix prefix, const fhir::time_range& ra
     case search_prefix::sa: return low + " >= " + e;
     case search_prefix::eb: return high + " <= " + b;
     case search_prefix::ap: {
-        // Approximately: the value's range widened by 10% of its distance from now.
-        const double distance = std::abs(static_cast<double>(visibility_.now - range.begin));
-        const auto margin = static_cast<std::int64_t>(distance * 0.1);
-        return "(" + low + " < " + sql_.arg(range.end + margin) + " AND " + high + " > " +
-               sql_.arg(range.begin - margin) + ")";
+        // Approximately: the value's range widened as fhir::approximately says (the audit log's
+        // search widens it the same way).
+        const fhir::time_range wide = fhir::approximately(range, visibility_.now);
+        return "(" + low + " < " + sql_.arg(wide.end) + " AND " + high + " > " + sql_.arg(wide.begin) + ")";
     }
     }
     return "0";

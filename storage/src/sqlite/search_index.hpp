@@ -1,7 +1,7 @@
 // The search index rows of each version (schema migrations 4 and 5): turning a version's stamped JSON
 // into rows of the search_* tables, closing the rows of a superseded version, purging rows closed long
 // enough ago, and the citizens of each live version (version_citizens). Not query planning or
-// matching; the writer (writer.cpp, write_rules.cpp) and the migrations (schema.cpp) are the only callers, inside
+// matching; the writer (writer.cpp, write_transaction.cpp) and the migrations (schema.cpp) are the only callers, inside
 // their transactions (the planner shares of_type_param only).
 #pragma once
 

@@ -36,32 +36,6 @@ constexpr std::chrono::seconds purge_interval{1};
 
 using transaction_result = std::variant<std::vector<write_outcome>, transaction_failure>;
 
-/// A write's audit record once it has succeeded: the ids it wrote (a condition can choose another
-/// than the request's, a conditional delete or an erasure several), and a conditional create that
-/// wrote nothing says so.
-audit_record success_record(audit_record record, const write_outcome& outcome) {
-    record.outcome = "success";
-    if (!outcome.version.id.empty()) {
-        record.resource_ids = outcome.version.id;
-        for (const stored_version& removed : outcome.also_removed)
-            record.resource_ids += " " + (removed.type == outcome.version.type ? removed.id : removed.type + "/" + removed.id);
-    }
-    if (record.nhs_number.empty() && !outcome.version.citizens.empty())
-        record.nhs_number = outcome.version.citizens.front(); // a conditional write's match
-    if (outcome.matched)
-        record.detail += std::string(record.detail.empty() ? "" : "; ") + "matched an existing resource: nothing written";
-    return record;
-}
-
-/// A write's audit record once it has been undone (invariant 14). `cause` is the write's own
-/// failure, or null when it was undone only because another write of its transaction failed. A
-/// refusal by the access rules (the owner rule, a role that may not delete what a condition matched)
-/// is a denial; anything else (a conflict, a stale If-Match, a storage fault) a failure.
-audit_record undone_record(audit_record record, const fhir::error* cause) {
-    record.outcome = cause && cause->kind == fhir::category::forbidden ? "denied" : "failed";
-    return record;
-}
-
 template <class... Ts>
 struct overloaded : Ts... {
     using Ts::operator()...;
@@ -349,7 +323,7 @@ void sqlite_store::impl::commit_group(std::vector<queued_job>& group) {
             std::optional<write_outcome> written;
             const auto end = in_savepoint(
                 [&]() -> fhir::status {
-                    auto applied = apply_request(job->request);
+                    auto applied = write_rules(*this).apply_request(job->request);
                     if (!applied)
                         return std::move(applied).failure();
                     if (job->request.audit) { // invariant 14
@@ -381,7 +355,7 @@ void sqlite_store::impl::commit_group(std::vector<queued_job>& group) {
             std::size_t failed_at = 0;
             const auto end = in_savepoint(
                 [&]() -> fhir::status {
-                    auto applied = apply_transaction(job->writes, failed_at);
+                    auto applied = write_rules(*this).apply_transaction(job->writes, failed_at);
                     if (!applied)
                         return std::move(applied).failure();
                     failed_at = SIZE_MAX; // from here on, no write's fault

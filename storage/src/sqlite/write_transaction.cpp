@@ -1,0 +1,203 @@
+// The SQLite engine's side of the write rules (storage/src/write_rules.hpp decides what a write may
+// do, for every engine): the operations of its write_transaction on the writer's connection inside
+// the open transaction (invariant 8 in engine.hpp), and the version a write makes: versions 1, 2, 3
+// without gaps with strictly increasing lastUpdated (3, 4), the owner kept (10), links replaced with
+// each version (5), index rows closed and inserted (16), a deletion keeping the facts of what it
+// deletes (12); conditions are searches on the writer's connection (19); erasure (25).
+#include "engine.hpp"
+
+#include "erasure.hpp"
+#include "list_column.hpp"
+#include "search_index.hpp"
+#include "search_plan.hpp"
+
+#include <cassert>
+
+namespace caregate::storage {
+namespace {
+
+using detail::join_lines;
+
+// The live items of a citizen's record (invariant 5: citizen_links holds only current live versions).
+const std::string record_items_sql =
+    "SELECT type, id FROM citizen_links WHERE nhs_number = ?1 AND NOT (type = 'Patient' AND id = ?1) ORDER BY type, id";
+
+const std::string live_patient_sql =
+    "SELECT 1 FROM resources WHERE type = 'Patient' AND id = ?1 AND deleted = 0";
+
+// OR FAIL on one-row inserts: see search_index.cpp (no statement journal inside the savepoints).
+const std::string insert_version_sql =
+    "INSERT OR FAIL INTO resource_versions (type, id, version_id, last_updated, method, deleted, json, owner, citizens, "
+    "labels, facets) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+const std::string current_seq_sql = "SELECT seq FROM resources WHERE type = ?1 AND id = ?2";
+
+// Two statements, not an upsert: an upsert (and any statement that may abort after changing rows)
+// opens a statement journal, and inside the writer's savepoints releasing one truncates SQLite's
+// in-memory sub-journal by walking it from its start, so a large transaction's writes grew slower
+// the more it had written (a fifth of the writer's time in bench/ingest.sh). OR FAIL on one-row
+// statements needs no statement journal and fails the write (its savepoint) just the same.
+const std::string insert_current_sql =
+    "INSERT OR FAIL INTO resources (type, id, version_id, seq, deleted) VALUES (?1, ?2, ?3, ?4, ?5)";
+
+const std::string point_current_sql =
+    "UPDATE OR FAIL resources SET version_id = ?3, seq = ?4, deleted = ?5 WHERE type = ?1 AND id = ?2";
+
+const std::string remove_links_sql = "DELETE FROM citizen_links WHERE type = ?1 AND id = ?2";
+
+const std::string insert_link_sql =
+    "INSERT OR IGNORE INTO citizen_links (type, id, nhs_number) VALUES (?1, ?2, ?3)";
+
+} // namespace
+
+fhir::result<std::optional<stored_version>> sqlite_store::impl::current(std::string_view type, std::string_view id) {
+    return load_current(*writer_db, type, id);
+}
+
+fhir::result<std::vector<stored_version>> sqlite_store::impl::matches(const write_condition& condition, unsigned limit) {
+    return detail::find_matches(*writer_db, condition, limit);
+}
+
+fhir::result<bool> sqlite_store::impl::citizen_held(std::string_view nhs_number) {
+    return exists(*writer_db, live_patient_sql, "checking a citizen", [&](statement& q) { q.bind(1, nhs_number); });
+}
+
+fhir::status sqlite_store::impl::erase_citizen(std::string_view nhs_number, const std::vector<resource_name>& record) {
+    return detail::erase_citizen(*writer_db, nhs_number, record);
+}
+
+fhir::result<std::vector<resource_name>> sqlite_store::impl::record_items(std::string_view nhs_number) {
+    std::vector<std::pair<std::string, std::string>> items;
+    auto prepared = writer_db->prepare(record_items_sql, "reading a citizen's record");
+    if (!prepared)
+        return std::move(prepared).failure();
+    statement query(*prepared);
+    query.bind(1, nhs_number);
+    int rc;
+    while ((rc = query.step()) == SQLITE_ROW)
+        items.emplace_back(query.text(0), query.text(1));
+    if (rc != SQLITE_DONE)
+        return detail::sqlite_failure(rc, "reading a citizen's record");
+    return items;
+}
+
+fhir::result<write_outcome> sqlite_store::impl::write_version(const write_request& request,
+                                                       const std::optional<stored_version>& current) {
+    const bool deletion = request.kind == write_kind::remove;
+    assert(!deletion || (current && !current->deleted)); // only a live resource is removed
+    stored_version version;
+    version.type = request.type;
+    version.id = request.id;
+    version.version_id = current ? current->version_id + 1 : 1; // invariant 3
+    // Invariant 4. Taken even if this write is later rolled back: a gap in time is harmless.
+    newest_timestamp = version.last_updated = std::max(now_microseconds(), newest_timestamp + 1);
+    version.deleted = deletion;
+    version.method = deletion ? "DELETE" : request.kind == write_kind::create ? "POST" : "PUT";
+    const bool live = current && !current->deleted;
+    version.owner = live ? current->owner : request.writer; // invariant 10
+    if (deletion) { // invariant 12
+        version.citizens = current->citizens;
+        version.labels = current->labels;
+        version.facets = current->facets;
+    } else {
+        version.citizens = access_rows_for(request).citizens;
+        version.labels = request.access.labels;
+        version.facets = request.access.facets;
+    }
+    const std::string last_updated = store::format_instant(version.last_updated);
+    // Stamp and index values made ahead of the writer, if they are this content's (write_request::index).
+    const prepared_index* ahead = request.index.get();
+    if (deletion || !ahead || ahead->type != version.type || ahead->id != version.id || ahead->content != request.content)
+        ahead = nullptr;
+    if (!deletion) {
+        auto stamped = ahead ? detail::stamp_prepared(*ahead, version.version_id, last_updated) : std::nullopt;
+        version.json = stamped ? std::move(*stamped)
+                               : fhir::stamp_resource(request.content, request.id, version.version_id, last_updated);
+    }
+
+    connection& db = *writer_db;
+    {
+        // Bound text must outlive the step.
+        const std::string citizens = join_lines(version.citizens);
+        const std::string labels = join_lines(version.labels);
+        const std::string facets = join_lines(version.facets);
+        auto prepared = db.prepare(insert_version_sql, "writing a version");
+        if (!prepared)
+            return std::move(prepared).failure();
+        statement insert(*prepared);
+        insert.bind(1, version.type).bind(2, version.id).bind(3, version.version_id).bind(4, version.last_updated);
+        insert.bind(5, version.method).bind(6, std::int64_t{deletion}).bind_blob(7, version.json);
+        insert.bind(8, version.owner).bind(9, citizens).bind(10, labels).bind(11, facets);
+        if (const int rc = insert.step(); rc != SQLITE_DONE)
+            return detail::sqlite_failure(rc, "writing a version");
+    }
+    const std::int64_t seq = sqlite3_last_insert_rowid(db.handle());
+    assert(seq > 0 && version.last_updated > 0 && version.version_id >= 1); // invariants 3 and 4
+    // The version this one supersedes, whose search index rows it closes (invariant 16); a deletion
+    // marker's were closed when it was written.
+    std::optional<std::int64_t> superseded_seq;
+    if (live) {
+        auto found = query_one<std::int64_t>(
+            db, current_seq_sql, "writing a version", [&](statement& q) { q.bind(1, version.type).bind(2, version.id); },
+            [](const statement& row) { return row.integer(0); });
+        if (!found)
+            return std::move(found).failure();
+        superseded_seq = *found;
+    }
+    {
+        auto prepared = db.prepare(current ? point_current_sql : insert_current_sql, "writing a version");
+        if (!prepared)
+            return std::move(prepared).failure();
+        statement point(*prepared);
+        point.bind(1, version.type).bind(2, version.id).bind(3, version.version_id).bind(4, seq);
+        point.bind(5, std::int64_t{deletion});
+        if (const int rc = point.step(); rc != SQLITE_DONE)
+            return detail::sqlite_failure(rc, "writing a version");
+    }
+    // Invariants 5 and 11: a resource that is not live has no citizen links, organisation links or
+    // objections to remove.
+    if (live) { // invariant 5: the links are the new version's, or none for a deletion
+        auto prepared = db.prepare(remove_links_sql, "linking citizens");
+        if (!prepared)
+            return std::move(prepared).failure();
+        statement remove(*prepared);
+        remove.bind(1, version.type).bind(2, version.id);
+        if (const int rc = remove.step(); rc != SQLITE_DONE)
+            return detail::sqlite_failure(rc, "linking citizens");
+    }
+    if (!deletion) {
+        for (const auto& link : request.citizens) {
+            auto prepared = db.prepare(insert_link_sql, "linking citizens");
+            if (!prepared)
+                return std::move(prepared).failure();
+            statement insert(*prepared);
+            insert.bind(1, version.type).bind(2, version.id).bind(3, link.nhs_number);
+            if (const int rc = insert.step(); rc != SQLITE_DONE)
+                return detail::sqlite_failure(rc, "linking citizens");
+        }
+    }
+    if (auto linked = write_access_rows(request, deletion, live); !linked)
+        return std::move(linked).failure();
+    // Invariant 16: the superseded version's rows are closed at this version; a live version's own
+    // come from the stamped JSON, exactly as stored and as migration 4 reads it.
+    if (superseded_seq)
+        if (auto closed = detail::close_search_rows(db, *superseded_seq, seq); !closed)
+            return std::move(closed).failure();
+    if (!deletion) {
+        auto indexed = ahead ? detail::insert_search_rows(db, seq, *ahead, last_updated)
+                           : detail::insert_search_rows(db, seq, version.type, version.id, version.json);
+        if (!indexed)
+            return std::move(indexed).failure();
+        if (auto recorded = detail::insert_version_citizens(db, seq, version.citizens); !recorded) // invariant 17
+            return std::move(recorded).failure();
+        if (auto recorded = detail::insert_version_targets(db, seq, version.type, version.json); !recorded)
+            return std::move(recorded).failure();
+    }
+
+    write_outcome outcome;
+    outcome.created = !current || current->deleted;
+    outcome.version = std::move(version);
+    return outcome;
+}
+
+} // namespace caregate::storage
