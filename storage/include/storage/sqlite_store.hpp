@@ -63,9 +63,6 @@ public:
                                        std::int64_t version_id) const override;
     fhir::result<history_page> history(const history_query& query) const override;
     fhir::result<search_page> search(const search_request& request) const override;
-    fhir::result<bool> version_visible(const search_visibility& visibility,
-                                       const stored_version& version) const override;
-    fhir::result<bool> citizen_open(const search_visibility& visibility, std::string_view nhs_number) const override;
     fhir::result<std::vector<bool>> visible_resources(
         const search_visibility& visibility,
         const std::vector<std::pair<std::string, std::string>>& resources) const override;

@@ -90,19 +90,19 @@ public:
     /// same data.
     virtual fhir::result<search_page> search(const search_request& request) const = 0;
     /// Whether the caller may see `version`, a version this store holds, by the one visibility rule
-    /// (the rule a search applies to each version it finds): the caller's type grant covers it, none
+    /// (storage/src/visibility_rule.hpp: the rule a search applies to each version it finds, here
+    /// decided in memory over the version and store::standing, whatever the engine): the caller's type grant covers it, none
     /// of its labels is hidden from the caller, every citizen it links to is open to the caller with
     /// no objection against it, and, for a version that points at items (a Provenance), every item
     /// it points at is visible at its last live version. A deletion marker, or a version not held,
     /// is not visible.
-    virtual fhir::result<bool> version_visible(const search_visibility& visibility,
-                                               const stored_version& version) const = 0;
+    fhir::result<bool> version_visible(const search_visibility& visibility, const stored_version& version) const;
     /// Whether the caller may open the citizen's record, by the citizen part of the same rule: for a
     /// citizen's own view (search_visibility::only_citizen), that citizen's, if held (a live
     /// Patient); otherwise by a rule for all citizens, or the citizen held and a relationship (active,
     /// or ended since recent_since) or a break-glass grant open for this user in this role (or one
     /// this request has just made, break_glass_citizens).
-    virtual fhir::result<bool> citizen_open(const search_visibility& visibility, std::string_view nhs_number) const = 0;
+    fhir::result<bool> citizen_open(const search_visibility& visibility, std::string_view nhs_number) const;
     /// Which of `resources` (type, id) the caller may see as they are now (their last live version:
     /// the rule history applies), in the order given: for naming resources in what the caller is
     /// shown of the audit trail. A resource never stored, or erased, is not visible.

@@ -147,46 +147,6 @@ fhir::result<history_page> sqlite_store::history(const history_query& query) con
     return page;
 }
 
-fhir::result<bool> sqlite_store::version_visible(const search_visibility& visibility,
-                                                 const stored_version& version) const {
-    if (version.deleted)
-        return false;
-    if (visibility.everything)
-        return true;
-    detail::sql_text sql;
-    detail::visibility_sql rule(visibility, sql);
-    const std::string type = sql.text_arg(version.type);
-    const std::string id = sql.text_arg(version.id);
-    const std::string version_id = sql.arg(version.version_id);
-    const std::string text = "SELECT 1 FROM resource_versions v WHERE v.type = " + type + " AND v.id = " + id +
-                             " AND v.version_id = " + version_id + " AND v.deleted = 0 AND " +
-                             rule.version_visible("v", version.type);
-    return impl_->with_reader<bool>([&](connection& db) -> fhir::result<bool> {
-        bool visible = false;
-        auto read = detail::each_row(db, sql, text, [&](sqlite3_stmt*) { visible = true; }, "deciding visibility");
-        if (!read)
-            return std::move(read).failure();
-        return visible;
-    });
-}
-
-fhir::result<bool> sqlite_store::citizen_open(const search_visibility& visibility,
-                                              std::string_view nhs_number) const {
-    if (visibility.everything)
-        return true;
-    detail::sql_text sql;
-    detail::visibility_sql rule(visibility, sql);
-    const std::string nhs = sql.text_arg(nhs_number);
-    const std::string text = "SELECT 1 FROM (SELECT " + nhs + " AS nhs_number) c WHERE " + rule.record_open("c");
-    return impl_->with_reader<bool>([&](connection& db) -> fhir::result<bool> {
-        bool open = false;
-        auto read = detail::each_row(db, sql, text, [&](sqlite3_stmt*) { open = true; }, "deciding visibility");
-        if (!read)
-            return std::move(read).failure();
-        return open;
-    });
-}
-
 fhir::result<std::vector<bool>> sqlite_store::visible_resources(
     const search_visibility& visibility, const std::vector<std::pair<std::string, std::string>>& resources) const {
     std::vector<bool> visible(resources.size(), false);

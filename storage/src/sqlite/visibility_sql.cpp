@@ -1,5 +1,8 @@
-// The visibility rule as SQL (visibility_sql.hpp); its design notes are there.
+// The visibility rule (visibility_rule.hpp) rendered as SQL (visibility_sql.hpp); its design notes
+// are there.
 #include "visibility_sql.hpp"
+
+#include "../visibility_rule.hpp"
 
 #include "fhir_model/resource.hpp"
 
@@ -13,12 +16,6 @@ bool visibility_sql::readable(std::string_view type) const {
         return true;
     return std::any_of(visibility_.readable.begin(), visibility_.readable.end(),
                        [&](const search_visibility::type_grant& g) { return g.type == type; });
-}
-
-std::string visibility_sql::version_visible(std::string_view v, std::optional<std::string_view> type) {
-    if (visibility_.everything)
-        return "1";
-    return visible_version(std::string(v), type);
 }
 
 std::string visibility_sql::visible(std::string_view v, std::optional<std::string_view> type) {
@@ -58,46 +55,93 @@ std::string visibility_sql::resource_visible(std::string_view type_column, std::
     return last_live_visible(type_column, id_column, std::nullopt);
 }
 
-std::string visibility_sql::last_live_visible(std::string_view type_column, std::string_view id_column,
-                                              std::optional<std::string_view> type, bool with_targets) {
+/// The rule's facts (visibility_rule.hpp) as SQL conditions on resource_versions rows (a version is
+/// an alias) and version_citizens rows (a citizen is an alias with an nhs_number column).
+class visibility_sql::evaluator {
+public:
+    using value = std::string;
+    using version = std::string;
+    using citizen = std::string;
+
+    explicit evaluator(visibility_sql& sql) : sql_(sql) {}
+
+    std::string truth() const { return "1"; }
+    std::string all(const std::vector<std::string>& parts) const { return joined(parts, " AND "); }
+    std::string any(const std::vector<std::string>& parts) const { return joined(parts, " OR "); }
+    std::string negate(const std::string& part) const { return "NOT " + part; }
+
+    std::string type_grant(const version& v, std::optional<std::string_view> type) { return sql_.type_grant(v, type); }
+    std::string lacks_label(const version& v, const std::string& label) {
+        return "instr(char(10) || " + v + ".labels || char(10), " + sql_.sql_.text_arg("\n" + label + "\n") + ") = 0";
+    }
+    std::string owned_by_caller(const version& v) {
+        return v + ".owner = " + sql_.sql_.text_arg(sql_.visibility_.organisation);
+    }
+
+    template <class Each>
+    std::string every_citizen(const version& v, Each&& each) {
+        return "NOT EXISTS (SELECT 1 FROM version_citizens c WHERE c.seq = " + v + ".seq AND NOT " + each("c") + ")";
+    }
+    std::string is_citizen(const citizen& c, const std::string& nhs_number) {
+        return c + ".nhs_number = " + sql_.sql_.text_arg(nhs_number);
+    }
+    std::string held(const citizen& c) const {
+        return "EXISTS (SELECT 1 FROM resources p WHERE p.type = 'Patient' AND p.id = " + c +
+               ".nhs_number AND p.deleted = 0)";
+    }
+    std::string relationship(const citizen& c) { return sql_.relationship(c); }
+    std::string break_glass(const citizen& c) { return sql_.break_glass(c); }
+    std::string objection(const citizen& c) const {
+        return "EXISTS (SELECT 1 FROM objections o WHERE o.nhs_number = " + c + ".nhs_number)";
+    }
+
+    bool may_point_at_items(const version&, std::optional<std::string_view> type) const {
+        return !type || fhir::points_at_items(*type);
+    }
+    std::string points_at_nothing(const version& v) const {
+        return "NOT EXISTS (SELECT 1 FROM version_targets t0 WHERE t0.seq = " + v + ".seq)";
+    }
+    /// Each item `v` points at (version_targets), at its last live version.
+    template <class Each>
+    std::string every_target(const version& v, Each&& each) {
+        const std::string target = sql_.fresh_alias("target");
+        return "NOT EXISTS (SELECT 1 FROM version_targets " + target + " WHERE " + target + ".seq = " + v +
+               ".seq AND NOT " + sql_.last_live(target + ".type", target + ".id", each) + ")";
+    }
+
+private:
+    static std::string joined(const std::vector<std::string>& parts, std::string_view separator) {
+        std::string text;
+        for (const std::string& part : parts) {
+            text += text.empty() ? "(" : separator;
+            text += part;
+        }
+        return text + ")";
+    }
+
+    visibility_sql& sql_;
+};
+
+template <class Condition>
+std::string visibility_sql::last_live(std::string_view type_column, std::string_view id_column, Condition&& condition) {
     const std::string last = fresh_alias("last");
     const std::string newest = fresh_alias("newest");
     return "EXISTS (SELECT 1 FROM resource_versions " + last + " WHERE " + last + ".seq = (SELECT max(" + newest +
            ".seq) FROM resource_versions " + newest + " WHERE " + newest + ".type = " + std::string(type_column) +
            " AND " + newest + ".id = " + std::string(id_column) + " AND " + newest + ".deleted = 0) AND " +
-           visible_version(last, type, with_targets) + ")";
+           condition(last) + ")";
+}
+
+std::string visibility_sql::last_live_visible(std::string_view type_column, std::string_view id_column,
+                                              std::optional<std::string_view> type, bool with_targets) {
+    return last_live(type_column, id_column,
+                     [&](const std::string& last) { return visible_version(last, type, with_targets); });
 }
 
 std::string visibility_sql::visible_version(const std::string& a, std::optional<std::string_view> type,
                                             bool with_targets) {
-    std::vector<std::string> parts;
-    parts.push_back(type_grant(a, type));
-    for (const std::string& label : visibility_.hidden_labels)
-        parts.push_back("instr(char(10) || " + a + ".labels || char(10), " + sql_.text_arg("\n" + label + "\n") +
-                        ") = 0");
-    for (const std::string& label : visibility_.owner_only_labels)
-        parts.push_back("(" + a + ".owner = " + sql_.text_arg(visibility_.organisation) + " OR instr(char(10) || " + a +
-                        ".labels || char(10), " + sql_.text_arg("\n" + label + "\n") + ") = 0)");
-    parts.push_back("NOT EXISTS (SELECT 1 FROM version_citizens c WHERE c.seq = " + a + ".seq AND NOT (" +
-                    citizen_open("c") + " AND " + objection_allows("c", a) + "))");
-    // Note 3: only where the version can point at items (the type is one that does, or is not known
-    // here). One level deep: what a version points at may not point in turn (the write path refuses
-    // it), so a target that does (stored before that rule) counts as hidden.
-    if (!type || fhir::points_at_items(*type))
-        parts.push_back(with_targets ? targets_visible(a)
-                                     : "NOT EXISTS (SELECT 1 FROM version_targets t0 WHERE t0.seq = " + a + ".seq)");
-    std::string text;
-    for (const std::string& part : parts) {
-        text += text.empty() ? "(" : " AND ";
-        text += part;
-    }
-    return text + ")";
-}
-
-std::string visibility_sql::targets_visible(const std::string& a) {
-    const std::string target = fresh_alias("target");
-    return "NOT EXISTS (SELECT 1 FROM version_targets " + target + " WHERE " + target + ".seq = " + a +
-           ".seq AND NOT " + last_live_visible(target + ".type", target + ".id", std::nullopt, false) + ")";
+    evaluator render(*this);
+    return rule::version_visible(render, visibility_, a, type, with_targets);
 }
 
 std::string visibility_sql::facets_satisfy(const std::string& v, const std::vector<std::string>& where) {
@@ -156,31 +200,6 @@ std::string visibility_sql::break_glass(const std::string& c) {
                        sql_.arg(visibility_.now) + " AND g.from_time <= " + sql_.arg(visibility_.now) + ")";
     for (const std::string& nhs : visibility_.break_glass_citizens)
         text += " OR " + c + ".nhs_number = " + sql_.text_arg(nhs);
-    return text + ")";
-}
-
-/// The citizen of version_citizens row `c` is open to the caller (guard::open_citizen).
-std::string visibility_sql::citizen_open(const std::string& c) {
-    if (!visibility_.only_citizen.empty())
-        return "(" + c + ".nhs_number = " + sql_.text_arg(visibility_.only_citizen) +
-               " AND EXISTS (SELECT 1 FROM resources p WHERE p.type = 'Patient' AND p.id = " + c +
-               ".nhs_number AND p.deleted = 0))";
-    if (visibility_.all_citizens)
-        return "1";
-    return "(EXISTS (SELECT 1 FROM resources p WHERE p.type = 'Patient' AND p.id = " + c +
-           ".nhs_number AND p.deleted = 0) AND (" + relationship(c) + " OR " + break_glass(c) + "))";
-}
-
-/// The citizen's objection, if any, lets the caller see version `v` (guard::can_read).
-std::string visibility_sql::objection_allows(const std::string& c, const std::string& v) {
-    if (!visibility_.objection_binds)
-        return "1";
-    std::string text = "(" + v + ".owner = " + sql_.text_arg(visibility_.organisation) +
-                       " OR NOT EXISTS (SELECT 1 FROM objections o WHERE o.nhs_number = " + c + ".nhs_number)";
-    // Break-glass sets an objection aside only when the record is open by it alone (no
-    // relationship), and only if the policy says so; all-citizens rules never break the glass.
-    if (visibility_.break_glass_overrides_objection && !visibility_.all_citizens)
-        text += " OR (NOT " + relationship(c) + " AND " + break_glass(c) + ")";
     return text + ")";
 }
 
