@@ -5,12 +5,13 @@
 // resources (read, vread, instance, type and system history with _since and _at, search with
 // includes, $everything, the access log) returns exactly the versions the one rule allows.
 //
-// The expectation for each version is guard::can_read, the single-version check (the store decides
-// it with the one definition of the rule, visibility_sql.hpp), composed as the rule says: a version
-// is seen only if it (a deletion: the version it removed) and the resource's last live version both
-// are. Each path under test composes the same rule inside its own query (pages, totals, includes,
-// history's last live version, the access log's names), so the matrix shows that every path composes
-// it rightly; the spot checks of the second test case pin the rule itself, value by value.
+// The expectation for each version is guard::can_read, the single-version check (the one rule,
+// storage/src/visibility_rule.hpp, decided in memory over the caller's standings), composed as the
+// rule says: a version is seen only if it (a deletion: the version it removed) and the resource's last
+// live version both are. Each path under test renders the same rule as SQL inside its own query
+// (pages, totals, includes, history's last live version, the access log's names), so the matrix holds
+// the two evaluators of the rule to each other and every path's composition to the rule; the spot
+// checks of the second test case pin the rule itself, value by value.
 #include "patient_fixture.hpp"
 
 #include "fhir_model/date_time.hpp"
