@@ -124,21 +124,35 @@ bool valid_id(std::string_view id) noexcept {
     return true;
 }
 
-bool segment_matches(const segment_pattern& pattern, const std::string& segment) {
+/// A request path's segment, with what the placeholders ask of it decided once (a path is matched
+/// against every row).
+struct path_segment {
+    explicit path_segment(const std::string& segment)
+        : text(segment), record_type(is_record_type(segment)), id(valid_id(segment)) {}
+    const std::string& text;
+    bool record_type;
+    bool id;
+};
+
+std::vector<path_segment> path_of(const std::vector<std::string>& segments) {
+    return {segments.begin(), segments.end()};
+}
+
+bool segment_matches(const segment_pattern& pattern, const path_segment& segment) {
     switch (pattern.kind) {
-    case segment_kind::literal: return segment == pattern.text;
-    case segment_kind::type: return is_record_type(segment);
-    case segment_kind::id: return valid_id(segment);
+    case segment_kind::literal: return segment.text == pattern.text;
+    case segment_kind::type: return segment.record_type;
+    case segment_kind::id: return segment.id;
     case segment_kind::vid: return true; // a version that is not one is a version not found, after the method
     }
     return false;
 }
 
-bool path_matches(const compiled_row& row, const std::vector<std::string>& segments) {
-    if (row.segments.size() != segments.size())
+bool path_matches(const compiled_row& row, const std::vector<path_segment>& path) {
+    if (row.segments.size() != path.size())
         return false;
-    for (std::size_t i = 0; i < segments.size(); ++i)
-        if (!segment_matches(row.segments[i], segments[i]))
+    for (std::size_t i = 0; i < path.size(); ++i)
+        if (!segment_matches(row.segments[i], path[i]))
             return false;
     return true;
 }
@@ -151,12 +165,13 @@ error not_found_type(std::string_view type) {
 /// Why no row matches a path: the row that matches it furthest decides. A type or id that a row
 /// would take there names itself; anything else is no such path.
 error no_such_path(const std::vector<std::string>& segments) {
+    const std::vector<path_segment> path = path_of(segments);
     std::size_t deepest = 0;
     segment_kind failed = segment_kind::literal;
     for (const compiled_row& row : compiled()) {
         const std::size_t common = std::min(row.segments.size(), segments.size());
         std::size_t at = 0;
-        while (at < common && segment_matches(row.segments[at], segments[at]))
+        while (at < common && segment_matches(row.segments[at], path[at]))
             ++at;
         // Where it fails: a placeholder that refused the segment, or a literal (or the path's length).
         const segment_kind kind = at < common ? row.segments[at].kind : segment_kind::literal;
@@ -191,10 +206,11 @@ fhir::result<std::int64_t> parse_version(const std::string& text) {
 std::span<const route_row> route_table() noexcept { return table; }
 
 fhir::result<matched_route> match_route(std::string_view method, const std::vector<std::string>& segments) {
+    const std::vector<path_segment> path = path_of(segments);
     const compiled_row* found = nullptr;
     bool path_found = false;
     for (const compiled_row& row : compiled()) {
-        if (!path_matches(row, segments))
+        if (!path_matches(row, path))
             continue;
         path_found = true;
         if (row.row->method == method) {
@@ -233,9 +249,10 @@ fhir::result<matched_route> match_route(std::string_view method, const std::vect
 }
 
 std::string allowed_methods(const std::vector<std::string>& segments) {
+    const std::vector<path_segment> path = path_of(segments);
     std::vector<std::string_view> methods;
     for (const compiled_row& row : compiled())
-        if (path_matches(row, segments) && std::find(methods.begin(), methods.end(), row.row->method) == methods.end())
+        if (path_matches(row, path) && std::find(methods.begin(), methods.end(), row.row->method) == methods.end())
             methods.push_back(row.row->method);
     std::string text;
     for (std::string_view method : methods)
