@@ -84,7 +84,7 @@ fhir::result<profile> guard::authenticate(const credentials& presented, std::int
 
 fhir::result<citizen_view> guard::open_citizen(const profile& who, const std::string& nhs_number,
                                                const std::string& request_id, storage::timestamp now,
-                                               std::map<std::string, citizen_view>& views,
+                                               request_views& views,
                                                bool may_break_glass) const {
     if (auto cached = views.find(nhs_number); cached != views.end())
         return cached->second;
@@ -92,7 +92,7 @@ fhir::result<citizen_view> guard::open_citizen(const profile& who, const std::st
     // rule: a citizen's own record, if held; for anyone else a rule for all citizens, or the citizen
     // held and a relationship or an open break-glass grant.
     citizen_view view;
-    auto open = store_.citizen_open(search_visibility(who, now, views, std::string_view{}), nhs_number);
+    auto open = store_.citizen_open(visibility_for(who, now, views, std::string_view{}), nhs_number, &views.standings);
     if (!open)
         return std::move(open).failure();
     view.open = *open;
@@ -123,7 +123,7 @@ fhir::result<citizen_view> guard::open_citizen(const profile& who, const std::st
 
 fhir::result<bool> guard::can_read(const profile& who, const storage::stored_version& version,
                                    const std::string& request_id, storage::timestamp now,
-                                   std::map<std::string, citizen_view>& views, bool may_break_glass) const {
+                                   request_views& views, bool may_break_glass) const {
     // Breaking the glass is the one thing decided here: a request that asks for it, where it may,
     // opens (and records) the record of each citizen the version links to before the rule is
     // applied. Who may see the version is the store's to decide, by the same rule a search applies.
@@ -135,12 +135,27 @@ fhir::result<bool> guard::can_read(const profile& who, const storage::stored_ver
     // visibility is theirs too.
     const bool points = fhir::points_at_items(version.type);
     return store_.version_visible(
-        search_visibility(who, now, views, points ? std::nullopt : std::optional<std::string_view>(version.type)),
-        version);
+        visibility_for(who, now, views, points ? std::nullopt : std::optional<std::string_view>(version.type)), version,
+        &views.standings);
+}
+
+const storage::search_visibility& guard::visibility_for(const profile& who, storage::timestamp now,
+                                                       request_views& views,
+                                                       std::optional<std::string_view> only_type) const {
+    if (views.memo_now != now || views.memo_size != views.size()) {
+        views.visibility_by_type.clear();
+        views.memo_now = now;
+        views.memo_size = views.size();
+    }
+    const std::string_view key = only_type ? *only_type : std::string_view("*");
+    auto known = views.visibility_by_type.find(key);
+    if (known == views.visibility_by_type.end())
+        known = views.visibility_by_type.emplace(std::string(key), search_visibility(who, now, views, only_type)).first;
+    return known->second;
 }
 
 storage::search_visibility guard::search_visibility(const profile& who, storage::timestamp now,
-                                                    const std::map<std::string, citizen_view>& views,
+                                                    const request_views& views,
                                                     std::optional<std::string_view> only_type) const {
     storage::search_visibility out;
     if (who.is_citizen()) {

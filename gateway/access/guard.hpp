@@ -32,6 +32,20 @@ struct citizen_view {
     bool break_glass = false; ///< opened by a break-glass grant this request made (queued, not yet committed)
 };
 
+/// What one request has learnt of its caller's view: the citizens it has opened (a map by NHS
+/// number), and what the guard derives for the request from them and the store: the caller's
+/// visibility by type, and the standings read, so that a request that checks several versions (a
+/// vread checks the resource as it is now and the version) builds and reads each once. A citizen
+/// added (opened by break-glass, say) or another `now` builds the visibilities afresh.
+struct request_views : std::map<std::string, citizen_view> {
+    /// By the type a check needs ("*": every type; "": none), built for `memo_now` and `memo_size`
+    /// citizens.
+    std::map<std::string, storage::search_visibility, std::less<>> visibility_by_type;
+    storage::timestamp memo_now = 0;
+    std::size_t memo_size = 0;
+    storage::standing_memo standings;
+};
+
 class guard {
 public:
     /// `tokens` verifies the callers of one listener: provider tokens (with client certificates) or,
@@ -54,7 +68,7 @@ public:
     /// within one request.
     fhir::result<citizen_view> open_citizen(const profile& who, const std::string& nhs_number,
                                             const std::string& request_id, storage::timestamp now,
-                                            std::map<std::string, citizen_view>& views,
+                                            request_views& views,
                                             bool may_break_glass) const;
 
     /// Whether a version the store holds is visible to the caller: the store decides it
@@ -63,14 +77,14 @@ public:
     /// it, where `may_break_glass`, opens the record of each citizen the version links to.
     fhir::result<bool> can_read(const profile& who, const storage::stored_version& version,
                                 const std::string& request_id, storage::timestamp now,
-                                std::map<std::string, citizen_view>& views, bool may_break_glass) const;
+                                request_views& views, bool may_break_glass) const;
 
     /// The caller's visibility as data for the store's rule (storage/search.hpp). A search never
     /// breaks the glass; `break_glass_citizens` lists citizens this request opened by break-glass
     /// already. With `only_type`, the type grants of that type only (enough for one version's
     /// check); an empty one, none (whether a record is open needs no type).
     storage::search_visibility search_visibility(const profile& who, storage::timestamp now,
-                                                 const std::map<std::string, citizen_view>& views,
+                                                 const request_views& views,
                                                  std::optional<std::string_view> only_type = std::nullopt) const;
 
     const policy& rules() const noexcept { return policy_; }
@@ -93,6 +107,10 @@ public:
                                                               storage::timestamp now) const;
 
 private:
+    /// search_visibility, built once a request for each `only_type` (request_views).
+    const storage::search_visibility& visibility_for(const profile& who, storage::timestamp now, request_views& views,
+                                                     std::optional<std::string_view> only_type) const;
+
     const policy& policy_;
     const organisation_register& organisations_;
     const auth::token_verifier& tokens_;

@@ -494,7 +494,7 @@ void run_transaction(context& ctx, http::responder& done, fhir::bundle_request b
         }
     const std::string base_path = base_path_of(ctx.config);
     const http::request caller = without_body(ctx.req);
-    std::map<std::string, access::citizen_view> views = ctx.views;
+    access::request_views views = ctx.views;
     for (const std::string& citizen : new_citizens)
         views[citizen] = access::citizen_view{true, false};
     std::set<std::string> written;

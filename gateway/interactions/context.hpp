@@ -82,7 +82,7 @@ struct context {
     const access::guard* guard = nullptr; ///< set for every interaction but capabilities
     std::optional<access::profile> who;   ///< the authenticated caller (absent for capabilities)
     storage::timestamp now = 0;           ///< when the request arrived, µs
-    std::map<std::string, access::citizen_view> views; ///< citizens opened in this request
+    access::request_views views; ///< citizens opened in this request, and what the guard derived
     /// Runs another request as the application would, answering through its responder: a batch's
     /// entries, a transaction's reads after its commit. Set by the application.
     std::function<void(http::request, http::responder)> subrequest;

@@ -18,7 +18,8 @@ public:
     using version = stored_version;
     using citizen = std::string;
 
-    memory_evaluator(const store& source, const search_visibility& caller) : store_(source), caller_(caller) {}
+    memory_evaluator(const store& source, const search_visibility& caller, standing_memo* memo)
+        : store_(source), caller_(caller), standings_(memo ? *memo : own_standings_) {}
 
     /// The first failure met (a standing or an item that could not be read), if any: the decision
     /// is then not to be trusted.
@@ -88,35 +89,39 @@ private:
         auto read = store_.standing(c, caller_.organisation, caller_.user, caller_.role, caller_.recent_since, caller_.now);
         if (!read) {
             failure_ = read.failure();
-            return standings_[c]; // nothing held, nothing open: and the failure is reported
+            static const citizen_standing nothing; // nothing held, nothing open; never memoised
+            return nothing;
         }
         return standings_.emplace(c, *read).first->second;
     }
 
     const store& store_;
     const search_visibility& caller_;
-    std::map<std::string, citizen_standing> standings_;
+    standing_memo own_standings_;
+    standing_memo& standings_;
     std::optional<fhir::error> failure_;
 };
 
 } // namespace
 
-fhir::result<bool> store::version_visible(const search_visibility& visibility, const stored_version& version) const {
+fhir::result<bool> store::version_visible(const search_visibility& visibility, const stored_version& version,
+                                          standing_memo* memo) const {
     if (version.deleted)
         return false;
     if (visibility.everything)
         return true;
-    memory_evaluator decide(*this, visibility);
+    memory_evaluator decide(*this, visibility, memo);
     const bool visible = rule::version_visible(decide, visibility, version, version.type);
     if (decide.failure())
         return *decide.failure();
     return visible;
 }
 
-fhir::result<bool> store::citizen_open(const search_visibility& visibility, std::string_view nhs_number) const {
+fhir::result<bool> store::citizen_open(const search_visibility& visibility, std::string_view nhs_number,
+                                       standing_memo* memo) const {
     if (visibility.everything)
         return true;
-    memory_evaluator decide(*this, visibility);
+    memory_evaluator decide(*this, visibility, memo);
     const bool open = rule::citizen_open(decide, visibility, std::string(nhs_number));
     if (decide.failure())
         return *decide.failure();

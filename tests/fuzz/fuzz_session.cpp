@@ -42,7 +42,7 @@
 namespace net = caregate::net;
 namespace http = caregate::http;
 namespace asio = boost::asio;
-namespace http = boost::beast::http;
+namespace beast_http = boost::beast::http;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 
@@ -149,7 +149,7 @@ struct harness {
         while (!rest.empty()) {
             if (refused)
                 __builtin_trap(); // bytes after a refusal
-            http::response_parser<http::string_body> parser;
+            beast_http::response_parser<beast_http::string_body> parser;
             parser.eager(true);
             parser.header_limit(64 * 1024);
             parser.body_limit(1024 * 1024);

@@ -502,7 +502,7 @@ TEST_CASE("break-glass: the grant lasts the policy's minutes from the request's 
     req.secure = true;
     req.client_ods = "RX1";
     const caregate::storage::timestamp now = caregate::access::now_micros();
-    std::map<std::string, caregate::access::citizen_view> views;
+    caregate::access::request_views views;
     auto doctor_8 = guard.authenticate(caregate::rest::credentials_of(req), now / 1'000'000);
     REQUIRE(doctor_8.ok());
     auto opened_now = guard.open_citizen(*doctor_8, bunmi, "request-1", now, views, true);
@@ -510,7 +510,7 @@ TEST_CASE("break-glass: the grant lasts the policy's minutes from the request's 
     CHECK(opened_now->break_glass);
     f.flush();
     auto later = [&](caregate::storage::timestamp at) {
-        std::map<std::string, caregate::access::citizen_view> fresh;
+        caregate::access::request_views fresh;
         auto view = guard.open_citizen(*doctor_8, bunmi, "request-2", at, fresh, false);
         REQUIRE(view.ok());
         return view->open;

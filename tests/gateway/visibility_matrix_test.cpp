@@ -197,7 +197,7 @@ struct matrix_fixture : patient_fixture {
         const access::guard& rule = c.provider ? *guard : *citizen_guard;
         auto who = rule.authenticate(caregate::rest::credentials_of(req), access::now_micros() / 1'000'000);
         REQUIRE_MESSAGE(who.ok(), c.name);
-        std::map<std::string, access::citizen_view> views;
+        access::request_views views;
         const auto now = access::now_micros();
         auto can_read = [&](const storage::stored_version& v) {
             auto seen = rule.can_read(*who, v, "matrix", now, views, false);

@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -68,6 +69,10 @@ struct store_settings {
     bool bulk_load = false;
 };
 
+/// Standings read for one caller (by NHS number) during one request, so that a request that checks
+/// several versions reads each citizen's standing once (store::version_visible, store::citizen_open).
+using standing_memo = std::map<std::string, citizen_standing, std::less<>>;
+
 class store {
 public:
     /// Stops accepting writes, finishes the queued ones, stops the writer, closes every connection.
@@ -96,13 +101,15 @@ public:
     /// no objection against it, and, for a version that points at items (a Provenance), every item
     /// it points at is visible at its last live version. A deletion marker, or a version not held,
     /// is not visible.
-    fhir::result<bool> version_visible(const search_visibility& visibility, const stored_version& version) const;
+    fhir::result<bool> version_visible(const search_visibility& visibility, const stored_version& version,
+                                       standing_memo* memo = nullptr) const;
     /// Whether the caller may open the citizen's record, by the citizen part of the same rule: for a
     /// citizen's own view (search_visibility::only_citizen), that citizen's, if held (a live
     /// Patient); otherwise by a rule for all citizens, or the citizen held and a relationship (active,
     /// or ended since recent_since) or a break-glass grant open for this user in this role (or one
     /// this request has just made, break_glass_citizens).
-    fhir::result<bool> citizen_open(const search_visibility& visibility, std::string_view nhs_number) const;
+    fhir::result<bool> citizen_open(const search_visibility& visibility, std::string_view nhs_number,
+                                    standing_memo* memo = nullptr) const;
     /// Which of `resources` (type, id) the caller may see as they are now (their last live version:
     /// the rule history applies), in the order given: for naming resources in what the caller is
     /// shown of the audit trail. A resource never stored, or erased, is not visible.
