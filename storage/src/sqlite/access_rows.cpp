@@ -23,7 +23,7 @@ const std::string insert_objection_sql =
     "INSERT OR IGNORE INTO objections (type, id, nhs_number) VALUES (?1, ?2, ?3)";
 
 const std::string insert_grant_sql =
-    "INSERT INTO break_glass_grants (nhs_number, organisation, user, reason, from_time, until_time, request_id, role) "
+    "INSERT INTO break_glass_grants (nhs_number, organisation, \"user\", reason, from_time, until_time, request_id, role) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 // A citizen's standing in one statement (one read of one snapshot, where four statements took four):
@@ -35,7 +35,7 @@ const std::string standing_sql =
     "EXISTS (SELECT 1 FROM organisation_links WHERE nhs_number = ?1 AND ods = ?2 "
     "AND ((active = 1 AND ended IS NULL) OR ended >= ?3)), "
     "EXISTS (SELECT 1 FROM objections WHERE nhs_number = ?1), "
-    "(SELECT max(until_time) FROM break_glass_grants WHERE nhs_number = ?1 AND organisation = ?2 AND user = ?4 "
+    "(SELECT max(until_time) FROM break_glass_grants WHERE nhs_number = ?1 AND organisation = ?2 AND \"user\" = ?4 "
     "AND role = ?6 AND until_time > ?5 AND from_time <= ?5)";
 
 } // namespace
@@ -54,14 +54,14 @@ fhir::result<bool> sqlite_store::impl::same_access(const write_request& request,
         statement query(*prepared);
         query.bind(1, request.type).bind(2, request.id);
         int rc;
-        while ((rc = query.step()) == SQLITE_ROW) {
+        while ((rc = query.step()) == step_row) {
             organisation_link_row row{query.text(0), query.text(1), query.text(2), query.integer(3) != 0, {}};
-            if (sqlite3_column_type(*prepared, 4) != SQLITE_NULL)
+            if (!query.is_null(4))
                 row.ended = query.integer(4);
             links.push_back(std::move(row));
         }
-        if (rc != SQLITE_DONE)
-            return detail::sqlite_failure(rc, "comparing organisation links");
+        if (rc != step_done)
+            return detail::storage_failure(rc, "comparing organisation links");
     }
     if (links != wanted.links)
         return false;
@@ -161,12 +161,12 @@ fhir::result<citizen_standing> sqlite_store::impl::read_standing(std::string_vie
             return std::move(prepared).failure();
         statement query(*prepared);
         query.bind(1, nhs_number).bind(2, organisation).bind(3, recent_since).bind(4, user).bind(5, now).bind(6, role);
-        if (const int rc = query.step(); rc != SQLITE_ROW)
-            return detail::sqlite_failure(rc, "reading a citizen's standing");
+        if (const int rc = query.step(); rc != step_row)
+            return detail::storage_failure(rc, "reading a citizen's standing");
         found.held = query.integer(0) != 0;
         found.relationship = query.integer(1) != 0;
         found.objection = query.integer(2) != 0;
-        if (sqlite3_column_type(*prepared, 3) != SQLITE_NULL) // max() over no rows is NULL
+        if (!query.is_null(3)) // max() over no rows is NULL
             found.break_glass_until = query.integer(3);
         return found;
     });

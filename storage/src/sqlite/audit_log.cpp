@@ -12,7 +12,7 @@ namespace caregate::storage {
 namespace {
 
 const std::string audit_columns =
-    "sequence, time, request_id, user, role, organisation, purpose, break_glass_reason, nhs_number, "
+    "sequence, time, request_id, \"user\", role, organisation, purpose, break_glass_reason, nhs_number, "
     "resource_type, resource_ids, action, outcome, detail, previous_hash, hash";
 
 const std::string insert_audit_sql =
@@ -85,11 +85,11 @@ fhir::result<store::audit_page> sqlite_store::audit(const audit_query& query) co
     if (auto flushed = impl_->flush_audit(); !flushed)
         return std::move(flushed).failure();
     // Assembled from fixed fragments only (one cached statement per shape); values are bound.
-    std::string sql = "SELECT " + audit_columns + " FROM audit_log WHERE 1";
+    std::string sql = "SELECT " + audit_columns + " FROM audit_log WHERE 1 = 1";
     if (!query.nhs_number.empty())
         sql += " AND nhs_number = :nhs_number";
     if (!query.agent.empty())
-        sql += " AND (user = :agent OR organisation = :agent)";
+        sql += " AND (\"user\" = :agent OR organisation = :agent)";
     if (query.time)
         sql += " AND time >= :begin AND time < :end";
     if (!query.purpose.empty())
@@ -118,10 +118,10 @@ fhir::result<store::audit_page> sqlite_store::audit(const audit_query& query) co
             select.bind(":limit", static_cast<std::int64_t>(query.count) + 1);
             std::vector<audit_record> found;
             int rc;
-            while ((rc = select.step()) == SQLITE_ROW)
+            while ((rc = select.step()) == step_row)
                 found.push_back(audit_from(select));
-            if (rc != SQLITE_DONE)
-                return detail::sqlite_failure(rc, "reading the audit log");
+            if (rc != step_done)
+                return detail::storage_failure(rc, "reading the audit log");
             return found;
         });
     if (!records)
@@ -164,7 +164,7 @@ fhir::result<store::audit_verification> sqlite_store::verify_audit() const {
         audit_verification verdict;
         std::string previous_hash = genesis_hash;
         int rc;
-        while ((rc = walk.step()) == SQLITE_ROW) {
+        while ((rc = walk.step()) == step_row) {
             const audit_record record = audit_from(walk);
             ++verdict.records;
             if (record.sequence != verdict.records)
@@ -179,8 +179,8 @@ fhir::result<store::audit_verification> sqlite_store::verify_audit() const {
             }
             previous_hash = record.hash;
         }
-        if (rc != SQLITE_DONE)
-            return detail::sqlite_failure(rc, "verifying the audit log");
+        if (rc != step_done)
+            return detail::storage_failure(rc, "verifying the audit log");
         return verdict;
     });
 }

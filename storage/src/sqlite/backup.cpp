@@ -41,7 +41,7 @@ bool sync_path(const std::string& path, bool directory) {
     return synced;
 }
 
-fhir::result<std::int64_t> single_value(detail::connection& db, const std::string& sql) {
+fhir::result<std::int64_t> single_value(detail::sqlite_connection& db, const std::string& sql) {
     auto text = db.pragma(sql);
     if (!text)
         return std::move(text).failure();
@@ -82,10 +82,10 @@ fhir::result<backup_report> backup_database(const std::string& from, const std::
 
     backup_report report;
     {
-        auto source = detail::connection::open(from, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, busy_timeout);
+        auto source = detail::sqlite_connection::open(from, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, busy_timeout);
         if (!source)
             return std::move(source).failure();
-        auto copy = detail::connection::open(partial, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+        auto copy = detail::sqlite_connection::open(partial, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                                              busy_timeout);
         if (!copy)
             return std::move(copy).failure();
@@ -104,9 +104,9 @@ fhir::result<backup_report> backup_database(const std::string& from, const std::
         report.pages = sqlite3_backup_pagecount(backup);
         const int finished = sqlite3_backup_finish(backup);
         if (rc != SQLITE_DONE)
-            return detail::sqlite_failure(rc, "copying the database");
+            return detail::storage_failure(rc, "copying the database");
         if (finished != SQLITE_OK)
-            return detail::sqlite_failure(finished, "copying the database");
+            return detail::storage_failure(finished, "copying the database");
 
         if (auto journal = (*copy)->pragma("PRAGMA journal_mode = DELETE"); !journal || *journal != "delete")
             return backup_failure("the copy could not be made a single file");

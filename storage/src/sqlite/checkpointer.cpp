@@ -63,10 +63,10 @@ void sqlite_store::impl::run_checkpoint(queued_checkpoint& job) {
     // TRUNCATE: waits (busy timeout) for readers, copies the whole log, fsyncs the log before and the
     // database after (synchronous NORMAL or FULL), and empties the log. SQLITE_BUSY: not all copied.
     std::unique_lock running(checkpoint_running);
-    const int rc = sqlite3_wal_checkpoint_v2(writer_db->handle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    const int rc = sqlite3_wal_checkpoint_v2(detail::as_sqlite(*writer_db).handle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
     running.unlock();
     if (rc != SQLITE_OK)
-        done = detail::sqlite_failure(rc, "checkpointing the database");
+        done = detail::storage_failure(rc, "checkpointing the database");
     try {
         if (job.done)
             job.done(std::move(done));

@@ -163,6 +163,10 @@ using detail::connection;
 using detail::execute;
 using detail::split_lines;
 using detail::statement;
+using detail::prepared;
+using detail::step_done;
+using detail::step_row;
+using detail::storage_failure;
 
 inline const std::string current_version_sql =
     "SELECT r.version_id, r.deleted, v.last_updated, v.json, v.method, v.owner, v.citizens, v.labels, v.facets "
@@ -217,12 +221,12 @@ inline fhir::result<std::optional<Row>> query_one(connection& db, const std::str
     statement query(*prepared);
     bind(query);
     switch (const int rc = query.step()) {
-    case SQLITE_ROW:
+    case step_row:
         return std::optional<Row>(read(query));
-    case SQLITE_DONE:
+    case step_done:
         return std::optional<Row>();
     default:
-        return detail::sqlite_failure(rc, doing);
+        return detail::storage_failure(rc, doing);
     }
 }
 
@@ -373,7 +377,7 @@ struct sqlite_store::impl final : write_transaction {
     mutable std::unordered_map<std::string, cached_standing> standings;
 
     // The checkpointer: its own connection and thread, woken by the writer's WAL hook.
-    std::unique_ptr<connection> checkpoint_db;
+    std::unique_ptr<detail::sqlite_connection> checkpoint_db;
     std::thread checkpointer;
     std::mutex checkpoint_mutex;
     std::condition_variable checkpoint_wanted;

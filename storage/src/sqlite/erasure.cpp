@@ -59,10 +59,10 @@ fhir::result<std::vector<resource_key>> resources_of(connection& db, const std::
         query.bind(2, second);
     std::vector<resource_key> found;
     int rc;
-    while ((rc = query.step()) == SQLITE_ROW)
+    while ((rc = query.step()) == step_row)
         found.emplace_back(query.text(0), query.text(1));
-    if (rc != SQLITE_DONE)
-        return sqlite_failure(rc, erasing);
+    if (rc != step_done)
+        return storage_failure(rc, erasing);
     return found;
 }
 
@@ -85,13 +85,13 @@ fhir::result<bool> erase_resource(connection& db, const resource_key& resource, 
         statement query(*prepared);
         query.bind(1, type).bind(2, id);
         int rc;
-        while ((rc = query.step()) == SQLITE_ROW) {
+        while ((rc = query.step()) == step_row) {
             const auto citizens = split_lines(query.text(1));
             versions.emplace_back(query.integer(0),
                                   std::find(citizens.begin(), citizens.end(), nhs_number) != citizens.end());
         }
-        if (rc != SQLITE_DONE)
-            return sqlite_failure(rc, erasing);
+        if (rc != step_done)
+            return storage_failure(rc, erasing);
     }
     std::optional<std::int64_t> current;
     {
@@ -101,10 +101,10 @@ fhir::result<bool> erase_resource(connection& db, const resource_key& resource, 
         statement query(*prepared);
         query.bind(1, type).bind(2, id);
         const int rc = query.step();
-        if (rc == SQLITE_ROW)
+        if (rc == step_row)
             current = query.integer(0);
-        else if (rc != SQLITE_DONE)
-            return sqlite_failure(rc, erasing);
+        else if (rc != step_done)
+            return storage_failure(rc, erasing);
     }
     // A resource whose current version names the citizen goes whole: its earlier versions of
     // someone else would have no current version left to stand under.

@@ -56,15 +56,15 @@ fhir::result<std::unique_ptr<connection>> sqlite_store::impl::take_reader() cons
         }
     }
     // All busy (or none yet): open another outside the lock; opening touches the file system.
-    auto opened = connection::open(options.path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, options.busy_timeout,
+    auto opened = detail::sqlite_connection::open(options.path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, options.busy_timeout,
                                    options.vfs);
     if (!opened)
-        return opened;
+        return std::move(opened).failure();
     if (auto set = (*opened)->exec_script("PRAGMA cache_size = -" + std::to_string(options.reader_cache_kib),
                                           "opening a reader");
         !set)
         return std::move(set).failure();
-    return opened;
+    return std::unique_ptr<connection>(std::move(*opened));
 }
 
 void sqlite_store::impl::give_back_reader(std::unique_ptr<connection> db) const {
@@ -100,12 +100,12 @@ fhir::result<std::unique_ptr<sqlite_store>> sqlite_store::open(const sqlite_opti
         return store_fault("SQLite was built without thread support; the store needs it");
 
     auto state = std::make_unique<impl>(options);
-    auto opened = connection::open(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+    auto opened = detail::sqlite_connection::open(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                                    options.busy_timeout, options.vfs);
     if (!opened)
         return std::move(opened).failure();
+    detail::sqlite_connection& db = **opened;
     state->writer_db = std::move(*opened);
-    connection& db = *state->writer_db;
 
     auto journal = db.pragma("PRAGMA journal_mode = WAL");
     if (!journal)
@@ -137,8 +137,8 @@ fhir::result<std::unique_ptr<sqlite_store>> sqlite_store::open(const sqlite_opti
         if (!prepared)
             return std::move(prepared).failure();
         statement query(*prepared);
-        if (const int rc = query.step(); rc != SQLITE_ROW)
-            return detail::sqlite_failure(rc, "opening the store");
+        if (const int rc = query.step(); rc != step_row)
+            return detail::storage_failure(rc, "opening the store");
         state->newest_timestamp = query.integer(0);
     }
     {
@@ -147,10 +147,10 @@ fhir::result<std::unique_ptr<sqlite_store>> sqlite_store::open(const sqlite_opti
             return std::move(prepared).failure();
         statement query(*prepared);
         const int rc = query.step();
-        if (rc == SQLITE_ROW)
+        if (rc == step_row)
             state->committed_tip = chain_tip{query.integer(0), query.text(1)};
-        else if (rc != SQLITE_DONE)
-            return detail::sqlite_failure(rc, "opening the store");
+        else if (rc != step_done)
+            return detail::storage_failure(rc, "opening the store");
         state->tip = state->committed_tip;
     }
 
@@ -162,7 +162,7 @@ fhir::result<std::unique_ptr<sqlite_store>> sqlite_store::open(const sqlite_opti
 
     // Checkpoints on a thread of their own (sqlite_options::checkpoint_frames), so that the writer
     // never waits for one; the hook replaces SQLite's automatic checkpoint on the writer.
-    auto checkpointing = connection::open(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options.busy_timeout,
+    auto checkpointing = detail::sqlite_connection::open(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options.busy_timeout,
                                           options.vfs);
     if (!checkpointing)
         return std::move(checkpointing).failure();

@@ -69,7 +69,7 @@ fhir::result<history_page> sqlite_store::history(const history_query& query) con
     // The SQL is assembled from fixed fragments only; values are bound (detail::sql_text).
     detail::sql_text sql;
     std::string text = "SELECT v.seq, v.version_id, v.deleted, v.last_updated, v.json, v.method, v.type, v.id, "
-                       "v.owner, v.citizens, v.labels, v.facets FROM resource_versions v WHERE 1";
+                       "v.owner, v.citizens, v.labels, v.facets FROM resource_versions v WHERE 1 = 1";
     if (!query.type.empty())
         text += " AND v.type = " + sql.text_arg(query.type);
     if (!query.id.empty())
@@ -109,16 +109,13 @@ fhir::result<history_page> sqlite_store::history(const history_query& query) con
         std::vector<row> found;
         auto read = detail::each_row(
             db, sql, text,
-            [&](sqlite3_stmt* select) {
-                auto text_at = [&](int column) {
-                    const auto* bytes = static_cast<const char*>(sqlite3_column_blob(select, column));
-                    return std::string(bytes ? bytes : "", static_cast<std::size_t>(sqlite3_column_bytes(select, column)));
-                };
+            [&](const prepared& select) {
+                auto text_at = [&](int column) { return select.text(column); };
                 row entry;
-                entry.seq = sqlite3_column_int64(select, 0);
-                entry.version.version_id = sqlite3_column_int64(select, 1);
-                entry.version.deleted = sqlite3_column_int64(select, 2) != 0;
-                entry.version.last_updated = sqlite3_column_int64(select, 3);
+                entry.seq = select.integer(0);
+                entry.version.version_id = select.integer(1);
+                entry.version.deleted = select.integer(2) != 0;
+                entry.version.last_updated = select.integer(3);
                 entry.version.json = text_at(4);
                 entry.version.method = text_at(5);
                 entry.version.type = text_at(6);
@@ -166,7 +163,7 @@ fhir::result<std::vector<bool>> sqlite_store::visible_resources(
             [&](connection& db) -> fhir::result<std::vector<std::int64_t>> {
                 std::vector<std::int64_t> shown;
                 auto read = detail::each_row(
-                    db, sql, text, [&](sqlite3_stmt* select) { shown.push_back(sqlite3_column_int64(select, 0)); },
+                    db, sql, text, [&](const prepared& select) { shown.push_back(select.integer(0)); },
                     "naming resources");
                 if (!read)
                     return std::move(read).failure();

@@ -58,10 +58,10 @@ fhir::status refill_facets(connection& db) {
             statement query(*prepared);
             query.bind(1, after);
             int rc;
-            while ((rc = query.step()) == SQLITE_ROW)
+            while ((rc = query.step()) == step_row)
                 batch.emplace_back(query.integer(0), query.text(1), query.blob(2));
-            if (rc != SQLITE_DONE)
-                return sqlite_failure(rc, doing);
+            if (rc != step_done)
+                return storage_failure(rc, doing);
         }
         if (batch.empty())
             break;
@@ -480,7 +480,7 @@ fhir::status migrate(connection& db) {
         return failure;
     };
 
-    auto found = db.pragma("PRAGMA user_version");
+    auto found = detail::as_sqlite(db).pragma("PRAGMA user_version");
     if (!found)
         return rollback(std::move(found).failure());
     const int version = std::stoi(found->empty() ? std::string("0") : *found);

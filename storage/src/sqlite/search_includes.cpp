@@ -22,10 +22,10 @@ fhir::status resolve_targets(connection& db, const search_request& request, std:
     const std::string text = "SELECT v.seq, v.type, v.id FROM search_token t JOIN resource_versions v ON v.seq = t.seq "
                              "WHERE t.type = " + sql.text_arg(type) + " AND t.param = '_id' AND t.code IN (" + list +
                              ") AND " + plan.live("t") + " AND " + plan.visible("v", type);
-    return each_row(db, sql, text, [&](sqlite3_stmt* row) {
-        const std::int64_t seq = sqlite3_column_int64(row, 0);
+    return each_row(db, sql, text, [&](const prepared& row) {
+        const std::int64_t seq = row.integer(0);
         if (seen.insert(seq).second)
-            out.push_back({seq, column_text(row, 1), column_text(row, 2)});
+            out.push_back({seq, row.text(1), row.text(2)});
     });
 }
 
@@ -48,8 +48,8 @@ fhir::status forward_include(connection& db, const search_request& request, std:
     if (!spec.target_type.empty())
         text += " AND x.target_type = " + sql.text_arg(spec.target_type);
     std::map<std::string, std::set<std::string>> targets;
-    auto read = each_row(db, sql, text, [&](sqlite3_stmt* row) {
-        targets[column_text(row, 0)].insert(column_text(row, 1));
+    auto read = each_row(db, sql, text, [&](const prepared& row) {
+        targets[row.text(0)].insert(row.text(1));
     });
     if (!read)
         return read;
@@ -83,10 +83,10 @@ fhir::status reverse_include(connection& db, const search_request& request, std:
         if (spec.parameter)
             text += " AND x.param = " + sql.text_arg(spec.parameter->code);
         text += " AND " + (spec.source_type != "*" ? plan.visible("v", spec.source_type) : plan.visible("v"));
-        auto read = each_row(db, sql, text, [&](sqlite3_stmt* row) {
-            const std::int64_t seq = sqlite3_column_int64(row, 0);
+        auto read = each_row(db, sql, text, [&](const prepared& row) {
+            const std::int64_t seq = row.integer(0);
             if (seen.insert(seq).second)
-                out.push_back({seq, column_text(row, 1), column_text(row, 2)});
+                out.push_back({seq, row.text(1), row.text(2)});
         });
         if (!read)
             return read;

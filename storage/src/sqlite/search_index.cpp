@@ -102,7 +102,7 @@ std::array<table_sql, tables.size()> make_sql() {
             std::string sql = oldest_closed;
             return sql.replace(sql.find("{}"), 2, what);
         };
-        all[i].largest_purgeable = "SELECT max(until_seq) FROM (" + selecting("until_seq") + ")";
+        all[i].largest_purgeable = "SELECT max(until_seq) FROM (" + selecting("until_seq") + ") purgeable";
         all[i].purge = "DELETE FROM " + name + " WHERE rowid IN (" + selecting("rowid") + ")";
         all[i].erase = "DELETE FROM " + name + " WHERE seq = ?1";
     }
@@ -274,8 +274,8 @@ fhir::status insert_row(connection& db, const row_owner& owner, const fhir::sear
     insert.bind(3, value.code);
     std::string c1_code; // bound text must outlive the step
     bind_value_columns(insert, 0, value, c1_code);
-    if (const int rc = insert.step(); rc != SQLITE_DONE)
-        return sqlite_failure(rc, indexing);
+    if (const int rc = insert.step(); rc != step_done)
+        return storage_failure(rc, indexing);
     return {};
 }
 
@@ -379,8 +379,8 @@ fhir::status insert_version_rows(connection& db, const row_owner& owner,
                     bind_value_columns(insert, at, *row.value, c1_codes[r]);
                 }
             }
-            if (const int rc = insert.step(); rc != SQLITE_DONE)
-                return sqlite_failure(rc, indexing);
+            if (const int rc = insert.step(); rc != step_done)
+                return storage_failure(rc, indexing);
         }
     }
     return {};
@@ -401,15 +401,15 @@ fhir::status index_current(connection& db, layout keyed, row_kinds kinds) {
         return std::move(prepared).failure();
     statement query(*prepared);
     int rc;
-    while ((rc = query.step()) == SQLITE_ROW) {
+    while ((rc = query.step()) == step_row) {
         const std::string type = query.text(0);
         const std::string id = query.text(1);
         const std::string json = query.blob(3);
         if (auto indexed = insert_rows(db, row_owner{keyed, query.integer(2), type, id}, json, kinds); !indexed)
             return indexed;
     }
-    if (rc != SQLITE_DONE)
-        return sqlite_failure(rc, indexing);
+    if (rc != step_done)
+        return storage_failure(rc, indexing);
     return {};
 }
 
@@ -534,16 +534,16 @@ fhir::result<purge_outcome> purge_closed_rows(connection& db, std::int64_t horiz
                 return std::move(prepared).failure();
             statement query(*prepared);
             query.bind(1, horizon);
-            if (const int rc = query.step(); rc != SQLITE_ROW)
-                return sqlite_failure(rc, purging);
-            if (sqlite3_column_type(*prepared, 0) == SQLITE_NULL)
+            if (const int rc = query.step(); rc != step_row)
+                return storage_failure(rc, purging);
+            if (query.is_null(0))
                 continue; // max() over no rows: nothing to purge here
             largest_deleted = std::max(largest_deleted, query.integer(0));
         }
         // The same rows (ties at the last until_seq may pick other rows, but with the same until_seq).
         if (auto purged = execute(db, sql.purge, purging, [&](statement& remove) { remove.bind(1, horizon); }); !purged)
             return std::move(purged).failure();
-        outcome.rows += sqlite3_changes64(db.handle());
+        outcome.rows += db.changes();
     }
     if (outcome.rows > 0)
         if (auto raised =
@@ -590,10 +590,10 @@ fhir::status record_targets_of_live_versions(connection& db) {
             statement query(*prepared);
             query.bind(1, type);
             int rc;
-            while ((rc = query.step()) == SQLITE_ROW)
+            while ((rc = query.step()) == step_row)
                 versions.emplace_back(query.integer(0), query.blob(1));
-            if (rc != SQLITE_DONE)
-                return sqlite_failure(rc, citing);
+            if (rc != step_done)
+                return storage_failure(rc, citing);
         }
         for (const auto& [seq, json] : versions)
             if (auto recorded = insert_version_targets(db, seq, type, json); !recorded)
@@ -620,11 +620,11 @@ fhir::status record_citizens_of_live_versions(connection& db) {
         return std::move(prepared).failure();
     statement query(*prepared);
     int rc;
-    while ((rc = query.step()) == SQLITE_ROW)
+    while ((rc = query.step()) == step_row)
         if (auto recorded = insert_version_citizens(db, query.integer(0), split_lines(query.text(1))); !recorded)
             return recorded;
-    if (rc != SQLITE_DONE)
-        return sqlite_failure(rc, citing);
+    if (rc != step_done)
+        return storage_failure(rc, citing);
     return {};
 }
 

@@ -18,27 +18,6 @@ namespace {
 
 constexpr std::string_view searching = "searching";
 
-sql_value column_value(sqlite3_stmt* stmt, int column) {
-    switch (sqlite3_column_type(stmt, column)) {
-    case SQLITE_INTEGER: return std::int64_t{sqlite3_column_int64(stmt, column)};
-    case SQLITE_FLOAT: return sqlite3_column_double(stmt, column);
-    case SQLITE_NULL: return std::monostate{};
-    default: {
-        const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, column));
-        return std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(stmt, column)));
-    }
-    }
-}
-
-} // namespace
-
-std::string column_text(sqlite3_stmt* stmt, int column) {
-    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, column));
-    return text ? std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(stmt, column))) : std::string();
-}
-
-namespace {
-
 /// Loads the versions with these seqs, in the order given.
 fhir::result<std::vector<stored_version>> load_versions(connection& db, const std::vector<std::int64_t>& seqs) {
     std::vector<stored_version> versions;
@@ -50,21 +29,20 @@ fhir::result<std::vector<stored_version>> load_versions(connection& db, const st
     auto read = each_row(db, sql,
                          "SELECT seq, type, id, version_id, deleted, last_updated, json, method, owner, citizens, "
                          "labels, facets FROM resource_versions WHERE seq IN (" + list + ")",
-                         [&](sqlite3_stmt* row) {
+                         [&](const prepared& row) {
                              stored_version v;
-                             v.type = column_text(row, 1);
-                             v.id = column_text(row, 2);
-                             v.version_id = sqlite3_column_int64(row, 3);
-                             v.deleted = sqlite3_column_int64(row, 4) != 0;
-                             v.last_updated = sqlite3_column_int64(row, 5);
-                             const auto* blob = static_cast<const char*>(sqlite3_column_blob(row, 6));
-                             v.json.assign(blob ? blob : "", static_cast<std::size_t>(sqlite3_column_bytes(row, 6)));
-                             v.method = column_text(row, 7);
-                             v.owner = column_text(row, 8);
-                             v.citizens = split_lines(column_text(row, 9));
-                             v.labels = split_lines(column_text(row, 10));
-                             v.facets = split_lines(column_text(row, 11));
-                             found.emplace(sqlite3_column_int64(row, 0), std::move(v));
+                             v.type = row.text(1);
+                             v.id = row.text(2);
+                             v.version_id = row.integer(3);
+                             v.deleted = row.integer(4) != 0;
+                             v.last_updated = row.integer(5);
+                             v.json = row.text(6);
+                             v.method = row.text(7);
+                             v.owner = row.text(8);
+                             v.citizens = split_lines(row.text(9));
+                             v.labels = split_lines(row.text(10));
+                             v.facets = split_lines(row.text(11));
+                             found.emplace(row.integer(0), std::move(v));
                          });
     if (!read)
         return std::move(read).failure();
@@ -81,7 +59,7 @@ class read_transaction {
 public:
     explicit read_transaction(connection& db) : db_(db) {}
     fhir::status begin() {
-        if (!sqlite3_get_autocommit(db_.handle()))
+        if (db_.in_transaction())
             return {};
         auto begun = db_.run("BEGIN", searching);
         open_ = begun.ok();
@@ -100,7 +78,7 @@ private:
 fhir::result<std::int64_t> single_integer(connection& db, const std::string& text) {
     std::int64_t value = 0;
     sql_text none;
-    auto read = each_row(db, none, text, [&](sqlite3_stmt* row) { value = sqlite3_column_int64(row, 0); });
+    auto read = each_row(db, none, text, [&](const prepared& row) { value = row.integer(0); });
     if (!read)
         return std::move(read).failure();
     return value;
@@ -139,8 +117,8 @@ fhir::result<search_page> run_search(connection& db, const search_request& reque
         return std::move(matches).failure();
     if (query.total != fhir::search_total::none) {
         std::int64_t total = 0;
-        auto counted = each_row(db, sql, plan.with_clause() + "SELECT count(*) FROM (" + matches.value() + ")",
-                                [&](sqlite3_stmt* row) { total = sqlite3_column_int64(row, 0); });
+        auto counted = each_row(db, sql, plan.with_clause() + "SELECT count(*) FROM (" + matches.value() + ") counted",
+                                [&](const prepared& row) { total = row.integer(0); });
         if (!counted)
             return std::move(counted).failure();
         page.total = total;
@@ -156,15 +134,15 @@ fhir::result<search_page> run_search(connection& db, const search_request& reque
 
     std::vector<found_row> rows;
     std::vector<std::vector<sql_value>> row_keys;
-    auto read = each_row(db, sql, plan.with_clause() + text.value(), [&](sqlite3_stmt* row) {
-        rows.push_back({sqlite3_column_int64(row, 0), column_text(row, 1), column_text(row, 2)});
+    auto read = each_row(db, sql, plan.with_clause() + text.value(), [&](const prepared& row) {
+        rows.push_back({row.integer(0), row.text(1), row.text(2)});
         // Every page plan takes its rows live at the snapshot (design note 1), and binds no value
         // its text does not name: the LIMIT, bound last, is the highest ?N.
         assert(rows.back().seq <= page.snapshot);
-        assert(sqlite3_bind_parameter_count(row) == static_cast<int>(sql.args.size()));
+        assert(row.parameter_count() == static_cast<int>(sql.args.size()));
         std::vector<sql_value> k;
         for (std::size_t i = 0; i < sort.size(); ++i)
-            k.push_back(column_value(row, static_cast<int>(3 + i)));
+            k.push_back(row.value(static_cast<int>(3 + i)));
         k.emplace_back(std::int64_t{rows.back().seq});
         row_keys.push_back(std::move(k));
     });
@@ -248,8 +226,8 @@ fhir::result<std::string> explain_search(connection& db, const search_request& r
     if (!text)
         return std::move(text).failure();
     std::string explained;
-    auto read = each_row(db, sql, "EXPLAIN QUERY PLAN " + plan.with_clause() + text.value(), [&](sqlite3_stmt* row) {
-        explained += column_text(row, 3) + "\n";
+    auto read = each_row(db, sql, "EXPLAIN QUERY PLAN " + plan.with_clause() + text.value(), [&](const prepared& row) {
+        explained += row.text(3) + "\n";
     });
     if (!read)
         return std::move(read).failure();

@@ -31,8 +31,8 @@ fhir::result<std::int64_t> probe_count(connection& db, const sql_text& sql, cons
     std::int64_t count = 0;
     sql_text limited = sql; // the limit bound, so that every limit shares one statement
     const std::string limit_arg = limited.arg(limit + 1);
-    auto read = each_row(db, limited, "SELECT count(*) FROM (" + text + " LIMIT " + limit_arg + ")",
-                         [&](sqlite3_stmt* row) { count = sqlite3_column_int64(row, 0); });
+    auto read = each_row(db, limited, "SELECT count(*) FROM (" + text + " LIMIT " + limit_arg + ") counted",
+                         [&](const prepared& row) { count = row.integer(0); });
     if (!read)
         return std::move(read).failure();
     return count;
@@ -71,7 +71,7 @@ bool is_negative(const fhir::search_clause& clause) {
 fhir::result<std::string> planner::match(std::string_view type, const std::vector<clause_at>& clauses,
                                           std::string_view compartment) {
     if (!readable(type))
-        return std::string("SELECT NULL AS seq WHERE 0");
+        return std::string("SELECT CAST(NULL AS BIGINT) AS seq WHERE 1 = 0");
     // The driver: the best positive clause at its last step, else the compartment, else all.
     // "Best" is the fewest rows when the planner may probe, else the lowest rank.
     const clause_at* driver = nullptr;
@@ -173,7 +173,7 @@ fhir::result<std::string> planner::match(std::string_view type, const std::vecto
         (needs_version ? on_version : on_seq) += " AND " + condition.value();
     }
     const std::string seqs =
-        on_seq.empty() ? driver_sql : "SELECT d.seq FROM (" + driver_sql + ") d WHERE 1" + on_seq;
+        on_seq.empty() ? driver_sql : "SELECT d.seq FROM (" + driver_sql + ") d WHERE 1 = 1" + on_seq;
     return "SELECT v.seq AS seq FROM resource_versions v WHERE v.seq IN (" + seqs + ")" + on_version + " AND " +
            visible("v", type);
 }
@@ -275,7 +275,7 @@ fhir::result<std::optional<std::string>> planner::streamed_rows(const std::vecto
     std::string text = "SELECT v.seq AS seq, v.type AS type, v.id AS id FROM resource_versions v WHERE ";
     if (types.size() == 1) {
         if (!readable(types.front()))
-            return std::optional<std::string>("SELECT NULL AS seq, NULL AS type, NULL AS id WHERE 0");
+            return std::optional<std::string>("SELECT CAST(NULL AS BIGINT) AS seq, CAST(NULL AS TEXT) AS type, CAST(NULL AS TEXT) AS id WHERE 1 = 0");
         text += "v.type = " + sql_.text_arg(types.front());
     } else {
         text += "v.type IN (" + sql_.in_list(types) + ")";
@@ -353,7 +353,7 @@ fhir::result<std::string> matches_sql(const search_request& request, planner& pl
         matches += (matches.empty() ? "" : " UNION ALL ") + one.value();
     }
     if (matches.empty())
-        matches = "SELECT NULL AS seq WHERE 0";
+        matches = "SELECT CAST(NULL AS BIGINT) AS seq WHERE 1 = 0";
     return matches;
 }
 

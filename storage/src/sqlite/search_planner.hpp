@@ -197,7 +197,5 @@ fhir::result<std::vector<found_row>> includes(connection& db, const search_reque
 
 // --- execution: search_plan.cpp ----------------------------------------------------------------
 
-/// A text column of a result row ("" for NULL).
-std::string column_text(sqlite3_stmt* stmt, int column);
 
 } // namespace caregate::storage::detail

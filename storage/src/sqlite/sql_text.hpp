@@ -4,7 +4,7 @@
 // what the SQL means.
 #pragma once
 
-#include "sqlite.hpp"
+#include "../relational/database.hpp"
 
 #include <bit>
 #include <utility>
@@ -16,8 +16,6 @@
 #include <vector>
 
 namespace caregate::storage::detail {
-
-using sql_value = std::variant<std::monostate, std::int64_t, double, std::string>;
 
 /// SQL text being built and the values bound to its ?N placeholders.
 struct sql_text {
@@ -47,8 +45,9 @@ struct sql_text {
     }
 };
 
-/// A statement whose text follows a request's shape, for one run: from the connection's cache of varying SQL (search SQL follows
-/// the request's shape, its values bound), reset and its values cleared after the run.
+/// A statement whose text follows a request's shape, for one run: from the connection's cache of
+/// varying SQL (search SQL follows the request's shape, its values bound), reset and its values
+/// cleared after the run.
 class one_off {
 public:
     static fhir::result<one_off> prepare(connection& db, const sql_text& sql, const std::string& text,
@@ -56,41 +55,37 @@ public:
         auto prepared = db.prepare_varying(text, doing);
         if (!prepared)
             return std::move(prepared).failure();
-        one_off use(*prepared);
-        sqlite3_stmt* stmt = prepared->stmt;
+        one_off use(std::move(*prepared));
         for (std::size_t i = 0; i < sql.args.size(); ++i) {
             const int index = static_cast<int>(i + 1);
-            int rc = SQLITE_OK;
+            int code = step_ok;
             if (const auto* n = std::get_if<std::int64_t>(&sql.args[i]))
-                rc = sqlite3_bind_int64(stmt, index, *n);
+                code = use.get().bind_integer(index, *n);
             else if (const auto* d = std::get_if<double>(&sql.args[i]))
-                rc = sqlite3_bind_double(stmt, index, *d);
+                code = use.get().bind_real(index, *d);
             else if (const auto* s = std::get_if<std::string>(&sql.args[i]))
-                rc = sqlite3_bind_text(stmt, index, s->data(), static_cast<int>(s->size()), SQLITE_STATIC);
-            if (rc != SQLITE_OK)
-                return sqlite_failure(rc, doing);
+                code = use.get().bind_text(index, *s);
+            else
+                code = use.get().bind_null(index);
+            if (code != step_ok)
+                return storage_failure(code, doing);
         }
         return use;
     }
     one_off(one_off&& other) noexcept : held_(std::exchange(other.held_, {})) {}
     ~one_off() {
-        if (!held_.stmt)
-            return;
-        if (held_.owned) {
-            sqlite3_finalize(held_.stmt);
-        } else {
-            sqlite3_reset(held_.stmt);
-            sqlite3_clear_bindings(held_.stmt);
-        }
+        if (held_.stmt && !held_.owned)
+            held_.stmt->reset();
     }
-    sqlite3_stmt* get() const { return held_.stmt; }
+    prepared& get() const { return *held_.stmt; }
 
 private:
-    explicit one_off(connection::varying_statement held) : held_(held) {}
+    explicit one_off(connection::varying_statement held) : held_(std::move(held)) {}
     connection::varying_statement held_;
 };
 
-/// Runs `text` with `sql`'s values; `row` is called for each row. `doing` names the work in an error.
+/// Runs `text` with `sql`'s values; `row` is called with each row (a const prepared&). `doing`
+/// names the work in an error.
 template <class Row>
 fhir::status each_row(connection& db, const sql_text& sql, const std::string& text, Row&& row,
                       std::string_view doing = "searching") {
@@ -98,12 +93,12 @@ fhir::status each_row(connection& db, const sql_text& sql, const std::string& te
     if (!prepared)
         return std::move(prepared).failure();
     for (;;) {
-        const int rc = sqlite3_step(prepared->get());
-        if (rc == SQLITE_DONE)
+        const int code = prepared->get().step();
+        if (code == step_done)
             return {};
-        if (rc != SQLITE_ROW)
-            return sqlite_failure(rc, doing);
-        row(prepared->get());
+        if (code != step_row)
+            return storage_failure(code, doing);
+        row(static_cast<const detail::prepared&>(prepared->get()));
     }
 }
 

@@ -195,7 +195,7 @@ std::string visibility_sql::relationship(const std::string& c) {
 std::string visibility_sql::break_glass(const std::string& c) {
     std::string text = "(EXISTS (SELECT 1 FROM break_glass_grants g WHERE g.nhs_number = " + c +
                        ".nhs_number AND g.organisation = " + sql_.text_arg(visibility_.organisation) +
-                       " AND g.user = " + sql_.text_arg(visibility_.user) + " AND g.role = " +
+                       " AND g.\"user\" = " + sql_.text_arg(visibility_.user) + " AND g.role = " +
                        sql_.text_arg(visibility_.role) + " AND g.until_time > " +
                        sql_.arg(visibility_.now) + " AND g.from_time <= " + sql_.arg(visibility_.now) + ")";
     for (const std::string& nhs : visibility_.break_glass_citizens)

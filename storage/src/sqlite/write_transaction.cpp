@@ -28,7 +28,7 @@ const std::string live_patient_sql =
 // OR FAIL on one-row inserts: see search_index.cpp (no statement journal inside the savepoints).
 const std::string insert_version_sql =
     "INSERT OR FAIL INTO resource_versions (type, id, version_id, last_updated, method, deleted, json, owner, citizens, "
-    "labels, facets) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    "labels, facets) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING seq";
 
 const std::string current_seq_sql = "SELECT seq FROM resources WHERE type = ?1 AND id = ?2";
 
@@ -74,10 +74,10 @@ fhir::result<std::vector<resource_name>> sqlite_store::impl::record_items(std::s
     statement query(*prepared);
     query.bind(1, nhs_number);
     int rc;
-    while ((rc = query.step()) == SQLITE_ROW)
+    while ((rc = query.step()) == step_row)
         items.emplace_back(query.text(0), query.text(1));
-    if (rc != SQLITE_DONE)
-        return detail::sqlite_failure(rc, "reading a citizen's record");
+    if (rc != step_done)
+        return detail::storage_failure(rc, "reading a citizen's record");
     return items;
 }
 
@@ -116,6 +116,7 @@ fhir::result<write_outcome> sqlite_store::impl::write_version(const write_reques
     }
 
     connection& db = *writer_db;
+    std::int64_t seq = 0;
     {
         // Bound text must outlive the step.
         const std::string citizens = join_lines(version.citizens);
@@ -128,10 +129,14 @@ fhir::result<write_outcome> sqlite_store::impl::write_version(const write_reques
         insert.bind(1, version.type).bind(2, version.id).bind(3, version.version_id).bind(4, version.last_updated);
         insert.bind(5, version.method).bind(6, std::int64_t{deletion}).bind_blob(7, version.json);
         insert.bind(8, version.owner).bind(9, citizens).bind(10, labels).bind(11, facets);
-        if (const int rc = insert.step(); rc != SQLITE_DONE)
-            return detail::sqlite_failure(rc, "writing a version");
+        int rc = insert.step();
+        if (rc == step_row) {
+            seq = insert.integer(0);
+            rc = insert.step();
+        }
+        if (rc != step_done)
+            return detail::storage_failure(rc, "writing a version");
     }
-    const std::int64_t seq = sqlite3_last_insert_rowid(db.handle());
     assert(seq > 0 && version.last_updated > 0 && version.version_id >= 1); // invariants 3 and 4
     // The version this one supersedes, whose search index rows it closes (invariant 16); a deletion
     // marker's were closed when it was written.
@@ -151,8 +156,8 @@ fhir::result<write_outcome> sqlite_store::impl::write_version(const write_reques
         statement point(*prepared);
         point.bind(1, version.type).bind(2, version.id).bind(3, version.version_id).bind(4, seq);
         point.bind(5, std::int64_t{deletion});
-        if (const int rc = point.step(); rc != SQLITE_DONE)
-            return detail::sqlite_failure(rc, "writing a version");
+        if (const int rc = point.step(); rc != step_done)
+            return detail::storage_failure(rc, "writing a version");
     }
     // Invariants 5 and 11: a resource that is not live has no citizen links, organisation links or
     // objections to remove.
@@ -162,8 +167,8 @@ fhir::result<write_outcome> sqlite_store::impl::write_version(const write_reques
             return std::move(prepared).failure();
         statement remove(*prepared);
         remove.bind(1, version.type).bind(2, version.id);
-        if (const int rc = remove.step(); rc != SQLITE_DONE)
-            return detail::sqlite_failure(rc, "linking citizens");
+        if (const int rc = remove.step(); rc != step_done)
+            return detail::storage_failure(rc, "linking citizens");
     }
     if (!deletion) {
         for (const auto& link : request.citizens) {
@@ -172,8 +177,8 @@ fhir::result<write_outcome> sqlite_store::impl::write_version(const write_reques
                 return std::move(prepared).failure();
             statement insert(*prepared);
             insert.bind(1, version.type).bind(2, version.id).bind(3, link.nhs_number);
-            if (const int rc = insert.step(); rc != SQLITE_DONE)
-                return detail::sqlite_failure(rc, "linking citizens");
+            if (const int rc = insert.step(); rc != step_done)
+                return detail::storage_failure(rc, "linking citizens");
         }
     }
     if (auto linked = write_access_rows(request, deletion, live); !linked)

@@ -62,7 +62,7 @@ savepoint_end run_in_savepoint(connection& db, chain_tip& tip, const chain_tip& 
         return savepoint_end::lost;
     }
     fhir::status done = run();
-    if (sqlite3_get_autocommit(db.handle())) {
+    if (!db.in_transaction()) {
         // SQLite rolled the whole transaction back (an I/O error, a full disk): the earlier
         // jobs in the group are gone too.
         failure = !done.ok() && (done.failure().kind == fhir::category::busy || done.failure().kind == fhir::category::fault)
@@ -263,7 +263,7 @@ void sqlite_store::impl::commit_group(std::vector<queued_job>& group) {
     std::vector<std::optional<transaction_result>> transactions(group.size());
     // Invariant 7: once the transaction as a whole is lost, no job in it is acknowledged.
     auto fail_all = [&](const fhir::error& failure) {
-        if (!sqlite3_get_autocommit(db.handle()))
+        if (db.in_transaction())
             db.run(rollback_sql, "rolling back a write transaction");
         tip = committed_tip;
         for (std::size_t i = 0; i < group.size(); ++i) {

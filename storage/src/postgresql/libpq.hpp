@@ -1,0 +1,85 @@
+// The PostgreSQL driver of the relational engine (relational/database.hpp), over libpq. The engine
+// writes SQLite's dialect; this driver translates what differs when it compiles a statement
+// (placeholders ?N and :name become $N, INSERT OR IGNORE becomes ON CONFLICT DO NOTHING, INSERT OR
+// FAIL a plain INSERT), and the schema (postgresql/schema.cpp) defines the few SQLite functions the
+// engine calls (instr, two-argument max and min, ...). Failure codes carry the SQLSTATE.
+//
+// Invariants:
+//  - a statement is compiled on the server (PQprepare) on its first run, with the types of the values
+//    bound then (bigint, double precision, text; NULL left to the server), and run by name after;
+//  - a run fetches its whole result before the first row is read, so a row callback may run other
+//    statements on the same connection;
+//  - an error's words are the SQLSTATE and its class, never the server's message (which can quote
+//    values: "Key (id)=(...) already exists").
+#pragma once
+
+#include "../relational/database.hpp"
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace caregate::storage::detail {
+
+/// Failure codes of this driver: a flag bit and the SQLSTATE's five characters in base 36.
+bool is_postgresql_code(int code) noexcept;
+int postgresql_code(std::string_view sqlstate) noexcept;
+std::string postgresql_sqlstate(int code);
+/// Transient: a connection lost or refused (class 08), a server shutting down or a standby (57P,
+/// 25006 read-only transaction), contention (40001, 40P01, 55P03 lock not available), resources
+/// short (53), a statement cancelled by its timeout (57014).
+bool postgresql_code_transient(int code) noexcept;
+/// The SQLSTATE and its class in words, e.g. "SQLSTATE 40001 (transaction rollback)".
+std::string postgresql_code_text(int code);
+
+/// SQL in SQLite's dialect as PostgreSQL takes it, and the names of its :name parameters in the order
+/// they were numbered (parameter i+1 is names[i]; "" for a numbered one).
+struct translated_sql {
+    std::string text;
+    std::vector<std::string> names;
+    int parameters = 0;
+};
+translated_sql translate_to_postgresql(std::string_view sql);
+
+/// One libpq connection.
+class postgresql_connection final : public connection {
+public:
+    /// Connects with `conninfo` (a postgresql:// URI or key=value words). Errors: busy (refused,
+    /// unreachable: a retry may find the server), with words that name neither the password nor
+    /// anything else of the URI.
+    static fhir::result<std::unique_ptr<postgresql_connection>> open(const std::string& conninfo);
+    ~postgresql_connection() override;
+
+    PGconn* handle() const noexcept { return db_; }
+    /// Whether the connection is still up (PQstatus): a broken one must be replaced, not reused.
+    bool healthy() const noexcept { return PQstatus(db_) == CONNECTION_OK; }
+
+    fhir::status exec_script(const std::string& sql, std::string_view doing) override;
+    std::int64_t changes() const override { return changes_; }
+    bool in_transaction() const override;
+    /// Inside a transaction that a failed statement has aborted (only a rollback is taken).
+    bool in_transaction_failed() const;
+
+    /// Set by each run: rows changed by the last command.
+    void record_changes(std::int64_t rows) noexcept { changes_ = rows; }
+    /// A fresh name for a server-side prepared statement.
+    std::string next_statement_name() { return "s" + std::to_string(++statements_named_); }
+
+protected:
+    fhir::result<std::unique_ptr<prepared>> compile(const std::string& sql, bool lasting,
+                                                    std::string_view doing) override;
+
+private:
+    explicit postgresql_connection(PGconn* db) : db_(db) {}
+    PGconn* db_;
+    std::int64_t changes_ = 0;
+    std::uint64_t statements_named_ = 0;
+};
+
+/// The failure code of a result (or of the connection, when there is no result).
+int postgresql_result_code(const PGresult* result, const PGconn* db) noexcept;
+
+} // namespace caregate::storage::detail
