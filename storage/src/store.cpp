@@ -2,6 +2,7 @@
 // the database's name, the audit chain's hash, and the instant text. The hash is the chain's one
 // definition: every engine appends with it and verifies with it, and the anchors
 // (audit_anchor.cpp) pin records by it.
+#include "storage/postgresql_store.hpp"
 #include "storage/sqlite_store.hpp"
 
 #include <openssl/evp.h>
@@ -27,15 +28,34 @@ std::optional<std::string> sqlite_path(std::string_view database) {
     return std::string(database);
 }
 
+/// Whether the name is a PostgreSQL connection URI (libpq's two schemes).
+bool is_postgresql(std::string_view database) {
+    return database.starts_with("postgresql://") || database.starts_with("postgres://");
+}
+
 fhir::error unknown_engine(std::string_view database) {
+    // Only the scheme is repeated: a URI can hold a password.
+    const auto scheme_end = database.find("://");
+    const std::string named = scheme_end == std::string_view::npos ? std::string(database)
+                                                                   : std::string(database.substr(0, scheme_end + 3)) + "...";
     return fhir::error::make(fhir::category::invalid, "not-supported",
-                             "no storage engine here takes '" + std::string(database) +
-                                 "': name a SQLite file, as PATH or sqlite:PATH");
+                             "no storage engine here takes '" + named +
+                                 "': name a SQLite file, as PATH or sqlite:PATH, or a PostgreSQL database, as "
+                                 "postgresql://USER@HOST:PORT/DATABASE");
 }
 
 } // namespace
 
 fhir::result<std::unique_ptr<store>> open_store(std::string_view database, const store_settings& settings) {
+    if (is_postgresql(database)) {
+        postgresql_options options;
+        static_cast<store_settings&>(options) = settings;
+        options.conninfo = std::string(database);
+        auto opened = postgresql_store::open(options);
+        if (!opened)
+            return std::move(opened).failure();
+        return std::unique_ptr<store>(std::move(*opened));
+    }
     const std::optional<std::string> path = sqlite_path(database);
     if (!path || path->empty())
         return unknown_engine(database);
@@ -46,6 +66,11 @@ fhir::result<std::unique_ptr<store>> open_store(std::string_view database, const
 }
 
 fhir::result<backup_report> backup_store(std::string_view database, const std::string& to) {
+    if (is_postgresql(database))
+        return fhir::error::make(fhir::category::invalid, "not-supported",
+                                 "caregate backup copies SQLite databases only: back up PostgreSQL with its own "
+                                 "tools, pg_dump for a copy or pg_basebackup with WAL archiving for point-in-time "
+                                 "recovery (docs/OPERATIONS.md)");
     const std::optional<std::string> path = sqlite_path(database);
     if (!path || path->empty())
         return unknown_engine(database);

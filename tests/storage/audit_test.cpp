@@ -198,7 +198,7 @@ TEST_CASE("queued writes: a failed write's audit record and the others' are chai
     REQUIRE(db->write(create_request("Patient", nhs, patient_json(nhs))).ok());
     std::vector<std::future<fhir::result<write_outcome>>> outcomes;
     {
-        write_lock lock(db.options.path); // the next writes queue up and go into one group
+        write_lock lock(db.database); // the next writes queue up and go into one group
         for (int i = 0; i < 6; ++i) {
             // Odd ones name a citizen the server does not hold, and fail alone.
             auto request = observation_request("obs-" + std::to_string(i), i % 2 ? "9000000017" : nhs);
@@ -460,7 +460,7 @@ TEST_CASE("reads' audit records kept out by a locked database are committed once
     options.busy_timeout = std::chrono::milliseconds(50);
     store_fixture db(options);
     {
-        write_lock lock(db.options.path);
+        write_lock lock(db.database);
         db->append_audit({record_of("user-1", "read", 1'000)});
         db->append_audit({record_of("user-2", "read", 2'000)});
         // The writer tries, fails (busy) and puts them back, more than once while the lock stands.

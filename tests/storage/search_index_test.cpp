@@ -306,7 +306,7 @@ TEST_CASE("a write whose content cannot be indexed fails as a fault and stores n
                    [promise](fhir::result<write_outcome> outcome) { promise->set_value(std::move(outcome)); });
     };
     {
-        write_lock lock(db.options.path); // the writes below queue up and commit as one group
+        write_lock lock(db.database); // the writes below queue up and commit as one group
         submit(heart_rate(write_kind::create, "hr-2", heart_rate_json("8310-5")));
         submit(create_request("Observation", "wrong", patient_content));
         submit(update_request("Observation", "hr-1", patient_content));

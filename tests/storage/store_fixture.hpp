@@ -1,12 +1,16 @@
-// Shared by the storage tests: a store on a real SQLite file in a fresh temporary directory that is
-// removed afterwards, and short helpers for building write requests. Not a mock of anything.
+// Shared by the storage tests: a store on a real database of its own, removed afterwards (a SQLite
+// file in a fresh temporary directory, or, when the suite runs on PostgreSQL, a fresh database on the
+// tests' server: tests/support/postgresql.hpp), and short helpers for building write requests. Not a
+// mock of anything.
 #pragma once
 
 #include "storage/search.hpp"
+#include "storage/postgresql_store.hpp"
 #include "storage/sqlite_store.hpp"
 
 #include "fhir_model/resource.hpp"
 
+#include "../support/postgresql.hpp"
 #include "../support/write_lock.hpp"
 
 #include <doctest/doctest.h>
@@ -42,19 +46,37 @@ private:
     std::filesystem::path path_;
 };
 
-/// A store on its own database file; reopen() closes and opens it again on the same file.
+/// A store on its own database; reopen() closes and opens it again on the same database. On
+/// PostgreSQL the options' store_settings are the engine's and its SQLite settings are unused.
 struct store_fixture {
     temp_directory directory;
+    std::optional<caregate::testing::scratch_database> scratch; ///< on PostgreSQL
     sqlite_options options;
+    std::string database; ///< the SQLite file, or the PostgreSQL URI
     std::unique_ptr<store> db;
 
     explicit store_fixture(sqlite_options chosen = {}) : options(std::move(chosen)) {
         options.path = (directory.path() / "caregate.db").string();
+        database = options.path;
+        if (caregate::testing::on_postgresql()) {
+            scratch.emplace();
+            database = scratch->uri();
+        }
         reopen();
     }
     void close() { db.reset(); }
     void reopen() {
         db.reset();
+        if (scratch) {
+            postgresql_options chosen;
+            static_cast<store_settings&>(chosen) = options;
+            chosen.conninfo = scratch->uri();
+            chosen.reader_connections = options.reader_connections;
+            auto opened = postgresql_store::open(chosen);
+            REQUIRE_MESSAGE(opened.ok(), (opened.ok() ? std::string() : opened.failure().issues.front().diagnostics));
+            db = std::move(opened).value();
+            return;
+        }
         auto opened = sqlite_store::open(options);
         REQUIRE(opened.ok());
         db = std::move(opened).value();
@@ -65,6 +87,11 @@ struct store_fixture {
     /// Runs SQL on the database file through a read-write connection of the test's own (to tamper
     /// with it as someone with the file could). Returns the SQLite result code.
     int execute(const std::string& sql) const {
+        if (scratch) {
+            bool failed = false;
+            caregate::testing::postgresql_rows(scratch->uri(), sql, &failed);
+            return failed ? SQLITE_ERROR : SQLITE_OK;
+        }
         sqlite3* raw = nullptr;
         REQUIRE(sqlite3_open_v2(options.path.c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
         const int rc = sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr);
@@ -75,6 +102,8 @@ struct store_fixture {
     /// Every row `sql` returns, each column as text ("NULL" for NULL), through a read-only
     /// connection of the test's own.
     std::vector<std::vector<std::string>> rows(const std::string& sql) const {
+        if (scratch)
+            return caregate::testing::postgresql_rows(scratch->uri(), sql);
         sqlite3* raw = nullptr;
         REQUIRE(sqlite3_open_v2(options.path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
         sqlite3_stmt* stmt = nullptr;
@@ -95,6 +124,11 @@ struct store_fixture {
 
     /// A count from the database file itself, through a connection of the test's own.
     std::int64_t count(const std::string& sql) const {
+        if (scratch) {
+            const auto found = caregate::testing::postgresql_rows(scratch->uri(), sql);
+            REQUIRE(found.size() == 1);
+            return std::stoll(found.front().front());
+        }
         sqlite3* raw = nullptr;
         REQUIRE(sqlite3_open_v2(options.path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
         sqlite3_stmt* stmt = nullptr;

@@ -306,7 +306,7 @@ TEST_CASE("a locked database makes a write fail as busy, and the write changes n
     options.busy_timeout = std::chrono::milliseconds(50);
     store_fixture db(options);
     {
-        write_lock lock(db.options.path);
+        write_lock lock(db.database);
         auto refused = db->write(create_request("Patient", "9000000009", patient_json("9000000009")));
         REQUIRE_FALSE(refused.ok());
         CHECK(refused.failure().kind == fhir::category::busy);

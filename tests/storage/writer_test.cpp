@@ -56,7 +56,7 @@ std::string basic_json(const std::string& text) {
 std::vector<fhir::result<write_outcome>> write_as_one_group(store_fixture& db, std::vector<write_request> group) {
     results collected;
     {
-        write_lock lock(db.options.path);
+        write_lock lock(db.database);
         db->submit(create_request("Basic", "blocker", basic_json("blocker")), collected.slot());
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
         for (auto& request : group)

@@ -1,11 +1,11 @@
-// The embedded engine: the store (storage/store.hpp) on one SQLite file in WAL mode, with pooled
-// readers, one writer thread committing in groups and a checkpointer thread. What only this engine
+// The embedded engine: the relational store (storage/relational_store.hpp) on one SQLite file in
+// WAL mode, with pooled readers, one writer thread committing in groups and a checkpointer thread. What only this engine
 // has (its file and caches, the VFS, checkpoints, query plans) is here; the gateway never includes
 // this header and opens it through open_store. The invariants it keeps are listed in
 // storage/src/sqlite/engine.hpp.
 #pragma once
 
-#include "storage/store.hpp"
+#include "storage/relational_store.hpp"
 
 #include <chrono>
 #include <memory>
@@ -49,7 +49,7 @@ struct sqlite_options : store_settings {
     static sqlite_options from(std::string path, const store_settings& settings);
 };
 
-class sqlite_store final : public store {
+class sqlite_store final : public relational_store {
 public:
     /// Opens (creating if absent) the database, checks the schema version and runs migrations,
     /// and starts the writer and checkpointer threads. Errors: fault (cannot open, newer schema
@@ -57,39 +57,8 @@ public:
     static fhir::result<std::unique_ptr<sqlite_store>> open(const sqlite_options& options);
     ~sqlite_store() override;
 
-    fhir::result<stored_version> read(std::string_view type, std::string_view id) const override;
-    fhir::result<stored_version> read_current(std::string_view type, std::string_view id) const override;
-    fhir::result<stored_version> vread(std::string_view type, std::string_view id,
-                                       std::int64_t version_id) const override;
-    fhir::result<history_page> history(const history_query& query) const override;
-    fhir::result<search_page> search(const search_request& request) const override;
-    fhir::result<std::vector<bool>> visible_resources(
-        const search_visibility& visibility,
-        const std::vector<std::pair<std::string, std::string>>& resources) const override;
-
-    void submit(write_request request, write_callback done) override;
-    void submit_all(std::vector<std::pair<write_request, write_callback>> writes) override;
-    fhir::result<write_outcome> write(write_request request) override;
-    void submit_transaction(std::vector<write_request> writes, transaction_callback done) override;
     /// checkpoint().
     fhir::status make_durable() override;
-    void prepare_index(write_request& request) const override;
-
-    fhir::result<citizen_standing> standing(std::string_view nhs_number, std::string_view organisation,
-                                            std::string_view user, std::string_view role, timestamp recent_since,
-                                            timestamp now) const override;
-
-    void append_audit(std::vector<audit_record> records, std::function<void(fhir::status)> done = {}) override;
-    std::size_t audit_backlog() const noexcept override;
-    bool audit_backlog_full() const noexcept override;
-    void grant_break_glass(break_glass_grant grant, audit_record audit,
-                           std::function<void(fhir::status)> done = {}) override;
-    fhir::result<audit_page> audit(const audit_query& query) const override;
-    fhir::result<audit_record> audit_record_at(std::int64_t sequence) const override;
-    fhir::result<audit_verification> verify_audit() const override;
-    fhir::result<audit_chain_point> audit_tip() const override;
-    fhir::result<audit_chain_lookup> audit_hashes_at(const std::vector<std::int64_t>& sequences) const override;
-    store_statistics statistics() const override;
 
     /// Makes every write committed so far durable and moves the write-ahead log into the database
     /// file (`PRAGMA wal_checkpoint(TRUNCATE)`: the log is fsynced, copied, the database fsynced),
@@ -100,11 +69,8 @@ public:
     /// that the planner's queries use the indexes, and for diagnosing a slow search.
     fhir::result<std::string> explain_search(const search_request& request) const;
 
-    struct impl; // storage/src/sqlite/engine.hpp
-
 private:
-    explicit sqlite_store(std::unique_ptr<impl> state);
-    std::unique_ptr<impl> impl_;
+    explicit sqlite_store(std::unique_ptr<relational_engine> engine);
 };
 
 /// Copies the database at `from` to a new file `to`, online: one read snapshot of `from` (SQLite's

@@ -150,6 +150,11 @@ translated_sql translate_to_postgresql(std::string_view sql) {
                 continue;
             }
         }
+        if ((i == 0 || !is_name_char(sql[i - 1])) && word_at(sql, i, "UPDATE OR FAIL ")) {
+            out.text += "UPDATE ";
+            i += 15;
+            continue;
+        }
         if ((i == 0 || !is_name_char(sql[i - 1])) && word_at(sql, i, "BEGIN IMMEDIATE")) {
             out.text += "BEGIN";
             i += 15;

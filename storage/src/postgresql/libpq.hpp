@@ -1,7 +1,7 @@
 // The PostgreSQL driver of the relational engine (relational/database.hpp), over libpq. The engine
 // writes SQLite's dialect; this driver translates what differs when it compiles a statement
 // (placeholders ?N and :name become $N, INSERT OR IGNORE becomes ON CONFLICT DO NOTHING, INSERT OR
-// FAIL a plain INSERT), and the schema (postgresql/schema.cpp) defines the few SQLite functions the
+// FAIL and UPDATE OR FAIL plain ones, BEGIN IMMEDIATE a BEGIN), and the schema (postgresql/schema.cpp) defines the few SQLite functions the
 // engine calls (instr, two-argument max and min, ...). Failure codes carry the SQLSTATE.
 //
 // Invariants:
@@ -60,6 +60,7 @@ public:
     fhir::status exec_script(const std::string& sql, std::string_view doing) override;
     std::int64_t changes() const override { return changes_; }
     bool in_transaction() const override;
+    bool usable() const override { return healthy(); }
     /// Inside a transaction that a failed statement has aborted (only a rollback is taken).
     bool in_transaction_failed() const;
 

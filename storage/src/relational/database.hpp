@@ -102,6 +102,9 @@ public:
     virtual std::int64_t changes() const = 0;
     /// Inside a transaction begun with BEGIN and not yet ended.
     virtual bool in_transaction() const = 0;
+    /// False once the connection is lost (a database server gone, a failover): it must be replaced,
+    /// not used again.
+    virtual bool usable() const { return true; }
 
 protected:
     /// Compiles `sql` (translating it, for a database whose dialect differs). `lasting`: kept for

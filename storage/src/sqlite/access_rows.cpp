@@ -40,7 +40,7 @@ const std::string standing_sql =
 
 } // namespace
 
-fhir::result<bool> sqlite_store::impl::same_access(const write_request& request, const stored_version& current) {
+fhir::result<bool> relational_engine::same_access(const write_request& request, const stored_version& current) {
     const access_rows wanted = access_rows_for(request);
     if (current.citizens != wanted.citizens || current.labels != request.access.labels ||
         current.facets != request.access.facets)
@@ -72,7 +72,7 @@ fhir::result<bool> sqlite_store::impl::same_access(const write_request& request,
     return *objection == wanted.objection;
 }
 
-fhir::status sqlite_store::impl::write_access_rows(const write_request& request, bool deletion, bool live) {
+fhir::status relational_engine::write_access_rows(const write_request& request, bool deletion, bool live) {
     // Invariant 11: the rows are the new version's, or none for a deletion; only a live resource has
     // rows to remove.
     connection& db = *writer_db;
@@ -105,14 +105,14 @@ fhir::status sqlite_store::impl::write_access_rows(const write_request& request,
     return {};
 }
 
-fhir::status sqlite_store::impl::insert_grant(const break_glass_grant& grant) {
+fhir::status relational_engine::insert_grant(const break_glass_grant& grant) {
     return execute(*writer_db, insert_grant_sql, "recording a break-glass grant", [&](statement& insert) {
         insert.bind(1, grant.nhs_number).bind(2, grant.organisation).bind(3, grant.user).bind(4, grant.reason);
         insert.bind(5, grant.from).bind(6, grant.until).bind(7, grant.request_id).bind(8, grant.role);
     });
 }
 
-fhir::result<citizen_standing> sqlite_store::standing(std::string_view nhs_number, std::string_view organisation,
+fhir::result<citizen_standing> relational_store::standing(std::string_view nhs_number, std::string_view organisation,
                                                std::string_view user, std::string_view role, timestamp recent_since,
                                                timestamp now) const {
     const timestamp ttl =
@@ -151,7 +151,7 @@ fhir::result<citizen_standing> sqlite_store::standing(std::string_view nhs_numbe
     return read;
 }
 
-fhir::result<citizen_standing> sqlite_store::impl::read_standing(std::string_view nhs_number, std::string_view organisation,
+fhir::result<citizen_standing> relational_engine::read_standing(std::string_view nhs_number, std::string_view organisation,
                                                           std::string_view user, std::string_view role,
                                                           timestamp recent_since, timestamp now) const {
     return with_reader<citizen_standing>([&](connection& db) -> fhir::result<citizen_standing> {

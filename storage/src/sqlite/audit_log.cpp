@@ -49,7 +49,7 @@ audit_record audit_from(const statement& row) {
 
 } // namespace
 
-fhir::status sqlite_store::impl::append_one(audit_record record) {
+fhir::status relational_engine::append_one(audit_record record) {
     // Invariant 13: the writer thread is the only appender.
     assert(!writer.joinable() || std::this_thread::get_id() == writer.get_id());
     assert(tip.sequence >= committed_tip.sequence && tip.hash.size() == 64);
@@ -69,7 +69,7 @@ fhir::status sqlite_store::impl::append_one(audit_record record) {
     return {};
 }
 
-fhir::status sqlite_store::impl::flush_audit() {
+fhir::status relational_engine::flush_audit() {
     if (writer.get_id() == std::this_thread::get_id())
         return {}; // the writer's own reads see its open transaction
     std::promise<fhir::status> committed;
@@ -78,7 +78,7 @@ fhir::status sqlite_store::impl::flush_audit() {
     return done.get();
 }
 
-fhir::result<store::audit_page> sqlite_store::audit(const audit_query& query) const {
+fhir::result<store::audit_page> relational_store::audit(const audit_query& query) const {
     audit_page page;
     if (query.count == 0)
         return page;
@@ -135,7 +135,7 @@ fhir::result<store::audit_page> sqlite_store::audit(const audit_query& query) co
     return page;
 }
 
-fhir::result<audit_record> sqlite_store::audit_record_at(std::int64_t sequence) const {
+fhir::result<audit_record> relational_store::audit_record_at(std::int64_t sequence) const {
     if (auto flushed = impl_->flush_audit(); !flushed)
         return std::move(flushed).failure();
     auto found = impl_->with_reader<std::optional<audit_record>>(
@@ -152,7 +152,7 @@ fhir::result<audit_record> sqlite_store::audit_record_at(std::int64_t sequence) 
     return std::move(**found);
 }
 
-fhir::result<store::audit_verification> sqlite_store::verify_audit() const {
+fhir::result<store::audit_verification> relational_store::verify_audit() const {
     if (auto flushed = impl_->flush_audit(); !flushed)
         return std::move(flushed).failure();
     return impl_->with_reader<audit_verification>([&](connection& db) -> fhir::result<audit_verification> {
@@ -185,14 +185,14 @@ fhir::result<store::audit_verification> sqlite_store::verify_audit() const {
     });
 }
 
-fhir::result<store::audit_chain_point> sqlite_store::audit_tip() const {
+fhir::result<store::audit_chain_point> relational_store::audit_tip() const {
     auto found = audit_hashes_at({});
     if (!found)
         return std::move(found).failure();
     return std::move(found->tip);
 }
 
-fhir::result<store::audit_chain_lookup> sqlite_store::audit_hashes_at(const std::vector<std::int64_t>& sequences) const {
+fhir::result<store::audit_chain_lookup> relational_store::audit_hashes_at(const std::vector<std::int64_t>& sequences) const {
     if (auto flushed = impl_->flush_audit(); !flushed)
         return std::move(flushed).failure();
     return impl_->with_reader<audit_chain_lookup>([&](connection& db) -> fhir::result<audit_chain_lookup> {

@@ -19,8 +19,8 @@ fhir::status sqlite_store::checkpoint() {
 
 fhir::status sqlite_store::make_durable() { return checkpoint(); }
 
-int sqlite_store::impl::on_wal_commit(void* self, sqlite3* db, const char*, int frames) {
-    auto& state = *static_cast<impl*>(self);
+int relational_engine::on_wal_commit(void* self, sqlite3* db, const char*, int frames) {
+    auto& state = *static_cast<relational_engine*>(self);
     const int mark = static_cast<int>(std::max(1u, state.options.checkpoint_frames));
     if (frames >= restart_factor * mark) {
         // The log starts again from its beginning only when a write transaction begins after a
@@ -40,7 +40,7 @@ int sqlite_store::impl::on_wal_commit(void* self, sqlite3* db, const char*, int 
     return SQLITE_OK;
 }
 
-void sqlite_store::impl::run_checkpointer() {
+void relational_engine::run_checkpointer() {
     for (;;) {
         {
             std::unique_lock lock(checkpoint_mutex);
@@ -58,7 +58,7 @@ void sqlite_store::impl::run_checkpointer() {
     }
 }
 
-void sqlite_store::impl::run_checkpoint(queued_checkpoint& job) {
+void relational_engine::run_checkpoint(queued_checkpoint& job) {
     fhir::status done;
     // TRUNCATE: waits (busy timeout) for readers, copies the whole log, fsyncs the log before and the
     // database after (synchronous NORMAL or FULL), and empties the log. SQLITE_BUSY: not all copied.

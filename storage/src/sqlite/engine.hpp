@@ -1,5 +1,5 @@
 // The SQLite engine's shared parts (storage/sqlite_store.hpp is its public face): the engine's state
-// (sqlite_store::impl: the reader pool, the writer's queue and connection, the checkpointer, the
+// (relational_engine: the reader pool, the writer's queue and connection, the checkpointer, the
 // standing cache, the audit chain's tip), the jobs the writer takes, and the helpers more than one
 // of its files uses. The engine's files, one concern each: open.cpp (opening, closing, the reader
 // pool), reads.cpp (versions and history), writer.cpp (the queue and group commit), checkpointer.cpp,
@@ -129,6 +129,7 @@
 //     audit record (ids, never content) stays, as every audit record does.
 #pragma once
 
+#include "storage/postgresql_store.hpp"
 #include "storage/sqlite_store.hpp"
 
 #include "storage/search.hpp"
@@ -326,7 +327,7 @@ inline bool changes_standing(const queued_job& job) {
 /// A standing read from the database, kept for sqlite_options::standing_cache_ttl.
 struct cached_standing {
     citizen_standing standing;
-    std::uint64_t generation = 0; ///< sqlite_store::impl::access_generation when it was read
+    std::uint64_t generation = 0; ///< relational_engine::access_generation when it was read
     timestamp read_at = 0;        ///< the `now` it was read for
 };
 
@@ -340,11 +341,16 @@ struct chain_tip {
 
 using namespace sqlite_engine;
 
-struct sqlite_store::impl final : write_transaction {
-    explicit impl(const sqlite_options& chosen) : options(chosen) {}
-    ~impl();
+struct relational_engine final : write_transaction {
+    /// An engine on the SQLite file `chosen.path`, or, when `postgresql` is a connection string, on
+    /// that PostgreSQL database (then `chosen` gives the store_settings and reader_connections only).
+    explicit relational_engine(const sqlite_options& chosen, std::string postgresql = {})
+        : options(chosen), postgresql(std::move(postgresql)) {}
+    ~relational_engine();
 
     const sqlite_options options;
+    const std::string postgresql;
+    bool on_postgresql() const noexcept { return !postgresql.empty(); }
 
     // Readers: read-only connections, each used by one thread at a time.
     mutable std::mutex readers_mutex;
@@ -397,6 +403,17 @@ struct sqlite_store::impl final : write_transaction {
     std::atomic<std::uint64_t> largest_group{0};
 
     fhir::result<std::unique_ptr<connection>> take_reader() const;
+    /// A new connection of the engine's database for a reader.
+    fhir::result<std::unique_ptr<connection>> open_reader() const;
+    /// A new connection for the writer, set up (PostgreSQL only; SQLite's is opened once, by open).
+    fhir::result<std::unique_ptr<connection>> open_postgresql_writer() const;
+    /// Reads what the writer keeps of the database in memory (the newest lastUpdated, the audit
+    /// chain's tip) from the database: at open, and on PostgreSQL at the start of each group, once
+    /// the group holds the writers' lock (another node may have written since).
+    fhir::status load_writer_state(connection& db);
+    /// What a group's transaction does right after BEGIN: on PostgreSQL, wait for the writers' lock
+    /// and load_writer_state; nothing on SQLite, whose BEGIN IMMEDIATE is that lock.
+    fhir::status take_writers_turn(connection& db);
     void give_back_reader(std::unique_ptr<connection> db) const;
     /// Runs `use(connection&)` on a pooled reader and returns the connection to the pool.
     template <class T, class Use>
@@ -444,12 +461,12 @@ struct sqlite_store::impl final : write_transaction {
 };
 
 template <class T, class Use>
-fhir::result<T> sqlite_store::impl::with_reader(Use&& use) const {
+fhir::result<T> relational_engine::with_reader(Use&& use) const {
     auto taken = take_reader();
     if (!taken)
         return std::move(taken).failure();
     struct give_back {
-        const impl& owner;
+        const relational_engine& owner;
         std::unique_ptr<connection> db;
         ~give_back() { owner.give_back_reader(std::move(db)); }
     } lease{*this, std::move(*taken)};

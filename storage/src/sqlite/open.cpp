@@ -5,6 +5,9 @@
 // listed in engine.hpp.
 #include "engine.hpp"
 
+#include "../postgresql/libpq.hpp"
+#include "../postgresql/schema.hpp"
+
 #include "schema.hpp"
 
 namespace caregate::storage {
@@ -21,7 +24,7 @@ constexpr unsigned bulk_load_checkpoint_frames = 16'384;
 
 } // namespace
 
-sqlite_store::impl::~impl() {
+relational_engine::~relational_engine() {
     {
         std::lock_guard lock(queue_mutex);
         stopping = true;
@@ -46,7 +49,7 @@ sqlite_store::impl::~impl() {
     writer_db.reset();
 }
 
-fhir::result<std::unique_ptr<connection>> sqlite_store::impl::take_reader() const {
+fhir::result<std::unique_ptr<connection>> relational_engine::take_reader() const {
     {
         std::lock_guard lock(readers_mutex);
         if (!idle_readers.empty()) {
@@ -56,8 +59,25 @@ fhir::result<std::unique_ptr<connection>> sqlite_store::impl::take_reader() cons
         }
     }
     // All busy (or none yet): open another outside the lock; opening touches the file system.
-    auto opened = detail::sqlite_connection::open(options.path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, options.busy_timeout,
-                                   options.vfs);
+    return open_reader();
+}
+
+fhir::result<std::unique_ptr<connection>> relational_engine::open_reader() const {
+    if (on_postgresql()) {
+        auto opened = detail::postgresql_connection::open(postgresql);
+        if (!opened)
+            return std::move(opened).failure();
+        // A search reads its page, total and includes in one snapshot (design note 1 of the planner):
+        // every transaction a reader begins is one.
+        if (auto set = (*opened)->exec_script("SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE "
+                                              "READ, READ ONLY",
+                                              "opening a reader");
+            !set)
+            return std::move(set).failure();
+        return std::unique_ptr<connection>(std::move(*opened));
+    }
+    auto opened = detail::sqlite_connection::open(options.path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                                                  options.busy_timeout, options.vfs);
     if (!opened)
         return std::move(opened).failure();
     if (auto set = (*opened)->exec_script("PRAGMA cache_size = -" + std::to_string(options.reader_cache_kib),
@@ -67,9 +87,9 @@ fhir::result<std::unique_ptr<connection>> sqlite_store::impl::take_reader() cons
     return std::unique_ptr<connection>(std::move(*opened));
 }
 
-void sqlite_store::impl::give_back_reader(std::unique_ptr<connection> db) const {
-    if (!db)
-        return;
+void relational_engine::give_back_reader(std::unique_ptr<connection> db) const {
+    if (!db || !db->usable())
+        return; // a lost connection is dropped; the next reader opens a fresh one
     std::unique_lock lock(readers_mutex);
     if (idle_readers.size() < std::max(1u, options.reader_connections)) {
         idle_readers.push_back(std::move(db));
@@ -79,7 +99,11 @@ void sqlite_store::impl::give_back_reader(std::unique_ptr<connection> db) const 
     db.reset(); // one beyond the pool's size: close it rather than keep it
 }
 
-sqlite_store::sqlite_store(std::unique_ptr<impl> state) : impl_(std::move(state)) {}
+relational_store::relational_store(std::unique_ptr<relational_engine> engine) : impl_(std::move(engine)) {}
+
+relational_store::~relational_store() = default;
+
+sqlite_store::sqlite_store(std::unique_ptr<relational_engine> engine) : relational_store(std::move(engine)) {}
 
 sqlite_store::~sqlite_store() = default;
 
@@ -99,7 +123,7 @@ fhir::result<std::unique_ptr<sqlite_store>> sqlite_store::open(const sqlite_opti
     if (sqlite3_threadsafe() == 0)
         return store_fault("SQLite was built without thread support; the store needs it");
 
-    auto state = std::make_unique<impl>(options);
+    auto state = std::make_unique<relational_engine>(options);
     auto opened = detail::sqlite_connection::open(options.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                                    options.busy_timeout, options.vfs);
     if (!opened)
@@ -132,27 +156,8 @@ fhir::result<std::unique_ptr<sqlite_store>> sqlite_store::open(const sqlite_opti
     if (auto migrated = detail::migrate(db); !migrated)
         return std::move(migrated).failure();
 
-    {
-        auto prepared = db.prepare(newest_timestamp_sql, "opening the store");
-        if (!prepared)
-            return std::move(prepared).failure();
-        statement query(*prepared);
-        if (const int rc = query.step(); rc != step_row)
-            return detail::storage_failure(rc, "opening the store");
-        state->newest_timestamp = query.integer(0);
-    }
-    {
-        auto prepared = db.prepare(audit_tip_sql, "opening the store");
-        if (!prepared)
-            return std::move(prepared).failure();
-        statement query(*prepared);
-        const int rc = query.step();
-        if (rc == step_row)
-            state->committed_tip = chain_tip{query.integer(0), query.text(1)};
-        else if (rc != step_done)
-            return detail::storage_failure(rc, "opening the store");
-        state->tip = state->committed_tip;
-    }
+    if (auto loaded = state->load_writer_state(db); !loaded)
+        return std::move(loaded).failure();
 
     // Open the first reader now, so a database readers cannot open fails here and not on a request.
     auto reader = state->take_reader();
@@ -171,11 +176,91 @@ fhir::result<std::unique_ptr<sqlite_store>> sqlite_store::open(const sqlite_opti
     // through it does nothing.
     if (auto mode = state->checkpoint_db->pragma("PRAGMA journal_mode"); !mode)
         return std::move(mode).failure();
-    sqlite3_wal_hook(db.handle(), &impl::on_wal_commit, state.get());
+    sqlite3_wal_hook(db.handle(), &relational_engine::on_wal_commit, state.get());
     state->checkpointer = std::thread([raw = state.get()] { raw->run_checkpointer(); });
 
     state->writer = std::thread([raw = state.get()] { raw->run_writer(); });
     return std::unique_ptr<sqlite_store>(new sqlite_store(std::move(state)));
+}
+
+} // namespace caregate::storage
+
+namespace caregate::storage {
+
+fhir::status relational_engine::load_writer_state(connection& db) {
+    {
+        auto prepared = db.prepare(newest_timestamp_sql, "opening the store");
+        if (!prepared)
+            return std::move(prepared).failure();
+        statement query(*prepared);
+        if (const int rc = query.step(); rc != step_row)
+            return detail::storage_failure(rc, "opening the store");
+        newest_timestamp = query.integer(0);
+    }
+    auto prepared = db.prepare(audit_tip_sql, "opening the store");
+    if (!prepared)
+        return std::move(prepared).failure();
+    statement query(*prepared);
+    const int rc = query.step();
+    if (rc == step_row)
+        committed_tip = chain_tip{query.integer(0), query.text(1)};
+    else if (rc == step_done)
+        committed_tip = chain_tip{};
+    else
+        return detail::storage_failure(rc, "opening the store");
+    tip = committed_tip;
+    return {};
+}
+
+fhir::status relational_engine::take_writers_turn(connection& db) {
+    if (!on_postgresql())
+        return {};
+    static const std::string lock_sql =
+        "SELECT pg_advisory_xact_lock(" + std::to_string(detail::writer_lock_key) + ")";
+    if (auto locked = db.run(lock_sql, "waiting for the writers' turn"); !locked)
+        return locked;
+    return load_writer_state(db);
+}
+
+fhir::result<std::unique_ptr<connection>> relational_engine::open_postgresql_writer() const {
+    auto opened = detail::postgresql_connection::open(postgresql);
+    if (!opened)
+        return std::move(opened).failure();
+    // READ COMMITTED: each statement of a group sees what other nodes committed before the group took
+    // the writers' lock. synchronous_commit stays the server's (on: a commit returns once it is on
+    // the synchronous standbys the server names).
+    return std::unique_ptr<connection>(std::move(*opened));
+}
+
+postgresql_store::postgresql_store(std::unique_ptr<relational_engine> engine) : relational_store(std::move(engine)) {}
+
+postgresql_store::~postgresql_store() = default;
+
+fhir::status postgresql_store::make_durable() { return impl_->flush_audit(); }
+
+fhir::result<std::unique_ptr<postgresql_store>> postgresql_store::open(const postgresql_options& options) {
+    sqlite_options settings;
+    static_cast<store_settings&>(settings) = options;
+    settings.path.clear();
+    settings.reader_connections = options.reader_connections;
+    // Another node's write cannot invalidate this node's memory: standings are read every time.
+    settings.standing_cache_ttl = std::chrono::milliseconds(0);
+    auto state = std::make_unique<relational_engine>(settings, options.conninfo);
+    auto opened = state->open_postgresql_writer();
+    if (!opened)
+        return std::move(opened).failure();
+    state->writer_db = std::move(*opened);
+    connection& db = *state->writer_db;
+    if (auto migrated = detail::migrate_postgresql(db); !migrated)
+        return std::move(migrated).failure();
+    if (auto loaded = state->load_writer_state(db); !loaded)
+        return std::move(loaded).failure();
+    auto reader = state->take_reader();
+    if (!reader)
+        return std::move(reader).failure();
+    state->give_back_reader(std::move(*reader));
+    state->writer = std::thread([raw = state.get()] { raw->run_writer(); });
+    return std::unique_ptr<postgresql_store>(new postgresql_store(std::move(state)));
 }
 
 } // namespace caregate::storage

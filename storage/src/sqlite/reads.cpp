@@ -19,7 +19,7 @@ const std::string version_sql =
 
 } // namespace
 
-fhir::result<stored_version> sqlite_store::read_current(std::string_view type, std::string_view id) const {
+fhir::result<stored_version> relational_store::read_current(std::string_view type, std::string_view id) const {
     auto found = impl_->with_reader<std::optional<stored_version>>(
         [&](connection& db) { return load_current(db, type, id); });
     if (!found)
@@ -29,14 +29,14 @@ fhir::result<stored_version> sqlite_store::read_current(std::string_view type, s
     return std::move(**found);
 }
 
-fhir::result<stored_version> sqlite_store::read(std::string_view type, std::string_view id) const {
+fhir::result<stored_version> relational_store::read(std::string_view type, std::string_view id) const {
     auto current = read_current(type, id);
     if (current && current->deleted)
         return fhir::error::make(fhir::category::deleted, "deleted", reference(type, id) + " has been deleted");
     return current;
 }
 
-fhir::result<stored_version> sqlite_store::vread(std::string_view type, std::string_view id,
+fhir::result<stored_version> relational_store::vread(std::string_view type, std::string_view id,
                                           std::int64_t version_id) const {
     auto found = impl_->with_reader<std::optional<stored_version>>(
         [&](connection& db) -> fhir::result<std::optional<stored_version>> {
@@ -57,7 +57,7 @@ fhir::result<stored_version> sqlite_store::vread(std::string_view type, std::str
     return std::move(**found);
 }
 
-fhir::result<history_page> sqlite_store::history(const history_query& query) const {
+fhir::result<history_page> relational_store::history(const history_query& query) const {
     if (!query.id.empty() && query.type.empty())
         return store_fault("the history of one resource needs its type");
     if (query.visibility == nullptr)
@@ -144,7 +144,7 @@ fhir::result<history_page> sqlite_store::history(const history_query& query) con
     return page;
 }
 
-fhir::result<std::vector<bool>> sqlite_store::visible_resources(
+fhir::result<std::vector<bool>> relational_store::visible_resources(
     const search_visibility& visibility, const std::vector<std::pair<std::string, std::string>>& resources) const {
     std::vector<bool> visible(resources.size(), false);
     // In batches, so that one statement's placeholders stay few (SQLite allows 32,766).
@@ -177,7 +177,7 @@ fhir::result<std::vector<bool>> sqlite_store::visible_resources(
     return visible;
 }
 
-fhir::result<search_page> sqlite_store::search(const search_request& request) const {
+fhir::result<search_page> relational_store::search(const search_request& request) const {
     return impl_->with_reader<search_page>([&](connection& db) { return detail::run_search(db, request); });
 }
 

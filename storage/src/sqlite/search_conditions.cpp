@@ -140,7 +140,7 @@ std::string planner::token_match(const std::string& system_col, const std::strin
             text += " AND ";
         text += system->empty() ? system_col + " IS NULL" : system_col + " = " + sql_.text_arg(*system);
     }
-    return text.empty() ? "1" : text;
+    return text.empty() ? "1 = 1" : text;
 }
 
 std::string planner::date_match(search_prefix prefix, const fhir::time_range& range, const std::string& low,
@@ -167,7 +167,7 @@ std::string planner::date_match(search_prefix prefix, const fhir::time_range& ra
         return "(" + low + " < " + sql_.arg(wide.end) + " AND " + high + " > " + sql_.arg(wide.begin) + ")";
     }
     }
-    return "0";
+    return "1 = 0";
 }
 
 std::string planner::number_match(search_prefix prefix, const fhir::search_argument& a, const std::string& value) {
@@ -189,7 +189,7 @@ std::string planner::number_match(search_prefix prefix, const fhir::search_argum
                sql_.arg(a.number + margin) + ")";
     }
     }
-    return "0";
+    return "1 = 0";
 }
 
 std::string planner::quantity_units(const fhir::search_argument& a, const std::string& system_col,
@@ -231,7 +231,7 @@ fhir::result<std::string> planner::value_condition(const fhir::search_parameter&
                 text += (text.empty() ? "(" : " OR ") +
                         ("(" + x + ".code = " + sql_.text_arg(code) + " AND " + x +
                          ".system = " + sql_.text_arg(system) + ")");
-            return text.empty() ? std::string("0") : text + ")";
+            return text.empty() ? std::string("1 = 0") : text + ")";
         }
         case search_modifier::of_type: // the type's coding and the Identifier's value as written
             return x + ".system = " + sql_.text_arg(a.system.value_or("")) + " AND " + x +

@@ -128,7 +128,7 @@ std::string keyset_condition(sql_text& sql, const std::vector<fhir::search_sort_
     for (std::size_t i = 0; i < sort.size(); ++i) {
         const std::string k = "m.k" + std::to_string(i);
         const bool null = std::holds_alternative<std::monostate>(keys[i]);
-        components.push_back({"(" + k + " IS NULL)", false, std::int64_t{null ? 1 : 0}});
+        components.push_back({"(CASE WHEN " + k + " IS NULL THEN 1 ELSE 0 END)", false, std::int64_t{null ? 1 : 0}});
         components.push_back({k, sort[i].descending, keys[i]});
     }
     components.push_back({"m.seq", seq_descending, keys.back()});
@@ -136,7 +136,7 @@ std::string keyset_condition(sql_text& sql, const std::vector<fhir::search_sort_
     for (std::size_t j = 0; j < components.size(); ++j) {
         std::string term;
         for (std::size_t i = 0; i < j; ++i)
-            term += components[i].column + " IS " + sql.arg(components[i].value) + " AND ";
+            term += components[i].column + " IS NOT DISTINCT FROM " + sql.arg(components[i].value) + " AND ";
         const bool greater = components[j].descending == backwards;
         term += components[j].column + (greater ? " > " : " < ") + sql.arg(components[j].value);
         text += (text.empty() ? "(" : " OR ") + ("(" + term + ")");
@@ -149,7 +149,7 @@ std::string order_by(const std::vector<fhir::search_sort_key>& sort, bool backwa
     for (std::size_t i = 0; i < sort.size(); ++i) {
         const std::string k = "m.k" + std::to_string(i);
         const bool descending = sort[i].descending != backwards;
-        text += "(" + k + " IS NULL)" + (backwards ? " DESC, " : ", ") + k + (descending ? " DESC, " : ", ");
+        text += "(CASE WHEN " + k + " IS NULL THEN 1 ELSE 0 END)" + (backwards ? " DESC, " : ", ") + k + (descending ? " DESC, " : ", ");
     }
     // Ties go by write order in the direction of the first key (newest first under `-date`), as
     // the date indexes give them (design note 3).

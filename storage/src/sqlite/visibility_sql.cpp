@@ -20,7 +20,7 @@ bool visibility_sql::readable(std::string_view type) const {
 
 std::string visibility_sql::visible(std::string_view v, std::optional<std::string_view> type) {
     if (visibility_.everything)
-        return "1";
+        return "1 = 1";
     const std::string a(v);
     // A version of an earlier snapshot is shown only while the resource is live and its current
     // version carries the same access facts (owner, citizens, labels, facets), so that it is
@@ -38,7 +38,7 @@ std::string visibility_sql::visible(std::string_view v, std::optional<std::strin
 
 std::string visibility_sql::visible_in_history(std::string_view v, std::optional<std::string_view> type) {
     if (visibility_.everything)
-        return "1";
+        return "1 = 1";
     const std::string a(v);
     // A deletion marker has no version_citizens rows (the citizens are those of the version it
     // removed), so the entry is judged by the version it removed: the one before it.
@@ -51,7 +51,7 @@ std::string visibility_sql::visible_in_history(std::string_view v, std::optional
 
 std::string visibility_sql::resource_visible(std::string_view type_column, std::string_view id_column) {
     if (visibility_.everything)
-        return "1";
+        return "1 = 1";
     return last_live_visible(type_column, id_column, std::nullopt);
 }
 
@@ -65,14 +65,14 @@ public:
 
     explicit evaluator(visibility_sql& sql) : sql_(sql) {}
 
-    std::string truth() const { return "1"; }
+    std::string truth() const { return "1 = 1"; }
     std::string all(const std::vector<std::string>& parts) const { return joined(parts, " AND "); }
     std::string any(const std::vector<std::string>& parts) const { return joined(parts, " OR "); }
     std::string negate(const std::string& part) const { return "NOT " + part; }
 
     std::string type_grant(const version& v, std::optional<std::string_view> type) { return sql_.type_grant(v, type); }
     std::string lacks_label(const version& v, const std::string& label) {
-        return "instr(char(10) || " + v + ".labels || char(10), " + sql_.sql_.text_arg("\n" + label + "\n") + ") = 0";
+        return "instr('\n' || " + v + ".labels || '\n', " + sql_.sql_.text_arg("\n" + label + "\n") + ") = 0";
     }
     std::string owned_by_caller(const version& v) {
         return v + ".owner = " + sql_.sql_.text_arg(sql_.visibility_.organisation);
@@ -145,12 +145,12 @@ std::string visibility_sql::visible_version(const std::string& a, std::optional<
 }
 
 std::string visibility_sql::facets_satisfy(const std::string& v, const std::vector<std::string>& where) {
-    const std::string lines = "(char(10) || " + v + ".facets || char(10))";
+    const std::string lines = "('\n' || " + v + ".facets || '\n')";
     std::string text;
     for (std::size_t i = 0; i < where.size(); ++i) {
         const auto equals = where[i].find('=');
         if (equals == std::string::npos)
-            return "0";
+            return "1 = 0";
         const std::string element = where[i].substr(0, equals + 1);
         if (std::any_of(where.begin(), where.begin() + static_cast<std::ptrdiff_t>(i),
                         [&](const std::string& earlier) { return earlier.starts_with(element); }))
@@ -158,12 +158,12 @@ std::string visibility_sql::facets_satisfy(const std::string& v, const std::vect
         std::string rest = lines;
         for (const std::string& allowed : where)
             if (allowed.starts_with(element))
-                rest = "replace(" + rest + ", " + sql_.text_arg("\n" + allowed + "\n") + ", char(10))";
+                rest = "replace(" + rest + ", " + sql_.text_arg("\n" + allowed + "\n") + ", '\n')";
         const std::string line_start = sql_.text_arg("\n" + element);
         text += (text.empty() ? "(" : " AND ") + std::string("instr(") + lines + ", " + line_start +
                 ") > 0 AND instr(" + rest + ", " + line_start + ") = 0";
     }
-    return text.empty() ? "1" : text + ")";
+    return text.empty() ? "1 = 1" : text + ")";
 }
 
 std::string visibility_sql::type_grant(const std::string& v, std::optional<std::string_view> type) {
@@ -173,13 +173,13 @@ std::string visibility_sql::type_grant(const std::string& v, std::optional<std::
             continue;
         const std::string facets = grant.whole ? std::string() : facets_satisfy(v, grant.facets);
         if (type)
-            alternatives.push_back(grant.whole ? "1" : facets);
+            alternatives.push_back(grant.whole ? "1 = 1" : facets);
         else
             alternatives.push_back("(" + v + ".type = " + sql_.text_arg(grant.type) +
                                    (grant.whole ? std::string() : " AND " + facets) + ")");
     }
     if (alternatives.empty())
-        return "0";
+        return "1 = 0";
     std::string text;
     for (const std::string& alternative : alternatives)
         text += (text.empty() ? "(" : " OR ") + alternative;

@@ -50,23 +50,23 @@ const std::string insert_link_sql =
 
 } // namespace
 
-fhir::result<std::optional<stored_version>> sqlite_store::impl::current(std::string_view type, std::string_view id) {
+fhir::result<std::optional<stored_version>> relational_engine::current(std::string_view type, std::string_view id) {
     return load_current(*writer_db, type, id);
 }
 
-fhir::result<std::vector<stored_version>> sqlite_store::impl::matches(const write_condition& condition, unsigned limit) {
+fhir::result<std::vector<stored_version>> relational_engine::matches(const write_condition& condition, unsigned limit) {
     return detail::find_matches(*writer_db, condition, limit);
 }
 
-fhir::result<bool> sqlite_store::impl::citizen_held(std::string_view nhs_number) {
+fhir::result<bool> relational_engine::citizen_held(std::string_view nhs_number) {
     return exists(*writer_db, live_patient_sql, "checking a citizen", [&](statement& q) { q.bind(1, nhs_number); });
 }
 
-fhir::status sqlite_store::impl::erase_citizen(std::string_view nhs_number, const std::vector<resource_name>& record) {
+fhir::status relational_engine::erase_citizen(std::string_view nhs_number, const std::vector<resource_name>& record) {
     return detail::erase_citizen(*writer_db, nhs_number, record);
 }
 
-fhir::result<std::vector<resource_name>> sqlite_store::impl::record_items(std::string_view nhs_number) {
+fhir::result<std::vector<resource_name>> relational_engine::record_items(std::string_view nhs_number) {
     std::vector<std::pair<std::string, std::string>> items;
     auto prepared = writer_db->prepare(record_items_sql, "reading a citizen's record");
     if (!prepared)
@@ -81,7 +81,7 @@ fhir::result<std::vector<resource_name>> sqlite_store::impl::record_items(std::s
     return items;
 }
 
-fhir::result<write_outcome> sqlite_store::impl::write_version(const write_request& request,
+fhir::result<write_outcome> relational_engine::write_version(const write_request& request,
                                                        const std::optional<stored_version>& current) {
     const bool deletion = request.kind == write_kind::remove;
     assert(!deletion || (current && !current->deleted)); // only a live resource is removed

@@ -92,13 +92,13 @@ savepoint_end run_in_savepoint(connection& db, chain_tip& tip, const chain_tip& 
 
 } // namespace
 
-void sqlite_store::impl::enqueue(queued_job job) {
+void relational_engine::enqueue(queued_job job) {
     std::vector<queued_job> one;
     one.push_back(std::move(job));
     enqueue_all(std::move(one));
 }
 
-void sqlite_store::impl::enqueue_all(std::vector<queued_job> jobs) {
+void relational_engine::enqueue_all(std::vector<queued_job> jobs) {
     {
         std::lock_guard lock(queue_mutex);
         if (!stopping) {
@@ -133,14 +133,14 @@ void sqlite_store::impl::enqueue_all(std::vector<queued_job> jobs) {
                    job);
 }
 
-void sqlite_store::submit(write_request request, write_callback done) {
+void relational_store::submit(write_request request, write_callback done) {
     // The search index values are extracted here, on the caller's thread, not on the one writer.
     if (!request.index)
         prepare_index(request);
     impl_->enqueue(queued_write{std::move(request), std::move(done)});
 }
 
-void sqlite_store::submit_all(std::vector<std::pair<write_request, write_callback>> writes) {
+void relational_store::submit_all(std::vector<std::pair<write_request, write_callback>> writes) {
     std::vector<queued_job> jobs;
     jobs.reserve(writes.size());
     for (auto& [request, done] : writes)
@@ -148,30 +148,30 @@ void sqlite_store::submit_all(std::vector<std::pair<write_request, write_callbac
     impl_->enqueue_all(std::move(jobs));
 }
 
-void sqlite_store::append_audit(std::vector<audit_record> records, std::function<void(fhir::status)> done) {
+void relational_store::append_audit(std::vector<audit_record> records, std::function<void(fhir::status)> done) {
     if (!done)
         impl_->audit_backlog += records.size();
     impl_->enqueue(queued_audit{std::move(records), std::move(done)});
 }
 
-std::size_t sqlite_store::audit_backlog() const noexcept { return impl_->audit_backlog.load(); }
+std::size_t relational_store::audit_backlog() const noexcept { return impl_->audit_backlog.load(); }
 
-bool sqlite_store::audit_backlog_full() const noexcept {
+bool relational_store::audit_backlog_full() const noexcept {
     return impl_->audit_backlog.load() >= std::max<std::size_t>(1, impl_->options.max_audit_backlog);
 }
 
-void sqlite_store::grant_break_glass(break_glass_grant grant, audit_record audit, std::function<void(fhir::status)> done) {
+void relational_store::grant_break_glass(break_glass_grant grant, audit_record audit, std::function<void(fhir::status)> done) {
     impl_->enqueue(queued_grant{std::move(grant), std::move(audit), std::move(done)});
 }
 
-void sqlite_store::submit_transaction(std::vector<write_request> writes, transaction_callback done) {
+void relational_store::submit_transaction(std::vector<write_request> writes, transaction_callback done) {
     for (write_request& write : writes)
         if (!write.index)
             prepare_index(write);
     impl_->enqueue(queued_transaction{std::move(writes), std::move(done)});
 }
 
-void sqlite_store::prepare_index(write_request& request) const {
+void relational_store::prepare_index(write_request& request) const {
     request.index.reset();
     if (request.kind == write_kind::remove || request.content.empty())
         return;
@@ -184,7 +184,7 @@ void sqlite_store::prepare_index(write_request& request) const {
     }
 }
 
-fhir::result<write_outcome> sqlite_store::write(write_request request) {
+fhir::result<write_outcome> relational_store::write(write_request request) {
     if (std::this_thread::get_id() == impl_->writer.get_id())
         // From a write callback: the writer would wait for itself.
         return store_fault("sqlite_store::write called on the writer thread; use submit from a write callback");
@@ -194,7 +194,7 @@ fhir::result<write_outcome> sqlite_store::write(write_request request) {
     return outcome.get();
 }
 
-store_statistics sqlite_store::statistics() const {
+store_statistics relational_store::statistics() const {
     store_statistics counts;
     counts.groups = impl_->groups.load();
     counts.writes = impl_->writes.load();
@@ -203,7 +203,7 @@ store_statistics sqlite_store::statistics() const {
     return counts;
 }
 
-void sqlite_store::impl::run_writer() {
+void relational_engine::run_writer() {
     const std::size_t group_limit = std::max(1u, options.max_group_size);
     for (;;) {
         std::vector<queued_job> group;
@@ -243,7 +243,7 @@ void sqlite_store::impl::run_writer() {
     }
 }
 
-void sqlite_store::impl::commit_group(std::vector<queued_job>& group) {
+void relational_engine::commit_group(std::vector<queued_job>& group) {
     std::uint64_t write_count = 0;
     for (const queued_job& job : group) {
         if (std::holds_alternative<queued_write>(job))
@@ -256,6 +256,12 @@ void sqlite_store::impl::commit_group(std::vector<queued_job>& group) {
     for (auto seen = largest_group.load(); write_count > seen && !largest_group.compare_exchange_weak(seen, write_count);) {
     }
 
+    if (on_postgresql() && !writer_db->usable()) {
+        // The connection was lost (the server restarted, or failed over to a standby): a new one,
+        // or this group fails as busy and the next tries again.
+        if (auto reopened = open_postgresql_writer())
+            writer_db = std::move(*reopened);
+    }
     connection& db = *writer_db;
     // Per job: a write's outcome, or the status of an audit append or a grant.
     std::vector<std::optional<fhir::result<write_outcome>>> outcomes(group.size());
@@ -314,6 +320,10 @@ void sqlite_store::impl::commit_group(std::vector<queued_job>& group) {
 
     if (auto begun = db.run(begin_sql, "starting a write transaction"); !begun) {
         fail_all(begun.failure());
+        return deliver();
+    }
+    if (auto turn = take_writers_turn(db); !turn) {
+        fail_all(turn.failure());
         return deliver();
     }
     for (std::size_t i = 0; i < group.size(); ++i) {
@@ -447,7 +457,7 @@ void sqlite_store::impl::commit_group(std::vector<queued_job>& group) {
     deliver(); // invariant 6: only now, after COMMIT, is anything acknowledged
 }
 
-fhir::status sqlite_store::impl::purge_closed_search_rows() {
+fhir::status relational_engine::purge_closed_search_rows() {
     // H: the newest version older than the snapshot lifetime. A row closed at or before H was closed
     // before every snapshot still readable was taken, so none of them needs it.
     const timestamp cutoff =

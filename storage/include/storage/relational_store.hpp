@@ -1,0 +1,57 @@
+// The store (storage/store.hpp) as the relational engine keeps it, whichever database is under it:
+// pooled readers, one writer thread that commits in groups, the search index tables, the visibility
+// rule rendered as SQL. Its two databases are SQLite (storage/sqlite_store.hpp, the embedded default)
+// and PostgreSQL (storage/postgresql_store.hpp, for several nodes on one database). The invariants
+// it keeps are listed in storage/src/sqlite/engine.hpp.
+#pragma once
+
+#include "storage/store.hpp"
+
+#include <memory>
+
+namespace caregate::storage {
+
+struct relational_engine; // storage/src/sqlite/engine.hpp
+
+class relational_store : public store {
+public:
+    ~relational_store() override;
+
+    fhir::result<stored_version> read(std::string_view type, std::string_view id) const override;
+    fhir::result<stored_version> read_current(std::string_view type, std::string_view id) const override;
+    fhir::result<stored_version> vread(std::string_view type, std::string_view id,
+                                       std::int64_t version_id) const override;
+    fhir::result<history_page> history(const history_query& query) const override;
+    fhir::result<search_page> search(const search_request& request) const override;
+    fhir::result<std::vector<bool>> visible_resources(
+        const search_visibility& visibility,
+        const std::vector<std::pair<std::string, std::string>>& resources) const override;
+
+    void submit(write_request request, write_callback done) override;
+    void submit_all(std::vector<std::pair<write_request, write_callback>> writes) override;
+    fhir::result<write_outcome> write(write_request request) override;
+    void submit_transaction(std::vector<write_request> writes, transaction_callback done) override;
+    void prepare_index(write_request& request) const override;
+
+    fhir::result<citizen_standing> standing(std::string_view nhs_number, std::string_view organisation,
+                                            std::string_view user, std::string_view role, timestamp recent_since,
+                                            timestamp now) const override;
+
+    void append_audit(std::vector<audit_record> records, std::function<void(fhir::status)> done = {}) override;
+    std::size_t audit_backlog() const noexcept override;
+    bool audit_backlog_full() const noexcept override;
+    void grant_break_glass(break_glass_grant grant, audit_record audit,
+                           std::function<void(fhir::status)> done = {}) override;
+    fhir::result<audit_page> audit(const audit_query& query) const override;
+    fhir::result<audit_record> audit_record_at(std::int64_t sequence) const override;
+    fhir::result<audit_verification> verify_audit() const override;
+    fhir::result<audit_chain_point> audit_tip() const override;
+    fhir::result<audit_chain_lookup> audit_hashes_at(const std::vector<std::int64_t>& sequences) const override;
+    store_statistics statistics() const override;
+
+protected:
+    explicit relational_store(std::unique_ptr<relational_engine> engine);
+    std::unique_ptr<relational_engine> impl_;
+};
+
+} // namespace caregate::storage
