@@ -116,6 +116,58 @@ TEST_CASE("group commit: 16 threads x 50 concurrent submits all succeed with gap
     CHECK(after.largest_group > 1);
 }
 
+TEST_CASE("statistics: jobs waiting for the writer are queued; each commit is counted once with its time, a failed one not") {
+    sqlite_options options;
+    options.busy_timeout = std::chrono::milliseconds(400);
+    store_fixture db(options);
+    const auto before = db->statistics();
+    CHECK(before.queued_jobs == 0);
+
+    results collected;
+    const auto locked_at = std::chrono::steady_clock::now();
+    {
+        write_lock lock(db.options.path);
+        // The writer takes the first write and waits for the lock; the other two wait in the queue.
+        db->submit(create_request("Basic", "first", basic_json("first")), collected.slot());
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        db->submit(create_request("Basic", "second", basic_json("second")), collected.slot());
+        db->submit(create_request("Basic", "third", basic_json("third")), collected.slot());
+        CHECK(db->statistics().queued_jobs == 2);
+        std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    } // the lock goes 250 ms after the first write was taken, within its busy timeout
+    const auto all = collected.wait();
+    const auto waited = std::chrono::steady_clock::now() - locked_at;
+    REQUIRE(all.size() == 3);
+    for (const auto& outcome : all)
+        CHECK(outcome.ok());
+
+    const auto after = db->statistics();
+    CHECK(after.queued_jobs == 0);
+    CHECK(after.commits - before.commits == after.groups - before.groups); // none failed
+    CHECK(after.commits - before.commits >= 1);
+    // The first group waited for the lock: its time holds the wait, and lands in the bucket for it.
+    CHECK(after.commit_micros - before.commit_micros >= 150'000);
+    CHECK(after.commit_micros - before.commit_micros <=
+          static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(waited).count()));
+    std::uint64_t within = 0, slow = 0;
+    for (std::size_t i = 0; i < commit_bucket_bounds_us.size(); ++i) {
+        within += after.commits_within[i] - before.commits_within[i];
+        if (commit_bucket_bounds_us[i] >= 100'000)
+            slow += after.commits_within[i] - before.commits_within[i];
+    }
+    CHECK(within == after.commits - before.commits); // none took longer than the last bound
+    CHECK(slow >= 1);
+
+    // A group that cannot commit (the lock held past the busy timeout) is a group, not a commit.
+    {
+        write_lock lock(db.options.path);
+        CHECK_FALSE(db->write(create_request("Basic", "refused", basic_json("refused"))).ok());
+    }
+    const auto refused = db->statistics();
+    CHECK(refused.groups == after.groups + 1);
+    CHECK(refused.commits == after.commits);
+}
+
 TEST_CASE("a failing write inside a group fails alone; the others in the group commit") {
     store_fixture db;
     auto taken = create_request("Basic", "taken", basic_json("first"));

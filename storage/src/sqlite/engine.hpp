@@ -391,6 +391,11 @@ struct sqlite_store::impl final : write_transaction {
     std::atomic<std::uint64_t> groups{0};
     std::atomic<std::uint64_t> writes{0};
     std::atomic<std::uint64_t> largest_group{0};
+    std::atomic<std::uint64_t> commits{0};
+    std::atomic<std::uint64_t> commit_micros{0};
+    std::array<std::atomic<std::uint64_t>, commit_bucket_bounds_us.size()> commits_within{};
+    /// Counts a group that committed, `took` after its transaction began (store_statistics).
+    void count_commit(std::chrono::steady_clock::duration took);
 
     fhir::result<std::unique_ptr<connection>> take_reader() const;
     void give_back_reader(std::unique_ptr<connection> db) const;
