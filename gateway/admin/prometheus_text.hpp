@@ -1,7 +1,7 @@
 // The Prometheus text exposition format, version 0.0.4
 // (https://prometheus.io/docs/instrumenting/exposition_formats/): metric families with their
 // `# HELP` and `# TYPE` lines, samples with labels, histograms with cumulative `le` buckets, `_sum`
-// and `_count`. Knows nothing of what is measured (admin/metrics_page.cpp says that).
+// and `_count`. Knows nothing of what is measured (admin/admin_endpoint.cpp says that).
 //
 // Invariants:
 //  1. HELP text escapes `\` and newline; a label value escapes `\`, `"` and newline; names are

@@ -60,20 +60,20 @@ readiness::state readiness::last() const {
 }
 
 readiness_result readiness::probe() const {
-    if (store_.audit_backlog_full())
-        return {false, "the audit log cannot be written: reads' audit records have piled up to the bound, and "
-                       "every FHIR request is refused until they are committed"};
-    // Through the writer (it commits what is queued), then a read on a reader.
+    std::string reason;
+    // Through the writer (it commits what is queued, the audit backlog too), then a read on a reader.
     if (auto tip = store_.audit_tip(); !tip) {
         const fhir::error& failure = tip.failure();
-        std::string reason = failure.kind == fhir::category::busy
-                                 ? "the database did not take a commit (busy)"
-                                 : "the database failed a commit or a read";
+        reason = failure.kind == fhir::category::busy ? "the database did not take a commit (busy)"
+                                                      : "the database failed a commit or a read";
         if (!failure.issues.empty() && !failure.issues.front().diagnostics.empty())
             reason += ": " + failure.issues.front().diagnostics;
-        return {false, std::move(reason)};
     }
-    return {true, {}};
+    if (store_.audit_backlog_full())
+        reason += std::string(reason.empty() ? "" : "; ") +
+                  "the audit log cannot be written: reads' audit records have piled up to the bound, and every "
+                  "FHIR request is refused until they are committed";
+    return {reason.empty(), std::move(reason)};
 }
 
 void readiness::record(const readiness_result& result, clock::time_point at) {

@@ -1,6 +1,6 @@
 // What the REST application counts of the requests it answers, for the admin listener's /metrics:
 // requests by endpoint, interaction and status, and their latency, in arrays of atomics fixed at
-// start. Not the exposition format (admin/metrics_page.cpp writes it).
+// start. Not the exposition format (admin/admin_endpoint.cpp writes it).
 //
 // Invariants:
 //  1. Labels are a closed set: the endpoint (provider, patient), an interaction the route table names

@@ -209,10 +209,12 @@ struct admin_fixture {
 
     explicit admin_fixture(admin::readiness_settings settings = {},
                            std::chrono::milliseconds busy_timeout = std::chrono::milliseconds(5000),
-                           std::string vfs = {}) {
+                           std::string vfs = {},
+                           std::size_t max_audit_backlog = storage::sqlite_options{}.max_audit_backlog) {
         fhir.metrics = &requests;
         fhir.busy_timeout = busy_timeout;
         fhir.vfs = std::move(vfs);
+        fhir.max_audit_backlog = max_audit_backlog;
         fhir.restart();
         admin = std::make_unique<admin::admin_endpoint>(*fhir.store, requests, settings);
         std::vector<net::listener> listeners(2);
@@ -451,6 +453,30 @@ TEST_CASE("admin listener: /ready is 503 on a full disk while reads' audit recor
         CHECK(refused.body.find(nhs) == std::string::npos); // says nothing of the record
     }
     CHECK(f.admin_get("/ready").status == 200);
+}
+
+TEST_CASE("admin listener: /ready is 503 while the audit backlog is full and every FHIR request is refused, and /metrics says so") {
+    admin::readiness_settings settings;
+    settings.fresh_for = std::chrono::milliseconds(0);
+    admin_fixture f(settings, std::chrono::milliseconds(5000), fault_vfs_name(), 2);
+    const std::string nhs = "9000000009";
+    REQUIRE(f.fhir.call("PUT", "/Patient/" + nhs, patient_json(nhs, R"("id":")" + nhs + R"(")")).status == 201);
+    {
+        fault_while full(fs_fault::disk_full);
+        for (int i = 0; i < 2; ++i)
+            REQUIRE(f.fhir.call("GET", "/Patient/" + nhs).status == 200);
+        REQUIRE(f.fhir.store->audit_backlog_full());
+        CHECK(f.fhir.call("GET", "/Patient/" + nhs).status == 503); // fail closed
+        const reply refused = f.admin_get("/ready");
+        CHECK(refused.status == 503);
+        CHECK(refused.body.find("the audit log cannot be written") != std::string::npos);
+        const exposition page = f.metrics();
+        CHECK(page.at("caregate_audit_backlog_full") == 1);
+        CHECK(page.at("caregate_audit_backlog") == 2);
+        CHECK(page.at("caregate_database_up") == 0);
+    }
+    CHECK(f.admin_get("/ready").status == 200);
+    CHECK(f.metrics().at("caregate_audit_backlog_full") == 0);
 }
 
 namespace {
