@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(g++ cmake ninja-build ccache pkg-config libboost1.81-dev libboost-url1.81-dev libssl-dev openssl
-          rapidjson-dev libsqlite3-dev sqlite3 doctest-dev python3 curl)
+          rapidjson-dev libsqlite3-dev sqlite3 libpq-dev doctest-dev python3 curl)
 
 # install_missing PACKAGE...: installs those of the Debian packages that are not installed.
 install_missing() {

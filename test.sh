@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets everything up (as ./run.sh does), builds, and runs every test: the doctest suites through
-# ctest, then the black-box conformance suite against a real `caregate serve` on a free port, the
-# reliability tests (backup, crash, full disk, floods), the fuzzers and the sanitizer builds.
+# ctest, the storage suite again on PostgreSQL (a throwaway cluster of its own, tests/support/
+# postgresql.sh), then the black-box conformance suite against a real `caregate serve` on a free
+# port, on SQLite and on PostgreSQL, the reliability tests (backup, crash, full disk, floods), the
+# fuzzers and the sanitizer builds.
 #
 #   ./test.sh           what CI runs (.ci/run): the fuzzers 15 s each
 #   ./test.sh --full    the same, with the fuzzers 10 minutes each and the 30-minute soak test
@@ -28,17 +30,28 @@ done
 echo "== unit and integration tests (ctest)"
 ctest --test-dir build --output-on-failure
 
+echo "== a throwaway PostgreSQL 15 cluster for the tests on the second storage engine"
+./run.sh --install postgresql-15
+pg_dir=$(mktemp -d)
+stop_postgresql() { tests/support/postgresql.sh stop "$pg_dir"; rm -rf "$pg_dir"; }
+trap stop_postgresql EXIT
+pg_uri=$(tests/support/postgresql.sh start "$pg_dir")
+
+echo "== the storage suite on PostgreSQL (the same suite; what only SQLite has is skipped)"
+CAREGATE_TEST_POSTGRESQL="$pg_uri" build/tests/storage_tests
+
 echo "== conformance suite against a live server"
 work=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 patient_port=$(free_port) # the patient-facing listener, so that no fixed port can collide
 patient_base="https://localhost:$patient_port/fhir"
+admin_port=$(free_port) # the admin listener (health, readiness, metrics)
 build/caregate serve --db "$work/conformance.db" --listen "127.0.0.1:$port" --certs certs/dev \
   --patient-listen "127.0.0.1:$patient_port" --patient-base-url "$patient_base" \
-  >"$work/server.log" 2>&1 &
+  --admin-listen "127.0.0.1:$admin_port" >"$work/server.log" 2>&1 &
 server=$!
-cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"; stop_postgresql; }
 trap cleanup EXIT
 
 for _ in $(seq 1 100); do
@@ -59,6 +72,7 @@ citizen=9990001235
 carer=9990001243
 mint_citizen() { build/caregate token --certs certs/dev --aud "$patient_base" "$@"; }
 certs/make-dev-certs.sh --out "$work/other-certs" --client A81001 >/dev/null  # an issuer key nobody trusts
+write_identities() { # FILE: the callers of the server at $base and $patient_base
 {
   echo "{"
   identity system QZZ system conformance-system; echo ","
@@ -82,7 +96,9 @@ certs/make-dev-certs.sh --out "$work/other-certs" --client A81001 >/dev/null  # 
     "$(build/caregate token --certs certs/dev --aud https://elsewhere.invalid/fhir --org A81001 --role R8000 --user gp-doctor-1)" \
     "$(build/caregate token --certs "$work/other-certs" --aud "$base" --org A81001 --role R8000 --user gp-doctor-1)"
   echo "}"
-} >"$work/identities.json"
+} >"$1"
+}
+write_identities "$work/identities.json"
 system_token=$(mint --org QZZ --role system --user conformance-system)
 
 status=0
@@ -106,6 +122,18 @@ done
 conformance/smart/run.sh --base-url "$patient_base" --cacert certs/dev/ca.crt --nhs 9000000009 --other-nhs 9000000017 \
   --token "$(mint_citizen --citizen 9000000009)" | tee "$work/smart.out" || status=1
 
+echo "== the admin listener of the same server: /health, /ready, and /metrics counting what the suites asked"
+admin_ok=1
+admin="http://127.0.0.1:$admin_port"
+curl -sS --fail "$admin/health" >/dev/null || { echo "/health did not answer 200" >&2; admin_ok=0; }
+curl -sS --fail "$admin/ready" >/dev/null || { echo "/ready did not answer 200" >&2; admin_ok=0; }
+curl -sS --fail "$admin/metrics" >"$work/metrics.txt" || { echo "/metrics did not answer 200" >&2; admin_ok=0; }
+grep -Eq '^caregate_http_requests_total\{endpoint="provider",interaction="read",status="200"\} [1-9]' "$work/metrics.txt" \
+  || { echo "/metrics counted no provider read answered 200" >&2; admin_ok=0; }
+grep -Eq '^caregate_database_up 1$' "$work/metrics.txt" || { echo "/metrics: caregate_database_up is not 1" >&2; admin_ok=0; }
+if grep -q "$citizen" "$work/metrics.txt"; then echo "/metrics holds an NHS number" >&2; admin_ok=0; fi
+[ "$admin_ok" = 1 ] || status=1
+
 echo "== caregate backup copies the database while the server still serves it"
 backup_ok=1
 build/caregate backup --db "$work/conformance.db" --to "$work/backup.db" || { backup_ok=0; status=1; }
@@ -117,6 +145,36 @@ if ! wait "$server"; then
   cat "$work/server.log" >&2
   status=1
 fi
+
+echo "== the conformance suite against a server on PostgreSQL"
+pg_ok=1
+"/usr/lib/postgresql/15/bin/createdb" -h 127.0.0.1 -p "$(cat "$pg_dir/port")" -U caregate conformance
+pg_conformance_uri="postgresql://caregate@127.0.0.1:$(cat "$pg_dir/port")/conformance"
+port=$(free_port)
+patient_port=$(free_port)
+patient_base="https://localhost:$patient_port/fhir"
+base="https://localhost:$port/fhir"
+build/caregate serve --db "$pg_conformance_uri" --listen "127.0.0.1:$port" --certs certs/dev \
+  --patient-listen "127.0.0.1:$patient_port" --patient-base-url "$patient_base" --admin-listen none \
+  >"$work/pg-server.log" 2>&1 &
+server=$!
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null --cacert certs/dev/ca.crt "https://localhost:$port/fhir/metadata" && break
+  sleep 0.1
+done
+write_identities "$work/pg-identities.json"
+python3 conformance/run.py --base-url "$base" --cacert certs/dev/ca.crt \
+  --cert certs/dev/client-QZZ.crt --key certs/dev/client-QZZ.key --bearer "$(mint --org QZZ --role system --user conformance-system)" \
+  --identities "$work/pg-identities.json" --patient-base-url "$patient_base" --examples tests/data/r4-examples | tee "$work/pg-conformance.out" \
+  || pg_ok=0
+kill -TERM "$server"
+if ! wait "$server"; then
+  echo "caregate serve on PostgreSQL did not stop cleanly; its log:" >&2
+  cat "$work/pg-server.log" >&2
+  pg_ok=0
+fi
+build/caregate audit verify --db "$pg_conformance_uri" || pg_ok=0
+[ "$pg_ok" = 1 ] || status=1
 
 echo "== the audit log's hash chain verifies after the run"
 audit_ok=1
@@ -170,10 +228,11 @@ if [ "$full" = 1 ]; then
 fi
 
 # One closing line for the whole run: ctest's suites, the conformance checks, the SMART client's
-# checks, the audit chain, the backup, the crash test, the full disk, the floods, the fuzzers, the sanitizer builds (and with --full the soak test).
+# checks, the admin listener, the audit chain, the backup, the crash test, the full disk, the floods, the fuzzers, the sanitizer builds (and with --full the soak test).
 read -r c_pass c_fail < <(tail -n 1 "$work/conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r s_pass s_fail < <(tail -n 1 "$work/smart.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
-passed=$((3 + ${c_pass:-0} + ${s_pass:-0} + audit_ok + backup_ok + crash_ok + disk_ok + flood_ok + fuzz_ok + sanitize_ok + full * soak_ok))
-failed=$((${c_fail:-1} + ${s_fail:-1} + 7 + full - audit_ok - backup_ok - crash_ok - disk_ok - flood_ok - fuzz_ok - sanitize_ok - full * soak_ok))
+read -r p_pass p_fail < <(tail -n 1 "$work/pg-conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
+passed=$((4 + ${c_pass:-0} + ${s_pass:-0} + ${p_pass:-0} + pg_ok + admin_ok + audit_ok + backup_ok + crash_ok + disk_ok + flood_ok + fuzz_ok + sanitize_ok + full * soak_ok))
+failed=$((${c_fail:-1} + ${s_fail:-1} + ${p_fail:-1} + 9 + full - pg_ok - admin_ok - audit_ok - backup_ok - crash_ok - disk_ok - flood_ok - fuzz_ok - sanitize_ok - full * soak_ok))
 echo "test.sh: $passed passed, $failed failed"
 exit $status

@@ -19,11 +19,11 @@ namespace caregate::cli {
 struct configuration_generation {
     configuration_generation(access::policy rules, access::organisation_register organisations_read,
                              std::vector<auth::trusted_issuer> issuers, const reloadable_settings& settings,
-                             storage::store& store)
+                             storage::store& store, rest::request_metrics* metrics)
         : policy(std::move(rules)), organisations(std::move(organisations_read)), issuer_names(names_of(issuers)),
           provider_tokens(issuers, settings.provider_tokens),
           provider_guard(policy, organisations, provider_tokens, store),
-          provider_app(store, provider_guard, settings.provider) {
+          provider_app(store, provider_guard, settings.provider, metrics) {
         if (!settings.patients)
             return;
         // The patient-facing endpoint: the same policy and trusted issuers, but its own verifier
@@ -36,7 +36,7 @@ struct configuration_generation {
         patient_config.patient_creatable_types = policy.patient_types(access::action::create);
         patient_config.patient_updatable_types = policy.patient_types(access::action::update);
         patient_config.patient_deletable_types = policy.patient_types(access::action::delete_);
-        patient_app.emplace(store, *citizen_guard, std::move(patient_config));
+        patient_app.emplace(store, *citizen_guard, std::move(patient_config), metrics);
     }
 
     static std::vector<std::string> names_of(const std::vector<auth::trusted_issuer>& issuers) {
@@ -92,8 +92,9 @@ std::string file_or(const std::string& file, const char* otherwise) { return fil
 
 } // namespace
 
-live_configuration::live_configuration(reloadable_settings settings, storage::store& store)
-    : settings_(std::move(settings)), store_(store) {
+live_configuration::live_configuration(reloadable_settings settings, storage::store& store,
+                                       rest::request_metrics* metrics)
+    : settings_(std::move(settings)), store_(store), metrics_(metrics) {
     current_.store(read());
 }
 
@@ -110,7 +111,7 @@ std::shared_ptr<configuration_generation> live_configuration::read() const {
                                                     ? std::vector<auth::trusted_issuer>{auth::dev_issuer(settings_.certs_dir)}
                                                     : auth::load_issuers(settings_.issuers_file);
     return std::make_shared<configuration_generation>(std::move(policy), std::move(organisations), std::move(issuers),
-                                                      settings_, store_);
+                                                      settings_, store_, metrics_);
 }
 
 http::handler live_configuration::provider_handler() {

@@ -28,6 +28,9 @@
 namespace caregate::net {
 class server;
 }
+namespace caregate::rest {
+class request_metrics;
+}
 
 namespace caregate::cli {
 
@@ -51,8 +54,10 @@ struct configuration_generation;
 
 class live_configuration {
 public:
-    /// Reads the first generation. Throws std::invalid_argument naming the file and the fault.
-    live_configuration(reloadable_settings settings, storage::store& store);
+    /// Reads the first generation. Throws std::invalid_argument naming the file and the fault. Every
+    /// generation's applications count the requests they answer in `metrics`, when given, which must
+    /// outlive this.
+    live_configuration(reloadable_settings settings, storage::store& store, rest::request_metrics* metrics = nullptr);
     ~live_configuration();
     live_configuration(const live_configuration&) = delete;
     live_configuration& operator=(const live_configuration&) = delete;
@@ -80,6 +85,7 @@ private:
 
     const reloadable_settings settings_;
     storage::store& store_;
+    rest::request_metrics* const metrics_;
     std::atomic<std::shared_ptr<configuration_generation>> current_;
     mutable std::mutex reload_mutex_;                            // one reload at a time
     std::vector<std::shared_ptr<configuration_generation>> retired_; // guarded by reload_mutex_

@@ -1,14 +1,16 @@
-// `caregate serve`: opens the store and serves the provider listener and the patient-facing listener
-// (citizens' apps: no client certificate, NHS login-shaped tokens) until SIGINT/SIGTERM; SIGHUP
-// reloads what live_configuration.hpp lists.
+// `caregate serve`: opens the store and serves the provider listener, the patient-facing listener
+// (citizens' apps: no client certificate, NHS login-shaped tokens) and the admin listener (health,
+// readiness, metrics) until SIGINT/SIGTERM; SIGHUP reloads what live_configuration.hpp lists.
 #include "cli/commands.hpp"
 #include "cli/demo_data.hpp"
 #include "cli/live_configuration.hpp"
 #include "cli/options.hpp"
 
+#include "admin/admin_endpoint.hpp"
 #include "auth/token.hpp"
 #include "net/server.hpp"
 #include "interactions/context.hpp"
+#include "rest/request_metrics.hpp"
 #include "storage/audit_anchor.hpp"
 #include "storage/store.hpp"
 
@@ -42,6 +44,10 @@ struct serve_settings {
     /// development server offers both; "none" turns it off.
     std::string patient_listen = "127.0.0.1:9443";
     std::string patient_base_url; ///< derived from --patient-listen and --plain when not given
+    /// The admin listener (/health, /ready, /metrics): plain HTTP without authentication, so on
+    /// loopback unless the operator names another address; "none" turns it off. Not 9090, where a
+    /// Prometheus server itself listens by default.
+    std::string admin_listen = "127.0.0.1:9464";
     /// The identity provider citizens log in with. caregate is not one: the URLs left empty are
     /// derived as placeholders that say so (dev_idp_path); production points them at NHS login.
     interactions::smart_settings smart;
@@ -97,6 +103,10 @@ std::vector<option> serve_options(serve_settings& s) {
         {"patient-listen", "HOST:PORT", "the patient-facing listener's address: citizens' apps, TLS without client "
                                         "certificates (default 127.0.0.1:9443; 'none' turns it off)",
          [&](const std::string& v) { s.patient_listen = v; }},
+        {"admin-listen", "HOST:PORT", "the admin listener's address: /health, /ready and /metrics over plain HTTP "
+                                      "without authentication (default 127.0.0.1:9464; 'none' turns it off; an "
+                                      "address that is not loopback is served when given, to whoever reaches it)",
+         [&](const std::string& v) { s.admin_listen = v; }},
         {"patient-base-url", "URL", "the URL the patient-facing endpoint calls itself, and its tokens' audience "
                                     "(default https://localhost:PORT/fhir, http:// with --plain)",
          [&](const std::string& v) { s.patient_base_url = v; }},
@@ -306,6 +316,12 @@ int serve(const std::vector<std::string>& args) {
                 }
         }
 
+        const bool admin_listener = settings.admin_listen != "none";
+        std::string admin_host;
+        std::uint16_t admin_port = 0;
+        if (admin_listener)
+            std::tie(admin_host, admin_port) = split_listen(settings.admin_listen, "admin-listen");
+
         std::unique_ptr<storage::store> store = open_store(settings.db, storage::store_settings{}, "serve");
         if (!store)
             return 1;
@@ -313,8 +329,11 @@ int serve(const std::vector<std::string>& args) {
             std::cerr << "caregate: demo data loaded (" << load_demo_data(*store) << " resources new or changed)\n";
         std::unique_ptr<storage::audit_anchorer> anchorer = start_anchoring(settings, *store);
 
+        // What the FHIR applications count of the requests they answer, for the admin listener's /metrics.
+        rest::request_metrics requests;
         // The policy, organisations and trusted issuers, as SIGHUP reloads them.
-        live_configuration configuration(reloadable_part(settings, patient_endpoint), *store);
+        live_configuration configuration(reloadable_part(settings, patient_endpoint), *store,
+                                         admin_listener ? &requests : nullptr);
         if (const std::string warning = configuration.untrusted_smart_issuer(); !warning.empty())
             std::cerr << "caregate: " << warning << "\n";
 
@@ -354,6 +373,20 @@ int serve(const std::vector<std::string>& args) {
             patients.handle = configuration.patient_handler();
             listeners.push_back(std::move(patients));
         }
+        std::unique_ptr<admin::admin_endpoint> admin;
+        if (admin_listener) {
+            admin = std::make_unique<admin::admin_endpoint>(*store, requests);
+            net::listener operators;
+            operators.address = admin_host;
+            operators.port = admin_port;
+            operators.plain = true;
+            operators.plain_on_any_address = true; // the operator named it: --admin-listen
+            operators.handle = [endpoint = admin.get()](http::request req, http::responder done) {
+                endpoint->handle(std::move(req), std::move(done));
+            };
+            listeners.push_back(std::move(operators));
+        }
+        const std::size_t admin_index = listeners.size() - 1;
         fit_connections_to_descriptors(settings.limits, listeners.size());
         net::server server(std::move(listeners), settings.limits, settings.threads);
         server.on_hangup([&configuration, &server] { configuration.reload(server); });
@@ -365,6 +398,15 @@ int serve(const std::vector<std::string>& args) {
         else
             std::cerr << ", patient-facing endpoint off";
         std::cerr << " (database " << settings.db << ")\n";
+        if (admin_listener) {
+            std::cerr << "caregate: admin listener (/health, /ready, /metrics; plain HTTP, no authentication) on http://"
+                      << admin_host << ":" << server.bound_port(admin_index) << "\n";
+            if (!net::is_loopback(admin_host))
+                std::cerr << "caregate: warning: the admin listener's address " << admin_host
+                          << " is not loopback: whoever reaches it reads /metrics and /ready\n";
+        } else {
+            std::cerr << "caregate: admin listener off\n";
+        }
         if (placeholder_idp)
             std::cerr << "caregate: the SMART login URLs are development placeholders under "
                       << origin_of(settings.patient_base_url, "patient-base-url") << dev_idp_path
@@ -377,6 +419,7 @@ int serve(const std::vector<std::string>& args) {
                 std::cerr << "caregate: the audit chain's last anchor could not be made: "
                           << stopped.failure().issues.front().diagnostics << "\n";
         anchorer.reset();
+        admin.reset(); // its readiness check asks the store
         // Drain the writer while the server still exists: a write's answer is posted to its session.
         store.reset();
         return 0;

@@ -94,7 +94,7 @@ struct server::impl {
                                      "): a body of the largest size could never be received");
         io.emplace(static_cast<int>(threads));
         for (auto& config : configured) {
-            if (config.plain && !is_loopback(config.address))
+            if (config.plain && !config.plain_on_any_address && !is_loopback(config.address))
                 throw std::runtime_error("--plain is only allowed on a loopback address");
             if (!config.handle)
                 throw std::runtime_error("a listener has no handler");

@@ -76,6 +76,9 @@ struct listener {
     std::string address = "127.0.0.1";
     std::uint16_t port = 8443;
     bool plain = false; ///< HTTP without TLS; refused unless `address` is loopback
+    /// Lets a plain listener take an address that is not loopback: the admin listener, when the
+    /// operator names such an address (it serves no patient data and takes no credentials).
+    bool plain_on_any_address = false;
     tls_settings tls;
     http::handler handle;
 };

@@ -16,8 +16,10 @@
 #include <deque>
 #include <functional>
 #include <mutex>
-#include <thread>
+#include <optional>
 #include <stdexcept>
+#include <thread>
+#include <variant>
 
 namespace caregate::rest {
 
@@ -140,8 +142,10 @@ access::credentials credentials_of(const http::request& req) noexcept {
     return {req.header("Authorization"), req.header("X-Act-For"), req.client_ods, req.secure};
 }
 
-application::application(storage::store& store, const access::guard& guard, interactions::rest_config config)
-    : store_(store), guard_(guard), config_(std::move(config)), deferred_(std::make_unique<work_queue>()) {
+application::application(storage::store& store, const access::guard& guard, interactions::rest_config config,
+                         request_metrics* metrics)
+    : store_(store), guard_(guard), config_(std::move(config)), deferred_(std::make_unique<work_queue>()),
+      metrics_(metrics) {
     auto parsed = boost::urls::parse_uri(config_.base_url);
     if (!parsed)
         throw std::invalid_argument("--base-url is not a URL: " + config_.base_url);
@@ -154,28 +158,18 @@ application::application(storage::store& store, const access::guard& guard, inte
 }
 
 void application::handle(http::request req, http::responder done) {
-    // Request ids (as the NHS APIs do): a client's X-Request-ID must be a UUID and is echoed;
-    // otherwise one is made. X-Correlation-ID is echoed as given.
-    std::string request_id(req.header("X-Request-ID"));
-    std::string correlation_id(req.header("X-Correlation-ID").substr(0, max_correlation_id));
-    const bool bad_request_id = !request_id.empty() && !interactions::is_uuid(request_id);
-    if (request_id.empty() || bad_request_id)
-        request_id = interactions::random_uuid();
-    http::responder answer = [request_id, correlation_id, done = std::move(done)](http::response out) {
-        out.set("Date", http_date_now());
-        out.set("X-Request-ID", request_id);
-        if (!correlation_id.empty())
-            out.set("X-Correlation-ID", correlation_id);
-        done(std::move(out));
-    };
-    auto fail = [&](const error& failure) { answer(http::error_response(failure)); };
-    if (bad_request_id)
-        return fail(error::make(category::malformed, "value", "X-Request-ID must be a UUID"));
+    std::optional<std::chrono::steady_clock::time_point> received;
+    if (metrics_)
+        received = std::chrono::steady_clock::now();
+    serve(std::move(req), std::move(done), received);
+}
 
+std::variant<application::routed_request, http::response> application::route(const http::request& req) const {
     const std::string target = http::encode_loose_target(req.target); // the url below views it
     auto url = boost::urls::parse_origin_form(target);
     if (!url)
-        return fail(error::make(category::malformed, "structure", "the request target is not a valid URL"));
+        return http::error_response(
+            error::make(category::malformed, "structure", "the request target is not a valid URL"));
     // Path segments, percent-decoded; the first ones must be the base path's.
     std::vector<std::string> segments;
     for (auto segment : url->segments())
@@ -183,19 +177,59 @@ void application::handle(http::request req, http::responder done) {
             segments.push_back(std::string(segment));
     if (segments.size() < base_segments_.size() ||
         !std::equal(base_segments_.begin(), base_segments_.end(), segments.begin()))
-        return fail(error::make(category::not_found, "not-found", "the FHIR base is " + base_path_));
+        return http::error_response(error::make(category::not_found, "not-found", "the FHIR base is " + base_path_));
     segments.erase(segments.begin(), segments.begin() + static_cast<std::ptrdiff_t>(base_segments_.size()));
-    std::vector<std::pair<std::string, std::string>> params;
+    routed_request routed;
     for (auto p : url->params())
-        params.emplace_back(std::string(p.key), std::string(p.has_value ? p.value : std::string_view{}));
+        routed.params.emplace_back(std::string(p.key), std::string(p.has_value ? p.value : std::string_view{}));
 
-    auto routed = match_route(req.method, segments);
-    if (!routed) {
-        http::response out = http::error_response(routed.failure());
-        if (routed.failure().kind == category::method_not_allowed)
+    auto matched = match_route(req.method, segments);
+    if (!matched) {
+        http::response out = http::error_response(matched.failure());
+        if (matched.failure().kind == category::method_not_allowed)
             out.set("Allow", allowed_methods(segments));
-        return answer(std::move(out));
+        return out;
     }
+    routed.route = std::move(*matched);
+    return routed;
+}
+
+void application::serve(http::request req, http::responder done,
+                        std::optional<std::chrono::steady_clock::time_point> received) {
+    // Request ids (as the NHS APIs do): a client's X-Request-ID must be a UUID and is echoed;
+    // otherwise one is made. X-Correlation-ID is echoed as given.
+    std::string request_id(req.header("X-Request-ID"));
+    std::string correlation_id(req.header("X-Correlation-ID").substr(0, max_correlation_id));
+    const bool bad_request_id = !request_id.empty() && !interactions::is_uuid(request_id);
+    if (request_id.empty() || bad_request_id)
+        request_id = interactions::random_uuid();
+    std::variant<routed_request, http::response> routing = route(req);
+    if (bad_request_id)
+        routing = http::error_response(error::make(category::malformed, "value", "X-Request-ID must be a UUID"));
+    auto* routed = std::get_if<routed_request>(&routing);
+
+    http::responder answer = [request_id, correlation_id, done = std::move(done)](http::response out) {
+        out.set("Date", http_date_now());
+        out.set("X-Request-ID", request_id);
+        if (!correlation_id.empty())
+            out.set("X-Correlation-ID", correlation_id);
+        done(std::move(out));
+    };
+    if (received) {
+        // Counted once, when answered, by the interaction of the row that took it (request_metrics.hpp).
+        std::optional<interactions::interaction> kind;
+        if (routed)
+            kind = routed->route.where.kind;
+        answer = [metrics = metrics_, where = config_.patient_endpoint ? endpoint::patient : endpoint::provider,
+                  kind, received = *received, stamped = std::move(answer)](http::response out) {
+            metrics->count(where, kind, out.status, std::chrono::steady_clock::now() - received);
+            stamped(std::move(out));
+        };
+    }
+    if (!routed)
+        return answer(std::move(std::get<http::response>(routing)));
+    auto fail = [&](const error& failure) { answer(http::error_response(failure)); };
+    auto& params = routed->params;
 
     std::optional<std::string> format;
     for (const auto& [key, value] : params)
@@ -204,7 +238,7 @@ void application::handle(http::request req, http::responder done) {
     if (auto ok = check_accept(req, format); !ok)
         return fail(ok.failure());
     using interactions::interaction;
-    const interaction kind = routed->where.kind;
+    const interaction kind = routed->route.where.kind;
     const bool form_search =
         req.method == "POST" && (kind == interaction::search_type || kind == interaction::search_system);
     if (form_search) {
@@ -222,8 +256,9 @@ void application::handle(http::request req, http::responder done) {
         return fail(ok.failure());
     }
 
+    const route_row* row = routed->route.row;
     interactions::context ctx{std::move(req),
-                              std::move(routed->where),
+                              std::move(routed->route.where),
                               std::move(params),
                               store_,
                               config_,
@@ -233,7 +268,7 @@ void application::handle(http::request req, http::responder done) {
                               access::now_micros(),
                               {},
                               [this](http::request sub, http::responder sub_done) {
-                                  handle(std::move(sub), std::move(sub_done));
+                                  serve(std::move(sub), std::move(sub_done), {});
                               },
                               [this](std::function<void()> job) { deferred_->post(std::move(job)); },
                               {},
@@ -260,7 +295,7 @@ void application::handle(http::request req, http::responder done) {
                                     "storage temporarily unavailable: the audit log cannot be written at the "
                                     "moment, and nothing is served that it would not record"));
     }
-    routed->row->handler(ctx, answer);
+    row->handler(ctx, answer);
 }
 
 } // namespace caregate::rest

@@ -66,7 +66,8 @@ class Server:
     def start(self):
         self.process = subprocess.Popen(
             [self.caregate, "serve", "--plain", "--listen", f"127.0.0.1:{self.port}", "--base-url", self.base,
-             "--db", self.db, "--certs", "certs/dev", "--patient-listen", "none"],
+             "--db", self.db, "--certs", "certs/dev", "--patient-listen", "none",
+             "--admin-listen", "none"],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:

@@ -67,7 +67,7 @@ def start_server(caregate, db, port, log, nofile=None):
             resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
     return subprocess.Popen(
         [caregate, "serve", "--listen", f"127.0.0.1:{port}", "--base-url", f"https://localhost:{port}/fhir",
-         "--db", db, "--certs", CERTS, "--patient-listen", "none", "--read-timeout", "2", "--idle-timeout", "2"],
+         "--db", db, "--certs", CERTS, "--patient-listen", "none", "--admin-listen", "none", "--read-timeout", "2", "--idle-timeout", "2"],
         stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit_files)
 
 

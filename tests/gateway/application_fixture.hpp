@@ -132,6 +132,8 @@ struct application_fixture {
     /// tests/support/fault_vfs.hpp.
     std::string vfs;
     std::size_t max_audit_backlog = storage::sqlite_options{}.max_audit_backlog;
+    /// Where the application counts the requests it answers (none: not counted).
+    rest::request_metrics* metrics = nullptr;
 
     void open() {
         storage::sqlite_options options;
@@ -149,7 +151,7 @@ struct application_fixture {
         guard = std::make_unique<access::guard>(policy, organisations, *tokens, *store);
         interactions::rest_config config;
         config.base_url = test_base_url;
-        app = std::make_unique<rest::application>(*store, *guard, config);
+        app = std::make_unique<rest::application>(*store, *guard, config, metrics);
     }
     /// Closes everything and opens the same database again, as a server restart does.
     void restart() {

@@ -115,7 +115,7 @@ class server_process {
 public:
     server_process(const workspace& space, std::vector<std::string> extra) : log_(space.dir / "serve.log") {
         std::vector<std::string> args{caregate_binary().string(), "serve", "--plain", "--listen", "127.0.0.1:0",
-                                      "--patient-listen", "none", "--threads", "1", "--db", space.db.string(),
+                                      "--patient-listen", "none", "--admin-listen", "none", "--threads", "1", "--db", space.db.string(),
                                       "--certs", space.certs.string()};
         args.insert(args.end(), extra.begin(), extra.end());
         std::vector<char*> argv;

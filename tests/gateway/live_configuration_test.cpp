@@ -369,7 +369,7 @@ private:
 TEST_CASE("SIGHUP: caregate serve --crl reloads on a real SIGHUP, and keeps what it has when the reload fails") {
     dev_pki pki;
     serve_process serve({"--db", pki.file("serve.db"), "--listen", "127.0.0.1:0", "--patient-listen", "none",
-                         "--certs", pki.dir.string(), "--crl", pki.file("crl.pem")},
+                         "--admin-listen", "none", "--certs", pki.dir.string(), "--crl", pki.file("crl.pem")},
                         pki.file("serve.log"));
     const std::string started = serve.wait_for("caregate: serving providers");
     const auto at = started.find("on 127.0.0.1:");

@@ -28,15 +28,17 @@ namespace http = caregate::http;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-/// The development PKI, made once per test run by the real script into a temporary directory.
-struct dev_pki {
-    dev_pki() : dir(fs::temp_directory_path() / ("caregate-net-test-" + std::to_string(::getpid()))) {
+/// The development PKI, made once per test run by the real script into a temporary directory. Not
+/// pki_fixture.hpp's dev_pki (one PKI per test): two classes of one name would break the one
+/// definition rule, and the linker would keep one's constructor for both.
+struct shared_pki {
+    shared_pki() : dir(fs::temp_directory_path() / ("caregate-net-test-" + std::to_string(::getpid()))) {
         const std::string command = std::string("bash '") + CAREGATE_SOURCE_DIR + "/certs/make-dev-certs.sh' --out '" +
                                     dir.string() + "' > /dev/null";
         if (std::system(command.c_str()) != 0)
             throw std::runtime_error("certs/make-dev-certs.sh failed");
     }
-    ~dev_pki() {
+    ~shared_pki() {
         std::error_code ignored;
         fs::remove_all(dir, ignored);
     }
@@ -45,8 +47,8 @@ struct dev_pki {
     fs::path dir;
 };
 
-inline const dev_pki& pki() {
-    static const dev_pki instance;
+inline const shared_pki& pki() {
+    static const shared_pki instance;
     return instance;
 }
 

@@ -439,7 +439,7 @@ TEST_CASE("break-glass: a grant opens the record for that user of that organisat
 
 // ---- schema migration
 
-TEST_CASE("a schema-1 database migrates: its versions read back with no owner and no access facts") {
+TEST_CASE("a schema-1 database migrates: its versions read back with no owner and no access facts" * caregate::testing::sqlite_only()) {
     temp_directory directory;
     const std::string path = (directory.path() / "caregate.db").string();
     {
@@ -504,7 +504,7 @@ PRAGMA user_version = 1;
     CHECK_FALSE(verified->first_broken);
 }
 
-TEST_CASE("migration 9: stored facets get their code systems again; earlier break-glass grants open for no role") {
+TEST_CASE("migration 9: stored facets get their code systems again; earlier break-glass grants open for no role" * caregate::testing::sqlite_only()) {
     store_fixture db;
     must_write(*db, patient(nhs));
     const std::string observation_body =
@@ -540,6 +540,43 @@ PRAGMA user_version = 8;
 
 // sqlite_options::standing_cache_ttl: standings are kept in memory, but every write that commits
 // invalidates them before it is acknowledged; with an hour's lifetime, only that keeps these right.
+TEST_CASE("several nodes: a write acknowledged through one node narrows what the other answers at once" *
+          caregate::testing::several_nodes()) {
+    store_fixture db;
+    const auto other = db.another_node(); // node B; node A is db
+    auto standing_at_b = [&](timestamp recent_since = 0) {
+        auto found = other->standing(nhs, "A81001", "user-1", "R8000", recent_since, recent_since + 1);
+        REQUIRE(found.ok());
+        return *found;
+    };
+    CHECK_FALSE(standing_at_b().held);
+    auto registered = patient(nhs);
+    registered.access.organisations.push_back({"A81001", "registered-gp", true, {}});
+    must_write(*db, registered); // through A
+    CHECK(standing_at_b().held);
+    CHECK(standing_at_b().relationship);
+
+    SUBCASE("an objection") {
+        must_write(*db, consent("consent-1", nhs, true));
+        CHECK(standing_at_b().objection);
+    }
+    SUBCASE("a registration ended") {
+        auto ended = update_request("Patient", nhs, patient_json(nhs, "Jones"));
+        ended.access.organisations.push_back({"A81001", "registered-gp", false, timestamp{5}});
+        must_write(*db, ended);
+        CHECK_FALSE(standing_at_b(10).relationship); // ended before the recent window
+    }
+    SUBCASE("an erasure") {
+        auto erase = remove_request("Patient", nhs);
+        erase.erase_record = true;
+        must_write(*db, erase);
+        CHECK_FALSE(standing_at_b().held);
+        auto read = other->read("Patient", nhs);
+        REQUIRE_FALSE(read.ok());
+        CHECK(read.failure().kind == fhir::category::not_found);
+    }
+}
+
 TEST_CASE("a cached standing never outlives a write: registration, objection and erasure are seen at once") {
     sqlite_options cached;
     cached.standing_cache_ttl = std::chrono::hours(1);

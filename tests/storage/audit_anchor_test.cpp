@@ -123,7 +123,7 @@ void rewrite_chain(store_fixture& db, std::int64_t changed) {
     REQUIRE(page.ok());
     std::vector<audit_record> records(page->records.rbegin(), page->records.rend()); // oldest first
     db.close();
-    std::string sql = "DROP TRIGGER audit_log_never_changes; ";
+    std::string sql = db.drop_trigger("audit_log_never_changes", "audit_log");
     std::string previous = std::string(64, '0');
     for (auto& record : records) {
         if (record.sequence == changed)
@@ -132,7 +132,7 @@ void rewrite_chain(store_fixture& db, std::int64_t changed) {
         record.hash = store::audit_hash(record);
         previous = record.hash;
         if (record.sequence >= changed)
-            sql += "UPDATE audit_log SET user = '" + record.user + "', previous_hash = '" + record.previous_hash +
+            sql += "UPDATE audit_log SET \"user\" = '" + record.user + "', previous_hash = '" + record.previous_hash +
                    "', hash = '" + record.hash + "' WHERE sequence = " + std::to_string(record.sequence) + "; ";
     }
     REQUIRE(db.execute(sql) == SQLITE_OK);
@@ -264,7 +264,7 @@ TEST_CASE("audit anchor: records removed from the end of the log are reported, w
     anchor_tip(*db, keys.signing(), anchors); // record 6
     fill(*db, 2);                             // 7 and 8, not anchored yet
     db.close();
-    REQUIRE(db.execute("DROP TRIGGER audit_log_never_goes; DELETE FROM audit_log WHERE sequence >= 5") == SQLITE_OK);
+    REQUIRE(db.execute(db.drop_trigger("audit_log_never_goes", "audit_log") + "DELETE FROM audit_log WHERE sequence >= 5") == SQLITE_OK);
     db.reopen();
 
     auto chain = db->verify_audit();
@@ -279,7 +279,7 @@ TEST_CASE("audit anchor: records removed from the end of the log are reported, w
     CHECK(mentions(verdict.problems[0].problem, "the audit log ends at record 4: 2 records are missing, 5 to 6 at least"));
 }
 
-TEST_CASE("audit anchor: an older copy of the database restored is reported, written to since or not") {
+TEST_CASE("audit anchor: an older copy of the database restored is reported, written to since or not" * caregate::testing::sqlite_only()) {
     store_fixture db;
     key_files keys;
     const std::string anchors = (db.directory.path() / "anchors").string();
@@ -481,7 +481,7 @@ TEST_CASE("audit anchorer: refuses to start on a log that does not continue the 
     }
     SUBCASE("records removed from the end") {
         db.close();
-        REQUIRE(db.execute("DROP TRIGGER audit_log_never_goes; DELETE FROM audit_log WHERE sequence >= 4") == SQLITE_OK);
+        REQUIRE(db.execute(db.drop_trigger("audit_log_never_goes", "audit_log") + "DELETE FROM audit_log WHERE sequence >= 4") == SQLITE_OK);
         db.reopen();
         CHECK(mentions(refused(keys.signing()), "anchors record 5 but the log ends at record 3"));
     }

@@ -258,6 +258,39 @@ TEST_CASE("append_audit from 8 threads at once gives one gapless, verifiable cha
     CHECK(next_action.size() == threads);
 }
 
+TEST_CASE("several nodes appending at once through two stores on one database keep one gapless chain that verifies" *
+          caregate::testing::several_nodes()) {
+    store_fixture db;
+    const auto second = db.another_node();
+    store* nodes[] = {db.db.get(), second.get()};
+    constexpr int threads = 8;
+    constexpr int batches = 25;
+    std::vector<std::thread> callers;
+    for (int t = 0; t < threads; ++t)
+        callers.emplace_back([&nodes, t] {
+            store& node = *nodes[t % 2];
+            std::vector<std::future<fhir::status>> done;
+            for (int b = 0; b < batches; ++b) {
+                auto finished = std::make_shared<std::promise<fhir::status>>();
+                done.push_back(finished->get_future());
+                node.append_audit({record_of("thread-" + std::to_string(t), std::to_string(b))},
+                                  [finished](fhir::status status) { finished->set_value(status); });
+            }
+            for (auto& each : done)
+                CHECK(each.get().ok());
+        });
+    for (auto& caller : callers)
+        caller.join();
+
+    for (store* node : nodes) { // either node verifies the one chain both wrote
+        const auto verdict = verified(*node);
+        CHECK(verdict.records == threads * batches);
+        CHECK_FALSE(verdict.first_broken);
+    }
+    CHECK(db.count("SELECT count(DISTINCT sequence) FROM audit_log") == threads * batches);
+    CHECK(db.count("SELECT max(sequence) FROM audit_log") == threads * batches); // gapless from 1
+}
+
 TEST_CASE("the chain goes on across closing and reopening the store") {
     store_fixture db;
     fill(*db, 3);
@@ -299,8 +332,7 @@ TEST_CASE("tampering is detected and the first broken record named") {
     db.close(); // tamper with the file as someone with access to it could
 
     SUBCASE("a field altered by hand") {
-        REQUIRE(db.execute("DROP TRIGGER audit_log_never_changes; "
-                           "UPDATE audit_log SET user = 'someone-else' WHERE sequence = 3") == SQLITE_OK);
+        REQUIRE(db.execute(db.drop_trigger("audit_log_never_changes", "audit_log") + "UPDATE audit_log SET \"user\" = 'someone-else' WHERE sequence = 3") == SQLITE_OK);
         db.reopen();
         const auto verdict = verified(*db);
         CHECK(verdict.first_broken == 3);
@@ -313,7 +345,7 @@ TEST_CASE("tampering is detected and the first broken record named") {
         third->outcome = "denied";
         const std::string forged = store::audit_hash(*third);
         db.close();
-        REQUIRE(db.execute("DROP TRIGGER audit_log_never_changes; UPDATE audit_log SET outcome = 'denied', hash = '" +
+        REQUIRE(db.execute(db.drop_trigger("audit_log_never_changes", "audit_log") + "UPDATE audit_log SET outcome = 'denied', hash = '" +
                            forged + "' WHERE sequence = 3") == SQLITE_OK);
         db.reopen();
         const auto verdict = verified(*db);
@@ -321,14 +353,14 @@ TEST_CASE("tampering is detected and the first broken record named") {
         CHECK(verdict.problem == "it does not follow the record before it");
     }
     SUBCASE("a record deleted from the middle") {
-        REQUIRE(db.execute("DROP TRIGGER audit_log_never_goes; DELETE FROM audit_log WHERE sequence = 3") == SQLITE_OK);
+        REQUIRE(db.execute(db.drop_trigger("audit_log_never_goes", "audit_log") + "DELETE FROM audit_log WHERE sequence = 3") == SQLITE_OK);
         db.reopen();
         const auto verdict = verified(*db);
         CHECK(verdict.first_broken == 4);
         CHECK(verdict.problem == "a record is missing before it");
     }
     SUBCASE("the first record deleted") {
-        REQUIRE(db.execute("DROP TRIGGER audit_log_never_goes; DELETE FROM audit_log WHERE sequence = 1") == SQLITE_OK);
+        REQUIRE(db.execute(db.drop_trigger("audit_log_never_goes", "audit_log") + "DELETE FROM audit_log WHERE sequence = 1") == SQLITE_OK);
         db.reopen();
         const auto verdict = verified(*db);
         CHECK(verdict.first_broken == 2);
@@ -445,13 +477,13 @@ TEST_CASE("reads' audit records linger, but a read of the log, a write, and clos
         request.audit = record_of("user-2", "create", 2'000);
         REQUIRE(db->write(std::move(request)).ok());
         CHECK(std::chrono::steady_clock::now() - begun < std::chrono::seconds(30));
-        CHECK(db.rows("SELECT user FROM audit_log ORDER BY sequence") ==
+        CHECK(db.rows("SELECT \"user\" FROM audit_log ORDER BY sequence") ==
               std::vector<std::vector<std::string>>{{"user-1"}, {"user-2"}});
     }
     SUBCASE("closing the store commits what still lingers") {
         db->append_audit({record_of("user-1", "read", 1'000)});
         db.close();
-        CHECK(db.rows("SELECT user, action FROM audit_log") == std::vector<std::vector<std::string>>{{"user-1", "read"}});
+        CHECK(db.rows("SELECT \"user\", action FROM audit_log") == std::vector<std::vector<std::string>>{{"user-1", "read"}});
     }
 }
 

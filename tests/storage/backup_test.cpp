@@ -32,7 +32,7 @@ audit_record create_audit(int i) {
 
 } // namespace
 
-TEST_CASE("an online backup while writes go on is one consistent moment: every acknowledged write before it, each with its audit record") {
+TEST_CASE("an online backup while writes go on is one consistent moment: every acknowledged write before it, each with its audit record" * caregate::testing::sqlite_only()) {
     store_fixture db;
     std::atomic<int> acknowledged{0};
     std::atomic<bool> write_failed{false};
@@ -84,7 +84,7 @@ TEST_CASE("an online backup while writes go on is one consistent moment: every a
     CHECK(report->audit_records == present);
 }
 
-TEST_CASE("a backup never overwrites a file, and a failed one leaves nothing at its name") {
+TEST_CASE("a backup never overwrites a file, and a failed one leaves nothing at its name" * caregate::testing::sqlite_only()) {
     store_fixture db;
     REQUIRE(db->write(create_request("Basic", "note-1", note_json(1))).ok());
     temp_directory elsewhere;

@@ -116,9 +116,9 @@ TEST_CASE("conditional create: a match the caller may not see does not count") {
 
 namespace {
 
-/// 32 clients write the same conditional `kind` of the same Observation at the same moment; their
-/// outcomes, each checked to be a success.
-std::vector<write_outcome> race(store_fixture& db, write_kind kind) {
+/// 32 clients write the same conditional `kind` of the same Observation at the same moment, client i
+/// through nodes[i % nodes.size()]; their outcomes, each checked to be a success.
+std::vector<write_outcome> race(const std::vector<store*>& nodes, write_kind kind) {
     const auto criteria = condition("Observation", {{"identifier", "https://trust.example/obs|same"}});
     constexpr int clients = 32;
     std::barrier start(clients);
@@ -128,7 +128,7 @@ std::vector<write_outcome> race(store_fixture& db, write_kind kind) {
             auto request = prepared(kind, "Observation", "id-" + std::to_string(i), observation("same", "72"));
             request.condition = criteria;
             start.arrive_and_wait();
-            return db->write(std::move(request));
+            return nodes[static_cast<std::size_t>(i) % nodes.size()]->write(std::move(request));
         }));
     std::vector<write_outcome> outcomes;
     for (auto& answer : answers) {
@@ -144,7 +144,26 @@ std::vector<write_outcome> race(store_fixture& db, write_kind kind) {
 TEST_CASE("32 concurrent conditional creates of the same identifier make exactly one resource") {
     store_fixture db;
     with_patient(db);
-    const auto outcomes = race(db, write_kind::create);
+    const auto outcomes = race({db.db.get()}, write_kind::create);
+    int created = 0, matched = 0;
+    std::set<std::string> ids;
+    for (const auto& outcome : outcomes) {
+        created += outcome.created;
+        matched += outcome.matched;
+        ids.insert(outcome.version.id);
+    }
+    CHECK(created == 1);
+    CHECK(matched == 31);
+    CHECK(ids.size() == 1);
+    CHECK(live(db, "Observation") == 1);
+}
+
+TEST_CASE("32 concurrent conditional creates spread over two nodes on one database make exactly one resource" *
+          caregate::testing::several_nodes()) {
+    store_fixture db;
+    with_patient(db);
+    const auto second = db.another_node();
+    const auto outcomes = race({db.db.get(), second.get()}, write_kind::create);
     int created = 0, matched = 0;
     std::set<std::string> ids;
     for (const auto& outcome : outcomes) {
@@ -161,7 +180,7 @@ TEST_CASE("32 concurrent conditional creates of the same identifier make exactly
 TEST_CASE("32 concurrent conditional updates of the same identifier make exactly one resource") {
     store_fixture db;
     with_patient(db);
-    const auto outcomes = race(db, write_kind::update);
+    const auto outcomes = race({db.db.get()}, write_kind::update);
     int created = 0, unchanged = 0;
     for (const auto& outcome : outcomes) {
         created += outcome.created;

@@ -80,7 +80,7 @@ TEST_CASE("erasure removes every version naming the citizen and what points at t
     CHECK(must(*db, patient(erased)).version.version_id == 1);
 }
 
-TEST_CASE("migration 8 records what the Provenances stored before it point at") {
+TEST_CASE("migration 8 records what the Provenances stored before it point at" * caregate::testing::sqlite_only()) {
     store_fixture db;
     must(*db, patient(erased));
     must(*db, prepared(write_kind::create, "Observation", "own", observation_json(erased)));

@@ -56,7 +56,7 @@ bool wait_until(const std::function<bool()>& done) {
 
 } // namespace
 
-TEST_CASE("a full disk or a read-only file system: the write fails busy, nothing of it stays, and the store writes again once the fault clears") {
+TEST_CASE("a full disk or a read-only file system: the write fails busy, nothing of it stays, and the store writes again once the fault clears" * caregate::testing::sqlite_only()) {
     for (const auto fault : {fs_fault::disk_full, fs_fault::read_only}) {
         CAPTURE(static_cast<int>(fault));
         store_fixture db(faulty_options());
@@ -99,7 +99,7 @@ TEST_CASE("a full disk or a read-only file system: the write fails busy, nothing
     }
 }
 
-TEST_CASE("reads' audit records kept out by a full disk are committed once it clears, in order, and count against the backlog until then") {
+TEST_CASE("reads' audit records kept out by a full disk are committed once it clears, in order, and count against the backlog until then" * caregate::testing::sqlite_only()) {
     sqlite_options options = faulty_options();
     options.max_audit_backlog = 3;
     store_fixture db(options);
@@ -134,7 +134,7 @@ TEST_CASE("reads' audit records kept out by a full disk are committed once it cl
     CHECK_FALSE(verdict->first_broken.has_value());
 }
 
-TEST_CASE("a fault while the log is copied back (checkpoint) loses nothing and the copy completes later") {
+TEST_CASE("a fault while the log is copied back (checkpoint) loses nothing and the copy completes later" * caregate::testing::sqlite_only()) {
     sqlite_options options = faulty_options();
     // No checkpoint of the store's own (the checkpointer thread's would copy the log before the
     // fault, racing the test): the log keeps every commit until store::checkpoint below.

@@ -428,7 +428,7 @@ TEST_CASE("a purge deletes at most 5000 rows a table, the longest closed first")
     CHECK(purged_through(db) == v10);
 }
 
-TEST_CASE("the purge horizon is one seek down resource_versions by lastUpdated") {
+TEST_CASE("the purge horizon is one seek down resource_versions by lastUpdated" * caregate::testing::sqlite_only()) {
     store_fixture db;
     const auto plan = db.rows("EXPLAIN QUERY PLAN SELECT seq FROM resource_versions WHERE last_updated <= ?1 "
                               "ORDER BY last_updated DESC, seq DESC LIMIT 1");
@@ -440,7 +440,7 @@ TEST_CASE("the purge horizon is one seek down resource_versions by lastUpdated")
     CHECK_MESSAGE(text.find("SCAN") == std::string::npos, text);
 }
 
-TEST_CASE("migration 4 turns a schema-3 database into one readable at a snapshot") {
+TEST_CASE("migration 4 turns a schema-3 database into one readable at a snapshot" * caregate::testing::sqlite_only()) {
     store_fixture db;
     add_patients(*db);
     must_write(*db, observation(write_kind::create, "hr-1", heart_rate_json()));
@@ -584,7 +584,7 @@ TEST_CASE("identifier:of-type finds a Patient by the type and value of one ident
     CHECK(patients_found(db, {of_type(v2_0203 + "|MR|99999")}) == ids{typed_nhs});
 }
 
-TEST_CASE("migration 5 adds the :of-type rows of the current live versions to a schema-4 database") {
+TEST_CASE("migration 5 adds the :of-type rows of the current live versions to a schema-4 database" * caregate::testing::sqlite_only()) {
     store_fixture db;
     add_patients(*db);
     must_write(*db, create_request("Patient", typed_nhs, typed_patient_json(typed_nhs, "12345", "SMITH701234")));

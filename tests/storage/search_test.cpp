@@ -87,7 +87,7 @@ std::vector<std::string> all_ids(store& db, search_request request) {
 
 // The expected plans of the common queries, as SQLite's EXPLAIN QUERY PLAN states them. Each starts
 // from its most selective condition through an index; none scans a table.
-TEST_CASE("search plan: the common queries start from an index and scan no table") {
+TEST_CASE("search plan: the common queries start from an index and scan no table" * caregate::testing::sqlite_only()) {
     store_fixture f;
     write_all(*f.db, {prepared(write_kind::create, "Patient", "9000000009", patient("9000000009", "Smith", "1970-01-01"))});
     write_all(*f.db, {prepared(write_kind::create, "Observation", "o1", observation("9000000009", "8867-4", "72"))});
@@ -263,7 +263,7 @@ TEST_CASE("search paging: previous links go back exactly one page; a cursor is o
     CHECK(decode_cursor(encode_cursor(search_cursor{5, false, "x"})).failure().kind == fhir::category::malformed);
 }
 
-TEST_CASE("search plan: of two conditions the one with fewer rows drives, counted through the index") {
+TEST_CASE("search plan: of two conditions the one with fewer rows drives, counted through the index" * caregate::testing::sqlite_only()) {
     store_fixture f;
     std::vector<write_request> batch;
     // Forty Smiths, one of them born on 1970-01-01.
@@ -299,7 +299,7 @@ TEST_CASE("search plan: of two conditions the one with fewer rows drives, counte
     CHECK(other->find("search_token_by_code") != std::string::npos); // no one has gender unknown: 0 rows
 }
 
-TEST_CASE("search plan: sorted by a date it also bounds, a page reads the date index in order and is exact") {
+TEST_CASE("search plan: sorted by a date it also bounds, a page reads the date index in order and is exact" * caregate::testing::sqlite_only()) {
     store_fixture f;
     write_all(*f.db, {prepared(write_kind::create, "Patient", "9000000009", patient("9000000009", "Smith", "1970-01-01"))});
     // Goals with one or two target dates (Goal.target is a list): the key of a resource is its
@@ -396,7 +396,7 @@ TEST_CASE("search paging: an item deleted or restricted after the first page lea
     CHECK(later.count("o27") == 1);
 }
 
-TEST_CASE("search plan: without a sort or a condition to start from, a page reads versions in order and stops") {
+TEST_CASE("search plan: without a sort or a condition to start from, a page reads versions in order and stops" * caregate::testing::sqlite_only()) {
     store_fixture f;
     write_all(*f.db, {prepared(write_kind::create, "Patient", "9000000009", patient("9000000009", "Smith", "1970-01-01"))});
     std::vector<write_request> batch;

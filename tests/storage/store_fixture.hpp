@@ -81,8 +81,25 @@ struct store_fixture {
         REQUIRE(opened.ok());
         db = std::move(opened).value();
     }
+    /// Another store on the same database, as a second caregate node opens it (PostgreSQL only:
+    /// tests marked caregate::testing::several_nodes()).
+    std::unique_ptr<store> another_node() const {
+        REQUIRE(scratch);
+        postgresql_options chosen;
+        static_cast<store_settings&>(chosen) = options;
+        chosen.conninfo = scratch->uri();
+        auto opened = postgresql_store::open(chosen);
+        REQUIRE(opened.ok());
+        return std::move(opened).value();
+    }
     store& operator*() { return *db; }
     store* operator->() { return db.get(); }
+
+    /// SQL that drops a trigger of `table`, in the database's dialect: for tests that tamper with the
+    /// database as someone with access to it could.
+    std::string drop_trigger(const std::string& trigger, const std::string& table) const {
+        return "DROP TRIGGER " + trigger + (scratch ? " ON " + table : std::string()) + "; ";
+    }
 
     /// Runs SQL on the database file through a read-write connection of the test's own (to tamper
     /// with it as someone with the file could). Returns the SQLite result code.

@@ -285,7 +285,7 @@ TEST_CASE("history _at keeps the versions current at some point in the interval"
     CHECK(versions_at(t1, t3 + 1) == std::vector<std::int64_t>{3, 2, 1});
 }
 
-TEST_CASE("a database with a newer schema than this build refuses to open, as a fault") {
+TEST_CASE("a database with a newer schema than this build refuses to open, as a fault" * caregate::testing::sqlite_only()) {
     temp_directory directory;
     sqlite_options options;
     options.path = (directory.path() / "caregate.db").string();

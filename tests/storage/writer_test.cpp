@@ -116,6 +116,58 @@ TEST_CASE("group commit: 16 threads x 50 concurrent submits all succeed with gap
     CHECK(after.largest_group > 1);
 }
 
+TEST_CASE("statistics: jobs waiting for the writer are queued; each commit is counted once with its time, a failed one not") {
+    sqlite_options options;
+    options.busy_timeout = std::chrono::milliseconds(400);
+    store_fixture db(options);
+    const auto before = db->statistics();
+    CHECK(before.queued_jobs == 0);
+
+    results collected;
+    const auto locked_at = std::chrono::steady_clock::now();
+    {
+        write_lock lock(db.database);
+        // The writer takes the first write and waits for the lock; the other two wait in the queue.
+        db->submit(create_request("Basic", "first", basic_json("first")), collected.slot());
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        db->submit(create_request("Basic", "second", basic_json("second")), collected.slot());
+        db->submit(create_request("Basic", "third", basic_json("third")), collected.slot());
+        CHECK(db->statistics().queued_jobs == 2);
+        std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    } // the lock goes 250 ms after the first write was taken, within its busy timeout
+    const auto all = collected.wait();
+    const auto waited = std::chrono::steady_clock::now() - locked_at;
+    REQUIRE(all.size() == 3);
+    for (const auto& outcome : all)
+        CHECK(outcome.ok());
+
+    const auto after = db->statistics();
+    CHECK(after.queued_jobs == 0);
+    CHECK(after.commits - before.commits == after.groups - before.groups); // none failed
+    CHECK(after.commits - before.commits >= 1);
+    // The first group waited for the lock: its time holds the wait, and lands in the bucket for it.
+    CHECK(after.commit_micros - before.commit_micros >= 150'000);
+    CHECK(after.commit_micros - before.commit_micros <=
+          static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(waited).count()));
+    std::uint64_t within = 0, slow = 0;
+    for (std::size_t i = 0; i < commit_bucket_bounds_us.size(); ++i) {
+        within += after.commits_within[i] - before.commits_within[i];
+        if (commit_bucket_bounds_us[i] >= 100'000)
+            slow += after.commits_within[i] - before.commits_within[i];
+    }
+    CHECK(within == after.commits - before.commits); // none took longer than the last bound
+    CHECK(slow >= 1);
+
+    // A group that cannot commit (the lock held past the busy timeout) is a group, not a commit.
+    {
+        write_lock lock(db.database);
+        CHECK_FALSE(db->write(create_request("Basic", "refused", basic_json("refused"))).ok());
+    }
+    const auto refused = db->statistics();
+    CHECK(refused.groups == after.groups + 1);
+    CHECK(refused.commits == after.commits);
+}
+
 TEST_CASE("a failing write inside a group fails alone; the others in the group commit") {
     store_fixture db;
     auto taken = create_request("Basic", "taken", basic_json("first"));
@@ -235,7 +287,7 @@ TEST_CASE("store::write from a write callback fails as a fault instead of waitin
     CHECK(nested_failure == fhir::category::fault);
 }
 
-TEST_CASE("the checkpointer thread copies the log back while writes go on, and every write stays readable") {
+TEST_CASE("the checkpointer thread copies the log back while writes go on, and every write stays readable" * caregate::testing::sqlite_only()) {
     sqlite_options small_log;
     small_log.checkpoint_frames = 8; // a checkpoint every few commits, a restart of the log past 128 frames
     store_fixture db(small_log);
@@ -258,7 +310,7 @@ TEST_CASE("the checkpointer thread copies the log back while writes go on, and e
     CHECK(db.rows("PRAGMA integrity_check") == std::vector<std::vector<std::string>>{{"ok"}});
 }
 
-TEST_CASE("closing the store copies the log into the database and removes it, after reads too") {
+TEST_CASE("closing the store copies the log into the database and removes it, after reads too" * caregate::testing::sqlite_only()) {
     store_fixture db;
     REQUIRE(db->write(create_request("Basic", "basic-1", basic_json("a note"))).ok());
     REQUIRE(db->read("Basic", "basic-1").ok()); // a pooled reader, open until the store closes

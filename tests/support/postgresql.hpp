@@ -49,7 +49,15 @@ inline std::vector<std::vector<std::string>> postgresql_rows(const std::string& 
         for (int r = 0; r < PQntuples(result); ++r) {
             std::vector<std::string> row;
             for (int c = 0; c < PQnfields(result); ++c)
-                row.emplace_back(PQgetisnull(result, r, c) ? "NULL" : PQgetvalue(result, r, c));
+            {
+                std::string value = PQgetisnull(result, r, c) ? "NULL" : PQgetvalue(result, r, c);
+                // A double as SQLite writes a REAL ("72.0", not PostgreSQL's "72"), so that one
+                // expectation holds on both engines.
+                if (PQftype(result, c) == 701 && !PQgetisnull(result, r, c) &&
+                    value.find_first_of(".eEnN") == std::string::npos)
+                    value += ".0";
+                row.push_back(std::move(value));
+            }
             rows.push_back(std::move(row));
         }
     const std::string error = PQerrorMessage(conn);
@@ -74,8 +82,12 @@ public:
         uri_ = with_database(server_, name_);
     }
     ~scratch_database() {
-        bool failed = false;
-        postgresql_rows(server_, "DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)", &failed);
+        // No doctest assertion here: a fixture kept for the whole run is destroyed after doctest's
+        // context is gone.
+        PGconn* conn = PQconnectdb(server_.c_str());
+        if (PQstatus(conn) == CONNECTION_OK)
+            PQclear(PQexec(conn, ("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)").c_str()));
+        PQfinish(conn);
     }
     scratch_database(const scratch_database&) = delete;
     scratch_database& operator=(const scratch_database&) = delete;
@@ -86,5 +98,16 @@ private:
     std::string name_;
     std::string uri_;
 };
+
+} // namespace caregate::testing
+
+namespace caregate::testing {
+
+/// A test of what only the SQLite engine has (its file, VFS faults, WAL checkpoints, the backup API,
+/// its query plans, its own migrations): skipped when the suite runs on PostgreSQL, whose engine
+/// has none of them (its schema is one migration of its own; backups are PostgreSQL's tools).
+inline doctest::skip sqlite_only() { return doctest::skip(on_postgresql()); }
+/// A test of several caregate nodes on one database, which only PostgreSQL serves: skipped on SQLite.
+inline doctest::skip several_nodes() { return doctest::skip(!on_postgresql()); }
 
 } // namespace caregate::testing

@@ -6,6 +6,7 @@
 #include "fhir_model/error.hpp"
 #include "fhir_model/resource.hpp"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -152,12 +153,22 @@ struct transaction_failure {
 using transaction_callback =
     std::function<void(std::variant<std::vector<write_outcome>, transaction_failure>)>;
 
+/// Upper bounds, in microseconds, of the buckets store_statistics::commits_within counts commits in:
+/// from half a millisecond (a commit with nothing to sync) to 2.5 s (a lock another process held).
+inline constexpr std::array<std::uint64_t, 12> commit_bucket_bounds_us = {
+    500, 1'000, 2'500, 5'000, 10'000, 25'000, 50'000, 100'000, 250'000, 500'000, 1'000'000, 2'500'000};
+
 /// What the writer has done since open: for tests and metrics.
 struct store_statistics {
     std::uint64_t groups = 0;        ///< transactions the writer ran (committed or not)
     std::uint64_t writes = 0;        ///< write requests those transactions held
     std::uint64_t largest_group = 0; ///< most write requests in one transaction
     std::uint64_t checkpoints = 0;   ///< checkpoints the checkpointer thread ran
+    std::uint64_t queued_jobs = 0;   ///< jobs (writes, transactions, audit appends, grants) queued now
+    std::uint64_t commits = 0;       ///< groups that committed
+    std::uint64_t commit_micros = 0; ///< their time from the start of the transaction to COMMIT returning, summed
+    /// commits_within[i]: commits that took at most commit_bucket_bounds_us[i] (not cumulative).
+    std::array<std::uint64_t, commit_bucket_bounds_us.size()> commits_within{};
 };
 
 using write_callback = std::function<void(fhir::result<write_outcome>)>;

@@ -1,7 +1,11 @@
-// The SQLite engine's shared parts (storage/sqlite_store.hpp is its public face): the engine's state
-// (relational_engine: the reader pool, the writer's queue and connection, the checkpointer, the
+// The relational engine's shared parts (storage/relational_store.hpp is its public face, opened on
+// SQLite as storage/sqlite_store.hpp and on PostgreSQL as storage/postgresql_store.hpp): the engine's
+// state (relational_engine: the reader pool, the writer's queue and connection, the checkpointer, the
 // standing cache, the audit chain's tip), the jobs the writer takes, and the helpers more than one
-// of its files uses. The engine's files, one concern each: open.cpp (opening, closing, the reader
+// of its files uses. Its SQL is SQLite's dialect, run over a driver (relational/database.hpp); the
+// PostgreSQL driver translates it (postgresql/libpq.hpp). The files live under sqlite/ because the
+// engine began there; what only SQLite has is open.cpp's SQLite half, checkpointer.cpp, backup.cpp and
+// schema.cpp (PostgreSQL's schema is postgresql/schema.cpp). The engine's files, one concern each: open.cpp (opening, closing, the reader
 // pool), reads.cpp (versions and history), writer.cpp (the queue and group commit), checkpointer.cpp,
 // write_transaction.cpp (the write rules' operations, storage/src/write_rules.hpp, and the version a
 // write makes), access_rows.cpp (what a version
@@ -127,6 +131,20 @@
 //     12 and 17 (and to the grants' immutability): the schema's triggers let versions and grants be
 //     deleted only while an erasure's `erasing` row exists, which is never committed. The erasure's
 //     audit record (ids, never content) stays, as every audit record does.
+//
+// On PostgreSQL (relational_engine::on_postgresql), where several nodes' engines share one database:
+// 26. Every group's transaction first takes the writers' advisory lock (postgresql/schema.hpp,
+//     writer_lock_key) and then reads the audit chain's tip and the newest lastUpdated from the
+//     database (take_writers_turn): one writer at a time across the nodes, so invariants 4, 13 and 19
+//     hold across them as on SQLite's one writer. The writer's connection is READ COMMITTED, so each
+//     statement after the lock sees every group committed before it.
+// 27. A reader's transaction is REPEATABLE READ (one snapshot for a search's page, total and
+//     includes, as a SQLite read transaction is), and no standing is served from memory
+//     (standing_cache_ttl 0): invariant 22's generation is one process's, and another node's write
+//     could not raise it.
+// 28. A connection found lost (connection::usable false) is never used again: a reader's is dropped
+//     when given back, the writer's replaced before the next group; the group that met the loss
+//     fails as busy and acknowledges nothing (invariant 7).
 #pragma once
 
 #include "storage/postgresql_store.hpp"
@@ -401,6 +419,11 @@ struct relational_engine final : write_transaction {
     std::atomic<std::uint64_t> groups{0};
     std::atomic<std::uint64_t> writes{0};
     std::atomic<std::uint64_t> largest_group{0};
+    std::atomic<std::uint64_t> commits{0};
+    std::atomic<std::uint64_t> commit_micros{0};
+    std::array<std::atomic<std::uint64_t>, commit_bucket_bounds_us.size()> commits_within{};
+    /// Counts a group that committed, `took` after its transaction began (store_statistics).
+    void count_commit(std::chrono::steady_clock::duration took);
 
     fhir::result<std::unique_ptr<connection>> take_reader() const;
     /// A new connection of the engine's database for a reader.

@@ -226,6 +226,12 @@ fhir::result<std::unique_ptr<connection>> relational_engine::open_postgresql_wri
     auto opened = detail::postgresql_connection::open(postgresql);
     if (!opened)
         return std::move(opened).failure();
+    // store_settings::busy_timeout: a lock held by another connection (a second node's group, a
+    // tool) is waited for this long, then the write fails as busy (SQLSTATE 55P03).
+    if (auto set = (*opened)->exec_script("SET lock_timeout = " + std::to_string(options.busy_timeout.count()),
+                                          "opening the writer");
+        !set)
+        return std::move(set).failure();
     // READ COMMITTED: each statement of a group sees what other nodes committed before the group took
     // the writers' lock. synchronous_commit stays the server's (on: a commit returns once it is on
     // the synchronous standbys the server names).

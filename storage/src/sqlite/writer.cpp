@@ -200,7 +200,22 @@ store_statistics relational_store::statistics() const {
     counts.writes = impl_->writes.load();
     counts.largest_group = impl_->largest_group.load();
     counts.checkpoints = impl_->checkpoints.load();
+    counts.commits = impl_->commits.load();
+    counts.commit_micros = impl_->commit_micros.load();
+    for (std::size_t i = 0; i < counts.commits_within.size(); ++i)
+        counts.commits_within[i] = impl_->commits_within[i].load();
+    std::lock_guard lock(impl_->queue_mutex);
+    counts.queued_jobs = impl_->queue.size();
     return counts;
+}
+
+void relational_engine::count_commit(std::chrono::steady_clock::duration took) {
+    const auto micros = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(took).count());
+    const auto bucket = std::lower_bound(commit_bucket_bounds_us.begin(), commit_bucket_bounds_us.end(), micros);
+    if (bucket != commit_bucket_bounds_us.end())
+        ++commits_within[static_cast<std::size_t>(bucket - commit_bucket_bounds_us.begin())];
+    commit_micros += micros;
+    ++commits;
 }
 
 void relational_engine::run_writer() {
@@ -318,6 +333,7 @@ void relational_engine::commit_group(std::vector<queued_job>& group) {
         return run_in_savepoint(db, tip, committed_tip, run, failure);
     };
 
+    const auto began = std::chrono::steady_clock::now();
     if (auto begun = db.run(begin_sql, "starting a write transaction"); !begun) {
         fail_all(begun.failure());
         return deliver();
@@ -450,6 +466,7 @@ void relational_engine::commit_group(std::vector<queued_job>& group) {
         return deliver();
     }
     committed_tip = tip;
+    count_commit(std::chrono::steady_clock::now() - began);
     // Cached standings are stale from here on; bumped before any acknowledgement, so a caller who
     // has seen their write acknowledged never gets a standing read before it.
     if (std::any_of(group.begin(), group.end(), changes_standing))
