@@ -14,6 +14,7 @@ int serve(const std::vector<std::string>& args);
 int audit(const std::vector<std::string>& args);
 int token(const std::vector<std::string>& args);
 int backup(const std::vector<std::string>& args);
+int migrate(const std::vector<std::string>& args);
 /// `caregate import` (not `import`: a contextual keyword in C++20).
 int import_resources(const std::vector<std::string>& args);
 

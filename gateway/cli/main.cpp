@@ -12,11 +12,12 @@ constexpr const char* usage = R"(caregate: a shared care record gateway (FHIR R4
 Usage: caregate <command> [options]
 
 Commands:
-  serve       serve the FHIR API on an embedded SQLite database
+  serve       serve the FHIR API on an embedded SQLite database, or on PostgreSQL
   audit       verify the audit log's hash chain; list break-glass accesses for review
   token       mint a development bearer token signed with the key from certs/
   import      load an NDJSON file of FHIR resources into the database
   backup      copy the database, while it is served, to a consistent single-file backup
+  migrate     move a SQLite database into PostgreSQL
   version     print the version
 
 Run 'caregate <command> --help' for a command's options.
@@ -42,6 +43,8 @@ int main(int argc, char** argv) {
         return caregate::cli::import_resources(args);
     if (command == "backup")
         return caregate::cli::backup(args);
+    if (command == "migrate")
+        return caregate::cli::migrate(args);
     if (command == "version" || command == "--version") {
         std::cout << "caregate " << CAREGATE_VERSION << "\n";
         return 0;

@@ -3,6 +3,7 @@
 // definition: every engine appends with it and verifies with it, and the anchors
 // (audit_anchor.cpp) pin records by it.
 #include "storage/postgresql_store.hpp"
+#include "postgresql/migrate.hpp"
 #include "storage/sqlite_store.hpp"
 
 #include <openssl/evp.h>
@@ -10,6 +11,7 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 #include <stdexcept>
 
@@ -75,6 +77,30 @@ fhir::result<backup_report> backup_store(std::string_view database, const std::s
     if (!path || path->empty())
         return unknown_engine(database);
     return backup_database(*path, to);
+}
+
+fhir::result<migration_report> migrate_store(std::string_view from, std::string_view to) {
+    const std::optional<std::string> path = sqlite_path(from);
+    if (!path || path->empty() || !is_postgresql(to))
+        return fhir::error::make(fhir::category::invalid, "not-supported",
+                                 "caregate migrate moves a SQLite database (PATH or sqlite:PATH) into a PostgreSQL "
+                                 "one (postgresql://...)");
+    if (!std::filesystem::exists(*path))
+        return fhir::error::make(fhir::category::invalid, "not-found", "there is no database at " + *path);
+    // Both at the current schema first: the source as serve would bring it, the target made.
+    {
+        auto source = sqlite_store::open(sqlite_options::from(*path, {}));
+        if (!source)
+            return std::move(source).failure();
+    }
+    {
+        postgresql_options options;
+        options.conninfo = std::string(to);
+        auto target = postgresql_store::open(options);
+        if (!target)
+            return std::move(target).failure();
+    }
+    return detail::copy_sqlite_to_postgresql(*path, std::string(to));
 }
 
 std::string store::audit_hash(const audit_record& record) {

@@ -109,5 +109,8 @@ namespace caregate::testing {
 inline doctest::skip sqlite_only() { return doctest::skip(on_postgresql()); }
 /// A test of several caregate nodes on one database, which only PostgreSQL serves: skipped on SQLite.
 inline doctest::skip several_nodes() { return doctest::skip(!on_postgresql()); }
+/// A test that needs a PostgreSQL server beside the suite's engine (moving a SQLite database into
+/// one): skipped when the suite runs on SQLite alone.
+inline doctest::skip needs_postgresql() { return doctest::skip(!on_postgresql()); }
 
 } // namespace caregate::testing

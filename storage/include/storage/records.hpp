@@ -204,4 +204,12 @@ struct backup_report {
     std::int64_t audit_records = 0; ///< in the copy (its newest record is the copy's moment)
 };
 
+/// What a move of a database to another engine copied (storage::migrate_store).
+struct migration_report {
+    std::int64_t versions = 0;      ///< resource versions, deletion markers included
+    std::int64_t resources = 0;     ///< resources (type and id), live or deleted
+    std::int64_t audit_records = 0; ///< the whole chain, verified in the copy
+    std::int64_t rows = 0;          ///< rows of every table copied, index rows and access facts included
+};
+
 } // namespace caregate::storage

@@ -229,4 +229,15 @@ fhir::result<std::unique_ptr<store>> open_store(std::string_view database, const
 /// an engine whose backups are made by its own tools; busy or fault.
 fhir::result<backup_report> backup_store(std::string_view database, const std::string& to);
 
+/// Moves the store `from` names into the store `to` names, of another engine: today a SQLite file
+/// into a PostgreSQL database. Brings `from` to the current schema first (opening it, as serve does),
+/// then copies, in one read snapshot of it and one transaction of `to`, every version, the current
+/// versions, every access fact (citizen and organisation links, objections, break-glass grants), the
+/// search index rows (with their snapshot bounds and the purge horizon) and the whole audit chain,
+/// each value as stored; then verifies the copy's chain and counts. `to` must hold no resource and
+/// no audit record (refused as conflict otherwise: a move never merges). No server may write `from`
+/// meanwhile. Errors: invalid (engines this does not move between), conflict, busy, fault; on any
+/// error `to` is left as it was.
+fhir::result<migration_report> migrate_store(std::string_view from, std::string_view to);
+
 } // namespace caregate::storage
