@@ -212,6 +212,10 @@ for table in resource_versions resources citizen_links organisation_links audit_
 done
 [ "$migrate_ok" = 1 ] || status=1
 
+echo "== failover: two caregate nodes on a PostgreSQL primary with a synchronous standby, the primary SIGKILLed under writes and the standby promoted (5 times)"
+failover_ok=1
+python3 tests/crash/failover_test.py --caregate build/caregate --rounds 5 || { failover_ok=0; status=1; }
+
 echo "== the crash test: writers, SIGKILL at a random moment, restart, every acknowledged write there (20 kills)"
 crash_ok=1
 python3 tests/crash/crash_test.py --caregate build/caregate --rounds 20 --keep "$work/crash" || { crash_ok=0; status=1; }
@@ -245,7 +249,7 @@ fi
 read -r c_pass c_fail < <(tail -n 1 "$work/conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r s_pass s_fail < <(tail -n 1 "$work/smart.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r p_pass p_fail < <(tail -n 1 "$work/pg-conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
-passed=$((4 + ${c_pass:-0} + ${s_pass:-0} + ${p_pass:-0} + pg_ok + migrate_ok + admin_ok + audit_ok + backup_ok + crash_ok + disk_ok + flood_ok + fuzz_ok + sanitize_ok + full * soak_ok))
-failed=$((${c_fail:-1} + ${s_fail:-1} + ${p_fail:-1} + 10 + full - pg_ok - migrate_ok - admin_ok - audit_ok - backup_ok - crash_ok - disk_ok - flood_ok - fuzz_ok - sanitize_ok - full * soak_ok))
+passed=$((4 + ${c_pass:-0} + ${s_pass:-0} + ${p_pass:-0} + pg_ok + migrate_ok + failover_ok + admin_ok + audit_ok + backup_ok + crash_ok + disk_ok + flood_ok + fuzz_ok + sanitize_ok + full * soak_ok))
+failed=$((${c_fail:-1} + ${s_fail:-1} + ${p_fail:-1} + 11 + full - pg_ok - migrate_ok - failover_ok - admin_ok - audit_ok - backup_ok - crash_ok - disk_ok - flood_ok - fuzz_ok - sanitize_ok - full * soak_ok))
 echo "test.sh: $passed passed, $failed failed"
 exit $status

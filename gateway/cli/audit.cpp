@@ -82,7 +82,7 @@ int audit(const std::vector<std::string>& args) {
     std::string anchors;
     std::string public_key;
     const std::vector<option> table{
-        {"db", "DATABASE", "the database: a SQLite file, as PATH or sqlite:PATH (default ./caregate.db)", [&](const std::string& v) { db = v; }},
+        {"db", "DATABASE", "the database: a SQLite file, as PATH or sqlite:PATH (default ./caregate.db), or postgresql://...", [&](const std::string& v) { db = v; }},
         {"anchors", "FILE", "verify: the anchors file caregate serve --audit-anchors wrote; each anchor is checked "
                             "(needs --audit-public-key)",
          [&](const std::string& v) { anchors = v; }},

@@ -102,7 +102,7 @@ constexpr int worker_niceness = 5;
 
 std::vector<option> import_options(import_settings& s) {
     return {
-        {"db", "DATABASE", "the database: a SQLite file, as PATH or sqlite:PATH (default ./caregate.db; created if absent)",
+        {"db", "DATABASE", "the database: a SQLite file, as PATH or sqlite:PATH (default ./caregate.db; created if absent), or postgresql://...",
          [&](const std::string& v) { s.db = v; }},
         {"batch", "N", "most writes committed in one transaction (default 4096)",
          [&](const std::string& v) { s.batch = to_number<unsigned>(v, "batch"); }},

@@ -10,7 +10,7 @@ std::unique_ptr<storage::store> open_store(const std::string& database, const st
                                            const std::string& command) {
     auto opened = storage::open_store(database, settings);
     if (!opened) {
-        std::cerr << "caregate " << command << ": cannot open " << database << ": "
+        std::cerr << "caregate " << command << ": cannot open " << storage::printable_database_name(database) << ": "
                   << (opened.failure().issues.empty() ? "" : opened.failure().issues[0].diagnostics) << "\n";
         return nullptr;
     }

@@ -74,7 +74,7 @@ bool to_bool(const std::string& text, const char* flag) {
 std::vector<option> serve_options(serve_settings& s) {
     return {
         {"config", "FILE", "read options from a JSON object whose keys are these option names; flags win", {}},
-        {"db", "DATABASE", "the database: a SQLite file, as PATH or sqlite:PATH (default ./caregate.db; created if absent)",
+        {"db", "DATABASE", "the database: a SQLite file, as PATH or sqlite:PATH (default ./caregate.db; created if absent), or a PostgreSQL database, as postgresql://USER@HOST:PORT/DATABASE",
          [&](const std::string& v) { s.db = v; }},
         {"listen", "HOST:PORT", "the provider listener's address (default 127.0.0.1:8443)",
          [&](const std::string& v) { s.listen = v; }},
@@ -278,7 +278,7 @@ int serve(const std::vector<std::string>& args) {
     for (const auto& a : args)
         if (a == "--help" || a == "-h") {
             std::cout << "Usage: caregate serve [options]\n\n"
-                         "Serves the FHIR R4 API on an embedded SQLite database until SIGINT or SIGTERM.\n"
+                         "Serves the FHIR R4 API on an embedded SQLite database (or on PostgreSQL) until SIGINT or SIGTERM.\n"
                          "SIGHUP reloads --crl, --issuers, --policy and --orgs, keeping open connections.\n\n"
                          "Options:\n"
                       << describe_options(table);
@@ -397,7 +397,7 @@ int serve(const std::vector<std::string>& args) {
                       << server.bound_port(1);
         else
             std::cerr << ", patient-facing endpoint off";
-        std::cerr << " (database " << settings.db << ")\n";
+        std::cerr << " (database " << storage::printable_database_name(settings.db) << ")\n";
         if (admin_listener) {
             std::cerr << "caregate: admin listener (/health, /ready, /metrics; plain HTTP, no authentication) on http://"
                       << admin_host << ":" << server.bound_port(admin_index) << "\n";

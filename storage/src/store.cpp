@@ -79,6 +79,21 @@ fhir::result<backup_report> backup_store(std::string_view database, const std::s
     return backup_database(*path, to);
 }
 
+std::string printable_database_name(std::string_view database) {
+    const auto scheme_end = database.find("://");
+    if (scheme_end == std::string_view::npos)
+        return std::string(database);
+    const auto authority = scheme_end + 3;
+    const auto at = database.find('@', authority);
+    const auto slash = database.find('/', authority);
+    if (at == std::string_view::npos || (slash != std::string_view::npos && at > slash))
+        return std::string(database);
+    const auto colon = database.find(':', authority);
+    if (colon == std::string_view::npos || colon > at)
+        return std::string(database);
+    return std::string(database.substr(0, colon + 1)) + "***" + std::string(database.substr(at));
+}
+
 fhir::result<migration_report> migrate_store(std::string_view from, std::string_view to) {
     const std::optional<std::string> path = sqlite_path(from);
     if (!path || path->empty() || !is_postgresql(to))

@@ -196,3 +196,12 @@ TEST_CASE("caregate migrate moves SQLite into PostgreSQL only") {
     REQUIRE_FALSE(missing.ok());
     CHECK(missing.failure().kind == fhir::category::invalid);
 }
+
+TEST_CASE("a database's name as printed never shows a URI's password") {
+    CHECK(printable_database_name("postgresql://caregate:s3cret@db1:5432,db2:5432/caregate?sslmode=require") ==
+          "postgresql://caregate:***@db1:5432,db2:5432/caregate?sslmode=require");
+    CHECK(printable_database_name("postgresql://caregate@db1/caregate") == "postgresql://caregate@db1/caregate");
+    CHECK(printable_database_name("postgresql://db1/caregate?user=a") == "postgresql://db1/caregate?user=a");
+    CHECK(printable_database_name("/var/lib/caregate/caregate.db") == "/var/lib/caregate/caregate.db");
+    CHECK(printable_database_name("sqlite:caregate.db") == "sqlite:caregate.db");
+}

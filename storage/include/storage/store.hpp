@@ -229,6 +229,10 @@ fhir::result<std::unique_ptr<store>> open_store(std::string_view database, const
 /// an engine whose backups are made by its own tools; busy or fault.
 fhir::result<backup_report> backup_store(std::string_view database, const std::string& to);
 
+/// The database's name as it may be printed or logged: a URI's password, if it holds one
+/// (`postgresql://user:secret@host/db`), replaced by `***`; anything else as given.
+std::string printable_database_name(std::string_view database);
+
 /// Moves the store `from` names into the store `to` names, of another engine: today a SQLite file
 /// into a PostgreSQL database. Brings `from` to the current schema first (opening it, as serve does),
 /// then copies, in one read snapshot of it and one transaction of `to`, every version, the current
