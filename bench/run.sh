@@ -6,6 +6,7 @@
 # Figures for errors are never printed: a scenario with any answer that is not 2xx fails.
 #
 #   bench/run.sh [--quick] [--citizens N] [--seconds S] [--connections "1 16 64"] [--no-large-startup]
+#                [--engine sqlite|postgresql]
 #
 # See bench/README.md ("The suite") for what each row measures and how to read the table.
 set -euo pipefail
@@ -22,6 +23,7 @@ connection_counts="1 16 64"
 paths_per_scenario=2000
 request_timeout=10 # seconds; a slower answer counts as an error
 quick=0
+engine=sqlite
 citizens_given=0
 seconds_given=0
 connections_given=0
@@ -40,6 +42,9 @@ Usage: bench/run.sh [options]
   --seconds S          seconds a scenario (default $seconds)
   --connections "C..." connection counts, each scenario at each (default "$connection_counts")
   --no-large-startup   skip bench/startup.sh on the cached $large_citizens-citizen database at the end
+  --engine E           the storage engine caregate serves from: sqlite (default) or postgresql (a
+                       throwaway PostgreSQL 15 cluster of the run's own, tests/support/postgresql.sh,
+                       the population moved into it with caregate migrate; no large start-up)
 
 Environment: CAREGATE (default build/caregate) and CEILING_PROBE (default the ceiling_probe built
 beside it, bench/ceiling/ceiling_probe in the same build directory).
@@ -55,6 +60,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=${2:?--seconds needs S}; seconds_given=1; shift 2 ;;
     --connections) connection_counts=${2:?--connections needs a list}; connections_given=1; shift 2 ;;
     --no-large-startup) large_startup=0; shift ;;
+    --engine) engine=${2:?--engine needs sqlite or postgresql}; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -64,6 +70,11 @@ if [ "$quick" = 1 ]; then
   [ "$seconds_given" = 1 ] || seconds=5
   [ "$connections_given" = 1 ] || connection_counts=16
 fi
+case "$engine" in
+  sqlite|postgresql) ;;
+  *) echo "bench/run.sh: --engine takes sqlite or postgresql, not '$engine'" >&2; exit 2 ;;
+esac
+[ "$engine" = sqlite ] || large_startup=0 # bench/startup.sh serves SQLite files in place
 for n in "$citizens" "$seconds" $connection_counts; do
   [[ "$n" =~ ^[0-9]+$ && "$n" -gt 0 ]] || { echo "bench/run.sh: '$n' is not a positive number" >&2; exit 2; }
 done
@@ -104,6 +115,15 @@ resources=$(grep -o '^caregate import: [0-9]* resources' "$data/import.txt" | gr
 db="$run/caregate.db"
 cp --reflink=auto "$data/caregate.db" "$db"
 [ -f "$data/caregate.db-wal" ] && cp --reflink=auto "$data/caregate.db-wal" "$db-wal"
+pg_dir=""
+if [ "$engine" = postgresql ]; then
+  # The same population in a throwaway cluster: caregate migrate copies the copy, every row as stored.
+  ./run.sh --install postgresql-15
+  pg_dir=$(mktemp -d) # the cluster runs as the postgres user, which must reach its directory
+  pg_uri=$(tests/support/postgresql.sh start "$pg_dir")
+  "$caregate" migrate --from "$db" --to "$pg_uri" >"$run/migrate.txt"
+  db="$pg_uri"
+fi
 
 # 2. Request lists over many citizens the GP may see (registered with A81001), in a fixed shuffled
 #    order: reads, searches, and creates (one Observation a line, each about another citizen).
@@ -164,6 +184,7 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  if [ -n "$pg_dir" ]; then tests/support/postgresql.sh stop "$pg_dir"; rm -rf "$pg_dir"; fi
 }
 trap cleanup EXIT
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
@@ -337,9 +358,13 @@ transaction_scenario() {
 serve_caregate plain
 stop "$server"
 db_bytes=0
-for f in "$db" "$db-wal"; do
-  [ -f "$f" ] && db_bytes=$((db_bytes + $(stat -c %s "$f")))
-done
+if [ "$engine" = postgresql ]; then
+  db_bytes=$(psql -qtA "$db" -c "SELECT pg_database_size(current_database())")
+else
+  for f in "$db" "$db-wal"; do
+    [ -f "$f" ] && db_bytes=$((db_bytes + $(stat -c %s "$f")))
+  done
+fi
 
 #    caregate over TLS, started so that its start-up time is measured and a real stored
 #    Patient's bytes (with its meta) can be taken for the probe's body; it sits idle while the
@@ -454,6 +479,7 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 {
   echo
   echo "caregate $commit, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+  echo "engine: $engine$([ "$engine" = postgresql ] && echo " (PostgreSQL $(psql -qtA "$db" -c 'SHOW server_version' | cut -d' ' -f1), a throwaway cluster on this machine, the population moved in by caregate migrate)")"
   echo "population: $citizens citizens, $resources resources (seed $seed); caller: GP clinician of A81001 (bearer token; client certificate on TLS)"
   echo "wrk on the same machine, $seconds s a scenario after a 1 s warm-up; the probe's body: a stored Patient, $patient_bytes bytes"
   printf '%-46s %-5s %5s %10s %9s %9s %8s %11s\n' scenario via conns 'req/s' 'p50 ms' 'p99 ms' 'non-2xx' 'vs ceiling'
