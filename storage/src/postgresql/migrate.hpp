@@ -8,7 +8,8 @@
 //  - every column of every table the engine reads is copied with its stored value (seq, rowid order,
 //    until_seq, hashes), so ids, versions, lastUpdated, history order, page cursors' seq and the audit
 //    chain are the same; identity sequences then continue after the largest value copied;
-//  - the copy's audit chain is verified before the move reports success.
+//  - the copy's audit chain is verified before the move reports success, and its tables analysed
+//    (planner statistics) before it is served.
 #pragma once
 
 #include "storage/records.hpp"
