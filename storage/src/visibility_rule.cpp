@@ -18,8 +18,10 @@ public:
     using version = stored_version;
     using citizen = std::string;
 
-    memory_evaluator(const store& source, const search_visibility& caller, standing_memo* memo)
-        : store_(source), caller_(caller), standings_(memo ? *memo : own_standings_) {}
+    /// `seen_generation`: the access generation read with the version to decide, if any (store::standing).
+    memory_evaluator(const store& source, const search_visibility& caller, standing_memo* memo,
+                     std::uint64_t seen_generation = 0)
+        : store_(source), caller_(caller), standings_(memo ? *memo : own_standings_), seen_generation_(seen_generation) {}
 
     /// The first failure met (a standing or an item that could not be read), if any: the decision
     /// is then not to be trusted.
@@ -86,7 +88,8 @@ private:
         auto known = standings_.find(c);
         if (known != standings_.end())
             return known->second;
-        auto read = store_.standing(c, caller_.organisation, caller_.user, caller_.role, caller_.recent_since, caller_.now);
+        auto read = store_.standing(c, caller_.organisation, caller_.user, caller_.role, caller_.recent_since, caller_.now,
+                                    seen_generation_);
         if (!read) {
             failure_ = read.failure();
             static const citizen_standing nothing; // nothing held, nothing open; never memoised
@@ -99,6 +102,7 @@ private:
     const search_visibility& caller_;
     standing_memo own_standings_;
     standing_memo& standings_;
+    std::uint64_t seen_generation_;
     std::optional<fhir::error> failure_;
 };
 
@@ -110,7 +114,7 @@ fhir::result<bool> store::version_visible(const search_visibility& visibility, c
         return false;
     if (visibility.everything)
         return true;
-    memory_evaluator decide(*this, visibility, memo);
+    memory_evaluator decide(*this, visibility, memo, version.access_generation);
     const bool visible = rule::version_visible(decide, visibility, version, version.type);
     if (decide.failure())
         return *decide.failure();

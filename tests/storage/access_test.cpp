@@ -577,6 +577,55 @@ TEST_CASE("several nodes: a write acknowledged through one node narrows what the
     }
 }
 
+// Invariant 27 of the engine: node B caches standings for an hour, and serves one from memory only to
+// a read that saw the generation it was read at; a write through node A raises the database's
+// generation, so B's next read of the version decides it on the new standing. The control: asked
+// with the generation of before the write, B does answer from memory (the cache is really used).
+TEST_CASE("several nodes: a standing cached on one node is not served once another node's write commits" *
+          caregate::testing::several_nodes()) {
+    sqlite_options cached;
+    cached.standing_cache_ttl = std::chrono::hours(1);
+    store_fixture db(cached);
+    const auto other = db.another_node();
+    auto registered = patient(nhs);
+    registered.access.organisations.push_back({"A81001", "registered-gp", true, {}});
+    must_write(*db, registered);
+    auto version_at_b = [&] {
+        auto read = other->read("Patient", nhs);
+        REQUIRE(read.ok());
+        CHECK(read->access_generation != 0);
+        return *read;
+    };
+    auto standing_at_b = [&](std::uint64_t seen) {
+        auto found = other->standing(nhs, "A81001", "user-1", "R8000", 0, 1, seen);
+        REQUIRE(found.ok());
+        return *found;
+    };
+    // The visibility rule over a version B read decides on the standing for the generation read with it.
+    search_visibility gp;
+    gp.organisation = "A81001";
+    gp.user = "user-1";
+    gp.role = "R8000";
+    gp.now = 1;
+    gp.readable.push_back({"Patient", true, {}});
+    auto visible_at_b = [&](const stored_version& version) {
+        auto visible = other->version_visible(gp, version);
+        REQUIRE(visible.ok());
+        return *visible;
+    };
+    const auto before = version_at_b();
+    CHECK(visible_at_b(before));
+    CHECK_FALSE(standing_at_b(before.access_generation).objection); // cached at B now
+    must_write(*db, by("RX1", consent("consent-1", nhs, true)));    // through A
+    // The control: asked with the generation of before the write, B answers from its memory.
+    CHECK_FALSE(standing_at_b(before.access_generation).objection);
+    CHECK(visible_at_b(before));
+    const auto after = version_at_b();
+    CHECK(after.access_generation > before.access_generation);
+    CHECK(standing_at_b(after.access_generation).objection);
+    CHECK_FALSE(visible_at_b(after));
+}
+
 TEST_CASE("a cached standing never outlives a write: registration, objection and erasure are seen at once") {
     sqlite_options cached;
     cached.standing_cache_ttl = std::chrono::hours(1);

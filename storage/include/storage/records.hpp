@@ -42,6 +42,11 @@ struct stored_version {
     std::vector<std::string> citizens;
     std::vector<std::string> labels; ///< fhir::access_facts::labels of this version
     std::vector<std::string> facets; ///< fhir::access_facts::facets of this version
+    /// The database's access generation, read in the statement that read this version, where several
+    /// nodes write one database (PostgreSQL); 0 where there is none to read and for versions read
+    /// otherwise (a vread, a search page). store::standing serves a standing from memory for this
+    /// version only if it was read at this same generation.
+    std::uint64_t access_generation = 0;
 };
 
 /// One audit record: who did what to whose record, when, why, and how it ended.

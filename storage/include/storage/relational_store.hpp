@@ -35,7 +35,7 @@ public:
 
     fhir::result<citizen_standing> standing(std::string_view nhs_number, std::string_view organisation,
                                             std::string_view user, std::string_view role, timestamp recent_since,
-                                            timestamp now) const override;
+                                            timestamp now, std::uint64_t seen_generation = 0) const override;
 
     void append_audit(std::vector<audit_record> records, std::function<void(fhir::status)> done = {}) override;
     std::size_t audit_backlog() const noexcept override;

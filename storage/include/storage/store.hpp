@@ -146,9 +146,12 @@ public:
     virtual void prepare_index(write_request& request) const = 0;
 
     /// The standing of (organisation, user in `role`) with a citizen at `now`. Reads only.
+    /// `seen_generation`: a stored_version::access_generation the request read (0: none), which lets
+    /// an engine shared by several nodes serve the standing from memory (relational_store).
     virtual fhir::result<citizen_standing> standing(std::string_view nhs_number, std::string_view organisation,
                                                     std::string_view user, std::string_view role,
-                                                    timestamp recent_since, timestamp now) const = 0;
+                                                    timestamp recent_since, timestamp now,
+                                                    std::uint64_t seen_generation = 0) const = 0;
 
     /// Queues audit records to be appended (chained) by the writer with its next group: committed
     /// within the writer's next commit, never dropped while the store is open. `done` (optional) runs

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <utility>
 
 namespace caregate::storage::detail {
 
@@ -35,6 +36,30 @@ bool word_at(std::string_view sql, std::size_t at, std::string_view word) {
 }
 
 bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+/// Commands in a pipeline before it is settled whatever comes: their results (a few dozen bytes each)
+/// then fit in the socket's buffers, so neither side waits on the other.
+constexpr std::size_t pipeline_limit = 512;
+
+/// What a statement's text says of how it may run (postgresql_connection's invariants in libpq.hpp).
+enum class statement_kind { deferrable, rollback, other };
+
+statement_kind kind_of(std::string_view sql) {
+    std::size_t at = 0;
+    while (at < sql.size() && std::isspace(static_cast<unsigned char>(sql[at])))
+        ++at;
+    if (word_at(sql, at, "ROLLBACK"))
+        return statement_kind::rollback;
+    if (word_at(sql, at, "SAVEPOINT") || word_at(sql, at, "RELEASE"))
+        return statement_kind::deferrable;
+    if (!word_at(sql, at, "INSERT") && !word_at(sql, at, "UPDATE") && !word_at(sql, at, "DELETE"))
+        return statement_kind::other;
+    for (std::size_t k = at; k + 9 <= sql.size(); ++k)
+        if (word_at(sql, k, "RETURNING") && !is_name_char(sql[k - 1]) &&
+            (k + 9 == sql.size() || !is_name_char(sql[k + 9])))
+            return statement_kind::other;
+    return statement_kind::deferrable;
+}
 
 } // namespace
 
@@ -184,11 +209,11 @@ namespace {
 
 /// A statement on a PostgreSQL connection: its values kept as text until the run, the whole result
 /// fetched by the first step.
-class postgresql_prepared final : public prepared {
+class postgresql_prepared final : public postgresql_prepared_base {
 public:
     postgresql_prepared(postgresql_connection& db, translated_sql sql, bool lasting)
-        : db_(db), sql_(std::move(sql)), lasting_(lasting), values_(static_cast<std::size_t>(sql_.parameters)),
-          nulls_(values_.size(), true), types_(values_.size(), 0) {}
+        : db_(db), sql_(std::move(sql)), lasting_(lasting), kind_(kind_of(sql_.text)),
+          values_(static_cast<std::size_t>(sql_.parameters)), nulls_(values_.size(), true), types_(values_.size(), 0) {}
     ~postgresql_prepared() override {
         if (result_)
             PQclear(result_);
@@ -268,6 +293,7 @@ public:
         return std::string(text, length);
     }
     bool is_null(int column) const override { return PQgetisnull(result_, row_, column) != 0; }
+    void forget_server_name() noexcept override { server_name_.clear(); }
     sql_value value(int column) const override {
         if (PQgetisnull(result_, row_, column))
             return std::monostate{};
@@ -309,6 +335,12 @@ private:
             values[i] = nulls_[i] ? nullptr : values_[i].c_str();
         PGconn* conn = db_.handle();
         const int count = static_cast<int>(values.size());
+        if (kind_ == statement_kind::deferrable && lasting_ && db_.deferring_now())
+            return defer(values);
+        // Whatever is pipelined runs first; its failure is this statement's (the server would refuse
+        // this one in the aborted transaction anyway), except that a rollback still runs.
+        if (const int settled = db_.settle_pending(); settled != step_ok && kind_ != statement_kind::rollback)
+            return settled;
         if (lasting_ && server_name_.empty()) {
             const std::string name = db_.next_statement_name();
             PGresult* made = PQprepare(conn, name.c_str(), sql_.text.c_str(), count, types_.data());
@@ -338,7 +370,32 @@ private:
         }
     }
 
+    /// Sends the statement (preparing it first if the server has not) into the pipeline.
+    int defer(const std::vector<const char*>& values) {
+        PGconn* conn = db_.handle();
+        const int count = static_cast<int>(values.size());
+        if (PQpipelineStatus(conn) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn) != 1)
+            return postgresql_code(connection_lost);
+        if (server_name_.empty()) {
+            server_name_ = db_.next_statement_name();
+            if (PQsendPrepare(conn, server_name_.c_str(), sql_.text.c_str(), count, types_.data()) != 1) {
+                server_name_.clear();
+                return postgresql_code(connection_lost);
+            }
+            db_.note_deferred(postgresql_connection::deferred_kind::prepare, this);
+        }
+        if (PQsendQueryPrepared(conn, server_name_.c_str(), count, values.data(), nullptr, nullptr, 0) != 1)
+            return postgresql_code(connection_lost);
+        db_.note_deferred(postgresql_connection::deferred_kind::run, nullptr);
+        rows_ = 0;
+        if (db_.pending_count() >= pipeline_limit)
+            return db_.settle_pending();
+        return step_ok;
+    }
+
     void discard() {
+        if (db_.settle_pending() != step_ok)
+            return; // the transaction failed: the name stays unused on the server until the connection ends
         const std::string sql = "DEALLOCATE " + server_name_;
         PQclear(PQexec(db_.handle(), sql.c_str()));
     }
@@ -346,6 +403,7 @@ private:
     postgresql_connection& db_;
     translated_sql sql_;
     bool lasting_;
+    statement_kind kind_;
     std::string server_name_;
     std::vector<std::string> values_;
     std::vector<bool> nulls_;
@@ -380,8 +438,86 @@ fhir::result<std::unique_ptr<postgresql_connection>> postgresql_connection::open
 }
 
 postgresql_connection::~postgresql_connection() {
+    settle_pending();
     drop_statements();
     PQfinish(db_);
+}
+
+bool postgresql_connection::deferring_now() const {
+    return defer_writes_ && (pipelined() || PQtransactionStatus(db_) == PQTRANS_INTRANS);
+}
+
+void postgresql_connection::note_deferred(deferred_kind kind, postgresql_prepared_base* owner) {
+    pending_.push_back(deferred{kind, owner});
+}
+
+int postgresql_connection::settle_pending() {
+    int failure = std::exchange(kept_failure_, step_ok);
+    if (pending_.empty()) {
+        if (PQpipelineStatus(db_) != PQ_PIPELINE_OFF) // entered, and then nothing could be sent
+            PQexitPipelineMode(db_);
+        return failure;
+    }
+    const int lost = postgresql_code(connection_lost);
+    if (PQpipelineSync(db_) != 1 && failure == step_ok)
+        failure = lost;
+    // Results arrive in the order of the commands, each command's ended by a null; the sync's last.
+    std::size_t index = 0;
+    while (index <= pending_.size()) {
+        PGresult* result = PQgetResult(db_);
+        if (!result) {
+            if (PQstatus(db_) != CONNECTION_OK) {
+                if (failure == step_ok)
+                    failure = lost;
+                break;
+            }
+            ++index;
+            continue;
+        }
+        const auto status = PQresultStatus(result);
+        if (status == PGRES_PIPELINE_SYNC) {
+            PQclear(result);
+            break;
+        }
+        if (index < pending_.size()) {
+            const deferred& command = pending_[index];
+            if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+                if (command.kind == deferred_kind::run) {
+                    const char* changed = PQcmdTuples(result);
+                    changes_ = changed && *changed ? std::strtoll(changed, nullptr, 10) : 0;
+                }
+            } else {
+                // The first failure is the one to report; after it the server skipped the rest
+                // (PGRES_PIPELINE_ABORTED), preparations included.
+                if (failure == step_ok)
+                    failure = status == PGRES_PIPELINE_ABORTED ? postgresql_code("25P02")
+                                                               : postgresql_result_code(result, db_);
+                if (command.kind == deferred_kind::prepare && command.owner)
+                    command.owner->forget_server_name();
+            }
+        }
+        PQclear(result);
+    }
+    // Preparations never answered (a connection lost midway) did not happen as far as we know.
+    for (std::size_t k = index; k < pending_.size(); ++k)
+        if (pending_[k].kind == deferred_kind::prepare && pending_[k].owner)
+            pending_[k].owner->forget_server_name();
+    pending_.clear();
+    if (PQpipelineStatus(db_) != PQ_PIPELINE_OFF && PQexitPipelineMode(db_) != 1 && failure == step_ok)
+        failure = lost;
+    return failure;
+}
+
+std::int64_t postgresql_connection::changes() {
+    if (pipelined())
+        kept_failure_ = settle_pending();
+    return changes_;
+}
+
+fhir::status postgresql_connection::settle(std::string_view doing) {
+    if (const int code = settle_pending(); code != step_ok)
+        return storage_failure(code, doing);
+    return {};
 }
 
 bool postgresql_connection::in_transaction() const {
@@ -397,6 +533,8 @@ fhir::result<std::unique_ptr<prepared>> postgresql_connection::compile(const std
 }
 
 fhir::status postgresql_connection::exec_script(const std::string& sql, std::string_view doing) {
+    if (const int settled = settle_pending(); settled != step_ok)
+        return storage_failure(settled, doing);
     PGresult* result = PQexec(db_, sql.c_str());
     const auto status = PQresultStatus(result);
     const bool ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_EMPTY_QUERY;

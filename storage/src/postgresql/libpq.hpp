@@ -10,7 +10,15 @@
 //  - a run fetches its whole result before the first row is read, so a row callback may run other
 //    statements on the same connection;
 //  - an error's words are the SQLSTATE and its class, never the server's message (which can quote
-//    values: "Key (id)=(...) already exists").
+//    values: "Key (id)=(...) already exists");
+//  - on a connection that defers writes (defer_writes, the engine's writer), a statement that returns
+//    nothing and changes nothing outside the open transaction if it fails (INSERT, UPDATE or DELETE
+//    without RETURNING, SAVEPOINT, RELEASE) is sent in a libpq pipeline and its step answers
+//    step_done at once; the pipeline is settled (sent, every result read) by the next statement that
+//    is not deferred, by settle() and by changes(). The first failure among the deferred is what
+//    that statement, settle() or the next step after changes() returns, so a failure still reaches
+//    the engine inside the savepoint whose statements caused it (the writer settles before it
+//    releases one). One round trip then carries a write's dozen statements, where it took a dozen.
 #pragma once
 
 #include "../relational/database.hpp"
@@ -44,6 +52,8 @@ struct translated_sql {
 };
 translated_sql translate_to_postgresql(std::string_view sql);
 
+class postgresql_prepared_base;
+
 /// One libpq connection.
 class postgresql_connection final : public connection {
 public:
@@ -58,7 +68,8 @@ public:
     bool healthy() const noexcept { return PQstatus(db_) == CONNECTION_OK; }
 
     fhir::status exec_script(const std::string& sql, std::string_view doing) override;
-    std::int64_t changes() const override { return changes_; }
+    std::int64_t changes() override;
+    fhir::status settle(std::string_view doing) override;
     bool in_transaction() const override;
     bool usable() const override { return healthy(); }
     /// Inside a transaction that a failed statement has aborted (only a rollback is taken).
@@ -69,15 +80,45 @@ public:
     /// A fresh name for a server-side prepared statement.
     std::string next_statement_name() { return "s" + std::to_string(++statements_named_); }
 
+    /// Whether write statements inside a transaction are pipelined (see the invariants above).
+    void defer_writes(bool on) noexcept { defer_writes_ = on; }
+    /// Whether a statement that could be deferred is, now: deferring is on and a transaction is open.
+    bool deferring_now() const;
+    /// What a pipelined command is, so that settling knows what its result means.
+    enum class deferred_kind { prepare, run, other };
+    /// Enters the pipeline if need be and notes a command just sent, in order. `owner`: the
+    /// statement whose server-side preparation (kind prepare) this is, told if it did not happen.
+    void note_deferred(deferred_kind kind, postgresql_prepared_base* owner);
+    std::size_t pending_count() const noexcept { return pending_.size(); }
+    /// Sends what is pipelined, reads every result, leaves the pipeline: step_ok, or the first
+    /// failure (also a failure kept from an earlier settle that could not report it).
+    int settle_pending();
+    /// Commands are in the pipeline, not yet settled.
+    bool pipelined() const noexcept { return !pending_.empty(); }
+
 protected:
     fhir::result<std::unique_ptr<prepared>> compile(const std::string& sql, bool lasting,
                                                     std::string_view doing) override;
 
 private:
     explicit postgresql_connection(PGconn* db) : db_(db) {}
+    struct deferred {
+        deferred_kind kind;
+        postgresql_prepared_base* owner;
+    };
     PGconn* db_;
     std::int64_t changes_ = 0;
     std::uint64_t statements_named_ = 0;
+    bool defer_writes_ = false;
+    std::vector<deferred> pending_;
+    int kept_failure_ = step_ok; // a settle's failure that no caller has been told of yet
+};
+
+/// What a settle tells a statement whose server-side preparation was pipelined.
+class postgresql_prepared_base : public prepared {
+public:
+    /// The preparation did not happen (a command before it failed): prepare again on the next run.
+    virtual void forget_server_name() noexcept = 0;
 };
 
 /// The failure code of a result (or of the connection, when there is no result).

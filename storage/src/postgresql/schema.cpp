@@ -12,7 +12,7 @@ namespace {
 
 constexpr long long migration_lock_key = 0x63617265676175;
 
-const std::array<const char*, 1> migrations = {{
+const std::array<const char*, 2> migrations = {{
     // 1: everything the SQLite schema holds at its version 9, in PostgreSQL's terms.
     R"sql(
 CREATE FUNCTION instr(text, text) RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -225,6 +225,13 @@ CREATE INDEX version_citizens_by_citizen ON version_citizens (nhs_number, seq);
 CREATE TABLE version_targets (
     seq bigint NOT NULL, type text COLLATE "C" NOT NULL, id text COLLATE "C" NOT NULL, PRIMARY KEY (seq, type, id));
 CREATE INDEX version_targets_by_item ON version_targets (type, id, seq);
+)sql",
+    // 2: the access generation (the engine's invariant 27): raised by every group that commits
+    // anything but audit records; a node serves a standing from memory only to a request that read
+    // the generation the standing was read at. Starts at 1: 0 means "none read".
+    R"sql(
+CREATE TABLE access_generation (generation bigint NOT NULL);
+INSERT INTO access_generation VALUES (1);
 )sql",
 }};
 

@@ -99,7 +99,15 @@ public:
     /// Runs a fixed script of several statements, not cached (schema migrations, connection setup).
     virtual fhir::status exec_script(const std::string& sql, std::string_view doing) = 0;
     /// Rows the last INSERT, UPDATE or DELETE changed.
-    virtual std::int64_t changes() const = 0;
+    virtual std::int64_t changes() = 0;
+    /// Waits for every statement run so far to finish, and returns the first failure among them. A
+    /// driver may defer a statement that returns no rows (libpq.hpp: a pipeline), so its step said
+    /// step_done before the database had run it; whoever must know that the statements so far
+    /// worked (a savepoint about to be released) settles first. SQLite runs each at once: nothing to do.
+    virtual fhir::status settle(std::string_view doing) {
+        (void)doing;
+        return {};
+    }
     /// Inside a transaction begun with BEGIN and not yet ended.
     virtual bool in_transaction() const = 0;
     /// False once the connection is lost (a database server gone, a failover): it must be replaced,

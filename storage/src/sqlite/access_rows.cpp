@@ -38,6 +38,9 @@ const std::string standing_sql =
     "(SELECT max(until_time) FROM break_glass_grants WHERE nhs_number = ?1 AND organisation = ?2 AND \"user\" = ?4 "
     "AND role = ?6 AND until_time > ?5 AND from_time <= ?5)";
 
+// On PostgreSQL, with the database's access generation from the same snapshot (invariant 27).
+const std::string standing_and_generation_sql = standing_sql + ", (SELECT generation FROM access_generation)";
+
 } // namespace
 
 fhir::result<bool> relational_engine::same_access(const write_request& request, const stored_version& current) {
@@ -114,11 +117,15 @@ fhir::status relational_engine::insert_grant(const break_glass_grant& grant) {
 
 fhir::result<citizen_standing> relational_store::standing(std::string_view nhs_number, std::string_view organisation,
                                                std::string_view user, std::string_view role, timestamp recent_since,
-                                               timestamp now) const {
+                                               timestamp now, std::uint64_t seen_generation) const {
     const timestamp ttl =
         std::chrono::duration_cast<std::chrono::microseconds>(impl_->options.standing_cache_ttl).count();
     if (ttl <= 0)
         return impl_->read_standing(nhs_number, organisation, user, role, recent_since, now);
+    // Invariant 22 on SQLite: the process's generation, read before the query. Invariant 27 on
+    // PostgreSQL: the generation the request read from the database (none: no entry serves), and
+    // the entry's own from the statement that read it.
+    const bool shared = impl_->on_postgresql();
     std::string key;
     key.reserve(nhs_number.size() + organisation.size() + user.size() + role.size() + 25);
     key.append(nhs_number).append(1, '\0').append(organisation).append(1, '\0').append(user).append(1, '\0');
@@ -126,8 +133,8 @@ fhir::result<citizen_standing> relational_store::standing(std::string_view nhs_n
     key += std::to_string(now - recent_since);
     // Read before the query: a commit after this load makes the entry stale at the next look, whether
     // or not the query saw it.
-    const std::uint64_t generation = impl_->access_generation.load(std::memory_order_acquire);
-    {
+    std::uint64_t generation = shared ? seen_generation : impl_->access_generation.load(std::memory_order_acquire);
+    if (!shared || seen_generation != 0) {
         std::lock_guard lock(impl_->standings_mutex);
         if (auto found = impl_->standings.find(key); found != impl_->standings.end()) {
             const cached_standing& cached = found->second;
@@ -139,7 +146,8 @@ fhir::result<citizen_standing> relational_store::standing(std::string_view nhs_n
             }
         }
     }
-    auto read = impl_->read_standing(nhs_number, organisation, user, role, recent_since, now);
+    auto read = impl_->read_standing(nhs_number, organisation, user, role, recent_since, now,
+                                     shared ? &generation : nullptr);
     if (read) {
         std::lock_guard lock(impl_->standings_mutex);
         // Bounded: at a few hundred bytes an entry, 65,536 of them are well within the memory budget;
@@ -153,10 +161,12 @@ fhir::result<citizen_standing> relational_store::standing(std::string_view nhs_n
 
 fhir::result<citizen_standing> relational_engine::read_standing(std::string_view nhs_number, std::string_view organisation,
                                                           std::string_view user, std::string_view role,
-                                                          timestamp recent_since, timestamp now) const {
+                                                          timestamp recent_since, timestamp now,
+                                                          std::uint64_t* generation) const {
     return with_reader<citizen_standing>([&](connection& db) -> fhir::result<citizen_standing> {
         citizen_standing found;
-        auto prepared = db.prepare(standing_sql, "reading a citizen's standing");
+        auto prepared = db.prepare(on_postgresql() ? standing_and_generation_sql : standing_sql,
+                                   "reading a citizen's standing");
         if (!prepared)
             return std::move(prepared).failure();
         statement query(*prepared);
@@ -168,6 +178,8 @@ fhir::result<citizen_standing> relational_engine::read_standing(std::string_view
         found.objection = query.integer(2) != 0;
         if (!query.is_null(3)) // max() over no rows is NULL
             found.break_glass_until = query.integer(3);
+        if (generation && on_postgresql())
+            *generation = static_cast<std::uint64_t>(query.integer(4));
         return found;
     });
 }

@@ -19,6 +19,21 @@ const std::string insert_audit_sql =
     "INSERT OR FAIL INTO audit_log (" + audit_columns + ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
     "?14, ?15, ?16)";
 
+/// insert_audit_sql for `rows` records in one statement (?1..?16 the first's, ?17.. the next's).
+std::string insert_audits_sql(std::size_t rows) {
+    std::string sql = "INSERT OR FAIL INTO audit_log (" + audit_columns + ") VALUES ";
+    for (std::size_t r = 0; r < rows; ++r) {
+        sql += r ? ", (" : "(";
+        for (std::size_t c = 1; c <= 16; ++c)
+            sql += (c > 1 ? ", ?" : "?") + std::to_string(r * 16 + c);
+        sql += ")";
+    }
+    return sql;
+}
+
+/// The statement sizes a run of records is cut into: few enough shapes that each is prepared once.
+constexpr std::size_t audit_batch_sizes[] = {64, 16, 4, 1};
+
 const std::string audit_at_sql = "SELECT " + audit_columns + " FROM audit_log WHERE sequence = ?1";
 
 const std::string audit_walk_sql = "SELECT " + audit_columns + " FROM audit_log ORDER BY sequence";
@@ -66,6 +81,53 @@ fhir::status relational_engine::append_one(audit_record record) {
     if (!inserted)
         return inserted;
     tip = chain_tip{record.sequence, record.hash};
+    return {};
+}
+
+fhir::status relational_engine::append_run(const std::vector<const audit_record*>& records) {
+    // Invariant 13, as append_one: chained from the tip in order, the tip moved only once they are in.
+    assert(!writer.joinable() || std::this_thread::get_id() == writer.get_id());
+    static const std::vector<std::string> batch_sql = [] {
+        std::vector<std::string> sql;
+        for (const std::size_t size : audit_batch_sizes)
+            sql.push_back(insert_audits_sql(size));
+        return sql;
+    }();
+    std::vector<audit_record> chained;
+    chained.reserve(records.size());
+    chain_tip at = tip;
+    for (const audit_record* record : records) {
+        audit_record next = *record;
+        next.sequence = at.sequence + 1;
+        next.previous_hash = at.hash;
+        next.hash = store::audit_hash(next);
+        at = chain_tip{next.sequence, next.hash};
+        chained.push_back(std::move(next));
+    }
+    std::size_t done = 0;
+    while (done < chained.size()) {
+        std::size_t shape = 0;
+        while (audit_batch_sizes[shape] > chained.size() - done)
+            ++shape;
+        const std::size_t size = audit_batch_sizes[shape];
+        auto inserted = execute(*writer_db, batch_sql[shape], "appending to the audit log", [&](statement& insert) {
+            for (std::size_t r = 0; r < size; ++r) {
+                const audit_record& record = chained[done + r];
+                const int base = static_cast<int>(r * 16);
+                insert.bind(base + 1, record.sequence).bind(base + 2, record.time).bind(base + 3, record.request_id);
+                insert.bind(base + 4, record.user).bind(base + 5, record.role).bind(base + 6, record.organisation);
+                insert.bind(base + 7, record.purpose).bind(base + 8, record.break_glass_reason);
+                insert.bind(base + 9, record.nhs_number).bind(base + 10, record.resource_type);
+                insert.bind(base + 11, record.resource_ids).bind(base + 12, record.action);
+                insert.bind(base + 13, record.outcome).bind(base + 14, record.detail);
+                insert.bind(base + 15, record.previous_hash).bind(base + 16, record.hash);
+            }
+        });
+        if (!inserted)
+            return inserted; // the caller's savepoint undoes what went in, and puts the tip back
+        done += size;
+    }
+    tip = at;
     return {};
 }
 

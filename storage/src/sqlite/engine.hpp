@@ -139,9 +139,15 @@
 //     hold across them as on SQLite's one writer. The writer's connection is READ COMMITTED, so each
 //     statement after the lock sees every group committed before it.
 // 27. A reader's transaction is REPEATABLE READ (one snapshot for a search's page, total and
-//     includes, as a SQLite read transaction is), and no standing is served from memory
-//     (standing_cache_ttl 0): invariant 22's generation is one process's, and another node's write
-//     could not raise it.
+//     includes, as a SQLite read transaction is). Invariant 22's generation is one process's, which
+//     another node's write could not raise, so the database keeps one: the access_generation row,
+//     raised in the transaction of every group with anything but audit appends (before its COMMIT,
+//     so before any acknowledgement). A standing is cached with the generation read in the same
+//     statement as it, and served from memory only to a request that read that same generation in
+//     a statement of its own (stored_version::access_generation, read with the version the
+//     standing decides): no write that changes standings committed between the two snapshots, so
+//     the cached standing is the one the request's own snapshot holds. A request that read no
+//     generation (a search, a vread) reads the standing from the database.
 // 28. A connection found lost (connection::usable false) is never used again: a reader's is dropped
 //     when given back, the writer's replaced before the next group; the group that met the loss
 //     fails as busy and acknowledges nothing (invariant 7).
@@ -190,6 +196,16 @@ using detail::storage_failure;
 inline const std::string current_version_sql =
     "SELECT r.version_id, r.deleted, v.last_updated, v.json, v.method, v.owner, v.citizens, v.labels, v.facets "
     "FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.type = ?1 AND r.id = ?2";
+
+/// current_version_sql and the database's access generation in the same statement (one snapshot), on
+/// PostgreSQL (invariant 27).
+inline const std::string current_version_and_generation_sql =
+    "SELECT r.version_id, r.deleted, v.last_updated, v.json, v.method, v.owner, v.citizens, v.labels, v.facets, "
+    "(SELECT generation FROM access_generation) "
+    "FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.type = ?1 AND r.id = ?2";
+
+/// Raised by every group that commits anything but audit records, on PostgreSQL (invariant 27).
+inline const std::string raise_access_generation_sql = "UPDATE access_generation SET generation = generation + 1";
 
 inline const std::string audit_tip_sql = "SELECT sequence, hash FROM audit_log ORDER BY sequence DESC LIMIT 1";
 
@@ -345,7 +361,9 @@ inline bool changes_standing(const queued_job& job) {
 /// A standing read from the database, kept for sqlite_options::standing_cache_ttl.
 struct cached_standing {
     citizen_standing standing;
-    std::uint64_t generation = 0; ///< relational_engine::access_generation when it was read
+    /// relational_engine::access_generation when it was read; on PostgreSQL, the database's
+    /// access_generation read in the same statement (invariant 27)
+    std::uint64_t generation = 0;
     timestamp read_at = 0;        ///< the `now` it was read for
 };
 
@@ -453,9 +471,11 @@ struct relational_engine final : write_transaction {
     /// sqlite3_wal_hook on the writer's connection: after each commit, with the frames in the log.
     static int on_wal_commit(void* self, sqlite3* db, const char* schema, int frames);
     /// sqlite_store::standing from the database.
+    /// On PostgreSQL, `generation` (if given) is set to the database's access generation read in the
+    /// same statement.
     fhir::result<citizen_standing> read_standing(std::string_view nhs_number, std::string_view organisation,
                                                  std::string_view user, std::string_view role, timestamp recent_since,
-                                                 timestamp now) const;
+                                                 timestamp now, std::uint64_t* generation = nullptr) const;
     /// Commits every audit record queued so far and waits for it, so that a read of the audit log
     /// sees the records of the requests answered before it (sqlite_options::audit_linger).
     fhir::status flush_audit();
@@ -477,6 +497,9 @@ struct relational_engine final : write_transaction {
     fhir::status write_access_rows(const write_request& request, bool deletion, bool live);
     /// Chains `record` at the tip and inserts it (inside the open transaction).
     fhir::status append_one(audit_record record);
+    /// Chains `records` at the tip, in order, and inserts them many to a statement (inside the open
+    /// transaction): reads' records, which come many to a group.
+    fhir::status append_run(const std::vector<const audit_record*>& records);
     fhir::status insert_grant(const break_glass_grant& grant);
     /// Purges the search index rows closed before the snapshot lifetime (invariant 18), inside the
     /// open transaction.

@@ -232,6 +232,9 @@ fhir::result<std::unique_ptr<connection>> relational_engine::open_postgresql_wri
                                           "opening the writer");
         !set)
         return std::move(set).failure();
+    // A group's writes go in a pipeline, a round trip per read they need rather than per statement
+    // (libpq.hpp); the writer settles before it releases each job's savepoint.
+    (*opened)->defer_writes(true);
     // READ COMMITTED: each statement of a group sees what other nodes committed before the group took
     // the writers' lock. synchronous_commit stays the server's (on: a commit returns once it is on
     // the synchronous standbys the server names).
@@ -249,8 +252,6 @@ fhir::result<std::unique_ptr<postgresql_store>> postgresql_store::open(const pos
     static_cast<store_settings&>(settings) = options;
     settings.path.clear();
     settings.reader_connections = options.reader_connections;
-    // Another node's write cannot invalidate this node's memory: standings are read every time.
-    settings.standing_cache_ttl = std::chrono::milliseconds(0);
     auto state = std::make_unique<relational_engine>(settings, options.conninfo);
     auto opened = state->open_postgresql_writer();
     if (!opened)

@@ -21,7 +21,19 @@ const std::string version_sql =
 
 fhir::result<stored_version> relational_store::read_current(std::string_view type, std::string_view id) const {
     auto found = impl_->with_reader<std::optional<stored_version>>(
-        [&](connection& db) { return load_current(db, type, id); });
+        [&](connection& db) -> fhir::result<std::optional<stored_version>> {
+            if (!impl_->on_postgresql())
+                return load_current(db, type, id);
+            // With the database's access generation, for the standings that decide it (invariant 27).
+            return query_one<stored_version>(
+                db, current_version_and_generation_sql, "reading a resource",
+                [&](statement& q) { q.bind(1, type).bind(2, id); },
+                [&](const statement& row) {
+                    stored_version version = version_from(row, type, id);
+                    version.access_generation = static_cast<std::uint64_t>(row.integer(9));
+                    return version;
+                });
+        });
     if (!found)
         return std::move(found).failure();
     if (!*found)

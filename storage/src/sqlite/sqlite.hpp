@@ -41,7 +41,7 @@ public:
     fhir::result<std::string> pragma(const std::string& sql);
 
     fhir::status exec_script(const std::string& sql, std::string_view doing) override;
-    std::int64_t changes() const override { return sqlite3_changes64(db_); }
+    std::int64_t changes() override { return sqlite3_changes64(db_); }
     bool in_transaction() const override { return !sqlite3_get_autocommit(db_); }
 
 protected:

@@ -62,6 +62,8 @@ savepoint_end run_in_savepoint(connection& db, chain_tip& tip, const chain_tip& 
         return savepoint_end::lost;
     }
     fhir::status done = run();
+    if (done) // a driver may have deferred some of the statements (database.hpp, connection::settle)
+        done = db.settle("finishing a write");
     if (!db.in_transaction()) {
         // SQLite rolled the whole transaction back (an I/O error, a full disk): the earlier
         // jobs in the group are gone too.
@@ -342,9 +344,42 @@ void relational_engine::commit_group(std::vector<queued_job>& group) {
         fail_all(turn.failure());
         return deliver();
     }
+    // Reads' audit records next to each other in the group go in under one savepoint and many to
+    // an INSERT: a read's record then costs a share of a statement, not a savepoint and a statement
+    // of its own (on PostgreSQL, a round trip of its own). Should the run fail, it is undone and its jobs go one savepoint each, as any other job,
+    // so that one bad job fails alone; a run that loses the transaction fails the group, as a job's.
+    std::size_t appended_as_run_until = 0; // the jobs before this index went in as a run
     for (std::size_t i = 0; i < group.size(); ++i) {
         std::optional<fhir::error> failure;
         bool lost = false;
+        if (i < appended_as_run_until)
+            continue;
+        if (std::size_t end = i; std::holds_alternative<queued_audit>(group[i])) {
+            while (end < group.size() && std::holds_alternative<queued_audit>(group[end]))
+                ++end;
+            if (end - i >= 2) {
+                const auto finished = in_savepoint(
+                    [&]() -> fhir::status {
+                        std::vector<const audit_record*> records;
+                        for (std::size_t k = i; k < end; ++k)
+                            for (const auto& record : std::get<queued_audit>(group[k]).records)
+                                records.push_back(&record);
+                        return append_run(records);
+                    },
+                    failure);
+                if (finished == savepoint_end::lost) {
+                    fail_all(*failure);
+                    return deliver();
+                }
+                if (finished == savepoint_end::kept) {
+                    for (std::size_t k = i; k < end; ++k)
+                        statuses[k].emplace(fhir::status{});
+                    appended_as_run_until = end;
+                    continue;
+                }
+                failure.reset(); // undone: the jobs go one by one below
+            }
+        }
         if (auto* job = std::get_if<queued_write>(&group[i])) {
             std::optional<write_outcome> written;
             const auto end = in_savepoint(
@@ -461,6 +496,12 @@ void relational_engine::commit_group(std::vector<queued_job>& group) {
             return deliver();
         }
     }
+    // Invariant 27: every node's cached standings are stale once this commits.
+    if (on_postgresql() && std::any_of(group.begin(), group.end(), changes_standing))
+        if (auto raised = db.run(raise_access_generation_sql, "raising the access generation"); !raised) {
+            fail_all(raised.failure());
+            return deliver();
+        }
     if (auto committed = db.run(commit_sql, "committing a write transaction"); !committed) {
         fail_all(committed.failure());
         return deliver();
