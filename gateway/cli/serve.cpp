@@ -84,7 +84,7 @@ std::vector<option> serve_options(serve_settings& s) {
         {"plain", "", "serve HTTP without TLS, on both listeners; only on loopback addresses (behind a TLS proxy, "
                       "for benchmarks)",
          [&](const std::string& v) { s.plain = to_bool(v, "plain"); }},
-        {"threads", "N", "threads serving requests (default 0: one per core)",
+        {"threads", "N", "threads serving requests (default 0: one per core, two per core on PostgreSQL)",
          [&](const std::string& v) { s.threads = to_number<unsigned>(v, "threads"); }},
         {"policy", "FILE", "the access policy (JSON; default: the shipped gateway/access/default-policy.json)",
          [&](const std::string& v) { s.policy_file = v; }},
@@ -388,7 +388,8 @@ int serve(const std::vector<std::string>& args) {
         }
         const std::size_t admin_index = listeners.size() - 1;
         fit_connections_to_descriptors(settings.limits, listeners.size());
-        net::server server(std::move(listeners), settings.limits, settings.threads);
+        net::server server(std::move(listeners), settings.limits,
+                           settings.threads ? settings.threads : storage::default_request_threads(settings.db));
         server.on_hangup([&configuration, &server] { configuration.reload(server); });
         std::cerr << "caregate: serving providers at " << settings.base_url << " on " << host << ":"
                   << server.bound_port(0);

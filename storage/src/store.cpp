@@ -8,12 +8,14 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 namespace caregate::storage {
 namespace {
@@ -47,6 +49,11 @@ fhir::error unknown_engine(std::string_view database) {
 }
 
 } // namespace
+
+unsigned default_request_threads(std::string_view database) {
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    return is_postgresql(database) ? 2 * cores : cores;
+}
 
 fhir::result<std::unique_ptr<store>> open_store(std::string_view database, const store_settings& settings) {
     if (is_postgresql(database)) {

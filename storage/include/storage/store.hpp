@@ -232,6 +232,12 @@ fhir::result<std::unique_ptr<store>> open_store(std::string_view database, const
 /// an engine whose backups are made by its own tools; busy or fault.
 fhir::result<backup_report> backup_store(std::string_view database, const std::string& to);
 
+/// How many threads should serve requests on the store `database` names, when the operator does not
+/// say: one per core for an embedded database (a read never waits), two per core for one over the
+/// network (a request's thread waits on each statement's round trip, and another thread uses the
+/// core meanwhile; more than two per core measured no faster, bench/run.sh --engine postgresql).
+unsigned default_request_threads(std::string_view database);
+
 /// The database's name as it may be printed or logged: a URI's password, if it holds one
 /// (`postgresql://user:secret@host/db`), replaced by `***`; anything else as given.
 std::string printable_database_name(std::string_view database);

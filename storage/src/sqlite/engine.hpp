@@ -151,6 +151,12 @@
 // 28. A connection found lost (connection::usable false) is never used again: a reader's is dropped
 //     when given back, the writer's replaced before the next group; the group that met the loss
 //     fails as busy and acknowledges nothing (invariant 7).
+// 29. The group in progress remembers whether a citizen is held (held_in_group) from its own writes
+//     of Patients and its own reads, and forgets it when a savepoint rolls back and when the group
+//     ends: under the writers' lock no other writer changes it meanwhile. On PostgreSQL a version's
+//     seq is reserved from the column's sequence (reserve_seq: an unbroken run per round trip,
+//     dropped when the group ends), so seqs still rise in commit order across nodes (each group's
+//     run is taken under the writers' lock, after every earlier group's), and a gap is harmless.
 #pragma once
 
 #include "storage/postgresql_store.hpp"
@@ -396,6 +402,12 @@ struct relational_engine final : write_transaction {
     // (and by open() before the thread starts).
     std::unique_ptr<connection> writer_db;
     timestamp newest_timestamp = 0;
+    // What the group in progress knows without asking (invariant 29): whether a citizen is held, as
+    // its writes and reads found it; forgotten when a savepoint is rolled back and when the group ends.
+    std::unordered_map<std::string, bool> held_in_group;
+    // PostgreSQL: version seqs reserved for the group in progress, [next_seq, seq_reserved_until).
+    std::int64_t next_seq = 0;
+    std::int64_t seq_reserved_until = 0;
     std::mutex queue_mutex;
     std::condition_variable queue_filled;
     std::deque<queued_job> queue;
@@ -497,6 +509,8 @@ struct relational_engine final : write_transaction {
     fhir::status write_access_rows(const write_request& request, bool deletion, bool live);
     /// Chains `record` at the tip and inserts it (inside the open transaction).
     fhir::status append_one(audit_record record);
+    /// The next version seq of the group in progress, on PostgreSQL (invariant 29).
+    fhir::result<std::int64_t> reserve_seq();
     /// Chains `records` at the tip, in order, and inserts them many to a statement (inside the open
     /// transaction): reads' records, which come many to a group.
     fhir::status append_run(const std::vector<const audit_record*>& records);

@@ -30,6 +30,15 @@ const std::string insert_version_sql =
     "INSERT OR FAIL INTO resource_versions (type, id, version_id, last_updated, method, deleted, json, owner, citizens, "
     "labels, facets) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING seq";
 
+// On PostgreSQL the writer gives the seq, reserved from the column's sequence (invariant 29), so the
+// INSERT needs no answer and goes in the pipeline.
+const std::string insert_version_with_seq_sql =
+    "INSERT INTO resource_versions (type, id, version_id, last_updated, method, deleted, json, owner, citizens, "
+    "labels, facets, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+
+const std::string reserve_seqs_sql =
+    "SELECT nextval(pg_get_serial_sequence('resource_versions', 'seq')) FROM generate_series(1, ?1)";
+
 const std::string current_seq_sql = "SELECT seq FROM resources WHERE type = ?1 AND id = ?2";
 
 // Two statements, not an upsert: an upsert (and any statement that may abort after changing rows)
@@ -59,10 +68,45 @@ fhir::result<std::vector<stored_version>> relational_engine::matches(const write
 }
 
 fhir::result<bool> relational_engine::citizen_held(std::string_view nhs_number) {
-    return exists(*writer_db, live_patient_sql, "checking a citizen", [&](statement& q) { q.bind(1, nhs_number); });
+    if (auto known = held_in_group.find(std::string(nhs_number)); known != held_in_group.end())
+        return known->second;
+    auto held = exists(*writer_db, live_patient_sql, "checking a citizen", [&](statement& q) { q.bind(1, nhs_number); });
+    if (held)
+        held_in_group.insert_or_assign(std::string(nhs_number), *held);
+    return held;
+}
+
+fhir::result<std::int64_t> relational_engine::reserve_seq() {
+    if (next_seq == seq_reserved_until) {
+        // Reserved many at a time: one round trip for a Bundle's worth of versions. A value left
+        // unused when the group ends is a gap, as a rolled-back insert leaves one.
+        constexpr std::int64_t reserve = 256;
+        auto prepared = writer_db->prepare(reserve_seqs_sql, "writing a version");
+        if (!prepared)
+            return std::move(prepared).failure();
+        statement query(*prepared);
+        query.bind(1, reserve);
+        std::int64_t first = 0, last = 0;
+        int rc;
+        while ((rc = query.step()) == step_row) {
+            const std::int64_t value = query.integer(0);
+            first = first ? std::min(first, value) : value;
+            last = std::max(last, value);
+        }
+        if (rc != step_done)
+            return detail::storage_failure(rc, "writing a version");
+        // The sequence is this node's alone while it holds the writers' lock, but another session
+        // (a tool) may take values too: only an unbroken run counts.
+        if (last - first + 1 != reserve)
+            return store_fault("the version sequence gave no unbroken run of values");
+        next_seq = first;
+        seq_reserved_until = last + 1;
+    }
+    return next_seq++;
 }
 
 fhir::status relational_engine::erase_citizen(std::string_view nhs_number, const std::vector<resource_name>& record) {
+    held_in_group.erase(std::string(nhs_number));
     return detail::erase_citizen(*writer_db, nhs_number, record);
 }
 
@@ -117,18 +161,26 @@ fhir::result<write_outcome> relational_engine::write_version(const write_request
 
     connection& db = *writer_db;
     std::int64_t seq = 0;
+    if (on_postgresql()) { // invariant 29
+        auto reserved = reserve_seq();
+        if (!reserved)
+            return std::move(reserved).failure();
+        seq = *reserved;
+    }
     {
         // Bound text must outlive the step.
         const std::string citizens = join_lines(version.citizens);
         const std::string labels = join_lines(version.labels);
         const std::string facets = join_lines(version.facets);
-        auto prepared = db.prepare(insert_version_sql, "writing a version");
+        auto prepared = db.prepare(seq ? insert_version_with_seq_sql : insert_version_sql, "writing a version");
         if (!prepared)
             return std::move(prepared).failure();
         statement insert(*prepared);
         insert.bind(1, version.type).bind(2, version.id).bind(3, version.version_id).bind(4, version.last_updated);
         insert.bind(5, version.method).bind(6, std::int64_t{deletion}).bind_blob(7, version.json);
         insert.bind(8, version.owner).bind(9, citizens).bind(10, labels).bind(11, facets);
+        if (seq)
+            insert.bind(12, seq);
         int rc = insert.step();
         if (rc == step_row) {
             seq = insert.integer(0);
@@ -137,6 +189,8 @@ fhir::result<write_outcome> relational_engine::write_version(const write_request
         if (rc != step_done)
             return detail::storage_failure(rc, "writing a version");
     }
+    if (version.type == "Patient") // what check_citizens asks next, known without asking
+        held_in_group.insert_or_assign(version.id, !deletion);
     assert(seq > 0 && version.last_updated > 0 && version.version_id >= 1); // invariants 3 and 4
     // The version this one supersedes, whose search index rows it closes (invariant 16); a deletion
     // marker's were closed when it was written.

@@ -332,7 +332,10 @@ void relational_engine::commit_group(std::vector<queued_job>& group) {
         }
     };
     auto in_savepoint = [&](auto&& run, std::optional<fhir::error>& failure) {
-        return run_in_savepoint(db, tip, committed_tip, run, failure);
+        const auto end = run_in_savepoint(db, tip, committed_tip, run, failure);
+        if (end != savepoint_end::kept)
+            held_in_group.clear(); // invariant 29: what the undone writes told it is undone too
+        return end;
     };
 
     const auto began = std::chrono::steady_clock::now();
@@ -344,6 +347,8 @@ void relational_engine::commit_group(std::vector<queued_job>& group) {
         fail_all(turn.failure());
         return deliver();
     }
+    held_in_group.clear(); // invariant 29: a group knows only what it found itself
+    next_seq = seq_reserved_until = 0;
     // Reads' audit records next to each other in the group go in under one savepoint and many to
     // an INSERT: a read's record then costs a share of a statement, not a savepoint and a statement
     // of its own (on PostgreSQL, a round trip of its own). Should the run fail, it is undone and its jobs go one savepoint each, as any other job,
