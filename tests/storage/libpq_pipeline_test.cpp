@@ -158,3 +158,16 @@ TEST_CASE("more deferred statements than the pipeline holds are all run, in orde
     REQUIRE(c.db->run("COMMIT", "committing"));
     CHECK(c.count() == 2000);
 }
+
+TEST_CASE("a statement that returns rows goes behind the deferred ones and reads what they wrote" *
+          needs_postgresql()) {
+    pipelined_connection c;
+    REQUIRE(c.db->run("BEGIN", "beginning")); // deferred: travels with what follows
+    CHECK(c.db->in_transaction());
+    for (std::int64_t id = 1; id <= 3; ++id)
+        REQUIRE(c.insert(id, "row") == step_done);
+    CHECK(c.count() == 3);
+    CHECK(c.db->settle("settling")); // nothing left
+    REQUIRE(c.db->run("ROLLBACK", "rolling back"));
+    CHECK(c.count() == 0);
+}

@@ -3,8 +3,10 @@
 // committing in groups; the writers take turns through one advisory lock held for each group's
 // transaction, so that what SQLite's single writer guarantees (one audit chain, lastUpdated that only
 // grows, conditions decided with no write between check and write) holds across the nodes. Nothing a
-// node keeps in memory can make an answer stale: the standing cache is off on this engine. The
-// gateway opens it through open_store with a `postgresql://` name.
+// node keeps in memory can make an answer stale: a standing is served from memory only to a request
+// that read, from the database, the access generation it was cached at (every group that changes
+// anything but the audit log raises it). The gateway opens it through open_store with a
+// `postgresql://` name.
 #pragma once
 
 #include "storage/relational_store.hpp"

@@ -41,8 +41,9 @@ bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) |
 /// then fit in the socket's buffers, so neither side waits on the other.
 constexpr std::size_t pipeline_limit = 512;
 
-/// What a statement's text says of how it may run (postgresql_connection's invariants in libpq.hpp).
-enum class statement_kind { deferrable, rollback, other };
+/// What a statement's text says of how it may run (postgresql_connection's invariants in libpq.hpp):
+/// `begin` is deferred too, when no transaction is open, so that it travels with the statement after it.
+enum class statement_kind { deferrable, begin, rollback, other };
 
 statement_kind kind_of(std::string_view sql) {
     std::size_t at = 0;
@@ -50,7 +51,12 @@ statement_kind kind_of(std::string_view sql) {
         ++at;
     if (word_at(sql, at, "ROLLBACK"))
         return statement_kind::rollback;
+    if (word_at(sql, at, "BEGIN"))
+        return statement_kind::begin;
     if (word_at(sql, at, "SAVEPOINT") || word_at(sql, at, "RELEASE"))
+        return statement_kind::deferrable;
+    // Its one row says nothing; what runs after it runs once it has the lock (or not at all).
+    if (word_at(sql, at, "SELECT PG_ADVISORY_XACT_LOCK("))
         return statement_kind::deferrable;
     if (!word_at(sql, at, "INSERT") && !word_at(sql, at, "UPDATE") && !word_at(sql, at, "DELETE"))
         return statement_kind::other;
@@ -335,10 +341,24 @@ private:
             values[i] = nulls_[i] ? nullptr : values_[i].c_str();
         PGconn* conn = db_.handle();
         const int count = static_cast<int>(values.size());
-        if (kind_ == statement_kind::deferrable && lasting_ && db_.deferring_now())
+        if (lasting_ && ((kind_ == statement_kind::deferrable && db_.deferring_now()) ||
+                         (kind_ == statement_kind::begin && db_.may_defer_begin())))
             return defer(values);
-        // Whatever is pipelined runs first; its failure is this statement's (the server would refuse
-        // this one in the aborted transaction anyway), except that a rollback still runs.
+        if (lasting_ && kind_ != statement_kind::rollback && db_.pipelined()) {
+            // Behind what is pipelined, in the same round trip; a failure before it is its failure
+            // (the server would refuse it in the aborted transaction anyway).
+            if (const int sent = send(values); sent != step_ok)
+                return sent;
+            PGresult* mine = nullptr;
+            if (const int settled = db_.settle_pending(&mine); settled != step_ok) {
+                if (mine)
+                    PQclear(mine);
+                return settled;
+            }
+            result_ = mine;
+            return take_result();
+        }
+        // A rollback runs whatever came before it failed.
         if (const int settled = db_.settle_pending(); settled != step_ok && kind_ != statement_kind::rollback)
             return settled;
         if (lasting_ && server_name_.empty()) {
@@ -354,6 +374,11 @@ private:
         result_ = lasting_ ? PQexecPrepared(conn, server_name_.c_str(), count, values.data(), nullptr, nullptr, 0)
                            : PQexecParams(conn, sql_.text.c_str(), count, types_.data(), values.data(), nullptr,
                                           nullptr, 0);
+        return take_result();
+    }
+
+    /// Reads result_ (its rows, or the rows it changed) into this statement's state.
+    int take_result() {
         switch (PQresultStatus(result_)) {
         case PGRES_TUPLES_OK:
             rows_ = PQntuples(result_);
@@ -366,12 +391,22 @@ private:
             return step_ok;
         }
         default:
-            return postgresql_result_code(result_, conn);
+            return postgresql_result_code(result_, db_.handle());
         }
     }
 
-    /// Sends the statement (preparing it first if the server has not) into the pipeline.
+    /// Sends the statement into the pipeline, and answers for it now: nothing to read.
     int defer(const std::vector<const char*>& values) {
+        if (const int sent = send(values); sent != step_ok)
+            return sent;
+        rows_ = 0;
+        if (db_.pending_count() >= pipeline_limit)
+            return db_.settle_pending();
+        return step_ok;
+    }
+
+    /// Sends the statement (preparing it first if the server has not) into the pipeline.
+    int send(const std::vector<const char*>& values) {
         PGconn* conn = db_.handle();
         const int count = static_cast<int>(values.size());
         if (PQpipelineStatus(conn) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn) != 1)
@@ -387,9 +422,6 @@ private:
         if (PQsendQueryPrepared(conn, server_name_.c_str(), count, values.data(), nullptr, nullptr, 0) != 1)
             return postgresql_code(connection_lost);
         db_.note_deferred(postgresql_connection::deferred_kind::run, nullptr);
-        rows_ = 0;
-        if (db_.pending_count() >= pipeline_limit)
-            return db_.settle_pending();
         return step_ok;
     }
 
@@ -447,11 +479,15 @@ bool postgresql_connection::deferring_now() const {
     return defer_writes_ && (pipelined() || PQtransactionStatus(db_) == PQTRANS_INTRANS);
 }
 
+bool postgresql_connection::may_defer_begin() const {
+    return defer_writes_ && !pipelined() && PQtransactionStatus(db_) == PQTRANS_IDLE;
+}
+
 void postgresql_connection::note_deferred(deferred_kind kind, postgresql_prepared_base* owner) {
     pending_.push_back(deferred{kind, owner});
 }
 
-int postgresql_connection::settle_pending() {
+int postgresql_connection::settle_pending(PGresult** last) {
     int failure = std::exchange(kept_failure_, step_ok);
     if (pending_.empty()) {
         if (PQpipelineStatus(db_) != PQ_PIPELINE_OFF) // entered, and then nothing could be sent
@@ -485,6 +521,10 @@ int postgresql_connection::settle_pending() {
                 if (command.kind == deferred_kind::run) {
                     const char* changed = PQcmdTuples(result);
                     changes_ = changed && *changed ? std::strtoll(changed, nullptr, 10) : 0;
+                }
+                if (last && index + 1 == pending_.size()) { // the caller's own statement: its result is kept
+                    *last = result;
+                    continue;
                 }
             } else {
                 // The first failure is the one to report; after it the server skipped the rest

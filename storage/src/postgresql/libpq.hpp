@@ -13,7 +13,8 @@
 //    values: "Key (id)=(...) already exists");
 //  - on a connection that defers writes (defer_writes, the engine's writer), a statement that returns
 //    nothing and changes nothing outside the open transaction if it fails (INSERT, UPDATE or DELETE
-//    without RETURNING, SAVEPOINT, RELEASE) is sent in a libpq pipeline and its step answers
+//    without RETURNING, SAVEPOINT, RELEASE; and BEGIN, when no transaction is open) is sent in a
+//    libpq pipeline and its step answers
 //    step_done at once; the pipeline is settled (sent, every result read) by the next statement that
 //    is not deferred, by settle() and by changes(). The first failure among the deferred is what
 //    that statement, settle() or the next step after changes() returns, so a failure still reaches
@@ -84,6 +85,9 @@ public:
     void defer_writes(bool on) noexcept { defer_writes_ = on; }
     /// Whether a statement that could be deferred is, now: deferring is on and a transaction is open.
     bool deferring_now() const;
+    /// Whether a BEGIN may be deferred now: deferring is on and no transaction is open (it then opens
+    /// one, so that what follows it is deferred too).
+    bool may_defer_begin() const;
     /// What a pipelined command is, so that settling knows what its result means.
     enum class deferred_kind { prepare, run, other };
     /// Enters the pipeline if need be and notes a command just sent, in order. `owner`: the
@@ -91,8 +95,10 @@ public:
     void note_deferred(deferred_kind kind, postgresql_prepared_base* owner);
     std::size_t pending_count() const noexcept { return pending_.size(); }
     /// Sends what is pipelined, reads every result, leaves the pipeline: step_ok, or the first
-    /// failure (also a failure kept from an earlier settle that could not report it).
-    int settle_pending();
+    /// failure (also a failure kept from an earlier settle that could not report it). `last`, if
+    /// given, receives the last command's result when it succeeded (the caller's to clear): a
+    /// statement that needs its rows goes behind the deferred ones, in the same round trip.
+    int settle_pending(PGresult** last = nullptr);
     /// Commands are in the pipeline, not yet settled.
     bool pipelined() const noexcept { return !pending_.empty(); }
 

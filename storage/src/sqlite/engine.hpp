@@ -408,6 +408,7 @@ struct relational_engine final : write_transaction {
     // PostgreSQL: version seqs reserved for the group in progress, [next_seq, seq_reserved_until).
     std::int64_t next_seq = 0;
     std::int64_t seq_reserved_until = 0;
+    std::int64_t seqs_wanted = 0; ///< the group's writes: how many to reserve at once
     std::mutex queue_mutex;
     std::condition_variable queue_filled;
     std::deque<queued_job> queue;

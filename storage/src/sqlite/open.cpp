@@ -188,6 +188,22 @@ fhir::result<std::unique_ptr<sqlite_store>> sqlite_store::open(const sqlite_opti
 namespace caregate::storage {
 
 fhir::status relational_engine::load_writer_state(connection& db) {
+    if (on_postgresql()) {
+        // One statement, one round trip: the newest lastUpdated and the chain's tip (none when empty).
+        static const std::string state_sql =
+            "SELECT n.newest, a.sequence, a.hash FROM (" + newest_timestamp_sql + ") AS n(newest) LEFT JOIN (" +
+            audit_tip_sql + ") AS a ON 1 = 1";
+        auto prepared = db.prepare(state_sql, "reading the writer's state");
+        if (!prepared)
+            return std::move(prepared).failure();
+        statement query(*prepared);
+        if (const int rc = query.step(); rc != step_row)
+            return detail::storage_failure(rc, "reading the writer's state");
+        newest_timestamp = query.integer(0);
+        committed_tip = query.is_null(1) ? chain_tip{} : chain_tip{query.integer(1), query.text(2)};
+        tip = committed_tip;
+        return {};
+    }
     {
         auto prepared = db.prepare(newest_timestamp_sql, "opening the store");
         if (!prepared)

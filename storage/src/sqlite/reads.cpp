@@ -17,6 +17,12 @@ const std::string version_sql =
     "SELECT version_id, deleted, last_updated, json, method, owner, citizens, labels, facets "
     "FROM resource_versions WHERE type = ?1 AND id = ?2 AND version_id = ?3";
 
+// On PostgreSQL, with the database's access generation (engine.hpp, invariant 27).
+const std::string version_and_generation_sql =
+    "SELECT version_id, deleted, last_updated, json, method, owner, citizens, labels, facets, "
+    "(SELECT generation FROM access_generation) "
+    "FROM resource_versions WHERE type = ?1 AND id = ?2 AND version_id = ?3";
+
 } // namespace
 
 fhir::result<stored_version> relational_store::read_current(std::string_view type, std::string_view id) const {
@@ -52,10 +58,16 @@ fhir::result<stored_version> relational_store::vread(std::string_view type, std:
                                           std::int64_t version_id) const {
     auto found = impl_->with_reader<std::optional<stored_version>>(
         [&](connection& db) -> fhir::result<std::optional<stored_version>> {
+            const bool shared = impl_->on_postgresql();
             return query_one<stored_version>(
-                db, version_sql, "reading a version",
+                db, shared ? version_and_generation_sql : version_sql, "reading a version",
                 [&](statement& q) { q.bind(1, type).bind(2, id).bind(3, version_id); },
-                [&](const statement& row) { return version_from(row, type, id); });
+                [&](const statement& row) {
+                    stored_version version = version_from(row, type, id);
+                    if (shared)
+                        version.access_generation = static_cast<std::uint64_t>(row.integer(9));
+                    return version;
+                });
         });
     if (!found)
         return std::move(found).failure();

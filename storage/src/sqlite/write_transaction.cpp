@@ -78,9 +78,9 @@ fhir::result<bool> relational_engine::citizen_held(std::string_view nhs_number) 
 
 fhir::result<std::int64_t> relational_engine::reserve_seq() {
     if (next_seq == seq_reserved_until) {
-        // Reserved many at a time: one round trip for a Bundle's worth of versions. A value left
+        // As many as the group has writes (seqs_wanted): one round trip for a group. A value left
         // unused when the group ends is a gap, as a rolled-back insert leaves one.
-        constexpr std::int64_t reserve = 256;
+        const std::int64_t reserve = std::clamp<std::int64_t>(seqs_wanted, 1, 4096);
         auto prepared = writer_db->prepare(reserve_seqs_sql, "writing a version");
         if (!prepared)
             return std::move(prepared).failure();

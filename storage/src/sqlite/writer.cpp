@@ -349,6 +349,7 @@ void relational_engine::commit_group(std::vector<queued_job>& group) {
     }
     held_in_group.clear(); // invariant 29: a group knows only what it found itself
     next_seq = seq_reserved_until = 0;
+    seqs_wanted = static_cast<std::int64_t>(write_count);
     // Reads' audit records next to each other in the group go in under one savepoint and many to
     // an INSERT: a read's record then costs a share of a statement, not a savepoint and a statement
     // of its own (on PostgreSQL, a round trip of its own). Should the run fail, it is undone and its jobs go one savepoint each, as any other job,
