@@ -212,6 +212,12 @@ for table in resource_versions resources citizen_links organisation_links audit_
 done
 [ "$migrate_ok" = 1 ] || status=1
 
+echo "== two caregate nodes on one PostgreSQL database: a narrowing write through one is seen through the other at once (20 rounds)"
+two_nodes_ok=1
+"/usr/lib/postgresql/15/bin/createdb" -h 127.0.0.1 -p "$(cat "$pg_dir/port")" -U caregate two_nodes
+python3 tests/crash/two_nodes_test.py --caregate build/caregate --rounds 20 \
+  --db "postgresql://caregate@127.0.0.1:$(cat "$pg_dir/port")/two_nodes" || { two_nodes_ok=0; status=1; }
+
 echo "== failover: two caregate nodes on a PostgreSQL primary with a synchronous standby, the primary SIGKILLed under writes and the standby promoted (5 times)"
 failover_ok=1
 python3 tests/crash/failover_test.py --caregate build/caregate --rounds 5 || { failover_ok=0; status=1; }
@@ -249,7 +255,7 @@ fi
 read -r c_pass c_fail < <(tail -n 1 "$work/conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r s_pass s_fail < <(tail -n 1 "$work/smart.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r p_pass p_fail < <(tail -n 1 "$work/pg-conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
-passed=$((4 + ${c_pass:-0} + ${s_pass:-0} + ${p_pass:-0} + pg_ok + migrate_ok + failover_ok + admin_ok + audit_ok + backup_ok + crash_ok + disk_ok + flood_ok + fuzz_ok + sanitize_ok + full * soak_ok))
-failed=$((${c_fail:-1} + ${s_fail:-1} + ${p_fail:-1} + 11 + full - pg_ok - migrate_ok - failover_ok - admin_ok - audit_ok - backup_ok - crash_ok - disk_ok - flood_ok - fuzz_ok - sanitize_ok - full * soak_ok))
+passed=$((4 + ${c_pass:-0} + ${s_pass:-0} + ${p_pass:-0} + pg_ok + migrate_ok + two_nodes_ok + failover_ok + admin_ok + audit_ok + backup_ok + crash_ok + disk_ok + flood_ok + fuzz_ok + sanitize_ok + full * soak_ok))
+failed=$((${c_fail:-1} + ${s_fail:-1} + ${p_fail:-1} + 12 + full - pg_ok - migrate_ok - two_nodes_ok - failover_ok - admin_ok - audit_ok - backup_ok - crash_ok - disk_ok - flood_ok - fuzz_ok - sanitize_ok - full * soak_ok))
 echo "test.sh: $passed passed, $failed failed"
 exit $status
