@@ -23,6 +23,7 @@
 #include "net/request_parser.hpp"
 #include "net/tls.hpp"
 #include "http/error_response.hpp"
+#include "http/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -658,11 +659,6 @@ void close_idle_connections(server_state& server) {
     }
 }
 
-void log_line(std::string_view text) {
-    std::string line;
-    line.reserve(text.size() + 11);
-    line.append("caregate: ").append(text).push_back('\n');
-    std::fwrite(line.data(), 1, line.size(), stderr);
-}
+void log_line(std::string_view text) { http::log_line(text); }
 
 } // namespace caregate::net::detail

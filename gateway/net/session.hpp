@@ -69,8 +69,7 @@ void start_session(boost::asio::ip::tcp::socket socket, listener_state& listener
 /// Asks every open connection to close once it is idle (between requests). Thread-safe.
 void close_idle_connections(server_state& server);
 
-/// One line to stderr, written at once so that lines from several threads do not interleave.
-/// Never bodies, header values or anything else that may carry patient data.
+/// http::log_line (http/log.hpp), for this layer's own failures.
 void log_line(std::string_view text);
 
 } // namespace caregate::net::detail

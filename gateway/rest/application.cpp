@@ -3,6 +3,7 @@
 
 #include "fhir_model/date_time.hpp"
 #include "http/error_response.hpp"
+#include "http/log.hpp"
 #include "rest/routes.hpp"
 
 #include <boost/url/parse.hpp>
@@ -208,7 +209,16 @@ void application::serve(http::request req, http::responder done,
         routing = http::error_response(error::make(category::malformed, "value", "X-Request-ID must be a UUID"));
     auto* routed = std::get_if<routed_request>(&routing);
 
-    http::responder answer = [request_id, correlation_id, done = std::move(done)](http::response out) {
+    // A 5xx is the server's failure (a database gone, a bug): the operator finds it in the log by the
+    // request id the client was given, with the interaction and the status, and nothing else of the
+    // request (a path or a query can name a citizen).
+    std::string_view interaction_code = "unrouted";
+    if (const auto* routed = std::get_if<routed_request>(&routing))
+        interaction_code = interactions::spec_code(routed->route.where.kind);
+    http::responder answer = [request_id, correlation_id, interaction_code, done = std::move(done)](http::response out) {
+        if (out.status >= 500)
+            http::log_line("request " + request_id + " (" + std::string(interaction_code) + ") answered " +
+                           std::to_string(out.status));
         out.set("Date", http_date_now());
         out.set("X-Request-ID", request_id);
         if (!correlation_id.empty())

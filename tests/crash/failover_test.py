@@ -8,7 +8,8 @@ as a machine failing would), the standby promoted (`pg_ctl promote`, as Patroni 
   target_session_attrs=read-write finds the new primary);
 - every write answered 2xx is there, with its exact content, at the version it was given, and every
   transaction is whole or absent (the crash test's checks, crash_test.py);
-- the audit chain verifies (`caregate audit verify`).
+- the audit chain verifies (`caregate audit verify`);
+- the nodes' log names each 503 by its request id (and its interaction), and holds no NHS number.
 
 Repeated --rounds times (at least 5 in CI): each round makes a new standby of the new primary where the
 old one was. Exit 0 when every round passed; 1 naming the first failure. Test data only: the
@@ -20,6 +21,7 @@ import argparse
 import http.client
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -242,7 +244,18 @@ def main():
         if verified.returncode != 0:
             print("failover test: the audit chain does not verify")
             return 1
-        print(f"failover test: {args.rounds} failovers, {total} acknowledged writes all there, audit chain intact")
+        log.flush()
+        with open(os.path.join(work, "nodes.log"), encoding="utf-8", errors="replace") as f:
+            logged = f.read()
+        answered_503 = re.findall(r"^caregate: request [0-9a-f-]{36} \(\S+\) answered 503$", logged, re.MULTILINE)
+        if not answered_503:
+            print("failover test: the nodes' log names no 503 by its request id")
+            return 1
+        if NHS in logged:
+            print("failover test: the nodes' log holds an NHS number")
+            return 1
+        print(f"failover test: {args.rounds} failovers, {total} acknowledged writes all there, audit chain intact, "
+              f"{len(answered_503)} answers of 503 logged by request id and nothing of a citizen")
         return 0
     finally:
         for node in nodes:
