@@ -291,6 +291,23 @@ TEST_CASE("several nodes appending at once through two stores on one database ke
     CHECK(db.count("SELECT max(sequence) FROM audit_log") == threads * batches); // gapless from 1
 }
 
+// PostgreSQL's migration 3 (the writer's state row): a database written before it (its row dropped,
+// its schema set back to version 2) takes the chain's tip and the newest lastUpdated from what it
+// holds, and the chain goes on from there, gapless and verifying.
+TEST_CASE("a PostgreSQL database of schema 2 gets the writer's state from its log, and its chain goes on" *
+          caregate::testing::several_nodes()) {
+    store_fixture db;
+    fill(*db, 3);
+    db.close();
+    caregate::testing::postgresql_rows(db.database, "DROP TABLE writer_state; UPDATE caregate_schema SET version = 2");
+    db.reopen();
+    fill(*db, 2);
+    const auto verdict = verified(*db);
+    CHECK(verdict.records == 5);
+    CHECK_FALSE(verdict.first_broken);
+    CHECK(db.count("SELECT audit_sequence FROM writer_state") == 5);
+}
+
 TEST_CASE("the chain goes on across closing and reopening the store") {
     store_fixture db;
     fill(*db, 3);

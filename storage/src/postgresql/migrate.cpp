@@ -208,6 +208,11 @@ fhir::result<migration_report> copy_sqlite_to_postgresql(const std::string& path
     for (const auto& [name, column] : identities)
         finish += std::string(" SELECT setval(pg_get_serial_sequence('") + name + "', '" + column + "'), coalesce(max(" +
                   column + "), 0) + 1, false) FROM " + name + ";";
+    // The writer's state (the engine's invariant 26) from what was copied.
+    finish += " UPDATE writer_state SET"
+              " audit_sequence = coalesce((SELECT sequence FROM audit_log ORDER BY sequence DESC LIMIT 1), 0),"
+              " audit_hash = coalesce((SELECT hash FROM audit_log ORDER BY sequence DESC LIMIT 1), repeat('0', 64)),"
+              " newest_last_updated = coalesce((SELECT max(last_updated) FROM resource_versions), 0);";
     if (auto finished = to.exec_script(finish, doing); !finished)
         return rollback(finished.failure());
     if (auto committed = to.exec_script("COMMIT", doing); !committed)

@@ -12,7 +12,7 @@ namespace {
 
 constexpr long long migration_lock_key = 0x63617265676175;
 
-const std::array<const char*, 2> migrations = {{
+const std::array<const char*, 3> migrations = {{
     // 1: everything the SQLite schema holds at its version 9, in PostgreSQL's terms.
     R"sql(
 CREATE FUNCTION instr(text, text) RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -232,6 +232,20 @@ CREATE INDEX version_targets_by_item ON version_targets (type, id, seq);
     R"sql(
 CREATE TABLE access_generation (generation bigint NOT NULL);
 INSERT INTO access_generation VALUES (1);
+)sql",
+    // 3: the writer's state, where each group reads it and writes it (the engine's invariant 26): the
+    // audit chain's tip and the newest lastUpdated. Read from the log and the versions instead, the
+    // server kept the plan it made when the log was nearly empty (a scan and a sort), and a group
+    // took tens of milliseconds once the log had grown; a row of its own costs one read at any size.
+    R"sql(
+CREATE TABLE writer_state (
+    audit_sequence bigint NOT NULL,
+    audit_hash text COLLATE "C" NOT NULL,
+    newest_last_updated bigint NOT NULL);
+INSERT INTO writer_state
+SELECT coalesce((SELECT sequence FROM audit_log ORDER BY sequence DESC LIMIT 1), 0),
+       coalesce((SELECT hash FROM audit_log ORDER BY sequence DESC LIMIT 1), repeat('0', 64)),
+       coalesce((SELECT max(last_updated) FROM resource_versions), 0);
 )sql",
 }};
 

@@ -135,8 +135,10 @@
 // On PostgreSQL (relational_engine::on_postgresql), where several nodes' engines share one database:
 // 26. Every group's transaction first takes the writers' advisory lock (postgresql/schema.hpp,
 //     writer_lock_key) and then reads the audit chain's tip and the newest lastUpdated from the
-//     database (take_writers_turn): one writer at a time across the nodes, so invariants 4, 13 and 19
-//     hold across them as on SQLite's one writer. The writer's connection is READ COMMITTED, so each
+//     database's writer_state row (take_writers_turn), and writes them back there before its COMMIT
+//     when they moved: one writer at a time across the nodes, so invariants 4, 13 and 19 hold across
+//     them as on SQLite's one writer. Only the writer appends to the log or writes versions on
+//     PostgreSQL (caregate migrate sets the row from what it copied). The writer's connection is READ COMMITTED, so each
 //     statement after the lock sees every group committed before it.
 // 27. A reader's transaction is REPEATABLE READ (one snapshot for a search's page, total and
 //     includes, as a SQLite read transaction is). Invariant 22's generation is one process's, which
@@ -402,6 +404,11 @@ struct relational_engine final : write_transaction {
     // (and by open() before the thread starts).
     std::unique_ptr<connection> writer_db;
     timestamp newest_timestamp = 0;
+    // PostgreSQL: the writer_state row as the group in progress read it (invariant 26).
+    struct writer_state {
+        timestamp newest = 0;
+        std::int64_t audit_sequence = 0;
+    } loaded_state;
     // What the group in progress knows without asking (invariant 29): whether a citizen is held, as
     // its writes and reads found it; forgotten when a savepoint is rolled back and when the group ends.
     std::unordered_map<std::string, bool> held_in_group;

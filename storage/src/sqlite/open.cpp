@@ -189,10 +189,9 @@ namespace caregate::storage {
 
 fhir::status relational_engine::load_writer_state(connection& db) {
     if (on_postgresql()) {
-        // One statement, one round trip: the newest lastUpdated and the chain's tip (none when empty).
+        // Invariant 26: the row each group writes, read in one statement.
         static const std::string state_sql =
-            "SELECT n.newest, a.sequence, a.hash FROM (" + newest_timestamp_sql + ") AS n(newest) LEFT JOIN (" +
-            audit_tip_sql + ") AS a ON 1 = 1";
+            "SELECT newest_last_updated, audit_sequence, audit_hash FROM writer_state";
         auto prepared = db.prepare(state_sql, "reading the writer's state");
         if (!prepared)
             return std::move(prepared).failure();
@@ -200,8 +199,9 @@ fhir::status relational_engine::load_writer_state(connection& db) {
         if (const int rc = query.step(); rc != step_row)
             return detail::storage_failure(rc, "reading the writer's state");
         newest_timestamp = query.integer(0);
-        committed_tip = query.is_null(1) ? chain_tip{} : chain_tip{query.integer(1), query.text(2)};
+        committed_tip = chain_tip{query.integer(1), query.text(2)};
         tip = committed_tip;
+        loaded_state = writer_state{newest_timestamp, committed_tip.sequence};
         return {};
     }
     {

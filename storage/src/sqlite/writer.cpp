@@ -502,6 +502,18 @@ void relational_engine::commit_group(std::vector<queued_job>& group) {
             return deliver();
         }
     }
+    // Invariant 26: the state the next group, on whichever node, reads (only when it moved).
+    if (on_postgresql() && (tip.sequence != loaded_state.audit_sequence || newest_timestamp != loaded_state.newest)) {
+        static const std::string save_state_sql =
+            "UPDATE writer_state SET audit_sequence = ?1, audit_hash = ?2, newest_last_updated = ?3";
+        auto saved = execute(db, save_state_sql, "saving the writer's state", [&](statement& update) {
+            update.bind(1, tip.sequence).bind(2, tip.hash).bind(3, newest_timestamp);
+        });
+        if (!saved) {
+            fail_all(saved.failure());
+            return deliver();
+        }
+    }
     // Invariant 27: every node's cached standings are stale once this commits.
     if (on_postgresql() && std::any_of(group.begin(), group.end(), changes_standing))
         if (auto raised = db.run(raise_access_generation_sql, "raising the access generation"); !raised) {
