@@ -4,7 +4,7 @@
 // Access: instance history needs the resource visible as it is now (and may break the glass into
 // that one record); at every level an entry is shown only if the caller may see its version (a
 // deletion: the version it removed) and the resource as it is now (its last live version), decided
-// by the store in the query (storage/src/sqlite/visibility_sql.hpp), so pages hold _count entries whenever
+// by the store in the query (storage/src/relational/visibility_sql.hpp), so pages hold _count entries whenever
 // there are as many.
 #include "interactions/interactions.hpp"
 

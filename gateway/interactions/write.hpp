@@ -59,7 +59,7 @@ fhir::status check_targets(context& ctx, std::string_view type, std::string_view
 /// The resource an update by id changes, if it exists: visible to the caller (else 404, audited,
 /// exactly as for one that does not exist). nullopt when there is no live resource with that id.
 /// Whether the caller's organisation may change it is the writer's check (invariant 10 of
-/// storage/src/sqlite/engine.hpp), made inside the write transaction, so a hidden resource is 404 before
+/// storage/src/relational/engine.hpp), made inside the write transaction, so a hidden resource is 404 before
 /// anyone asks whose it is.
 fhir::result<std::optional<storage::stored_version>> check_target(context& ctx, std::string_view id,
                                                                   const char* action);

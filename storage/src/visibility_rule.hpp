@@ -1,6 +1,6 @@
 // The visibility rule, written once: who may see a stored version, composed from a few facts. Every
 // path takes it from here, through an evaluator that gives each fact its meaning:
-//  - visibility_sql (storage/src/sqlite/visibility_sql.cpp) renders the rule as SQL, for every query
+//  - visibility_sql (storage/src/relational/visibility_sql.cpp) renders the rule as SQL, for every query
 //    (search pages, totals, includes, chains, _has, $everything, history, the access log's names,
 //    conditional matching);
 //  - the in-memory evaluator (visibility_rule.cpp) decides it over one version the store has read and

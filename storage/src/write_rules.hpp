@@ -1,7 +1,7 @@
 // The write rules, written once for every engine: what a write may do and what it makes, decided
 // inside the engine's open write transaction through the few operations an engine provides
 // (write_transaction), so that a check and its write cannot race. What they keep (the numbers are
-// the invariants of storage/src/sqlite/engine.hpp, which every engine keeps):
+// the invariants of storage/src/relational/engine.hpp, which every engine keeps):
 //  - a create with fail_if_exists of a live resource is a conflict; a remove of what is not live
 //    removes nothing;
 //  - only the owner (or any_owner, or a tool with no ODS code) makes a new version of a live resource,

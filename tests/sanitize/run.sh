@@ -52,7 +52,7 @@ export TSAN_OPTIONS="${TSAN_OPTIONS:-$common:second_deadlock_stack=1${suppressio
 
 # configure <build dir> <sanitizers>: -O1 and line tables only (file:line in reports, at a fraction
 # of full debug information's compile time). NDEBUG stays undefined, so the debug asserts of the
-# invariants (storage/src/sqlite/engine.hpp and the planner) run here, which the Release build
+# invariants (storage/src/relational/engine.hpp and the planner) run here, which the Release build
 # compiles out.
 configure() {
   [ -f "$1/build.ninja" ] && return 0

@@ -1,4 +1,4 @@
-// Tests for what storage/src/sqlite/access_rows.cpp keeps for access control (README, the access model): ownership of
+// Tests for what storage/src/relational/access_rows.cpp keeps for access control (README, the access model): ownership of
 // contributions, the access facts stored with each version, organisation links, objections,
 // break-glass grants, a citizen's standing, and migrating a schema-1 database. Audit is in audit_test.cpp.
 #include "store_fixture.hpp"

@@ -1,4 +1,4 @@
-// Tests for the audit log in storage/src/sqlite/audit_log.cpp (every access appends an audit
+// Tests for the audit log in storage/src/relational/audit_log.cpp (every access appends an audit
 // record; the log is append-only and hash-chained, so that a removed or altered record is detectable):
 // appending with writes and alone, the chain under concurrency, verification, tampering, queries.
 #include "store_fixture.hpp"

@@ -1,4 +1,4 @@
-// The store's side of erasure (storage/src/sqlite/erasure.cpp, engine.hpp invariant 25) and of the items a
+// The store's side of erasure (storage/src/relational/erasure.cpp, engine.hpp invariant 25) and of the items a
 // version points at (version_targets, migration 8): what an erasure removes and what it keeps, that
 // versions and grants are otherwise never deleted, and that migration 8 records the targets of what
 // was stored before it.

@@ -1,4 +1,4 @@
-// Tests for storage/src/sqlite/search_index.cpp and its use by the writer and by schema migrations 3 and 4:
+// Tests for storage/src/relational/search_index.cpp and its use by the writer and by schema migrations 3 and 4:
 // invariant 16 of engine.hpp (index rows belong to a version; the open ones are exactly those of the
 // current live versions), and the query plans the search indexes are there for. Read through a
 // connection of the test's own. Snapshots, version_citizens and the purge: search_snapshot_test.cpp.

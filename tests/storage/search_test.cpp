@@ -1,4 +1,4 @@
-// The search planner (storage/src/sqlite/search_plan.hpp and the parts it lists) on a real
+// The search planner (storage/src/relational/search_plan.hpp and the parts it lists) on a real
 // database: the query plans SQLite chooses for the common searches use the indexes (the plans
 // written down below), and paging on a snapshot gives each result exactly once while another
 // thread writes.

@@ -1,4 +1,4 @@
-// Tests for storage/src/sqlite/engine.hpp: versions, reads, history, citizen links, schema and instants,
+// Tests for storage/src/relational/engine.hpp: versions, reads, history, citizen links, schema and instants,
 // each on a real SQLite file. Concurrency and group commit are in writer_test.cpp.
 #include "store_fixture.hpp"
 

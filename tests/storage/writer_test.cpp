@@ -1,4 +1,4 @@
-// Tests for the store's writer (storage/src/sqlite/writer.cpp): group commit under concurrent submitters,
+// Tests for the store's writer (storage/src/relational/writer.cpp): group commit under concurrent submitters,
 // isolation of a failing write inside a group, stable history pages while writes go on, draining at
 // close. Each on a real SQLite file.
 #include "store_fixture.hpp"

@@ -59,7 +59,7 @@ struct access_facts {
 /// and every value it has is among those `where` allows for it (an Observation that is both
 /// social-history and laboratory is a laboratory result, and a code of another system is another
 /// code). Empty `where`: true. The one definition of this rule, for reads and writes alike;
-/// storage/src/sqlite/visibility_sql.cpp (facets_satisfy) decides it in SQL, and the tests keep the two in step.
+/// storage/src/relational/visibility_sql.cpp (facets_satisfy) decides it in SQL, and the tests keep the two in step.
 bool facets_satisfy(const std::vector<std::string>& where, const std::vector<std::string>& facets);
 
 /// A parsed, valid resource ready to be stored.

@@ -2,7 +2,7 @@
 // pooled readers, one writer thread that commits in groups, the search index tables, the visibility
 // rule rendered as SQL. Its two databases are SQLite (storage/sqlite_store.hpp, the embedded default)
 // and PostgreSQL (storage/postgresql_store.hpp, for several nodes on one database). The invariants
-// it keeps are listed in storage/src/sqlite/engine.hpp.
+// it keeps are listed in storage/src/relational/engine.hpp.
 #pragma once
 
 #include "storage/store.hpp"
@@ -11,7 +11,7 @@
 
 namespace caregate::storage {
 
-struct relational_engine; // storage/src/sqlite/engine.hpp
+struct relational_engine; // storage/src/relational/engine.hpp
 
 class relational_store : public store {
 public:

@@ -1,4 +1,4 @@
-// Search over the index tables (storage/src/sqlite/search_index.cpp keeps them): what a caller may see is
+// Search over the index tables (storage/src/relational/search_index.cpp keeps them): what a caller may see is
 // part of the query, so a page, a total, an include or a chain never counts or shows a hidden item;
 // and every page of a search reads the same snapshot of the data, so paging while others write gives
 // each result exactly once. The query itself comes parsed (fhir::search_query); the access rules

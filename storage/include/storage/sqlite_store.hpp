@@ -2,7 +2,7 @@
 // WAL mode, with pooled readers, one writer thread committing in groups and a checkpointer thread. What only this engine
 // has (its file and caches, the VFS, checkpoints, query plans) is here; the gateway never includes
 // this header and opens it through open_store. The invariants it keeps are listed in
-// storage/src/sqlite/engine.hpp.
+// storage/src/relational/engine.hpp.
 #pragma once
 
 #include "storage/relational_store.hpp"

@@ -2,7 +2,7 @@
 // hook, copies the log back into the database (passive: it never waits for nor blocks the writer or
 // a reader); past sixteen times the mark the writer finishes the copy itself, so the log stays
 // bounded; and sqlite_store::checkpoint, a full one between groups, for a bulk load's end.
-#include "engine.hpp"
+#include "../relational/engine.hpp"
 
 #include <future>
 

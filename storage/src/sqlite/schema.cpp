@@ -2,8 +2,8 @@
 // change to the schema is a new entry at the end of `migrations`.
 #include "schema.hpp"
 
-#include "list_column.hpp"
-#include "search_index.hpp"
+#include "../relational/list_column.hpp"
+#include "../relational/search_index.hpp"
 
 #include "fhir_model/resource.hpp"
 

@@ -6,7 +6,7 @@
 // and citizens, never content, and are the evidence of the erasure).
 #pragma once
 
-#include "sqlite.hpp"
+#include "database.hpp"
 
 #include <string>
 #include <string_view>

@@ -4,7 +4,7 @@
 // what the SQL means.
 #pragma once
 
-#include "../relational/database.hpp"
+#include "database.hpp"
 
 #include <bit>
 #include <utility>

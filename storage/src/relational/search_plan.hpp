@@ -53,7 +53,7 @@
 //     its _id row's (note 1).
 #pragma once
 
-#include "sqlite.hpp"
+#include "database.hpp"
 
 #include "storage/search.hpp"
 

@@ -5,7 +5,7 @@
 // their transactions (the planner shares of_type_param only).
 #pragma once
 
-#include "sqlite.hpp"
+#include "database.hpp"
 
 #include "fhir_model/search_values.hpp"
 

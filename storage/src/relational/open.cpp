@@ -8,7 +8,7 @@
 #include "../postgresql/libpq.hpp"
 #include "../postgresql/schema.hpp"
 
-#include "schema.hpp"
+#include "../sqlite/schema.hpp"
 
 namespace caregate::storage {
 namespace {

@@ -3,9 +3,9 @@
 // state (relational_engine: the reader pool, the writer's queue and connection, the checkpointer, the
 // standing cache, the audit chain's tip), the jobs the writer takes, and the helpers more than one
 // of its files uses. Its SQL is SQLite's dialect, run over a driver (relational/database.hpp); the
-// PostgreSQL driver translates it (postgresql/libpq.hpp). The files live under sqlite/ because the
-// engine began there; what only SQLite has is open.cpp's SQLite half, checkpointer.cpp, backup.cpp and
-// schema.cpp (PostgreSQL's schema is postgresql/schema.cpp). The engine's files, one concern each: open.cpp (opening, closing, the reader
+// PostgreSQL driver translates it (postgresql/libpq.hpp). What only SQLite has lives under sqlite/
+// (its driver, its schema, checkpointer.cpp and backup.cpp) and what only PostgreSQL has under
+// postgresql/ (its driver, its schema, caregate migrate); open.cpp opens the engine on either. The engine's files, one concern each: open.cpp (opening, closing, the reader
 // pool), reads.cpp (versions and history), writer.cpp (the queue and group commit), checkpointer.cpp,
 // write_transaction.cpp (the write rules' operations, storage/src/write_rules.hpp, and the version a
 // write makes), access_rows.cpp (what a version
@@ -169,7 +169,7 @@
 #include "../write_rules.hpp"
 
 #include "list_column.hpp"
-#include "sqlite.hpp"
+#include "../sqlite/sqlite.hpp"
 
 #include "fhir_model/resource.hpp"
 
