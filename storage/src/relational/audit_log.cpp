@@ -1,4 +1,4 @@
-// The SQLite engine's audit log: appending chained records in the writer's transaction (invariant
+// The relational engine's audit log: appending chained records in the writer's transaction (invariant
 // 13 in engine.hpp), and reading pages, single records, the tip and hashes for anchors, and the
 // whole chain's verification, each after committing what is queued so that it covers every
 // request answered before it.

@@ -472,6 +472,9 @@ struct relational_engine final : write_transaction {
     /// chain's tip) from the database: at open, and on PostgreSQL at the start of each group, once
     /// the group holds the writers' lock (another node may have written since).
     fhir::status load_writer_state(connection& db);
+    /// The last steps of opening, on either database: the writer's state loaded from `db` (the
+    /// writer's connection, migrated) and a first reader opened and given back.
+    fhir::status ready_to_serve(connection& db);
     /// What a group's transaction does right after BEGIN: on PostgreSQL, wait for the writers' lock
     /// and load_writer_state; nothing on SQLite, whose BEGIN IMMEDIATE is that lock.
     fhir::status take_writers_turn(connection& db);

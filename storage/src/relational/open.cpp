@@ -1,8 +1,10 @@
-// Opening and closing the SQLite engine, and its pool of read connections: the writer's connection
-// set up (WAL, synchronous, caches) and migrated before the threads start; a database readers cannot
-// open fails here, not on a request. Keeps invariant 13's starting point (the chain's tip is loaded
-// from the committed log) and 6 (synchronous=FULL unless a bulk load asked otherwise); the rest are
-// listed in engine.hpp.
+// Opening and closing the relational engine, on SQLite (sqlite_store) or PostgreSQL
+// (postgresql_store), and its pool of read connections: the writer's connection set up (on SQLite WAL,
+// synchronous, caches; on PostgreSQL the lock timeout and the pipeline) and migrated before the
+// threads start; a database readers cannot open fails here, not on a request. Keeps invariant 13's
+// starting point (the chain's tip is loaded from the committed log, or on PostgreSQL the writer's
+// state row) and 6 (synchronous=FULL unless a bulk load asked otherwise); the rest are listed in
+// engine.hpp.
 #include "engine.hpp"
 
 #include "../postgresql/libpq.hpp"
@@ -156,14 +158,8 @@ fhir::result<std::unique_ptr<sqlite_store>> sqlite_store::open(const sqlite_opti
     if (auto migrated = detail::migrate(db); !migrated)
         return std::move(migrated).failure();
 
-    if (auto loaded = state->load_writer_state(db); !loaded)
-        return std::move(loaded).failure();
-
-    // Open the first reader now, so a database readers cannot open fails here and not on a request.
-    auto reader = state->take_reader();
-    if (!reader)
-        return std::move(reader).failure();
-    state->give_back_reader(std::move(*reader));
+    if (auto ready = state->ready_to_serve(db); !ready)
+        return std::move(ready).failure();
 
     // Checkpoints on a thread of their own (sqlite_options::checkpoint_frames), so that the writer
     // never waits for one; the hook replaces SQLite's automatic checkpoint on the writer.
@@ -228,6 +224,17 @@ fhir::status relational_engine::load_writer_state(connection& db) {
     return {};
 }
 
+fhir::status relational_engine::ready_to_serve(connection& db) {
+    if (auto loaded = load_writer_state(db); !loaded)
+        return loaded;
+    // Open the first reader now, so a database readers cannot open fails here and not on a request.
+    auto reader = take_reader();
+    if (!reader)
+        return std::move(reader).failure();
+    give_back_reader(std::move(*reader));
+    return {};
+}
+
 fhir::status relational_engine::take_writers_turn(connection& db) {
     if (!on_postgresql())
         return {};
@@ -276,12 +283,8 @@ fhir::result<std::unique_ptr<postgresql_store>> postgresql_store::open(const pos
     connection& db = *state->writer_db;
     if (auto migrated = detail::migrate_postgresql(db); !migrated)
         return std::move(migrated).failure();
-    if (auto loaded = state->load_writer_state(db); !loaded)
-        return std::move(loaded).failure();
-    auto reader = state->take_reader();
-    if (!reader)
-        return std::move(reader).failure();
-    state->give_back_reader(std::move(*reader));
+    if (auto ready = state->ready_to_serve(db); !ready)
+        return std::move(ready).failure();
     state->writer = std::thread([raw = state.get()] { raw->run_writer(); });
     return std::unique_ptr<postgresql_store>(new postgresql_store(std::move(state)));
 }

@@ -1,4 +1,4 @@
-// Reads of the SQLite engine: the current version, a version, history pages and which resources a
+// Reads of the relational engine: the current version, a version, history pages and which resources a
 // caller may see, each on a pooled read connection. History is decided in the query with the
 // caller's visibility (visibility_sql.hpp), so a page is full whenever there are that many entries,
 // and a page cursor is a version's seq, stable under later writes (invariants 2, 4 and 12 in

@@ -1,4 +1,4 @@
-// The SQLite engine's side of the write rules (storage/src/write_rules.hpp decides what a write may
+// The relational engine's side of the write rules (storage/src/write_rules.hpp decides what a write may
 // do, for every engine): the operations of its write_transaction on the writer's connection inside
 // the open transaction (invariant 8 in engine.hpp), and the version a write makes: versions 1, 2, 3
 // without gaps with strictly increasing lastUpdated (3, 4), the owner kept (10), links replaced with

@@ -1,4 +1,4 @@
-// The SQLite engine's writer: the queue, and the one thread that takes it in groups and commits each
+// The relational engine's writer: the queue, and the one thread that takes it in groups and commits each
 // group in one transaction, every job in its own savepoint (invariants 6, 7, 14, 20, 22, 23 and 24 in
 // engine.hpp). Acknowledgements run only after COMMIT has returned; a group that cannot commit
 // acknowledges no write as a success and puts reads' audit records back at the front of the queue.
