@@ -299,7 +299,8 @@ TEST_CASE("a PostgreSQL database of schema 2 gets the writer's state from its lo
     store_fixture db;
     fill(*db, 3);
     db.close();
-    caregate::testing::postgresql_rows(db.database, "DROP TABLE writer_state; UPDATE caregate_schema SET version = 2");
+    caregate::testing::postgresql_rows(
+        db.database, "DROP TABLE writer_state; DROP INDEX IF EXISTS search_string_by_trigram; UPDATE caregate_schema SET version = 2");
     db.reopen();
     fill(*db, 2);
     const auto verdict = verified(*db);

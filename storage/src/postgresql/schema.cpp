@@ -12,7 +12,7 @@ namespace {
 
 constexpr long long migration_lock_key = 0x63617265676175;
 
-const std::array<const char*, 3> migrations = {{
+const std::array<const char*, 4> migrations = {{
     // 1: everything the SQLite schema holds at its version 9, in PostgreSQL's terms.
     R"sql(
 CREATE FUNCTION instr(text, text) RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -246,6 +246,18 @@ INSERT INTO writer_state
 SELECT coalesce((SELECT sequence FROM audit_log ORDER BY sequence DESC LIMIT 1), 0),
        coalesce((SELECT hash FROM audit_log ORDER BY sequence DESC LIMIT 1), repeat('0', 64)),
        coalesce((SELECT max(last_updated) FROM resource_versions), 0);
+)sql",
+    // 4: a trigram index for string :contains (the planner writes it as LIKE '%part%'), where the
+    // server has pg_trgm (PostgreSQL's contrib, trusted: a database owner may create it); without it
+    // :contains reads the parameter's rows in order, as on SQLite.
+    R"sql(
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') THEN
+        CREATE EXTENSION IF NOT EXISTS pg_trgm;
+        CREATE INDEX IF NOT EXISTS search_string_by_trigram ON search_string USING gin (normalized gin_trgm_ops);
+    END IF;
+END $$;
 )sql",
 }};
 

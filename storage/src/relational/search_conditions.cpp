@@ -122,6 +122,20 @@ fhir::result<std::string> planner::alternatives(const fhir::search_parameter& p,
     return text + ")";
 }
 
+std::string planner::contains_text(const std::string& column, const std::string& part) {
+    // LIKE, not instr(): the same rows (both sides are folded by normalize_search_string, so
+    // SQLite's LIKE ignoring ASCII case changes nothing), and on PostgreSQL a trigram index
+    // (search_string_by_trigram) serves it. The part's own % _ and \ match only themselves.
+    std::string pattern = "%";
+    for (const char c : part) {
+        if (c == '%' || c == '_' || c == '\\')
+            pattern += '\\';
+        pattern += c;
+    }
+    pattern += '%';
+    return column + " LIKE " + sql_.text_arg(pattern) + " ESCAPE '\\'";
+}
+
 std::string planner::prefix_range(const std::string& column, const std::string& prefix) {
     const std::string end = prefix_end(prefix);
     std::string text = column + " >= " + sql_.text_arg(prefix);
@@ -212,7 +226,7 @@ fhir::result<std::string> planner::value_condition(const fhir::search_parameter&
         if (clause.modifier == search_modifier::exact)
             return x + ".exact = " + sql_.text_arg(a.text);
         if (clause.modifier == search_modifier::contains)
-            return "instr(" + x + ".normalized, " + sql_.text_arg(fhir::normalize_search_string(a.text)) + ") > 0";
+            return contains_text(x + ".normalized", fhir::normalize_search_string(a.text));
         return prefix_range(x + ".normalized", fhir::normalize_search_string(a.text));
     case search_param_type::token:
         switch (clause.modifier) {

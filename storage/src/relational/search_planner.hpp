@@ -142,6 +142,8 @@ private:
                                            const std::string& x);
 
     std::string prefix_range(const std::string& column, const std::string& prefix);
+    /// `column` holds `part` anywhere (string :contains), as a LIKE with `part`'s wildcards escaped.
+    std::string contains_text(const std::string& column, const std::string& part);
 
     std::string token_match(const std::string& system_col, const std::string& code_col,
                             const std::optional<std::string>& system, const std::string& code);
