@@ -205,12 +205,13 @@ inline const std::string current_version_sql =
     "SELECT r.version_id, r.deleted, v.last_updated, v.json, v.method, v.owner, v.citizens, v.labels, v.facets "
     "FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.type = ?1 AND r.id = ?2";
 
-/// current_version_sql and the database's access generation in the same statement (one snapshot), on
-/// PostgreSQL (invariant 27).
-inline const std::string current_version_and_generation_sql =
-    "SELECT r.version_id, r.deleted, v.last_updated, v.json, v.method, v.owner, v.citizens, v.labels, v.facets, "
-    "(SELECT generation FROM access_generation) "
-    "FROM resources r JOIN resource_versions v ON v.seq = r.seq WHERE r.type = ?1 AND r.id = ?2";
+/// A version-reading `sql` (columns as version_from reads them, then its FROM) that also reads the
+/// database's access generation, as column 9, in the same statement (one snapshot): on PostgreSQL
+/// (invariant 27).
+inline std::string with_access_generation(const std::string& sql) {
+    const auto from = sql.find(" FROM ");
+    return sql.substr(0, from) + ", (SELECT generation FROM access_generation)" + sql.substr(from);
+}
 
 /// Raised by every group that commits anything but audit records, on PostgreSQL (invariant 27).
 inline const std::string raise_access_generation_sql = "UPDATE access_generation SET generation = generation + 1";
@@ -250,6 +251,13 @@ inline stored_version version_from(const statement& row, std::string_view type, 
     version.citizens = split_lines(row.text(6));
     version.labels = split_lines(row.text(7));
     version.facets = split_lines(row.text(8));
+    return version;
+}
+
+/// version_from, and the access generation a with_access_generation statement read after it.
+inline stored_version version_and_generation_from(const statement& row, std::string_view type, std::string_view id) {
+    stored_version version = version_from(row, type, id);
+    version.access_generation = static_cast<std::uint64_t>(row.integer(9));
     return version;
 }
 
@@ -404,11 +412,9 @@ struct relational_engine final : write_transaction {
     // (and by open() before the thread starts).
     std::unique_ptr<connection> writer_db;
     timestamp newest_timestamp = 0;
-    // PostgreSQL: the writer_state row as the group in progress read it (invariant 26).
-    struct writer_state {
-        timestamp newest = 0;
-        std::int64_t audit_sequence = 0;
-    } loaded_state;
+    // PostgreSQL: the newest lastUpdated as the group in progress read it from writer_state (invariant
+    // 26; the chain's tip it read is committed_tip until the group commits).
+    timestamp loaded_newest_timestamp = 0;
     // What the group in progress knows without asking (invariant 29): whether a citizen is held, as
     // its writes and reads found it; forgotten when a savepoint is rolled back and when the group ends.
     std::unordered_map<std::string, bool> held_in_group;

@@ -197,7 +197,7 @@ fhir::status relational_engine::load_writer_state(connection& db) {
         newest_timestamp = query.integer(0);
         committed_tip = chain_tip{query.integer(1), query.text(2)};
         tip = committed_tip;
-        loaded_state = writer_state{newest_timestamp, committed_tip.sequence};
+        loaded_newest_timestamp = newest_timestamp;
         return {};
     }
     {

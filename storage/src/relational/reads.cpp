@@ -17,11 +17,10 @@ const std::string version_sql =
     "SELECT version_id, deleted, last_updated, json, method, owner, citizens, labels, facets "
     "FROM resource_versions WHERE type = ?1 AND id = ?2 AND version_id = ?3";
 
-// On PostgreSQL, with the database's access generation (engine.hpp, invariant 27).
-const std::string version_and_generation_sql =
-    "SELECT version_id, deleted, last_updated, json, method, owner, citizens, labels, facets, "
-    "(SELECT generation FROM access_generation) "
-    "FROM resource_versions WHERE type = ?1 AND id = ?2 AND version_id = ?3";
+// On PostgreSQL, with the database's access generation, for the standings that decide the version
+// (engine.hpp, invariant 27).
+const std::string current_version_and_generation_sql = with_access_generation(current_version_sql);
+const std::string version_and_generation_sql = with_access_generation(version_sql);
 
 } // namespace
 
@@ -30,15 +29,10 @@ fhir::result<stored_version> relational_store::read_current(std::string_view typ
         [&](connection& db) -> fhir::result<std::optional<stored_version>> {
             if (!impl_->on_postgresql())
                 return load_current(db, type, id);
-            // With the database's access generation, for the standings that decide it (invariant 27).
             return query_one<stored_version>(
                 db, current_version_and_generation_sql, "reading a resource",
                 [&](statement& q) { q.bind(1, type).bind(2, id); },
-                [&](const statement& row) {
-                    stored_version version = version_from(row, type, id);
-                    version.access_generation = static_cast<std::uint64_t>(row.integer(9));
-                    return version;
-                });
+                [&](const statement& row) { return version_and_generation_from(row, type, id); });
         });
     if (!found)
         return std::move(found).failure();
@@ -63,10 +57,7 @@ fhir::result<stored_version> relational_store::vread(std::string_view type, std:
                 db, shared ? version_and_generation_sql : version_sql, "reading a version",
                 [&](statement& q) { q.bind(1, type).bind(2, id).bind(3, version_id); },
                 [&](const statement& row) {
-                    stored_version version = version_from(row, type, id);
-                    if (shared)
-                        version.access_generation = static_cast<std::uint64_t>(row.integer(9));
-                    return version;
+                    return shared ? version_and_generation_from(row, type, id) : version_from(row, type, id);
                 });
         });
     if (!found)

@@ -503,7 +503,7 @@ void relational_engine::commit_group(std::vector<queued_job>& group) {
         }
     }
     // Invariant 26: the state the next group, on whichever node, reads (only when it moved).
-    if (on_postgresql() && (tip.sequence != loaded_state.audit_sequence || newest_timestamp != loaded_state.newest)) {
+    if (on_postgresql() && (tip.sequence != committed_tip.sequence || newest_timestamp != loaded_newest_timestamp)) {
         static const std::string save_state_sql =
             "UPDATE writer_state SET audit_sequence = ?1, audit_hash = ?2, newest_last_updated = ?3";
         auto saved = execute(db, save_state_sql, "saving the writer's state", [&](statement& update) {
