@@ -257,5 +257,14 @@ read -r s_pass s_fail < <(tail -n 1 "$work/smart.out" | sed -E 's/^([0-9]+) pass
 read -r p_pass p_fail < <(tail -n 1 "$work/pg-conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 passed=$((4 + ${c_pass:-0} + ${s_pass:-0} + ${p_pass:-0} + pg_ok + migrate_ok + two_nodes_ok + failover_ok + admin_ok + audit_ok + backup_ok + crash_ok + disk_ok + flood_ok + fuzz_ok + sanitize_ok + full * soak_ok))
 failed=$((${c_fail:-1} + ${s_fail:-1} + ${p_fail:-1} + 12 + full - pg_ok - migrate_ok - two_nodes_ok - failover_ok - admin_ok - audit_ok - backup_ok - crash_ok - disk_ok - flood_ok - fuzz_ok - sanitize_ok - full * soak_ok))
+# What failed, named again at the end: CI keeps only the tail of the output.
+if [ "$status" != 0 ]; then
+  echo "== what failed"
+  for part in pg migrate two_nodes failover admin audit backup crash disk flood fuzz sanitize soak; do
+    ok="${part}_ok"
+    [ "${!ok}" = 1 ] || echo "  $part"
+  done
+  grep -h '^FAIL ' "$work/conformance.out" "$work/smart.out" "$work/pg-conformance.out" 2>/dev/null | sed 's/^/  /'
+fi
 echo "test.sh: $passed passed, $failed failed"
 exit $status

@@ -20,6 +20,21 @@ def fail(reason):
     raise CheckFailed(reason)
 
 
+def eventually(condition, seconds=20.0, interval=0.25):
+    """Runs `condition()` until it returns without CheckFailed, for at most `seconds`, and re-raises
+    its last failure. For what the server promises to do soon rather than at once (reads' audit
+    records are committed in batches): a fixed sleep would fail on a loaded machine."""
+    import time
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return condition()
+        except CheckFailed:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(interval)
+
+
 def check(name, multi=False):
     def deco(fn):
         if any(n == name for n, _, _ in REGISTRY):
