@@ -88,6 +88,7 @@ fhir::result<planned_write> plan_create(context& ctx) {
     write.kind = storage::write_kind::create;
     write.type = ctx.where.type;
     write.id = write.type == "Patient" ? prepared->nhs_number : random_uuid();
+    write.id_is_new = write.type != "Patient";
     write.fail_if_exists = true;
     write.content = std::move(prepared->content);
     write.citizens = std::move(prepared->citizens);

@@ -71,7 +71,11 @@ fhir::result<write_outcome> write_rules::apply(const write_request& request) {
     if (request.kind != write_kind::remove && request.content.empty())
         return store_fault("a create or update needs content");
 
-    auto loaded = engine_.current(request.type, request.id);
+    // A new id has no version to read: the engine reads none, so that the writer's INSERTs of a
+    // Bundle of creates can travel together (row_batches.hpp).
+    auto loaded = request.kind == write_kind::create && request.id_is_new
+                      ? fhir::result<std::optional<stored_version>>(std::optional<stored_version>{})
+                      : engine_.current(request.type, request.id);
     if (!loaded)
         return std::move(loaded).failure();
     const std::optional<stored_version>& current = *loaded;

@@ -3,7 +3,7 @@
 // (write_transaction), so that a check and its write cannot race. What they keep (the numbers are
 // the invariants of storage/src/relational/engine.hpp, which every engine keeps):
 //  - a create with fail_if_exists of a live resource is a conflict; a remove of what is not live
-//    removes nothing;
+//    removes nothing; a create of an id the gateway has just made (id_is_new) reads no current version;
 //  - only the owner (or any_owner, or a tool with no ODS code) makes a new version of a live resource,
 //    checked before If-Match so that another organisation learns nothing of the version (10);
 //  - every citizen a create or update names is held (a live Patient), but a Patient naming itself;

@@ -3,10 +3,13 @@
 // the caller at the next settle or the next statement that is not deferred, with its own SQLSTATE;
 // a rollback to the savepoint still runs and the rows before it stay; a preparation the failure
 // aborted is made again; changes() counts what a deferred DELETE removed; outside a transaction
-// nothing is deferred. Runs only beside a PostgreSQL server.
+// nothing is deferred. And the rows of deferred INSERTs batched per table (row_batches.hpp): which
+// INSERTs are batched, and that their rows reach the server, in order, before anything else does.
+// Runs only beside a PostgreSQL server, but for the parsing of shapes.
 #include "../support/postgresql.hpp"
 
 #include "../../storage/src/postgresql/libpq.hpp"
+#include "../../storage/src/postgresql/row_batches.hpp"
 
 #include <doctest/doctest.h>
 
@@ -170,4 +173,72 @@ TEST_CASE("a statement that returns rows goes behind the deferred ones and reads
     CHECK(c.db->settle("settling")); // nothing left
     REQUIRE(c.db->run("ROLLBACK", "rolling back"));
     CHECK(c.count() == 0);
+}
+
+TEST_CASE("only an INSERT of bare placeholders in order, with nothing after them but ON CONFLICT DO NOTHING, is batched") {
+    auto one = batchable_insert("INSERT INTO item (id, label) VALUES ($1, $2)");
+    REQUIRE(one);
+    CHECK(one->head == "INSERT INTO item (id, label) VALUES ");
+    CHECK(one->width == 2);
+    CHECK(one->tail == "");
+    auto several = batchable_insert("INSERT INTO item (id, label) VALUES ($1, $2), ($3, $4), ($5, $6) ON CONFLICT DO NOTHING");
+    REQUIRE(several);
+    CHECK(several->width == 2);
+    CHECK(several->tail == " ON CONFLICT DO NOTHING");
+    CHECK(insert_rows_sql(*several, 2) == "INSERT INTO item (id, label) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING");
+    for (const char* refused : {
+             "INSERT INTO item (id, label) VALUES ($1, $2) RETURNING id",
+             "INSERT INTO item (id, label) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET label = $2",
+             "INSERT INTO item (id, label) VALUES ($1, upper($2))",
+             "INSERT INTO item (id, label) VALUES ($2, $1)",
+             "INSERT INTO item (id, label) VALUES ($1, $2), ($3)",
+             "INSERT INTO item (id, label) SELECT id, label FROM other",
+             "INSERT INTO item (id, label) VALUES ($1, 'fixed')",
+             "UPDATE item SET label = $2 WHERE id = $1",
+         })
+        CHECK_MESSAGE(!batchable_insert(refused), refused);
+}
+
+TEST_CASE("batched rows reach the server before the next statement of another kind, each table's in order" *
+          needs_postgresql()) {
+    pipelined_connection c;
+    REQUIRE(c.db->exec_script("CREATE TABLE note (item bigint NOT NULL, position bigint GENERATED ALWAYS AS IDENTITY, "
+                              "text text NOT NULL, UNIQUE (item, text))",
+                              "setting up"));
+    REQUIRE(c.db->run("BEGIN", "beginning"));
+    auto note = [&](std::int64_t item, const std::string& text) {
+        auto stmt = c.db->prepare("INSERT OR IGNORE INTO note (item, text) VALUES (?1, ?2)", "noting");
+        REQUIRE(stmt);
+        statement use(*stmt);
+        use.bind(1, item).bind(2, text);
+        return use.step();
+    };
+    // Interleaved, as a Bundle's resources interleave their tables; one note twice (ignored).
+    for (std::int64_t id = 1; id <= 600; ++id) {
+        REQUIRE(c.insert(id, "item " + std::to_string(id)) == step_done);
+        REQUIRE(note(id, "first") == step_done);
+        REQUIRE(note(id, "first") == step_done);
+        REQUIRE(note(id, "second") == step_done);
+    }
+    CHECK(c.count() == 600); // a read: every row was sent before it
+    REQUIRE(c.db->run("COMMIT", "committing"));
+    auto notes = caregate::testing::postgresql_rows(c.database.uri(), "SELECT item, text FROM note ORDER BY position");
+    REQUIRE(notes.size() == 1200);
+    for (std::size_t i = 0; i < notes.size(); ++i) { // in the order they were added
+        CHECK(notes[i][0] == std::to_string(i / 2 + 1));
+        CHECK(notes[i][1] == (i % 2 ? "second" : "first"));
+    }
+}
+
+TEST_CASE("a rollback to a savepoint undoes the rows batched after it, sent or not" * needs_postgresql()) {
+    pipelined_connection c;
+    REQUIRE(c.db->run("BEGIN", "beginning"));
+    REQUIRE(c.insert(1, "kept") == step_done);
+    REQUIRE(c.db->run("SAVEPOINT job", "saving"));
+    for (std::int64_t id = 2; id <= 300; ++id) // more than one statement's worth: some are sent at once
+        REQUIRE(c.insert(id, "undone") == step_done);
+    REQUIRE(c.db->run("ROLLBACK TO job", "undoing"));
+    REQUIRE(c.db->run("RELEASE job", "releasing"));
+    REQUIRE(c.db->run("COMMIT", "committing"));
+    CHECK(c.count() == 1);
 }

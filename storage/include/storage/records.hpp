@@ -102,6 +102,10 @@ struct write_request {
     std::string content; ///< canonical JSON (fhir::prepared_resource::content); empty for remove
     /// create: fail with `conflict` if a live (not deleted) resource with this id exists.
     bool fail_if_exists = false;
+    /// create: `id` is a random UUID the gateway made for this write (122 random bits), which no
+    /// resource can hold yet, so the writer reads no current version for it (were it held, the
+    /// resources' primary key would fail the write, changing nothing).
+    bool id_is_new = false;
     /// If set, the current version must be this one (If-Match), else `precondition_failed`.
     std::optional<std::int64_t> if_match;
     /// Citizens the content links to: each must be a live Patient, else `invalid` naming the element.

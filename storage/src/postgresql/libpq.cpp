@@ -215,10 +215,11 @@ namespace {
 
 /// A statement on a PostgreSQL connection: its values kept as text until the run, the whole result
 /// fetched by the first step.
-class postgresql_prepared final : public postgresql_prepared_base {
+class postgresql_prepared final : public prepared, public server_preparation {
 public:
     postgresql_prepared(postgresql_connection& db, translated_sql sql, bool lasting)
         : db_(db), sql_(std::move(sql)), lasting_(lasting), kind_(kind_of(sql_.text)),
+          batch_shape_(lasting && kind_ == statement_kind::deferrable ? db.batch_shape(sql_.text) : nullptr),
           values_(static_cast<std::size_t>(sql_.parameters)), nulls_(values_.size(), true), types_(values_.size(), 0) {}
     ~postgresql_prepared() override {
         if (result_)
@@ -336,6 +337,10 @@ private:
     }
 
     int run() {
+        if (batch_shape_ && db_.deferring_now()) { // its rows join their batch (libpq.hpp)
+            rows_ = 0;
+            return db_.batch_rows(batch_shape_, values_, nulls_);
+        }
         std::vector<const char*> values(values_.size());
         for (std::size_t i = 0; i < values_.size(); ++i)
             values[i] = nulls_[i] ? nullptr : values_[i].c_str();
@@ -407,6 +412,8 @@ private:
 
     /// Sends the statement (preparing it first if the server has not) into the pipeline.
     int send(const std::vector<const char*>& values) {
+        if (const int sent = db_.send_batches(); sent != step_ok) // they came before this statement
+            return sent;
         PGconn* conn = db_.handle();
         const int count = static_cast<int>(values.size());
         if (PQpipelineStatus(conn) == PQ_PIPELINE_OFF && PQenterPipelineMode(conn) != 1)
@@ -436,6 +443,7 @@ private:
     translated_sql sql_;
     bool lasting_;
     statement_kind kind_;
+    const insert_shape* batch_shape_; ///< set when its rows may be batched
     std::string server_name_;
     std::vector<std::string> values_;
     std::vector<bool> nulls_;
@@ -483,12 +491,70 @@ bool postgresql_connection::may_defer_begin() const {
     return defer_writes_ && !pipelined() && PQtransactionStatus(db_) == PQTRANS_IDLE;
 }
 
-void postgresql_connection::note_deferred(deferred_kind kind, postgresql_prepared_base* owner) {
+void postgresql_connection::note_deferred(deferred_kind kind, server_preparation* owner) {
     pending_.push_back(deferred{kind, owner});
+}
+
+const insert_shape* postgresql_connection::batch_shape(std::string_view sql) {
+    auto shape = batchable_insert(sql);
+    return shape ? batches_.intern(std::move(*shape)) : nullptr;
+}
+
+int postgresql_connection::batch_rows(const insert_shape* shape, std::vector<std::string>& values,
+                                      const std::vector<bool>& nulls) {
+    return batches_.add(shape, values, nulls) ? send_batches() : step_ok;
+}
+
+int postgresql_connection::send_batches() {
+    if (batches_.empty())
+        return step_ok;
+    const int lost = postgresql_code(connection_lost);
+    std::vector<const char*> values;
+    for (const row_batch& batch : batches_.take()) {
+        const std::size_t width = batch.shape->width, rows = batch.rows();
+        for (std::size_t row = 0; row < rows;) {
+            std::size_t size = 1;
+            for (const std::size_t candidate : statement_sizes)
+                if (candidate <= rows - row && candidate * width <= 65535) {
+                    size = candidate;
+                    break;
+                }
+            const int count = static_cast<int>(size * width);
+            if (PQpipelineStatus(db_) == PQ_PIPELINE_OFF && PQenterPipelineMode(db_) != 1)
+                return lost;
+            batch_statement& statement = batch_statements_[{batch.shape, size}];
+            if (statement.name.empty()) {
+                // No types given: each value takes its column's, as a multi-row INSERT's do.
+                statement.name = next_statement_name();
+                const std::string sql = insert_rows_sql(*batch.shape, size);
+                if (PQsendPrepare(db_, statement.name.c_str(), sql.c_str(), count, nullptr) != 1) {
+                    statement.name.clear();
+                    return lost;
+                }
+                note_deferred(deferred_kind::prepare, &statement);
+            }
+            values.assign(static_cast<std::size_t>(count), nullptr);
+            for (std::size_t i = 0; i < values.size(); ++i) {
+                const std::size_t at = row * width + i;
+                values[i] = batch.nulls[at] ? nullptr : batch.values[at].c_str();
+            }
+            // libpq copies the values into its buffer here: the batch may go once this returns.
+            if (PQsendQueryPrepared(db_, statement.name.c_str(), count, values.data(), nullptr, nullptr, 0) != 1)
+                return lost;
+            note_deferred(deferred_kind::run, nullptr);
+            row += size;
+            if (pending_.size() >= pipeline_limit)
+                if (const int settled = settle_pending(); settled != step_ok)
+                    return settled;
+        }
+    }
+    return step_ok;
 }
 
 int postgresql_connection::settle_pending(PGresult** last) {
     int failure = std::exchange(kept_failure_, step_ok);
+    if (const int sent = send_batches(); sent != step_ok && failure == step_ok)
+        failure = sent;
     if (pending_.empty()) {
         if (PQpipelineStatus(db_) != PQ_PIPELINE_OFF) // entered, and then nothing could be sent
             PQexitPipelineMode(db_);

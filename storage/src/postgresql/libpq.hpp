@@ -19,16 +19,23 @@
 //    is not deferred, by settle() and by changes(). The first failure among the deferred is what
 //    that statement, settle() or the next step after changes() returns, so a failure still reaches
 //    the engine inside the savepoint whose statements caused it (the writer settles before it
-//    releases one). One round trip then carries a write's dozen statements, where it took a dozen.
+//    releases one). One round trip then carries a write's dozen statements, where it took a dozen;
+//  - on such a connection, an INSERT of bare placeholders (row_batches.hpp) is not even sent: its rows
+//    join those of the same table and columns, sent as a few multi-row INSERTs before the next
+//    statement of any other kind (settle() and changes() included). changes() then counts the last
+//    statement sent, which the engine asks only after an UPDATE or a DELETE.
 #pragma once
 
 #include "../relational/database.hpp"
+#include "row_batches.hpp"
 
 #include <libpq-fe.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace caregate::storage::detail {
@@ -53,7 +60,15 @@ struct translated_sql {
 };
 translated_sql translate_to_postgresql(std::string_view sql);
 
-class postgresql_prepared_base;
+/// Who holds a server-side statement name whose preparation went into a pipeline: told when the
+/// preparation did not happen (a command before it failed), so that it prepares again on its next run.
+class server_preparation {
+public:
+    virtual void forget_server_name() noexcept = 0;
+
+protected:
+    ~server_preparation() = default;
+};
 
 /// One libpq connection.
 class postgresql_connection final : public connection {
@@ -92,15 +107,24 @@ public:
     enum class deferred_kind { prepare, run, other };
     /// Enters the pipeline if need be and notes a command just sent, in order. `owner`: the
     /// statement whose server-side preparation (kind prepare) this is, told if it did not happen.
-    void note_deferred(deferred_kind kind, postgresql_prepared_base* owner);
+    void note_deferred(deferred_kind kind, server_preparation* owner);
     std::size_t pending_count() const noexcept { return pending_.size(); }
     /// Sends what is pipelined, reads every result, leaves the pipeline: step_ok, or the first
     /// failure (also a failure kept from an earlier settle that could not report it). `last`, if
     /// given, receives the last command's result when it succeeded (the caller's to clear): a
     /// statement that needs its rows goes behind the deferred ones, in the same round trip.
     int settle_pending(PGresult** last = nullptr);
-    /// Commands are in the pipeline, not yet settled.
-    bool pipelined() const noexcept { return !pending_.empty(); }
+    /// Commands are in the pipeline, not yet settled, or rows are batched, not yet sent.
+    bool pipelined() const noexcept { return !pending_.empty() || !batches_.empty(); }
+
+    /// The connection's copy of `sql`'s shape when its rows may be batched (row_batches.hpp); null otherwise.
+    const insert_shape* batch_shape(std::string_view sql);
+    /// Adds the rows a statement of `shape` bound (its strings are moved from) to their batch, sending
+    /// the batches when that one is full: step_ok, or a failure of the sending.
+    int batch_rows(const insert_shape* shape, std::vector<std::string>& values, const std::vector<bool>& nulls);
+    /// Sends every batched row into the pipeline (settling it whenever it holds pipeline_limit
+    /// commands): step_ok, or the first failure.
+    int send_batches();
 
 protected:
     fhir::result<std::unique_ptr<prepared>> compile(const std::string& sql, bool lasting,
@@ -110,7 +134,12 @@ private:
     explicit postgresql_connection(PGconn* db) : db_(db) {}
     struct deferred {
         deferred_kind kind;
-        postgresql_prepared_base* owner;
+        server_preparation* owner;
+    };
+    /// The multi-row INSERT of one size of one shape, prepared on the server on its first use.
+    struct batch_statement final : server_preparation {
+        std::string name;
+        void forget_server_name() noexcept override { name.clear(); }
     };
     PGconn* db_;
     std::int64_t changes_ = 0;
@@ -118,13 +147,8 @@ private:
     bool defer_writes_ = false;
     std::vector<deferred> pending_;
     int kept_failure_ = step_ok; // a settle's failure that no caller has been told of yet
-};
-
-/// What a settle tells a statement whose server-side preparation was pipelined.
-class postgresql_prepared_base : public prepared {
-public:
-    /// The preparation did not happen (a command before it failed): prepare again on the next run.
-    virtual void forget_server_name() noexcept = 0;
+    row_batches batches_;
+    std::map<std::pair<const insert_shape*, std::size_t>, batch_statement> batch_statements_;
 };
 
 /// The failure code of a result (or of the connection, when there is no result).

@@ -12,7 +12,7 @@ namespace {
 
 constexpr long long migration_lock_key = 0x63617265676175;
 
-const std::array<const char*, 4> migrations = {{
+const std::array<const char*, 5> migrations = {{
     // 1: everything the SQLite schema holds at its version 9, in PostgreSQL's terms.
     R"sql(
 CREATE FUNCTION instr(text, text) RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -257,6 +257,21 @@ BEGIN
         CREATE EXTENSION IF NOT EXISTS pg_trgm;
         CREATE INDEX IF NOT EXISTS search_string_by_trigram ON search_string USING gin (normalized gin_trgm_ops);
     END IF;
+END $$;
+)sql",
+    // 5: every foreign key is checked when its transaction commits, not at each statement: the
+    // writer's connection sends a job's INSERTs batched per table (libpq.hpp, row_batches.hpp), so a
+    // link may reach the server before the resource row it names, in the same transaction. Only
+    // foreign keys depend on the order of INSERTs into different tables.
+    R"sql(
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT conrelid::regclass AS tab, conname FROM pg_constraint
+             WHERE contype = 'f' AND connamespace = current_schema()::regnamespace LOOP
+        EXECUTE format('ALTER TABLE %s ALTER CONSTRAINT %I DEFERRABLE INITIALLY DEFERRED', c.tab, c.conname);
+    END LOOP;
 END $$;
 )sql",
 }};

@@ -9,7 +9,9 @@
 //    audit log; versions and grants removable only while an erasure's `erasing` row exists);
 //  - the SQLite functions the engine's SQL calls (instr, two-argument max and min) exist, with
 //    SQLite's meaning;
-//  - several nodes opening one database at once migrate it once (an advisory lock around it).
+//  - several nodes opening one database at once migrate it once (an advisory lock around it);
+//  - every foreign key is checked at COMMIT (migration 5), so INSERTs into different tables may reach
+//    the server in any order within a transaction (the writer batches them per table: row_batches.hpp).
 #pragma once
 
 #include "../relational/database.hpp"
