@@ -212,7 +212,7 @@ for table in resource_versions resources citizen_links organisation_links audit_
 done
 [ "$migrate_ok" = 1 ] || status=1
 
-echo "== two caregate nodes on one PostgreSQL database: a narrowing write through one is seen through the other at once (20 rounds)"
+echo "== two caregate nodes on one PostgreSQL database: a narrowing write through one is seen through the other at once (20 rounds); conditional creates raced over both make one resource; one audit chain"
 two_nodes_ok=1
 "/usr/lib/postgresql/15/bin/createdb" -h 127.0.0.1 -p "$(cat "$pg_dir/port")" -U caregate two_nodes
 python3 tests/crash/two_nodes_test.py --caregate build/caregate --rounds 20 \

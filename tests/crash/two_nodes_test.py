@@ -11,16 +11,23 @@ Checked, each many times over (`--rounds`), alternating which node writes:
 - a label that restricts an item to its writer (V) hides it from another organisation at once, in a
   read and in a search total;
 - hidden and absent answer alike (404 with the same body).
+Then, with the nodes' processes: 32 conditional creates of one item (If-None-Exist), sent at the same
+moment and spread over both nodes, make exactly one resource (one 201, the others 200 naming it),
+three times over; and once both nodes have stopped, `caregate audit verify` finds the one audit chain
+they both wrote whole.
 
 Exit 0 when every check passed; 1 naming the first failure. Test data only: test-range NHS numbers.
 
     tests/crash/two_nodes_test.py --caregate build/caregate --db postgresql://caregate@127.0.0.1:PORT/DB
 """
 import argparse
+import http.client
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crash_test import Client  # noqa: E402
@@ -48,6 +55,41 @@ OBJECTION = {"resourceType": "Consent", "status": "active",
 
 class Failed(Exception):
     pass
+
+
+def conditional_creates(nodes, token, count, value):
+    """`count` conditional creates of one Observation (If-None-Exist on its identifier), each on a
+    connection of its own, released at one moment and spread over the nodes: (status, id) each."""
+    observation = {"resourceType": "Observation", "status": "final",
+                   "identifier": [{"system": "https://two-nodes.example/observation", "value": value}],
+                   "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                   "subject": {"reference": f"Patient/{TOM}"}, "valueQuantity": {"value": 70}}
+    body = json.dumps(observation).encode()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json",
+               "Accept": "application/fhir+json", "Prefer": "return=representation",
+               "If-None-Exist": f"identifier=https://two-nodes.example/observation|{value}"}
+    start = threading.Barrier(count)
+    answers = [None] * count
+
+    def send(i):
+        connection = http.client.HTTPConnection("127.0.0.1", nodes[i % len(nodes)].port, timeout=60)
+        try:
+            connection.connect()
+            start.wait()
+            connection.request("POST", "/fhir/Observation", body=body, headers=headers)
+            response = connection.getresponse()
+            text = response.read()
+            answers[i] = (response.status, (json.loads(text) if text else {}).get("id"))
+        except (OSError, http.client.HTTPException, threading.BrokenBarrierError) as e:
+            answers[i] = (None, str(e))
+        finally:
+            connection.close()
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return answers
 
 
 def expect(answer, status, what):
@@ -120,6 +162,29 @@ def main():
             if expect(acute.call("GET", search), 200, f"{where}: a search after the label").get("total") != 0:
                 raise Failed(f"{where}: the search after the label still counts the item")
         print(f"two nodes test: {args.rounds} rounds, every narrowing write seen through the other node at once")
+
+        for race in range(1, 4):
+            value = f"race-{race}-{os.getpid()}"
+            answers = conditional_creates(nodes, tokens["system"], 32, value)
+            made = [a for a in answers if a[0] == 201]
+            matched = [a for a in answers if a[0] == 200]
+            if len(made) != 1 or len(matched) != 31 or any(a[1] != made[0][1] for a in matched):
+                raise Failed(f"race {race}: 32 conditional creates over two nodes answered {sorted(answers, key=str)}")
+            for n in (a, b):
+                found = expect(clients["system"][n].call(
+                    "GET", f"Observation?identifier=https://two-nodes.example/observation|{value}&_total=accurate"),
+                    200, f"race {race}: searching for the item through node {'AB'[n]}")
+                if found.get("total") != 1:
+                    raise Failed(f"race {race}: node {'AB'[n]} finds {found.get('total')} items, not 1")
+        print("two nodes test: 3 times 32 conditional creates at once over two nodes made one resource each")
+
+        for node in nodes:
+            if node.stop() != 0:
+                raise Failed("a node did not stop cleanly")
+        verified = subprocess.run([args.caregate, "audit", "verify", "--db", args.db], capture_output=True, text=True)
+        if verified.returncode != 0:
+            raise Failed(f"the audit chain both nodes wrote does not verify: {verified.stdout.strip()}")
+        print(f"two nodes test: {verified.stdout.strip().splitlines()[0]}")
         return 0
     except Failed as failure:
         print(f"two nodes test: FAILED: {failure}")
