@@ -168,7 +168,9 @@ fhir::result<migration_report> copy_sqlite_to_postgresql(const std::string& path
 
     if (auto begun = from.exec_script("BEGIN", doing); !begun) // one moment of the source
         return begun.failure();
-    if (auto begun = to.exec_script("BEGIN", doing); !begun)
+    // Foreign keys are checked at each COPY's end, not queued for all the tables until COMMIT (schema
+    // 5 defers them, for the writer's batches): a large database's queue of checks would fill memory.
+    if (auto begun = to.exec_script("BEGIN; SET CONSTRAINTS ALL IMMEDIATE", doing); !begun)
         return begun.failure();
     auto rollback = [&](fhir::error failure) -> fhir::result<migration_report> {
         to.exec_script("ROLLBACK", doing);
