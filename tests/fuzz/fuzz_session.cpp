@@ -33,6 +33,8 @@
 
 #include <algorithm>
 #include <csignal>
+#include <pthread.h>
+#include <signal.h>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -86,6 +88,22 @@ constexpr std::size_t max_pieces = 64;
 struct handled_request {
     bool head = false;
 };
+
+/// Runs `f` with SIGALRM blocked in this thread: libFuzzer's -timeout timer raises it every second,
+/// and a blocking connect or accept it interrupts fails with EINTR, which Asio throws (a harness
+/// failure, not the session's). An alarm that comes meanwhile is handled once `f` returns.
+template <class F>
+auto without_alarm(F&& f) {
+    sigset_t alarm, before;
+    sigemptyset(&alarm);
+    sigaddset(&alarm, SIGALRM);
+    pthread_sigmask(SIG_BLOCK, &alarm, &before);
+    struct restore {
+        sigset_t mask;
+        ~restore() { pthread_sigmask(SIG_SETMASK, &mask, nullptr); }
+    } restored{before};
+    return f();
+}
 
 /// One server, client and io_context for the whole run; one connection per input.
 struct harness {
@@ -189,10 +207,11 @@ struct harness {
         heap_before = __sanitizer_get_current_allocated_bytes();
 
         tcp::socket client(io);
-        client.connect(acceptor.local_endpoint());
+        without_alarm([&] { client.connect(acceptor.local_endpoint()); });
         client.set_option(tcp::no_delay(true));
         // On its own strand, as the server's acceptor gives each connection (start_session needs one).
-        tcp::socket accepted = acceptor.accept(asio::any_io_executor(asio::make_strand(io)));
+        tcp::socket accepted =
+            without_alarm([&] { return acceptor.accept(asio::any_io_executor(asio::make_strand(io))); });
         caregate::net::detail::start_session(std::move(accepted), listener);
 
         // At most max_pieces writes, however long the input: small pieces are for short inputs.
