@@ -133,12 +133,7 @@ TEST_CASE("an undone write's audit outcome: denied when the access rules refused
         request.audit = record_of("user-rx1", "update");
         return request;
     };
-    auto run = [&](std::vector<write_request> writes) {
-        std::promise<std::variant<std::vector<write_outcome>, transaction_failure>> finished;
-        auto answer = finished.get_future();
-        db->submit_transaction(std::move(writes), [&finished](auto result) { finished.set_value(std::move(result)); });
-        return answer.get();
-    };
+    auto run = [&](std::vector<write_request> writes) { return run_transaction(*db, std::move(writes)); };
     auto newest = [&](std::size_t n) {
         auto log = whole_log(*db);
         REQUIRE(log.size() >= n);

@@ -8,7 +8,6 @@
 #include "storage/search.hpp"
 
 #include <barrier>
-#include <future>
 #include <memory>
 #include <set>
 #include <thread>
@@ -56,15 +55,6 @@ std::int64_t live(store_fixture& db, const std::string& type) {
 void with_patient(store_fixture& db) {
     auto created = db->write(prepared(write_kind::create, "Patient", nhs, patient_json(nhs)));
     REQUIRE(created.ok());
-}
-
-using transaction_result = std::variant<std::vector<write_outcome>, transaction_failure>;
-
-transaction_result run_transaction(store& db, std::vector<write_request> writes) {
-    std::promise<transaction_result> finished;
-    auto answer = finished.get_future();
-    db.submit_transaction(std::move(writes), [&](transaction_result result) { finished.set_value(std::move(result)); });
-    return answer.get();
 }
 
 } // namespace

@@ -18,8 +18,10 @@
 
 #include <atomic>
 #include <filesystem>
+#include <future>
 #include <random>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace caregate::storage::testing {
@@ -180,6 +182,16 @@ inline const std::string undo_migration_9 =
 /// What migration 8 added (its triggers it makes again).
 inline const std::string undo_migration_8 = "DROP TABLE version_targets; DROP TABLE erasing; ";
 inline const std::string undo_migrations_8_and_9 = undo_migration_9 + undo_migration_8;
+
+using transaction_result = std::variant<std::vector<write_outcome>, transaction_failure>;
+
+/// Submits `writes` as one transaction and waits for its outcome.
+inline transaction_result run_transaction(store& db, std::vector<write_request> writes) {
+    std::promise<transaction_result> finished;
+    auto answer = finished.get_future();
+    db.submit_transaction(std::move(writes), [&](transaction_result result) { finished.set_value(std::move(result)); });
+    return answer.get();
+}
 
 inline write_request create_request(std::string type, std::string id, std::string content) {
     write_request request;

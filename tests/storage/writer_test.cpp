@@ -4,12 +4,10 @@
 #include "store_fixture.hpp"
 
 #include <condition_variable>
-#include <future>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
-#include <variant>
 
 using namespace caregate;
 using namespace caregate::storage;
@@ -335,10 +333,7 @@ TEST_CASE("a create whose id is said to be new but is held fails on the key, and
         write.id_is_new = true;
         writes.push_back(std::move(write));
     }
-    std::promise<std::variant<std::vector<write_outcome>, transaction_failure>> finished;
-    auto answer = finished.get_future();
-    db->submit_transaction(std::move(writes), [&](auto result) { finished.set_value(std::move(result)); });
-    const auto result = answer.get();
+    const auto result = run_transaction(*db, std::move(writes));
     REQUIRE(std::holds_alternative<transaction_failure>(result));
     // The server's own fault (an id it made clashed), which no entry of the request caused.
     CHECK(std::get<transaction_failure>(result).index == SIZE_MAX);
@@ -356,10 +351,7 @@ TEST_CASE("a create whose id is said to be new but is held fails on the key, and
         write.id_is_new = true;
         again.push_back(std::move(write));
     }
-    std::promise<std::variant<std::vector<write_outcome>, transaction_failure>> second;
-    auto second_answer = second.get_future();
-    db->submit_transaction(std::move(again), [&](auto result) { second.set_value(std::move(result)); });
-    CHECK(std::holds_alternative<std::vector<write_outcome>>(second_answer.get()));
+    CHECK(std::holds_alternative<std::vector<write_outcome>>(run_transaction(*db, std::move(again))));
     CHECK(db.count("SELECT count(*) FROM resources WHERE type = 'Basic'") == 3);
 }
 
