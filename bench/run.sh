@@ -120,7 +120,10 @@ if [ "$engine" = postgresql ]; then
   # The same population in a throwaway cluster: caregate migrate copies the copy, every row as stored.
   ./run.sh --install postgresql-15
   pg_dir=$(mktemp -d) # the cluster runs as the postgres user, which must reach its directory
-  pg_uri=$(tests/support/postgresql.sh start "$pg_dir")
+  # shared_buffers as PostgreSQL's documentation starts a dedicated server: a quarter of the memory,
+  # here at most 4 GB (the tests' 128 MB left the writer's index pages to the OS's cache).
+  shared_mb=$(awk '/^MemTotal:/ { mb = int($2 / 1024 / 4); print (mb > 4096 ? 4096 : mb) }' /proc/meminfo)
+  pg_uri=$(CAREGATE_PG_SHARED_BUFFERS="${shared_mb}MB" tests/support/postgresql.sh start "$pg_dir")
   "$caregate" migrate --from "$db" --to "$pg_uri" >"$run/migrate.txt"
   db="$pg_uri"
 fi

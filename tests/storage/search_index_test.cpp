@@ -424,8 +424,12 @@ TEST_CASE("the writer's closing and the purge use the version and closed-row ind
         CHECK_MESSAGE(close.find(table + "_by_version") != std::string::npos, close);
         CHECK_MESSAGE(close.find("SCAN") == std::string::npos, close);
         const std::string purge =
-            plan_of(db, "DELETE FROM " + table + " WHERE rowid IN (SELECT rowid FROM " + table +
-                            " WHERE until_seq IS NOT NULL AND until_seq <= ?1 ORDER BY until_seq LIMIT 5000)");
+            plan_of(db, "DELETE FROM " + table + " WHERE until_seq IS NOT NULL AND until_seq <= ?1");
+        const std::string oldest = plan_of(db, "SELECT max(until_seq) FROM (SELECT until_seq FROM " + table +
+                                                   " WHERE until_seq IS NOT NULL AND until_seq <= ?1 ORDER BY until_seq LIMIT 5000)");
+        CHECK_MESSAGE(oldest.find(table + "_closed") != std::string::npos, oldest);
+        CHECK_MESSAGE(oldest.find("SCAN " + table) == std::string::npos, oldest);
+        CHECK_MESSAGE(oldest.find("TEMP B-TREE") == std::string::npos, oldest);
         CHECK_MESSAGE(purge.find(table + "_closed") != std::string::npos, purge);
         CHECK_MESSAGE(purge.find("SCAN " + table) == std::string::npos, purge);
         CHECK_MESSAGE(purge.find("TEMP B-TREE") == std::string::npos, purge);

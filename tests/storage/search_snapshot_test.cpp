@@ -377,9 +377,10 @@ TEST_CASE("the writer purges rows closed before the snapshot lifetime, at most o
     CHECK(rows_per_seq(db, at_snapshot(purged_through(db))) == expected_rows_at(db, purged_through(db)));
 }
 
-TEST_CASE("a purge deletes at most 5000 rows a table, the longest closed first") {
+TEST_CASE("a purge deletes the 5000 longest-closed rows of a table and the rest of their last version's, no more") {
     // 300 codings: code and combo-code give 600 token rows a version, code-value-quantity and
-    // combo-code-value-quantity 600 composite rows; nine closed versions hold more than 5000 of each.
+    // combo-code-value-quantity 600 composite rows; eleven closed versions hold more than 5000 of
+    // each, the 5000th closed by version 10.
     std::string codings;
     for (int i = 0; i < 300; ++i)
         codings += std::string(i ? "," : "") + R"({"system":"http://example.org/codes","code":"c)" + std::to_string(i) + R"("})";
@@ -391,17 +392,24 @@ TEST_CASE("a purge deletes at most 5000 rows a table, the longest closed first")
     store_fixture db;
     add_patients(*db);
     must_write(*db, observation(write_kind::create, "many", content(1)));
-    for (int value = 2; value <= 10; ++value)
+    for (int value = 2; value <= 12; ++value)
         must_write(*db, observation(write_kind::update, "many", content(value)));
-    const std::int64_t v10 = seq_of(db, "Observation", "many", 10);
+    const std::int64_t v12 = seq_of(db, "Observation", "many", 12);
 
     std::map<std::string, std::int64_t> closed_before;
     std::map<std::string, std::int64_t> boundary; // the until_seq of the 5000th longest-closed row
+    std::map<std::string, std::int64_t> through;  // how many rows are closed at or before it
+    std::map<std::string, std::int64_t> last_version_rows; // how many are closed at it
     for (const auto& table : index_tables) {
         closed_before[table] = closed_rows(db, table);
-        if (closed_before[table] >= 5000)
+        if (closed_before[table] >= 5000) {
             boundary[table] = db.count("SELECT until_seq FROM " + table +
                                        " WHERE until_seq IS NOT NULL ORDER BY until_seq LIMIT 1 OFFSET 4999");
+            through[table] = db.count("SELECT count(*) FROM " + table +
+                                      " WHERE until_seq IS NOT NULL AND until_seq <= " + std::to_string(boundary[table]));
+            last_version_rows[table] =
+                db.count("SELECT count(*) FROM " + table + " WHERE until_seq = " + std::to_string(boundary[table]));
+        }
     }
     REQUIRE(closed_before["search_token"] > 5000);
     REQUIRE(closed_before["search_composite"] > 5000);
@@ -412,20 +420,55 @@ TEST_CASE("a purge deletes at most 5000 rows a table, the longest closed first")
     must_write(*db, create_request("Basic", "b-1", R"({"resourceType":"Basic","code":{"text":"x"}})"));
     for (const auto& table : index_tables) {
         CAPTURE(table);
-        CHECK(closed_rows(db, table) == std::max<std::int64_t>(0, closed_before[table] - 5000));
-        if (boundary.count(table))
-            CHECK(db.count("SELECT coalesce(min(until_seq), 0) FROM " + table + " WHERE until_seq IS NOT NULL") >=
+        if (boundary.count(table)) {
+            // The 5000 and the rest of the version that closed the 5000th (about 600 rows a version
+            // here), and none closed after that version.
+            CHECK(through[table] >= 5000);
+            CHECK(through[table] - last_version_rows[table] < 5000);
+            CHECK(closed_rows(db, table) == closed_before[table] - through[table]);
+            CHECK(closed_rows(db, table) > 0);
+            CHECK(db.count("SELECT coalesce(min(until_seq), 0) FROM " + table + " WHERE until_seq IS NOT NULL") >
                   boundary[table]);
+        } else {
+            CHECK(closed_rows(db, table) == 0);
+        }
     }
     // The horizon covers every row deleted; what is left over is below it too, and no snapshot
     // at or after it needs those.
-    CHECK(purged_through(db) == v10);
-    CHECK(rows_per_seq(db, at_snapshot(v10)) == expected_rows_at(db, v10));
+    // The tables with fewer than 5000 closed rows gave all of theirs, up to version 12's closing.
+    CHECK(purged_through(db) == v12);
+    CHECK(rows_per_seq(db, at_snapshot(v12)) == expected_rows_at(db, v12));
 
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));
     must_write(*db, create_request("Basic", "b-2", R"({"resourceType":"Basic","code":{"text":"y"}})"));
     CHECK(all_closed_rows(db) == 0);
-    CHECK(purged_through(db) == v10);
+    CHECK(purged_through(db) == v12);
+}
+
+// PostgreSQL's migration 6 (no index on the search tables' rowid): a database of schema 5, its
+// rowid indexes there, loses them, and its closed rows are purged as before.
+TEST_CASE("a PostgreSQL database of schema 5 loses the search tables' rowid indexes and still purges" *
+          caregate::testing::several_nodes()) {
+    store_fixture db;
+    add_patients(*db);
+    must_write(*db, observation(write_kind::create, "o-1", heart_rate_json("8867-4", "60")));
+    must_write(*db, observation(write_kind::update, "o-1", heart_rate_json("8867-4", "61")));
+    const std::int64_t v2 = seq_of(db, "Observation", "o-1", 2);
+    db.close();
+    std::string schema_5 = "UPDATE caregate_schema SET version = 5; ";
+    for (const auto& table : index_tables)
+        schema_5 += "CREATE INDEX " + table + "_by_rowid ON " + table + " (rowid); ";
+    REQUIRE(db.execute(schema_5) == SQLITE_OK);
+    REQUIRE(db.count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'search_%_by_rowid'") == 8);
+
+    db.options.snapshot_lifetime = std::chrono::seconds(0);
+    db.reopen();
+    CHECK(db.count("SELECT version FROM caregate_schema") == 6);
+    CHECK(db.count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'search_%_by_rowid'") == 0);
+    REQUIRE(all_closed_rows(db) > 0);
+    must_write(*db, create_request("Basic", "b-1", R"({"resourceType":"Basic","code":{"text":"x"}})"));
+    CHECK(all_closed_rows(db) == 0);
+    CHECK(purged_through(db) == v2);
 }
 
 TEST_CASE("the purge horizon is one seek down resource_versions by lastUpdated" * caregate::testing::sqlite_only()) {

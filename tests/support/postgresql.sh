@@ -6,6 +6,9 @@
 #
 #   uri=$(tests/support/postgresql.sh start /tmp/pg)   # postgresql://caregate@127.0.0.1:PORT/caregate
 #   tests/support/postgresql.sh stop /tmp/pg
+#
+# CAREGATE_PG_SHARED_BUFFERS sets the cluster's shared_buffers (default 128MB, small for tests; the
+# benchmarks size it as a server would be, bench/run.sh).
 set -euo pipefail
 
 bin=/usr/lib/postgresql/15/bin
@@ -27,8 +30,10 @@ case "$command" in
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     as_owner "$bin/initdb" -D "$dir/data" -U caregate --auth=trust --encoding=UTF8 --locale=C >"$dir/initdb.log" 2>&1
     # Small and quick for tests: fsync stays on (the failover test counts on it), the socket in DIR.
+    shared_buffers=${CAREGATE_PG_SHARED_BUFFERS:-128MB}
+    [[ "$shared_buffers" =~ ^[0-9]+(kB|MB|GB)$ ]] || { echo "postgresql.sh: CAREGATE_PG_SHARED_BUFFERS '$shared_buffers' is not like 128MB" >&2; exit 2; }
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c max_connections=300 -c shared_buffers=128MB" \
+      -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c max_connections=300 -c shared_buffers=$shared_buffers" \
       start >/dev/null
     as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U caregate caregate
     echo "$port" >"$dir/port"

@@ -95,8 +95,8 @@
 //     and a snapshot S >= purged_through reads complete (migrations 4 and 5 raise purged_through to
 //     the newest seq, see 16, so no snapshot older than either is read). A purge runs at most once a
 //     second, after a group's jobs inside the group's transaction, in a savepoint of its own (a purge
-//     that fails fails no write), and deletes at most detail::purge_batch_rows rows a table, lowest
-//     until_seq first.
+//     that fails fails no write), and deletes from each table the detail::purge_batch_rows rows of
+//     lowest until_seq and the other rows closed by the same version as the last of them.
 // 19. A write's condition (conditional create, update, delete) is decided by a search on the writer's
 //     connection inside the write transaction (detail::find_matches), after every write before it
 //     in the group: no write can come between the check and the write, so two conditional creates

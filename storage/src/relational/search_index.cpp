@@ -58,8 +58,8 @@ struct table_sql {
     std::string insert_by_resource; ///< migration 3's layout: ?1 type, ?2 id, ?3 param, values
     std::string insert_by_version;  ///< ?1 seq, ?2 type, ?3 param, values
     std::string close;              ///< ?1 the superseded version's seq, ?2 the closing version's
-    std::string largest_purgeable;  ///< ?1 horizon: the largest until_seq the delete below removes
-    std::string purge;              ///< ?1 horizon
+    std::string largest_purgeable;  ///< ?1 horizon: the until_seq of the purge_batch_rows-th oldest closed row
+    std::string purge;              ///< ?1 largest_purgeable's answer: every closed row up to it
     std::string erase;              ///< ?1 an erased version's seq: all its rows, open or closed
     /// [n - 1]: n rows at once, by version, each row's parameters numbered on from the row before's
     /// (the writer's insert_version_rows).
@@ -103,7 +103,11 @@ std::array<table_sql, tables.size()> make_sql() {
             return sql.replace(sql.find("{}"), 2, what);
         };
         all[i].largest_purgeable = "SELECT max(until_seq) FROM (" + selecting("until_seq") + ") purgeable";
-        all[i].purge = "DELETE FROM " + name + " WHERE rowid IN (" + selecting("rowid") + ")";
+        // By until_seq, not by row identity: the same range of the _closed index on both engines,
+        // with no index on a row id to keep up (PostgreSQL has none since its schema 6). The rows
+        // of the last closing version go together, so a purge may pass purge_batch_rows by the rest
+        // of one version's rows.
+        all[i].purge = "DELETE FROM " + name + " WHERE until_seq IS NOT NULL AND until_seq <= ?1";
         all[i].erase = "DELETE FROM " + name + " WHERE seq = ?1";
     }
     return all;
@@ -528,6 +532,7 @@ fhir::result<purge_outcome> purge_closed_rows(connection& db, std::int64_t horiz
     purge_outcome outcome;
     std::int64_t largest_deleted = 0;
     for (const auto& sql : sql_of_table) {
+        std::int64_t largest = 0;
         {
             auto prepared = db.prepare(sql.largest_purgeable, purging);
             if (!prepared)
@@ -538,10 +543,10 @@ fhir::result<purge_outcome> purge_closed_rows(connection& db, std::int64_t horiz
                 return storage_failure(rc, purging);
             if (query.is_null(0))
                 continue; // max() over no rows: nothing to purge here
-            largest_deleted = std::max(largest_deleted, query.integer(0));
+            largest = query.integer(0);
         }
-        // The same rows (ties at the last until_seq may pick other rows, but with the same until_seq).
-        if (auto purged = execute(db, sql.purge, purging, [&](statement& remove) { remove.bind(1, horizon); }); !purged)
+        largest_deleted = std::max(largest_deleted, largest);
+        if (auto purged = execute(db, sql.purge, purging, [&](statement& remove) { remove.bind(1, largest); }); !purged)
             return std::move(purged).failure();
         outcome.rows += db.changes();
     }

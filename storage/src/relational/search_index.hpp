@@ -75,16 +75,18 @@ fhir::status insert_search_rows(connection& db, std::int64_t seq, const prepared
 /// as they are.
 fhir::status close_search_rows(connection& db, std::int64_t superseded_seq, std::int64_t closing_seq);
 
-/// Most rows one purge deletes from each index table, so that a purge is bounded work inside a
-/// write transaction (the next purge takes the rest).
+/// How many of the oldest closed rows of each index table one purge takes, with the rest of the last
+/// closing version's rows, so that a purge is bounded work inside a write transaction (the next
+/// purge takes the rest).
 inline constexpr std::int64_t purge_batch_rows = 5000;
 
 struct purge_outcome {
     std::int64_t rows = 0;           ///< index rows deleted, all tables together
 };
 
-/// Deletes closed index rows with until_seq <= `horizon`, lowest until_seq first, at most
-/// purge_batch_rows from each table, and raises search_horizon.purged_through to the largest
+/// Deletes closed index rows with until_seq <= `horizon`, lowest until_seq first: from each table the
+/// purge_batch_rows oldest and the other rows closed by the same version as the last of them (a
+/// version's rows go together), and raises search_horizon.purged_through to the largest
 /// until_seq deleted (never lowers it). Run inside a transaction, so rows and horizon change together.
 fhir::result<purge_outcome> purge_closed_rows(connection& db, std::int64_t horizon);
 
