@@ -197,6 +197,15 @@ fhir::result<std::string> page_sql(const search_request& request, planner& plan,
                    sql.arg(std::int64_t{query.count} + 1);
         }
     }
+    if (request.everything) {
+        // The matches are distinct versions with their type and id (matches_sql): read in seq order
+        // from the citizen's index and stopped at the LIMIT, where a seq IN (...) made both engines
+        // gather and sort every version of the record before the first page.
+        std::string text = "SELECT m.seq, m.type, m.id FROM (" + matches + ") m";
+        if (after)
+            text += " WHERE " + keyset_condition(sql, sort, *after, backwards);
+        return text + order_by(sort, backwards) + " LIMIT " + sql.arg(std::int64_t{query.count} + 1);
+    }
     if (sort.empty() && !request.everything) {
         std::vector<clause_at> clauses;
         for (const fhir::search_clause& clause : query.clauses)

@@ -331,7 +331,10 @@ fhir::result<std::string> matches_sql(const search_request& request, planner& pl
     const fhir::search_query& query = *request.query;
     std::string matches;
     if (request.everything) {
-        matches = "SELECT v.seq AS seq FROM version_citizens vc JOIN resource_versions v ON v.seq = vc.seq "
+        // Each version at most once (version_citizens' key is the seq and the citizen), with its type
+        // and id, so that the page reads it in seq order and stops at its LIMIT (search_paging.cpp).
+        matches = "SELECT vc.seq AS seq, v.type AS type, v.id AS id FROM version_citizens vc "
+                  "JOIN resource_versions v ON v.seq = vc.seq "
                   "WHERE vc.nhs_number = " + sql.text_arg(request.compartment) +
                   " AND EXISTS (SELECT 1 FROM search_token t WHERE t.seq = vc.seq AND t.param = '_id' AND " +
                   plan.live("t") + ")";

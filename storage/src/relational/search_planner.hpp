@@ -167,7 +167,7 @@ private:
 // --- the planner's use by the other parts ------------------------------------------------------
 
 /// The SQL selecting the seqs of every match (of every type searched), visible to the caller
-/// (search_planner.cpp).
+/// (search_planner.cpp). For $everything, each seq once, with its type and id beside it.
 fhir::result<std::string> matches_sql(const search_request& request, planner& plan, sql_text& sql);
 
 // --- paging: search_paging.cpp -----------------------------------------------------------------
