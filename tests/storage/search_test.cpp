@@ -78,6 +78,14 @@ std::vector<std::string> match_ids(const search_page& page) {
     return ids;
 }
 
+/// The page of `request` that `cursor` names.
+search_page page_at(store& db, search_request request, const search_cursor& cursor) {
+    request.cursor = cursor;
+    auto page = db.search(request);
+    REQUIRE(page.ok());
+    return std::move(page).value();
+}
+
 /// The ids of every page of a search, following `next` cursors, in order.
 std::vector<std::string> all_ids(store& db, search_request request) {
     std::vector<std::string> ids;
@@ -292,17 +300,9 @@ TEST_CASE("$everything pages: each of the record's versions once, in write order
     }
 
     // From the third page, previous gives the second again.
-    request.cursor = nexts[0];
-    auto second = f.db->search(request);
-    REQUIRE(second.ok());
-    request.cursor = nexts[1];
-    auto third = f.db->search(request);
-    REQUIRE(third.ok());
-    REQUIRE(third->previous);
-    request.cursor = third->previous;
-    auto back = f.db->search(request);
-    REQUIRE(back.ok());
-    CHECK(match_ids(*back) == match_ids(*second));
+    const search_page third = page_at(*f.db, request, nexts[1]);
+    REQUIRE(third.previous);
+    CHECK(match_ids(page_at(*f.db, request, *third.previous)) == match_ids(page_at(*f.db, request, nexts[0])));
 }
 
 TEST_CASE("search paging: previous links go back exactly one page; a cursor is opaque and checked") {
@@ -319,20 +319,15 @@ TEST_CASE("search paging: previous links go back exactly one page; a cursor is o
     REQUIRE(first.ok());
     CHECK_FALSE(first->previous);
     REQUIRE(first->next);
-    request.cursor = first->next;
-    auto second = f.db->search(request);
-    REQUIRE(second.ok());
-    REQUIRE(second->previous);
-    request.cursor = second->previous;
-    auto back = f.db->search(request);
-    REQUIRE(back.ok());
-    CHECK(match_ids(*back) == match_ids(*first));
+    const search_page second = page_at(*f.db, request, *first->next);
+    REQUIRE(second.previous);
+    CHECK(match_ids(page_at(*f.db, request, *second.previous)) == match_ids(*first));
 
     // Cursors travel in links: encoded, and refused when not one of ours.
-    auto decoded = decode_cursor(encode_cursor(*second->next));
+    auto decoded = decode_cursor(encode_cursor(*second.next));
     REQUIRE(decoded.ok());
-    CHECK(decoded->snapshot == second->next->snapshot);
-    CHECK(decoded->after == second->next->after);
+    CHECK(decoded->snapshot == second.next->snapshot);
+    CHECK(decoded->after == second.next->after);
     CHECK(decode_cursor("not a cursor!").failure().kind == fhir::category::malformed);
     CHECK(decode_cursor(encode_cursor(search_cursor{5, false, "x"})).failure().kind == fhir::category::malformed);
 }
