@@ -275,9 +275,9 @@ BEGIN
 END $$;
 )sql",
     // 6: no index on the search tables' rowid. The purge, its only user, deletes by until_seq now
-    // (the _closed index, as on SQLite), and keeping the eight indexes up was about a twelfth of the
-    // writer's statement time in transaction ingest. The column stays: it orders rows as SQLite's
-    // rowid does (a date sort's tie-break, caregate migrate's copy order).
+    // (the _closed index, as on SQLite), and every index row the writer inserted paid an entry in
+    // one of them (docs/BENCHMARKS.md, PostgreSQL beside SQLite). The column stays: it orders rows
+    // as SQLite's rowid does (a date sort's tie-break, caregate migrate's copy order).
     R"sql(
 DROP INDEX IF EXISTS search_string_by_rowid, search_token_by_rowid, search_date_by_rowid, search_reference_by_rowid,
     search_quantity_by_rowid, search_number_by_rowid, search_uri_by_rowid, search_composite_by_rowid;

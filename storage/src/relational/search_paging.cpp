@@ -206,7 +206,7 @@ fhir::result<std::string> page_sql(const search_request& request, planner& plan,
             text += " WHERE " + keyset_condition(sql, sort, *after, backwards);
         return text + order_by(sort, backwards) + " LIMIT " + sql.arg(std::int64_t{query.count} + 1);
     }
-    if (sort.empty() && !request.everything) {
+    if (sort.empty()) {
         std::vector<clause_at> clauses;
         for (const fhir::search_clause& clause : query.clauses)
             clauses.push_back({&clause, 0});
