@@ -5,19 +5,27 @@
 # every statement, divided by the resources the run made, moves by a few percent between runs where
 # the resources/s of a 5-second row move by a fifth: the measure for a change to the writer's tables.
 #
-#   bench/writer_cost.sh [--seconds S] [--shared-buffers 128MB]
+#   bench/writer_cost.sh [--seconds S] [--shared-buffers 128MB] [--setting NAME=VALUE]...
 #
-# Prints resources/s and one line per table: microseconds of statement execution per resource.
+# Prints resources/s, one line per table: microseconds of statement execution per resource and buffer
+# pages touched per resource (hit or read: the work, which the machine's noise does not move), and the
+# WAL the run wrote per resource (records, full-page images, bytes: pg_stat_wal) with the checkpoints
+# it saw. --setting sets a server setting for the run (ALTER SYSTEM, before the restart), to compare
+# one configuration with another: --setting wal_compression=lz4 --setting max_wal_size=8GB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/common.sh
 
 seconds=10
 shared_buffers=""
+settings=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=${2:?--seconds needs S}; shift 2 ;;
     --shared-buffers) shared_buffers=${2:?--shared-buffers needs a size like 2GB}; shift 2 ;;
+    --setting)
+      [[ "${2:-}" =~ ^[a-z_]+=[A-Za-z0-9_.]+$ ]] || { echo "bench/writer_cost.sh: --setting needs NAME=VALUE" >&2; exit 2; }
+      settings+=("$2"); shift 2 ;;
     *) echo "bench/writer_cost.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -46,6 +54,9 @@ uri=$(CAREGATE_PG_SHARED_BUFFERS="$shared_buffers" tests/support/postgresql.sh s
 sql() { psql -q -At -F' ' "$uri" "$@"; }
 # pg_stat_statements is loaded at the server's start: set it, restart with the same options.
 sql -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+for setting in "${settings[@]}"; do
+  sql -c "ALTER SYSTEM SET ${setting%%=*} = '${setting#*=}'"
+done
 as_owner=(); [ "$(id -u)" = 0 ] && as_owner=(runuser -u postgres --)
 "${as_owner[@]}" /usr/lib/postgresql/15/bin/pg_ctl -D "$work/pg/data" -l "$work/pg/server.log" -w restart >/dev/null
 sql -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"
@@ -62,6 +73,8 @@ tls=(--cacert certs/dev/ca.crt --cert certs/dev/client-QZZ.crt --key certs/dev/c
 for _ in $(seq 600); do curl -s -o /dev/null "${tls[@]}" "$base/metadata" && break; sleep 0.05; done
 token=$("$caregate" token --certs certs/dev --aud "$base" --org QZZ --role system --user bench-ingest --ttl 7200)
 sql -c "SELECT pg_stat_statements_reset()" >/dev/null
+sql -c "SELECT pg_stat_reset_shared('wal')" >/dev/null
+checkpoints_before=$(sql -c "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
 python3 bench/load_bundles.py "$work/bundles.ndjson" --base "$base" --token "$token" --connections 16 \
   --seconds "$seconds" --cacert certs/dev/ca.crt --cert certs/dev/client-QZZ.crt --key certs/dev/client-QZZ.key |
   grep '^RESULT' | sed -E 's/.*resources_per_s=([0-9.]+).*/transaction ingest: \1 resources\/s/'
@@ -69,11 +82,20 @@ sql <<SQL
 WITH made AS (SELECT count(*) - $before AS n FROM resources),
 spent AS (SELECT CASE WHEN query LIKE 'INSERT INTO %' THEN split_part(query, ' ', 3)
                       WHEN query LIKE '%FOR KEY SHARE%' THEN 'foreign-key-checks'
-                      WHEN query LIKE 'SELECT%' THEN 'selects' ELSE 'other' END AS what, total_exec_time
-          FROM pg_stat_statements)
-SELECT 'statement us per resource: ' || what, round((sum(total_exec_time) * 1000 / (SELECT n FROM made))::numeric, 1)
-FROM spent GROUP BY what
-UNION ALL
-SELECT 'statement us per resource: TOTAL', round((sum(total_exec_time) * 1000 / (SELECT n FROM made))::numeric, 1)
-FROM spent ORDER BY 2 DESC;
+                      WHEN query LIKE 'SELECT%' THEN 'selects' ELSE 'other' END AS what, total_exec_time,
+                 shared_blks_hit + shared_blks_read AS blocks
+          FROM pg_stat_statements),
+per AS (SELECT what, sum(total_exec_time) AS ms, sum(blocks) AS blocks FROM spent GROUP BY what
+        UNION ALL SELECT 'TOTAL', sum(total_exec_time), sum(blocks) FROM spent)
+SELECT 'statement us per resource: ' || rpad(what, 19) || lpad(round((ms * 1000 / (SELECT n FROM made))::numeric, 1)::text, 6)
+       || '   buffer pages touched: ' || lpad(round(blocks::numeric / (SELECT n FROM made), 1)::text, 5)
+FROM per ORDER BY ms DESC;
+SQL
+for setting in "${settings[@]}"; do echo "setting: $setting"; done
+sql <<SQL
+WITH made AS (SELECT count(*) - $before AS n FROM resources)
+SELECT 'wal per resource: ' || round(wal_records::numeric / n, 1) || ' records, '
+       || round(wal_fpi::numeric / n, 2) || ' full-page images, ' || round(wal_bytes / n) || ' bytes; '
+       || (SELECT checkpoints_timed + checkpoints_req - $checkpoints_before FROM pg_stat_bgwriter) || ' checkpoints'
+FROM pg_stat_wal, made;
 SQL

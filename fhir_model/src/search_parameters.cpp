@@ -4,6 +4,8 @@
 
 #include "json.hpp"
 
+#include <algorithm>
+#include <set>
 #include <stdexcept>
 
 namespace caregate::fhir {
@@ -34,6 +36,97 @@ fhirpath_expression compile(std::string_view text) {
     if (!out)
         throw std::logic_error("generated search parameter does not parse: " + std::string(text) + ": " + error);
     return std::move(*out);
+}
+
+bool is_common(const search_parameter& p) { return p.base == "Resource" || p.base == "DomainResource"; }
+
+/// The top-level `|` alternatives of an expression, trimmed (none inside parentheses or strings).
+std::set<std::string> alternatives(std::string_view expression) {
+    std::set<std::string> out;
+    int depth = 0;
+    bool quoted = false;
+    std::size_t start = 0;
+    auto add = [&](std::size_t end) {
+        std::string_view one = expression.substr(start, end - start);
+        while (!one.empty() && one.front() == ' ')
+            one.remove_prefix(1);
+        while (!one.empty() && one.back() == ' ')
+            one.remove_suffix(1);
+        out.emplace(one);
+    };
+    for (std::size_t i = 0; i < expression.size(); ++i) {
+        const char c = expression[i];
+        if (quoted) {
+            if (c == '\\')
+                ++i;
+            else if (c == '\'')
+                quoted = false;
+        } else if (c == '\'') {
+            quoted = true;
+        } else if (c == '(') {
+            ++depth;
+        } else if (c == ')') {
+            --depth;
+        } else if (c == '|' && depth == 0) {
+            add(i);
+            start = i + 1;
+        }
+    }
+    add(expression.size());
+    return out;
+}
+
+bool same_components(const search_parameter& a, const search_parameter& b) {
+    if (a.components.size() != b.components.size())
+        return false;
+    for (std::size_t i = 0; i < a.components.size(); ++i)
+        if (a.components[i].type != b.components[i].type ||
+            a.components[i].expression.text() != b.components[i].expression.text())
+            return false;
+    return true;
+}
+
+/// Sets each parameter's union_of (search_parameters.hpp): the other parameters of its base and type
+/// whose alternatives are among its own, when together they are all of them. Of two parameters with
+/// the same expression, the one whose code sorts first keeps its values and the other is its union.
+void find_unions(std::vector<search_parameter>& parameters) {
+    std::vector<std::set<std::string>> alts;
+    for (const search_parameter& p : parameters)
+        alts.push_back(alternatives(p.expression.text()));
+    auto parts_of = [&](std::size_t i) {
+        std::vector<std::size_t> parts;
+        const search_parameter& p = parameters[i];
+        if (p.type == search_param_type::reference || p.type == search_param_type::special || is_common(p))
+            return parts;
+        std::set<std::string> covered;
+        for (std::size_t j = 0; j < parameters.size(); ++j) {
+            const search_parameter& q = parameters[j];
+            if (j == i || q.base != p.base || q.type != p.type || !same_components(p, q) ||
+                !std::includes(alts[i].begin(), alts[i].end(), alts[j].begin(), alts[j].end()) ||
+                (alts[j] == alts[i] && q.code > p.code))
+                continue;
+            parts.push_back(j);
+            covered.insert(alts[j].begin(), alts[j].end());
+        }
+        if (covered != alts[i])
+            parts.clear();
+        return parts;
+    };
+    std::vector<std::vector<std::size_t>> parts(parameters.size());
+    for (std::size_t i = 0; i < parameters.size(); ++i)
+        parts[i] = parts_of(i);
+    for (std::size_t i = 0; i < parameters.size(); ++i) {
+        // Only parameters that keep their own values: a part that is itself a union is covered by
+        // its own parts, which are among this one's too.
+        std::set<std::string> covered;
+        for (std::size_t j : parts[i])
+            if (parts[j].empty()) {
+                parameters[i].union_of.push_back(&parameters[j]);
+                covered.insert(alts[j].begin(), alts[j].end());
+            }
+        if (!parts[i].empty() && covered != alts[i])
+            throw std::logic_error("search parameter " + parameters[i].code + ": its parts do not cover it");
+    }
 }
 
 struct table {
@@ -67,6 +160,7 @@ const table& the_table() {
                                                 compile(detail::view(c["expression"]))});
             out.parameters.push_back(std::move(param));
         }
+        find_unions(out.parameters);
         for (auto& p : doc["unsupported"].GetArray())
             out.unsupported.push_back({std::string(detail::view(p["base"])), std::string(detail::view(p["code"])),
                                        std::string(detail::view(p["type"])),
@@ -76,8 +170,6 @@ const table& the_table() {
     }();
     return built;
 }
-
-bool is_common(const search_parameter& p) { return p.base == "Resource" || p.base == "DomainResource"; }
 
 } // namespace
 

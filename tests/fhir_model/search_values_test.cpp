@@ -4,10 +4,13 @@
 #include "fhir_model/search_values.hpp"
 
 #include "fhir_model/fhirpath.hpp"
+#include "fhir_model/search_parameters.hpp"
 
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <functional>
+#include <set>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -357,4 +360,68 @@ TEST_CASE("every official example of the supported types extracts without throwi
         ++files;
     }
     CHECK(files > 300);
+}
+
+// A union parameter (search_parameters.hpp) is stored and searched as its parts: that is exact only
+// if its values are always theirs together. Checked on every official example of a type that has one.
+TEST_CASE("a union parameter's values are exactly its parts' values, on every official example") {
+    std::vector<const fhir::search_parameter*> unions;
+    for (const fhir::search_parameter& p : fhir::all_search_parameters())
+        if (!p.union_of.empty())
+            unions.push_back(&p);
+    auto named = [&](std::string_view base, std::string_view code) {
+        for (const auto* p : unions)
+            if (p->base == base && p->code == code) {
+                strings parts;
+                for (const auto* part : p->union_of)
+                    parts.emplace_back(part->code);
+                return parts;
+            }
+        return strings{};
+    };
+    CHECK(named("Observation", "combo-code") == strings{"code", "component-code"});
+    CHECK(named("Observation", "combo-code-value-quantity") ==
+          strings{"code-value-quantity", "component-code-value-quantity"});
+    CHECK(named("Observation", "combo-value-quantity") == strings{"component-value-quantity", "value-quantity"});
+    CHECK(named("Patient", "phonetic") == strings{"name"});
+    CHECK(named("Patient", "name").empty());        // the one of the two that keeps its values
+    CHECK(named("Organization", "name").empty());   // name | alias: phonetic (name) is only a part of it
+    CHECK(named("Observation", "patient").empty()); // a reference is never a union
+    for (const auto* p : unions)
+        CHECK(p->type != fhir::search_param_type::reference);
+
+    // The values, as text that tells any two apart (composites by their components).
+    std::function<std::string(const fhir::search_value&)> key = [&](const fhir::search_value& v) {
+        std::string text = v.text + '\x1f' + v.normalized + '\x1f' + v.system + (v.has_system ? "+" : "-") + '\x1f' +
+                           v.code_value + '\x1f' + v.unit + '\x1f' + std::to_string(v.range.begin) + '\x1f' +
+                           std::to_string(v.range.end) + '\x1f' + v.target_type + '\x1f' + v.id + '\x1f' + v.url;
+        for (const auto& c : v.components)
+            text += "\x1e" + key(c);
+        return text;
+    };
+    int compared = 0;
+    for (const auto& file : std::filesystem::directory_iterator(std::filesystem::path(CAREGATE_SOURCE_DIR) / "tests/data/r4-examples")) {
+        const std::string name = file.path().stem().string();
+        const std::string type = name.substr(0, name.find('-'));
+        std::vector<const fhir::search_parameter*> here;
+        for (const auto* p : unions)
+            if (p->base == type)
+                here.push_back(p);
+        if (here.empty())
+            continue;
+        const auto values = fhir::extract_search_values(example(name));
+        for (const auto* p : here) {
+            CAPTURE(name);
+            CAPTURE(p->code);
+            std::multiset<std::string> own, parts;
+            for (const auto& v : of(values, p->code))
+                own.insert(key(v));
+            for (const auto* part : p->union_of)
+                for (const auto& v : of(values, part->code))
+                    parts.insert(key(v));
+            CHECK(own == parts);
+            compared += !own.empty();
+        }
+    }
+    CHECK(compared > 20); // the check saw values, not only empty sets
 }

@@ -465,6 +465,82 @@ TEST_CASE("search paging: an item deleted or restricted after the first page lea
     CHECK(later.count("o27") == 1);
 }
 
+// A union parameter (fhir::search_parameter::union_of) has no rows of its own: Observation's
+// combo-code is searched through code's and component-code's, and finds what either holds.
+TEST_CASE("search: a union parameter finds what any of its parts holds, and keeps no rows of its own") {
+    store_fixture f;
+    write_all(*f.db, {prepared(write_kind::create, "Patient", "9000000009", patient("9000000009", "Smith", "1970-01-01"))});
+    const std::string pressure =
+        R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},)"
+        R"("subject":{"reference":"Patient/9000000009"},"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},)"
+        R"("valueQuantity":{"value":120,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]})";
+    write_all(*f.db, {prepared(write_kind::create, "Observation", "bp", pressure),
+                      prepared(write_kind::create, "Observation", "hr", observation("9000000009", "8867-4", "72"))});
+    auto found = [&](std::vector<std::pair<std::string, std::string>> params) {
+        auto query = parse("Observation", std::move(params));
+        std::vector<std::string> ids = all_ids(*f.db, everything_visible(query));
+        std::sort(ids.begin(), ids.end());
+        return ids;
+    };
+    using ids = std::vector<std::string>;
+    CHECK(found({{"combo-code", "http://loinc.org|85354-9"}}) == ids{"bp"});
+    CHECK(found({{"combo-code", "http://loinc.org|8480-6"}}) == ids{"bp"});
+    CHECK(found({{"combo-code", "8867-4,8480-6"}}) == ids{"bp", "hr"});
+    CHECK(found({{"code", "8480-6"}}).empty());
+    CHECK(found({{"combo-code:not", "8480-6"}}) == ids{"hr"});
+    CHECK(found({{"combo-code:missing", "true"}}).empty());
+    CHECK(found({{"combo-value-quantity", "120||mm[Hg]"}}) == ids{"bp"});
+    CHECK(found({{"combo-value-quantity", "gt100"}}) == ids{"bp"});
+    CHECK(found({{"combo-code-value-quantity", "8480-6$120"}}) == ids{"bp"});
+    CHECK(found({{"combo-code-value-quantity", "8867-4$72"}}) == ids{"hr"});
+    CHECK(found({{"combo-code", "8867-4,85354-9"}, {"_sort", "combo-code"}}) == ids{"bp", "hr"});
+    CHECK(f.count("SELECT count(*) FROM search_token WHERE param LIKE 'combo-%'") == 0);
+    CHECK(f.count("SELECT count(*) FROM search_quantity WHERE param LIKE 'combo-%'") == 0);
+    CHECK(f.count("SELECT count(*) FROM search_composite WHERE param LIKE 'combo-%'") == 0);
+}
+
+// _revinclude=* and _revinclude=Type:* name no parameter: every reference parameter of the source
+// types is read (search_includes.cpp), through the index by (type, param, target).
+TEST_CASE("search: _revinclude=* finds what references a match through any parameter, live and readable only") {
+    store_fixture f;
+    const std::string subject = R"("subject":{"reference":"Patient/9000000009"})";
+    write_all(*f.db, {prepared(write_kind::create, "Patient", "9000000009", patient("9000000009", "Smith", "1970-01-01"))});
+    write_all(*f.db,
+              {prepared(write_kind::create, "Observation", "o1", observation("9000000009", "8867-4", "72")),
+               prepared(write_kind::create, "Observation", "o2", observation("9000000009", "8867-4", "73")),
+               prepared(write_kind::create, "Condition", "c1", R"({"resourceType":"Condition",)" + subject + "}"),
+               prepared(write_kind::create, "Encounter", "e1",
+                        R"({"resourceType":"Encounter","status":"finished","class":{"code":"AMB"},)" + subject + "}")});
+    write_request removal;
+    removal.kind = write_kind::remove;
+    removal.type = "Observation";
+    removal.id = "o2";
+    write_all(*f.db, {std::move(removal)});
+
+    auto included = [&](const search_request& request) {
+        auto page = f.db->search(request);
+        REQUIRE(page.ok());
+        std::set<std::string> ids;
+        for (const auto& e : page->entries)
+            if (e.include)
+                ids.insert(e.version.type + "/" + e.version.id);
+        return ids;
+    };
+    const std::set<std::string> everything = {"Condition/c1", "Encounter/e1", "Observation/o1"};
+    auto any = parse("Patient", {{"_id", "9000000009"}, {"_revinclude", "*"}});
+    CHECK(included(everything_visible(any)) == everything);
+    auto observations = parse("Patient", {{"_id", "9000000009"}, {"_revinclude", "Observation:*"}});
+    CHECK(included(everything_visible(observations)) == std::set<std::string>{"Observation/o1"});
+
+    // A caller who may read patients and observations only gets nothing of the rest.
+    search_request narrow;
+    narrow.query = &any;
+    narrow.visibility.all_citizens = true;
+    narrow.visibility.organisation = "A81001";
+    narrow.visibility.readable = {{"Patient", true, {}}, {"Observation", true, {}}};
+    CHECK(included(narrow) == std::set<std::string>{"Observation/o1"});
+}
+
 TEST_CASE("search plan: without a sort or a condition to start from, a page reads versions in order and stops" * caregate::testing::sqlite_only()) {
     store_fixture f;
     write_all(*f.db, {prepared(write_kind::create, "Patient", "9000000009", patient("9000000009", "Smith", "1970-01-01"))});

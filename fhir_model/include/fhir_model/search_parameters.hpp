@@ -29,6 +29,13 @@ struct search_parameter {
     fhirpath_expression expression; ///< only the alternatives of the base type
     std::vector<std::string> targets; ///< reference target types
     std::vector<search_component> components;
+    /// The parameters of the same type whose values together are exactly this one's: R4 defines
+    /// Observation's combo-code as `Observation.code | Observation.component.code`, the union of
+    /// code and component-code, and Patient's phonetic with name's own expression. Such a parameter
+    /// is stored as them and searched through them (storage keeps no index rows of its own). Empty
+    /// for every other parameter, and for every reference (chains and includes read a reference
+    /// parameter's own rows).
+    std::vector<const search_parameter*> union_of;
 };
 
 /// A parameter the R4 definitions name for a supported type but this server cannot evaluate.

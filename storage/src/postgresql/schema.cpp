@@ -3,6 +3,7 @@
 #include "schema.hpp"
 
 #include "libpq.hpp"
+#include "../relational/search_index.hpp"
 
 #include <array>
 #include <string>
@@ -12,9 +13,15 @@ namespace {
 
 constexpr long long migration_lock_key = 0x63617265676175;
 
-const std::array<const char*, 6> migrations = {{
+/// A migration: its SQL, then (if any) a fill that needs the code's knowledge, in the same transaction.
+struct migration {
+    const char* sql;
+    fhir::status (*fill)(connection& db) = nullptr;
+};
+
+const std::array<migration, 7> migrations = {{
     // 1: everything the SQLite schema holds at its version 9, in PostgreSQL's terms.
-    R"sql(
+    {R"sql(
 CREATE FUNCTION instr(text, text) RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS 'SELECT strpos($1, $2)';
 CREATE FUNCTION max(bigint, bigint) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -225,19 +232,19 @@ CREATE INDEX version_citizens_by_citizen ON version_citizens (nhs_number, seq);
 CREATE TABLE version_targets (
     seq bigint NOT NULL, type text COLLATE "C" NOT NULL, id text COLLATE "C" NOT NULL, PRIMARY KEY (seq, type, id));
 CREATE INDEX version_targets_by_item ON version_targets (type, id, seq);
-)sql",
+)sql"},
     // 2: the access generation (the engine's invariant 27): raised by every group that commits
     // anything but audit records; a node serves a standing from memory only to a request that read
     // the generation the standing was read at. Starts at 1: 0 means "none read".
-    R"sql(
+    {R"sql(
 CREATE TABLE access_generation (generation bigint NOT NULL);
 INSERT INTO access_generation VALUES (1);
-)sql",
+)sql"},
     // 3: the writer's state, where each group reads it and writes it (the engine's invariant 26): the
     // audit chain's tip and the newest lastUpdated. Read from the log and the versions instead, the
     // server kept the plan it made when the log was nearly empty (a scan and a sort), and a group
     // took tens of milliseconds once the log had grown; a row of its own costs one read at any size.
-    R"sql(
+    {R"sql(
 CREATE TABLE writer_state (
     audit_sequence bigint NOT NULL,
     audit_hash text COLLATE "C" NOT NULL,
@@ -246,11 +253,11 @@ INSERT INTO writer_state
 SELECT coalesce((SELECT sequence FROM audit_log ORDER BY sequence DESC LIMIT 1), 0),
        coalesce((SELECT hash FROM audit_log ORDER BY sequence DESC LIMIT 1), repeat('0', 64)),
        coalesce((SELECT max(last_updated) FROM resource_versions), 0);
-)sql",
+)sql"},
     // 4: a trigram index for string :contains (the planner writes it as LIKE '%part%'), where the
     // server has pg_trgm (PostgreSQL's contrib, trusted: a database owner may create it); without it
     // :contains reads the parameter's rows in order, as on SQLite.
-    R"sql(
+    {R"sql(
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm') THEN
@@ -258,12 +265,12 @@ BEGIN
         CREATE INDEX IF NOT EXISTS search_string_by_trigram ON search_string USING gin (normalized gin_trgm_ops);
     END IF;
 END $$;
-)sql",
+)sql"},
     // 5: every foreign key is checked when its transaction commits, not at each statement: the
     // writer's connection sends a job's INSERTs batched per table (libpq.hpp, row_batches.hpp), so a
     // link may reach the server before the resource row it names, in the same transaction. Only
     // foreign keys depend on the order of INSERTs into different tables.
-    R"sql(
+    {R"sql(
 DO $$
 DECLARE
     c record;
@@ -273,15 +280,23 @@ BEGIN
         EXECUTE format('ALTER TABLE %s ALTER CONSTRAINT %I DEFERRABLE INITIALLY DEFERRED', c.tab, c.conname);
     END LOOP;
 END $$;
-)sql",
+)sql"},
     // 6: no index on the search tables' rowid. The purge, its only user, deletes by until_seq now
     // (the _closed index, as on SQLite), and every index row the writer inserted paid an entry in
     // one of them (docs/BENCHMARKS.md, PostgreSQL beside SQLite). The column stays: it orders rows
     // as SQLite's rowid does (a date sort's tie-break, caregate migrate's copy order).
-    R"sql(
+    {R"sql(
 DROP INDEX IF EXISTS search_string_by_rowid, search_token_by_rowid, search_date_by_rowid, search_reference_by_rowid,
     search_quantity_by_rowid, search_number_by_rowid, search_uri_by_rowid, search_composite_by_rowid;
+)sql"},
+    // 7: as the SQLite schema's 10, fewer randomly placed index entries for every version written:
+    // a resource's versions are found by its unique key (type, id, version_id), references to an
+    // item by naming each (type, param) that may hold them (search_includes.cpp), and a union
+    // parameter through its parts' rows (its own go: remove_union_rows).
+    {R"sql(
+DROP INDEX IF EXISTS resource_versions_by_resource, search_reference_by_target_any_source;
 )sql",
+     &remove_union_rows},
 }};
 
 } // namespace
@@ -316,9 +331,14 @@ fhir::status migrate_postgresql(connection& db) {
             fhir::category::fault, "exception",
             "the database schema is version " + std::to_string(version) + ", newer than this build of caregate knows (" +
                 std::to_string(current_postgresql_schema_version()) + "); run a newer caregate or restore a matching backup"));
-    for (int next = version; next < current_postgresql_schema_version(); ++next)
-        if (auto applied = db.exec_script(migrations[static_cast<std::size_t>(next)], doing); !applied)
+    for (int next = version; next < current_postgresql_schema_version(); ++next) {
+        const migration& step = migrations[static_cast<std::size_t>(next)];
+        if (auto applied = db.exec_script(step.sql, doing); !applied)
             return rollback(std::move(applied).failure());
+        if (step.fill)
+            if (auto filled = step.fill(db); !filled)
+                return rollback(std::move(filled).failure());
+    }
     if (version != current_postgresql_schema_version()) {
         const std::string set = "DELETE FROM caregate_schema; INSERT INTO caregate_schema VALUES (" +
                                 std::to_string(current_postgresql_schema_version()) + ")";

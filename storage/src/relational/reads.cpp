@@ -113,8 +113,10 @@ fhir::result<history_page> relational_store::history(const history_query& query)
         return page;
     text += " AND " + (query.type.empty() ? rule.visible_in_history("v")
                                           : rule.visible_in_history("v", std::string_view(query.type)));
-    // One more than asked for: a probe that tells whether there is an older page.
-    text += " ORDER BY v.seq DESC LIMIT " + sql.arg(static_cast<std::int64_t>(query.count) + 1);
+    // One more than asked for: a probe that tells whether there is an older page. A resource's
+    // versions come newest first from its unique key (type, id, version_id), in seq order too.
+    text += std::string(query.id.empty() ? " ORDER BY v.seq DESC" : " ORDER BY v.version_id DESC") + " LIMIT " +
+            sql.arg(static_cast<std::int64_t>(query.count) + 1);
 
     struct row {
         std::int64_t seq;

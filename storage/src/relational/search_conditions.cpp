@@ -41,6 +41,20 @@ std::string planner::indexed_param(const fhir::search_parameter& p, const fhir::
     return clause.modifier == search_modifier::of_type ? of_type_param(p.code) : p.code;
 }
 
+std::string planner::param_rows(const std::string& x, const fhir::search_parameter& p,
+                                const fhir::search_clause& clause) {
+    if (clause.modifier == search_modifier::of_type || p.union_of.empty())
+        return x + ".param = " + sql_.text_arg(indexed_param(p, clause));
+    std::vector<std::string> parts;
+    for (const fhir::search_parameter* part : p.union_of)
+        parts.push_back(part->code);
+    return x + ".param IN (" + sql_.in_list(parts) + ")";
+}
+
+std::string planner::param_rows(const std::string& x, const fhir::search_parameter& p) {
+    return param_rows(x, p, fhir::search_clause{});
+}
+
 fhir::result<std::string> planner::step_table(const clause_at& at) {
     const fhir::search_step& step = at.clause->path[at.step];
     auto inner = match(step.type, {clause_at{at.clause, at.step + 1}}, {});
@@ -96,7 +110,7 @@ fhir::result<std::string> planner::clause_condition(std::string_view type, const
         return unsupported("the parameter " + clause.name + " cannot be searched here");
     const std::string x = "x" + std::to_string(++alias_counter_);
     std::string rows = std::string("SELECT 1 FROM ") + table + " " + x + " WHERE " + x + ".seq = " + v +
-                       ".seq AND " + x + ".param = " + sql_.text_arg(indexed_param(*p, clause));
+                       ".seq AND " + param_rows(x, *p, clause);
     if (clause.modifier == search_modifier::missing) {
         // missing=true: no value; missing=false: some value (any_of holds one value).
         const bool missing = !clause.any_of.empty() && clause.any_of.front().missing;

@@ -3,8 +3,11 @@
 // visible to the caller through the same rule as the page (note 2); each version at most once.
 #include "search_planner.hpp"
 
+#include "fhir_model/search_parameters.hpp"
+
 #include <map>
 #include <set>
+#include <vector>
 
 namespace caregate::storage::detail {
 
@@ -59,6 +62,22 @@ fhir::status forward_include(connection& db, const search_request& request, std:
     return {};
 }
 
+/// The reference parameters a _revinclude spec reads, by source type: the spec's own, or for `*`
+/// every reference parameter of the source type (of every type, for a source of `*`). Named, never
+/// left open: search_reference is indexed by (type, param, target), and no index starts with the
+/// target alone (it would cost every write a randomly placed entry for this one use).
+std::map<std::string, std::vector<std::string>> reverse_sources(const fhir::search_include& spec) {
+    std::map<std::string, std::vector<std::string>> sources;
+    if (spec.parameter) {
+        sources[spec.source_type].push_back(spec.parameter->code);
+        return sources;
+    }
+    for (const fhir::search_parameter& p : fhir::all_search_parameters())
+        if (p.type == fhir::search_param_type::reference && (spec.source_type == "*" || p.base == spec.source_type))
+            sources[p.base].push_back(p.code);
+    return sources;
+}
+
 /// _revinclude: versions live at the snapshot whose spec parameter references a `base` row.
 fhir::status reverse_include(connection& db, const search_request& request, std::int64_t snapshot,
                              const fhir::search_include& spec, const std::vector<found_row>& base,
@@ -66,30 +85,29 @@ fhir::status reverse_include(connection& db, const search_request& request, std:
     std::map<std::string, std::set<std::string>> by_type;
     for (const found_row& row : base)
         by_type[row.type].insert(row.id);
+    const auto sources = reverse_sources(spec);
     for (const auto& [type, ids] : by_type) {
         if (!spec.target_type.empty() && spec.target_type != type)
             continue;
-        sql_text sql;
-        planner plan(request, sql, snapshot);
-        const std::string list = sql.in_list(ids);
-        std::string text = "SELECT DISTINCT v.seq, v.type, v.id FROM search_reference x JOIN resource_versions v ON "
-                           "v.seq = x.seq WHERE x.target_id IN (" + list + ") AND x.target_type = " +
-                           sql.text_arg(type) + " AND " + plan.live("x");
-        if (spec.source_type != "*") {
-            if (!plan.readable(spec.source_type))
+        for (const auto& [source_type, params] : sources) {
+            sql_text sql;
+            planner plan(request, sql, snapshot);
+            if (!plan.readable(source_type))
                 continue;
-            text += " AND x.type = " + sql.text_arg(spec.source_type);
+            const std::string list = sql.in_list(ids);
+            const std::string text =
+                "SELECT DISTINCT v.seq, v.type, v.id FROM search_reference x JOIN resource_versions v ON v.seq = x.seq "
+                "WHERE x.type = " + sql.text_arg(source_type) + " AND x.param IN (" + sql.in_list(params) +
+                ") AND x.target_id IN (" + list + ") AND x.target_type = " + sql.text_arg(type) + " AND " +
+                plan.live("x") + " AND " + plan.visible("v", source_type);
+            auto read = each_row(db, sql, text, [&](const prepared& row) {
+                const std::int64_t seq = row.integer(0);
+                if (seen.insert(seq).second)
+                    out.push_back({seq, row.text(1), row.text(2)});
+            });
+            if (!read)
+                return read;
         }
-        if (spec.parameter)
-            text += " AND x.param = " + sql.text_arg(spec.parameter->code);
-        text += " AND " + (spec.source_type != "*" ? plan.visible("v", spec.source_type) : plan.visible("v"));
-        auto read = each_row(db, sql, text, [&](const prepared& row) {
-            const std::int64_t seq = row.integer(0);
-            if (seen.insert(seq).second)
-                out.push_back({seq, row.text(1), row.text(2)});
-        });
-        if (!read)
-            return read;
     }
     return {};
 }

@@ -319,6 +319,9 @@ fhir::status extract_values(std::string_view type, std::string_view id, std::str
     for (const auto& value : values)
         if (value.parameter == nullptr || (value.parameter->base != type && !is_common(*value.parameter)))
             return index_fault(type, id, "the content is of another resource type");
+    // A union's values are its parts' rows (fhir::search_parameter::union_of): the planner reads
+    // those. The fills of migrations 3 to 5 leave them out too: migration 10 removes them anyway.
+    std::erase_if(values, [](const fhir::search_value& value) { return !value.parameter->union_of.empty(); });
     return {};
 }
 
@@ -617,6 +620,23 @@ fhir::status index_current_versions_with_seq(connection& db) {
 
 fhir::status index_of_type_rows_of_current_versions(connection& db) {
     return index_current(db, layout::by_version, row_kinds::of_type_only);
+}
+
+fhir::status remove_union_rows(connection& db) {
+    constexpr std::string_view doing = "migrating the schema (rows of union parameters)";
+    for (const fhir::search_parameter& p : fhir::all_search_parameters()) {
+        const auto table = std::find_if(tables.begin(), tables.end(), [&](const index_table& t) { return t.type == p.type; });
+        if (p.union_of.empty() || table == tables.end())
+            continue;
+        auto prepared = db.prepare(std::string("DELETE FROM ") + table->name + " WHERE type = ?1 AND param = ?2", doing);
+        if (!prepared)
+            return std::move(prepared).failure();
+        statement remove(*prepared);
+        remove.bind(1, p.base).bind(2, p.code);
+        if (const int rc = remove.step(); rc != step_done)
+            return storage_failure(rc, doing);
+    }
+    return {};
 }
 
 fhir::status record_citizens_of_live_versions(connection& db) {

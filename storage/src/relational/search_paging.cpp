@@ -44,7 +44,7 @@ fhir::result<std::string> planner::sort_key(std::string_view type, const fhir::s
     default: return unsupported("_sort on the " + std::string(fhir::to_string(p->type)) + " parameter " + p->code);
     }
     return std::string("(SELECT ") + (key.descending ? "max(" : "min(") + column + ") FROM " + table +
-           " s WHERE s.seq = " + std::string(seq_expr) + " AND s.param = " + sql_.text_arg(p->code) + ")";
+           " s WHERE s.seq = " + std::string(seq_expr) + " AND " + param_rows("s", *p) + ")";
 }
 
 std::string write_keys(const std::vector<sql_value>& keys) {

@@ -183,7 +183,7 @@ fhir::result<std::optional<std::string>> planner::ordered_rows(std::string_view 
                                                                std::string_view compartment,
                                                                const fhir::search_sort_key& key) {
     const fhir::search_parameter* p = fhir::find_search_parameter(type, key.parameter->code);
-    if (!p || p->type != search_param_type::date || !compartment.empty() || !readable(type))
+    if (!p || p->type != search_param_type::date || !p->union_of.empty() || !compartment.empty() || !readable(type))
         return std::optional<std::string>();
     std::optional<std::int64_t> bound;
     bool other_candidates = false;
@@ -322,9 +322,8 @@ fhir::result<std::string> planner::driver_rows(std::string_view type, const fhir
     auto values = alternatives(*p, clause, "x");
     if (!values)
         return std::move(values).failure();
-    return std::string("SELECT x.seq FROM ") + table + " x WHERE x.type = " + sql_.text_arg(type) +
-           " AND x.param = " + sql_.text_arg(indexed_param(*p, clause)) + " AND " + values.value() + " AND " +
-           live("x");
+    return std::string("SELECT x.seq FROM ") + table + " x WHERE x.type = " + sql_.text_arg(type) + " AND " +
+           param_rows("x", *p, clause) + " AND " + values.value() + " AND " + live("x");
 }
 
 fhir::result<std::string> matches_sql(const search_request& request, planner& plan, sql_text& sql) {

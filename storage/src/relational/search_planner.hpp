@@ -119,6 +119,12 @@ private:
     /// search_index.cpp makes for it ("identifier:of-type").
     static std::string indexed_param(const fhir::search_parameter& p, const fhir::search_clause& clause);
 
+    /// The condition on the `param` column of `x` (an index table's alias) that picks the rows of
+    /// `p` for `clause`: its indexed_param, or for a union (fhir::search_parameter::union_of, which
+    /// has no rows of its own) the rows of each of its parts.
+    std::string param_rows(const std::string& x, const fhir::search_parameter& p, const fhir::search_clause& clause);
+    std::string param_rows(const std::string& x, const fhir::search_parameter& p);
+
     /// Lower is more selective (design note 4).
     static int selectivity(const fhir::search_parameter& p, const fhir::search_clause& clause);
 

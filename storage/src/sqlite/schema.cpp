@@ -90,7 +90,7 @@ BEGIN SELECT RAISE(ABORT, 'resource versions are immutable'); END;
                           doing);
 }
 
-const std::array<migration, 9> migrations = {{
+const std::array<migration, 10> migrations = {{
     {// 1: versioned resources, the current-version pointer, citizen links.
     R"sql(
 CREATE TABLE resource_versions (
@@ -466,6 +466,16 @@ CREATE INDEX break_glass_grants_by_caller ON break_glass_grants (nhs_number, org
 DROP TRIGGER resource_versions_never_change;
 )sql",
      &refill_facets},
+    // 10: fewer index entries for every version written (docs/BENCHMARKS.md, the write path). A
+    // resource's versions are found by (type, id, version_id), the unique key, whose order is
+    // theirs; references to an item, whatever holds them, by naming each (type, param) that may
+    // (search_includes.cpp): neither needs an index of its own. A union parameter (Observation's
+    // combo-code: code | component-code) is searched through its parts' rows, and its own go.
+    {R"sql(
+DROP INDEX IF EXISTS resource_versions_by_resource;
+DROP INDEX IF EXISTS search_reference_by_target_any_source;
+)sql",
+     &remove_union_rows},
 }};
 
 } // namespace
