@@ -473,9 +473,10 @@ TEST_CASE("a PostgreSQL database of schema 5 loses the search tables' rowid inde
 }
 
 // SQLite's migration 10 and PostgreSQL's 7: a database of the schema before them loses the index of a
-// resource's versions by seq, the index of references by their target alone and the rows of union
-// parameters; a resource's history still comes newest first, page by page, from its unique key.
-TEST_CASE("a database of the previous schema loses two indexes and the union rows, and history still pages") {
+// resource's versions by seq, the index of references by their target alone, the rows of union
+// parameters and citizen_links; a resource's history still comes newest first, page by page, from
+// its unique key.
+TEST_CASE("a database of the previous schema loses two indexes, the union rows and citizen_links; history still pages") {
     store_fixture db;
     add_patients(*db);
     for (int value = 60; value < 65; ++value)
@@ -489,7 +490,11 @@ TEST_CASE("a database of the previous schema loses two indexes and the union row
         "(target_id, target_type, type, param, seq, until_seq); "
         // The rows the writer made for combo-code, a union of code and component-code, before.
         "INSERT INTO search_token (seq, until_seq, type, param, system, code, text) "
-        "SELECT seq, until_seq, type, 'combo-code', system, code, text FROM search_token WHERE param = 'code'; ";
+        "SELECT seq, until_seq, type, 'combo-code', system, code, text FROM search_token WHERE param = 'code'; "
+        "CREATE TABLE citizen_links (type text NOT NULL, id text NOT NULL, nhs_number text NOT NULL); ";
+    const std::string links_table = db.scratch
+                                        ? "SELECT count(*) FROM pg_tables WHERE tablename = 'citizen_links'"
+                                        : "SELECT count(*) FROM sqlite_master WHERE name = 'citizen_links'";
     const std::string union_rows = "SELECT count(*) FROM search_token WHERE param = 'combo-code'";
     const std::string counted = db.scratch ? "SELECT count(*) FROM pg_indexes WHERE indexname IN " + indexes
                                            : "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN " + indexes;
@@ -497,12 +502,14 @@ TEST_CASE("a database of the previous schema loses two indexes and the union row
             SQLITE_OK);
     REQUIRE(db.count(counted) == 2);
     REQUIRE(db.count(union_rows) > 0);
+    REQUIRE(db.count(links_table) == 1);
 
     db.reopen();
     CHECK(db.count(db.scratch ? "SELECT version FROM caregate_schema" : "PRAGMA user_version") ==
           (db.scratch ? 7 : 10));
     CHECK(db.count(counted) == 0);
     CHECK(db.count(union_rows) == 0);
+    CHECK(db.count(links_table) == 0);
     std::vector<std::int64_t> versions;
     history_query query = history_of("Observation", "o-1");
     query.count = 2;

@@ -246,6 +246,12 @@ inline const search_visibility& every_version() {
     return everything;
 }
 
+/// The citizen links of current live versions (engine.hpp, invariant 5), as a table named
+/// citizen_links with columns type, id and nhs_number: "SELECT count(*) FROM " + current_citizen_links.
+inline const std::string current_citizen_links =
+    "(SELECT r.type, r.id, c.nhs_number FROM resources r JOIN version_citizens c ON c.seq = r.seq "
+    "WHERE r.deleted = 0) citizen_links";
+
 inline history_query history_of(std::string type, std::string id = {}) {
     history_query query;
     query.visibility = &every_version();

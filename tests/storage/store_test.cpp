@@ -215,7 +215,7 @@ TEST_CASE("a link to a citizen this server does not hold is invalid, naming the 
     SUBCASE("once the Patient exists the same write succeeds and is linked") {
         must_write(*db, create_request("Patient", "9000000017", patient_json("9000000017")));
         CHECK(must_write(*db, observation_request("obs-1", "9000000017")).created);
-        CHECK(db.count("SELECT count(*) FROM citizen_links WHERE type = 'Observation' AND nhs_number = '9000000017'") == 1);
+        CHECK(db.count("SELECT count(*) FROM " + current_citizen_links + " WHERE type = 'Observation' AND nhs_number = '9000000017'") == 1);
     }
     SUBCASE("a deleted Patient is no longer a citizen to link to") {
         must_write(*db, create_request("Patient", "9000000017", patient_json("9000000017")));
@@ -232,10 +232,14 @@ TEST_CASE("citizen links belong to the current live version only") {
     auto moved = observation_request("obs-1", "9000000017");
     moved.kind = write_kind::update;
     must_write(*db, moved);
-    CHECK(db.count("SELECT count(*) FROM citizen_links WHERE id = 'obs-1' AND nhs_number = '9000000009'") == 0);
-    CHECK(db.count("SELECT count(*) FROM citizen_links WHERE id = 'obs-1' AND nhs_number = '9000000017'") == 1);
+    CHECK(db.count("SELECT count(*) FROM " + current_citizen_links + " WHERE id = 'obs-1' AND nhs_number = '9000000009'") == 0);
+    CHECK(db.count("SELECT count(*) FROM " + current_citizen_links + " WHERE id = 'obs-1' AND nhs_number = '9000000017'") == 1);
+    // A citizen's record is its current items: the one the item moved to keeps its Patient, the
+    // one it left has none and may go.
+    CHECK(db->write(remove_request("Patient", "9000000017")).failure().kind == fhir::category::conflict);
+    must_write(*db, remove_request("Patient", "9000000009"));
     must_write(*db, remove_request("Observation", "obs-1"));
-    CHECK(db.count("SELECT count(*) FROM citizen_links") == 0);
+    CHECK(db.count("SELECT count(*) FROM " + current_citizen_links + " WHERE type <> 'Patient'") == 0);
 }
 
 TEST_CASE("history _since keeps versions made at or after the instant") {

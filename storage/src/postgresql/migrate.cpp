@@ -31,7 +31,6 @@ struct table {
 const table tables[] = {
     {"resource_versions", "seq, type, id, version_id, last_updated, method, deleted, json, owner, citizens, labels, facets", "seq"},
     {"resources", "type, id, version_id, seq, deleted", "type, id"},
-    {"citizen_links", "type, id, nhs_number", "type, id, nhs_number"},
     {"organisation_links", "type, id, nhs_number, ods, kind, active, ended", "rowid"},
     {"objections", "type, id, nhs_number", "type, id, nhs_number"},
     {"break_glass_grants", "seq, nhs_number, organisation, \"user\", reason, from_time, until_time, request_id, role", "seq"},

@@ -27,8 +27,9 @@
 //  4. lastUpdated strictly increases per resource and never decreases across seq: every new version
 //     gets max(now, the newest lastUpdated in the database + 1 µs), whatever the clock does. So a
 //     `_since` or `_at` bound is also a bound on seq.
-//  5. Every citizen_links row belongs to a current, live version: the links of a resource are
-//     replaced with each new version and removed with a deletion.
+//  5. A citizen's record (its live items) is the current versions (resources.seq) that are live and
+//     name the citizen in version_citizens (17): nothing else records it, so nothing can disagree
+//     with the versions. (Until SQLite schema 10 and PostgreSQL schema 7, citizen_links repeated it.)
 //  6. A write acknowledged is on disk: callbacks run only after COMMIT has returned, with
 //     synchronous=FULL (unless a benchmark turned it off).
 //  7. A failed write changes nothing: each write runs inside its own SAVEPOINT and is rolled back
@@ -41,8 +42,8 @@
 //     i.e. written while there was no live version; later versions keep it. A version of a live
 //     resource is made only by its owner, or by a writer with `any_owner`, or by a writer with no
 //     ODS code at all (tools and tests); checked inside the write transaction (see 8).
-// 11. Every organisation_links and objections row belongs to a current, live version, like
-//     citizen_links (5): replaced with each new version, removed with a deletion. Objections come
+// 11. Every organisation_links and objections row belongs to a current, live version: replaced
+//     with each new version, removed with a deletion. Objections come
 //     from Consents only. An organisation_links row names the organisation that wrote the version
 //     (its `writer`), unless the writer has `any_owner` (the ICS's integration services) or no ODS
 //     code (tools): a relationship comes from what the related organisation recorded, so a link a
@@ -105,7 +106,7 @@
 // 20. A transaction (submit_transaction) runs in one savepoint: all its writes stand or none; its
 //     outcome names the write that failed. An id a condition chose replaces the gateway-assigned
 //     UUID in the other writes' content before any of them is written; nothing else is rewritten.
-// 21. A live Patient with live items (citizen_links) is removed only by a full erasure
+// 21. A live Patient with live items (5) is removed only by a full erasure
 //     (write_request::erase_record), which removes every item first, in the same savepoint.
 // 22. A standing served from memory (sqlite_store::standing, sqlite_options::standing_cache_ttl) was read
 //     under the access_generation that is current, and every commit of a group with anything but
@@ -516,7 +517,7 @@ struct relational_engine final : write_transaction {
     // transaction (write_transaction.cpp, access_rows.cpp).
     fhir::result<std::optional<stored_version>> current(std::string_view type, std::string_view id) override;
     fhir::result<std::vector<stored_version>> matches(const write_condition& condition, unsigned limit) override;
-    /// The live resources other than the Patient that link to a citizen (citizen_links).
+    /// The live resources other than the Patient that link to a citizen (invariant 5).
     fhir::result<std::vector<resource_name>> record_items(std::string_view nhs_number) override;
     fhir::result<bool> citizen_held(std::string_view nhs_number) override;
     fhir::result<bool> same_access(const write_request& request, const stored_version& current) override;

@@ -2,7 +2,7 @@
 // do, for every engine): the operations of its write_transaction on the writer's connection inside
 // the open transaction (invariant 8 in engine.hpp), and the version a write makes: versions 1, 2, 3
 // without gaps with strictly increasing lastUpdated (3, 4), the owner kept (10), links replaced with
-// each version (5), index rows closed and inserted (16), a deletion keeping the facts of what it
+// each version (11), index rows closed and inserted (16), a deletion keeping the facts of what it
 // deletes (12); conditions are searches on the writer's connection (19); erasure (25).
 #include "engine.hpp"
 
@@ -18,9 +18,10 @@ namespace {
 
 using detail::join_lines;
 
-// The live items of a citizen's record (invariant 5: citizen_links holds only current live versions).
+// The live items of a citizen's record (invariant 5): the current versions that name the citizen.
 const std::string record_items_sql =
-    "SELECT type, id FROM citizen_links WHERE nhs_number = ?1 AND NOT (type = 'Patient' AND id = ?1) ORDER BY type, id";
+    "SELECT r.type, r.id FROM version_citizens c JOIN resources r ON r.seq = c.seq WHERE c.nhs_number = ?1 "
+    "AND r.deleted = 0 AND NOT (r.type = 'Patient' AND r.id = ?1) ORDER BY r.type, r.id";
 
 const std::string live_patient_sql =
     "SELECT 1 FROM resources WHERE type = 'Patient' AND id = ?1 AND deleted = 0";
@@ -51,11 +52,6 @@ const std::string insert_current_sql =
 
 const std::string point_current_sql =
     "UPDATE OR FAIL resources SET version_id = ?3, seq = ?4, deleted = ?5 WHERE type = ?1 AND id = ?2";
-
-const std::string remove_links_sql = "DELETE FROM citizen_links WHERE type = ?1 AND id = ?2";
-
-const std::string insert_link_sql =
-    "INSERT OR IGNORE INTO citizen_links (type, id, nhs_number) VALUES (?1, ?2, ?3)";
 
 } // namespace
 
@@ -213,28 +209,7 @@ fhir::result<write_outcome> relational_engine::write_version(const write_request
         if (const int rc = point.step(); rc != step_done)
             return detail::storage_failure(rc, "writing a version");
     }
-    // Invariants 5 and 11: a resource that is not live has no citizen links, organisation links or
-    // objections to remove.
-    if (live) { // invariant 5: the links are the new version's, or none for a deletion
-        auto prepared = db.prepare(remove_links_sql, "linking citizens");
-        if (!prepared)
-            return std::move(prepared).failure();
-        statement remove(*prepared);
-        remove.bind(1, version.type).bind(2, version.id);
-        if (const int rc = remove.step(); rc != step_done)
-            return detail::storage_failure(rc, "linking citizens");
-    }
-    if (!deletion) {
-        for (const auto& link : request.citizens) {
-            auto prepared = db.prepare(insert_link_sql, "linking citizens");
-            if (!prepared)
-                return std::move(prepared).failure();
-            statement insert(*prepared);
-            insert.bind(1, version.type).bind(2, version.id).bind(3, link.nhs_number);
-            if (const int rc = insert.step(); rc != step_done)
-                return detail::storage_failure(rc, "linking citizens");
-        }
-    }
+    // Invariant 11: a resource that is not live has no organisation links or objections to remove.
     if (auto linked = write_access_rows(request, deletion, live); !linked)
         return std::move(linked).failure();
     // Invariant 16: the superseded version's rows are closed at this version; a live version's own
