@@ -357,7 +357,7 @@ std::vector<search_value> extract_search_values(const search_parameter& paramete
     return out;
 }
 
-status extract_search_values(std::string_view canonical_json, std::vector<search_value>& out) {
+status extract_search_values(std::string_view canonical_json, std::vector<search_value>& out, search_values_of which) {
     rapidjson::Document doc;
     if (auto parsed = detail::parse_json(canonical_json, doc); !parsed)
         return std::move(parsed).failure();
@@ -368,6 +368,8 @@ status extract_search_values(std::string_view canonical_json, std::vector<search
     if (parameters.empty())
         return error::make(category::unsupported, "not-supported", "no search parameters for this resource type");
     for (const search_parameter* p : parameters) {
+        if (which == search_values_of::own_values_only && !p->union_of.empty())
+            continue;
         auto values = extract_search_values(*p, doc);
         for (auto& v : values)
             out.push_back(std::move(v));

@@ -60,9 +60,15 @@ struct search_value {
 /// Case-folds (ASCII and Latin-1 letters), strips accents of Latin-1 letters, collapses whitespace.
 std::string normalize_search_string(std::string_view text);
 
-/// Parses `canonical_json` and extracts the values of every supported parameter of its type.
+/// Which parameters' values: all, or those with values of their own (a union's are its parts':
+/// search_parameter::union_of), which is what an index stores.
+enum class search_values_of : std::uint8_t { every_parameter, own_values_only };
+
+/// Parses `canonical_json` and extracts the values of every supported parameter of its type (or,
+/// with own_values_only, of every one that is not a union).
 /// Errors: malformed JSON, no resourceType, or a type without search parameters (unsupported).
-status extract_search_values(std::string_view canonical_json, std::vector<search_value>& out);
+status extract_search_values(std::string_view canonical_json, std::vector<search_value>& out,
+                             search_values_of which = search_values_of::every_parameter);
 /// As above; throws std::invalid_argument on an error.
 std::vector<search_value> extract_search_values(std::string_view canonical_json);
 

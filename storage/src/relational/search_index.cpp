@@ -314,14 +314,14 @@ fhir::status extract_values(std::string_view type, std::string_view id, std::str
     if (fhir::search_parameters_for(type).empty())
         return {};
     // The extraction's own diagnostics could quote content, so they are not passed on.
-    if (auto extracted = fhir::extract_search_values(stamped_json, values); !extracted)
+    // A union's values are its parts' rows (fhir::search_parameter::union_of): the planner reads
+    // those. The fills of migrations 3 to 5 leave them out too: migration 10 removes them anyway.
+    if (auto extracted = fhir::extract_search_values(stamped_json, values, fhir::search_values_of::own_values_only);
+        !extracted)
         return index_fault(type, id, "search value extraction failed");
     for (const auto& value : values)
         if (value.parameter == nullptr || (value.parameter->base != type && !is_common(*value.parameter)))
             return index_fault(type, id, "the content is of another resource type");
-    // A union's values are its parts' rows (fhir::search_parameter::union_of): the planner reads
-    // those. The fills of migrations 3 to 5 leave them out too: migration 10 removes them anyway.
-    std::erase_if(values, [](const fhir::search_value& value) { return !value.parameter->union_of.empty(); });
     return {};
 }
 
