@@ -705,4 +705,8 @@ fhirpath_result fhirpath_expression::evaluate(const fhirpath_node& focus, const 
     return detail::evaluate(*ast_, {focus}, ctx);
 }
 
+std::string_view resolved_type(const rapidjson::Value& reference, const rapidjson::Value& resource) {
+    return detail::referenced_type(reference, detail::context{resource});
+}
+
 } // namespace caregate::fhir

@@ -129,6 +129,43 @@ void find_unions(std::vector<search_parameter>& parameters) {
     }
 }
 
+/// Sets `narrows` and `narrowed_to` (search_parameters.hpp): a reference parameter each of whose
+/// alternatives is `X.where(resolve() is T)`, one T for all, where the X are exactly the alternatives
+/// of another reference parameter of the same base.
+void find_narrowings(std::vector<search_parameter>& parameters) {
+    constexpr std::string_view where = ".where(resolve() is ";
+    for (search_parameter& p : parameters) {
+        if (p.type != search_param_type::reference || is_common(p))
+            continue;
+        std::set<std::string> narrowed;
+        std::string type;
+        bool all = true;
+        for (const std::string& alternative : alternatives(p.expression.text())) {
+            const std::size_t at = alternative.rfind(where);
+            if (at == std::string::npos || alternative.back() != ')') {
+                all = false;
+                break;
+            }
+            const std::string t = alternative.substr(at + where.size(), alternative.size() - 1 - at - where.size());
+            if (!type.empty() && t != type) {
+                all = false;
+                break;
+            }
+            type = t;
+            narrowed.insert(alternative.substr(0, at));
+        }
+        if (!all || type.empty())
+            continue;
+        for (const search_parameter& q : parameters)
+            if (&q != &p && q.base == p.base && q.type == search_param_type::reference &&
+                alternatives(q.expression.text()) == narrowed) {
+                p.narrows = &q;
+                p.narrowed_to = type;
+                break;
+            }
+    }
+}
+
 struct table {
     std::vector<search_parameter> parameters;
     std::vector<unsupported_search_parameter> unsupported;
@@ -161,6 +198,7 @@ const table& the_table() {
             out.parameters.push_back(std::move(param));
         }
         find_unions(out.parameters);
+        find_narrowings(out.parameters);
         for (auto& p : doc["unsupported"].GetArray())
             out.unsupported.push_back({std::string(detail::view(p["base"])), std::string(detail::view(p["code"])),
                                        std::string(detail::view(p["type"])),

@@ -195,7 +195,8 @@ bool split_reference(std::string_view ref, std::string& type, std::string& id) {
     return true;
 }
 
-void references(const search_parameter& p, search_param_type type, const fhirpath_node& node, std::vector<search_value>& out) {
+void references(const search_parameter& p, search_param_type type, const fhirpath_node& node,
+                const rapidjson::Value& resource, std::vector<search_value>& out) {
     const rapidjson::Value& value = *node.value;
     search_value v = make(p, type);
     // Only a relative reference ("Patient/123") names a resource of this server by type and id; an
@@ -227,9 +228,11 @@ void references(const search_parameter& p, search_param_type type, const fhirpat
         v.code_value = text_or_empty(find(*identifier, "value"));
         found = found || !v.code_value.empty();
     }
+    // The type resolve() gives (a contained resource's, an absolute URL's, Reference.type), where
+    // the reference is not a relative Type/id: so a parameter narrowed to a type (Observation's
+    // patient, subject.where(resolve() is Patient)) is its parameter's rows of that target type.
     if (v.target_type.empty())
-        if (auto t = string_member(value, "type"))
-            v.target_type = std::string(*t);
+        v.target_type = std::string(resolved_type(value, resource));
     if (found)
         out.push_back(std::move(v));
 }
@@ -269,14 +272,15 @@ void numbers(const search_parameter& p, search_param_type type, const fhirpath_n
     }
 }
 
-void values_of(const search_parameter& p, search_param_type type, const fhirpath_node& node, std::vector<search_value>& out) {
+void values_of(const search_parameter& p, search_param_type type, const fhirpath_node& node,
+               const rapidjson::Value& resource, std::vector<search_value>& out) {
     if (node.value == nullptr && !node.boolean)
         return;
     switch (type) {
     case search_param_type::string: strings(p, type, node, out); break;
     case search_param_type::token: tokens(p, type, node, out); break;
     case search_param_type::date: dates(p, type, node, out); break;
-    case search_param_type::reference: references(p, type, node, out); break;
+    case search_param_type::reference: references(p, type, node, resource, out); break;
     case search_param_type::quantity: quantities(p, type, node, out); break;
     case search_param_type::number: numbers(p, type, node, out); break;
     case search_param_type::uri:
@@ -328,7 +332,7 @@ std::vector<search_value> extract_search_values(const search_parameter& paramete
     fhirpath_result nodes = parameter.expression.evaluate(resource);
     if (parameter.type != search_param_type::composite) {
         for (auto& node : nodes)
-            values_of(parameter, parameter.type, node, out);
+            values_of(parameter, parameter.type, node, resource, out);
         return out;
     }
     for (auto& node : nodes) {
@@ -337,7 +341,7 @@ std::vector<search_value> extract_search_values(const search_parameter& paramete
         for (auto& component : parameter.components) {
             std::vector<search_value> values;
             for (auto& found : component.expression.evaluate(node, resource))
-                values_of(parameter, component.type, found, values);
+                values_of(parameter, component.type, found, resource, values);
             std::vector<std::vector<search_value>> next;
             for (auto& partial : combinations)
                 for (auto& value : values) {
@@ -368,7 +372,7 @@ status extract_search_values(std::string_view canonical_json, std::vector<search
     if (parameters.empty())
         return error::make(category::unsupported, "not-supported", "no search parameters for this resource type");
     for (const search_parameter* p : parameters) {
-        if (which == search_values_of::own_values_only && !p->union_of.empty())
+        if (which == search_values_of::own_values_only && !p->has_own_values())
             continue;
         auto values = extract_search_values(*p, doc);
         for (auto& v : values)

@@ -425,3 +425,60 @@ TEST_CASE("a union parameter's values are exactly its parts' values, on every of
     }
     CHECK(compared > 20); // the check saw values, not only empty sets
 }
+
+// A narrowing (search_parameters.hpp) is stored as its parameter's rows of one target type: exact only
+// if the index records, for every reference, the type resolve() gives. Checked on every official
+// example, and on references that are not a relative Type/id.
+TEST_CASE("a narrowing's values are exactly its parameter's values of its target type") {
+    const auto* patient = fhir::find_search_parameter("Observation", "patient");
+    REQUIRE(patient != nullptr);
+    REQUIRE(patient->narrows != nullptr);
+    CHECK(patient->narrows->code == "subject");
+    CHECK(patient->narrowed_to == "Patient");
+    CHECK_FALSE(patient->has_own_values());
+    const auto* location = fhir::find_search_parameter("Appointment", "location");
+    REQUIRE(location->narrows != nullptr);
+    CHECK(location->narrows->code == "actor");
+    CHECK(location->narrowed_to == "Location");
+    // AuditEvent's patient narrows two parameters' references (agent.who and entity.what): not one.
+    CHECK(fhir::find_search_parameter("AuditEvent", "patient")->narrows == nullptr);
+    CHECK(fhir::find_search_parameter("Observation", "subject")->has_own_values());
+
+    auto key = [](const fhir::search_value& v) {
+        return v.target_type + '\x1f' + v.id + '\x1f' + v.url + '\x1f' + v.system + '\x1f' + v.code_value;
+    };
+    auto same = [&](const std::string& json, const std::string& name) {
+        const auto values = fhir::extract_search_values(json);
+        int narrowed = 0;
+        for (const fhir::search_parameter& p : fhir::all_search_parameters()) {
+            if (!p.narrows)
+                continue;
+            CAPTURE(name);
+            CAPTURE(p.base);
+            CAPTURE(p.code);
+            std::multiset<std::string> own, narrowing;
+            for (const auto& v : values)
+                if (v.parameter == &p)
+                    own.insert(key(v));
+                else if (v.parameter == p.narrows && v.target_type == p.narrowed_to)
+                    narrowing.insert(key(v));
+            CHECK(own == narrowing);
+            narrowed += !own.empty();
+        }
+        return narrowed;
+    };
+    int compared = 0;
+    for (const auto& file : std::filesystem::directory_iterator(std::filesystem::path(CAREGATE_SOURCE_DIR) / "tests/data/r4-examples"))
+        compared += same(example(file.path().stem().string()), file.path().stem().string());
+    CHECK(compared > 50);
+    // A contained Patient, an absolute URL and an identifier with a type: resolve() names the type.
+    CHECK(same(R"({"resourceType":"Observation","contained":[{"resourceType":"Patient","id":"p"}],"status":"final",)"
+               R"("code":{"text":"x"},"subject":{"reference":"#p"}})", "contained") == 1);
+    CHECK(same(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},)"
+               R"("subject":{"reference":"https://other.example/fhir/Patient/1"}})", "absolute") == 1);
+    CHECK(same(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},)"
+               R"("subject":{"type":"Patient","identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}}})",
+               "identifier") == 1);
+    CHECK(same(R"({"resourceType":"Observation","status":"final","code":{"text":"x"},)"
+               R"("subject":{"reference":"https://other.example/fhir/Group/1"}})", "a Group") == 0);
+}

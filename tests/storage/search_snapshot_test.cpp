@@ -99,7 +99,7 @@ std::map<std::int64_t, std::int64_t> rows_per_seq(const store_fixture& db, const
 std::int64_t expected_row_count(const std::string& stamped_json) {
     std::int64_t count = 0;
     for (const auto& value : fhir::extract_search_values(stamped_json))
-        if (value.type != fhir::search_param_type::special && value.parameter->union_of.empty())
+        if (value.type != fhir::search_param_type::special && value.parameter->has_own_values())
             count += 1 + static_cast<std::int64_t>(value.identifier_types.size());
     return count;
 }
@@ -267,7 +267,7 @@ TEST_CASE("composite parameters are indexed by their two components") {
     std::int64_t composites = 0;
     for (const auto& json : stored)
         for (const auto& value : fhir::extract_search_values(json))
-            composites += value.type == fhir::search_param_type::composite && value.parameter->union_of.empty();
+            composites += value.type == fhir::search_param_type::composite && value.parameter->has_own_values();
     CHECK(db.count("SELECT count(*) FROM search_composite WHERE type <> 'Patient'") == composites);
     CHECK(composites > 4);
 }
@@ -474,8 +474,9 @@ TEST_CASE("a PostgreSQL database of schema 5 loses the search tables' rowid inde
 
 // SQLite's migration 10 and PostgreSQL's 7: a database of the schema before them loses the index of a
 // resource's versions by seq, the index of references by their target alone, the rows of union
-// parameters and citizen_links; a resource's history still comes newest first, page by page, from
-// its unique key.
+// parameters and narrowings (a narrowed parameter's rows gaining the target type its narrowing's rows
+// showed) and citizen_links; a resource's history still comes newest first, page by page, from its
+// unique key.
 TEST_CASE("a database of the previous schema loses two indexes, the union rows and citizen_links; history still pages") {
     store_fixture db;
     add_patients(*db);
@@ -491,7 +492,16 @@ TEST_CASE("a database of the previous schema loses two indexes, the union rows a
         // The rows the writer made for combo-code, a union of code and component-code, before.
         "INSERT INTO search_token (seq, until_seq, type, param, system, code, text) "
         "SELECT seq, until_seq, type, 'combo-code', system, code, text FROM search_token WHERE param = 'code'; "
-        "CREATE TABLE citizen_links (type text NOT NULL, id text NOT NULL, nhs_number text NOT NULL); ";
+        "CREATE TABLE citizen_links (type text NOT NULL, id text NOT NULL, nhs_number text NOT NULL); "
+        // A subject at an absolute URL, as the writer recorded it before (no target type), with the
+        // row it made for patient, a narrowing of subject to Patients.
+        "INSERT INTO search_reference (seq, until_seq, type, param, url) SELECT seq, until_seq, type, 'subject', "
+        "'https://other.example/fhir/Patient/1' FROM search_reference WHERE param = 'subject'; "
+        "INSERT INTO search_reference (seq, until_seq, type, param, url) SELECT seq, until_seq, type, 'patient', url "
+        "FROM search_reference WHERE param = 'subject' AND url IS NOT NULL; ";
+    const std::string narrowing_rows = "SELECT count(*) FROM search_reference WHERE param = 'patient'";
+    const std::string typed_url_rows = "SELECT count(*) FROM search_reference WHERE param = 'subject' AND url IS NOT NULL "
+                                       "AND target_type = 'Patient'";
     const std::string links_table = db.scratch
                                         ? "SELECT count(*) FROM pg_tables WHERE tablename = 'citizen_links'"
                                         : "SELECT count(*) FROM sqlite_master WHERE name = 'citizen_links'";
@@ -503,6 +513,9 @@ TEST_CASE("a database of the previous schema loses two indexes, the union rows a
     REQUIRE(db.count(counted) == 2);
     REQUIRE(db.count(union_rows) > 0);
     REQUIRE(db.count(links_table) == 1);
+    const std::int64_t url_rows = db.count(narrowing_rows);
+    REQUIRE(url_rows > 0);
+    REQUIRE(db.count(typed_url_rows) == 0);
 
     db.reopen();
     CHECK(db.count(db.scratch ? "SELECT version FROM caregate_schema" : "PRAGMA user_version") ==
@@ -510,6 +523,8 @@ TEST_CASE("a database of the previous schema loses two indexes, the union rows a
     CHECK(db.count(counted) == 0);
     CHECK(db.count(union_rows) == 0);
     CHECK(db.count(links_table) == 0);
+    CHECK(db.count(narrowing_rows) == 0);
+    CHECK(db.count(typed_url_rows) == url_rows);
     std::vector<std::int64_t> versions;
     history_query query = history_of("Observation", "o-1");
     query.count = 2;

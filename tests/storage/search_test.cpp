@@ -499,6 +499,60 @@ TEST_CASE("search: a union parameter finds what any of its parts holds, and keep
     CHECK(f.count("SELECT count(*) FROM search_composite WHERE param LIKE 'combo-%'") == 0);
 }
 
+// A narrowing (fhir::search_parameter::narrows) has no rows of its own: Observation's patient is
+// subject's rows whose target is a Patient, as resolve() gives it, also for a contained Patient or
+// an absolute URL; every way of searching through it finds what its own rows found.
+TEST_CASE("search: a narrowing finds its parameter's references of its type, however it is searched") {
+    store_fixture f;
+    write_all(*f.db, {prepared(write_kind::create, "Patient", "9000000009", patient("9000000009", "Smith", "1970-01-01"))});
+    const std::string contained =
+        R"({"resourceType":"Observation","contained":[{"resourceType":"Patient","id":"p"}],"status":"final",)"
+        R"("code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"#p"},)"
+        R"("performer":[{"reference":"Patient/9000000009"}]})";
+    const std::string absolute =
+        R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},)"
+        R"("subject":{"reference":"https://other.example/fhir/Patient/1"},"performer":[{"reference":"Patient/9000000009"}]})";
+    const std::string group =
+        R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},)"
+        R"("subject":{"reference":"https://other.example/fhir/Group/1"},"performer":[{"reference":"Patient/9000000009"}]})";
+    write_all(*f.db, {prepared(write_kind::create, "Observation", "local", observation("9000000009", "8867-4", "72")),
+                      prepared(write_kind::create, "Observation", "contained", contained),
+                      prepared(write_kind::create, "Observation", "absolute", absolute),
+                      prepared(write_kind::create, "Observation", "group", group)});
+    using ids = std::vector<std::string>;
+    auto found = [&](const std::string& type, std::vector<std::pair<std::string, std::string>> params) {
+        auto query = parse(type, std::move(params));
+        std::vector<std::string> all = all_ids(*f.db, everything_visible(query));
+        std::sort(all.begin(), all.end());
+        return all;
+    };
+    CHECK(found("Observation", {{"patient", "9000000009"}}) == ids{"local"});
+    CHECK(found("Observation", {{"patient", "Patient/9000000009"}}) == ids{"local"});
+    CHECK(found("Observation", {{"patient", "https://other.example/fhir/Patient/1"}}) == ids{"absolute"});
+    CHECK(found("Observation", {{"patient", "https://other.example/fhir/Group/1"}}).empty());
+    CHECK(found("Observation", {{"subject", "https://other.example/fhir/Group/1"}}) == ids{"group"});
+    CHECK(found("Observation", {{"patient:missing", "true"}}) == ids{"group"});
+    CHECK(found("Observation", {{"patient:missing", "false"}}) == ids{"absolute", "contained", "local"});
+    CHECK(found("Observation", {{"patient.family", "smith"}}) == ids{"local"});
+    CHECK(found("Patient", {{"_has:Observation:patient:code", "8867-4"}}) == ids{"9000000009"});
+    CHECK(found("Observation", {{"code", "8867-4"}, {"_sort", "patient"}}).size() == 4);
+
+    auto included = [&](const std::string& type, std::vector<std::pair<std::string, std::string>> params) {
+        auto query = parse(type, std::move(params));
+        auto page = f.db->search(everything_visible(query));
+        REQUIRE(page.ok());
+        std::set<std::string> all;
+        for (const auto& e : page->entries)
+            if (e.include)
+                all.insert(e.version.type + "/" + e.version.id);
+        return all;
+    };
+    CHECK(included("Observation", {{"_id", "local"}, {"_include", "Observation:patient"}}) ==
+          std::set<std::string>{"Patient/9000000009"});
+    CHECK(included("Patient", {{"_revinclude", "Observation:patient"}}) == std::set<std::string>{"Observation/local"});
+    CHECK(f.count("SELECT count(*) FROM search_reference WHERE type = 'Observation' AND param = 'patient'") == 0);
+}
+
 // _revinclude=* and _revinclude=Type:* name no parameter: every reference parameter of the source
 // types is read (search_includes.cpp), through the index by (type, param, target).
 TEST_CASE("search: _revinclude=* finds what references a match through any parameter, live and readable only") {

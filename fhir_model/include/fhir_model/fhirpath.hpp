@@ -50,4 +50,9 @@ private:
     std::shared_ptr<const detail::fhirpath_ast> ast_;
 };
 
+/// What resolve() gives for a Reference of `resource`: the type of a contained resource ("#id"),
+/// else the resource type the reference's path names (relative or absolute), else Reference.type;
+/// empty when none of them names a resource type.
+std::string_view resolved_type(const rapidjson::Value& reference, const rapidjson::Value& resource);
+
 } // namespace caregate::fhir

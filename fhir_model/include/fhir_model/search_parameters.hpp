@@ -36,6 +36,15 @@ struct search_parameter {
     /// for every other parameter, and for every reference (chains and includes read a reference
     /// parameter's own rows).
     std::vector<const search_parameter*> union_of;
+    /// For a reference parameter that is another's references to one type (R4's Observation patient
+    /// is `Observation.subject.where(resolve() is Patient)`): that parameter, and the type in
+    /// `narrowed_to`. Stored as that parameter's rows whose target is of the type, as the index
+    /// records what resolve() gives (search_values.hpp); null for every other parameter.
+    const search_parameter* narrows = nullptr;
+    std::string narrowed_to;
+
+    /// False for a union or a narrowing: its values are other parameters' rows.
+    bool has_own_values() const noexcept { return union_of.empty() && narrows == nullptr; }
 };
 
 /// A parameter the R4 definitions name for a supported type but this server cannot evaluate.

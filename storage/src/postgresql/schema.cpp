@@ -292,13 +292,14 @@ DROP INDEX IF EXISTS search_string_by_rowid, search_token_by_rowid, search_date_
     // 7: as the SQLite schema's 10, fewer randomly placed index entries for every version written:
     // a resource's versions are found by its unique key (type, id, version_id), references to an
     // item by naming each (type, param) that may hold them (search_includes.cpp), and a union
-    // parameter through its parts' rows (its own go: remove_union_rows); citizen_links goes, as a
+    // parameter through its parts' rows and a narrowing (Observation's patient) through its parameter's
+    // (their own go: remove_derived_rows); citizen_links goes, as a
     // citizen's record is read from version_citizens and resources (engine.hpp, invariant 5).
     {R"sql(
 DROP TABLE IF EXISTS citizen_links;
 DROP INDEX IF EXISTS resource_versions_by_resource, search_reference_by_target_any_source;
 )sql",
-     &remove_union_rows},
+     &remove_derived_rows},
 }};
 
 } // namespace

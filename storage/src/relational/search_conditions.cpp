@@ -43,6 +43,9 @@ std::string planner::indexed_param(const fhir::search_parameter& p, const fhir::
 
 std::string planner::param_rows(const std::string& x, const fhir::search_parameter& p,
                                 const fhir::search_clause& clause) {
+    if (p.narrows)
+        return x + ".param = " + sql_.text_arg(p.narrows->code) + " AND " + x + ".target_type = " +
+               sql_.text_arg(p.narrowed_to);
     if (clause.modifier == search_modifier::of_type || p.union_of.empty())
         return x + ".param = " + sql_.text_arg(indexed_param(p, clause));
     std::vector<std::string> parts;
@@ -71,14 +74,14 @@ fhir::result<std::string> planner::chain_driver_rows(std::string_view type, cons
     if (!table)
         return std::move(table).failure();
     if (!step.reverse)
-        return "SELECT x.seq FROM search_reference x WHERE x.type = " + sql_.text_arg(type) + " AND x.param = " +
-               sql_.text_arg(step.reference->code) + " AND x.target_type = " + sql_.text_arg(step.type) +
+        return "SELECT x.seq FROM search_reference x WHERE x.type = " + sql_.text_arg(type) + " AND " +
+               param_rows("x", *step.reference) + " AND x.target_type = " + sql_.text_arg(step.type) +
                " AND x.target_id IN (SELECT w.id FROM resource_versions w WHERE w.seq IN (SELECT seq FROM " +
                table.value() + ")) AND " + live("x");
     return "SELECT x.seq FROM search_token x WHERE x.type = " + sql_.text_arg(type) +
            " AND x.param = '_id' AND " + live("x") +
            " AND x.code IN (SELECT r.target_id FROM search_reference r WHERE r.type = " + sql_.text_arg(step.type) +
-           " AND r.param = " + sql_.text_arg(step.reference->code) + " AND r.target_type = " +
+           " AND " + param_rows("r", *step.reference) + " AND r.target_type = " +
            sql_.text_arg(type) + " AND " + live("r") + " AND r.seq IN (SELECT seq FROM " + table.value() + "))";
 }
 
@@ -92,15 +95,14 @@ fhir::result<std::string> planner::clause_condition(std::string_view type, const
         const std::string& step_table = table.value();
         const std::string x = "r" + std::to_string(++alias_counter_);
         if (!step.reverse)
-            return "EXISTS (SELECT 1 FROM search_reference " + x + " WHERE " + x + ".seq = " + v + ".seq AND " + x +
-                   ".param = " + sql_.text_arg(step.reference->code) + " AND " + x +
-                   ".target_type = " + sql_.text_arg(step.type) + " AND " + x +
-                   ".target_id IN (SELECT w.id FROM resource_versions w WHERE w.seq IN (SELECT seq FROM " +
+            return "EXISTS (SELECT 1 FROM search_reference " + x + " WHERE " + x + ".seq = " + v + ".seq AND " +
+                   param_rows(x, *step.reference) + " AND " + x + ".target_type = " + sql_.text_arg(step.type) +
+                   " AND " + x + ".target_id IN (SELECT w.id FROM resource_versions w WHERE w.seq IN (SELECT seq FROM " +
                    step_table + ")))";
         return "EXISTS (SELECT 1 FROM search_reference " + x + " WHERE " + x + ".target_id = " + v + ".id AND " + x +
-               ".target_type = " + v + ".type AND " + x + ".type = " + sql_.text_arg(step.type) + " AND " + x +
-               ".param = " + sql_.text_arg(step.reference->code) + " AND " + live(x) + " AND " + x +
-               ".seq IN (SELECT seq FROM " + step_table + "))";
+               ".target_type = " + v + ".type AND " + x + ".type = " + sql_.text_arg(step.type) + " AND " +
+               param_rows(x, *step.reference) + " AND " + live(x) + " AND " + x + ".seq IN (SELECT seq FROM " +
+               step_table + "))";
     }
     const fhir::search_parameter* p = parameter_on(type, clause);
     if (!p)

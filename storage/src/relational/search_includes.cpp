@@ -46,8 +46,10 @@ fhir::status forward_include(connection& db, const search_request& request, std:
     const std::string list = sql.in_list(seqs);
     std::string text = "SELECT DISTINCT x.target_type, x.target_id FROM search_reference x WHERE x.seq IN (" + list +
                        ") AND x.target_id IS NOT NULL AND x.target_type IS NOT NULL";
-    if (spec.parameter)
-        text += " AND x.param = " + sql.text_arg(spec.parameter->code);
+    if (spec.parameter) {
+        planner plan(request, sql, snapshot);
+        text += " AND " + plan.param_rows("x", *spec.parameter);
+    }
     if (!spec.target_type.empty())
         text += " AND x.target_type = " + sql.text_arg(spec.target_type);
     std::map<std::string, std::set<std::string>> targets;
@@ -62,18 +64,22 @@ fhir::status forward_include(connection& db, const search_request& request, std:
     return {};
 }
 
-/// The reference parameters a _revinclude spec reads, by source type: the spec's own, or for `*`
-/// every reference parameter of the source type (of every type, for a source of `*`). Named, never
-/// left open: search_reference is indexed by (type, param, target), and no index starts with the
-/// target alone (it would cost every write a randomly placed entry for this one use).
+/// The reference parameters whose rows a _revinclude spec reads, by source type: the spec's own (for
+/// a narrowing, the parameter it narrows: reverse_include keeps to its type), or for `*` every
+/// reference parameter of the source type with rows of its own (of every type, for a source of `*`;
+/// a narrowing's rows are among its parameter's). Named, never left open: search_reference is
+/// indexed by (type, param, target), and no index starts with the target alone (it would cost every
+/// write a randomly placed entry for this one use).
 std::map<std::string, std::vector<std::string>> reverse_sources(const fhir::search_include& spec) {
     std::map<std::string, std::vector<std::string>> sources;
     if (spec.parameter) {
-        sources[spec.source_type].push_back(spec.parameter->code);
+        const fhir::search_parameter& p = spec.parameter->narrows ? *spec.parameter->narrows : *spec.parameter;
+        sources[spec.source_type].push_back(p.code);
         return sources;
     }
     for (const fhir::search_parameter& p : fhir::all_search_parameters())
-        if (p.type == fhir::search_param_type::reference && (spec.source_type == "*" || p.base == spec.source_type))
+        if (p.type == fhir::search_param_type::reference && p.has_own_values() &&
+            (spec.source_type == "*" || p.base == spec.source_type))
             sources[p.base].push_back(p.code);
     return sources;
 }
@@ -89,6 +95,8 @@ fhir::status reverse_include(connection& db, const search_request& request, std:
     for (const auto& [type, ids] : by_type) {
         if (!spec.target_type.empty() && spec.target_type != type)
             continue;
+        if (spec.parameter && spec.parameter->narrows && spec.parameter->narrowed_to != type)
+            continue; // Observation:patient references Patients only
         for (const auto& [source_type, params] : sources) {
             sql_text sql;
             planner plan(request, sql, snapshot);

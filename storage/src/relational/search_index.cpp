@@ -314,8 +314,9 @@ fhir::status extract_values(std::string_view type, std::string_view id, std::str
     if (fhir::search_parameters_for(type).empty())
         return {};
     // The extraction's own diagnostics could quote content, so they are not passed on.
-    // A union's values are its parts' rows (fhir::search_parameter::union_of): the planner reads
-    // those. The fills of migrations 3 to 5 leave them out too: migration 10 removes them anyway.
+    // A union's or a narrowing's values are other parameters' rows (fhir::search_parameter::
+    // has_own_values): the planner reads those. The fills of migrations 3 to 5 leave them out too:
+    // migration 10 removes them anyway.
     if (auto extracted = fhir::extract_search_values(stamped_json, values, fhir::search_values_of::own_values_only);
         !extracted)
         return index_fault(type, id, "search value extraction failed");
@@ -622,19 +623,40 @@ fhir::status index_of_type_rows_of_current_versions(connection& db) {
     return index_current(db, layout::by_version, row_kinds::of_type_only);
 }
 
-fhir::status remove_union_rows(connection& db) {
-    constexpr std::string_view doing = "migrating the schema (rows of union parameters)";
-    for (const fhir::search_parameter& p : fhir::all_search_parameters()) {
-        const auto table = std::find_if(tables.begin(), tables.end(), [&](const index_table& t) { return t.type == p.type; });
-        if (p.union_of.empty() || table == tables.end())
-            continue;
-        auto prepared = db.prepare(std::string("DELETE FROM ") + table->name + " WHERE type = ?1 AND param = ?2", doing);
+fhir::status remove_derived_rows(connection& db) {
+    constexpr std::string_view doing = "migrating the schema (rows of unions and narrowings)";
+    auto run = [&](const std::string& sql, const fhir::search_parameter& p, bool narrowed) -> fhir::status {
+        auto prepared = db.prepare(sql, doing);
         if (!prepared)
             return std::move(prepared).failure();
-        statement remove(*prepared);
-        remove.bind(1, p.base).bind(2, p.code);
-        if (const int rc = remove.step(); rc != step_done)
+        statement step(*prepared);
+        step.bind(1, p.base).bind(2, p.code);
+        if (narrowed)
+            step.bind(3, p.narrows->code).bind(4, p.narrowed_to);
+        if (const int rc = step.step(); rc != step_done)
             return storage_failure(rc, doing);
+        return {};
+    };
+    for (const fhir::search_parameter& p : fhir::all_search_parameters()) {
+        const auto table = std::find_if(tables.begin(), tables.end(), [&](const index_table& t) { return t.type == p.type; });
+        if (p.has_own_values() || table == tables.end())
+            continue;
+        // A narrowing's rows name the references of its parameter that resolve to its type; where
+        // the reference was not a relative Type/id (a contained resource, an absolute URL), the
+        // parameter's own row did not record that type before: it does now, as a new row would.
+        if (p.narrows)
+            if (auto typed = run("UPDATE search_reference SET target_type = ?4 WHERE type = ?1 AND param = ?3 "
+                                 "AND target_type IS NULL AND EXISTS (SELECT 1 FROM search_reference n "
+                                 "WHERE n.seq = search_reference.seq AND n.type = ?1 AND n.param = ?2 "
+                                 "AND n.url IS NOT DISTINCT FROM search_reference.url "
+                                 "AND n.identifier_system IS NOT DISTINCT FROM search_reference.identifier_system "
+                                 "AND n.identifier_value IS NOT DISTINCT FROM search_reference.identifier_value)",
+                                 p, true);
+                !typed)
+                return typed;
+        if (auto removed = run(std::string("DELETE FROM ") + table->name + " WHERE type = ?1 AND param = ?2", p, false);
+            !removed)
+            return removed;
     }
     return {};
 }

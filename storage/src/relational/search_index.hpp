@@ -124,9 +124,10 @@ fhir::status index_current_versions_with_seq(connection& db);
 fhir::status index_of_type_rows_of_current_versions(connection& db);
 
 /// The fill of SQLite's migration 10 and PostgreSQL's 7: removes the rows of every union parameter
-/// (fhir::search_parameter::union_of), which the writer no longer makes and the planner never reads:
-/// their values are their parts' rows.
-fhir::status remove_union_rows(connection& db);
+/// (fhir::search_parameter::union_of) and narrowing (`narrows`), which the writer no longer makes
+/// and the planner never reads (their values are other parameters' rows), first giving a narrowed
+/// parameter's rows the target type resolve() gave where a narrowing's row shows it.
+fhir::status remove_derived_rows(connection& db);
 
 /// Migration 4's fill of version_citizens: the citizens of every live version, from the '\n'-joined
 /// `citizens` column of resource_versions.

@@ -183,7 +183,7 @@ fhir::result<std::optional<std::string>> planner::ordered_rows(std::string_view 
                                                                std::string_view compartment,
                                                                const fhir::search_sort_key& key) {
     const fhir::search_parameter* p = fhir::find_search_parameter(type, key.parameter->code);
-    if (!p || p->type != search_param_type::date || !p->union_of.empty() || !compartment.empty() || !readable(type))
+    if (!p || p->type != search_param_type::date || !p->has_own_values() || !compartment.empty() || !readable(type))
         return std::optional<std::string>();
     std::optional<std::int64_t> bound;
     bool other_candidates = false;

@@ -100,6 +100,12 @@ public:
     fhir::result<std::string> sort_key(std::string_view type, const fhir::search_sort_key& key,
                                        std::string_view seq_expr);
 
+    /// The condition on the `param` column of `x` (an index table's alias) that picks the rows of
+    /// `p`: its code, or for a union (fhir::search_parameter::union_of, which has no rows of its own)
+    /// the rows of each of its parts, or for a narrowing (`narrows`) the rows of the parameter it
+    /// narrows whose target is of its type. With a clause, for that clause (:of-type's own rows).
+    std::string param_rows(const std::string& x, const fhir::search_parameter& p);
+
 private:
     const search_request& request_;
     const search_visibility& visibility_;
@@ -119,11 +125,7 @@ private:
     /// search_index.cpp makes for it ("identifier:of-type").
     static std::string indexed_param(const fhir::search_parameter& p, const fhir::search_clause& clause);
 
-    /// The condition on the `param` column of `x` (an index table's alias) that picks the rows of
-    /// `p` for `clause`: its indexed_param, or for a union (fhir::search_parameter::union_of, which
-    /// has no rows of its own) the rows of each of its parts.
     std::string param_rows(const std::string& x, const fhir::search_parameter& p, const fhir::search_clause& clause);
-    std::string param_rows(const std::string& x, const fhir::search_parameter& p);
 
     /// Lower is more selective (design note 4).
     static int selectivity(const fhir::search_parameter& p, const fhir::search_clause& clause);

@@ -470,7 +470,9 @@ DROP TRIGGER resource_versions_never_change;
     // resource's versions are found by (type, id, version_id), the unique key, whose order is
     // theirs; references to an item, whatever holds them, by naming each (type, param) that may
     // (search_includes.cpp): neither needs an index of its own. A union parameter (Observation's
-    // combo-code: code | component-code) is searched through its parts' rows, and its own go. A
+    // combo-code: code | component-code) is searched through its parts' rows, and a narrowing
+    // (Observation's patient: subject.where(resolve() is Patient)) through its parameter's rows of
+    // that target type; their own go (remove_derived_rows). A
     // citizen's record is read from version_citizens and resources (engine.hpp, invariant 5), so
     // citizen_links, which repeated it, goes.
     {R"sql(
@@ -478,7 +480,7 @@ DROP TABLE IF EXISTS citizen_links;
 DROP INDEX IF EXISTS resource_versions_by_resource;
 DROP INDEX IF EXISTS search_reference_by_target_any_source;
 )sql",
-     &remove_union_rows},
+     &remove_derived_rows},
 }};
 
 } // namespace
