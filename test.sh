@@ -205,7 +205,7 @@ migrate_ok=1
 migrated_uri="postgresql://caregate@127.0.0.1:$(cat "$pg_dir/port")/migrated"
 build/caregate migrate --from "$work/conformance.db" --to "$migrated_uri" || migrate_ok=0
 build/caregate audit verify --db "$migrated_uri" || migrate_ok=0
-for table in resource_versions resources citizen_links organisation_links audit_log search_token version_citizens; do
+for table in resource_versions resources organisation_links search_reference audit_log search_token version_citizens; do
   in_sqlite=$(sqlite3 "$work/conformance.db" "SELECT count(*) FROM $table")
   in_postgresql=$(psql -qtA "$migrated_uri" -c "SELECT count(*) FROM $table")
   [ "$in_sqlite" = "$in_postgresql" ] || { echo "caregate migrate: $table has $in_sqlite rows in SQLite, $in_postgresql in PostgreSQL" >&2; migrate_ok=0; }

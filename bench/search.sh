@@ -109,8 +109,10 @@ scenarios = {
 linked = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
 large = []
 for r in rows:
-    count = linked.execute("SELECT count(*) FROM citizen_links WHERE nhs_number = ?", (r[0],)).fetchone()[0]
-    if 250 <= count + 1 <= 350:
+    # The current live versions that name the citizen (version_citizens; the Patient names itself).
+    count = linked.execute("SELECT count(*) FROM version_citizens c JOIN resources v ON v.seq = c.seq "
+                           "WHERE c.nhs_number = ? AND v.deleted = 0", (r[0],)).fetchone()[0]
+    if 250 <= count <= 350:
         large.append(r[0])
     if len(large) == 200:
         break
