@@ -100,6 +100,15 @@ std::vector<std::string> all_ids(store& db, search_request request) {
     }
 }
 
+/// The ids every page of a search of `type` finds, sorted: for tests of which resources match.
+std::vector<std::string> matching_ids(store& db, const std::string& type,
+                                      std::vector<std::pair<std::string, std::string>> params) {
+    auto query = parse(type, std::move(params));
+    std::vector<std::string> ids = all_ids(db, everything_visible(query));
+    std::sort(ids.begin(), ids.end());
+    return ids;
+}
+
 } // namespace
 
 // The expected plans of the common queries, as SQLite's EXPLAIN QUERY PLAN states them. Each starts
@@ -475,25 +484,28 @@ TEST_CASE("search: a union parameter finds what any of its parts holds, and keep
         R"("subject":{"reference":"Patient/9000000009"},"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},)"
         R"("valueQuantity":{"value":120,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]})";
     write_all(*f.db, {prepared(write_kind::create, "Observation", "bp", pressure),
-                      prepared(write_kind::create, "Observation", "hr", observation("9000000009", "8867-4", "72"))});
+                      prepared(write_kind::create, "Observation", "hr", observation("9000000009", "8867-4", "72")),
+                      prepared(write_kind::create, "Observation", "low", observation("9000000009", "8500-0", "50"))});
     auto found = [&](std::vector<std::pair<std::string, std::string>> params) {
-        auto query = parse("Observation", std::move(params));
-        std::vector<std::string> ids = all_ids(*f.db, everything_visible(query));
-        std::sort(ids.begin(), ids.end());
-        return ids;
+        return matching_ids(*f.db, "Observation", std::move(params));
     };
     using ids = std::vector<std::string>;
     CHECK(found({{"combo-code", "http://loinc.org|85354-9"}}) == ids{"bp"});
     CHECK(found({{"combo-code", "http://loinc.org|8480-6"}}) == ids{"bp"});
     CHECK(found({{"combo-code", "8867-4,8480-6"}}) == ids{"bp", "hr"});
     CHECK(found({{"code", "8480-6"}}).empty());
-    CHECK(found({{"combo-code:not", "8480-6"}}) == ids{"hr"});
+    CHECK(found({{"combo-code:not", "8480-6"}}) == ids{"hr", "low"});
     CHECK(found({{"combo-code:missing", "true"}}).empty());
     CHECK(found({{"combo-value-quantity", "120||mm[Hg]"}}) == ids{"bp"});
     CHECK(found({{"combo-value-quantity", "gt100"}}) == ids{"bp"});
     CHECK(found({{"combo-code-value-quantity", "8480-6$120"}}) == ids{"bp"});
     CHECK(found({{"combo-code-value-quantity", "8867-4$72"}}) == ids{"hr"});
-    CHECK(found({{"combo-code", "8867-4,85354-9"}, {"_sort", "combo-code"}}) == ids{"bp", "hr"});
+    // Sorted by the least of each one's codes, bp by its component's 8480-6 (by code alone, 85354-9,
+    // it would come after low's 8500-0); descending by the greatest.
+    auto by_code = parse("Observation", {{"combo-code", "8867-4,85354-9,8500-0"}, {"_sort", "combo-code"}});
+    CHECK(all_ids(*f.db, everything_visible(by_code)) == ids{"bp", "low", "hr"});
+    auto by_code_descending = parse("Observation", {{"combo-code", "8867-4,85354-9,8500-0"}, {"_sort", "-combo-code"}});
+    CHECK(all_ids(*f.db, everything_visible(by_code_descending)) == ids{"hr", "bp", "low"});
     CHECK(f.count("SELECT count(*) FROM search_token WHERE param LIKE 'combo-%'") == 0);
     CHECK(f.count("SELECT count(*) FROM search_quantity WHERE param LIKE 'combo-%'") == 0);
     CHECK(f.count("SELECT count(*) FROM search_composite WHERE param LIKE 'combo-%'") == 0);
@@ -521,10 +533,7 @@ TEST_CASE("search: a narrowing finds its parameter's references of its type, how
                       prepared(write_kind::create, "Observation", "group", group)});
     using ids = std::vector<std::string>;
     auto found = [&](const std::string& type, std::vector<std::pair<std::string, std::string>> params) {
-        auto query = parse(type, std::move(params));
-        std::vector<std::string> all = all_ids(*f.db, everything_visible(query));
-        std::sort(all.begin(), all.end());
-        return all;
+        return matching_ids(*f.db, type, std::move(params));
     };
     CHECK(found("Observation", {{"patient", "9000000009"}}) == ids{"local"});
     CHECK(found("Observation", {{"patient", "Patient/9000000009"}}) == ids{"local"});
