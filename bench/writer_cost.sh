@@ -7,8 +7,11 @@
 #
 #   bench/writer_cost.sh [--seconds S] [--shared-buffers 128MB] [--setting NAME=VALUE]...
 #
-# Prints resources/s, one line per table: microseconds of statement execution per resource and buffer
-# pages touched per resource (hit or read: the work, which the machine's noise does not move), and the
+# Prints resources/s; caregate's own CPU time per resource (every thread: parsing, validation, index
+# extraction, the writer; the measure for a change to caregate's side of ingest, which the machine's
+# noise moves far less than resources/s); one line per table: microseconds of statement execution per
+# resource and buffer pages touched per resource (hit or read: the work, which the machine's noise
+# does not move); and the
 # WAL the run wrote per resource (records, full-page images, bytes: pg_stat_wal) with the checkpoints
 # it saw. --setting sets a server setting for the run (ALTER SYSTEM, before the restart), to compare
 # one configuration with another: --setting wal_compression=lz4 --setting max_wal_size=8GB.
@@ -75,9 +78,16 @@ token=$("$caregate" token --certs certs/dev --aud "$base" --org QZZ --role syste
 sql -c "SELECT pg_stat_statements_reset()" >/dev/null
 sql -c "SELECT pg_stat_reset_shared('wal')" >/dev/null
 checkpoints_before=$(sql -c "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+# caregate's own CPU time (user and system, in clock ticks: /proc/PID/stat fields 14 and 15).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server/stat"; }
+cpu_before=$(cpu_ticks)
 python3 bench/load_bundles.py "$work/bundles.ndjson" --base "$base" --token "$token" --connections 16 \
   --seconds "$seconds" --cacert certs/dev/ca.crt --cert certs/dev/client-QZZ.crt --key certs/dev/client-QZZ.key |
   grep '^RESULT' | sed -E 's/.*resources_per_s=([0-9.]+).*/transaction ingest: \1 resources\/s/'
+cpu_after=$(cpu_ticks)
+made=$(sql -c "SELECT count(*) - $before FROM resources")
+echo "caregate CPU per resource: $(awk -v t=$((cpu_after - cpu_before)) -v hz="$(getconf CLK_TCK)" -v n="$made" \
+  'BEGIN { printf "%.1f", t * 1e6 / hz / n }') us (user and system, every thread)"
 sql <<SQL
 WITH made AS (SELECT count(*) - $before AS n FROM resources),
 spent AS (SELECT CASE WHEN query LIKE 'INSERT INTO %' THEN split_part(query, ' ', 3)
