@@ -5,6 +5,7 @@
 #include "json.hpp"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <stdexcept>
 
@@ -169,6 +170,9 @@ void find_narrowings(std::vector<search_parameter>& parameters) {
 struct table {
     std::vector<search_parameter> parameters;
     std::vector<unsupported_search_parameter> unsupported;
+    /// Each type's parameters as search_parameters_for gives them, made once: every search clause
+    /// and every index extraction asks.
+    std::map<std::string, std::vector<const search_parameter*>, std::less<>> by_type;
 };
 
 const table& the_table() {
@@ -199,6 +203,14 @@ const table& the_table() {
         }
         find_unions(out.parameters);
         find_narrowings(out.parameters);
+        std::vector<const search_parameter*> common;
+        for (const search_parameter& p : out.parameters)
+            if (is_common(p))
+                common.push_back(&p);
+            else
+                out.by_type[p.base].push_back(&p);
+        for (auto& [type, own] : out.by_type)
+            own.insert(own.end(), common.begin(), common.end());
         for (auto& p : doc["unsupported"].GetArray())
             out.unsupported.push_back({std::string(detail::view(p["base"])), std::string(detail::view(p["code"])),
                                        std::string(detail::view(p["type"])),
@@ -220,18 +232,11 @@ std::string_view to_string(search_param_type type) noexcept {
 const std::vector<search_parameter>& all_search_parameters() { return the_table().parameters; }
 const std::vector<unsupported_search_parameter>& unsupported_search_parameters() { return the_table().unsupported; }
 
-std::vector<const search_parameter*> search_parameters_for(std::string_view resource_type) {
-    std::vector<const search_parameter*> own, common;
-    for (auto& p : all_search_parameters()) {
-        if (p.base == resource_type)
-            own.push_back(&p);
-        else if (is_common(p))
-            common.push_back(&p);
-    }
-    if (own.empty())
-        return {};
-    own.insert(own.end(), common.begin(), common.end());
-    return own;
+const std::vector<const search_parameter*>& search_parameters_for(std::string_view resource_type) {
+    static const std::vector<const search_parameter*> none;
+    const auto& by_type = the_table().by_type;
+    const auto found = by_type.find(resource_type);
+    return found == by_type.end() ? none : found->second;
 }
 
 const search_parameter* find_search_parameter(std::string_view resource_type, std::string_view code) {

@@ -53,7 +53,7 @@ struct unsupported_search_parameter {
 };
 
 /// The supported parameters of `resource_type`, its own then the common ones; empty for an unknown type.
-std::vector<const search_parameter*> search_parameters_for(std::string_view resource_type);
+const std::vector<const search_parameter*>& search_parameters_for(std::string_view resource_type);
 /// One parameter of a type (own or common) by code, or nullptr.
 const search_parameter* find_search_parameter(std::string_view resource_type, std::string_view code);
 /// Every supported parameter (own parameters of each type and the common ones, base "Resource").
