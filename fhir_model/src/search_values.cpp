@@ -3,6 +3,7 @@
 // search page says for each combination (https://hl7.org/fhir/R4/search.html#table).
 #include "fhir_model/search_values.hpp"
 
+#include "canonical.hpp"
 #include "json.hpp"
 
 #include <cstdlib>
@@ -361,14 +362,14 @@ std::vector<search_value> extract_search_values(const search_parameter& paramete
     return out;
 }
 
-status extract_search_values(std::string_view canonical_json, std::vector<search_value>& out, search_values_of which) {
-    rapidjson::Document doc;
-    if (auto parsed = detail::parse_json(canonical_json, doc); !parsed)
-        return std::move(parsed).failure();
+namespace {
+
+/// The values of `doc`'s parameters (every one, or those with values of their own) into `out`.
+status extract_from(const rapidjson::Value& doc, std::vector<search_value>& out, search_values_of which) {
     auto type = string_member(doc, "resourceType");
     if (!type)
         return error::make(category::invalid, "required", "resourceType is missing", "resourceType");
-    auto parameters = search_parameters_for(*type);
+    const auto& parameters = search_parameters_for(*type);
     if (parameters.empty())
         return error::make(category::unsupported, "not-supported", "no search parameters for this resource type");
     for (const search_parameter* p : parameters) {
@@ -379,6 +380,55 @@ status extract_search_values(std::string_view canonical_json, std::vector<search
             out.push_back(std::move(v));
     }
     return {};
+}
+
+/// Sets `object`'s member `name` to `value`, in its place if it has one.
+void set_member(rapidjson::Value& object, std::string_view name, rapidjson::Value value,
+                rapidjson::Document::AllocatorType& alloc) {
+    if (auto found = object.FindMember(rapidjson::StringRef(name.data(), name.size())); found != object.MemberEnd()) {
+        found->value = std::move(value);
+        return;
+    }
+    object.AddMember(rapidjson::Value(name.data(), static_cast<rapidjson::SizeType>(name.size()), alloc),
+                     std::move(value), alloc);
+}
+
+rapidjson::Value string_value(std::string_view text, rapidjson::Document::AllocatorType& alloc) {
+    return rapidjson::Value(text.data(), static_cast<rapidjson::SizeType>(text.size()), alloc);
+}
+
+} // namespace
+
+status extract_search_values(std::string_view canonical_json, std::vector<search_value>& out, search_values_of which) {
+    rapidjson::Document doc;
+    if (auto parsed = detail::parse_json(canonical_json, doc); !parsed)
+        return std::move(parsed).failure();
+    return extract_from(doc, out, which);
+}
+
+result<stamped_values> stamp_and_extract(std::string_view content, std::string_view id, std::int64_t version_id,
+                                         std::string_view last_updated, search_values_of which) {
+    rapidjson::Document doc;
+    if (auto parsed = detail::parse_json(content, doc); !parsed)
+        return std::move(parsed).failure();
+    if (!doc.IsObject() || !doc.HasMember("resourceType"))
+        return error::make(category::malformed, "structure", "the content is not canonical resource JSON");
+    stamped_values made;
+    const detail::server_stamp stamp{id, version_id, last_updated};
+    made.stamped = detail::write_canonical(doc, &stamp);
+    // The document becomes what parsing `made.stamped` would give, but for member order, which no
+    // parameter's expression sees: the server's id, and meta (an object, as write_canonical writes
+    // it) with the server's versionId and lastUpdated.
+    auto& alloc = doc.GetAllocator();
+    set_member(doc, "id", string_value(id, alloc), alloc);
+    if (auto meta = doc.FindMember("meta"); meta == doc.MemberEnd() || !meta->value.IsObject())
+        set_member(doc, "meta", rapidjson::Value(rapidjson::kObjectType), alloc);
+    rapidjson::Value& meta = doc["meta"];
+    set_member(meta, "versionId", string_value(std::to_string(version_id), alloc), alloc);
+    set_member(meta, "lastUpdated", string_value(last_updated, alloc), alloc);
+    if (auto extracted = extract_from(doc, made.values, which); !extracted)
+        return std::move(extracted).failure();
+    return made;
 }
 
 std::vector<search_value> extract_search_values(std::string_view canonical_json) {

@@ -4,6 +4,7 @@
 #include "fhir_model/search_values.hpp"
 
 #include "fhir_model/fhirpath.hpp"
+#include "fhir_model/resource.hpp"
 #include "fhir_model/search_parameters.hpp"
 
 #include <doctest/doctest.h>
@@ -362,6 +363,63 @@ TEST_CASE("every official example of the supported types extracts without throwi
     CHECK(files > 300);
 }
 
+/// A value as text that tells any two apart (composites by their components); not its parameter.
+std::string value_key(const fhir::search_value& v) {
+    std::string text = v.text + '\x1f' + v.normalized + '\x1f' + v.system + (v.has_system ? "+" : "-") + '\x1f' +
+                       v.code_value + '\x1f' + v.unit + '\x1f' + std::to_string(v.range.begin) + '\x1f' +
+                       std::to_string(v.range.end) + '\x1f' + v.target_type + '\x1f' + v.id + '\x1f' + v.url;
+    for (const auto& c : v.components)
+        text += "\x1e" + value_key(c);
+    return text;
+}
+
+// The index is made from one parse (fhir::stamp_and_extract): it must be exactly what stamping and
+// then extracting from the stamped JSON gives, the server's id and lastUpdated included.
+TEST_CASE("stamp_and_extract gives stamp_resource's JSON and that JSON's values, on every official example") {
+    constexpr std::string_view instant = "2026-12-07T05:00:00.123456Z";
+    int files = 0;
+    for (const auto& file : std::filesystem::directory_iterator(std::filesystem::path(CAREGATE_SOURCE_DIR) / "tests/data/r4-examples")) {
+        const std::string name = file.path().stem().string();
+        const std::string content = example(name);
+        CAPTURE(name);
+        const std::string stamped = fhir::stamp_resource(content, "server-id", 7, instant);
+        for (auto which : {fhir::search_values_of::every_parameter, fhir::search_values_of::own_values_only}) {
+            auto made = fhir::stamp_and_extract(content, "server-id", 7, instant, which);
+            REQUIRE(made);
+            CHECK(made->stamped == stamped);
+            std::vector<fhir::search_value> expected;
+            REQUIRE(fhir::extract_search_values(stamped, expected, which));
+            std::multiset<std::string> got, want;
+            for (const auto& v : made->values)
+                got.insert(v.parameter->base + "." + std::string(v.code) + '\x1d' + value_key(v));
+            for (const auto& v : expected)
+                want.insert(v.parameter->base + "." + std::string(v.code) + '\x1d' + value_key(v));
+            CHECK(got == want);
+        }
+        ++files;
+    }
+    CHECK(files > 300);
+    auto values_of = [&](std::string_view content) {
+        auto made = fhir::stamp_and_extract(content, "p1", 2, instant);
+        REQUIRE(made);
+        return made->values;
+    };
+    // The server's id and lastUpdated, not the client's; meta made where there was none or it was no object.
+    for (std::string_view content : {R"({"resourceType":"Patient","id":"client","meta":{"lastUpdated":"2001-01-01T00:00:00Z"}})",
+                                     R"({"resourceType":"Patient"})", R"({"resourceType":"Patient","meta":"x"})"}) {
+        CAPTURE(content);
+        const auto values = values_of(content);
+        CHECK(of(values, "_id").size() == 1);
+        CHECK(of(values, "_id")[0].code_value == "p1");
+        REQUIRE(of(values, "_lastUpdated").size() == 1);
+        CHECK(of(values, "_lastUpdated")[0].text == instant);
+    }
+    CHECK_FALSE(fhir::stamp_and_extract(R"({"resourceType":)", "p1", 1, instant));
+    CHECK_FALSE(fhir::stamp_and_extract(R"({"id":"x"})", "p1", 1, instant));
+    CHECK_FALSE(fhir::stamp_and_extract(R"(["resourceType"])", "p1", 1, instant));
+    CHECK_FALSE(fhir::stamp_and_extract(R"({"resourceType":"Bundle"})", "p1", 1, instant));
+}
+
 // A union parameter (search_parameters.hpp) is stored and searched as its parts: that is exact only
 // if its values are always theirs together. Checked on every official example of a type that has one.
 TEST_CASE("a union parameter's values are exactly its parts' values, on every official example") {
@@ -390,15 +448,6 @@ TEST_CASE("a union parameter's values are exactly its parts' values, on every of
     for (const auto* p : unions)
         CHECK(p->type != fhir::search_param_type::reference);
 
-    // The values, as text that tells any two apart (composites by their components).
-    std::function<std::string(const fhir::search_value&)> key = [&](const fhir::search_value& v) {
-        std::string text = v.text + '\x1f' + v.normalized + '\x1f' + v.system + (v.has_system ? "+" : "-") + '\x1f' +
-                           v.code_value + '\x1f' + v.unit + '\x1f' + std::to_string(v.range.begin) + '\x1f' +
-                           std::to_string(v.range.end) + '\x1f' + v.target_type + '\x1f' + v.id + '\x1f' + v.url;
-        for (const auto& c : v.components)
-            text += "\x1e" + key(c);
-        return text;
-    };
     int compared = 0;
     for (const auto& file : std::filesystem::directory_iterator(std::filesystem::path(CAREGATE_SOURCE_DIR) / "tests/data/r4-examples")) {
         const std::string name = file.path().stem().string();
@@ -415,10 +464,10 @@ TEST_CASE("a union parameter's values are exactly its parts' values, on every of
             CAPTURE(p->code);
             std::multiset<std::string> own, parts;
             for (const auto& v : of(values, p->code))
-                own.insert(key(v));
+                own.insert(value_key(v));
             for (const auto* part : p->union_of)
                 for (const auto& v : of(values, part->code))
-                    parts.insert(key(v));
+                    parts.insert(value_key(v));
             CHECK(own == parts);
             compared += !own.empty();
         }

@@ -72,6 +72,18 @@ status extract_search_values(std::string_view canonical_json, std::vector<search
 /// As above; throws std::invalid_argument on an error.
 std::vector<search_value> extract_search_values(std::string_view canonical_json);
 
+/// Canonical content stamped with the server's parts, and the search values of what was stamped.
+struct stamped_values {
+    std::string stamped;               ///< exactly what fhir::stamp_resource makes of the content
+    std::vector<search_value> values;  ///< what extract_search_values(stamped, ..., which) gives
+};
+/// stamp_resource(content, id, version_id, last_updated) and the values of the result, from one
+/// parse of `content` (the index is made so ahead of the writer: parsing is most of its cost).
+/// Errors: as extract_search_values; malformed when `content` is not a resource's JSON.
+result<stamped_values> stamp_and_extract(std::string_view content, std::string_view id, std::int64_t version_id,
+                                         std::string_view last_updated,
+                                         search_values_of which = search_values_of::every_parameter);
+
 /// The values of one parameter against a parsed resource.
 std::vector<search_value> extract_search_values(const search_parameter& parameter, const rapidjson::Value& resource);
 

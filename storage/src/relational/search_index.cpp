@@ -307,6 +307,19 @@ bool is_common(const fhir::search_parameter& parameter) {
     return parameter.base == "Resource" || parameter.base == "DomainResource";
 }
 
+/// Which values the index keeps: a union's or a narrowing's are other parameters' rows
+/// (fhir::search_parameter::has_own_values), which the planner reads. The fills of migrations 3 to 5
+/// leave them out too: migration 10 removes them anyway.
+constexpr fhir::search_values_of indexed_values = fhir::search_values_of::own_values_only;
+
+/// Checks that `values`, extracted for the index of type/id, are of that type's parameters.
+fhir::status check_values_type(std::string_view type, std::string_view id, const std::vector<fhir::search_value>& values) {
+    for (const auto& value : values)
+        if (value.parameter == nullptr || (value.parameter->base != type && !is_common(*value.parameter)))
+            return index_fault(type, id, "the content is of another resource type");
+    return {};
+}
+
 /// The values `stamped_json` gives for the index of type/id (none for a type without search
 /// parameters), checked to be of that type.
 fhir::status extract_values(std::string_view type, std::string_view id, std::string_view stamped_json,
@@ -314,16 +327,9 @@ fhir::status extract_values(std::string_view type, std::string_view id, std::str
     if (fhir::search_parameters_for(type).empty())
         return {};
     // The extraction's own diagnostics could quote content, so they are not passed on.
-    // A union's or a narrowing's values are other parameters' rows (fhir::search_parameter::
-    // has_own_values): the planner reads those. The fills of migrations 3 to 5 leave them out too:
-    // migration 10 removes them anyway.
-    if (auto extracted = fhir::extract_search_values(stamped_json, values, fhir::search_values_of::own_values_only);
-        !extracted)
+    if (auto extracted = fhir::extract_search_values(stamped_json, values, indexed_values); !extracted)
         return index_fault(type, id, "search value extraction failed");
-    for (const auto& value : values)
-        if (value.parameter == nullptr || (value.parameter->base != type && !is_common(*value.parameter)))
-            return index_fault(type, id, "the content is of another resource type");
-    return {};
+    return check_values_type(type, id, values);
 }
 
 /// Inserts the rows of `kinds` that `values` (checked by extract_values) give, keyed as `owner` says.
@@ -453,9 +459,18 @@ fhir::result<prepared_index> prepare_search_values(std::string_view type, std::s
     prepared.type = type;
     prepared.id = id;
     prepared.content = std::move(content);
-    prepared.stamped = fhir::stamp_resource(prepared.content, id, 1, placeholder_last_updated);
-    if (auto extracted = extract_values(type, id, prepared.stamped, prepared.values); !extracted)
-        return std::move(extracted).failure();
+    if (fhir::search_parameters_for(type).empty()) {
+        prepared.stamped = fhir::stamp_resource(prepared.content, id, 1, placeholder_last_updated);
+    } else {
+        // One parse for the stamp and the values (as extract_values would give them from the stamp).
+        auto made = fhir::stamp_and_extract(prepared.content, id, 1, placeholder_last_updated, indexed_values);
+        if (!made) // its diagnostics could quote content, so they are not passed on
+            return index_fault(type, id, "search value extraction failed");
+        prepared.stamped = std::move(made->stamped);
+        prepared.values = std::move(made->values);
+        if (auto checked = check_values_type(type, id, prepared.values); !checked)
+            return std::move(checked).failure();
+    }
     // The stamp comes first in the stamped JSON, after resourceType and id (fhir::stamp_resource).
     const std::string stamp_prefix = "\"meta\":{\"versionId\":\"";
     const std::string stamp = stamp_prefix + "1\",\"lastUpdated\":\"" + std::string(placeholder_last_updated) + "\"";
