@@ -16,6 +16,7 @@
 //    sending back what it read makes no new version.
 #include "fhir_model/contribution.hpp"
 
+#include "contribution_marks.hpp"
 #include "fhir_model/nhs_number.hpp"
 #include "json.hpp"
 
@@ -247,21 +248,18 @@ void mark_meta(Value& resource, allocator& alloc) {
 
 } // namespace
 
-result<std::string> mark_provenance(std::string_view resource, std::string_view citizen, bool contribution) {
-    if (citizen.empty() && !contribution && !may_hold_marks(resource))
-        return std::string(resource);
-    rapidjson::Document doc;
-    if (auto parsed = detail::parse_json(resource, doc); !parsed)
-        return std::move(parsed).failure();
+namespace detail {
+
+status set_provenance_marks(rapidjson::Document& doc, std::string_view citizen, bool contribution) {
     const auto type = string_member(doc, "resourceType");
     if (!doc.IsObject() || !type)
-        return std::string(resource); // not a resource: prepare_resource says so
+        return {}; // not a resource: prepare_resource says so
     const std::string type_name(*type); // the DOM changes below
     if (!citizen.empty())
         for (const maker_element& element : maker_elements)
             if (element.type == type_name)
                 if (auto checked = check_maker(doc, element, citizen); !checked)
-                    return std::move(checked).failure();
+                    return checked;
     auto& alloc = doc.GetAllocator();
     if (!citizen.empty())
         for (const maker_element& element : maker_elements)
@@ -270,6 +268,21 @@ result<std::string> mark_provenance(std::string_view resource, std::string_view 
     clear_marks(doc, contribution);
     if (contribution)
         mark_meta(doc, alloc);
+    return {};
+}
+
+} // namespace detail
+
+result<std::string> mark_provenance(std::string_view resource, std::string_view citizen, bool contribution) {
+    if (citizen.empty() && !contribution && !may_hold_marks(resource))
+        return std::string(resource);
+    rapidjson::Document doc;
+    if (auto parsed = detail::parse_json(resource, doc); !parsed)
+        return std::move(parsed).failure();
+    if (!doc.IsObject() || !string_member(doc, "resourceType"))
+        return std::string(resource); // not a resource: prepare_resource says so
+    if (auto marked = detail::set_provenance_marks(doc, citizen, contribution); !marked)
+        return std::move(marked).failure();
     return detail::write_json(doc);
 }
 

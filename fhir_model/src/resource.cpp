@@ -7,6 +7,7 @@
 #include "definitions.hpp"
 #include "fhir_model/nhs_number.hpp"
 #include "canonical.hpp"
+#include "contribution_marks.hpp"
 #include "json.hpp"
 #include "validate.hpp"
 
@@ -80,7 +81,10 @@ bool requires_citizen(std::string_view type) noexcept {
 
 bool points_at_items(std::string_view type) noexcept { return type == "Provenance"; }
 
-result<prepared_resource> prepare_resource(std::string_view body, std::string_view expected_type) {
+namespace {
+
+/// prepare_resource, with the provenance marks set when `marks` is given.
+result<prepared_resource> prepare(std::string_view body, std::string_view expected_type, const provenance_marks* marks) {
     const detail::type_def* type = detail::r4().is_supported(expected_type) ? detail::r4().type(expected_type) : nullptr;
     if (type == nullptr)
         return error::make(category::not_found, "not-supported", "this server does not support the resource type");
@@ -97,6 +101,9 @@ result<prepared_resource> prepare_resource(std::string_view body, std::string_vi
         return error::make(category::invalid, "invalid",
                            "the resourceType does not match the type of the request (" + std::string(expected_type) + ")",
                            "resourceType");
+    if (marks != nullptr)
+        if (auto marked = detail::set_provenance_marks(doc, marks->citizen, marks->contribution); !marked)
+            return std::move(marked).failure();
 
     detail::validation checked;
     detail::validate_resource(doc, *type, checked);
@@ -132,6 +139,17 @@ result<prepared_resource> prepare_resource(std::string_view body, std::string_vi
     out.citizens = std::move(checked.citizens);
     out.content = detail::write_canonical(doc, nullptr);
     return out;
+}
+
+} // namespace
+
+result<prepared_resource> prepare_resource(std::string_view body, std::string_view expected_type) {
+    return prepare(body, expected_type, nullptr);
+}
+
+result<prepared_resource> prepare_resource(std::string_view body, std::string_view expected_type,
+                                           const provenance_marks& marks) {
+    return prepare(body, expected_type, &marks);
 }
 
 } // namespace caregate::fhir

@@ -28,7 +28,6 @@
 #include "access/guard.hpp"
 #include "cli/options.hpp"
 
-#include "fhir_model/contribution.hpp"
 #include "fhir_model/nhs_number.hpp"
 #include "fhir_model/ods_code.hpp"
 #include "fhir_model/resource.hpp"
@@ -223,10 +222,7 @@ public:
         }
         // The provenance marks are the server's, for every writer (fhir::mark_provenance): a file
         // can no more pass an item off as a citizen's contribution than a request can.
-        auto marked = fhir::mark_provenance(line, {}, false);
-        if (!marked)
-            return std::move(marked).failure();
-        auto prepared = fhir::prepare_resource(*marked, *type);
+        auto prepared = fhir::prepare_resource(line, *type, fhir::provenance_marks{});
         if (!prepared)
             return std::move(prepared).failure();
         if (prepared->id.empty())

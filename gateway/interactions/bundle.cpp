@@ -517,7 +517,7 @@ void run_transaction(context& ctx, http::responder& done, fhir::bundle_request b
                                         content_type.empty() ? "application/fhir+json" : content_type),
                           work[i].where, work[i].params,
                           ctx.store, ctx.config, ctx.request_id, ctx.guard, ctx.who, ctx.now, std::move(views),
-                          ctx.subrequest, ctx.defer, transaction_writes, ctx.route_url, ctx.served};
+                          ctx.subrequest, ctx.defer, &transaction_writes, ctx.route_url, ctx.served};
         fhir::result<detail::planned_write> planned = error{};
         switch (work[i].where.kind) {
         case interaction::create: planned = detail::plan_create(sub); break;

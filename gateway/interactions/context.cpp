@@ -5,9 +5,9 @@
 
 #include <openssl/rand.h>
 
+#include <array>
 #include <cctype>
 #include <charconv>
-#include <cstdio>
 #include <stdexcept>
 
 namespace caregate::interactions {
@@ -96,15 +96,29 @@ http::response json_response(std::string body) {
 }
 
 std::string random_uuid() {
-    unsigned char bytes[16];
-    if (RAND_bytes(bytes, sizeof bytes) != 1)
-        throw std::runtime_error("RAND_bytes failed");
+    // RAND_bytes costs far more per call than per byte (a transaction of 100 entries made 100
+    // calls: 3% of ingest's CPU), so each thread draws 256 UUIDs' worth at once. Ids are public;
+    // the unused bytes are no secret kept.
+    thread_local std::array<unsigned char, 16 * 256> pool;
+    thread_local std::size_t used = pool.size();
+    if (used == pool.size()) {
+        if (RAND_bytes(pool.data(), static_cast<int>(pool.size())) != 1)
+            throw std::runtime_error("RAND_bytes failed");
+        used = 0;
+    }
+    unsigned char* bytes = pool.data() + used;
+    used += 16;
     bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
     bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
-    char text[37];
-    std::snprintf(text, sizeof text, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                  bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8],
-                  bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]);
+    constexpr std::string_view hex = "0123456789abcdef";
+    std::string text;
+    text.reserve(36);
+    for (std::size_t i = 0; i < 16; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            text += '-';
+        text += hex[bytes[i] >> 4];
+        text += hex[bytes[i] & 0x0f];
+    }
     return text;
 }
 

@@ -90,8 +90,9 @@ struct context {
     /// callback must do that reads the store. Set by the application.
     std::function<void(std::function<void()>)> defer;
     /// "Type/id" of every resource the transaction being planned writes, when this context plans one
-    /// of its entries (empty otherwise): what its entries may point at before it exists.
-    std::set<std::string> transaction_writes{};
+    /// of its entries (null otherwise): what its entries may point at before it exists. The
+    /// transaction owns the set and outlives every entry's context; each entry only looks it up.
+    const std::set<std::string>* transaction_writes = nullptr;
     /// Routes a url relative to the base as the router does (a Bundle entry's request.url). Errors:
     /// malformed (not a relative URL), not_found (no such path or type), method_not_allowed. Set by
     /// the application.

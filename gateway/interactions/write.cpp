@@ -3,7 +3,6 @@
 #include "interactions/write.hpp"
 
 #include "interactions/access_steps.hpp"
-#include "fhir_model/contribution.hpp"
 #include "http/error_response.hpp"
 
 #include <algorithm>
@@ -74,11 +73,9 @@ fhir::result<fhir::prepared_resource> prepare_content(const context& ctx, std::s
                                                       const storage::stored_version* changing) {
     // Every writer's content passes here: a professional's system can neither pass its own writing off
     // as the patient's nor strip the marks from a contribution it corrects.
-    auto marked = fhir::mark_provenance(text, ctx.who->is_citizen() ? std::string_view(ctx.who->citizen) : std::string_view(),
-                                        writes_contribution(ctx, changing));
-    if (!marked)
-        return std::move(marked).failure();
-    return fhir::prepare_resource(*marked, ctx.where.type);
+    const fhir::provenance_marks marks{ctx.who->is_citizen() ? std::string_view(ctx.who->citizen) : std::string_view(),
+                                       writes_contribution(ctx, changing)};
+    return fhir::prepare_resource(text, ctx.where.type, marks);
 }
 
 fhir::result<std::optional<std::int64_t>> if_match(const context& ctx) {
@@ -129,7 +126,7 @@ fhir::status check_targets(context& ctx, std::string_view type, std::string_view
     error unknown;
     unknown.kind = category::invalid;
     for (const std::string& item : fhir::item_targets(type, content)) {
-        if (ctx.transaction_writes.contains(item))
+        if (ctx.transaction_writes != nullptr && ctx.transaction_writes->contains(item))
             continue;
         const auto slash = item.find('/');
         const std::string item_type = item.substr(0, slash);

@@ -163,3 +163,51 @@ TEST_CASE("provenance: a contribution corrected by someone else keeps the server
     // No performer is filled in: that is the citizen's own writing only.
     CHECK(out->find("performer") == std::string::npos);
 }
+
+// Every write through the API marks and validates in one parse (fhir::provenance_marks): it must
+// make exactly what marking the text and then preparing it makes, the refusals included.
+TEST_CASE("provenance: prepare_resource with marks is mark_provenance then prepare_resource, from one parse") {
+    const std::string observation_body =
+        R"({"resourceType":"Observation","meta":{"tag":[{"code":"PATIENT-CONTRIBUTED"},{"system":"http://example.org","code":"home"}],"source":"https://fhir.caregate.nhs.uk/x"},"status":"final","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},"subject":{"reference":"Patient/9000000009"},"valueQuantity":{"value":132.0,"unit":"mmHg"}})";
+    const std::string bodies[] = {
+        observation_body,
+        R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/9000000009"},"performer":[{"reference":"Practitioner/gp-1"}]})",
+        R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/9000000009"},"meta":"x"})",
+        R"({"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/9000000009"},"meta":{"tag":[)" + tag + "]}}",
+        R"({"resourceType":"QuestionnaireResponse","status":"completed","subject":{"reference":"Patient/9000000009"}})",
+        R"({"resourceType":"Goal","lifecycleStatus":"active","description":{"text":"walk"},"subject":{"reference":"Patient/9000000009"}})",
+        R"({"resourceType":"Observation","status":"final"})", // invalid: no code, no citizen
+        R"({"resourceType":"Goal","status":"final"})",        // another type than the request's
+        R"({"resourceType":)",                                 // not JSON
+        R"([1,2])",
+    };
+    const fhir::provenance_marks writers[] = {{tom, true}, {"", true}, {"", false}};
+    for (const std::string& body : bodies)
+        for (const fhir::provenance_marks& marks : writers) {
+            CAPTURE(body);
+            CAPTURE(marks.citizen);
+            CAPTURE(marks.contribution);
+            const auto type = body.find("\"Goal\"") != std::string::npos && body.find("lifecycleStatus") != std::string::npos
+                                  ? "Goal"
+                              : body.find("QuestionnaireResponse") != std::string::npos ? "QuestionnaireResponse"
+                                                                                        : "Observation";
+            auto fused = fhir::prepare_resource(body, type, marks);
+            auto text = fhir::mark_provenance(body, marks.citizen, marks.contribution);
+            auto two_steps = text ? fhir::prepare_resource(*text, type) : fhir::result<fhir::prepared_resource>(text.failure());
+            REQUIRE(fused.ok() == two_steps.ok());
+            if (fused.ok()) {
+                CHECK(fused->content == two_steps->content);
+                CHECK(fused->access.labels == two_steps->access.labels);
+                CHECK(fused->access.facets == two_steps->access.facets);
+                CHECK(fused->citizens.size() == two_steps->citizens.size());
+            } else {
+                CHECK(fused.failure().kind == two_steps.failure().kind);
+            }
+        }
+    // The first one, as a citizen's contribution: the look-alike tag gone, the server's marks in.
+    auto contribution = fhir::prepare_resource(observation_body, "Observation", fhir::provenance_marks{tom, true});
+    REQUIRE(contribution.ok());
+    CHECK(contribution->content.find(tag) != std::string::npos);
+    CHECK(contribution->content.find("PATIENT-CONTRIBUTED") == std::string::npos);
+    CHECK(contribution->content.find(R"("value":132.0)") != std::string::npos);
+}

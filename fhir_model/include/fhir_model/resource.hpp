@@ -99,6 +99,17 @@ std::vector<std::string> item_targets(std::string_view type, std::string_view js
 /// with a FHIRPath expression.
 result<prepared_resource> prepare_resource(std::string_view body, std::string_view expected_type);
 
+/// Who is writing, for the server's provenance marks (fhir::mark_provenance, contribution.hpp).
+struct provenance_marks {
+    std::string_view citizen; ///< the citizen writing, or empty
+    bool contribution = false; ///< the resource is a citizen's contribution
+};
+/// prepare_resource(mark_provenance(body, marks.citizen, marks.contribution), expected_type), from one
+/// parse of `body`: what every write through the API makes of its body. Errors: as the two say, a
+/// resourceType that does not match first.
+result<prepared_resource> prepare_resource(std::string_view body, std::string_view expected_type,
+                                           const provenance_marks& marks);
+
 /// Sets the server-owned parts of canonical content: `id`, `meta.versionId`, `meta.lastUpdated`
 /// (an instant, e.g. "2026-11-23T19:02:03.123456Z"). Keeps element order (resourceType, id, meta first).
 std::string stamp_resource(std::string_view content, std::string_view id, std::int64_t version_id,
