@@ -10,8 +10,8 @@
 # Prints resources/s; caregate's own CPU time per resource (every thread: parsing, validation, index
 # extraction, the writer; the measure for a change to caregate's side of ingest, which the machine's
 # noise moves far less than resources/s); one line per table: microseconds of statement execution per
-# resource and buffer pages touched per resource (hit or read: the work, which the machine's noise
-# does not move); and the
+# resource, buffer pages touched per resource (hit or read: the work, which the machine's noise
+# does not move) and statements executed per resource; and the
 # WAL the run wrote per resource (records, full-page images, bytes: pg_stat_wal) with the checkpoints
 # it saw. --setting sets a server setting for the run (ALTER SYSTEM, before the restart), to compare
 # one configuration with another: --setting wal_compression=lz4 --setting max_wal_size=8GB.
@@ -93,12 +93,13 @@ WITH made AS (SELECT count(*) - $before AS n FROM resources),
 spent AS (SELECT CASE WHEN query LIKE 'INSERT INTO %' THEN split_part(query, ' ', 3)
                       WHEN query LIKE '%FOR KEY SHARE%' THEN 'foreign-key-checks'
                       WHEN query LIKE 'SELECT%' THEN 'selects' ELSE 'other' END AS what, total_exec_time,
-                 shared_blks_hit + shared_blks_read AS blocks
+                 shared_blks_hit + shared_blks_read AS blocks, calls
           FROM pg_stat_statements),
-per AS (SELECT what, sum(total_exec_time) AS ms, sum(blocks) AS blocks FROM spent GROUP BY what
-        UNION ALL SELECT 'TOTAL', sum(total_exec_time), sum(blocks) FROM spent)
+per AS (SELECT what, sum(total_exec_time) AS ms, sum(blocks) AS blocks, sum(calls) AS calls FROM spent GROUP BY what
+        UNION ALL SELECT 'TOTAL', sum(total_exec_time), sum(blocks), sum(calls) FROM spent)
 SELECT 'statement us per resource: ' || rpad(what, 19) || lpad(round((ms * 1000 / (SELECT n FROM made))::numeric, 1)::text, 6)
        || '   buffer pages touched: ' || lpad(round(blocks::numeric / (SELECT n FROM made), 1)::text, 5)
+       || '   statements: ' || lpad(round(calls::numeric / (SELECT n FROM made), 1)::text, 5)
 FROM per ORDER BY ms DESC;
 SQL
 for setting in "${settings[@]}"; do echo "setting: $setting"; done

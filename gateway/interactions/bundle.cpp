@@ -291,6 +291,12 @@ bool is_conditional_reference(std::string_view text) {
     return std::all_of(type.begin(), type.end(), [](unsigned char c) { return std::isalpha(c); });
 }
 
+/// Whether an entry's resource (JSON text) may hold a conditional reference: every one holds a '?',
+/// written as itself or escaped (\u003f), so text with neither has none and needs no parse to say so.
+bool may_hold_conditional_reference(std::string_view json) {
+    return json.find('?') != std::string_view::npos || json.find("\\u") != std::string_view::npos;
+}
+
 /// A conditional reference's target (step 2): Type/id, or the error (412 when not exactly one).
 fhir::result<std::string> resolve_conditional_reference(context& ctx, const std::string& reference) {
     const auto question = reference.find('?');
@@ -457,7 +463,9 @@ void run_transaction(context& ctx, http::responder& done, fhir::bundle_request b
         const fhir::bundle_entry_request& entry = bundle.entries[i];
         if (!entry.resource)
             continue;
-        auto references = fhir::find_references(*entry.resource);
+        auto references = may_hold_conditional_reference(*entry.resource)
+                              ? fhir::find_references(*entry.resource)
+                              : fhir::result<std::vector<fhir::found_reference>>(std::vector<fhir::found_reference>{});
         if (!references)
             return fail(i, references.failure());
         for (const fhir::found_reference& ref : *references) {

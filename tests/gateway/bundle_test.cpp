@@ -191,6 +191,11 @@ TEST_CASE("transaction: a reference to nothing is 422 naming entry and element; 
                                                                     observation(subject("Patient/9000000009"),
                                                                                 R"("encounter":{"reference":"Encounter?identifier=x|none"},)"))}));
     CHECK(no_match.status == 412);
+    // The same with its '?' escaped in the JSON: still a conditional reference, still resolved.
+    auto escaped = f.call("POST", "", bundle("transaction", {entry("POST", "Observation",
+                                                                   observation(subject("Patient/9000000009"),
+                                                                               R"("encounter":{"reference":"Encounter\u003fidentifier=x|none"},)"))}));
+    CHECK(escaped.status == 412);
     CHECK(count(f, "/Observation") == 0);
 }
 
