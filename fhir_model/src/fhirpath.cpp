@@ -427,6 +427,12 @@ void navigate(const fhirpath_node& item, std::string_view name, fhirpath_result&
             add_value(out, *child, {});
         return;
     }
+    // An element that is no choice has one JSON name, its own: one lookup, not one per member.
+    if (const member_def* m = def->member(name); m != nullptr && !m->primitive_part && !m->element->choice) {
+        if (const rapidjson::Value* child = find(*item.value, name))
+            add_value(out, *child, m->type->name);
+        return;
+    }
     for (auto& member : item.value->GetObject()) {
         const member_def* m = def->member(view(member.name));
         if (m == nullptr || m->primitive_part)
