@@ -49,6 +49,27 @@ TEST_CASE("json: duplicate keys are malformed") {
 TEST_CASE("json: invalid UTF-8 is malformed") {
     CHECK(parse_failure("{\"a\":\"\xC3\x28\"}").kind == category::malformed);
     CHECK(parse_failure("{\"a\":\"\xFF\"}").kind == category::malformed);
+    // Every kind of ill-formed sequence (RFC 3629), in a value, in a key, after eight ASCII bytes (the
+    // checker's word at a time) and cut off at the end of the text.
+    for (const std::string bad : {"\x80", "\xBF", "\xC0\xAF", "\xC1\xBF", "\xC2", "\xC2\x41", "\xE0\x80\xAF",
+                                  "\xE0\x9F\xBF", "\xED\xA0\x80", "\xED\xBF\xBF", "\xEF\xBF", "\xF0\x8F\xBF\xBF",
+                                  "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "\xF8\x88\x80\x80\x80", "\xFE", "\xE1\x80\x41"}) {
+        CAPTURE(bad);
+        CHECK(parse_failure("{\"a\":\"" + bad + "\"}").kind == category::malformed);
+        CHECK(parse_failure("{\"" + bad + "\":1}").kind == category::malformed);
+        CHECK(parse_failure("{\"a\":\"abcdefghijklmnop" + bad + "\"}").kind == category::malformed);
+        CHECK(parse_failure("{\"a\":\"x\"}" + bad).kind == category::malformed);
+    }
+    CHECK(parse_failure("{\"a\":\"\xED\xA0\x80\"}").issues.at(0).diagnostics ==
+          "the body is not valid JSON: it is not valid UTF-8 (at byte 6)");
+    // The edges of what is well formed.
+    rapidjson::Document doc;
+    for (const std::string good : {"\xC2\x80", "\xDF\xBF", "\xE0\xA0\x80", "\xED\x9F\xBF", "\xEE\x80\x80",
+                                   "\xEF\xBF\xBF", "\xF0\x90\x80\x80", "\xF4\x8F\xBF\xBF", "caf\xC3\xA9 na\xC3\xAFve 12345678"}) {
+        CAPTURE(good);
+        REQUIRE(detail::parse_json("{\"a\":\"" + good + "\"}", doc).ok());
+        CHECK(std::string(doc["a"].GetString()) == good);
+    }
 }
 
 TEST_CASE("json: nesting deeper than the limit is malformed") {
