@@ -69,13 +69,9 @@ bool names_citizen(const Value& reference, std::string_view nhs_number) {
     return true;
 }
 
-Value text_value(std::string_view text, allocator& alloc) {
-    return Value(text.data(), static_cast<rapidjson::SizeType>(text.size()), alloc);
-}
-
 Value citizen_reference(std::string_view nhs_number, allocator& alloc) {
     Value reference(rapidjson::kObjectType);
-    reference.AddMember("reference", text_value("Patient/" + std::string(nhs_number), alloc), alloc);
+    reference.AddMember("reference", detail::string_value("Patient/" + std::string(nhs_number), alloc), alloc);
     return reference;
 }
 
@@ -115,7 +111,7 @@ void fill_maker(Value& resource, const maker_element& element, std::string_view 
             list.PushBack(added, alloc);
             added = std::move(list);
         }
-        resource.AddMember(text_value(element.name, alloc), added, alloc);
+        resource.AddMember(detail::string_value(element.name, alloc), added, alloc);
         return;
     }
     if (!element.list || !member->value.IsArray())
@@ -230,9 +226,9 @@ void mark_meta(Value& resource, allocator& alloc) {
     }
     if (tags->value.IsArray()) {
         Value tag(rapidjson::kObjectType);
-        tag.AddMember("system", text_value(provenance_tag_system, alloc), alloc);
-        tag.AddMember("code", text_value(patient_contributed_code, alloc), alloc);
-        tag.AddMember("display", text_value(patient_contributed_display, alloc), alloc);
+        tag.AddMember("system", detail::string_value(provenance_tag_system, alloc), alloc);
+        tag.AddMember("code", detail::string_value(patient_contributed_code, alloc), alloc);
+        tag.AddMember("display", detail::string_value(patient_contributed_display, alloc), alloc);
         auto own = std::find_if(tags->value.Begin(), tags->value.End(), is_contribution_tag);
         if (own != tags->value.End())
             *own = tag; // in its place, as the server writes it
@@ -241,9 +237,9 @@ void mark_meta(Value& resource, allocator& alloc) {
     }
 
     if (auto source = m.FindMember("source"); source != m.MemberEnd())
-        source->value = text_value(patient_endpoint_source, alloc);
+        source->value = detail::string_value(patient_endpoint_source, alloc);
     else
-        m.AddMember("source", text_value(patient_endpoint_source, alloc), alloc);
+        m.AddMember("source", detail::string_value(patient_endpoint_source, alloc), alloc);
 }
 
 } // namespace

@@ -44,6 +44,7 @@ using detail::type_def;
 using detail::type_kind;
 using detail::fail;
 using detail::operation_failure;
+using detail::set_member;
 using rapidjson::SizeType;
 using allocator = rapidjson::Document::AllocatorType;
 
@@ -229,16 +230,6 @@ void erase_member(rapidjson::Value& object, std::string_view name) {
     auto found = object.FindMember(rapidjson::StringRef(name.data(), name.size()));
     if (found != object.MemberEnd())
         object.EraseMember(found); // EraseMember keeps the order of the others; RemoveMember would not
-}
-
-rapidjson::Value& set_member(rapidjson::Value& object, std::string_view name, rapidjson::Value value,
-                             allocator& alloc) {
-    if (rapidjson::Value* existing = member_of(object, name)) {
-        *existing = std::move(value);
-        return *existing;
-    }
-    object.AddMember(rapidjson::Value(name.data(), static_cast<SizeType>(name.size()), alloc), value, alloc);
-    return (object.MemberEnd() - 1)->value;
 }
 
 void insert_item(rapidjson::Value& array, SizeType index, rapidjson::Value value, allocator& alloc) {

@@ -261,6 +261,16 @@ status parse_json(std::string_view text, rapidjson::Document& out) {
     return {};
 }
 
+rapidjson::Value& set_member(rapidjson::Value& object, std::string_view name, rapidjson::Value value,
+                             rapidjson::Document::AllocatorType& alloc) {
+    if (auto found = object.FindMember(rapidjson::StringRef(name.data(), name.size())); found != object.MemberEnd()) {
+        found->value = std::move(value);
+        return found->value;
+    }
+    object.AddMember(string_value(name, alloc), value, alloc);
+    return (object.MemberEnd() - 1)->value;
+}
+
 std::optional<std::string_view> number_text(const rapidjson::Value& value) noexcept {
     if (!value.IsString() || value.GetStringLength() == 0 || value.GetString()[0] != number_marker)
         return std::nullopt;

@@ -62,6 +62,16 @@ inline std::optional<std::string_view> string_member(const rapidjson::Value& obj
 /// Compact JSON of `value`, numbers written as their original text.
 std::string write_json(const rapidjson::Value& value);
 
+/// A string value holding a copy of `text` (a real string: never a marked number).
+inline rapidjson::Value string_value(std::string_view text, rapidjson::Document::AllocatorType& alloc) {
+    return rapidjson::Value(text.data(), static_cast<rapidjson::SizeType>(text.size()), alloc);
+}
+
+/// Sets `object`'s member `name` to `value`: in its place if it has one, else added last. Returns the
+/// member's value.
+rapidjson::Value& set_member(rapidjson::Value& object, std::string_view name, rapidjson::Value value,
+                             rapidjson::Document::AllocatorType& alloc);
+
 /// Nesting depth as parse_json counts it (every object and array is a level): a document built or
 /// changed in memory (a patch result) is held to max_json_depth as a parsed one is.
 unsigned depth_of(const rapidjson::Value& value);

@@ -382,21 +382,6 @@ status extract_from(const rapidjson::Value& doc, std::vector<search_value>& out,
     return {};
 }
 
-/// Sets `object`'s member `name` to `value`, in its place if it has one.
-void set_member(rapidjson::Value& object, std::string_view name, rapidjson::Value value,
-                rapidjson::Document::AllocatorType& alloc) {
-    if (auto found = object.FindMember(rapidjson::StringRef(name.data(), name.size())); found != object.MemberEnd()) {
-        found->value = std::move(value);
-        return;
-    }
-    object.AddMember(rapidjson::Value(name.data(), static_cast<rapidjson::SizeType>(name.size()), alloc),
-                     std::move(value), alloc);
-}
-
-rapidjson::Value string_value(std::string_view text, rapidjson::Document::AllocatorType& alloc) {
-    return rapidjson::Value(text.data(), static_cast<rapidjson::SizeType>(text.size()), alloc);
-}
-
 } // namespace
 
 status extract_search_values(std::string_view canonical_json, std::vector<search_value>& out, search_values_of which) {
@@ -419,13 +404,14 @@ result<stamped_values> stamp_and_extract(std::string_view content, std::string_v
     // The document becomes what parsing `made.stamped` would give, but for member order, which no
     // parameter's expression sees: the server's id, and meta (an object, as write_canonical writes
     // it) with the server's versionId and lastUpdated.
+    using detail::set_member, detail::string_value;
     auto& alloc = doc.GetAllocator();
     set_member(doc, "id", string_value(id, alloc), alloc);
-    if (auto meta = doc.FindMember("meta"); meta == doc.MemberEnd() || !meta->value.IsObject())
-        set_member(doc, "meta", rapidjson::Value(rapidjson::kObjectType), alloc);
-    rapidjson::Value& meta = doc["meta"];
-    set_member(meta, "versionId", string_value(std::to_string(version_id), alloc), alloc);
-    set_member(meta, "lastUpdated", string_value(last_updated, alloc), alloc);
+    rapidjson::Value* meta = detail::find(doc, "meta") != nullptr && doc["meta"].IsObject()
+                                 ? &doc["meta"]
+                                 : &set_member(doc, "meta", rapidjson::Value(rapidjson::kObjectType), alloc);
+    set_member(*meta, "versionId", string_value(std::to_string(version_id), alloc), alloc);
+    set_member(*meta, "lastUpdated", string_value(last_updated, alloc), alloc);
     if (auto extracted = extract_from(doc, made.values, which); !extracted)
         return std::move(extracted).failure();
     return made;

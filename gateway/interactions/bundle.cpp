@@ -463,12 +463,14 @@ void run_transaction(context& ctx, http::responder& done, fhir::bundle_request b
         const fhir::bundle_entry_request& entry = bundle.entries[i];
         if (!entry.resource)
             continue;
-        auto references = may_hold_conditional_reference(*entry.resource)
-                              ? fhir::find_references(*entry.resource)
-                              : fhir::result<std::vector<fhir::found_reference>>(std::vector<fhir::found_reference>{});
-        if (!references)
-            return fail(i, references.failure());
-        for (const fhir::found_reference& ref : *references) {
+        std::vector<fhir::found_reference> references;
+        if (may_hold_conditional_reference(*entry.resource)) {
+            auto found = fhir::find_references(*entry.resource);
+            if (!found)
+                return fail(i, found.failure());
+            references = std::move(*found);
+        }
+        for (const fhir::found_reference& ref : references) {
             const std::string& text = ref.reference;
             if (replacements.contains(text) || !is_conditional_reference(text))
                 continue;

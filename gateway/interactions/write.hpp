@@ -32,8 +32,9 @@ bool writes_contribution(const context& ctx, const storage::stored_version* chan
 /// provenance marks set first (fhir::mark_provenance, in the same parse: fhir::provenance_marks),
 /// for every writer: look-alikes of the marks a client sent are taken out, and a contribution
 /// (writes_contribution) gets the patient-contributed tag and meta.source, and, when a citizen
-/// writes, themselves as performer, author, source or sender; all before validation, so the marks are validated, indexed and stored like the rest.
-/// A citizen's content naming someone else in those elements is 422.
+/// writes, themselves as performer, author, source or sender; all before validation, so the marks
+/// are validated, indexed and stored like the rest. A citizen's content naming someone else in those
+/// elements is 422.
 fhir::result<fhir::prepared_resource> prepare_content(const context& ctx, std::string_view text,
                                                       const storage::stored_version* changing = nullptr);
 
