@@ -7,14 +7,16 @@
 #include "interactions/access_steps.hpp"
 #include "http/error_response.hpp"
 
+#include <memory>
+
 namespace caregate::interactions {
 
-void read(context& ctx, http::responder& done) {
-    if (auto ok = ctx.only_params({}); !ok)
-        return done(http::error_response(ok.failure()));
-    if (!detail::check_permitted(ctx, access::action::read, done))
-        return;
-    auto found = detail::visible_current(ctx, ctx.where.type, ctx.where.id);
+namespace {
+
+/// The rest of a read, once the current version is known: the access decision, the audit record and
+/// the answer.
+void answer_read(context& ctx, fhir::result<storage::stored_version> current, http::responder& done) {
+    auto found = detail::visible_current(ctx, ctx.where.type, ctx.where.id, std::move(current));
     if (!found) {
         detail::audit_access(ctx, "read", {}, "not-found");
         return done(http::error_response(found.failure()));
@@ -30,6 +32,28 @@ void read(context& ctx, http::responder& done) {
     if (not_modified)
         return done(version_response(ctx.config, 304, version, prefer_return::minimal, false));
     done(version_response(ctx.config, 200, version, prefer_return::representation, false));
+}
+
+} // namespace
+
+void read(context& ctx, http::responder& done) {
+    if (auto ok = ctx.only_params({}); !ok)
+        return done(http::error_response(ok.failure()));
+    if (!detail::check_permitted(ctx, access::action::read, done))
+        return;
+    // The store answers on a thread of its own when its read is a round trip (store.hpp), so the
+    // request's context goes with the answer; this thread serves other requests meanwhile.
+    auto request = std::make_shared<context>(std::move(ctx));
+    auto answer = std::make_shared<http::responder>(std::move(done));
+    const std::string_view type = request->where.type, id = request->where.id;
+    request->store.read_current_async(type, id, [request, answer](fhir::result<storage::stored_version> current) {
+        try {
+            answer_read(*request, std::move(current), *answer);
+        } catch (...) {
+            (*answer)(http::error_response(
+                fhir::error::make(fhir::category::fault, "exception", "the read could not be completed")));
+        }
+    });
 }
 
 } // namespace caregate::interactions

@@ -1,8 +1,12 @@
 // Tests for storage/src/relational/engine.hpp: versions, reads, history, citizen links, schema and instants,
-// each on a real SQLite file. Concurrency and group commit are in writer_test.cpp.
+// each on a real SQLite file (or PostgreSQL database). Concurrency and group commit are in writer_test.cpp.
 #include "store_fixture.hpp"
 
 #include "fhir_model/resource.hpp"
+
+#include <chrono>
+#include <future>
+#include <thread>
 
 using namespace caregate;
 using namespace caregate::storage;
@@ -175,6 +179,94 @@ TEST_CASE("a delete leaves a marker: read is deleted, read_current the marker, h
         CHECK(must_write(*db, remove_request("Patient", "9000000017")).removed_nothing);
         CHECK(db.count("SELECT count(*) FROM resource_versions") == 3);
         CHECK(db->read("Patient", "9000000017").failure().kind == fhir::category::not_found);
+    }
+}
+
+TEST_CASE("reads answered later (read_current_async) give each read its own current version, asked from many threads at once") {
+    // On PostgreSQL they go in batches (storage/src/relational/read_batches.hpp): many reads share one
+    // statement, and a row that went to the wrong read would show another resource, or nothing, here.
+    store_fixture db;
+    must_write(*db, create_request("Patient", "9000000009", patient_json("9000000009")));
+    constexpr int items = 40;
+    for (int i = 0; i < items; ++i)
+        must_write(*db, observation_request("o" + std::to_string(i), "9000000009", std::to_string(100 + i)));
+    write_request changed = observation_request("o0", "9000000009", "999");
+    changed.kind = write_kind::update;
+    must_write(*db, std::move(changed));
+    must_write(*db, remove_request("Observation", "o1"));
+
+    constexpr int threads = 8, reads_each = 60;
+    std::vector<std::promise<fhir::result<stored_version>>> answers(threads * reads_each);
+    std::vector<std::string> asked(answers.size());
+    std::vector<std::thread> readers;
+    for (int t = 0; t < threads; ++t)
+        readers.emplace_back([&, t] {
+            for (int k = 0; k < reads_each; ++k) {
+                const std::size_t slot = static_cast<std::size_t>(t * reads_each + k);
+                // Every sixth read asks for an item that was never made.
+                asked[slot] = k % 6 == 5 ? "never" + std::to_string(t) : "o" + std::to_string((t * 7 + k) % items);
+                db->read_current_async("Observation", asked[slot], [&answers, slot](fhir::result<stored_version> found) {
+                    answers[slot].set_value(std::move(found));
+                });
+            }
+        });
+    for (auto& reader : readers)
+        reader.join();
+    for (std::size_t slot = 0; slot < answers.size(); ++slot) {
+        CAPTURE(asked[slot]);
+        auto found = answers[slot].get_future().get();
+        if (asked[slot].starts_with("never")) {
+            REQUIRE_FALSE(found.ok());
+            CHECK(found.failure().kind == fhir::category::not_found);
+            CHECK(found.failure().issues.at(0).diagnostics == "Observation/" + asked[slot] + " is not known");
+            continue;
+        }
+        REQUIRE(found.ok());
+        CHECK(found->type == "Observation");
+        CHECK(found->id == asked[slot]);
+        if (asked[slot] == "o1") {
+            CHECK(found->deleted);
+            CHECK(found->version_id == 2);
+            continue;
+        }
+        CHECK_FALSE(found->deleted);
+        const int item = std::stoi(asked[slot].substr(1));
+        CHECK(found->version_id == (item == 0 ? 2 : 1));
+        CHECK(found->json.find("\"id\":\"" + asked[slot] + "\"") != std::string::npos);
+        CHECK(found->json.find("\"value\":" + std::to_string(item == 0 ? 999 : 100 + item)) != std::string::npos);
+        CHECK(found->citizens == std::vector<std::string>{"9000000009"});
+    }
+}
+
+TEST_CASE("a read answered later sees every write acknowledged before it was asked") {
+    store_fixture db;
+    must_write(*db, create_request("Patient", "9000000009", patient_json("9000000009")));
+    must_write(*db, observation_request("o", "9000000009", "1"));
+    for (int version = 2; version <= 30; ++version) {
+        must_write(*db, update_request("Observation", "o", observation_json("9000000009", std::to_string(version))));
+        std::promise<fhir::result<stored_version>> answer;
+        db->read_current_async("Observation", "o", [&](fhir::result<stored_version> found) { answer.set_value(std::move(found)); });
+        auto found = answer.get_future().get();
+        REQUIRE(found.ok());
+        CHECK(found->version_id == version);
+    }
+}
+
+TEST_CASE("closing the store answers every read it was still to answer") {
+    store_fixture db;
+    must_write(*db, create_request("Patient", "9000000009", patient_json("9000000009")));
+    std::vector<std::promise<fhir::result<stored_version>>> answers(200);
+    for (auto& answer : answers)
+        db->read_current_async("Patient", "9000000009", [&answer](fhir::result<stored_version> found) {
+            answer.set_value(std::move(found));
+        });
+    db.close();
+    for (auto& answer : answers) {
+        auto future = answer.get_future();
+        REQUIRE(future.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
+        auto found = future.get();
+        REQUIRE(found.ok());
+        CHECK(found->id == "9000000009");
     }
 }
 

@@ -21,6 +21,11 @@ struct postgresql_options : store_settings {
     std::string conninfo;
     /// Read connections kept open for readers; a reader beyond this opens a fresh one.
     unsigned reader_connections = 8;
+    /// Threads that run the batches of current-version reads (store::read_current_async), each with
+    /// one batch in the database at a time and answering its batch's reads when it is back; 0: one a
+    /// core. More batches at once would share fewer round trips; fewer would leave a core idle while
+    /// the one batch waits on the database (bench/README.md, docs/BENCHMARKS.md: read batches).
+    unsigned read_batch_threads = 0;
 };
 
 class postgresql_store final : public relational_store {

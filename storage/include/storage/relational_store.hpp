@@ -19,6 +19,8 @@ public:
 
     fhir::result<stored_version> read(std::string_view type, std::string_view id) const override;
     fhir::result<stored_version> read_current(std::string_view type, std::string_view id) const override;
+    void read_current_async(std::string_view type, std::string_view id,
+                            std::function<void(fhir::result<stored_version>)> then) const override;
     fhir::result<stored_version> vread(std::string_view type, std::string_view id,
                                        std::int64_t version_id) const override;
     fhir::result<history_page> history(const history_query& query) const override;

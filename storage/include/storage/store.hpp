@@ -85,6 +85,14 @@ public:
     virtual fhir::result<stored_version> read(std::string_view type, std::string_view id) const = 0;
     /// Like read, but also returns a deletion marker instead of a `deleted` error.
     virtual fhir::result<stored_version> read_current(std::string_view type, std::string_view id) const = 0;
+    /// read_current, answered through `then` rather than returned. On an engine whose reads are round
+    /// trips to a server (PostgreSQL), `then` runs on a thread of the store's own once the read's
+    /// batch is back, so the caller's thread serves others meanwhile, and reads at the same time share
+    /// a round trip; elsewhere it runs at once, on the caller's thread. `then` runs exactly once.
+    virtual void read_current_async(std::string_view type, std::string_view id,
+                                    std::function<void(fhir::result<stored_version>)> then) const {
+        then(read_current(type, id));
+    }
     /// A given version. Errors: not_found (no such resource or version); deleted (that version is one).
     virtual fhir::result<stored_version> vread(std::string_view type, std::string_view id,
                                                std::int64_t version_id) const = 0;

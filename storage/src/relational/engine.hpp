@@ -6,7 +6,8 @@
 // PostgreSQL driver translates it (postgresql/libpq.hpp). What only SQLite has lives under sqlite/
 // (its driver, its schema, checkpointer.cpp and backup.cpp) and what only PostgreSQL has under
 // postgresql/ (its driver, its schema, caregate migrate); open.cpp opens the engine on either. The engine's files, one concern each: open.cpp (opening, closing, the reader
-// pool), reads.cpp (versions and history), writer.cpp (the queue and group commit), checkpointer.cpp,
+// pool), reads.cpp (versions and history; on PostgreSQL, current versions read in batches on threads of
+// their own, read_batches.hpp), writer.cpp (the queue and group commit), checkpointer.cpp,
 // write_transaction.cpp (the write rules' operations, storage/src/write_rules.hpp, and the version a
 // write makes), access_rows.cpp (what a version
 // records for access control, and a citizen's standing), audit_log.cpp (the chain), and beside them
@@ -170,6 +171,7 @@
 #include "../write_rules.hpp"
 
 #include "list_column.hpp"
+#include "read_batches.hpp"
 #include "../sqlite/sqlite.hpp"
 
 #include "fhir_model/resource.hpp"
@@ -486,6 +488,12 @@ struct relational_engine final : write_transaction {
     /// and load_writer_state; nothing on SQLite, whose BEGIN IMMEDIATE is that lock.
     fhir::status take_writers_turn(connection& db);
     void give_back_reader(std::unique_ptr<connection> db) const;
+    /// PostgreSQL: reads of current versions, gathered into batches on threads of their own
+    /// (read_batches.hpp); stopped first when the engine closes, while the writer still takes the
+    /// audit records their answers append.
+    mutable detail::current_version_batches current_versions;
+    /// Runs one batch of reads of current versions on a pooled reader: one statement for them all.
+    void read_current_batch(std::span<detail::current_version_batches::wanted* const> reads) const;
     /// Runs `use(connection&)` on a pooled reader and returns the connection to the pool.
     template <class T, class Use>
     fhir::result<T> with_reader(Use&& use) const;

@@ -27,6 +27,7 @@ constexpr unsigned bulk_load_checkpoint_frames = 16'384;
 } // namespace
 
 relational_engine::~relational_engine() {
+    current_versions.stop();
     {
         std::lock_guard lock(queue_mutex);
         stopping = true;
@@ -286,6 +287,9 @@ fhir::result<std::unique_ptr<postgresql_store>> postgresql_store::open(const pos
     if (auto ready = state->ready_to_serve(db); !ready)
         return std::move(ready).failure();
     state->writer = std::thread([raw = state.get()] { raw->run_writer(); });
+    state->current_versions.start([raw = state.get()](auto reads) { raw->read_current_batch(reads); },
+                                  options.read_batch_threads ? options.read_batch_threads
+                                                             : std::max(1u, std::thread::hardware_concurrency()));
     return std::unique_ptr<postgresql_store>(new postgresql_store(std::move(state)));
 }
 

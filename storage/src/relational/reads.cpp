@@ -2,8 +2,12 @@
 // caller may see, each on a pooled read connection. History is decided in the query with the
 // caller's visibility (visibility_sql.hpp), so a page is full whenever there are that many entries,
 // and a page cursor is a version's seq, stable under later writes (invariants 2, 4 and 12 in
-// engine.hpp).
+// engine.hpp). On PostgreSQL a current version is read by one statement for a batch of reads
+// (read_batches.hpp), the same statement whether the batch holds one read or many.
 #include "engine.hpp"
+
+#include <bit>
+#include <span>
 
 #include "list_column.hpp"
 #include "search_plan.hpp"
@@ -19,26 +23,108 @@ const std::string version_sql =
 
 // On PostgreSQL, with the database's access generation, for the standings that decide the version
 // (engine.hpp, invariant 27).
-const std::string current_version_and_generation_sql = with_access_generation(current_version_sql);
 const std::string version_and_generation_sql = with_access_generation(version_sql);
+
+// On PostgreSQL, the current versions of a batch of reads (read_batches.hpp) in one statement: the
+// columns of current_version_sql and the access generation, then which read of the batch (1-based)
+// the row answers. Its `slots` (type, id) pairs are bound as parameters, a VALUES list rather than
+// arrays, because PostgreSQL then knows how many rows to expect and keeps one generic plan (an
+// array's unnest is estimated at ten rows, which made it plan a batch of one afresh at every run).
+std::string current_versions_sql(std::size_t slots) {
+    std::string sql = "SELECT r.version_id, r.deleted, v.last_updated, v.json, v.method, v.owner, v.citizens, "
+                      "v.labels, v.facets, (SELECT generation FROM access_generation), k.i FROM (VALUES ";
+    for (std::size_t slot = 0; slot < slots; ++slot) {
+        if (slot > 0)
+            sql += ", ";
+        sql += "(" + std::to_string(slot + 1) + ", ?" + std::to_string(2 * slot + 1) + ", ?" +
+               std::to_string(2 * slot + 2) + ")";
+    }
+    return sql + ") AS k(i, type, id) JOIN resources r ON r.type = k.type AND r.id = k.id "
+                 "JOIN resource_versions v ON v.seq = r.seq";
+}
+
+// A batch runs in the statement of the next power of two slots at or above its size, its last slots
+// empty (an empty type and id, which name no resource): seven statements cover every batch.
+const std::vector<std::string> current_versions_by_slots = [] {
+    std::vector<std::string> statements;
+    for (std::size_t slots = 1; slots <= detail::current_version_batches::max_reads; slots *= 2)
+        statements.push_back(current_versions_sql(slots));
+    return statements;
+}();
+static_assert(std::has_single_bit(detail::current_version_batches::max_reads));
 
 } // namespace
 
-fhir::result<stored_version> relational_store::read_current(std::string_view type, std::string_view id) const {
-    auto found = impl_->with_reader<std::optional<stored_version>>(
-        [&](connection& db) -> fhir::result<std::optional<stored_version>> {
-            if (!impl_->on_postgresql())
-                return load_current(db, type, id);
-            return query_one<stored_version>(
-                db, current_version_and_generation_sql, "reading a resource",
-                [&](statement& q) { q.bind(1, type).bind(2, id); },
-                [&](const statement& row) { return version_and_generation_from(row, type, id); });
-        });
+void relational_engine::read_current_batch(std::span<detail::current_version_batches::wanted* const> reads) const {
+    auto found = with_reader<bool>([&](connection& db) -> fhir::result<bool> {
+        const char* doing = "reading resources";
+        const std::size_t slots = std::bit_ceil(reads.size());
+        auto prepared = db.prepare(current_versions_by_slots[static_cast<std::size_t>(std::countr_zero(slots))], doing);
+        if (!prepared)
+            return std::move(prepared).failure();
+        statement query(*prepared);
+        for (std::size_t slot = 0; slot < slots; ++slot) {
+            const bool used = slot < reads.size();
+            query.bind(static_cast<int>(2 * slot + 1), used ? reads[slot]->type : std::string_view())
+                .bind(static_cast<int>(2 * slot + 2), used ? reads[slot]->id : std::string_view());
+        }
+        for (;;) {
+            const int rc = query.step();
+            if (rc == step_done)
+                return true;
+            if (rc != step_row)
+                return detail::storage_failure(rc, doing);
+            const std::int64_t i = query.integer(10);
+            if (i < 1 || static_cast<std::size_t>(i) > reads.size() || reads[i - 1]->found)
+                return store_fault("a batch of reads was answered out of place");
+            auto& read = *reads[i - 1];
+            read.found = std::optional<stored_version>(version_and_generation_from(query, read.type, read.id));
+        }
+    });
+    for (auto* read : reads) {
+        if (!found)
+            read->found = found.failure();
+        else if (!read->found)
+            read->found = std::optional<stored_version>(); // never existed
+    }
+}
+
+namespace {
+
+/// A current-version read's answer as store::read_current gives it: a version never made is not_found.
+fhir::result<stored_version> current_or_not_found(std::string_view type, std::string_view id,
+                                                  fhir::result<std::optional<stored_version>> found) {
     if (!found)
         return std::move(found).failure();
     if (!*found)
         return fhir::error::make(fhir::category::not_found, "not-found", reference(type, id) + " is not known");
     return std::move(**found);
+}
+
+} // namespace
+
+fhir::result<stored_version> relational_store::read_current(std::string_view type, std::string_view id) const {
+    if (!impl_->on_postgresql())
+        return current_or_not_found(
+            type, id,
+            impl_->with_reader<std::optional<stored_version>>([&](connection& db) { return load_current(db, type, id); }));
+    // A batch of one, on this thread: a caller that waits for its answer gains nothing from a batch
+    // thread, and its statement is the batches' own.
+    detail::current_version_batches::wanted read{std::string(type), std::string(id), std::nullopt, {}};
+    detail::current_version_batches::wanted* const reads[] = {&read};
+    detail::answer_batch([this](auto batch) { impl_->read_current_batch(batch); }, reads);
+    return current_or_not_found(type, id, std::move(*read.found));
+}
+
+void relational_store::read_current_async(std::string_view type, std::string_view id,
+                                          std::function<void(fhir::result<stored_version>)> then) const {
+    if (!impl_->on_postgresql())
+        return then(read_current(type, id));
+    impl_->current_versions.read(std::string(type), std::string(id),
+                                 [type = std::string(type), id = std::string(id), then = std::move(then)](
+                                     fhir::result<std::optional<stored_version>> found) {
+                                     then(current_or_not_found(type, id, std::move(found)));
+                                 });
 }
 
 fhir::result<stored_version> relational_store::read(std::string_view type, std::string_view id) const {
