@@ -240,9 +240,9 @@ echo "== the fuzzers (libFuzzer with ASan and UBSan, clang), $fuzz_seconds s eac
 fuzz_ok=1
 tests/fuzz/run.sh --seconds "$fuzz_seconds" || { fuzz_ok=0; status=1; }
 
-echo "== the doctest suites under ASan + UBSan, and storage's and gateway's under TSan (tests/sanitize/run.sh)"
+echo "== the doctest suites under ASan + UBSan, and storage's (on both engines) and gateway's under TSan (tests/sanitize/run.sh)"
 sanitize_ok=1
-tests/sanitize/run.sh || { sanitize_ok=0; status=1; }
+CAREGATE_TEST_POSTGRESQL="$pg_uri" tests/sanitize/run.sh || { sanitize_ok=0; status=1; }
 
 soak_ok=1
 if [ "$full" = 1 ]; then

@@ -9,7 +9,9 @@
 #     and sharing the tree would save little.
 #   TSan: storage_tests and gateway_tests (the writer thread, group commit, readers, the audit linger,
 #     the checkpointer, backups while writing; the network server's threads and the whole application),
-#     in build-tsan/ (-DCAREGATE_SANITIZE=thread). fhir_model_tests start no thread.
+#     in build-tsan/ (-DCAREGATE_SANITIZE=thread). fhir_model_tests start no thread. With
+#     CAREGATE_TEST_POSTGRESQL set (test.sh sets it to its cluster), storage_tests again on PostgreSQL,
+#     whose engine runs threads SQLite's does not (the batch threads that answer reads).
 #
 #   tests/sanitize/run.sh                    both
 #   tests/sanitize/run.sh address            only ASan + UBSan (or: thread, only TSan)
@@ -38,6 +40,10 @@ fi
 ./run.sh --install clang libclang-rt-14-dev llvm-14 cmake ninja-build libboost1.81-dev libboost-url1.81-dev \
   libssl-dev rapidjson-dev libsqlite3-dev doctest-dev
 
+# The suites run on SQLite; the PostgreSQL database given is for the one run on it (below).
+postgresql_for_tests=${CAREGATE_TEST_POSTGRESQL:-}
+unset CAREGATE_TEST_POSTGRESQL
+
 symbolizer=/usr/lib/llvm-14/bin/llvm-symbolizer
 [ -x "$symbolizer" ] || symbolizer=$(command -v llvm-symbolizer || true)
 # Every report is fatal: halt_on_error, and the process exits at once with a non-zero status. Not
@@ -64,7 +70,7 @@ failed=()
 # run <build dir> <label> <test executable> [doctest arguments...]
 run() {
   local build=$1 label=$2 exe=$3; shift 3
-  local log="$build/sanitize-logs/$exe.log"
+  local log="$build/sanitize-logs/$exe${log_suffix:-}.log"
   mkdir -p "$(dirname "$log")"
   echo "== $label: $exe $* (log: $log)"
   local start=$SECONDS status=0
@@ -95,6 +101,11 @@ for sanitizer in "${which[@]}"; do
       configure "$build" thread
       cmake --build "$build" -j2 --target storage_tests gateway_tests caregate
       for exe in storage_tests gateway_tests; do run "$build" "TSan" "$exe"; done
+      if [ -n "$postgresql_for_tests" ]; then
+        export CAREGATE_TEST_POSTGRESQL=$postgresql_for_tests
+        log_suffix=-postgresql run "$build" "TSan on PostgreSQL" storage_tests
+        unset CAREGATE_TEST_POSTGRESQL
+      fi
       ;;
   esac
 done
