@@ -43,14 +43,17 @@ void read(context& ctx, http::responder& done) {
         return;
     // The store answers on a thread of its own when its read is a round trip (store.hpp), so the
     // request's context goes with the answer; this thread serves other requests meanwhile.
-    auto request = std::make_shared<context>(std::move(ctx));
-    auto answer = std::make_shared<http::responder>(std::move(done));
-    const std::string_view type = request->where.type, id = request->where.id;
-    request->store.read_current_async(type, id, [request, answer](fhir::result<storage::stored_version> current) {
+    struct pending_read {
+        context ctx;
+        http::responder done;
+    };
+    auto pending = std::make_shared<pending_read>(pending_read{std::move(ctx), std::move(done)});
+    const route& where = pending->ctx.where;
+    pending->ctx.store.read_current_async(where.type, where.id, [pending](fhir::result<storage::stored_version> current) {
         try {
-            answer_read(*request, std::move(current), *answer);
+            answer_read(pending->ctx, std::move(current), pending->done);
         } catch (...) {
-            (*answer)(http::error_response(
+            pending->done(http::error_response(
                 fhir::error::make(fhir::category::fault, "exception", "the read could not be completed")));
         }
     });

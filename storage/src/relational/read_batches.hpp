@@ -38,8 +38,8 @@ namespace caregate::storage::detail {
 
 class current_version_batches {
 public:
-    /// The current version of a resource (live or a deletion marker), nothing when it never existed.
-    using answer = fhir::result<std::optional<stored_version>>;
+    /// The current version of a resource (live or a deletion marker); not_found when it never existed.
+    using answer = fhir::result<stored_version>;
 
     /// One read: what it asks for, the answer its batch gives it, and what to do with the answer.
     struct wanted {

@@ -53,6 +53,11 @@ const std::vector<std::string> current_versions_by_slots = [] {
 }();
 static_assert(std::has_single_bit(detail::current_version_batches::max_reads));
 
+/// What store::read_current answers for a resource that never existed.
+fhir::error not_known(std::string_view type, std::string_view id) {
+    return fhir::error::make(fhir::category::not_found, "not-found", reference(type, id) + " is not known");
+}
+
 } // namespace
 
 void relational_engine::read_current_batch(std::span<detail::current_version_batches::wanted* const> reads) const {
@@ -78,53 +83,40 @@ void relational_engine::read_current_batch(std::span<detail::current_version_bat
             if (i < 1 || static_cast<std::size_t>(i) > reads.size() || reads[i - 1]->found)
                 return store_fault("a batch of reads was answered out of place");
             auto& read = *reads[i - 1];
-            read.found = std::optional<stored_version>(version_and_generation_from(query, read.type, read.id));
+            read.found = version_and_generation_from(query, read.type, read.id);
         }
     });
     for (auto* read : reads) {
         if (!found)
             read->found = found.failure();
         else if (!read->found)
-            read->found = std::optional<stored_version>(); // never existed
+            read->found = not_known(read->type, read->id);
     }
 }
 
-namespace {
-
-/// A current-version read's answer as store::read_current gives it: a version never made is not_found.
-fhir::result<stored_version> current_or_not_found(std::string_view type, std::string_view id,
-                                                  fhir::result<std::optional<stored_version>> found) {
-    if (!found)
-        return std::move(found).failure();
-    if (!*found)
-        return fhir::error::make(fhir::category::not_found, "not-found", reference(type, id) + " is not known");
-    return std::move(**found);
-}
-
-} // namespace
-
 fhir::result<stored_version> relational_store::read_current(std::string_view type, std::string_view id) const {
-    if (!impl_->on_postgresql())
-        return current_or_not_found(
-            type, id,
-            impl_->with_reader<std::optional<stored_version>>([&](connection& db) { return load_current(db, type, id); }));
+    if (!impl_->on_postgresql()) {
+        auto found = impl_->with_reader<std::optional<stored_version>>(
+            [&](connection& db) { return load_current(db, type, id); });
+        if (!found)
+            return std::move(found).failure();
+        if (!*found)
+            return not_known(type, id);
+        return std::move(**found);
+    }
     // A batch of one, on this thread: a caller that waits for its answer gains nothing from a batch
     // thread, and its statement is the batches' own.
     detail::current_version_batches::wanted read{std::string(type), std::string(id), std::nullopt, {}};
     detail::current_version_batches::wanted* const reads[] = {&read};
     detail::answer_batch([this](auto batch) { impl_->read_current_batch(batch); }, reads);
-    return current_or_not_found(type, id, std::move(*read.found));
+    return std::move(*read.found);
 }
 
 void relational_store::read_current_async(std::string_view type, std::string_view id,
                                           std::function<void(fhir::result<stored_version>)> then) const {
     if (!impl_->on_postgresql())
         return then(read_current(type, id));
-    impl_->current_versions.read(std::string(type), std::string(id),
-                                 [type = std::string(type), id = std::string(id), then = std::move(then)](
-                                     fhir::result<std::optional<stored_version>> found) {
-                                     then(current_or_not_found(type, id, std::move(found)));
-                                 });
+    impl_->current_versions.read(std::string(type), std::string(id), std::move(then));
 }
 
 fhir::result<stored_version> relational_store::read(std::string_view type, std::string_view id) const {
