@@ -33,7 +33,7 @@ SUPPORTED_TYPES = sorted([
     "Encounter", "EpisodeOfCare", "Condition", "AllergyIntolerance", "Observation", "Procedure",
     "Immunization", "Medication", "MedicationRequest", "MedicationStatement", "DiagnosticReport",
     "DocumentReference", "CarePlan", "CareTeam", "Goal", "ServiceRequest", "Appointment", "Flag",
-    "Consent", "Questionnaire", "QuestionnaireResponse", "Communication", "Device", "Provenance",
+    "Consent", "Questionnaire", "QuestionnaireResponse", "Communication", "Device", "Provenance", "Group",
     "AuditEvent",
 ])
 

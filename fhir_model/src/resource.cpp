@@ -22,9 +22,10 @@ namespace {
 
 using detail::view;
 
-/// Types in the Patient compartment that may exist without naming a citizen: the Patient itself, and
-/// records about devices, provenance and audit that need not be about one person.
-constexpr std::string_view citizen_optional_types[] = {"Patient", "Device", "Provenance", "AuditEvent"};
+/// Types in the Patient compartment that may exist without naming a citizen: the Patient itself,
+/// records about devices, provenance and audit that need not be about one person, and a Group (a
+/// cohort described by its characteristics lists no members).
+constexpr std::string_view citizen_optional_types[] = {"Patient", "Device", "Provenance", "AuditEvent", "Group"};
 
 /// The NHS number of a Patient: exactly one Patient.identifier with the NHS-number system and a valid value.
 result<std::string> patient_nhs_number(const rapidjson::Value& patient) {

@@ -19,7 +19,8 @@
 //     since recent_since) or a break-glass grant for this user in this role.
 //  3. An objection binds (search_visibility::objection_binds) unless the caller's organisation owns
 //     the version; break-glass sets it aside, where the policy says so, only for a record opened by
-//     break-glass alone (no relationship), never under a rule for all citizens.
+//     break-glass alone (no relationship), never under a rule for all citizens. For a caller it
+//     excludes (search_visibility::objection_excludes: an export) it hides every version, owned or not.
 //  4. A version of a type that points at items (Provenance) is visible only when every item it points
 //     at is stored and visible by 1 at its last live version, and points at nothing in turn.
 // What a path composes from this (a version seen only with the resource as it is now; a deletion
@@ -53,6 +54,8 @@ template <class Evaluator>
 typename Evaluator::value objection_allows(Evaluator& e, const search_visibility& caller,
                                            const typename Evaluator::citizen& citizen,
                                            const typename Evaluator::version& version) {
+    if (caller.objection_excludes)
+        return e.negate(e.objection(citizen));
     if (!caller.objection_binds)
         return e.truth();
     std::vector<typename Evaluator::value> allowed{e.owned_by_caller(version), e.negate(e.objection(citizen))};

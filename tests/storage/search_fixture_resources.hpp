@@ -54,6 +54,13 @@ inline std::vector<hand_written> hand_written_resources() {
          R"({"resourceType":"Organization","id":"caregate-fixture-org",
              "identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"X26"}],
              "name":"Quillfeather Health Centre"})"},
+        {"Group", "caregate-fixture-group",
+         "characteristic-value, value, managing-entity (the examples' characteristics are booleans and quantities)",
+         R"({"resourceType":"Group","id":"caregate-fixture-group","type":"person","actual":true,
+             "managingEntity":{"reference":"Organization/caregate-fixture-org"},
+             "characteristic":[{"code":{"coding":[{"system":"http://snomed.info/sct","code":"365508006"}]},
+               "valueCodeableConcept":{"coding":[{"system":"http://snomed.info/sct","code":"44054006"}]},"exclude":false}],
+             "member":[{"entity":{"reference":"Patient/9693632109"}}]})"},
         {"CarePlan", "caregate-fixture-careplan",
          "activity-reference, based-on, instantiates-canonical, part-of, replaces; category with a code (the "
          "examples' category is text only)",

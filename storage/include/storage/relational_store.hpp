@@ -44,6 +44,17 @@ public:
     bool audit_backlog_full() const noexcept override;
     void grant_break_glass(break_glass_grant grant, audit_record audit,
                            std::function<void(fhir::status)> done = {}) override;
+    void create_export(export_job job, std::function<void(fhir::result<export_job>)> done) override;
+    fhir::result<std::optional<export_job>> find_export(std::string_view id) const override;
+    fhir::result<std::vector<export_file_summary>> export_files(std::string_view id) const override;
+    fhir::result<std::optional<std::string>> export_file_content(std::string_view id,
+                                                                 std::int64_t number) const override;
+    fhir::result<std::optional<export_job>> claim_export(std::string worker, timestamp now,
+                                                         timestamp lease_until) override;
+    fhir::status save_export_progress(export_progress progress) override;
+    fhir::status release_export(std::string job_id, std::string worker) override;
+    void cancel_export(std::string id, std::function<void(fhir::result<bool>)> done) override;
+    fhir::result<std::int64_t> remove_expired_exports(timestamp now) override;
     fhir::result<audit_page> audit(const audit_query& query) const override;
     fhir::result<audit_record> audit_record_at(std::int64_t sequence) const override;
     fhir::result<audit_verification> verify_audit() const override;

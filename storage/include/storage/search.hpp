@@ -33,6 +33,9 @@ struct search_visibility {
     bool objection_binds = true;
     /// An open break-glass grant (without a relationship) sets the objection aside.
     bool break_glass_overrides_objection = false;
+    /// A citizen's objection hides their whole record, what the caller's organisation wrote too,
+    /// whatever objection_binds says: a population health export takes nobody who objects to sharing.
+    bool objection_excludes = false;
 
     /// A type the caller may read: wholly, or only versions whose facets satisfy `facets` (a policy
     /// rule's `where`, as fhir::facets_satisfy decides).
@@ -70,9 +73,18 @@ struct search_request {
     search_visibility visibility;
     /// Paging: absent for the first page (the snapshot is then the newest version at the time).
     std::optional<search_cursor> cursor;
+    /// The first page's snapshot, when it is not to be the newest: a reader that took its snapshot
+    /// earlier (an export job, storage/exports.hpp). Errors as an expired cursor's when it is older
+    /// than what the index still holds.
+    std::optional<std::int64_t> snapshot;
     /// $everything: every type of the compartment, the Patient itself, and what those reference.
     bool everything = false;
     std::optional<timestamp> since; ///< $everything's _since: versions last updated at or after
+    /// When not 0, the page also ends after the entry that brings its JSON to this many bytes (at
+    /// least one entry; `next` then starts after it): a page bounded by size, not only by count, for
+    /// readers that must keep their memory bounded whatever the resources weigh (exports). Such a
+    /// page carries no includes.
+    std::size_t max_bytes = 0;
 };
 
 struct search_entry {

@@ -13,6 +13,7 @@
 //    (audit_backlog_full).
 #pragma once
 
+#include "storage/exports.hpp"
 #include "storage/records.hpp"
 
 #include <chrono>
@@ -173,6 +174,32 @@ public:
     /// Queues a break-glass grant (with its audit record in the same transaction).
     virtual void grant_break_glass(break_glass_grant grant, audit_record audit,
                                    std::function<void(fhir::status)> done = {}) = 0;
+
+    // Bulk Data export jobs (storage/exports.hpp, where the invariants they keep are). The writer
+    // commits every change to them; the calls that return a result wait for it.
+    /// Queues a new job (status accepted); the writer sets its snapshot and transaction time
+    /// (invariant 4). `done` gets the job as stored, on the writer's thread.
+    virtual void create_export(export_job job, std::function<void(fhir::result<export_job>)> done) = 0;
+    /// A job by id; nullopt when there is none (never was, cancelled, expired).
+    virtual fhir::result<std::optional<export_job>> find_export(std::string_view id) const = 0;
+    /// A job's files, in the order written.
+    virtual fhir::result<std::vector<export_file_summary>> export_files(std::string_view id) const = 0;
+    /// One file's lines; nullopt when the job or the file is not there.
+    virtual fhir::result<std::optional<std::string>> export_file_content(std::string_view id,
+                                                                         std::int64_t number) const = 0;
+    /// Takes the oldest unfinished job whose lease is free or ran out at `now`, for `worker` until
+    /// `lease_until`; nullopt when there is none.
+    virtual fhir::result<std::optional<export_job>> claim_export(std::string worker, timestamp now,
+                                                                 timestamp lease_until) = 0;
+    /// Commits a worker's progress (invariants 1 and 2). Errors: conflict (the job is gone,
+    /// finished, or leased to another worker; nothing is kept), busy, fault.
+    virtual fhir::status save_export_progress(export_progress progress) = 0;
+    /// Gives a job's lease back (a worker stopping), so that the next claim takes it at once.
+    virtual fhir::status release_export(std::string job_id, std::string worker) = 0;
+    /// Removes a job, its files and its citizens' rows (invariant 5). `done` gets whether there was one.
+    virtual void cancel_export(std::string id, std::function<void(fhir::result<bool>)> done) = 0;
+    /// Removes every finished job whose expiry is at or before `now`; how many it removed.
+    virtual fhir::result<std::int64_t> remove_expired_exports(timestamp now) = 0;
 
     /// Audit records, newest first, filtered; `before` is a page cursor (a sequence number).
     struct audit_query {

@@ -19,7 +19,7 @@ struct migration {
     fhir::status (*fill)(connection& db) = nullptr;
 };
 
-const std::array<migration, 7> migrations = {{
+const std::array<migration, 8> migrations = {{
     // 1: everything the SQLite schema holds at its version 9, in PostgreSQL's terms.
     {R"sql(
 CREATE FUNCTION instr(text, text) RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -300,6 +300,32 @@ DROP TABLE IF EXISTS citizen_links;
 DROP INDEX IF EXISTS resource_versions_by_resource, search_reference_by_target_any_source;
 )sql",
      &remove_derived_rows},
+    // 8: as the SQLite schema's 11, Bulk Data export jobs (storage/exports.hpp).
+    {R"sql(
+CREATE TABLE IF NOT EXISTS export_jobs (
+    id               text COLLATE "C" PRIMARY KEY,
+    status           text   NOT NULL CHECK (status IN ('accepted', 'in-progress', 'completed', 'failed')),
+    request          text   NOT NULL,
+    organisation     text   NOT NULL,
+    client           text   NOT NULL,
+    snapshot         bigint NOT NULL,
+    transaction_time bigint NOT NULL,
+    created          bigint NOT NULL,
+    cursor           text   NOT NULL,
+    written          bigint NOT NULL,
+    worker           text,
+    lease_until      bigint,
+    finished         bigint,
+    expires          bigint,
+    error            text   NOT NULL
+);
+CREATE INDEX IF NOT EXISTS export_jobs_by_status ON export_jobs (status, created);
+CREATE TABLE IF NOT EXISTS export_files (
+    job_id text COLLATE "C" NOT NULL, number bigint NOT NULL, type text NOT NULL, count bigint NOT NULL,
+    ndjson text NOT NULL, PRIMARY KEY (job_id, number));
+CREATE TABLE IF NOT EXISTS export_citizens (
+    job_id text COLLATE "C" NOT NULL, nhs_number text COLLATE "C" NOT NULL, PRIMARY KEY (job_id, nhs_number));
+)sql"},
 }};
 
 } // namespace

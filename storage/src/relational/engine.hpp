@@ -192,6 +192,8 @@
 
 namespace caregate::storage {
 
+struct relational_engine;
+
 /// The helpers more than one of the engine's files uses.
 namespace sqlite_engine {
 
@@ -363,7 +365,16 @@ struct queued_checkpoint {
     std::function<void(fhir::status)> done;
 };
 
-using queued_job = std::variant<queued_write, queued_audit, queued_grant, queued_transaction, queued_checkpoint>;
+/// A change to export jobs (storage/exports.hpp, exports.cpp): run by the writer on its connection in
+/// a savepoint of its own; `work` may append audit records (relational_engine::append_one), which
+/// then commit with it.
+struct queued_export {
+    std::function<fhir::status(relational_engine&, connection&)> work;
+    std::function<void(fhir::status)> done;
+};
+
+using queued_job =
+    std::variant<queued_write, queued_audit, queued_grant, queued_transaction, queued_checkpoint, queued_export>;
 
 /// A job someone waits for: the writer commits it at once. Only a read's audit records, appended
 /// with no callback, may wait for others to join them (sqlite_options::audit_linger).
@@ -374,8 +385,13 @@ inline bool is_urgent(const queued_job& job) {
 
 /// A job that can change what sqlite_store::standing reads (any write or grant; not an audit append).
 inline bool changes_standing(const queued_job& job) {
-    return !std::holds_alternative<queued_audit>(job) && !std::holds_alternative<queued_checkpoint>(job);
+    return !std::holds_alternative<queued_audit>(job) && !std::holds_alternative<queued_checkpoint>(job) &&
+           !std::holds_alternative<queued_export>(job);
 }
+
+/// The snapshot of the oldest export job not yet finished, which the purge must not pass
+/// (exports.hpp, invariant 3); nothing when every job has finished.
+fhir::result<std::optional<std::int64_t>> oldest_unfinished_export_snapshot(connection& db);
 
 /// A standing read from the database, kept for sqlite_options::standing_cache_ttl.
 struct cached_standing {
@@ -544,6 +560,10 @@ struct relational_engine final : write_transaction {
     /// Purges the search index rows closed before the snapshot lifetime (invariant 18), inside the
     /// open transaction.
     fhir::status purge_closed_search_rows();
+    /// Queues `work(engine, connection)` as a queued_export and waits for its group to commit: the
+    /// export jobs' changes whose callers wait (exports.cpp). Errors: work's, or the group's.
+    template <class T, class Work>
+    fhir::result<T> export_change(Work&& work);
 };
 
 template <class T, class Use>

@@ -84,6 +84,33 @@ fhir::result<std::int64_t> single_integer(connection& db, const std::string& tex
     return value;
 }
 
+/// The end of a page bounded by size (search_request::max_bytes): its versions loaded a few at a
+/// time, in order, up to the one that brings the page to `max_bytes`; `next` moves to start after
+/// the last one kept when that is before the page's end.
+fhir::result<search_page> with_bounded_size(connection& db, std::size_t max_bytes, const std::vector<found_row>& rows,
+                                            const std::vector<std::vector<sql_value>>& row_keys, search_page page) {
+    constexpr std::size_t load_at_once = 64;
+    std::size_t bytes = 0;
+    for (std::size_t start = 0; start < rows.size() && bytes < max_bytes; start += load_at_once) {
+        std::vector<std::int64_t> seqs;
+        for (std::size_t i = start; i < std::min(rows.size(), start + load_at_once); ++i)
+            seqs.push_back(rows[i].seq);
+        auto versions = load_versions(db, seqs);
+        if (!versions)
+            return std::move(versions).failure();
+        assert(versions->size() == seqs.size());
+        for (stored_version& version : *versions) {
+            bytes += version.json.size();
+            page.entries.push_back({std::move(version), false});
+            if (bytes >= max_bytes)
+                break;
+        }
+    }
+    if (page.entries.size() < rows.size())
+        page.next = search_cursor{page.snapshot, false, write_keys(row_keys[page.entries.size() - 1])};
+    return page;
+}
+
 } // namespace
 
 fhir::result<search_page> run_search(connection& db, const search_request& request) {
@@ -93,14 +120,15 @@ fhir::result<search_page> run_search(connection& db, const search_request& reque
         return std::move(begun).failure();
 
     search_page page;
-    if (request.cursor) {
+    if (request.cursor || request.snapshot) {
+        const std::int64_t snapshot = request.cursor ? request.cursor->snapshot : *request.snapshot;
         auto horizon = single_integer(db, "SELECT purged_through FROM search_horizon");
         if (!horizon)
             return std::move(horizon).failure();
-        if (request.cursor->snapshot < horizon.value())
+        if (snapshot < horizon.value())
             return fhir::error::make(fhir::category::deleted, "not-found",
                                      "this page belongs to a search whose snapshot has expired; run the search again");
-        page.snapshot = request.cursor->snapshot;
+        page.snapshot = snapshot;
     } else {
         auto newest = single_integer(db, "SELECT coalesce(max(seq), 0) FROM resource_versions");
         if (!newest)
@@ -169,6 +197,9 @@ fhir::result<search_page> run_search(connection& db, const search_request& reque
         if (has_previous)
             page.previous = search_cursor{page.snapshot, true, write_keys(row_keys.front())};
     }
+
+    if (request.max_bytes > 0 && !backwards)
+        return with_bounded_size(db, request.max_bytes, rows, row_keys, std::move(page));
 
     auto included = includes(db, request, page.snapshot, rows);
     if (!included)

@@ -474,6 +474,11 @@ void relational_engine::commit_group(std::vector<queued_job>& group) {
             lost = end == savepoint_end::lost;
             if (!lost)
                 statuses[i].emplace(end == savepoint_end::kept ? fhir::status{} : fhir::status{*failure});
+        } else if (auto* job = std::get_if<queued_export>(&group[i])) {
+            const auto end = in_savepoint([&] { return job->work(*this, db); }, failure);
+            lost = end == savepoint_end::lost;
+            if (!lost)
+                statuses[i].emplace(end == savepoint_end::kept ? fhir::status{} : fhir::status{*failure});
         } else {
             auto& grant = std::get<queued_grant>(group[i]);
             const auto end = in_savepoint(
@@ -545,6 +550,12 @@ fhir::status relational_engine::purge_closed_search_rows() {
         return std::move(horizon).failure();
     if (!*horizon)
         return {}; // no version is that old yet
+    // Exports' invariant 3: an unfinished export reads its snapshot however old it is.
+    auto pinned = oldest_unfinished_export_snapshot(*writer_db);
+    if (!pinned)
+        return std::move(pinned).failure();
+    if (*pinned)
+        **horizon = std::min(**horizon, **pinned);
     auto purged = detail::purge_closed_rows(*writer_db, **horizon);
     if (!purged)
         return std::move(purged).failure();

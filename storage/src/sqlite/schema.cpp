@@ -90,7 +90,7 @@ BEGIN SELECT RAISE(ABORT, 'resource versions are immutable'); END;
                           doing);
 }
 
-const std::array<migration, 10> migrations = {{
+const std::array<migration, 11> migrations = {{
     {// 1: versioned resources, the current-version pointer, citizen links.
     R"sql(
 CREATE TABLE resource_versions (
@@ -481,6 +481,37 @@ DROP INDEX IF EXISTS resource_versions_by_resource;
 DROP INDEX IF EXISTS search_reference_by_target_any_source;
 )sql",
      &remove_derived_rows},
+    // 11: Bulk Data export jobs (storage/exports.hpp).
+    {R"sql(
+-- A job: who asked (the only organisation and client certificate that may poll and download), what
+-- (request: the gateway's JSON), the snapshot it reads, and where its worker is. A worker holds it
+-- while lease_until has not passed; status accepted, in-progress, completed or failed.
+CREATE TABLE IF NOT EXISTS export_jobs (
+    id               TEXT    PRIMARY KEY,
+    status           TEXT    NOT NULL CHECK (status IN ('accepted', 'in-progress', 'completed', 'failed')),
+    request          TEXT    NOT NULL,
+    organisation     TEXT    NOT NULL,
+    client           TEXT    NOT NULL,
+    snapshot         INTEGER NOT NULL,
+    transaction_time INTEGER NOT NULL,
+    created          INTEGER NOT NULL,
+    cursor           TEXT    NOT NULL,
+    written          INTEGER NOT NULL,
+    worker           TEXT,
+    lease_until      INTEGER,
+    finished         INTEGER,
+    expires          INTEGER,
+    error            TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS export_jobs_by_status ON export_jobs (status, created);
+-- Its output: NDJSON files of one type each, numbered in the order written.
+CREATE TABLE IF NOT EXISTS export_files (
+    job_id TEXT NOT NULL, number INTEGER NOT NULL, type TEXT NOT NULL, count INTEGER NOT NULL,
+    ndjson BLOB NOT NULL, PRIMARY KEY (job_id, number));
+-- The citizens an identifiable export has written to its access log: once each per job.
+CREATE TABLE IF NOT EXISTS export_citizens (
+    job_id TEXT NOT NULL, nhs_number TEXT NOT NULL, PRIMARY KEY (job_id, nhs_number)) WITHOUT ROWID;
+)sql"},
 }};
 
 } // namespace

@@ -1,0 +1,303 @@
+// Tests for storage/exports.hpp: export jobs as the store keeps them (their invariants 1 to 5), and
+// the pages of a search bounded by size and read at an export's snapshot, on either engine.
+#include "store_fixture.hpp"
+
+#include "fhir_model/search_query.hpp"
+#include "storage/search.hpp"
+
+#include <chrono>
+#include <thread>
+
+using namespace caregate;
+using namespace caregate::storage;
+using namespace caregate::storage::testing;
+
+namespace {
+
+const std::string nhs_a = "9000000009";
+const std::string nhs_b = "9000000017";
+
+write_outcome must_write(store& db, write_request request) {
+    auto outcome = db.write(std::move(request));
+    REQUIRE_MESSAGE(outcome.ok(), (outcome.ok() ? "" : outcome.failure().issues.at(0).diagnostics));
+    return std::move(outcome).value();
+}
+
+export_job new_job(const std::string& id) {
+    export_job job;
+    job.id = id;
+    job.request = R"({"kind":"system"})";
+    job.organisation = "QZZ";
+    job.client = "QZZ";
+    return job;
+}
+
+export_job must_create(store& db, export_job job) {
+    std::promise<fhir::result<export_job>> made;
+    auto answer = made.get_future();
+    db.create_export(std::move(job), [&](fhir::result<export_job> result) { made.set_value(std::move(result)); });
+    auto created = answer.get();
+    REQUIRE(created.ok());
+    return std::move(created).value();
+}
+
+bool cancel(store& db, const std::string& id) {
+    std::promise<fhir::result<bool>> done;
+    auto answer = done.get_future();
+    db.cancel_export(id, [&](fhir::result<bool> result) { done.set_value(std::move(result)); });
+    auto cancelled = answer.get();
+    REQUIRE(cancelled.ok());
+    return *cancelled;
+}
+
+timestamp now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+export_progress progress_of(const std::string& job, const std::string& worker, std::string cursor) {
+    export_progress progress;
+    progress.job_id = job;
+    progress.worker = worker;
+    progress.lease_until = now_us() + 60'000'000;
+    progress.cursor = std::move(cursor);
+    progress.audit.action = "export";
+    progress.audit.organisation = "QZZ";
+    progress.audit.user = "exporter";
+    progress.audit.outcome = "success";
+    progress.audit.time = now_us();
+    return progress;
+}
+
+std::int64_t access_log_entries(store& db, const std::string& nhs) {
+    store::audit_query query;
+    query.nhs_number = nhs;
+    query.count = 100;
+    auto page = db.audit(query);
+    REQUIRE(page.ok());
+    std::int64_t found = 0;
+    for (const audit_record& record : page->records)
+        found += record.action == "export";
+    return found;
+}
+
+fhir::search_query parse(const std::string& type) {
+    fhir::search_query_options options;
+    options.max_count = 10000;
+    auto parsed = fhir::parse_search_query({type}, {{"_count", "1000"}}, options);
+    REQUIRE(parsed.ok());
+    return std::move(parsed.value());
+}
+
+} // namespace
+
+TEST_CASE("an export job takes the newest version as its snapshot and starts accepted, with no lease") {
+    store_fixture db;
+    must_write(*db, create_request("Patient", nhs_a, patient_json(nhs_a)));
+    const auto second = must_write(*db, create_request("Patient", nhs_b, patient_json(nhs_b)));
+    const std::int64_t newest = db.count("SELECT max(seq) FROM resource_versions");
+
+    const timestamp before = now_us();
+    const export_job job = must_create(*db, new_job("job-1"));
+    CHECK(job.snapshot == newest);
+    CHECK(job.transaction_time >= before);
+    CHECK(job.transaction_time >= second.version.last_updated);
+    CHECK(job.status == export_status::accepted);
+
+    auto found = db->find_export("job-1");
+    REQUIRE(found.ok());
+    REQUIRE(found->has_value());
+    CHECK((*found)->snapshot == newest);
+    CHECK((*found)->organisation == "QZZ");
+    CHECK((*found)->request == R"({"kind":"system"})");
+    CHECK((*found)->written == 0);
+    auto none = db->find_export("no-such-job");
+    REQUIRE(none.ok());
+    CHECK_FALSE(none->has_value());
+}
+
+TEST_CASE("a job is leased to one worker at a time; a lapsed lease passes on and the old worker can save nothing") {
+    store_fixture db;
+    must_create(*db, new_job("job-1"));
+    const timestamp now = now_us();
+
+    auto first = db->claim_export("worker-a", now, now + 60'000'000);
+    REQUIRE(first.ok());
+    REQUIRE(first->has_value());
+    CHECK((*first)->id == "job-1");
+    CHECK((*first)->status == export_status::in_progress);
+    auto second = db->claim_export("worker-b", now, now + 60'000'000);
+    REQUIRE(second.ok());
+    CHECK_FALSE(second->has_value()); // leased
+
+    // Past the lease, another worker takes it over; the first one's progress is then refused whole.
+    auto taken = db->claim_export("worker-b", now + 61'000'000, now + 120'000'000);
+    REQUIRE(taken.ok());
+    REQUIRE(taken->has_value());
+    auto late = progress_of("job-1", "worker-a", "after-1");
+    late.files.push_back({"Patient", 1, "{}\n"});
+    late.citizens = {nhs_a};
+    auto refused = db->save_export_progress(late);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.failure().kind == fhir::category::conflict);
+    CHECK(db.count("SELECT count(*) FROM export_files") == 0);
+    CHECK(access_log_entries(*db, nhs_a) == 0);
+
+    // A worker that gives its lease back lets the next claim take the job at once.
+    REQUIRE(db->release_export("job-1", "worker-b").ok());
+    auto again = db->claim_export("worker-c", now, now + 60'000'000);
+    REQUIRE(again.ok());
+    CHECK(again->has_value());
+}
+
+TEST_CASE("progress commits its files, its cursor and each citizen's access-log entry once per job") {
+    store_fixture db;
+    must_create(*db, new_job("job-1"));
+    must_create(*db, new_job("job-2"));
+    const timestamp now = now_us();
+    REQUIRE(db->claim_export("worker", now, now + 60'000'000).ok());
+
+    auto first = progress_of("job-1", "worker", "cursor-1");
+    first.files.push_back({"Patient", 2, "{\"a\":1}\n{\"b\":2}\n"});
+    first.citizens = {nhs_a, nhs_b};
+    REQUIRE(db->save_export_progress(first).ok());
+    auto second = progress_of("job-1", "worker", "cursor-2");
+    second.files.push_back({"Observation", 1, "{\"c\":3}\n"});
+    second.files.push_back({"Observation", 1, "{\"d\":4}\n"});
+    second.citizens = {nhs_a};
+    REQUIRE(db->save_export_progress(second).ok());
+
+    auto job = db->find_export("job-1");
+    REQUIRE(job.ok());
+    CHECK((*job)->cursor == "cursor-2");
+    CHECK((*job)->written == 4);
+    auto files = db->export_files("job-1");
+    REQUIRE(files.ok());
+    REQUIRE(files->size() == 3);
+    CHECK((*files)[0].number == 1);
+    CHECK((*files)[0].type == "Patient");
+    CHECK((*files)[0].count == 2);
+    CHECK((*files)[0].bytes == 16);
+    CHECK((*files)[2].number == 3);
+    CHECK((*files)[2].type == "Observation");
+    auto content = db->export_file_content("job-1", 2);
+    REQUIRE(content.ok());
+    REQUIRE(content->has_value());
+    CHECK(**content == "{\"c\":3}\n");
+    auto missing = db->export_file_content("job-1", 4);
+    REQUIRE(missing.ok());
+    CHECK_FALSE(missing->has_value());
+    auto others = db->export_file_content("job-2", 1);
+    REQUIRE(others.ok());
+    CHECK_FALSE(others->has_value());
+    CHECK(access_log_entries(*db, nhs_a) == 1); // in two saves, logged once
+    CHECK(access_log_entries(*db, nhs_b) == 1);
+
+    // Finishing sets the expiry and frees the lease; a finished job takes no more progress.
+    auto last = progress_of("job-1", "worker", "end");
+    last.finish = true;
+    last.finished = now_us();
+    last.expires = last.finished + 1;
+    REQUIRE(db->save_export_progress(last).ok());
+    job = db->find_export("job-1");
+    CHECK((*job)->status == export_status::completed);
+    REQUIRE((*job)->expires.has_value());
+    auto after = progress_of("job-1", "worker", "more");
+    CHECK_FALSE(db->save_export_progress(after).ok());
+    auto audit = db->verify_audit();
+    REQUIRE(audit.ok());
+    CHECK_FALSE(audit->first_broken.has_value());
+
+    // Expiry removes the finished job whole, and leaves the unfinished one.
+    auto removed = db->remove_expired_exports(now_us() + 2);
+    REQUIRE(removed.ok());
+    CHECK(*removed == 1);
+    CHECK_FALSE(db->find_export("job-1")->has_value());
+    CHECK(db.count("SELECT count(*) FROM export_files") == 0);
+    CHECK(db.count("SELECT count(*) FROM export_citizens") == 0);
+    CHECK(db->find_export("job-2")->has_value());
+}
+
+TEST_CASE("a failed save keeps nothing of itself, and a cancelled job takes no more progress") {
+    store_fixture db;
+    must_create(*db, new_job("job-1"));
+    const timestamp now = now_us();
+    REQUIRE(db->claim_export("worker", now, now + 60'000'000).ok());
+    auto saved = progress_of("job-1", "worker", "cursor-1");
+    saved.files.push_back({"Patient", 1, "{}\n"});
+    REQUIRE(db->save_export_progress(saved).ok());
+
+    CHECK(cancel(*db, "job-1"));
+    CHECK_FALSE(cancel(*db, "job-1"));
+    auto late = progress_of("job-1", "worker", "cursor-2");
+    late.files.push_back({"Patient", 1, "{}\n"});
+    late.citizens = {nhs_a};
+    auto refused = db->save_export_progress(late);
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.failure().kind == fhir::category::conflict);
+    CHECK(db.count("SELECT count(*) FROM export_files") == 0);
+    CHECK(db.count("SELECT count(*) FROM export_jobs") == 0);
+    CHECK(access_log_entries(*db, nhs_a) == 0);
+}
+
+TEST_CASE("an unfinished export keeps its snapshot readable past the snapshot lifetime; a finished one does not") {
+    store_fixture db;
+    db.close();
+    db.options.snapshot_lifetime = std::chrono::seconds(0);
+    db.reopen();
+    must_write(*db, create_request("Patient", nhs_a, patient_json(nhs_a, "Before")));
+    const export_job job = must_create(*db, new_job("job-1"));
+    must_write(*db, update_request("Patient", nhs_a, patient_json(nhs_a, "After")));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100)); // a purge is due with the next group
+    must_write(*db, create_request("Patient", nhs_b, patient_json(nhs_b)));
+
+    const fhir::search_query query = parse("Patient");
+    search_request request;
+    request.query = &query;
+    request.visibility.everything = true;
+    request.snapshot = job.snapshot;
+    auto page = db->search(request);
+    REQUIRE(page.ok());
+    REQUIRE(page->entries.size() == 1);
+    CHECK(page->entries[0].version.version_id == 1); // what was current at the export's transaction time
+    CHECK(page->entries[0].version.json.find("Before") != std::string::npos);
+
+    CHECK(cancel(*db, job.id));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    must_write(*db, update_request("Patient", nhs_b, patient_json(nhs_b, "Later")));
+    auto expired = db->search(request);
+    REQUIRE_FALSE(expired.ok());
+    CHECK(expired.failure().kind == fhir::category::deleted);
+}
+
+TEST_CASE("a page bounded by size ends after the entry that reaches the bound and goes on from there") {
+    store_fixture db;
+    must_write(*db, create_request("Patient", nhs_a, patient_json(nhs_a)));
+    for (int i = 0; i < 40; ++i)
+        must_write(*db, observation_request("obs-" + std::to_string(i), nhs_a, std::to_string(i)));
+    const fhir::search_query query = parse("Observation");
+    search_request request;
+    request.query = &query;
+    request.visibility.everything = true;
+    auto whole = db->search(request);
+    REQUIRE(whole.ok());
+    REQUIRE(whole->entries.size() == 40);
+    const std::size_t one = whole->entries[0].version.json.size();
+
+    request.max_bytes = one * 3 + 1; // the fourth entry reaches it
+    std::vector<std::string> seen;
+    for (;;) {
+        auto page = db->search(request);
+        REQUIRE(page.ok());
+        CHECK(page->entries.size() <= 4);
+        CHECK_FALSE(page->entries.empty());
+        for (const auto& entry : page->entries)
+            seen.push_back(entry.version.id);
+        if (!page->next)
+            break;
+        request.cursor = page->next;
+    }
+    REQUIRE(seen.size() == 40);
+    for (std::size_t i = 0; i < seen.size(); ++i)
+        CHECK(seen[i] == whole->entries[i].version.id);
+}
