@@ -74,6 +74,10 @@ std::span<const std::string_view> supported_types() noexcept { return detail::r4
 
 bool is_supported_type(std::string_view type) noexcept { return detail::r4().is_supported(type); }
 
+bool in_patient_compartment(std::string_view type) noexcept {
+    return detail::r4().is_supported(type) && detail::r4().in_patient_compartment(type);
+}
+
 bool requires_citizen(std::string_view type) noexcept {
     return detail::r4().is_supported(type) && detail::r4().in_patient_compartment(type) &&
            std::find(std::begin(citizen_optional_types), std::end(citizen_optional_types), type) ==

@@ -188,6 +188,18 @@ storage::search_visibility guard::search_visibility(const profile& who, storage:
     return out;
 }
 
+storage::search_visibility guard::export_visibility(const profile& who, export_kind kind,
+                                                    storage::timestamp now) const {
+    storage::search_visibility out = search_visibility(policy_.export_profile(who, kind), now, request_views{});
+    out.objection_excludes = true;
+    out.hidden_labels.insert(out.hidden_labels.end(), out.owner_only_labels.begin(), out.owner_only_labels.end());
+    out.owner_only_labels.clear();
+    std::erase_if(out.readable, [](const storage::search_visibility::type_grant& grant) {
+        return grant.type == "AuditEvent"; // the audit trail is read through its own rows, never exported
+    });
+    return out;
+}
+
 namespace {
 
 constexpr std::string_view nhs_number_system = "https://fhir.nhs.uk/Id/nhs-number";

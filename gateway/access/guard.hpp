@@ -87,6 +87,12 @@ public:
                                                  const request_views& views,
                                                  std::optional<std::string_view> only_type = std::nullopt) const;
 
+    /// What a population health export of `kind` may take (README, "Population health exports"):
+    /// the visibility of policy::export_profile, but a citizen's objection excludes their whole record
+    /// (what the requester's organisation wrote too), and an item with an owner-only label (very
+    /// restricted, V) is shown to nobody: its owner's own export does not take it out either.
+    storage::search_visibility export_visibility(const profile& who, export_kind kind, storage::timestamp now) const;
+
     const policy& rules() const noexcept { return policy_; }
     storage::store& store() const noexcept { return store_; }
     /// The connected organisations, e.g. to name one by its ODS code in the audit trail.

@@ -246,6 +246,42 @@ policy policy::parse(std::string_view json) {
         }
     }
 
+    // Population health exports: optional; without the section nobody may export.
+    if (auto exports = doc.FindMember("exports"); exports != doc.MemberEnd()) {
+        const Value& section = exports->value;
+        if (!section.IsObject() || text(section, "comment", "the policy's exports", false).empty())
+            throw std::invalid_argument("the policy's \"exports\" must be an object with a \"comment\"");
+        for (const export_kind kind : {export_kind::identifiable, export_kind::pseudonymised}) {
+            const std::string key(export_kind_name(kind));
+            auto grants = section.FindMember(key.c_str());
+            if (grants == section.MemberEnd())
+                continue;
+            if (!grants->value.IsArray())
+                throw std::invalid_argument("exports." + key + " must be an array");
+            for (const auto& item : grants->value.GetArray()) {
+                const std::string where = "exports." + key + " #" + std::to_string(out.export_grants_.size() + 1);
+                if (!item.IsObject() || text(item, "comment", where, false).empty())
+                    throw std::invalid_argument(where + " must be an object with a \"comment\" saying why it exists");
+                export_grant grant{kind, texts(item, "sectors", where), texts(item, "role_groups", where), {}};
+                for (const auto& sector : grant.sectors)
+                    if (!contains(known_sectors, sector))
+                        throw std::invalid_argument(where + " names the unknown sector '" + sector + "'");
+                check_groups(grant.role_groups, where);
+                if (kind == export_kind::pseudonymised) {
+                    read_grants(item, where, grant.reading);
+                    for (std::size_t a = 1; a < action_count; ++a)
+                        if (!grant.reading.grants[a].empty())
+                            throw std::invalid_argument(where + ": an export grant reads only");
+                    grant.reading.all_citizens = true;
+                } else if (item.HasMember("read")) {
+                    throw std::invalid_argument(where + ": an identifiable export reads as its requester's rules "
+                                                        "allow; it has no \"read\" of its own");
+                }
+                out.export_grants_.push_back(std::move(grant));
+            }
+        }
+    }
+
     auto rules = doc.FindMember("rules");
     if (rules == doc.MemberEnd() || !rules->value.IsArray())
         throw std::invalid_argument("the policy needs \"rules\", an array");
@@ -413,6 +449,36 @@ std::vector<std::string> policy::owner_only_labels() const {
     if (very_restricted_label_.empty())
         return {};
     return {very_restricted_label_};
+}
+
+std::string_view export_kind_name(export_kind kind) noexcept {
+    return kind == export_kind::identifiable ? "identifiable" : "pseudonymised";
+}
+
+bool policy::export_grant::matches(const profile& who) const noexcept {
+    if (who.is_citizen() || who.org == nullptr)
+        return false;
+    return contains(sectors, who.org->sector) &&
+           std::any_of(role_groups.begin(), role_groups.end(), [&](const std::string& g) { return who.in_group(g); });
+}
+
+std::optional<export_kind> policy::export_kind_for(const profile& who) const noexcept {
+    std::optional<export_kind> found;
+    for (const export_grant& grant : export_grants_)
+        if (grant.matches(who) && (!found || grant.kind == export_kind::identifiable))
+            found = grant.kind;
+    return found;
+}
+
+profile policy::export_profile(const profile& who, export_kind kind) const {
+    if (kind == export_kind::identifiable)
+        return who;
+    profile reading = who;
+    reading.rules.clear();
+    for (const export_grant& grant : export_grants_)
+        if (grant.kind == kind && grant.matches(who))
+            reading.rules.push_back(&grant.reading);
+    return reading;
 }
 
 bool policy::break_glass_allowed(const profile& who) const noexcept {

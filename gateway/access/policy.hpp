@@ -90,6 +90,12 @@ struct profile {
     bool break_glass_requested() const noexcept; ///< purpose of use ETREAT with a reason
 };
 
+/// The kinds of population health export (README, "Population health exports"): identifiable, for
+/// direct care, each citizen's record as the requester may read it; pseudonymised, for planning,
+/// with keyed pseudonyms for citizens and direct identifiers and free text removed.
+enum class export_kind { identifiable, pseudonymised };
+std::string_view export_kind_name(export_kind kind) noexcept;
+
 class policy {
 public:
     /// Parses the policy JSON. Throws std::invalid_argument naming the fault, so a bad policy file
@@ -136,6 +142,15 @@ public:
     /// scopes (none given: the policy decides alone), citizens' `patient/` scopes (none: nothing).
     bool scopes_permit(const profile& who, action act, std::string_view type) const noexcept;
 
+    /// The kind of population health export the profile may take (the policy's "exports" section),
+    /// identifiable before pseudonymised when it may take both; nullopt: none, and `$export` is 403.
+    std::optional<export_kind> export_kind_for(const profile& who) const noexcept;
+    /// The profile an export of `kind` reads with: an identifiable export reads as its requester
+    /// reads (the same rules, the same visibility); a pseudonymised one by its grant's own `read`
+    /// list, for all citizens (planning covers the population; who is left out is decided by the
+    /// opt-out, not by relationships). `who` must be allowed `kind` (export_kind_for).
+    profile export_profile(const profile& who, export_kind kind) const;
+
     bool break_glass_allowed(const profile& who) const noexcept;
     bool break_glass_overrides_objection() const noexcept { return break_glass_overrides_objection_; }
     std::int64_t break_glass_micros() const noexcept { return break_glass_micros_; }
@@ -170,6 +185,15 @@ private:
     // patients.proxies: what a carer's grant may open, by scope name, and the bases a grant may have.
     std::vector<std::pair<std::string, rule>> proxy_scopes_;
     std::vector<std::string> proxy_bases_;
+    // exports: who may take which kind (sectors and role groups, as a rule names them).
+    struct export_grant {
+        export_kind kind;
+        std::vector<std::string> sectors;
+        std::vector<std::string> role_groups;
+        rule reading; ///< pseudonymised: what it reads (its `read`, all citizens)
+        bool matches(const profile& who) const noexcept;
+    };
+    std::vector<export_grant> export_grants_;
 };
 
 /// Whether SMART scopes allow `act` on `type`: v2 `user/Observation.rs`, `user/*.cruds`; v1

@@ -150,6 +150,12 @@ bool live_configuration::reload(net::server& server) {
     return true;
 }
 
+std::shared_ptr<const access::guard> live_configuration::provider_guard() const {
+    std::shared_ptr<configuration_generation> generation = current_.load();
+    const access::guard* guard = &generation->provider_guard;
+    return {std::move(generation), guard};
+}
+
 std::string live_configuration::untrusted_smart_issuer() const {
     if (!settings_.patients)
         return {};

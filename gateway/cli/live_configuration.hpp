@@ -28,6 +28,9 @@
 namespace caregate::net {
 class server;
 }
+namespace caregate::access {
+class guard;
+}
 namespace caregate::rest {
 class request_metrics;
 }
@@ -71,6 +74,11 @@ public:
     /// generation. On any fault nothing changes (invariant 2). Logs one line either way, naming the
     /// files (and the fault), never patient data. One reload at a time. Returns whether it reloaded.
     bool reload(net::server& server);
+
+    /// The provider listener's guard in the generation current now, held as long as the pointer is
+    /// (invariant 3 still holds: a reload keeps a retired generation while anything holds it): for
+    /// work that runs beside requests, the export jobs.
+    std::shared_ptr<const access::guard> provider_guard() const;
 
     /// A warning to print when the patient-facing endpoint sends citizens to log in with an issuer
     /// whose tokens are not trusted; empty when all is well.

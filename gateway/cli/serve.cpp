@@ -12,6 +12,7 @@
 #include "interactions/context.hpp"
 #include "rest/request_metrics.hpp"
 #include "storage/audit_anchor.hpp"
+#include "export/runner.hpp"
 #include "storage/store.hpp"
 
 #include <boost/url/parse.hpp>
@@ -56,6 +57,9 @@ struct serve_settings {
     unsigned max_count = 1000;
     bool conditional_delete_multiple = false;
     std::size_t max_bundle_entries = 10000;
+    /// Population health exports (README, "Population health exports"): jobs this node runs at once,
+    /// and how long a finished job's files are kept.
+    exports::runner_settings exports;
     /// The audit trail's anchors (README, "The audit trail"): none without a key, and then the
     /// start says so. No default key: the anchors file's place is the operator's decision (out of
     /// reach of whoever can write the database), which no default can make.
@@ -143,6 +147,14 @@ std::vector<option> serve_options(serve_settings& s) {
          [&](const std::string& v) { s.conditional_delete_multiple = to_bool(v, "conditional-delete-multiple"); }},
         {"max-bundle-entries", "N", "most entries in one transaction or batch Bundle; more get 413 (default 10000)",
          [&](const std::string& v) { s.max_bundle_entries = to_number<std::size_t>(v, "max-bundle-entries"); }},
+        {"export-jobs", "N", "Bulk Data export jobs this node runs at once (default 1; 0: none here, another "
+                             "node of the same database runs them)",
+         [&](const std::string& v) { s.exports.workers = to_number<unsigned>(v, "export-jobs"); }},
+        {"export-retention", "HOURS", "how long a finished export's files are kept before they are deleted "
+                                      "(default 24)",
+         [&](const std::string& v) {
+             s.exports.retention = std::chrono::hours(to_number<unsigned>(v, "export-retention"));
+         }},
         {"demo-data", "", "load three demo citizens (test-range NHS numbers) and a few records at start",
          [&](const std::string& v) { s.demo_data = to_bool(v, "demo-data"); }},
         {"audit-key", "FILE", "the Ed25519 private key (PEM) that signs the audit chain's anchors; without it the "
@@ -413,7 +425,11 @@ int serve(const std::vector<std::string>& args) {
                       << origin_of(settings.patient_base_url, "patient-base-url") << dev_idp_path
                       << " (caregate is not an identity provider; production sets --smart-authorize-url, "
                          "--smart-token-url, --smart-jwks-url and --smart-issuer to NHS login's)\n";
+        // Export jobs run beside requests, reading with the configuration in use when each page is read.
+        exports::runner export_runner(*store, [&configuration] { return configuration.provider_guard(); },
+                                      settings.exports);
         server.run();
+        export_runner.stop(); // their leases given back: a restart goes on from each job's last save
         // The last anchor covers every request answered (a clean shutdown), before the store closes.
         if (anchorer)
             if (auto stopped = anchorer->stop(); !stopped)

@@ -103,14 +103,35 @@ void write_search_params(statement_writer& w, const served_type& row) {
     w.out.EndArray();
 }
 
+/// One entry of an `operation` list.
+void write_operation(statement_writer& w, std::string_view name, std::string_view definition) {
+    w.out.StartObject();
+    w.text("name", name);
+    w.text("definition", definition);
+    w.out.EndObject();
+}
+
 /// Patient/{nhs}/$everything (interactions/everything.cpp).
 void write_everything_operation(statement_writer& w) {
     w.out.Key("operation");
     w.out.StartArray();
-    w.out.StartObject();
-    w.text("name", "everything");
-    w.text("definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything");
-    w.out.EndObject();
+    write_operation(w, "everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything");
+    w.out.EndArray();
+}
+
+/// A type's operations: $everything, and the Bulk Data kick-off of Patient/$export and
+/// Group/[id]/$export (interactions/bulk_export.cpp).
+void write_type_operations(statement_writer& w, const served_type& row) {
+    if (!row.everything && !row.bulk_export)
+        return;
+    w.out.Key("operation");
+    w.out.StartArray();
+    if (row.everything)
+        write_operation(w, "everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything");
+    if (row.bulk_export)
+        write_operation(w, "export",
+                        row.type == "Group" ? "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"
+                                            : "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export");
     w.out.EndArray();
 }
 
@@ -118,6 +139,12 @@ std::string provider_statement(const rest_config& config, const service_descript
     statement_writer w;
     auto& out = w.out;
     write_opening(w, config, "caregate shared care record gateway");
+    if (served.bulk_export) { // the Bulk Data Access IG's server CapabilityStatement
+        out.Key("instantiates");
+        out.StartArray();
+        w.string("http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data");
+        out.EndArray();
+    }
     out.Key("rest");
     out.StartArray();
     out.StartObject();
@@ -142,8 +169,7 @@ std::string provider_statement(const rest_config& config, const service_descript
                                                                            : "single");
         w.list("searchInclude", row.search_includes);
         w.list("searchRevInclude", row.search_revincludes);
-        if (row.everything)
-            write_everything_operation(w);
+        write_type_operations(w, row);
         out.EndObject();
     }
     out.EndArray();
@@ -162,6 +188,13 @@ std::string provider_statement(const rest_config& config, const service_descript
         }
     }
     out.EndArray();
+    // The system-level Bulk Data kick-off, [base]/$export.
+    if (served.bulk_export) {
+        out.Key("operation");
+        out.StartArray();
+        write_operation(w, "export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export");
+        out.EndArray();
+    }
     // Patient compartment searches (GET /Patient/{nhs}/{type}) and $everything.
     if (served.compartment) {
         out.Key("compartment");

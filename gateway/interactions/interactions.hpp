@@ -33,6 +33,11 @@ void search_type(context& ctx, http::responder& done);
 void search_system(context& ctx, http::responder& done);
 void search_compartment(context& ctx, http::responder& done);
 void everything(context& ctx, http::responder& done);
+/// Bulk Data export (interactions/bulk_export.cpp): the kick-off at the system, Patient and Group
+/// levels, the job's status URL (GET polls, DELETE cancels), and its output files.
+void bulk_export(context& ctx, http::responder& done);
+void bulk_export_status(context& ctx, http::responder& done);
+void bulk_export_file(context& ctx, http::responder& done);
 /// The audit log as AuditEvent resources: read by id, and search by patient, agent and date.
 void audit_event_read(context& ctx, http::responder& done);
 void audit_event_search(context& ctx, http::responder& done);

@@ -40,6 +40,13 @@ enum class interaction {
     /// (https://hl7.org/fhir/smart-app-launch/conformance.html). Not a FHIR interaction: like
     /// capabilities, it is answered without a token and is never in a CapabilityStatement.
     smart_configuration,
+    /// Bulk Data kick-off (https://hl7.org/fhir/uv/bulkdata/STU2/export.html): [base]/$export,
+    /// Patient/$export, Group/[id]/$export. An operation, listed as one in the CapabilityStatement.
+    export_,
+    /// The status URL of an export job ([base]/$export-status/[id]): polling, and DELETE to cancel.
+    export_status,
+    /// An export job's output file ([base]/$export-file/[id]/[n]).
+    export_file,
 };
 
 /// The spec's code for an interaction, e.g. "history-instance".
@@ -68,6 +75,7 @@ struct served_type {
     std::vector<std::string> search_includes;    ///< `Type:param` values _include accepts
     std::vector<std::string> search_revincludes; ///< `Source:param` values _revinclude accepts
     bool everything = false;       ///< Patient/{id}/$everything is served on it
+    bool bulk_export = false;      ///< Patient/$export or Group/{id}/$export is served on it
     /// Served by the record's own rows (the route table's `{type}`): searched by a system search and
     /// in a compartment. False for a type with rows of its own (the audit log).
     bool in_record = false;
@@ -79,6 +87,7 @@ struct service_description {
     std::vector<served_type> types;        ///< in the order of fhir::supported_types()
     std::vector<interaction> system;       ///< whole-system interactions, in spec order
     bool compartment = false;              ///< Patient compartment searches are served
+    bool bulk_export = false;              ///< [base]/$export is served
     /// The entry for a type, or nullptr if it is not served.
     const served_type* find(std::string_view type) const noexcept;
 };

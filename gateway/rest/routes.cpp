@@ -31,6 +31,13 @@ constexpr route_row table[] = {
     // The patient-facing endpoint's SMART discovery document; the handler answers 404 on the provider
     // endpoint.
     {".well-known/smart-configuration", "GET", interaction::smart_configuration, handlers::smart_configuration},
+    // Bulk Data export (https://hl7.org/fhir/uv/bulkdata/STU2/export.html): the kick-offs, a job's
+    // status URL and its files. `{id}` is the job's id; `{vid}` a file's number.
+    {"$export", "GET", interaction::export_, handlers::bulk_export},
+    {"$export", "POST", interaction::export_, handlers::bulk_export},
+    {"$export-status/{id}", "GET", interaction::export_status, handlers::bulk_export_status},
+    {"$export-status/{id}", "DELETE", interaction::export_status, handlers::bulk_export_status},
+    {"$export-file/{id}/{vid}", "GET", interaction::export_file, handlers::bulk_export_file},
 
     // Every type of the record. PUT, DELETE and PATCH on the type are the conditional forms,
     // [type]?criteria, the criteria taken by the handler.
@@ -51,6 +58,10 @@ constexpr route_row table[] = {
     // The Patient compartment: a citizen's record as a whole, and by type.
     {"Patient/{id}/$everything", "GET", interaction::everything, handlers::everything},
     {"Patient/{id}/{type}", "GET", interaction::search_compartment, handlers::search_compartment},
+    {"Patient/$export", "GET", interaction::export_, handlers::bulk_export},
+    {"Patient/$export", "POST", interaction::export_, handlers::bulk_export},
+    {"Group/{id}/$export", "GET", interaction::export_, handlers::bulk_export},
+    {"Group/{id}/$export", "POST", interaction::export_, handlers::bulk_export},
 
     // The audit log: read and searched, never written, never in a compartment or a system search.
     {"AuditEvent", "GET", interaction::search_type, handlers::audit_event_search, handlers::describe_audit_event_search},
@@ -292,7 +303,7 @@ const interactions::service_description& served() noexcept {
 
         interactions::service_description out;
         for (std::string_view type : fhir::supported_types()) {
-            served_type row{type, {}, {}, {}, {}, false, is_record_type(type)};
+            served_type row{type, {}, {}, {}, {}, false, false, is_record_type(type)};
             for (const compiled_row& route : compiled()) {
                 const segment_pattern* first = route.segments.empty() ? nullptr : &route.segments.front();
                 const bool applies = first && (first->kind == segment_kind::type ? row.in_record : first->text == type);
@@ -301,6 +312,8 @@ const interactions::service_description& served() noexcept {
                 const interaction kind = route.row->kind;
                 if (kind == interaction::everything)
                     row.everything = true;
+                if (kind == interaction::export_)
+                    row.bulk_export = true;
                 if (type_level(kind) && !row.allows(kind))
                     row.interactions.push_back(kind);
                 if (route.row->search)
@@ -314,7 +327,11 @@ const interactions::service_description& served() noexcept {
             const interaction kind = route.row->kind;
             if (kind == interaction::search_compartment)
                 out.compartment = true;
-            const bool system = !type_level(kind) && kind != interaction::search_compartment &&
+            const bool bulk = kind == interaction::export_ || kind == interaction::export_status ||
+                              kind == interaction::export_file;
+            if (bulk && route.segments.size() == 1)
+                out.bulk_export = true;
+            const bool system = !type_level(kind) && !bulk && kind != interaction::search_compartment &&
                                 kind != interaction::everything && kind != interaction::smart_configuration;
             if (system && std::find(out.system.begin(), out.system.end(), kind) == out.system.end())
                 out.system.push_back(kind);

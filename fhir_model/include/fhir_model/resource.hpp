@@ -79,6 +79,8 @@ struct prepared_resource {
 /// The resource types this server stores (from the generator's list), sorted.
 std::span<const std::string_view> supported_types() noexcept;
 bool is_supported_type(std::string_view type) noexcept;
+/// True for types in the Patient compartment (the official CompartmentDefinition, for the supported types).
+bool in_patient_compartment(std::string_view type) noexcept;
 /// True for types in the Patient compartment that must name their citizen (see README).
 bool requires_citizen(std::string_view type) noexcept;
 

@@ -1,0 +1,246 @@
+// The export runner: see runner.hpp for what it keeps.
+#include "export/runner.hpp"
+
+#include "export/job_request.hpp"
+#include "fhir_model/summary.hpp"
+#include "http/log.hpp"
+#include "storage/search.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace caregate::exports {
+
+namespace {
+
+using namespace std::chrono;
+
+storage::timestamp micros(std::chrono::seconds span) { return duration_cast<microseconds>(span).count(); }
+
+} // namespace
+
+/// One job's run: what it reads with, where it is, and the file it is filling.
+struct runner::job_run {
+    const storage::export_job& job;
+    job_request request;
+    std::shared_ptr<const access::guard> guard;
+    access::profile who;
+    job_cursor cursor;
+    steady_clock::time_point saved_at = steady_clock::now(); ///< when progress was last committed
+    // The file being filled: lines of one type.
+    std::string type;
+    std::string ndjson;
+    std::int64_t lines = 0;
+    std::set<std::string> citizens; ///< an identifiable export's, for their access logs
+};
+
+runner::runner(storage::store& store, std::function<std::shared_ptr<const access::guard>()> current_guard,
+               runner_settings settings)
+    : store_(store), current_guard_(std::move(current_guard)), settings_(settings) {
+    for (unsigned i = 0; i < settings_.workers; ++i)
+        workers_.emplace_back([this, i] {
+            // A worker's name is unique to this process's run, so a lease is never mistaken for another's.
+            work("export-worker-" + std::to_string(i) + "-" + std::to_string(access::now_micros()));
+        });
+}
+
+runner::~runner() { stop(); }
+
+void runner::stop() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    woken_.notify_all();
+    for (auto& worker : workers_)
+        if (worker.joinable())
+            worker.join();
+}
+
+void runner::wake() {
+    {
+        std::lock_guard lock(mutex_);
+        wake_pending_ = true;
+    }
+    woken_.notify_one();
+}
+
+void runner::work(std::string worker) {
+    auto last_expiry = steady_clock::now() - minutes(1);
+    while (!stopping_) {
+        if (steady_clock::now() - last_expiry >= minutes(1)) {
+            last_expiry = steady_clock::now();
+            remove_expired();
+        }
+        const storage::timestamp now = access::now_micros();
+        auto claimed = store_.claim_export(worker, now, now + micros(settings_.lease));
+        if (claimed && *claimed) {
+            run(**claimed, worker);
+            continue;
+        }
+        if (!claimed)
+            http::log_line("export: cannot claim a job: " + claimed.failure().issues.front().diagnostics);
+        std::unique_lock lock(mutex_);
+        woken_.wait_for(lock, settings_.idle_poll, [this] { return stopping_.load() || wake_pending_; });
+        wake_pending_ = false;
+    }
+}
+
+void runner::remove_expired() {
+    auto removed = store_.remove_expired_exports(access::now_micros());
+    if (!removed)
+        http::log_line("export: cannot remove expired jobs: " + removed.failure().issues.front().diagnostics);
+}
+
+void runner::run(const storage::export_job& job, const std::string& worker) {
+    auto finish = [&](std::string error) {
+        storage::export_progress end;
+        end.job_id = job.id;
+        end.worker = worker;
+        end.cursor = job.cursor;
+        end.finish = true;
+        end.error = std::move(error);
+        end.finished = access::now_micros();
+        end.expires = end.finished + micros(settings_.retention);
+        if (auto saved = store_.save_export_progress(std::move(end)); !saved)
+            http::log_line("export " + job.id + ": cannot record its failure: " + saved.failure().issues.front().diagnostics);
+    };
+    auto request = job_request_from_json(job.request);
+    if (!request)
+        return finish(request.failure().issues.front().diagnostics);
+    auto cursor = job_cursor_from_text(job.cursor);
+    if (!cursor)
+        return finish(cursor.failure().issues.front().diagnostics);
+    job_run state{job, std::move(*request), current_guard_(), {}, std::move(*cursor), steady_clock::now(), {}, {}, 0, {}};
+
+    // Invariant 4: the requester as the policy in use sees them now.
+    const access::organisation* org = state.guard->organisations().find(state.request.caller.organisation);
+    if (org == nullptr)
+        return finish("the organisation that asked for this export is no longer connected");
+    state.who = state.guard->rules().profile_for(std::make_shared<const auth::caller>(state.request.caller), *org);
+    if (state.guard->rules().export_kind_for(state.who) != state.request.kind)
+        return finish("the requester may no longer take this kind of export");
+
+    storage::audit_record logged = access::guard::audit_for(state.who, job.id, access::now_micros(), "export");
+    logged.outcome = "success";
+    logged.detail = "included in a population health export (identifiable, for direct care), job " + job.id;
+
+    // Commits the file in hand (if any) with the cursor, or renews the lease; false when the job is
+    // no longer this worker's to write (cancelled, finished, or leased to another), or a save failed.
+    auto save = [&](bool finishing) {
+        storage::export_progress progress;
+        progress.job_id = job.id;
+        progress.worker = worker;
+        progress.lease_until = access::now_micros() + micros(settings_.lease);
+        progress.cursor = to_text(state.cursor);
+        if (state.lines > 0)
+            progress.files.push_back({state.type, state.lines, std::move(state.ndjson)});
+        if (state.request.kind == access::export_kind::identifiable) {
+            progress.citizens.assign(state.citizens.begin(), state.citizens.end());
+            progress.audit = logged;
+            progress.audit.time = access::now_micros();
+        }
+        if (finishing) {
+            progress.finish = true;
+            progress.finished = access::now_micros();
+            progress.expires = progress.finished + micros(settings_.retention);
+        }
+        auto saved = store_.save_export_progress(std::move(progress));
+        state.ndjson.clear();
+        state.lines = 0;
+        state.citizens.clear();
+        if (!saved) {
+            if (saved.failure().kind != fhir::category::conflict)
+                http::log_line("export " + job.id + ": cannot save its progress (resumed later from the last save): " +
+                               saved.failure().issues.front().diagnostics);
+            return false;
+        }
+        state.saved_at = steady_clock::now();
+        return true;
+    };
+    auto give_back = [&] { store_.release_export(job.id, worker); };
+
+    const auto& types = state.request.types;
+    const bool by_member = state.request.level == export_level::group;
+    while (state.cursor.type < types.size()) {
+        if (stopping_)
+            return give_back(); // invariant 2: the next worker goes on from the last save
+        const std::string& type = types[state.cursor.type];
+        if (by_member && state.cursor.member >= state.request.members.size()) {
+            state.cursor = {state.cursor.type + 1, 0, {}};
+            continue;
+        }
+        auto query = query_for(state.request, type, settings_.page_count);
+        if (!query)
+            return finish(query.failure().issues.front().diagnostics);
+        storage::search_request page_request;
+        page_request.query = &*query;
+        page_request.visibility = state.guard->export_visibility(state.who, state.request.kind, access::now_micros());
+        page_request.max_bytes = settings_.page_bytes;
+        if (by_member)
+            page_request.compartment = state.request.members[state.cursor.member];
+        if (state.cursor.page.empty()) {
+            page_request.snapshot = job.snapshot;
+        } else {
+            auto decoded = storage::decode_cursor(state.cursor.page);
+            if (!decoded)
+                return finish("the job's cursor does not decode");
+            page_request.cursor = std::move(*decoded);
+        }
+        auto page = store_.search(page_request);
+        if (!page) {
+            const auto kind = page.failure().kind;
+            if (kind == fhir::category::busy || kind == fhir::category::fault) {
+                http::log_line("export " + job.id + ": a page failed (resumed later from the last save): " +
+                               page.failure().issues.front().diagnostics);
+                return give_back();
+            }
+            return finish(page.failure().issues.front().diagnostics);
+        }
+
+        if (state.lines > 0 && state.type != type && !save(false))
+            return; // a file holds one type
+        state.type = type;
+        const std::vector<std::string> elements = elements_of(state.request, type);
+        for (const storage::search_entry& entry : page->entries) {
+            if (entry.include)
+                continue;
+            const storage::stored_version& version = entry.version;
+            if (by_member) { // invariant 5: written under the first member it links to
+                const std::string& member = state.request.members[state.cursor.member];
+                const bool earlier = std::any_of(version.citizens.begin(), version.citizens.end(), [&](const auto& c) {
+                    return c < member && std::binary_search(state.request.members.begin(),
+                                                            state.request.members.end(), c);
+                });
+                if (earlier)
+                    continue;
+            }
+            if (elements.empty()) {
+                state.ndjson += version.json;
+            } else {
+                auto subset = fhir::subset_resource(version.json, fhir::summary_form::full, elements);
+                if (!subset)
+                    return finish("a stored resource could not be subsetted by _elements");
+                state.ndjson += *subset;
+            }
+            state.ndjson += '\n';
+            ++state.lines;
+            if (state.request.kind == access::export_kind::identifiable)
+                state.citizens.insert(version.citizens.begin(), version.citizens.end());
+        }
+        if (page->next)
+            state.cursor.page = storage::encode_cursor(*page->next);
+        else if (by_member && state.cursor.member + 1 < state.request.members.size())
+            state.cursor = {state.cursor.type, state.cursor.member + 1, {}};
+        else
+            state.cursor = {state.cursor.type + 1, 0, {}};
+
+        // A full file is committed; so is whatever is in hand when the lease is due for renewal.
+        const bool renew = steady_clock::now() - state.saved_at >= settings_.lease / 3;
+        if ((state.ndjson.size() >= settings_.file_bytes || renew) && !save(false))
+            return;
+    }
+    save(true);
+}
+
+} // namespace caregate::exports
