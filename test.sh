@@ -82,6 +82,7 @@ write_identities() { # FILE: the callers of the server at $base and $patient_bas
   identity acute_emergency RX1 R8000 acute-doctor-2 --purpose ETREAT --reason "unconscious in A&E"; echo ","
   identity social_worker 8JK23 R8014 social-worker-1; echo ","
   identity ig QZZ R8012 ig-officer-1; echo ","
+  identity analyst QZZ analyst population-platform; echo ","  # pseudonymised exports only
   # The patient checks' citizen, verified to P9 and to P5: a fixed test number (tokens are minted
   # before the run), whose record the checks create themselves.
   printf '"citizens": {"p9": {"nhs_number": "%s", "token": "%s"}, "p5": {"nhs_number": "%s", "token": "%s"},' \
@@ -121,6 +122,13 @@ for nhs in 9000000009 9000000017; do
 done
 conformance/smart/run.sh --base-url "$patient_base" --cacert certs/dev/ca.crt --nhs 9000000009 --other-nhs 9000000017 \
   --token "$(mint_citizen --citizen 9000000009)" | tee "$work/smart.out" || status=1
+
+echo "== a Bulk Data client (Medplum's, conformance/bulk/) exports from the server unchanged: system, Patient and Group levels"
+# A Group of the SMART check's two citizens, for the Group level.
+provider_put "Group/bulk-client-check" '{"resourceType":"Group","id":"bulk-client-check","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/9000000009"}},{"entity":{"reference":"Patient/9000000017"}}]}'
+conformance/bulk/run.sh --base-url "$base" --cacert certs/dev/ca.crt --cert certs/dev/client-QZZ.crt \
+  --key certs/dev/client-QZZ.key --token "$system_token" --kickoff both --patient --group bulk-client-check \
+  --out "$work/bulk" | tee "$work/bulk.out" || status=1
 
 echo "== the admin listener of the same server: /health, /ready, and /metrics counting what the suites asked"
 admin_ok=1
@@ -226,6 +234,13 @@ echo "== the crash test: writers, SIGKILL at a random moment, restart, every ack
 crash_ok=1
 python3 tests/crash/crash_test.py --caregate build/caregate --rounds 20 --keep "$work/crash" || { crash_ok=0; status=1; }
 
+echo "== the export crash test: a Bulk Data export SIGKILLed 3 times mid-job while others write, on SQLite and on PostgreSQL: every line once, nothing written after its transaction time"
+export_crash_ok=1
+python3 tests/crash/export_crash_test.py --caregate build/caregate --kills 3 || { export_crash_ok=0; status=1; }
+"/usr/lib/postgresql/15/bin/createdb" -h 127.0.0.1 -p "$(cat "$pg_dir/port")" -U caregate export_crash
+python3 tests/crash/export_crash_test.py --caregate build/caregate --kills 3 \
+  --db "postgresql://caregate@127.0.0.1:$(cat "$pg_dir/port")/export_crash" || { export_crash_ok=0; status=1; }
+
 echo "== a real full disk: the database on a small tmpfs, filled until 503, grown under the running server"
 disk_ok=1
 python3 tests/crash/disk_full_test.py --caregate build/caregate || { disk_ok=0; status=1; }
@@ -255,16 +270,17 @@ fi
 read -r c_pass c_fail < <(tail -n 1 "$work/conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r s_pass s_fail < <(tail -n 1 "$work/smart.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r p_pass p_fail < <(tail -n 1 "$work/pg-conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
-passed=$((4 + ${c_pass:-0} + ${s_pass:-0} + ${p_pass:-0} + pg_ok + migrate_ok + two_nodes_ok + failover_ok + admin_ok + audit_ok + backup_ok + crash_ok + disk_ok + flood_ok + fuzz_ok + sanitize_ok + full * soak_ok))
-failed=$((${c_fail:-1} + ${s_fail:-1} + ${p_fail:-1} + 12 + full - pg_ok - migrate_ok - two_nodes_ok - failover_ok - admin_ok - audit_ok - backup_ok - crash_ok - disk_ok - flood_ok - fuzz_ok - sanitize_ok - full * soak_ok))
+read -r b_pass b_fail < <(tail -n 1 "$work/bulk.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
+passed=$((4 + ${c_pass:-0} + ${s_pass:-0} + ${p_pass:-0} + ${b_pass:-0} + pg_ok + migrate_ok + two_nodes_ok + failover_ok + admin_ok + audit_ok + backup_ok + crash_ok + export_crash_ok + disk_ok + flood_ok + fuzz_ok + sanitize_ok + full * soak_ok))
+failed=$((${c_fail:-1} + ${s_fail:-1} + ${p_fail:-1} + ${b_fail:-1} + 13 + full - pg_ok - migrate_ok - two_nodes_ok - failover_ok - admin_ok - audit_ok - backup_ok - crash_ok - export_crash_ok - disk_ok - flood_ok - fuzz_ok - sanitize_ok - full * soak_ok))
 # What failed, named again at the end: CI keeps only the tail of the output.
 if [ "$status" != 0 ]; then
   echo "== what failed"
-  for part in pg migrate two_nodes failover admin audit backup crash disk flood fuzz sanitize soak; do
+  for part in pg migrate two_nodes failover admin audit backup crash export_crash disk flood fuzz sanitize soak; do
     ok="${part}_ok"
     [ "${!ok}" = 1 ] || echo "  $part"
   done
-  grep -h '^FAIL ' "$work/conformance.out" "$work/smart.out" "$work/pg-conformance.out" 2>/dev/null | sed 's/^/  /'
+  grep -h '^FAIL ' "$work/conformance.out" "$work/smart.out" "$work/bulk.out" "$work/pg-conformance.out" 2>/dev/null | sed 's/^/  /'
 fi
 echo "test.sh: $passed passed, $failed failed"
 exit $status

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes the development PKI of caregate: a dev CA, a server certificate for localhost, client
 # certificates that name provider organisations by ODS code, the key pair that signs dev tokens,
-# the Ed25519 key pair that signs the audit chain's anchors (caregate serve --audit-key), and the dev
+# the Ed25519 key pair that signs the audit chain's anchors (caregate serve --audit-key), the keys that
+# key each recipient's pseudonyms in pseudonymised exports (caregate serve --export-keys), and the dev
 # CA's certificate revocation list (CRL). For development and tests only, never for production.
 # Running it again adds what is missing and keeps what exists (except that a new CA re-issues the
 # certificates it signs and forgets what the old one revoked); the CRL is written anew on every run,
@@ -19,6 +20,7 @@ Usage: certs/make-dev-certs.sh [--out DIR] [--client ODS ...] [--revoke ODS ...]
 
 Files: ca.crt ca.key server.crt server.key client-<ODS>.crt client-<ODS>.key
        token-signing.key token-signing.pub audit-signing.key audit-signing.pub
+       export-keys.json (a random pseudonymisation key for each client organisation)
        crl.pem (the dev CA's CRL, for `caregate serve --crl`; empty until something is revoked)
        ca-db/ (the dev CA's `openssl ca` database: what it has revoked)
 EOF
@@ -156,6 +158,24 @@ if [[ ! -f $out/audit-signing.key || ! -f $out/audit-signing.pub ]]; then
     openssl pkey -in "$out/audit-signing.key" -pubout -out "$out/audit-signing.pub"
     chmod 644 "$out/audit-signing.pub"
     echo "made $out/audit-signing.key, $out/audit-signing.pub (Ed25519 dev audit anchor signing)"
+fi
+
+# Pseudonymisation keys, one for each client organisation (a recipient of pseudonymised exports):
+# random, so dev pseudonyms differ from every other machine's. Kept once made, as the signing keys are.
+if [[ ! -f $out/export-keys.json ]]; then
+    {
+        echo "{"
+        first=1
+        for ods in "${clients[@]}"; do
+            ((first)) || echo ","
+            first=0
+            printf '  "%s": "%s"' "$ods" "$(openssl rand -hex 32)"
+        done
+        echo
+        echo "}"
+    } >"$out/export-keys.json"
+    chmod 600 "$out/export-keys.json"
+    echo "made $out/export-keys.json (dev pseudonymisation keys: ${clients[*]})"
 fi
 
 # The dev CA's `openssl ca` database: what it has revoked. A new CA starts a new one, since the old

@@ -9,7 +9,7 @@ is registered with `multi=True` and calls `ctx.result(name, reason_or_None)` ins
 REGISTRY = []   # list of (name, fn, multi) in registration order
 
 AREAS = ("capabilities", "crud", "history", "errors", "examples", "access", "search", "bundle", "conditional",
-         "patient")
+         "patient", "bulk_export")
 
 
 class CheckFailed(Exception):

@@ -273,8 +273,8 @@ void collect_organisations(const rapidjson::Value& resource, std::string_view ty
 
 constexpr std::string_view consent_scope_system = "http://terminology.hl7.org/CodeSystem/consentscope";
 
-/// A Consent, active, of scope patient-privacy, whose base provision denies.
-bool records_objection(const rapidjson::Value& consent) {
+/// A Consent, active, of scope `scope`, whose base provision denies.
+bool records_denial(const rapidjson::Value& consent, std::string_view scope_code) {
     if (string_member(consent, "status") != "active")
         return false;
     const rapidjson::Value* provision = find(consent, "provision");
@@ -284,9 +284,8 @@ bool records_objection(const rapidjson::Value& consent) {
     const rapidjson::Value* codings = scope ? find(*scope, "coding") : nullptr;
     if (codings == nullptr || !codings->IsArray())
         return false;
-    return std::any_of(codings->Begin(), codings->End(), [](const rapidjson::Value& coding) {
-        return string_member(coding, "system") == consent_scope_system &&
-               string_member(coding, "code") == "patient-privacy";
+    return std::any_of(codings->Begin(), codings->End(), [scope_code](const rapidjson::Value& coding) {
+        return string_member(coding, "system") == consent_scope_system && string_member(coding, "code") == scope_code;
     });
 }
 
@@ -375,7 +374,8 @@ result<access_facts> find_access_facts(const rapidjson::Value& resource, const t
         return std::move(labelled).failure();
     collect_facets(resource, type, out.facets);
     collect_organisations(resource, type.name, out.organisations);
-    out.objection = type.name == "Consent" && records_objection(resource);
+    out.objection = type.name == "Consent" && records_denial(resource, "patient-privacy");
+    out.research_opt_out = type.name == "Consent" && records_denial(resource, "research");
     return out;
 }
 

@@ -192,12 +192,20 @@ storage::search_visibility guard::export_visibility(const profile& who, export_k
                                                     storage::timestamp now) const {
     storage::search_visibility out = search_visibility(policy_.export_profile(who, kind), now, request_views{});
     out.objection_excludes = true;
+    out.opt_out_excludes = kind == export_kind::pseudonymised;
     out.hidden_labels.insert(out.hidden_labels.end(), out.owner_only_labels.begin(), out.owner_only_labels.end());
     out.owner_only_labels.clear();
     std::erase_if(out.readable, [](const storage::search_visibility::type_grant& grant) {
         return grant.type == "AuditEvent"; // the audit trail is read through its own rows, never exported
     });
     return out;
+}
+
+fhir::result<bool> guard::may_export_group(const profile& who, export_kind kind, const storage::stored_version& group,
+                                           storage::timestamp now) const {
+    storage::search_visibility cohort = search_visibility(policy_.export_profile(who, kind), now, request_views{}, "Group");
+    cohort.objection_binds = false;
+    return store_.version_visible(cohort, group);
 }
 
 namespace {

@@ -89,9 +89,17 @@ public:
 
     /// What a population health export of `kind` may take (README, "Population health exports"):
     /// the visibility of policy::export_profile, but a citizen's objection excludes their whole record
-    /// (what the requester's organisation wrote too), and an item with an owner-only label (very
-    /// restricted, V) is shown to nobody: its owner's own export does not take it out either.
+    /// (what the requester's organisation wrote too), an item with an owner-only label (very
+    /// restricted, V) is shown to nobody (its owner's own export does not take it out either), and a
+    /// pseudonymised export leaves out every citizen with the national data opt-out.
     storage::search_visibility export_visibility(const profile& who, export_kind kind, storage::timestamp now) const;
+    /// Whether a Group may be exported by an export of `kind` (Group/[id]/$export): the Group
+    /// visible to policy::export_profile as a read would find it, except that a member's objection
+    /// does not hide the cohort itself (a GP's registered list with one objector is still the list);
+    /// what each member's record gives is then export_visibility's to decide, which leaves the
+    /// objector out.
+    fhir::result<bool> may_export_group(const profile& who, export_kind kind, const storage::stored_version& group,
+                                        storage::timestamp now) const;
 
     const policy& rules() const noexcept { return policy_; }
     storage::store& store() const noexcept { return store_; }

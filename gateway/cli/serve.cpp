@@ -21,6 +21,8 @@
 
 #include <charconv>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <stdexcept>
 #include <tuple>
@@ -60,6 +62,8 @@ struct serve_settings {
     /// Population health exports (README, "Population health exports"): jobs this node runs at once,
     /// and how long a finished job's files are kept.
     exports::runner_settings exports;
+    std::string export_keys_file;      ///< empty: export-keys.json of --certs, when there
+    std::string deidentification_file; ///< empty: the shipped profile
     /// The audit trail's anchors (README, "The audit trail"): none without a key, and then the
     /// start says so. No default key: the anchors file's place is the operator's decision (out of
     /// reach of whoever can write the database), which no default can make.
@@ -155,6 +159,17 @@ std::vector<option> serve_options(serve_settings& s) {
          [&](const std::string& v) {
              s.exports.retention = std::chrono::hours(to_number<unsigned>(v, "export-retention"));
          }},
+        {"export-file-bytes", "N", "an export's output file is committed once it holds this many bytes: smaller files "
+                                   "for clients that download in parallel, larger for fewer (default 4194304)",
+         [&](const std::string& v) {
+             s.exports.file_bytes = std::max<std::size_t>(1, to_number<std::size_t>(v, "export-file-bytes"));
+         }},
+        {"export-keys", "FILE", "the pseudonymisation keys of the recipients of pseudonymised exports: a JSON "
+                                "object from ODS codes to hex keys (default: export-keys.json of --certs, if there)",
+         [&](const std::string& v) { s.export_keys_file = v; }},
+        {"deidentification", "FILE", "the de-identification profile of pseudonymised exports (default: the shipped "
+                                     "one, README \"Population health exports\")",
+         [&](const std::string& v) { s.deidentification_file = v; }},
         {"demo-data", "", "load three demo citizens (test-range NHS numbers) and a few records at start",
          [&](const std::string& v) { s.demo_data = to_bool(v, "demo-data"); }},
         {"audit-key", "FILE", "the Ed25519 private key (PEM) that signs the audit chain's anchors; without it the "
@@ -260,6 +275,34 @@ void fit_connections_to_descriptors(net::limits& limits, std::size_t listeners) 
 /// Starts anchoring the audit chain, or says at start that it is not anchored. Throws
 /// invalid_argument for options that do not fit, runtime_error when the database does not continue
 /// the anchors file (audit_anchorer::start says which way).
+std::string read_whole_file(const std::string& path, const char* what) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw std::invalid_argument(std::string("cannot read ") + what + " " + path);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+/// The pseudonymisation keys and the de-identification profile of pseudonymised exports, read at
+/// start: a file that does not parse stops the server (std::invalid_argument) rather than export
+/// with the wrong rules.
+void load_export_settings(serve_settings& s) {
+    std::string keys_file = s.export_keys_file;
+    if (keys_file.empty() && std::filesystem::exists(std::filesystem::path(s.certs) / "export-keys.json"))
+        keys_file = (std::filesystem::path(s.certs) / "export-keys.json").string();
+    if (!keys_file.empty())
+        s.exports.keys = std::make_shared<const exports::pseudonym_keys>(
+            exports::pseudonym_keys::parse(read_whole_file(keys_file, "the export keys file")));
+    if (!s.deidentification_file.empty()) {
+        auto profile = fhir::deidentification_profile::parse(
+            read_whole_file(s.deidentification_file, "the de-identification profile"));
+        if (!profile)
+            throw std::invalid_argument(s.deidentification_file + ": " + profile.failure().issues.front().diagnostics);
+        s.exports.profile = std::make_shared<const fhir::deidentification_profile>(std::move(*profile));
+    }
+}
+
 std::unique_ptr<storage::audit_anchorer> start_anchoring(serve_settings& s, storage::store& store) {
     if (s.audit_key.empty() != s.anchoring.anchors_path.empty())
         throw std::invalid_argument("--audit-key and --audit-anchors go together");
@@ -334,6 +377,7 @@ int serve(const std::vector<std::string>& args) {
         if (admin_listener)
             std::tie(admin_host, admin_port) = split_listen(settings.admin_listen, "admin-listen");
 
+        load_export_settings(settings);
         std::unique_ptr<storage::store> store = open_store(settings.db, storage::store_settings{}, "serve");
         if (!store)
             return 1;

@@ -121,6 +121,20 @@ void runner::run(const storage::export_job& job, const std::string& worker) {
     if (state.guard->rules().export_kind_for(state.who) != state.request.kind)
         return finish("the requester may no longer take this kind of export");
 
+    // Invariant 6: a pseudonymised export's lines go through the recipient's key, or there are none.
+    const std::string* key = nullptr;
+    if (state.request.kind == access::export_kind::pseudonymised) {
+        key = settings_.keys ? settings_.keys->find(state.who.org->ods) : nullptr;
+        if (key == nullptr)
+            return finish("there is no pseudonymisation key for the recipient " + state.who.org->ods +
+                          " (caregate serve --export-keys)");
+    }
+    const fhir::deidentification_profile& profile =
+        settings_.profile ? *settings_.profile : shipped_deidentification_profile();
+    const fhir::pseudonym_function pseudonym_of = [key](std::string_view type, std::string_view id) {
+        return pseudonym(*key, type, id);
+    };
+
     storage::audit_record logged = access::guard::audit_for(state.who, job.id, access::now_micros(), "export");
     logged.outcome = "success";
     logged.detail = "included in a population health export (identifiable, for direct care), job " + job.id;
@@ -176,7 +190,9 @@ void runner::run(const storage::export_job& job, const std::string& worker) {
         storage::search_request page_request;
         page_request.query = &*query;
         page_request.visibility = state.guard->export_visibility(state.who, state.request.kind, access::now_micros());
-        page_request.max_bytes = settings_.page_bytes;
+        // A page ends where the file in hand is full, so that a file ends at a page's cursor.
+        page_request.max_bytes =
+            std::min(settings_.page_bytes, std::max<std::size_t>(1, settings_.file_bytes - std::min(settings_.file_bytes, state.ndjson.size())));
         if (by_member)
             page_request.compartment = state.request.members[state.cursor.member];
         if (state.cursor.page.empty()) {
@@ -215,13 +231,16 @@ void runner::run(const storage::export_job& job, const std::string& worker) {
                 if (earlier)
                     continue;
             }
-            if (elements.empty()) {
-                state.ndjson += version.json;
+            if (elements.empty() && key == nullptr) {
+                state.ndjson += version.json; // the stored bytes, as they are
             } else {
-                auto subset = fhir::subset_resource(version.json, fhir::summary_form::full, elements);
-                if (!subset)
-                    return finish("a stored resource could not be subsetted by _elements");
-                state.ndjson += *subset;
+                auto line = elements.empty() ? fhir::result<std::string>(version.json)
+                                             : fhir::subset_resource(version.json, fhir::summary_form::full, elements);
+                if (line && key != nullptr)
+                    line = fhir::deidentify_resource(*line, profile, pseudonym_of);
+                if (!line)
+                    return finish("a stored resource could not be written: " + line.failure().issues.front().diagnostics);
+                state.ndjson += *line;
             }
             state.ndjson += '\n';
             ++state.lines;

@@ -14,9 +14,12 @@
 //  4. A job whose requester may no longer take its kind of export (the policy changed, the
 //     organisation is gone) fails, with nothing more written.
 //  5. A Group export writes a resource that links to several members once, under the first of them.
+//  6. A pseudonymised export writes each line through fhir::deidentify_resource with the recipient's
+//     key, or nothing at all: a recipient without a key fails the job before its first line.
 #pragma once
 
 #include "access/guard.hpp"
+#include "export/pseudonymise.hpp"
 #include "storage/store.hpp"
 
 #include <atomic>
@@ -47,6 +50,11 @@ struct runner_settings {
     unsigned page_count = 1000;
     /// How often an idle worker looks for a job (one started elsewhere, a lease run out).
     std::chrono::milliseconds idle_poll{500};
+    /// Pseudonymised exports: each recipient's key (caregate serve --export-keys; a recipient
+    /// without one gets no pseudonymised export), and what is removed or cut (--deidentification;
+    /// null: the shipped profile).
+    std::shared_ptr<const pseudonym_keys> keys;
+    std::shared_ptr<const fhir::deidentification_profile> profile;
 };
 
 class runner {

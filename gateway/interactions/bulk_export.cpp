@@ -302,13 +302,17 @@ void bulk_export(context& ctx, http::responder& done) {
     request->request_url = request_url(ctx);
     request->caller = *ctx.who->caller;
     if (level == exports::export_level::group) {
-        // The Group is read as any read is: hidden or absent, it is not found.
-        auto group = detail::visible_current(ctx, "Group", ctx.where.id, false);
-        if (!group) {
+        // The Group as this export may see it (access::guard::may_export_group): hidden or absent,
+        // it is not found.
+        auto group = ctx.store.read_current("Group", ctx.where.id);
+        if (!group && group.failure().kind != category::not_found)
+            return done(http::error_response(group.failure()));
+        auto visible = group ? ctx.guard->may_export_group(*ctx.who, *kind, *group, ctx.now) : fhir::result<bool>(false);
+        if (!visible)
+            return done(http::error_response(visible.failure()));
+        if (!*visible) {
             detail::audit_access(ctx, "export", {}, "not-found");
-            return done(http::error_response(group.failure().kind == category::deleted
-                                                 ? detail::not_found("Group", ctx.where.id)
-                                                 : group.failure()));
+            return done(http::error_response(detail::not_found("Group", ctx.where.id)));
         }
         auto members = members_of(*group);
         if (!members)

@@ -50,6 +50,7 @@ public:
     bool held(const citizen& c) { return standing(c).held; }
     bool relationship(const citizen& c) { return standing(c).relationship; }
     bool objection(const citizen& c) { return standing(c).objection; }
+    bool opted_out(const citizen& c) { return standing(c).opted_out; }
     bool break_glass(const citizen& c) {
         return standing(c).break_glass_until.has_value() ||
                std::find(caller_.break_glass_citizens.begin(), caller_.break_glass_citizens.end(), c) !=

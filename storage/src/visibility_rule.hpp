@@ -23,6 +23,8 @@
 //     excludes (search_visibility::objection_excludes: an export) it hides every version, owned or not.
 //  4. A version of a type that points at items (Provenance) is visible only when every item it points
 //     at is stored and visible by 1 at its last live version, and points at nothing in turn.
+//  5. For a caller the national data opt-out binds (search_visibility::opt_out_excludes: a
+//     pseudonymised export, for planning), a citizen who has opted out is not open at all.
 // What a path composes from this (a version seen only with the resource as it is now; a deletion
 // judged by the version it removed) is stated in visibility_sql.hpp and store.hpp.
 #pragma once
@@ -78,7 +80,11 @@ typename Evaluator::value version_visible(Evaluator& e, const search_visibility&
     for (const std::string& label : caller.owner_only_labels)
         parts.push_back(e.any({e.owned_by_caller(version), e.lacks_label(version, label)}));
     parts.push_back(e.every_citizen(version, [&](const typename Evaluator::citizen& citizen) {
-        return e.all({citizen_open(e, caller, citizen), objection_allows(e, caller, citizen, version)});
+        std::vector<typename Evaluator::value> open{citizen_open(e, caller, citizen),
+                                                    objection_allows(e, caller, citizen, version)};
+        if (caller.opt_out_excludes) // 5
+            open.push_back(e.negate(e.opted_out(citizen)));
+        return e.all(std::move(open));
     }));
     if (e.may_point_at_items(version, type)) {
         if (with_targets)

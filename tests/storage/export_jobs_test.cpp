@@ -6,6 +6,7 @@
 #include "storage/search.hpp"
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 using namespace caregate;
@@ -300,4 +301,96 @@ TEST_CASE("a page bounded by size ends after the entry that reaches the bound an
     REQUIRE(seen.size() == 40);
     for (std::size_t i = 0; i < seen.size(); ++i)
         CHECK(seen[i] == whole->entries[i].version.id);
+}
+
+TEST_CASE("an export's visibility: an objection excludes a whole record and the opt-out a citizen, alike in a search and in memory") {
+    store_fixture db;
+    const std::string plain = "9000000009", objecting = "9000000017", opting_out = "9000000025";
+    auto write_as = [&](const std::string& writer, write_kind kind, const std::string& type, const std::string& id,
+                        const std::string& body) {
+        write_request request = prepared(kind, type, id, body);
+        request.writer = writer;
+        must_write(*db, std::move(request));
+    };
+    auto consent = [](const std::string& nhs, const std::string& scope) {
+        return R"({"resourceType":"Consent","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":")" +
+               scope + R"("}]},"category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],"patient":{"reference":"Patient/)" +
+               nhs + R"("},"provision":{"type":"deny"}})";
+    };
+    for (const std::string& nhs : {plain, objecting, opting_out}) {
+        write_as("", write_kind::create, "Patient", nhs, patient_json(nhs));
+        // One item the exporting organisation (QZZ) wrote, one another organisation wrote.
+        write_as("QZZ", write_kind::create, "Observation", "own-" + nhs, observation_json(nhs));
+        write_as("A81001", write_kind::create, "Observation", "other-" + nhs, observation_json(nhs));
+    }
+    write_as("A81001", write_kind::create, "Consent", "objection", consent(objecting, "patient-privacy"));
+    write_as("A81001", write_kind::create, "Consent", "opt-out", consent(opting_out, "research"));
+
+    const fhir::search_query query = parse("Observation");
+    for (const bool objection_excludes : {false, true})
+        for (const bool opt_out_excludes : {false, true})
+            for (const bool objection_binds : {false, true}) {
+                CAPTURE(objection_excludes);
+                CAPTURE(opt_out_excludes);
+                CAPTURE(objection_binds);
+                search_request request;
+                request.query = &query;
+                request.visibility.all_citizens = true;
+                request.visibility.organisation = "QZZ";
+                request.visibility.readable = {{"Observation", true, {}}};
+                request.visibility.objection_binds = objection_binds;
+                request.visibility.objection_excludes = objection_excludes;
+                request.visibility.opt_out_excludes = opt_out_excludes;
+                auto page = db->search(request);
+                REQUIRE(page.ok());
+                std::set<std::string> searched;
+                for (const auto& entry : page->entries)
+                    searched.insert(entry.version.id);
+                std::set<std::string> in_memory, expected;
+                for (const std::string& nhs : {plain, objecting, opting_out})
+                    for (const std::string& id : {"own-" + nhs, "other-" + nhs}) {
+                        auto version = db->read("Observation", id);
+                        REQUIRE(version.ok());
+                        auto visible = db->version_visible(request.visibility, *version);
+                        REQUIRE(visible.ok());
+                        if (*visible)
+                            in_memory.insert(id);
+                        const bool hidden_by_objection =
+                            nhs == objecting && (objection_excludes || (objection_binds && id.starts_with("other-")));
+                        const bool hidden_by_opt_out = nhs == opting_out && opt_out_excludes;
+                        if (!hidden_by_objection && !hidden_by_opt_out)
+                            expected.insert(id);
+                    }
+                CHECK(searched == expected);
+                CHECK(in_memory == expected);
+            }
+
+    // Withdrawn (deleted), the opt-out binds no more; an erasure takes its rows with it too.
+    must_write(*db, remove_request("Consent", "opt-out"));
+    CHECK(db.count("SELECT count(*) FROM opt_outs") == 0);
+}
+
+TEST_CASE("a database of the previous schema gains the export tables, and opt-outs from the Consents it holds") {
+    store_fixture db;
+    must_write(*db, create_request("Patient", nhs_a, patient_json(nhs_a)));
+    write_request opt_out = prepared(write_kind::create, "Consent", "opt-out",
+        R"({"resourceType":"Consent","status":"active","scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"research"}]},"category":[{"coding":[{"system":"http://loinc.org","code":"59284-0"}]}],"patient":{"reference":"Patient/9000000009"},"provision":{"type":"deny"}})");
+    must_write(*db, std::move(opt_out));
+    must_create(*db, new_job("job-1"));
+    REQUIRE(db.count("SELECT count(*) FROM opt_outs") == 1);
+    db.close();
+
+    // SQLite schema 10, PostgreSQL schema 7: what the previous release made.
+    REQUIRE(db.execute("DROP TABLE opt_outs; DROP TABLE export_jobs; DROP TABLE export_files; DROP TABLE export_citizens; " +
+                       std::string(db.scratch ? "UPDATE caregate_schema SET version = 7" : "PRAGMA user_version = 10")) ==
+            SQLITE_OK);
+    db.reopen();
+    CHECK(db.count(db.scratch ? "SELECT version FROM caregate_schema" : "PRAGMA user_version") == (db.scratch ? 9 : 12));
+    CHECK(db.rows("SELECT type, id, nhs_number FROM opt_outs") ==
+          std::vector<std::vector<std::string>>{{"Consent", "opt-out", nhs_a}});
+    CHECK(db.count("SELECT count(*) FROM export_jobs") == 0);
+    must_create(*db, new_job("job-2")); // and the tables work
+    auto standing = db->standing(nhs_a, "QZZ", "user", "role", 0, now_us());
+    REQUIRE(standing.ok());
+    CHECK(standing->opted_out);
 }

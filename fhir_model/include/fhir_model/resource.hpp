@@ -52,6 +52,9 @@ struct access_facts {
     /// A Consent recording the citizen's objection to sharing: status active, scope patient-privacy,
     /// provision.type deny.
     bool objection = false;
+    /// A Consent recording the citizen's opt-out from the use of their data for planning and
+    /// research (the national data opt-out): status active, scope research, provision.type deny.
+    bool research_opt_out = false;
 };
 
 /// Whether a version with these `facets` meets a policy rule's `where` (facets as above, each naming

@@ -88,6 +88,7 @@ struct citizen_standing {
     bool held = false;          ///< the citizen is a live Patient here
     bool relationship = false;  ///< an organisation link for the ODS code, active or ended at or after `recent_since`
     bool objection = false;     ///< a live Consent of the citizen records an objection (access_facts::objection)
+    bool opted_out = false;     ///< a live Consent of the citizen records the national data opt-out (access_facts::research_opt_out)
     std::optional<timestamp> break_glass_until; ///< the latest grant for (citizen, organisation, user, role) still open at `now`
 };
 

@@ -36,6 +36,9 @@ struct search_visibility {
     /// A citizen's objection hides their whole record, what the caller's organisation wrote too,
     /// whatever objection_binds says: a population health export takes nobody who objects to sharing.
     bool objection_excludes = false;
+    /// A citizen who has opted out of the use of their data for planning and research (the national
+    /// data opt-out) is not open at all: a pseudonymised export leaves them out.
+    bool opt_out_excludes = false;
 
     /// A type the caller may read: wholly, or only versions whose facets satisfy `facets` (a policy
     /// rule's `where`, as fhir::facets_satisfy decides).

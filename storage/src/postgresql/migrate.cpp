@@ -33,6 +33,7 @@ const table tables[] = {
     {"resources", "type, id, version_id, seq, deleted", "type, id"},
     {"organisation_links", "type, id, nhs_number, ods, kind, active, ended", "rowid"},
     {"objections", "type, id, nhs_number", "type, id, nhs_number"},
+    {"opt_outs", "type, id, nhs_number", "type, id, nhs_number"},
     {"break_glass_grants", "seq, nhs_number, organisation, \"user\", reason, from_time, until_time, request_id, role", "seq"},
     {"audit_log",
      "sequence, time, request_id, \"user\", role, organisation, purpose, break_glass_reason, nhs_number, resource_type, "

@@ -3,6 +3,7 @@
 #include "schema.hpp"
 
 #include "libpq.hpp"
+#include "../relational/opt_outs.hpp"
 #include "../relational/search_index.hpp"
 
 #include <array>
@@ -19,7 +20,7 @@ struct migration {
     fhir::status (*fill)(connection& db) = nullptr;
 };
 
-const std::array<migration, 8> migrations = {{
+const std::array<migration, 9> migrations = {{
     // 1: everything the SQLite schema holds at its version 9, in PostgreSQL's terms.
     {R"sql(
 CREATE FUNCTION instr(text, text) RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -326,6 +327,18 @@ CREATE TABLE IF NOT EXISTS export_files (
 CREATE TABLE IF NOT EXISTS export_citizens (
     job_id text COLLATE "C" NOT NULL, nhs_number text COLLATE "C" NOT NULL, PRIMARY KEY (job_id, nhs_number));
 )sql"},
+    // 9: as the SQLite schema's 12, the national data opt-out, filled from the live Consents.
+    {R"sql(
+CREATE TABLE IF NOT EXISTS opt_outs (
+    type       text COLLATE "C" NOT NULL,
+    id         text COLLATE "C" NOT NULL,
+    nhs_number text COLLATE "C" NOT NULL,
+    PRIMARY KEY (type, id, nhs_number),
+    FOREIGN KEY (type, id) REFERENCES resources (type, id) DEFERRABLE INITIALLY DEFERRED
+);
+CREATE INDEX IF NOT EXISTS opt_outs_by_nhs_number ON opt_outs (nhs_number);
+)sql",
+     &record_opt_outs_of_live_consents},
 }};
 
 } // namespace

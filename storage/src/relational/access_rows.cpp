@@ -22,21 +22,28 @@ const std::string remove_objections_sql = "DELETE FROM objections WHERE type = ?
 const std::string insert_objection_sql =
     "INSERT OR IGNORE INTO objections (type, id, nhs_number) VALUES (?1, ?2, ?3)";
 
+const std::string has_opt_out_sql = "SELECT 1 FROM opt_outs WHERE type = ?1 AND id = ?2";
+
+const std::string remove_opt_outs_sql = "DELETE FROM opt_outs WHERE type = ?1 AND id = ?2";
+
+const std::string insert_opt_out_sql = "INSERT OR IGNORE INTO opt_outs (type, id, nhs_number) VALUES (?1, ?2, ?3)";
+
 const std::string insert_grant_sql =
     "INSERT INTO break_glass_grants (nhs_number, organisation, \"user\", reason, from_time, until_time, request_id, role) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 // A citizen's standing in one statement (one read of one snapshot, where four statements took four):
 // held; a relationship (an active link while it has no end, an ended one while the end is recent);
-// an objection; the latest break-glass grant still open for this user in this role (invariant 15).
-// ?1 NHS number, ?2 ODS code, ?3 recent_since, ?4 user, ?5 now, ?6 role.
+// an objection; the latest break-glass grant still open for this user in this role (invariant 15); the
+// national data opt-out. ?1 NHS number, ?2 ODS code, ?3 recent_since, ?4 user, ?5 now, ?6 role.
 const std::string standing_sql =
     "SELECT EXISTS (SELECT 1 FROM resources WHERE type = 'Patient' AND id = ?1 AND deleted = 0), "
     "EXISTS (SELECT 1 FROM organisation_links WHERE nhs_number = ?1 AND ods = ?2 "
     "AND ((active = 1 AND ended IS NULL) OR ended >= ?3)), "
     "EXISTS (SELECT 1 FROM objections WHERE nhs_number = ?1), "
     "(SELECT max(until_time) FROM break_glass_grants WHERE nhs_number = ?1 AND organisation = ?2 AND \"user\" = ?4 "
-    "AND role = ?6 AND until_time > ?5 AND from_time <= ?5)";
+    "AND role = ?6 AND until_time > ?5 AND from_time <= ?5), "
+    "EXISTS (SELECT 1 FROM opt_outs WHERE nhs_number = ?1)";
 
 // On PostgreSQL, with the database's access generation from the same snapshot (invariant 27).
 const std::string standing_and_generation_sql = standing_sql + ", (SELECT generation FROM access_generation)";
@@ -72,7 +79,13 @@ fhir::result<bool> relational_engine::same_access(const write_request& request, 
                             [&](statement& query) { query.bind(1, request.type).bind(2, request.id); });
     if (!objection)
         return std::move(objection).failure();
-    return *objection == wanted.objection;
+    if (*objection != wanted.objection)
+        return false;
+    auto opt_out = exists(db, has_opt_out_sql, "comparing opt-outs",
+                          [&](statement& query) { query.bind(1, request.type).bind(2, request.id); });
+    if (!opt_out)
+        return std::move(opt_out).failure();
+    return *opt_out == wanted.opt_out;
 }
 
 fhir::status relational_engine::write_access_rows(const write_request& request, bool deletion, bool live) {
@@ -84,6 +97,8 @@ fhir::status relational_engine::write_access_rows(const write_request& request, 
         if (auto removed = execute(db, remove_organisation_links_sql, "linking organisations", by_resource); !removed)
             return removed;
         if (auto removed = execute(db, remove_objections_sql, "recording an objection", by_resource); !removed)
+            return removed;
+        if (auto removed = execute(db, remove_opt_outs_sql, "recording an opt-out", by_resource); !removed)
             return removed;
     }
     if (deletion)
@@ -102,6 +117,12 @@ fhir::status relational_engine::write_access_rows(const write_request& request, 
     if (rows.objection)
         for (const auto& citizen : rows.citizens)
             if (auto inserted = execute(db, insert_objection_sql, "recording an objection",
+                                        [&](statement& insert) { by_resource(insert).bind(3, citizen); });
+                !inserted)
+                return inserted;
+    if (rows.opt_out)
+        for (const auto& citizen : rows.citizens)
+            if (auto inserted = execute(db, insert_opt_out_sql, "recording an opt-out",
                                         [&](statement& insert) { by_resource(insert).bind(3, citizen); });
                 !inserted)
                 return inserted;
@@ -178,8 +199,9 @@ fhir::result<citizen_standing> relational_engine::read_standing(std::string_view
         found.objection = query.integer(2) != 0;
         if (!query.is_null(3)) // max() over no rows is NULL
             found.break_glass_until = query.integer(3);
+        found.opted_out = query.integer(4) != 0;
         if (generation && on_postgresql())
-            *generation = static_cast<std::uint64_t>(query.integer(4));
+            *generation = static_cast<std::uint64_t>(query.integer(5));
         return found;
     });
 }

@@ -43,8 +43,8 @@
 //     i.e. written while there was no live version; later versions keep it. A version of a live
 //     resource is made only by its owner, or by a writer with `any_owner`, or by a writer with no
 //     ODS code at all (tools and tests); checked inside the write transaction (see 8).
-// 11. Every organisation_links and objections row belongs to a current, live version: replaced
-//     with each new version, removed with a deletion. Objections come
+// 11. Every organisation_links, objections and opt_outs row belongs to a current, live version:
+//     replaced with each new version, removed with a deletion. Objections and opt-outs come
 //     from Consents only. An organisation_links row names the organisation that wrote the version
 //     (its `writer`), unless the writer has `any_owner` (the ICS's integration services) or no ODS
 //     code (tools): a relationship comes from what the related organisation recorded, so a link a
@@ -318,6 +318,7 @@ struct access_rows {
     std::vector<std::string> citizens; ///< distinct, in order of first mention
     std::vector<organisation_link_row> links;
     bool objection = false;
+    bool opt_out = false;
 };
 
 inline access_rows access_rows_for(const write_request& request) {
@@ -336,6 +337,7 @@ inline access_rows access_rows_for(const write_request& request) {
             if (keeps_every_link || link.ods == request.writer)
                 rows.links.push_back({citizen, link.ods, link.kind, link.active, link.ended});
     rows.objection = request.type == "Consent" && request.access.objection && !rows.citizens.empty();
+    rows.opt_out = request.type == "Consent" && request.access.research_opt_out && !rows.citizens.empty();
     return rows;
 }
 

@@ -32,9 +32,10 @@ const std::string pointing_sql =
     "WHERE t.type = ?1 AND t.id = ?2";
 const std::string remove_version_sql = "DELETE FROM resource_versions WHERE seq = ?1";
 const std::string remove_grants_sql = "DELETE FROM break_glass_grants WHERE nhs_number = ?1";
-const std::array<std::string, 3> remove_resource_sql = {
+const std::array<std::string, 4> remove_resource_sql = {
     "DELETE FROM organisation_links WHERE type = ?1 AND id = ?2",
     "DELETE FROM objections WHERE type = ?1 AND id = ?2",
+    "DELETE FROM opt_outs WHERE type = ?1 AND id = ?2",
     "DELETE FROM resources WHERE type = ?1 AND id = ?2",
 };
 

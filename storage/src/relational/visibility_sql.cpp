@@ -94,6 +94,9 @@ public:
     std::string objection(const citizen& c) const {
         return "EXISTS (SELECT 1 FROM objections o WHERE o.nhs_number = " + c + ".nhs_number)";
     }
+    std::string opted_out(const citizen& c) const {
+        return "EXISTS (SELECT 1 FROM opt_outs p WHERE p.nhs_number = " + c + ".nhs_number)";
+    }
 
     bool may_point_at_items(const version&, std::optional<std::string_view> type) const {
         return !type || fhir::points_at_items(*type);

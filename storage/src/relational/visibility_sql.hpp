@@ -3,7 +3,7 @@
 // their traces (search pages, totals, includes, chains, _has, history, the access log's names,
 // conditional matching). The rule itself is storage/src/visibility_rule.hpp, written once; this file
 // renders it as SQL (each fact as a condition on the database: version_citizens, organisation_links,
-// break_glass_grants, objections, version_targets), as visibility_rule.cpp decides it in memory for
+// break_glass_grants, objections, opt_outs, version_targets), as visibility_rule.cpp decides it in memory for
 // one version. tests/gateway/visibility_matrix_test.cpp shows both for every caller, item and path.
 //
 // Design notes: what every predicate keeps

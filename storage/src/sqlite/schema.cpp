@@ -3,6 +3,7 @@
 #include "schema.hpp"
 
 #include "../relational/list_column.hpp"
+#include "../relational/opt_outs.hpp"
 #include "../relational/search_index.hpp"
 
 #include "fhir_model/resource.hpp"
@@ -90,7 +91,7 @@ BEGIN SELECT RAISE(ABORT, 'resource versions are immutable'); END;
                           doing);
 }
 
-const std::array<migration, 11> migrations = {{
+const std::array<migration, 12> migrations = {{
     {// 1: versioned resources, the current-version pointer, citizen links.
     R"sql(
 CREATE TABLE resource_versions (
@@ -512,6 +513,20 @@ CREATE TABLE IF NOT EXISTS export_files (
 CREATE TABLE IF NOT EXISTS export_citizens (
     job_id TEXT NOT NULL, nhs_number TEXT NOT NULL, PRIMARY KEY (job_id, nhs_number)) WITHOUT ROWID;
 )sql"},
+    // 12: the national data opt-out (relational/opt_outs.hpp), filled from the live Consents.
+    {R"sql(
+-- For the current live version of a Consent that records a citizen's opt-out from the use of their
+-- data for planning and research (scope research, provision deny): pseudonymised exports leave them out.
+CREATE TABLE IF NOT EXISTS opt_outs (
+    type       TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    nhs_number TEXT NOT NULL,
+    PRIMARY KEY (type, id, nhs_number),
+    FOREIGN KEY (type, id) REFERENCES resources (type, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS opt_outs_by_nhs_number ON opt_outs (nhs_number);
+)sql",
+     &record_opt_outs_of_live_consents},
 }};
 
 } // namespace
