@@ -31,7 +31,7 @@ struct runner::job_run {
     std::string type;
     std::string ndjson;
     std::int64_t lines = 0;
-    std::set<std::string> citizens; ///< an identifiable export's, for their access logs
+    std::set<std::string> citizens; ///< whose data the file holds (an identifiable export logs them)
 };
 
 runner::runner(storage::store& store, std::function<std::shared_ptr<const access::guard>()> current_guard,
@@ -149,10 +149,10 @@ void runner::run(const storage::export_job& job, const std::string& worker) {
         progress.cursor = to_text(state.cursor);
         if (state.lines > 0)
             progress.files.push_back({state.type, state.lines, std::move(state.ndjson)});
+        progress.citizens.assign(state.citizens.begin(), state.citizens.end());
         if (state.request.kind == access::export_kind::identifiable) {
-            progress.citizens.assign(state.citizens.begin(), state.citizens.end());
             progress.audit = logged;
-            progress.audit.time = access::now_micros();
+            progress.audit->time = access::now_micros();
         }
         if (finishing) {
             progress.finish = true;
@@ -244,8 +244,7 @@ void runner::run(const storage::export_job& job, const std::string& worker) {
             }
             state.ndjson += '\n';
             ++state.lines;
-            if (state.request.kind == access::export_kind::identifiable)
-                state.citizens.insert(version.citizens.begin(), version.citizens.end());
+            state.citizens.insert(version.citizens.begin(), version.citizens.end());
         }
         if (page->next)
             state.cursor.page = storage::encode_cursor(*page->next);

@@ -111,6 +111,8 @@ void write_audit_event(json_writer& out, const storage::audit_record& r, const t
     out.EndArray();
     if (!r.break_glass_reason.empty())
         text(out, "text", r.break_glass_reason);
+    else if (r.action == "export" && !r.nhs_number.empty()) // what a citizen reads in their access log
+        text(out, "text", "included in a population health export, for direct care");
     out.EndObject();
     out.EndArray();
     out.Key("agent");

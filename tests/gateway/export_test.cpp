@@ -167,6 +167,10 @@ TEST_CASE("identifiable export: an objector and a very restricted item never lea
           lines.at("Observation").end());
 
     CHECK(export_log_entries(f, tom) == 1); // a Patient, an Observation and a V item: one entry
+    // As the access log shows it (to a citizen, and here to information governance).
+    const http::response trail = f.call_as(ig_officer(), "GET", std::string("/AuditEvent?patient=") + tom);
+    REQUIRE(trail.status == 200);
+    CHECK(trail.body.find("included in a population health export, for direct care") != std::string::npos);
     CHECK(export_log_entries(f, opted_out) == 1);
     CHECK(export_log_entries(f, objector) == 0);
 }

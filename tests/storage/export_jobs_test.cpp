@@ -62,11 +62,12 @@ export_progress progress_of(const std::string& job, const std::string& worker, s
     progress.worker = worker;
     progress.lease_until = now_us() + 60'000'000;
     progress.cursor = std::move(cursor);
-    progress.audit.action = "export";
-    progress.audit.organisation = "QZZ";
-    progress.audit.user = "exporter";
-    progress.audit.outcome = "success";
-    progress.audit.time = now_us();
+    progress.audit.emplace();
+    progress.audit->action = "export";
+    progress.audit->organisation = "QZZ";
+    progress.audit->user = "exporter";
+    progress.audit->outcome = "success";
+    progress.audit->time = now_us();
     return progress;
 }
 
@@ -393,4 +394,45 @@ TEST_CASE("a database of the previous schema gains the export tables, and opt-ou
     auto standing = db->standing(nhs_a, "QZZ", "user", "role", 0, now_us());
     REQUIRE(standing.ok());
     CHECK(standing->opted_out);
+}
+
+TEST_CASE("erasing a citizen withdraws every export that holds them, running or finished; no access-log entry without an audit") {
+    store_fixture db;
+    must_write(*db, create_request("Patient", nhs_a, patient_json(nhs_a)));
+    must_write(*db, create_request("Patient", nhs_b, patient_json(nhs_b)));
+    for (const char* id : {"holds-a", "holds-b", "finished-with-a"})
+        must_create(*db, new_job(id));
+    const timestamp now = now_us();
+    for (int i = 0; i < 3; ++i)
+        REQUIRE(db->claim_export("worker", now, now + 60'000'000)->has_value());
+    auto save = [&](const std::string& job, const std::string& citizen, bool finish) {
+        auto progress = progress_of(job, "worker", "c");
+        progress.files.push_back({"Patient", 1, "{}\n"});
+        progress.citizens = {citizen};
+        progress.audit.reset(); // a pseudonymised export's: recorded, not logged
+        progress.finish = finish;
+        progress.finished = now_us();
+        progress.expires = progress.finished + 60'000'000;
+        REQUIRE(db->save_export_progress(progress).ok());
+    };
+    save("holds-a", nhs_a, false);
+    save("holds-b", nhs_b, false);
+    save("finished-with-a", nhs_a, true);
+    CHECK(access_log_entries(*db, nhs_a) == 0);
+
+    write_request erase = remove_request("Patient", nhs_a);
+    erase.erase_record = true;
+    must_write(*db, std::move(erase));
+    for (const char* id : {"holds-a", "finished-with-a"}) {
+        auto job = db->find_export(id);
+        REQUIRE(job.ok());
+        REQUIRE(job->has_value());
+        CHECK((*job)->status == export_status::failed);
+        CHECK((*job)->error.find("erased") != std::string::npos);
+        CHECK(db->export_files(id)->empty());
+    }
+    CHECK(db->find_export("holds-b")->value().status == export_status::in_progress);
+    CHECK(db->export_files("holds-b")->size() == 1);
+    auto late = progress_of("holds-a", "worker", "d"); // the running one stops at its next save
+    CHECK(db->save_export_progress(late).failure().kind == fhir::category::conflict);
 }

@@ -15,7 +15,8 @@
 //     reads exactly what was current at its transaction time however long it runs.
 //  4. A job's snapshot is the newest version committed when it was created, taken by the writer
 //     (no version can commit between the two), and its transaction time is that moment.
-//  5. Cancelling or expiring a job removes it, its files and its citizens' rows together.
+//  5. Cancelling or expiring a job removes it, its files and its citizens' rows together; erasing a
+//     citizen withdraws the files of every job that holds them (the job fails as withdrawn).
 #pragma once
 
 #include "storage/records.hpp"
@@ -68,10 +69,11 @@ struct export_progress {
     timestamp lease_until = 0;      ///< the lease, renewed
     std::vector<export_file> files; ///< may be empty: a renewal of the lease, or the end
     std::string cursor;             ///< the place after these files
-    /// Citizens whose data these files hold: each one not yet logged for this job gets `audit`, with
-    /// its NHS number, in the same transaction (an identifiable export's access-log entries).
+    /// Citizens whose data these files hold, recorded once per job (an erasure of one withdraws the
+    /// job's files: erasure.hpp). With `audit` given (an identifiable export), each one recorded
+    /// for the first time gets it, with its NHS number, in the same transaction: their access-log entry.
     std::vector<std::string> citizens;
-    audit_record audit;
+    std::optional<audit_record> audit;
     /// The job ends: completed (error empty) or failed (with error), expiring at `expires`.
     bool finish = false;
     std::string error;

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <set>
@@ -122,6 +123,27 @@ fhir::result<bool> erase_resource(connection& db, const resource_key& resource, 
     return whole;
 }
 
+
+/// Every export job whose files hold the citizen (export_citizens) loses its files and fails, saying
+/// why; a job still running finds it so at its next save (exports.hpp, invariant 2) and stops.
+fhir::status withdraw_exports(connection& db, std::string_view nhs_number) {
+    static const std::string jobs_of = "SELECT job_id FROM export_citizens WHERE nhs_number = ?1";
+    static const std::string files = "DELETE FROM export_files WHERE job_id IN (" + jobs_of + ")";
+    static const std::string fail =
+        "UPDATE export_jobs SET status = 'failed', worker = NULL, lease_until = NULL, finished = ?2, expires = ?2, "
+        "error = 'withdrawn: a record it held has been erased; export again' WHERE id IN (" + jobs_of + ")";
+    static const std::string citizens = "DELETE FROM export_citizens WHERE job_id IN (" + jobs_of + ")";
+    if (auto removed = run(db, files, nhs_number); !removed)
+        return removed;
+    const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    if (auto failed = execute(db, fail, erasing, [&](statement& use) { use.bind(1, nhs_number).bind(2, now); });
+        !failed)
+        return failed;
+    return run(db, citizens, nhs_number);
+}
+
 } // namespace
 
 fhir::status erase_citizen(connection& db, std::string_view nhs_number, const std::vector<resource_key>& record) {
@@ -155,6 +177,8 @@ fhir::status erase_citizen(connection& db, std::string_view nhs_number, const st
     }
     if (auto removed = run(db, remove_grants_sql, nhs_number); !removed)
         return removed;
+    if (auto withdrawn = withdraw_exports(db, nhs_number); !withdrawn)
+        return withdrawn;
     return execute(db, end_sql, erasing, [](statement&) {});
 }
 

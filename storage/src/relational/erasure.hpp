@@ -22,7 +22,8 @@ namespace caregate::storage::detail {
 ///  - a resource whose current version goes so (a deletion marker of an item of the record), whole:
 ///    its remaining versions, its current-version row and its links;
 ///  - every resource that points at a removed one (a Provenance of an item of the record), whole;
-///  - the citizen's break-glass grants, so that none opens the next registration.
+///  - the citizen's break-glass grants, so that none opens the next registration;
+///  - every export job's files that hold the citizen: the job fails as withdrawn (exports.hpp).
 /// `record` lists the resources of the record (type, id), the Patient included; more are found by
 /// the versions that name the citizen. Errors: fault or busy from SQLite (the caller's savepoint is
 /// then rolled back, and nothing is removed).

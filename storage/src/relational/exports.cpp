@@ -253,9 +253,9 @@ fhir::status relational_store::save_export_progress(export_progress progress) {
                 [](const statement&) { return true; });
             if (!fresh)
                 return std::move(fresh).failure();
-            if (!*fresh)
+            if (!*fresh || !progress.audit)
                 continue;
-            audit_record record = progress.audit;
+            audit_record record = *progress.audit;
             record.nhs_number = citizen;
             if (auto appended = engine.append_one(std::move(record)); !appended)
                 return std::move(appended).failure();
