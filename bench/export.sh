@@ -11,7 +11,7 @@
 #  - reads (a GP reading Patient/X, wrk, 16 connections) without an export, and then while exports
 #    run back to back: their p99 latency and rate, and the ratio of the two p99s.
 #
-#   bench/export.sh [--citizens N] [--seed S] [--mean-resources R] [--seconds S] [--in-place]
+#   bench/export.sh [--citizens N] [--seed S] [--mean-resources R] [--seconds S] [--connections N] [--in-place]
 #
 # See bench/README.md for what it measures and how to read it.
 set -euo pipefail
@@ -36,6 +36,7 @@ Usage: bench/export.sh [options]
   --seed S             the population's seed (default $seed)
   --mean-resources R   mean resources per citizen (default $mean_resources)
   --seconds S          how long each read measurement runs (default $seconds)
+  --connections N      the readers' connections (default $connections)
   --in-place           serve the cached database itself instead of a fresh copy (for a population too
                        large to copy; each export's job is cancelled afterwards, which deletes its files)
 
@@ -49,6 +50,7 @@ while [ $# -gt 0 ]; do
     --seed) seed=${2:?--seed needs S}; shift 2 ;;
     --mean-resources) mean_resources=${2:?--mean-resources needs R}; shift 2 ;;
     --seconds) seconds=${2:?--seconds needs S}; shift 2 ;;
+    --connections) connections=${2:?--connections needs N}; shift 2 ;;
     --in-place) in_place=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench/export.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -73,13 +75,13 @@ else
   cp --reflink=auto "$data/caregate.db" "$db"
 fi
 # The GP's citizens, for the reads.
-awk -F'\t' '$2 == "A81001" { print "Patient/" $1 }' "$data/targets.tsv" | head -n 2000 >"$run/read.paths"
+awk -F'\t' '$2 == "A81001" && n < 2000 { print "Patient/" $1; n++ }' "$data/targets.tsv" >"$run/read.paths"
 [ -s "$run/read.paths" ] || { echo "bench/export.sh: the population has no citizen of A81001" >&2; exit 1; }
 
 # 1. The reference: every current live version's JSON read straight from the file, one statement.
 echo "== reference: reading every current version's stored JSON with sqlite3"
 begun=$(date +%s%N)
-scanned=$(sqlite3 "file:$db?mode=ro" "SELECT length(v.json) FROM resources r JOIN resource_versions v ON v.seq = r.seq
+scanned=$(sqlite3 "file:$db?mode=ro" "SELECT v.json FROM resources r JOIN resource_versions v ON v.seq = r.seq
   WHERE r.deleted = 0 AND r.type <> 'AuditEvent'" | wc -l)
 scan_seconds=$(awk -v ns=$(($(date +%s%N) - begun)) 'BEGIN { printf "%.3f", ns / 1e9 }')
 scan_rate=$(awk -v n="$scanned" -v s="$scan_seconds" 'BEGIN { printf "%.0f", n / s }')
@@ -93,6 +95,7 @@ identifiable=$("$caregate" token --certs certs/dev --aud "$base" --org QZZ --rol
 pseudonymised=$("$caregate" token --certs certs/dev --aud "$base" --org QZZ --role analyst --user bench-platform --ttl 7200)
 
 peak_rss_mib() { awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$server/status"; }
+rss_at_start=$(peak_rss_mib)
 
 # export TOKEN -> "resources seconds" of one whole export, kick-off to manifest; the job is then
 # cancelled, which deletes its files.
@@ -110,6 +113,7 @@ export_once() {
   done
   took=$(awk -v ns=$(($(date +%s%N) - begun)) 'BEGIN { printf "%.3f", ns / 1e9 }')
   count=$(python3 -c 'import json, sys; print(sum(o["count"] for o in json.load(open(sys.argv[1]))["output"]))' "$run/manifest.json")
+  peak_rss_mib >"$run/export-rss" # the export's, before its files are deleted
   curl -s -o /dev/null -X DELETE -H "Authorization: Bearer $token" "$location"
   echo "$count $took"
 }
@@ -122,19 +126,21 @@ reads() {
 }
 value() { sed -E "s/.* $1=([^ ]+).*/\1/" <<<"$2"; }
 
-echo "== reads alone: $seconds s, $connections connections"
-reads 2 >/dev/null
-alone=$(reads "$seconds")
-echo "   $(value rps "$alone") req/s, p99 $(value p99_us "$alone") us"
-
+# The exports first, on a server that has served nothing else, so that its peak RSS is theirs.
 declare -A count took rate rss
 for kind in identifiable pseudonymised; do
   echo "== $kind export of the whole record"
   read -r count[$kind] took[$kind] < <(export_once "${!kind}")
   rate[$kind]=$(awk -v n="${count[$kind]}" -v s="${took[$kind]}" 'BEGIN { printf "%.0f", n / s }')
-  rss[$kind]=$(peak_rss_mib)
-  echo "   ${count[$kind]} resources in ${took[$kind]} s: ${rate[$kind]}/s; peak RSS ${rss[$kind]} MiB"
+  rss[$kind]=$(cat "$run/export-rss")
+  echo "   ${count[$kind]} resources in ${took[$kind]} s: ${rate[$kind]}/s; peak RSS ${rss[$kind]} MiB (after deleting its files: $(peak_rss_mib) MiB)"
 done
+rss[cancelled]=$(peak_rss_mib)
+
+echo "== reads alone: $seconds s, $connections connections"
+reads 2 >/dev/null
+alone=$(reads "$seconds")
+echo "   $(value rps "$alone") req/s, p99 $(value p99_us "$alone") us"
 
 echo "== reads while identifiable exports run back to back: $seconds s"
 (
@@ -150,7 +156,8 @@ echo "   $(value rps "$during") req/s, p99 $(value p99_us "$during") us"
 
 for result in "$alone" "$during"; do
   if [ "$(value non_2xx "$result")" != 0 ] || [ "$(value socket_errors "$result")" != 0 ]; then
-    echo "bench/export.sh: reads FAILED (non-2xx $(value non_2xx "$result"), socket errors $(value socket_errors "$result")): no figures" >&2
+    echo "bench/export.sh: reads FAILED (non-2xx $(value non_2xx "$result"), socket errors $(value socket_errors "$result")): no figures for reads;" \
+      "the server's log says what they were ($run/server.log)" >&2
     exit 1
   fi
 done
@@ -163,10 +170,12 @@ echo "caregate $commit, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(grep -m1 
 echo "population: $citizens citizens, $resources resources (seed $seed); reads: a GP, $connections connections, $seconds s"
 printf '%-44s %12s %10s %10s\n' measure 'value' 'vs ref' 'peak RSS'
 printf '%-44s %12s %10s %10s\n' 'reference: stored JSON read by sqlite3' "$scan_rate/s" 1.000 -
+printf '%-44s %12s %10s %10s\n' 'the server started, before any request' - - "$rss_at_start MiB"
 for kind in identifiable pseudonymised; do
   printf '%-44s %12s %10s %10s\n' "$kind export (resources/s)" "${rate[$kind]}/s" \
     "$(awk -v a="${rate[$kind]}" -v b="$scan_rate" 'BEGIN { printf "%.3f", a / b }')" "${rss[$kind]} MiB"
 done
+printf '%-44s %12s %10s %10s\n' 'both exports cancelled (their files deleted)' - - "${rss[cancelled]} MiB"
 printf '%-44s %12s %10s %10s\n' 'reads alone: p99' "$(awk -v u="$(value p99_us "$alone")" 'BEGIN { printf "%.2f ms", u / 1000 }')" 1.000 -
 printf '%-44s %12s %10s %10s\n' 'reads during exports: p99' "$(awk -v u="$(value p99_us "$during")" 'BEGIN { printf "%.2f ms", u / 1000 }')" \
   "$(awk -v a="$(value p99_us "$during")" -v b="$(value p99_us "$alone")" 'BEGIN { printf "%.3f", a / b }')" "${rss[during]} MiB"

@@ -52,7 +52,6 @@ struct export_file_summary {
     std::int64_t number = 0; ///< 1, 2, ... in the order written
     std::string type;        ///< the resource type of every line; "OperationOutcome" for an error file
     std::int64_t count = 0;  ///< lines
-    std::int64_t bytes = 0;
 };
 
 /// An output file to commit with a job's progress.

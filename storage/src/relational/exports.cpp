@@ -155,7 +155,8 @@ fhir::result<std::optional<export_job>> relational_store::find_export(std::strin
 fhir::result<std::vector<export_file_summary>> relational_store::export_files(std::string_view id) const {
     return impl_->with_reader<std::vector<export_file_summary>>(
         [&](connection& db) -> fhir::result<std::vector<export_file_summary>> {
-            static const std::string sql = "SELECT number, type, count, length(ndjson) FROM export_files "
+            // Not the files' lengths: length() reads a text value whole, a file of megabytes for each.
+            static const std::string sql = "SELECT number, type, count FROM export_files "
                                            "WHERE job_id = ?1 ORDER BY number";
             auto prepared = db.prepare(sql, exporting);
             if (!prepared)
@@ -165,7 +166,7 @@ fhir::result<std::vector<export_file_summary>> relational_store::export_files(st
             std::vector<export_file_summary> files;
             int rc;
             while ((rc = query.step()) == step_row)
-                files.push_back({query.integer(0), query.text(1), query.integer(2), query.integer(3)});
+                files.push_back({query.integer(0), query.text(1), query.integer(2)});
             if (rc != step_done)
                 return storage_failure(rc, exporting);
             return files;
