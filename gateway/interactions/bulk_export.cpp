@@ -391,6 +391,9 @@ void bulk_export_file(context& ctx, http::responder& done) {
     auto job = callers_job(ctx);
     if (!job)
         return done(http::error_response(job.failure()));
+    if (job->status != storage::export_status::completed) // a manifest names the files once it is
+        return done(http::error_response(
+            error::make(category::not_found, "not-found", "export " + job->id + " has no such file")));
     auto content = ctx.store.export_file_content(job->id, ctx.where.version_id);
     if (!content)
         return done(http::error_response(content.failure()));

@@ -15,8 +15,12 @@
 //     reads exactly what was current at its transaction time however long it runs.
 //  4. A job's snapshot is the newest version committed when it was created, taken by the writer
 //     (no version can commit between the two), and its transaction time is that moment.
-//  5. Cancelling or expiring a job removes it, its files and its citizens' rows together; erasing a
-//     citizen withdraws the files of every job that holds them (the job fails as withdrawn).
+//  5. Cancelling or expiring a job removes it and its citizens' rows together, and from then on none
+//     of its files is found (every way to a file goes through its job); the files' bytes are then
+//     deleted a few at a time, each step its own transaction (a gigabyte deleted at once held as many
+//     pages), and whatever a crash left is deleted by the next removal of expired jobs. Erasing a
+//     citizen withdraws every job that holds them: the job fails as withdrawn and its files are
+//     deleted in the erasure's own transaction.
 #pragma once
 
 #include "storage/records.hpp"

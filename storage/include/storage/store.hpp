@@ -184,7 +184,7 @@ public:
     virtual fhir::result<std::optional<export_job>> find_export(std::string_view id) const = 0;
     /// A job's files, in the order written.
     virtual fhir::result<std::vector<export_file_summary>> export_files(std::string_view id) const = 0;
-    /// One file's lines; nullopt when the job or the file is not there.
+    /// One file's lines; nullopt when the job or the file is not there (a removed job's files are not).
     virtual fhir::result<std::optional<std::string>> export_file_content(std::string_view id,
                                                                          std::int64_t number) const = 0;
     /// Takes the oldest unfinished job whose lease is free or ran out at `now`, for `worker` until
@@ -196,7 +196,8 @@ public:
     virtual fhir::status save_export_progress(export_progress progress) = 0;
     /// Gives a job's lease back (a worker stopping), so that the next claim takes it at once.
     virtual fhir::status release_export(std::string job_id, std::string worker) = 0;
-    /// Removes a job, its files and its citizens' rows (invariant 5). `done` gets whether there was one.
+    /// Removes a job and its citizens' rows, and then its files (invariant 5). `done` gets whether
+    /// there was one.
     virtual void cancel_export(std::string id, std::function<void(fhir::result<bool>)> done) = 0;
     /// Removes every finished job whose expiry is at or before `now`; how many it removed.
     virtual fhir::result<std::int64_t> remove_expired_exports(timestamp now) = 0;

@@ -566,6 +566,9 @@ struct relational_engine final : write_transaction {
     /// export jobs' changes whose callers wait (exports.cpp). Errors: work's, or the group's.
     template <class T, class Work>
     fhir::result<T> export_change(Work&& work);
+    /// Queues the deletion of the files of removed export jobs, a few a transaction, each step
+    /// queueing the next while there are more (exports.hpp, invariant 5). Never waits.
+    void purge_export_files();
 };
 
 template <class T, class Use>

@@ -61,17 +61,31 @@ fhir::result<std::optional<export_job>> load_job(connection& db, std::string_vie
         db, sql, exporting, [&](statement& q) { q.bind(1, id); }, job_from);
 }
 
-/// Removes a job's rows (invariant 5); whether there was a job.
+/// Removes a job and its citizens' rows (invariant 5); whether there was a job. Its files, which
+/// nothing reaches without the job, go a few at a time afterwards (purge_export_files).
 fhir::result<bool> remove_job(connection& db, std::string_view id) {
-    static const std::string files = "DELETE FROM export_files WHERE job_id = ?1";
     static const std::string citizens = "DELETE FROM export_citizens WHERE job_id = ?1";
     static const std::string job = "DELETE FROM export_jobs WHERE id = ?1";
-    for (const std::string* sql : {&files, &citizens})
-        if (auto removed = execute(db, *sql, exporting, [&](statement& q) { q.bind(1, id); }); !removed)
-            return std::move(removed).failure();
+    if (auto removed = execute(db, citizens, exporting, [&](statement& q) { q.bind(1, id); }); !removed)
+        return std::move(removed).failure();
     if (auto removed = execute(db, job, exporting, [&](statement& q) { q.bind(1, id); }); !removed)
         return std::move(removed).failure();
     return db.changes() > 0;
+}
+
+/// Files deleted in one transaction: a few of about 4 MiB each, so that deleting a large export
+/// (SQLite zeroes what it deletes where it is built with SECURE_DELETE, as Debian's is) holds a
+/// bounded number of pages, and other groups commit between the steps.
+constexpr std::int64_t files_purged_at_once = 8;
+
+/// Deletes up to files_purged_at_once files of jobs that are gone; how many it deleted.
+fhir::result<std::int64_t> purge_files_step(connection& db) {
+    static const std::string purge =
+        "DELETE FROM export_files WHERE (job_id, number) IN (SELECT f.job_id, f.number FROM export_files f "
+        "WHERE NOT EXISTS (SELECT 1 FROM export_jobs j WHERE j.id = f.job_id) LIMIT ?1)";
+    if (auto purged = execute(db, purge, exporting, [](statement& q) { q.bind(1, files_purged_at_once); }); !purged)
+        return std::move(purged).failure();
+    return db.changes();
 }
 
 } // namespace
@@ -94,6 +108,22 @@ fhir::result<T> relational_engine::export_change(Work&& work) {
     if (auto done = status.get(); !done)
         return std::move(done).failure();
     return std::move(*value);
+}
+
+void relational_engine::purge_export_files() {
+    auto purged = std::make_shared<std::int64_t>(0);
+    enqueue(queued_export{[purged](relational_engine&, connection& db) -> fhir::status {
+                              auto step = purge_files_step(db);
+                              if (!step)
+                                  return std::move(step).failure();
+                              *purged = *step;
+                              return {};
+                          },
+                          [this, purged](fhir::status status) {
+                              // On the writer's thread: the next step is queued, never waited for.
+                              if (status.ok() && *purged == files_purged_at_once)
+                                  purge_export_files();
+                          }});
 }
 
 fhir::result<std::optional<std::int64_t>> sqlite_engine::oldest_unfinished_export_snapshot(connection& db) {
@@ -156,8 +186,8 @@ fhir::result<std::vector<export_file_summary>> relational_store::export_files(st
     return impl_->with_reader<std::vector<export_file_summary>>(
         [&](connection& db) -> fhir::result<std::vector<export_file_summary>> {
             // Not the files' lengths: length() reads a text value whole, a file of megabytes for each.
-            static const std::string sql = "SELECT number, type, count FROM export_files "
-                                           "WHERE job_id = ?1 ORDER BY number";
+            static const std::string sql = "SELECT f.number, f.type, f.count FROM export_files f "
+                                           "JOIN export_jobs j ON j.id = f.job_id WHERE f.job_id = ?1 ORDER BY f.number";
             auto prepared = db.prepare(sql, exporting);
             if (!prepared)
                 return std::move(prepared).failure();
@@ -176,7 +206,8 @@ fhir::result<std::vector<export_file_summary>> relational_store::export_files(st
 fhir::result<std::optional<std::string>> relational_store::export_file_content(std::string_view id,
                                                                                std::int64_t number) const {
     return impl_->with_reader<std::optional<std::string>>([&](connection& db) {
-        static const std::string sql = "SELECT ndjson FROM export_files WHERE job_id = ?1 AND number = ?2";
+        static const std::string sql = "SELECT f.ndjson FROM export_files f JOIN export_jobs j ON j.id = f.job_id "
+                                       "WHERE f.job_id = ?1 AND f.number = ?2";
         return query_one<std::string>(
             db, sql, exporting, [&](statement& q) { q.bind(1, id).bind(2, number); },
             [](const statement& row) { return row.blob(0); });
@@ -297,6 +328,7 @@ fhir::status relational_store::release_export(std::string job_id, std::string wo
 
 void relational_store::cancel_export(std::string id, std::function<void(fhir::result<bool>)> done) {
     auto found = std::make_shared<bool>(false);
+    relational_engine* engine = impl_.get();
     impl_->enqueue(queued_export{
         [id = std::move(id), found](relational_engine&, connection& db) -> fhir::status {
             auto removed = remove_job(db, id);
@@ -305,15 +337,19 @@ void relational_store::cancel_export(std::string id, std::function<void(fhir::re
             *found = *removed;
             return {};
         },
-        [found, done = std::move(done)](fhir::status status) {
+        [engine, found, done = std::move(done)](fhir::status status) {
             if (!status)
                 return done(std::move(status).failure());
+            if (*found)
+                engine->purge_export_files();
             done(*found);
         }});
 }
 
 fhir::result<std::int64_t> relational_store::remove_expired_exports(timestamp now) {
-    return impl_->export_change<std::int64_t>(
+    // Also the files left by a removal a crash interrupted (the job gone, its files not yet).
+    impl_->purge_export_files();
+    auto removed = impl_->export_change<std::int64_t>(
         [&](relational_engine&, connection& db) -> fhir::result<std::int64_t> {
             static const std::string expired = "SELECT id FROM export_jobs WHERE expires IS NOT NULL AND expires <= ?1";
             std::vector<std::string> ids;
@@ -334,6 +370,9 @@ fhir::result<std::int64_t> relational_store::remove_expired_exports(timestamp no
                     return std::move(removed).failure();
             return static_cast<std::int64_t>(ids.size());
         });
+    if (removed && *removed > 0)
+        impl_->purge_export_files();
+    return removed;
 }
 
 } // namespace caregate::storage
