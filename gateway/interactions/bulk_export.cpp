@@ -249,32 +249,23 @@ std::string manifest(const context& ctx, const storage::export_job& job, const e
     text("request", request.request_url);
     out.Key("requiresAccessToken");
     out.Bool(true);
-    out.Key("output");
-    out.StartArray();
-    for (const auto& file : files) {
-        if (file.type == "OperationOutcome")
-            continue;
-        out.StartObject();
-        text("type", file.type);
-        text("url", ctx.config.base_url + "/" + std::string(file_path) + "/" + job.id + "/" + std::to_string(file.number));
-        out.Key("count");
-        out.Int64(file.count);
-        out.EndObject();
+    // `output` lists the files of resources, `error` those of OperationOutcomes.
+    for (const bool errors : {false, true}) {
+        out.Key(errors ? "error" : "output");
+        out.StartArray();
+        for (const auto& file : files) {
+            if ((file.type == "OperationOutcome") != errors)
+                continue;
+            out.StartObject();
+            text("type", file.type);
+            text("url", ctx.config.base_url + "/" + std::string(file_path) + "/" + job.id + "/" +
+                            std::to_string(file.number));
+            out.Key("count");
+            out.Int64(file.count);
+            out.EndObject();
+        }
+        out.EndArray();
     }
-    out.EndArray();
-    out.Key("error");
-    out.StartArray();
-    for (const auto& file : files) {
-        if (file.type != "OperationOutcome")
-            continue;
-        out.StartObject();
-        text("type", file.type);
-        text("url", ctx.config.base_url + "/" + std::string(file_path) + "/" + job.id + "/" + std::to_string(file.number));
-        out.Key("count");
-        out.Int64(file.count);
-        out.EndObject();
-    }
-    out.EndArray();
     out.EndObject();
     return buffer.GetString();
 }
