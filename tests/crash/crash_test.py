@@ -57,8 +57,11 @@ def observation(marker, id_=None):
 
 
 class Server:
-    def __init__(self, caregate, db, log):
-        self.caregate, self.db, self.log = caregate, db, log
+    """`caregate serve --plain` on a free loopback port (the same one after each restart), its output
+    in `log`; `extra` are more options of serve. tests/crash/export_crash_test.py uses it too."""
+
+    def __init__(self, caregate, db, log, extra=()):
+        self.caregate, self.db, self.log, self.extra = caregate, db, log, list(extra)
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}/fhir"
         self.process = None
@@ -67,7 +70,7 @@ class Server:
         self.process = subprocess.Popen(
             [self.caregate, "serve", "--plain", "--listen", f"127.0.0.1:{self.port}", "--base-url", self.base,
              "--db", self.db, "--certs", "certs/dev", "--patient-listen", "none",
-             "--admin-listen", "none"],
+             "--admin-listen", "none"] + self.extra,
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
         while time.time() < deadline:

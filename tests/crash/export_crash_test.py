@@ -19,7 +19,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,48 +26,7 @@ import threading
 import time
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Server:
-    def __init__(self, caregate, db, log):
-        self.caregate, self.db, self.log = caregate, db, log
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}/fhir"
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [self.caregate, "serve", "--plain", "--listen", f"127.0.0.1:{self.port}", "--base-url", self.base,
-             "--db", self.db, "--certs", "certs/dev", "--patient-listen", "none", "--admin-listen", "none",
-             "--export-file-bytes", "4096"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"caregate serve stopped at start (exit {self.process.returncode})")
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                c.request("GET", "/fhir/metadata")
-                if c.getresponse().status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("caregate serve did not start")
-
-    def kill(self):
-        self.process.kill()
-        self.process.wait()
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait()
+from crash_test import Server  # noqa: E402  (the same directory: `caregate serve --plain`, restartable)
 
 
 def call(port, token, method, path, body=None, headers=None):
@@ -124,7 +82,8 @@ def main():
                 expected.add(resource["id"])
 
     log = open(os.path.join(work, "server.log"), "ab")
-    server = Server(args.caregate, db, log)
+    # Small output files make the job commit often, so that a kill lands between commits.
+    server = Server(args.caregate, db, log, extra=["--export-file-bytes", "4096"])
     token = subprocess.run([args.caregate, "token", "--certs", "certs/dev", "--aud", server.base, "--org", "QZZ",
                             "--role", "system", "--user", "export-crash-test", "--ttl", "7200"],
                            check=True, capture_output=True, text=True).stdout.strip()
