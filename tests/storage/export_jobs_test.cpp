@@ -6,6 +6,7 @@
 #include "storage/search.hpp"
 
 #include <chrono>
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -83,14 +84,46 @@ std::int64_t access_log_entries(store& db, const std::string& nhs) {
     return found;
 }
 
-/// The files left in the database once the writer's purge has had time to run (a few seconds at most).
-std::int64_t files_left_after_purge(store_fixture& db) {
+/// Export files' bytes kept, counted where the store keeps them: on SQLite the database beside the
+/// store's file, on PostgreSQL a table of the store's database.
+std::int64_t bytes_kept(const store_fixture& db) {
+    if (db.scratch)
+        return db.count("SELECT count(*) FROM export_file_bytes");
+    const std::string path = db.options.path + "-export-files";
+    if (!std::filesystem::exists(path))
+        return 0;
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    REQUIRE(sqlite3_prepare_v2(raw, "SELECT count(*) FROM export_file_bytes", -1, &stmt, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+    const std::int64_t kept = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close_v2(raw);
+    return kept;
+}
+
+/// Runs SQL where the store keeps export files' bytes, through a connection of the test's own.
+void tamper_with_bytes(const store_fixture& db, const std::string& sql) {
+    if (db.scratch) {
+        REQUIRE(db.execute(sql) == SQLITE_OK);
+        return;
+    }
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open_v2((db.options.path + "-export-files").c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr) ==
+            SQLITE_OK);
+    REQUIRE(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close_v2(raw);
+}
+
+/// The bytes kept once the sweep has had time to run (a few seconds at most) down to `expected`.
+std::int64_t bytes_kept_after_sweep(const store_fixture& db, std::int64_t expected = 0) {
     for (int i = 0; i < 500; ++i) {
-        if (db.count("SELECT count(*) FROM export_files") == 0)
-            return 0;
+        if (bytes_kept(db) == expected)
+            return expected;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    return db.count("SELECT count(*) FROM export_files");
+    return bytes_kept(db);
 }
 
 fhir::search_query parse(const std::string& type) {
@@ -160,6 +193,57 @@ TEST_CASE("a job is leased to one worker at a time; a lapsed lease passes on and
     auto again = db->claim_export("worker-c", now, now + 60'000'000);
     REQUIRE(again.ok());
     CHECK(again->has_value());
+    // The refused save's bytes, stored before it was refused, are gone with the next claim.
+    CHECK(bytes_kept(db) == 0);
+}
+
+TEST_CASE("bytes stored whose file never committed are deleted at the job's next claim, and after it ends") {
+    store_fixture db;
+    must_create(*db, new_job("job-1"));
+    const timestamp now = now_us();
+    REQUIRE(db->claim_export("worker-a", now, now + 60'000'000).ok());
+    auto saved = progress_of("job-1", "worker-a", "cursor-1");
+    saved.files.push_back({"Patient", 1, "{\"kept\":1}\n"});
+    REQUIRE(db->save_export_progress(saved).ok());
+    // As a crash leaves them: bytes stored, their file's row never committed.
+    tamper_with_bytes(db, "INSERT INTO export_file_bytes (job_id, ndjson) VALUES ('job-1', '{\"lost\":1}\n')");
+    CHECK(bytes_kept(db) == 2);
+    db.reopen();
+    // The restarted server's claim (the lease has lapsed) deletes them, and keeps the committed file.
+    auto claimed = db->claim_export("worker-b", now + 61'000'000, now + 120'000'000);
+    REQUIRE(claimed.ok());
+    REQUIRE(claimed->has_value());
+    CHECK(bytes_kept(db) == 1);
+    CHECK(db->export_file_content("job-1", 1).value() == std::optional<std::string>("{\"kept\":1}\n"));
+
+    // Once it has ended, whatever is left unreferenced goes too, and its own file stays.
+    tamper_with_bytes(db, "INSERT INTO export_file_bytes (job_id, ndjson) VALUES ('job-1', '{\"late\":1}\n')");
+    auto end = progress_of("job-1", "worker-b", "cursor-1");
+    end.finish = true;
+    end.finished = now_us();
+    end.expires = end.finished + 60'000'000;
+    REQUIRE(db->save_export_progress(end).ok());
+    CHECK(bytes_kept_after_sweep(db, 1) == 1);
+    CHECK(db->export_file_content("job-1", 1).value() == std::optional<std::string>("{\"kept\":1}\n"));
+}
+
+TEST_CASE("a file's row reaches only bytes stored for its own job") {
+    store_fixture db;
+    must_create(*db, new_job("job-1"));
+    must_create(*db, new_job("job-2"));
+    const timestamp now = now_us();
+    REQUIRE(db->claim_export("worker", now, now + 60'000'000).ok());
+    auto saved = progress_of("job-1", "worker", "cursor-1");
+    saved.files.push_back({"Patient", 1, "{\"secret\":1}\n"});
+    REQUIRE(db->save_export_progress(saved).ok());
+    const std::string content = db.rows("SELECT content FROM export_files WHERE job_id = 'job-1'").at(0).at(0);
+    // A row of job-2 pointing at job-1's bytes (a database restored beside newer bytes, a tamperer).
+    REQUIRE(db.execute("INSERT INTO export_files (job_id, number, type, count, content) VALUES ('job-2', 1, "
+                       "'Patient', 1, " + content + ")") == SQLITE_OK);
+    auto found = db->export_file_content("job-2", 1);
+    REQUIRE(found.ok());
+    CHECK_FALSE(found->has_value());
+    CHECK(db->export_file_content("job-1", 1).value().has_value());
 }
 
 TEST_CASE("progress commits its files, its cursor and each citizen's access-log entry once per job") {
@@ -226,7 +310,7 @@ TEST_CASE("progress commits its files, its cursor and each citizen's access-log 
     CHECK_FALSE(db->find_export("job-1")->has_value());
     CHECK_FALSE(db->export_file_content("job-1", 1)->has_value()); // at once, whatever the purge has done
     CHECK(db->export_files("job-1")->empty());
-    CHECK(files_left_after_purge(db) == 0);
+    CHECK(bytes_kept_after_sweep(db) == 0);
     CHECK(db.count("SELECT count(*) FROM export_citizens") == 0);
     CHECK(db->find_export("job-2")->has_value());
 }
@@ -250,7 +334,7 @@ TEST_CASE("a failed save keeps nothing of itself, and a cancelled job takes no m
     auto refused = db->save_export_progress(late);
     REQUIRE_FALSE(refused.ok());
     CHECK(refused.failure().kind == fhir::category::conflict);
-    CHECK(files_left_after_purge(db) == 0);
+    CHECK(bytes_kept_after_sweep(db) == 0);
     CHECK(db.count("SELECT count(*) FROM export_jobs") == 0);
     CHECK(access_log_entries(*db, nhs_a) == 0);
 }
@@ -396,10 +480,11 @@ TEST_CASE("a database of the previous schema gains the export tables, and opt-ou
 
     // SQLite schema 10, PostgreSQL schema 7: what the previous release made.
     REQUIRE(db.execute("DROP TABLE opt_outs; DROP TABLE export_jobs; DROP TABLE export_files; DROP TABLE export_citizens; " +
+                       std::string(db.scratch ? "DROP TABLE export_file_bytes; " : "") +
                        std::string(db.scratch ? "UPDATE caregate_schema SET version = 7" : "PRAGMA user_version = 10")) ==
             SQLITE_OK);
     db.reopen();
-    CHECK(db.count(db.scratch ? "SELECT version FROM caregate_schema" : "PRAGMA user_version") == (db.scratch ? 9 : 12));
+    CHECK(db.count(db.scratch ? "SELECT version FROM caregate_schema" : "PRAGMA user_version") == (db.scratch ? newest_postgresql_schema : newest_sqlite_schema));
     CHECK(db.rows("SELECT type, id, nhs_number FROM opt_outs") ==
           std::vector<std::vector<std::string>>{{"Consent", "opt-out", nhs_a}});
     CHECK(db.count("SELECT count(*) FROM export_jobs") == 0);
@@ -407,6 +492,44 @@ TEST_CASE("a database of the previous schema gains the export tables, and opt-ou
     auto standing = db->standing(nhs_a, "QZZ", "user", "role", 0, now_us());
     REQUIRE(standing.ok());
     CHECK(standing->opted_out);
+}
+
+TEST_CASE("an upgrade that moves export files' bytes apart fails the jobs made before it, saying why") {
+    store_fixture db;
+    must_create(*db, new_job("running"));
+    must_create(*db, new_job("done"));
+    db.close();
+    // SQLite schema 12, PostgreSQL schema 9: files kept their bytes in their own rows.
+    const std::string previous =
+        db.scratch ? "DROP TABLE export_files; DROP TABLE export_file_bytes; CREATE TABLE export_files (job_id text "
+                     "NOT NULL, number bigint NOT NULL, type text NOT NULL, count bigint NOT NULL, ndjson text NOT "
+                     "NULL, PRIMARY KEY (job_id, number)); UPDATE caregate_schema SET version = 9; "
+                   : "DROP TABLE export_files; CREATE TABLE export_files (job_id TEXT NOT NULL, number INTEGER NOT "
+                     "NULL, type TEXT NOT NULL, count INTEGER NOT NULL, ndjson BLOB NOT NULL, PRIMARY KEY (job_id, "
+                     "number)); PRAGMA user_version = 12; ";
+    REQUIRE(db.execute(previous + "UPDATE export_jobs SET status = 'completed', finished = 1, expires = 9000000000000000 "
+                                  "WHERE id = 'done'; INSERT INTO export_files VALUES ('done', 1, 'Patient', 1, '{}');") ==
+            SQLITE_OK);
+    db.reopen();
+    CHECK(db.count(db.scratch ? "SELECT version FROM caregate_schema" : "PRAGMA user_version") == (db.scratch ? newest_postgresql_schema : newest_sqlite_schema));
+    for (const char* id : {"running", "done"}) {
+        auto job = db->find_export(id);
+        REQUIRE(job.ok());
+        REQUIRE(job->has_value());
+        CHECK((*job)->status == export_status::failed);
+        CHECK((*job)->error.find("upgrade") != std::string::npos);
+        CHECK(db->export_files(id)->empty());
+    }
+    auto removed = db->remove_expired_exports(now_us());
+    REQUIRE(removed.ok());
+    CHECK(*removed == 2); // expired at the upgrade
+    must_create(*db, new_job("after"));
+    const timestamp now = now_us();
+    REQUIRE(db->claim_export("worker", now, now + 60'000'000).value().has_value());
+    auto saved = progress_of("after", "worker", "cursor-1");
+    saved.files.push_back({"Patient", 1, "{}\n"});
+    REQUIRE(db->save_export_progress(saved).ok());
+    CHECK(db->export_file_content("after", 1).value() == std::optional<std::string>("{}\n"));
 }
 
 TEST_CASE("erasing a citizen withdraws every export that holds them, running or finished; no access-log entry without an audit") {
@@ -446,6 +569,7 @@ TEST_CASE("erasing a citizen withdraws every export that holds them, running or 
     }
     CHECK(db->find_export("holds-b")->value().status == export_status::in_progress);
     CHECK(db->export_files("holds-b")->size() == 1);
+    CHECK(bytes_kept_after_sweep(db, 1) == 1); // the withdrawn jobs' bytes go once the erasure commits
     auto late = progress_of("holds-a", "worker", "d"); // the running one stops at its next save
     CHECK(db->save_export_progress(late).failure().kind == fhir::category::conflict);
 }

@@ -464,7 +464,7 @@ TEST_CASE("a PostgreSQL database of schema 5 loses the search tables' rowid inde
 
     db.options.snapshot_lifetime = std::chrono::seconds(0);
     db.reopen();
-    CHECK(db.count("SELECT version FROM caregate_schema") == 9);
+    CHECK(db.count("SELECT version FROM caregate_schema") == newest_postgresql_schema);
     CHECK(db.count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'search_%_by_rowid'") == 0);
     REQUIRE(all_closed_rows(db) > 0);
     must_write(*db, create_request("Basic", "b-1", R"({"resourceType":"Basic","code":{"text":"x"}})"));
@@ -519,7 +519,7 @@ TEST_CASE("a database of the previous schema loses two indexes, the union rows a
 
     db.reopen();
     CHECK(db.count(db.scratch ? "SELECT version FROM caregate_schema" : "PRAGMA user_version") ==
-          (db.scratch ? 9 : 12));
+          (db.scratch ? newest_postgresql_schema : newest_sqlite_schema));
     CHECK(db.count(counted) == 0);
     CHECK(db.count(union_rows) == 0);
     CHECK(db.count(links_table) == 0);
@@ -603,7 +603,7 @@ PRAGMA user_version = 3;
                      "'version_citizens')") == 0);
 
     db.reopen(); // migration 4, then 5
-    CHECK(db.count("PRAGMA user_version") == 12);
+    CHECK(db.count("PRAGMA user_version") == newest_sqlite_schema);
     CHECK(rows_per_seq(db, "until_seq IS NULL") == open_rows); // the current live versions' rows, open
     CHECK(all_closed_rows(db) == 0);                            // superseded versions' rows were never kept
     CHECK(db.count("SELECT count(*) FROM search_token WHERE code = 'x'") == 0);
@@ -721,7 +721,7 @@ TEST_CASE("migration 5 adds the :of-type rows of the current live versions to a 
                        undo_migrations_8_and_9 + "PRAGMA user_version = 4;") == SQLITE_OK);
 
     db.reopen();
-    CHECK(db.count("PRAGMA user_version") == 12);
+    CHECK(db.count("PRAGMA user_version") == newest_sqlite_schema);
     CHECK(db.rows("SELECT seq, system, code, text FROM search_token WHERE param LIKE '%:of-type' "
                   "AND until_seq IS NULL ORDER BY seq, rowid") == open_of_type);
     CHECK(db.count("SELECT count(*) FROM search_token WHERE param LIKE '%:of-type' AND until_seq IS NOT NULL") == 0);

@@ -4,9 +4,12 @@
 // opaque text and its place as an opaque cursor, and guarantees what makes a job survive a restart.
 //
 // Invariants (tests/storage/export_jobs_test.cpp proves them on both engines):
-//  1. A job's files, its cursor, its count of lines and the access-log records of the citizens its
-//     files hold first commit together or not at all (save_export_progress), so a job resumed from
-//     its cursor after a crash writes every line exactly once.
+//  1. A job's files are stored first, each file's bytes committed on its own apart from the writer's
+//     transactions (so that megabytes never hold the one writer); then the files' rows, which
+//     reference those bytes, its cursor, its count of lines and the access-log records of the
+//     citizens its files hold commit together or not at all (save_export_progress). So a job resumed
+//     from its cursor after a crash writes every line exactly once, and bytes whose rows never
+//     committed are reached by nothing: they are deleted at the job's next claim, or once it ends.
 //  2. Progress is saved only by the worker holding the job's lease, while the job is unfinished and
 //     not cancelled: a cancelled job, or one whose lease another worker has taken over, refuses it
 //     (conflict) and nothing of it is kept.
@@ -15,12 +18,12 @@
 //     reads exactly what was current at its transaction time however long it runs.
 //  4. A job's snapshot is the newest version committed when it was created, taken by the writer
 //     (no version can commit between the two), and its transaction time is that moment.
-//  5. Cancelling or expiring a job removes it and its citizens' rows together, and from then on none
-//     of its files is found (every way to a file goes through its job); the files' bytes are then
-//     deleted a few at a time, each step its own transaction (a gigabyte deleted at once held as many
-//     pages), and whatever a crash left is deleted by the next removal of expired jobs. Erasing a
-//     citizen withdraws every job that holds them: the job fails as withdrawn and its files are
-//     deleted in the erasure's own transaction.
+//  5. Cancelling or expiring a job removes it, its files' rows and its citizens' rows together, and
+//     from then on none of its files is found (every way to a file goes through its job and its
+//     rows); the files' bytes are then deleted on a thread of their own, a few at a time, each step
+//     its own transaction, and whatever a crash left is deleted by the next removal of expired jobs.
+//     Erasing a citizen withdraws every job that holds them: the job fails as withdrawn and its
+//     files' rows are deleted in the erasure's own transaction, their bytes right after it commits.
 #pragma once
 
 #include "storage/records.hpp"

@@ -20,7 +20,7 @@ struct migration {
     fhir::status (*fill)(connection& db) = nullptr;
 };
 
-const std::array<migration, 9> migrations = {{
+const std::array<migration, 10> migrations = {{
     // 1: everything the SQLite schema holds at its version 9, in PostgreSQL's terms.
     {R"sql(
 CREATE FUNCTION instr(text, text) RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -339,6 +339,25 @@ CREATE TABLE IF NOT EXISTS opt_outs (
 CREATE INDEX IF NOT EXISTS opt_outs_by_nhs_number ON opt_outs (nhs_number);
 )sql",
      &record_opt_outs_of_live_consents},
+    // 10: as the SQLite schema's 13, an export file's bytes in a table of their own, written on
+    // connections other than the writer's (relational/export_file_bytes.hpp).
+    {R"sql(
+UPDATE export_jobs SET status = 'failed', worker = NULL, lease_until = NULL,
+    finished = coalesce(finished, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint),
+    expires = (extract(epoch FROM clock_timestamp()) * 1000000)::bigint,
+    error = CASE WHEN status = 'failed' THEN error
+                 ELSE 'made before an upgrade of caregate that moved export files; export again' END;
+DROP TABLE export_files;
+CREATE TABLE export_files (
+    job_id text COLLATE "C" NOT NULL, number bigint NOT NULL, type text NOT NULL, count bigint NOT NULL,
+    content bigint NOT NULL, PRIMARY KEY (job_id, number));
+CREATE TABLE IF NOT EXISTS export_file_bytes (
+    id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id text COLLATE "C" NOT NULL,
+    ndjson text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS export_file_bytes_by_job ON export_file_bytes (job_id);
+)sql"},
 }};
 
 } // namespace

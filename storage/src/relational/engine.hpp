@@ -170,6 +170,7 @@
 
 #include "../write_rules.hpp"
 
+#include "export_file_bytes.hpp"
 #include "list_column.hpp"
 #include "read_batches.hpp"
 #include "../sqlite/sqlite.hpp"
@@ -566,9 +567,21 @@ struct relational_engine final : write_transaction {
     /// export jobs' changes whose callers wait (exports.cpp). Errors: work's, or the group's.
     template <class T, class Work>
     fhir::result<T> export_change(Work&& work);
-    /// Queues the deletion of the files of removed export jobs, a few a transaction, each step
-    /// queueing the next while there are more (exports.hpp, invariant 5). Never waits.
-    void purge_export_files();
+
+    // Export files' bytes, apart from the writer's transactions (export_file_bytes.hpp); opened with
+    // the store, closed first.
+    std::unique_ptr<detail::export_file_bytes> export_bytes;
+    // An erasure in the group in progress may have withdrawn exports (writer thread only): once the
+    // group commits, their files' bytes are swept.
+    bool export_bytes_orphaned = false;
+    /// Makes export_bytes: on SQLite beside the store's file, on PostgreSQL in its database.
+    void open_export_bytes();
+    /// Deletes the bytes no file of an export job references, for every job that is gone or has
+    /// finished (a job that is still running is left to its next claim). The sweeper's thread runs it.
+    void sweep_export_bytes();
+    /// Deletes the bytes of `job_id` that no file of it references, whatever the job's state: for a
+    /// job just claimed, whose earlier holder may have stored bytes and never committed their file.
+    fhir::status sweep_unreferenced_export_bytes(std::string_view job_id);
 };
 
 template <class T, class Use>

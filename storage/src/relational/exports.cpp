@@ -1,7 +1,9 @@
 // Bulk Data export jobs (storage/exports.hpp, where the invariants are): their rows, their files and
-// the citizens each has logged. Every change is a job of the writer's (queued_export), committed in
-// a savepoint of its own inside a group, so a job's files, cursor and access-log records commit
-// together (invariant 1); reads of jobs and files run on a pooled reader.
+// the citizens each has logged. Every change of a job is a job of the writer's (queued_export),
+// committed in a savepoint of its own inside a group, so a job's file rows, cursor and access-log
+// records commit together (invariant 1); the files' bytes are stored before, apart from the writer
+// (export_file_bytes.hpp), and swept when nothing references them. Reads of jobs and files run on a
+// pooled reader.
 #include "engine.hpp"
 
 #include <future>
@@ -61,31 +63,16 @@ fhir::result<std::optional<export_job>> load_job(connection& db, std::string_vie
         db, sql, exporting, [&](statement& q) { q.bind(1, id); }, job_from);
 }
 
-/// Removes a job and its citizens' rows (invariant 5); whether there was a job. Its files, which
-/// nothing reaches without the job, go a few at a time afterwards (purge_export_files).
+/// Removes a job, its files' rows and its citizens' rows (invariant 5); whether there was a job.
+/// The files' bytes, which nothing reaches without those rows, are swept afterwards.
 fhir::result<bool> remove_job(connection& db, std::string_view id) {
     static const std::string citizens = "DELETE FROM export_citizens WHERE job_id = ?1";
+    static const std::string files = "DELETE FROM export_files WHERE job_id = ?1";
     static const std::string job = "DELETE FROM export_jobs WHERE id = ?1";
-    if (auto removed = execute(db, citizens, exporting, [&](statement& q) { q.bind(1, id); }); !removed)
-        return std::move(removed).failure();
-    if (auto removed = execute(db, job, exporting, [&](statement& q) { q.bind(1, id); }); !removed)
-        return std::move(removed).failure();
+    for (const std::string* sql : {&citizens, &files, &job})
+        if (auto removed = execute(db, *sql, exporting, [&](statement& q) { q.bind(1, id); }); !removed)
+            return std::move(removed).failure();
     return db.changes() > 0;
-}
-
-/// Files deleted in one transaction: a few of about 4 MiB each, so that deleting a large export
-/// (SQLite zeroes what it deletes where it is built with SECURE_DELETE, as Debian's is) holds a
-/// bounded number of pages, and other groups commit between the steps.
-constexpr std::int64_t files_purged_at_once = 8;
-
-/// Deletes up to files_purged_at_once files of jobs that are gone; how many it deleted.
-fhir::result<std::int64_t> purge_files_step(connection& db) {
-    static const std::string purge =
-        "DELETE FROM export_files WHERE (job_id, number) IN (SELECT f.job_id, f.number FROM export_files f "
-        "WHERE NOT EXISTS (SELECT 1 FROM export_jobs j WHERE j.id = f.job_id) LIMIT ?1)";
-    if (auto purged = execute(db, purge, exporting, [](statement& q) { q.bind(1, files_purged_at_once); }); !purged)
-        return std::move(purged).failure();
-    return db.changes();
 }
 
 } // namespace
@@ -110,20 +97,58 @@ fhir::result<T> relational_engine::export_change(Work&& work) {
     return std::move(*value);
 }
 
-void relational_engine::purge_export_files() {
-    auto purged = std::make_shared<std::int64_t>(0);
-    enqueue(queued_export{[purged](relational_engine&, connection& db) -> fhir::status {
-                              auto step = purge_files_step(db);
-                              if (!step)
-                                  return std::move(step).failure();
-                              *purged = *step;
-                              return {};
-                          },
-                          [this, purged](fhir::status status) {
-                              // On the writer's thread: the next step is queued, never waited for.
-                              if (status.ok() && *purged == files_purged_at_once)
-                                  purge_export_files();
-                          }});
+fhir::status relational_engine::sweep_unreferenced_export_bytes(std::string_view job_id) {
+    auto kept = export_bytes->ids_of(job_id);
+    if (!kept)
+        return std::move(kept).failure();
+    if (kept->empty())
+        return {};
+    auto referenced = with_reader<std::vector<std::int64_t>>(
+        [&](connection& db) -> fhir::result<std::vector<std::int64_t>> {
+            static const std::string sql = "SELECT content FROM export_files WHERE job_id = ?1";
+            auto prepared = db.prepare(sql, exporting);
+            if (!prepared)
+                return std::move(prepared).failure();
+            statement query(*prepared);
+            query.bind(1, job_id);
+            std::vector<std::int64_t> ids;
+            int rc;
+            while ((rc = query.step()) == step_row)
+                ids.push_back(query.integer(0));
+            if (rc != step_done)
+                return storage_failure(rc, exporting);
+            return ids;
+        });
+    if (!referenced)
+        return std::move(referenced).failure();
+    std::sort(referenced->begin(), referenced->end());
+    std::vector<std::int64_t> unreferenced;
+    for (const std::int64_t id : *kept)
+        if (!std::binary_search(referenced->begin(), referenced->end(), id))
+            unreferenced.push_back(id);
+    return export_bytes->remove(unreferenced);
+}
+
+void relational_engine::sweep_export_bytes() {
+    // A failure leaves the bytes for the next sweep: nothing reaches them meanwhile.
+    auto jobs = export_bytes->jobs();
+    if (!jobs)
+        return;
+    for (const std::string& job : *jobs) {
+        auto running = with_reader<bool>([&](connection& db) -> fhir::result<bool> {
+            static const std::string sql =
+                "SELECT 1 FROM export_jobs WHERE id = ?1 AND status IN ('accepted', 'in-progress')";
+            auto found = query_one<bool>(
+                db, sql, exporting, [&](statement& q) { q.bind(1, job); }, [](const statement&) { return true; });
+            if (!found)
+                return std::move(found).failure();
+            return found->has_value();
+        });
+        // A running job may commit a reference to bytes it has just stored: its next claim sweeps it.
+        if (!running || *running)
+            continue;
+        (void)sweep_unreferenced_export_bytes(job);
+    }
 }
 
 fhir::result<std::optional<std::int64_t>> sqlite_engine::oldest_unfinished_export_snapshot(connection& db) {
@@ -205,18 +230,24 @@ fhir::result<std::vector<export_file_summary>> relational_store::export_files(st
 
 fhir::result<std::optional<std::string>> relational_store::export_file_content(std::string_view id,
                                                                                std::int64_t number) const {
-    return impl_->with_reader<std::optional<std::string>>([&](connection& db) {
-        static const std::string sql = "SELECT f.ndjson FROM export_files f JOIN export_jobs j ON j.id = f.job_id "
+    auto content = impl_->with_reader<std::optional<std::int64_t>>([&](connection& db) {
+        static const std::string sql = "SELECT f.content FROM export_files f JOIN export_jobs j ON j.id = f.job_id "
                                        "WHERE f.job_id = ?1 AND f.number = ?2";
-        return query_one<std::string>(
+        return query_one<std::int64_t>(
             db, sql, exporting, [&](statement& q) { q.bind(1, id).bind(2, number); },
-            [](const statement& row) { return row.blob(0); });
+            [](const statement& row) { return row.integer(0); });
     });
+    if (!content)
+        return std::move(content).failure();
+    if (!*content)
+        return std::optional<std::string>();
+    // Gone since (a cancel swept it): as if the file had never been.
+    return impl_->export_bytes->get(id, **content);
 }
 
 fhir::result<std::optional<export_job>> relational_store::claim_export(std::string worker, timestamp now,
                                                                        timestamp lease_until) {
-    return impl_->export_change<std::optional<export_job>>(
+    auto claimed = impl_->export_change<std::optional<export_job>>(
         [&](relational_engine&, connection& db) -> fhir::result<std::optional<export_job>> {
             static const std::string free_job =
                 "SELECT id FROM export_jobs WHERE status IN ('accepted', 'in-progress') "
@@ -236,9 +267,23 @@ fhir::result<std::optional<export_job>> relational_store::claim_export(std::stri
                 return std::move(taken).failure();
             return load_job(db, **id);
         });
+    // An earlier holder may have stored bytes whose file never committed (a crash, a lost lease):
+    // they go now, before this holder stores any. A failure leaves them to the sweep after the job ends.
+    if (claimed && *claimed)
+        (void)impl_->sweep_unreferenced_export_bytes((*claimed)->id);
+    return claimed;
 }
 
 fhir::status relational_store::save_export_progress(export_progress progress) {
+    // Invariant 1: the bytes first, each file committed on its own apart from the writer; then their
+    // rows with the cursor. Bytes stored here whose rows never commit are swept (exports.hpp).
+    std::vector<std::int64_t> contents;
+    for (const export_file& file : progress.files) {
+        auto stored = impl_->export_bytes->put(progress.job_id, file.ndjson);
+        if (!stored)
+            return std::move(stored).failure();
+        contents.push_back(*stored);
+    }
     auto saved = impl_->export_change<bool>([&](relational_engine& engine, connection& db) -> fhir::result<bool> {
         std::int64_t lines = 0;
         for (const export_file& file : progress.files)
@@ -268,11 +313,11 @@ fhir::status relational_store::save_export_progress(export_progress progress) {
             return std::move(last).failure();
         std::int64_t number = last->value_or(0);
         static const std::string insert_file =
-            "INSERT INTO export_files (job_id, number, type, count, ndjson) VALUES (?1, ?2, ?3, ?4, ?5)";
-        for (const export_file& file : progress.files)
+            "INSERT INTO export_files (job_id, number, type, count, content) VALUES (?1, ?2, ?3, ?4, ?5)";
+        for (std::size_t i = 0; i < progress.files.size(); ++i)
             if (auto inserted = execute(db, insert_file, exporting, [&](statement& q) {
-                    q.bind(1, progress.job_id).bind(2, ++number).bind(3, file.type).bind(4, file.count);
-                    q.bind(5, std::string_view(file.ndjson));
+                    q.bind(1, progress.job_id).bind(2, ++number).bind(3, progress.files[i].type);
+                    q.bind(4, progress.files[i].count).bind(5, contents[i]);
                 });
                 !inserted)
                 return std::move(inserted).failure();
@@ -307,6 +352,9 @@ fhir::status relational_store::save_export_progress(export_progress progress) {
         }
         return true;
     });
+    // Refused (a cancel, another holder), or the job's end: whatever it leaves unreferenced goes.
+    if (!saved || progress.finish)
+        impl_->export_bytes->sweep_later();
     if (!saved)
         return std::move(saved).failure();
     return {};
@@ -341,14 +389,14 @@ void relational_store::cancel_export(std::string id, std::function<void(fhir::re
             if (!status)
                 return done(std::move(status).failure());
             if (*found)
-                engine->purge_export_files();
+                engine->export_bytes->sweep_later();
             done(*found);
         }});
 }
 
 fhir::result<std::int64_t> relational_store::remove_expired_exports(timestamp now) {
-    // Also the files left by a removal a crash interrupted (the job gone, its files not yet).
-    impl_->purge_export_files();
+    // Also the bytes a crash left (a job gone or finished before its sweep ran).
+    impl_->export_bytes->sweep_later();
     auto removed = impl_->export_change<std::int64_t>(
         [&](relational_engine&, connection& db) -> fhir::result<std::int64_t> {
             static const std::string expired = "SELECT id FROM export_jobs WHERE expires IS NOT NULL AND expires <= ?1";
@@ -371,7 +419,7 @@ fhir::result<std::int64_t> relational_store::remove_expired_exports(timestamp no
             return static_cast<std::int64_t>(ids.size());
         });
     if (removed && *removed > 0)
-        impl_->purge_export_files();
+        impl_->export_bytes->sweep_later();
     return removed;
 }
 

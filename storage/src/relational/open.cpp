@@ -27,6 +27,8 @@ constexpr unsigned bulk_load_checkpoint_frames = 16'384;
 } // namespace
 
 relational_engine::~relational_engine() {
+    // First: the sweeper reads through the readers and stops here.
+    export_bytes.reset();
     current_versions.stop();
     {
         std::lock_guard lock(queue_mutex);
@@ -100,6 +102,39 @@ void relational_engine::give_back_reader(std::unique_ptr<connection> db) const {
     }
     lock.unlock();
     db.reset(); // one beyond the pool's size: close it rather than keep it
+}
+
+void relational_engine::open_export_bytes() {
+    detail::export_file_bytes::opener open;
+    if (on_postgresql()) {
+        // The table is the store's (PostgreSQL schema 10); a connection of its own commits each file.
+        open = [conninfo = postgresql]() -> fhir::result<std::unique_ptr<connection>> {
+            auto opened = detail::postgresql_connection::open(conninfo);
+            if (!opened)
+                return std::move(opened).failure();
+            return std::unique_ptr<connection>(std::move(*opened));
+        };
+    } else {
+        // A database of its own, so that a file's commit takes no lock of the store's.
+        open = [path = options.path + "-export-files", timeout = options.busy_timeout, vfs = options.vfs,
+                full = options.synchronous_full]() -> fhir::result<std::unique_ptr<connection>> {
+            auto opened = detail::sqlite_connection::open(
+                path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, timeout, vfs);
+            if (!opened)
+                return std::move(opened).failure();
+            detail::sqlite_connection& db = **opened;
+            auto journal = db.pragma("PRAGMA journal_mode = WAL");
+            if (!journal)
+                return std::move(journal).failure();
+            if (auto set = db.exec_script(std::string(full ? "PRAGMA synchronous = FULL; " : "PRAGMA synchronous = NORMAL; ") +
+                                              detail::export_file_bytes::sqlite_schema,
+                                          "opening the export files' database");
+                !set)
+                return std::move(set).failure();
+            return std::unique_ptr<connection>(std::move(*opened));
+        };
+    }
+    export_bytes = std::make_unique<detail::export_file_bytes>(std::move(open), [this] { sweep_export_bytes(); });
 }
 
 relational_store::relational_store(std::unique_ptr<relational_engine> engine) : impl_(std::move(engine)) {}
@@ -176,6 +211,7 @@ fhir::result<std::unique_ptr<sqlite_store>> sqlite_store::open(const sqlite_opti
     sqlite3_wal_hook(db.handle(), &relational_engine::on_wal_commit, state.get());
     state->checkpointer = std::thread([raw = state.get()] { raw->run_checkpointer(); });
 
+    state->open_export_bytes();
     state->writer = std::thread([raw = state.get()] { raw->run_writer(); });
     return std::unique_ptr<sqlite_store>(new sqlite_store(std::move(state)));
 }
@@ -286,6 +322,7 @@ fhir::result<std::unique_ptr<postgresql_store>> postgresql_store::open(const pos
         return std::move(migrated).failure();
     if (auto ready = state->ready_to_serve(db); !ready)
         return std::move(ready).failure();
+    state->open_export_bytes();
     state->writer = std::thread([raw = state.get()] { raw->run_writer(); });
     state->current_versions.start([raw = state.get()](auto reads) { raw->read_current_batch(reads); },
                                   options.read_batch_threads ? options.read_batch_threads

@@ -103,6 +103,7 @@ fhir::result<std::int64_t> relational_engine::reserve_seq() {
 
 fhir::status relational_engine::erase_citizen(std::string_view nhs_number, const std::vector<resource_name>& record) {
     held_in_group.erase(std::string(nhs_number));
+    export_bytes_orphaned = true; // the exports it withdraws leave bytes to sweep once it commits
     return detail::erase_citizen(*writer_db, nhs_number, record);
 }
 

@@ -91,7 +91,7 @@ BEGIN SELECT RAISE(ABORT, 'resource versions are immutable'); END;
                           doing);
 }
 
-const std::array<migration, 12> migrations = {{
+const std::array<migration, 13> migrations = {{
     {// 1: versioned resources, the current-version pointer, citizen links.
     R"sql(
 CREATE TABLE resource_versions (
@@ -527,6 +527,19 @@ CREATE TABLE IF NOT EXISTS opt_outs (
 CREATE INDEX IF NOT EXISTS opt_outs_by_nhs_number ON opt_outs (nhs_number);
 )sql",
      &record_opt_outs_of_live_consents},
+    // 13: an export file's bytes move to a database of their own (relational/export_file_bytes.hpp),
+    // and its row here references them. The files written before are not moved: every job made
+    // before fails, saying why, and expires at once (its citizens' access-log entries stay).
+    {R"sql(
+UPDATE export_jobs SET status = 'failed', worker = NULL, lease_until = NULL,
+    finished = coalesce(finished, unixepoch() * 1000000), expires = unixepoch() * 1000000,
+    error = CASE WHEN status = 'failed' THEN error
+                 ELSE 'made before an upgrade of caregate that moved export files; export again' END;
+DROP TABLE export_files;
+CREATE TABLE export_files (
+    job_id TEXT NOT NULL, number INTEGER NOT NULL, type TEXT NOT NULL, count INTEGER NOT NULL,
+    content INTEGER NOT NULL, PRIMARY KEY (job_id, number)) WITHOUT ROWID;
+)sql"},
 }};
 
 } // namespace
