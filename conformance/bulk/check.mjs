@@ -12,7 +12,8 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+
+import { readCommandLine } from "../command_line.mjs";
 
 const usage = `usage: node check.mjs --out DIR [--allow-empty]
 
@@ -20,29 +21,16 @@ const usage = `usage: node check.mjs --out DIR [--allow-empty]
   --allow-empty   an export whose manifest lists no output file passes (by default it fails: an
                   export of a server with data that lists nothing proves nothing)`;
 
-let args;
-try {
-  // Unknown options are export.mjs's (run.sh may hand both the same arguments): ignored here.
-  ({ values: args } = parseArgs({
-    strict: false,
-    options: {
-      out: { type: "string" },
-      "allow-empty": { type: "boolean", default: false },
-      help: { type: "boolean", short: "h" },
-    },
-  }));
-} catch (e) {
-  console.error(`${e.message}\n${usage}`);
-  process.exit(2);
-}
-if (args.help) {
-  console.log(usage);
-  process.exit(0);
-}
-if (typeof args.out !== "string") {
-  console.error(`--out is required\n${usage}`);
-  process.exit(2);
-}
+// Unknown options are export.mjs's (run.sh may hand both the same arguments): ignored here.
+const { args } = readCommandLine({
+  usage,
+  strict: false,
+  required: ["out"],
+  options: {
+    out: { type: "string" },
+    "allow-empty": { type: "boolean", default: false },
+  },
+});
 const runFile = join(args.out, "run.json");
 if (!existsSync(runFile)) {
   console.error(`${runFile}: no such file (run export.mjs first)`);

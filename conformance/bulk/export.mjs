@@ -15,10 +15,11 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, appendFileS
 import { dirname, join, resolve } from "node:path";
 import { rootCertificates } from "node:tls";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 
 import { MedplumClient } from "@medplum/core";
 import { Agent, fetch as undiciFetch } from "undici";
+
+import { readCommandLine } from "../command_line.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const usage = `usage: node export.mjs --base-url URL --token TOKEN --out DIR [--cacert FILE] [--cert FILE --key FILE]
@@ -38,40 +39,24 @@ const usage = `usage: node export.mjs --base-url URL --token TOKEN --out DIR [--
   --timeout S       give up on an export that has no manifest after S seconds (default 300)
   --allow-empty     (for check.mjs) an export may list no files`;
 
-let args;
-try {
-  ({ values: args } = parseArgs({
-    options: {
-      "base-url": { type: "string" },
-      token: { type: "string" },
-      out: { type: "string" },
-      cacert: { type: "string" },
-      cert: { type: "string" },
-      key: { type: "string" },
-      group: { type: "string" },
-      patient: { type: "boolean", default: false },
-      kickoff: { type: "string", default: "post" },
-      "poll-ms": { type: "string" },
-      timeout: { type: "string", default: "300" },
-      "allow-empty": { type: "boolean", default: false },
-      help: { type: "boolean", short: "h" },
-    },
-  }));
-} catch (e) {
-  console.error(`${e.message}\n${usage}`);
-  process.exit(2);
-}
-if (args.help) {
-  console.log(usage);
-  process.exit(0);
-}
-function usageError(message) {
-  console.error(`${message}\n${usage}`);
-  process.exit(2);
-}
-for (const required of ["base-url", "token", "out"]) {
-  if (!args[required]) usageError(`--${required} is required`);
-}
+const { args, usageError } = readCommandLine({
+  usage,
+  required: ["base-url", "token", "out"],
+  options: {
+    "base-url": { type: "string" },
+    token: { type: "string" },
+    out: { type: "string" },
+    cacert: { type: "string" },
+    cert: { type: "string" },
+    key: { type: "string" },
+    group: { type: "string" },
+    patient: { type: "boolean", default: false },
+    kickoff: { type: "string", default: "post" },
+    "poll-ms": { type: "string" },
+    timeout: { type: "string", default: "300" },
+    "allow-empty": { type: "boolean", default: false },
+  },
+});
 if (!/^https?:\/\//.test(args["base-url"])) usageError(`--base-url must be an http(s) URL, not ${args["base-url"]}`);
 if (Boolean(args.cert) !== Boolean(args.key)) usageError("--cert and --key go together");
 for (const file of ["cacert", "cert", "key"]) {

@@ -12,7 +12,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
+
+import { readCommandLine } from "../command_line.mjs";
 
 const usage = `usage: node check.mjs --base-url URL --token TOKEN --nhs NHS [--cacert FILE] [--other-nhs NHS]
 
@@ -22,37 +23,18 @@ const usage = `usage: node check.mjs --base-url URL --token TOKEN --nhs NHS [--c
   --cacert FILE    a CA (PEM) to trust besides the system's, e.g. certs/dev/ca.crt (NODE_EXTRA_CA_CERTS)
   --other-nhs NHS  another NHS number, whose record must answer 404 (default 9000000017)`;
 
-let args;
-try {
-  ({ values: args } = parseArgs({
-    options: {
-      "base-url": { type: "string" },
-      token: { type: "string" },
-      nhs: { type: "string" },
-      cacert: { type: "string" },
-      "other-nhs": { type: "string", default: "9000000017" },
-      help: { type: "boolean", short: "h" },
-    },
-  }));
-} catch (e) {
-  console.error(`${e.message}\n${usage}`);
-  process.exit(2);
-}
-if (args.help) {
-  console.log(usage);
-  process.exit(0);
-}
-for (const required of ["base-url", "token", "nhs"]) {
-  if (!args[required]) {
-    console.error(`--${required} is required\n${usage}`);
-    process.exit(2);
-  }
-}
-
-if (args["other-nhs"] === args.nhs) {
-  console.error(`--other-nhs must differ from --nhs\n${usage}`);
-  process.exit(2);
-}
+const { args, usageError } = readCommandLine({
+  usage,
+  required: ["base-url", "token", "nhs"],
+  options: {
+    "base-url": { type: "string" },
+    token: { type: "string" },
+    nhs: { type: "string" },
+    cacert: { type: "string" },
+    "other-nhs": { type: "string", default: "9000000017" },
+  },
+});
+if (args["other-nhs"] === args.nhs) usageError("--other-nhs must differ from --nhs");
 
 // Node reads NODE_EXTRA_CA_CERTS once, at start-up: with --cacert, run again with it set.
 if (args.cacert) {
