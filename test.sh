@@ -49,6 +49,7 @@ patient_base="https://localhost:$patient_port/fhir"
 admin_port=$(free_port) # the admin listener (health, readiness, metrics)
 build/caregate serve --db "$work/conformance.db" --listen "127.0.0.1:$port" --certs certs/dev \
   --patient-listen "127.0.0.1:$patient_port" --patient-base-url "$patient_base" \
+  --cors-origins https://app.example.nhs.uk \
   --admin-listen "127.0.0.1:$admin_port" >"$work/server.log" 2>&1 &
 server=$!
 cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"; stop_postgresql; }
@@ -105,7 +106,8 @@ system_token=$(mint --org QZZ --role system --user conformance-system)
 status=0
 python3 conformance/run.py --base-url "$base" --cacert certs/dev/ca.crt \
   --cert certs/dev/client-QZZ.crt --key certs/dev/client-QZZ.key --bearer "$system_token" \
-  --identities "$work/identities.json" --patient-base-url "$patient_base" --examples tests/data/r4-examples | tee "$work/conformance.out" \
+  --identities "$work/identities.json" --patient-base-url "$patient_base" --cors-origin https://app.example.nhs.uk \
+  --examples tests/data/r4-examples | tee "$work/conformance.out" \
   || status=1
 
 echo "== a SMART client library (fhirclient) discovers the patient-facing endpoint and reads a record"
@@ -164,7 +166,7 @@ patient_base="https://localhost:$patient_port/fhir"
 base="https://localhost:$port/fhir"
 build/caregate serve --db "$pg_conformance_uri" --listen "127.0.0.1:$port" --certs certs/dev \
   --patient-listen "127.0.0.1:$patient_port" --patient-base-url "$patient_base" --admin-listen none \
-  >"$work/pg-server.log" 2>&1 &
+  --cors-origins https://app.example.nhs.uk >"$work/pg-server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do
   curl -s -o /dev/null --cacert certs/dev/ca.crt "https://localhost:$port/fhir/metadata" && break
@@ -173,7 +175,8 @@ done
 write_identities "$work/pg-identities.json"
 python3 conformance/run.py --base-url "$base" --cacert certs/dev/ca.crt \
   --cert certs/dev/client-QZZ.crt --key certs/dev/client-QZZ.key --bearer "$(mint --org QZZ --role system --user conformance-system)" \
-  --identities "$work/pg-identities.json" --patient-base-url "$patient_base" --examples tests/data/r4-examples | tee "$work/pg-conformance.out" \
+  --identities "$work/pg-identities.json" --patient-base-url "$patient_base" --cors-origin https://app.example.nhs.uk \
+  --examples tests/data/r4-examples | tee "$work/pg-conformance.out" \
   || pg_ok=0
 kill -TERM "$server"
 if ! wait "$server"; then

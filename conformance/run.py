@@ -3,7 +3,7 @@
 
     python3 conformance/run.py --base-url https://localhost:8443/fhir \\
         [--cacert certs/dev/ca.crt] [--cert CRT --key KEY] [--bearer TOKEN] \\
-        [--identities FILE] [--patient-base-url URL] [--examples DIR] [--only NAME[,NAME...]] [-v]
+        [--identities FILE] [--patient-base-url URL] [--cors-origin ORIGIN] [--examples DIR] [--only NAME[,NAME...]] [-v]
 
 Prints `PASS name` or `FAIL name: reason` per check, then `N passed, M failed`.
 Exit status: 0 if nothing failed, 1 if something failed, 2 on a usage error.
@@ -43,6 +43,10 @@ def parse_args(argv):
                    help="base URL of caregate's patient-facing endpoint, e.g. https://localhost:9443/fhir; "
                         "with citizens in --identities, the patient checks run against it (no client "
                         "certificate is sent there). Without it they are skipped.")
+    p.add_argument("--cors-origin", metavar="ORIGIN",
+                   help="an origin the server names in its --cors-origins, e.g. https://app.example.nhs.uk: "
+                        "the patient endpoint's CORS answers are checked for it and for another origin. "
+                        "Without it that check is skipped.")
     p.add_argument("--examples", metavar="DIR",
                    help="directory of official R4 example JSON files (default: tests/data/r4-examples "
                         "under the repository root)")

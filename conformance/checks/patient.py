@@ -13,6 +13,11 @@ themselves (PUT as the system identity, registered with the GP practice A81001) 
 record over the provider endpoint as the GP (`gp_clinician`), so that they run against a fresh or
 a used database alike. Another citizen is a fresh random test number each run.
 
+- `cors` (needs `--cors-origin`, an origin the server names): a preflight from that origin is answered
+  with it, the API's methods and the headers an app sends (`Authorization`, `Content-Type`,
+  `If-Match`, `Prefer`, `X-Act-For`); the citizen's read from it carries it and exposes `ETag`; a
+  preflight and a read from another origin carry no `Access-Control-Allow-Origin`; the discovery
+  documents answer any origin with `*`; never `Access-Control-Allow-Credentials`.
 - `smart_configuration`: `GET [patient base]/.well-known/smart-configuration` without a token: the
   SMART App Launch 2.0 fields, `code_challenge_methods_supported` `["S256"]`, the capabilities.
 - `metadata`: the endpoint's own CapabilityStatement: SMART-on-FHIR security, Patient read with
@@ -446,3 +451,62 @@ def carer(ctx):
     _expect(me.delete("Consent/%s" % granted.json()["id"]), 204, "the citizen revoking the grant")
     _expect(carer_client.get("Appointment/%s" % appointment, headers=acting), 403,
             "the carer after the grant was revoked")
+
+
+def _why_not_cors(ctx):
+    return _why_not(ctx) or (None if getattr(ctx.args, "cors_origin", None) else
+                             "no --cors-origin given (an origin the server names in --cors-origins)")
+
+
+@gated_check("patient.cors", _why_not_cors)
+def cors(ctx):
+    origin = ctx.args.cors_origin
+    other = "https://not-named.example.com"
+    record = _record(ctx)
+    anonymous = _client(ctx)
+    _, citizen = _citizen(ctx)
+    answers = []
+
+    def ask(client, method, path, headers):
+        r = client.request(method, path, headers=headers)
+        answers.append(r)
+        return r
+
+    def allow_origin(r):
+        return r.header("Access-Control-Allow-Origin")
+
+    asks = {"Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, if-match, prefer, x-act-for"}
+    r = ask(anonymous, "OPTIONS", "Observation", dict(asks, Origin=origin))
+    _expect(r, 204, "a preflight from %s" % origin)
+    if allow_origin(r) != origin:
+        fail("preflight: Access-Control-Allow-Origin %r, expected %r" % (allow_origin(r), origin))
+    methods = r.header("Access-Control-Allow-Methods") or ""
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        if method not in methods:
+            fail("preflight: Access-Control-Allow-Methods %r lacks %s" % (methods, method))
+    allowed = (r.header("Access-Control-Allow-Headers") or "").lower()
+    for header in ("authorization", "content-type", "if-match", "prefer", "x-act-for"):
+        if header not in allowed:
+            fail("preflight: Access-Control-Allow-Headers %r lacks %s" % (allowed, header))
+    r = ask(anonymous, "OPTIONS", "Observation", dict(asks, Origin=other))
+    if r.status < 400 or allow_origin(r):
+        fail("a preflight from an origin not named: %s, Access-Control-Allow-Origin %r" % (r.summary(), allow_origin(r)))
+
+    r = ask(citizen, "GET", "Patient/%s" % record["nhs"], {"Origin": origin})
+    _expect(r, 200, "the citizen's read from %s" % origin)
+    exposed = (r.header("Access-Control-Expose-Headers") or "").lower()
+    if allow_origin(r) != origin or "etag" not in exposed:
+        fail("the citizen's read from %s: Access-Control-Allow-Origin %r, Access-Control-Expose-Headers %r"
+             % (origin, allow_origin(r), exposed))
+    r = ask(citizen, "GET", "Patient/%s" % record["nhs"], {"Origin": other})
+    if allow_origin(r):
+        fail("a read from an origin not named carries Access-Control-Allow-Origin %r" % allow_origin(r))
+
+    for path in (".well-known/smart-configuration", "metadata"):
+        r = ask(anonymous, "GET", path, {"Origin": other})
+        _expect(r, 200, "GET %s from any origin" % path)
+        if allow_origin(r) != "*":
+            fail("GET %s from any origin: Access-Control-Allow-Origin %r, expected *" % (path, allow_origin(r)))
+    if any(r.header("Access-Control-Allow-Credentials") for r in answers):
+        fail("Access-Control-Allow-Credentials sent: the API takes a bearer token, never cookies")

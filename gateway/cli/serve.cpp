@@ -10,6 +10,7 @@
 #include "auth/token.hpp"
 #include "net/server.hpp"
 #include "interactions/context.hpp"
+#include "rest/cors.hpp"
 #include "rest/request_metrics.hpp"
 #include "storage/audit_anchor.hpp"
 #include "export/runner.hpp"
@@ -54,6 +55,7 @@ struct serve_settings {
     /// The identity provider citizens log in with. caregate is not one: the URLs left empty are
     /// derived as placeholders that say so (dev_idp_path); production points them at NHS login.
     interactions::smart_settings smart;
+    std::vector<std::string> cors_origins; ///< the patient-facing endpoint's (rest/cors.hpp); none by default
     bool demo_data = false;
     net::limits limits;
     unsigned max_count = 1000;
@@ -131,6 +133,15 @@ std::vector<option> serve_options(serve_settings& s) {
         {"smart-jwks-url", "URL", "the identity provider's JSON Web Key Set (default: a development placeholder, "
                                   "ORIGIN/dev-idp/jwks.json)",
          [&](const std::string& v) { s.smart.jwks_uri = v; }},
+        {"cors-origins", "ORIGINS", "the origins browser apps may call the patient-facing endpoint's API from, "
+                                    "comma-separated, each scheme://host[:port] (e.g. https://app.example.nhs.uk); "
+                                    "the SMART discovery documents answer any origin (default: none)",
+         [&](const std::string& v) {
+             auto parsed = rest::cors_origins::parse(v);
+             if (!parsed)
+                 throw std::invalid_argument(parsed.failure().issues.front().diagnostics);
+             s.cors_origins = std::move(parsed->allowed);
+         }},
         {"max-body-bytes", "N", "largest request body; more gets 413 (default 16777216, 16 MiB)",
          [&](const std::string& v) { s.limits.body_bytes = to_number<std::size_t>(v, "max-body-bytes"); }},
         {"max-bodies-bytes", "N", "request bodies held at once per listener, received or being handled; "
@@ -230,6 +241,7 @@ reloadable_settings reloadable_part(const serve_settings& settings, bool patient
         patients.base_url = settings.patient_base_url;
         patients.patient_endpoint = true;
         patients.smart = settings.smart;
+        patients.cors_origins = settings.cors_origins;
         reloadable.patients = std::move(patients);
         reloadable.citizen_tokens = reloadable.provider_tokens;
         reloadable.citizen_tokens.audience = settings.patient_base_url;

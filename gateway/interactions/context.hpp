@@ -54,6 +54,9 @@ struct rest_config {
     /// and its own CapabilityStatement, and each caller sees one record (README, "For app developers").
     bool patient_endpoint = false;
     smart_settings smart;
+    /// The patient-facing endpoint: the origins browser apps may call its API from (rest/cors.hpp,
+    /// checked by rest::cors_origins::parse); the discovery documents answer any origin.
+    std::vector<std::string> cors_origins;
     /// The patient-facing endpoint's CapabilityStatement: the types a P9 citizen may read, and
     /// create, in their own record (access::policy::patient_types).
     std::vector<std::string> patient_readable_types;

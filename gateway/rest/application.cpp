@@ -156,12 +156,24 @@ application::application(storage::store& store, const access::guard& guard, inte
             base_segments_.push_back(std::string(segment));
     while (!config_.base_url.empty() && config_.base_url.back() == '/')
         config_.base_url.pop_back();
+    cors_.allowed = config_.cors_origins;
 }
 
 void application::handle(http::request req, http::responder done) {
     std::optional<std::chrono::steady_clock::time_point> received;
     if (metrics_)
         received = std::chrono::steady_clock::now();
+    if (config_.patient_endpoint) {
+        cors_answer cors(cors_, base_path_, req);
+        if (auto preflight = cors.preflight()) {
+            preflight->set("Date", http_date_now());
+            return done(std::move(*preflight));
+        }
+        done = [cors = std::move(cors), done = std::move(done)](http::response out) {
+            cors.decorate(out);
+            done(std::move(out));
+        };
+    }
     serve(std::move(req), std::move(done), received);
 }
 

@@ -6,6 +6,7 @@
 #include "access/guard.hpp"
 #include "http/message.hpp"
 #include "interactions/context.hpp"
+#include "rest/cors.hpp"
 #include "rest/request_metrics.hpp"
 #include "rest/routes.hpp"
 #include "storage/store.hpp"
@@ -55,6 +56,7 @@ private:
     class work_queue;
     std::unique_ptr<work_queue> deferred_; ///< context::defer's thread
     request_metrics* metrics_;             ///< null: requests are not counted
+    cors_origins cors_;                    ///< the patient-facing endpoint's (config_.cors_origins)
 };
 
 /// What a request presents to authenticate its caller (access::guard::authenticate).

@@ -42,6 +42,8 @@ inline std::string labelled_observation(const std::string& nhs, const std::strin
 
 /// Tom's and Bunmi's records written through the provider endpoint, and the patient endpoint beside it.
 struct patient_fixture : application_fixture {
+    /// The one origin the patient endpoint's API serves to browsers (--cors-origins).
+    static constexpr const char* app_origin = "https://app.example.nhs.uk";
     std::unique_ptr<auth::token_verifier> citizen_tokens;
     std::unique_ptr<access::guard> citizen_guard;
     std::unique_ptr<rest::application> patient_app;
@@ -57,6 +59,7 @@ struct patient_fixture : application_fixture {
         interactions::rest_config config;
         config.base_url = patient_base_url;
         config.patient_endpoint = true;
+        config.cors_origins = {app_origin};
         patient_app = std::make_unique<rest::application>(*store, *citizen_guard, config);
 
         REQUIRE(call("PUT", std::string("/Patient/") + tom,
