@@ -49,7 +49,7 @@ patient_base="https://localhost:$patient_port/fhir"
 admin_port=$(free_port) # the admin listener (health, readiness, metrics)
 build/caregate serve --db "$work/conformance.db" --listen "127.0.0.1:$port" --certs certs/dev \
   --patient-listen "127.0.0.1:$patient_port" --patient-base-url "$patient_base" \
-  --cors-origins https://app.example.nhs.uk \
+  --cors-origins https://app.example.nhs.uk --dev-idp \
   --admin-listen "127.0.0.1:$admin_port" >"$work/server.log" 2>&1 &
 server=$!
 cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"; stop_postgresql; }
@@ -123,7 +123,7 @@ for nhs in 9000000009 9000000017; do
   provider_put "Observation/smart-check-$nhs" '{"resourceType":"Observation","id":"smart-check-'$nhs'","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/'$nhs'"},"effectiveDateTime":"2026-01-01T09:00:00Z","valueQuantity":{"value":70,"unit":"/min","system":"http://unitsofmeasure.org","code":"/min"}}'
 done
 conformance/smart/run.sh --base-url "$patient_base" --cacert certs/dev/ca.crt --nhs 9000000009 --other-nhs 9000000017 \
-  --token "$(mint_citizen --citizen 9000000009)" | tee "$work/smart.out" || status=1
+  --token "$(mint_citizen --citizen 9000000009)" --dev-idp | tee "$work/smart.out" || status=1
 
 echo "== a Bulk Data client (Medplum's, conformance/bulk/) exports from the server unchanged: system, Patient and Group levels"
 # A Group of the SMART check's two citizens, for the Group level.

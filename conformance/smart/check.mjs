@@ -15,13 +15,15 @@ import { resolve } from "node:path";
 
 import { readCommandLine } from "../command_line.mjs";
 
-const usage = `usage: node check.mjs --base-url URL --token TOKEN --nhs NHS [--cacert FILE] [--other-nhs NHS]
+const usage = `usage: node check.mjs --base-url URL --token TOKEN --nhs NHS [--cacert FILE] [--other-nhs NHS] [--dev-idp]
 
   --base-url URL   the patient-facing endpoint's FHIR base, e.g. https://localhost:9443/fhir
   --token TOKEN    a citizen's bearer token for that endpoint (caregate token --citizen NHS --aud URL)
   --nhs NHS        the citizen's NHS number (the token's nhs_number; their Patient's id)
   --cacert FILE    a CA (PEM) to trust besides the system's, e.g. certs/dev/ca.crt (NODE_EXTRA_CA_CERTS)
-  --other-nhs NHS  another NHS number, whose record must answer 404 (default 9000000017)`;
+  --other-nhs NHS  another NHS number, whose record must answer 404 (default 9000000017)
+  --dev-idp        the server runs caregate serve --dev-idp: also run the whole standalone launch
+                   (login page, code, PKCE exchange by fhirclient, refresh) with no token handed over`;
 
 const { args, usageError } = readCommandLine({
   usage,
@@ -32,6 +34,7 @@ const { args, usageError } = readCommandLine({
     nhs: { type: "string" },
     cacert: { type: "string" },
     "other-nhs": { type: "string", default: "9000000017" },
+    "dev-idp": { type: "boolean", default: false },
   },
 });
 if (args["other-nhs"] === args.nhs) usageError("--other-nhs must differ from --nhs");
@@ -107,10 +110,9 @@ function references(resource, target) {
 // and a storage for the launch state (by default the request's session). This script is not a web
 // app: the request is the app's launch URL with no parameters, the storage a Map, and authorize()
 // is asked for the authorization URL instead of a redirect (noRedirect).
-const storage = new Map();
-const env = () =>
-  smart(
-    { url: "/launch", headers: { host: "app.example" }, socket: { encrypted: true } },
+function appEnvironment(storage, request) {
+  return smart(
+    request,
     {
       writeHead() {
         throw new Error("fhirclient tried to redirect");
@@ -123,6 +125,9 @@ const env = () =>
       unset: async (key) => storage.delete(key),
     },
   );
+}
+const storage = new Map();
+const env = () => appEnvironment(storage, { url: "/launch", headers: { host: "app.example" }, socket: { encrypted: true } });
 
 let wellKnown = null;
 let authorizeUrl = null;
@@ -248,6 +253,77 @@ if (client) {
     expect(entries.length === 0 && !bundle.total,
       `Observation?patient=${other} shows ${entries.length} entries, total ${bundle.total}`);
   });
+}
+
+// 3. With --dev-idp (the server runs `caregate serve --dev-idp`): the whole standalone launch, with no
+//    token handed over. fhirclient builds the authorization request (PKCE S256); this script stands
+//    in for the citizen's browser (it loads the login page and submits its form, as a person would,
+//    choosing the citizen); then fhirclient's ready() takes the callback and exchanges the code at
+//    the token endpoint with its own code verifier, and its client reads the record with that token.
+if (args["dev-idp"]) {
+  const launchStorage = new Map();
+  const APP = "127.0.0.1:5173"; // the app's origin: a loopback address may receive codes
+  const launchEnv = (url) => appEnvironment(launchStorage, { url, headers: { host: APP }, socket: { encrypted: false } });
+  const unescapeHtml = (text) =>
+    text.replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+  let launched = null;
+  const firstToken = { value: null };
+
+  await check("launch.code-flow", async () => {
+    const authorizeAt = await launchEnv("/launch").authorize({
+      iss: base,
+      clientId: "caregate-smart-launch",
+      scope: "launch/patient openid fhirUser patient/*.rs offline_access",
+      redirectUri: `http://${APP}/callback`,
+      pkceMode: "required",
+      noRedirect: true,
+    });
+    const page = await fetch(authorizeAt);
+    expect(page.status === 200, `the login page answered ${page.status}`);
+    const html = await page.text();
+    const form = new URLSearchParams();
+    for (const m of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) form.append(m[1], unescapeHtml(m[2]));
+    expect(form.get("code_challenge_method") === "S256", `the page carries code_challenge_method ${form.get("code_challenge_method")}`);
+    form.append("nhs_number", nhs);
+    form.append("proofing", "P9");
+    form.append("decision", "allow");
+    const posted = await fetch(new URL("/dev-idp/authorize", authorizeAt), {
+      method: "POST",
+      body: form,
+      redirect: "manual",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    });
+    expect(posted.status === 302, `the login answered ${posted.status}, not a redirect`);
+    const callback = new URL(posted.headers.get("location"));
+    expect(`${callback.origin}${callback.pathname}` === `http://${APP}/callback`, `the login redirected to ${callback.origin}${callback.pathname}`);
+    expect(callback.searchParams.get("code"), `the redirect carries no code: ${callback.search}`);
+    launched = await launchEnv(callback.pathname + callback.search).ready();
+    expect(launched.patient.id === nhs, `the patient launch context is ${launched.patient.id}, not ${nhs}`);
+    const patient = await launched.patient.read();
+    expect(patient?.id === nhs && hasNhsNumber(patient, nhs), `Patient/${nhs} read gave ${patient?.resourceType}/${patient?.id}`);
+    expect(launched.state.tokenResponse?.refresh_token, "the token response holds no refresh token for offline_access");
+    firstToken.value = launched.state.tokenResponse.access_token;
+    return `logged in as ${nhs} (P9) at ${new URL(authorizeAt).origin}/dev-idp; the code exchanged with PKCE by fhirclient`;
+  });
+
+  if (launched) {
+    await check("launch.other-patient-404", async () => {
+      try {
+        await launched.request(`Patient/${other}`);
+      } catch (e) {
+        if (e?.status === 404) return;
+        throw e;
+      }
+      throw new CheckFailed(`Patient/${other} answered, not 404`);
+    });
+    await check("launch.refresh", async () => {
+      await launched.refresh();
+      const token = launched.state.tokenResponse?.access_token;
+      expect(token && token !== firstToken.value, "refresh() gave no new access token");
+      const patient = await launched.patient.read();
+      expect(patient?.id === nhs, `Patient/${nhs} read after the refresh gave ${patient?.id}`);
+    });
+  }
 }
 
 console.log(`${passed} passed, ${failed} failed`);

@@ -318,4 +318,24 @@ std::string sha256(std::string_view data) {
     return std::string(reinterpret_cast<const char*>(digest), length);
 }
 
+std::string public_jwks_of(EVP_PKEY* key) {
+    auto number = [key](const char* name, int width) {
+        BIGNUM* value = nullptr;
+        if (EVP_PKEY_get_bn_param(key, name, &value) != 1)
+            throw std::runtime_error("the signing key's public parameters cannot be read");
+        const int size = width > 0 ? width : BN_num_bytes(value);
+        std::string bytes(static_cast<std::size_t>(size), '\0');
+        const int written = BN_bn2binpad(value, reinterpret_cast<unsigned char*>(bytes.data()), size);
+        BN_free(value);
+        if (written != size)
+            throw std::runtime_error("the signing key's public parameters do not fit");
+        return base64url_encode(bytes);
+    };
+    if (algorithm_of(key) == algorithm::rs256)
+        return R"({"keys":[{"kty":"RSA","use":"sig","alg":"RS256","n":")" + number(OSSL_PKEY_PARAM_RSA_N, 0) +
+               R"(","e":")" + number(OSSL_PKEY_PARAM_RSA_E, 0) + R"("}]})";
+    return R"({"keys":[{"kty":"EC","use":"sig","alg":"ES256","crv":"P-256","x":")" +
+           number(OSSL_PKEY_PARAM_EC_PUB_X, 32) + R"(","y":")" + number(OSSL_PKEY_PARAM_EC_PUB_Y, 32) + R"("}]})";
+}
+
 } // namespace caregate::auth::detail

@@ -29,7 +29,10 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <openssl/evp.h>
+
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <list>
@@ -453,6 +456,25 @@ std::uint64_t token_verifier::verifications() const noexcept {
     return impl_->verifications.load(std::memory_order_relaxed);
 }
 
+std::string development_citizen_subject(const std::string& nhs_number) {
+    const std::string input = "caregate-dev citizen sub:" + nhs_number;
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int size = 0;
+    if (EVP_Digest(input.data(), input.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1 || size < 16)
+        throw std::runtime_error("SHA-256 failed");
+    digest[6] = static_cast<unsigned char>((digest[6] & 0x0f) | 0x80); // version 8
+    digest[8] = static_cast<unsigned char>((digest[8] & 0x3f) | 0x80); // variant 10
+    constexpr const char* hex = "0123456789abcdef";
+    std::string uuid;
+    for (std::size_t i = 0; i < 16; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            uuid += '-';
+        uuid += hex[digest[i] >> 4];
+        uuid += hex[digest[i] & 0x0f];
+    }
+    return uuid;
+}
+
 std::string mint_token(const token_claims& claims, const std::string& private_key_pem) {
     const detail::pkey_ptr key = detail::private_key_from_pem(private_key_pem);
     const detail::algorithm alg = detail::algorithm_of(key.get());
@@ -476,6 +498,8 @@ std::string mint_token(const token_claims& claims, const std::string& private_ke
     text("nhs_number", claims.nhs_number);
     text("identity_proofing_level", claims.proofing_level);
     text("vot", claims.vot);
+    text("fhirUser", claims.fhir_user);
+    text("jti", claims.token_id);
     std::string scope;
     for (const auto& s : claims.scopes)
         scope += (scope.empty() ? "" : " ") + s;

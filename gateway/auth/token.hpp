@@ -94,10 +94,17 @@ struct token_claims {
     std::string nhs_number;     ///< a citizen's token: `nhs_number`
     std::string proofing_level; ///< `identity_proofing_level`
     std::string vot;            ///< `vot`
+    std::string fhir_user;      ///< `fhirUser` (an id_token's: the FHIR resource of the user)
+    std::string token_id;       ///< `jti`: tells apart two tokens minted in the same second
     std::int64_t issued_at = 0;
     std::int64_t not_before = 0;
     std::int64_t expires = 0;
 };
+
+/// A stable pseudonymous `sub` for a citizen of a development token, as NHS login gives one that is
+/// not the NHS number: a UUID (RFC 9562 version 8, made from a hash) from SHA-256 of the number with a
+/// fixed prefix. It does not hide the number from someone who hashes every NHS number.
+std::string development_citizen_subject(const std::string& nhs_number);
 
 /// Signs claims with a PEM private key (RSA: RS256, EC P-256: ES256). Throws std::runtime_error.
 /// Empty strings are left out of the token (which the verifier then refuses if the claim is required).

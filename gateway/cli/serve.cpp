@@ -13,6 +13,7 @@
 #include "rest/cors.hpp"
 #include "rest/request_metrics.hpp"
 #include "storage/audit_anchor.hpp"
+#include "dev_idp/dev_idp.hpp"
 #include "export/runner.hpp"
 #include "storage/store.hpp"
 
@@ -56,6 +57,7 @@ struct serve_settings {
     /// derived as placeholders that say so (dev_idp_path); production points them at NHS login.
     interactions::smart_settings smart;
     std::vector<std::string> cors_origins; ///< the patient-facing endpoint's (rest/cors.hpp); none by default
+    bool dev_idp = false; ///< the development login (dev_idp/dev_idp.hpp)
     bool demo_data = false;
     net::limits limits;
     unsigned max_count = 1000;
@@ -124,13 +126,13 @@ std::vector<option> serve_options(serve_settings& s) {
                                 "must be among --issuers (default caregate-dev, the issuer of caregate token; "
                                 "production: NHS login's)",
          [&](const std::string& v) { s.smart.issuer = v; }},
-        {"smart-authorize-url", "URL", "the identity provider's authorization endpoint (default: a development "
-                                       "placeholder, ORIGIN/dev-idp/authorize: caregate is not an identity provider)",
+        {"smart-authorize-url", "URL", "the identity provider's authorization endpoint (default: the development "
+                                       "login's, ORIGIN/dev-idp/authorize, served only with --dev-idp)",
          [&](const std::string& v) { s.smart.authorization_endpoint = v; }},
-        {"smart-token-url", "URL", "the identity provider's token endpoint (default: a development placeholder, "
+        {"smart-token-url", "URL", "the identity provider's token endpoint (default: the development login's, "
                                    "ORIGIN/dev-idp/token)",
          [&](const std::string& v) { s.smart.token_endpoint = v; }},
-        {"smart-jwks-url", "URL", "the identity provider's JSON Web Key Set (default: a development placeholder, "
+        {"smart-jwks-url", "URL", "the identity provider's JSON Web Key Set (default: the development login's, "
                                   "ORIGIN/dev-idp/jwks.json)",
          [&](const std::string& v) { s.smart.jwks_uri = v; }},
         {"cors-origins", "ORIGINS", "the origins browser apps may call the patient-facing endpoint's API from, "
@@ -181,6 +183,10 @@ std::vector<option> serve_options(serve_settings& s) {
         {"deidentification", "FILE", "the de-identification profile of pseudonymised exports (default: the shipped "
                                      "one, README \"Population health exports\")",
          [&](const std::string& v) { s.deidentification_file = v; }},
+        {"dev-idp", "", "serve a development login (SMART standalone launch: authorize, token, jwks.json under "
+                        "/dev-idp/ on the patient-facing listener) for test citizens; refused unless every listener "
+                        "is on loopback (default off; production uses NHS login)",
+         [&](const std::string& v) { s.dev_idp = to_bool(v, "dev-idp"); }},
         {"demo-data", "", "load three demo citizens (test-range NHS numbers) and a few records at start",
          [&](const std::string& v) { s.demo_data = to_bool(v, "demo-data"); }},
         {"audit-key", "FILE", "the Ed25519 private key (PEM) that signs the audit chain's anchors; without it the "
@@ -284,9 +290,7 @@ void fit_connections_to_descriptors(net::limits& limits, std::size_t listeners) 
     }
 }
 
-/// Starts anchoring the audit chain, or says at start that it is not anchored. Throws
-/// invalid_argument for options that do not fit, runtime_error when the database does not continue
-/// the anchors file (audit_anchorer::start says which way).
+/// A file's bytes; std::invalid_argument naming `what` when it cannot be read.
 std::string read_whole_file(const std::string& path, const char* what) {
     std::ifstream in(path, std::ios::binary);
     if (!in)
@@ -315,6 +319,9 @@ void load_export_settings(serve_settings& s) {
     }
 }
 
+/// Starts anchoring the audit chain, or says at start that it is not anchored. Throws
+/// invalid_argument for options that do not fit, runtime_error when the database does not continue
+/// the anchors file (audit_anchorer::start says which way).
 std::unique_ptr<storage::audit_anchorer> start_anchoring(serve_settings& s, storage::store& store) {
     if (s.audit_key.empty() != s.anchoring.anchors_path.empty())
         throw std::invalid_argument("--audit-key and --audit-anchors go together");
@@ -376,11 +383,25 @@ int serve(const std::vector<std::string>& args) {
             const std::string dev_idp = origin_of(settings.patient_base_url, "patient-base-url") + dev_idp_path;
             for (auto [url, name] : {std::pair{&settings.smart.authorization_endpoint, "/authorize"},
                                      std::pair{&settings.smart.token_endpoint, "/token"},
-                                     std::pair{&settings.smart.jwks_uri, "/jwks.json"}})
+                                     std::pair{&settings.smart.jwks_uri, "/jwks.json"}}) {
                 if (url->empty()) {
                     *url = dev_idp + name;
                     placeholder_idp = true;
+                } else if (settings.dev_idp) {
+                    throw std::invalid_argument("--dev-idp serves the login itself: leave out --smart-authorize-url, "
+                                                "--smart-token-url and --smart-jwks-url");
                 }
+            }
+        }
+        if (settings.dev_idp) {
+            // Invariant 1 of dev_idp.hpp: a login that hands out any test citizen's token stays on this machine.
+            if (!patient_endpoint)
+                throw std::invalid_argument("--dev-idp needs the patient-facing endpoint (--patient-listen)");
+            if (!net::is_loopback(host) || !net::is_loopback(patient_host) ||
+                (settings.admin_listen != "none" && !net::is_loopback(split_listen(settings.admin_listen, "admin-listen").first)))
+                throw std::invalid_argument("--dev-idp is refused unless every listener is on a loopback address: it "
+                                            "logs anyone in as any test citizen");
+            placeholder_idp = false;
         }
 
         const bool admin_listener = settings.admin_listen != "none";
@@ -422,6 +443,16 @@ int serve(const std::vector<std::string>& args) {
                     throw std::invalid_argument(file + " is missing: run certs/make-dev-certs.sh or give --certs DIR");
         }
         provider.handle = configuration.provider_handler();
+        std::unique_ptr<dev_idp::provider> login;
+        if (settings.dev_idp) {
+            dev_idp::settings chosen;
+            chosen.issuer = settings.smart.issuer;
+            chosen.signing_key_pem = read_whole_file((std::filesystem::path(settings.certs) / "token-signing.key").string(),
+                                                     "--dev-idp's signing key (certs/make-dev-certs.sh makes it)");
+            chosen.audience = settings.patient_base_url;
+            chosen.origins.allowed = settings.cors_origins;
+            login = std::make_unique<dev_idp::provider>(std::move(chosen));
+        }
 
         std::vector<net::listener> listeners;
         listeners.push_back(std::move(provider));
@@ -439,6 +470,13 @@ int serve(const std::vector<std::string>& args) {
                 patients.tls.require_client_certificate = false;
             }
             patients.handle = configuration.patient_handler();
+            if (login)
+                patients.handle = [login = login.get(), fhir = std::move(patients.handle)](http::request req,
+                                                                                           http::responder done) {
+                    if (dev_idp::provider::owns(req.target))
+                        return done(login->answer(req));
+                    fhir(std::move(req), std::move(done));
+                };
             listeners.push_back(std::move(patients));
         }
         std::unique_ptr<admin::admin_endpoint> admin;
@@ -476,6 +514,10 @@ int serve(const std::vector<std::string>& args) {
         } else {
             std::cerr << "caregate: admin listener off\n";
         }
+        if (login)
+            std::cerr << "caregate: development login (--dev-idp) at "
+                      << origin_of(settings.patient_base_url, "patient-base-url") << dev_idp_path
+                      << "/authorize: anyone who reaches it logs in as any test citizen; production uses NHS login\n";
         if (placeholder_idp)
             std::cerr << "caregate: the SMART login URLs are development placeholders under "
                       << origin_of(settings.patient_base_url, "patient-base-url") << dev_idp_path

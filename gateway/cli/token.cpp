@@ -117,27 +117,6 @@ std::vector<option> token_options(token_settings& s) {
     };
 }
 
-/// A stable pseudonymous `sub` for a citizen, as NHS login gives one that is not the NHS number: a
-/// UUID (RFC 9562 version 8, made from a hash) from SHA-256 of the number with a fixed prefix. It
-/// does not hide the number from someone who hashes every NHS number; it is for development tokens.
-std::string pseudonymous_user(const std::string& nhs_number) {
-    const std::string input = "caregate-dev citizen sub:" + nhs_number;
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int size = 0;
-    if (EVP_Digest(input.data(), input.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1 || size < 16)
-        throw std::runtime_error("SHA-256 failed");
-    digest[6] = static_cast<unsigned char>((digest[6] & 0x0f) | 0x80); // version 8
-    digest[8] = static_cast<unsigned char>((digest[8] & 0x3f) | 0x80); // variant 10
-    constexpr const char* hex = "0123456789abcdef";
-    std::string uuid;
-    for (std::size_t i = 0; i < 16; ++i) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            uuid += '-';
-        uuid += hex[digest[i] >> 4];
-        uuid += hex[digest[i] & 0x0f];
-    }
-    return uuid;
-}
 
 /// Checks the flags of a citizen's token and fills in its defaults. Throws std::invalid_argument.
 void complete_citizen_claims(token_settings& s) {
@@ -154,7 +133,7 @@ void complete_citizen_claims(token_settings& s) {
     if (c.proofing_level != "P0" && c.proofing_level != "P5" && c.proofing_level != "P9")
         throw std::invalid_argument("--proofing needs P0, P5 or P9");
     if (c.user.empty())
-        c.user = pseudonymous_user(c.nhs_number);
+        c.user = auth::development_citizen_subject(c.nhs_number);
     if (!s.scopes_given)
         c.scopes = citizen_default_scopes;
     if (!s.audience_given)

@@ -59,6 +59,10 @@ bool verify_signature(algorithm alg, EVP_PKEY* key, std::string_view signing_inp
 /// Signs `signing_input`; ES256 answers the raw r || s. Throws std::runtime_error.
 std::string sign(algorithm alg, EVP_PKEY* key, std::string_view signing_input);
 
+/// The JWKS document (RFC 7517) publishing the public half of `key`: one signing key, RSA (n, e) or
+/// EC P-256 (x, y), without a kid. Throws std::runtime_error for any other kind of key.
+std::string public_jwks_of(EVP_PKEY* key);
+
 /// SHA-256 of `bytes`, 32 raw bytes.
 std::string sha256(std::string_view bytes);
 
