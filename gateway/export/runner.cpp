@@ -6,6 +6,10 @@
 #include "http/log.hpp"
 #include "storage/search.hpp"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <set>
 
@@ -16,6 +20,19 @@ namespace {
 using namespace std::chrono;
 
 storage::timestamp micros(std::chrono::seconds span) { return duration_cast<microseconds>(span).count(); }
+
+/// How much less of a busy machine's cores a worker asks for than a request's thread (a nice value:
+/// with the cores all busy, a thread of nice 10 gets about a tenth of one of nice 0). An export is
+/// a background job: requests, and the writer that commits their audit records, come first.
+constexpr int worker_niceness = 10;
+
+/// And of the disk: the idle I/O class (Linux ioprio_set; the constants of linux/ioprio.h, which
+/// glibc does not wrap), served when no one else waits for the disk, and by the I/O scheduler's
+/// aging after a while even then. On a database larger than memory an export reads it all, and at
+/// the ordinary class its reads held the writer's commits back until reads were refused.
+constexpr int ioprio_who_process = 1;
+constexpr int ioprio_class_idle = 3;
+constexpr int ioprio_class_shift = 13;
 
 } // namespace
 
@@ -39,6 +56,10 @@ runner::runner(storage::store& store, std::function<std::shared_ptr<const access
     : store_(store), current_guard_(std::move(current_guard)), settings_(settings) {
     for (unsigned i = 0; i < settings_.workers; ++i)
         workers_.emplace_back([this, i] {
+            // Linux: a thread's own nice value (its thread id is its PRIO_PROCESS id); where that fails
+            // the worker runs at the ordinary priority.
+            (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), worker_niceness);
+            (void)::syscall(SYS_ioprio_set, ioprio_who_process, ::gettid(), ioprio_class_idle << ioprio_class_shift);
             // A worker's name is unique to this process's run, so a lease is never mistaken for another's.
             work("export-worker-" + std::to_string(i) + "-" + std::to_string(access::now_micros()));
         });

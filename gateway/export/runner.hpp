@@ -16,6 +16,10 @@
 //  5. A Group export writes a resource that links to several members once, under the first of them.
 //  6. A pseudonymised export writes each line through fhir::deidentify_resource with the recipient's
 //     key, or nothing at all: a recipient without a key fails the job before its first line.
+//  7. Requests come first: a worker runs at a lower CPU priority (nice 10) than the request threads
+//     and the writer, and in the idle I/O class, so that on busy cores and a busy disk an export
+//     takes what they leave, rather than holding the writer back until the reads' audit records
+//     pass their bound and reads are refused.
 #pragma once
 
 #include "access/guard.hpp"
@@ -36,7 +40,7 @@ namespace caregate::exports {
 
 struct runner_settings {
     /// Jobs run at once on this node (caregate serve --export-jobs): each a thread that reads pages
-    /// and hands files to the writer. 0: this node runs none (another node of the same database does).
+    /// and stores files. 0: this node runs none (another node of the same database does).
     unsigned workers = 1;
     /// How long a finished job's files are kept (caregate serve --export-retention).
     std::chrono::seconds retention{24 * 3600};
