@@ -569,7 +569,7 @@ struct relational_engine final : write_transaction {
     fhir::result<T> export_change(Work&& work);
 
     // Export files' bytes, apart from the writer's transactions (export_file_bytes.hpp); opened with
-    // the store, closed first.
+    // the store before the writer starts, closed after it has stopped.
     std::unique_ptr<detail::export_file_bytes> export_bytes;
     // An erasure in the group in progress may have withdrawn exports (writer thread only): once the
     // group commits, their files' bytes are swept.

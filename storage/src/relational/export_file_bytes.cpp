@@ -43,13 +43,16 @@ CREATE INDEX IF NOT EXISTS export_file_bytes_by_job ON export_file_bytes (job_id
 export_file_bytes::export_file_bytes(opener open, std::function<void()> sweep)
     : open_(std::move(open)), sweep_(std::move(sweep)), sweeper_([this] { run_sweeper(); }) {}
 
-export_file_bytes::~export_file_bytes() {
+export_file_bytes::~export_file_bytes() { stop(); }
+
+void export_file_bytes::stop() {
     {
         std::lock_guard lock(sweep_mutex_);
         stopping_ = true;
     }
     sweep_wanted_.notify_all();
-    sweeper_.join();
+    if (sweeper_.joinable())
+        sweeper_.join();
 }
 
 template <class T, class Use>

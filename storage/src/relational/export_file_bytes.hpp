@@ -61,6 +61,10 @@ public:
 
     /// Asks the sweeper thread to run the sweep once more; returns at once.
     void sweep_later();
+    /// Stops the sweeper thread (a sweep under way finishes first); later sweep_later calls do
+    /// nothing. The destructor stops it too; whoever owns this stops it before letting go of it, as
+    /// the sweep may read through the owner.
+    void stop();
 
 private:
     template <class T, class Use>

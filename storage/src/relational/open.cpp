@@ -27,8 +27,6 @@ constexpr unsigned bulk_load_checkpoint_frames = 16'384;
 } // namespace
 
 relational_engine::~relational_engine() {
-    // First: the sweeper reads through the readers and stops here.
-    export_bytes.reset();
     current_versions.stop();
     {
         std::lock_guard lock(queue_mutex);
@@ -37,6 +35,11 @@ relational_engine::~relational_engine() {
     queue_filled.notify_all();
     if (writer.joinable())
         writer.join();
+    // After the writer, which asks it for sweeps, and before the readers its sweeps read through;
+    // its sweeper stopped before the pointer the sweep reads it through is cleared.
+    if (export_bytes)
+        export_bytes->stop();
+    export_bytes.reset();
     {
         std::lock_guard lock(checkpoint_mutex);
         checkpointer_stopping = true;
