@@ -129,8 +129,12 @@ void relational_engine::open_export_bytes() {
             auto journal = db.pragma("PRAGMA journal_mode = WAL");
             if (!journal)
                 return std::move(journal).failure();
+            // Deleting an export's files only frees their pages (no zeroing, which Debian's SQLite does
+            // by default): deleting gigabytes then writes almost nothing, where zeroing them held the
+            // disk long enough for the writer's commits to wait and reads to be refused. The bytes
+            // are copies of what the store's own file holds (or derived from it), on the same disk.
             if (auto set = db.exec_script(std::string(full ? "PRAGMA synchronous = FULL; " : "PRAGMA synchronous = NORMAL; ") +
-                                              detail::export_file_bytes::sqlite_schema,
+                                              "PRAGMA secure_delete = OFF; " + detail::export_file_bytes::sqlite_schema,
                                           "opening the export files' database");
                 !set)
                 return std::move(set).failure();
