@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <stdexcept>
 #include <vector>
 
@@ -30,11 +31,9 @@ using fields = std::map<std::string, std::string>;
 /// The fields of a query or an x-www-form-urlencoded body (`+` is a space there); the first of a
 /// repeated name wins. Nothing when the text is not form encoding.
 std::optional<fields> form_fields(std::string_view encoded) {
-    std::string text(encoded);
-    std::replace(text.begin(), text.end(), '+', ' ');
-    std::string spaced;
-    for (char c : text)
-        spaced += c == ' ' ? std::string("%20") : std::string(1, c);
+    std::string spaced; // `+` as the space it stands for, percent-encoded for the URL grammar
+    for (char c : encoded)
+        spaced += c == '+' ? std::string("%20") : std::string(1, c);
     auto parsed = boost::urls::parse_query(spaced);
     if (!parsed)
         return std::nullopt;
