@@ -8,6 +8,8 @@
 #include "fhir_model/nhs_number.hpp"
 
 #include <boost/url.hpp>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <openssl/rand.h>
 
 #include <algorithm>
@@ -63,23 +65,34 @@ std::string html_escape(std::string_view text) {
     return out;
 }
 
-std::string json_string(std::string_view text) {
-    std::string out = "\"";
-    for (char c : text) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            constexpr const char* hex = "0123456789abcdef";
-            out += "\\u00";
-            out += hex[(c >> 4) & 0xf];
-            out += hex[c & 0xf];
-        } else {
-            out += c;
-        }
+/// A JSON object of string members, written by RapidJSON (the token answers' shape).
+class json_object {
+public:
+    json_object() { out_.StartObject(); }
+    json_object& text(const char* name, std::string_view value) {
+        out_.Key(name);
+        out_.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+        return *this;
     }
-    return out + "\"";
-}
+    json_object& number(const char* name, std::int64_t value) {
+        out_.Key(name);
+        out_.Int64(value);
+        return *this;
+    }
+    json_object& flag(const char* name, bool value) {
+        out_.Key(name);
+        out_.Bool(value);
+        return *this;
+    }
+    std::string done() {
+        out_.EndObject();
+        return std::string(buffer_.GetString(), buffer_.GetSize());
+    }
+
+private:
+    rapidjson::StringBuffer buffer_;
+    rapidjson::Writer<rapidjson::StringBuffer> out_{buffer_};
+};
 
 std::string random_token() {
     std::array<unsigned char, 32> bytes{};
@@ -163,7 +176,7 @@ http::response json_answer(unsigned status, std::string body) {
 
 /// RFC 6749 5.2.
 http::response token_error(std::string_view error, std::string_view description) {
-    return json_answer(400, "{\"error\":" + json_string(error) + ",\"error_description\":" + json_string(description) + "}");
+    return json_answer(400, json_object().text("error", error).text("error_description", description).done());
 }
 
 http::response redirect_to(const std::string& uri, const std::vector<std::pair<std::string, std::string>>& params) {
@@ -419,17 +432,20 @@ http::response provider::tokens_for(const grant& g) {
     access.expires = issued + settings_.access_lifetime.count();
     access.token_id = random_token();
 
-    std::string body = "{\"access_token\":" + json_string(auth::mint_token(access, settings_.signing_key_pem)) +
-                       ",\"token_type\":\"Bearer\",\"expires_in\":" + std::to_string(settings_.access_lifetime.count()) +
-                       ",\"scope\":" + json_string(g.scope) +
-                       ",\"patient\":" + json_string(g.nhs_number) + ",\"need_patient_banner\":true";
+    json_object body;
+    body.text("access_token", auth::mint_token(access, settings_.signing_key_pem))
+        .text("token_type", "Bearer")
+        .number("expires_in", settings_.access_lifetime.count())
+        .text("scope", g.scope)
+        .text("patient", g.nhs_number)
+        .flag("need_patient_banner", true);
     if (has_scope(g.scope, "openid")) {
         auth::token_claims id = access;
         id.audience = g.client_id;
         id.scopes.clear();
         id.token_id = random_token();
         id.fhir_user = has_scope(g.scope, "fhirUser") ? settings_.audience + "/Patient/" + g.nhs_number : std::string();
-        body += ",\"id_token\":" + json_string(auth::mint_token(id, settings_.signing_key_pem));
+        body.text("id_token", auth::mint_token(id, settings_.signing_key_pem));
     }
     if (has_scope(g.scope, "offline_access") || has_scope(g.scope, "online_access")) {
         grant kept = g;
@@ -440,12 +456,12 @@ http::response provider::tokens_for(const grant& g) {
             std::lock_guard lock(mutex_);
             forget_expired(refresh_, clock::now());
             if (refresh_.size() >= max_kept)
-                return json_answer(503, "{\"error\":\"temporarily_unavailable\"}");
+                return json_answer(503, json_object().text("error", "temporarily_unavailable").done());
             refresh_.emplace(refresh, std::move(kept));
         }
-        body += ",\"refresh_token\":" + json_string(refresh);
+        body.text("refresh_token", refresh);
     }
-    return json_answer(200, body + "}");
+    return json_answer(200, body.done());
 }
 
 http::response provider::jwks() const {

@@ -6,8 +6,8 @@
 #include <boost/url/parse.hpp>
 
 #include <algorithm>
-#include <array>
 #include <cctype>
+#include <optional>
 
 namespace caregate::rest {
 
@@ -20,12 +20,10 @@ using fhir::error;
 constexpr std::string_view api_methods = "GET, HEAD, POST, PUT, PATCH, DELETE";
 constexpr std::string_view discovery_methods = "GET, HEAD";
 
-/// The request headers the API reads (besides the CORS-safelisted ones), lower case.
-constexpr std::array<std::string_view, 11> api_request_headers = {
-    "authorization", "content-type",      "accept",      "if-match",  "if-none-match", "if-none-exist",
-    "if-modified-since", "prefer",        "x-act-for",   "x-request-id", "x-correlation-id"};
-const std::string allowed_headers_text = "Authorization, Content-Type, Accept, If-Match, If-None-Match, If-None-Exist, "
-                                         "If-Modified-Since, Prefer, X-Act-For, X-Request-ID, X-Correlation-ID";
+/// The request headers the API reads (besides the CORS-safelisted ones), as a preflight is answered.
+constexpr std::string_view api_request_headers = "Authorization, Content-Type, Accept, If-Match, If-None-Match, "
+                                                 "If-None-Exist, If-Modified-Since, Prefer, X-Act-For, X-Request-ID, "
+                                                 "X-Correlation-ID";
 
 /// The response headers a browser app may read, beyond the safelisted ones: what the API sets.
 constexpr std::string_view exposed_headers = "ETag, Location, Content-Location, Last-Modified, WWW-Authenticate, "
@@ -49,58 +47,56 @@ std::string_view trimmed(std::string_view text) {
     return text;
 }
 
-/// Whether every header a preflight names is one the API reads.
-bool reads_every_header(std::string_view list) {
+/// Calls `each` with every item of a comma-separated list, trimmed; stops when it returns true.
+template <class Each>
+bool any_item(std::string_view list, Each&& each) {
     while (!list.empty()) {
         const auto comma = list.find(',');
-        const std::string name = lower(trimmed(list.substr(0, comma)));
+        if (const std::string_view item = trimmed(list.substr(0, comma)); !item.empty() && each(item))
+            return true;
         list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-        if (name.empty())
-            continue;
-        if (std::find(api_request_headers.begin(), api_request_headers.end(), name) == api_request_headers.end())
-            return false;
     }
-    return true;
+    return false;
+}
+
+/// Whether every header a preflight names is one the API reads (header names ignore case).
+bool reads_every_header(std::string_view asked) {
+    return !any_item(asked, [](std::string_view name) {
+        return !any_item(api_request_headers, [&](std::string_view known) { return lower(known) == lower(name); });
+    });
 }
 
 bool names_method(std::string_view methods, std::string_view method) {
-    while (!methods.empty()) {
-        const auto comma = methods.find(',');
-        if (trimmed(methods.substr(0, comma)) == method)
-            return true;
-        methods = comma == std::string_view::npos ? std::string_view{} : methods.substr(comma + 1);
-    }
-    return false;
+    return any_item(methods, [&](std::string_view item) { return item == method; });
 }
 
 } // namespace
 
 fhir::result<cors_origins> cors_origins::parse(std::string_view list) {
     cors_origins origins;
-    while (!list.empty()) {
-        const auto comma = list.find(',');
-        const std::string_view entry = trimmed(list.substr(0, comma));
-        list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-        if (entry.empty())
-            continue;
-        auto wrong = [&](std::string why) {
-            return error::make(category::malformed, "value",
-                               "--cors-origins: '" + std::string(entry) + "' " + std::move(why));
+    std::optional<error> wrong;
+    any_item(list, [&](std::string_view entry) {
+        auto refuse = [&](std::string why) {
+            wrong = error::make(category::malformed, "value", "--cors-origins: '" + std::string(entry) + "' " + std::move(why));
+            return true;
         };
         if (entry == "*")
-            return wrong("would open the API to every web page; name the apps' origins");
+            return refuse("would open the API to every web page; name the apps' origins");
         auto url = boost::urls::parse_absolute_uri(entry);
         if (!url)
-            return wrong("is not an origin like https://app.example.nhs.uk");
+            return refuse("is not an origin like https://app.example.nhs.uk");
         if (url->scheme() != "https" && url->scheme() != "http")
-            return wrong("is not an http or https origin");
+            return refuse("is not an http or https origin");
         if (!url->has_authority() || url->host().empty() || url->has_userinfo())
-            return wrong("names no host, or has user info");
+            return refuse("names no host, or has user info");
         if (!url->encoded_path().empty() || url->has_query() || url->has_fragment())
-            return wrong("has a path, a query or a fragment (an origin is scheme://host[:port], no trailing slash)");
+            return refuse("has a path, a query or a fragment (an origin is scheme://host[:port], no trailing slash)");
         // Browsers send the scheme and host in lower case: so is the list, to compare exactly.
         origins.allowed.push_back(lower(entry));
-    }
+        return false;
+    });
+    if (wrong)
+        return std::move(*wrong);
     return origins;
 }
 
@@ -148,7 +144,7 @@ std::optional<http::response> cors_answer::preflight() const {
         if (!headers_.empty())
             ok.set("Access-Control-Allow-Headers", headers_);
     } else {
-        ok.set("Access-Control-Allow-Headers", allowed_headers_text);
+        ok.set("Access-Control-Allow-Headers", std::string(api_request_headers));
         ok.set("Vary", "Origin");
     }
     ok.set("Access-Control-Max-Age", std::string(preflight_lifetime));

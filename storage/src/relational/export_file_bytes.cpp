@@ -165,17 +165,6 @@ fhir::status export_file_bytes::remove(std::span<const std::int64_t> ids) {
     return {};
 }
 
-fhir::result<std::int64_t> export_file_bytes::count() {
-    return with_connection<std::int64_t>([](connection& db) -> fhir::result<std::int64_t> {
-        static const std::string sql = "SELECT count(*) FROM export_file_bytes";
-        auto counted = query_one<std::int64_t>(
-            db, sql, keeping, [](statement&) {}, [](const statement& row) { return row.integer(0); });
-        if (!counted)
-            return std::move(counted).failure();
-        return counted->value_or(0);
-    });
-}
-
 void export_file_bytes::sweep_later() {
     {
         std::lock_guard lock(sweep_mutex_);

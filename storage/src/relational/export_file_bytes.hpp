@@ -56,8 +56,6 @@ public:
     fhir::result<std::vector<std::int64_t>> ids_of(std::string_view job_id);
     /// Deletes these ids, a few to a transaction (invariant 2).
     fhir::status remove(std::span<const std::int64_t> ids);
-    /// How many files' bytes are kept (for tests and statistics).
-    fhir::result<std::int64_t> count();
 
     /// Asks the sweeper thread to run the sweep once more; returns at once.
     void sweep_later();
