@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -84,36 +85,30 @@ std::int64_t access_log_entries(store& db, const std::string& nhs) {
     return found;
 }
 
-/// Export files' bytes kept, counted where the store keeps them: on SQLite the database beside the
-/// store's file, on PostgreSQL a table of the store's database.
+/// Export files' bytes kept, counted where the store keeps them: on SQLite files in a directory
+/// beside the store's file, on PostgreSQL a table of the store's database.
 std::int64_t bytes_kept(const store_fixture& db) {
     if (db.scratch)
         return db.count("SELECT count(*) FROM export_file_bytes");
-    const std::string path = db.options.path + "-export-files";
-    if (!std::filesystem::exists(path))
-        return 0;
-    sqlite3* raw = nullptr;
-    REQUIRE(sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
-    sqlite3_stmt* stmt = nullptr;
-    REQUIRE(sqlite3_prepare_v2(raw, "SELECT count(*) FROM export_file_bytes", -1, &stmt, nullptr) == SQLITE_OK);
-    REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
-    const std::int64_t kept = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    sqlite3_close_v2(raw);
+    const std::filesystem::path root = db.options.path + "-exports";
+    std::int64_t kept = 0;
+    if (std::filesystem::exists(root))
+        for (const auto& entry : std::filesystem::recursive_directory_iterator(root))
+            kept += entry.is_regular_file();
     return kept;
 }
 
-/// Runs SQL where the store keeps export files' bytes, through a connection of the test's own.
-void tamper_with_bytes(const store_fixture& db, const std::string& sql) {
+/// Leaves bytes for `job_id` where the store keeps them, as a crash between storing them and
+/// committing their file's row does.
+void leave_stray_bytes(const store_fixture& db, const std::string& job_id, const std::string& ndjson) {
     if (db.scratch) {
-        REQUIRE(db.execute(sql) == SQLITE_OK);
+        REQUIRE(db.execute("INSERT INTO export_file_bytes (job_id, ndjson) VALUES ('" + job_id + "', '" + ndjson +
+                           "')") == SQLITE_OK);
         return;
     }
-    sqlite3* raw = nullptr;
-    REQUIRE(sqlite3_open_v2((db.options.path + "-export-files").c_str(), &raw, SQLITE_OPEN_READWRITE, nullptr) ==
-            SQLITE_OK);
-    REQUIRE(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
-    sqlite3_close_v2(raw);
+    const std::filesystem::path dir = std::filesystem::path(db.options.path + "-exports") / job_id;
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "1.ndjson", std::ios::binary) << ndjson; // an id lower than any the store gives
 }
 
 /// The bytes kept once the sweep has had time to run (a few seconds at most) down to `expected`.
@@ -206,7 +201,7 @@ TEST_CASE("bytes stored whose file never committed are deleted at the job's next
     saved.files.push_back({"Patient", 1, "{\"kept\":1}\n"});
     REQUIRE(db->save_export_progress(saved).ok());
     // As a crash leaves them: bytes stored, their file's row never committed.
-    tamper_with_bytes(db, "INSERT INTO export_file_bytes (job_id, ndjson) VALUES ('job-1', '{\"lost\":1}\n')");
+    leave_stray_bytes(db, "job-1", "{\"lost\":1}\n");
     CHECK(bytes_kept(db) == 2);
     db.reopen();
     // The restarted server's claim (the lease has lapsed) deletes them, and keeps the committed file.
@@ -217,7 +212,7 @@ TEST_CASE("bytes stored whose file never committed are deleted at the job's next
     CHECK(db->export_file_content("job-1", 1).value() == std::optional<std::string>("{\"kept\":1}\n"));
 
     // Once it has ended, whatever is left unreferenced goes too, and its own file stays.
-    tamper_with_bytes(db, "INSERT INTO export_file_bytes (job_id, ndjson) VALUES ('job-1', '{\"late\":1}\n')");
+    leave_stray_bytes(db, "job-1", "{\"late\":1}\n");
     auto end = progress_of("job-1", "worker-b", "cursor-1");
     end.finish = true;
     end.finished = now_us();
@@ -530,6 +525,66 @@ TEST_CASE("an upgrade that moves export files' bytes apart fails the jobs made b
     saved.files.push_back({"Patient", 1, "{}\n"});
     REQUIRE(db->save_export_progress(saved).ok());
     CHECK(db->export_file_content("after", 1).value() == std::optional<std::string>("{}\n"));
+}
+
+TEST_CASE("on SQLite, export files and their directories are the server's user's only") {
+    store_fixture db;
+    if (db.scratch)
+        return; // PostgreSQL's table is the database's
+    must_create(*db, new_job("job-1"));
+    const timestamp now = now_us();
+    REQUIRE(db->claim_export("worker", now, now + 60'000'000).ok());
+    auto saved = progress_of("job-1", "worker", "cursor-1");
+    saved.files.push_back({"Patient", 1, "{}\n"});
+    REQUIRE(db->save_export_progress(saved).ok());
+    using std::filesystem::perms;
+    const std::filesystem::path root = db.options.path + "-exports";
+    std::int64_t seen = 0;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+        CHECK((entry.status().permissions() & (perms::group_all | perms::others_all)) == perms::none);
+        ++seen;
+    }
+    CHECK((std::filesystem::status(root).permissions() & (perms::group_all | perms::others_all)) == perms::none);
+    CHECK(seen == 2); // the job's directory and its file
+}
+
+TEST_CASE("on SQLite, an upgrade that moves export files' bytes out of their database fails the jobs made before, and deletes it") {
+    store_fixture db;
+    if (db.scratch)
+        return; // PostgreSQL keeps them in its table, as before
+    must_create(*db, new_job("running"));
+    must_create(*db, new_job("done"));
+    db.close();
+    // SQLite schema 13: a database of their own beside the store's, which the rows referenced.
+    const std::string previous = db.options.path + "-export-files";
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open(previous.c_str(), &raw) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(raw, "CREATE TABLE export_file_bytes (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT "
+                              "NULL, ndjson BLOB NOT NULL); INSERT INTO export_file_bytes VALUES (1, 'done', '{}');",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close_v2(raw);
+    REQUIRE(db.execute("PRAGMA user_version = 13; UPDATE export_jobs SET status = 'completed', finished = 1, "
+                       "expires = 9000000000000000 WHERE id = 'done'; INSERT INTO export_files VALUES ('done', 1, "
+                       "'Patient', 1, 1);") == SQLITE_OK);
+    db.reopen();
+    CHECK(db.count("PRAGMA user_version") == newest_sqlite_schema);
+    CHECK_FALSE(std::filesystem::exists(previous));
+    for (const char* id : {"running", "done"}) {
+        auto job = db->find_export(id);
+        REQUIRE(job.ok());
+        REQUIRE(job->has_value());
+        CHECK((*job)->status == export_status::failed);
+        CHECK((*job)->error.find("upgrade") != std::string::npos);
+        CHECK(db->export_files(id)->empty());
+    }
+    must_create(*db, new_job("after"));
+    const timestamp now = now_us();
+    REQUIRE(db->claim_export("worker", now, now + 60'000'000).value().has_value());
+    auto saved = progress_of("after", "worker", "cursor-1");
+    saved.files.push_back({"Patient", 1, "{}\n"});
+    REQUIRE(db->save_export_progress(saved).ok());
+    CHECK(db->export_file_content("after", 1).value() == std::optional<std::string>("{}\n"));
+    CHECK(bytes_kept(db) == 1);
 }
 
 TEST_CASE("erasing a citizen withdraws every export that holds them, running or finished; no access-log entry without an audit") {

@@ -50,7 +50,7 @@ private:
 
 /// The schema versions this build migrates to (storage/src/sqlite/schema.cpp, postgresql/schema.cpp):
 /// the tests that migrate a database of an older release expect them.
-inline constexpr int newest_sqlite_schema = 13;
+inline constexpr int newest_sqlite_schema = 14;
 inline constexpr int newest_postgresql_schema = 10;
 
 /// A store on its own database; reopen() closes and opens it again on the same database. On

@@ -568,14 +568,17 @@ struct relational_engine final : write_transaction {
     template <class T, class Work>
     fhir::result<T> export_change(Work&& work);
 
-    // Export files' bytes, apart from the writer's transactions (export_file_bytes.hpp); opened with
-    // the store before the writer starts, closed after it has stopped.
+    // Export files' bytes, apart from the writer's transactions (export_file_bytes.hpp), and the
+    // thread that sweeps them; opened with the store before the writer starts, closed after it has
+    // stopped (the sweeper first).
     std::unique_ptr<detail::export_file_bytes> export_bytes;
+    std::unique_ptr<detail::export_bytes_sweeper> export_bytes_sweeper;
     // An erasure in the group in progress may have withdrawn exports (writer thread only): once the
     // group commits, their files' bytes are swept.
     bool export_bytes_orphaned = false;
-    /// Makes export_bytes: on SQLite beside the store's file, on PostgreSQL in its database.
-    void open_export_bytes();
+    /// Makes export_bytes and its sweeper: on SQLite a directory beside the store's file, on
+    /// PostgreSQL a table of its database.
+    fhir::status open_export_bytes();
     /// Deletes the bytes no file of an export job references, for every job that is gone or has
     /// finished (a job that is still running is left to its next claim). The sweeper's thread runs it.
     void sweep_export_bytes();

@@ -1,185 +1,38 @@
-// The bytes of export files, apart from the store's other tables (export_file_bytes.hpp, where the
-// invariants are): a pool of connections for puts, gets and deletions, and the sweeper's thread.
+// The export bytes' sweeper thread (export_file_bytes.hpp, invariant 3).
 #include "export_file_bytes.hpp"
-
-#include "engine.hpp"
 
 namespace caregate::storage::detail {
 
-namespace {
+export_bytes_sweeper::export_bytes_sweeper(std::function<void()> sweep)
+    : sweep_(std::move(sweep)), thread_([this] { run(); }) {}
 
-constexpr std::string_view keeping = "keeping an export file";
+export_bytes_sweeper::~export_bytes_sweeper() { stop(); }
 
-/// A connection the pool may keep: at most this many idle (one per export worker and download).
-constexpr std::size_t idle_kept = 4;
-
-/// Runs `work()` in a transaction of its own on `db`: committed when it succeeds (a failed COMMIT
-/// is its failure), rolled back when it fails.
-template <class T, class Work>
-fhir::result<T> in_transaction(connection& db, Work&& work) {
-    static const std::string begin = "BEGIN", commit = "COMMIT", rollback = "ROLLBACK";
-    if (auto begun = db.run(begin, keeping); !begun)
-        return std::move(begun).failure();
-    auto done = work();
-    if (done)
-        if (auto committed = db.run(commit, keeping); !committed)
-            done = std::move(committed).failure();
-    if (!done && db.in_transaction())
-        (void)db.run(rollback, keeping);
-    return done;
-}
-
-} // namespace
-
-const std::string export_file_bytes::sqlite_schema = R"sql(
-CREATE TABLE IF NOT EXISTS export_file_bytes (
-    id     INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id TEXT    NOT NULL,
-    ndjson BLOB    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS export_file_bytes_by_job ON export_file_bytes (job_id);
-)sql";
-
-export_file_bytes::export_file_bytes(opener open, std::function<void()> sweep)
-    : open_(std::move(open)), sweep_(std::move(sweep)), sweeper_([this] { run_sweeper(); }) {}
-
-export_file_bytes::~export_file_bytes() { stop(); }
-
-void export_file_bytes::stop() {
+void export_bytes_sweeper::stop() {
     {
-        std::lock_guard lock(sweep_mutex_);
+        std::lock_guard lock(mutex_);
         stopping_ = true;
     }
-    sweep_wanted_.notify_all();
-    if (sweeper_.joinable())
-        sweeper_.join();
+    wanted_.notify_all();
+    if (thread_.joinable())
+        thread_.join();
 }
 
-template <class T, class Use>
-fhir::result<T> export_file_bytes::with_connection(Use&& use) {
-    std::unique_ptr<connection> db;
+void export_bytes_sweeper::sweep_later() {
     {
-        std::lock_guard lock(pool_mutex_);
-        if (!idle_.empty()) {
-            db = std::move(idle_.back());
-            idle_.pop_back();
-        }
+        std::lock_guard lock(mutex_);
+        due_ = true;
     }
-    if (!db) {
-        auto opened = open_();
-        if (!opened)
-            return std::move(opened).failure();
-        db = std::move(*opened);
-    }
-    auto result = use(*db);
-    if (db->usable() && !db->in_transaction()) {
-        std::lock_guard lock(pool_mutex_);
-        if (idle_.size() < idle_kept)
-            idle_.push_back(std::move(db));
-    }
-    return result;
+    wanted_.notify_one();
 }
 
-fhir::result<std::int64_t> export_file_bytes::put(std::string_view job_id, std::string_view ndjson) {
-    return with_connection<std::int64_t>([&](connection& db) {
-        return in_transaction<std::int64_t>(db, [&]() -> fhir::result<std::int64_t> {
-            static const std::string insert =
-                "INSERT INTO export_file_bytes (job_id, ndjson) VALUES (?1, ?2) RETURNING id";
-            auto prepared = db.prepare(insert, keeping);
-            if (!prepared)
-                return std::move(prepared).failure();
-            statement query(*prepared);
-            query.bind(1, job_id).bind(2, ndjson);
-            if (const int rc = query.step(); rc != step_row)
-                return storage_failure(rc, keeping);
-            const std::int64_t id = query.integer(0);
-            // Stepped to its end, so that the insert is done before COMMIT (a statement with
-            // RETURNING finishes its work only then).
-            if (const int rc = query.step(); rc != step_done)
-                return storage_failure(rc, keeping);
-            return id;
-        });
-    });
-}
-
-fhir::result<std::optional<std::string>> export_file_bytes::get(std::string_view job_id, std::int64_t id) {
-    return with_connection<std::optional<std::string>>([&](connection& db) {
-        static const std::string sql = "SELECT ndjson FROM export_file_bytes WHERE id = ?1 AND job_id = ?2";
-        return query_one<std::string>(
-            db, sql, keeping, [&](statement& q) { q.bind(1, id).bind(2, job_id); },
-            [](const statement& row) { return row.blob(0); });
-    });
-}
-
-namespace {
-
-template <class T, class Bind, class Read>
-fhir::result<std::vector<T>> all_rows(connection& db, const std::string& sql, Bind&& bind, Read&& read) {
-    auto prepared = db.prepare(sql, keeping);
-    if (!prepared)
-        return std::move(prepared).failure();
-    statement query(*prepared);
-    bind(query);
-    std::vector<T> rows;
-    int rc;
-    while ((rc = query.step()) == step_row)
-        rows.push_back(read(query));
-    if (rc != step_done)
-        return storage_failure(rc, keeping);
-    return rows;
-}
-
-} // namespace
-
-fhir::result<std::vector<std::string>> export_file_bytes::jobs() {
-    return with_connection<std::vector<std::string>>([](connection& db) {
-        static const std::string sql = "SELECT DISTINCT job_id FROM export_file_bytes";
-        return all_rows<std::string>(db, sql, [](statement&) {}, [](const statement& row) { return row.text(0); });
-    });
-}
-
-fhir::result<std::vector<std::int64_t>> export_file_bytes::ids_of(std::string_view job_id) {
-    return with_connection<std::vector<std::int64_t>>([&](connection& db) {
-        static const std::string sql = "SELECT id FROM export_file_bytes WHERE job_id = ?1 ORDER BY id";
-        return all_rows<std::int64_t>(
-            db, sql, [&](statement& q) { q.bind(1, job_id); }, [](const statement& row) { return row.integer(0); });
-    });
-}
-
-fhir::status export_file_bytes::remove(std::span<const std::int64_t> ids) {
-    static const std::string sql = "DELETE FROM export_file_bytes WHERE id = ?1";
-    while (!ids.empty()) {
-        const auto step = ids.first(std::min<std::size_t>(ids.size(), files_removed_at_once));
-        ids = ids.subspan(step.size());
-        auto removed = with_connection<bool>([&](connection& db) {
-            return in_transaction<bool>(db, [&]() -> fhir::result<bool> {
-                for (const std::int64_t id : step)
-                    if (auto gone = execute(db, sql, keeping, [&](statement& q) { q.bind(1, id); }); !gone)
-                        return std::move(gone).failure();
-                return true;
-            });
-        });
-        if (!removed)
-            return std::move(removed).failure();
-    }
-    return {};
-}
-
-void export_file_bytes::sweep_later() {
-    {
-        std::lock_guard lock(sweep_mutex_);
-        sweep_due_ = true;
-    }
-    sweep_wanted_.notify_one();
-}
-
-void export_file_bytes::run_sweeper() {
-    std::unique_lock lock(sweep_mutex_);
+void export_bytes_sweeper::run() {
+    std::unique_lock lock(mutex_);
     for (;;) {
-        sweep_wanted_.wait(lock, [this] { return stopping_ || sweep_due_; });
+        wanted_.wait(lock, [this] { return stopping_ || due_; });
         if (stopping_)
             return;
-        sweep_due_ = false;
+        due_ = false;
         lock.unlock();
         sweep_();
         lock.lock();

@@ -1,25 +1,30 @@
 // The bytes of export jobs' files, kept apart from the rest of the store so that storing a file of
 // megabytes never holds the one writer (a group holding a 4 MiB file took up to 365 ms to commit,
-// and the reads' audit records queued behind it): on SQLite a database file of its own beside the
-// store's (`<path>-export-files`, so its commits take no lock of the store's file), on PostgreSQL
-// the table export_file_bytes, written on connections of its own. Each put is its own transaction,
-// durable when put returns; the store's export_files rows then reference what was put
-// (exports.hpp, invariant 1), and the sweep (exports.cpp) deletes what nothing references.
+// and the reads' audit records queued behind it), and so that deleting an export of gigabytes is
+// cheap. On SQLite they are plain files in a directory beside the store's file
+// (`<path>-exports/<job id>/<id>.ndjson`, export_file_bytes_directory.cpp): deleting one is an
+// unlink, where SQLite read every page of a deleted value (gigabytes, while reads waited). On
+// PostgreSQL they are the table export_file_bytes, written on connections of its own
+// (export_file_bytes_table.cpp), whose deletions only mark rows. Each put is durable when it
+// returns; the store's export_files rows then reference what was put (exports.hpp, invariant 1),
+// and the sweep (exports.cpp) deletes what nothing references.
 //
 // Invariants:
-//  1. An id is never given twice (SQLite AUTOINCREMENT, a PostgreSQL identity), and bytes are found
-//     only by their id together with the job they were put for, so a reference can never reach
-//     another job's file, even one restored from a backup beside a newer bytes file.
-//  2. Deletions go a few files to a transaction (files_removed_at_once), so deleting a large export
-//     holds a bounded number of pages (SQLite zeroes what it deletes, as Debian builds it).
-//  3. Connections are pooled and each used by one thread at a time; the sweep runs on a thread of
-//     its own, asked for by sweep_later and never waited for, and stops before the store closes.
+//  1. An id is never given twice for a job, and bytes are found only by their id together with the
+//     job they were put for, so a reference can never reach another job's file, even one restored
+//     from a backup beside newer bytes.
+//  2. Deleting is cheap whatever the size: unlinking a file, or deleting a few rows to a transaction
+//     (files_removed_at_once).
+//  3. Every method may be called from any thread at once; the sweep runs on a thread of its own
+//     (export_bytes_sweeper), asked for by sweep_later and never waited for, and stops before the
+//     store closes.
 #pragma once
 
 #include "database.hpp"
 
 #include <condition_variable>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -33,51 +38,51 @@ namespace caregate::storage::detail {
 
 class export_file_bytes {
 public:
-    /// Opens a connection to where the bytes are, set up and with the table made.
-    using opener = std::function<fhir::result<std::unique_ptr<connection>>()>;
+    virtual ~export_file_bytes() = default;
 
-    /// `sweep` is what the sweeper thread runs each time a sweep is asked for.
-    export_file_bytes(opener open, std::function<void()> sweep);
-    ~export_file_bytes();
-    export_file_bytes(const export_file_bytes&) = delete;
-    export_file_bytes& operator=(const export_file_bytes&) = delete;
-
-    /// The table in SQLite's database of its own (PostgreSQL's is a migration of the store's schema).
-    static const std::string sqlite_schema;
-    static constexpr std::int64_t files_removed_at_once = 8;
-
-    /// Stores `ndjson` for `job_id` and commits it; its id.
-    fhir::result<std::int64_t> put(std::string_view job_id, std::string_view ndjson);
+    /// Stores `ndjson` for `job_id`, durably; its id.
+    virtual fhir::result<std::int64_t> put(std::string_view job_id, std::string_view ndjson) = 0;
     /// The bytes with this id put for this job; nothing when there are none (invariant 1).
-    fhir::result<std::optional<std::string>> get(std::string_view job_id, std::int64_t id);
+    virtual fhir::result<std::optional<std::string>> get(std::string_view job_id, std::int64_t id) = 0;
     /// The jobs that have bytes here.
-    fhir::result<std::vector<std::string>> jobs();
-    /// The ids of a job's bytes.
-    fhir::result<std::vector<std::int64_t>> ids_of(std::string_view job_id);
-    /// Deletes these ids, a few to a transaction (invariant 2).
-    fhir::status remove(std::span<const std::int64_t> ids);
+    virtual fhir::result<std::vector<std::string>> jobs() = 0;
+    /// The ids of a job's bytes, in increasing order.
+    virtual fhir::result<std::vector<std::int64_t>> ids_of(std::string_view job_id) = 0;
+    /// Deletes these ids of the job's (invariant 2); ids already gone are no failure.
+    virtual fhir::status remove(std::string_view job_id, std::span<const std::int64_t> ids) = 0;
+};
 
-    /// Asks the sweeper thread to run the sweep once more; returns at once.
+/// Opens a connection to the store's database, set up.
+using connection_opener = std::function<fhir::result<std::unique_ptr<connection>>()>;
+
+/// The bytes in the table export_file_bytes (PostgreSQL schema 10), through connections of their own.
+std::unique_ptr<export_file_bytes> export_file_bytes_in_table(connection_opener open);
+/// The bytes as files under `directory`, made (owner only) if it is not there.
+fhir::result<std::unique_ptr<export_file_bytes>> export_file_bytes_in_directory(std::filesystem::path directory);
+
+/// The thread that runs a sweep whenever one is asked for (invariant 3).
+class export_bytes_sweeper {
+public:
+    explicit export_bytes_sweeper(std::function<void()> sweep);
+    ~export_bytes_sweeper();
+    export_bytes_sweeper(const export_bytes_sweeper&) = delete;
+    export_bytes_sweeper& operator=(const export_bytes_sweeper&) = delete;
+
+    /// Asks for the sweep to run once more; returns at once.
     void sweep_later();
-    /// Stops the sweeper thread (a sweep under way finishes first); later sweep_later calls do
-    /// nothing. The destructor stops it too; whoever owns this stops it before letting go of it, as
-    /// the sweep may read through the owner.
+    /// Stops the thread (a sweep under way finishes first); later sweep_later calls do nothing. The
+    /// destructor stops it too; whoever owns it stops it before letting go of what the sweep reads.
     void stop();
 
 private:
-    template <class T, class Use>
-    fhir::result<T> with_connection(Use&& use);
-    void run_sweeper();
+    void run();
 
-    opener open_;
     std::function<void()> sweep_;
-    std::mutex pool_mutex_;
-    std::vector<std::unique_ptr<connection>> idle_;
-    std::mutex sweep_mutex_;
-    std::condition_variable sweep_wanted_;
-    bool sweep_due_ = false;
+    std::mutex mutex_;
+    std::condition_variable wanted_;
+    bool due_ = false;
     bool stopping_ = false;
-    std::thread sweeper_;
+    std::thread thread_;
 };
 
 } // namespace caregate::storage::detail

@@ -102,7 +102,7 @@ fhir::status relational_engine::sweep_unreferenced_export_bytes(std::string_view
     if (!kept)
         return std::move(kept).failure();
     if (kept->empty())
-        return {};
+        return export_bytes->remove(job_id, {}); // a job's directory left empty goes too
     auto referenced = with_reader<std::vector<std::int64_t>>(
         [&](connection& db) -> fhir::result<std::vector<std::int64_t>> {
             static const std::string sql = "SELECT content FROM export_files WHERE job_id = ?1";
@@ -126,7 +126,7 @@ fhir::status relational_engine::sweep_unreferenced_export_bytes(std::string_view
     for (const std::int64_t id : *kept)
         if (!std::binary_search(referenced->begin(), referenced->end(), id))
             unreferenced.push_back(id);
-    return export_bytes->remove(unreferenced);
+    return export_bytes->remove(job_id, unreferenced);
 }
 
 void relational_engine::sweep_export_bytes() {
@@ -354,7 +354,7 @@ fhir::status relational_store::save_export_progress(export_progress progress) {
     });
     // Refused (a cancel, another holder), or the job's end: whatever it leaves unreferenced goes.
     if (!saved || progress.finish)
-        impl_->export_bytes->sweep_later();
+        impl_->export_bytes_sweeper->sweep_later();
     if (!saved)
         return std::move(saved).failure();
     return {};
@@ -389,14 +389,14 @@ void relational_store::cancel_export(std::string id, std::function<void(fhir::re
             if (!status)
                 return done(std::move(status).failure());
             if (*found)
-                engine->export_bytes->sweep_later();
+                engine->export_bytes_sweeper->sweep_later();
             done(*found);
         }});
 }
 
 fhir::result<std::int64_t> relational_store::remove_expired_exports(timestamp now) {
     // Also the bytes a crash left (a job gone or finished before its sweep ran).
-    impl_->export_bytes->sweep_later();
+    impl_->export_bytes_sweeper->sweep_later();
     auto removed = impl_->export_change<std::int64_t>(
         [&](relational_engine&, connection& db) -> fhir::result<std::int64_t> {
             static const std::string expired = "SELECT id FROM export_jobs WHERE expires IS NOT NULL AND expires <= ?1";
@@ -419,7 +419,7 @@ fhir::result<std::int64_t> relational_store::remove_expired_exports(timestamp no
             return static_cast<std::int64_t>(ids.size());
         });
     if (removed && *removed > 0)
-        impl_->export_bytes->sweep_later();
+        impl_->export_bytes_sweeper->sweep_later();
     return removed;
 }
 

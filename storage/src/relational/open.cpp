@@ -7,6 +7,8 @@
 // engine.hpp.
 #include "engine.hpp"
 
+#include <filesystem>
+
 #include "../postgresql/libpq.hpp"
 #include "../postgresql/schema.hpp"
 
@@ -37,8 +39,9 @@ relational_engine::~relational_engine() {
         writer.join();
     // After the writer, which asks it for sweeps, and before the readers its sweeps read through;
     // its sweeper stopped before the pointer the sweep reads it through is cleared.
-    if (export_bytes)
-        export_bytes->stop();
+    if (export_bytes_sweeper)
+        export_bytes_sweeper->stop();
+    export_bytes_sweeper.reset();
     export_bytes.reset();
     {
         std::lock_guard lock(checkpoint_mutex);
@@ -107,41 +110,29 @@ void relational_engine::give_back_reader(std::unique_ptr<connection> db) const {
     db.reset(); // one beyond the pool's size: close it rather than keep it
 }
 
-void relational_engine::open_export_bytes() {
-    detail::export_file_bytes::opener open;
+fhir::status relational_engine::open_export_bytes() {
     if (on_postgresql()) {
         // The table is the store's (PostgreSQL schema 10); a connection of its own commits each file.
-        open = [conninfo = postgresql]() -> fhir::result<std::unique_ptr<connection>> {
+        export_bytes = detail::export_file_bytes_in_table([conninfo = postgresql]() -> fhir::result<std::unique_ptr<connection>> {
             auto opened = detail::postgresql_connection::open(conninfo);
             if (!opened)
                 return std::move(opened).failure();
             return std::unique_ptr<connection>(std::move(*opened));
-        };
+        });
     } else {
-        // A database of its own, so that a file's commit takes no lock of the store's.
-        open = [path = options.path + "-export-files", timeout = options.busy_timeout, vfs = options.vfs,
-                full = options.synchronous_full]() -> fhir::result<std::unique_ptr<connection>> {
-            auto opened = detail::sqlite_connection::open(
-                path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, timeout, vfs);
-            if (!opened)
-                return std::move(opened).failure();
-            detail::sqlite_connection& db = **opened;
-            auto journal = db.pragma("PRAGMA journal_mode = WAL");
-            if (!journal)
-                return std::move(journal).failure();
-            // Deleting an export's files only frees their pages (no zeroing, which Debian's SQLite does
-            // by default): deleting gigabytes then writes almost nothing, where zeroing them held the
-            // disk long enough for the writer's commits to wait and reads to be refused. The bytes
-            // are copies of what the store's own file holds (or derived from it), on the same disk.
-            if (auto set = db.exec_script(std::string(full ? "PRAGMA synchronous = FULL; " : "PRAGMA synchronous = NORMAL; ") +
-                                              "PRAGMA secure_delete = OFF; " + detail::export_file_bytes::sqlite_schema,
-                                          "opening the export files' database");
-                !set)
-                return std::move(set).failure();
-            return std::unique_ptr<connection>(std::move(*opened));
-        };
+        // Files beside the store's (SQLite schema 14). What schema 13 kept in a database of its own
+        // belonged to jobs the upgrade failed: it goes.
+        for (const char* left : {"-export-files", "-export-files-wal", "-export-files-shm"}) {
+            std::error_code ignored; // what cannot be removed now stays, unread
+            std::filesystem::remove(options.path + left, ignored);
+        }
+        auto opened = detail::export_file_bytes_in_directory(options.path + "-exports");
+        if (!opened)
+            return std::move(opened).failure();
+        export_bytes = std::move(*opened);
     }
-    export_bytes = std::make_unique<detail::export_file_bytes>(std::move(open), [this] { sweep_export_bytes(); });
+    export_bytes_sweeper = std::make_unique<detail::export_bytes_sweeper>([this] { sweep_export_bytes(); });
+    return {};
 }
 
 relational_store::relational_store(std::unique_ptr<relational_engine> engine) : impl_(std::move(engine)) {}
@@ -218,7 +209,8 @@ fhir::result<std::unique_ptr<sqlite_store>> sqlite_store::open(const sqlite_opti
     sqlite3_wal_hook(db.handle(), &relational_engine::on_wal_commit, state.get());
     state->checkpointer = std::thread([raw = state.get()] { raw->run_checkpointer(); });
 
-    state->open_export_bytes();
+    if (auto bytes = state->open_export_bytes(); !bytes)
+        return std::move(bytes).failure();
     state->writer = std::thread([raw = state.get()] { raw->run_writer(); });
     return std::unique_ptr<sqlite_store>(new sqlite_store(std::move(state)));
 }
@@ -329,7 +321,8 @@ fhir::result<std::unique_ptr<postgresql_store>> postgresql_store::open(const pos
         return std::move(migrated).failure();
     if (auto ready = state->ready_to_serve(db); !ready)
         return std::move(ready).failure();
-    state->open_export_bytes();
+    if (auto bytes = state->open_export_bytes(); !bytes)
+        return std::move(bytes).failure();
     state->writer = std::thread([raw = state.get()] { raw->run_writer(); });
     state->current_versions.start([raw = state.get()](auto reads) { raw->read_current_batch(reads); },
                                   options.read_batch_threads ? options.read_batch_threads

@@ -535,8 +535,8 @@ void relational_engine::commit_group(std::vector<queued_job>& group) {
     // has seen their write acknowledged never gets a standing read before it.
     if (std::any_of(group.begin(), group.end(), changes_standing))
         access_generation.fetch_add(1, std::memory_order_acq_rel);
-    if (std::exchange(export_bytes_orphaned, false) && export_bytes)
-        export_bytes->sweep_later();
+    if (std::exchange(export_bytes_orphaned, false) && export_bytes_sweeper)
+        export_bytes_sweeper->sweep_later();
     deliver(); // invariant 6: only now, after COMMIT, is anything acknowledged
 }
 

@@ -91,7 +91,7 @@ BEGIN SELECT RAISE(ABORT, 'resource versions are immutable'); END;
                           doing);
 }
 
-const std::array<migration, 13> migrations = {{
+const std::array<migration, 14> migrations = {{
     {// 1: versioned resources, the current-version pointer, citizen links.
     R"sql(
 CREATE TABLE resource_versions (
@@ -539,6 +539,17 @@ DROP TABLE export_files;
 CREATE TABLE export_files (
     job_id TEXT NOT NULL, number INTEGER NOT NULL, type TEXT NOT NULL, count INTEGER NOT NULL,
     content INTEGER NOT NULL, PRIMARY KEY (job_id, number)) WITHOUT ROWID;
+)sql"},
+    // 14: an export file's bytes move again, from that database to a file of their own in a directory
+    // beside the store's (relational/export_file_bytes.hpp), as deleting gigabytes from a database
+    // reads them all. Every job made before fails, saying why, and expires at once; its rows go, and
+    // the database they referenced is deleted once the store opens.
+    {R"sql(
+UPDATE export_jobs SET status = 'failed', worker = NULL, lease_until = NULL,
+    finished = coalesce(finished, unixepoch() * 1000000), expires = unixepoch() * 1000000,
+    error = CASE WHEN status = 'failed' THEN error
+                 ELSE 'made before an upgrade of caregate that moved export files; export again' END;
+DELETE FROM export_files;
 )sql"},
 }};
 
