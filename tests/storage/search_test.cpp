@@ -637,6 +637,50 @@ TEST_CASE("search plan: without a sort or a condition to start from, a page read
     CHECK(plan->find("resource_versions_by_type") == std::string::npos);
 }
 
+TEST_CASE("search plan: several types of many versions are walked in write order once, few through their index") {
+    store_fixture f;
+    write_all(*f.db, {prepared(write_kind::create, "Patient", "9000000009", patient("9000000009", "Smith", "1970-01-01"))});
+    // More than dense_limit (20,000) versions of the types asked for, a Condition among them.
+    for (int start = 0; start < 20001; start += 5000) {
+        std::vector<write_request> batch;
+        for (int i = start; i < std::min(start + 5000, 20001); ++i)
+            batch.push_back(prepared(write_kind::create, "Observation", "o" + std::to_string(i),
+                                     observation("9000000009", "8867-4", std::to_string(i))));
+        if (start == 5000)
+            batch.push_back(prepared(write_kind::create, "Condition", "c1",
+                                     R"({"resourceType":"Condition","subject":{"reference":"Patient/9000000009"},"code":{"text":"asthma"}})"));
+        write_all(*f.db, std::move(batch));
+    }
+    fhir::search_query_options options;
+    options.max_count = 1000;
+    auto many = fhir::parse_search_query({"Condition", "Observation", "Patient"}, {{"_count", "1000"}}, options).value();
+    if (!f.scratch) { // SQLite's plan; PostgreSQL's planner chooses by its statistics
+        auto plan = plan_of(f, everything_visible(many));
+        REQUIRE(plan.ok());
+        CAPTURE(plan.value());
+        CHECK(plan->find("TEMP B-TREE") == std::string::npos);
+        CHECK(plan->find("resource_versions_by_type") == std::string::npos);
+    }
+    // Every version once, in the order written, across the pages.
+    const std::vector<std::string> ids = all_ids(*f.db, everything_visible(many));
+    REQUIRE(ids.size() == 20003);
+    CHECK(ids.front() == "9000000009");
+    CHECK(ids[1] == "o0");
+    CHECK(ids[10000] == "o9999");
+    CHECK(ids[10001] == "c1");
+    CHECK(ids.back() == "o20000");
+
+    // Few versions of the types asked for: found through their index, in the same order.
+    auto few = fhir::parse_search_query({"Condition", "Patient"}, {{"_count", "1"}}, options).value();
+    if (!f.scratch) {
+        auto few_plan = plan_of(f, everything_visible(few));
+        REQUIRE(few_plan.ok());
+        CAPTURE(few_plan.value());
+        CHECK(few_plan->find("SCAN v") == std::string::npos);
+    }
+    CHECK(all_ids(*f.db, everything_visible(few)) == std::vector<std::string>{"9000000009", "c1"});
+}
+
 TEST_CASE("search: a quantity in one UCUM unit finds values written in another of its kind") {
     store_fixture f;
     write_all(*f.db, {prepared(write_kind::create, "Patient", "9000000009", patient("9000000009", "Smith", "1970-01-01"))});

@@ -50,7 +50,10 @@
 //     LIMIT: the default order is the version seq (design note 3), so a page costs what it takes to
 //     find its rows, not the whole type. With two or more conditions a driver is used, however many
 //     rows it has: their intersection may be small. The liveness of a version at the snapshot is
-//     its _id row's (note 1).
+//     its _id row's (note 1). Several types without a condition (an export of every type) are
+//     walked so too, in seq order through the table itself rather than their index, when they
+//     have more than dense_limit versions: the table is then read once from front to back, not
+//     once per type, nor gathered and sorted; fewer are found through their index.
 #pragma once
 
 #include "database.hpp"

@@ -278,7 +278,23 @@ fhir::result<std::optional<std::string>> planner::streamed_rows(const std::vecto
             return std::optional<std::string>("SELECT CAST(NULL AS BIGINT) AS seq, CAST(NULL AS TEXT) AS type, CAST(NULL AS TEXT) AS id WHERE 1 = 0");
         text += "v.type = " + sql_.text_arg(types.front());
     } else {
-        text += "v.type IN (" + sql_.in_list(types) + ")";
+        // Several types: through their index, every version of them would be gathered and sorted
+        // by seq before the first page. Where they are few, that is cheap; where they are many (an
+        // export of every type), the versions are walked in seq order instead, the type an
+        // expression no index serves (`|| ''`, on both engines), so the walk reads the table once
+        // from front to back, stopping at the LIMIT.
+        bool many = !db_;
+        if (db_) {
+            sql_text probe_sql;
+            const std::string rows = "SELECT v.seq FROM resource_versions v WHERE v.type IN (" + probe_sql.in_list(types) + ")";
+            auto count = probe_count(*db_, probe_sql, rows, dense_limit);
+            if (!count)
+                return std::move(count).failure();
+            many = *count > dense_limit;
+        }
+        if (!many)
+            return std::optional<std::string>();
+        text += "(v.type || '') IN (" + sql_.in_list(types) + ")";
     }
     text += " AND EXISTS (SELECT 1 FROM search_token t WHERE t.seq = v.seq AND t.param = '_id' AND " + live("t") + ")";
     for (const clause_at& c : clauses) {
