@@ -90,11 +90,15 @@ std::int64_t access_log_entries(store& db, const std::string& nhs) {
 std::int64_t bytes_kept(const store_fixture& db) {
     if (db.scratch)
         return db.count("SELECT count(*) FROM export_file_bytes");
-    const std::filesystem::path root = db.options.path + "-exports";
+    // Counted while the sweeper may be deleting: what goes meanwhile is not counted.
+    namespace fs = std::filesystem;
     std::int64_t kept = 0;
-    if (std::filesystem::exists(root))
-        for (const auto& entry : std::filesystem::recursive_directory_iterator(root))
-            kept += entry.is_regular_file();
+    std::error_code error;
+    for (fs::directory_iterator job(db.options.path + "-exports", error), end; !error && job != end; job.increment(error)) {
+        std::error_code in_job;
+        for (fs::directory_iterator file(job->path(), in_job); !in_job && file != end; file.increment(in_job))
+            kept += file->is_regular_file(in_job);
+    }
     return kept;
 }
 
@@ -527,6 +531,79 @@ TEST_CASE("an upgrade that moves export files' bytes apart fails the jobs made b
     CHECK(db->export_file_content("after", 1).value() == std::optional<std::string>("{}\n"));
 }
 
+TEST_CASE("an upgrade that writes export files in parts keeps the files written before it") {
+    store_fixture db;
+    must_create(*db, new_job("job-1"));
+    const timestamp now = now_us();
+    REQUIRE(db->claim_export("worker", now, now + 60'000'000).ok());
+    // A save each, so that each file's bytes are whole, as the previous schema stored them.
+    auto first = progress_of("job-1", "worker", "cursor-1");
+    first.files.push_back({"Patient", 2, "{\"a\":1}\n{\"b\":2}\n"});
+    REQUIRE(db->save_export_progress(first).ok());
+    auto second = progress_of("job-1", "worker", "cursor-2");
+    second.files.push_back({"Observation", 1, "{\"c\":3}\n"});
+    REQUIRE(db->save_export_progress(second).ok());
+    db.close();
+    // SQLite schema 14, PostgreSQL schema 10: a row per file, its bytes whole.
+    const std::string whole =
+        db.scratch ? "CREATE TABLE whole (job_id text COLLATE \"C\" NOT NULL, number bigint NOT NULL, type text NOT "
+                     "NULL, count bigint NOT NULL, content bigint NOT NULL, PRIMARY KEY (job_id, number)); "
+                   : "CREATE TABLE whole (job_id TEXT NOT NULL, number INTEGER NOT NULL, type TEXT NOT NULL, count "
+                     "INTEGER NOT NULL, content INTEGER NOT NULL, PRIMARY KEY (job_id, number)) WITHOUT ROWID; ";
+    REQUIRE(db.execute(whole + "INSERT INTO whole SELECT job_id, number, type, count, content FROM export_files; "
+                               "DROP TABLE export_files; ALTER TABLE whole RENAME TO export_files; " +
+                       std::string(db.scratch ? "UPDATE caregate_schema SET version = 10" : "PRAGMA user_version = 14")) ==
+            SQLITE_OK);
+    db.reopen();
+    CHECK(db.count(db.scratch ? "SELECT version FROM caregate_schema" : "PRAGMA user_version") ==
+          (db.scratch ? newest_postgresql_schema : newest_sqlite_schema));
+    auto files = db->export_files("job-1");
+    REQUIRE(files.ok());
+    REQUIRE(files->size() == 2);
+    CHECK((*files)[0].count == 2);
+    CHECK((*files)[1].type == "Observation");
+    CHECK(db->export_file_content("job-1", 1).value() == std::optional<std::string>("{\"a\":1}\n{\"b\":2}\n"));
+    CHECK(db->export_file_content("job-1", 2).value() == std::optional<std::string>("{\"c\":3}\n"));
+}
+
+TEST_CASE("a file written in parts is served whole, in the order of its parts, and holds one type") {
+    store_fixture db;
+    must_create(*db, new_job("job-1"));
+    const timestamp now = now_us();
+    REQUIRE(db->claim_export("worker", now, now + 60'000'000).ok());
+    auto first = progress_of("job-1", "worker", "cursor-1");
+    first.files.push_back({"Observation", 1, "{\"o\":1}\n", 1});
+    first.files.push_back({"Patient", 1, "{\"p\":1}\n", 2});
+    REQUIRE(db->save_export_progress(first).ok());
+    auto second = progress_of("job-1", "worker", "cursor-2");
+    second.files.push_back({"Patient", 1, "{\"p\":2}\n", 2});
+    second.files.push_back({"Observation", 2, "{\"o\":2}\n{\"o\":3}\n", 1});
+    second.files.push_back({"Condition", 1, "{\"c\":1}\n"}); // numbered after the highest
+    REQUIRE(db->save_export_progress(second).ok());
+
+    auto files = db->export_files("job-1");
+    REQUIRE(files.ok());
+    REQUIRE(files->size() == 3);
+    CHECK((*files)[0].type == "Observation");
+    CHECK((*files)[0].count == 3);
+    CHECK((*files)[1].type == "Patient");
+    CHECK((*files)[1].count == 2);
+    CHECK((*files)[2].number == 3);
+    CHECK(db->export_file_content("job-1", 1).value() ==
+          std::optional<std::string>("{\"o\":1}\n{\"o\":2}\n{\"o\":3}\n"));
+    CHECK(db->export_file_content("job-1", 2).value() == std::optional<std::string>("{\"p\":1}\n{\"p\":2}\n"));
+    CHECK(db->export_file_content("job-1", 3).value() == std::optional<std::string>("{\"c\":1}\n"));
+    CHECK(db->find_export("job-1").value()->written == 6);
+
+    // A part of another type refused, and nothing of its progress kept.
+    auto mixed = progress_of("job-1", "worker", "cursor-3");
+    mixed.files.push_back({"Condition", 1, "{\"c\":2}\n", 1});
+    CHECK_FALSE(db->save_export_progress(mixed).ok());
+    CHECK(db->find_export("job-1").value()->cursor == "cursor-2");
+    CHECK(db->export_file_content("job-1", 1).value() ==
+          std::optional<std::string>("{\"o\":1}\n{\"o\":2}\n{\"o\":3}\n"));
+}
+
 TEST_CASE("on SQLite, export files and their directories are the server's user's only") {
     store_fixture db;
     if (db.scratch)
@@ -563,7 +640,10 @@ TEST_CASE("on SQLite, an upgrade that moves export files' bytes out of their dat
                               "NULL, ndjson BLOB NOT NULL); INSERT INTO export_file_bytes VALUES (1, 'done', '{}');",
                          nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close_v2(raw);
-    REQUIRE(db.execute("PRAGMA user_version = 13; UPDATE export_jobs SET status = 'completed', finished = 1, "
+    REQUIRE(db.execute("PRAGMA user_version = 13; DROP TABLE export_files; CREATE TABLE export_files (job_id TEXT "
+                       "NOT NULL, number INTEGER NOT NULL, type TEXT NOT NULL, count INTEGER NOT NULL, content "
+                       "INTEGER NOT NULL, PRIMARY KEY (job_id, number)) WITHOUT ROWID; "
+                       "UPDATE export_jobs SET status = 'completed', finished = 1, "
                        "expires = 9000000000000000 WHERE id = 'done'; INSERT INTO export_files VALUES ('done', 1, "
                        "'Patient', 1, 1);") == SQLITE_OK);
     db.reopen();

@@ -4,12 +4,14 @@
 // opaque text and its place as an opaque cursor, and guarantees what makes a job survive a restart.
 //
 // Invariants (tests/storage/export_jobs_test.cpp proves them on both engines):
-//  1. A job's files are stored first, each file's bytes committed on its own apart from the writer's
-//     transactions (so that megabytes never hold the one writer); then the files' rows, which
-//     reference those bytes, its cursor, its count of lines and the access-log records of the
-//     citizens its files hold commit together or not at all (save_export_progress). So a job resumed
-//     from its cursor after a crash writes every line exactly once, and bytes whose rows never
-//     committed are reached by nothing: they are deleted at the job's next claim, or once it ends.
+//  1. A job's progress is stored first, the bytes of all its files (or parts of files) committed at
+//     once apart from the writer's transactions (so that megabytes never hold the one writer); then
+//     the files' rows (a row per part, each referencing its bytes), its cursor, its count of lines
+//     and the access-log records of the citizens its files hold commit together or not at all
+//     (save_export_progress). So a job resumed from its cursor after a crash writes every line
+//     exactly once, and bytes whose rows never committed are reached by nothing: they are deleted
+//     at the job's next claim, or once it ends. A file is served as its parts in the order
+//     committed, and holds lines of one type.
 //  2. Progress is saved only by the worker holding the job's lease, while the job is unfinished and
 //     not cancelled: a cancelled job, or one whose lease another worker has taken over, refuses it
 //     (conflict) and nothing of it is kept.
@@ -61,11 +63,14 @@ struct export_file_summary {
     std::int64_t count = 0;  ///< lines
 };
 
-/// An output file to commit with a job's progress.
+/// An output file, or a part of one, to commit with a job's progress.
 struct export_file {
     std::string type;
     std::int64_t count = 0;
     std::string ndjson; ///< the lines, each ending in '\n'
+    /// 0: a file of its own, numbered after the job's files so far. Otherwise the file these lines
+    /// go in: a new one of that number, or the next part of that file (of the same type).
+    std::int64_t number = 0;
 };
 
 /// What a worker commits at once (invariant 1).

@@ -20,7 +20,7 @@ struct migration {
     fhir::status (*fill)(connection& db) = nullptr;
 };
 
-const std::array<migration, 10> migrations = {{
+const std::array<migration, 11> migrations = {{
     // 1: everything the SQLite schema holds at its version 9, in PostgreSQL's terms.
     {R"sql(
 CREATE FUNCTION instr(text, text) RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -357,6 +357,16 @@ CREATE TABLE IF NOT EXISTS export_file_bytes (
     ndjson text NOT NULL
 );
 CREATE INDEX IF NOT EXISTS export_file_bytes_by_job ON export_file_bytes (job_id);
+)sql"},
+    // 11: as the SQLite schema's 15, a file of an export written in parts.
+    {R"sql(
+CREATE TABLE export_file_parts (
+    job_id text COLLATE "C" NOT NULL, number bigint NOT NULL, part bigint NOT NULL, type text NOT NULL,
+    count bigint NOT NULL, content bigint NOT NULL, start bigint NOT NULL, length bigint NOT NULL,
+    PRIMARY KEY (job_id, number, part));
+INSERT INTO export_file_parts SELECT job_id, number, 0, type, count, content, 0, -1 FROM export_files;
+DROP TABLE export_files;
+ALTER TABLE export_file_parts RENAME TO export_files;
 )sql"},
 }};
 

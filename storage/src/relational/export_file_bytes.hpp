@@ -36,14 +36,24 @@
 
 namespace caregate::storage::detail {
 
+/// Where a piece of NDJSON was put: bytes [start, start + length) of what `id` holds (length -1: to
+/// its end). A directory keeps the pieces of one put in one file; a table a row for each.
+struct stored_piece {
+    std::int64_t id = 0;
+    std::int64_t start = 0;
+    std::int64_t length = -1;
+};
+
 class export_file_bytes {
 public:
     virtual ~export_file_bytes() = default;
 
-    /// Stores `ndjson` for `job_id`, durably; its id.
-    virtual fhir::result<std::int64_t> put(std::string_view job_id, std::string_view ndjson) = 0;
-    /// The bytes with this id put for this job; nothing when there are none (invariant 1).
-    virtual fhir::result<std::optional<std::string>> get(std::string_view job_id, std::int64_t id) = 0;
+    /// Stores the pieces for `job_id`, durably and at once (all, or none reached by anything);
+    /// where each is, in the same order.
+    virtual fhir::result<std::vector<stored_piece>> put(std::string_view job_id,
+                                                        std::span<const std::string_view> pieces) = 0;
+    /// The bytes of a piece put for this job; nothing when they are not there (invariant 1).
+    virtual fhir::result<std::optional<std::string>> get(std::string_view job_id, const stored_piece& piece) = 0;
     /// The jobs that have bytes here.
     virtual fhir::result<std::vector<std::string>> jobs() = 0;
     /// The ids of a job's bytes, in increasing order.

@@ -1,8 +1,9 @@
 // Export files' bytes as plain files (SQLite's store; export_file_bytes.hpp, where the invariants
 // are): `<directory>/<job id>/<id>.ndjson`, readable by the server's user only.
 //
-// A put is durable when it returns: the file is written and fsynced, then the directory that names
-// it (and the job's directory, when the put made it, in the directory above). A crash before then
+// A put is one file, its pieces one after another, durable when put returns: the file is written and
+// fsynced, then the directory that names it (and the job's directory, when the put made it, in the
+// directory above). A crash before then
 // leaves at most a partial file that no row references (the row commits only after put returns),
 // which the sweep deletes. Ids are microsecond times, increasing within the process, and a file is
 // made only where none is (O_EXCL), so an id is never given twice for a job (invariant 1). Deleting
@@ -83,7 +84,8 @@ class bytes_in_directory final : public export_file_bytes {
 public:
     explicit bytes_in_directory(fs::path root) : root_(std::move(root)) {}
 
-    fhir::result<std::int64_t> put(std::string_view job_id, std::string_view ndjson) override {
+    fhir::result<std::vector<stored_piece>> put(std::string_view job_id,
+                                                std::span<const std::string_view> pieces) override {
         if (!names_a_directory(job_id))
             return fhir::error::make(fhir::category::fault, "exception", "an export job's id cannot name a directory");
         const fs::path dir = root_ / job_id;
@@ -110,7 +112,16 @@ public:
                 }
                 return file_failure("making a file", errno);
             }
-            int error = write_all(out.fd, ndjson);
+            // The pieces one after another in the one file.
+            std::vector<stored_piece> stored;
+            std::int64_t at = 0;
+            int error = 0;
+            for (const std::string_view piece : pieces) {
+                if ((error = write_all(out.fd, piece)) != 0)
+                    break;
+                stored.push_back({id, at, static_cast<std::int64_t>(piece.size())});
+                at += static_cast<std::int64_t>(piece.size());
+            }
             if (error == 0 && ::fsync(out.fd) != 0)
                 error = errno;
             if (error == 0)
@@ -119,36 +130,40 @@ public:
                 ::unlink(file.c_str()); // unreferenced either way; gone now rather than at the sweep
                 return file_failure("writing a file", error);
             }
-            return id;
+            return stored;
         }
     }
 
-    fhir::result<std::optional<std::string>> get(std::string_view job_id, std::int64_t id) override {
-        if (!names_a_directory(job_id))
+    fhir::result<std::optional<std::string>> get(std::string_view job_id, const stored_piece& piece) override {
+        if (!names_a_directory(job_id) || piece.start < 0)
             return std::optional<std::string>();
-        const fs::path file = root_ / job_id / (std::to_string(id) + std::string(suffix));
+        const fs::path file = root_ / job_id / (std::to_string(piece.id) + std::string(suffix));
         descriptor in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
         if (in.fd < 0) {
             if (errno == ENOENT)
                 return std::optional<std::string>();
             return file_failure("opening a file", errno);
         }
-        struct stat about {};
-        if (::fstat(in.fd, &about) != 0)
-            return file_failure("reading a file", errno);
-        std::string bytes(static_cast<std::size_t>(about.st_size), '\0');
+        std::int64_t length = piece.length;
+        if (length < 0) {
+            struct stat about {};
+            if (::fstat(in.fd, &about) != 0)
+                return file_failure("reading a file", errno);
+            length = std::max<std::int64_t>(0, about.st_size - piece.start);
+        }
+        std::string bytes(static_cast<std::size_t>(length), '\0');
         std::size_t read_so_far = 0;
         while (read_so_far < bytes.size()) {
-            const ssize_t n = ::read(in.fd, bytes.data() + read_so_far, bytes.size() - read_so_far);
+            const ssize_t n = ::pread(in.fd, bytes.data() + read_so_far, bytes.size() - read_so_far,
+                                      static_cast<off_t>(piece.start + static_cast<std::int64_t>(read_so_far)));
             if (n < 0 && errno == EINTR)
                 continue;
             if (n < 0)
                 return file_failure("reading a file", errno);
-            if (n == 0)
-                break;
+            if (n == 0) // shorter than its row says: changed since it was fsynced, not served
+                return file_failure("reading a file", EIO);
             read_so_far += static_cast<std::size_t>(n);
         }
-        bytes.resize(read_so_far);
         return std::optional<std::string>(std::move(bytes));
     }
 

@@ -39,8 +39,9 @@ class bytes_in_table final : public export_file_bytes {
 public:
     explicit bytes_in_table(connection_opener open) : open_(std::move(open)) {}
 
-    fhir::result<std::int64_t> put(std::string_view job_id, std::string_view ndjson) override;
-    fhir::result<std::optional<std::string>> get(std::string_view job_id, std::int64_t id) override;
+    fhir::result<std::vector<stored_piece>> put(std::string_view job_id,
+                                                std::span<const std::string_view> pieces) override;
+    fhir::result<std::optional<std::string>> get(std::string_view job_id, const stored_piece& piece) override;
     fhir::result<std::vector<std::string>> jobs() override;
     fhir::result<std::vector<std::int64_t>> ids_of(std::string_view job_id) override;
     fhir::status remove(std::string_view job_id, std::span<const std::int64_t> ids) override;
@@ -79,33 +80,38 @@ fhir::result<T> bytes_in_table::with_connection(Use&& use) {
     return result;
 }
 
-fhir::result<std::int64_t> bytes_in_table::put(std::string_view job_id, std::string_view ndjson) {
-    return with_connection<std::int64_t>([&](connection& db) {
-        return in_transaction<std::int64_t>(db, [&]() -> fhir::result<std::int64_t> {
+fhir::result<std::vector<stored_piece>> bytes_in_table::put(std::string_view job_id,
+                                                            std::span<const std::string_view> pieces) {
+    return with_connection<std::vector<stored_piece>>([&](connection& db) {
+        return in_transaction<std::vector<stored_piece>>(db, [&]() -> fhir::result<std::vector<stored_piece>> {
             static const std::string insert =
                 "INSERT INTO export_file_bytes (job_id, ndjson) VALUES (?1, ?2) RETURNING id";
-            auto prepared = db.prepare(insert, keeping);
-            if (!prepared)
-                return std::move(prepared).failure();
-            statement query(*prepared);
-            query.bind(1, job_id).bind(2, ndjson);
-            if (const int rc = query.step(); rc != step_row)
-                return storage_failure(rc, keeping);
-            const std::int64_t id = query.integer(0);
-            // Stepped to its end, so that the insert is done before COMMIT (a statement with
-            // RETURNING finishes its work only then).
-            if (const int rc = query.step(); rc != step_done)
-                return storage_failure(rc, keeping);
-            return id;
+            std::vector<stored_piece> stored;
+            for (const std::string_view piece : pieces) {
+                auto prepared = db.prepare(insert, keeping);
+                if (!prepared)
+                    return std::move(prepared).failure();
+                statement query(*prepared);
+                query.bind(1, job_id).bind(2, piece);
+                if (const int rc = query.step(); rc != step_row)
+                    return storage_failure(rc, keeping);
+                stored.push_back({query.integer(0), 0, -1});
+                // Stepped to its end, so that the insert is done before COMMIT (a statement with
+                // RETURNING finishes its work only then).
+                if (const int rc = query.step(); rc != step_done)
+                    return storage_failure(rc, keeping);
+            }
+            return stored;
         });
     });
 }
 
-fhir::result<std::optional<std::string>> bytes_in_table::get(std::string_view job_id, std::int64_t id) {
+fhir::result<std::optional<std::string>> bytes_in_table::get(std::string_view job_id, const stored_piece& piece) {
+    // A row holds a whole piece (put gives start 0, length -1).
     return with_connection<std::optional<std::string>>([&](connection& db) {
         static const std::string sql = "SELECT ndjson FROM export_file_bytes WHERE id = ?1 AND job_id = ?2";
         return query_one<std::string>(
-            db, sql, keeping, [&](statement& q) { q.bind(1, id).bind(2, job_id); },
+            db, sql, keeping, [&](statement& q) { q.bind(1, piece.id).bind(2, job_id); },
             [](const statement& row) { return row.blob(0); });
     });
 }

@@ -210,9 +210,9 @@ fhir::result<std::optional<export_job>> relational_store::find_export(std::strin
 fhir::result<std::vector<export_file_summary>> relational_store::export_files(std::string_view id) const {
     return impl_->with_reader<std::vector<export_file_summary>>(
         [&](connection& db) -> fhir::result<std::vector<export_file_summary>> {
-            // Not the files' lengths: length() reads a text value whole, a file of megabytes for each.
-            static const std::string sql = "SELECT f.number, f.type, f.count FROM export_files f "
-                                           "JOIN export_jobs j ON j.id = f.job_id WHERE f.job_id = ?1 ORDER BY f.number";
+            static const std::string sql =
+                "SELECT f.number, min(f.type), CAST(sum(f.count) AS BIGINT) FROM export_files f "
+                "JOIN export_jobs j ON j.id = f.job_id WHERE f.job_id = ?1 GROUP BY f.number ORDER BY f.number";
             auto prepared = db.prepare(sql, exporting);
             if (!prepared)
                 return std::move(prepared).failure();
@@ -230,19 +230,38 @@ fhir::result<std::vector<export_file_summary>> relational_store::export_files(st
 
 fhir::result<std::optional<std::string>> relational_store::export_file_content(std::string_view id,
                                                                                std::int64_t number) const {
-    auto content = impl_->with_reader<std::optional<std::int64_t>>([&](connection& db) {
-        static const std::string sql = "SELECT f.content FROM export_files f JOIN export_jobs j ON j.id = f.job_id "
-                                       "WHERE f.job_id = ?1 AND f.number = ?2";
-        return query_one<std::int64_t>(
-            db, sql, exporting, [&](statement& q) { q.bind(1, id).bind(2, number); },
-            [](const statement& row) { return row.integer(0); });
-    });
-    if (!content)
-        return std::move(content).failure();
-    if (!*content)
+    auto parts = impl_->with_reader<std::vector<detail::stored_piece>>(
+        [&](connection& db) -> fhir::result<std::vector<detail::stored_piece>> {
+            static const std::string sql =
+                "SELECT f.content, f.start, f.length FROM export_files f JOIN export_jobs j ON j.id = f.job_id "
+                "WHERE f.job_id = ?1 AND f.number = ?2 ORDER BY f.part";
+            auto prepared = db.prepare(sql, exporting);
+            if (!prepared)
+                return std::move(prepared).failure();
+            statement query(*prepared);
+            query.bind(1, id).bind(2, number);
+            std::vector<detail::stored_piece> found;
+            int rc;
+            while ((rc = query.step()) == step_row)
+                found.push_back({query.integer(0), query.integer(1), query.integer(2)});
+            if (rc != step_done)
+                return storage_failure(rc, exporting);
+            return found;
+        });
+    if (!parts)
+        return std::move(parts).failure();
+    if (parts->empty())
         return std::optional<std::string>();
-    // Gone since (a cancel swept it): as if the file had never been.
-    return impl_->export_bytes->get(id, **content);
+    std::string ndjson;
+    for (const detail::stored_piece& part : *parts) {
+        auto bytes = impl_->export_bytes->get(id, part);
+        if (!bytes)
+            return std::move(bytes).failure();
+        if (!*bytes) // gone since (a cancel swept it): as if the file had never been
+            return std::optional<std::string>();
+        ndjson += **bytes;
+    }
+    return std::optional<std::string>(std::move(ndjson));
 }
 
 fhir::result<std::optional<export_job>> relational_store::claim_export(std::string worker, timestamp now,
@@ -275,14 +294,17 @@ fhir::result<std::optional<export_job>> relational_store::claim_export(std::stri
 }
 
 fhir::status relational_store::save_export_progress(export_progress progress) {
-    // Invariant 1: the bytes first, each file committed on its own apart from the writer; then their
-    // rows with the cursor. Bytes stored here whose rows never commit are swept (exports.hpp).
-    std::vector<std::int64_t> contents;
-    for (const export_file& file : progress.files) {
-        auto stored = impl_->export_bytes->put(progress.job_id, file.ndjson);
+    // Invariant 1: the bytes first, all of this progress's at once and apart from the writer; then
+    // their rows with the cursor. Bytes stored here whose rows never commit are swept (exports.hpp).
+    std::vector<detail::stored_piece> contents;
+    if (!progress.files.empty()) {
+        std::vector<std::string_view> pieces;
+        for (const export_file& file : progress.files)
+            pieces.push_back(file.ndjson);
+        auto stored = impl_->export_bytes->put(progress.job_id, pieces);
         if (!stored)
             return std::move(stored).failure();
-        contents.push_back(*stored);
+        contents = std::move(*stored);
     }
     auto saved = impl_->export_change<bool>([&](relational_engine& engine, connection& db) -> fhir::result<bool> {
         std::int64_t lines = 0;
@@ -304,23 +326,41 @@ fhir::status relational_store::save_export_progress(export_progress progress) {
         if (db.changes() == 0)
             return fhir::error::make(fhir::category::conflict, "conflict",
                                      "the export job was cancelled, has finished or is run by another worker");
-        static const std::string next_number =
-            "SELECT coalesce(max(number), 0) FROM export_files WHERE job_id = ?1";
+        static const std::string last_number = "SELECT coalesce(max(number), 0) FROM export_files WHERE job_id = ?1";
         auto last = query_one<std::int64_t>(
-            db, next_number, exporting, [&](statement& q) { q.bind(1, progress.job_id); },
+            db, last_number, exporting, [&](statement& q) { q.bind(1, progress.job_id); },
             [](const statement& row) { return row.integer(0); });
         if (!last)
             return std::move(last).failure();
-        std::int64_t number = last->value_or(0);
-        static const std::string insert_file =
-            "INSERT INTO export_files (job_id, number, type, count, content) VALUES (?1, ?2, ?3, ?4, ?5)";
-        for (std::size_t i = 0; i < progress.files.size(); ++i)
-            if (auto inserted = execute(db, insert_file, exporting, [&](statement& q) {
-                    q.bind(1, progress.job_id).bind(2, ++number).bind(3, progress.files[i].type);
-                    q.bind(4, progress.files[i].count).bind(5, contents[i]);
+        std::int64_t highest = last->value_or(0);
+        for (const export_file& file : progress.files)
+            highest = std::max(highest, file.number);
+        // A file's next part, and the type its parts hold so far (none for a new file).
+        static const std::string next_part =
+            "SELECT coalesce(max(part) + 1, 0), coalesce(min(type), '') FROM export_files WHERE job_id = ?1 AND number = ?2";
+        static const std::string insert_part =
+            "INSERT INTO export_files (job_id, number, part, type, count, content, start, length) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+        for (std::size_t i = 0; i < progress.files.size(); ++i) {
+            const export_file& file = progress.files[i];
+            const std::int64_t number = file.number > 0 ? file.number : ++highest;
+            auto found = query_one<std::pair<std::int64_t, std::string>>(
+                db, next_part, exporting, [&](statement& q) { q.bind(1, progress.job_id).bind(2, number); },
+                [](const statement& row) { return std::pair(row.integer(0), row.text(1)); });
+            if (!found)
+                return std::move(found).failure();
+            const auto [part, type] = found->value_or(std::pair<std::int64_t, std::string>(0, ""));
+            if (!type.empty() && type != file.type)
+                return fhir::error::make(fhir::category::fault, "exception",
+                                         "an export file holds one type: file " + std::to_string(number) + " holds " +
+                                             type + ", not " + file.type);
+            if (auto inserted = execute(db, insert_part, exporting, [&](statement& q) {
+                    q.bind(1, progress.job_id).bind(2, number).bind(3, part).bind(4, file.type).bind(5, file.count);
+                    q.bind(6, contents[i].id).bind(7, contents[i].start).bind(8, contents[i].length);
                 });
                 !inserted)
                 return std::move(inserted).failure();
+        }
         // Each citizen once per job: the first file holding them logs them.
         static const std::string log_citizen = "INSERT INTO export_citizens (job_id, nhs_number) VALUES (?1, ?2) "
                                                "ON CONFLICT DO NOTHING RETURNING nhs_number";

@@ -91,7 +91,7 @@ BEGIN SELECT RAISE(ABORT, 'resource versions are immutable'); END;
                           doing);
 }
 
-const std::array<migration, 14> migrations = {{
+const std::array<migration, 15> migrations = {{
     {// 1: versioned resources, the current-version pointer, citizen links.
     R"sql(
 CREATE TABLE resource_versions (
@@ -550,6 +550,17 @@ UPDATE export_jobs SET status = 'failed', worker = NULL, lease_until = NULL,
     error = CASE WHEN status = 'failed' THEN error
                  ELSE 'made before an upgrade of caregate that moved export files; export again' END;
 DELETE FROM export_files;
+)sql"},
+    // 15: a file of an export written in parts (an export of every type at once fills a file of
+    // each type, committed a part at a time): a row per part, each a piece of stored bytes.
+    {R"sql(
+CREATE TABLE export_file_parts (
+    job_id TEXT NOT NULL, number INTEGER NOT NULL, part INTEGER NOT NULL, type TEXT NOT NULL,
+    count INTEGER NOT NULL, content INTEGER NOT NULL, start INTEGER NOT NULL, length INTEGER NOT NULL,
+    PRIMARY KEY (job_id, number, part)) WITHOUT ROWID;
+INSERT INTO export_file_parts SELECT job_id, number, 0, type, count, content, 0, -1 FROM export_files;
+DROP TABLE export_files;
+ALTER TABLE export_file_parts RENAME TO export_files;
 )sql"},
 }};
 
