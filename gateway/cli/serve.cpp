@@ -172,8 +172,9 @@ std::vector<option> serve_options(serve_settings& s) {
          [&](const std::string& v) {
              s.exports.retention = std::chrono::hours(to_number<unsigned>(v, "export-retention"));
          }},
-        {"export-file-bytes", "N", "an export's output file is committed once it holds this many bytes: smaller files "
-                                   "for clients that download in parallel, larger for fewer (default 4194304)",
+        {"export-file-bytes", "N", "an export's output file is closed once it holds this many bytes, and what a job "
+                                   "holds in memory is committed at this much: smaller files for clients that "
+                                   "download in parallel, larger for fewer (default 4194304)",
          [&](const std::string& v) {
              s.exports.file_bytes = std::max<std::size_t>(1, to_number<std::size_t>(v, "export-file-bytes"));
          }},

@@ -223,26 +223,81 @@ std::vector<std::string> elements_of(const job_request& request, std::string_vie
     return out;
 }
 
+std::vector<job_pass> passes_of(const job_request& request) {
+    std::vector<job_pass> passes;
+    const bool walk_together = request.level != export_level::group && !request.since;
+    job_pass together;
+    for (const std::string& type : request.types)
+        if (walk_together && type_filter_of(request, type) == nullptr)
+            together.types.push_back(type);
+        else
+            passes.push_back({{type}});
+    if (!together.types.empty())
+        passes.insert(passes.begin(), std::move(together));
+    return passes;
+}
+
+fhir::result<fhir::search_query> query_for_types(const std::vector<std::string>& types, unsigned page_count) {
+    fhir::search_query_options options;
+    options.max_count = page_count;
+    return fhir::parse_search_query(types, {{"_count", std::to_string(page_count)}}, options);
+}
+
+namespace {
+
+/// The cursor's text: `v2;pass;member;last_number;Type=number/bytes,...;page` (the page cursor is
+/// URL-safe base64, without ';').
+constexpr std::string_view cursor_version = "v2;";
+
+} // namespace
+
 std::string to_text(const job_cursor& cursor) {
-    return std::to_string(cursor.type) + ":" + std::to_string(cursor.member) + ":" + cursor.page;
+    std::string text(cursor_version);
+    text += std::to_string(cursor.pass) + ";" + std::to_string(cursor.member) + ";" +
+            std::to_string(cursor.last_number) + ";";
+    bool first = true;
+    for (const auto& [type, file] : cursor.open_files) {
+        text += (first ? "" : ",") + type + "=" + std::to_string(file.number) + "/" + std::to_string(file.bytes);
+        first = false;
+    }
+    return text + ";" + cursor.page;
 }
 
 fhir::result<job_cursor> job_cursor_from_text(std::string_view text) {
     job_cursor cursor;
     if (text.empty())
         return cursor;
-    auto number = [&](std::size_t& into) {
-        const auto colon = text.find(':');
-        if (colon == std::string_view::npos)
-            return false;
-        auto [end, ec] = std::from_chars(text.data(), text.data() + colon, into);
-        if (ec != std::errc{} || end != text.data() + colon)
-            return false;
-        text.remove_prefix(colon + 1);
-        return true;
+    if (!text.starts_with(cursor_version))
+        return fhir::error::make(fhir::category::fault, "exception",
+                                 "made before an upgrade of caregate that changed how exports are written; export again");
+    text.remove_prefix(cursor_version.size());
+    auto field = [&]() -> std::optional<std::string_view> {
+        const auto end = text.find(';');
+        if (end == std::string_view::npos)
+            return std::nullopt;
+        const std::string_view value = text.substr(0, end);
+        text.remove_prefix(end + 1);
+        return value;
     };
-    if (!number(cursor.type) || !number(cursor.member))
+    auto number = [](std::string_view digits, auto& into) {
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), into);
+        return ec == std::errc{} && end == digits.data() + digits.size();
+    };
+    const auto pass = field(), member = field(), last = field(), files = field();
+    if (!pass || !member || !last || !files || !number(*pass, cursor.pass) || !number(*member, cursor.member) ||
+        !number(*last, cursor.last_number))
         return not_a_request("its cursor");
+    for (std::string_view rest = *files; !rest.empty();) {
+        const auto comma = rest.find(',');
+        const std::string_view one = rest.substr(0, comma);
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        const auto equals = one.find('='), slash = one.find('/');
+        open_file file;
+        if (equals == std::string_view::npos || slash == std::string_view::npos || slash < equals ||
+            !number(one.substr(equals + 1, slash - equals - 1), file.number) || !number(one.substr(slash + 1), file.bytes))
+            return not_a_request("its cursor");
+        cursor.open_files.emplace(std::string(one.substr(0, equals)), file);
+    }
     cursor.page = std::string(text);
     return cursor;
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 namespace caregate::exports {
@@ -36,19 +37,23 @@ constexpr int ioprio_class_shift = 13;
 
 } // namespace
 
-/// One job's run: what it reads with, where it is, and the file it is filling.
+/// One job's run: what it reads with, where it is, and the lines in hand (not yet committed), by type.
 struct runner::job_run {
+    /// Lines of one type read since the last save, for that type's open file.
+    struct pending {
+        std::string ndjson;
+        std::int64_t lines = 0;
+    };
     const storage::export_job& job;
     job_request request;
+    std::vector<job_pass> passes;
     std::shared_ptr<const access::guard> guard;
     access::profile who;
     job_cursor cursor;
     steady_clock::time_point saved_at = steady_clock::now(); ///< when progress was last committed
-    // The file being filled: lines of one type.
-    std::string type;
-    std::string ndjson;
-    std::int64_t lines = 0;
-    std::set<std::string> citizens; ///< whose data the file holds (an identifiable export logs them)
+    std::map<std::string, pending> in_hand;
+    std::size_t bytes_in_hand = 0;
+    std::set<std::string> citizens; ///< whose data the lines in hand hold (an identifiable export logs them)
 };
 
 runner::runner(storage::store& store, std::function<std::shared_ptr<const access::guard>()> current_guard,
@@ -132,7 +137,8 @@ void runner::run(const storage::export_job& job, const std::string& worker) {
     auto cursor = job_cursor_from_text(job.cursor);
     if (!cursor)
         return finish(cursor.failure().issues.front().diagnostics);
-    job_run state{job, std::move(*request), current_guard_(), {}, std::move(*cursor), steady_clock::now(), {}, {}, 0, {}};
+    job_run state{job, std::move(*request), {}, current_guard_(), {}, std::move(*cursor), steady_clock::now(), {}, 0, {}};
+    state.passes = passes_of(state.request);
 
     // Invariant 4: the requester as the policy in use sees them now.
     const access::organisation* org = state.guard->organisations().find(state.request.caller.organisation);
@@ -160,16 +166,24 @@ void runner::run(const storage::export_job& job, const std::string& worker) {
     logged.outcome = "success";
     logged.detail = "included in a population health export (identifiable, for direct care), job " + job.id;
 
-    // Commits the file in hand (if any) with the cursor, or renews the lease; false when the job is
-    // no longer this worker's to write (cancelled, finished, or leased to another), or a save failed.
+    // Commits the lines in hand (if any: a part of each type's open file) with the cursor, or renews
+    // the lease; false when the job is no longer this worker's to write (cancelled, finished, or
+    // leased to another), or a save failed. A file that has reached file_bytes is closed: the next
+    // line of its type opens another.
     auto save = [&](bool finishing) {
         storage::export_progress progress;
         progress.job_id = job.id;
         progress.worker = worker;
         progress.lease_until = access::now_micros() + micros(settings_.lease);
-        progress.cursor = to_text(state.cursor);
-        if (state.lines > 0)
-            progress.files.push_back({state.type, state.lines, std::move(state.ndjson)});
+        job_cursor after = state.cursor;
+        for (auto& [type, lines] : state.in_hand) {
+            open_file& file = after.open_files.at(type);
+            file.bytes += lines.ndjson.size();
+            progress.files.push_back({type, lines.lines, std::move(lines.ndjson), file.number});
+            if (file.bytes >= settings_.file_bytes)
+                after.open_files.erase(type);
+        }
+        progress.cursor = to_text(after);
         progress.citizens.assign(state.citizens.begin(), state.citizens.end());
         if (state.request.kind == access::export_kind::identifiable) {
             progress.audit = logged;
@@ -181,8 +195,8 @@ void runner::run(const storage::export_job& job, const std::string& worker) {
             progress.expires = progress.finished + micros(settings_.retention);
         }
         auto saved = store_.save_export_progress(std::move(progress));
-        state.ndjson.clear();
-        state.lines = 0;
+        state.in_hand.clear();
+        state.bytes_in_hand = 0;
         state.citizens.clear();
         if (!saved) {
             if (saved.failure().kind != fhir::category::conflict)
@@ -190,30 +204,49 @@ void runner::run(const storage::export_job& job, const std::string& worker) {
                                saved.failure().issues.front().diagnostics);
             return false;
         }
+        state.cursor = std::move(after);
         state.saved_at = steady_clock::now();
         return true;
     };
     auto give_back = [&] { store_.release_export(job.id, worker); };
+    // Takes a line of `type` into hand, opening a file of that type when none is open.
+    auto take = [&](const std::string& type, std::string_view line) {
+        if (!state.cursor.open_files.contains(type))
+            state.cursor.open_files.emplace(type, open_file{++state.cursor.last_number, 0});
+        job_run::pending& lines = state.in_hand[type];
+        lines.ndjson += line;
+        lines.ndjson += '\n';
+        ++lines.lines;
+        state.bytes_in_hand += line.size() + 1;
+    };
 
-    const auto& types = state.request.types;
     const bool by_member = state.request.level == export_level::group;
-    while (state.cursor.type < types.size()) {
+    std::map<std::string, std::vector<std::string>> elements; // _elements, by type
+    for (const std::string& type : state.request.types)
+        elements.emplace(type, elements_of(state.request, type));
+    while (state.cursor.pass < state.passes.size()) {
         if (stopping_)
             return give_back(); // invariant 2: the next worker goes on from the last save
-        const std::string& type = types[state.cursor.type];
+        const std::vector<std::string>& types = state.passes[state.cursor.pass].types;
+        auto next_pass = [&] {
+            state.cursor.pass += 1;
+            state.cursor.member = 0;
+            state.cursor.page.clear();
+        };
         if (by_member && state.cursor.member >= state.request.members.size()) {
-            state.cursor = {state.cursor.type + 1, 0, {}};
+            next_pass();
             continue;
         }
-        auto query = query_for(state.request, type, settings_.page_count);
+        auto query = types.size() == 1 ? query_for(state.request, types.front(), settings_.page_count)
+                                       : query_for_types(types, settings_.page_count);
         if (!query)
             return finish(query.failure().issues.front().diagnostics);
         storage::search_request page_request;
         page_request.query = &*query;
         page_request.visibility = state.guard->export_visibility(state.who, state.request.kind, access::now_micros());
-        // A page ends where the file in hand is full, so that a file ends at a page's cursor.
-        page_request.max_bytes =
-            std::min(settings_.page_bytes, std::max<std::size_t>(1, settings_.file_bytes - std::min(settings_.file_bytes, state.ndjson.size())));
+        // A page ends where the lines in hand reach a file's size, so that they are saved at a page's cursor.
+        page_request.max_bytes = std::min(settings_.page_bytes,
+                                          std::max<std::size_t>(1, settings_.file_bytes - std::min(settings_.file_bytes, state.bytes_in_hand)));
         if (by_member)
             page_request.compartment = state.request.members[state.cursor.member];
         if (state.cursor.page.empty()) {
@@ -235,10 +268,6 @@ void runner::run(const storage::export_job& job, const std::string& worker) {
             return finish(page.failure().issues.front().diagnostics);
         }
 
-        if (state.lines > 0 && state.type != type && !save(false))
-            return; // a file holds one type
-        state.type = type;
-        const std::vector<std::string> elements = elements_of(state.request, type);
         for (const storage::search_entry& entry : page->entries) {
             if (entry.include)
                 continue;
@@ -252,31 +281,33 @@ void runner::run(const storage::export_job& job, const std::string& worker) {
                 if (earlier)
                     continue;
             }
-            if (elements.empty() && key == nullptr) {
-                state.ndjson += version.json; // the stored bytes, as they are
+            const auto wanted = elements.find(version.type);
+            if (wanted == elements.end())
+                return finish("a page held a type the export did not ask for"); // a bug: nothing of it written
+            if (wanted->second.empty() && key == nullptr) {
+                take(version.type, version.json); // the stored bytes, as they are
             } else {
-                auto line = elements.empty() ? fhir::result<std::string>(version.json)
-                                             : fhir::subset_resource(version.json, fhir::summary_form::full, elements);
+                auto line = wanted->second.empty()
+                                ? fhir::result<std::string>(version.json)
+                                : fhir::subset_resource(version.json, fhir::summary_form::full, wanted->second);
                 if (line && key != nullptr)
                     line = fhir::deidentify_resource(*line, profile, pseudonym_of);
                 if (!line)
                     return finish("a stored resource could not be written: " + line.failure().issues.front().diagnostics);
-                state.ndjson += *line;
+                take(version.type, *line);
             }
-            state.ndjson += '\n';
-            ++state.lines;
             state.citizens.insert(version.citizens.begin(), version.citizens.end());
         }
         if (page->next)
             state.cursor.page = storage::encode_cursor(*page->next);
         else if (by_member && state.cursor.member + 1 < state.request.members.size())
-            state.cursor = {state.cursor.type, state.cursor.member + 1, {}};
+            state.cursor = {state.cursor.pass, state.cursor.member + 1, state.cursor.last_number, state.cursor.open_files, {}};
         else
-            state.cursor = {state.cursor.type + 1, 0, {}};
+            next_pass();
 
-        // A full file is committed; so is whatever is in hand when the lease is due for renewal.
+        // A file's worth in hand is committed; so is whatever is in hand when the lease is due for renewal.
         const bool renew = steady_clock::now() - state.saved_at >= settings_.lease / 3;
-        if ((state.ndjson.size() >= settings_.file_bytes || renew) && !save(false))
+        if ((state.bytes_in_hand >= settings_.file_bytes || renew) && !save(false))
             return;
     }
     save(true);

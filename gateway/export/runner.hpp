@@ -1,6 +1,9 @@
 // Runs population health export jobs (Bulk Data $export) to their end: a few worker threads, each
 // taking a job the store leases to it, reading it page by page at the job's snapshot with the
-// export's visibility, and committing NDJSON files with the job's cursor as it goes.
+// export's visibility, and committing NDJSON files with the job's cursor as it goes. A job's passes
+// (job_request.hpp) walk every type without a filter at once, in the order the versions were
+// written, so that a database larger than memory is read once rather than once per type; the lines
+// go into a file of each type, each committed a part at a time.
 //
 // Invariants (tests/gateway/export_test.cpp, tests/crash/export_crash_test.py):
 //  1. Every line a job writes was visible to its requester's export (access::guard::export_visibility,
@@ -10,7 +13,8 @@
 //     so a job resumed after a stop, a crash or a lost lease writes each line once: what was not
 //     committed is read again from the committed cursor.
 //  3. Memory stays bounded whatever the export's size: a page ends at `page_bytes` (and
-//     `page_count` resources), a file at about `file_bytes`; a worker holds at most one of each.
+//     `page_count` resources), and the lines in hand, of every type, at about `file_bytes`: they are
+//     then committed, a part of each type's file. A file is closed once it holds `file_bytes`.
 //  4. A job whose requester may no longer take its kind of export (the policy changed, the
 //     organisation is gone) fails, with nothing more written.
 //  5. A Group export writes a resource that links to several members once, under the first of them.
@@ -47,7 +51,8 @@ struct runner_settings {
     /// How long a job stays leased to a worker without word from it: a node that died gives its
     /// jobs up this long after its last save. A worker renews it at a third of it.
     std::chrono::seconds lease{10};
-    /// A file is committed once it holds this much (so a file is this size, give or take a resource).
+    /// The lines in hand are committed once they hold this much, and a file is closed once it does
+    /// (so a file is at least this size but its type's last, and at most about twice it).
     std::size_t file_bytes = 4u << 20;
     /// A page read from the store ends once it holds this much, or page_count resources.
     std::size_t page_bytes = 1u << 20;

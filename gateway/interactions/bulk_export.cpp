@@ -352,12 +352,12 @@ void bulk_export_status(context& ctx, http::responder& done) {
     case storage::export_status::accepted:
     case storage::export_status::in_progress: {
         auto cursor = exports::job_cursor_from_text(job->cursor);
-        const std::size_t at = cursor ? std::min(cursor->type, request->types.size()) : 0;
+        const std::size_t passes = exports::passes_of(*request).size();
+        const std::size_t at = cursor ? std::min(cursor->pass, passes) : 0;
         http::response waiting;
         waiting.status = 202;
-        waiting.set("X-Progress", std::to_string(job->written) + " resources written; type " +
-                                      std::to_string(std::min(at + 1, request->types.size())) + " of " +
-                                      std::to_string(request->types.size()));
+        waiting.set("X-Progress", std::to_string(job->written) + " resources written; pass " +
+                                      std::to_string(std::min(at + 1, passes)) + " of " + std::to_string(passes));
         waiting.set("Retry-After", "1");
         return done(std::move(waiting));
     }

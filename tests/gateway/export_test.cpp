@@ -5,6 +5,7 @@
 // The protocol itself is also checked black-box, on both engines, by conformance/checks/bulk_export.py.
 #include "application_fixture.hpp"
 
+#include "export/job_request.hpp"
 #include "export/runner.hpp"
 
 #include <fstream>
@@ -133,6 +134,25 @@ bool any_line_holds(const std::map<std::string, std::vector<std::string>>& lines
     return false;
 }
 
+/// Writes bench's synthetic population of `citizens` (seed 3) through the API; its resources, as written.
+std::vector<std::string> load_population(export_fixture& f, int citizens) {
+    const std::filesystem::path population = f.dir / "population.ndjson";
+    REQUIRE(std::system(("python3 '" + std::string(CAREGATE_SOURCE_DIR) + "/bench/population.py' --citizens " +
+                         std::to_string(citizens) + " --seed 3 --out '" + population.string() + "' >/dev/null")
+                            .c_str()) == 0);
+    std::ifstream in(population);
+    std::vector<std::string> written;
+    for (std::string line; std::getline(in, line);) {
+        rapidjson::Document doc;
+        doc.Parse(line.c_str());
+        REQUIRE(!doc.HasParseError());
+        const std::string path = std::string("/") + doc["resourceType"].GetString() + "/" + doc["id"].GetString();
+        REQUIRE_MESSAGE(f.call("PUT", path, line).status / 100 == 2, line);
+        written.push_back(line);
+    }
+    return written;
+}
+
 std::int64_t export_log_entries(export_fixture& f, const std::string& nhs) {
     f.flush();
     storage::store::audit_query query;
@@ -201,25 +221,16 @@ TEST_CASE("pseudonymised export: opted-out citizens and objectors left out, no N
 
 TEST_CASE("pseudonymised export of the synthetic population: no NHS number, name, address line or free text survives") {
     export_fixture f;
-    const std::filesystem::path population = f.dir / "population.ndjson";
-    REQUIRE(std::system(("python3 '" + std::string(CAREGATE_SOURCE_DIR) + "/bench/population.py' --citizens 6 --seed 3 --out '" +
-                         population.string() + "' >/dev/null")
-                            .c_str()) == 0);
     // Every resource, as the integration system writes it; what identifies people, from the file itself.
     std::set<std::string> identifying;
-    std::ifstream in(population);
-    std::size_t written = 0;
-    for (std::string line; std::getline(in, line);) {
+    const std::vector<std::string> resources = load_population(f, 6);
+    const std::size_t written = resources.size();
+    for (const std::string& line : resources) {
         rapidjson::Document doc;
         doc.Parse(line.c_str());
-        REQUIRE(!doc.HasParseError());
-        const std::string type = doc["resourceType"].GetString();
-        const std::string id = doc["id"].GetString();
-        REQUIRE_MESSAGE(f.call("PUT", "/" + type + "/" + id, line).status / 100 == 2, line);
-        ++written;
-        if (type != "Patient")
+        if (std::string(doc["resourceType"].GetString()) != "Patient")
             continue;
-        identifying.insert(id);
+        identifying.insert(doc["id"].GetString());
         for (const auto& name : doc["name"].GetArray()) {
             if (name.HasMember("family"))
                 identifying.insert(name["family"].GetString());
@@ -390,4 +401,92 @@ TEST_CASE("a job resumed by another worker after a stop writes every line once")
     }
     CHECK(seen.size() == expected.size());
     CHECK(std::set<std::string>(seen.begin(), seen.end()) == expected);
+}
+
+TEST_CASE("an export of every type fills a file of each at once: one type a file, files of their size, every line once across a stop") {
+    export_fixture f;
+    const std::vector<std::string> resources = load_population(f, 6);
+    std::multiset<std::string> expected;
+    for (const std::string& line : resources) {
+        const rapidjson::Document doc = json_of(http::response{200, {}, line});
+        expected.insert(text_at(doc, "resourceType") + "/" + text_at(doc, "id"));
+    }
+    REQUIRE(std::set<std::string>(expected.begin(), expected.end()).size() > 5);
+    f.settings.page_count = 13;
+    f.settings.file_bytes = 8192; // a file of a type spans several saves; a save holds parts of several
+    const std::string status = f.status_path(f.call("GET", "/$export", {}, async));
+    const std::string job = status.substr(status.rfind('/') + 1);
+    f.start();
+    for (int i = 0; i < 5000; ++i) {
+        auto files = f.store->export_files(job);
+        REQUIRE(files.ok());
+        if (files->size() > 2)
+            break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    f.runner->stop(); // mid-job, most likely: another worker goes on from the last save
+    f.start();
+    http::response done = f.finished(system_identity(), status);
+    REQUIRE(done.status == 200);
+
+    std::multiset<std::string> seen;
+    std::map<std::string, std::vector<std::size_t>> sizes; // of each type's files, in order
+    const rapidjson::Document manifest = json_of(done);
+    for (const auto& output : at(manifest, "output").GetArray()) {
+        const std::string type = text_at(output, "type");
+        http::response file = f.call("GET", text_at(output, "url").substr(std::string(test_base_url).size()));
+        REQUIRE(file.status == 200);
+        sizes[type].push_back(file.body.size());
+        std::istringstream text(file.body);
+        for (std::string line; std::getline(text, line);) {
+            const rapidjson::Document resource = json_of(http::response{200, {}, line});
+            CHECK(text_at(resource, "resourceType") == type); // a file holds one type
+            seen.insert(type + "/" + text_at(resource, "id"));
+        }
+    }
+    CHECK(seen == expected);
+    // A file is closed once it holds file_bytes: every file of a type but its last holds that much,
+    // and none holds much more than two saves' worth.
+    std::size_t files = 0;
+    for (const auto& [type, of_type] : sizes) {
+        files += of_type.size();
+        for (std::size_t i = 0; i + 1 < of_type.size(); ++i) {
+            CHECK_MESSAGE(of_type[i] >= f.settings.file_bytes, type);
+            CHECK_MESSAGE(of_type[i] < 3 * f.settings.file_bytes, type);
+        }
+    }
+    CHECK(files > sizes.size()); // some type filled more than one file
+}
+
+TEST_CASE("a job's passes: every type without a filter walked at once; a filtered type, _since or a Group's members one type at a time") {
+    exports::job_request request;
+    request.types = {"Patient", "Observation", "Condition"};
+    auto types_of = [](const std::vector<exports::job_pass>& passes) {
+        std::vector<std::vector<std::string>> out;
+        for (const auto& pass : passes)
+            out.push_back(pass.types);
+        return out;
+    };
+    using passes = std::vector<std::vector<std::string>>;
+    CHECK(types_of(exports::passes_of(request)) == passes{{"Patient", "Observation", "Condition"}});
+    request.type_filters = {{"Observation", "code=8867-4"}};
+    CHECK(types_of(exports::passes_of(request)) == passes{{"Patient", "Condition"}, {"Observation"}});
+    request.since = 1;
+    CHECK(types_of(exports::passes_of(request)) == passes{{"Patient"}, {"Observation"}, {"Condition"}});
+    request.since.reset();
+    request.level = exports::export_level::group;
+    CHECK(types_of(exports::passes_of(request)) == passes{{"Patient"}, {"Observation"}, {"Condition"}});
+
+    // The cursor keeps the pass, the member, the files open and the page, and refuses an older build's.
+    exports::job_cursor cursor{2, 5, 9, {{"Condition", {9, 4096}}, {"Patient", {7, 10}}}, "abc-_"};
+    auto back = exports::job_cursor_from_text(exports::to_text(cursor));
+    REQUIRE(back.ok());
+    CHECK(back->pass == 2);
+    CHECK(back->member == 5);
+    CHECK(back->last_number == 9);
+    CHECK(back->open_files.size() == 2);
+    CHECK(back->open_files.at("Condition").bytes == 4096);
+    CHECK(back->open_files.at("Patient").number == 7);
+    CHECK(back->page == "abc-_");
+    CHECK_FALSE(exports::job_cursor_from_text("1:0:abc").ok());
 }

@@ -183,7 +183,7 @@ TEST_CASE("a job is leased to one worker at a time; a lapsed lease passes on and
     late.citizens = {nhs_a};
     auto refused = db->save_export_progress(late);
     REQUIRE_FALSE(refused.ok());
-    CHECK(refused.failure().kind == fhir::category::conflict);
+    CHECK_MESSAGE(refused.failure().kind == fhir::category::conflict, refused.failure().issues.front().diagnostics);
     CHECK(db.count("SELECT count(*) FROM export_files") == 0);
     CHECK(access_log_entries(*db, nhs_a) == 0);
 
@@ -237,8 +237,8 @@ TEST_CASE("a file's row reaches only bytes stored for its own job") {
     REQUIRE(db->save_export_progress(saved).ok());
     const std::string content = db.rows("SELECT content FROM export_files WHERE job_id = 'job-1'").at(0).at(0);
     // A row of job-2 pointing at job-1's bytes (a database restored beside newer bytes, a tamperer).
-    REQUIRE(db.execute("INSERT INTO export_files (job_id, number, type, count, content) VALUES ('job-2', 1, "
-                       "'Patient', 1, " + content + ")") == SQLITE_OK);
+    REQUIRE(db.execute("INSERT INTO export_files (job_id, number, part, type, count, content, start, length) VALUES "
+                       "('job-2', 1, 0, 'Patient', 1, " + content + ", 0, -1)") == SQLITE_OK);
     auto found = db->export_file_content("job-2", 1);
     REQUIRE(found.ok());
     CHECK_FALSE(found->has_value());
@@ -332,7 +332,7 @@ TEST_CASE("a failed save keeps nothing of itself, and a cancelled job takes no m
     late.citizens = {nhs_a};
     auto refused = db->save_export_progress(late);
     REQUIRE_FALSE(refused.ok());
-    CHECK(refused.failure().kind == fhir::category::conflict);
+    CHECK_MESSAGE(refused.failure().kind == fhir::category::conflict, refused.failure().issues.front().diagnostics);
     CHECK(bytes_kept_after_sweep(db) == 0);
     CHECK(db.count("SELECT count(*) FROM export_jobs") == 0);
     CHECK(access_log_entries(*db, nhs_a) == 0);

@@ -302,8 +302,23 @@ fhir::status relational_store::save_export_progress(export_progress progress) {
         for (const export_file& file : progress.files)
             pieces.push_back(file.ndjson);
         auto stored = impl_->export_bytes->put(progress.job_id, pieces);
-        if (!stored)
+        if (!stored) {
+            // A job cancelled meanwhile has its bytes swept, these among them: refused as its rows would be.
+            auto holds = impl_->with_reader<bool>([&](connection& db) -> fhir::result<bool> {
+                static const std::string sql =
+                    "SELECT 1 FROM export_jobs WHERE id = ?1 AND worker = ?2 AND status = 'in-progress'";
+                auto found = query_one<bool>(
+                    db, sql, exporting, [&](statement& q) { q.bind(1, progress.job_id).bind(2, progress.worker); },
+                    [](const statement&) { return true; });
+                if (!found)
+                    return std::move(found).failure();
+                return found->has_value();
+            });
+            if (holds && !*holds)
+                return fhir::error::make(fhir::category::conflict, "conflict",
+                                         "the export job was cancelled, has finished or is run by another worker");
             return std::move(stored).failure();
+        }
         contents = std::move(*stored);
     }
     auto saved = impl_->export_change<bool>([&](relational_engine& engine, connection& db) -> fhir::result<bool> {
