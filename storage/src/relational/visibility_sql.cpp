@@ -171,15 +171,23 @@ std::string visibility_sql::facets_satisfy(const std::string& v, const std::vect
 
 std::string visibility_sql::type_grant(const std::string& v, std::optional<std::string_view> type) {
     std::vector<std::string> alternatives;
-    for (const auto& grant : visibility_.readable) {
-        if (type && grant.type != *type)
-            continue;
-        const std::string facets = grant.whole ? std::string() : facets_satisfy(v, grant.facets);
-        if (type)
-            alternatives.push_back(grant.whole ? "1 = 1" : facets);
-        else
-            alternatives.push_back("(" + v + ".type = " + sql_.text_arg(grant.type) +
-                                   (grant.whole ? std::string() : " AND " + facets) + ")");
+    if (type) {
+        for (const auto& grant : visibility_.readable)
+            if (grant.type == *type)
+                alternatives.push_back(grant.whole ? "1 = 1" : facets_satisfy(v, grant.facets));
+    } else {
+        // The version's type, as an expression no index serves (note 5): the types wholly readable
+        // in one list, each type readable in part with its facets.
+        const std::string type_of = "(" + v + ".type || '')";
+        std::vector<std::string> whole;
+        for (const auto& grant : visibility_.readable)
+            if (grant.whole)
+                whole.push_back(grant.type);
+            else
+                alternatives.push_back("(" + type_of + " = " + sql_.text_arg(grant.type) + " AND " +
+                                       facets_satisfy(v, grant.facets) + ")");
+        if (!whole.empty())
+            alternatives.insert(alternatives.begin(), type_of + " IN (" + sql_.in_list(whole) + ")");
     }
     if (alternatives.empty())
         return "1 = 0";
