@@ -73,6 +73,37 @@ export_progress progress_of(const std::string& job, const std::string& worker, s
     return progress;
 }
 
+/// Creates job `id` and leases it to `worker` for a minute (the oldest job waiting: create it alone).
+void create_claimed(store& db, const std::string& id, const std::string& worker = "worker") {
+    must_create(db, new_job(id));
+    const timestamp now = now_us();
+    auto claimed = db.claim_export(worker, now, now + 60'000'000);
+    REQUIRE(claimed.ok());
+    REQUIRE(claimed->has_value());
+    REQUIRE((*claimed)->id == id);
+}
+
+/// Saves these files of job `id` with `cursor`, as `worker`; the save must succeed.
+void must_save(store& db, const std::string& id, std::string cursor, std::vector<export_file> files,
+               const std::string& worker = "worker") {
+    auto progress = progress_of(id, worker, std::move(cursor));
+    progress.files = std::move(files);
+    auto saved = db.save_export_progress(std::move(progress));
+    REQUIRE_MESSAGE(saved.ok(), (saved.ok() ? "" : saved.failure().issues.at(0).diagnostics));
+}
+
+/// Each of these jobs failed at an upgrade, saying so, and has no files.
+void check_failed_by_upgrade(store& db, std::initializer_list<const char*> ids) {
+    for (const char* id : ids) {
+        auto job = db.find_export(id);
+        REQUIRE(job.ok());
+        REQUIRE(job->has_value());
+        CHECK((*job)->status == export_status::failed);
+        CHECK((*job)->error.find("upgrade") != std::string::npos);
+        CHECK(db.export_files(id)->empty());
+    }
+}
+
 std::int64_t access_log_entries(store& db, const std::string& nhs) {
     store::audit_query query;
     query.nhs_number = nhs;
@@ -511,38 +542,21 @@ TEST_CASE("an upgrade that moves export files' bytes apart fails the jobs made b
             SQLITE_OK);
     db.reopen();
     CHECK(db.count(db.scratch ? "SELECT version FROM caregate_schema" : "PRAGMA user_version") == (db.scratch ? newest_postgresql_schema : newest_sqlite_schema));
-    for (const char* id : {"running", "done"}) {
-        auto job = db->find_export(id);
-        REQUIRE(job.ok());
-        REQUIRE(job->has_value());
-        CHECK((*job)->status == export_status::failed);
-        CHECK((*job)->error.find("upgrade") != std::string::npos);
-        CHECK(db->export_files(id)->empty());
-    }
+    check_failed_by_upgrade(*db, {"running", "done"});
     auto removed = db->remove_expired_exports(now_us());
     REQUIRE(removed.ok());
     CHECK(*removed == 2); // expired at the upgrade
-    must_create(*db, new_job("after"));
-    const timestamp now = now_us();
-    REQUIRE(db->claim_export("worker", now, now + 60'000'000).value().has_value());
-    auto saved = progress_of("after", "worker", "cursor-1");
-    saved.files.push_back({"Patient", 1, "{}\n"});
-    REQUIRE(db->save_export_progress(saved).ok());
+    create_claimed(*db, "after");
+    must_save(*db, "after", "cursor-1", {{"Patient", 1, "{}\n"}});
     CHECK(db->export_file_content("after", 1).value() == std::optional<std::string>("{}\n"));
 }
 
 TEST_CASE("an upgrade that writes export files in parts keeps the files written before it") {
     store_fixture db;
-    must_create(*db, new_job("job-1"));
-    const timestamp now = now_us();
-    REQUIRE(db->claim_export("worker", now, now + 60'000'000).ok());
+    create_claimed(*db, "job-1");
     // A save each, so that each file's bytes are whole, as the previous schema stored them.
-    auto first = progress_of("job-1", "worker", "cursor-1");
-    first.files.push_back({"Patient", 2, "{\"a\":1}\n{\"b\":2}\n"});
-    REQUIRE(db->save_export_progress(first).ok());
-    auto second = progress_of("job-1", "worker", "cursor-2");
-    second.files.push_back({"Observation", 1, "{\"c\":3}\n"});
-    REQUIRE(db->save_export_progress(second).ok());
+    must_save(*db, "job-1", "cursor-1", {{"Patient", 2, "{\"a\":1}\n{\"b\":2}\n"}});
+    must_save(*db, "job-1", "cursor-2", {{"Observation", 1, "{\"c\":3}\n"}});
     db.close();
     // SQLite schema 14, PostgreSQL schema 10: a row per file, its bytes whole.
     const std::string whole =
@@ -568,18 +582,12 @@ TEST_CASE("an upgrade that writes export files in parts keeps the files written 
 
 TEST_CASE("a file written in parts is served whole, in the order of its parts, and holds one type") {
     store_fixture db;
-    must_create(*db, new_job("job-1"));
-    const timestamp now = now_us();
-    REQUIRE(db->claim_export("worker", now, now + 60'000'000).ok());
-    auto first = progress_of("job-1", "worker", "cursor-1");
-    first.files.push_back({"Observation", 1, "{\"o\":1}\n", 1});
-    first.files.push_back({"Patient", 1, "{\"p\":1}\n", 2});
-    REQUIRE(db->save_export_progress(first).ok());
-    auto second = progress_of("job-1", "worker", "cursor-2");
-    second.files.push_back({"Patient", 1, "{\"p\":2}\n", 2});
-    second.files.push_back({"Observation", 2, "{\"o\":2}\n{\"o\":3}\n", 1});
-    second.files.push_back({"Condition", 1, "{\"c\":1}\n"}); // numbered after the highest
-    REQUIRE(db->save_export_progress(second).ok());
+    create_claimed(*db, "job-1");
+    must_save(*db, "job-1", "cursor-1", {{"Observation", 1, "{\"o\":1}\n", 1}, {"Patient", 1, "{\"p\":1}\n", 2}});
+    must_save(*db, "job-1", "cursor-2",
+              {{"Patient", 1, "{\"p\":2}\n", 2},
+               {"Observation", 2, "{\"o\":2}\n{\"o\":3}\n", 1},
+               {"Condition", 1, "{\"c\":1}\n"}}); // the last numbered after the highest
 
     auto files = db->export_files("job-1");
     REQUIRE(files.ok());
@@ -608,12 +616,8 @@ TEST_CASE("on SQLite, export files and their directories are the server's user's
     store_fixture db;
     if (db.scratch)
         return; // PostgreSQL's table is the database's
-    must_create(*db, new_job("job-1"));
-    const timestamp now = now_us();
-    REQUIRE(db->claim_export("worker", now, now + 60'000'000).ok());
-    auto saved = progress_of("job-1", "worker", "cursor-1");
-    saved.files.push_back({"Patient", 1, "{}\n"});
-    REQUIRE(db->save_export_progress(saved).ok());
+    create_claimed(*db, "job-1");
+    must_save(*db, "job-1", "cursor-1", {{"Patient", 1, "{}\n"}});
     using std::filesystem::perms;
     const std::filesystem::path root = db.options.path + "-exports";
     std::int64_t seen = 0;
@@ -649,20 +653,9 @@ TEST_CASE("on SQLite, an upgrade that moves export files' bytes out of their dat
     db.reopen();
     CHECK(db.count("PRAGMA user_version") == newest_sqlite_schema);
     CHECK_FALSE(std::filesystem::exists(previous));
-    for (const char* id : {"running", "done"}) {
-        auto job = db->find_export(id);
-        REQUIRE(job.ok());
-        REQUIRE(job->has_value());
-        CHECK((*job)->status == export_status::failed);
-        CHECK((*job)->error.find("upgrade") != std::string::npos);
-        CHECK(db->export_files(id)->empty());
-    }
-    must_create(*db, new_job("after"));
-    const timestamp now = now_us();
-    REQUIRE(db->claim_export("worker", now, now + 60'000'000).value().has_value());
-    auto saved = progress_of("after", "worker", "cursor-1");
-    saved.files.push_back({"Patient", 1, "{}\n"});
-    REQUIRE(db->save_export_progress(saved).ok());
+    check_failed_by_upgrade(*db, {"running", "done"});
+    create_claimed(*db, "after");
+    must_save(*db, "after", "cursor-1", {{"Patient", 1, "{}\n"}});
     CHECK(db->export_file_content("after", 1).value() == std::optional<std::string>("{}\n"));
     CHECK(bytes_kept(db) == 1);
 }
