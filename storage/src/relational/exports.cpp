@@ -364,7 +364,10 @@ fhir::status relational_store::save_export_progress(export_progress progress) {
                 [](const statement& row) { return std::pair(row.integer(0), row.text(1)); });
             if (!found)
                 return std::move(found).failure();
-            const auto [part, type] = found->value_or(std::pair<std::int64_t, std::string>(0, ""));
+            // Named, not a structured binding: the lambda below captures it (clang 14 refuses a binding).
+            const auto existing = found->value_or(std::pair<std::int64_t, std::string>(0, ""));
+            const std::int64_t part = existing.first;
+            const std::string& type = existing.second;
             if (!type.empty() && type != file.type)
                 return fhir::error::make(fhir::category::fault, "exception",
                                          "an export file holds one type: file " + std::to_string(number) + " holds " +
