@@ -21,9 +21,9 @@ using namespace caregate::storage::testing;
 
 namespace {
 
-/// SQLite's plan for a search's page query: what this file's plans are checked against.
+/// The database's plan for a search's page query: what this file's plans are checked against.
 fhir::result<std::string> plan_of(store_fixture& f, const search_request& request) {
-    return dynamic_cast<sqlite_store&>(*f.db).explain_search(request);
+    return dynamic_cast<relational_store&>(*f.db).explain_search(request);
 }
 
 std::string patient(const std::string& nhs, const std::string& family, const std::string& birth_date) {
@@ -662,11 +662,18 @@ TEST_CASE("search plan: several types of many versions are walked in write order
     exporter.visibility.readable = {{"Patient", true, {}}, {"Observation", true, {}}, {"Condition", true, {}},
                                     {"Encounter", true, {}}, {"Provenance", true, {}},
                                     {"DocumentReference", false, {"category=clinical-note"}}};
-    if (!f.scratch) { // SQLite's plan; PostgreSQL's planner chooses by its statistics
-        for (const search_request& request : {everything_visible(many), exporter}) {
-            auto plan = plan_of(f, request);
-            REQUIRE(plan.ok());
-            CAPTURE(plan.value());
+    exporter.visibility.hidden_labels = {"http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R",
+                                         "http://terminology.hl7.org/CodeSystem/v3-Confidentiality|V"};
+    if (f.scratch) // PostgreSQL's planner chooses by its statistics: as a server's would be after a load
+        REQUIRE(f.execute("ANALYZE") == SQLITE_OK);
+    for (const search_request& request : {everything_visible(many), exporter}) {
+        auto plan = plan_of(f, request);
+        REQUIRE(plan.ok());
+        CAPTURE(plan.value());
+        if (f.scratch) { // the primary key walked to the LIMIT (visibility_sql.hpp, notes 5 and 6)
+            CHECK(plan->find("Index Scan using resource_versions_pkey on resource_versions v") != std::string::npos);
+            CHECK(plan->find("Sort Key: v.seq") == std::string::npos);
+        } else {
             CHECK(plan->find("TEMP B-TREE FOR ORDER BY") == std::string::npos);
             CHECK(plan->find("SEARCH v USING INDEX resource_versions_by_type") == std::string::npos);
         }

@@ -62,6 +62,11 @@ public:
     fhir::result<audit_chain_lookup> audit_hashes_at(const std::vector<std::int64_t>& sequences) const override;
     store_statistics statistics() const override;
 
+    /// The database's plan for a search's page query, one step a line (SQLite: EXPLAIN QUERY PLAN;
+    /// PostgreSQL: EXPLAIN, the plan for these values): for tests that the planner's queries use the
+    /// indexes, and for diagnosing a slow search.
+    fhir::result<std::string> explain_search(const search_request& request) const;
+
 protected:
     explicit relational_store(std::unique_ptr<relational_engine> engine);
     std::unique_ptr<relational_engine> impl_;

@@ -65,9 +65,6 @@ public:
     /// after the writes queued before it. Errors: busy (another connection reads or writes the
     /// database), fault.
     fhir::status checkpoint();
-    /// SQLite's plan for a search's page query (EXPLAIN QUERY PLAN, one step a line): for tests
-    /// that the planner's queries use the indexes, and for diagnosing a slow search.
-    fhir::result<std::string> explain_search(const search_request& request) const;
 
 private:
     explicit sqlite_store(std::unique_ptr<relational_engine> engine);

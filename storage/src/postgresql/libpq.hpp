@@ -87,6 +87,7 @@ public:
     std::int64_t changes() override;
     fhir::status settle(std::string_view doing) override;
     bool in_transaction() const override;
+    explain_form explaining() const override { return {"EXPLAIN ", 0}; }
     bool usable() const override { return healthy(); }
     /// Inside a transaction that a failed statement has aborted (only a rollback is taken).
     bool in_transaction_failed() const;

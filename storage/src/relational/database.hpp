@@ -113,6 +113,13 @@ public:
     /// False once the connection is lost (a database server gone, a failover): it must be replaced,
     /// not used again.
     virtual bool usable() const { return true; }
+    /// How the database explains a query: the words put before it, and the column of each row
+    /// that describes a step of the plan.
+    struct explain_form {
+        std::string_view prefix;
+        int column;
+    };
+    virtual explain_form explaining() const = 0;
 
 protected:
     /// Compiles `sql` (translating it, for a database whose dialect differs). `lasting`: kept for

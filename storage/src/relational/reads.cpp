@@ -276,7 +276,7 @@ fhir::result<search_page> relational_store::search(const search_request& request
     return impl_->with_reader<search_page>([&](connection& db) { return detail::run_search(db, request); });
 }
 
-fhir::result<std::string> sqlite_store::explain_search(const search_request& request) const {
+fhir::result<std::string> relational_store::explain_search(const search_request& request) const {
     return impl_->with_reader<std::string>([&](connection& db) { return detail::explain_search(db, request); });
 }
 

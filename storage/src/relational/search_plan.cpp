@@ -257,8 +257,9 @@ fhir::result<std::string> explain_search(connection& db, const search_request& r
     if (!text)
         return std::move(text).failure();
     std::string explained;
-    auto read = each_row(db, sql, "EXPLAIN QUERY PLAN " + plan.with_clause() + text.value(), [&](const prepared& row) {
-        explained += row.text(3) + "\n";
+    const connection::explain_form form = db.explaining();
+    auto read = each_row(db, sql, std::string(form.prefix) + plan.with_clause() + text.value(), [&](const prepared& row) {
+        explained += row.text(form.column) + "\n";
     });
     if (!read)
         return std::move(read).failure();

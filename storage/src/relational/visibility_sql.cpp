@@ -72,7 +72,8 @@ public:
 
     std::string type_grant(const version& v, std::optional<std::string_view> type) { return sql_.type_grant(v, type); }
     std::string lacks_label(const version& v, const std::string& label) {
-        return "instr('\n' || " + v + ".labels || '\n', " + sql_.sql_.text_arg("\n" + label + "\n") + ") = 0";
+        return "(" + v + ".labels = '' OR instr('\n' || " + v + ".labels || '\n', " +
+               sql_.sql_.text_arg("\n" + label + "\n") + ") < 1)"; // note 6
     }
     std::string owned_by_caller(const version& v) {
         return v + ".owner = " + sql_.sql_.text_arg(sql_.visibility_.organisation);
@@ -164,7 +165,7 @@ std::string visibility_sql::facets_satisfy(const std::string& v, const std::vect
                 rest = "replace(" + rest + ", " + sql_.text_arg("\n" + allowed + "\n") + ", '\n')";
         const std::string line_start = sql_.text_arg("\n" + element);
         text += (text.empty() ? "(" : " AND ") + std::string("instr(") + lines + ", " + line_start +
-                ") > 0 AND instr(" + rest + ", " + line_start + ") = 0";
+                ") > 0 AND instr(" + rest + ", " + line_start + ") < 1"; // note 6
     }
     return text.empty() ? "1 = 1" : text + ")";
 }

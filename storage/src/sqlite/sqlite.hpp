@@ -43,6 +43,7 @@ public:
     fhir::status exec_script(const std::string& sql, std::string_view doing) override;
     std::int64_t changes() override { return sqlite3_changes64(db_); }
     bool in_transaction() const override { return !sqlite3_get_autocommit(db_); }
+    explain_form explaining() const override { return {"EXPLAIN QUERY PLAN ", 3}; }
 
 protected:
     fhir::result<std::unique_ptr<prepared>> compile(const std::string& sql, bool lasting,
