@@ -210,7 +210,10 @@ fhir::result<std::string> page_sql(const search_request& request, planner& plan,
         std::vector<clause_at> clauses;
         for (const fhir::search_clause& clause : query.clauses)
             clauses.push_back({&clause, 0});
-        auto streamed = plan.streamed_rows(query.types, clauses, request.compartment);
+        std::optional<planner::seq_start> start;
+        if (after)
+            start = planner::seq_start{std::get<std::int64_t>(after->back()), backwards};
+        auto streamed = plan.streamed_rows(query.types, clauses, request.compartment, start);
         if (!streamed)
             return std::move(streamed).failure();
         if (*streamed) {

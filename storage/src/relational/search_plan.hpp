@@ -53,7 +53,9 @@
 //     its _id row's (note 1). Several types without a condition (an export of every type) are
 //     walked so too, in seq order through the table itself rather than their index, when they
 //     have more than dense_limit versions: the table is then read once from front to back, not
-//     once per type, nor gathered and sorted; fewer are found through their index.
+//     once per type, nor gathered and sorted; fewer are found through their index. The _id rows
+//     are bounded by the page's cursor as the versions are: PostgreSQL may merge the two in seq
+//     order, and would otherwise read every _id row from the first to the cursor for each page.
 #pragma once
 
 #include "database.hpp"

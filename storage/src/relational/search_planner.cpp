@@ -243,7 +243,8 @@ fhir::result<std::optional<std::string>> planner::ordered_rows(std::string_view 
 
 fhir::result<std::optional<std::string>> planner::streamed_rows(const std::vector<std::string>& types,
                                                                 const std::vector<clause_at>& clauses,
-                                                                std::string_view compartment) {
+                                                                std::string_view compartment,
+                                                                std::optional<seq_start> start) {
     if (!compartment.empty() || types.empty())
         return std::optional<std::string>();
     for (const clause_at& c : clauses)
@@ -296,7 +297,10 @@ fhir::result<std::optional<std::string>> planner::streamed_rows(const std::vecto
             return std::optional<std::string>();
         text += "(v.type || '') IN (" + sql_.in_list(types) + ")";
     }
-    text += " AND EXISTS (SELECT 1 FROM search_token t WHERE t.seq = v.seq AND t.param = '_id' AND " + live("t") + ")";
+    text += " AND EXISTS (SELECT 1 FROM search_token t WHERE t.seq = v.seq AND t.param = '_id' AND " + live("t");
+    if (start) // design note 8: bounded as the versions are
+        text += std::string(" AND t.seq ") + (start->backwards ? "< " : "> ") + sql_.arg(start->seq);
+    text += ")";
     for (const clause_at& c : clauses) {
         auto condition = clause_condition(types.front(), c, "v");
         if (!condition)

@@ -80,13 +80,20 @@ public:
                                                           std::string_view compartment,
                                                           const fhir::search_sort_key& key);
 
+    /// Where a page in seq order starts: after `seq` (going backwards, before it).
+    struct seq_start {
+        std::int64_t seq;
+        bool backwards;
+    };
     /// The page's rows read in the order of writes (design note 8), when the search has no sort and
     /// nothing selective to start from: every resource of the type (or types) in version order,
-    /// each clause checked per version, stopping at the LIMIT. Selects seq, type, id. nullopt when
-    /// a driver finds few rows, a chain is there to start from, or several types carry clauses.
+    /// each clause checked per version, stopping at the LIMIT; from `start`, when a cursor gives
+    /// one. Selects seq, type, id. nullopt when a driver finds few rows, a chain is there to start
+    /// from, or several types carry clauses.
     fhir::result<std::optional<std::string>> streamed_rows(const std::vector<std::string>& types,
                                                            const std::vector<clause_at>& clauses,
-                                                           std::string_view compartment);
+                                                           std::string_view compartment,
+                                                           std::optional<seq_start> start);
 
     /// "WITH chain1(seq) AS (...), ... " for the statements of this plan, or "" (design note 7).
     std::string with_clause() const {
