@@ -1,5 +1,5 @@
-// Setting the server's provenance marks (contribution.hpp) on every write, and marking a patient
-// contribution, on the json layer's DOM (json.hpp) so that numbers keep their text and members their
+// Setting the server's provenance marks (contribution.hpp) on every write, and marking a patient's or
+// a carer's contribution, on the json layer's DOM (json.hpp) so that numbers keep their text and members their
 // order, as patch.cpp does. Not the decision whether the caller may write, nor validation: the result
 // goes through prepare_resource like any other body.
 //
@@ -34,7 +34,8 @@ using rapidjson::Value;
 using allocator = rapidjson::Document::AllocatorType;
 
 /// The elements of each type that say who made it: `list` ones are arrays that must include the
-/// citizen (and name nobody else); the others are single References set to the citizen when absent.
+/// maker (the citizen, or the carer writing for them) and name nobody else; the others are single
+/// References set to the maker when absent.
 struct maker_element {
     std::string_view type;
     std::string_view name;
@@ -47,6 +48,12 @@ constexpr maker_element maker_elements[] = {
     {"Communication", "sender", false},
     {"QuestionnaireResponse", "author", false},
     {"QuestionnaireResponse", "source", false},
+};
+
+/// Who makes a contribution: the citizen, or the carer writing for them (by their RelatedPerson).
+struct maker {
+    std::string_view citizen;
+    std::string_view carer;
 };
 
 /// Whether a Reference names the citizen: `reference` "Patient/{nhs}", or, without one, an identifier
@@ -69,43 +76,66 @@ bool names_citizen(const Value& reference, std::string_view nhs_number) {
     return true;
 }
 
-Value citizen_reference(std::string_view nhs_number, allocator& alloc) {
+/// Whether a Reference names the carer: `reference` "RelatedPerson/{id}" (and `type`, if given,
+/// RelatedPerson).
+bool names_carer(const Value& reference, std::string_view related_person) {
+    if (!reference.IsObject())
+        return false;
+    if (auto type = string_member(reference, "type"); type && *type != "RelatedPerson")
+        return false;
+    constexpr std::string_view prefix = "RelatedPerson/";
+    const auto literal = string_member(reference, "reference");
+    return literal && literal->starts_with(prefix) && literal->substr(prefix.size()) == related_person;
+}
+
+bool names_maker(const Value& reference, const maker& who) {
+    return who.carer.empty() ? names_citizen(reference, who.citizen) : names_carer(reference, who.carer);
+}
+
+Value maker_reference(const maker& who, allocator& alloc) {
     Value reference(rapidjson::kObjectType);
-    reference.AddMember("reference", detail::string_value("Patient/" + std::string(nhs_number), alloc), alloc);
+    const std::string literal = who.carer.empty() ? "Patient/" + std::string(who.citizen)
+                                                  : "RelatedPerson/" + std::string(who.carer);
+    reference.AddMember("reference", detail::string_value(literal, alloc), alloc);
     return reference;
 }
 
-error someone_else(std::string_view type, std::string_view name, std::string expression) {
+error someone_else(std::string_view type, std::string_view name, std::string expression, const maker& who) {
+    const std::string element = std::string(type) + "." + std::string(name);
     return error::make(category::invalid, "business-rule",
-                       "a citizen contributes in their own name: " + std::string(type) + "." + std::string(name) +
-                           " may name only the citizen (Patient/{NHS number}); the server fills it in when absent",
+                       who.carer.empty()
+                           ? "a citizen contributes in their own name: " + element +
+                                 " may name only the citizen (Patient/{NHS number}); the server fills it in when absent"
+                           : "a carer contributes for the citizen in their own name: " + element +
+                                 " may name only the carer (RelatedPerson/" + std::string(who.carer) +
+                                 "); the server fills it in when absent",
                        std::move(expression));
 }
 
 /// Refuses a maker element that names someone else (design note 1); nothing is changed.
-status check_maker(const Value& resource, const maker_element& element, std::string_view nhs_number) {
+status check_maker(const Value& resource, const maker_element& element, const maker& who) {
     const Value* value = find(resource, element.name);
     if (value == nullptr)
         return {};
     const std::string path = std::string(element.type) + "." + std::string(element.name);
     if (!element.list) {
-        if (value->IsObject() && !names_citizen(*value, nhs_number))
-            return someone_else(element.type, element.name, path);
+        if (value->IsObject() && !names_maker(*value, who))
+            return someone_else(element.type, element.name, path, who);
         return {};
     }
     if (!value->IsArray())
         return {};
     for (rapidjson::SizeType i = 0; i < value->Size(); ++i)
-        if ((*value)[i].IsObject() && !names_citizen((*value)[i], nhs_number))
-            return someone_else(element.type, element.name, path + "[" + std::to_string(i) + "]");
+        if ((*value)[i].IsObject() && !names_maker((*value)[i], who))
+            return someone_else(element.type, element.name, path + "[" + std::to_string(i) + "]", who);
     return {};
 }
 
-/// Names the citizen in a maker element that does not yet name them.
-void fill_maker(Value& resource, const maker_element& element, std::string_view nhs_number, allocator& alloc) {
+/// Names the maker in a maker element that does not yet name them.
+void fill_maker(Value& resource, const maker_element& element, const maker& who, allocator& alloc) {
     auto member = resource.FindMember(rapidjson::StringRef(element.name.data(), element.name.size()));
     if (member == resource.MemberEnd()) {
-        Value added = citizen_reference(nhs_number, alloc);
+        Value added = maker_reference(who, alloc);
         if (element.list) {
             Value list(rapidjson::kArrayType);
             list.PushBack(added, alloc);
@@ -117,8 +147,8 @@ void fill_maker(Value& resource, const maker_element& element, std::string_view 
     if (!element.list || !member->value.IsArray())
         return;
     Value& list = member->value;
-    if (std::none_of(list.Begin(), list.End(), [&](const Value& item) { return names_citizen(item, nhs_number); }))
-        list.PushBack(citizen_reference(nhs_number, alloc), alloc);
+    if (std::none_of(list.Begin(), list.End(), [&](const Value& item) { return names_maker(item, who); }))
+        list.PushBack(maker_reference(who, alloc), alloc);
 }
 
 /// Letters and digits only, lower-cased: "Patient_Contributed" and "patient-contributed" alike.
@@ -130,10 +160,17 @@ std::string folded(std::string_view text) {
     return out;
 }
 
-/// The server's own tag, exactly: the one a contribution keeps.
-bool is_contribution_tag(const Value& coding) {
-    return string_member(coding, "system") == provenance_tag_system &&
-           string_member(coding, "code") == patient_contributed_code;
+/// The server's tag for a contribution of `kind` (not nobody): its code and display.
+std::string_view tag_code(contributed_by kind) {
+    return kind == contributed_by::carer ? carer_contributed_code : patient_contributed_code;
+}
+std::string_view tag_display(contributed_by kind) {
+    return kind == contributed_by::carer ? carer_contributed_display : patient_contributed_display;
+}
+
+/// The server's own tag for `kind`, exactly: the one a contribution keeps.
+bool is_contribution_tag(const Value& coding, contributed_by kind) {
+    return string_member(coding, "system") == provenance_tag_system && string_member(coding, "code") == tag_code(kind);
 }
 
 /// A coding a reader could take for the server's provenance mark: of the server's provenance system
@@ -150,7 +187,8 @@ bool is_marker_coding(const Value& coding) {
         }
     const std::string code = folded(string_member(coding, "code").value_or(""));
     const std::string display = folded(string_member(coding, "display").value_or(""));
-    static const std::string marks[] = {folded(patient_contributed_code), folded(patient_contributed_display)};
+    static const std::string marks[] = {folded(patient_contributed_code), folded(patient_contributed_display),
+                                        folded(carer_contributed_code), folded(carer_contributed_display)};
     static const std::string own_system = folded(provenance_tag_system).substr(std::string_view("https").size());
     return system == own_system ||
            std::any_of(std::begin(marks), std::end(marks),
@@ -176,9 +214,9 @@ bool may_hold_marks(std::string_view text) {
 }
 
 /// Takes every look-alike mark out of meta.tag, meta.security and meta.source (design note 4), but
-/// the server's own tag when `keep_own` (a contribution keeps it in its place); an array or meta left
+/// the server's own tag for `kept` (a contribution keeps it in its place); an array or meta left
 /// empty goes (FHIR JSON has no empty arrays or objects).
-void clear_marks(Value& resource, bool keep_own) {
+void clear_marks(Value& resource, contributed_by kept) {
     auto meta = resource.FindMember("meta");
     if (meta == resource.MemberEnd() || !meta->value.IsObject())
         return;
@@ -190,7 +228,8 @@ void clear_marks(Value& resource, bool keep_own) {
         Value& items = codings->value;
         bool kept_own = false;
         for (rapidjson::SizeType i = 0; i < items.Size();) {
-            const bool own = keep_own && !kept_own && std::string_view(list) == "tag" && is_contribution_tag(items[i]);
+            const bool own = kept != contributed_by::nobody && !kept_own && std::string_view(list) == "tag" &&
+                             is_contribution_tag(items[i], kept);
             kept_own = kept_own || own;
             if (!own && is_marker_coding(items[i]))
                 items.Erase(items.Begin() + i);
@@ -207,9 +246,9 @@ void clear_marks(Value& resource, bool keep_own) {
         resource.EraseMember(meta);
 }
 
-/// meta.tag with the patient-contributed tag once (the server's spelling of it), and meta.source the
-/// patient endpoint.
-void mark_meta(Value& resource, allocator& alloc) {
+/// meta.tag with the tag of `kind` once (the server's spelling of it), and meta.source the patient
+/// endpoint.
+void mark_meta(Value& resource, contributed_by kind, allocator& alloc) {
     auto meta = resource.FindMember("meta");
     if (meta == resource.MemberEnd()) {
         resource.AddMember("meta", Value(rapidjson::kObjectType), alloc);
@@ -227,9 +266,10 @@ void mark_meta(Value& resource, allocator& alloc) {
     if (tags->value.IsArray()) {
         Value tag(rapidjson::kObjectType);
         tag.AddMember("system", detail::string_value(provenance_tag_system, alloc), alloc);
-        tag.AddMember("code", detail::string_value(patient_contributed_code, alloc), alloc);
-        tag.AddMember("display", detail::string_value(patient_contributed_display, alloc), alloc);
-        auto own = std::find_if(tags->value.Begin(), tags->value.End(), is_contribution_tag);
+        tag.AddMember("code", detail::string_value(tag_code(kind), alloc), alloc);
+        tag.AddMember("display", detail::string_value(tag_display(kind), alloc), alloc);
+        auto own = std::find_if(tags->value.Begin(), tags->value.End(),
+                                [&](const Value& coding) { return is_contribution_tag(coding, kind); });
         if (own != tags->value.End())
             *own = tag; // in its place, as the server writes it
         else
@@ -246,44 +286,45 @@ void mark_meta(Value& resource, allocator& alloc) {
 
 namespace detail {
 
-status set_provenance_marks(rapidjson::Document& doc, std::string_view citizen, bool contribution) {
+status set_provenance_marks(rapidjson::Document& doc, const provenance_marks& marks) {
     const auto type = string_member(doc, "resourceType");
     if (!doc.IsObject() || !type)
         return {}; // not a resource: prepare_resource says so
     const std::string type_name(*type); // the DOM changes below
-    if (!citizen.empty())
+    const maker who{marks.citizen, marks.carer};
+    if (!marks.citizen.empty())
         for (const maker_element& element : maker_elements)
             if (element.type == type_name)
-                if (auto checked = check_maker(doc, element, citizen); !checked)
+                if (auto checked = check_maker(doc, element, who); !checked)
                     return checked;
     auto& alloc = doc.GetAllocator();
-    if (!citizen.empty())
+    if (!marks.citizen.empty())
         for (const maker_element& element : maker_elements)
             if (element.type == type_name)
-                fill_maker(doc, element, citizen, alloc);
-    clear_marks(doc, contribution);
-    if (contribution)
-        mark_meta(doc, alloc);
+                fill_maker(doc, element, who, alloc);
+    clear_marks(doc, marks.contribution);
+    if (marks.contribution != contributed_by::nobody)
+        mark_meta(doc, marks.contribution, alloc);
     return {};
 }
 
 } // namespace detail
 
-result<std::string> mark_provenance(std::string_view resource, std::string_view citizen, bool contribution) {
-    if (citizen.empty() && !contribution && !may_hold_marks(resource))
+result<std::string> mark_provenance(std::string_view resource, const provenance_marks& marks) {
+    if (marks.citizen.empty() && marks.contribution == contributed_by::nobody && !may_hold_marks(resource))
         return std::string(resource);
     rapidjson::Document doc;
     if (auto parsed = detail::parse_json(resource, doc); !parsed)
         return std::move(parsed).failure();
     if (!doc.IsObject() || !string_member(doc, "resourceType"))
         return std::string(resource); // not a resource: prepare_resource says so
-    if (auto marked = detail::set_provenance_marks(doc, citizen, contribution); !marked)
+    if (auto marked = detail::set_provenance_marks(doc, marks); !marked)
         return std::move(marked).failure();
     return detail::write_json(doc);
 }
 
 result<std::string> mark_contribution(std::string_view resource, std::string_view nhs_number) {
-    return mark_provenance(resource, nhs_number, true);
+    return mark_provenance(resource, provenance_marks{nhs_number, contributed_by::patient});
 }
 
 } // namespace caregate::fhir

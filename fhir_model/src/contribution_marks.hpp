@@ -3,6 +3,7 @@
 // write is parsed once.
 #pragma once
 
+#include "fhir_model/contribution.hpp"
 #include "fhir_model/error.hpp"
 
 #include <string_view>
@@ -11,9 +12,9 @@
 
 namespace caregate::fhir::detail {
 
-/// Sets the marks on `doc` as mark_provenance(text, citizen, contribution) does on its text: the
-/// refusals first, nothing changed when one refuses. A document that is not a resource (no object,
-/// no resourceType string) is left for validation to refuse.
-status set_provenance_marks(rapidjson::Document& doc, std::string_view citizen, bool contribution);
+/// Sets the marks on `doc` as mark_provenance(text, marks) does on its text: the refusals first,
+/// nothing changed when one refuses. A document that is not a resource (no object, no resourceType
+/// string) is left for validation to refuse.
+status set_provenance_marks(rapidjson::Document& doc, const provenance_marks& marks);
 
 } // namespace caregate::fhir::detail

@@ -107,7 +107,7 @@ result<prepared_resource> prepare(std::string_view body, std::string_view expect
                            "the resourceType does not match the type of the request (" + std::string(expected_type) + ")",
                            "resourceType");
     if (marks != nullptr)
-        if (auto marked = detail::set_provenance_marks(doc, marks->citizen, marks->contribution); !marked)
+        if (auto marked = detail::set_provenance_marks(doc, *marks); !marked)
             return std::move(marked).failure();
 
     detail::validation checked;

@@ -65,7 +65,8 @@ fhir::result<profile> guard::authenticate(const credentials& presented, std::int
             return std::move(grant).failure();
         if (!*grant)
             return no_grant;
-        auto proxy = policy_.proxy_profile(std::move(caller.value()), std::string(act_for), (*grant)->scope, (*grant)->basis);
+        auto proxy = policy_.proxy_profile(std::move(caller.value()), std::string(act_for), (*grant)->related_person,
+                                           (*grant)->scope, (*grant)->basis);
         if (!proxy)
             return no_grant;
         return std::move(*proxy);
@@ -298,11 +299,11 @@ fhir::result<std::optional<guard::proxy_grant>> guard::find_proxy_grant(const st
             }
             const std::string scope = consent.HasMember("category") ? code_in(consent["category"], proxy_scope_system) : "";
             const std::string basis = consent.HasMember("policyRule") ? code_in(consent["policyRule"], proxy_basis_system) : "";
-            if (scope.empty() || basis.empty())
+            const auto rank = policy_.proxy_scope_rank(scope);
+            if (!rank || basis.empty())
                 continue;
-            // The widest active grant wins: the full record over a part of it.
-            if (!best || scope == "full-record")
-                best = proxy_grant{scope, basis};
+            if (!best || *rank < *policy_.proxy_scope_rank(best->scope))
+                best = proxy_grant{scope, basis, person.id};
         }
     }
     return best;

@@ -111,11 +111,13 @@ public:
                                            std::string action);
 
     /// A carer's active grant to act for a citizen (README, "Carers"): the scope and basis of the
-    /// Consent that grants it, or nullopt when none is active now. Read from the citizen's record on
-    /// every request, so a revocation takes effect on the next one.
+    /// Consent that grants it and the RelatedPerson it names, or nullopt when none is active now; of
+    /// several, the one whose scope the policy lists first (policy::proxy_scope_rank). Read from the
+    /// citizen's record on every request, so a revocation takes effect on the next one.
     struct proxy_grant {
         std::string scope;
         std::string basis;
+        std::string related_person;
     };
     fhir::result<std::optional<proxy_grant>> find_proxy_grant(const std::string& carer, const std::string& citizen,
                                                               storage::timestamp now) const;

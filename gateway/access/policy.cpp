@@ -171,6 +171,29 @@ void read_grants(const Value& item, const std::string& where, rule& r) {
     }
 }
 
+/// A carer's grant to write (patients.proxies.scopes.X.create, update, delete) stays inside what the
+/// citizen may write themselves (`citizens`, patients.verified's list for the same action): a type
+/// named there, as narrow or narrower. Never the citizen's choices about who sees their record
+/// (Consent) or who acts for them (RelatedPerson): those are theirs alone, whatever a grant says.
+void check_carer_writes(const type_grant& grant, const std::vector<type_grant>& citizens, const std::string& where) {
+    if (grant.type == "Consent" || grant.type == "RelatedPerson" || grant.type == "*")
+        throw std::invalid_argument(where + ": a carer may not write " +
+                                    (grant.type == "*" ? std::string("every type") : grant.type) +
+                                    " (sharing choices and carers are the citizen's own; name each type a carer writes)");
+    const bool within = std::any_of(citizens.begin(), citizens.end(), [&](const type_grant& own) {
+        if (own.type != grant.type && own.type != "*")
+            return false;
+        if (own.where.empty())
+            return true;
+        return !grant.where.empty() && std::all_of(grant.where.begin(), grant.where.end(), [&](const std::string& w) {
+            return contains(own.where, w);
+        });
+    });
+    if (!within)
+        throw std::invalid_argument(where + ": a carer may write only what the citizen may (patients.verified), and " +
+                                    grant.type + " with these conditions is not among it");
+}
+
 } // namespace
 
 policy policy::parse(std::string_view json) {
@@ -239,8 +262,9 @@ policy policy::parse(std::string_view json) {
                 rule r;
                 read_grants(scope.value, where, r);
                 for (std::size_t a = 1; a < action_count; ++a)
-                    if (!r.grants[a].empty())
-                        throw std::invalid_argument(where + ": a carer's grant opens reading only");
+                    for (const type_grant& grant : r.grants[a])
+                        check_carer_writes(grant, out.patients_verified_.grants[a],
+                                           where + "." + std::string(action_name(static_cast<action>(a))));
                 out.proxy_scopes_.emplace_back(scope.name.GetString(), std::move(r));
             }
         }
@@ -339,24 +363,33 @@ profile policy::citizen_profile(std::shared_ptr<const auth::caller> caller) cons
 }
 
 std::optional<profile> policy::proxy_profile(std::shared_ptr<const auth::caller> caller, std::string citizen,
-                                             std::string_view scope, std::string_view basis) const {
+                                             std::string related_person, std::string_view scope,
+                                             std::string_view basis) const {
     if (!contains(proxy_bases_, basis))
         return std::nullopt;
-    auto found = std::find_if(proxy_scopes_.begin(), proxy_scopes_.end(),
-                              [&](const auto& named) { return named.first == scope; });
-    if (found == proxy_scopes_.end())
+    const auto rank = proxy_scope_rank(scope);
+    if (!rank)
         return std::nullopt;
     profile out;
     out.citizen = std::move(citizen);
     out.actor = caller->nhs_number;
+    out.actor_related_person = std::move(related_person);
     out.proxy_scope = std::string(scope);
     out.proxy_basis = std::string(basis);
     out.citizen_org = std::make_shared<const organisation>(
-        organisation{"patient:" + out.citizen, "a carer acting for the citizen (patient-facing endpoint)", "citizen"});
+        organisation{"patient:" + out.citizen + "/carer:" + out.actor,
+                     "a carer acting for the citizen (patient-facing endpoint)", "citizen"});
     out.org = out.citizen_org.get();
-    out.rules.push_back(&found->second);
+    out.rules.push_back(&proxy_scopes_[*rank].second);
     out.caller = std::move(caller);
     return out;
+}
+
+std::optional<std::size_t> policy::proxy_scope_rank(std::string_view scope) const noexcept {
+    for (std::size_t i = 0; i < proxy_scopes_.size(); ++i)
+        if (proxy_scopes_[i].first == scope)
+            return i;
+    return std::nullopt;
 }
 
 std::vector<std::string> policy::patient_types(action act) const {

@@ -73,13 +73,16 @@ struct profile {
     /// citizen's own). Empty for providers.
     std::string citizen;
     /// A citizen's organisation as the rest of the server sees it: `patient:{nhs}`, sector "citizen",
-    /// which owns what the citizen contributes. `org` points at it.
+    /// which owns what the citizen contributes; for a carer acting for them,
+    /// `patient:{nhs}/carer:{carer's nhs}`, which owns what the carer contributes (the citizen, as
+    /// `patient:{nhs}`, may withdraw it: storage's owner rule). `org` points at it.
     std::shared_ptr<const organisation> citizen_org;
 
-    /// A carer acting for `citizen` (a proxy): the carer's own NHS number, the grant's scope (a
-    /// name in the policy's `patients.proxies.scopes`) and its basis. Empty when citizens act for
-    /// themselves.
+    /// A carer acting for `citizen` (a proxy): the carer's own NHS number, the RelatedPerson in the
+    /// citizen's record that names them, the grant's scope (a name in the policy's
+    /// `patients.proxies.scopes`) and its basis. Empty when citizens act for themselves.
     std::string actor;
+    std::string actor_related_person;
     std::string proxy_scope;
     std::string proxy_basis;
 
@@ -108,10 +111,16 @@ public:
     /// "patients" section's rules for their identity proofing level (P9: `verified`; P5:
     /// `demographics`; P0: none, so every interaction is 403), their own record only.
     profile citizen_profile(std::shared_ptr<const auth::caller> caller) const;
-    /// A carer's profile: the caller (a P9 citizen) acting for `citizen` under a grant with this
-    /// scope and basis. nullopt when the policy does not know the scope or the basis.
+    /// A carer's profile: the caller (a P9 citizen), named in the citizen's record by the
+    /// RelatedPerson `related_person`, acting for `citizen` under a grant with this scope and basis.
+    /// nullopt when the policy does not know the scope or the basis.
     std::optional<profile> proxy_profile(std::shared_ptr<const auth::caller> caller, std::string citizen,
-                                         std::string_view scope, std::string_view basis) const;
+                                         std::string related_person, std::string_view scope,
+                                         std::string_view basis) const;
+    /// Where a carer's grant scope stands in the policy's patients.proxies.scopes, listed widest
+    /// first: of a carer's several active grants, the first listed applies. nullopt: a scope the
+    /// policy does not know, which grants nothing.
+    std::optional<std::size_t> proxy_scope_rank(std::string_view scope) const noexcept;
 
     /// Whether any rule lets the profile do `act` on some or all resources of `type`. When false the
     /// interaction is never allowed: 403.

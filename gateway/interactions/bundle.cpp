@@ -25,6 +25,7 @@
 #include "interactions/interactions.hpp"
 #include "interactions/access_steps.hpp"
 #include "interactions/bundle_writer.hpp"
+#include "interactions/write.hpp"
 #include "interactions/write_plan.hpp"
 
 #include "fhir_model/bundle.hpp"
@@ -41,6 +42,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <iterator>
 #include <future>
 #include <ctime>
 #include <iomanip>
@@ -581,6 +583,11 @@ void run_transaction(context& ctx, http::responder& done, fhir::bundle_request b
     writes.reserve(order.size());
     for (std::size_t i : order)
         writes.push_back(work[i].plan->write);
+    // A carer's writes each with its Provenance, after them: answered by no entry.
+    auto provenances = detail::carer_provenances(ctx, writes);
+    if (!provenances)
+        return done(http::error_response(provenances.failure()));
+    std::move(provenances->begin(), provenances->end(), std::back_inserter(writes));
 
     struct finishing {
         fhir::bundle_request bundle;
@@ -610,7 +617,7 @@ void run_transaction(context& ctx, http::responder& done, fhir::bundle_request b
         // after the reads, which run after the commit, one after another in entry order.
         state->defer([state, outcomes = std::move(std::get<std::vector<storage::write_outcome>>(result))] {
             auto answers = std::make_shared<std::vector<http::response>>(state->bundle.entries.size());
-            for (std::size_t w = 0; w < outcomes.size(); ++w) {
+            for (std::size_t w = 0; w < state->order.size(); ++w) {
                 const std::size_t entry = state->order[w];
                 (*answers)[entry] =
                     detail::write_response(*state->config, *state->work[entry].plan, outcomes[w], state->how);

@@ -68,7 +68,7 @@ fhir::result<planned_write> plan_update(context& ctx) {
     }
     // The marks follow what is changed (prepare_content): the ICS's services correcting a citizen's
     // contribution keep it marked as one. Known only now that the body has named the id.
-    if (target && writes_contribution(ctx, &*target) != writes_contribution(ctx, nullptr)) {
+    if (target && contribution_of(ctx, &*target) != contribution_of(ctx, nullptr)) {
         prepared = prepare_body(ctx, &*target);
         if (!prepared)
             return std::move(prepared).failure();

@@ -5,7 +5,11 @@
 #include "interactions/access_steps.hpp"
 #include "http/error_response.hpp"
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
 #include <algorithm>
+#include <iterator>
 
 namespace caregate::interactions::detail {
 
@@ -23,6 +27,56 @@ bool is_result_parameter(std::string_view name) {
     return std::any_of(std::begin(result_parameters), std::end(result_parameters), [&](std::string_view p) {
         return name == p || (name.starts_with(p) && name.size() > p.size() && name[p.size()] == ':');
     });
+}
+
+/// The Provenance of a carer's write (carer_provenances): `target` "Type/id", `activity` a
+/// v3-DataOperation code.
+std::string carer_provenance_json(const std::string& target, std::string_view activity, const std::string& recorded,
+                                  const std::string& related_person, const std::string& citizen) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> out(buffer);
+    auto text = [&](const char* key, std::string_view value) {
+        out.Key(key);
+        out.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+    };
+    auto reference = [&](const char* key, const std::string& value) {
+        out.Key(key);
+        out.StartObject();
+        text("reference", value);
+        out.EndObject();
+    };
+    auto codeable = [&](const char* key, std::string_view system, std::string_view code) {
+        out.Key(key);
+        out.StartObject();
+        out.Key("coding");
+        out.StartArray();
+        out.StartObject();
+        text("system", system);
+        text("code", code);
+        out.EndObject();
+        out.EndArray();
+        out.EndObject();
+    };
+    out.StartObject();
+    text("resourceType", "Provenance");
+    out.Key("target");
+    out.StartArray();
+    out.StartObject();
+    text("reference", target);
+    out.EndObject();
+    out.EndArray();
+    text("recorded", recorded);
+    codeable("activity", "http://terminology.hl7.org/CodeSystem/v3-DataOperation", activity);
+    out.Key("agent");
+    out.StartArray();
+    out.StartObject();
+    codeable("type", "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author");
+    reference("who", "RelatedPerson/" + related_person);
+    reference("onBehalfOf", "Patient/" + citizen);
+    out.EndObject();
+    out.EndArray();
+    out.EndObject();
+    return {buffer.GetString(), buffer.GetSize()};
 }
 
 http::response delete_response(const planned_write& plan, const storage::write_outcome& outcome,
@@ -63,19 +117,65 @@ fhir::result<fhir::prepared_resource> prepare_body(const context& ctx, const sto
     return prepare_content(ctx, ctx.req.body, changing);
 }
 
-bool writes_contribution(const context& ctx, const storage::stored_version* changing) {
-    // Citizens own what they contribute (organisation patient:{nhs}), so a version owned so is one
-    // the server marked.
-    return ctx.who->is_citizen() || (changing != nullptr && changing->owner.starts_with("patient:"));
+fhir::contributed_by contribution_of(const context& ctx, const storage::stored_version* changing) {
+    if (ctx.who->is_proxy())
+        return fhir::contributed_by::carer;
+    if (ctx.who->is_citizen())
+        return fhir::contributed_by::patient;
+    // Citizens own what they contribute (organisation patient:{nhs}) and carers what they contribute
+    // for them (patient:{nhs}/carer:{nhs}: access::profile::citizen_org), so a version owned so is
+    // one the server marked.
+    if (changing == nullptr || !changing->owner.starts_with("patient:"))
+        return fhir::contributed_by::nobody;
+    return changing->owner.find("/carer:") != std::string::npos ? fhir::contributed_by::carer
+                                                                 : fhir::contributed_by::patient;
 }
 
 fhir::result<fhir::prepared_resource> prepare_content(const context& ctx, std::string_view text,
                                                       const storage::stored_version* changing) {
     // Every writer's content passes here: a professional's system can neither pass its own writing off
-    // as the patient's nor strip the marks from a contribution it corrects.
+    // as the patient's or a carer's nor strip the marks from a contribution it corrects.
     const fhir::provenance_marks marks{ctx.who->is_citizen() ? std::string_view(ctx.who->citizen) : std::string_view(),
-                                       writes_contribution(ctx, changing)};
+                                       contribution_of(ctx, changing),
+                                       ctx.who->is_proxy() ? std::string_view(ctx.who->actor_related_person)
+                                                           : std::string_view()};
     return fhir::prepare_resource(text, ctx.where.type, marks);
+}
+
+fhir::result<std::vector<storage::write_request>> carer_provenances(context& ctx,
+                                                                    const std::vector<storage::write_request>& writes) {
+    std::vector<storage::write_request> out;
+    if (!ctx.who->is_proxy())
+        return out;
+    for (const storage::write_request& write : writes) {
+        if (write.condition)
+            return error::make(category::malformed, "not-supported",
+                               "a carer's write cannot be conditional: its Provenance names exactly what was written; "
+                               "send the write by id");
+        const char* activity = write.kind == storage::write_kind::create   ? "CREATE"
+                               : write.kind == storage::write_kind::update ? "UPDATE"
+                                                                           : "DELETE";
+        const std::string json = carer_provenance_json(write.type + "/" + write.id, activity,
+                                                       storage::store::format_instant(ctx.now),
+                                                       ctx.who->actor_related_person, ctx.who->citizen);
+        const fhir::provenance_marks marks{{}, fhir::contributed_by::carer, {}};
+        auto prepared = fhir::prepare_resource(json, "Provenance", marks);
+        if (!prepared)
+            return std::move(prepared).failure();
+        storage::write_request provenance;
+        provenance.kind = storage::write_kind::create;
+        provenance.type = "Provenance";
+        provenance.id = random_uuid();
+        provenance.id_is_new = true;
+        provenance.fail_if_exists = true;
+        provenance.content = std::move(prepared->content);
+        provenance.citizens = std::move(prepared->citizens);
+        provenance.access = std::move(prepared->access);
+        sign_write(ctx, provenance, "create", ctx.who->citizen,
+                   std::string("a carer's ") + activity + " of " + write.type + "/" + write.id);
+        out.push_back(std::move(provenance));
+    }
+    return out;
 }
 
 fhir::result<std::optional<std::int64_t>> if_match(const context& ctx) {
@@ -251,6 +351,23 @@ void submit_and_answer(context& ctx, fhir::result<planned_write> plan, http::res
     // What the answer needs of the plan; the content went to the store.
     planned_write shape = *plan;
     shape.write.content.clear();
+    if (ctx.who->is_proxy()) {
+        // A carer's write and its Provenance commit together or not at all.
+        auto provenances = carer_provenances(ctx, {plan->write});
+        if (!provenances)
+            return done(http::error_response(provenances.failure()));
+        std::vector<storage::write_request> writes{std::move(plan->write)};
+        std::move(provenances->begin(), provenances->end(), std::back_inserter(writes));
+        ctx.store.submit_transaction(
+            std::move(writes), [config = &ctx.config, how = ctx.prefer(), shape = std::move(shape), done = std::move(done)](
+                                   std::variant<std::vector<storage::write_outcome>, storage::transaction_failure> result) {
+                if (auto* failed = std::get_if<storage::transaction_failure>(&result))
+                    return done(http::error_response(failed->index == 0 ? write_failure(shape, std::move(failed->failure))
+                                                                        : std::move(failed->failure)));
+                done(write_response(*config, shape, std::get<std::vector<storage::write_outcome>>(result).front(), how));
+            });
+        return;
+    }
     // The callback runs on the writer thread after the commit; it must not touch `ctx`.
     ctx.store.submit(std::move(plan->write),
                      [config = &ctx.config, how = ctx.prefer(), shape = std::move(shape),

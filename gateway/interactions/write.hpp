@@ -23,20 +23,30 @@ using criteria_list = std::vector<std::pair<std::string, std::string>>;
 fhir::result<fhir::prepared_resource> prepare_body(const context& ctx,
                                                    const storage::stored_version* changing = nullptr);
 
-/// Whether what the caller writes is a citizen's contribution, and so carries the server's marks of
-/// one: the citizen's own writing, or a change to a resource a citizen contributed (owned by
-/// `patient:{nhs}`; the ICS's services correcting one). `changing`: the current version, if known.
-bool writes_contribution(const context& ctx, const storage::stored_version* changing);
+/// Whose contribution what the caller writes is, and so which of the server's marks it carries: a
+/// carer's (a carer writing for the citizen, or a change to what a carer contributed, owned by
+/// `patient:{nhs}/carer:{nhs}`), a citizen's (their own writing, or a change to what they
+/// contributed, owned by `patient:{nhs}`; the ICS's services correcting one), or nobody's.
+/// `changing`: the current version, if known.
+fhir::contributed_by contribution_of(const context& ctx, const storage::stored_version* changing);
 
 /// `text` (a body, or a patch's result) as a valid resource of the routed type, with the server's
 /// provenance marks set first (fhir::mark_provenance, in the same parse: fhir::provenance_marks),
 /// for every writer: look-alikes of the marks a client sent are taken out, and a contribution
-/// (writes_contribution) gets the patient-contributed tag and meta.source, and, when a citizen
-/// writes, themselves as performer, author, source or sender; all before validation, so the marks
-/// are validated, indexed and stored like the rest. A citizen's content naming someone else in those
-/// elements is 422.
+/// (contribution_of) gets its tag and meta.source, and, when a citizen writes, themselves as
+/// performer, author, source or sender (when a carer writes for them, the carer's RelatedPerson);
+/// all before validation, so the marks are validated, indexed and stored like the rest. Content
+/// naming someone else in those elements is 422.
 fhir::result<fhir::prepared_resource> prepare_content(const context& ctx, std::string_view text,
                                                       const storage::stored_version* changing = nullptr);
+
+/// For a carer's writes (`writes`, as queued): a Provenance of each, naming the carer's RelatedPerson
+/// acting for the citizen (agent.who, agent.onBehalfOf) and the item written (target, activity
+/// CREATE, UPDATE or DELETE), owned and marked as the carer's, to commit in the same transaction
+/// after them; none for anyone else. A carer's conditional write is refused (400): its Provenance
+/// must name exactly what was written, which only the writer would learn.
+fhir::result<std::vector<storage::write_request>> carer_provenances(context& ctx,
+                                                                    const std::vector<storage::write_request>& writes);
 
 /// If-Match as a version: nullopt when absent; `malformed` when it is not an ETag.
 fhir::result<std::optional<std::int64_t>> if_match(const context& ctx);

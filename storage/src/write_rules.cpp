@@ -45,8 +45,11 @@ void replace_all(std::string& text, std::string_view from, std::string_view to) 
 }
 
 fhir::status check_owner(const write_request& request, const stored_version& current) {
-    // Invariant 10. No writer at all is a tool or a test, which owns nothing and checks nothing.
-    if (request.writer.empty() || request.any_owner || request.writer == current.owner)
+    // Invariant 10. No writer at all is a tool or a test, which owns nothing and checks nothing. An
+    // owner `O/...` wrote for O (a carer for the citizen), so O may change it too.
+    if (request.writer.empty() || request.any_owner || request.writer == current.owner ||
+        (current.owner.size() > request.writer.size() && current.owner.starts_with(request.writer) &&
+         current.owner[request.writer.size()] == '/'))
         return {};
     // Names no organisation: the owner's ODS code is not the caller's to learn.
     return fhir::error::make(fhir::category::forbidden, "forbidden",

@@ -133,7 +133,7 @@ TEST_CASE("contribution: a marked Observation is a valid resource of the citizen
 
 TEST_CASE("provenance: a provider's look-alike marks are taken out, in any case, system or place") {
     auto provider = [](const std::string& meta) {
-        auto out = fhir::mark_provenance(R"({"resourceType":"Observation","meta":)" + meta + R"(,"status":"final"})", "", false);
+        auto out = fhir::mark_provenance(R"({"resourceType":"Observation","meta":)" + meta + R"(,"status":"final"})", fhir::provenance_marks{});
         REQUIRE(out.ok());
         return *out;
     };
@@ -152,12 +152,13 @@ TEST_CASE("provenance: a provider's look-alike marks are taken out, in any case,
           R"({"resourceType":"Observation","meta":{"source":"https://gp.example/system","tag":[{"system":"http://example.org","code":"home"}]},"status":"final"})");
     // Text that cannot hold a mark comes back as it was, byte for byte.
     const std::string plain = R"({"resourceType":"Observation", "status":"final"})";
-    CHECK(*fhir::mark_provenance(plain, "", false) == plain);
+    CHECK(*fhir::mark_provenance(plain, fhir::provenance_marks{}) == plain);
 }
 
 TEST_CASE("provenance: a contribution corrected by someone else keeps the server's marks, and only them") {
     auto out = fhir::mark_provenance(
-        R"({"resourceType":"Observation","meta":{"tag":[{"code":"PATIENT-CONTRIBUTED"}],"source":"#ics"},"status":"final"})", "", true);
+        R"({"resourceType":"Observation","meta":{"tag":[{"code":"PATIENT-CONTRIBUTED"}],"source":"#ics"},"status":"final"})",
+        fhir::provenance_marks{"", fhir::contributed_by::patient});
     REQUIRE(out.ok());
     CHECK(*out == R"({"resourceType":"Observation","meta":{)" + source + R"(,"tag":[)" + tag + R"(]},"status":"final"})");
     // No performer is filled in: that is the citizen's own writing only.
@@ -181,18 +182,23 @@ TEST_CASE("provenance: prepare_resource with marks is mark_provenance then prepa
         R"({"resourceType":)",                                 // not JSON
         R"([1,2])",
     };
-    const fhir::provenance_marks writers[] = {{tom, true}, {"", true}, {"", false}};
+    const fhir::provenance_marks writers[] = {{tom, fhir::contributed_by::patient},
+                                              {"", fhir::contributed_by::patient},
+                                              {"", fhir::contributed_by::nobody},
+                                              {tom, fhir::contributed_by::carer, "carer-1"},
+                                              {"", fhir::contributed_by::carer}};
     for (const std::string& body : bodies)
         for (const fhir::provenance_marks& marks : writers) {
             CAPTURE(body);
             CAPTURE(marks.citizen);
-            CAPTURE(marks.contribution);
+            CAPTURE(static_cast<int>(marks.contribution));
+            CAPTURE(marks.carer);
             const auto type = body.find("\"Goal\"") != std::string::npos && body.find("lifecycleStatus") != std::string::npos
                                   ? "Goal"
                               : body.find("QuestionnaireResponse") != std::string::npos ? "QuestionnaireResponse"
                                                                                         : "Observation";
             auto fused = fhir::prepare_resource(body, type, marks);
-            auto text = fhir::mark_provenance(body, marks.citizen, marks.contribution);
+            auto text = fhir::mark_provenance(body, marks);
             auto two_steps = text ? fhir::prepare_resource(*text, type) : fhir::result<fhir::prepared_resource>(text.failure());
             REQUIRE(fused.ok() == two_steps.ok());
             if (fused.ok()) {
@@ -205,9 +211,43 @@ TEST_CASE("provenance: prepare_resource with marks is mark_provenance then prepa
             }
         }
     // The first one, as a citizen's contribution: the look-alike tag gone, the server's marks in.
-    auto contribution = fhir::prepare_resource(observation_body, "Observation", fhir::provenance_marks{tom, true});
+    auto contribution = fhir::prepare_resource(observation_body, "Observation", fhir::provenance_marks{tom, fhir::contributed_by::patient});
     REQUIRE(contribution.ok());
     CHECK(contribution->content.find(tag) != std::string::npos);
     CHECK(contribution->content.find("PATIENT-CONTRIBUTED") == std::string::npos);
     CHECK(contribution->content.find(R"("value":132.0)") != std::string::npos);
+}
+
+TEST_CASE("provenance: a carer's contribution carries the carer's tag and names their RelatedPerson, nobody else") {
+    const fhir::provenance_marks carer{tom, fhir::contributed_by::carer, "rp-1"};
+    const std::string carer_tag =
+        R"({"system":"https://fhir.caregate.nhs.uk/CodeSystem/provenance","code":"carer-contributed","display":"Contributed by a carer on the patient's behalf"})";
+    // The maker filled in as the carer; a look-alike of either tag taken out, the carer's put in.
+    auto out = fhir::mark_provenance(
+        R"({"resourceType":"Observation","meta":{"tag":[{"code":"patient-contributed"},{"code":"Carer_Contributed"}]},"status":"final"})", carer);
+    REQUIRE(out.ok());
+    CHECK(*out == R"({"resourceType":"Observation","status":"final","performer":[{"reference":"RelatedPerson/rp-1"}],"meta":{"tag":[)" +
+                      carer_tag + R"(],)" + source + "}}");
+    // Marking again changes nothing: the tag keeps its place.
+    auto again = fhir::mark_provenance(*out, carer);
+    REQUIRE(again.ok());
+    CHECK(*again == *out);
+    // Naming the citizen, or another carer, as the maker is refused: a carer writes in their own name.
+    for (const std::string& maker : {std::string(R"({"reference":"Patient/9000000009"})"),
+                                     std::string(R"({"reference":"RelatedPerson/rp-2"})"),
+                                     std::string(R"({"reference":"RelatedPerson/rp-1","type":"Patient"})")}) {
+        CAPTURE(maker);
+        auto named = fhir::mark_provenance(R"({"resourceType":"Communication","status":"completed","sender":)" + maker + "}", carer);
+        REQUIRE_FALSE(named.ok());
+        CHECK(named.failure().issues.front().expression == "Communication.sender");
+        CHECK(named.failure().issues.front().diagnostics.find("RelatedPerson/rp-1") != std::string::npos);
+    }
+    auto own = fhir::mark_provenance(R"({"resourceType":"Communication","status":"completed","sender":{"reference":"RelatedPerson/rp-1"}})", carer);
+    REQUIRE(own.ok());
+    CHECK(own->find(carer_tag) != std::string::npos);
+    // A carer's item corrected by the ICS's services (no maker) keeps the carer's tag, not the patient's.
+    auto corrected = fhir::mark_provenance(*out, fhir::provenance_marks{"", fhir::contributed_by::carer});
+    REQUIRE(corrected.ok());
+    CHECK(*corrected == *out);
+    CHECK(corrected->find("patient-contributed") == std::string::npos);
 }

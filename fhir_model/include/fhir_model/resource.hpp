@@ -5,6 +5,7 @@
 #pragma once
 
 #include "fhir_model/error.hpp"
+#include "fhir_model/contribution.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -104,12 +105,7 @@ std::vector<std::string> item_targets(std::string_view type, std::string_view js
 /// with a FHIRPath expression.
 result<prepared_resource> prepare_resource(std::string_view body, std::string_view expected_type);
 
-/// Who is writing, for the server's provenance marks (fhir::mark_provenance, contribution.hpp).
-struct provenance_marks {
-    std::string_view citizen; ///< the citizen writing, or empty
-    bool contribution = false; ///< the resource is a citizen's contribution
-};
-/// prepare_resource(mark_provenance(body, marks.citizen, marks.contribution), expected_type), from one
+/// prepare_resource(mark_provenance(body, marks), expected_type) (contribution.hpp), from one
 /// parse of `body`: what every write through the API makes of its body. Errors: as the two say, a
 /// resourceType that does not match first.
 result<prepared_resource> prepare_resource(std::string_view body, std::string_view expected_type,

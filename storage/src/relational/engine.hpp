@@ -41,8 +41,10 @@
 //  9. A storage failure is `busy` or `fault`, never a client-error category.
 // 10. Every version carries the owner (the writer's ODS code) set when its resource was created,
 //     i.e. written while there was no live version; later versions keep it. A version of a live
-//     resource is made only by its owner, or by a writer with `any_owner`, or by a writer with no
-//     ODS code at all (tools and tests); checked inside the write transaction (see 8).
+//     resource is made only by its owner, or by the writer O of an owner `O/...` (a carer's item,
+//     `patient:{nhs}/carer:{nhs}`, which the citizen `patient:{nhs}` may withdraw), or by a writer
+//     with `any_owner`, or by a writer with no ODS code at all (tools and tests); checked inside the
+//     write transaction (see 8).
 // 11. Every organisation_links, objections and opt_outs row belongs to a current, live version:
 //     replaced with each new version, removed with a deletion. Objections and opt-outs come
 //     from Consents only. An organisation_links row names the organisation that wrote the version
