@@ -28,6 +28,8 @@ install_missing() {
 }
 
 build() {
+  # The citizen app's one dependency, SMART's fhirclient, compiled into caregate (gateway/citizen_app).
+  (cd gateway/citizen_app && npm ci --silent --prefer-offline --no-audit --no-fund)
   if [ ! -f build/build.ninja ]; then
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   fi
@@ -39,7 +41,8 @@ if [ "${1:-}" = "--install" ]; then
   install_missing "$@"
   exit 0
 fi
-# Node.js and npm run the SMART client check of ./test.sh (conformance/smart/); a machine that has
+# Node.js and npm fetch the citizen app's fhirclient (gateway/citizen_app) and run the SMART client
+# and browser checks of ./test.sh (conformance/smart/, tests/browser/); a machine that has
 # them from elsewhere keeps its own.
 command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 install_missing "${packages[@]}"

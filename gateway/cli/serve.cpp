@@ -13,6 +13,7 @@
 #include "rest/cors.hpp"
 #include "rest/request_metrics.hpp"
 #include "storage/audit_anchor.hpp"
+#include "citizen_app/citizen_app.hpp"
 #include "dev_idp/dev_idp.hpp"
 #include "export/runner.hpp"
 #include "storage/store.hpp"
@@ -471,13 +472,21 @@ int serve(const std::vector<std::string>& args) {
                 patients.tls.require_client_certificate = false;
             }
             patients.handle = configuration.patient_handler();
-            if (login)
-                patients.handle = [login = login.get(), fhir = std::move(patients.handle)](http::request req,
-                                                                                           http::responder done) {
-                    if (dev_idp::provider::owns(req.target))
-                        return done(login->answer(req));
-                    fhir(std::move(req), std::move(done));
-                };
+            // The citizen app beside the API, on the same origin; it calls the login's token
+            // endpoint too, wherever that is.
+            citizen_app::settings app;
+            app.fhir_base_url = settings.patient_base_url;
+            const std::string token_origin = origin_of(settings.smart.token_endpoint, "smart-token-url");
+            if (token_origin != origin_of(settings.patient_base_url, "patient-base-url"))
+                app.connect_origins.push_back(token_origin);
+            patients.handle = [app = std::make_shared<const citizen_app::server>(std::move(app)), login = login.get(),
+                               fhir = std::move(patients.handle)](http::request req, http::responder done) {
+                if (citizen_app::server::owns(req.target))
+                    return done(app->answer(req));
+                if (login && dev_idp::provider::owns(req.target))
+                    return done(login->answer(req));
+                fhir(std::move(req), std::move(done));
+            };
             listeners.push_back(std::move(patients));
         }
         std::unique_ptr<admin::admin_endpoint> admin;
