@@ -132,6 +132,18 @@ conformance/bulk/run.sh --base-url "$base" --cacert certs/dev/ca.crt --cert cert
   --key certs/dev/client-QZZ.key --token "$system_token" --kickoff both --patient --group bulk-client-check \
   --out "$work/bulk" | tee "$work/bulk.out" || status=1
 
+echo "== the citizen app in a real browser (chromium, puppeteer-core, axe-core): a citizen, their GP and their carer"
+# tests/browser/: the whole journey through the development login; a screenshot of each step is kept
+# in build/test-artifacts/browser/.
+./run.sh --install chromium
+. tests/browser/record.sh
+write_browser_record 9990002002
+rm -rf build/test-artifacts/browser
+tests/browser/run.sh --app "https://localhost:$patient_port/app/" --provider "$base" --cacert certs/dev/ca.crt \
+  --gp-cert certs/dev/client-A81001.crt --gp-key certs/dev/client-A81001.key \
+  --gp-token "$(mint --org A81001 --role R8000 --user gp-doctor-1)" --citizen 9990002002 --carer 9990002010 \
+  --out build/test-artifacts/browser | tee "$work/browser.out" || status=1
+
 echo "== the admin listener of the same server: /health, /ready, and /metrics counting what the suites asked"
 admin_ok=1
 admin="http://127.0.0.1:$admin_port"
@@ -269,13 +281,14 @@ if [ "$full" = 1 ]; then
 fi
 
 # One closing line for the whole run: ctest's suites, the conformance checks, the SMART client's
-# checks, the admin listener, the audit chain, the backup, the crash test, the full disk, the floods, the fuzzers, the sanitizer builds (and with --full the soak test).
+# checks, the browser journey's checks, the admin listener, the audit chain, the backup, the crash test, the full disk, the floods, the fuzzers, the sanitizer builds (and with --full the soak test).
 read -r c_pass c_fail < <(tail -n 1 "$work/conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r s_pass s_fail < <(tail -n 1 "$work/smart.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r p_pass p_fail < <(tail -n 1 "$work/pg-conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r b_pass b_fail < <(tail -n 1 "$work/bulk.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
-passed=$((4 + ${c_pass:-0} + ${s_pass:-0} + ${p_pass:-0} + ${b_pass:-0} + pg_ok + migrate_ok + two_nodes_ok + failover_ok + admin_ok + audit_ok + backup_ok + crash_ok + export_crash_ok + disk_ok + flood_ok + fuzz_ok + sanitize_ok + full * soak_ok))
-failed=$((${c_fail:-1} + ${s_fail:-1} + ${p_fail:-1} + ${b_fail:-1} + 13 + full - pg_ok - migrate_ok - two_nodes_ok - failover_ok - admin_ok - audit_ok - backup_ok - crash_ok - export_crash_ok - disk_ok - flood_ok - fuzz_ok - sanitize_ok - full * soak_ok))
+read -r w_pass w_fail < <(tail -n 1 "$work/browser.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
+passed=$((4 + ${c_pass:-0} + ${s_pass:-0} + ${p_pass:-0} + ${b_pass:-0} + ${w_pass:-0} + pg_ok + migrate_ok + two_nodes_ok + failover_ok + admin_ok + audit_ok + backup_ok + crash_ok + export_crash_ok + disk_ok + flood_ok + fuzz_ok + sanitize_ok + full * soak_ok))
+failed=$((${c_fail:-1} + ${s_fail:-1} + ${p_fail:-1} + ${b_fail:-1} + ${w_fail:-1} + 13 + full - pg_ok - migrate_ok - two_nodes_ok - failover_ok - admin_ok - audit_ok - backup_ok - crash_ok - export_crash_ok - disk_ok - flood_ok - fuzz_ok - sanitize_ok - full * soak_ok))
 # What failed, named again at the end: CI keeps only the tail of the output.
 if [ "$status" != 0 ]; then
   echo "== what failed"
@@ -283,7 +296,7 @@ if [ "$status" != 0 ]; then
     ok="${part}_ok"
     [ "${!ok}" = 1 ] || echo "  $part"
   done
-  grep -h '^FAIL ' "$work/conformance.out" "$work/smart.out" "$work/bulk.out" "$work/pg-conformance.out" 2>/dev/null | sed 's/^/  /'
+  grep -h '^FAIL ' "$work/conformance.out" "$work/smart.out" "$work/bulk.out" "$work/browser.out" "$work/pg-conformance.out" 2>/dev/null | sed 's/^/  /'
 fi
 echo "test.sh: $passed passed, $failed failed"
 exit $status
