@@ -29,7 +29,8 @@ install_missing() {
 
 build() {
   # The citizen app's one dependency, SMART's fhirclient, compiled into caregate (gateway/citizen_app).
-  (cd gateway/citizen_app && npm ci --silent --prefer-offline --no-audit --no-fund)
+  # Only its browser build is used: fhirclient's optional and peer dependencies (React Native, Expo) are not.
+  (cd gateway/citizen_app && npm ci --silent --prefer-offline --no-audit --no-fund --omit=optional --omit=peer)
   if [ ! -f build/build.ninja ]; then
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   fi
