@@ -16,11 +16,8 @@ namespace caregate::admin {
 namespace {
 
 http::response text_response(unsigned status, std::string body) {
-    http::response out;
-    out.status = status;
-    out.set("Content-Type", "text/plain; charset=utf-8");
+    http::response out = http::plain_text(status, std::move(body));
     out.set("Cache-Control", "no-store");
-    out.body = std::move(body);
     return out;
 }
 

@@ -8,18 +8,6 @@
 
 namespace caregate::citizen_app {
 
-namespace {
-
-http::response plain(unsigned status, std::string text) {
-    http::response out;
-    out.status = status;
-    out.set("Content-Type", "text/plain; charset=utf-8");
-    out.body = std::move(text);
-    return out;
-}
-
-} // namespace
-
 server::server(settings chosen) : settings_(std::move(chosen)) {
     rapidjson::StringBuffer buffer;
     rapidjson::Writer<rapidjson::StringBuffer> out(buffer);
@@ -48,7 +36,7 @@ http::response server::answer(const http::request& req) const {
     http::response out;
     const std::string_view path = std::string_view(req.target).substr(0, req.target.find('?'));
     if (req.method != "GET" && req.method != "HEAD") {
-        out = plain(405, "the app is read with GET\n");
+        out = http::plain_text(405, "the app is read with GET\n");
         out.set("Allow", "GET, HEAD");
     } else if (path == "/app") {
         out.status = 301;
@@ -66,7 +54,7 @@ http::response server::answer(const http::request& req) const {
             out.set("Content-Type", std::string(found->content_type));
             out.body = std::string(found->content);
         } else {
-            out = plain(404, "the app has no file of that name\n");
+            out = http::plain_text(404, "the app has no file of that name\n");
         }
     }
     // Invariant 2, on every answer.

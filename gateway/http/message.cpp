@@ -26,6 +26,14 @@ void response::set(std::string_view name, std::string value) {
     headers.push_back({std::string(name), std::move(value)});
 }
 
+response plain_text(unsigned status, std::string body) {
+    response out;
+    out.status = status;
+    out.set("Content-Type", "text/plain; charset=utf-8");
+    out.body = std::move(body);
+    return out;
+}
+
 std::string encode_loose_target(std::string_view target) {
     std::string out;
     out.reserve(target.size());

@@ -40,6 +40,10 @@ struct response {
     void set(std::string_view name, std::string value);
 };
 
+/// A response of `status` whose body is plain UTF-8 text (for the pages that are not FHIR: the admin
+/// listener's, the citizen app's refusals).
+response plain_text(unsigned status, std::string body);
+
 /// A request target with the characters clients commonly leave unencoded in a query (`|` above
 /// all, as in `identifier=system|value`) percent-encoded, so that a strict URL grammar reads it.
 std::string encode_loose_target(std::string_view target);
