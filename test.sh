@@ -141,7 +141,10 @@ write_browser_record 9990002002
 rm -rf build/test-artifacts/browser
 tests/browser/run.sh --app "https://localhost:$patient_port/app/" --provider "$base" --cacert certs/dev/ca.crt \
   --gp-cert certs/dev/client-A81001.crt --gp-key certs/dev/client-A81001.key \
-  --gp-token "$(mint --org A81001 --role R8000 --user gp-doctor-1)" --citizen 9990002002 --carer 9990002010 \
+  --gp-token "$(mint --org A81001 --role R8000 --user gp-doctor-1)" \
+  --emergency-cert certs/dev/client-RX1.crt --emergency-key certs/dev/client-RX1.key \
+  --emergency-token "$(mint --org RX1 --role R8000 --user acute-doctor-2 --purpose ETREAT --reason "collapsed at home")" \
+  --citizen 9990002002 --carer 9990002010 \
   --out build/test-artifacts/browser | tee "$work/browser.out" || status=1
 
 echo "== the admin listener of the same server: /health, /ready, and /metrics counting what the suites asked"

@@ -6,7 +6,11 @@
 //
 //   node journey.mjs --app https://localhost:9443/app/ --provider https://localhost:8443/fhir \
 //     --cacert certs/dev/ca.crt --gp-cert certs/dev/client-A81001.crt --gp-key certs/dev/client-A81001.key \
-//     --gp-token TOKEN --citizen 9000000009 --carer 9000000017 --out DIR [--chromium /usr/bin/chromium]
+//     --gp-token TOKEN --emergency-cert certs/dev/client-RX1.crt --emergency-key certs/dev/client-RX1.key \
+//     --emergency-token TOKEN --citizen 9000000009 --carer 9000000017 --out DIR [--chromium /usr/bin/chromium]
+//
+// The emergency token is a clinician's of an organisation with no relationship to the citizen,
+// asking to break the glass (purpose ETREAT with a reason): the citizen's access log must mark it.
 //
 // Prints "PASS name" or "FAIL name: why" per check, then "N passed, M failed"; exits 1 on a failure.
 import { readFileSync, mkdirSync } from "node:fs";
@@ -18,7 +22,8 @@ import puppeteer from "puppeteer-core";
 const require = createRequire(import.meta.url);
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, "")] = process.argv[i + 1];
-for (const needed of ["app", "provider", "cacert", "gp-cert", "gp-key", "gp-token", "citizen", "carer", "out"])
+for (const needed of ["app", "provider", "cacert", "gp-cert", "gp-key", "gp-token", "emergency-cert", "emergency-key",
+                      "emergency-token", "citizen", "carer", "out"])
   if (!args[needed]) {
     console.error(`journey.mjs: --${needed} is required`);
     process.exit(2);
@@ -26,10 +31,14 @@ for (const needed of ["app", "provider", "cacert", "gp-cert", "gp-key", "gp-toke
 const chromium = args.chromium || "/usr/bin/chromium";
 mkdirSync(args.out, { recursive: true });
 const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
-const tls = {
-  ca: readFileSync(args.cacert),
-  cert: readFileSync(args["gp-cert"]),
-  key: readFileSync(args["gp-key"]),
+const callers = {
+  gp: { ca: readFileSync(args.cacert), cert: readFileSync(args["gp-cert"]), key: readFileSync(args["gp-key"]), token: args["gp-token"] },
+  emergency: {
+    ca: readFileSync(args.cacert),
+    cert: readFileSync(args["emergency-cert"]),
+    key: readFileSync(args["emergency-key"]),
+    token: args["emergency-token"],
+  },
 };
 
 let passed = 0;
@@ -44,12 +53,14 @@ function report(name, ok, why) {
   }
 }
 
-// The GP's view, through the provider API (client certificate and token).
-function provider(url) {
+// A professional's view, through the provider API (client certificate and token): the GP's unless
+// another caller is named.
+function provider(url, caller = callers.gp) {
+  const { token, ...tls } = caller;
   return new Promise((resolve, reject) => {
     const request = https.request(
       `${args.provider}/${url}`,
-      { ...tls, headers: { Authorization: `Bearer ${args["gp-token"]}`, Accept: "application/fhir+json" } },
+      { ...tls, headers: { Authorization: `Bearer ${token}`, Accept: "application/fhir+json" } },
       (response) => {
         let body = "";
         response.on("data", (chunk) => (body += chunk));
@@ -249,12 +260,19 @@ try {
   });
   await logOut();
 
+  await check("emergency.break-glass", async () => {
+    const read = await provider(`Patient/${args.citizen}`, callers.emergency);
+    if (read.status !== 200) throw new Error(`the emergency read answered ${read.status}`);
+  });
+
   await check("carer.revoked", async () => {
     await logIn(args.citizen);
     await openRecord("");
     await statusSays("Showing your record");
     const log = await page.$eval("#access-table", (table) => table.textContent);
     if (!log.includes("A carer, through the app")) throw new Error("the access log does not show the carer's accesses");
+    if (!log.includes("Emergency access (break-glass)")) throw new Error("the access log does not mark the break-glass access");
+    if (!(await page.$("#access-table tr.break-glass"))) throw new Error("the break-glass row is not highlighted");
     await snapshot("access-log", "#access");
     await page.click("#carer-list button");
     await statusSays("can no longer act for you");
