@@ -133,19 +133,22 @@ conformance/bulk/run.sh --base-url "$base" --cacert certs/dev/ca.crt --cert cert
   --out "$work/bulk" | tee "$work/bulk.out" || status=1
 
 echo "== the citizen app in a real browser (chromium, puppeteer-core, axe-core): a citizen, their GP and their carer"
-# tests/browser/: the whole journey through the development login; a screenshot of each step is kept
-# in build/test-artifacts/browser/.
+# tests/browser/: the whole journey through the development login, against the server at $base and
+# $patient_port; a screenshot of each step is kept in build/test-artifacts/browser/ENGINE/.
 ./run.sh --install chromium
 . tests/browser/record.sh
-write_browser_record 9990002002
-rm -rf build/test-artifacts/browser
-tests/browser/run.sh --app "https://localhost:$patient_port/app/" --provider "$base" --cacert certs/dev/ca.crt \
-  --gp-cert certs/dev/client-A81001.crt --gp-key certs/dev/client-A81001.key \
-  --gp-token "$(mint --org A81001 --role R8000 --user gp-doctor-1)" \
-  --emergency-cert certs/dev/client-RX1.crt --emergency-key certs/dev/client-RX1.key \
-  --emergency-token "$(mint --org RX1 --role R8000 --user acute-doctor-2 --purpose ETREAT --reason "collapsed at home")" \
-  --citizen 9990002002 --carer 9990002010 \
-  --out build/test-artifacts/browser | tee "$work/browser.out" || status=1
+browser_journey() { # ENGINE
+  system_token=$(mint --org QZZ --role system --user conformance-system) # provider_put's, for this server
+  write_browser_record 9990002002
+  rm -rf "build/test-artifacts/browser/$1"
+  tests/browser/run.sh --app "https://localhost:$patient_port/app/" --provider "$base" --cacert certs/dev/ca.crt \
+    --gp-cert certs/dev/client-A81001.crt --gp-key certs/dev/client-A81001.key \
+    --gp-token "$(mint --org A81001 --role R8000 --user gp-doctor-1)" \
+    --emergency-cert certs/dev/client-RX1.crt --emergency-key certs/dev/client-RX1.key \
+    --emergency-token "$(mint --org RX1 --role R8000 --user acute-doctor-2 --purpose ETREAT --reason "collapsed at home")" \
+    --citizen 9990002002 --carer 9990002010 --out "build/test-artifacts/browser/$1" | tee "$work/browser-$1.out"
+}
+browser_journey sqlite || status=1
 
 echo "== the admin listener of the same server: /health, /ready, and /metrics counting what the suites asked"
 admin_ok=1
@@ -181,7 +184,7 @@ patient_base="https://localhost:$patient_port/fhir"
 base="https://localhost:$port/fhir"
 build/caregate serve --db "$pg_conformance_uri" --listen "127.0.0.1:$port" --certs certs/dev \
   --patient-listen "127.0.0.1:$patient_port" --patient-base-url "$patient_base" --admin-listen none \
-  --cors-origins https://app.example.nhs.uk >"$work/pg-server.log" 2>&1 &
+  --cors-origins https://app.example.nhs.uk --dev-idp >"$work/pg-server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do
   curl -s -o /dev/null --cacert certs/dev/ca.crt "https://localhost:$port/fhir/metadata" && break
@@ -193,6 +196,8 @@ python3 conformance/run.py --base-url "$base" --cacert certs/dev/ca.crt \
   --identities "$work/pg-identities.json" --patient-base-url "$patient_base" --cors-origin https://app.example.nhs.uk \
   --examples tests/data/r4-examples | tee "$work/pg-conformance.out" \
   || pg_ok=0
+echo "== the citizen app's browser journey against the server on PostgreSQL"
+browser_journey postgresql || pg_ok=0
 kill -TERM "$server"
 if ! wait "$server"; then
   echo "caregate serve on PostgreSQL did not stop cleanly; its log:" >&2
@@ -289,9 +294,10 @@ read -r c_pass c_fail < <(tail -n 1 "$work/conformance.out" | sed -E 's/^([0-9]+
 read -r s_pass s_fail < <(tail -n 1 "$work/smart.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r p_pass p_fail < <(tail -n 1 "$work/pg-conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r b_pass b_fail < <(tail -n 1 "$work/bulk.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
-read -r w_pass w_fail < <(tail -n 1 "$work/browser.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
-passed=$((4 + ${c_pass:-0} + ${s_pass:-0} + ${p_pass:-0} + ${b_pass:-0} + ${w_pass:-0} + pg_ok + migrate_ok + two_nodes_ok + failover_ok + admin_ok + audit_ok + backup_ok + crash_ok + export_crash_ok + disk_ok + flood_ok + fuzz_ok + sanitize_ok + full * soak_ok))
-failed=$((${c_fail:-1} + ${s_fail:-1} + ${p_fail:-1} + ${b_fail:-1} + ${w_fail:-1} + 13 + full - pg_ok - migrate_ok - two_nodes_ok - failover_ok - admin_ok - audit_ok - backup_ok - crash_ok - export_crash_ok - disk_ok - flood_ok - fuzz_ok - sanitize_ok - full * soak_ok))
+read -r w_pass w_fail < <(tail -n 1 "$work/browser-sqlite.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
+read -r wp_pass wp_fail < <(tail -n 1 "$work/browser-postgresql.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
+passed=$((4 + ${c_pass:-0} + ${s_pass:-0} + ${p_pass:-0} + ${b_pass:-0} + ${w_pass:-0} + ${wp_pass:-0} + pg_ok + migrate_ok + two_nodes_ok + failover_ok + admin_ok + audit_ok + backup_ok + crash_ok + export_crash_ok + disk_ok + flood_ok + fuzz_ok + sanitize_ok + full * soak_ok))
+failed=$((${c_fail:-1} + ${s_fail:-1} + ${p_fail:-1} + ${b_fail:-1} + ${w_fail:-1} + ${wp_fail:-1} + 13 + full - pg_ok - migrate_ok - two_nodes_ok - failover_ok - admin_ok - audit_ok - backup_ok - crash_ok - export_crash_ok - disk_ok - flood_ok - fuzz_ok - sanitize_ok - full * soak_ok))
 # What failed, named again at the end: CI keeps only the tail of the output.
 if [ "$status" != 0 ]; then
   echo "== what failed"
@@ -299,7 +305,7 @@ if [ "$status" != 0 ]; then
     ok="${part}_ok"
     [ "${!ok}" = 1 ] || echo "  $part"
   done
-  grep -h '^FAIL ' "$work/conformance.out" "$work/smart.out" "$work/bulk.out" "$work/browser.out" "$work/pg-conformance.out" 2>/dev/null | sed 's/^/  /'
+  grep -h '^FAIL ' "$work/conformance.out" "$work/smart.out" "$work/bulk.out" "$work/browser-sqlite.out" "$work/browser-postgresql.out" "$work/pg-conformance.out" 2>/dev/null | sed 's/^/  /'
 fi
 echo "test.sh: $passed passed, $failed failed"
 exit $status
