@@ -193,3 +193,31 @@ TEST_CASE("carers contribute: a transaction commits each of the carer's writes w
         CHECK(f.provenances_of(item).size() == 1);
     }
 }
+
+TEST_CASE("carers contribute: a policy whose carer scope would write more than the citizen may is refused at start") {
+    // The default's contributing scope, with one of its create grants replaced by `grant`.
+    const std::string original = R"(            "QuestionnaireResponse",
+            "Communication"
+          ],
+          "update": [)";
+    auto with_create = [&](const std::string& grant) {
+        std::string policy(access::default_policy_json);
+        const auto at = policy.find(original);
+        REQUIRE(at != std::string::npos);
+        policy.replace(at, original.size(), R"(            "QuestionnaireResponse",
+            )" + grant + R"(
+          ],
+          "update": [)");
+        return policy;
+    };
+    CHECK_NOTHROW(access::policy::parse(with_create(R"("Communication")")));
+    // A narrower part of what the citizen may write is fine.
+    CHECK_NOTHROW(access::policy::parse(with_create(
+        R"({"type": "Observation", "where": ["category=http://terminology.hl7.org/CodeSystem/observation-category|vital-signs"]})")));
+    for (const std::string& wider : {std::string(R"("Consent")"), std::string(R"("RelatedPerson")"), std::string(R"("*")"),
+                                     std::string(R"("Observation")"), std::string(R"("Condition")"),
+                                     std::string(R"({"type": "Observation", "where": ["category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory"]})")}) {
+        CAPTURE(wider);
+        CHECK_THROWS_AS(access::policy::parse(with_create(wider)), std::invalid_argument);
+    }
+}
