@@ -1,12 +1,14 @@
 """The R4 SearchParameters of the supported types, as data for fhir_model (called by generate.py).
 
 For each supported type: every SearchParameter whose base includes it, its FHIRPath expression cut down to
-the alternatives that start with the type, reference targets and composite components (each with the
+the alternatives that start with the type, reference targets (those of the parameter that the type's own
+elements may refer to, by its StructureDefinition) and composite components (each with the
 expression of its own parameter, see component_expressions); plus the common parameters of Resource. A
 parameter whose expression falls outside the FHIRPath subset that fhir_model/src/fhirpath.cpp evaluates
 (checked by `check` below, which mirrors that parser) or whose type is `special` is listed as unsupported
 with the reason, never dropped silently.
 """
+import glob
 import json
 
 from embed import write_embedded_json
@@ -172,6 +174,58 @@ def starts_with(alternative, type_name):
     return re.match(r"\(*\s*" + type_name + r"\b", alternative) is not None
 
 
+SD_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
+
+
+def element_reference_targets(package_dir):
+    """(element path -> the types its References may name) for every element of a resource's
+    StructureDefinition (base specialisations) that is a Reference: its targetProfiles' types, or
+    None where any resource may be named (no targetProfile, or Resource)."""
+    out = {}
+    for path in glob.glob(os.path.join(package_dir, "StructureDefinition-*.json")):
+        with open(path, encoding="utf-8") as f:
+            sd = json.load(f)
+        if sd.get("kind") != "resource" or sd.get("derivation") != "specialization" or \
+                sd.get("url") != SD_PREFIX + sd.get("type", ""):
+            continue
+        for e in sd["snapshot"]["element"]:
+            types, any_type = set(), False
+            for t in e.get("type", []):
+                if t.get("code") != "Reference":
+                    continue
+                profiles = [p[len(SD_PREFIX):] for p in t.get("targetProfile", []) if p.startswith(SD_PREFIX)]
+                if not profiles or "Resource" in profiles:
+                    any_type = True
+                types.update(profiles)
+            if types or any_type:
+                out[e["path"]] = None if any_type else types
+    return out
+
+
+# An alternative of a reference parameter's expression whose element the definitions type: a plain
+# path, or one narrowed by `.where(resolve() is Type)` (then that type alone).
+PLAIN_PATH = re.compile(r"\(?\s*([A-Z][A-Za-z]*(?:\.[a-z][A-Za-z0-9]*)+)\s*\)?"
+                        r"(?:\.where\(\s*resolve\(\)\s+is\s+([A-Z][A-Za-z]*)\s*\))?")
+
+
+def element_targets(kept, element_types):
+    """The types the elements of the alternatives `kept` may refer to, or None when any alternative
+    is not a plain path of a Reference element the definitions type (then nothing is narrowed)."""
+    found = set()
+    for alternative in kept:
+        m = PLAIN_PATH.fullmatch(alternative.strip())
+        if not m:
+            return None
+        if m.group(2):
+            found.add(m.group(2))
+            continue
+        allowed = element_types.get(m.group(1), None) if m.group(1) in element_types else None
+        if allowed is None:
+            return None
+        found.update(allowed)
+    return found
+
+
 def relative_path(expression, focus):
     """`expression` (a component parameter's own expression) as a plain path relative to `focus` (the
     composite's expression): "DocumentReference.relatesTo.target" under "DocumentReference.relatesTo"
@@ -203,6 +257,7 @@ def build(package_dir, supported_types):
     with open(os.path.join(package_dir, "Bundle-searchParams.json"), encoding="utf-8") as f:
         all_params = [e["resource"] for e in json.load(f)["entry"]]
     by_url = {sp["url"]: sp for sp in all_params}
+    element_types = element_reference_targets(package_dir)
     parameters, unsupported = [], []
     for base in COMMON_BASES + list(supported_types):
         for sp in sorted((p for p in all_params if base in p.get("base", [])), key=lambda p: p["code"]):
@@ -223,7 +278,14 @@ def build(package_dir, supported_types):
                 except Unsupported as e:
                     reason = f"expression outside the supported FHIRPath subset: {e}"
             if sp.get("target"):
-                row["targets"] = sorted(sp["target"])
+                # A parameter shared by several bases names every target of all of them (R4's
+                # clinical-encounter: Encounter and EpisodeOfCare); for this base, only those its
+                # elements may refer to (Observation.encounter is Reference(Encounter)).
+                targets = set(sp["target"])
+                allowed = element_targets(kept, element_types) if kept else None
+                if allowed is not None and targets & allowed:
+                    targets &= allowed
+                row["targets"] = sorted(targets)
             if sp["type"] == "composite":
                 components = []
                 for c, component_expression in zip(sp.get("component", []), component_expressions(sp, by_url)):

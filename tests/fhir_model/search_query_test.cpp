@@ -351,6 +351,20 @@ TEST_CASE("search_query: an ambiguous chain asks for the type") {
     CHECK(failure.issues[0].expression == "subject.name");
 }
 
+TEST_CASE("search_query: a chain is typed by the element, not only by the shared parameter") {
+    // R4's clinical-encounter targets Encounter and EpisodeOfCare for all its bases, but
+    // Observation.encounter is Reference(Encounter): the chain is not ambiguous.
+    auto typed = clause_of("Observation", "encounter.date", "2013-12-11");
+    REQUIRE(typed.path.size() == 1);
+    CHECK(typed.path[0].type == "Encounter");
+    check_unsupported("Observation", "encounter:EpisodeOfCare.status", "active"); // never an EpisodeOfCare
+    // clinical-patient likewise: Observation.patient is subject.where(resolve() is Patient).
+    check_unsupported("Observation", "patient:Group.name", "x");
+    // Where the element itself allows several types, the chain stays ambiguous (above).
+    CHECK(failure_of("Observation", "subject.name", "Smith").issues[0].diagnostics.find("ambiguous chain") !=
+          std::string::npos);
+}
+
 TEST_CASE("search_query: _has reverse chains, nested and followed by a chain") {
     auto has = clause_of("Patient", "_has:Observation:patient:code", "http://loinc.org|1234-5");
     REQUIRE(has.path.size() == 1);
