@@ -448,7 +448,9 @@ TEST_CASE("an export of every type fills a file of each at once: one type a file
     // A file is closed once it holds file_bytes: every file of a type but its last holds that much,
     // and none holds much more than two saves' worth.
     std::size_t files = 0;
-    for (const auto& [type, of_type] : sizes) {
+    for (const auto& entry : sizes) { // not a structured binding: clang 14 cannot capture one (CHECK_MESSAGE)
+        const std::string& type = entry.first;
+        const auto& of_type = entry.second;
         files += of_type.size();
         for (std::size_t i = 0; i + 1 < of_type.size(); ++i) {
             CHECK_MESSAGE(of_type[i] >= f.settings.file_bytes, type);
