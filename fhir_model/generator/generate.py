@@ -34,13 +34,14 @@ SUPPORTED_TYPES = sorted([
     "Immunization", "Medication", "MedicationRequest", "MedicationStatement", "DiagnosticReport",
     "DocumentReference", "CarePlan", "CareTeam", "Goal", "ServiceRequest", "Appointment", "Flag",
     "Consent", "Questionnaire", "QuestionnaireResponse", "Communication", "Device", "Provenance", "Group",
-    "AuditEvent",
+    "AuditEvent", "List", "Specimen", "FamilyMemberHistory", "RiskAssessment", "ImagingStudy",
+    "NutritionOrder", "Media",
 ])
 
 # Types a stored resource may carry in `contained` although the server does not store them on their
 # own (a Medication's ingredient Substance, a ServiceRequest's Specimen, a Questionnaire's ValueSet).
 CONTAINED_ONLY_TYPES = sorted([
-    "Substance", "Specimen", "ValueSet", "CommunicationRequest", "OperationOutcome",
+    "Substance", "ValueSet", "CommunicationRequest", "OperationOutcome",
 ])
 
 EXAMPLE_SIZE_LIMIT = 1024 * 1024

@@ -187,6 +187,23 @@ inline std::vector<hand_written> hand_written_resources() {
              "subject":{"reference":"Patient/9693632109"},
              "performerType":{"coding":[{"system":"http://snomed.info/sct","code":"224535009","display":"Registered nurse"}]},
              "specimen":[{"reference":"Specimen/101"}]})"},
+        {"FamilyMemberHistory", "caregate-fixture-familymemberhistory", "instantiates-canonical",
+         R"({"resourceType":"FamilyMemberHistory","id":"caregate-fixture-familymemberhistory",
+             "instantiatesCanonical":["http://example.org/fhir/Questionnaire/family-history"],"status":"completed",
+             "patient":{"reference":"Patient/9693632109"},
+             "relationship":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-RoleCode","code":"MTH"}]}})"},
+        {"Media", "caregate-fixture-media", "device (no example names one)",
+         R"({"resourceType":"Media","id":"caregate-fixture-media","status":"completed",
+             "subject":{"reference":"Patient/9693632109"},"device":{"reference":"Device/example"},
+             "content":{"contentType":"image/png","url":"https://caregate.test/media/1.png"}})"},
+        {"NutritionOrder", "caregate-fixture-nutritionorder", "instantiates-canonical, instantiates-uri",
+         R"({"resourceType":"NutritionOrder","id":"caregate-fixture-nutritionorder",
+             "instantiatesCanonical":["http://example.org/fhir/PlanDefinition/diabetic-diet"],
+             "instantiatesUri":["https://caregate.test/protocols/diet"],"status":"active","intent":"order",
+             "patient":{"reference":"Patient/9693632109"},"dateTime":"2026-11-01T09:00:00Z"})"},
+        {"Specimen", "caregate-fixture-specimen", "parent (no accepted example names one)",
+         R"({"resourceType":"Specimen","id":"caregate-fixture-specimen","subject":{"reference":"Patient/9693632109"},
+             "parent":[{"reference":"Specimen/101"}]})"},
     };
 }
 

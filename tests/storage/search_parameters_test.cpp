@@ -761,11 +761,11 @@ TEST_CASE("search parameters: every parameter the CapabilityStatement lists find
     MESSAGE(fixture.examples_written() << " official examples written, " << fixture.refused().size()
                                        << " refused by prepare_resource, " << fixture.resources().size()
                                        << " resources in all (with meta copies and hand-written ones)");
-    // The 21 that tests/fhir_model/resource_test.cpp lists as refused, with their reasons.
+    // The 26 that tests/fhir_model/resource_test.cpp lists as refused, with their reasons.
     std::string refused;
     for (const std::string& file : fixture.refused())
         refused += " " + file;
-    CHECK_MESSAGE(fixture.refused().size() == 21, "refused:" << refused);
+    CHECK_MESSAGE(fixture.refused().size() == 26, "refused:" << refused);
 
     const auto started = std::chrono::steady_clock::now();
     std::size_t listed = 0, probes_run = 0, mismatches = 0, proper_subsets = 0;
