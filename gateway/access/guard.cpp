@@ -267,6 +267,7 @@ fhir::result<std::optional<guard::proxy_grant>> guard::find_proxy_grant(const st
     if (!people)
         return std::move(people).failure();
     std::optional<proxy_grant> best;
+    std::size_t best_rank = 0; // best's place in the policy's list of scopes
     for (const auto& person : *people) {
         rapidjson::Document related;
         related.Parse(person.json.data(), person.json.size());
@@ -302,8 +303,10 @@ fhir::result<std::optional<guard::proxy_grant>> guard::find_proxy_grant(const st
             const auto rank = policy_.proxy_scope_rank(scope);
             if (!rank || basis.empty())
                 continue;
-            if (!best || *rank < *policy_.proxy_scope_rank(best->scope))
+            if (!best || *rank < best_rank) {
                 best = proxy_grant{scope, basis, person.id};
+                best_rank = *rank;
+            }
         }
     }
     return best;

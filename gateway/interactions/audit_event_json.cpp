@@ -66,8 +66,9 @@ std::string_view outcome_code(std::string_view outcome) {
 }
 
 
-/// Citizens and carers on the patient-facing endpoint are recorded with the organisation
-/// `patient:{nhs}` (access::policy::citizen_profile): no ODS code and no Organization resource.
+/// On the patient-facing endpoint citizens are recorded with the organisation
+/// `patient:{nhs}`, carers with `patient:{nhs}/carer:{nhs}` (access::profile::citizen_org): no ODS
+/// code and no Organization resource.
 constexpr std::string_view patient_endpoint_prefix = "patient:";
 
 /// The display name of the acting organisation: the organisations register's name for an ODS code,
