@@ -151,7 +151,7 @@ async function openRecord(actFor) {
 }
 
 async function refresh() {
-  await Promise.all([showCare(), actForOwn(showSharing), actForOwn(showCarers), showAccessLog()]);
+  await Promise.all([showCare(), actForOwn(showChoices), showAccessLog()]);
 }
 
 function actForOwn(show) {
@@ -344,12 +344,14 @@ function activeChoice(kind) {
   );
 }
 
-async function loadConsents() {
+// The citizen's Consents, read once for both the sharing choices and the carers they grant.
+async function showChoices() {
   state.consents = await searchAll(`Consent?patient=${state.subject}&_count=100`);
+  showSharing();
+  await showCarers();
 }
 
-async function showSharing() {
-  await loadConsents();
+function showSharing() {
   const objection = activeChoice("objection");
   $("objection-state").textContent = objection
     ? "You have objected to sharing: each organisation sees only what it recorded itself."
@@ -382,7 +384,7 @@ async function toggleChoice(kind) {
     say(refusal(error), true);
     return;
   }
-  await showSharing();
+  await showChoices();
   say(kind === "objection" ? "Your sharing choice was saved." : "Your planning and research choice was saved.");
 }
 
@@ -395,7 +397,6 @@ const SCOPE_TEXT = {
 };
 
 async function showCarers() {
-  await loadConsents();
   const people = await searchAll(`RelatedPerson?patient=${state.subject}&_count=100`);
   const list = $("carer-list");
   list.replaceChildren();
@@ -445,7 +446,7 @@ async function nameCarer(event) {
     return;
   }
   $("carer-form").reset();
-  await showCarers();
+  await showChoices();
   say(`${name} can now act for you.`);
 }
 
@@ -456,7 +457,7 @@ async function revokeCarer(grant, name) {
     say(refusal(error), true);
     return;
   }
-  await showCarers();
+  await showChoices();
   say(`${name} can no longer act for you.`);
 }
 
