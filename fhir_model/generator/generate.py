@@ -36,12 +36,19 @@ SUPPORTED_TYPES = sorted([
     "Consent", "Questionnaire", "QuestionnaireResponse", "Communication", "Device", "Provenance", "Group",
     "AuditEvent", "List", "Specimen", "FamilyMemberHistory", "RiskAssessment", "ImagingStudy",
     "NutritionOrder", "Media",
+    "Account", "AdverseEvent", "AppointmentResponse", "Basic", "BodyStructure", "ChargeItem", "Claim",
+    "ClaimResponse", "ClinicalImpression", "CommunicationRequest", "Composition", "Coverage",
+    "CoverageEligibilityRequest", "CoverageEligibilityResponse", "DetectedIssue", "DeviceRequest",
+    "DeviceUseStatement", "DocumentManifest", "EnrollmentRequest", "ExplanationOfBenefit",
+    "ImmunizationEvaluation", "ImmunizationRecommendation", "Invoice", "MeasureReport",
+    "MedicationAdministration", "MedicationDispense", "MolecularSequence", "Person", "RequestGroup",
+    "ResearchSubject", "Schedule", "SupplyDelivery", "SupplyRequest", "VisionPrescription",
 ])
 
 # Types a stored resource may carry in `contained` although the server does not store them on their
 # own (a Medication's ingredient Substance, a ServiceRequest's Specimen, a Questionnaire's ValueSet).
 CONTAINED_ONLY_TYPES = sorted([
-    "Substance", "ValueSet", "CommunicationRequest", "OperationOutcome",
+    "Substance", "ValueSet", "OperationOutcome",
 ])
 
 EXAMPLE_SIZE_LIMIT = 1024 * 1024

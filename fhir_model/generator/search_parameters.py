@@ -300,6 +300,13 @@ def build(package_dir, supported_types):
                     components.append({"definition": c["definition"], "code": target["code"],
                                        "type": target["type"], "expression": component_expression})
                 row["components"] = components
+                # The index's composite table (storage's search_index.cpp, fits_composite_table)
+                # holds pairs: a token or reference, then a token, quantity, date or string.
+                shape = [c["type"] for c in components]
+                if len(shape) != 2 or shape[0] not in ("token", "reference") \
+                        or shape[1] not in ("token", "quantity", "date", "string"):
+                    reason = reason or ("a composite of " + ", ".join(shape) + ": the index holds a token or "
+                                        "reference paired with a token, quantity, date or string")
             if reason:
                 row["reason"] = reason
                 unsupported.append(row)

@@ -23,9 +23,11 @@ namespace {
 using detail::view;
 
 /// Types in the Patient compartment that may exist without naming a citizen: the Patient itself,
-/// records about devices, provenance and audit that need not be about one person, and a Group (a
-/// cohort described by its characteristics lists no members).
-constexpr std::string_view citizen_optional_types[] = {"Patient", "Device", "Provenance", "AuditEvent", "Group"};
+/// records about devices, provenance and audit that need not be about one person, a Group (a
+/// cohort described by its characteristics lists no members) and a Schedule (a clinic's, a room's or a
+/// practitioner's diary, whose actors are no citizen).
+constexpr std::string_view citizen_optional_types[] = {"Patient", "Device", "Provenance", "AuditEvent", "Group",
+                                                       "Schedule"};
 
 /// The NHS number of a Patient: exactly one Patient.identifier with the NHS-number system and a valid value.
 result<std::string> patient_nhs_number(const rapidjson::Value& patient) {

@@ -238,7 +238,12 @@ void references(const search_parameter& p, search_param_type type, const fhirpat
         out.push_back(std::move(v));
 }
 
-void add_quantity(const search_parameter& p, search_param_type type, const rapidjson::Value& q, std::vector<search_value>& out) {
+/// ISO 4217, the code system of a Money's currency: `Invoice?totalnet=100|urn:iso:std:iso:4217|GBP`.
+constexpr std::string_view currency_system = "urn:iso:std:iso:4217";
+
+/// A Quantity's value (or a Money's: its currency is then the code, in ISO 4217).
+void add_quantity(const search_parameter& p, search_param_type type, const rapidjson::Value& q, bool money,
+                  std::vector<search_value>& out) {
     const rapidjson::Value* value = find(q, "value");
     std::optional<std::string_view> number = value ? detail::number_text(*value) : std::nullopt;
     if (!number)
@@ -246,21 +251,27 @@ void add_quantity(const search_parameter& p, search_param_type type, const rapid
     search_value v = make(p, type);
     v.text = std::string(*number);
     v.number = std::strtod(v.text.c_str(), nullptr);
-    const rapidjson::Value* system = find(q, "system");
-    v.has_system = system != nullptr && detail::is_string(*system);
-    v.system = v.has_system ? std::string(detail::view(*system)) : std::string();
-    v.code_value = text_or_empty(find(q, "code"));
-    v.unit = text_or_empty(find(q, "unit"));
+    if (money) {
+        v.code_value = text_or_empty(find(q, "currency"));
+        v.has_system = !v.code_value.empty();
+        v.system = v.has_system ? std::string(currency_system) : std::string();
+    } else {
+        const rapidjson::Value* system = find(q, "system");
+        v.has_system = system != nullptr && detail::is_string(*system);
+        v.system = v.has_system ? std::string(detail::view(*system)) : std::string();
+        v.code_value = text_or_empty(find(q, "code"));
+        v.unit = text_or_empty(find(q, "unit"));
+    }
     out.push_back(std::move(v));
 }
 
 void quantities(const search_parameter& p, search_param_type type, const fhirpath_node& node, std::vector<search_value>& out) {
-    if (is_quantity_type(node.type)) {
-        add_quantity(p, type, *node.value, out);
+    if (is_quantity_type(node.type) || node.type == "Money") {
+        add_quantity(p, type, *node.value, node.type == "Money", out);
     } else if (node.type == "Range") { // each bound is indexed as a value of its own
         for (std::string_view bound : {"low", "high"})
             if (const rapidjson::Value* q = find(*node.value, bound))
-                add_quantity(p, type, *q, out);
+                add_quantity(p, type, *q, false, out);
     }
 }
 

@@ -72,6 +72,8 @@ const std::map<std::string, std::string> refused_examples = {
     // Errors in the official examples themselves, found by the R4 definitions.
     {"MedicationRequest-medrx0301.json",
      "dispenseRequest.performer references a Practitioner; R4 allows Reference(Organization) only"},
+    {"DeviceUseStatement-example.json",
+     "reasonReference references a Procedure; R4 allows Condition, Observation, DiagnosticReport, DocumentReference, Media"},
     {"Observation-clinical-gender.json",
      "performer references an Encounter; R4 allows Practitioner, PractitionerRole, Organization, CareTeam, Patient, RelatedPerson"},
     {"Questionnaire-qs1.json", "nested items have no linkId, which R4 requires (1..1)"},
@@ -98,6 +100,36 @@ const std::map<std::string, std::string> refused_examples = {
     {"List-long.json", "has no subject or source: not one citizen's"},
     {"RiskAssessment-population.json", "subject is a contained Group (a population)"},
     {"Specimen-pooled-serum.json", "subject is a Group (a herd)"},
+    {"AppointmentResponse-exampleresp.json", "a practitioner's response: names no citizen (its Appointment does)"},
+    {"Basic-basic-example-narrative.json", "has no subject"},
+    {"Basic-classModel.json", "has no subject: a class model, not one citizen's"},
+    {"Claim-100152.json", "patient is a contained Patient (#patient-1)"},
+    {"Claim-100154.json", "patient is an identifier of another jurisdiction, not an NHS number"},
+    {"Claim-100155.json", "patient is a contained Patient (#patient-1)"},
+    {"Claim-MED-00050.json", "patient is a contained Patient (#patient-1)"},
+    {"CommunicationRequest-fm-solicit.json", "names only contained parties (#provider), no citizen"},
+    {"DetectedIssue-allergy.json", "has no patient"},
+    {"DetectedIssue-ddi.json", "has no patient: a drug interaction in general"},
+    {"DetectedIssue-lab.json", "has no patient"},
+    {"DocumentManifest-654789.json", "names only contained parties (#org-1), no citizen"},
+    {"MeasureReport-hiv-indicators.json", "a population report: names no citizen"},
+    {"MeasureReport-measurereport-cms146-cat2-example.json", "a population report: names no citizen"},
+    {"MeasureReport-measurereport-cms146-cat3-example.json", "a population report: names no citizen"},
+    {"MolecularSequence-coord-0-base.json", "has no patient"},
+    {"MolecularSequence-coord-1-base.json", "has no patient"},
+    {"MolecularSequence-graphic-example-1.json", "has no patient"},
+    {"MolecularSequence-graphic-example-2.json", "has no patient"},
+    {"MolecularSequence-graphic-example-3.json", "has no patient"},
+    {"MolecularSequence-graphic-example-4.json", "has no patient"},
+    {"MolecularSequence-graphic-example-5.json", "has no patient"},
+    {"MolecularSequence-sequence-complex-variant.json", "has no patient"},
+    {"Person-f002.json", "links a RelatedPerson, not a citizen's Patient"},
+    {"Person-grahame.json", "links no Patient"},
+    {"Person-pd.json", "links Practitioners only: not a citizen"},
+    {"Person-pp.json", "links Patients only as absolute URLs on other servers, not by NHS number"},
+    {"SupplyDelivery-pumpdelivery.json", "patient is a display name only"},
+    {"SupplyDelivery-simpledelivery.json", "has no patient"},
+    {"SupplyRequest-simpleorder.json", "deliverTo is a display name only"},
     // Types this server does not hold.
     {"List-prognosis.json", "contains a Binary, which this server does not store yet"},
 };
@@ -136,21 +168,23 @@ TEST_CASE("r4 examples: every official example of a supported type validates (ci
 
 TEST_CASE("supported types: the generator's list, sorted, and nothing else") {
     const auto types = fhir::supported_types();
-    CHECK(types.size() == 39);
+    CHECK(types.size() == 73);
     CHECK(std::is_sorted(types.begin(), types.end()));
     CHECK(fhir::is_supported_type("Patient"));
     CHECK(fhir::is_supported_type("AuditEvent"));
-    CHECK_FALSE(fhir::is_supported_type("Basic"));
+    CHECK(fhir::is_supported_type("Composition"));
+    CHECK_FALSE(fhir::is_supported_type("Task"));
     CHECK_FALSE(fhir::is_supported_type("patient"));
 }
 
-TEST_CASE("requires_citizen: Patient-compartment types except Patient, Device, Provenance, AuditEvent") {
+TEST_CASE("requires_citizen: Patient-compartment types except Patient, Device, Provenance, AuditEvent, Group, Schedule") {
     for (const char* type : {"Observation", "Condition", "Encounter", "EpisodeOfCare", "RelatedPerson", "Consent",
                              "Communication", "CareTeam", "Appointment", "QuestionnaireResponse", "Flag", "List",
-                             "Specimen", "FamilyMemberHistory", "RiskAssessment", "ImagingStudy", "NutritionOrder", "Media"})
+                             "Specimen", "FamilyMemberHistory", "RiskAssessment", "ImagingStudy", "NutritionOrder", "Media",
+                             "Composition", "Basic", "Person", "AppointmentResponse", "MeasureReport", "Claim"})
         CHECK_MESSAGE(fhir::requires_citizen(type), type);
-    for (const char* type : {"Patient", "Device", "Provenance", "AuditEvent", "Practitioner", "Organization", "Location",
-                             "Medication", "Questionnaire", "PractitionerRole", "Basic", "Task"})
+    for (const char* type : {"Patient", "Device", "Provenance", "AuditEvent", "Group", "Schedule", "Practitioner",
+                             "Organization", "Location", "Medication", "Questionnaire", "PractitionerRole", "Task"})
         CHECK_MESSAGE(!fhir::requires_citizen(type), type);
 }
 
@@ -317,7 +351,7 @@ TEST_CASE("item_targets: a Provenance points at its target and entity.what, in e
     const std::string provenance =
         R"({"resourceType":"Provenance","target":[{"reference":"Condition/c1"},{"reference":"Observation/o1/_history/2"},)"
         R"({"reference":"https://elsewhere.example/fhir/Encounter/e1"},{"reference":"Condition/c1"},{"reference":"#local"},)"
-        R"({"reference":"urn:uuid:0a3c1d2e-0000-4000-8000-000000000001"},{"reference":"MolecularSequence/m1"},)"
+        R"({"reference":"urn:uuid:0a3c1d2e-0000-4000-8000-000000000001"},{"reference":"Task/t9"},)"
         R"({"identifier":{"system":"x","value":"y"}}],"entity":[{"role":"source","what":{"reference":"DocumentReference/d1"}}],)"
         R"("recorded":"2026-01-01T00:00:00Z","agent":[{"who":{"reference":"Practitioner/p1"}}]})";
     CHECK(fhir::item_targets("Provenance", provenance) ==

@@ -89,6 +89,21 @@ TEST_CASE("Patient-example: family, name parts, birthdate range, gender token, i
     CHECK(of(values, "organization")[0].id == "1");
 }
 
+TEST_CASE("Invoice-example: a Money is a quantity whose code is its currency, in ISO 4217") {
+    auto values = fhir::extract_search_values(example("Invoice-example"));
+    for (auto* param : {"totalnet", "totalgross"}) {
+        CAPTURE(param);
+        auto total = of(values, param);
+        REQUIRE(total.size() == 1);
+        CHECK(total[0].has_system);
+        CHECK(total[0].system == "urn:iso:std:iso:4217");
+        CHECK(total[0].code_value == "EUR");
+        CHECK(total[0].unit.empty());
+    }
+    CHECK(of(values, "totalnet")[0].text == "40");
+    CHECK(of(values, "totalgross")[0].text == "48");
+}
+
 TEST_CASE("Observation-example: code token with system, value-quantity, subject and patient reference") {
     auto values = fhir::extract_search_values(example("Observation-example"));
     auto code = of(values, "code");

@@ -220,6 +220,73 @@ TEST_CASE("policy: adult social care reads active problems and social care obser
               .status == 201);
 }
 
+TEST_CASE("policy: the newer types: social care reads medicines given and equipment, not impressions, documents or billing; admin keeps diaries") {
+    record_fixture f;
+    f.create_as(system_identity(), "EpisodeOfCare", episode_json(tom, "8JK23"));
+    const std::string subject = R"("subject":{"reference":"Patient/9000000009"})";
+    const auto given = f.create_as(gp_clinician(), "MedicationAdministration",
+        R"({"resourceType":"MedicationAdministration","status":"completed","medicationCodeableConcept":{"text":"paracetamol"},)" +
+            subject + R"(,"effectiveDateTime":"2026-11-01T09:00:00Z"})");
+    const auto hoist = f.create_as(gp_clinician(), "DeviceUseStatement",
+        R"({"resourceType":"DeviceUseStatement","status":"active","device":{"reference":"Device/hoist"},)" + subject + "}");
+    const auto impression = f.create_as(gp_clinician(), "ClinicalImpression",
+        R"({"resourceType":"ClinicalImpression","status":"completed",)" + subject + R"(,"summary":"low mood"})");
+    const auto letter = f.create_as(gp_clinician(), "Composition",
+        R"({"resourceType":"Composition","status":"final","type":{"coding":[{"system":"http://loinc.org","code":"18842-5"}]},)" +
+            subject + R"(,"date":"2026-11-01","author":[{"reference":"Organization/A81001"}],"title":"Discharge summary"})");
+    const auto invoice = f.create_as(gp_clinician(), "Invoice",
+        R"({"resourceType":"Invoice","status":"issued",)" + subject + R"(,"totalNet":{"value":10,"currency":"GBP"}})");
+    CHECK(f.call_as(social_worker(), "GET", "/MedicationAdministration/" + given).status == 200);
+    CHECK(f.call_as(social_worker(), "GET", "/DeviceUseStatement/" + hoist).status == 200);
+    for (const auto& item : std::vector<std::pair<std::string, std::string>>{
+             {"ClinicalImpression", impression}, {"Composition", letter}, {"Invoice", invoice}}) {
+        const std::string& type = item.first;
+        CAPTURE(type);
+        CHECK(f.call_as(social_worker(), "GET", "/" + type + "/" + item.second).status == 403);
+        CHECK(f.call_as(social_worker(), "GET", "/" + type + "?patient=" + std::string(tom)).status == 403);
+        CHECK(f.call_as(gp_admin(), "GET", "/" + type + "/" + item.second).status == 403);
+    }
+    CHECK(f.call_as(social_worker(), "POST", "/MedicationAdministration",
+                    R"({"resourceType":"MedicationAdministration","status":"completed","medicationCodeableConcept":{"text":"insulin"},)" +
+                        subject + R"(,"effectiveDateTime":"2026-11-02T09:00:00Z"})")
+              .status == 201);
+    CHECK(f.call_as(social_worker(), "POST", "/ClinicalImpression",
+                    R"({"resourceType":"ClinicalImpression","status":"completed",)" + subject + "}")
+              .status == 403);
+    // Admin: a clinic's diary (naming no citizen) and the responses to appointments; nothing clinical.
+    CHECK(f.call_as(gp_admin(), "POST", "/Schedule",
+                    R"({"resourceType":"Schedule","actor":[{"reference":"Practitioner/dr-jones"}]})")
+              .status == 201);
+    CHECK(f.call_as(gp_admin(), "GET", "/MedicationAdministration/" + given).status == 403);
+    CHECK(f.call_as(gp_admin(), "POST", "/MedicationAdministration",
+                    R"({"resourceType":"MedicationAdministration","status":"completed","medicationCodeableConcept":{"text":"x"},)" +
+                        subject + R"(,"effectiveDateTime":"2026-11-02T09:00:00Z"})")
+              .status == 403);
+}
+
+TEST_CASE("the newer types keep the record's rule: an organisation with no relationship gets nothing of them, totals included") {
+    record_fixture f;
+    const std::string subject = R"("subject":{"reference":"Patient/9000000009"})";
+    const auto impression = f.create_as(gp_clinician(), "ClinicalImpression",
+        R"({"resourceType":"ClinicalImpression","status":"completed",)" + subject + R"(,"summary":"low mood"})");
+    const auto sequence = f.create_as(gp_clinician(), "MolecularSequence",
+        R"({"resourceType":"MolecularSequence","coordinateSystem":0,"patient":{"reference":"Patient/9000000009"}})");
+    CHECK(f.call_as(gp_clinician(), "GET", "/ClinicalImpression/" + impression).status == 200);
+    // The acute trust has no relationship with Tom: 404, and searches that find nothing, totals 0.
+    CHECK(f.call_as(acute_clinician(), "GET", "/ClinicalImpression/" + impression).status == 404);
+    CHECK(f.call_as(acute_clinician(), "GET", "/MolecularSequence/" + sequence).status == 404);
+    for (const std::string& query : std::vector<std::string>{"/ClinicalImpression?_total=accurate", "/ClinicalImpression?subject=Patient/9000000009&_total=accurate",
+                                    "/MolecularSequence?_id=" + sequence + "&_total=accurate"}) {
+        CAPTURE(query);
+        auto found = f.call_as(acute_clinician(), "GET", query);
+        REQUIRE(found.status == 200);
+        CHECK(json_of(found)["total"].GetInt() == 0);
+        CHECK_FALSE(json_of(found).HasMember("entry")); // the self link repeats the query, and nothing else names them
+    }
+    auto history = f.call_as(acute_clinician(), "GET", "/ClinicalImpression/_history");
+    CHECK(history.body.find(impression) == std::string::npos);
+}
+
 TEST_CASE("objection: a citizen's objection limits the record to what each organisation wrote") {
     record_fixture f;
     f.create_as(acute_clinician(), "Encounter", encounter_json(tom, "RX1", "in-progress"));

@@ -729,7 +729,12 @@ std::string some_of(const id_set& ids) {
 /// {{type, code}, reason}. Coverage is honest: the test fails if one of these is exercised after all
 /// (then it leaves this table) or if any other listed parameter is not. Empty: a hand-written resource
 /// (search_fixture_resources.hpp) gives a value to every parameter no accepted example does.
-const std::map<std::pair<std::string, std::string>, std::string> not_exercisable = {};
+const std::map<std::pair<std::string, std::string>, std::string> not_exercisable = {
+    {{"AppointmentResponse", "location"},
+     "AppointmentResponse.actor is 0..1 and must be the citizen here (a response names its citizen), so never a Location"},
+    {{"AppointmentResponse", "practitioner"},
+     "AppointmentResponse.actor is 0..1 and must be the citizen here (a response names its citizen), so never a Practitioner"},
+};
 
 } // namespace
 
@@ -765,7 +770,7 @@ TEST_CASE("search parameters: every parameter the CapabilityStatement lists find
     std::string refused;
     for (const std::string& file : fixture.refused())
         refused += " " + file;
-    CHECK_MESSAGE(fixture.refused().size() == 26, "refused:" << refused);
+    CHECK_MESSAGE(fixture.refused().size() == 57, "refused:" << refused);
 
     const auto started = std::chrono::steady_clock::now();
     std::size_t listed = 0, probes_run = 0, mismatches = 0, proper_subsets = 0;

@@ -112,7 +112,7 @@ std::map<std::int64_t, std::int64_t> expected_rows_at(const store_fixture& db, s
     for (const auto& row : db.rows("SELECT v.seq, v.type, v.json FROM resource_versions v WHERE v.seq <= " + s +
                                    " AND v.deleted = 0 AND NOT EXISTS (SELECT 1 FROM resource_versions n WHERE "
                                    "n.type = v.type AND n.id = v.id AND n.seq > v.seq AND n.seq <= " + s + ")")) {
-        if (row[1] == "Basic")
+        if (row[1] == "Parameters")
             continue; // no search parameters
         if (const auto count = expected_row_count(row[2]); count > 0)
             counts[std::stoll(row[0])] = count;
@@ -193,7 +193,7 @@ TEST_CASE("a search at snapshot S reads exactly the rows of the versions current
     must_write(*db, observation(write_kind::create, "hr-2", heart_rate_json("8867-4", "80")));
     must_write(*db, observation(write_kind::update, "hr-1", heart_rate_json("8310-5")));
     must_write(*db, remove_request("Observation", "hr-2"));
-    must_write(*db, create_request("Basic", "b-1", R"({"resourceType":"Basic","code":{"text":"x"}})"));
+    must_write(*db, create_request("Parameters", "b-1", R"({"resourceType":"Parameters","parameter":[{"name":"x"}]})"));
     must_write(*db, observation(write_kind::update, "hr-1", heart_rate_json("8310-5", "37.5")));
     must_write(*db, observation(write_kind::update, "hr-1", heart_rate_json("8310-5", "37.5"))); // unchanged
     must_write(*db, observation(write_kind::create, "hr-2", heart_rate_json("9279-1")));
@@ -337,7 +337,7 @@ TEST_CASE("the writer purges rows closed before the snapshot lifetime, at most o
                        v3 = seq_of(db, "Observation", "hr-1", 3);
     // A purge a second later still keeps them: no version is an hour old.
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-    must_write(*db, create_request("Basic", "b-1", R"({"resourceType":"Basic","code":{"text":"x"}})"));
+    must_write(*db, create_request("Parameters", "b-1", R"({"resourceType":"Parameters","parameter":[{"name":"x"}]})"));
     CHECK(db.count("SELECT count(*) FROM search_token WHERE seq = " + std::to_string(v1)) > 0);
     CHECK(all_closed_rows(db) == expected_row_count(first.version.json) + expected_row_count(second.version.json));
     CHECK(purged_through(db) == 0);
@@ -418,7 +418,7 @@ TEST_CASE("a purge deletes the 5000 longest-closed rows of a table and the rest 
     db.close();
     db.options.snapshot_lifetime = std::chrono::seconds(0);
     db.reopen();
-    must_write(*db, create_request("Basic", "b-1", R"({"resourceType":"Basic","code":{"text":"x"}})"));
+    must_write(*db, create_request("Parameters", "b-1", R"({"resourceType":"Parameters","parameter":[{"name":"x"}]})"));
     for (const auto& table : index_tables) {
         CAPTURE(table);
         if (boundary.count(table)) {
@@ -441,7 +441,7 @@ TEST_CASE("a purge deletes the 5000 longest-closed rows of a table and the rest 
     CHECK(rows_per_seq(db, at_snapshot(v12)) == expected_rows_at(db, v12));
 
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-    must_write(*db, create_request("Basic", "b-2", R"({"resourceType":"Basic","code":{"text":"y"}})"));
+    must_write(*db, create_request("Parameters", "b-2", R"({"resourceType":"Parameters","parameter":[{"name":"y"}]})"));
     CHECK(all_closed_rows(db) == 0);
     CHECK(purged_through(db) == v12);
 }
@@ -467,7 +467,7 @@ TEST_CASE("a PostgreSQL database of schema 5 loses the search tables' rowid inde
     CHECK(db.count("SELECT version FROM caregate_schema") == newest_postgresql_schema);
     CHECK(db.count("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'search_%_by_rowid'") == 0);
     REQUIRE(all_closed_rows(db) > 0);
-    must_write(*db, create_request("Basic", "b-1", R"({"resourceType":"Basic","code":{"text":"x"}})"));
+    must_write(*db, create_request("Parameters", "b-1", R"({"resourceType":"Parameters","parameter":[{"name":"x"}]})"));
     CHECK(all_closed_rows(db) == 0);
     CHECK(purged_through(db) == v2);
 }
@@ -559,7 +559,7 @@ TEST_CASE("migration 4 turns a schema-3 database into one readable at a snapshot
     must_write(*db, observation(write_kind::update, "hr-1", heart_rate_json("8310-5")));
     must_write(*db, observation(write_kind::create, "gone", heart_rate_json()));
     must_write(*db, remove_request("Observation", "gone"));
-    must_write(*db, create_request("Basic", "b-1", R"({"resourceType":"Basic","code":{"text":"x"}})"));
+    must_write(*db, create_request("Parameters", "b-1", R"({"resourceType":"Parameters","parameter":[{"name":"x"}]})"));
     must_write(*db, create_request("DocumentReference", "doc-1",
                                    R"({"resourceType":"DocumentReference","status":"current",)"
                                    R"("relatesTo":[{"code":"replaces","target":{"reference":"DocumentReference/doc-0"}}],)"
@@ -658,7 +658,7 @@ TEST_CASE("a typed identifier has an :of-type row per type coding, written and c
     db.close();
     db.options.snapshot_lifetime = std::chrono::seconds(0);
     db.reopen();
-    must_write(*db, create_request("Basic", "b-1", R"({"resourceType":"Basic","code":{"text":"x"}})"));
+    must_write(*db, create_request("Parameters", "b-1", R"({"resourceType":"Parameters","parameter":[{"name":"x"}]})"));
     CHECK(of_type_rows(db, typed_nhs).empty());
     CHECK(purged_through(db) == std::stoll(gone));
 }
