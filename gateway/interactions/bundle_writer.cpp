@@ -5,12 +5,22 @@
 
 namespace caregate::interactions {
 
-bundle_writer::bundle_writer(std::string_view type, std::string_view id) {
+bundle_writer::bundle_writer(std::string_view type, std::string_view id,
+                             const std::optional<document_identity>& identity) {
     out_.StartObject();
     text("resourceType", "Bundle");
     if (!id.empty())
         text("id", id);
+    if (identity) {
+        key("identifier");
+        out_.StartObject();
+        text("system", "urn:ietf:rfc:3986");
+        text("value", identity->identifier);
+        out_.EndObject();
+    }
     text("type", type);
+    if (identity)
+        text("timestamp", identity->timestamp);
 }
 
 void bundle_writer::string(std::string_view value) {

@@ -1,10 +1,10 @@
 // The one writer of Bundles (https://hl7.org/fhir/R4/bundle.html): searchset, history,
-// batch-response and transaction-response. A resource goes in as serialised JSON and is spliced in
+// batch-response, transaction-response and document. A resource goes in as serialised JSON and is spliced in
 // as bytes, never parsed again, so that a stored resource costs a copy (reads are fast because of it).
 //
 // Invariants:
-//  1. Members come in the spec's order: resourceType, id, type, total, link, entry. total() comes
-//     before any link, and links before any entry (asserted).
+//  1. Members come in the spec's order: resourceType, id, identifier, type, timestamp, total, link,
+//     entry. total() comes before any link, and links before any entry (asserted).
 //  2. FHIR JSON has no empty arrays: `link` and `entry` appear only with an item.
 //  3. What is spliced in must be one JSON object; the writer does not check it.
 #pragma once
@@ -43,11 +43,19 @@ struct bundle_entry {
     std::optional<bundle_entry_response> response{};
 };
 
+/// What a document Bundle carries of its own (https://hl7.org/fhir/R4/documents.html): an identifier
+/// (a urn:uuid:, system urn:ietf:rfc:3986) and when it was assembled.
+struct document_identity {
+    std::string identifier;
+    std::string timestamp;
+};
+
 class bundle_writer {
 public:
-    /// Opens a Bundle of `type` ("searchset", "history", "batch-response", "transaction-response"),
-    /// with `id` when it has one of its own.
-    explicit bundle_writer(std::string_view type, std::string_view id = {});
+    /// Opens a Bundle of `type` ("searchset", "history", "batch-response", "transaction-response",
+    /// "document"), with `id` when it has one of its own, and a document's identity.
+    explicit bundle_writer(std::string_view type, std::string_view id = {},
+                           const std::optional<document_identity>& identity = std::nullopt);
     bundle_writer(const bundle_writer&) = delete;
     bundle_writer& operator=(const bundle_writer&) = delete;
 

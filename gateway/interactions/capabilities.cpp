@@ -119,15 +119,20 @@ void write_everything_operation(statement_writer& w) {
     w.out.EndArray();
 }
 
-/// A type's operations: $everything, and the Bulk Data kick-off of Patient/$export and
+/// Composition/{id}/$document (interactions/document.cpp).
+constexpr std::string_view document_definition = "http://hl7.org/fhir/OperationDefinition/Composition-document";
+
+/// A type's operations: $everything, $document, and the Bulk Data kick-off of Patient/$export and
 /// Group/[id]/$export (interactions/bulk_export.cpp).
 void write_type_operations(statement_writer& w, const served_type& row) {
-    if (!row.everything && !row.bulk_export)
+    if (!row.everything && !row.document && !row.bulk_export)
         return;
     w.out.Key("operation");
     w.out.StartArray();
     if (row.everything)
         write_operation(w, "everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything");
+    if (row.document)
+        write_operation(w, "document", document_definition);
     if (row.bulk_export)
         write_operation(w, "export",
                         row.type == "Group" ? "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"
@@ -256,7 +261,8 @@ bool listed(const std::vector<std::string>& types, std::string_view type) {
 }
 
 /// What a citizen may do on this endpoint: read and search the types the policy lets them read in
-/// their own record, create the types they may contribute, and $everything on their Patient; no
+/// their own record, create the types they may contribute, $everything on their Patient and $document on
+/// their Compositions; no
 /// system-level interactions (no transaction, history or whole-system search), and nothing the
 /// capability table does not serve.
 std::string patient_statement(const rest_config& config, const service_description& served) {
@@ -299,6 +305,12 @@ std::string patient_statement(const rest_config& config, const service_descripti
                 write_search_params(w, *row);
             if (row->everything && std::ranges::find(kinds, interaction::read) != kinds.end())
                 write_everything_operation(w);
+            if (row->document && std::ranges::find(kinds, interaction::read) != kinds.end()) {
+                w.out.Key("operation");
+                w.out.StartArray();
+                write_operation(w, "document", document_definition);
+                w.out.EndArray();
+            }
             out.EndObject();
         }
         out.EndArray();

@@ -33,6 +33,8 @@ void search_type(context& ctx, http::responder& done);
 void search_system(context& ctx, http::responder& done);
 void search_compartment(context& ctx, http::responder& done);
 void everything(context& ctx, http::responder& done);
+/// Composition/{id}/$document: a document Bundle from a stored Composition (interactions/document.cpp).
+void document(context& ctx, http::responder& done);
 /// Bulk Data export (interactions/bulk_export.cpp): the kick-off at the system, Patient and Group
 /// levels, the job's status URL (GET polls, DELETE cancels), and its output files.
 void bulk_export(context& ctx, http::responder& done);

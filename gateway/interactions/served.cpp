@@ -22,6 +22,7 @@ std::string_view spec_code(interaction kind) noexcept {
     case interaction::capabilities: return "capabilities";
     case interaction::search_compartment: return "search-compartment";
     case interaction::everything: return "everything";
+    case interaction::document: return "document";
     case interaction::export_: return "export";
     case interaction::export_status: return "export-status";
     case interaction::export_file: return "export-file";

@@ -36,6 +36,8 @@ enum class interaction {
     search_compartment,
     /// Patient/{nhs}/$everything (https://hl7.org/fhir/R4/patient-operation-everything.html).
     everything,
+    /// Composition/{id}/$document (https://hl7.org/fhir/R4/composition-operation-document.html).
+    document,
     /// GET [base]/.well-known/smart-configuration on the patient-facing endpoint only
     /// (https://hl7.org/fhir/smart-app-launch/conformance.html). Not a FHIR interaction: like
     /// capabilities, it is answered without a token and is never in a CapabilityStatement.
@@ -75,6 +77,7 @@ struct served_type {
     std::vector<std::string> search_includes;    ///< `Type:param` values _include accepts
     std::vector<std::string> search_revincludes; ///< `Source:param` values _revinclude accepts
     bool everything = false;       ///< Patient/{id}/$everything is served on it
+    bool document = false;         ///< Composition/{id}/$document is served on it
     bool bulk_export = false;      ///< Patient/$export or Group/{id}/$export is served on it
     /// Served by the record's own rows (the route table's `{type}`): searched by a system search and
     /// in a compartment. False for a type with rows of its own (the audit log).

@@ -57,6 +57,8 @@ constexpr route_row table[] = {
     {"{type}/{id}/_history/{vid}", "GET", interaction::vread, handlers::vread},
     // The Patient compartment: a citizen's record as a whole, and by type.
     {"Patient/{id}/$everything", "GET", interaction::everything, handlers::everything},
+    // A FHIR document assembled from a stored Composition.
+    {"Composition/{id}/$document", "GET", interaction::document, handlers::document},
     {"Patient/{id}/{type}", "GET", interaction::search_compartment, handlers::search_compartment},
     {"Patient/$export", "GET", interaction::export_, handlers::bulk_export},
     {"Patient/$export", "POST", interaction::export_, handlers::bulk_export},
@@ -303,7 +305,7 @@ const interactions::service_description& served() noexcept {
 
         interactions::service_description out;
         for (std::string_view type : fhir::supported_types()) {
-            served_type row{type, {}, {}, {}, {}, false, false, is_record_type(type)};
+            served_type row{type, {}, {}, {}, {}, false, false, false, is_record_type(type)};
             for (const compiled_row& route : compiled()) {
                 const segment_pattern* first = route.segments.empty() ? nullptr : &route.segments.front();
                 const bool applies = first && (first->kind == segment_kind::type ? row.in_record : first->text == type);
@@ -312,6 +314,8 @@ const interactions::service_description& served() noexcept {
                 const interaction kind = route.row->kind;
                 if (kind == interaction::everything)
                     row.everything = true;
+                if (kind == interaction::document)
+                    row.document = true;
                 if (kind == interaction::export_)
                     row.bulk_export = true;
                 if (type_level(kind) && !row.allows(kind))
@@ -332,7 +336,8 @@ const interactions::service_description& served() noexcept {
             if (bulk && route.segments.size() == 1)
                 out.bulk_export = true;
             const bool system = !type_level(kind) && !bulk && kind != interaction::search_compartment &&
-                                kind != interaction::everything && kind != interaction::smart_configuration;
+                                kind != interaction::everything && kind != interaction::document &&
+                                kind != interaction::smart_configuration;
             if (system && std::find(out.system.begin(), out.system.end(), kind) == out.system.end())
                 out.system.push_back(kind);
         }
