@@ -43,13 +43,45 @@ SUPPORTED_TYPES = sorted([
     "ImmunizationEvaluation", "ImmunizationRecommendation", "Invoice", "MeasureReport",
     "MedicationAdministration", "MedicationDispense", "MolecularSequence", "Person", "RequestGroup",
     "ResearchSubject", "Schedule", "SupplyDelivery", "SupplyRequest", "VisionPrescription",
+    # Outside the Patient compartment: directories, definitions, knowledge and terminology. None may
+    # name a citizen or a citizen's item (fhir_model/src/outside_record.cpp).
+    "ActivityDefinition", "BiologicallyDerivedProduct", "CapabilityStatement", "CatalogEntry",
+    "ChargeItemDefinition", "CodeSystem", "CompartmentDefinition", "ConceptMap", "Contract",
+    "DeviceDefinition", "DeviceMetric", "EffectEvidenceSynthesis", "Endpoint", "EnrollmentResponse",
+    "EventDefinition", "Evidence", "EvidenceVariable", "ExampleScenario", "GraphDefinition",
+    "GuidanceResponse", "HealthcareService", "ImplementationGuide", "InsurancePlan", "Library", "Linkage",
+    "Measure", "MedicationKnowledge", "MedicinalProduct", "MedicinalProductAuthorization",
+    "MedicinalProductContraindication", "MedicinalProductIndication", "MedicinalProductIngredient",
+    "MedicinalProductInteraction", "MedicinalProductManufactured", "MedicinalProductPackaged",
+    "MedicinalProductPharmaceutical", "MedicinalProductUndesirableEffect", "MessageDefinition",
+    "MessageHeader", "NamingSystem", "ObservationDefinition", "OperationDefinition",
+    "OrganizationAffiliation", "PaymentNotice", "PaymentReconciliation", "PlanDefinition",
+    "ResearchDefinition", "ResearchElementDefinition", "ResearchStudy", "RiskEvidenceSynthesis",
+    "SearchParameter", "Slot", "SpecimenDefinition", "StructureDefinition", "StructureMap", "Substance",
+    "SubstanceNucleicAcid", "SubstancePolymer", "SubstanceProtein", "SubstanceReferenceInformation",
+    "SubstanceSourceMaterial", "SubstanceSpecification", "TerminologyCapabilities", "TestReport",
+    "TestScript", "ValueSet", "VerificationResult",
 ])
+
+# Types of which the package holds the specification's own definitions (every SearchParameter,
+# ValueSet, CodeSystem of R4) besides a few examples: only the files named as examples are copied.
+DEFINITION_TYPES = {
+    "CapabilityStatement", "CodeSystem", "CompartmentDefinition", "ConceptMap", "ImplementationGuide",
+    "NamingSystem", "OperationDefinition", "SearchParameter", "StructureDefinition", "StructureMap",
+    "TerminologyCapabilities", "ValueSet",
+}
 
 # Types a stored resource may carry in `contained` although the server does not store them on their
 # own (a Medication's ingredient Substance, a ServiceRequest's Specimen, a Questionnaire's ValueSet).
 CONTAINED_ONLY_TYPES = sorted([
-    "Substance", "ValueSet", "OperationOutcome",
+    "OperationOutcome",
 ])
+
+# Where caregate places a type in the Patient compartment that R4's CompartmentDefinition lists without
+# a parameter: a Device's `patient` is the citizen it is for (an implant, a home monitor, a hoist), so
+# the device is that citizen's item and is seen only as their record is (one for nobody stays a
+# directory item).
+COMPARTMENT_ADDITIONS = {"Device": ["Device.patient"]}
 
 EXAMPLE_SIZE_LIMIT = 1024 * 1024
 SD_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
@@ -261,7 +293,7 @@ class Generator:
             self.build(self.pending.pop(0))
         compartment = {}
         for t in SUPPORTED_TYPES:
-            paths = self.package.compartment_paths(t)
+            paths = self.package.compartment_paths(t) or COMPARTMENT_ADDITIONS.get(t)
             if not paths:
                 continue  # not in the compartment, or listed without parameters (Device, Practitioner, ...)
             for p in paths:
@@ -298,6 +330,8 @@ def copy_examples(package_dir, out_dir):
     for path in sorted(glob.glob(os.path.join(package_dir, "*.json"))):
         base = os.path.basename(path)
         if base.split("-")[0] not in SUPPORTED_TYPES or os.path.getsize(path) > EXAMPLE_SIZE_LIMIT:
+            continue
+        if base.split("-")[0] in DEFINITION_TYPES and "example" not in base.lower():
             continue
         try:
             resource_type = load_json(path).get("resourceType")

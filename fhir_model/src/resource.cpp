@@ -9,6 +9,7 @@
 #include "canonical.hpp"
 #include "contribution_marks.hpp"
 #include "json.hpp"
+#include "outside_record.hpp"
 #include "validate.hpp"
 
 #include <algorithm>
@@ -116,6 +117,8 @@ result<prepared_resource> prepare(std::string_view body, std::string_view expect
     detail::validate_resource(doc, *type, checked);
     if (!checked.issues.empty())
         return error{category::invalid, std::move(checked.issues)};
+    if (auto citizens = detail::names_of_citizens_outside_record(doc, expected_type); !citizens.empty())
+        return error{category::invalid, std::move(citizens)};
 
     prepared_resource out;
     out.type = std::string(expected_type);

@@ -2,6 +2,7 @@
 // expression that does not parse is a bug in the generator's mirror of the grammar, so it throws.
 #include "fhir_model/search_parameters.hpp"
 
+#include "fhir_model/resource.hpp"
 #include "json.hpp"
 
 #include <algorithm>
@@ -209,6 +210,10 @@ const table& the_table() {
                 common.push_back(&p);
             else
                 out.by_type[p.base].push_back(&p);
+        // A type R4 gives no parameters of its own (BiologicallyDerivedProduct, CatalogEntry, ...)
+        // still has the common ones.
+        for (std::string_view type : supported_types())
+            out.by_type.try_emplace(std::string(type));
         for (auto& [type, own] : out.by_type)
             own.insert(own.end(), common.begin(), common.end());
         for (auto& p : doc["unsupported"].GetArray())

@@ -340,3 +340,36 @@ TEST_CASE("validate: a string over FHIR's 1 MiB (1,048,576 characters) is refuse
     ACCEPTED(observation(R"("extension":[{"url":"https://example.org/scan","valueAttachment":{"contentType":"text/plain","data":")" +
                         std::string(limit + 4, 'A') + "\"}}]"));
 }
+
+TEST_CASE("outside the record: a type outside the Patient compartment names no citizen nor a citizen's item") {
+    // Directory, definition and knowledge types are shown to every role that reads them.
+    ACCEPTED(R"({"resourceType":"HealthcareService","name":"Reablement","providedBy":{"reference":"Organization/8JK23"}})");
+    ACCEPTED(R"({"resourceType":"Slot","schedule":{"reference":"Schedule/clinic-1"},"status":"free","start":"2026-12-01T09:00:00Z","end":"2026-12-01T09:15:00Z"})");
+    ACCEPTED(R"({"resourceType":"DeviceMetric","type":{"text":"pulse"},"category":"measurement","source":{"reference":"Device/d1"}})");
+    ACCEPTED(R"({"resourceType":"ResearchStudy","status":"active","enrollment":[{"reference":"Group/cohort"}]})");
+    // A Patient, anywhere: relative, absolute, by Reference.type, in an extension, in a contained resource.
+    REFUSED(R"({"resourceType":"GuidanceResponse","moduleUri":"https://x.example/m","status":"success","subject":{"reference":"Patient/9000000009"}})",
+            "business-rule", "GuidanceResponse.subject");
+    REFUSED(R"({"resourceType":"GuidanceResponse","moduleUri":"https://x.example/m","status":"success","subject":{"reference":"https://elsewhere.example/fhir/Patient/1"}})",
+            "business-rule", "GuidanceResponse.subject");
+    REFUSED(R"({"resourceType":"GuidanceResponse","moduleUri":"https://x.example/m","status":"success","subject":{"type":"Patient","display":"Tom"}})",
+            "business-rule", "GuidanceResponse.subject");
+    REFUSED(R"({"resourceType":"HealthcareService","extension":[{"url":"https://x.example/e","valueReference":{"reference":"Patient/9000000009"}}]})",
+            "business-rule", "HealthcareService.extension[0].valueReference");
+    REFUSED(R"({"resourceType":"HealthcareService","contained":[{"resourceType":"Patient","id":"p"}]})", "business-rule",
+            "HealthcareService.contained[0]");
+    REFUSED(R"({"resourceType":"HealthcareService","contained":[{"resourceType":"Organization","id":"o","extension":[{"url":"https://x.example/e","valueReference":{"reference":"Patient/9000000009"}}]}]})",
+            "business-rule", "HealthcareService.contained[0].extension[0].valueReference");
+    // A citizen's items (any type of the compartment that must name its citizen), and a Task.
+    REFUSED(R"({"resourceType":"Linkage","item":[{"type":"source","resource":{"reference":"Observation/o1"}}]})",
+            "business-rule", "Linkage.item[0].resource");
+    REFUSED(R"({"resourceType":"MessageHeader","eventUri":"https://x.example/e","source":{"endpoint":"https://x.example"},"focus":[{"reference":"Task/t1"}]})",
+            "business-rule", "MessageHeader.focus[0]");
+    // An NHS number anywhere, a logical reference by it included.
+    REFUSED(R"({"resourceType":"HealthcareService","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}]})",
+            "business-rule", "HealthcareService.identifier[0]");
+    REFUSED(R"({"resourceType":"GuidanceResponse","moduleUri":"https://x.example/m","status":"success","subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}}})",
+            "business-rule", "GuidanceResponse.subject.identifier");
+    // The record's own types are unaffected: they name their citizen.
+    ACCEPTED(R"({"resourceType":"Device","patient":{"reference":"Patient/9000000009"}})");
+}

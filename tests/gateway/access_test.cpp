@@ -287,6 +287,56 @@ TEST_CASE("the newer types keep the record's rule: an organisation with no relat
     CHECK(history.body.find(impression) == std::string::npos);
 }
 
+TEST_CASE("a citizen's Device is their item: an organisation with no relationship gets nothing of it; a Device for nobody is a directory item") {
+    record_fixture f;
+    const auto pacemaker = f.create_as(gp_clinician(), "Device",
+                                       R"({"resourceType":"Device","patient":{"reference":"Patient/9000000009"},"type":{"text":"pacemaker"}})");
+    const auto spare = f.create_as(gp_clinician(), "Device", R"({"resourceType":"Device","type":{"text":"hoist"}})");
+    CHECK(f.call_as(gp_clinician(), "GET", "/Device/" + pacemaker).status == 200);
+    CHECK(f.call_as(acute_clinician(), "GET", "/Device/" + pacemaker).status == 404);
+    CHECK(f.call_as(acute_clinician(), "GET", "/Device/" + spare).status == 200);
+    for (const std::string& query : std::vector<std::string>{"/Device?_total=accurate", "/Device?patient=9000000009&_total=accurate",
+                                                             "/Device?type=pacemaker&_total=accurate"}) {
+        CAPTURE(query);
+        auto found = f.call_as(acute_clinician(), "GET", query);
+        REQUIRE(found.status == 200);
+        CHECK(found.body.find(pacemaker) == std::string::npos);
+    }
+    CHECK(json_of(f.call_as(acute_clinician(), "GET", "/Device?type=pacemaker&_total=accurate"))["total"].GetInt() == 0);
+    // ... and it is in Tom's compartment, for those who may open it.
+    auto compartment = f.call_as(gp_clinician(), "GET", "/Patient/9000000009/Device");
+    REQUIRE(compartment.status == 200);
+    CHECK(compartment.body.find(pacemaker) != std::string::npos);
+    CHECK(compartment.body.find(spare) == std::string::npos);
+}
+
+TEST_CASE("outside the record: a directory or definition naming a citizen or their item is refused, alone or in a transaction") {
+    record_fixture f;
+    const auto observation = f.create_as(gp_clinician(), "Observation", observation_in(tom, "vital-signs"));
+    auto named = f.call_as(gp_clinician(), "POST", "/HealthcareService",
+                           R"({"resourceType":"HealthcareService","name":"Tom's own service","extension":[{"url":"https://x.example/for","valueReference":{"reference":"Patient/9000000009"}}]})");
+    CHECK(named.status == 422);
+    CHECK(named.body.find("business-rule") != std::string::npos);
+    CHECK(f.call_as(gp_clinician(), "POST", "/Linkage",
+                    R"({"resourceType":"Linkage","item":[{"type":"source","resource":{"reference":"Observation/)" + observation + R"("}}]})")
+              .status == 422);
+    auto bundle = f.call_as(gp_clinician(), "POST", "/",
+                            R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"GuidanceResponse",)"
+                            R"("moduleUri":"https://x.example/m","status":"success","subject":{"reference":"Patient/9000000009"}},)"
+                            R"("request":{"method":"POST","url":"GuidanceResponse"}}]})");
+    CHECK(bundle.status == 422);
+    CHECK(json_of(f.call_as(gp_clinician(), "GET", "/GuidanceResponse?_total=accurate"))["total"].GetInt() == 0);
+    // What names nobody is stored, and seen by the type grant: admin staff read the services and slots.
+    const auto service = f.create_as(gp_clinician(), "HealthcareService",
+                                     R"({"resourceType":"HealthcareService","name":"Reablement","providedBy":{"reference":"Organization/8JK23"}})");
+    CHECK(f.call_as(gp_admin(), "GET", "/HealthcareService/" + service).status == 200);
+    CHECK(f.call_as(social_worker(), "GET", "/HealthcareService/" + service).status == 200);
+    CHECK(f.call_as(gp_admin(), "POST", "/Slot",
+                    R"({"resourceType":"Slot","schedule":{"reference":"Schedule/clinic"},"status":"free","start":"2026-12-01T09:00:00Z","end":"2026-12-01T09:15:00Z"})")
+              .status == 201);
+    CHECK(f.call_as(gp_admin(), "POST", "/PlanDefinition", R"({"resourceType":"PlanDefinition","status":"draft"})").status == 403);
+}
+
 TEST_CASE("objection: a citizen's objection limits the record to what each organisation wrote") {
     record_fixture f;
     f.create_as(acute_clinician(), "Encounter", encounter_json(tom, "RX1", "in-progress"));

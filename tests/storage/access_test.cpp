@@ -661,3 +661,44 @@ TEST_CASE("a cached standing never outlives a write: registration, objection and
         CHECK_FALSE(standing().held);
     }
 }
+
+TEST_CASE("an upgrade links the Devices stored before to their citizens, every version, deletions as the version they delete") {
+    store_fixture db;
+    must_write(*db, patient(nhs));
+    const std::string pacemaker = R"({"resourceType":"Device","patient":{"reference":"Patient/9000000009"},"type":{"text":"pacemaker"}})";
+    must_write(*db, prepared(write_kind::create, "Device", "pacemaker", pacemaker));
+    must_write(*db, prepared(write_kind::update, "Device", "pacemaker",
+                             R"({"resourceType":"Device","id":"pacemaker","patient":{"reference":"Patient/9000000009"},"type":{"text":"pacemaker, dual chamber"}})"));
+    must_write(*db, prepared(write_kind::create, "Device", "monitor", pacemaker));
+    must_write(*db, remove_request("Device", "monitor"));
+    must_write(*db, prepared(write_kind::create, "Device", "hoist", R"({"resourceType":"Device","type":{"text":"hoist"}})"));
+    const auto linked = db.rows("SELECT id, version_id, citizens FROM resource_versions WHERE type = 'Device' ORDER BY seq");
+    REQUIRE(linked == std::vector<std::vector<std::string>>{
+                          {"pacemaker", "1", nhs}, {"pacemaker", "2", nhs}, {"monitor", "1", nhs}, {"monitor", "2", nhs}, {"hoist", "1", ""}});
+    const auto version_citizens = db.count("SELECT count(*) FROM version_citizens");
+    db.close();
+
+    // What the previous release stored: Devices linked to no citizen. SQLite schema 15, PostgreSQL 12.
+    const std::string forget =
+        "UPDATE resource_versions SET citizens = '' WHERE type = 'Device'; "
+        "DELETE FROM version_citizens WHERE seq IN (SELECT seq FROM resource_versions WHERE type = 'Device'); ";
+    REQUIRE(db.execute(db.scratch ? "DROP TRIGGER resource_versions_never_change ON resource_versions; " + forget +
+                                        "CREATE TRIGGER resource_versions_never_change BEFORE UPDATE ON resource_versions "
+                                        "FOR EACH ROW EXECUTE FUNCTION caregate_refuse('resource versions are immutable'); "
+                                        "UPDATE caregate_schema SET version = 12"
+                                  : "DROP TRIGGER resource_versions_never_change; " + forget +
+                                        "CREATE TRIGGER resource_versions_never_change BEFORE UPDATE ON resource_versions "
+                                        "BEGIN SELECT RAISE(ABORT, 'resource versions are immutable'); END; "
+                                        "PRAGMA user_version = 15") == SQLITE_OK);
+    REQUIRE(db.count("SELECT count(*) FROM version_citizens") == version_citizens - 3);
+    db.reopen();
+    CHECK(db.count(db.scratch ? "SELECT version FROM caregate_schema" : "PRAGMA user_version") ==
+          (db.scratch ? newest_postgresql_schema : newest_sqlite_schema));
+    CHECK(db.rows("SELECT id, version_id, citizens FROM resource_versions WHERE type = 'Device' ORDER BY seq") == linked);
+    CHECK(db.count("SELECT count(*) FROM version_citizens") == version_citizens);
+    auto read = db->read_current("Device", "pacemaker");
+    REQUIRE(read.ok());
+    CHECK(read->citizens == std::vector<std::string>{nhs});
+    // The versions are immutable again.
+    CHECK(db.execute("UPDATE resource_versions SET citizens = '' WHERE type = 'Device'") != SQLITE_OK);
+}

@@ -50,8 +50,8 @@ private:
 
 /// The schema versions this build migrates to (storage/src/sqlite/schema.cpp, postgresql/schema.cpp):
 /// the tests that migrate a database of an older release expect them.
-inline constexpr int newest_sqlite_schema = 15;
-inline constexpr int newest_postgresql_schema = 12;
+inline constexpr int newest_sqlite_schema = 16;
+inline constexpr int newest_postgresql_schema = 13;
 
 /// A store on its own database; reopen() closes and opens it again on the same database. On
 /// PostgreSQL the options' store_settings are the engine's and its SQLite settings are unused.

@@ -4,6 +4,7 @@
 
 #include "libpq.hpp"
 #include "../relational/opt_outs.hpp"
+#include "../relational/relink_citizens.hpp"
 #include "../relational/search_index.hpp"
 
 #include <array>
@@ -20,7 +21,18 @@ struct migration {
     fhir::status (*fill)(connection& db) = nullptr;
 };
 
-const std::array<migration, 12> migrations = {{
+/// Migration 13's fill: as SQLite's 16 (relink_devices there).
+fhir::status relink_devices(connection& db) {
+    if (auto relinked = relink_citizens_of_type(db, "Device"); !relinked)
+        return relinked;
+    return db.exec_script(R"sql(
+CREATE TRIGGER resource_versions_never_change BEFORE UPDATE ON resource_versions
+    FOR EACH ROW EXECUTE FUNCTION caregate_refuse('resource versions are immutable');
+)sql",
+                          "migrating the schema (citizens of a type)");
+}
+
+const std::array<migration, 13> migrations = {{
     // 1: everything the SQLite schema holds at its version 9, in PostgreSQL's terms.
     {R"sql(
 CREATE FUNCTION instr(text, text) RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -376,6 +388,12 @@ ALTER TABLE export_file_parts RENAME TO export_files;
 CREATE STATISTICS IF NOT EXISTS resource_versions_type_expression ON ((type || '')) FROM resource_versions;
 ANALYZE resource_versions;
 )sql"},
+    // 13: as the SQLite schema's 16, the Devices stored before link to the citizens they are for
+    // (relink_devices); the trigger that refuses changes to versions is lifted for it and put back.
+    {R"sql(
+DROP TRIGGER resource_versions_never_change ON resource_versions;
+)sql",
+     &relink_devices},
 }};
 
 } // namespace

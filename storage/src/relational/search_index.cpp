@@ -234,11 +234,15 @@ void bind_value_columns(statement& insert, int at, const fhir::search_value& val
             bind_optional(insert, at + 6, second.system, second.has_system);
             bind_optional(insert, at + 7, second.code_value, !second.code_value.empty());
             break;
-        case fhir::search_param_type::quantity:
+        case fhir::search_param_type::quantity: {
+            // One column for the unit's code: a value with no code (an age range's "a" written only
+            // as its unit) is found by its unit, as a plain quantity parameter finds it.
+            const std::string& unit_code = second.code_value.empty() ? second.unit : second.code_value;
             bind_optional(insert, at + 6, second.system, second.has_system);
-            bind_optional(insert, at + 7, second.code_value, !second.code_value.empty());
+            bind_optional(insert, at + 7, unit_code, !unit_code.empty());
             insert.bind_real(at + 8, second.number);
             break;
+        }
         case fhir::search_param_type::date:
             insert.bind(at + 9, second.range.begin).bind(at + 10, second.range.end);
             break;

@@ -4,6 +4,7 @@
 
 #include "../relational/list_column.hpp"
 #include "../relational/opt_outs.hpp"
+#include "../relational/relink_citizens.hpp"
 #include "../relational/search_index.hpp"
 
 #include "fhir_model/resource.hpp"
@@ -91,7 +92,19 @@ BEGIN SELECT RAISE(ABORT, 'resource versions are immutable'); END;
                           doing);
 }
 
-const std::array<migration, 15> migrations = {{
+/// Migration 16's fill: every Device version's citizens again (relational/relink_citizens.hpp), and
+/// the trigger that keeps versions immutable back, which the migration's SQL lifted for it.
+fhir::status relink_devices(connection& db) {
+    if (auto relinked = relink_citizens_of_type(db, "Device"); !relinked)
+        return relinked;
+    return db.exec_script(R"sql(
+CREATE TRIGGER resource_versions_never_change BEFORE UPDATE ON resource_versions
+BEGIN SELECT RAISE(ABORT, 'resource versions are immutable'); END;
+)sql",
+                          "migrating the schema (citizens of a type)");
+}
+
+const std::array<migration, 16> migrations = {{
     {// 1: versioned resources, the current-version pointer, citizen links.
     R"sql(
 CREATE TABLE resource_versions (
@@ -562,6 +575,14 @@ INSERT INTO export_file_parts SELECT job_id, number, 0, type, count, content, 0,
 DROP TABLE export_files;
 ALTER TABLE export_file_parts RENAME TO export_files;
 )sql"},
+    // 16: a Device is its patient's item (the Patient compartment places it by Device.patient), so
+    // the Devices stored before link to their citizens too, as the versions written from now on do;
+    // until then one naming a citizen was seen by every role that reads Devices. The trigger that
+    // refuses changes to versions is lifted for the fill (relink_devices) and put back by it.
+    {R"sql(
+DROP TRIGGER resource_versions_never_change;
+)sql",
+     &relink_devices},
 }};
 
 } // namespace
