@@ -172,7 +172,7 @@ def examples(ctx):
         return
     selectors = [s for s in ctx.only if s.startswith("examples.")] if ctx.only else []
     counts = {"pass": 0, "fail": 0, "no_citizen": 0, "dangling": 0, "unlisted": 0, "audit": 0, "not_resource": 0,
-              "not_writable": 0, "invalid_official": 0, "contained_unlisted": 0}
+              "not_writable": 0, "invalid_official": 0, "contained_unlisted": 0, "outside_record": 0}
     files = _files(root)
     if not files:
         ctx.result("examples", "no *.json files under %s" % root)
@@ -232,6 +232,10 @@ def examples(ctx):
             counts["contained_unlisted"] += 1
             ctx.log("SKIP %s: contains a type the server does not list, refused with 422" % name)
             continue
+        if outcome == "citizen_outside_record":
+            counts["outside_record"] += 1
+            ctx.log("SKIP %s: a %s names a patient outside the Patient compartment, refused with 422" % (name, rtype))
+            continue
         if outcome == "no_citizen":
             counts["no_citizen"] += 1
             ctx.log("SKIP %s: no citizen referenced, refused with 422" % name)
@@ -241,10 +245,11 @@ def examples(ctx):
     ctx.emit("examples summary: %d round-tripped, %d failed, %d skipped (no citizen), "
              "%d skipped (refers to a resource not held), %d skipped (invalid official example), "
              "%d skipped (type not in CapabilityStatement), %d skipped (AuditEvent), "
-             "%d skipped (not writable), %d skipped (not a resource), %d skipped (contains an unlisted type)"
+             "%d skipped (not writable), %d skipped (not a resource), %d skipped (contains an unlisted type), "
+             "%d skipped (names a patient outside the Patient compartment)"
              % (counts["pass"], counts["fail"], counts["no_citizen"], counts["dangling"], counts["invalid_official"],
                 counts["unlisted"], counts["audit"], counts["not_writable"], counts["not_resource"],
-                counts["contained_unlisted"]))
+                counts["contained_unlisted"], counts["outside_record"]))
 
 
 def _round_trip(ctx, res, rtype, codes, known_invalid=False, listed=None, known_no_citizen=False):
@@ -281,6 +286,10 @@ def _round_trip(ctx, res, rtype, codes, known_invalid=False, listed=None, known_
         if r.status == 422 and rtype in PATIENT_COMPARTMENT and \
                 (not has_citizen or known_no_citizen):
             return "no_citizen"
+        if r.status == 422 and rtype not in PATIENT_COMPARTMENT and has_citizen:
+            # A type outside the Patient compartment naming a patient: a server that keeps a
+            # citizen's data in their record alone may refuse it.
+            return "citizen_outside_record"
         if r.status == 422 and listed is not None and _contains_unlisted(res, listed):
             return "contained_unlisted"
         if r.status == 422 and known_invalid:
