@@ -43,6 +43,7 @@ fhir::status relink_citizens_of_type(connection& db, std::string_view type) {
     const std::string batch_sql = "SELECT seq, deleted, json FROM resource_versions WHERE type = ?1 AND seq > ?2 "
                                   "ORDER BY seq LIMIT 1000";
     const std::string update_sql = "UPDATE resource_versions SET citizens = ?2 WHERE seq = ?1";
+    const std::string type_text(type); // bound by reference: it must outlive each statement's steps
     std::int64_t after = 0;
     for (;;) {
         std::vector<std::tuple<std::int64_t, bool, std::string>> batch;
@@ -51,7 +52,7 @@ fhir::status relink_citizens_of_type(connection& db, std::string_view type) {
             if (!prepared)
                 return std::move(prepared).failure();
             statement query(*prepared);
-            query.bind(1, std::string(type)).bind(2, after);
+            query.bind(1, type_text).bind(2, after);
             int rc;
             while ((rc = query.step()) == step_row)
                 batch.emplace_back(query.integer(0), query.integer(1) != 0, query.blob(2));
@@ -87,7 +88,7 @@ fhir::status relink_citizens_of_type(connection& db, std::string_view type) {
                    "UPDATE resource_versions SET citizens = coalesce((SELECT p.citizens FROM resource_versions p "
                    "WHERE p.type = resource_versions.type AND p.id = resource_versions.id "
                    "AND p.version_id = resource_versions.version_id - 1), '') WHERE type = ?1 AND deleted = 1",
-                   relinking, [&](statement& update) { update.bind(1, std::string(type)); });
+                   relinking, [&](statement& update) { update.bind(1, type_text); });
 }
 
 } // namespace caregate::storage::detail
