@@ -15,7 +15,8 @@ EXERCISED = ("create", "read", "vread", "update", "history-instance", "history-t
 R4_SAMPLE_TYPES = ("Claim", "ClaimResponse", "ExplanationOfBenefit", "CoverageEligibilityRequest",
                    "EnrollmentRequest", "PaymentNotice", "PaymentReconciliation", "Invoice",
                    "ResearchStudy", "SubstanceSpecification", "MedicinalProductIngredient",
-                   "EffectEvidenceSynthesis", "TestScript", "ImplementationGuide")
+                   "EffectEvidenceSynthesis", "TestScript", "ImplementationGuide", "Task", "Subscription",
+                   "Parameters", "OperationOutcome")
 
 
 @check("capabilities.metadata")
