@@ -174,6 +174,39 @@ def access(ctx):
         if v.encode() in h.body:
             fail("a V item appears in another organisation's type history")
 
+    def documents():
+        # Composition/{id}/$document, whole or refused: the acute trust (whose Encounter gives it a
+        # relationship) sees the GP's summary but not its very restricted section, so it gets a 422
+        # naming the Composition's element, never a partial document, and nothing of the hidden item.
+        author = _created(system.post("Practitioner", {"resourceType": "Practitioner", "name": [{"family": "Okafor"}]}),
+                          "a Practitioner")
+        shared = _created(who("gp_clinician").post("Condition", _condition(tom, "active")), "a shared item")
+        hidden = _created(who("gp_clinician").post("Condition", _condition(tom, "active", "V")), "a V item")
+        summary = {"resourceType": "Composition", "status": "final",
+                   "type": {"coding": [{"system": "http://loinc.org", "code": "18842-5"}]},
+                   "subject": _ref(tom), "date": "2026-11-30T10:00:00Z",
+                   "author": [{"reference": "Practitioner/%s" % author}], "title": "Discharge summary",
+                   "section": [{"title": "section %d" % i, "entry": [{"reference": "Condition/%s" % item}]}
+                               for i, item in enumerate((shared, hidden))]}
+        cid = _created(who("gp_clinician").post("Composition", summary), "a Composition")
+        whole = who("gp_clinician").get("Composition/%s/$document" % cid)
+        _expect(whole, 200, "the writer's $document")
+        document = whole.json() or {}
+        entries = document.get("entry", [])
+        if document.get("type") != "document" or len(entries) != 5 or \
+                entries[0].get("resource", {}).get("resourceType") != "Composition":
+            fail("$document: expected a document Bundle of 5 entries, the Composition first")
+        _expect(who("acute_clinician").get("Composition/%s" % cid), 200, "the trust reading the summary")
+        refused = who("acute_clinician").get("Composition/%s/$document" % cid)
+        _expect(refused, 422, "$document with a section the caller may not see")
+        issues = (refused.json() or {}).get("issue", [])
+        if [i.get("code") for i in issues] != ["incomplete"] or \
+                issues[0].get("expression") != ["Composition.section[1].entry[0]"]:
+            fail("$document refused without one incomplete issue at Composition.section[1].entry[0]: %s"
+                 % refused.summary())
+        if hidden.encode() in refused.body:
+            fail("the refusal names the hidden item")
+
     def ownership():
         cid = state.get("gp_condition") or _created(who("gp_clinician").post("Condition", _condition(tom, "active")), "c")
         current = who("gp_clinician").get("Condition/%s" % cid).json()
@@ -294,7 +327,8 @@ def access(ctx):
             fail("the new registration's history holds %d entries, not 1" % len(entries))
 
     for name, fn in (("tokens", tokens), ("relationship", relationship), ("policy_roles", policy_roles),
-                     ("labels", labels), ("ownership", ownership), ("break_glass", break_glass),
+                     ("labels", labels), ("documents", documents), ("ownership", ownership),
+                     ("break_glass", break_glass),
                      ("objection", objection), ("history_restricted", history_restricted),
                      ("provenance", provenance), ("erasure", erasure), ("audit", audit)):
         run(name, fn)
