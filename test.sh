@@ -264,6 +264,13 @@ python3 tests/crash/export_crash_test.py --caregate build/caregate --kills 3 || 
 python3 tests/crash/export_crash_test.py --caregate build/caregate --kills 3 \
   --db "postgresql://caregate@127.0.0.1:$(cat "$pg_dir/port")/export_crash" || { export_crash_ok=0; status=1; }
 
+echo "== a 50 MiB Binary (a scanned letter) up and down raw and as base64, on SQLite and on PostgreSQL: every byte the same, the server's peak memory at most 1.5 times one copy"
+binary_ok=1
+python3 tests/crash/large_binary_test.py --caregate build/caregate --mib 50 || { binary_ok=0; status=1; }
+"/usr/lib/postgresql/15/bin/createdb" -h 127.0.0.1 -p "$(cat "$pg_dir/port")" -U caregate large_binary
+python3 tests/crash/large_binary_test.py --caregate build/caregate --mib 50 \
+  --postgresql "postgresql://caregate@127.0.0.1:$(cat "$pg_dir/port")/large_binary" || { binary_ok=0; status=1; }
+
 echo "== a real full disk: the database on a small tmpfs, filled until 503, grown under the running server"
 disk_ok=1
 python3 tests/crash/disk_full_test.py --caregate build/caregate || { disk_ok=0; status=1; }
@@ -289,19 +296,19 @@ if [ "$full" = 1 ]; then
 fi
 
 # One closing line for the whole run: ctest's suites, the conformance checks, the SMART client's
-# checks, the browser journey's checks, the admin listener, the audit chain, the backup, the crash test, the full disk, the floods, the fuzzers, the sanitizer builds (and with --full the soak test).
+# checks, the browser journey's checks, the admin listener, the audit chain, the backup, the crash test, the large Binary, the full disk, the floods, the fuzzers, the sanitizer builds (and with --full the soak test).
 read -r c_pass c_fail < <(tail -n 1 "$work/conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r s_pass s_fail < <(tail -n 1 "$work/smart.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r p_pass p_fail < <(tail -n 1 "$work/pg-conformance.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r b_pass b_fail < <(tail -n 1 "$work/bulk.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r w_pass w_fail < <(tail -n 1 "$work/browser-sqlite.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 read -r wp_pass wp_fail < <(tail -n 1 "$work/browser-postgresql.out" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
-passed=$((4 + ${c_pass:-0} + ${s_pass:-0} + ${p_pass:-0} + ${b_pass:-0} + ${w_pass:-0} + ${wp_pass:-0} + pg_ok + migrate_ok + two_nodes_ok + failover_ok + admin_ok + audit_ok + backup_ok + crash_ok + export_crash_ok + disk_ok + flood_ok + fuzz_ok + sanitize_ok + full * soak_ok))
-failed=$((${c_fail:-1} + ${s_fail:-1} + ${p_fail:-1} + ${b_fail:-1} + ${w_fail:-1} + ${wp_fail:-1} + 13 + full - pg_ok - migrate_ok - two_nodes_ok - failover_ok - admin_ok - audit_ok - backup_ok - crash_ok - export_crash_ok - disk_ok - flood_ok - fuzz_ok - sanitize_ok - full * soak_ok))
+passed=$((4 + ${c_pass:-0} + ${s_pass:-0} + ${p_pass:-0} + ${b_pass:-0} + ${w_pass:-0} + ${wp_pass:-0} + pg_ok + migrate_ok + two_nodes_ok + failover_ok + admin_ok + audit_ok + backup_ok + crash_ok + export_crash_ok + binary_ok + disk_ok + flood_ok + fuzz_ok + sanitize_ok + full * soak_ok))
+failed=$((${c_fail:-1} + ${s_fail:-1} + ${p_fail:-1} + ${b_fail:-1} + ${w_fail:-1} + ${wp_fail:-1} + 14 + full - pg_ok - migrate_ok - two_nodes_ok - failover_ok - admin_ok - audit_ok - backup_ok - crash_ok - export_crash_ok - binary_ok - disk_ok - flood_ok - fuzz_ok - sanitize_ok - full * soak_ok))
 # What failed, named again at the end: CI keeps only the tail of the output.
 if [ "$status" != 0 ]; then
   echo "== what failed"
-  for part in pg migrate two_nodes failover admin audit backup crash export_crash disk flood fuzz sanitize soak; do
+  for part in pg migrate two_nodes failover admin audit backup crash export_crash binary disk flood fuzz sanitize soak; do
     ok="${part}_ok"
     [ "${!ok}" = 1 ] || echo "  $part"
   done

@@ -207,6 +207,47 @@ def access(ctx):
         if hidden.encode() in refused.body:
             fail("the refusal names the hidden item")
 
+    def binaries():
+        # A Binary is seen exactly by those who see its securityContext, and one without a context by
+        # its writer's organisation alone: raw bytes back for the GP, and for the trust (no
+        # relationship with this citizen) a 404 as for nothing, empty searches, nothing in history.
+        nhs = random_test_nhs()
+        registered = patient(nhs, rid=nhs)
+        registered["generalPractitioner"] = [{"reference": "Organization/A81001"}]
+        _expect(system.put("Patient/%s" % nhs, registered), 201, "a citizen registered with the GP")
+        gp, trust = who("gp_clinician"), who("acute_clinician")
+        letter = _created(gp.post("DocumentReference", {
+            "resourceType": "DocumentReference", "status": "current", "subject": _ref(nhs),
+            "content": [{"attachment": {"contentType": "application/pdf", "title": "Clinic letter"}}]}),
+            "a DocumentReference")
+        document = bytes(range(256)) * 64 + b"%s-letter" % nhs.encode()
+        raw = {"Content-Type": "application/pdf", "X-Security-Context": "DocumentReference/%s" % letter}
+        bid = _created(gp.request("POST", "Binary", body=document, headers=raw), "a Binary sent raw")
+        back = gp.request("GET", "Binary/%s" % bid, headers={"Accept": None})
+        _expect(back, 200, "the GP reading the Binary raw")
+        if back.body != document or (back.header("Content-Type") or "") != "application/pdf":
+            fail("the raw read is not the bytes sent, in their own type")
+        as_fhir = gp.get("Binary/%s" % bid).json() or {}
+        if base64.b64decode(as_fhir.get("data", "")) != document:
+            fail("the Binary read as FHIR does not carry the bytes sent in base64")
+        own = _created(trust.request("POST", "Binary", body=b"a scan before its DocumentReference",
+                                     headers={"Content-Type": "image/tiff"}), "a Binary without a context")
+        for path in ("Binary/%s" % bid, "Binary/%s/_history/1" % bid):
+            hidden = trust.request("GET", path, headers={"Accept": None})
+            _expect(hidden, 404, "the trust reading a Binary of a letter it may not see")
+            if document[-20:] in hidden.body:
+                fail("the refusal carries the document's bytes")
+        _expect(gp.get("Binary/%s" % own), 404, "the GP reading another organisation's Binary without a context")
+        _expect(trust.get("Binary/%s" % own), 200, "the writer's organisation reading its Binary without a context")
+        for caller, hidden_id in ((trust, bid), (gp, own)):
+            found = caller.get("Binary?_id=%s&_total=accurate" % hidden_id)
+            _expect(found, 200, "a search by _id")
+            page = found.json() or {}
+            if page.get("total") != 0 or page.get("entry"):  # (its self link repeats the _id asked for)
+                fail("a search by _id found a Binary its caller may not see")
+            if hidden_id.encode() in caller.get("Binary/_history").body:
+                fail("the type history names a Binary its caller may not see")
+
     def ownership():
         cid = state.get("gp_condition") or _created(who("gp_clinician").post("Condition", _condition(tom, "active")), "c")
         current = who("gp_clinician").get("Condition/%s" % cid).json()
@@ -327,7 +368,7 @@ def access(ctx):
             fail("the new registration's history holds %d entries, not 1" % len(entries))
 
     for name, fn in (("tokens", tokens), ("relationship", relationship), ("policy_roles", policy_roles),
-                     ("labels", labels), ("documents", documents), ("ownership", ownership),
+                     ("labels", labels), ("documents", documents), ("binaries", binaries), ("ownership", ownership),
                      ("break_glass", break_glass),
                      ("objection", objection), ("history_restricted", history_restricted),
                      ("provenance", provenance), ("erasure", erasure), ("audit", audit)):

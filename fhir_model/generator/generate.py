@@ -43,6 +43,9 @@ SUPPORTED_TYPES = sorted([
     "ImmunizationEvaluation", "ImmunizationRecommendation", "Invoice", "MeasureReport",
     "MedicationAdministration", "MedicationDispense", "MolecularSequence", "Person", "RequestGroup",
     "ResearchSubject", "Schedule", "SupplyDelivery", "SupplyRequest", "VisionPrescription",
+    # Outside the Patient compartment, but seen only with the item its securityContext names
+    # (storage/src/visibility_rule.hpp, rule 4); its bytes are kept apart from its JSON.
+    "Binary",
     # Outside the Patient compartment: directories, definitions, knowledge and terminology. None may
     # name a citizen or a citizen's item (fhir_model/src/outside_record.cpp).
     "ActivityDefinition", "BiologicallyDerivedProduct", "CapabilityStatement", "CatalogEntry",

@@ -325,6 +325,8 @@ void collect_targets(const rapidjson::Value& resource, std::vector<std::string>&
     if (auto targets = resource.FindMember("target"); targets != resource.MemberEnd() && targets->value.IsArray())
         for (const auto& target : targets->value.GetArray())
             add(target);
+    if (auto context = resource.FindMember("securityContext"); context != resource.MemberEnd()) // a Binary's
+        add(context->value);
     if (auto entities = resource.FindMember("entity"); entities != resource.MemberEnd() && entities->value.IsArray())
         for (const auto& entity : entities->value.GetArray())
             if (entity.IsObject())

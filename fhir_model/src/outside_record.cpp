@@ -59,6 +59,8 @@ bool looks_like_reference(const rapidjson::Value& v) {
 struct walker {
     std::string_view root_type;
     std::vector<issue> issues;
+    /// A member of the root resource not walked.
+    std::string_view skipped_root_member;
 
     void refuse(const std::string& path, std::string_view what) {
         issues.push_back({"error", "business-rule",
@@ -90,6 +92,8 @@ struct walker {
             refuse(path, "a reference to " + std::string(text_of(type->value)));
         for (const auto& member : v.GetObject()) {
             const std::string_view name(member.name.GetString(), member.name.GetStringLength());
+            if (name == skipped_root_member && path == root_type)
+                continue;
             if (name == "contained" && member.value.IsArray()) {
                 for (rapidjson::SizeType i = 0; i < member.value.Size(); ++i) {
                     const rapidjson::Value& inner = member.value[i];
@@ -113,6 +117,10 @@ std::vector<issue> names_of_citizens_outside_record(const rapidjson::Value& reso
     if (in_patient_compartment(type))
         return {};
     walker w{type, {}};
+    // A Binary's securityContext names the item it is seen with (any item, a citizen's too): the rule
+    // does not apply to it; the rest of the Binary is held to the rule.
+    if (points_at_items(type))
+        w.skipped_root_member = "securityContext";
     w.value(resource, std::string(type));
     return std::move(w.issues);
 }

@@ -293,6 +293,14 @@ const type_def* type_of_child(const member_def* def, const rapidjson::Value& chi
     return def->type;
 }
 
+/// An Attachment.url that points at a stored Binary (binary.html#rest: a DocumentReference's document
+/// is a Binary of the same server): "Binary/{id}", a server's ".../Binary/{id}", or a transaction's
+/// "urn:uuid:..." that will become one. Any other URL is a document elsewhere.
+bool names_binary(std::string_view url) {
+    return url.starts_with("Binary/") || url.starts_with("urn:uuid:") ||
+           (url.find("://") != std::string_view::npos && url.find("/Binary/") != std::string_view::npos);
+}
+
 /// Collects the Reference.reference strings under `value` (of `type`, nullptr when unknown), `path` being
 /// where `value` is. Where the definitions give the type, only a Reference's `reference` counts (R4
 /// has other elements named `reference`: Expression.reference and Immunization.education.reference
@@ -307,6 +315,9 @@ void collect_references(const rapidjson::Value& value, const type_def* type, std
         const std::size_t length = path.size();
         path.append(".").append(name.starts_with('_') ? name.substr(1) : name); // `_status` is status's element
         if (reference && name == "reference" && detail::is_string(member.value))
+            out.push_back({std::string(detail::view(member.value)), path});
+        else if (type != nullptr && type->name == "Attachment" && name == "url" && detail::is_string(member.value) &&
+                 names_binary(detail::view(member.value)))
             out.push_back({std::string(detail::view(member.value)), path});
         const member_def* def = type != nullptr ? type->member(name) : nullptr;
         if (member.value.IsArray()) {

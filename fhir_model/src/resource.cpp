@@ -5,6 +5,7 @@
 
 #include "access_facts.hpp"
 #include "definitions.hpp"
+#include "fhir_model/binary.hpp"
 #include "fhir_model/nhs_number.hpp"
 #include "canonical.hpp"
 #include "contribution_marks.hpp"
@@ -87,7 +88,9 @@ bool requires_citizen(std::string_view type) noexcept {
                std::end(citizen_optional_types);
 }
 
-bool points_at_items(std::string_view type) noexcept { return type == "Provenance"; }
+bool points_at_items(std::string_view type) noexcept { return type == "Provenance" || type == "Binary"; }
+
+bool owner_only_when_pointing_at_nothing(std::string_view type) noexcept { return type == "Binary"; }
 
 namespace {
 
@@ -147,6 +150,12 @@ result<prepared_resource> prepare(std::string_view body, std::string_view expect
     for (auto& logical : checked.logical_references)
         complete_logical_reference(*logical.reference, logical.nhs_number, doc.GetAllocator());
     out.citizens = std::move(checked.citizens);
+    if (expected_type == "Binary")
+        if (auto data = doc.FindMember("data"); data != doc.MemberEnd()) {
+            // Validated as base64Binary above: whitespace aside, canonical base64.
+            out.binary_bytes = decode_base64(view(data->value));
+            doc.RemoveMember(data);
+        }
     out.content = detail::write_canonical(doc, nullptr);
     return out;
 }

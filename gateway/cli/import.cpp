@@ -239,6 +239,8 @@ public:
         write.content = std::move(prepared->content);
         write.citizens = std::move(prepared->citizens);
         write.access = std::move(prepared->access);
+        if (!prepared->binary_bytes.empty()) // a Binary's `data`, stored apart from its JSON
+            write.binary_bytes = std::make_shared<const std::string>(std::move(prepared->binary_bytes));
         write.writer = settings.organisation;
         write.any_owner = true; // the ICS's integration service may correct any organisation's items
         store.prepare_index(write);

@@ -9,6 +9,7 @@
 #include "admin/admin_endpoint.hpp"
 #include "auth/token.hpp"
 #include "net/server.hpp"
+#include "interactions/binary.hpp"
 #include "interactions/context.hpp"
 #include "rest/cors.hpp"
 #include "rest/request_metrics.hpp"
@@ -147,6 +148,9 @@ std::vector<option> serve_options(serve_settings& s) {
          }},
         {"max-body-bytes", "N", "largest request body; more gets 413 (default 16777216, 16 MiB)",
          [&](const std::string& v) { s.limits.body_bytes = to_number<std::size_t>(v, "max-body-bytes"); }},
+        {"max-binary-bytes", "N", "largest Binary sent as its raw bytes (POST Binary, PUT Binary/{id}); more gets "
+                                  "413 (default 67108864, 64 MiB; a Binary sent as JSON is held to --max-body-bytes)",
+         [&](const std::string& v) { s.limits.binary_body_bytes = to_number<std::size_t>(v, "max-binary-bytes"); }},
         {"max-bodies-bytes", "N", "request bodies held at once per listener, received or being handled; "
                                   "a request over it gets 503 (default 268435456, 256 MiB; at least --max-body-bytes)",
          [&](const std::string& v) { s.limits.bodies_bytes = to_number<std::size_t>(v, "max-bodies-bytes"); }},
@@ -445,6 +449,8 @@ int serve(const std::vector<std::string>& args) {
                     throw std::invalid_argument(file + " is missing: run certs/make-dev-certs.sh or give --certs DIR");
         }
         provider.handle = configuration.provider_handler();
+        // A Binary's raw bytes may be larger than any other body (net::limits::binary_body_bytes).
+        provider.takes_binary_body = interactions::detail::binary_upload_lines(settings.base_url);
         std::unique_ptr<dev_idp::provider> login;
         if (settings.dev_idp) {
             dev_idp::settings chosen;

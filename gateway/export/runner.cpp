@@ -2,6 +2,7 @@
 #include "export/runner.hpp"
 
 #include "export/job_request.hpp"
+#include "fhir_model/binary.hpp"
 #include "fhir_model/summary.hpp"
 #include "http/log.hpp"
 #include "storage/search.hpp"
@@ -284,11 +285,11 @@ void runner::run(const storage::export_job& job, const std::string& worker) {
             const auto wanted = elements.find(version.type);
             if (wanted == elements.end())
                 return finish("a page held a type the export did not ask for"); // a bug: nothing of it written
-            if (wanted->second.empty() && key == nullptr) {
+            if (wanted->second.empty() && key == nullptr && !fhir::stored_in_parts(version.type)) {
                 take(version.type, version.json); // the stored bytes, as they are
             } else {
                 auto line = wanted->second.empty()
-                                ? fhir::result<std::string>(version.json)
+                                ? fhir::listed_form(version.type, version.json) // a Binary without its bytes
                                 : fhir::subset_resource(version.json, fhir::summary_form::full, wanted->second);
                 if (line && key != nullptr)
                     line = fhir::deidentify_resource(*line, profile, pseudonym_of);

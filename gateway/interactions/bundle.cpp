@@ -143,7 +143,7 @@ error entry_failure(std::size_t index, const fhir::bundle_entry_request& entry, 
 }
 
 /// The request an entry makes, as it would arrive alone: the caller's request line and headers (its
-/// credentials, Prefer, Accept) with the entry's method, URL, conditional headers and body.
+/// credentials, Prefer) with the entry's method, URL, conditional headers and body.
 http::request entry_request(const http::request& bundle_request, const std::string& base_path,
                             const fhir::bundle_entry_request& entry, std::string body,
                             const std::string& content_type = "application/fhir+json") {
@@ -156,10 +156,12 @@ http::request entry_request(const http::request& bundle_request, const std::stri
         std::string name = field.name;
         std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
         if (name == "content-type" || name == "content-length" || name == "if-match" || name == "if-none-match" ||
-            name == "if-none-exist" || name == "if-modified-since")
+            name == "if-none-exist" || name == "if-modified-since" || name == "accept" || name == "x-security-context")
             continue;
         made.headers.push_back(field);
     }
+    // An entry's answer goes into the Bundle as FHIR JSON: a Binary's too, never its raw bytes.
+    made.headers.push_back({"Accept", "application/fhir+json"});
     auto add = [&](std::string name, const std::string& value) {
         if (!value.empty())
             made.headers.push_back({std::move(name), value});

@@ -11,6 +11,7 @@
 // as for a plain create.
 #include "interactions/interactions.hpp"
 #include "interactions/write.hpp"
+#include "interactions/binary.hpp"
 
 #include "http/error_response.hpp"
 
@@ -93,6 +94,7 @@ fhir::result<planned_write> plan_create(context& ctx) {
     write.content = std::move(prepared->content);
     write.citizens = std::move(prepared->citizens);
     write.access = std::move(prepared->access);
+    take_binary_bytes(ctx, *prepared, write);
     std::string detail;
     if (const std::string_view header = ctx.req.header("If-None-Exist"); !header.empty()) {
         auto criteria = if_none_exist(header, write.type);

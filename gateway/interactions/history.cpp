@@ -6,6 +6,7 @@
 // deletion: the version it removed) and the resource as it is now (its last live version), decided
 // by the store in the query (storage/src/relational/visibility_sql.hpp), so pages hold _count entries whenever
 // there are as many.
+#include "fhir_model/binary.hpp"
 #include "interactions/interactions.hpp"
 
 #include "fhir_model/date_time.hpp"
@@ -114,8 +115,16 @@ void history(context& ctx, http::responder& done) {
         const std::string url = v.method == "POST" ? v.type : v.type + "/" + v.id;
         const std::string tag = etag(v.version_id);
         const std::string modified = storage::store::format_instant(v.last_updated);
+        std::string binary_shown; // a Binary without its bytes (interactions/binary.hpp)
+        if (!v.deleted && fhir::stored_in_parts(v.type)) {
+            auto shown = fhir::listed_form(v.type, v.json);
+            if (!shown)
+                return done(http::error_response(shown.failure()));
+            binary_shown = std::move(*shown);
+        }
         bundle.entry({.full_url = full_url,
-                      .resource = v.deleted ? std::string_view{} : std::string_view(v.json),
+                      .resource = v.deleted ? std::string_view{} : binary_shown.empty() ? std::string_view(v.json)
+                                                                                         : std::string_view(binary_shown),
                       .request = bundle_entry_request{v.method, url},
                       .response = bundle_entry_response{.status = entry_status(v), .etag = tag, .last_modified = modified}});
     }

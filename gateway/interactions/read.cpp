@@ -5,6 +5,7 @@
 
 #include "fhir_model/date_time.hpp"
 #include "interactions/access_steps.hpp"
+#include "interactions/binary.hpp"
 #include "http/error_response.hpp"
 
 #include <memory>
@@ -31,6 +32,8 @@ void answer_read(context& ctx, fhir::result<storage::stored_version> current, ht
         not_modified = version.last_updated / 1'000'000 <= *since / 1'000'000; // HTTP dates have seconds
     if (not_modified)
         return done(version_response(ctx.config, 304, version, prefer_return::minimal, false));
+    if (version.type == "Binary")
+        return done(detail::binary_response(ctx, version));
     done(version_response(ctx.config, 200, version, prefer_return::representation, false));
 }
 

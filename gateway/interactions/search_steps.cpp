@@ -1,11 +1,13 @@
 // The search steps the search interactions share; see search_steps.hpp. The Bundle splices stored
 // JSON in as it is (or subsetted for _summary/_elements); links carry the parameters as applied, so
 // the self link says exactly what was searched.
+#include "fhir_model/binary.hpp"
 #include "interactions/search_steps.hpp"
 
 #include "fhir_model/summary.hpp"
 #include "http/error_response.hpp"
 #include "interactions/access_steps.hpp"
+#include "interactions/binary.hpp"
 #include "interactions/bundle_writer.hpp"
 #include "interactions/paging.hpp"
 #include "storage/search.hpp"
@@ -234,8 +236,15 @@ void answer_search(context& ctx, http::responder& done, const search_scope& scop
         const char* mode = entry.include ? "include" : "match";
         // _elements applies to matches; _summary to every entry.
         const bool subset = form != fhir::summary_form::full || (!entry.include && !query.elements.empty());
-        if (!subset) {
+        if (!subset && !fhir::stored_in_parts(v.type)) {
             bundle.entry({.full_url = full_url, .resource = v.json, .search_mode = mode});
+            continue;
+        }
+        if (!subset) {
+            auto shown = fhir::listed_form(v.type, v.json); // a Binary without its bytes
+            if (!shown)
+                return done(http::error_response(shown.failure()));
+            bundle.entry({.full_url = full_url, .resource = *shown, .search_mode = mode});
             continue;
         }
         static const std::vector<std::string> no_elements;

@@ -9,6 +9,7 @@
 // As for conditional create, only resources the caller may see count, and none is revealed.
 #include "interactions/interactions.hpp"
 #include "interactions/write.hpp"
+#include "interactions/binary.hpp"
 
 #include "http/error_response.hpp"
 
@@ -86,6 +87,7 @@ fhir::result<planned_write> plan_update(context& ctx) {
     write.content = std::move(prepared->content);
     write.citizens = std::move(prepared->citizens);
     write.access = std::move(prepared->access);
+    take_binary_bytes(ctx, *prepared, write);
     std::string detail;
     if (query) {
         detail = "criteria: " + criteria_text(*query);

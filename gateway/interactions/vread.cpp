@@ -4,6 +4,7 @@
 #include "interactions/interactions.hpp"
 
 #include "interactions/access_steps.hpp"
+#include "interactions/binary.hpp"
 #include "http/error_response.hpp"
 
 namespace caregate::interactions {
@@ -32,6 +33,8 @@ void vread(context& ctx, http::responder& done) {
     if (!*visible)
         return fail(detail::not_found(ctx.where.type, ctx.where.id));
     detail::audit_access(ctx, "vread", {&*found}, "success");
+    if (found->type == "Binary")
+        return done(detail::binary_response(ctx, *found));
     done(version_response(ctx.config, 200, *found, prefer_return::representation, false));
 }
 

@@ -1,6 +1,8 @@
 // Shared steps of the write interactions (write.hpp), and the answer to a planned write
 // (write_plan.hpp).
+#include "fhir_model/binary.hpp"
 #include "interactions/write.hpp"
+#include "interactions/binary.hpp"
 
 #include "interactions/access_steps.hpp"
 #include "http/error_response.hpp"
@@ -112,6 +114,8 @@ http::response delete_response(const planned_write& plan, const storage::write_o
 } // namespace
 
 fhir::result<fhir::prepared_resource> prepare_body(const context& ctx, const storage::stored_version* changing) {
+    if (is_raw_binary_upload(ctx))
+        return prepare_raw_binary(ctx, changing);
     if (ctx.req.body.empty())
         return error::make(category::malformed, "required", "the request needs a resource in its body");
     return prepare_content(ctx, ctx.req.body, changing);
@@ -241,7 +245,7 @@ fhir::status check_targets(context& ctx, std::string_view type, std::string_view
             unknown.issues.push_back({"error", "invalid",
                                       "the reference does not name a resource held by this server that a " +
                                           std::string(type) + " may point at",
-                                      std::string(type) + ".target"});
+                                      std::string(type) + (type == "Binary" ? ".securityContext" : ".target")});
     }
     if (!unknown.issues.empty())
         return unknown;
@@ -324,6 +328,15 @@ http::response write_response(const rest_config& config, const planned_write& pl
         return delete_response(plan, outcome, how);
     // A conditional create that matched answers with the match as it is: no new version.
     const unsigned status = outcome.created && !outcome.matched ? 201 : 200;
+    if (how == prefer_return::representation && fhir::stored_in_parts(outcome.version.type)) {
+        // Its bytes are not sent back: the client has them, and GET Binary/{id} reads them.
+        storage::stored_version answered = outcome.version;
+        auto shown = fhir::listed_form(answered.type, answered.json);
+        if (!shown)
+            return http::error_response(shown.failure());
+        answered.json = std::move(*shown);
+        return version_response(config, status, answered, how, true);
+    }
     return version_response(config, status, outcome.version, how, true);
 }
 

@@ -54,8 +54,10 @@ boost::system::error_code make_error_code(framing_error e) noexcept {
     return {static_cast<int>(e), framing_category()};
 }
 
-request_parser::request_parser(const net::limits& limits)
-    : header_bytes_(limits.header_bytes), chunk_extension_bytes_(limits.chunk_extension_bytes),
+request_parser::request_parser(const net::limits& limits,
+                               const std::function<bool(std::string_view, std::string_view)>& takes_binary_body)
+    : header_bytes_(limits.header_bytes), body_bytes_(limits.body_bytes), binary_body_bytes_(limits.binary_body_bytes),
+      takes_binary_body_(takes_binary_body), chunk_extension_bytes_(limits.chunk_extension_bytes),
       trailer_bytes_(limits.trailer_bytes) {
     header_limit(static_cast<std::uint32_t>(
         std::min<std::size_t>(limits.header_bytes, std::numeric_limits<std::uint32_t>::max())));
@@ -104,6 +106,11 @@ void request_parser::on_request_impl(beast::http::verb method, string_view metho
     request_.target.assign(target.data(), target.size());
     version_ = static_cast<unsigned>(version);
     head_ = method == beast::http::verb::head;
+    // Invariant 5: before the fields, as Beast holds a Content-Length to the limit when the header ends.
+    if (takes_binary_body_ && takes_binary_body_(request_.method, request_.target)) {
+        binary_body_ = true;
+        body_limit(static_cast<std::uint64_t>(std::max(body_bytes_, binary_body_bytes_)));
+    }
 }
 
 void request_parser::on_response_impl(int, string_view, int, error_code&) {
@@ -124,6 +131,9 @@ void request_parser::on_field_impl(beast::http::field name, string_view name_str
         transfer_encoding_is_chunked_ = boost::beast::iequals(trim(value), "chunked");
     } else if (name == beast::http::field::expect && boost::beast::iequals(trim(value), "100-continue")) {
         expects_continue_ = true;
+    } else if (name == beast::http::field::content_type) {
+        const std::string_view type = trim(value);
+        declares_json_ = type.find("json") != std::string_view::npos;
     }
     request_.headers.push_back({std::string(name_string.data(), name_string.size()),
                                 std::string(value.data(), value.size())});
@@ -131,6 +141,15 @@ void request_parser::on_field_impl(beast::http::field name, string_view name_str
 
 void request_parser::on_header_impl(error_code& ec) {
     keep_alive_ = keep_alive();
+    // Invariant 5: JSON is held to body_bytes, wherever it is sent; Beast has held a Content-Length to
+    // the larger limit already, and a chunked body is held to what is set here as it arrives.
+    if (binary_body_ && declares_json_) {
+        if (const auto length = content_length(); length && *length > body_bytes_) {
+            ec = beast::http::error::body_limit;
+            return;
+        }
+        body_limit(static_cast<std::uint64_t>(body_bytes_));
+    }
     // Invariant 1. HTTP/1.0 has no transfer codings: RFC 9112 section 6.1 calls such framing faulty.
     if (transfer_encodings_ != 0 && (transfer_encodings_ != 1 || !transfer_encoding_is_chunked_ || version_ < 11))
         ec = framing_error::transfer_encoding_not_chunked;

@@ -16,6 +16,8 @@
 //      plus limits::chunk_extension_bytes, the trailer section by limits::trailer_bytes; a body
 //      goes into the request as it is parsed and is bounded by limits::body_bytes.
 //   4. Nothing here throws on anything a client sends: every refusal is an error_code.
+//   5. A body is bounded by limits::body_bytes, or by limits::binary_body_bytes where the listener's
+//      takes_binary_body chooses it for the request line, unless the header declares FHIR JSON.
 #pragma once
 
 #include "net/server.hpp"
@@ -27,6 +29,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string_view>
 
 namespace caregate::net::detail {
@@ -47,7 +50,9 @@ boost::system::error_code make_error_code(framing_error e) noexcept;
 /// before it reads more.
 class request_parser final : public boost::beast::http::basic_parser<true> {
 public:
-    explicit request_parser(const net::limits& limits);
+    /// `takes_binary_body`: listener::takes_binary_body (may be empty).
+    request_parser(const net::limits& limits,
+                   const std::function<bool(std::string_view, std::string_view)>& takes_binary_body);
 
     /// basic_parser::put, holding the request line and headers together to limits::header_bytes:
     /// Beast holds the request line to it, and then the fields to it again, each on its own.
@@ -88,6 +93,12 @@ private:
     void on_finish_impl(error_code& ec) override;
 
     const std::size_t header_bytes_;
+    const std::size_t body_bytes_;
+    const std::size_t binary_body_bytes_;
+    const std::function<bool(std::string_view, std::string_view)>& takes_binary_body_;
+    /// The request line chose limits::binary_body_bytes (invariant 5).
+    bool binary_body_ = false;
+    bool declares_json_ = false;
     const std::size_t chunk_extension_bytes_;
     const std::size_t trailer_bytes_;
     http::request request_;

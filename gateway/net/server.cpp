@@ -98,12 +98,17 @@ struct server::impl {
                 throw std::runtime_error("--plain is only allowed on a loopback address");
             if (!config.handle)
                 throw std::runtime_error("a listener has no handler");
+            if (config.takes_binary_body && limits.bodies_bytes < limits.binary_body_bytes)
+                throw std::runtime_error("--max-bodies-bytes (" + std::to_string(limits.bodies_bytes) +
+                                         ") is less than --max-binary-bytes (" + std::to_string(limits.binary_body_bytes) +
+                                         "): a Binary of the largest size could never be received");
             auto revocation = !config.plain && !config.tls.crl_file.empty()
                                   ? std::make_unique<detail::revocation_check>(config.tls)
                                   : nullptr;
             auto tls = config.plain ? nullptr : detail::make_tls_context(config.tls, revocation.get());
             auto& bound = *listeners.emplace_back(std::make_unique<bound_listener>(
                 state, std::move(config.handle), std::move(revocation), std::move(tls), *io));
+            bound.state.takes_binary_body = std::move(config.takes_binary_body);
             bind(bound, config);
         }
         signals.emplace(*io, SIGINT, SIGTERM);

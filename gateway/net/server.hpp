@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace caregate::net {
@@ -28,6 +29,11 @@ struct limits {
     /// memory. Per listener, as max_connections, so that a flood of the patient-facing listener
     /// cannot refuse the providers' uploads. At least body_bytes; 256 MiB holds 16 of the largest.
     std::size_t bodies_bytes = 256 * 1024 * 1024;
+    /// Largest body of a request the listener's takes_binary_body chooses (a Binary's raw bytes: a
+    /// scanned letter is tens of MiB), in place of body_bytes; still counted against bodies_bytes,
+    /// which must hold at least one. A body declared as FHIR JSON (Content-Type application/fhir+json
+    /// or application/json) is held to body_bytes even there: it is parsed whole, more than once.
+    std::size_t binary_body_bytes = 64 * 1024 * 1024;
     /// Largest request line plus headers. 16 KiB fits a long search URL and a large bearer token; 431.
     std::size_t header_bytes = 16 * 1024;
     /// Longest chunk extension (`;name=value` after a chunk's size, RFC 9112 section 7.1.1). A
@@ -81,6 +87,10 @@ struct listener {
     bool plain_on_any_address = false;
     tls_settings tls;
     http::handler handle;
+    /// Whether a request of this method and target (as received) may carry a body of up to
+    /// limits::binary_body_bytes; none: no request may. Decided from the request line alone, before
+    /// the header's Content-Length is held to a limit.
+    std::function<bool(std::string_view method, std::string_view target)> takes_binary_body;
 };
 
 class server {

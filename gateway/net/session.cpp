@@ -117,7 +117,9 @@ std::optional<fhir::error> read_failure(error_code ec, bool timed_out, const net
     if (ec == beast::http::error::body_limit)
         return fhir::error::make(category::too_large, "too-long",
                                  "The request body is larger than the limit of " +
-                                     std::to_string(limits.body_bytes) + " bytes.");
+                                     std::to_string(limits.body_bytes) + " bytes (" +
+                                     std::to_string(limits.binary_body_bytes) +
+                                     " for a Binary's raw bytes).");
     if (ec == beast::http::error::header_limit)
         return fhir::error::make(category::headers_too_large, "too-long",
                                  "The request line and headers are larger than the limit of " +
@@ -490,7 +492,7 @@ asio::awaitable<ending> serve_requests(session<Stream>& s) {
         }
 
         s.arm(phase::reading, limits.read_timeout);
-        request_parser parser(limits);
+        request_parser parser(limits, s.listener().takes_binary_body);
         body_share share(s.listener());
         error_code ec;
         while (!ec && !parser.is_header_done())

@@ -53,6 +53,8 @@ struct listener_state {
     http::handler handle;
     /// Null for a plain (loopback-only) listener.
     std::unique_ptr<boost::asio::ssl::context> tls;
+    /// listener::takes_binary_body.
+    std::function<bool(std::string_view, std::string_view)> takes_binary_body;
     /// Connections accepted and not yet closed, checked against limits.max_connections.
     std::atomic<std::size_t> open_connections{0};
     /// Bytes of request bodies held now (received or being received, not yet answered), at most

@@ -257,10 +257,17 @@ void application::serve(http::request req, http::responder done,
     for (const auto& [key, value] : params)
         if (key == "_format")
             format = value;
-    if (auto ok = check_accept(req, format); !ok)
-        return fail(ok.failure());
     using interactions::interaction;
     const interaction kind = routed->route.where.kind;
+    // A Binary is read in any format its bytes have, and written raw with any Content-Type
+    // (interactions/binary.hpp); FHIR's own formats are held to what is served and read.
+    const bool binary = routed->route.where.type == "Binary";
+    const bool binary_bytes_read = binary && (kind == interaction::read || kind == interaction::vread) && !format &&
+                                   !mentions(req.header("Accept"), "fhir+");
+    const bool binary_bytes_write = binary && (kind == interaction::create || kind == interaction::update);
+    if (!binary_bytes_read)
+        if (auto ok = check_accept(req, format); !ok)
+            return fail(ok.failure());
     const bool form_search =
         req.method == "POST" && (kind == interaction::search_type || kind == interaction::search_system);
     if (form_search) {
@@ -274,8 +281,9 @@ void application::serve(http::request req, http::responder done,
             return fail(error::make(category::malformed, "structure", "the form body is not valid form encoding"));
         for (auto p : boost::urls::params_view(*form))
             params.emplace_back(std::string(p.key), std::string(p.has_value ? p.value : std::string_view{}));
-    } else if (auto ok = check_content_type(req); !ok) {
-        return fail(ok.failure());
+    } else if (!binary_bytes_write) {
+        if (auto ok = check_content_type(req); !ok)
+            return fail(ok.failure());
     }
 
     const route_row* row = routed->route.row;

@@ -61,6 +61,10 @@ public:
         return fhir::points_at_items(v.type);
     }
     bool points_at_nothing(const version& v) const { return fhir::item_targets(v.type, v.json).empty(); }
+    bool may_be_owner_only(const version& v, std::optional<std::string_view>) const {
+        return fhir::owner_only_when_pointing_at_nothing(v.type);
+    }
+    bool of_owner_only_type(const version&, std::optional<std::string_view>) const { return true; }
     /// Each item `v` points at, at its last live version: none stored (or erased) is not visible.
     template <class Each>
     bool every_target(const version& v, Each&& each) {

@@ -23,6 +23,9 @@
 //     excludes (search_visibility::objection_excludes: an export) it hides every version, owned or not.
 //  4. A version of a type that points at items (Provenance) is visible only when every item it points
 //     at is stored and visible by 1 at its last live version, and points at nothing in turn.
+//  6. A version of a type that is its writer's alone when it points at nothing
+//     (fhir::owner_only_when_pointing_at_nothing: a Binary without a securityContext) is visible,
+//     when it points at no stored item, only to the organisation that owns it.
 //  5. For a caller the national data opt-out binds (search_visibility::opt_out_excludes: a
 //     pseudonymised export, for planning), a citizen who has opted out is not open at all.
 // What a path composes from this (a version seen only with the resource as it is now; a deletion
@@ -66,7 +69,7 @@ typename Evaluator::value objection_allows(Evaluator& e, const search_visibility
     return e.any(std::move(allowed));
 }
 
-/// 1 and 4 for one version. `type` is the version's type where the path knows it (then the type
+/// 1, 4 and 6 for one version. `type` is the version's type where the path knows it (then the type
 /// grant is decided for that type alone); `with_targets` false for a version pointed at, which may
 /// point at nothing itself.
 template <class Evaluator>
@@ -94,6 +97,9 @@ typename Evaluator::value version_visible(Evaluator& e, const search_visibility&
         else
             parts.push_back(e.points_at_nothing(version));
     }
+    if (e.may_be_owner_only(version, type)) // 6
+        parts.push_back(e.any({e.negate(e.of_owner_only_type(version, type)), e.owned_by_caller(version),
+                               e.negate(e.points_at_nothing(version))}));
     return e.all(std::move(parts));
 }
 

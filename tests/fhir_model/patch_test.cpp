@@ -696,3 +696,17 @@ TEST_CASE("replace_references: strings equal to a key, and narrative href/src, a
     CHECK(*fhir::replace_references(R"({ "a" : 1.0e2 , "b":"x"})", {}) == R"({"a":1.0e2,"b":"x"})");
     CHECK(fhir::replace_references("[", replacements).failure().kind == fhir::category::malformed);
 }
+
+TEST_CASE("find_references: an Attachment's url counts where it names a Binary kept by a server") {
+    auto found = fhir::find_references(
+        R"({"resourceType":"DocumentReference","status":"current","subject":{"reference":"Patient/9000000009"},)"
+        R"("content":[{"attachment":{"url":"Binary/b1"}},{"attachment":{"url":"urn:uuid:0c8f1b2e-1111-4a8e-9a51-000000000002"}},)"
+        R"({"attachment":{"url":"https://elsewhere.example/fhir/Binary/b2"}},)"
+        R"({"attachment":{"url":"https://documents.example/letters/1.pdf"}}]})");
+    REQUIRE(found.ok());
+    REQUIRE(found->size() == 4);
+    CHECK((*found)[1].reference == "Binary/b1");
+    CHECK((*found)[1].path == "DocumentReference.content[0].attachment.url");
+    CHECK((*found)[2].reference == "urn:uuid:0c8f1b2e-1111-4a8e-9a51-000000000002");
+    CHECK((*found)[3].reference == "https://elsewhere.example/fhir/Binary/b2");
+}

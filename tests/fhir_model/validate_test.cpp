@@ -372,4 +372,10 @@ TEST_CASE("outside the record: a type outside the Patient compartment names no c
             "business-rule", "GuidanceResponse.subject.identifier");
     // The record's own types are unaffected: they name their citizen.
     ACCEPTED(R"({"resourceType":"Device","patient":{"reference":"Patient/9000000009"}})");
+    // A Binary's securityContext names the item it is seen with, a citizen's item too; anything else
+    // of a Binary is held to the rule.
+    ACCEPTED(R"({"resourceType":"Binary","contentType":"application/pdf","securityContext":{"reference":"DocumentReference/d1"}})");
+    ACCEPTED(R"({"resourceType":"Binary","contentType":"application/pdf","securityContext":{"reference":"Patient/9000000009"}})");
+    REFUSED(R"({"resourceType":"Binary","meta":{"extension":[{"url":"https://x.example/e","valueReference":{"reference":"Patient/9000000009"}}]},"contentType":"application/pdf","securityContext":{"reference":"DocumentReference/d1"}})",
+            "business-rule", "Binary.meta.extension[0].valueReference");
 }

@@ -196,6 +196,48 @@ TEST_CASE("limits: bodies beyond bodies_bytes at once get 503 with Retry-After; 
     CHECK(contains(post(full, "-H 'Transfer-Encoding: chunked'"), "body=1024 [200 1]"));
 }
 
+TEST_CASE("limits: the request lines takes_binary_body chooses may carry up to binary_body_bytes, unless declared JSON") {
+    net::limits limits;
+    limits.body_bytes = 1024;
+    limits.binary_body_bytes = 8192;
+    net::listener listener = tls_listener();
+    listener.takes_binary_body = [](std::string_view method, std::string_view target) {
+        return method == "POST" && target == "/Binary";
+    };
+    running_server server(std::move(listener), limits);
+    const std::string body_file = pki().file("binary.bin");
+    auto post = [&](const std::string& path, const std::string& options) {
+        return run(server.curl("-H 'Expect:' " + options + " --data-binary @'" + body_file + "' '" + server.url(path) + "'"))
+            .text;
+    };
+    std::ofstream(body_file) << std::string(8192, 'x');
+    CHECK(contains(post("/Binary", "-H 'Content-Type: application/pdf'"), "body=8192 [200 1]"));
+    CHECK(contains(post("/Binary", "-H 'Content-Type: application/pdf' -H 'Transfer-Encoding: chunked'"),
+                   "body=8192 [200 1]"));
+    // Another path, or the same one with FHIR JSON, is held to body_bytes, by Content-Length or as it arrives.
+    CHECK(contains(post("/Bundle", "-H 'Content-Type: application/pdf'"), "[413 1]"));
+    CHECK(contains(post("/Binary", "-H 'Content-Type: application/fhir+json'"), "[413 1]"));
+    CHECK(contains(post("/Binary", "-H 'Content-Type: application/fhir+json' -H 'Transfer-Encoding: chunked'"),
+                   "[413 1]"));
+    std::ofstream(body_file) << std::string(8193, 'x');
+    auto over = post("/Binary", "-H 'Content-Type: application/pdf'");
+    CHECK(contains(over, "[413 1]"));
+    CHECK(contains(over, "8192 for a Binary"));
+}
+
+TEST_CASE("limits: bodies_bytes below binary_body_bytes is refused at start where a listener takes a Binary's bytes") {
+    net::limits limits;
+    limits.bodies_bytes = 2048;
+    limits.body_bytes = 1024;
+    limits.binary_body_bytes = 4096;
+    std::vector<net::listener> listeners;
+    listeners.push_back(tls_listener());
+    listeners.back().takes_binary_body = [](std::string_view, std::string_view) { return true; };
+    CHECK_THROWS_WITH_AS(net::server(std::move(listeners), limits, 1),
+                         doctest::Contains("--max-bodies-bytes (2048) is less than --max-binary-bytes (4096)"),
+                         std::runtime_error);
+}
+
 TEST_CASE("limits: bodies_bytes below body_bytes is refused at start") {
     net::limits limits;
     limits.body_bytes = 2048;

@@ -50,8 +50,8 @@ private:
 
 /// The schema versions this build migrates to (storage/src/sqlite/schema.cpp, postgresql/schema.cpp):
 /// the tests that migrate a database of an older release expect them.
-inline constexpr int newest_sqlite_schema = 16;
-inline constexpr int newest_postgresql_schema = 13;
+inline constexpr int newest_sqlite_schema = 17;
+inline constexpr int newest_postgresql_schema = 14;
 
 /// A store on its own database; reopen() closes and opens it again on the same database. On
 /// PostgreSQL the options' store_settings are the engine's and its SQLite settings are unused.
@@ -85,7 +85,7 @@ struct store_fixture {
             return;
         }
         auto opened = sqlite_store::open(options);
-        REQUIRE(opened.ok());
+        REQUIRE_MESSAGE(opened.ok(), (opened.ok() ? std::string() : opened.failure().issues.front().diagnostics));
         db = std::move(opened).value();
     }
     /// Another store on the same database, as a second caregate node opens it (PostgreSQL only:

@@ -53,6 +53,8 @@ struct found_reference {
 /// the R4 definitions: only those of a Reference (Expression.reference and
 /// Immunization.education.reference are uris, not references); where the definitions do not know
 /// the place, any object's string `reference`. A primitive's `_name` shows as `name` in the path.
+/// An Attachment's `url` counts too where it names a Binary ("Binary/{id}", a server's
+/// ".../Binary/{id}", or a transaction's "urn:uuid:..."): a document kept here, which must exist.
 /// Errors: malformed (not JSON).
 result<std::vector<found_reference>> find_references(std::string_view resource);
 

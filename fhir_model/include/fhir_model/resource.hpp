@@ -78,6 +78,9 @@ struct prepared_resource {
     /// Every citizen the resource links to at a Patient-compartment element (empty for Patient).
     std::vector<citizen_link> citizens;
     access_facts access;
+    /// A Binary's bytes: its `data` decoded, which `content` leaves out (a Binary's JSON is stored
+    /// without them and its bytes apart, binary.hpp). Empty for every other type and a Binary without data.
+    std::string binary_bytes;
 };
 
 /// The resource types this server stores (from the generator's list), sorted.
@@ -90,11 +93,17 @@ bool requires_citizen(std::string_view type) noexcept;
 
 /// Whether a resource of `type` is seen only by those who may see the items it points at
 /// (access_facts::targets): a Provenance says who did what to its target, so it shows no more than
-/// the target does. No other supported type outside the Patient compartment points at its items.
+/// the target does; a Binary's securityContext names the item whose readers may read its bytes. No
+/// other supported type outside the Patient compartment points at its items.
 bool points_at_items(std::string_view type) noexcept;
 
+/// Whether a resource of `type` that points at no stored item is seen by the organisation that wrote
+/// it alone: a Binary without a securityContext (R4 leaves such a Binary to the server's own rules,
+/// and a scanned letter uploaded before its DocumentReference must not be everyone's).
+bool owner_only_when_pointing_at_nothing(std::string_view type) noexcept;
+
 /// The stored items a resource's JSON (as prepared or as stored) points at, whose visibility its own
-/// follows (a Provenance's target and entity.what): each relative literal reference "Type/id" to a
+/// follows (a Provenance's target and entity.what, a Binary's securityContext): each relative literal reference "Type/id" to a
 /// supported type, in the order found, without repeats. Empty, without parsing, for every type
 /// that points_at_items does not name; empty for JSON that does not parse.
 std::vector<std::string> item_targets(std::string_view type, std::string_view json);

@@ -101,6 +101,10 @@ struct write_request {
     std::string type;
     std::string id;      ///< always set: the gateway assigns ids for creates
     std::string content; ///< canonical JSON (fhir::prepared_resource::content); empty for remove
+    /// A Binary's bytes (fhir::prepared_resource::binary_bytes, or a raw upload's body, moved in),
+    /// which `content` leaves out: stored in parts with the version (store::binary_bytes). Shared, so
+    /// that a write passed between threads never copies megabytes. Null for no bytes.
+    std::shared_ptr<const std::string> binary_bytes;
     /// create: fail with `conflict` if a live (not deleted) resource with this id exists.
     bool fail_if_exists = false;
     /// create: `id` is a random UUID the gateway made for this write (122 random bits), which no

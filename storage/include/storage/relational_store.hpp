@@ -23,6 +23,9 @@ public:
                             std::function<void(fhir::result<stored_version>)> then) const override;
     fhir::result<stored_version> vread(std::string_view type, std::string_view id,
                                        std::int64_t version_id) const override;
+    fhir::status binary_bytes(
+        std::string_view id, std::int64_t version_id,
+        const std::function<fhir::status(std::string_view part, std::size_t whole)>& each) const override;
     fhir::result<history_page> history(const history_query& query) const override;
     fhir::result<search_page> search(const search_request& request) const override;
     fhir::result<std::vector<bool>> visible_resources(

@@ -97,6 +97,18 @@ public:
     /// A given version. Errors: not_found (no such resource or version); deleted (that version is one).
     virtual fhir::result<stored_version> vread(std::string_view type, std::string_view id,
                                                std::int64_t version_id) const = 0;
+    /// The bytes of version `version_id` of Binary `id` (write_request::binary_bytes), given to
+    /// `each` in order, a part of at most binary_part_bytes at a time, with the size of the whole (the
+    /// same at every call, so that the first can reserve room for all), so that a reader holds one
+    /// part beyond what it makes of them (a response). Not called for a Binary stored without bytes.
+    /// No visibility is decided here: the caller has read the version and decided it first. Errors:
+    /// not_found (no such version); a failure `each` returns, as it is.
+    virtual fhir::status binary_bytes(
+        std::string_view id, std::int64_t version_id,
+        const std::function<fhir::status(std::string_view part, std::size_t whole)>& each) const = 0;
+    /// The most bytes a part of a Binary's bytes holds: 1 MiB less one byte, a multiple of 3, so that
+    /// the base64 of the parts, each on its own, is the base64 of the whole.
+    static constexpr std::size_t binary_part_bytes = 3 * 349525;
     /// History, newest first, in pages; only what history_query::visibility lets the caller see,
     /// decided in the query (so a page is full whenever there are that many entries).
     virtual fhir::result<history_page> history(const history_query& query) const = 0;

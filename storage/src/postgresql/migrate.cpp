@@ -24,6 +24,8 @@ struct table {
     const char* name;
     const char* columns;
     const char* order;
+    /// What the source's SELECT reads for `columns`, where a column needs converting; else `columns`.
+    const char* source = nullptr;
 };
 
 // Versions before what refers to them (resources, links); the erasure marker table `erasing` is
@@ -49,6 +51,8 @@ const table tables[] = {
     {"search_composite", "seq, until_seq, type, param, c1_system, c1_code, c2_system, c2_code, c2_value, c2_low, c2_high, c2_text", "rowid"},
     {"version_citizens", "seq, nhs_number", "seq, nhs_number"},
     {"version_targets", "seq, type, id", "seq, type, id"},
+    // bytea in COPY's text form: "\\x" and hex (the backslash is escaped as any other).
+    {"binary_parts", "seq, part, bytes", "seq, part", "seq, part, '\\x' || hex(bytes)"},
 };
 
 /// Identity columns whose sequences must continue after the copied values.
@@ -94,7 +98,7 @@ int column_count(const char* columns) {
 
 /// Copies one table's rows; returns how many.
 fhir::result<std::int64_t> copy_table(sqlite_connection& source, postgresql_connection& target, const table& t) {
-    auto prepared = source.prepare(std::string("SELECT ") + t.columns + " FROM " + t.name + " ORDER BY " + t.order, doing);
+    auto prepared = source.prepare(std::string("SELECT ") + (t.source ? t.source : t.columns) + " FROM " + t.name + " ORDER BY " + t.order, doing);
     if (!prepared)
         return std::move(prepared).failure();
     const std::string copy = std::string("COPY ") + t.name + " (" + t.columns + ") FROM STDIN";

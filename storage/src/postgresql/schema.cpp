@@ -32,7 +32,7 @@ CREATE TRIGGER resource_versions_never_change BEFORE UPDATE ON resource_versions
                           "migrating the schema (citizens of a type)");
 }
 
-const std::array<migration, 13> migrations = {{
+const std::array<migration, 14> migrations = {{
     // 1: everything the SQLite schema holds at its version 9, in PostgreSQL's terms.
     {R"sql(
 CREATE FUNCTION instr(text, text) RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -394,6 +394,15 @@ ANALYZE resource_versions;
 DROP TRIGGER resource_versions_never_change ON resource_versions;
 )sql",
      &relink_devices},
+    // 14: as the SQLite schema's 17, a Binary's bytes in parts of their own (relational/binary_parts.hpp).
+    {R"sql(
+CREATE TABLE IF NOT EXISTS binary_parts (
+    seq bigint NOT NULL, part bigint NOT NULL, bytes bytea NOT NULL, PRIMARY KEY (seq, part));
+CREATE OR REPLACE TRIGGER binary_parts_never_change BEFORE UPDATE ON binary_parts
+    FOR EACH ROW EXECUTE FUNCTION caregate_refuse('a Binary''s bytes are immutable');
+CREATE OR REPLACE TRIGGER binary_parts_never_go BEFORE DELETE ON binary_parts
+    FOR EACH ROW EXECUTE FUNCTION caregate_refuse_unless_erasing('a Binary''s bytes are removed only by an erasure');
+)sql"},
 }};
 
 } // namespace

@@ -9,6 +9,7 @@
 #include <bit>
 #include <span>
 
+#include "binary_parts.hpp"
 #include "list_column.hpp"
 #include "search_plan.hpp"
 #include "sql_text.hpp"
@@ -148,6 +149,18 @@ fhir::result<stored_version> relational_store::vread(std::string_view type, std:
                                  "version " + std::to_string(version_id) + " of " + reference(type, id) +
                                      " is a deletion");
     return std::move(**found);
+}
+
+fhir::status relational_store::binary_bytes(std::string_view id, std::int64_t version_id,
+                                            const std::function<fhir::status(std::string_view, std::size_t)>& each) const {
+    auto read = impl_->with_reader<bool>([&](connection& db) -> fhir::result<bool> {
+        if (auto parts = detail::read_binary_parts(db, id, version_id, impl_->on_postgresql(), each); !parts)
+            return std::move(parts).failure();
+        return true;
+    });
+    if (!read)
+        return std::move(read).failure();
+    return {};
 }
 
 fhir::result<history_page> relational_store::history(const history_query& query) const {

@@ -9,6 +9,8 @@
 // coding's system and code, and the Identifier's value as written in `text`.
 #include "search_index.hpp"
 
+#include "binary_parts.hpp"
+
 #include "list_column.hpp"
 
 #include "fhir_model/resource.hpp"
@@ -548,7 +550,7 @@ fhir::status erase_version_rows(connection& db, std::int64_t seq) {
     for (const std::string* sql : {&erase_citizens_sql, &erase_targets_sql})
         if (auto erased = execute(db, *sql, erasing, [&](statement& remove) { remove.bind(1, seq); }); !erased)
             return erased;
-    return {};
+    return erase_binary_parts(db, seq);
 }
 
 fhir::result<purge_outcome> purge_closed_rows(connection& db, std::int64_t horizon) {

@@ -105,6 +105,19 @@ public:
     std::string points_at_nothing(const version& v) const {
         return "NOT EXISTS (SELECT 1 FROM version_targets t0 WHERE t0.seq = " + v + ".seq)";
     }
+    bool may_be_owner_only(const version&, std::optional<std::string_view> type) const {
+        return !type || fhir::owner_only_when_pointing_at_nothing(*type);
+    }
+    /// Where the path does not know the type, the types fhir::owner_only_when_pointing_at_nothing names.
+    std::string of_owner_only_type(const version& v, std::optional<std::string_view> type) const {
+        if (type)
+            return truth(); // may_be_owner_only has decided it
+        std::string types;
+        for (std::string_view each : fhir::supported_types())
+            if (fhir::owner_only_when_pointing_at_nothing(each))
+                types += (types.empty() ? "'" : ", '") + std::string(each) + "'";
+        return "(" + v + ".type || '') IN (" + types + ")"; // note 5
+    }
     /// Each item `v` points at (version_targets), at its last live version.
     template <class Each>
     std::string every_target(const version& v, Each&& each) {

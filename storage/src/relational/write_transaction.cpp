@@ -5,6 +5,7 @@
 // each version (11), index rows closed and inserted (16), a deletion keeping the facts of what it
 // deletes (12); conditions are searches on the writer's connection (19); erasure (25).
 #include "engine.hpp"
+#include "binary_parts.hpp"
 
 #include "erasure.hpp"
 #include "list_column.hpp"
@@ -227,6 +228,9 @@ fhir::result<write_outcome> relational_engine::write_version(const write_request
             return std::move(recorded).failure();
         if (auto recorded = detail::insert_version_targets(db, seq, version.type, version.json); !recorded)
             return std::move(recorded).failure();
+        if (request.binary_bytes && !request.binary_bytes->empty())
+            if (auto kept = detail::insert_binary_parts(db, seq, *request.binary_bytes, on_postgresql()); !kept)
+                return std::move(kept).failure();
     }
 
     write_outcome outcome;

@@ -104,7 +104,7 @@ BEGIN SELECT RAISE(ABORT, 'resource versions are immutable'); END;
                           "migrating the schema (citizens of a type)");
 }
 
-const std::array<migration, 16> migrations = {{
+const std::array<migration, 17> migrations = {{
     {// 1: versioned resources, the current-version pointer, citizen links.
     R"sql(
 CREATE TABLE resource_versions (
@@ -583,6 +583,21 @@ ALTER TABLE export_file_parts RENAME TO export_files;
 DROP TRIGGER resource_versions_never_change;
 )sql",
      &relink_devices},
+    // 17: a Binary's bytes, apart from its JSON (stored without `data`), in parts of at most 1 MiB
+    // (relational/binary_parts.hpp): a read or a write holds one part at a time, and a version's
+    // JSON stays small enough to parse on every read. Immutable as the versions are, removed only with
+    // one by an erasure. A rowid table: its rows are large, which WITHOUT ROWID tables are not for.
+    // Written to apply over a database that has the table already (one a test took back to an
+    // earlier schema by undoing other migrations).
+    {R"sql(
+CREATE TABLE IF NOT EXISTS binary_parts (
+    seq INTEGER NOT NULL, part INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (seq, part));
+CREATE TRIGGER IF NOT EXISTS binary_parts_never_change BEFORE UPDATE ON binary_parts
+BEGIN SELECT RAISE(ABORT, 'a Binary''s bytes are immutable'); END;
+CREATE TRIGGER IF NOT EXISTS binary_parts_never_go BEFORE DELETE ON binary_parts
+WHEN NOT EXISTS (SELECT 1 FROM erasing)
+BEGIN SELECT RAISE(ABORT, 'a Binary''s bytes are removed only by an erasure'); END;
+)sql"},
 }};
 
 } // namespace
