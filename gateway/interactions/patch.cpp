@@ -12,7 +12,6 @@
 #include "interactions/interactions.hpp"
 #include "interactions/access_steps.hpp"
 #include "interactions/write.hpp"
-#include "interactions/binary.hpp"
 
 #include "fhir_model/patch.hpp"
 #include "http/error_response.hpp"
@@ -76,10 +75,6 @@ fhir::result<planned_write> plan_patch(context& ctx) {
             return ok.failure();
     if (auto ok = check_may_ever(ctx, access::action::update); !ok)
         return ok.failure();
-    if (ctx.where.type == "Binary")
-        // A patch applies to the stored JSON, which holds no bytes (interactions/binary.hpp).
-        return error::make(category::invalid, "business-rule",
-                           "a Binary is not patched: replace it whole with PUT (its bytes, or the Binary as JSON)");
     auto format = format_of(ctx.req);
     if (!format)
         return std::move(format).failure();

@@ -2,6 +2,7 @@
 // table's description of itself. See routes.hpp for the invariants.
 #include "rest/routes.hpp"
 
+#include "fhir_model/binary.hpp"
 #include "fhir_model/resource.hpp"
 #include "interactions/interactions.hpp"
 
@@ -161,8 +162,16 @@ bool segment_matches(const segment_pattern& pattern, const path_segment& segment
     return false;
 }
 
+/// Invariant 4: PATCH changes a resource's stored JSON, which for a type stored in parts (a Binary,
+/// whose bytes are apart) is not the resource.
+bool takes_type(const route_row& row, std::string_view type) {
+    return !(row.kind == interaction::patch && fhir::stored_in_parts(type));
+}
+
 bool path_matches(const compiled_row& row, const std::vector<path_segment>& path) {
     if (row.segments.size() != path.size())
+        return false;
+    if (!path.empty() && row.segments.front().kind == segment_kind::type && !takes_type(*row.row, path.front().text))
         return false;
     for (std::size_t i = 0; i < path.size(); ++i)
         if (!segment_matches(row.segments[i], path[i]))
@@ -308,7 +317,8 @@ const interactions::service_description& served() noexcept {
             served_type row{type, {}, {}, {}, {}, false, false, false, is_record_type(type)};
             for (const compiled_row& route : compiled()) {
                 const segment_pattern* first = route.segments.empty() ? nullptr : &route.segments.front();
-                const bool applies = first && (first->kind == segment_kind::type ? row.in_record : first->text == type);
+                const bool applies = first && (first->kind == segment_kind::type ? row.in_record && takes_type(*route.row, type)
+                                                                                 : first->text == type);
                 if (!applies)
                     continue;
                 const interaction kind = route.row->kind;

@@ -9,6 +9,8 @@
 //  2. At most one row matches a path and method; the rows matching a path list its methods in the
 //     order of the table, which is the order of Allow.
 //  3. A path that matches no row is 404; a path that matches rows, none of them for the method, 405.
+//  4. A PATCH row does not take a type stored in parts (fhir::stored_in_parts: a Binary, whose bytes
+//     are not in the JSON a patch would change): PATCH Binary/{id} is 405, and not claimed.
 #pragma once
 
 #include "fhir_model/error.hpp"

@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crash_test import NHS, Server, patient  # noqa: E402
@@ -76,11 +77,13 @@ def step(name, pid, must_hold, action):
     """Runs `action` with the peak reset before it; returns its result, or raises naming the step."""
     before = memory(pid, "VmRSS")
     reset_peak(pid)
+    started = time.monotonic()
     result = action()
+    took = time.monotonic() - started
     raised = memory(pid, "VmHWM") - before
     ratio = raised / must_hold
-    print(f"{name}: peak RSS +{raised / MIB:.1f} MiB, {ratio:.2f} x the {must_hold / MIB:.1f} MiB it must hold once "
-          f"(at most {ALLOWED})", flush=True)
+    print(f"{name}: {took:.2f} s, peak RSS +{raised / MIB:.1f} MiB, {ratio:.2f} x the {must_hold / MIB:.1f} MiB it "
+          f"must hold once (at most {ALLOWED})", flush=True)
     if ratio > ALLOWED:
         raise AssertionError(f"{name} raised the server's peak memory by {ratio:.2f} times what it must hold once")
     return result

@@ -145,7 +145,7 @@ TEST_CASE("Binary: written as JSON, its data comes back as the same bytes, raw o
     CHECK(bad.status == 422);
 }
 
-TEST_CASE("Binary: an update replaces the bytes in a new version; the old version keeps its own; PATCH is refused") {
+TEST_CASE("Binary: an update replaces the bytes in a new version; the old version keeps its own; PATCH is not allowed") {
     binary_fixture f;
     auto created = f.upload(gp_clinician(), "first draft", "DocumentReference/" + f.letter, "text/plain");
     REQUIRE(created.status == 201);
@@ -163,7 +163,16 @@ TEST_CASE("Binary: an update replaces the bytes in a new version; the old versio
     auto patched = f.call_as(gp_clinician(), "PATCH", "/Binary/" + id,
                              R"([{"op":"replace","path":"/contentType","value":"text/html"}])",
                              {{"Content-Type", "application/json-patch+json"}});
-    CHECK(patched.status == 422);
+    CHECK(patched.status == 405);
+    CHECK(patched.header("Allow").find("PATCH") == std::string_view::npos);
+    CHECK(patched.header("Allow").find("PUT") != std::string_view::npos);
+    // ...and the CapabilityStatement does not claim it.
+    auto capabilities = f.call("GET", "/metadata");
+    auto statement = json_of(capabilities);
+    for (const auto& resource : statement["rest"][0]["resource"].GetArray())
+        if (std::string(resource["type"].GetString()) == "Binary")
+            for (const auto& interaction : resource["interaction"].GetArray())
+                CHECK(std::string(interaction["code"].GetString()) != "patch");
     CHECK(f.call_as(gp_clinician(), "GET", "/Binary/" + id).header("ETag") == "W/\"3\"");
 }
 

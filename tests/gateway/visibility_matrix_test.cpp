@@ -1,7 +1,7 @@
 // Callers x items x paths: every caller the access model knows (each sector and role, break-glass,
 // information governance, citizens at P9 and P5, carers under each kind of grant) against items made
 // to test it (labels, an objection, relationships, subjects moved, labels added later, deletions, an
-// erasure, Provenances of visible and hidden items), asserting that every path that returns
+// erasure, Provenances and Binaries of visible and hidden items, Binaries of no item), asserting that every path that returns
 // resources (read, vread, instance, type and system history with _since and _at, search with
 // includes, $everything, the access log) returns exactly the versions the one rule allows.
 //
@@ -115,9 +115,19 @@ struct matrix_fixture : patient_fixture {
         created_id(call_as(gp_clinician(), "POST", "/Provenance", provenance_of("Observation/" + lab, "A81001")));
         created_id(call_as(gp_clinician(), "POST", "/Provenance", provenance_of("Observation/" + tom_hidden, "A81001")));
         created_id(call("POST", "/Provenance", provenance_of("Observation/" + bunmi_observation, "QZZ")));
+        // Binaries: the documents of the acute trust's V item, of the GP's lab result, of a NOPAT item,
+        // of Bunmi's item; and one of the GP's and one of the trust's naming no context.
+        created_id(binary(acute_clinician(), "Condition/" + acute_v));
+        created_id(binary(gp_clinician(), "Observation/" + lab));
+        created_id(binary(gp_clinician(), "Observation/" + tom_hidden));
+        created_id(binary(gp_clinician(), "Observation/later")); // labelled NOPAT after it was written
+        created_id(binary(system_identity(), "Observation/" + bunmi_observation));
+        created_id(binary(gp_clinician(), {}));
+        created_id(binary(acute_clinician(), {}));
         // Dan's record, then its erasure.
         const std::string dans = created_id(call_as(gp_clinician(), "POST", "/Observation", "{" + observation_of(dan, "laboratory")));
         created_id(call_as(gp_clinician(), "POST", "/Provenance", provenance_of("Observation/" + dans, "A81001")));
+        created_id(binary(gp_clinician(), "Observation/" + dans));
         REQUIRE(call("DELETE", std::string("/Patient/") + dan + "?_cascade=delete").status / 100 == 2);
         // Carers for Tom: Bunmi with the whole record, another with appointments and medicines.
         created_id(call("POST", "/Appointment",
@@ -164,6 +174,15 @@ struct matrix_fixture : patient_fixture {
                             scope + R"("}]}],"patient":{"reference":"Patient/9000000009"},"policyRule":{"coding":[{"system":"https://fhir.caregate.nhs.uk/CodeSystem/proxy-basis","code":")" +
                             basis + R"("}]},"provision":{"type":"permit","actor":[{"role":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-RoleCode","code":"DAU"}]},"reference":{"reference":"RelatedPerson/)" +
                             related + R"("}}]}})"));
+    }
+
+    /// A document's bytes sent raw by `who`, for `context` (none when empty).
+    http::response binary(const identity& who, const std::string& context) {
+        std::vector<http::header_field> headers{{"Content-Type", "application/pdf"}};
+        if (!context.empty())
+            headers.push_back({"X-Security-Context", context});
+        return call_as(who, "POST", "/Binary", "%PDF-1.4 a letter for " + (context.empty() ? "nobody" : context),
+                       std::move(headers));
     }
 
     http::response as(const caller& c, const std::string& target) {
@@ -314,7 +333,7 @@ std::set<std::string> only_resource(const std::set<std::string>& keys, const std
 }
 
 const std::vector<std::string> matrix_types = {"Observation", "Condition", "Provenance", "Patient", "Encounter",
-                                               "Consent", "Appointment"};
+                                               "Consent", "Appointment", "Binary"};
 
 } // namespace
 
@@ -495,4 +514,27 @@ TEST_CASE("the visibility matrix's rule, pinned: what each caller may see of the
             ++acute_carol_conditions;
         }
     CHECK(acute_carol_conditions == 1);
+    // A Binary follows its securityContext: the V item's document is the trust's alone, the NOPAT
+    // item's is not the citizen's; one naming no context is its writer's organisation's alone.
+    std::size_t binaries = 0;
+    for (const auto& v : f.versions) {
+        if (v.type != "Binary")
+            continue;
+        ++binaries;
+        const std::string binary = resource_of(v);
+        CAPTURE(v.json);
+        if (v.json.find("securityContext") == std::string::npos) {
+            CHECK(gp.readable.count(binary) == (v.owner == "A81001"));
+            CHECK(acute.readable.count(binary) == (v.owner == "RX1"));
+            CHECK_FALSE(tom_p9.readable.count(binary));
+        } else if (v.json.find("Condition/") != std::string::npos) { // the acute trust's V item
+            CHECK(acute.readable.count(binary));
+            CHECK_FALSE(gp.readable.count(binary));
+        } else if (v.json.find("Observation/later") != std::string::npos) { // labelled NOPAT after
+            CHECK(gp.readable.count(binary));
+            CHECK_FALSE(tom_p9.readable.count(binary));
+        }
+        CHECK_FALSE(social.readable.count(binary)); // social care reads no documents
+    }
+    CHECK(binaries == 7); // Dan's went with his record
 }
