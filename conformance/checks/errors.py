@@ -78,11 +78,27 @@ def too_large(ctx):
 
 @check("errors.xml_body")
 def xml_body(ctx):
-    def xml(n):
+    # FHIR XML is read (and written: errors.accept_xml); a DTD, an entity or a body labelled as
+    # neither format is refused and changes nothing.
+    c = ctx.client
+
+    def xml(n, extra=""):
         return ('<Patient xmlns="http://hl7.org/fhir"><id value="%s"/><identifier>'
                 '<system value="https://fhir.nhs.uk/Id/nhs-number"/><value value="%s"/>'
-                '</identifier></Patient>' % (n, n)).encode()
-    _refused_put(ctx, xml, 415, "XML body", content_type="application/fhir+xml")
+                '</identifier>%s</Patient>' % (n, n, extra)).encode()
+    nhs = ctx.fresh_nhs()
+    r = c.request("PUT", "Patient/" + nhs, body=xml(nhs, '<birthDate value="1950-02-01"/>'),
+                  headers={"Content-Type": "application/fhir+xml"})
+    expect_status(r, (200, 201), "PUT /Patient/{new} in XML")
+    got = c.get("Patient/" + nhs).json() or {}
+    if got.get("birthDate") != "1950-02-01":
+        fail("a Patient written in XML reads back in JSON without its birthDate")
+    bomb = ('<?xml version="1.0"?><!DOCTYPE p [<!ENTITY a "aaaaaaaaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+            '<Patient xmlns="http://hl7.org/fhir"><id value="%s"/><identifier>'
+            '<system value="https://fhir.nhs.uk/Id/nhs-number"/><value value="%s"/></identifier>'
+            '<gender value="&b;"/></Patient>')
+    _refused_put(ctx, lambda n: (bomb % (n, n)).encode(), 400, "XML with a DTD and entities",
+                 content_type="application/fhir+xml")
     _refused_put(ctx, lambda n: _json(patient(n)), 415, "JSON body labelled text/plain",
                  content_type="text/plain")
 
@@ -90,12 +106,19 @@ def xml_body(ctx):
 @check("errors.accept_xml")
 def accept_xml(ctx):
     r = ctx.client.get("metadata", headers={"Accept": "application/fhir+xml"})
-    expect_oo(r, 406, "GET /metadata with Accept: application/fhir+xml")
+    expect_status(r, 200, "GET /metadata with Accept: application/fhir+xml")
+    if not (r.header("Content-Type") or "").startswith("application/fhir+xml") or \
+            b'<CapabilityStatement xmlns="http://hl7.org/fhir">' not in r.body:
+        fail("GET /metadata with Accept: application/fhir+xml did not answer a CapabilityStatement in XML")
     nhs, _ = create_patient(ctx)
-    r = ctx.client.get("Patient/" + nhs, headers={"Accept": "application/fhir+xml"})
-    expect_oo(r, 406, "GET /Patient/{nhs} with Accept: application/fhir+xml")
-    r = ctx.client.get("Patient/%s?_format=xml" % nhs)
-    expect_oo(r, (400, 406, 415), "GET /Patient/{nhs}?_format=xml")
+    for target, headers in (("Patient/" + nhs, {"Accept": "application/fhir+xml"}),
+                            ("Patient/%s?_format=xml" % nhs, None)):
+        r = ctx.client.get(target, headers=headers)
+        expect_status(r, 200, "GET %s in XML" % target)
+        if ('<value value="%s"/>' % nhs).encode() not in r.body:
+            fail("GET %s in XML does not carry the NHS number as a value attribute" % target)
+    r = ctx.client.get("Patient/" + nhs, headers={"Accept": "text/turtle"})
+    expect_oo(r, 406, "GET /Patient/{nhs} with Accept: text/turtle")
 
 
 @check("errors.unknown_id")

@@ -1,5 +1,6 @@
 """Official R4 examples round trip: each example of a type the server lists is written (PUT at
-its id, made unique per run), read back and compared with what was sent."""
+its id, made unique per run), read back and compared with what was sent; then its XML twin: read in
+XML (application/fhir+xml), written back in XML, and read in JSON again, the same resource."""
 
 import json
 import os
@@ -242,7 +243,7 @@ def examples(ctx):
             continue
         ctx.result(name)
         counts["pass"] += 1
-    ctx.emit("examples summary: %d round-tripped, %d failed, %d skipped (no citizen), "
+    ctx.emit("examples summary: %d round-tripped (JSON, and their XML twins), %d failed, %d skipped (no citizen), "
              "%d skipped (refers to a resource not held), %d skipped (invalid official example), "
              "%d skipped (type not in CapabilityStatement), %d skipped (AuditEvent), "
              "%d skipped (not writable), %d skipped (not a resource), %d skipped (contains an unlisted type), "
@@ -321,7 +322,30 @@ def _round_trip(ctx, res, rtype, codes, known_invalid=False, listed=None, known_
     d = first_difference(sent, got)
     if d:
         fail("read back differs from what was sent: %s" % d)
+    if "update" in codes:
+        _xml_twin(c, rtype, rid, sent)
     return "pass"
+
+
+def _xml_twin(c, rtype, rid, sent):
+    """The example's XML twin: read in XML, written back in XML, read in JSON: the same resource."""
+    x = c.request("GET", "%s/%s" % (rtype, rid), headers={"Accept": "application/fhir+xml"})
+    if x.status != 200 or x.media_type != "application/fhir+xml":
+        fail("read as XML: %s, Content-Type %r" % (x.status, x.header("Content-Type")))
+    if not x.body.lstrip().startswith(b"<?xml") or (b"<%s xmlns=\"http://hl7.org/fhir\"" % rtype.encode()) not in x.body:
+        fail("read as XML: not a %s in the FHIR namespace" % rtype)
+    w = c.request("PUT", "%s/%s" % (rtype, rid), body=x.body, headers={"Content-Type": "application/fhir+xml"})
+    if w.status not in (200, 201):
+        fail("its XML written back: %s" % _diagnostics(w))
+    g = c.get("%s/%s" % (rtype, rid))
+    try:
+        got = loads_exact(g.body)
+    except ValueError as e:
+        fail("read back after the XML: body is not JSON: %s" % e)
+    got = drop_added_references(sent, strip_meta(got) if isinstance(got, dict) else got)
+    d = first_difference(sent, got)
+    if d:
+        fail("its XML twin differs from what was sent: %s" % d)
 
 
 def _copy(v):

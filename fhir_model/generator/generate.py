@@ -80,6 +80,11 @@ CONTAINED_ONLY_TYPES = sorted([
     "OperationOutcome",
 ])
 
+# Types the server reads and writes but never stores, defined so that their XML is converted as any
+# resource's (fhir_model/src/xml_*.cpp): the Bundles it answers with and takes (transactions,
+# batches), and the Parameters of a FHIRPath Patch.
+FORMAT_ONLY_TYPES = ["Bundle", "Parameters"]
+
 # Where caregate places a type in the Patient compartment that R4's CompartmentDefinition lists without
 # a parameter: a Device's `patient` is the citizen it is for (an implant, a home monitor, a hoist), so
 # the device is that citizen's item and is seen only as their record is (one for nobody stays a
@@ -290,7 +295,7 @@ class Generator:
             self.types[owner] = {"kind": kind if owner == name else "backbone", "elements": rows}
 
     def run(self):
-        for t in SUPPORTED_TYPES + CONTAINED_ONLY_TYPES:
+        for t in SUPPORTED_TYPES + CONTAINED_ONLY_TYPES + FORMAT_ONLY_TYPES:
             self.need(t)
         while self.pending:
             self.build(self.pending.pop(0))

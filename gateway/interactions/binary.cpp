@@ -15,8 +15,6 @@ namespace caregate::interactions::detail {
 
 namespace {
 
-using fhir::category;
-using fhir::error;
 
 bool mentions(std::string_view text, std::string_view word) { return text.find(word) != std::string_view::npos; }
 
@@ -30,9 +28,9 @@ std::string_view trimmed(std::string_view text) {
 /// Invariant 2: FHIR when the client names it; its bytes otherwise (no Accept, */*, the document's type).
 bool wants_fhir(const context& ctx) {
     if (ctx.param("_format"))
-        return true; // check_accept has taken only JSON's names
+        return true; // check_accept has taken only JSON's and XML's names
     const std::string_view accept = ctx.req.header("Accept");
-    return mentions(accept, "fhir+json") || mentions(accept, "application/json");
+    return mentions(accept, "fhir+") || mentions(accept, "application/json");
 }
 
 } // namespace
@@ -46,10 +44,6 @@ bool is_raw_binary_upload(const context& ctx) {
 
 fhir::result<fhir::prepared_resource> prepare_raw_binary(const context& ctx, const storage::stored_version* changing) {
     const std::string_view content_type = trimmed(ctx.req.header("Content-Type"));
-    if (mentions(content_type, "fhir+xml") || content_type == "application/xml")
-        return error::make(category::unsupported_media_type, "not-supported",
-                           "FHIR XML is not read yet: send the Binary as application/fhir+json, or its document's "
-                           "own bytes with the document's Content-Type");
     return prepare_content(ctx, fhir::raw_binary_json(ctx.where.id, content_type, trimmed(ctx.req.header("X-Security-Context"))),
                            changing);
 }

@@ -8,7 +8,8 @@
 //     X-Security-Context, validated and access-checked as any Binary written in JSON; its body is
 //     moved into the write, never copied.
 //  2. A read answers the bytes in the Binary's own contentType unless the client asks for FHIR
-//     (`_format`, or an Accept naming a FHIR or JSON type); either way the bytes are read a part at a
+//     (`_format`, or an Accept naming a FHIR type or JSON; FHIR XML is the JSON converted at the edge,
+//     rest/xml_format.hpp); either way the bytes are read a part at a
 //     time into the response, which is the one whole copy held.
 //  3. Raw content is served so that a browser never runs it as this origin's page: nosniff, a
 //     sandboxing Content-Security-Policy, and as an attachment.
@@ -24,7 +25,7 @@
 namespace caregate::interactions::detail {
 
 /// Whether this create or update of a Binary carries its raw bytes: a Content-Type that is not a
-/// FHIR (JSON) format.
+/// FHIR format (FHIR XML has become JSON before the interaction, rest/xml_format.hpp).
 bool is_raw_binary_upload(const context& ctx);
 
 /// The Binary a raw upload describes (invariant 1), prepared as prepare_content prepares a body.

@@ -85,6 +85,8 @@ void write_opening(statement_writer& w, const rest_config& config, std::string_v
     out.StartArray();
     w.string("application/fhir+json");
     w.string("json");
+    w.string("application/fhir+xml");
+    w.string("xml");
     out.EndArray();
 }
 

@@ -5,6 +5,7 @@
 #include "http/error_response.hpp"
 #include "http/log.hpp"
 #include "rest/routes.hpp"
+#include "rest/xml_format.hpp"
 
 #include <boost/url/parse.hpp>
 #include <boost/url/params_view.hpp>
@@ -33,26 +34,30 @@ constexpr std::size_t max_correlation_id = 200; ///< echoed back, so bounded
 
 bool mentions(std::string_view text, std::string_view word) { return text.find(word) != std::string_view::npos; }
 
-/// Accept and _format: JSON is served; a request that wants XML only gets 406.
-fhir::status check_accept(const http::request& req, const std::optional<std::string>& format) {
+/// Accept and _format: JSON or XML (rest/xml_format.hpp); anything else (Turtle) gets 406.
+fhir::result<answer_format> check_accept(const http::request& req, const std::optional<std::string>& format) {
     if (format) {
         const std::string& f = *format;
         if (f == "json" || f == "application/json" || f == "application/fhir+json")
-            return {};
-        if (mentions(f, "xml") || f == "turtle" || mentions(f, "ttl"))
+            return answer_format::json;
+        if (f == "xml" || f == "text/xml" || f == "application/xml" || f == "application/fhir+xml")
+            return answer_format::xml;
+        if (f == "turtle" || mentions(f, "ttl"))
             return error::make(category::not_acceptable, "not-supported",
-                               "only JSON is served; _format=" + f + " is not available");
+                               "JSON and XML are served; _format=" + f + " is not available");
         return error::make(category::unsupported, "not-supported", "the _format value is not recognised");
     }
     const std::string_view accept = req.header("Accept");
     if (accept.empty() || mentions(accept, "json") || mentions(accept, "*/*") || mentions(accept, "application/*"))
-        return {};
+        return answer_format::json;
+    if (mentions(accept, "xml"))
+        return answer_format::xml;
     return error::make(category::not_acceptable, "not-supported",
-                       "only application/fhir+json and application/json are served");
+                       "application/fhir+json, application/json, application/fhir+xml and application/xml are served");
 }
 
-/// Content-Type of a body: JSON is read (and a JSON Patch document, by PATCH only); anything else
-/// gets 415.
+/// Content-Type of a body: JSON is read (and a JSON Patch document, by PATCH only), XML converted to
+/// JSON before it (rest/xml_format.hpp); anything else gets 415.
 fhir::status check_content_type(const http::request& req) {
     if (req.body.empty())
         return {};
@@ -69,9 +74,10 @@ fhir::status check_content_type(const http::request& req) {
         return {};
     return error::make(category::unsupported_media_type, "not-supported",
                        req.method == "PATCH"
-                           ? "a PATCH body must be application/json-patch+json (JSON Patch) or application/fhir+json "
-                             "(a FHIRPath Patch Parameters resource)"
-                           : "request bodies must be application/fhir+json or application/json");
+                           ? "a PATCH body must be application/json-patch+json (JSON Patch), or application/fhir+json "
+                             "or application/fhir+xml (a FHIRPath Patch Parameters resource)"
+                           : "request bodies must be application/fhir+json, application/json, application/fhir+xml "
+                             "or application/xml");
 }
 
 /// The Date header's value (RFC 9110 section 6.6.1), formatted once a second per thread.
@@ -264,10 +270,18 @@ void application::serve(http::request req, http::responder done,
     const bool binary = routed->route.where.type == "Binary";
     const bool binary_bytes_read = binary && (kind == interaction::read || kind == interaction::vread) && !format &&
                                    !mentions(req.header("Accept"), "fhir+");
-    const bool binary_bytes_write = binary && (kind == interaction::create || kind == interaction::update);
-    if (!binary_bytes_read)
-        if (auto ok = check_accept(req, format); !ok)
-            return fail(ok.failure());
+    const bool binary_bytes_write = binary && (kind == interaction::create || kind == interaction::update) &&
+                                    !is_xml_body(req, true);
+    if (!binary_bytes_read) {
+        auto wanted = check_accept(req, format);
+        if (!wanted)
+            return fail(wanted.failure());
+        if (*wanted == answer_format::xml) // every answer from here on, errors included
+            answer = [in_json = std::move(answer)](http::response out) { in_json(answer_in_xml(std::move(out))); };
+    }
+    if (is_xml_body(req, binary))
+        if (auto converted = body_to_json(req); !converted)
+            return fail(converted.failure());
     const bool form_search =
         req.method == "POST" && (kind == interaction::search_type || kind == interaction::search_system);
     if (form_search) {

@@ -120,8 +120,13 @@ TEST_CASE("Binary: raw bytes in, raw bytes out by default, the Binary resource i
         CHECK(caregate::fhir::decode_base64(binary["data"].GetString()) == bytes);
         CHECK(fhir_form.body.find("SUBSETTED") == std::string::npos);
     }
-    // XML is not served yet: 406, as for any resource.
-    CHECK(f.call_as(gp_clinician(), "GET", "/Binary/" + id, {}, {{"Accept", "application/fhir+xml"}}).status == 406);
+    // FHIR XML asked for: the Binary in XML, its data in base64 as in JSON. (Accept: application/xml
+    // is not FHIR's: a document's own type, the bytes as they are.)
+    auto in_xml = f.call_as(gp_clinician(), "GET", "/Binary/" + id, {}, {{"Accept", "application/fhir+xml"}});
+    REQUIRE(in_xml.status == 200);
+    CHECK(in_xml.header("Content-Type").starts_with("application/fhir+xml"));
+    CHECK(in_xml.body.find("<data value=\"" + base64_of(bytes) + "\"/>") != std::string::npos);
+    CHECK(f.call_as(gp_clinician(), "GET", "/Binary/" + id, {}, {{"Accept", "application/xml"}}).body == bytes);
 }
 
 TEST_CASE("Binary: written as JSON, its data comes back as the same bytes, raw or in base64") {

@@ -195,16 +195,24 @@ TEST_CASE("errors: malformed JSON 400, unknown element and bad date 422, each an
     CHECK(history_size(f, "/Patient") == 0);
 }
 
-TEST_CASE("formats: XML bodies get 415, XML requested gets 406, _format=json is served") {
+TEST_CASE("formats: JSON and XML are read and served; Turtle gets 406, other bodies 415") {
     application_fixture f;
-    auto xml = f.call("POST", "/Patient", "<Patient xmlns=\"http://hl7.org/fhir\"/>",
-                      {{"Content-Type", "application/fhir+xml"}});
-    CHECK(xml.status == 415);
-    CHECK(first_issue(xml).first == "not-supported");
-    CHECK(f.call("GET", "/metadata", {}, {{"Accept", "application/fhir+xml"}}).status == 406);
-    CHECK(f.call("GET", "/metadata?_format=xml").status == 406);
     CHECK(f.call("GET", "/metadata?_format=json").status == 200);
     CHECK(f.call("GET", "/metadata", {}, {{"Accept", "application/fhir+json"}}).status == 200);
+    auto xml = f.call("GET", "/metadata", {}, {{"Accept", "application/fhir+xml"}});
+    CHECK(xml.status == 200);
+    CHECK(xml.header("Content-Type").starts_with("application/fhir+xml"));
+    CHECK(xml.body.find("<CapabilityStatement xmlns=\"http://hl7.org/fhir\">") != std::string::npos);
+    CHECK(f.call("GET", "/metadata?_format=xml").header("Content-Type").starts_with("application/fhir+xml"));
+    CHECK(f.call("GET", "/metadata?_format=turtle").status == 406);
+    CHECK(f.call("GET", "/metadata", {}, {{"Accept", "text/turtle"}}).status == 406);
+    auto text = f.call("POST", "/Patient", "a patient", {{"Content-Type", "text/plain"}});
+    CHECK(text.status == 415);
+    CHECK(first_issue(text).first == "not-supported");
+    // An XML body that is not a resource the definitions know: 400, and nothing written.
+    auto empty = f.call("POST", "/Patient", "<Patient xmlns=\"http://other.example\"/>",
+                        {{"Content-Type", "application/fhir+xml"}});
+    CHECK(empty.status == 400);
     CHECK(history_size(f, "/Patient") == 0);
 }
 

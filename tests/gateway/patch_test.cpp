@@ -127,7 +127,9 @@ TEST_CASE("FHIRPath Patch: add, replace and delete, as in the spec's examples") 
 TEST_CASE("PATCH: Content-Type decides the format; anything else is 415") {
     patch_fixture f;
     CHECK(f.patch(R"([{"op":"replace","path":"/status","value":"amended"}])", "text/plain").status == 415);
-    CHECK(f.patch(R"([{"op":"replace","path":"/status","value":"amended"}])", "application/xml").status == 415);
+    CHECK(f.patch(R"([{"op":"replace","path":"/status","value":"amended"}])", "application/pdf").status == 415);
+    // XML is a FHIRPath Patch's Parameters in XML: a JSON Patch labelled XML is not well-formed XML.
+    CHECK(f.patch(R"([{"op":"replace","path":"/status","value":"amended"}])", "application/xml").status == 400);
     // A JSON Patch document sent with the wrong method.
     CHECK(f.call("POST", "/Observation", observation(), {{"Content-Type", json_patch}}).status == 415);
     CHECK(f.etag() == "W/\"1\"");
