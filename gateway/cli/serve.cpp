@@ -149,7 +149,7 @@ std::vector<option> serve_options(serve_settings& s) {
         {"max-body-bytes", "N", "largest request body; more gets 413 (default 16777216, 16 MiB)",
          [&](const std::string& v) { s.limits.body_bytes = to_number<std::size_t>(v, "max-body-bytes"); }},
         {"max-binary-bytes", "N", "largest Binary sent as its raw bytes (POST Binary, PUT Binary/{id}); more gets "
-                                  "413 (default 67108864, 64 MiB; a Binary sent as JSON is held to --max-body-bytes)",
+                                  "413 (default 67108864, 64 MiB; a Binary sent as JSON or FHIR XML is held to --max-body-bytes)",
          [&](const std::string& v) { s.limits.binary_body_bytes = to_number<std::size_t>(v, "max-binary-bytes"); }},
         {"max-bodies-bytes", "N", "request bodies held at once per listener, received or being handled; "
                                   "a request over it gets 503 (default 268435456, 256 MiB; at least --max-body-bytes)",

@@ -133,7 +133,7 @@ void request_parser::on_field_impl(beast::http::field name, string_view name_str
         expects_continue_ = true;
     } else if (name == beast::http::field::content_type) {
         const std::string_view type = trim(value);
-        declares_json_ = type.find("json") != std::string_view::npos;
+        declares_fhir_ = type.find("json") != std::string_view::npos || type.find("fhir+xml") != std::string_view::npos;
     }
     request_.headers.push_back({std::string(name_string.data(), name_string.size()),
                                 std::string(value.data(), value.size())});
@@ -141,9 +141,9 @@ void request_parser::on_field_impl(beast::http::field name, string_view name_str
 
 void request_parser::on_header_impl(error_code& ec) {
     keep_alive_ = keep_alive();
-    // Invariant 5: JSON is held to body_bytes, wherever it is sent; Beast has held a Content-Length to
+    // Invariant 5: FHIR (JSON, FHIR XML) is held to body_bytes, wherever it is sent; Beast has held a Content-Length to
     // the larger limit already, and a chunked body is held to what is set here as it arrives.
-    if (binary_body_ && declares_json_) {
+    if (binary_body_ && declares_fhir_) {
         if (const auto length = content_length(); length && *length > body_bytes_) {
             ec = beast::http::error::body_limit;
             return;

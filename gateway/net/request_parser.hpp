@@ -17,7 +17,8 @@
 //      goes into the request as it is parsed and is bounded by limits::body_bytes.
 //   4. Nothing here throws on anything a client sends: every refusal is an error_code.
 //   5. A body is bounded by limits::body_bytes, or by limits::binary_body_bytes where the listener's
-//      takes_binary_body chooses it for the request line, unless the header declares FHIR JSON.
+//      takes_binary_body chooses it for the request line, unless the header declares JSON or FHIR XML
+//      (parsed whole, more than once: a Binary's own bytes are not).
 #pragma once
 
 #include "net/server.hpp"
@@ -98,7 +99,7 @@ private:
     const std::function<bool(std::string_view, std::string_view)>& takes_binary_body_;
     /// The request line chose limits::binary_body_bytes (invariant 5).
     bool binary_body_ = false;
-    bool declares_json_ = false;
+    bool declares_fhir_ = false;
     const std::size_t chunk_extension_bytes_;
     const std::size_t trailer_bytes_;
     http::request request_;

@@ -31,8 +31,8 @@ struct limits {
     std::size_t bodies_bytes = 256 * 1024 * 1024;
     /// Largest body of a request the listener's takes_binary_body chooses (a Binary's raw bytes: a
     /// scanned letter is tens of MiB), in place of body_bytes; still counted against bodies_bytes,
-    /// which must hold at least one. A body declared as FHIR JSON (Content-Type application/fhir+json
-    /// or application/json) is held to body_bytes even there: it is parsed whole, more than once.
+    /// which must hold at least one. A body declared as JSON or FHIR XML (a Content-Type naming json,
+    /// or application/fhir+xml) is held to body_bytes even there: it is parsed whole, more than once.
     std::size_t binary_body_bytes = 64 * 1024 * 1024;
     /// Largest request line plus headers. 16 KiB fits a long search URL and a large bearer token; 431.
     std::size_t header_bytes = 16 * 1024;

@@ -36,6 +36,16 @@ def free_port():
     return port
 
 
+def fresh_sqlite(work, name):
+    """The path of a new SQLite database `name` in `work`: any left there by an earlier run removed."""
+    os.makedirs(work, exist_ok=True)
+    db = os.path.join(work, name)
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db + suffix):
+            os.remove(db + suffix)
+    return db
+
+
 def patient(family, given):
     """The test citizen's Patient (NHS number 9000000009), named for the test that writes it."""
     return {"resourceType": "Patient", "id": NHS,
@@ -203,11 +213,7 @@ def main():
     args = parser.parse_args()
     rng = random.Random(args.seed)
     work = args.keep or tempfile.mkdtemp(prefix="caregate-crash-")
-    os.makedirs(work, exist_ok=True)
-    db = os.path.join(work, "crash.db")
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(db + suffix):
-            os.remove(db + suffix)
+    db = fresh_sqlite(work, "crash.db")
     log = open(os.path.join(work, "server.log"), "ab")
     server = Server(args.caregate, db, log)
     token = subprocess.run([args.caregate, "token", "--certs", "certs/dev", "--aud", server.base, "--org", "QZZ",

@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crash_test import NHS, Server, patient  # noqa: E402
+from crash_test import NHS, Server, fresh_sqlite, patient  # noqa: E402
 
 MIB = 1024 * 1024
 ALLOWED = 1.5  # the most a step may raise the peak, in copies of what it must hold once
@@ -97,13 +97,7 @@ def main():
     parser.add_argument("--postgresql", help="an empty PostgreSQL database to run on instead of SQLite")
     args = parser.parse_args()
     work = args.db_dir or tempfile.mkdtemp(prefix="caregate-binary-")
-    os.makedirs(work, exist_ok=True)
-    db = os.path.join(work, "binary.db")
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(db + suffix):
-            os.remove(db + suffix)
-    if args.postgresql:
-        db = args.postgresql
+    db = args.postgresql or fresh_sqlite(work, "binary.db")
     log = open(os.path.join(work, "server.log"), "ab")
     server = Server(args.caregate, db, log)
     token = subprocess.run([args.caregate, "token", "--certs", "certs/dev", "--aud", server.base, "--org", "QZZ",

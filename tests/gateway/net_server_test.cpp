@@ -196,7 +196,7 @@ TEST_CASE("limits: bodies beyond bodies_bytes at once get 503 with Retry-After; 
     CHECK(contains(post(full, "-H 'Transfer-Encoding: chunked'"), "body=1024 [200 1]"));
 }
 
-TEST_CASE("limits: the request lines takes_binary_body chooses may carry up to binary_body_bytes, unless declared JSON") {
+TEST_CASE("limits: the request lines takes_binary_body chooses may carry up to binary_body_bytes, unless declared FHIR") {
     net::limits limits;
     limits.body_bytes = 1024;
     limits.binary_body_bytes = 8192;
@@ -219,6 +219,7 @@ TEST_CASE("limits: the request lines takes_binary_body chooses may carry up to b
     CHECK(contains(post("/Binary", "-H 'Content-Type: application/fhir+json'"), "[413 1]"));
     CHECK(contains(post("/Binary", "-H 'Content-Type: application/fhir+json' -H 'Transfer-Encoding: chunked'"),
                    "[413 1]"));
+    CHECK(contains(post("/Binary", "-H 'Content-Type: application/fhir+xml'"), "[413 1]"));
     std::ofstream(body_file) << std::string(8193, 'x');
     auto over = post("/Binary", "-H 'Content-Type: application/pdf'");
     CHECK(contains(over, "[413 1]"));

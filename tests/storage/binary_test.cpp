@@ -17,12 +17,6 @@ namespace {
 constexpr const char* tom = "9000000009";
 constexpr const char* ann = "9000000017";
 
-write_outcome must(store& db, write_request request) {
-    auto written = db.write(std::move(request));
-    REQUIRE_MESSAGE(written.ok(), written.failure().issues.front().diagnostics);
-    return *written;
-}
-
 /// A Binary by `owner` for `context` (none when empty), holding `bytes`.
 write_request binary(write_kind kind, const std::string& id, const std::string& bytes, const std::string& context,
                      const std::string& owner = "A81001") {

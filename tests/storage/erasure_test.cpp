@@ -17,12 +17,6 @@ constexpr const char* erased = "9000000009";
 constexpr const char* kept = "9000000017";
 
 
-write_outcome must(store& db, write_request request) {
-    auto written = db.write(std::move(request));
-    REQUIRE_MESSAGE(written.ok(), written.failure().issues.front().diagnostics);
-    return *written;
-}
-
 write_request patient(const std::string& nhs) { return prepared(write_kind::create, "Patient", nhs, patient_json(nhs)); }
 
 write_request provenance_of(const std::string& id, const std::string& target) {

@@ -227,6 +227,13 @@ inline write_request observation_request(std::string id, const std::string& nhs_
     return request;
 }
 
+/// The outcome of a write that must succeed (the store's own failure, if not, named).
+inline write_outcome must(store& db, write_request request) {
+    auto written = db.write(std::move(request));
+    REQUIRE_MESSAGE(written.ok(), written.failure().issues.front().diagnostics);
+    return *written;
+}
+
 /// A write as the API makes it: prepared (validated, citizens, access facts) by fhir_model.
 inline write_request prepared(write_kind kind, const std::string& type, const std::string& id, const std::string& body) {
     auto ready = fhir::prepare_resource(body, type);
