@@ -11,10 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-all_fuzzers=(fuzz_json fuzz_search_query fuzz_fhirpath fuzz_nhs_number fuzz_bundle fuzz_jwt fuzz_session)
+all_fuzzers=(fuzz_json fuzz_search_query fuzz_fhirpath fuzz_nhs_number fuzz_bundle fuzz_xml fuzz_jwt fuzz_session)
 # Longest input per fuzzer: above the seeds and a realistic input, small enough to mutate quickly.
 declare -A max_len=([fuzz_json]=16384 [fuzz_search_query]=2048 [fuzz_fhirpath]=4096 [fuzz_nhs_number]=32
-                    [fuzz_bundle]=16384 [fuzz_jwt]=4096 [fuzz_session]=65536)
+                    [fuzz_bundle]=16384 [fuzz_xml]=16384 [fuzz_jwt]=4096 [fuzz_session]=65536)
 
 seconds=60
 fuzzers=()

@@ -30,8 +30,6 @@ const std::string erase_sql = "DELETE FROM binary_parts WHERE seq = ?1";
 constexpr std::size_t spilled_above = store::binary_part_bytes;
 constexpr std::size_t cache_kib_while_writing = 1024;
 
-fhir::status insert_parts(connection& db, std::int64_t seq, std::string_view bytes, bool postgresql);
-
 /// The one text value a query gives.
 fhir::result<std::string> query_text(connection& db, const std::string& sql) {
     auto prepared = db.prepare(sql, storing);
@@ -69,30 +67,7 @@ bool bytes_of_hex(const std::string& hex, std::string& out) {
     return true;
 }
 
-} // namespace
-
-fhir::status insert_binary_parts(connection& db, std::int64_t seq, std::string_view bytes, bool postgresql) {
-    // SQLite: the parts' pages would stay in the writer's page cache (64 MiB) until the commit, a second
-    // copy of the bytes. Held to a few parts while they are written, the cache spills them to the WAL
-    // instead (invariant 2), and is given its size back after.
-    std::optional<std::string> cache_size;
-    if (!postgresql && bytes.size() > spilled_above) {
-        auto current = query_text(db, "PRAGMA cache_size");
-        if (!current)
-            return std::move(current).failure();
-        if (auto held = db.exec_script("PRAGMA cache_size = -" + std::to_string(cache_kib_while_writing), storing); !held)
-            return held;
-        cache_size = std::move(*current);
-    }
-    auto inserted = insert_parts(db, seq, bytes, postgresql);
-    if (cache_size)
-        if (auto restored = db.exec_script("PRAGMA cache_size = " + *cache_size, storing); !restored && inserted)
-            return restored;
-    return inserted;
-}
-
-namespace {
-
+/// The parts themselves (invariant 1), an INSERT each.
 fhir::status insert_parts(connection& db, std::int64_t seq, std::string_view bytes, bool postgresql) {
     std::int64_t part = 0;
     for (std::size_t at = 0; at < bytes.size(); at += store::binary_part_bytes, ++part) {
@@ -117,6 +92,27 @@ fhir::status insert_parts(connection& db, std::int64_t seq, std::string_view byt
 }
 
 } // namespace
+
+fhir::status insert_binary_parts(connection& db, std::int64_t seq, std::string_view bytes, bool postgresql) {
+    // SQLite: the parts' pages would stay in the writer's page cache (64 MiB) until the commit, a second
+    // copy of the bytes. Held to a few parts while they are written, the cache spills them to the WAL
+    // instead (invariant 2), and is given its size back after.
+    std::optional<std::string> cache_size;
+    if (!postgresql && bytes.size() > spilled_above) {
+        auto current = query_text(db, "PRAGMA cache_size");
+        if (!current)
+            return std::move(current).failure();
+        if (auto held = db.exec_script("PRAGMA cache_size = -" + std::to_string(cache_kib_while_writing), storing); !held)
+            return held;
+        cache_size = std::move(*current);
+    }
+    auto inserted = insert_parts(db, seq, bytes, postgresql);
+    if (cache_size)
+        if (auto restored = db.exec_script("PRAGMA cache_size = " + *cache_size, storing); !restored && inserted)
+            return restored;
+    return inserted;
+}
+
 
 fhir::status read_binary_parts(connection& db, std::string_view id, std::int64_t version_id, bool postgresql,
                                const std::function<fhir::status(std::string_view, std::size_t)>& each) {

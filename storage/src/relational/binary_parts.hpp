@@ -8,7 +8,9 @@
 //     version is). A Binary without bytes has no rows.
 //  2. Nothing is copied whole: a part is bound straight from the caller's bytes (SQLite) or as the
 //     hex text of that part alone (PostgreSQL, whose bytea is filled by decode(..., 'hex')), and a
-//     read holds one part at a time.
+//     read holds one part at a time. On SQLite the writer's page cache is held to about a part while
+//     the parts are written, so that their pages spill to the WAL rather than stay in it until the
+//     commit (a second copy: measured, tests/crash/large_binary_test.py).
 //  3. An erasure removes them with the version (erase_version_rows), so a Binary whose context is
 //     erased (the version pointing at an erased item goes too, erasure.cpp) leaves no bytes behind.
 #pragma once
