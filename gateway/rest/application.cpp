@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -48,10 +49,37 @@ fhir::result<answer_format> check_accept(const http::request& req, const std::op
         return error::make(category::unsupported, "not-supported", "the _format value is not recognised");
     }
     const std::string_view accept = req.header("Accept");
-    if (accept.empty() || mentions(accept, "json") || mentions(accept, "*/*") || mentions(accept, "application/*"))
+    if (accept.empty())
         return answer_format::json;
-    if (mentions(accept, "xml"))
-        return answer_format::xml;
+    // The media ranges in order, each with its weight (RFC 9110 section 12.5.1): the most wanted of
+    // JSON and XML, the first listed on a tie (a HAPI client lists XML and JSON at q=1.0, XML first).
+    std::optional<answer_format> chosen;
+    double best = 0;
+    for (std::string_view rest = accept; !rest.empty();) {
+        const auto comma = rest.find(',');
+        std::string_view range = rest.substr(0, comma);
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+        double weight = 1;
+        if (const auto q = range.find(";q="); q != std::string_view::npos) {
+            const std::string value(range.substr(q + 3, range.find(';', q + 3) - q - 3));
+            char* end = nullptr;
+            weight = std::strtod(value.c_str(), &end);
+            if (end == value.c_str())
+                weight = 1;
+        }
+        range = range.substr(0, range.find(';'));
+        std::optional<answer_format> format;
+        if (mentions(range, "json") || mentions(range, "*/*") || mentions(range, "application/*"))
+            format = answer_format::json;
+        else if (mentions(range, "xml"))
+            format = answer_format::xml;
+        if (format && weight > best) {
+            chosen = format;
+            best = weight;
+        }
+    }
+    if (chosen)
+        return *chosen;
     return error::make(category::not_acceptable, "not-supported",
                        "application/fhir+json, application/json, application/fhir+xml and application/xml are served");
 }

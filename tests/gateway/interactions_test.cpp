@@ -206,6 +206,14 @@ TEST_CASE("formats: JSON and XML are read and served; Turtle gets 406, other bod
     CHECK(f.call("GET", "/metadata?_format=xml").header("Content-Type").starts_with("application/fhir+xml"));
     CHECK(f.call("GET", "/metadata?_format=turtle").status == 406);
     CHECK(f.call("GET", "/metadata", {}, {{"Accept", "text/turtle"}}).status == 406);
+    // The most wanted of the two, the first listed on a tie.
+    auto accept_type = [&](const std::string& accept) {
+        return std::string(f.call("GET", "/metadata", {}, {{"Accept", accept}}).header("Content-Type"));
+    };
+    CHECK(accept_type("application/fhir+xml;q=1.0, application/fhir+json;q=1.0").starts_with("application/fhir+xml"));
+    CHECK(accept_type("application/fhir+xml;q=0.5, application/fhir+json").starts_with("application/fhir+json"));
+    CHECK(accept_type("text/html, application/xml;q=0.9, */*;q=0.8").starts_with("application/fhir+xml"));
+    CHECK(accept_type("*/*").starts_with("application/fhir+json"));
     auto text = f.call("POST", "/Patient", "a patient", {{"Content-Type", "text/plain"}});
     CHECK(text.status == 415);
     CHECK(first_issue(text).first == "not-supported");
