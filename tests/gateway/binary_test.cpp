@@ -131,7 +131,8 @@ TEST_CASE("Binary: raw bytes in, raw bytes out by default, the Binary resource i
 
 TEST_CASE("Binary: written as JSON, its data comes back as the same bytes, raw or in base64") {
     binary_fixture f;
-    const std::string bytes("%PDF-1.5\n\x00\x01\xff\xfe letter", 22);
+    static constexpr char letter[] = "%PDF-1.5\n\x00\x01\xff\xfe letter";
+    const std::string bytes(letter, sizeof letter - 1); // NUL and invalid UTF-8 included
     // base64 with line breaks, as R4's own examples carry it
     std::string data = base64_of(bytes);
     data.insert(8, " \\n ");
