@@ -46,6 +46,12 @@ def fresh_sqlite(work, name):
     return db
 
 
+def system_token(caregate, base, user, ttl):
+    """A development token of the ICS's integration system (organisation QZZ) for the server at `base`."""
+    return subprocess.run([caregate, "token", "--certs", "certs/dev", "--aud", base, "--org", "QZZ", "--role", "system",
+                           "--user", user, "--ttl", str(ttl)], check=True, capture_output=True, text=True).stdout.strip()
+
+
 def patient(family, given):
     """The test citizen's Patient (NHS number 9000000009), named for the test that writes it."""
     return {"resourceType": "Patient", "id": NHS,
@@ -216,9 +222,7 @@ def main():
     db = fresh_sqlite(work, "crash.db")
     log = open(os.path.join(work, "server.log"), "ab")
     server = Server(args.caregate, db, log)
-    token = subprocess.run([args.caregate, "token", "--certs", "certs/dev", "--aud", server.base, "--org", "QZZ",
-                            "--role", "system", "--user", "crash-test", "--ttl", "7200"],
-                           check=True, capture_output=True, text=True).stdout.strip()
+    token = system_token(args.caregate, server.base, "crash-test", 7200)
     server.start()
     status, _ = Client(server.port, token).call("PUT", f"Patient/{NHS}", patient("Crash", "Test"))
     if not 200 <= status < 300:

@@ -18,13 +18,12 @@ import hashlib
 import http.client
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crash_test import NHS, Server, fresh_sqlite, patient  # noqa: E402
+from crash_test import NHS, Server, fresh_sqlite, patient, system_token  # noqa: E402
 
 MIB = 1024 * 1024
 ALLOWED = 1.5  # the most a step may raise the peak, in copies of what it must hold once
@@ -100,9 +99,7 @@ def main():
     db = args.postgresql or fresh_sqlite(work, "binary.db")
     log = open(os.path.join(work, "server.log"), "ab")
     server = Server(args.caregate, db, log)
-    token = subprocess.run([args.caregate, "token", "--certs", "certs/dev", "--aud", server.base, "--org", "QZZ",
-                            "--role", "system", "--user", "binary-test", "--ttl", "3600"],
-                           check=True, capture_output=True, text=True).stdout.strip()
+    token = system_token(args.caregate, server.base, "binary-test", 3600)
     server.start()
     try:
         client = Client(server.port, token)
