@@ -3,6 +3,7 @@
 
 #include "http/error_response.hpp"
 
+#include <algorithm>
 #include <set>
 
 namespace caregate::interactions::detail {
@@ -61,6 +62,29 @@ fhir::result<storage::stored_version> visible_current(context& ctx, std::string_
     return current;
 }
 
+namespace {
+
+/// The citizens an access to `v` concerns: its own; or, for a version that names none but points at
+/// items (a Binary and its securityContext), those of the items it points at, as they are now: reading
+/// a letter's bytes is reading the citizen's record, and goes into their access log.
+std::vector<std::string> citizens_of(context& ctx, const storage::stored_version& v) {
+    if (!v.citizens.empty() || !fhir::points_at_items(v.type))
+        return v.citizens;
+    std::vector<std::string> out;
+    for (const std::string& target : fhir::item_targets(v.type, v.json)) {
+        const auto slash = target.find('/');
+        auto item = ctx.store.read_current(target.substr(0, slash), target.substr(slash + 1));
+        if (!item)
+            continue; // not held: nobody's record
+        for (const std::string& citizen : item->citizens)
+            if (std::find(out.begin(), out.end(), citizen) == out.end())
+                out.push_back(citizen);
+    }
+    return out;
+}
+
+} // namespace
+
 void audit_access(context& ctx, std::string action, const std::vector<const storage::stored_version*>& versions,
                   std::string outcome, std::string detail) {
     // One record per citizen, listing what of theirs was touched, so that each citizen's access log
@@ -70,9 +94,10 @@ void audit_access(context& ctx, std::string action, const std::vector<const stor
     // System-level accesses span types: their ids are written Type/id.
     for (const storage::stored_version* v : versions) {
         const std::string id = type.empty() ? v->type + "/" + v->id : v->id;
-        if (v->citizens.empty())
+        const std::vector<std::string> citizens = citizens_of(ctx, *v);
+        if (citizens.empty())
             by_citizen[""].insert(id);
-        for (const std::string& nhs : v->citizens)
+        for (const std::string& nhs : citizens)
             by_citizen[nhs].insert(id);
     }
     if (by_citizen.empty())

@@ -188,8 +188,19 @@ TEST_CASE("Binary: seen exactly by those who see its securityContext; nothing of
     REQUIRE(created.status == 201);
     const std::string id = id_of(created);
 
-    // The GP practice sees the letter's DocumentReference, so its clinicians see the bytes.
+    // The GP practice sees the letter's DocumentReference, so its clinicians see the bytes; the read is
+    // in Tom's access log, as reading his letter is reading his record.
     CHECK(f.call_as(gp_nurse(), "GET", "/Binary/" + id).status == 200);
+    f.flush();
+    caregate::storage::store::audit_query toms;
+    toms.nhs_number = tom;
+    auto logged = f.store->audit(toms);
+    REQUIRE(logged.ok());
+    bool read_logged = false;
+    for (const auto& record : logged->records)
+        read_logged = read_logged || (record.action == "read" && record.resource_type == "Binary" &&
+                                      record.resource_ids == id && record.user == "gp-nurse-1");
+    CHECK(read_logged);
     // A trust with no relationship with Tom sees neither: 404 as for nothing at all, empty searches,
     // no history entry, no version.
     REQUIRE(f.call_as(acute_clinician(), "GET", "/DocumentReference/" + f.letter).status == 404);
