@@ -23,11 +23,11 @@
 //     excludes (search_visibility::objection_excludes: an export) it hides every version, owned or not.
 //  4. A version of a type that points at items (Provenance) is visible only when every item it points
 //     at is stored and visible by 1 at its last live version, and points at nothing in turn.
+//  5. For a caller the national data opt-out binds (search_visibility::opt_out_excludes: a
+//     pseudonymised export, for planning), a citizen who has opted out is not open at all.
 //  6. A version of a type that is its writer's alone when it points at nothing
 //     (fhir::owner_only_when_pointing_at_nothing: a Binary without a securityContext) is visible,
 //     when it points at no stored item, only to the organisation that owns it.
-//  5. For a caller the national data opt-out binds (search_visibility::opt_out_excludes: a
-//     pseudonymised export, for planning), a citizen who has opted out is not open at all.
 // What a path composes from this (a version seen only with the resource as it is now; a deletion
 // judged by the version it removed) is stated in visibility_sql.hpp and store.hpp.
 #pragma once
