@@ -21,7 +21,7 @@
 //     the version; break-glass sets it aside, where the policy says so, only for a record opened by
 //     break-glass alone (no relationship), never under a rule for all citizens. For a caller it
 //     excludes (search_visibility::objection_excludes: an export) it hides every version, owned or not.
-//  4. A version of a type that points at items (Provenance) is visible only when every item it points
+//  4. A version of a type that points at items (a Provenance, a Binary) is visible only when every item it points
 //     at is stored and visible by 1 at its last live version, and points at nothing in turn.
 //  5. For a caller the national data opt-out binds (search_visibility::opt_out_excludes: a
 //     pseudonymised export, for planning), a citizen who has opted out is not open at all.
