@@ -44,6 +44,7 @@ std::vector<std::string_view> check_bounds(std::string_view xml) {
     std::vector<std::string_view> narratives;
     std::vector<std::string_view> open; // the names of the elements open at this point
     std::size_t narrative_start = 0, narrative_depth = 0; // depth 0: not in a narrative
+    std::size_t elements = 0;
     for (std::size_t at = 0; at < xml.size(); ++at) {
         if (xml[at] != '<')
             continue;
@@ -101,6 +102,8 @@ std::vector<std::string_view> check_bounds(std::string_view xml) {
             } else {
                 if (open.size() + 1 > max_xml_depth)
                     throw refusal{"elements are nested more than " + std::to_string(max_xml_depth) + " deep", {}};
+                if (++elements > max_xml_elements)
+                    throw refusal{"more than " + std::to_string(max_xml_elements) + " elements", {}};
                 const bool narrative = narrative_depth == 0 && name == "div" && !open.empty() && open.back() == "text";
                 if (narrative && empty)
                     narratives.push_back(xml.substr(at, end + 1 - at));

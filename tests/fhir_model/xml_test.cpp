@@ -173,6 +173,11 @@ TEST_CASE("xml: bombs and the unknown are refused before anything is expanded or
         deep += "</extension>";
     deep += "</Patient>";
     CHECK(refusal_of(deep).issues.front().diagnostics.find("nested") != std::string::npos);
+    std::string wide = R"(<Patient xmlns="http://hl7.org/fhir"><name>)";
+    for (std::size_t i = 0; i < fhir::max_xml_elements; ++i)
+        wide += "<given/>";
+    wide += "</name></Patient>";
+    CHECK(refusal_of(wide).issues.front().diagnostics.find("elements") != std::string::npos);
     CHECK(refusal_of(R"(<Patient><id value="x"/></Patient>)").issues.front().diagnostics.find("namespace") !=
           std::string::npos);
     CHECK(refusal_of(R"(<Patient xmlns="http://hl7.org/fhir"><nonsense value="x"/></Patient>)").issues.front().expression ==

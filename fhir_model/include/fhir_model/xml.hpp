@@ -12,13 +12,15 @@
 //     (`contained`, `Bundle.entry.resource`, `Parameters.parameter.resource`) is an element named
 //     by its type; repeated elements are JSON arrays.
 //  3. The XML read is bounded before it is parsed: no DTD, no entity declaration, no processing
-//     instruction but the XML declaration, nesting at most max_xml_depth; so no entity expansion
+//     instruction but the XML declaration, nesting at most max_xml_depth, at most max_xml_elements
+//     elements; so no entity expansion
 //     (a billion laughs) and no external entity (a file or a URL read) can happen.
 //  4. Errors name elements by their path, never a value.
 #pragma once
 
 #include "fhir_model/error.hpp"
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -26,6 +28,10 @@ namespace caregate::fhir {
 
 /// The deepest element nesting an XML body may have (as JSON's max_json_depth).
 inline constexpr unsigned max_xml_depth = 64;
+/// The most elements an XML body may hold: the parsed tree takes a node for each element and each
+/// attribute, so this bounds what a body can cost in memory, as JSON's value limit does (a 16 MiB body
+/// of `<a/>` would be four million elements).
+inline constexpr std::size_t max_xml_elements = 1'000'000;
 
 /// The XML of a JSON resource the server holds or makes (a stored version, a Bundle, an
 /// OperationOutcome, the CapabilityStatement). Errors: malformed, when `json` is not a resource the
