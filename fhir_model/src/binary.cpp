@@ -122,19 +122,27 @@ binary_description describe_binary(std::string_view stored_json) {
     return out;
 }
 
-std::string with_binary_data(std::string_view stored_json, std::string_view bytes) {
-    const auto close = stored_json.rfind('}');
-    if (bytes.empty() || close == std::string_view::npos)
-        return std::string(stored_json);
-    std::string out;
-    out.reserve(stored_json.size() + base64_size(bytes.size()) + 16);
-    out.append(stored_json.substr(0, close));
-    out.append(",\"data\":\"");
-    base64_appender encode(out);
-    encode.append(bytes);
-    encode.finish();
-    out.append("\"}");
-    return out;
+binary_with_data::binary_with_data(std::string& out, std::string_view stored_json, std::size_t whole)
+    : out_(out), json_(stored_json), whole_(whole) {}
+
+void binary_with_data::append(std::string_view part) {
+    if (!data_) {
+        // The stored JSON is an object the server wrote: its last byte closes it.
+        out_.reserve(out_.size() + json_.size() + base64_size(whole_) + 16);
+        out_.append(json_.substr(0, json_.rfind('}')));
+        out_.append(",\"data\":\"");
+        data_.emplace(out_);
+    }
+    data_->append(part);
+}
+
+void binary_with_data::finish() {
+    if (!data_) {
+        out_.append(json_);
+        return;
+    }
+    data_->finish();
+    out_.append("\"}");
 }
 
 } // namespace caregate::fhir

@@ -63,33 +63,25 @@ http::response binary_response(const context& ctx, const storage::stored_version
     http::response out = version_response(ctx.config, 200, version, prefer_return::minimal, false);
     const bool fhir_form = wants_fhir(ctx);
     std::string body;
-    std::size_t json_end = version.json.rfind('}');
-    std::optional<fhir::base64_appender> encode;
+    std::optional<fhir::binary_with_data> resource;
     auto read = ctx.store.binary_bytes(version.id, version.version_id, [&](std::string_view part, std::size_t whole) {
-        if (!fhir_form) {
+        if (fhir_form) {
+            if (!resource)
+                resource.emplace(body, version.json, whole);
+            resource->append(part);
+        } else {
             if (body.empty())
                 body.reserve(whole);
             body.append(part);
-            return fhir::status{};
         }
-        if (!encode) {
-            body.reserve(json_end + fhir::base64_size(whole) + 16);
-            body.append(version.json, 0, json_end);
-            body.append(",\"data\":\"");
-            encode.emplace(body);
-        }
-        encode->append(part);
         return fhir::status{};
     });
     if (!read)
         return http::error_response(read.failure());
     if (fhir_form) {
-        if (encode) {
-            encode->finish();
-            body.append("\"}");
-        } else {
-            body = version.json; // a Binary without bytes
-        }
+        if (!resource) // a Binary without bytes
+            resource.emplace(body, version.json, 0);
+        resource->finish();
         out.set("Content-Type", "application/fhir+json; charset=utf-8");
     } else {
         const fhir::binary_description described = fhir::describe_binary(version.json);

@@ -57,7 +57,21 @@ TEST_CASE("base64_appender: the same text however the bytes are split into piece
     }
 }
 
-TEST_CASE("prepare_resource: a Binary's data leaves its JSON for binary_bytes; with_binary_data puts it back") {
+namespace {
+
+/// The stored JSON with its bytes put back, given in pieces of `piece` bytes.
+std::string with_data(std::string_view json, std::string_view bytes, std::size_t piece) {
+    std::string out;
+    fhir::binary_with_data resource(out, json, bytes.size());
+    for (std::size_t at = 0; at < bytes.size(); at += piece)
+        resource.append(bytes.substr(at, piece));
+    resource.finish();
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("prepare_resource: a Binary's data leaves its JSON for binary_bytes; binary_with_data puts it back") {
     const std::string bytes("\x00\x01%PDF\xff", 7);
     auto prepared = fhir::prepare_resource(R"({"resourceType":"Binary","contentType":"application/pdf","data":")" +
                                                encoded(bytes) + R"("})",
@@ -65,9 +79,10 @@ TEST_CASE("prepare_resource: a Binary's data leaves its JSON for binary_bytes; w
     REQUIRE(prepared.ok());
     CHECK(prepared->content == R"({"resourceType":"Binary","contentType":"application/pdf"})");
     CHECK(prepared->binary_bytes == bytes);
-    CHECK(fhir::with_binary_data(prepared->content, prepared->binary_bytes) ==
-          R"({"resourceType":"Binary","contentType":"application/pdf","data":")" + encoded(bytes) + R"("})");
-    CHECK(fhir::with_binary_data(prepared->content, "") == prepared->content);
+    for (std::size_t piece : {1u, 2u, 7u})
+        CHECK(with_data(prepared->content, prepared->binary_bytes, piece) ==
+              R"({"resourceType":"Binary","contentType":"application/pdf","data":")" + encoded(bytes) + R"("})");
+    CHECK(with_data(prepared->content, "", 1) == prepared->content);
     // Other types keep their base64 (an Attachment's data is the resource's own content).
     auto media = fhir::prepare_resource(R"({"resourceType":"Media","status":"completed","subject":{"reference":)"
                                         R"("Patient/9000000009"},"content":{"contentType":"text/plain","data":"Zm9v"}})",

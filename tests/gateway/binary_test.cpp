@@ -204,7 +204,7 @@ TEST_CASE("Binary: seen exactly by those who see its securityContext; nothing of
     // A trust with no relationship with Tom sees neither: 404 as for nothing at all, empty searches,
     // no history entry, no version.
     REQUIRE(f.call_as(acute_clinician(), "GET", "/DocumentReference/" + f.letter).status == 404);
-    for (const std::string target : {"/Binary/" + id, "/Binary/" + id + "/_history/1"}) {
+    for (const std::string& target : {"/Binary/" + id, "/Binary/" + id + "/_history/1"}) {
         auto hidden = f.call_as(acute_clinician(), "GET", target);
         CHECK(hidden.status == 404);
         CHECK(hidden.body.find("a letter") == std::string::npos);

@@ -12,6 +12,7 @@
 
 #include "fhir_model/error.hpp"
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -61,8 +62,20 @@ struct binary_description {
 };
 binary_description describe_binary(std::string_view stored_json);
 
-/// A stored Binary's JSON with `data` put back: the base64 of `bytes`. For a JSON object, written
-/// by the server (no trailing whitespace); `bytes` empty leaves the JSON as it is.
-std::string with_binary_data(std::string_view stored_json, std::string_view bytes);
+/// Writes a stored Binary's JSON with `data` put back onto `out`, its bytes given a part at a time
+/// (as the store reads them), so that only `out` ever holds them whole. `whole`: the bytes' size, to
+/// reserve room once. Without any bytes appended, finish() leaves the JSON as it is.
+class binary_with_data {
+public:
+    binary_with_data(std::string& out, std::string_view stored_json, std::size_t whole);
+    void append(std::string_view part);
+    void finish();
+
+private:
+    std::string& out_;
+    std::string_view json_;
+    std::size_t whole_;
+    std::optional<base64_appender> data_;
+};
 
 } // namespace caregate::fhir
