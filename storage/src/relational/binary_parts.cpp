@@ -1,6 +1,8 @@
 // A Binary's bytes in binary_parts, a part at a time: see binary_parts.hpp.
 #include "binary_parts.hpp"
 
+#include "engine.hpp"
+
 #include "storage/store.hpp"
 
 #include <openssl/crypto.h>
@@ -30,15 +32,13 @@ const std::string erase_sql = "DELETE FROM binary_parts WHERE seq = ?1";
 constexpr std::size_t spilled_above = store::binary_part_bytes;
 constexpr std::size_t cache_kib_while_writing = 1024;
 
-/// The one text value a query gives.
-fhir::result<std::string> query_text(connection& db, const std::string& sql) {
-    auto prepared = db.prepare(sql, storing);
-    if (!prepared)
-        return std::move(prepared).failure();
-    statement query(*prepared);
-    if (const int rc = query.step(); rc != step_row)
-        return storage_failure(rc, storing);
-    return query.text(0);
+/// The writer's page cache size as PRAGMA cache_size gives it (always a row).
+fhir::result<std::string> cache_size_now(connection& db) {
+    auto found = query_one<std::string>(
+        db, "PRAGMA cache_size", storing, [](statement&) {}, [](const statement& row) { return row.text(0); });
+    if (!found)
+        return std::move(found).failure();
+    return found->value_or(std::string());
 }
 
 fhir::error fault(std::string_view doing) {
@@ -99,7 +99,7 @@ fhir::status insert_binary_parts(connection& db, std::int64_t seq, std::string_v
     // instead (invariant 2), and is given its size back after.
     std::optional<std::string> cache_size;
     if (!postgresql && bytes.size() > spilled_above) {
-        auto current = query_text(db, "PRAGMA cache_size");
+        auto current = cache_size_now(db);
         if (!current)
             return std::move(current).failure();
         if (auto held = db.exec_script("PRAGMA cache_size = -" + std::to_string(cache_kib_while_writing), storing); !held)
@@ -116,34 +116,19 @@ fhir::status insert_binary_parts(connection& db, std::int64_t seq, std::string_v
 
 fhir::status read_binary_parts(connection& db, std::string_view id, std::int64_t version_id, bool postgresql,
                                const std::function<fhir::status(std::string_view, std::size_t)>& each) {
-    std::int64_t seq = 0;
-    {
-        auto prepared = db.prepare(seq_sql, reading);
-        if (!prepared)
-            return std::move(prepared).failure();
-        statement query(*prepared);
-        query.bind(1, id).bind(2, version_id);
-        const int rc = query.step();
-        if (rc == step_done)
-            return fhir::error::make(fhir::category::not_found, "not-found",
-                                     "Binary/" + std::string(id) + " has no version " + std::to_string(version_id));
-        if (rc != step_row)
-            return storage_failure(rc, reading);
-        seq = query.integer(0);
-    }
+    auto integer = [](const statement& row) { return row.integer(0); };
+    auto seq = query_one<std::int64_t>(
+        db, seq_sql, reading, [&](statement& q) { q.bind(1, id).bind(2, version_id); }, integer);
+    if (!seq)
+        return std::move(seq).failure();
+    if (!*seq)
+        return fhir::error::make(fhir::category::not_found, "not-found",
+                                 "Binary/" + std::string(id) + " has no version " + std::to_string(version_id));
     // The sizes from the parts' headers, without reading their bytes (SQLite's length() of a blob,
-    // PostgreSQL's of a bytea kept out of line).
-    std::size_t whole = 0;
-    {
-        auto prepared = db.prepare(size_sql, reading);
-        if (!prepared)
-            return std::move(prepared).failure();
-        statement query(*prepared);
-        query.bind(1, seq);
-        if (const int rc = query.step(); rc != step_row)
-            return storage_failure(rc, reading);
-        whole = static_cast<std::size_t>(query.integer(0));
-    }
+    // PostgreSQL's of a bytea kept out of line). sum() gives a row always.
+    auto whole = query_one<std::int64_t>(db, size_sql, reading, [&](statement& q) { q.bind(1, **seq); }, integer);
+    if (!whole)
+        return std::move(whole).failure();
     std::string bytes;
     for (std::int64_t part = 0;; ++part) {
         auto prepared = db.prepare(postgresql ? part_hex_sql : part_sql, reading);
@@ -151,7 +136,7 @@ fhir::status read_binary_parts(connection& db, std::string_view id, std::int64_t
             return std::move(prepared).failure();
         {
             statement query(*prepared);
-            query.bind(1, seq).bind(2, part);
+            query.bind(1, **seq).bind(2, part);
             const int rc = query.step();
             if (rc == step_done)
                 return {};
@@ -162,7 +147,7 @@ fhir::status read_binary_parts(connection& db, std::string_view id, std::int64_t
             else if (!bytes_of_hex(query.text(0), bytes))
                 return fault(reading);
         }
-        if (auto given = each(bytes, whole); !given)
+        if (auto given = each(bytes, static_cast<std::size_t>(whole->value_or(0))); !given)
             return given;
     }
 }
